@@ -1,0 +1,43 @@
+# Entry points. Each target is one line calling the project's own CLI.
+# DATA=<PoseTrack18-layout folder> switches any target from the embedded synthetic scenes to real data.
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+EXPERIMENT ?= default
+ARGS     ?=
+DATA     ?=
+DATA_ARG := $(if $(DATA),data.root=$(DATA),)
+
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.PHONY: install train test test-slow synth data-stats bench-tokenize clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg constraints-cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints-cpu.txt torch==2.13.0 -e '.[test]'
+	touch $@
+
+train: install
+	$(BIN)/keytrack train experiment=$(EXPERIMENT) $(DATA_ARG) $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+synth: install
+	$(BIN)/keytrack synth --out data/synthetic --videos 40 --seed 0 $(ARGS)
+
+data-stats: install
+	$(BIN)/keytrack data-stats $(if $(DATA),--data $(DATA),) $(ARGS)
+
+bench-tokenize: install
+	$(BIN)/keytrack bench-tokenize $(DATA_ARG) $(ARGS)
+
+clean:
+	rm -rf runs wandb lightning_logs .pytest_cache

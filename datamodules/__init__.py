@@ -1,0 +1,3 @@
+from datamodules.pose_pairs import PosePairDataModule
+
+__all__ = ["PosePairDataModule"]

@@ -1,0 +1,64 @@
+"""LightningDataModule of tokenized pose pairs, classes drawn equally (A.4)."""
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from keytrack.data import TokenizedPairs, class_balanced_weights, identity_collate, load_dataset
+from keytrack.pairs import split_videos
+from keytrack.poses import Dataset
+
+log = logging.getLogger("keytrack.data")
+
+
+class PosePairDataModule(pl.LightningDataModule):
+    """Train/val pose pairs split by video (seeded); training batches drawn by a
+    ``WeightedRandomSampler`` so matching and non-matching pairs are equally likely.
+
+    ``cfg`` is a full experiment config (``data``, ``pairs``, ``tokens``, ``loader``, ``seed``);
+    pass ``dataset`` to skip reading ``cfg.data``.
+    """
+
+    def __init__(self, cfg: DictConfig, dataset: Dataset | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.dataset = dataset
+        self.train_set: TokenizedPairs | None = None
+        self.val_set: TokenizedPairs | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        cfg = self.cfg
+        if self.dataset is None:
+            self.dataset = load_dataset(cfg.data)
+        train_videos, val_videos = split_videos(len(self.dataset.videos), float(cfg.data.val_fraction),
+                                                int(cfg.seed))
+        self.train_set = TokenizedPairs.build(self.dataset, train_videos, cfg)
+        self.val_set = TokenizedPairs.build(self.dataset, val_videos, cfg,
+                                            balanced=bool(cfg.pairs.val_balanced), seed=int(cfg.seed))
+        if len(self.train_set) == 0 or 0 in self.train_set.class_counts():
+            raise ValueError(f"training pairs: need both classes, got (non-matching, matching) = "
+                             f"{self.train_set.class_counts()} from {len(train_videos)} videos")
+        log.info("pairs: train %d videos (non-matching, matching) = %s; val %d videos %s",
+                 len(train_videos), self.train_set.class_counts(), len(val_videos), self.val_set.class_counts())
+
+    def train_dataloader(self) -> DataLoader:
+        n = self.cfg.loader.samples_per_epoch or len(self.train_set)
+        sampler = WeightedRandomSampler(class_balanced_weights(self.train_set.labels), num_samples=int(n),
+                                        replacement=True,
+                                        generator=torch.Generator().manual_seed(int(self.cfg.seed)))
+        return self._loader(self.train_set, int(self.cfg.loader.batch_size), sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, int(self.cfg.loader.val_batch_size))
+
+    def _loader(self, dataset: TokenizedPairs, batch_size: int, sampler=None) -> DataLoader:
+        workers = int(self.cfg.loader.num_workers)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
+                          collate_fn=identity_collate, num_workers=workers,
+                          persistent_workers=workers > 0)

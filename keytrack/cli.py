@@ -1,0 +1,42 @@
+"""The ``keytrack`` command line: one subcommand per module, imported only when used.
+
+Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int | None``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("keytrack.train", "train a matching network (omegaconf key=value overrides)"),
+    "synth": ("keytrack.synth.cli", "write synthetic multi-person scenes as PoseTrack18 JSON"),
+    "data-stats": ("keytrack.stats", "statistics of synthetic scenes beside a real dataset"),
+    "bench-tokenize": ("keytrack.tokenize", "measure tokenized pose pairs per second"),
+    "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %IDSW, AP), as poseval"),
+}
+
+
+def build_parser(commands: dict[str, tuple[str, str]] = COMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keytrack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_) in commands.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Import only the module of the command asked for (torch imports are slow).
+    name = next((a for a in argv if not a.startswith("-")), None)
+    commands = {name: COMMANDS[name]} if name in COMMANDS else COMMANDS
+    args = build_parser(commands).parse_args(argv)
+    code = importlib.import_module(args._module).run(args)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Bonn Multi-Person PoseTrack ``annolist.mat`` (Iqbal, Milan, Gall, CVPR 2017): reader.
+
+The videos of this dataset became part of PoseTrack (the paper's §4.1). One MATLAB file holds a
+split: ``annolist`` is a struct array, one element per video, with ``name``, ``num_frames``,
+``num_persons`` and ``annopoints``, a ``num_persons x num_frames`` cell array. Cell ``{p, t}`` is
+empty when person ``p`` is not in frame ``t``, and otherwise a struct with ``head_rect``
+(``x1, y1, x2, y2``, possibly empty) and ``point``, a struct array with ``id``, ``x``, ``y``,
+``is_visible`` and ``is_truncated``.
+
+Joint ids follow MPII (0 r_ankle, 1 r_knee, 2 r_hip, 3 l_hip, 4 l_knee, 5 l_ankle, 6 pelvis,
+7 thorax, 8 upper neck, 9 head top, 10 r_wrist, 11 r_elbow, 12 r_shoulder, 13 l_shoulder,
+14 l_elbow, 15 l_wrist): upper neck is KeyTrack's ``head_bottom``; pelvis and thorax have no
+counterpart among the 15 joints (§3.2) and are counted as skipped if present; ``nose`` is never
+annotated. The track id of a pose is its person row ``p`` (0-based), its frame index is ``t``.
+
+Every annotated joint is present (``c = 1``), occluded ones included, as in the dataset's
+PoseTrack18 JSON and in PoseTrack's ground truth; ``occluded_as_absent=True`` instead drops joints
+whose ``is_visible`` is 0. The file states no frame size, so the configured default is used and
+logged; person boxes are the tight boxes around the present keypoints.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from keytrack.io.errors import DataError, count_skipped
+from keytrack.io.frame_size import resolve_frame_size
+from keytrack.io.posetrack18 import SKIP_EMPTY_POSE
+from keytrack.poses import Frame, Video, keypoint_boxes
+from keytrack.skeleton import JOINTS, NUM_JOINTS
+
+#: MPII joint names by the ``.mat`` files' joint id (``upper_neck`` is our ``head_bottom``).
+BONN_JOINTS: tuple[str, ...] = (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+    "pelvis", "thorax", "head_bottom", "head_top", "right_wrist", "right_elbow",
+    "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+)
+
+#: Index into :data:`keytrack.skeleton.JOINTS` of each joint id, ``-1`` for pelvis and thorax.
+FROM_BONN_ID: np.ndarray = np.array([JOINTS.index(j) if j in JOINTS else -1 for j in BONN_JOINTS])
+
+SKIP_NO_JOINT = "keypoints without a KeyTrack joint (pelvis, thorax)"
+
+_VIDEO_FIELDS = ("name", "num_frames", "num_persons", "annopoints")
+
+
+def _cells(value, persons: int, frames: int, source: Path, where: str) -> np.ndarray:
+    """The ``annopoints`` cell array as a ``[persons, frames]`` object array.
+
+    ``squeeze_me`` drops singleton dimensions (one person, one frame), so the shape is restored
+    from ``num_persons`` and ``num_frames``.
+    """
+    if isinstance(value, np.ndarray) and value.dtype.names is not None:   # a lone 1x1 struct
+        cells = np.empty(1, dtype=object)
+        cells[0] = value
+    else:
+        cells = np.asarray(value, dtype=object)
+    if cells.size != persons * frames:
+        raise DataError(source, f"{cells.size} cells for num_persons={persons} x "
+                        f"num_frames={frames}", frame=where, field="annopoints")
+    return cells.reshape(persons, frames)
+
+
+def _record(value, names: tuple[str, ...], source: Path, where: str, field: str) -> np.void:
+    """The single struct held by ``value`` (a 0-d or one-element struct array)."""
+    arr = np.asarray(value)
+    if arr.dtype.names is None or arr.size != 1:
+        raise DataError(source, "expected one struct", frame=where, field=field)
+    missing = [n for n in names if n not in arr.dtype.names]
+    if missing:
+        raise DataError(source, "missing required field", frame=where, field=f"{field}.{missing[0]}")
+    return arr.reshape(-1)[0]
+
+
+def _video(entry: np.void, v: int, source: Path, keep_empty_poses: bool,
+           occluded_as_absent: bool, skipped: dict[str, int] | None) -> tuple[str, list[Frame]]:
+    """Name and frames of ``annolist[v]``."""
+    where = f"annolist[{v}]"
+    name = entry["name"]
+    if not isinstance(name, str) or not name:
+        raise DataError(source, f"video name {name!r} is not a non-empty string", frame=where,
+                        field=f"{where}.name")
+    where = f"video {name} ({where})"
+    try:
+        frames = int(entry["num_frames"])
+        persons = int(entry["num_persons"])
+    except (TypeError, ValueError) as err:
+        raise DataError(source, f"num_frames/num_persons must be integers ({err})", frame=where,
+                        field="num_frames/num_persons") from err
+    cells = _cells(entry["annopoints"], persons, frames, source, where)
+
+    # One row per annotated (person, frame); each point field concatenated over all rows.
+    need = ("id", "x", "y", "is_visible") if occluded_as_absent else ("id", "x", "y")
+    rows_p, rows_t, heads, counts = [], [], [], []
+    point_cols: dict[str, list[np.ndarray]] = {k: [] for k in need}
+    for (p, t), cell in np.ndenumerate(cells):
+        if isinstance(cell, np.ndarray) and cell.size == 0:
+            continue                                     # person p is not in frame t
+        cell_where = f"{where}, frame {t}, person {p}"
+        cell_field = f"annopoints{{{p + 1},{t + 1}}}"
+        rec = _record(cell, ("point", "head_rect"), source, cell_where, cell_field)
+        try:
+            head = np.asarray(rec["head_rect"], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise DataError(source, f"not numbers ({err})", frame=cell_where,
+                            field=f"{cell_field}.head_rect") from err
+        if head.size == 4 and not np.isfinite(head).all():
+            raise DataError(source, "NaN or infinite value", frame=cell_where,
+                            field=f"{cell_field}.head_rect")
+        if head.size == 4:
+            heads.append([head[0], head[1], head[2] - head[0], head[3] - head[1]])
+        elif head.size == 0:
+            heads.append([np.nan] * 4)
+        else:
+            raise DataError(source, f"{head.size} values, expected x1, y1, x2, y2 or none",
+                            frame=cell_where, field=f"{cell_field}.head_rect")
+        points = np.atleast_1d(np.asarray(rec["point"]))
+        if points.size:
+            if points.dtype.names is None:
+                raise DataError(source, "expected a struct array", frame=cell_where,
+                                field=f"{cell_field}.point")
+            missing = [k for k in need if k not in points.dtype.names]
+            if missing:
+                raise DataError(source, "missing required field", frame=cell_where,
+                                field=f"{cell_field}.point.{missing[0]}")
+            for key in need:
+                point_cols[key].append(points[key].reshape(-1))
+        rows_p.append(p)
+        rows_t.append(t)
+        counts.append(points.size)
+
+    n_rows = len(rows_p)
+    counts_arr = np.array(counts, dtype=np.int64)
+    row_of_point = np.repeat(np.arange(n_rows), counts_arr)
+
+    def point_where(k: int) -> tuple[str, str]:
+        r = int(row_of_point[k])
+        first = int(np.concatenate([[0], np.cumsum(counts_arr)])[r])
+        return (f"{where}, frame {rows_t[r]}, person {rows_p[r]}",
+                f"annopoints{{{rows_p[r] + 1},{rows_t[r] + 1}}}.point({k - first + 1})")
+
+    cols = {}
+    for key in need:
+        obj = np.concatenate(point_cols[key]) if point_cols[key] else np.zeros(0, dtype=object)
+        try:
+            cols[key] = np.asarray(obj, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            bad = next(k for k, o in enumerate(obj) if np.asarray(o).size != 1)
+            frame, field = point_where(bad)
+            raise DataError(source, "expected one number", frame=frame, field=f"{field}.{key}") from None
+        bad = ~np.isfinite(cols[key])
+        if bad.any():
+            frame, field = point_where(int(np.argmax(bad)))
+            raise DataError(source, "NaN or infinite value", frame=frame, field=f"{field}.{key}")
+    ids = cols["id"]
+    bad = (ids != np.round(ids)) | (ids < 0) | (ids >= len(BONN_JOINTS))
+    if bad.any():
+        k = int(np.argmax(bad))
+        frame, field = point_where(k)
+        raise DataError(source, f"joint id {ids[k]:g} is not one of 0..{len(BONN_JOINTS) - 1}",
+                        frame=frame, field=f"{field}.id")
+    joint = FROM_BONN_ID[ids.astype(np.int64)]
+    has_joint = joint >= 0
+    count_skipped(skipped, SKIP_NO_JOINT, int((~has_joint).sum()), f"{source} [{name}]")
+    flat = row_of_point * NUM_JOINTS + joint
+    seen, first = np.unique(flat[has_joint], return_index=True)
+    if len(seen) < int(has_joint.sum()):
+        k = int(np.flatnonzero(has_joint)[np.setdiff1d(np.arange(int(has_joint.sum())), first)[0]])
+        frame, field = point_where(k)
+        raise DataError(source, f"joint id {ids[k]:g} is given twice for this person", frame=frame,
+                        field=f"{field}.id")
+    present = np.ones(len(ids)) if not occluded_as_absent else (cols["is_visible"] > 0).astype(float)
+    keypoints = np.zeros((n_rows, NUM_JOINTS, 3))
+    keypoints[row_of_point[has_joint], joint[has_joint]] = np.stack(
+        [cols["x"], cols["y"], present], axis=1)[has_joint]
+    keypoints[keypoints[..., 2] <= 0] = 0.0
+
+    keep = (keypoints[..., 2] > 0).any(axis=1)
+    if keep_empty_poses:
+        keep[:] = True
+    else:
+        count_skipped(skipped, SKIP_EMPTY_POSE, int((~keep).sum()), f"{source} [{name}]")
+    p_arr, t_arr = np.array(rows_p, dtype=np.int64), np.array(rows_t, dtype=np.int64)
+    head_arr = np.array(heads, dtype=np.float64).reshape(n_rows, 4)
+    box_arr = keypoint_boxes(keypoints)
+    rows = np.flatnonzero(keep)
+    rows = rows[np.lexsort((p_arr[rows], t_arr[rows]))]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(t_arr[rows], minlength=frames))])
+    out = []
+    for t in range(frames):
+        sel = rows[bounds[t]:bounds[t + 1]]
+        out.append(Frame(index=t, keypoints=keypoints[sel], track_ids=p_arr[sel],
+                         boxes=box_arr[sel], head_boxes=head_arr[sel],
+                         scores=np.ones(len(sel))))
+    return name, out
+
+
+def read_bonn_mat(path: str | Path, *, default_frame_size: tuple[float, float] = (1920, 1080),
+                  keep_empty_poses: bool = False, skipped: dict[str, int] | None = None,
+                  occluded_as_absent: bool = False) -> list[Video]:
+    """All videos of one Bonn ``annolist.mat`` file (see the module docstring for the mapping)."""
+    import scipy.io      # here, not at module level: scipy.io costs ~0.5 s to import
+
+    path = Path(path)
+    try:
+        mat = scipy.io.loadmat(path, squeeze_me=True)
+    except (ValueError, OSError, NotImplementedError, TypeError) as err:
+        raise DataError(path, f"not a readable MATLAB file ({err})") from err
+    if "annolist" not in mat:
+        raise DataError(path, "missing required field", field="annolist")
+    annolist = np.atleast_1d(mat["annolist"])
+    if annolist.dtype.names is None:
+        raise DataError(path, "expected a struct array", field="annolist")
+    width, height, origin = resolve_frame_size(path, [], [], default_frame_size, [])
+    videos, names = [], set()
+    missing = [k for k in _VIDEO_FIELDS if k not in annolist.dtype.names]
+    if missing:
+        raise DataError(path, "missing required field", field=f"annolist.{missing[0]}")
+    for v, entry in enumerate(annolist):
+        name, frames = _video(entry, v, path, keep_empty_poses, occluded_as_absent, skipped)
+        if name in names:
+            raise DataError(path, f"video name {name!r} repeats", frame=f"annolist[{v}]",
+                            field=f"annolist[{v}].name")
+        names.add(name)
+        videos.append(Video(name=name, frames=frames, width=width, height=height,
+                            source=str(path), frame_size_origin=origin))
+    return videos
+
+
+__all__ = ["BONN_JOINTS", "FROM_BONN_ID", "SKIP_NO_JOINT", "read_bonn_mat"]

@@ -1,0 +1,456 @@
+"""PoseTrack18 JSON, one file per video: reader and writer.
+
+The layout is PoseTrack 2018's (the benchmark of the paper's §4.1): ``images`` (one entry per
+frame: ``id``, ``frame_id``, ``file_name``, ``is_labeled``, optional ``width``/``height`` and
+``ignore_regions_x``/``ignore_regions_y``), ``annotations`` (one per pose: ``image_id``,
+``track_id``, ``keypoints`` as 17 ``x, y, v`` triples, ``bbox``/``bbox_head`` as ``x, y, w, h``,
+and in prediction files per-keypoint ``scores`` and a pose ``score``) and ``categories`` (the
+keypoint names). The 17 points map onto KeyTrack's 15 (§3.2, ``|K| = 15``) with
+:data:`keytrack.skeleton.FROM_POSETRACK18`; the two ears are dropped on reading and written as
+``0, 0, 0``.
+
+Keypoint presence follows the in-memory convention (``c > 0``): ``c`` is the file's per-keypoint
+``scores`` entry when the annotation has one, its ``v`` flag otherwise, and ``0`` for the
+``0, 0, 0`` placeholder of an unannotated point. Absent keypoints are stored as ``0, 0, 0``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keytrack.io.errors import DataError, count_skipped, frame_label
+from keytrack.io.frame_size import image_roots, resolve_frame_size
+from keytrack.io.jsonfile import load_json, write_json_atomic
+from keytrack.poses import Dataset, Frame, Video, keypoint_boxes
+from keytrack.skeleton import FROM_POSETRACK18, JOINTS, POSETRACK18_JOINTS
+
+log = logging.getLogger("keytrack.io")
+
+#: ``Dataset.skipped`` reasons used by this reader.
+SKIP_NO_KEYPOINTS_FIELD = "annotations without keypoints"
+SKIP_EMPTY_POSE = "poses with no visible keypoint"
+
+#: PoseTrack18's limb list (1-based indices into the 17 keypoints), as its files carry it.
+POSETRACK18_SKELETON: list[list[int]] = [
+    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],
+    [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
+]
+
+_NAN4 = [float("nan")] * 4
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def keypoint_layout(categories: Any, source: Path) -> tuple[np.ndarray, int]:
+    """Where each of :data:`JOINTS` sits in the file's keypoint list, and that list's length.
+
+    The ``categories[].keypoints`` names decide when the file gives them (as poseval reads them);
+    otherwise PoseTrack18's 17-point order is assumed.
+    """
+    if categories in (None, []):
+        return FROM_POSETRACK18, len(POSETRACK18_JOINTS)
+    if not isinstance(categories, list) or not all(isinstance(c, dict) for c in categories):
+        raise DataError(source, "expected a list of objects", field="categories")
+    named = [i for i, c in enumerate(categories) if c.get("keypoints") is not None]
+    if not named:
+        return FROM_POSETRACK18, len(POSETRACK18_JOINTS)
+    field = f"categories[{named[0]}].keypoints"
+    names = categories[named[0]]["keypoints"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DataError(source, "expected a list of keypoint names", field=field)
+    missing = [j for j in JOINTS if j not in names]
+    if missing:
+        raise DataError(source, f"keypoint names {missing} are missing (have {names})", field=field)
+    return np.array([names.index(j) for j in JOINTS]), len(names)
+
+
+def _ignore_regions(image: dict, source: Path, where: str) -> list[np.ndarray]:
+    """``ignore_regions_x``/``_y`` (lists of per-polygon coordinate lists) as ``[N, 2]`` arrays."""
+    xs, ys = image.get("ignore_regions_x"), image.get("ignore_regions_y")
+    if xs is None and ys is None:
+        return []
+    if xs is None or ys is None:
+        field = "ignore_regions_y" if ys is None else "ignore_regions_x"
+        raise DataError(source, "missing (the other ignore-region coordinate list is given)",
+                        frame=where, field=field)
+    if not isinstance(xs, list) or not isinstance(ys, list):
+        raise DataError(source, "expected lists of polygons", frame=where, field="ignore_regions_x")
+    if xs and all(_is_number(v) for v in xs + ys):        # a single polygon written flat
+        xs, ys = [xs], [ys]
+    if len(xs) != len(ys):
+        raise DataError(source, f"{len(xs)} x lists but {len(ys)} y lists", frame=where,
+                        field="ignore_regions_x/ignore_regions_y")
+    regions = []
+    for r, (rx, ry) in enumerate(zip(xs, ys)):
+        field = f"ignore_regions_x[{r}]/ignore_regions_y[{r}]"
+        try:
+            x, y = np.asarray(rx, dtype=np.float64), np.asarray(ry, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataError(source, f"not a list of numbers ({err})", frame=where, field=field) from err
+        if x.ndim != 1 or x.shape != y.shape:
+            raise DataError(source, f"x has shape {x.shape}, y has shape {y.shape}", frame=where,
+                            field=field)
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise DataError(source, "NaN or infinite coordinate", frame=where, field=field)
+        regions.append(np.stack([x, y], axis=1))
+    return regions
+
+
+def _as_array(rows: list, width: int, source: Path, locate, finite: bool = True) -> np.ndarray:
+    """``rows`` (lists of numbers) as a ``[len(rows), width]`` float array.
+
+    ``locate(i)`` gives ``(frame, field)`` of row ``i`` for the error message. With ``finite``,
+    NaN and infinite values are refused; otherwise only non-numbers are.
+    """
+    try:
+        arr = np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    except (TypeError, ValueError):
+        for i, row in enumerate(rows):       # slow path, only to name the offending row
+            try:
+                np.array(row, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                frame, field = locate(i)
+                raise DataError(source, f"not a list of numbers ({err})", frame=frame, field=field) \
+                    from err
+        raise
+    if finite:
+        bad = ~np.isfinite(arr).all(axis=1)
+        if bad.any():
+            frame, field = locate(int(np.argmax(bad)))
+            raise DataError(source, "NaN or infinite value", frame=frame, field=field)
+    return arr
+
+
+def parse_posetrack18(doc: Any, source: str | Path, *, name: str | None = None,
+                      default_frame_size: tuple[float, float] = (1920, 1080),
+                      keep_empty_poses: bool = False, skipped: dict[str, int] | None = None,
+                      roots: list[Path] | None = None) -> Video:
+    """One video from a parsed PoseTrack18 document (see the module docstring for the mapping).
+
+    Frames follow ``images`` sorted by ``frame_id`` (file order where ``frame_id`` is absent);
+    every image entry is a frame, with or without poses. Poses keep the file's annotation order.
+    Annotations without ``keypoints`` are skipped, as are poses with no present keypoint unless
+    ``keep_empty_poses``; both are counted in ``skipped``.
+    """
+    source = Path(source)
+    if not isinstance(doc, dict):
+        raise DataError(source, f"expected a JSON object, found {type(doc).__name__}")
+    for key in ("images", "annotations"):
+        if key not in doc:
+            raise DataError(source, "missing required field", field=key)
+        if not isinstance(doc[key], list):
+            raise DataError(source, f"expected a list, found {type(doc[key]).__name__}", field=key)
+    take, n_kp = keypoint_layout(doc.get("categories"), source)
+
+    # --- images: one frame each --------------------------------------------------------------
+    images = doc["images"]
+    for i, im in enumerate(images):
+        if not isinstance(im, dict):
+            raise DataError(source, "expected an object", field=f"images[{i}]")
+        if "id" not in im:
+            raise DataError(source, "missing required field", frame=f"images[{i}] "
+                            f"({im.get('file_name', '')})", field=f"images[{i}].id")
+        if not _is_int(im["id"]):
+            raise DataError(source, f"image id {im['id']!r} is not an integer", field=f"images[{i}].id")
+    has_frame_id = [im.get("frame_id") is not None for im in images]
+    if all(has_frame_id):
+        bad = [i for i, im in enumerate(images) if not _is_int(im["frame_id"])]
+        if bad:
+            im = images[bad[0]]
+            raise DataError(source, f"frame_id {im['frame_id']!r} is not an integer",
+                            frame=frame_label(None, im["id"], str(im.get("file_name", ""))),
+                            field=f"images[{bad[0]}].frame_id")
+        order = np.argsort(np.array([im["frame_id"] for im in images], dtype=np.int64), kind="stable")
+    else:
+        if any(has_frame_id):
+            log.warning("%s: frame_id missing on some images; frames kept in file order", source)
+        order = np.arange(len(images))
+    images = [images[i] for i in order]
+    frame_of: dict[int, int] = {}
+    for k, im in enumerate(images):
+        if im["id"] in frame_of:
+            raise DataError(source, "repeated image id", frame=frame_label(k, im["id"], im.get(
+                "file_name", "")), field="images[].id")
+        frame_of[im["id"]] = k
+    file_names = [str(im.get("file_name") or "") for im in images]
+
+    def where_frame(k: int) -> str:
+        return frame_label(k, images[k]["id"], file_names[k])
+
+    # --- annotations: gather per pose, then convert in bulk ------------------------------------
+    anns = doc["annotations"]
+    idx: list[int] = []                       # annotation position in the file
+    frm: list[int] = []
+    kps: list[Any] = []
+    kp_scores: dict[int, Any] = {}            # row -> per-keypoint scores list
+    tids: list[int] = []
+    boxes: list[Any] = []
+    heads: list[Any] = []
+    pose_scores: list[float] = []
+    no_keypoints = 0
+    for i, a in enumerate(anns):
+        if not isinstance(a, dict):
+            raise DataError(source, "expected an object", field=f"annotations[{i}]")
+        if "image_id" not in a:
+            raise DataError(source, "missing required field", field=f"annotations[{i}].image_id")
+        k = frame_of.get(a["image_id"]) if _is_int(a["image_id"]) else None
+        if k is None:
+            raise DataError(source, f"image_id {a['image_id']!r} names no entry of 'images'",
+                            frame=f"image {a['image_id']!r}", field=f"annotations[{i}].image_id")
+        kp = a.get("keypoints")
+        if kp is None or kp == []:
+            no_keypoints += 1
+            continue
+        if not isinstance(kp, list) or len(kp) != 3 * n_kp:
+            got = f"{len(kp)} values" if isinstance(kp, list) else type(kp).__name__
+            raise DataError(source, f"{got}, expected {3 * n_kp} ({n_kp} keypoints x 3)",
+                            frame=where_frame(k), field=f"annotations[{i}].keypoints")
+        row = len(idx)
+        idx.append(i)
+        frm.append(k)
+        kps.append(kp)
+        sc = a.get("scores")
+        if sc not in (None, []):
+            if not isinstance(sc, list) or len(sc) != n_kp:
+                got = f"{len(sc)} values" if isinstance(sc, list) else type(sc).__name__
+                raise DataError(source, f"{got}, expected {n_kp} (one per keypoint)",
+                                frame=where_frame(k), field=f"annotations[{i}].scores")
+            kp_scores[row] = sc
+        tid = a.get("track_id")
+        if tid is None:
+            tid = -1
+        elif _is_number(tid) and float(tid).is_integer() and tid >= -1:
+            tid = int(tid)
+        else:
+            raise DataError(source, f"track id {tid!r} is not an integer >= -1",
+                            frame=where_frame(k), field=f"annotations[{i}].track_id")
+        tids.append(tid)
+        for value, out, field in ((a.get("bbox"), boxes, "bbox"), (a.get("bbox_head"), heads, "bbox_head")):
+            if value is None or value == []:
+                out.append(_NAN4)
+            elif isinstance(value, list) and len(value) == 4:
+                out.append(value)
+            else:
+                raise DataError(source, f"expected [x, y, w, h] or [], found {value!r}",
+                                frame=where_frame(k), field=f"annotations[{i}].{field}")
+        score = a.get("score", 1.0)
+        if score is None:
+            score = 1.0
+        if not _is_number(score) or not np.isfinite(score):
+            raise DataError(source, f"pose score {score!r} is not a finite number",
+                            frame=where_frame(k), field=f"annotations[{i}].score")
+        pose_scores.append(float(score))
+    count_skipped(skipped, SKIP_NO_KEYPOINTS_FIELD, no_keypoints, source)
+
+    n = len(idx)
+    frm_arr = np.array(frm, dtype=np.int64)
+
+    def where_row(r: int) -> str:
+        return where_frame(frm[r])
+
+    def locate(field: str, rows=None):
+        def at(i: int) -> tuple[str, str]:
+            r = i if rows is None else int(rows[i])
+            return where_row(r), f"annotations[{idx[r]}].{field}"
+        return at
+
+    kp17 = _as_array(kps, 3 * n_kp, source, locate("keypoints")).reshape(n, n_kp, 3)
+    if kp_scores:
+        srows = np.fromiter(kp_scores, dtype=np.int64, count=len(kp_scores))
+        sc = _as_array(list(kp_scores.values()), n_kp, source, locate("scores", srows))
+        placeholder = (kp17[srows] == 0).all(axis=-1)            # 0, 0, 0: an unannotated point
+        kp17[srows, :, 2] = np.where(placeholder, 0.0, sc)
+    keypoints = kp17[:, take, :]
+    keypoints[keypoints[..., 2] <= 0] = 0.0
+    box_arr = _as_array(boxes, 4, source, locate("bbox"), finite=False)
+    head_arr = _as_array(heads, 4, source, locate("bbox_head"), finite=False)
+    for arr, field in ((box_arr, "bbox"), (head_arr, "bbox_head")):
+        bad = ~np.isnan(arr).all(axis=1) & ~np.isfinite(arr).all(axis=1)
+        if bad.any():
+            frame, name_ = locate(field)(int(np.argmax(bad)))
+            raise DataError(source, "NaN or infinite value", frame=frame, field=name_)
+    derive = np.isnan(box_arr).all(axis=1)
+    if derive.any():
+        box_arr[derive] = keypoint_boxes(keypoints[derive])
+    tid_arr = np.array(tids, dtype=np.int64)
+    score_arr = np.array(pose_scores, dtype=np.float64)
+
+    # --- one track id per person and frame ------------------------------------------------------
+    known = np.flatnonzero(tid_arr >= 0)
+    o = known[np.lexsort((tid_arr[known], frm_arr[known]))]
+    dup = (frm_arr[o][1:] == frm_arr[o][:-1]) & (tid_arr[o][1:] == tid_arr[o][:-1])
+    if dup.any():
+        r = int(o[1:][np.argmax(dup)])
+        raise DataError(source, f"track id {tid_arr[r]} appears twice in this frame",
+                        frame=where_row(r), field=f"annotations[{idx[r]}].track_id")
+
+    keep = (keypoints[..., 2] > 0).any(axis=1)
+    if not keep_empty_poses:
+        count_skipped(skipped, SKIP_EMPTY_POSE, int((~keep).sum()), source)
+    else:
+        keep[:] = True
+
+    # --- split per frame ----------------------------------------------------------------------
+    rows = np.flatnonzero(keep)
+    rows = rows[np.argsort(frm_arr[rows], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(frm_arr[rows], minlength=len(images)))])
+    frames = []
+    for k, im in enumerate(images):
+        sel = rows[bounds[k]:bounds[k + 1]]
+        labeled = im.get("is_labeled", True)
+        if isinstance(labeled, list) and len(labeled) == 1:
+            labeled = labeled[0]
+        frames.append(Frame(
+            index=k, keypoints=keypoints[sel], track_ids=tid_arr[sel], boxes=box_arr[sel],
+            head_boxes=head_arr[sel], scores=score_arr[sel], image_id=int(im["id"]),
+            file_name=file_names[k], is_labeled=bool(labeled),
+            ignore_regions=_ignore_regions(im, source, where_frame(k)),
+        ))
+
+    sizes = [(im["width"], im["height"]) for im in images
+             if _is_number(im.get("width")) and _is_number(im.get("height"))]
+    width, height, origin = resolve_frame_size(source, sizes, file_names, default_frame_size,
+                                               image_roots(source) if roots is None else roots)
+    return Video(name=name or source.stem, frames=frames, width=width, height=height,
+                 source=str(source), frame_size_origin=origin)
+
+
+def read_posetrack18(path: str | Path, **kwargs) -> Video:
+    """Read one PoseTrack18 file (keyword arguments as :func:`parse_posetrack18`)."""
+    return parse_posetrack18(load_json(path), path, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Writer
+# ------------------------------------------------------------------------------------------------
+
+def _image_ids(video: Video) -> tuple[list[int], list[int]]:
+    """``(ids, frame_ids)`` for the image entries of ``video``.
+
+    Frames keep their ``image_id``; frames without one get PoseTrack18's scheme
+    ``10000000000 + 10000 * <video number> + <frame index>`` (video number: the leading digits
+    of the video name, 0 if none). ``frame_id`` equals ``id`` (as in PoseTrack18) when the ids
+    increase with the frames, and is that scheme otherwise, so that reading the file back sorts
+    the frames into the same order.
+    """
+    digits = re.match(r"\d+", video.name)
+    base = 10_000_000_000 + 10_000 * (int(digits.group()) if digits else 0)
+    generated = [base + k for k in range(len(video.frames))]
+    ids = [int(f.image_id) if f.image_id is not None else g for f, g in zip(video.frames, generated)]
+    if len(set(ids)) != len(ids):
+        raise DataError(video.source or video.name, "repeated image id", field="frames[].image_id")
+    increasing = all(a < b for a, b in zip(ids, ids[1:]))
+    return ids, (ids if increasing else generated)
+
+
+def video_to_posetrack18(video: Video) -> dict:
+    """A PoseTrack18 document for ``video`` (17 keypoints, ears ``0, 0, 0``; see module docstring)."""
+    if not (np.isfinite([video.width, video.height]).all() and video.width > 0 and video.height > 0):
+        raise DataError(video.source or video.name, f"frame size {video.width} x {video.height} is "
+                        "not positive and finite", field="Video.width/height")
+    ids, frame_ids = _image_ids(video)
+    digits = re.match(r"\d+", video.name)
+    vid_id = digits.group() if digits else video.name
+    source = video.source or video.name
+    per_frame = [f.num_poses for f in video.frames]
+    running = max(per_frame, default=0) >= 100       # PoseTrack's image_id * 100 + p would collide
+    images, annotations = [], []
+    next_id = 1
+    for frame, image_id, frame_id in zip(video.frames, ids, frame_ids):
+        where = frame_label(frame.index, frame.image_id, frame.file_name)
+        entry: dict[str, Any] = {
+            "id": image_id, "vid_id": vid_id, "frame_id": frame_id, "file_name": frame.file_name,
+            "nframes": len(video.frames), "is_labeled": bool(frame.is_labeled),
+            "width": _num(video.width), "height": _num(video.height),
+        }
+        if frame.ignore_regions:
+            regions = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in frame.ignore_regions]
+            if not all(np.isfinite(r).all() for r in regions):
+                raise DataError(source, "NaN or infinite coordinate", frame=where, field="ignore_regions")
+            entry["ignore_regions_x"] = [r[:, 0].tolist() for r in regions]
+            entry["ignore_regions_y"] = [r[:, 1].tolist() for r in regions]
+        images.append(entry)
+        if frame.num_poses == 0:
+            continue
+        kp = frame.keypoints
+        present = kp[..., 2] > 0
+        bad = (~np.isfinite(kp).all(axis=-1) & present).any(axis=-1)
+        if bad.any():
+            p = int(np.argmax(bad))
+            raise DataError(source, "NaN or infinite coordinate of a present keypoint", frame=where,
+                            field=f"keypoints[{p}]")
+        kp17 = np.zeros((frame.num_poses, len(POSETRACK18_JOINTS), 3))
+        kp17[:, FROM_POSETRACK18, :2] = np.where(present[..., None], kp[..., :2], 0.0)
+        kp17[:, FROM_POSETRACK18, 2] = present
+        scores17 = np.zeros(kp17.shape[:2])
+        scores17[:, FROM_POSETRACK18] = np.where(present, kp[..., 2], 0.0)
+        for p, (flat, sc, n_vis, box, head, tid, score) in enumerate(zip(
+                kp17.reshape(len(kp17), -1).tolist(), scores17.tolist(), present.sum(axis=1).tolist(),
+                frame.boxes.tolist(), frame.head_boxes.tolist(), frame.track_ids.tolist(),
+                frame.scores.tolist())):
+            if not np.isfinite(score):
+                raise DataError(source, "pose score is NaN or infinite", frame=where, field=f"scores[{p}]")
+            ann: dict[str, Any] = {
+                "id": next_id if running else image_id * 100 + p, "image_id": image_id,
+                "track_id": int(tid), "category_id": 1, "keypoints": flat, "scores": sc,
+                "num_keypoints": int(n_vis), "score": score,
+                "bbox": box if np.isfinite(box).all() else [],
+            }
+            if np.isfinite(head).all():
+                ann["bbox_head"] = head
+            annotations.append(ann)
+            next_id += 1
+    categories = [{
+        "supercategory": "person", "id": 1, "name": "person",
+        "keypoints": list(POSETRACK18_JOINTS), "skeleton": POSETRACK18_SKELETON,
+    }]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _num(value: float) -> int | float:
+    """Whole numbers as JSON integers (``960`` rather than ``960.0``)."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
+
+
+def write_video_posetrack18(video: Video, path: str | Path) -> Path:
+    """Write ``video`` as one PoseTrack18 file at ``path`` (``<path>/<name>.json`` for a folder).
+
+    The file is written atomically: it is either complete or absent (or left as it was).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{video.name}.json"
+    return write_json_atomic(video_to_posetrack18(video), path)
+
+
+def write_posetrack18(dataset: Dataset, out_dir: str | Path) -> list[Path]:
+    """Write every video of ``dataset`` to ``out_dir/<video.name>.json``; returns the paths."""
+    out_dir = Path(out_dir)
+    names = [v.name for v in dataset.videos]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(out_dir, f"video names {repeated} repeat: one file per video needs unique names",
+                        field="Video.name")
+    unsafe = [n for n in names if not n or Path(n).name != n or n in (".", "..")]
+    if unsafe:
+        raise DataError(out_dir, f"video names {unsafe} are not plain file names", field="Video.name")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [write_video_posetrack18(v, out_dir / f"{v.name}.json") for v in dataset.videos]
+
+
+__all__ = [
+    "SKIP_EMPTY_POSE", "SKIP_NO_KEYPOINTS_FIELD", "keypoint_layout", "parse_posetrack18",
+    "read_posetrack18", "video_to_posetrack18", "write_posetrack18", "write_video_posetrack18",
+]

@@ -1,0 +1,128 @@
+"""``keytrack train``: train a matching network from an experiment config (§3.2, A.4).
+
+    keytrack train experiment=default data.root=<PoseTrack18 folder> trainer.max_epochs=3
+
+Everything a run writes goes to ``<output_dir>/<experiment>/<run_name>/``: ``config.yaml``,
+``checkpoints/{last,best-*}.ckpt``, ``csv/metrics.csv``, ``wandb/`` (offline unless configured
+otherwise) and, when training ends, ``metrics.json``. Running the same command again resumes from
+``last.ckpt`` (``logging.resume=auto``); ``logging.resume=never`` starts over.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+from keytrack.atomic import write_json, write_text
+from keytrack.config import load_config, to_yaml
+from keytrack.poses import Dataset
+
+log = logging.getLogger("keytrack.train")
+
+
+class Throughput(Callback):
+    """Training pairs per second, measured over training steps after the first few (warm-up)."""
+
+    def __init__(self, skip: int = 5):
+        self.skip, self.pairs, self.seconds, self._seen, self._t0 = skip, 0, 0.0, 0, 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self._seen += 1
+        if self._seen > self.skip:
+            self.seconds += time.perf_counter() - self._t0
+            self.pairs += len(batch["label"])
+
+    @property
+    def pairs_per_second(self) -> float | None:
+        return self.pairs / self.seconds if self.seconds > 0 else None
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.output_dir) / cfg.experiment / cfg.run_name
+
+
+def _loggers(cfg: DictConfig, out: Path) -> list:
+    loggers = [CSVLogger(save_dir=str(out), name="csv", version="")]
+    if cfg.logging.wandb:
+        mode = os.environ.get("WANDB_MODE", cfg.logging.mode)
+        loggers.append(WandbLogger(project=cfg.logging.project, name=f"{cfg.experiment}/{cfg.run_name}",
+                                   id=f"{cfg.experiment}-{cfg.run_name}".replace("/", "-"), resume="allow",
+                                   save_dir=str(out), mode=mode, config=dict(cfg)))
+    return loggers
+
+
+def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
+    """Fit the configured matcher; returns (and writes to ``metrics.json``) the final numbers."""
+    from datamodules import PosePairDataModule
+    from lightning_modules import MatchingModule
+
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    out = run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.yaml", to_yaml(cfg))
+    last = out / "checkpoints" / "last.ckpt"
+    resume = str(last) if cfg.logging.resume == "auto" and last.is_file() else None
+    if resume:
+        log.info("resuming from %s", resume)
+
+    datamodule = PosePairDataModule(cfg, dataset)
+    module = MatchingModule(cfg)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:02d}", monitor="val/acc",
+                                 mode="max", save_top_k=1, save_last=True)
+    throughput = Throughput()
+    callbacks = [checkpoint, throughput]
+    trainer_args = dict(cfg.trainer)
+    if cfg.logging.wandb or not trainer_args.get("fast_dev_run"):
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    trainer = pl.Trainer(default_root_dir=str(out), logger=_loggers(cfg, out), callbacks=callbacks,
+                         **trainer_args)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+    result = {
+        "experiment": cfg.experiment, "run_name": cfg.run_name, "run_dir": str(out),
+        "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+        "resumed_from": resume, "seconds": round(time.perf_counter() - start, 2),
+        "train_pairs_per_s": throughput.pairs_per_second, "batch_size": int(cfg.loader.batch_size),
+        "parameters": sum(p.numel() for p in module.model.parameters()),
+        "train_pairs": len(datamodule.train_set), "val_pairs": len(datamodule.val_set),
+        "best_checkpoint": checkpoint.best_model_path or None,
+        "best_val_acc": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "metrics": metrics,
+    }
+    write_json(out / "metrics.json", result)
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="experiment=<name> picks experiments/<name>.yaml; any other key=value "
+                             "overrides the config (e.g. data.root=DIR trainer.max_epochs=3)")
+    parser.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    cfg = load_config(args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    result = train(cfg)
+    acc = result["best_val_acc"]
+    pps = result["train_pairs_per_s"]
+    print(f"{cfg.experiment}/{cfg.run_name}: best val/acc {acc if acc is None else f'{acc:.4f}'}, "
+          f"{result['train_pairs']} train pairs, "
+          f"{'n/a' if pps is None else f'{pps:.0f}'} train pairs/s at batch {result['batch_size']}; "
+          f"run dir {result['run_dir']}")
+    return 0

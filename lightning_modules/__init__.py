@@ -1,0 +1,3 @@
+from lightning_modules.matching import MatchingModule
+
+__all__ = ["MatchingModule"]

@@ -1,0 +1,145 @@
+"""Configs, the balanced pair DataModule, the LightningModule and `keytrack train` end to end."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from keytrack.cli import main
+from keytrack.config import ConfigError, list_experiments, load_config
+from keytrack.synth import generate_dataset
+from keytrack.train import train
+from lightning_modules.matching import warmup_linear_decay
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return generate_dataset(6, seed=3)
+
+
+def _cfg(tmp_path, *overrides):
+    return load_config([f"output_dir={tmp_path}", "logging.wandb=false", "trainer.enable_progress_bar=false",
+                        "trainer.enable_model_summary=false", *overrides])
+
+
+# -- configs -------------------------------------------------------------------------------------
+
+def test_config_layers_base_experiment_and_overrides():
+    cfg = load_config(["experiment=quick", "trainer.max_epochs=3", "model.layers=2"])
+    assert cfg.experiment == "quick"
+    assert cfg.trainer.max_epochs == 3                      # override beats experiment file
+    assert cfg.loader.samples_per_epoch == 2048             # from experiments/quick.yaml
+    assert cfg.model.layers == 2 and cfg.model.hidden == 128  # override / base
+
+
+def test_config_rejects_unknown_keys_and_experiments():
+    with pytest.raises(ConfigError, match="model.layer"):
+        load_config(["model.layer=2"])
+    with pytest.raises(ConfigError, match="no file"):
+        load_config(["experiment=does_not_exist"])
+
+
+def test_config_extends(tmp_path):
+    from keytrack.config import EXPERIMENTS_DIR
+    (tmp_path / "base.yaml").write_text((EXPERIMENTS_DIR / "base.yaml").read_text())
+    (tmp_path / "a.yaml").write_text("model:\n  layers: 2\n  heads: 2\n")
+    (tmp_path / "b.yaml").write_text("extends: a\nmodel:\n  heads: 8\n")
+    cfg = load_config(["experiment=b"], directory=tmp_path)
+    assert (cfg.model.layers, cfg.model.heads) == (2, 8)
+
+
+def test_print_config_cli(capsys):
+    assert main(["train", "--print-config", "experiment=quick", "seed=7"]) == 0
+    out = capsys.readouterr().out
+    assert "experiment: quick" in out and "seed: 7" in out and "run_name: seed7" in out
+
+
+def test_warmup_then_linear_decay():
+    f = warmup_linear_decay(total_steps=1000, warmup_fraction=0.01)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)     # 10 warm-up steps
+    assert f(10) == pytest.approx(1.0)
+    assert f(505) == pytest.approx(0.5)
+    assert f(1000) == 0.0
+
+
+# -- data module ---------------------------------------------------------------------------------
+
+def test_sampler_draws_classes_equally_and_deterministically(tmp_path, scenes):
+    from datamodules import PosePairDataModule
+
+    cfg = _cfg(tmp_path, "loader.samples_per_epoch=4000", "loader.batch_size=200")
+    dm = PosePairDataModule(cfg, scenes)
+    dm.setup("fit")
+    neg, pos = dm.train_set.class_counts()
+    assert neg > 2 * pos, "the raw pairs should be imbalanced for this test to mean anything"
+    labels = torch.cat([b["label"] for b in dm.train_dataloader()])
+    assert len(labels) == 4000
+    assert abs(labels.float().mean().item() - 0.5) < 0.04
+    again = PosePairDataModule(cfg, scenes)
+    again.setup("fit")
+    assert torch.equal(next(iter(again.train_dataloader()))["label"], next(iter(dm.train_dataloader()))["label"])
+    # validation: whole videos held out, classes balanced
+    vneg, vpos = dm.val_set.class_counts()
+    assert vneg == vpos > 0
+
+
+def test_batches_carry_tokens_and_labels(tmp_path, scenes):
+    from datamodules import PosePairDataModule
+
+    dm = PosePairDataModule(_cfg(tmp_path, "loader.batch_size=16"), scenes)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["label"].shape == (16,)
+    for kind in ("position", "type", "segment", "mask"):
+        assert batch[kind].shape == (16, 30)
+    assert batch["type"][0].tolist() == list(range(15)) * 2
+
+
+# -- training ------------------------------------------------------------------------------------
+
+def _losses(run_dir):
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
+def test_short_training_lowers_loss_and_writes_checkpoints(tmp_path, scenes):
+    cfg = _cfg(tmp_path, "loader.samples_per_epoch=1600", "trainer.max_epochs=3", "optim.lr=5e-4",
+               "trainer.log_every_n_steps=5")
+    result = train(cfg, scenes)
+    losses = _losses(tmp_path / "base" / "seed0")
+    assert len(losses) >= 10
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.05
+    assert result["epochs"] == 3 and result["global_step"] == 150
+    assert result["best_val_acc"] > 0.6
+    assert (tmp_path / "base" / "seed0" / "checkpoints" / "last.ckpt").is_file()
+    saved = json.loads((tmp_path / "base" / "seed0" / "metrics.json").read_text())
+    assert saved["global_step"] == 150 and saved["train_pairs_per_s"] > 0
+
+
+def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
+    first = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1"), scenes)
+    assert first["global_step"] == 10 and first["resumed_from"] is None
+    second = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=2"), scenes)
+    assert second["resumed_from"].endswith("last.ckpt")
+    assert second["global_step"] == 20 and second["epochs"] == 2
+    fresh = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1", "run_name=other"), scenes)
+    assert fresh["resumed_from"] is None and fresh["global_step"] == 10
+
+
+def test_wandb_offline_run_is_written(tmp_path, scenes, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = _cfg(tmp_path, "logging.wandb=true", "trainer.fast_dev_run=true")
+    train(cfg, scenes)
+    runs = list((tmp_path / "base" / "seed0" / "wandb").glob("offline-run-*"))
+    assert runs, "W&B offline run folder missing"
+
+
+@pytest.mark.parametrize("experiment", list_experiments())
+def test_every_experiment_config_runs_a_fast_dev_run(tmp_path, scenes, experiment):
+    cfg = _cfg(tmp_path, f"experiment={experiment}", "trainer.fast_dev_run=true")
+    result = train(cfg, scenes)
+    assert result["global_step"] == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -45,6 +46,11 @@ class Throughput(Callback):
     @property
     def pairs_per_second(self) -> float | None:
         return self.pairs / self.seconds if self.seconds > 0 else None
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -88,7 +94,7 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
                          **trainer_args)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+    metrics = {k: _finite(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     result = {
         "experiment": cfg.experiment, "run_name": cfg.run_name, "run_dir": str(out),
         "epochs": trainer.current_epoch, "global_step": trainer.global_step,

@@ -2,22 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from keytrack.atomic import write_text
 from keytrack.io.errors import DataError
-
-
-def _file_mode() -> int:
-    """``0o666`` less the process umask: what ``open(path, "w")`` would give a new file."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_MODE = _file_mode()
 
 
 def load_json(path: str | Path) -> Any:
@@ -34,24 +23,6 @@ def load_json(path: str | Path) -> Any:
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` as JSON so that ``path`` is either the whole new file or left as it was.
-
-    The text goes to a temporary file in the same folder, is flushed to disk and then moved over
-    ``path`` with :func:`os.replace` (atomic on POSIX and Windows). ``NaN``/``inf`` are refused:
-    they are not JSON.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, allow_nan=False, separators=(",", ":"))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _MODE)             # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``obj`` as compact JSON so that ``path`` is either the whole new file or left as it
+    was (:mod:`keytrack.atomic`). ``NaN``/``inf`` are refused: they are not JSON."""
+    return write_text(path, json.dumps(obj, allow_nan=False, separators=(",", ":")))

@@ -37,7 +37,7 @@ data-stats: install
 	$(BIN)/keytrack data-stats $(if $(DATA),--data $(DATA),) $(ARGS)
 
 bench-tokenize: install
-	$(BIN)/keytrack bench-tokenize $(DATA_ARG) $(ARGS)
+	$(BIN)/keytrack bench-tokenize $(if $(DATA),--data $(DATA) --split $(or $(SPLIT),train),) --model $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

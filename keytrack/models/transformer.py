@@ -1,0 +1,222 @@
+"""The Transformer Matching Network of KeyTrack (§3.2, A.5, Table 5, Table 6).
+
+Pose Entailment as BERT does textual entailment: the 30 tokens of a pose pair (15 keypoints of the
+current pose, then 15 of the earlier one, see :mod:`keytrack.tokenize`) are embedded, passed
+through a stack of post-LayerNorm Transformer encoder layers, the first token is pooled and a
+linear layer classifies the pair as non-matching (0) or matching (1). Names follow Hugging Face
+BERT, which the paper adapted: ``embeddings`` → ``encoder`` → ``pooler`` → ``classifier``.
+
+Paper settings (A.5): 432 Position tokens (24 × 18 grid), 15 Type tokens, Segment tokens for
+δ = 4 (we use δ + 1 = 5 values: 0 marks the current pose, see :mod:`keytrack.tokenize`),
+hidden size 128, intermediate size 128, 4 layers of 4 heads, dropout 0.1 everywhere, weights
+from N(0, 0.02). The attention mask removes invisible keypoints as keys, "exactly as the
+attention mask in BERT": a ``[M, 1, 1, 30]`` mask broadcast over heads and queries (A.5).
+
+Parameter count (default config), against Table 6:
+
+=============  ===========  ====================
+module         ours         Table 6 (M params)
+=============  ===========  ====================
+embeddings          58,112  0.06
+encoder (×4)       398,336  0.40
+pooler              16,512  0.02
+classifier             258  0.01
+total              473,218  0.41
+=============  ===========  ====================
+
+Each component agrees with Table 6 when rounded *up* to 0.01 M (plain rounding also agrees for
+the first three; the classifier's 258 parameters can only read 0.01 M when rounded up). Table 6's
+components sum to 0.49 M, more than its own total. Its total of 0.41 M equals our count without
+the three embedding lookup tables (473,218 − 57,856 = 415,362, i.e. 0.415 M, as Hugging Face's
+``num_parameters(exclude_embeddings=True)`` counts), truncated to two decimals; that is the
+likeliest reading, since no variant of this architecture with the stated sizes has 0.41 M
+parameters in all. Figure 7's 0.43 M for the same configuration is a third, inconsistent figure.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from keytrack.tokenize import TokenConfig
+
+__all__ = ["TransformerConfig", "TransformerMatchingNetwork", "parameter_breakdown"]
+
+
+@dataclass
+class TransformerConfig:
+    """Sizes of the Transformer Matching Network; defaults are the paper's (A.5)."""
+
+    num_positions: int = 432     # w × h Position grid (also the Relative position vocabulary)
+    num_types: int = 15          # |K| keypoint types
+    num_segments: int = 5        # δ + 1 (0 = current pose, 1..δ = earlier pose)
+    hidden: int = 128            # H
+    intermediate: int = 128      # feed-forward size
+    layers: int = 4
+    heads: int = 4
+    dropout: float = 0.1
+    init_std: float = 0.02
+    position: bool = True
+    type: bool = True
+    segment: bool = True
+    relative_position: bool = False
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"TransformerConfig.hidden ({self.hidden}) must be divisible by "
+                             f"heads ({self.heads})")
+        if not (self.position or self.type or self.segment or self.relative_position):
+            raise ValueError("TransformerConfig enables no embedding: at least one must be on")
+        for f in ("num_positions", "num_types", "num_segments", "hidden", "intermediate", "layers", "heads"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"TransformerConfig.{f} must be >= 1, got {getattr(self, f)}")
+
+
+class Embeddings(nn.Module):
+    """§3.2: one lookup table per enabled token kind; E_sum = Σ E_kind, then LayerNorm, dropout."""
+
+    #: token-dict key -> (config flag, attribute of the lookup table, vocabulary size field)
+    KINDS = {
+        "position": ("position", "position_embeddings", "num_positions"),
+        "type": ("type", "type_embeddings", "num_types"),
+        "segment": ("segment", "segment_embeddings", "num_segments"),
+        "relative": ("relative_position", "relative_position_embeddings", "num_positions"),
+    }
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        for flag, attr, size in self.KINDS.values():
+            table = nn.Embedding(getattr(config, size), config.hidden) if getattr(config, flag) else None
+            setattr(self, attr, table)
+        self.layer_norm = nn.LayerNorm(config.hidden, eps=1e-12)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, tokens: dict[str, Tensor]) -> Tensor:
+        total = None
+        for key, (_, attr, _) in self.KINDS.items():
+            table = getattr(self, attr)
+            if table is None:
+                continue
+            if key not in tokens:
+                raise KeyError(f"the matching network embeds '{key}' tokens but the batch has only "
+                               f"{sorted(tokens)}; tokenize with the same TokenConfig")
+            e = table(tokens[key])
+            total = e if total is None else total + e
+        return self.dropout(self.layer_norm(total))
+
+
+class EncoderLayer(nn.Module):
+    """One BERT (post-LN) Transformer layer; the attention steps are Table 5's rows."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        h = config.hidden
+        self.heads = config.heads
+        self.attention_dropout = config.dropout
+        self.query = nn.Linear(h, h)
+        self.key = nn.Linear(h, h)
+        self.value = nn.Linear(h, h)
+        self.attention_output = nn.Linear(h, h)
+        self.attention_norm = nn.LayerNorm(h, eps=1e-12)
+        self.intermediate = nn.Linear(h, config.intermediate)
+        self.output = nn.Linear(config.intermediate, h)
+        self.output_norm = nn.LayerNorm(h, eps=1e-12)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, attention_mask: Tensor) -> Tensor:
+        """``x``: ``[M, 30, H]``; ``attention_mask``: ``[M, 1, 1, 30]`` bool, True = may be attended."""
+        # Q, K, V [M, 30, H] -> multi-head [M, heads, 30, H/heads] (Table 5 "resize").
+        q, k, v = (rearrange(proj(x), "m s (h d) -> m h s d", h=self.heads)
+                   for proj in (self.query, self.key, self.value))
+        # softmax(QKᵀ/√d_k + mask) V with dropout on the attention probabilities (Eq. 4).
+        context = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attention_mask,
+            dropout_p=self.attention_dropout if self.training else 0.0)
+        context = rearrange(context, "m h s d -> m s (h d)")
+        x = self.attention_norm(x + self.dropout(self.attention_output(context)))
+        ff = self.output(F.gelu(self.intermediate(x)))
+        return self.output_norm(x + self.dropout(ff))
+
+
+class Pooler(nn.Module):
+    """§3.2: "pools" the pair by taking the first token through Linear(H, H) and tanh."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden, config.hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.dense(x[:, 0]))
+
+
+class TransformerMatchingNetwork(nn.Module):
+    """Pose pair tokens → match logits ``[M, 2]`` (index 1 = same person).
+
+    ``forward`` takes the dict of :func:`keytrack.tokenize.tokenize_pairs`: ``[M, 30]`` long
+    tokens for each enabled embedding (``position``, ``type``, ``segment``, ``relative``) and the
+    bool visibility ``mask``. A pair whose mask is all False (no visible keypoint at all) would
+    leave attention without any key; such a row attends to all its tokens instead, so its output
+    stays finite.
+    """
+
+    def __init__(self, config: TransformerConfig = TransformerConfig()):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.layers))
+        self.pooler = Pooler(config)
+        self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.hidden, 2))
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """BERT initialisation (A.5): N(0, init_std) weights, zero biases, LayerNorm 1 / 0."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_token_config(cls, token_config: TokenConfig, **overrides) -> "TransformerMatchingNetwork":
+        """A network whose vocabularies and embeddings match ``token_config``; ``overrides`` set
+        any other :class:`TransformerConfig` field (e.g. ``hidden=64``)."""
+        values = dict(
+            num_positions=token_config.num_positions, num_segments=token_config.num_segments,
+            position=token_config.position, type=token_config.type, segment=token_config.segment,
+            relative_position=token_config.relative_position,
+        )
+        known = {f.name for f in fields(TransformerConfig)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown TransformerConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        values.update(overrides)
+        return cls(TransformerConfig(**values))
+
+    def forward(self, tokens: dict[str, Tensor]) -> Tensor:
+        mask = tokens["mask"].bool()
+        # A row with no visible token attends to all of them rather than to nothing (NaN).
+        mask = mask | ~mask.any(dim=-1, keepdim=True)
+        attention_mask = mask[:, None, None, :]                  # [M, 1, 1, 30], as in A.5
+        x = self.embeddings(tokens)
+        for layer in self.encoder:
+            x = layer(x, attention_mask)
+        return self.classifier(self.pooler(x))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
+
+
+def parameter_breakdown(model: TransformerMatchingNetwork) -> dict[str, int]:
+    """Trainable parameters per Table 6 row: embeddings, encoder, pooler, classifier, total."""
+    def count(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    parts = {name: count(getattr(model, name)) for name in ("embeddings", "encoder", "pooler", "classifier")}
+    parts["total"] = count(model)
+    return parts
+

@@ -1,0 +1,348 @@
+"""Tokenizing pose pairs (KeyTrack §3.2, A.5, Table 3) and the ``keytrack bench-tokenize`` command.
+
+A pose pair becomes a "sentence" of ``2|K| = 30`` tokens: first the 15 keypoints of the current
+pose ``p^t`` (hypothesis), then the 15 of the earlier pose ``p^{t-Δ}`` (premise), as in Eq. 1-3.
+Each keypoint carries one token of each kind:
+
+* **Position** (Eq. 1): the keypoint's cell on a ``w × h`` grid laid over the downsampled frame
+  (A.5: ``24 × 18`` → 432 tokens), ``column + w * row`` in ``0 .. w*h-1`` (the paper counts from
+  1). Keypoints outside the frame are clamped to the border cells.
+* **Type** (Eq. 2): the joint index ``0 .. 14`` in :data:`keytrack.skeleton.JOINTS` order.
+* **Segment** (Eq. 3): how many frames the keypoint's pose lies before the current frame: ``0`` for
+  the current pose and ``Δ`` (``1..δ``) for the earlier pose, a vocabulary of ``δ + 1`` values.
+  Eq. 3 writes ``1`` for ``p^t`` and ``δ`` for ``p^{t-δ}``, which, read literally, would give both
+  poses the same Segment token whenever ``Δ = 1``; §5.1 credits the Segment embedding with letting
+  the network tell the two poses apart, so the current pose gets its own value ``0``.
+* **Relative position** (Table 3's "Rel. Position"): the keypoint's offset from its own pose's
+  centre (mean of the pose's visible keypoints), measured in cells of the Position grid (offset in
+  pixels × ``w / width`` and × ``h / height``), placed on a ``w × h`` grid whose centre cell
+  ``(w // 2, h // 2)`` holds the pose centre, clamped to the grid. One grid thus spans plus or minus
+  half the frame around the pose, with cells the size of Position cells.
+
+A keypoint is visible when its ``c > 0``; invisible keypoints get Position and Relative token 0
+and ``mask`` False, so the attention mask of the matching network ignores them (§3.2).
+
+All functions are batched tensor code and run on whatever device their inputs are on.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from keytrack.pairs import PairIndex, sample_pairs
+from keytrack.poses import PoseTable
+from keytrack.skeleton import NUM_JOINTS
+
+__all__ = ["TokenConfig", "TokenizeError", "tokenize_pairs", "tokenize_table", "random_table",
+           "add_arguments", "run"]
+
+SEQUENCE_LENGTH = 2 * NUM_JOINTS
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """Which tokens a pair gets and their vocabularies (A.5; Table 3 ablates the flags)."""
+
+    grid: tuple[int, int] = (24, 18)   # w × h position grid → w*h = 432 Position tokens
+    delta: int = 4                     # δ: Segment vocabulary is 0..δ
+    position: bool = True
+    type: bool = True
+    segment: bool = True
+    relative_position: bool = False
+
+    def __post_init__(self) -> None:
+        w, h = self.grid
+        if int(w) < 1 or int(h) < 1:
+            raise ValueError(f"TokenConfig.grid must be two positive ints (w, h), got {self.grid}")
+        if int(self.delta) < 1:
+            raise ValueError(f"TokenConfig.delta must be >= 1, got {self.delta}")
+        if not (self.position or self.type or self.segment or self.relative_position):
+            raise ValueError("TokenConfig enables no token kind: at least one must be on")
+
+    @property
+    def num_positions(self) -> int:
+        """Size of the Position (and Relative position) vocabulary, ``w * h``."""
+        return int(self.grid[0]) * int(self.grid[1])
+
+    @property
+    def num_segments(self) -> int:
+        """Size of the Segment vocabulary, ``δ + 1`` (0 = current pose)."""
+        return int(self.delta) + 1
+
+
+class TokenizeError(ValueError):
+    """Bad tokenizer input; ``pair`` is the index of the first offending pair (or None)."""
+
+    def __init__(self, message: str, pair: int | None = None):
+        super().__init__(message)
+        self.pair = pair
+
+
+def _grid_cell(x: Tensor, y: Tensor, w: int, h: int) -> Tensor:
+    """``column + w * row`` of grid coordinates ``x, y`` (in cells), clamped to the grid."""
+    col = torch.floor(x).clamp_(0, w - 1).long()
+    row = torch.floor(y).clamp_(0, h - 1).long()
+    return col + w * row
+
+
+def _check_inputs(current: Tensor, previous: Tensor, frame_size: Tensor, delta: Tensor,
+                  config: TokenConfig) -> None:
+    shape = (NUM_JOINTS, 3)
+    for name, t in (("current", current), ("previous", previous)):
+        if t.ndim != 3 or tuple(t.shape[1:]) != shape:
+            raise TokenizeError(f"tokenize_pairs: {name} must be [M, {NUM_JOINTS}, 3], got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TokenizeError(f"tokenize_pairs: {name} must be floating point, got {t.dtype}")
+    m = current.shape[0]
+    if previous.shape[0] != m:
+        raise TokenizeError(f"tokenize_pairs: current has {m} poses but previous has {previous.shape[0]}")
+    if tuple(frame_size.shape) != (m, 2):
+        raise TokenizeError(f"tokenize_pairs: frame_size must be [{m}, 2], got {tuple(frame_size.shape)}")
+    if tuple(delta.shape) != (m,):
+        raise TokenizeError(f"tokenize_pairs: delta must be [{m}], got {tuple(delta.shape)}")
+    if m == 0:
+        return
+    bad = ~(torch.isfinite(frame_size).all(-1) & (frame_size > 0).all(-1))
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise TokenizeError(f"tokenize_pairs: frame_size of pair {i} is {frame_size[i].tolist()}, "
+                            "expected positive finite (width, height)", i)
+    bad = (delta < 1) | (delta > config.delta)
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise TokenizeError(f"tokenize_pairs: delta of pair {i} is {int(delta[i])}, "
+                            f"expected 1..{config.delta}", i)
+    for name, t in (("current", current), ("previous", previous)):
+        bad = ((t[..., 2] > 0) & ~torch.isfinite(t[..., :2]).all(-1)).any(-1)
+        if bad.any():
+            i = int(bad.nonzero()[0, 0])
+            j = int(((t[i, :, 2] > 0) & ~torch.isfinite(t[i, :, :2]).all(-1)).nonzero()[0, 0])
+            raise TokenizeError(f"tokenize_pairs: {name} keypoint {j} of pair {i} is visible but has "
+                                f"non-finite coordinates {t[i, j, :2].tolist()}", i)
+
+
+def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta: Tensor,
+                   config: TokenConfig = TokenConfig()) -> dict[str, Tensor]:
+    """Tokens of ``M`` pose pairs (§3.2, Eq. 1-3), as ``[M, 30]`` tensors.
+
+    Args:
+        current: ``[M, 15, 3]`` keypoints ``x, y, c`` of the poses at frame ``t`` (pixels).
+        previous: ``[M, 15, 3]`` keypoints of the poses at frame ``t - Δ``.
+        frame_size: ``[M, 2]`` ``(width, height)`` of the frame in pixels.
+        delta: ``[M]`` frame distance ``Δ`` in ``1..config.delta``.
+        config: grid, δ and which tokens to produce.
+
+    Returns:
+        ``position``, ``type``, ``segment`` and ``relative`` (int64, only those ``config``
+        enables) and ``mask`` (bool, True = visible keypoint), each ``[M, 30]``: the current
+        pose's 15 keypoints first, then the earlier pose's.
+    """
+    device = current.device
+    frame_size = torch.as_tensor(frame_size, device=device)
+    delta = torch.as_tensor(delta, device=device)
+    _check_inputs(current, previous, frame_size, delta, config)
+    if not frame_size.is_floating_point():
+        frame_size = frame_size.to(current.dtype)
+    m = current.shape[0]
+    w, h = (int(g) for g in config.grid)
+
+    kp = torch.cat([current, previous], dim=1)                    # [M, 30, 3]
+    mask = kp[..., 2] > 0                                         # [M, 30]
+    # Pixel → grid cells; one cell is (width / w) × (height / h) pixels of the frame.
+    cells = torch.tensor([w, h], dtype=kp.dtype, device=device)
+    scale = (cells / frame_size.to(kp.dtype))[:, None, :]        # [M, 1, 2]
+    xy = torch.where(mask[..., None], kp[..., :2], torch.zeros((), dtype=kp.dtype, device=device)) * scale
+
+    tokens: dict[str, Tensor] = {}
+    if config.position:
+        tokens["position"] = _grid_cell(xy[..., 0], xy[..., 1], w, h).masked_fill_(~mask, 0)
+    if config.type:
+        tokens["type"] = torch.arange(NUM_JOINTS, device=device).repeat(2).expand(m, -1).contiguous()
+    if config.segment:
+        tokens["segment"] = torch.cat(
+            [torch.zeros(m, NUM_JOINTS, dtype=torch.long, device=device),
+             delta.long()[:, None].expand(m, NUM_JOINTS)], dim=1)
+    if config.relative_position:
+        per_pose = xy.view(m, 2, NUM_JOINTS, 2)
+        vis = mask.view(m, 2, NUM_JOINTS, 1)
+        centre = per_pose.sum(2, keepdim=True) / vis.sum(2, keepdim=True).clamp_min(1)
+        rel = (per_pose - centre).view(m, SEQUENCE_LENGTH, 2)
+        relative = _grid_cell(rel[..., 0] + w // 2, rel[..., 1] + h // 2, w, h)   # centre cell (w//2, h//2)
+        tokens["relative"] = relative.masked_fill_(~mask, 0)
+    tokens["mask"] = mask
+    return tokens
+
+
+def tokenize_table(table: PoseTable, pairs: PairIndex,
+                   config: TokenConfig = TokenConfig(),
+                   device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """Gather the pairs' rows from ``table`` and tokenize them; adds ``labels`` (``[M]`` int64).
+
+    Both poses of a pair come from the same video, so the current pose's ``frame_size`` is used.
+    Errors name the video, frame and table row of the offending pose.
+    """
+    cur = torch.as_tensor(np.asarray(table.keypoints)[pairs.current], dtype=torch.float32, device=device)
+    prev = torch.as_tensor(np.asarray(table.keypoints)[pairs.previous], dtype=torch.float32, device=device)
+    size = torch.as_tensor(np.asarray(table.frame_size)[pairs.current], dtype=torch.float32, device=device)
+    delta = torch.as_tensor(pairs.delta, dtype=torch.long, device=device)
+    try:
+        tokens = tokenize_pairs(cur, prev, size, delta, config)
+    except TokenizeError as err:
+        if err.pair is None:
+            raise
+        i = err.pair
+        c, p = int(pairs.current[i]), int(pairs.previous[i])
+        raise TokenizeError(
+            f"{err} [pair {i}: current = table row {c} (video {int(table.video[c])}, frame "
+            f"{int(table.frame[c])}), previous = table row {p} (video {int(table.video[p])}, "
+            f"frame {int(table.frame[p])})]", i) from err
+    tokens["labels"] = torch.as_tensor(pairs.label, dtype=torch.long, device=device)
+    return tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# keytrack bench-tokenize
+# ---------------------------------------------------------------------------------------------
+
+def random_table(videos: int = 8, frames: int = 60, people: int = 6, width: float = 960.0,
+                 height: float = 540.0, seed: int = 0) -> PoseTable:
+    """A :class:`PoseTable` of people drifting through ``videos`` scenes (for benchmarks).
+
+    Each person is a jittered standing skeleton that random-walks across the frame; keypoints go
+    missing at random (15 %) and a person is absent from a frame at random (10 %).
+    """
+    rng = np.random.default_rng(seed)
+    # A standing person ~200 px tall, joints in JOINTS order (offsets from the hip centre).
+    template = np.array([
+        [0, -150], [0, -125], [0, -180], [-30, -115], [30, -115], [-40, -70], [40, -70],
+        [-45, -25], [45, -25], [-15, 0], [15, 0], [-15, 50], [15, 50], [-15, 100], [15, 100],
+    ], dtype=np.float64)
+    v, f, p = videos, frames, people
+    start = rng.uniform([0.1 * width, 0.3 * height], [0.9 * width, 0.7 * height], size=(v, 1, p, 2))
+    walk = np.cumsum(rng.normal(0.0, 4.0, size=(v, f, p, 2)), axis=1)
+    scale = rng.uniform(0.5, 1.3, size=(v, 1, p, 1, 1))
+    xy = (start + walk)[..., None, :] + scale * template + rng.normal(0.0, 3.0, size=(v, f, p, NUM_JOINTS, 2))
+    c = (rng.random((v, f, p, NUM_JOINTS)) > 0.15).astype(np.float64)
+    kp = np.concatenate([xy, c[..., None]], axis=-1) * c[..., None]
+    present = rng.random((v, f, p)) > 0.10
+    vid, frm, pid = np.broadcast_arrays(np.arange(v)[:, None, None], np.arange(f)[None, :, None],
+                                        np.arange(p)[None, None, :])
+    keep = present.reshape(-1)
+    kp = kp.reshape(-1, NUM_JOINTS, 3)[keep]
+    boxes = np.full((len(kp), 4), np.nan)
+    return PoseTable(kp, pid.reshape(-1)[keep].astype(np.int64), boxes,
+                     vid.reshape(-1)[keep].astype(np.int64),
+                     frm.reshape(-1)[keep].astype(np.int64), np.tile([width, height], (len(kp), 1)))
+
+
+def _median_seconds(fn, repeats: int, sync=lambda: None) -> float:
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None,
+                        help="PoseTrack18-layout folder to read (keytrack.io.read_dataset); "
+                             "default: random drifting poses")
+    parser.add_argument("--split", default=None, help="with --data: the split to read (e.g. train)")
+    parser.add_argument("--videos", type=int, default=8, help="random poses: number of videos")
+    parser.add_argument("--frames", type=int, default=60, help="random poses: frames per video")
+    parser.add_argument("--people", type=int, default=6, help="random poses: people per video")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--delta", type=int, default=4, help="δ, frames looked back (paper: 4)")
+    parser.add_argument("--nearest", type=int, default=None,
+                        help="keep the n nearest poses per earlier frame")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    parser.add_argument("--device", default="cpu", help="torch device for tokenizing and the model")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: leave as is)")
+    parser.add_argument("--model", action="store_true",
+                        help="also time the default TransformerMatchingNetwork (forward+backward, forward)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 512], help="model batch sizes")
+    parser.add_argument("--steps", type=int, default=10, help="model steps per timed repeat")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    if args.data:
+        from keytrack.io import read_dataset   # lazy: only this path needs the readers
+
+        dataset = read_dataset(args.data, split=args.split)
+        table = dataset.table()
+        source = f"{args.data}{f' [{args.split}]' if args.split else ''} ({dataset.report()})"
+    else:
+        table = random_table(args.videos, args.frames, args.people, seed=args.seed)
+        source = f"random drifting poses ({args.videos} videos x {args.frames} frames x {args.people} people)"
+    config = TokenConfig(delta=args.delta)
+
+    pairs = sample_pairs(table, delta=args.delta, nearest=args.nearest)
+    if len(pairs) == 0:
+        print(f"{source}: no pose pairs to time")
+        return 1
+    t_pairs = _median_seconds(lambda: sample_pairs(table, delta=args.delta, nearest=args.nearest),
+                              args.repeats)
+    t_tok = _median_seconds(lambda: tokenize_table(table, pairs, config, device=device), args.repeats, sync)
+
+    rows = [(f"sample_pairs (δ={args.delta}, nearest={args.nearest})", len(pairs), len(pairs) / t_pairs),
+            ("tokenize_table (one batch of all pairs)", len(pairs), len(pairs) / t_tok)]
+    if args.model:
+        rows += _bench_model(tokenize_table(table, pairs, config, device=device), config, args, device, sync)
+
+    print(f"source: {source}; {len(table)} poses; {len(pairs)} pairs ({pairs.num_matching} matching)")
+    print(f"device: {device}; torch threads: {torch.get_num_threads()}; median of {args.repeats} repeats\n")
+    print("| stage | pairs per call | pairs/s |")
+    print("|---|---:|---:|")
+    for name, n, rate in rows:
+        print(f"| {name} | {n:,} | {rate:,.0f} |")
+    return 0
+
+
+def _bench_model(tokens: dict[str, Tensor], config: TokenConfig, args: argparse.Namespace,
+                 device: torch.device, sync) -> list[tuple[str, int, float]]:
+    """Forward+backward and forward-only pairs/s of the default matching network."""
+    from keytrack.models.transformer import TransformerMatchingNetwork
+
+    torch.manual_seed(args.seed)
+    model = TransformerMatchingNetwork.from_token_config(config).to(device)
+    m = len(tokens["labels"])
+    rows = []
+    for b in args.batch_sizes:
+        idx = torch.arange(b, device=device) % m
+        batch = {k: v[idx] for k, v in tokens.items()}
+        labels = batch.pop("labels")
+
+        def train_steps():
+            for _ in range(args.steps):
+                loss = torch.nn.functional.cross_entropy(model(batch), labels)
+                loss.backward()
+                model.zero_grad(set_to_none=True)
+
+        def infer_steps():
+            with torch.inference_mode():
+                for _ in range(args.steps):
+                    model(batch)
+
+        model.train()
+        train_steps()   # warm-up
+        t_train = _median_seconds(train_steps, args.repeats, sync) / args.steps
+        model.eval()
+        infer_steps()
+        t_infer = _median_seconds(infer_steps, args.repeats, sync) / args.steps
+        rows += [(f"model forward+backward, batch {b}", b, b / t_train),
+                 (f"model forward (eval), batch {b}", b, b / t_infer)]
+    return rows

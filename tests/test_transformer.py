@@ -1,0 +1,185 @@
+"""The Transformer Matching Network (A.5, Table 5, Table 6)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from keytrack.models import TransformerConfig, TransformerMatchingNetwork, parameter_breakdown
+from keytrack.tokenize import TokenConfig
+
+SEQ = 30
+
+
+def _tokens(m: int, config: TransformerConfig = TransformerConfig(), seed: int = 0,
+            visible: float = 0.8) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    segment = torch.cat([torch.zeros(m, 15, dtype=torch.long),
+                         torch.randint(1, config.num_segments, (m, 1), generator=g).expand(m, 15)], 1)
+    return {
+        "position": torch.randint(0, config.num_positions, (m, SEQ), generator=g),
+        "type": torch.arange(15).repeat(2).expand(m, -1),
+        "segment": segment,
+        "relative": torch.randint(0, config.num_positions, (m, SEQ), generator=g),
+        "mask": torch.rand(m, SEQ, generator=g) < visible,
+    }
+
+
+def _small(**kw) -> TransformerConfig:
+    return TransformerConfig(**{"hidden": 32, "intermediate": 32, "layers": 2, "heads": 4, **kw})
+
+
+def test_forward_shape_and_dtype():
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork()
+    logits = model(_tokens(7))
+    assert logits.shape == (7, 2) and logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+
+
+def test_parameter_count_against_table_6():
+    parts = parameter_breakdown(TransformerMatchingNetwork())
+    # embeddings: 432*128 + 15*128 + 5*128 + LayerNorm 2*128
+    # one layer: 4 * (128*128 + 128) + 2 * (128*128 + 128) + 2 LayerNorms * 2*128
+    # pooler: 128*128 + 128; classifier: 128*2 + 2
+    layer = 6 * (128 * 128 + 128) + 4 * 128
+    assert parts == {"embeddings": 452 * 128 + 256, "encoder": 4 * layer, "pooler": 128 * 128 + 128,
+                     "classifier": 258, "total": 473_218}
+    table6 = {"embeddings": 0.06, "encoder": 0.40, "pooler": 0.02, "classifier": 0.01}
+    for name, paper in table6.items():   # Table 6 reads as counts rounded up to 0.01 M
+        assert math.ceil(parts[name] / 1e4) / 100 == pytest.approx(paper), name
+    # Table 6's total (0.41 M) is the count without the three lookup tables, truncated.
+    lookup = 452 * 128
+    assert math.floor((parts["total"] - lookup) / 1e4) / 100 == pytest.approx(0.41)
+    assert sum(parts[k] for k in table6) == parts["total"]
+
+
+def test_from_token_config():
+    model = TransformerMatchingNetwork.from_token_config(TokenConfig(grid=(8, 6), delta=2),
+                                                         hidden=64, heads=2)
+    emb = model.embeddings
+    assert emb.position_embeddings.num_embeddings == 48 and emb.segment_embeddings.num_embeddings == 3
+    assert model.config.hidden == 64 and model.config.heads == 2 and emb.relative_position_embeddings is None
+    model = TransformerMatchingNetwork.from_token_config(TokenConfig(relative_position=True, position=False))
+    assert model.embeddings.position_embeddings is None
+    assert model.embeddings.relative_position_embeddings.num_embeddings == 432
+    with pytest.raises(TypeError, match="unknown TransformerConfig fields"):
+        TransformerMatchingNetwork.from_token_config(TokenConfig(), hiden=64)
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerConfig(hidden=130, heads=4)
+
+
+@pytest.mark.parametrize("flag,attr,key", [
+    ("position", "position_embeddings", "position"),
+    ("type", "type_embeddings", "type"),
+    ("segment", "segment_embeddings", "segment"),
+])
+def test_disabled_embedding_has_no_table(flag, attr, key):
+    full = TransformerMatchingNetwork(_small())
+    off = TransformerMatchingNetwork(_small(**{flag: False}))
+    assert getattr(off.embeddings, attr) is None
+    assert not any(name.startswith(f"embeddings.{attr}") for name in off.state_dict())
+    table = getattr(full.embeddings, attr).weight.numel()
+    assert parameter_breakdown(full)["total"] - parameter_breakdown(off)["total"] == table
+    tokens = _tokens(3, _small())
+    del tokens[key]
+    off.eval()
+    assert off(tokens).shape == (3, 2)     # the disabled kind is not needed
+    with pytest.raises(KeyError, match=f"'{key}'"):
+        full(tokens)
+    assert TransformerMatchingNetwork(_small()).embeddings.relative_position_embeddings is None
+    with_relative = TransformerMatchingNetwork(_small(relative_position=True))
+    assert with_relative.embeddings.relative_position_embeddings is not None
+
+
+def test_masked_tokens_are_not_attended():
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork(_small(relative_position=True)).eval()
+    tokens = _tokens(16, _small())
+    tokens["mask"][:, 0] = True
+    tokens["mask"][:, 5] = False    # token 5 (a current-pose keypoint) and 20 (an earlier one) hidden
+    tokens["mask"][:, 20] = False
+    tokens["mask"][:, 21] = True
+    base = model(tokens)
+    changed = {k: v.clone() for k, v in tokens.items()}
+    for key in ("position", "relative"):
+        changed[key][:, [5, 20]] = (changed[key][:, [5, 20]] + 17) % 432
+    changed["segment"][:, 20] = 0
+    with torch.no_grad():
+        assert torch.equal(model(changed), base)
+        visible = {k: v.clone() for k, v in tokens.items()}
+        visible["position"][:, 21] = (visible["position"][:, 21] + 17) % 432
+        assert not torch.allclose(model(visible), base)   # a visible token does matter
+
+
+def test_fully_masked_rows_stay_finite():
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork(_small())
+    tokens = _tokens(6, _small())
+    tokens["mask"][:3] = False
+    for mode in (model.train, model.eval):
+        mode()
+        logits = model(tokens)
+        assert torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # The documented guard: a row without any visible token attends to all of its tokens (some
+    # attention kernels return NaN, others zeros, for a row with no key at all).
+    model.eval()
+    unmasked = {k: v.clone() for k, v in tokens.items()}
+    unmasked["mask"][:3] = True
+    with torch.no_grad():
+        assert torch.equal(model(tokens)[:3], model(unmasked)[:3])
+
+
+def test_training_lowers_the_loss_on_a_separable_problem():
+    torch.manual_seed(0)
+    cfg = _small(dropout=0.0)
+    # Matching pairs: the earlier pose sits on the same positions as the current one.
+    tokens = _tokens(64, cfg, seed=1, visible=1.0)
+    labels = torch.arange(64) % 2
+    tokens["position"][:, 15:] = torch.where(labels[:, None] == 1, tokens["position"][:, :15],
+                                             (tokens["position"][:, :15] + 200) % 432)
+    model = TransformerMatchingNetwork(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = F.cross_entropy(model(tokens), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(math.log(2), abs=0.05)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_initialisation_is_bert_like_and_seeded():
+    torch.manual_seed(3)
+    a = TransformerMatchingNetwork()
+    torch.manual_seed(3)
+    b = TransformerMatchingNetwork()
+    torch.manual_seed(4)
+    c = TransformerMatchingNetwork()
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["encoder.0.query.weight"], sc["encoder.0.query.weight"])
+    weights = torch.cat([p.flatten() for n, p in a.named_parameters()
+                         if n.endswith("weight") and "norm" not in n])
+    assert weights.mean().abs() < 1e-3 and weights.std().item() == pytest.approx(0.02, rel=0.02)
+    for n, p in a.named_parameters():
+        if "norm" in n:
+            assert torch.equal(p, torch.ones_like(p) if n.endswith("weight") else torch.zeros_like(p)), n
+        elif n.endswith("bias"):
+            assert torch.equal(p, torch.zeros_like(p)), n
+
+
+def test_dropout_only_in_training():
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork(_small())
+    tokens = _tokens(8, _small())
+    model.eval()
+    assert torch.equal(model(tokens), model(tokens))
+    model.train()
+    assert not torch.equal(model(tokens), model(tokens))

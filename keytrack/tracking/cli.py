@@ -1,0 +1,88 @@
+"""``keytrack track``: track untracked pose predictions and write PoseTrack18 JSON (§3.1, A.3).
+
+Reads a PoseTrack18-layout folder with :func:`keytrack.io.read_dataset`, drops whatever track
+ids the input carries (the input is treated as untracked pose estimates), optionally keeps every
+``k``-th frame only (:func:`~keytrack.tracking.tracker.subsample`), tracks every video online with
+the chosen scorer, removes keypoints below ``--keypoint-threshold`` from the output (A.3), and
+writes one PoseTrack18 file per video to ``--output`` (each file written atomically). Prints the
+tracking speed in frames/s and, for Pose Entailment, the pairs/s through the network.
+"""
+from __future__ import annotations
+
+import argparse
+
+from keytrack.tracking.assignment import ASSIGNMENTS
+from keytrack.tracking.scorers import SCORERS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="PoseTrack18-layout folder or file of pose predictions")
+    parser.add_argument("--output", required=True, help="folder for the tracked PoseTrack18 files")
+    parser.add_argument("--scorer", choices=sorted(SCORERS), default="pose_entailment",
+                        help="pose similarity (default: pose_entailment)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="training checkpoint of the matching network (needed by --scorer pose_entailment)")
+    parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
+    parser.add_argument("--nearest", type=int, default=None,
+                        help="compare with the n spatially nearest poses of each earlier frame only (default: all)")
+    parser.add_argument("--assignment", choices=sorted(ASSIGNMENTS), default="greedy",
+                        help="greedy (the paper's) or hungarian")
+    parser.add_argument("--match-threshold", type=float, default=0.5,
+                        help="a pose whose best track score is below this starts a new track (default 0.5)")
+    parser.add_argument("--keypoint-threshold", type=float, default=0.0,
+                        help="remove output keypoints with confidence below this (A.3; default 0 = keep all)")
+    parser.add_argument("--min-keypoint-confidence", type=float, default=0.0,
+                        help="keypoints below this confidence are invisible to the tracker "
+                             "(the pose estimator's minimum; default 0 = every keypoint with c > 0)")
+    parser.add_argument("--frame-stride", type=int, default=1,
+                        help="track every k-th frame only (frames with index %% k == 0); the output "
+                             "holds only those frames")
+    parser.add_argument("--split", default=None, help="annotation split under --input (e.g. val)")
+    parser.add_argument("--default-frame-size", type=float, nargs=2, default=(1920.0, 1080.0),
+                        metavar=("W", "H"), help="frame size when neither the file nor the image gives it")
+    parser.add_argument("--device", default="cpu", help="torch device of the matching network")
+    parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+
+
+def build_scorer(args: argparse.Namespace):
+    """The scorer ``args`` ask for (loads the checkpoint for Pose Entailment)."""
+    if args.scorer == "pose_entailment":
+        if not args.checkpoint:
+            raise SystemExit("keytrack track: --checkpoint is required with --scorer pose_entailment")
+        return SCORERS["pose_entailment"].from_checkpoint(args.checkpoint, device=args.device,
+                                                         batch_size=args.batch_size)
+    return SCORERS[args.scorer]()
+
+
+def run(args: argparse.Namespace) -> int:
+    from keytrack.io import read_dataset, write_posetrack18
+    from keytrack.tracking.tracker import Tracker, apply_keypoint_threshold, drop_track_ids, subsample
+
+    scorer = build_scorer(args)
+    tracker = Tracker(scorer, delta=args.delta, nearest=args.nearest, assignment=args.assignment,
+                      match_threshold=args.match_threshold,
+                      min_keypoint_confidence=args.min_keypoint_confidence)
+    dataset = read_dataset(args.input, split=args.split, default_frame_size=tuple(args.default_frame_size))
+    if not dataset.videos:
+        print(f"keytrack track: no videos found in {args.input}" + (f" (split {args.split})" if args.split else ""))
+        return 1
+    print(f"input: {args.input}: {dataset.report()} (input track ids dropped)")
+    dataset = drop_track_ids(dataset)
+    if args.frame_stride != 1:
+        dataset = subsample(dataset, args.frame_stride)
+        print(f"frame stride {args.frame_stride}: {dataset.num_frames} frames kept")
+
+    tracked = tracker.track_dataset(dataset)
+    tracked = apply_keypoint_threshold(tracked, args.keypoint_threshold)
+    paths = write_posetrack18(tracked, args.output)
+
+    fps = tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else float("inf")
+    print(f"tracked {tracker.frames_tracked} frames of {len(tracked.videos)} videos with {args.scorer} "
+          f"(δ={tracker.delta}, nearest={tracker.nearest}, {tracker.assignment}, "
+          f"threshold {tracker.match_threshold}): {fps:,.1f} frames/s")
+    if hasattr(scorer, "pairs_scored"):
+        pps = scorer.pairs_scored / scorer.network_seconds if scorer.network_seconds > 0 else 0.0
+        print(f"network: {scorer.pairs_scored:,} pairs in {scorer.forwards} forwards: {pps:,.0f} pairs/s "
+              f"(tokenizing included, device {args.device})")
+    print(f"wrote {len(paths)} PoseTrack18 files to {args.output}")
+    return 0

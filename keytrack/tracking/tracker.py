@@ -1,0 +1,260 @@
+"""The online tracker of KeyTrack (§3.1, Fig. 2, A.4) and the frame/keypoint post-processing.
+
+:class:`Tracker` assigns track ids frame by frame, never looking ahead:
+
+1. The poses of frame ``t`` are compared with the tracked poses of the previous ``δ`` timesteps
+   (frames ``t-1 .. t-δ``; ``δ = 4`` in the paper), which makes tracking robust to a person the
+   detector misses for up to ``δ - 1`` frames (§3.1). ``Δ`` is the difference of the frames'
+   ``index`` values, so a frame absent from the video leaves its ``Δ`` without candidates.
+2. With ``nearest = n``, each pose is compared only with the ``n`` poses of each earlier frame
+   whose centres (mean of the visible keypoints) lie nearest to its own, which bounds the work
+   per pose to ``O(δ n)`` (§3.1). These are exactly the pairs :func:`keytrack.pairs.sample_pairs`
+   trains on.
+3. A scorer (:mod:`keytrack.tracking.scorers`) gives the ``[P, C]`` match scores of the frame in
+   one call (for Pose Entailment: one batched forward of the network).
+4. A track's score is the maximum of the scores of its appearances in the window, "the maximum
+   match score from the previous 4 timesteps" (A.4).
+5. Poses are assigned to tracks greedily by decreasing score (§3.1), or by the Hungarian
+   algorithm (§5.1); each pose and each track is used at most once per frame. A pose whose best
+   available score is below ``match_threshold`` starts a new track with a new id.
+
+Poses without a keypoint the tracker can see (none with ``c > 0`` and ``c >=
+min_keypoint_confidence``) cannot be compared: each gets a new track id of its own and is not a
+candidate for later frames. Track ids are assigned per video, ``0, 1, 2, ...`` in order of
+appearance.
+
+Post-processing and frame-rate helpers shared by the ``track`` and ``evaluate`` commands:
+
+* :func:`apply_keypoint_threshold`: A.3's keypoint confidence threshold, applied to the output
+  only (Table 4): tracking sees every keypoint the pose estimator kept.
+* :func:`subsample`: keep every ``k``-th frame, the same videos at ``1/k`` the frame rate.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from keytrack.pairs import pose_centres
+from keytrack.poses import Dataset, Frame, Video
+from keytrack.tracking.assignment import ASSIGNMENTS
+from keytrack.tracking.scorers import Candidates, Scorer
+
+__all__ = ["Tracker", "TrackingError", "subsample", "apply_keypoint_threshold", "drop_track_ids"]
+
+
+class TrackingError(ValueError):
+    """Bad tracker input; the message names the video's file, the frame and the field."""
+
+
+@dataclasses.dataclass
+class _Tracked:
+    """The tracked, comparable poses of one earlier frame."""
+
+    index: int
+    keypoints: np.ndarray   # [K, 15, 3] as the tracker sees them
+    boxes: np.ndarray       # [K, 4]
+    track_ids: np.ndarray   # [K]
+    centres: np.ndarray     # [K, 2]
+
+
+class Tracker:
+    """Online multi-person pose tracker (§3.1).
+
+    Args:
+        scorer: a :class:`~keytrack.tracking.scorers.Scorer` (Pose Entailment, OKS, IoU, ...).
+        delta: ``δ``, how many timesteps back poses are compared (paper: 4).
+        nearest: ``n``, compare with the ``n`` spatially nearest poses of each earlier frame only
+            (None = every pose).
+        assignment: ``"greedy"`` (the paper's) or ``"hungarian"``.
+        match_threshold: a pose starts a new track when its best available track score is below
+            this value. The default 0.5 is the decision boundary of the two-class Pose Entailment
+            network.
+        min_keypoint_confidence: keypoints with ``c`` below this are invisible to the tracker
+            (the pose estimator's own minimum; A.4 uses 0.1). Default 0: every keypoint with
+            ``c > 0``. The output keeps all keypoints either way.
+    """
+
+    def __init__(self, scorer: Scorer, delta: int = 4, nearest: int | None = None,
+                 assignment: str = "greedy", match_threshold: float = 0.5,
+                 min_keypoint_confidence: float = 0.0):
+        if int(delta) < 1:
+            raise ValueError(f"Tracker: delta must be >= 1, got {delta}")
+        max_delta = getattr(scorer, "max_delta", None)
+        if max_delta is not None and int(delta) > int(max_delta):
+            raise ValueError(f"Tracker: delta = {delta} exceeds the scorer's δ = {max_delta} "
+                             "(the Segment vocabulary the matching network was trained with)")
+        if nearest is not None and int(nearest) < 1:
+            raise ValueError(f"Tracker: nearest must be >= 1 or None, got {nearest}")
+        if assignment not in ASSIGNMENTS:
+            raise ValueError(f"Tracker: unknown assignment {assignment!r} (known: {', '.join(ASSIGNMENTS)})")
+        self.scorer = scorer
+        self.delta = int(delta)
+        self.nearest = None if nearest is None else int(nearest)
+        self.assignment = assignment
+        self._assign = ASSIGNMENTS[assignment]
+        self.match_threshold = float(match_threshold)
+        self.min_keypoint_confidence = float(min_keypoint_confidence)
+        self.frames_tracked = 0
+        self.seconds = 0.0
+
+    # -- one video ---------------------------------------------------------------------------
+
+    def track_video(self, video: Video) -> Video:
+        """A copy of ``video`` with ``track_ids`` filled in, frame by frame (online)."""
+        t0 = time.perf_counter()
+        _check_order(video)
+        history: list[_Tracked] = []
+        next_id = 0
+        frames = []
+        for frame in video.frames:
+            _check_frame(video, frame)
+            history = [h for h in history if frame.index - h.index <= self.delta]
+            ids, seen = self._assign_frame(video, frame, history)
+            new = ids < 0
+            ids[new] = next_id + np.arange(int(new.sum()))
+            next_id += int(new.sum())
+            out = frame.select(np.arange(frame.num_poses))        # copies the arrays
+            out.track_ids = ids
+            frames.append(out)
+            if seen.any():
+                kp = self._visible(frame.keypoints[seen])
+                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp)))
+        self.frames_tracked += len(video.frames)
+        self.seconds += time.perf_counter() - t0
+        return dataclasses.replace(video, frames=frames)
+
+    def track_dataset(self, dataset: Dataset) -> Dataset:
+        """Every video tracked independently (track ids restart at 0 in each video)."""
+        return Dataset([self.track_video(v) for v in dataset.videos], dict(dataset.skipped))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _visible(self, keypoints: np.ndarray) -> np.ndarray:
+        """Keypoints as the tracker sees them: ``c`` set to 0 below ``min_keypoint_confidence``."""
+        kp = np.array(keypoints, dtype=np.float64)
+        c = kp[..., 2]
+        kp[..., 2] = np.where((c > 0) & (c >= self.min_keypoint_confidence), c, 0.0)
+        return kp
+
+    def _assign_frame(self, video: Video, frame: Frame, history: list[_Tracked]) -> tuple[np.ndarray, np.ndarray]:
+        """Track ids of the frame's poses (-1 = new track) and the mask of comparable poses."""
+        kp = self._visible(frame.keypoints)
+        seen = (kp[..., 2] > 0).any(axis=-1)
+        ids = np.full(frame.num_poses, -1, np.int64)
+        query = np.flatnonzero(seen)
+        if len(query) == 0 or not history:
+            return ids, seen
+        cand = Candidates(
+            keypoints=np.concatenate([h.keypoints for h in history]),
+            boxes=np.concatenate([h.boxes for h in history]),
+            track_ids=np.concatenate([h.track_ids for h in history]),
+            delta=np.concatenate([np.full(len(h.track_ids), frame.index - h.index) for h in history]),
+            frame=np.concatenate([np.full(len(h.track_ids), h.index) for h in history]),
+        )
+        kp_q = kp[query]
+        mask = self._nearest_mask(pose_centres(kp_q), np.concatenate([h.centres for h in history]), cand.delta)
+        try:
+            scores = self.scorer(kp_q, frame.boxes[query], cand, (video.width, video.height), mask)
+        except ValueError as err:
+            raise TrackingError(f"{_where(video, frame)}: scoring failed: {err}") from err
+        scores = np.where(mask, np.asarray(scores, dtype=np.float64), -np.inf)
+
+        # A track's score: the maximum over its appearances in the window (A.4).
+        tracks, col = np.unique(cand.track_ids, return_inverse=True)
+        track_scores = np.full((len(query), len(tracks)), -np.inf)
+        np.maximum.at(track_scores.T, col, scores.T)
+        rows, cols = self._assign(track_scores, self.match_threshold)
+        ids[query[rows]] = tracks[cols]
+        return ids, seen
+
+    def _nearest_mask(self, centres: np.ndarray, cand_centres: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """``[Q, C]`` True where the candidate is among the query's ``n`` nearest of its frame."""
+        q, c = len(centres), len(cand_centres)
+        if self.nearest is None:
+            return np.ones((q, c), bool)
+        dist = ((centres[:, None, :] - cand_centres[None, :, :]) ** 2).sum(-1)      # [Q, C]
+        mask = np.zeros((q, c), bool)
+        for d in np.unique(delta):                                                   # ≤ δ frames
+            cols = np.flatnonzero(delta == d)
+            if len(cols) <= self.nearest:
+                mask[:, cols] = True
+                continue
+            near = np.argsort(dist[:, cols], axis=1, kind="stable")[:, :self.nearest]  # ties: lower index
+            mask[np.arange(q)[:, None], cols[near]] = True
+        return mask
+
+
+def _where(video: Video, frame: Frame) -> str:
+    src = video.source or "<memory>"
+    name = f" {frame.file_name}" if frame.file_name else ""
+    return f"{src} (video {video.name!r}, frame {frame.index}{name})"
+
+
+def _check_order(video: Video) -> None:
+    idx = np.array([f.index for f in video.frames], dtype=np.int64)
+    bad = np.flatnonzero(np.diff(idx) <= 0)
+    if len(bad):
+        f = video.frames[bad[0] + 1]
+        raise TrackingError(f"{_where(video, f)}: frame.index must increase strictly along the video "
+                            f"(previous frame has index {idx[bad[0]]}); the tracker runs online in frame order")
+
+
+def _check_frame(video: Video, frame: Frame) -> None:
+    kp = frame.keypoints
+    bad = (kp[..., 2] > 0) & ~np.isfinite(kp[..., :2]).all(-1)
+    if bad.any():
+        p, j = (int(v) for v in np.argwhere(bad)[0])
+        raise TrackingError(f"{_where(video, frame)}: keypoints[{p}, {j}] is present (c = {kp[p, j, 2]}) "
+                            f"but has non-finite coordinates {kp[p, j, :2].tolist()}")
+
+
+# -- post-processing and frame-rate helpers ---------------------------------------------------
+
+def apply_keypoint_threshold(dataset: Dataset, threshold: float) -> Dataset:
+    """Remove keypoints whose confidence ``c`` is below ``threshold`` (A.3, Table 4).
+
+    Removed keypoints become ``(0, 0, 0)``; the poses themselves, their boxes, scores and track ids
+    are kept, even when no keypoint survives. ``threshold <= 0`` keeps everything. Returns a copy.
+    """
+    threshold = float(threshold)
+
+    def frame_copy(f: Frame) -> Frame:
+        out = f.select(np.arange(f.num_poses))
+        if threshold > 0:
+            out.keypoints[out.keypoints[..., 2] < threshold] = 0.0
+        return out
+
+    return Dataset([dataclasses.replace(v, frames=[frame_copy(f) for f in v.frames]) for v in dataset.videos],
+                   dict(dataset.skipped))
+
+
+def subsample(dataset: Dataset, k: int) -> Dataset:
+    """The same videos at ``1/k`` the frame rate: the frames whose ``index`` is a multiple of ``k``.
+
+    Kept frames are renumbered ``index // k``, so consecutive kept frames are one timestep apart
+    (the ``Δ`` of the tracker and of Pose Entailment counts timesteps of the subsampled video);
+    ``image_id`` and ``file_name`` still name the original images. Selecting by ``index`` (not by
+    list position) makes ground truth and predictions of the same videos agree on the kept frames
+    even when one of them lacks some frames; the evaluator must subsample the ground truth with
+    this same function. ``k = 1`` returns a copy with the same frames.
+    """
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"subsample: k must be >= 1, got {k}")
+    videos = [dataclasses.replace(v, frames=[dataclasses.replace(f, index=f.index // k)
+                                             for f in v.frames if f.index % k == 0])
+              for v in dataset.videos]
+    return Dataset(videos, dict(dataset.skipped))
+
+
+def drop_track_ids(dataset: Dataset) -> Dataset:
+    """A copy with every ``track_ids`` set to -1 (the input of the tracker is untracked)."""
+    def frame_copy(f: Frame) -> Frame:
+        out = f.select(np.arange(f.num_poses))
+        out.track_ids = np.full(f.num_poses, -1, np.int64)
+        return out
+
+    return Dataset([dataclasses.replace(v, frames=[frame_copy(f) for f in v.frames]) for v in dataset.videos],
+                   dict(dataset.skipped))

@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data-stats": ("keytrack.stats", "statistics of synthetic scenes beside a real dataset"),
     "bench-tokenize": ("keytrack.tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
-    "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %IDSW, AP), as poseval"),
+    "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
 }
 
 

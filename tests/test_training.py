@@ -106,17 +106,17 @@ def _losses(run_dir):
 
 
 def test_short_training_lowers_loss_and_writes_checkpoints(tmp_path, scenes):
-    cfg = _cfg(tmp_path, "loader.samples_per_epoch=1600", "trainer.max_epochs=3", "optim.lr=5e-4",
-               "trainer.log_every_n_steps=5")
+    cfg = _cfg(tmp_path, "loader.samples_per_epoch=3200", "trainer.max_epochs=3", "optim.lr=1e-3",
+               "trainer.log_every_n_steps=10")
     result = train(cfg, scenes)
     losses = _losses(tmp_path / "base" / "seed0")
     assert len(losses) >= 10
-    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.05
-    assert result["epochs"] == 3 and result["global_step"] == 150
-    assert result["best_val_acc"] > 0.6
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2
+    assert result["epochs"] == 3 and result["global_step"] == 300
+    assert result["best_val_acc"] > 0.7
     assert (tmp_path / "base" / "seed0" / "checkpoints" / "last.ckpt").is_file()
     saved = json.loads((tmp_path / "base" / "seed0" / "metrics.json").read_text())
-    assert saved["global_step"] == 150 and saved["train_pairs_per_s"] > 0
+    assert saved["global_step"] == 300 and saved["train_pairs_per_s"] > 0
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
@@ -132,10 +132,12 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
 def test_wandb_offline_run_is_written(tmp_path, scenes, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = _cfg(tmp_path, "logging.wandb=true", "trainer.fast_dev_run=true")
+    # (fast_dev_run would swap every logger for a dummy one)
+    cfg = _cfg(tmp_path, "logging.wandb=true", "trainer.max_steps=3", "trainer.limit_val_batches=1",
+               "trainer.log_every_n_steps=1")
     train(cfg, scenes)
-    runs = list((tmp_path / "base" / "seed0" / "wandb").glob("offline-run-*"))
-    assert runs, "W&B offline run folder missing"
+    runs = list((tmp_path / "base" / "seed0" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert runs and runs[0].stat().st_size > 0, "W&B offline run file missing"
 
 
 @pytest.mark.parametrize("experiment", list_experiments())

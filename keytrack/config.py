@@ -75,8 +75,17 @@ def load_config(overrides: list[str] | None = None, directory: Path | None = Non
         except ConfigKeyError as err:
             raise ConfigError(f"{source}: unknown key {err.full_key!r} (not in experiments/base.yaml)") from None
     cfg.experiment = experiment
+    if cfg.run_name is None:
+        cfg.run_name = f"{data_tag(cfg.data)}-seed{cfg.seed}"
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def data_tag(data: DictConfig) -> str:
+    """A short name for the configured data: ``synthetic`` or ``<folder name>-<split>``."""
+    if data.root is None:
+        return "synthetic"
+    return f"{Path(str(data.root)).resolve().name}-{data.split}"
 
 
 def to_yaml(cfg: DictConfig) -> str:

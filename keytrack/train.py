@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from keytrack.atomic import write_json, write_text
-from keytrack.config import load_config, to_yaml
+from keytrack.config import ConfigError, load_config, to_yaml
 from keytrack.poses import Dataset
 
 log = logging.getLogger("keytrack.train")
@@ -67,6 +67,21 @@ def _loggers(cfg: DictConfig, out: Path) -> list:
     return loggers
 
 
+#: Config sections that must not change when a run resumes (they define its data and model).
+RESUME_INVARIANT = ("seed", "data", "pairs", "tokens", "model")
+
+
+def _check_resumable(cfg: DictConfig, saved_path: Path) -> None:
+    if not saved_path.is_file():
+        return
+    saved = OmegaConf.load(saved_path)
+    changed = [k for k in RESUME_INVARIANT if OmegaConf.select(saved, k) != OmegaConf.select(cfg, k)]
+    if changed:
+        raise ConfigError(
+            f"{saved_path.parent}: a run with a different {', '.join(changed)} config is there to resume; "
+            f"set run_name=<new name> for a new run, or logging.resume=never to start this one over")
+
+
 def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     """Fit the configured matcher; returns (and writes to ``metrics.json``) the final numbers."""
     from datamodules import PosePairDataModule
@@ -75,11 +90,12 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", to_yaml(cfg))
     last = out / "checkpoints" / "last.ckpt"
     resume = str(last) if cfg.logging.resume == "auto" and last.is_file() else None
     if resume:
+        _check_resumable(cfg, out / "config.yaml")
         log.info("resuming from %s", resume)
+    write_text(out / "config.yaml", to_yaml(cfg))
 
     datamodule = PosePairDataModule(cfg, dataset)
     module = MatchingModule(cfg)

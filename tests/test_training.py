@@ -54,7 +54,7 @@ def test_config_extends(tmp_path):
 def test_print_config_cli(capsys):
     assert main(["train", "--print-config", "experiment=quick", "seed=7"]) == 0
     out = capsys.readouterr().out
-    assert "experiment: quick" in out and "seed: 7" in out and "run_name: seed7" in out
+    assert "experiment: quick" in out and "seed: 7" in out and "run_name: synthetic-seed7" in out
 
 
 def test_warmup_then_linear_decay():
@@ -109,13 +109,13 @@ def test_short_training_lowers_loss_and_writes_checkpoints(tmp_path, scenes):
     cfg = _cfg(tmp_path, "loader.samples_per_epoch=3200", "trainer.max_epochs=3", "optim.lr=1e-3",
                "trainer.log_every_n_steps=10")
     result = train(cfg, scenes)
-    losses = _losses(tmp_path / "base" / "seed0")
+    losses = _losses(tmp_path / "base" / "synthetic-seed0")
     assert len(losses) >= 10
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2
     assert result["epochs"] == 3 and result["global_step"] == 300
     assert result["best_val_acc"] > 0.7
-    assert (tmp_path / "base" / "seed0" / "checkpoints" / "last.ckpt").is_file()
-    saved = json.loads((tmp_path / "base" / "seed0" / "metrics.json").read_text())
+    assert (tmp_path / "base" / "synthetic-seed0" / "checkpoints" / "last.ckpt").is_file()
+    saved = json.loads((tmp_path / "base" / "synthetic-seed0" / "metrics.json").read_text())
     assert saved["global_step"] == 300 and saved["train_pairs_per_s"] > 0
 
 
@@ -125,6 +125,8 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
     second = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=2"), scenes)
     assert second["resumed_from"].endswith("last.ckpt")
     assert second["global_step"] == 20 and second["epochs"] == 2
+    with pytest.raises(ConfigError, match="model"):
+        train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=3", "model.layers=2"), scenes)
     fresh = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1", "run_name=other"), scenes)
     assert fresh["resumed_from"] is None and fresh["global_step"] == 10
 
@@ -136,7 +138,7 @@ def test_wandb_offline_run_is_written(tmp_path, scenes, monkeypatch):
     cfg = _cfg(tmp_path, "logging.wandb=true", "trainer.max_steps=3", "trainer.limit_val_batches=1",
                "trainer.log_every_n_steps=1")
     train(cfg, scenes)
-    runs = list((tmp_path / "base" / "seed0" / "wandb").glob("offline-run-*/run-*.wandb"))
+    runs = list((tmp_path / "base" / "synthetic-seed0" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert runs and runs[0].stat().st_size > 0, "W&B offline run file missing"
 
 

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data-stats": ("keytrack.stats", "statistics of synthetic scenes beside a real dataset"),
     "bench-tokenize": ("keytrack.tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
+    "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
 }
 

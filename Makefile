@@ -25,7 +25,7 @@ train: install
 	$(BIN)/keytrack train experiment=$(EXPERIMENT) $(DATA_ARG) $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q $(if $(DATA),--data $(DATA),) $(ARGS)
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow $(ARGS)

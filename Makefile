@@ -11,7 +11,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test test-slow synth data-stats bench-tokenize clean
+.PHONY: install train test synth data-stats bench-tokenize clean
 
 install: $(VENV)/.installed
 
@@ -25,16 +25,13 @@ train: install
 	$(BIN)/keytrack train experiment=$(EXPERIMENT) $(DATA_ARG) $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q $(if $(DATA),--data $(DATA),) $(ARGS)
-
-test-slow: install
-	$(BIN)/python -m pytest -q -m slow $(ARGS)
+	$(BIN)/python -m pytest -q $(if $(DATA),--data=$(DATA),) $(ARGS)
 
 synth: install
 	$(BIN)/keytrack synth --out data/synthetic --videos 40 --seed 0 $(ARGS)
 
 data-stats: install
-	$(BIN)/keytrack data-stats $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack data-stats $(if $(DATA),--data=$(DATA),) $(ARGS)
 
 bench-tokenize: install
 	$(BIN)/keytrack bench-tokenize $(if $(DATA),--data $(DATA) --split $(or $(SPLIT),train),) --model $(ARGS)

@@ -1,6 +1,6 @@
 """Shared pytest setup.
 
-``--data DIR`` (or ``make test DATA=DIR``) adds the checks in ``test_real_data.py`` against a
+``--data=DIR`` (or ``make test DATA=DIR``) adds the checks in ``test_real_data.py`` against a
 PoseTrack18-layout folder of the user's; without it those tests are not collected, since every
 other test runs on data the project generates itself.
 """

@@ -1,4 +1,4 @@
-"""Checks on a real PoseTrack18-layout dataset given with ``--data DIR`` (``make test DATA=DIR``).
+"""Checks on a real PoseTrack18-layout dataset given with ``--data=DIR`` (``make test DATA=DIR``).
 
 Not collected without ``--data``: the default suite uses generated data only.
 """

@@ -3,7 +3,8 @@
     keytrack train experiment=default data.root=<PoseTrack18 folder> trainer.max_epochs=3
 
 Everything a run writes goes to ``<output_dir>/<experiment>/<run_name>/``: ``config.yaml``,
-``checkpoints/{last,best-*}.ckpt``, ``csv/metrics.csv``, ``wandb/`` (offline unless configured
+``checkpoints/{last,best-*}.ckpt``, ``csv/version_N/metrics.csv`` (one per attempt; see
+:func:`read_metrics`), ``wandb/`` (offline unless configured
 otherwise) and, when training ends, ``metrics.json``. Running the same command again resumes from
 ``last.ckpt`` (``logging.resume=auto``); ``logging.resume=never`` starts over.
 """
@@ -57,8 +58,21 @@ def run_dir(cfg: DictConfig) -> Path:
     return Path(cfg.output_dir) / cfg.experiment / cfg.run_name
 
 
+def read_metrics(out: str | Path) -> list[dict[str, str]]:
+    """Every row the CSV logger wrote for a run, across resumed attempts, in order."""
+    import csv
+
+    files = sorted(Path(out).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    rows: list[dict[str, str]] = []
+    for path in files:
+        with open(path, newline="") as f:
+            rows.extend(csv.DictReader(f))
+    return rows
+
+
 def _loggers(cfg: DictConfig, out: Path) -> list:
-    loggers = [CSVLogger(save_dir=str(out), name="csv", version="")]
+    # One csv/version_N/ per attempt: a resumed run adds a file instead of overwriting the last.
+    loggers = [CSVLogger(save_dir=str(out), name="csv")]
     if cfg.logging.wandb:
         mode = os.environ.get("WANDB_MODE", cfg.logging.mode)
         loggers.append(WandbLogger(project=cfg.logging.project, name=f"{cfg.experiment}/{cfg.run_name}",

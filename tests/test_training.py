@@ -1,7 +1,6 @@
 """Configs, the balanced pair DataModule, the LightningModule and `keytrack train` end to end."""
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 from keytrack.cli import main
 from keytrack.config import ConfigError, list_experiments, load_config
 from keytrack.synth import generate_dataset
-from keytrack.train import train
+from keytrack.train import read_metrics, train
 from lightning_modules.matching import warmup_linear_decay
 
 
@@ -101,8 +100,7 @@ def test_batches_carry_tokens_and_labels(tmp_path, scenes):
 # -- training ------------------------------------------------------------------------------------
 
 def _losses(run_dir):
-    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
-    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    return [float(r["train/loss"]) for r in read_metrics(run_dir) if r.get("train/loss")]
 
 
 def test_short_training_lowers_loss_and_writes_checkpoints(tmp_path, scenes):
@@ -125,6 +123,8 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
     second = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=2"), scenes)
     assert second["resumed_from"].endswith("last.ckpt")
     assert second["global_step"] == 20 and second["epochs"] == 2
+    epochs = {r["epoch"] for r in read_metrics(tmp_path / "base" / "synthetic-seed0") if r.get("val/acc")}
+    assert epochs == {"0", "1"}, "the first attempt's metrics must survive the resume"
     with pytest.raises(ConfigError, match="model"):
         train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=3", "model.layers=2"), scenes)
     fresh = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1", "run_name=other"), scenes)

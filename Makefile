@@ -11,7 +11,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize clean
+.PHONY: install train test synth data-stats bench-tokenize tracker-comparison clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ data-stats: install
 
 bench-tokenize: install
 	$(BIN)/keytrack bench-tokenize $(if $(DATA),--data $(DATA) --split $(or $(SPLIT),train),) --model $(ARGS)
+
+tracker-comparison: install
+	$(BIN)/python -m ablations.tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

@@ -3,6 +3,11 @@
 Reads one annotation file per video from each folder (prediction files named like the GT ones),
 prints the PoseTrack table (AP, MOTA and %IDSW per body part, then MOTA/MOTP/precision/recall
 totals) and optionally writes every per-joint number as JSON.
+
+``--frame-stride K`` scores predictions made by ``keytrack track --frame-stride K``, which hold
+only every ``K``-th frame: the ground truth is subsampled with the same
+:func:`keytrack.tracking.subsample` (frames whose index is a multiple of ``K``, renumbered
+``index // K``) before it is compared with them.
 """
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ap", action="store_true", help="skip AP (pose estimation)")
     parser.add_argument("--no-mot", action="store_true",
                         help="skip MOT metrics (for predictions without track ids)")
+    parser.add_argument("--frame-stride", type=int, default=1, metavar="K",
+                        help="the predictions come from `keytrack track --frame-stride K`: score them "
+                             "against every K-th ground-truth frame (frames with index %% K == 0; default 1)")
 
 
 def _read_dataset(path: str):
@@ -30,13 +38,40 @@ def _read_dataset(path: str):
     return read_dataset(path, keep_empty_poses=True)
 
 
+def _subsample_gt(gt, pred, k: int):
+    """``gt`` at ``1/k`` the frame rate, as ``keytrack track --frame-stride k`` wrote ``pred``.
+
+    A prediction video that still holds every frame of its ground truth was not tracked with that
+    stride; it is refused with the video's file named, rather than scored against the wrong frames.
+    """
+    from keytrack.tracking import subsample
+
+    sub = subsample(gt, k)
+    full = {v.name: len(v.frames) for v in gt.videos}
+    kept = {v.name: len(v.frames) for v in sub.videos}
+    for video in pred.videos:
+        n = len(video.frames)
+        if video.name in full and n == full[video.name] != kept[video.name]:
+            raise SystemExit(
+                f"keytrack evaluate: {video.source or video.name}: the prediction has all {n} frames of "
+                f"video {video.name!r}, but --frame-stride {k} keeps {kept[video.name]}; predictions "
+                f"for --frame-stride {k} come from `keytrack track --frame-stride {k}`")
+    return sub
+
+
 def run(args: argparse.Namespace) -> int:
     from keytrack.evaluation import evaluate
 
+    stride = int(getattr(args, "frame_stride", 1))      # namespaces built without the option: every frame
+    if stride < 1:
+        raise SystemExit(f"keytrack evaluate: --frame-stride must be >= 1, got {stride}")
     gt = _read_dataset(args.gt)
     pred = _read_dataset(args.pred)
     print(f"ground truth: {gt.report()}")
     print(f"prediction:   {pred.report()}")
+    if stride != 1:
+        gt = _subsample_gt(gt, pred, stride)
+        print(f"frame stride {stride}: {gt.num_frames} ground-truth frames kept")
     result = evaluate(gt, pred, compute_ap=not args.no_ap, compute_mot=not args.no_mot)
     print(f"scored {result.num_videos} videos, {result.num_frames} frames "
           f"({result.num_mot_frames} for MOT)\n")

@@ -1,0 +1,662 @@
+"""What every ablation shares: data profiles, a cache of runs, result tables, training reuse.
+
+An ablation (one module of ``ablations/``) reproduces one table or figure of the paper. It is a
+list of *runs* (one training, one tracking + evaluation cell, one point of a sweep), each named by
+a key, whose results are gathered into one table with the paper's values beside ours:
+
+* :class:`Profile`: where the data comes from. ``quick`` is the embedded synthetic default (the
+  training set of ``keytrack train`` without ``data.root``, and a disjoint synthetic test set);
+  ``full`` is a PoseTrack18-layout folder (``DATA=...``): its ``train`` split for training and
+  tuning, its ``test`` split (``val`` when there is no test split) for evaluation (§4.1).
+* :class:`RunCache`: each run's result is a JSON file ``<results>/runs/<key>.json`` (written
+  atomically). Running an ablation again reuses every finished run and does only the missing
+  ones; a run that raises is recorded with its error (type and message), shown as failed in the
+  table, and does not stop the others.
+* :func:`write_table`: rows of dicts to ``<name>.md`` (Markdown) and ``<name>.csv``, atomically;
+  :class:`MeanStd` / :func:`mean_std` for values over several seeds.
+* :func:`train_or_reuse`: a matching network trained with :func:`keytrack.train.train` from an
+  experiment config and overrides, or the finished run of the same configuration.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from numbers import Number
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from keytrack.atomic import write_json, write_text
+from keytrack.poses import Dataset
+
+log = logging.getLogger("ablations")
+
+__all__ = [
+    "Profile", "default_eval_split", "display_path", "dataset_fingerprint", "file_digest",
+    "complete_head_boxes", "RunRecord", "RunCache", "json_safe",
+    "MeanStd", "mean_std", "format_mean_std", "Column", "format_value", "markdown_table", "csv_table",
+    "write_table",
+    "TrainedModel", "train_or_reuse", "find_finished_run",
+]
+
+#: Experiment-config sections that decide what a training run produces (its data, pairs, tokens,
+#: model, optimiser and sampler), compared to recognise a finished run of the same configuration.
+RESULT_SECTIONS = ("seed", "data", "pairs", "tokens", "model", "optim", "loader")
+
+
+# -- profiles ---------------------------------------------------------------------------------------
+
+def default_eval_split(root: str | Path) -> str:
+    """``test`` when ``root`` has a test split, else ``val`` (PoseTrack18's test labels are held out)."""
+    root = Path(root)
+    for split in ("test", "val"):
+        if (root / "annotations" / split).is_dir() or (root / split).is_dir():
+            return split
+    raise FileNotFoundError(f"{root}: no test or val split (looked for annotations/test, test, "
+                            f"annotations/val, val)")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where an ablation's data comes from.
+
+    ``quick`` (``data_root is None``): training on the embedded synthetic default (what
+    ``keytrack train`` uses without ``data.root``; its ``data.synthetic`` config picks the videos),
+    evaluation on ``synthetic_eval_videos`` synthetic videos numbered from
+    ``synthetic_eval_first_index``, disjoint from the training videos. Minutes on a laptop CPU.
+
+    ``full``: ``data_root`` is a PoseTrack18-layout folder; ``train_split`` trains (and tunes
+    baselines), ``eval_split`` evaluates (default: ``test``, else ``val``).
+    """
+
+    data_root: Path | None = None
+    train_split: str = "train"
+    eval_split: str | None = None
+    synthetic_eval_videos: int = 20
+    synthetic_eval_seed: int = 0
+    synthetic_eval_first_index: int = 1000
+
+    @classmethod
+    def from_data(cls, data: str | Path | None, eval_split: str | None = None, **kwargs) -> "Profile":
+        """The ``full`` profile of ``data`` (``eval_split`` found when not given), or ``quick``."""
+        if data is None:
+            return cls(None, **kwargs)
+        root = Path(data).resolve()
+        if not root.is_dir():
+            raise FileNotFoundError(f"{data}: no such data folder")
+        return cls(root, eval_split=eval_split or default_eval_split(root), **kwargs)
+
+    @property
+    def name(self) -> str:
+        return "quick" if self.data_root is None else "full"
+
+    @property
+    def tag(self) -> str:
+        """``synthetic`` or ``<data folder>-<eval split>``, a name for the results of this profile."""
+        return "synthetic" if self.data_root is None else f"{self.data_root.name}-{self.eval_split}"
+
+    def results_dir(self, ablation: str, root: str | Path = "results") -> Path:
+        """``results/<ablation>/`` for ``quick``, ``results/<ablation>/<tag>/`` for ``full``."""
+        base = Path(root) / ablation
+        return base if self.data_root is None else base / self.tag
+
+    def train_overrides(self) -> list[str]:
+        """``key=value`` overrides that point a training config at this profile's training data."""
+        if self.data_root is None:
+            return []
+        return [f"data.root={self.data_root}", f"data.split={self.train_split}"]
+
+    def load_train(self, synthetic_videos: int = 40, synthetic_seed: int = 0) -> Dataset:
+        """Ground truth of the training split (all of it: training and validation videos)."""
+        if self.data_root is None:
+            from keytrack.synth import default_dataset
+            return default_dataset(num_videos=int(synthetic_videos), seed=int(synthetic_seed))
+        from keytrack.io import read_dataset
+        return read_dataset(self.data_root, split=self.train_split, keep_empty_poses=True)
+
+    def load_eval(self) -> Dataset:
+        """Ground truth of the evaluation split, read as ``keytrack evaluate`` reads it."""
+        if self.data_root is None:
+            from keytrack.synth import generate_dataset
+            return generate_dataset(self.synthetic_eval_videos, seed=self.synthetic_eval_seed,
+                                    first_index=self.synthetic_eval_first_index)
+        from keytrack.io import read_dataset
+        return read_dataset(self.data_root, split=self.eval_split, keep_empty_poses=True)
+
+    def describe(self, split: str) -> str:
+        """Human-readable name of a split (``"train"`` or ``"eval"``) of this profile."""
+        if self.data_root is None:
+            if split == "train":
+                return "synthetic default (keytrack.synth.default_dataset)"
+            return (f"synthetic test set: generate_dataset({self.synthetic_eval_videos}, "
+                    f"seed={self.synthetic_eval_seed}, first_index={self.synthetic_eval_first_index})")
+        name = self.train_split if split == "train" else self.eval_split
+        return f"{display_path(self.data_root)} [{name}]"
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when that is shorter (for notes under tables)."""
+    path = Path(path)
+    try:
+        rel = os.path.relpath(path.resolve())
+    except ValueError:           # another drive
+        return str(path)
+    return rel if len(rel) < len(str(path.resolve())) else str(path.resolve())
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """16 hex digits that change whenever the videos, frames, poses or track ids change."""
+    h = hashlib.sha256()
+    for video in dataset.videos:
+        h.update(f"{video.name}|{video.width}|{video.height}|{len(video.frames)}".encode())
+        if video.frames:
+            h.update(np.array([f.index for f in video.frames], np.int64).tobytes())
+            h.update(np.array([f.num_poses for f in video.frames], np.int64).tobytes())
+    t = dataset.table()
+    for array in (t.keypoints, t.track_ids, t.boxes):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
+def file_digest(path: str | Path) -> str:
+    """16 hex digits of the SHA-256 of a file (names a checkpoint in run parameters)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def complete_head_boxes(dataset: Dataset) -> tuple[Dataset, int]:
+    """A copy of ground truth with a head box on every pose that has keypoints, and how many were added.
+
+    PoseTrack's evaluation normalises distances by the GT head size (``0.6 ×`` the head box
+    diagonal) and needs a head box on every GT pose of a scored frame; some training sets annotate
+    few (Bonn train: 1,208 of 6,394 poses). A missing one is drawn, in this order of preference:
+
+    1. as PoseTrack draws them: centred between ``head_top`` and ``head_bottom``, as tall as their
+       distance ``L`` and ``0.8 L`` wide (diagonal ``1.28 L``; on Bonn test, where every pose has
+       one, the median ratio is 1.25);
+    2. without both head joints: diagonal ``(0.1 / 0.6) ×`` the person box diagonal
+       (``keytrack.perturb.person_scale``'s rule), at the top centre of the person box;
+    3. for a pose of a single point: the median head box size of its video (of the whole dataset
+       when the video has none), centred on the pose.
+
+    Used to evaluate on training splits (baseline tuning); evaluation splits are scored as given.
+    """
+    from keytrack.perturb import person_scale
+    from keytrack.poses import keypoint_boxes
+    from keytrack.skeleton import JOINTS
+
+    top, bottom = JOINTS.index("head_top"), JOINTS.index("head_bottom")
+    aspect = math.hypot(0.8, 1.0)                  # diagonal of a 0.8 × 1 box
+
+    def draw(kp: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Rules 1 and 2 for poses ``kp [M, 15, 3]``; NaN rows where neither applies."""
+        both = (kp[:, top, 2] > 0) & (kp[:, bottom, 2] > 0)
+        length = np.linalg.norm(kp[:, top, :2] - kp[:, bottom, :2], axis=-1)
+        centre = 0.5 * (kp[:, top, :2] + kp[:, bottom, :2])
+        boxes = np.where(np.isfinite(boxes).all(-1, keepdims=True), boxes, keypoint_boxes(kp))
+        alt_length = person_scale(kp, boxes, np.full_like(boxes, np.nan)) / 0.6 / aspect
+        alt_centre = np.stack([boxes[:, 0] + 0.5 * boxes[:, 2], boxes[:, 1] + 0.5 * alt_length], -1)
+        rule1 = both & (length > 0)
+        length = np.where(rule1, length, alt_length)
+        centre = np.where(rule1[:, None], centre, alt_centre)
+        size = np.stack([0.8 * length, length], -1)
+        out = np.concatenate([centre - 0.5 * size, size], -1)
+        out[~(length > 0)] = np.nan
+        return out
+
+    videos, sizes = [], []
+    for video in dataset.videos:
+        frames = []
+        for frame in video.frames:
+            missing = ~np.isfinite(frame.head_boxes).all(-1) & (frame.keypoints[..., 2] > 0).any(-1)
+            if missing.any():
+                frame = frame.select(np.arange(frame.num_poses))          # copies the arrays
+                frame.head_boxes[missing] = draw(frame.keypoints[missing], frame.boxes[missing])
+            frames.append(frame)
+        hb = np.concatenate([f.head_boxes for f in frames]) if frames else np.zeros((0, 4))
+        sizes.append(hb[np.isfinite(hb).all(-1), 2:])
+        videos.append(dataclasses.replace(video, frames=frames))
+
+    # Rule 3: single-point poses take the median head box size of their video (or of the dataset).
+    every = np.concatenate(sizes) if sizes else np.zeros((0, 2))
+    overall = np.median(every, axis=0) if len(every) else np.full(2, np.nan)
+    for video, own in zip(videos, sizes):
+        median = np.median(own, axis=0) if len(own) else overall
+        for frame in video.frames:
+            left = ~np.isfinite(frame.head_boxes).all(-1) & (frame.keypoints[..., 2] > 0).any(-1)
+            if left.any():
+                kp = frame.keypoints[left]
+                vis = kp[..., 2:] > 0
+                centre = (kp[..., :2] * vis).sum(1) / vis.sum(1)
+                size = np.broadcast_to(median, centre.shape)
+                frame.head_boxes[left] = np.concatenate([centre - 0.5 * size, size], -1)
+
+    added = sum(int((np.isfinite(new.head_boxes).all(-1) & ~np.isfinite(old.head_boxes).all(-1)).sum())
+                for v_new, v_old in zip(videos, dataset.videos)
+                for new, old in zip(v_new.frames, v_old.frames))
+    return Dataset(videos, dict(dataset.skipped)), added
+
+
+# -- run cache ----------------------------------------------------------------------------------------
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays as Python values and NaN/inf as ``None`` (JSON has no NaN)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@dataclass
+class RunRecord:
+    """One run's stored outcome: ``status`` is ``"ok"`` (``result`` holds its numbers) or
+    ``"failed"`` (``error`` holds ``type``, ``message`` and ``traceback``)."""
+
+    key: str
+    status: str
+    params: dict
+    result: dict | None = None
+    error: dict | None = None
+    seconds: float = 0.0
+    finished_at: str = ""
+    reused: bool = field(default=False, compare=False)   # read from the cache (not stored)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def failure(self) -> str | None:
+        """``"<ErrorType>: <message>"`` for a failed run, else None."""
+        if self.ok or not self.error:
+            return None
+        return f"{self.error.get('type', 'Error')}: {self.error.get('message', '')}"
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "status": self.status, "params": self.params, "result": self.result,
+                "error": self.error, "seconds": self.seconds, "finished_at": self.finished_at}
+
+
+class RunCache:
+    """Results of an ablation's runs, one JSON file per run: ``<directory>/<key>.json``.
+
+    :meth:`run` returns the stored record when the run finished before with the same parameters,
+    and otherwise calls the function, stores what it returns (a JSON-able dict) or the exception
+    it raised, and returns that. Failed runs are run again next time (``retry_failed``); a run
+    whose stored parameters differ from the requested ones is stale and is run again.
+
+    Args:
+        directory: where the ``<key>.json`` files live (an ablation uses ``results/<name>/runs``).
+        retry_failed: run a recorded failure again instead of returning it.
+    """
+
+    def __init__(self, directory: str | Path, retry_failed: bool = True):
+        self.directory = Path(directory)
+        self.retry_failed = bool(retry_failed)
+        self.computed = 0        # runs executed by this object (not read from the cache)
+        self.reused = 0
+
+    def path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"run key {key!r}: use letters, digits and . _ = + - only "
+                             "(it names the file <key>.json)")
+        return self.directory / f"{key}.json"
+
+    def load(self, key: str) -> RunRecord | None:
+        """The stored record of ``key``, or None when there is none (or it is unreadable)."""
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return RunRecord(key=data["key"], status=data["status"], params=data.get("params") or {},
+                             result=data.get("result"), error=data.get("error"),
+                             seconds=float(data.get("seconds") or 0.0),
+                             finished_at=data.get("finished_at", ""),
+                             reused=True)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s: unreadable run record (%s: %s); running it again", path, type(err).__name__, err)
+            return None
+
+    def run(self, key: str, fn: Callable[[], Mapping], params: Mapping | None = None) -> RunRecord:
+        """The record of run ``key``: reused when it finished with these ``params``, else computed."""
+        params = json_safe(dict(params or {}))
+        stored = self.load(key)
+        if stored is not None:
+            if stored.params != params:
+                log.info("run %s: parameters changed since it was stored; running it again", key)
+            elif stored.ok or not self.retry_failed:
+                self.reused += 1
+                log.info("run %s: reused (%s)", key, stored.status)
+                return stored
+            else:
+                log.info("run %s: failed last time (%s); running it again", key, stored.failure)
+        start = time.perf_counter()
+        try:
+            result = fn()
+            if not isinstance(result, Mapping):
+                raise TypeError(f"run {key}: the run function returned {type(result).__name__}, "
+                                "expected a dict of results")
+            record = RunRecord(key, "ok", params, result=json_safe(dict(result)))
+            json.dumps(record.result, allow_nan=False)       # must be storable
+        except Exception as err:    # noqa: BLE001 - a failed run is recorded and shown, not fatal
+            record = RunRecord(key, "failed", params, error={
+                "type": type(err).__name__, "message": str(err),
+                "traceback": traceback.format_exc(limit=20)})
+            log.warning("run %s: FAILED (%s: %s)", key, type(err).__name__, err)
+        record.seconds = round(time.perf_counter() - start, 3)
+        record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.computed += 1
+        write_json(self.path(key), record.to_dict())
+        if record.ok:
+            log.info("run %s: done in %.1f s", key, record.seconds)
+        return record
+
+
+# -- tables -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MeanStd:
+    """Mean and sample standard deviation (``ddof = 1``) of ``n`` values."""
+
+    mean: float
+    std: float
+    n: int
+
+    def format(self, digits: int = 1) -> str:
+        """``"m ± s"``; ``"m"`` alone for one value; ``""`` for none."""
+        if self.n == 0 or not math.isfinite(self.mean):
+            return ""
+        if self.n == 1:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def mean_std(values: Iterable[float | None]) -> MeanStd:
+    """:class:`MeanStd` of ``values``, skipping ``None`` and NaN (a failed or undefined run)."""
+    v = np.array([float(x) for x in values if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return MeanStd(math.nan, math.nan, 0)
+    return MeanStd(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
+
+
+def format_mean_std(values: Iterable[float | None], digits: int = 1) -> str:
+    """``"1.2 ± 0.3"`` over seeds (sample std), ``"1.2"`` for one value, ``""`` for none."""
+    return mean_std(values).format(digits)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: the row key it shows, its header, and decimals for floats."""
+
+    key: str
+    header: str | None = None
+    digits: int | None = None
+
+    @property
+    def title(self) -> str:
+        return self.key if self.header is None else self.header
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        (isinstance(value, MeanStd) and value.n == 0)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (Number, MeanStd)) and not isinstance(value, bool)
+
+
+def format_value(value: Any, digits: int = 1) -> str:
+    """A cell: floats with ``digits`` decimals, ints as ints, :class:`MeanStd` as ``"m ± s"``,
+    ``None``/NaN as an empty cell."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, MeanStd):
+        return value.format(digits)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{digits}f}"
+    return str(value)
+
+
+def _columns(rows: Sequence[Mapping], columns: Sequence[str | Column] | None) -> list[Column]:
+    if columns is None:
+        keys: dict[str, None] = {}
+        for row in rows:
+            keys.update(dict.fromkeys(row))
+        columns = list(keys)
+    return [c if isinstance(c, Column) else Column(str(c)) for c in columns]
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[Mapping], columns: Sequence[str | Column] | None = None,
+                   digits: int = 1) -> str:
+    """A GitHub Markdown table (no trailing newline); columns without text right-aligned."""
+    cols = _columns(rows, columns)
+    numeric = [all(_is_number(r.get(c.key)) for r in rows if not _is_missing(r.get(c.key))) for c in cols]
+    lines = ["| " + " | ".join(_md_escape(c.title) for c in cols) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    for row in rows:
+        cells = [_md_escape(format_value(row.get(c.key), digits if c.digits is None else c.digits))
+                 for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value)) if math.isfinite(float(value)) else str(float(value))
+    return str(value)
+
+
+def csv_table(rows: Sequence[Mapping], columns: Sequence[str | Column] | None = None) -> str:
+    """CSV text at full precision; a :class:`MeanStd` column becomes ``<header>`` (mean) and
+    ``<header> std`` columns."""
+    cols = _columns(rows, columns)
+    split = [any(isinstance(r.get(c.key), MeanStd) for r in rows) for c in cols]
+    header: list[str] = []
+    for c, s in zip(cols, split):
+        header += [c.title, f"{c.title} std"] if s else [c.title]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        out: list[str] = []
+        for c, s in zip(cols, split):
+            v = row.get(c.key)
+            if s:
+                ms = v if isinstance(v, MeanStd) else \
+                    (None if _is_missing(v) else MeanStd(float(v), math.nan, 1))
+                out += ["", ""] if ms is None or ms.n == 0 else \
+                    [_csv_value(ms.mean), _csv_value(ms.std) if ms.n > 1 else ""]
+            else:
+                out.append(_csv_value(v))
+        writer.writerow(out)
+    return buf.getvalue()
+
+
+def write_table(rows: Sequence[Mapping], directory: str | Path, *, name: str = "table",
+                columns: Sequence[str | Column] | None = None, title: str | None = None,
+                notes: Sequence[str] = (), digits: int = 1) -> tuple[Path, Path]:
+    """Write ``<directory>/<name>.md`` and ``<name>.csv`` atomically; returns both paths.
+
+    ``rows`` are dicts; ``columns`` picks and orders their keys (default: every key, in order of
+    first appearance), so "paper" columns are put beside ours by listing them there. The Markdown
+    file is ``# <title>``, a blank line, the table, and the ``notes`` as a bullet list after a
+    blank line; missing values (None, NaN) are empty cells.
+    """
+    directory = Path(directory)
+    parts = []
+    if title:
+        parts.append(f"# {title}\n")
+    parts.append(markdown_table(rows, columns, digits) + "\n")
+    if notes:
+        parts.append("".join(f"- {n}\n" for n in notes))
+    md = write_text(directory / f"{name}.md", "\n".join(parts))
+    csv_path = write_text(directory / f"{name}.csv", csv_table(rows, columns))
+    return md, csv_path
+
+
+# -- training -----------------------------------------------------------------------------------------
+
+@dataclass
+class TrainedModel:
+    """A finished training run: the checkpoint to track with and the run's ``metrics.json``."""
+
+    checkpoint: Path
+    run_dir: Path
+    metrics: dict
+    reused: bool
+
+
+def _signature(cfg) -> dict:
+    """The parts of an experiment config that decide what training produces."""
+    from omegaconf import OmegaConf
+
+    sig = {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True)
+           if OmegaConf.is_config(OmegaConf.select(cfg, k)) else OmegaConf.select(cfg, k)
+           for k in RESULT_SECTIONS}
+    root = (sig.get("data") or {}).get("root")
+    if root is not None:
+        sig["data"]["root"] = str(Path(str(root)).resolve())
+    sig["max_epochs"] = OmegaConf.select(cfg, "trainer.max_epochs")
+    return sig
+
+
+def _checkpoint_of(run: Path, metrics: Mapping) -> Path:
+    for key in ("best_checkpoint", "last_checkpoint"):
+        value = metrics.get(key)
+        if not value:
+            continue
+        for path in (Path(value), run / "checkpoints" / Path(value).name):
+            if path.is_file():
+                return path
+    last = run / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        return last
+    raise FileNotFoundError(f"{run}: finished run (metrics.json) without a checkpoint in "
+                            f"{run / 'checkpoints'}")
+
+
+def _same_config(run: Path, signature: dict) -> bool:
+    from omegaconf import OmegaConf
+
+    saved = run / "config.yaml"
+    return saved.is_file() and _signature(OmegaConf.load(saved)) == signature
+
+
+def _run_dir(cfg) -> Path:
+    """``<output_dir>/<experiment>/<run_name>``, as :func:`keytrack.train.run_dir` (without importing
+    Lightning)."""
+    return Path(cfg.output_dir) / cfg.experiment / cfg.run_name
+
+
+def find_finished_run(cfg) -> Path | None:
+    """The run folder of a finished training (``metrics.json`` present) of the same configuration.
+
+    ``<output_dir>/<experiment>/<run_name>`` first; otherwise any other run of the experiment whose
+    ``config.yaml`` agrees on :data:`RESULT_SECTIONS` and ``trainer.max_epochs`` (a run started
+    under another name).
+    """
+    sig = _signature(cfg)
+    own = _run_dir(cfg)
+    finished = (Path(cfg.output_dir) / cfg.experiment).glob("*/metrics.json")
+    candidates = [own] + sorted(p.parent for p in finished if p.parent != own)
+    return next((r for r in candidates if (r / "metrics.json").is_file() and _same_config(r, sig)), None)
+
+
+def _active_run(cfg, quiet_seconds: float) -> Path | None:
+    """A run of the same configuration without ``metrics.json`` that wrote a file recently."""
+    sig = _signature(cfg)
+    own = _run_dir(cfg)
+    runs = [own] + [p for p in (Path(cfg.output_dir) / cfg.experiment).glob("*") if p.is_dir() and p != own]
+    now = time.time()
+    for run in runs:
+        if (run / "metrics.json").is_file() or not _same_config(run, sig):
+            continue
+        watched = [run / "checkpoints" / "last.ckpt", run / "csv" / "metrics.csv", run / "config.yaml"]
+        if any(p.is_file() and now - p.stat().st_mtime < quiet_seconds for p in watched):
+            return run
+    return None
+
+
+def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: Dataset | None = None,
+                   wait: bool = True, quiet_seconds: float = 180.0, poll_seconds: float = 15.0,
+                   train_fn: Callable | None = None) -> TrainedModel:
+    """Train ``experiment`` with ``overrides`` (:func:`keytrack.train.train`), or reuse its finished run.
+
+    A finished run of the same configuration (:func:`find_finished_run`) is reused as is. When a
+    run of that configuration is being trained by another process (a checkpoint or log written in
+    the last ``quiet_seconds``), this waits for its ``metrics.json`` instead of training a second
+    copy (``wait=False`` trains at once, which resumes from its ``last.ckpt``). Returns the best
+    checkpoint (by validation accuracy) of the run. ``train_fn(cfg, dataset) -> metrics`` replaces
+    :func:`keytrack.train.train` (which is imported, with Lightning, only when a run is trained).
+    """
+    from keytrack.config import load_config
+
+    cfg = load_config([f"experiment={experiment}", *overrides])
+    while True:
+        finished = find_finished_run(cfg)
+        if finished is not None:
+            metrics = json.loads((finished / "metrics.json").read_text(encoding="utf-8"))
+            log.info("training %s/%s: reusing the finished run %s", cfg.experiment, cfg.run_name, finished)
+            return TrainedModel(_checkpoint_of(finished, metrics), finished, metrics, reused=True)
+        active = _active_run(cfg, quiet_seconds) if wait else None
+        if active is None:
+            break
+        log.info("training %s: %s is being trained by another process; waiting for its metrics.json",
+                 cfg.experiment, active)
+        time.sleep(poll_seconds)
+    log.info("training %s/%s (%s)", cfg.experiment, cfg.run_name, " ".join(overrides) or "no overrides")
+    if train_fn is None:
+        from keytrack.train import train as train_fn
+    metrics = train_fn(cfg, dataset)
+    run = _run_dir(cfg)
+    return TrainedModel(_checkpoint_of(run, metrics), run, metrics, reused=False)

@@ -1,0 +1,583 @@
+"""Figure 4 (§4.2): tracking methods compared on the same keypoints.
+
+    python -m ablations.tracker_comparison                                  # quick: synthetic scenes
+    python -m ablations.tracker_comparison --data ../shared/data/bonn_mppt  # full: train / test split
+
+KeyTrack's tracking step and its pose estimation are independent (§4.1), so Figure 4 gives every
+tracker the *same* keypoints, and what differs between the rows is the identity assignment,
+measured as per-joint %IDSW (``100 · ID switches / GT joints``) and total MOTA. This module:
+
+1. trains the transformer matching network on the training split (``keytrack.train`` with
+   ``--experiment``, default ``default``), or reuses the finished run of the same configuration;
+2. tunes the match threshold of the non-learned baselines, OKS and IoU with greedy assignment, on
+   the *training* split (ground-truth keypoints, stride 1; lowest %IDSW total over a grid). Pose
+   Entailment keeps 0.5, the decision point of its two-class output, untuned (§2, §3.1);
+3. on the evaluation split, for each keypoint setting of Figure 4 (``keytrack.perturb``, a fixed
+   seed), each frame stride (ground truth and predictions subsampled alike with
+   ``keytrack.tracking.subsample``) and each method, tracks online (§3.1: δ = 4 timesteps, greedy
+   assignment) and evaluates as poseval does. In the predicted-keypoint settings, keypoints below
+   ``--keypoint-threshold`` are removed from the output before MOTA and %IDSW (A.3); AP is the
+   keypoints' own, before that threshold, as in Figure 4's AP column;
+4. writes ``table.md`` / ``table.csv`` (rows: setting × stride × method, with the paper's
+   %IDSW Total, MOTA and AP beside ours on stride 1, and the paper's GCN and Optical Flow rows for
+   reference), ``tuning.md`` / ``tuning.csv`` and ``speed.md`` (frames/s of the tracking step,
+   pairs/s through the network), under ``results/tracker_comparison/`` (``.../<data>-<split>/``
+   with ``--data``).
+
+Every (setting, stride, method, seed) cell and every tuning point is a cached run
+(:class:`ablations.common.RunCache`): running the command again only does what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ablations.common import (Column, Profile, RunCache, RunRecord, complete_head_boxes, dataset_fingerprint,
+                              display_path, file_digest, mean_std, train_or_reuse, write_table)
+from keytrack.perturb import SETTINGS, perturb
+from keytrack.poses import Dataset
+
+log = logging.getLogger("ablations.tracker_comparison")
+
+ABLATION = "tracker_comparison"
+
+#: Figure 4's keypoint settings, as the table labels them.
+SETTING_LABELS: dict[str, str] = {
+    "gt_boxes_gt_keypoints": "GT boxes, GT keypoints",
+    "gt_boxes_predicted_keypoints": "GT boxes, predicted keypoints",
+    "predicted_boxes_predicted_keypoints": "predicted boxes, predicted keypoints",
+}
+#: Tracking methods run here (scorer name -> label); all use the same tracker and greedy assignment.
+METHODS: dict[str, str] = {
+    "pose_entailment": "Pose Entailment",
+    "oks": "OKS (greedy)",
+    "iou": "IoU (greedy)",
+}
+SHORT: dict[str, str] = {"pose_entailment": "Pose Entailment", "oks": "OKS", "iou": "IoU"}
+#: Figure 4's other rows, shown from the paper only (they need images or a pretrained GCN).
+PAPER_ONLY: dict[str, str] = {"gcn": "GCN (paper)", "optical_flow": "Optical Flow (paper)"}
+#: Body-part columns of PoseTrack's table (``keytrack.evaluation.COLUMNS``) and the total.
+PARTS: tuple[str, ...] = ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl")
+#: Match thresholds tried for the OKS and IoU baselines on the training split.
+DEFAULT_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: Pose Entailment's match threshold: the decision point of its two-class softmax (not tuned).
+POSE_ENTAILMENT_THRESHOLD = 0.5
+#: The paper's keypoint threshold for MOTA (A.3, Table 4).
+PAPER_KEYPOINT_THRESHOLD = 0.57
+
+
+@dataclass
+class Options:
+    """Everything the comparison depends on (the command-line options)."""
+
+    data: str | None = None
+    eval_split: str | None = None
+    out: str | None = None
+    strides: tuple[int, ...] = (1, 4)
+    seeds: tuple[int, ...] = (0,)
+    settings: tuple[str, ...] = SETTINGS
+    methods: tuple[str, ...] = tuple(METHODS)
+    experiment: str = "default"
+    train_seed: int = 0
+    train_overrides: tuple[str, ...] = ()
+    checkpoint: str | None = None
+    delta: int = 4
+    nearest: int | None = None
+    keypoint_threshold: float = 0.5
+    grid: tuple[float, ...] = DEFAULT_GRID
+    fixed_thresholds: dict[str, float] = field(default_factory=dict)
+    synthetic_test_videos: int = 20
+    device: str = "cpu"
+    batch_size: int = 16384
+    threads: int | None = None
+    retry_failed: bool = True
+    wait_for_training: bool = True
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.settings if s not in SETTINGS]
+        if bad:
+            raise ValueError(f"settings: unknown {bad}; expected some of {list(SETTINGS)}")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"methods: unknown {bad}; expected some of {list(METHODS)}")
+        bad = [m for m in self.fixed_thresholds if m not in ("oks", "iou")]
+        if bad:
+            raise ValueError(f"fixed_thresholds: only OKS and IoU take a fixed threshold, got {bad} (Pose "
+                             f"Entailment uses its decision point {POSE_ENTAILMENT_THRESHOLD})")
+        if not self.strides or min(self.strides) < 1:
+            raise ValueError(f"strides must be integers >= 1, got {list(self.strides)}")
+        if not self.seeds or min(self.seeds) < 0:
+            raise ValueError(f"seeds must be integers >= 0, got {list(self.seeds)}")
+        if not self.grid or not all(0.0 <= t <= 1.0 for t in self.grid):
+            raise ValueError(f"grid: match thresholds must lie in [0, 1], got {list(self.grid)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if not 0.0 <= self.keypoint_threshold <= 1.0:
+            raise ValueError(f"keypoint_threshold must lie in [0, 1], got {self.keypoint_threshold}")
+
+
+@dataclass
+class Comparison:
+    """What :func:`run_comparison` produced: the table rows, the files written, the failures."""
+
+    rows: list[dict]
+    tuning_rows: list[dict]
+    speed_rows: list[dict]
+    thresholds: dict[str, float | None]
+    out: Path
+    files: list[Path]
+    failures: list[str]
+
+
+# -- one cell ----------------------------------------------------------------------------------------
+
+def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int):
+    from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
+
+    if method == "pose_entailment":
+        if checkpoint is None:
+            raise RuntimeError("no matching network to track with (training failed or was not run)")
+        return PoseEntailmentScorer.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
+    return {"oks": OKSScorer, "iou": IoUScorer}[method]()
+
+
+def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_threshold: float, delta: int = 4,
+                       nearest: int | None = None, keypoint_threshold: float = 0.0,
+                       compute_ap: bool = True) -> dict:
+    """Track ``predicted`` online (§3.1, greedy) and score it against ``gt`` (poseval, §4.1).
+
+    Keypoints below ``keypoint_threshold`` are removed from the tracked output before MOTA and
+    %IDSW (A.3); AP is computed on the output before that threshold. Returns the %IDSW, MOTA and
+    AP columns (Head … Ankl, Total), the MOT counts and the speed of the tracking step.
+    """
+    from keytrack.evaluation import evaluate
+    from keytrack.tracking import Tracker, apply_keypoint_threshold
+
+    tracker = Tracker(scorer, delta=delta, nearest=nearest, assignment="greedy",
+                      match_threshold=match_threshold)
+    tracked = tracker.track_dataset(predicted)
+    shown = apply_keypoint_threshold(tracked, keypoint_threshold) if keypoint_threshold > 0 else tracked
+    mot = evaluate(gt, shown, compute_ap=False)
+    out = {
+        "idsw": mot.columns("idsw"), "mota": mot.columns("mota"),
+        **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")},
+        "frames": tracker.frames_tracked, "poses": predicted.num_poses,
+        "tracking_seconds": tracker.seconds,
+        "frames_per_s": tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else None,
+    }
+    if compute_ap:
+        out["ap"] = evaluate(gt, tracked, compute_mot=False).columns("ap")
+    if hasattr(scorer, "pairs_scored"):
+        seconds = scorer.network_seconds
+        out.update(pairs=scorer.pairs_scored, forwards=scorer.forwards, network_seconds=seconds,
+                   pairs_per_s=scorer.pairs_scored / seconds if seconds > 0 else None)
+    return out
+
+
+# -- steps ----------------------------------------------------------------------------------------------
+
+def _matching_network(opts: Options, profile: Profile) -> tuple[dict | None, str | None]:
+    """``({checkpoint, digest, ...}, None)``, or ``(None, "<error>")`` when training failed."""
+    try:
+        if opts.checkpoint is not None:
+            path = Path(opts.checkpoint)
+            if not path.is_file():
+                raise FileNotFoundError(f"--checkpoint {path}: no such file")
+            return {"checkpoint": str(path), "digest": file_digest(path), "source": "given"}, None
+        overrides = [*profile.train_overrides(), f"seed={opts.train_seed}", *opts.train_overrides]
+        trained = train_or_reuse(opts.experiment, overrides, wait=opts.wait_for_training)
+        return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
+                "source": "reused" if trained.reused else "trained", "run_dir": str(trained.run_dir),
+                "best_val_acc": trained.metrics.get("best_val_acc"),
+                "experiment": opts.experiment, "overrides": overrides}, None
+    except Exception as err:    # noqa: BLE001 - the baselines still run; Pose Entailment cells fail
+        log.error("matching network: %s: %s", type(err).__name__, err)
+        return None, f"{type(err).__name__}: {err}"
+
+
+def _train_ground_truth(opts: Options, profile: Profile) -> Dataset:
+    from keytrack.config import load_config
+
+    synthetic = load_config([f"experiment={opts.experiment}", *opts.train_overrides]).data.synthetic
+    return profile.load_train(int(synthetic.videos), int(synthetic.seed))
+
+
+def tune_threshold(cache: RunCache, method: str, train_gt: Dataset, grid: Sequence[float], *, delta: int,
+                   seed: int, data_id: str) -> tuple[float | None, list[dict]]:
+    """The match threshold of ``method`` with the lowest %IDSW total on ``train_gt`` (GT keypoints,
+    stride 1); ties go to the higher MOTA, then the lower threshold. Returns it and the grid rows."""
+    predicted = None
+    rows = []
+    for t in grid:
+        def cell(t=t):
+            nonlocal predicted
+            if predicted is None:
+                predicted = perturb(train_gt, "gt_boxes_gt_keypoints", seed)
+            return track_and_evaluate(train_gt, predicted, _scorer(method, None, "cpu", 1), match_threshold=t,
+                                      delta=delta, compute_ap=False)
+        params = {"kind": "tuning", "method": method, "threshold": t, "data": data_id,
+                  "setting": "gt_boxes_gt_keypoints", "stride": 1, "seed": seed, "delta": delta}
+        record = cache.run(f"tune-{method}-thr{t:g}", cell, params)
+        rows.append({"method": METHODS[method], "threshold": t,
+                     "idsw_total": record.result["idsw"]["Total"] if record.ok else None,
+                     "mota": record.result["mota"]["Total"] if record.ok else None,
+                     "switches": int(record.result["num_switches"]) if record.ok else None,
+                     "status": record.failure})
+    ok = [r for r in rows if r["idsw_total"] is not None]
+    if not ok:
+        return None, rows
+    best = min(ok, key=lambda r: (r["idsw_total"], -(r["mota"] if r["mota"] is not None else -1e9),
+                                  r["threshold"]))
+    for r in rows:
+        r["chosen"] = "yes" if r is best else ""
+    return float(best["threshold"]), rows
+
+
+def _paper_figure4() -> dict:
+    from keytrack.reference import paper_results
+
+    return paper_results()["tracker_comparison"]["settings"]
+
+
+def _value(records: list[RunRecord], getter, seeds: int):
+    """One seed: the value; several: :class:`MeanStd` over the successful seeds."""
+    values = [getter(r.result) for r in records if r.ok]
+    if seeds == 1:
+        return values[0] if values else None
+    return mean_std(values)
+
+
+def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict) -> list[dict]:
+    rows = []
+    n = len(opts.seeds)
+    for setting in opts.settings:
+        ref = paper[setting]
+        for stride in opts.strides:
+            for method in opts.methods:
+                records = cells[(setting, stride, method)]
+                row = {"setting": SETTING_LABELS[setting], "stride": stride, "method": METHODS[method],
+                       "threshold": thresholds.get(method)}
+                for part in (*PARTS, "Total"):
+                    row[part] = _value(records, lambda r, p=part: r["idsw"][p], n)
+                row["mota"] = _value(records, lambda r: r["mota"]["Total"], n)
+                row["ap"] = _value(records, lambda r: r["ap"]["Total"], n)
+                if stride == 1:
+                    row["ap_paper"] = ref["ap_total"]
+                    if method in ref:
+                        row["idsw_paper"] = ref[method]["idsw"][-1]
+                        row["mota_paper"] = ref[method]["mota_total"]
+                failed = [f"seed {opts.seeds[i]}: {r.failure}" if n > 1 else r.failure
+                          for i, r in enumerate(records) if not r.ok]
+                row["status"] = "failed: " + "; ".join(failed) if failed else None
+                rows.append(row)
+            if stride == 1:
+                rows += _paper_rows(setting, ref)
+        if 1 not in opts.strides:
+            rows += _paper_rows(setting, ref)
+    return rows
+
+
+def _paper_rows(setting: str, ref: dict) -> list[dict]:
+    """Figure 4's GCN and Optical Flow rows of one setting (paper values only, stride 1)."""
+    return [{"setting": SETTING_LABELS[setting], "stride": 1, "method": label,
+             "idsw_paper": ref[method]["idsw"][-1], "mota_paper": ref[method]["mota_total"],
+             "ap_paper": ref["ap_total"]} for method, label in PAPER_ONLY.items()]
+
+
+def _columns(rows: list[dict]) -> list[Column]:
+    cols = [Column("setting", "Keypoints"), Column("stride", "Stride"), Column("method", "Method"),
+            Column("threshold", "Match thr.", digits=2),
+            *(Column(p, p, digits=2) for p in PARTS),
+            Column("Total", "%IDSW Total", digits=2), Column("idsw_paper", "%IDSW Total (paper)"),
+            Column("mota", "MOTA"), Column("mota_paper", "MOTA (paper)"),
+            Column("ap", "AP"), Column("ap_paper", "AP (paper)")]
+    if any(r.get("status") for r in rows):
+        cols.append(Column("status", "Status"))
+    return cols
+
+
+def _speed_rows(cells: dict, opts: Options) -> list[dict]:
+    rows = []
+    stride = 1 if 1 in opts.strides else opts.strides[0]
+    for setting in opts.settings:
+        for method in opts.methods:
+            record = cells[(setting, stride, method)][0]
+            r = record.result if record.ok else {}
+            rows.append({"setting": SETTING_LABELS[setting], "method": METHODS[method],
+                         "frames": r.get("frames"), "poses": r.get("poses"),
+                         "frames_per_s": r.get("frames_per_s"), "pairs": r.get("pairs"),
+                         "forwards": r.get("forwards"), "pairs_per_s": r.get("pairs_per_s"),
+                         "measured": record.finished_at or None, "status": record.failure})
+    return rows
+
+
+def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
+                   eval_gt: Dataset | None = None) -> Comparison:
+    """Run (or reuse) every cell of Figure 4 and write the tables; see the module docstring.
+
+    ``train_gt`` / ``eval_gt`` replace the profile's training / evaluation ground truth (the
+    training of the matching network still follows ``opts``; pass ``opts.checkpoint`` to skip it).
+    """
+    import torch
+
+    if opts.threads:
+        torch.set_num_threads(int(opts.threads))
+    profile = Profile.from_data(opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos)
+    out = Path(opts.out) if opts.out else profile.results_dir(ABLATION)
+    cache = RunCache(out / "runs", retry_failed=opts.retry_failed)
+    failures: list[str] = []
+
+    # 1. The matching network (trained on the training split, or reused).
+    network, network_error = (None, None)
+    if "pose_entailment" in opts.methods:
+        network, network_error = _matching_network(opts, profile)
+        if network_error:
+            failures.append(f"matching network: {network_error}")
+    checkpoint = network["checkpoint"] if network else None
+
+    # 2. Match thresholds: Pose Entailment's decision point; OKS / IoU tuned on the training split.
+    thresholds: dict[str, float | None] = {"pose_entailment": POSE_ENTAILMENT_THRESHOLD}
+    tuning_rows: list[dict] = []
+    to_tune = [m for m in opts.methods if m != "pose_entailment" and m not in opts.fixed_thresholds]
+    thresholds.update({m: float(t) for m, t in opts.fixed_thresholds.items() if m in opts.methods})
+    filled = 0
+    train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
+    eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
+    if to_tune:
+        train_gt = _train_ground_truth(opts, profile) if train_gt is None else train_gt
+        train_gt, filled = complete_head_boxes(train_gt)
+        train_id = dataset_fingerprint(train_gt)
+        for method in to_tune:
+            thresholds[method], rows = tune_threshold(cache, method, train_gt, opts.grid, delta=opts.delta,
+                                                      seed=opts.seeds[0], data_id=train_id)
+            tuning_rows += rows
+            if thresholds[method] is None:
+                failures.append(f"{method}: every tuning run failed")
+
+    # 3. The cells: setting × stride × method × seed on the evaluation split.
+    eval_gt = profile.load_eval() if eval_gt is None else eval_gt
+    eval_id = dataset_fingerprint(eval_gt)
+    cells: dict[tuple[str, int, str], list[RunRecord]] = {}
+    total = len(opts.settings) * len(opts.strides) * len(opts.methods) * len(opts.seeds)
+    done = 0
+    for seed in opts.seeds:
+        for setting in opts.settings:
+            predicted: Dataset | None = None
+            for stride in opts.strides:
+                subsampled: tuple[Dataset, Dataset] | None = None
+                for method in opts.methods:
+                    kp_threshold = 0.0 if setting == "gt_boxes_gt_keypoints" else opts.keypoint_threshold
+                    params = {"kind": "cell", "data": eval_id, "setting": setting, "stride": stride,
+                              "method": method, "seed": seed, "match_threshold": thresholds.get(method),
+                              "delta": opts.delta, "keypoint_threshold": kp_threshold}
+                    if method == "pose_entailment":
+                        params.update(nearest=opts.nearest, checkpoint=network and network["digest"])
+
+                    def cell(setting=setting, stride=stride, method=method, seed=seed, kp=kp_threshold):
+                        nonlocal predicted, subsampled
+                        from keytrack.tracking import subsample
+
+                        if thresholds.get(method) is None:
+                            raise RuntimeError(f"no match threshold for {method} (every tuning run failed)")
+                        if predicted is None:
+                            predicted = perturb(eval_gt, setting, seed)
+                        if subsampled is None:
+                            subsampled = (subsample(eval_gt, stride), subsample(predicted, stride))
+                        if method == "pose_entailment" and network_error:
+                            raise RuntimeError(f"no matching network: {network_error}")
+                        scorer = _scorer(method, checkpoint, opts.device, opts.batch_size)
+                        nearest = opts.nearest if method == "pose_entailment" else None
+                        return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
+                                                  delta=opts.delta, nearest=nearest, keypoint_threshold=kp)
+
+                    done += 1
+                    log.info("[%d/%d] %s, stride %d, %s, seed %d", done, total, setting, stride, method, seed)
+                    record = cache.run(f"{setting}-stride{stride}-{method}-seed{seed}", cell, params)
+                    cells.setdefault((setting, stride, method), []).append(record)
+                    if not record.ok:
+                        failures.append(f"{record.key}: {record.failure}")
+
+    # 4. Tables.
+    paper = _paper_figure4()
+    rows = _table_rows(cells, opts, thresholds, paper)
+    notes = _notes(opts, profile, eval_gt, network, network_error, thresholds, cache, train_description,
+                   eval_description)
+    files = list(write_table(rows, out, columns=_columns(rows),
+                             title="Tracking methods on the same keypoints (Figure 4, §4.2)", notes=notes))
+    if tuning_rows:
+        files += write_table(
+            tuning_rows, out, name="tuning",
+            columns=[Column("method", "Method"), Column("threshold", "Match thr.", digits=2),
+                     Column("idsw_total", "%IDSW Total", digits=2), Column("mota", "MOTA"),
+                     Column("switches", "ID switches"), Column("chosen", "Chosen"),
+                     *([Column("status", "Status")] if any(r["status"] for r in tuning_rows) else [])],
+            title="Match thresholds of the baselines, tuned on the training split",
+            notes=[f"Training split: {train_description}, GT keypoints (c = 1), stride 1, "
+                   f"δ = {opts.delta}, greedy assignment; chosen: lowest %IDSW Total, then highest MOTA, "
+                   "then lowest threshold.",
+                   *([f"{filled} ground-truth poses without a head box got one from head_top/head_bottom "
+                      "(ablations.common.complete_head_boxes) so that PCKh matching can score them."]
+                     if filled else [])])
+    speed_rows = _speed_rows(cells, opts)
+    files += write_table(
+        speed_rows, out, name="speed",
+        columns=[Column("setting", "Keypoints"), Column("method", "Method"), Column("frames", "Frames"),
+                 Column("poses", "Poses"), Column("frames_per_s", "Frames/s", digits=0),
+                 Column("pairs", "Pairs scored"), Column("forwards", "Network forwards"),
+                 Column("pairs_per_s", "Pairs/s", digits=0), Column("measured", "Measured (UTC)"),
+                 *([Column("status", "Status")] if any(r["status"] for r in speed_rows) else [])],
+        title="Speed of the tracking step (stride 1)",
+        notes=[f"Evaluation split: {eval_description}; perturbation seed {opts.seeds[0]}.",
+               "Frames/s: the whole tracking step per frame (candidates, scoring, assignment); "
+               "pairs/s: pose pairs through the matching network per second of network time, "
+               "tokenizing included.",
+               f"Pose Entailment: one batched forward per frame, nearest = "
+               f"{opts.nearest if opts.nearest else 'all'} candidate poses per earlier frame, "
+               f"δ = {opts.delta}, device {opts.device}, {torch.get_num_threads()} torch threads, "
+               f"{os.cpu_count()} CPUs; measured when each cell last ran (column Measured), on a "
+               "machine shared with other jobs."])
+    return Comparison(rows, tuning_rows, speed_rows, thresholds, out, [Path(f) for f in files], failures)
+
+
+def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | None, network_error: str | None,
+           thresholds: dict, cache: RunCache, train_description: str, eval_description: str) -> list[str]:
+    notes = [
+        f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
+        "Per-part columns and %IDSW Total are %IDSW = 100 · ID switches / GT joints (§4.1); Total is "
+        "poseval's mean over the joints it can score.",
+        "Keypoints: keytrack.perturb, perturbation seed" + ("s " if len(opts.seeds) > 1 else " ")
+        + ", ".join(map(str, opts.seeds))
+        + (" (mean ± sample std over seeds)" if len(opts.seeds) > 1 else "")
+        + ". Stride k: ground truth and predictions both keep every k-th frame "
+          "(keytrack.tracking.subsample).",
+        f"Tracker (§3.1): δ = {opts.delta} timesteps, greedy assignment, track score = maximum over the "
+        "window (A.4); Pose Entailment compares with "
+        + (f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every pose of the "
+           "earlier frames") + "; OKS and IoU with every pose.",
+        f"Match thresholds: Pose Entailment {POSE_ENTAILMENT_THRESHOLD} (its decision point, not tuned); "
+        + ", ".join(f"{SHORT[m]} {thresholds[m]:g}" + (" (given)" if m in opts.fixed_thresholds else "")
+                    if thresholds.get(m) is not None else f"{SHORT[m]} none (tuning failed)"
+                    for m in opts.methods if m != "pose_entailment")
+        + (f"; tuned on the training split ({train_description}, GT keypoints, stride 1) over "
+           f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)."
+           if any(m not in opts.fixed_thresholds for m in opts.methods if m != "pose_entailment") else "."),
+        f"MOTA and %IDSW in the predicted-keypoint settings: keypoints with confidence below "
+        f"{opts.keypoint_threshold:g} are removed from the output first (A.3; the paper uses "
+        f"{PAPER_KEYPOINT_THRESHOLD}). AP: the keypoints' own, before that threshold (Figure 4's AP column).",
+        "GCN and Optical Flow rows are the paper's alone (they need the pretrained GCN of LightTrack and "
+        "the video frames); the paper does not report IoU or OKS tracking. Paper values are shown on "
+        "stride-1 rows.",
+    ]
+    if network:
+        acc = network.get("best_val_acc")
+        notes.append(f"Matching network: {display_path(network['checkpoint'])} ({network['source']}"
+                     + (f", experiment {network['experiment']}" if network.get("experiment") else "")
+                     + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
+    elif network_error:
+        notes.append(f"Matching network: unavailable ({network_error}); Pose Entailment rows failed.")
+    if profile.data_root is not None:
+        notes.append("An empty cell is a value the data cannot give (e.g. Head on data that never "
+                     "annotates the nose, as Bonn, where the AP of GT keypoints is 93.3: poseval scores the "
+                     "missing nose as AP 0) or a failed run.")
+    notes.append(f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
+                 "delete a file there to run it again.")
+    return notes
+
+
+# -- command line ---------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None,
+                        help="PoseTrack18-layout folder (train split + test, or val) instead of the "
+                             "synthetic default")
+    parser.add_argument("--eval-split", default=None,
+                        help="evaluation split under --data (default: test, else val)")
+    parser.add_argument("--out", default=None,
+                        help="results folder (default: results/tracker_comparison, with --data "
+                             "results/tracker_comparison/<data>-<split>)")
+    parser.add_argument("--strides", type=int, nargs="+", default=[1, 4], metavar="K",
+                        help="frame strides (default: 1 4)")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], dest="seeds", metavar="S",
+                        help="perturbation seed(s); several give mean ± std (default: 0)")
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), metavar="SETTING",
+                        help=f"keypoint settings, of {', '.join(SETTINGS)} (default: all three of Figure 4)")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                        metavar="METHOD",
+                        help=f"tracking methods, of {', '.join(METHODS)} (default: all)")
+    parser.add_argument("--experiment", default="default",
+                        help="training experiment config (default: default)")
+    parser.add_argument("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra training config override (repeatable)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="use this matching-network checkpoint, no training")
+    parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
+    parser.add_argument("--nearest", type=int, default=None,
+                        help="Pose Entailment compares with the n nearest poses of each earlier frame "
+                             "(default: all)")
+    parser.add_argument("--keypoint-threshold", type=float, default=0.5,
+                        help="output keypoint confidence threshold before MOTA in predicted-keypoint "
+                             "settings (A.3; default 0.5, the paper used 0.57)")
+    parser.add_argument("--grid", type=float, nargs="+", default=list(DEFAULT_GRID),
+                        help="match thresholds tried for OKS and IoU on the training split")
+    parser.add_argument("--oks-threshold", type=float, default=None,
+                        help="fix OKS's match threshold (no tuning)")
+    parser.add_argument("--iou-threshold", type=float, default=None,
+                        help="fix IoU's match threshold (no tuning)")
+    parser.add_argument("--synthetic-test-videos", type=int, default=20,
+                        help="videos of the synthetic test set without --data (default: 20)")
+    parser.add_argument("--device", default="cpu", help="torch device of the matching network")
+    parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared "
+                             "with other jobs)")
+    parser.add_argument("--no-retry-failed", action="store_true",
+                        help="keep recorded failures instead of rerunning them")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for a training of the same configuration running in another "
+                             "process")
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    fixed = {m: t for m, t in (("oks", args.oks_threshold), ("iou", args.iou_threshold)) if t is not None}
+    return Options(data=args.data, eval_split=args.eval_split, out=args.out, strides=tuple(args.strides),
+                   seeds=tuple(args.seeds), settings=tuple(args.settings), methods=tuple(args.methods),
+                   experiment=args.experiment, train_seed=args.train_seed,
+                   train_overrides=tuple(args.train_override), checkpoint=args.checkpoint, delta=args.delta,
+                   nearest=args.nearest, keypoint_threshold=args.keypoint_threshold, grid=tuple(args.grid),
+                   fixed_thresholds=fixed, synthetic_test_videos=args.synthetic_test_videos,
+                   device=args.device, batch_size=args.batch_size, threads=args.threads,
+                   retry_failed=not args.no_retry_failed,
+                   wait_for_training=not args.no_wait)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    try:
+        opts = options_from_args(args)
+    except ValueError as err:
+        raise SystemExit(f"tracker comparison: {err}") from None
+    result = run_comparison(opts)
+    print((result.out / "table.md").read_text(encoding="utf-8"))
+    print((result.out / "speed.md").read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(f) for f in result.files))
+    if result.failures:
+        print(f"{len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ablations.tracker_comparison",
+                                     description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The ablation toolkit (tables, mean ± std, run cache, training reuse), the paper's numbers, the
+tracker comparison of Figure 4 end to end, and `keytrack evaluate --frame-stride`."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ablations import common
+from ablations.common import (Column, MeanStd, RunCache, complete_head_boxes, format_mean_std, mean_std,
+                              train_or_reuse, write_table)
+from keytrack.poses import Dataset, Frame, Video
+from keytrack.skeleton import JOINTS, NUM_JOINTS
+from keytrack.synth import SynthConfig, generate_dataset
+
+# -- tables ------------------------------------------------------------------------------------------
+
+
+def test_write_table_gives_exact_markdown_and_csv(tmp_path):
+    rows = [
+        {"name": "Pose Entailment", "stride": 1, "idsw": 0.6789, "mota": MeanStd(99.25, 0.5, 3),
+         "paper": 0.7},
+        {"name": "a|b", "stride": 4, "idsw": None, "mota": MeanStd(98.0, 0.0, 1), "paper": float("nan"),
+         "extra": "not shown"},
+    ]
+    columns = [Column("name", "Method"), Column("stride", "Stride"), Column("idsw", "%IDSW", digits=2),
+               Column("paper", "%IDSW (paper)"), Column("mota", "MOTA")]
+    md, csv_path = write_table(rows, tmp_path / "out", columns=columns, title="Demo",
+                               notes=["first note", "second"])
+    assert md == tmp_path / "out" / "table.md" and csv_path == tmp_path / "out" / "table.csv"
+    assert md.read_text() == (
+        "# Demo\n"
+        "\n"
+        "| Method | Stride | %IDSW | %IDSW (paper) | MOTA |\n"
+        "|---|---:|---:|---:|---:|\n"
+        "| Pose Entailment | 1 | 0.68 | 0.7 | 99.2 ± 0.5 |\n"
+        "| a\\|b | 4 |  |  | 98.0 |\n"
+        "\n"
+        "- first note\n"
+        "- second\n")
+    assert csv_path.read_text() == (
+        "Method,Stride,%IDSW,%IDSW (paper),MOTA,MOTA std\n"
+        "Pose Entailment,1,0.6789,0.7,99.25,0.5\n"
+        "a|b,4,,nan,98.0,\n")
+    # No temporary files are left behind by the atomic writes.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["table.csv", "table.md"]
+
+
+def test_write_table_default_columns_follow_first_appearance(tmp_path):
+    md, _ = write_table([{"b": "x", "a": 2}, {"c": 1.25, "a": 3}], tmp_path, name="t")
+    assert md.name == "t.md"
+    assert md.read_text() == "| b | a | c |\n|---|---:|---:|\n| x | 2 |  |\n|  | 3 | 1.2 |\n"
+
+
+def test_mean_std_over_seeds():
+    ms = mean_std([1.0, 2.0, 3.0])
+    assert (ms.mean, ms.std, ms.n) == (2.0, 1.0, 3)                   # sample std, ddof = 1
+    assert format_mean_std([1.0, 2.0, 3.0]) == "2.0 ± 1.0"
+    assert format_mean_std([0.123, 0.456], digits=2) == "0.29 ± 0.24"
+    assert format_mean_std([None, 5.0, float("nan")]) == "5.0"       # failed / undefined seeds skipped
+    assert format_mean_std([]) == "" and mean_std([None]).n == 0
+    assert str(MeanStd(1.25, 0.05, 2)) == "1.2 ± 0.1"
+
+
+# -- run cache ---------------------------------------------------------------------------------------
+
+
+def test_run_cache_reuses_finished_runs(tmp_path):
+    calls = []
+
+    def work(x):
+        calls.append(x)
+        return {"value": x * 2.0, "nan": float("nan"), "array": np.arange(2)}
+
+    cache = RunCache(tmp_path / "runs")
+    first = cache.run("cell-a", lambda: work(1), {"x": 1})
+    assert first.ok and not first.reused and first.result == {"value": 2.0, "nan": None, "array": [0, 1]}
+    stored = json.loads((tmp_path / "runs" / "cell-a.json").read_text())
+    assert stored["status"] == "ok" and stored["params"] == {"x": 1} and stored["result"]["value"] == 2.0
+
+    again = RunCache(tmp_path / "runs").run("cell-a", lambda: work(1), {"x": 1})   # a new process, same files
+    assert again.reused and again.result == first.result
+    assert calls == [1]
+
+    changed = cache.run("cell-a", lambda: work(5), {"x": 5})                      # stale parameters: redone
+    assert not changed.reused and changed.result["value"] == 10.0 and calls == [1, 5]
+    with pytest.raises(ValueError, match="letters, digits"):
+        cache.run("../escape", lambda: work(0))
+
+
+def test_run_cache_records_failures_and_goes_on(tmp_path):
+    calls = []
+
+    def ok(name):
+        calls.append(name)
+        return {"name": name}
+
+    def broken():
+        calls.append("broken")
+        raise ValueError("video 'v1' frame 3: no keypoints")
+
+    cache = RunCache(tmp_path / "runs")
+    records = [cache.run("one", lambda: ok("one")), cache.run("two", broken),
+               cache.run("three", lambda: ok("three"))]
+    assert [r.status for r in records] == ["ok", "failed", "ok"] and calls == ["one", "broken", "three"]
+    assert records[1].failure == "ValueError: video 'v1' frame 3: no keypoints"
+    stored = json.loads((tmp_path / "runs" / "two.json").read_text())
+    assert stored["error"]["type"] == "ValueError" and "frame 3" in stored["error"]["message"]
+    assert "Traceback" in stored["error"]["traceback"]
+
+    rows = [{"run": r.key, "status": "failed: " + r.failure if r.failure else None} for r in records]
+    md, _ = write_table(rows, tmp_path)
+    assert "| two | failed: ValueError: video 'v1' frame 3: no keypoints |" in md.read_text()
+
+    # A recorded failure is kept with retry_failed=False and run again by default; finished runs are not.
+    kept = RunCache(tmp_path / "runs", retry_failed=False).run("two", broken)
+    assert kept.reused and not kept.ok and calls.count("broken") == 1
+    for key, fn in (("one", lambda: ok("one")), ("two", broken), ("three", lambda: ok("three"))):
+        RunCache(tmp_path / "runs").run(key, fn)
+    assert calls.count("broken") == 2 and calls.count("one") == 1 and calls.count("three") == 1
+
+    # A function that returns something that is not a dict of results is a failure too.
+    assert cache.run("bad", lambda: [1, 2]).failure.startswith("TypeError")
+
+
+# -- training reuse ----------------------------------------------------------------------------------
+
+
+def _fake_run(root, run_name, overrides=()):
+    from keytrack.config import load_config, to_yaml
+
+    cfg = load_config(["experiment=quick", f"output_dir={root}", f"run_name={run_name}", *overrides])
+    run = root / "quick" / run_name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(to_yaml(cfg))
+    (run / "checkpoints" / "best-epoch=01.ckpt").write_bytes(b"x")
+    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": "/elsewhere/best-epoch=01.ckpt",
+                                                  "best_val_acc": 0.9}))
+    return run
+
+
+def test_train_or_reuse_reuses_a_finished_run_of_the_same_config(tmp_path):
+    trained = []
+
+    def fake_train(cfg, dataset=None):
+        trained.append(cfg)
+        return {"best_checkpoint": None, "last_checkpoint": None}
+
+    run = _fake_run(tmp_path, "older-name")        # same configuration, started under another name
+    got = train_or_reuse("quick", [f"output_dir={tmp_path}", "trainer.enable_progress_bar=false"],
+                         train_fn=fake_train)
+    assert got.reused and got.run_dir == run and trained == []
+    assert got.checkpoint == run / "checkpoints" / "best-epoch=01.ckpt" and got.metrics["best_val_acc"] == 0.9
+
+    # Another model is another run: it is trained (and a run without a checkpoint is an error).
+    with pytest.raises(FileNotFoundError, match="without a checkpoint"):
+        train_or_reuse("quick", [f"output_dir={tmp_path}", "model.layers=1"], train_fn=fake_train)
+    assert len(trained) == 1 and trained[0].model.layers == 1
+
+
+def test_train_or_reuse_waits_for_a_run_in_progress(tmp_path, monkeypatch):
+    run = _fake_run(tmp_path, "synthetic-seed0")
+    (run / "metrics.json").unlink()                      # being trained: config written just now
+    sleeps = []
+
+    def finish(seconds):
+        sleeps.append(seconds)
+        best = run / "checkpoints" / "best-epoch=01.ckpt"
+        (run / "metrics.json").write_text(json.dumps({"best_checkpoint": str(best)}))
+
+    monkeypatch.setattr(common.time, "sleep", finish)
+    got = train_or_reuse("quick", [f"output_dir={tmp_path}"], poll_seconds=7,
+                         train_fn=lambda *a: pytest.fail("must not train a second copy"))
+    assert got.reused and sleeps == [7]
+
+
+# -- paper numbers and head boxes --------------------------------------------------------------------
+
+
+def test_paper_results_loader():
+    from keytrack.reference import paper_results
+
+    fig4 = paper_results()["tracker_comparison"]["settings"]
+    assert fig4["gt_boxes_gt_keypoints"]["pose_entailment"]["mota_total"] == 99.3
+    assert fig4["predicted_boxes_predicted_keypoints"]["ap_total"] == 81.6
+    assert fig4["gt_boxes_predicted_keypoints"]["gcn"]["idsw"][-1] == 1.5
+    assert paper_results()["settings"]["mota_keypoint_threshold"] == 0.57
+    fig4["gt_boxes_gt_keypoints"]["ap_total"] = -1                      # a copy: the source is unchanged
+    assert paper_results()["tracker_comparison"]["settings"]["gt_boxes_gt_keypoints"]["ap_total"] == 100
+
+
+def test_complete_head_boxes_draws_missing_ones_as_posetrack_does():
+    kp = np.zeros((4, NUM_JOINTS, 3))
+    top, bottom, ankle = JOINTS.index("head_top"), JOINTS.index("head_bottom"), JOINTS.index("left_ankle")
+    kp[:3, top] = [100, 100, 1]
+    kp[:3, bottom] = [100, 150, 1]
+    kp[:3, ankle] = [100, 400, 1]
+    kp[2, [top, bottom]] = 0                                             # no head joints: person-box rule
+    kp[3, ankle] = [300, 200, 1]                                         # a single point: the video's median
+    head = np.array([[1, 2, 3, 4]] + [[np.nan] * 4] * 3, float)
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [80, 100, 60, 300], [300, 200, 0, 0]], float)
+    frame = Frame.from_poses(0, kp, [0, 1, 2, 3], boxes=boxes, head_boxes=head)
+    ds = Dataset([Video("v", [frame], 640, 480)])
+    out, added = complete_head_boxes(ds)
+    hb = out.videos[0].frames[0].head_boxes
+    assert added == 3 and np.isfinite(hb).all()
+    np.testing.assert_array_equal(hb[0], [1, 2, 3, 4])                  # kept
+    np.testing.assert_allclose(hb[1], [80, 100, 40, 50])                 # 0.8 L × L around the head joints
+    s = 0.1 * math.hypot(60, 300)                                        # head size from the person box
+    np.testing.assert_allclose(0.6 * math.hypot(*hb[2, 2:]), s)
+    np.testing.assert_allclose(hb[3, 2:], np.median(hb[:3, 2:], axis=0))
+    np.testing.assert_allclose(hb[3, :2] + hb[3, 2:] / 2, [300, 200])
+    assert np.isnan(ds.videos[0].frames[0].head_boxes[1:]).all()         # the input is not modified
+
+
+# -- the tracker comparison, end to end --------------------------------------------------------------
+
+TINY = SynthConfig(people_per_video=(2, 4), frames_per_video=(10, 14))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks run fastest on one thread (no synchronisation overhead on a shared CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """An untrained, small matching network saved as ``keytrack.models.factory.load_matcher`` reads it."""
+    from keytrack.config import load_config
+    from keytrack.models.factory import build_matcher
+
+    cfg = load_config(["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"])
+    torch.manual_seed(0)
+    model = build_matcher(cfg)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
+    from ablations.tracker_comparison import METHODS, PAPER_ONLY, SETTING_LABELS, Options, run_comparison
+    from keytrack.perturb import SETTINGS
+
+    train_gt = generate_dataset(2, seed=11, config=TINY)
+    eval_gt = generate_dataset(3, seed=12, config=TINY)
+    opts = Options(out=str(tmp_path / "tc"), strides=(1, 2), checkpoint=str(tiny_checkpoint), grid=(0.1, 0.5))
+    result = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
+    assert result.failures == []
+    assert result.thresholds["pose_entailment"] == 0.5 and result.thresholds["oks"] in (0.1, 0.5)
+
+    ours = [r for r in result.rows if r["method"] in METHODS.values()]
+    assert [(r["setting"], r["stride"], r["method"]) for r in ours] == [
+        (SETTING_LABELS[s], k, m) for s in SETTINGS for k in (1, 2) for m in METHODS.values()]
+    for r in ours:
+        assert all(math.isfinite(r[c]) for c in ("Head", "Shou", "Ankl", "Total", "mota", "ap")), r
+        assert 0 <= r["Total"] <= 100 and r["status"] is None
+        assert (r.get("ap_paper") is not None) == (r["stride"] == 1)
+        assert (r.get("mota_paper") is not None) == (r["stride"] == 1 and r["method"] == "Pose Entailment")
+    gt_rows = [r for r in ours if r["setting"] == SETTING_LABELS["gt_boxes_gt_keypoints"]]
+    assert all(r["ap"] == 100.0 for r in gt_rows)                      # the ground-truth keypoints themselves
+    pe_gt = next(r for r in gt_rows if r["method"] == "Pose Entailment" and r["stride"] == 1)
+    assert (pe_gt["idsw_paper"], pe_gt["mota_paper"], pe_gt["ap_paper"]) == (0.7, 99.3, 100)
+    paper = [r for r in result.rows if r["method"] in PAPER_ONLY.values()]
+    assert len(paper) == 6 and all(r.get("Total") is None and r["mota_paper"] > 60 for r in paper)
+
+    out = tmp_path / "tc"
+    table = (out / "table.md").read_text()
+    for label in (*SETTING_LABELS.values(), *METHODS.values(), *PAPER_ONLY.values(), "%IDSW Total (paper)"):
+        assert label in table
+    with open(out / "table.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(SETTINGS) * (2 * len(METHODS) + len(PAPER_ONLY))
+    speed = (out / "speed.md").read_text()
+    assert "| Pose Entailment |" in speed and "Pairs/s" in speed
+    tuning = (out / "tuning.md").read_text()
+    assert tuning.count("| yes |") == 2
+    assert len(list((out / "runs").glob("*.json"))) == 18 + 4          # 18 cells + 2 × 2 tuning points
+
+    # A second run reuses every cell and gives the same table.
+    again = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
+    assert [r for r in again.rows] == result.rows
+    assert "(22 reused, 0 run now)" in (out / "table.md").read_text()
+
+
+def test_tracker_comparison_shows_a_failed_method_and_runs_the_others(tmp_path):
+    from ablations.tracker_comparison import Options, run_comparison
+
+    bad = tmp_path / "not-a-checkpoint.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    gt = generate_dataset(2, seed=13, config=TINY)
+    opts = Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_predicted_keypoints",),
+                   methods=("pose_entailment", "iou"), checkpoint=str(bad), fixed_thresholds={"iou": 0.2})
+    result = run_comparison(opts, eval_gt=gt)
+    pe, iou = [r for r in result.rows if r["method"] in ("Pose Entailment", "IoU (greedy)")]
+    assert pe["status"].startswith("failed: ValueError")
+    assert "not a keytrack training checkpoint" in pe["status"]
+    assert pe["Total"] is None and pe["mota"] is None
+    assert iou["status"] is None and math.isfinite(iou["mota"]) and iou["threshold"] == 0.2
+    assert len(result.failures) == 1 and result.tuning_rows == []
+    table = (tmp_path / "tc" / "table.md").read_text()
+    assert "| Status |" in table and "not a keytrack training checkpoint" in table
+
+
+# -- keytrack evaluate --frame-stride ------------------------------------------------------------------
+
+
+def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp_path, capsys):
+    from keytrack.cli import main
+    from keytrack.io import write_posetrack18
+
+    gt = generate_dataset(2, seed=14, config=TINY)
+    write_posetrack18(gt, tmp_path / "gt")
+    gt_dir, pred_dir = str(tmp_path / "gt"), str(tmp_path / "pred")
+    assert main(["track", "--input", gt_dir, "--output", pred_dir, "--scorer", "oks",
+                 "--match-threshold", "0.1", "--frame-stride", "2"]) == 0
+    capsys.readouterr()
+
+    assert main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--frame-stride", "2",
+                 "--json", str(tmp_path / "eval.json")]) == 0
+    assert "frame stride 2" in capsys.readouterr().out
+    result = json.loads((tmp_path / "eval.json").read_text())
+    kept = sum(1 for v in gt.videos for f in v.frames if f.index % 2 == 0)
+    assert result["num_frames"] == kept
+    assert result["total"]["ap"] == 100.0 and result["total"]["mota"] > 90     # GT keypoints, tracked by OKS
+
+    from keytrack.evaluation import EvaluationError
+    with pytest.raises(EvaluationError, match="frames"):                        # without the stride: refused
+        main(["evaluate", "--gt", gt_dir, "--pred", pred_dir])
+    with pytest.raises(SystemExit, match="--frame-stride 2"):                   # every frame: not from track
+        main(["evaluate", "--gt", gt_dir, "--pred", gt_dir, "--frame-stride", "2"])
+    with pytest.raises(SystemExit, match=">= 1"):
+        main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--frame-stride", "0"])

@@ -38,7 +38,7 @@ class PosePairDataModule(pl.LightningDataModule):
             self.dataset = load_dataset(cfg.data)
         train_videos, val_videos = split_videos(len(self.dataset.videos), float(cfg.data.val_fraction),
                                                 int(cfg.seed))
-        self.train_set = TokenizedPairs.build(self.dataset, train_videos, cfg)
+        self.train_set = TokenizedPairs.build(self.dataset, train_videos, cfg, seed=int(cfg.seed), augment=True)
         self.val_set = TokenizedPairs.build(self.dataset, val_videos, cfg,
                                             balanced=bool(cfg.pairs.val_balanced), seed=int(cfg.seed))
         if len(self.train_set) == 0 or 0 in self.train_set.class_counts():

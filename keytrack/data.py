@@ -2,21 +2,20 @@
 
 * :func:`load_dataset` reads a PoseTrack18-layout folder, or generates (and caches) the embedded
   synthetic scenes when no root is configured.
-* :class:`TokenizedPairs` holds every pair of a set of videos already tokenized (§3.2), as one
-  tensor per token kind, and serves whole batches at once (``__getitems__``), so a DataLoader step
-  is a gather, not a Python loop over pairs.
+* :class:`TokenizedPairs` holds every pair of a set of videos and serves whole batches at once
+  (``__getitems__``), tokenized (§3.2) in one call per batch, optionally augmented: a DataLoader
+  step is a gather and a tensor expression, not a Python loop over pairs.
 * :func:`class_balanced_weights` gives the per-pair weights with which a
   ``WeightedRandomSampler`` draws matching and non-matching pairs equally often (A.4).
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from keytrack.augment import augment_pairs
 from keytrack.pairs import PairIndex, sample_pairs
 from keytrack.poses import Dataset
 from keytrack.tokenize import TokenConfig, tokenize_pairs
@@ -59,16 +58,26 @@ def balance(pairs: PairIndex, seed: int) -> PairIndex:
     return PairIndex(pairs.current[keep], pairs.previous[keep], pairs.delta[keep], pairs.label[keep])
 
 
-@dataclass
 class TokenizedPairs(torch.utils.data.Dataset):
-    """Tokenized pose pairs: ``tokens[kind]`` is ``[M, 30]``, ``labels`` is ``[M]`` (1 = match)."""
+    """Pose pairs served as token batches: ``{kind: [B, 30]} + label [B]`` (1 = match).
 
-    tokens: dict[str, torch.Tensor]
-    labels: torch.Tensor
+    The pairs' keypoints are kept (``[M, 15, 3]`` each side) and a batch is tokenized when it is
+    drawn, in one call: cheap (millions of pairs/s), and it lets training batches be augmented
+    (:mod:`keytrack.augment`) with a generator seeded from the run's seed.
+    """
+
+    def __init__(self, current: torch.Tensor, previous: torch.Tensor, frame_size: torch.Tensor,
+                 delta: torch.Tensor, labels: torch.Tensor, config: TokenConfig,
+                 augment: dict | None = None, seed: int = 0):
+        self.current, self.previous, self.frame_size, self.delta = current, previous, frame_size, delta
+        self.labels = labels
+        self.config = config
+        self.augment = dict(augment or {})
+        self.generator = torch.Generator().manual_seed(int(seed))
 
     @classmethod
     def build(cls, dataset: Dataset, videos: np.ndarray, cfg: DictConfig, balanced: bool = False,
-              seed: int = 0) -> "TokenizedPairs":
+              seed: int = 0, augment: bool = False) -> "TokenizedPairs":
         table = dataset.subset([dataset.videos[i].name for i in videos]).table()
         pairs = sample_pairs(table, delta=int(cfg.pairs.delta), nearest=cfg.pairs.nearest)
         if balanced and len(pairs):
@@ -76,21 +85,30 @@ class TokenizedPairs(torch.utils.data.Dataset):
         kp = torch.as_tensor(table.keypoints, dtype=torch.float32)
         size = torch.as_tensor(table.frame_size, dtype=torch.float32)
         cur = torch.as_tensor(pairs.current)
-        tokens = tokenize_pairs(kp[cur], kp[torch.as_tensor(pairs.previous)], size[cur],
-                                torch.as_tensor(pairs.delta), token_config(cfg))
-        return cls(tokens, torch.as_tensor(pairs.label, dtype=torch.long))
+        options = {"translate": bool(cfg.augment.translate), "flip": float(cfg.augment.flip)}
+        return cls(kp[cur], kp[torch.as_tensor(pairs.previous)], size[cur], torch.as_tensor(pairs.delta),
+                   torch.as_tensor(pairs.label, dtype=torch.long), token_config(cfg),
+                   augment=options if augment else None, seed=seed)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        idx = torch.as_tensor(indices)
-        batch = {k: v[idx] for k, v in self.tokens.items()}
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        cur, prev, size = self.current[idx], self.previous[idx], self.frame_size[idx]
+        if self.augment.get("translate") or self.augment.get("flip", 0) > 0:
+            cur, prev = augment_pairs(cur, prev, size, generator=self.generator, **self.augment)
+        batch = tokenize_pairs(cur, prev, size, self.delta[idx], self.config)
         batch["label"] = self.labels[idx]
         return batch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+    @property
+    def tokens(self) -> dict[str, torch.Tensor]:
+        """Every pair tokenized as it is stored (no augmentation)."""
+        return tokenize_pairs(self.current, self.previous, self.frame_size, self.delta, self.config)
 
     def class_counts(self) -> tuple[int, int]:
         ones = int(self.labels.sum())

@@ -82,7 +82,7 @@ def _loggers(cfg: DictConfig, out: Path) -> list:
 
 
 #: Config sections that must not change when a run resumes (they define its data and model).
-RESUME_INVARIANT = ("seed", "data", "pairs", "tokens", "model")
+RESUME_INVARIANT = ("seed", "data", "pairs", "augment", "tokens", "model")
 
 
 def _check_resumable(cfg: DictConfig, saved_path: Path) -> None:

@@ -4,6 +4,7 @@ PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 EXPERIMENT ?= default
+SWEEP    ?= quick
 ARGS     ?=
 DATA     ?=
 DATA_ARG := $(if $(DATA),data.root=$(DATA),)
@@ -11,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize tracker-comparison clean
+.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +20,8 @@ $(VENV)/.installed: setup.cfg constraints-cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints-cpu.txt torch==2.13.0 -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints-cpu.txt scikit-learn jsonschema jsonref
+	$(BIN)/pip install --quiet --no-deps -c constraints-cpu.txt sweeps==0.3.0   # declares numpy<2, works with 2.x
 	touch $@
 
 train: install
@@ -38,6 +41,9 @@ bench-tokenize: install
 
 tracker-comparison: install
 	$(BIN)/python -m ablations.tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
+
+sweep: install
+	$(BIN)/python -m ablations.sweep experiments/sweeps/$(SWEEP).yaml $(if $(DATA),--data $(DATA),) $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

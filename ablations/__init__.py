@@ -7,4 +7,8 @@ machinery (data profiles, the run cache, table writing, training reuse) is in
 
 * :mod:`ablations.tracker_comparison`: Figure 4 (§4.2), Pose Entailment against OKS and IoU
   tracking on the same keypoints.
+* :mod:`ablations.sweep` / :mod:`ablations.sweep_table`: Figure 7 (left, §5.1), W&B sweeps over
+  the transformer's size, run by ``wandb agent`` or offline with W&B's own search engine.
+* :mod:`ablations.tokens`, :mod:`ablations.timesteps`, :mod:`ablations.assignment`,
+  :mod:`ablations.threshold`: Table 3, δ, greedy vs Hungarian, Table 4 (§5.1, A.3).
 """

@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep clean
+.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,18 @@ tracker-comparison: install
 
 sweep: install
 	$(BIN)/python -m ablations.sweep experiments/sweeps/$(SWEEP).yaml $(if $(DATA),--data $(DATA),) $(ARGS)
+
+ablation-tokens: install
+	$(BIN)/python -m ablations.tokens $(if $(DATA),--data $(DATA),) $(ARGS)
+
+ablation-timesteps: install
+	$(BIN)/python -m ablations.timesteps $(if $(DATA),--data $(DATA),) $(ARGS)
+
+ablation-assignment: install
+	$(BIN)/python -m ablations.assignment $(if $(DATA),--data $(DATA),) $(ARGS)
+
+ablation-threshold: install
+	$(BIN)/python -m ablations.threshold $(if $(DATA),--data $(DATA),) $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

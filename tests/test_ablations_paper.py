@@ -1,0 +1,276 @@
+"""The paper's ablations (Table 3, §5.1 timesteps and assignment, Table 4) end to end on tiny data.
+
+Every test generates its own scenes; the matching network is either an untrained one saved in the
+checkpoint format of ``keytrack.models.factory.load_matcher`` or trained for two steps.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ablations import assignment, threshold, timesteps, tokens
+from ablations.common import MeanStd
+from keytrack.config import load_config
+from keytrack.synth import SynthConfig, generate_dataset
+
+TINY = SynthConfig(frames_per_video=(10, 14), people_per_video=(2, 4))
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The ablations run with ``threads=1`` here (much faster on a busy CPU); leave torch as found."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def eval_gt():
+    return generate_dataset(2, seed=7, config=TINY, first_index=1000)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained δ = 4 network in the layout Lightning checkpoints have (``hyper_parameters.cfg``,
+    ``state_dict`` with ``model.`` prefixes)."""
+    from omegaconf import OmegaConf
+
+    from keytrack.models.factory import build_matcher
+
+    torch.manual_seed(0)
+    cfg = load_config(["model.layers=1", "model.hidden=32", "model.intermediate=32", "model.heads=2"])
+    model = build_matcher(cfg)
+    path = tmp_path_factory.mktemp("ckpt") / "untrained.ckpt"
+    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg, resolve=True)},
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    return str(path)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, MeanStd) and value.n > 0 and math.isfinite(value.mean)
+
+
+# -- configs ------------------------------------------------------------------------------------------
+
+def test_scheme_configs_match_table3_rows():
+    from keytrack.reference import paper_results
+
+    paper = paper_results()["embedding_ablation"]["rows"]
+    assert len(tokens.SCHEMES) == len(paper)
+    for scheme, row in zip(tokens.SCHEMES, paper):          # the paper's row order
+        flags = tokens.scheme_tokens(scheme)
+        assert flags == {"position": row["absolute_position"], "type": row["type"], "segment": row["segment"],
+                         "relative_position": row["relative_position"]}, scheme
+        assert tokens._paper_accuracy(flags) == row["value"]
+        cfg = load_config([f"experiment={tokens.experiment_name(scheme)}"])
+        assert cfg.trainer.max_epochs == 25 and cfg.optim.lr == 1e-4     # the paper's training
+
+
+def test_quick_budget_is_the_ablation_quick_experiment():
+    overrides = tokens.budget_overrides("quick")
+    assert overrides and not any(o.startswith(("experiment=", "extends=")) for o in overrides)
+    composed = load_config(["experiment=tokens_all", *overrides])
+    alone = load_config(["experiment=ablation_quick"])
+    for key in ("optim", "loader", "trainer"):
+        assert composed[key] == alone[key], key
+    assert composed.tokens.relative_position and not alone.tokens.relative_position
+    steps = alone.trainer.max_epochs * alone.loader.samples_per_epoch // alone.loader.batch_size
+    assert 100 <= steps <= 3000
+    assert tokens.budget_overrides("full") == []
+
+
+def test_run_names_keep_budgets_apart():
+    from ablations.common import Profile
+
+    opts = tokens.Options(seeds=(1,))
+    quick = tokens.training_overrides(opts, Profile(), 1)
+    assert "run_name=synthetic-quick-seed1" in quick and "seed=1" in quick
+    full = tokens.training_overrides(tokens.Options(profile="full"), Profile(), 1)
+    assert not any(o.startswith("run_name=") for o in full)
+    assert load_config(["experiment=tokens_all", *full]).run_name == "synthetic-seed1"
+
+
+# -- the pair-score memo ------------------------------------------------------------------------------
+
+def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoint):
+    from keytrack.perturb import perturb
+    from keytrack.tracking import PoseEntailmentScorer, Tracker
+
+    torch.set_num_threads(1)
+    predicted = perturb(eval_gt, "predicted_boxes_predicted_keypoints", 0)
+    direct = PoseEntailmentScorer.from_checkpoint(checkpoint)
+    plain = Tracker(direct, delta=4).track_dataset(predicted)
+    memo = timesteps.PairScoreMemo(PoseEntailmentScorer.from_checkpoint(checkpoint))
+    first = Tracker(memo, delta=4).track_dataset(predicted)
+    scored = memo.pairs_scored
+    assert scored == direct.pairs_scored > 0 and memo.pairs_reused == 0
+    for a, b in zip(plain.videos, first.videos):
+        for fa, fb in zip(a.frames, b.frames):
+            np.testing.assert_array_equal(fa.track_ids, fb.track_ids)
+    # the pairs of δ = 2 and of Hungarian assignment are among δ = 4's: no new network work
+    Tracker(memo, delta=2).track_dataset(predicted)
+    Tracker(memo, delta=4, assignment="hungarian").track_dataset(predicted)
+    assert memo.pairs_scored == scored and memo.pairs_reused > scored
+
+
+# -- tracking-time ablations --------------------------------------------------------------------------
+
+def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
+    from ablations.tracker_comparison import track_and_evaluate
+    from keytrack.perturb import perturb
+    from keytrack.tracking import PoseEntailmentScorer
+
+    # δ = 5 exceeds the network's Segment vocabulary (Δ = 1..4): those cells fail, the others go on
+    opts = timesteps.Options(out=str(tmp_path / "t"), checkpoint=checkpoint, seeds=(0, 1),
+                             deltas=(1, 2, 4, 5), threads=1)
+    result = timesteps.run_timesteps(opts, eval_gt=eval_gt)
+    assert [(r["setting"], r["delta"]) for r in result.rows] == [
+        (s, d) for s in ("predicted boxes, predicted keypoints", "GT boxes, GT keypoints")
+        for d in (1, 2, 4, 5)]
+    for row in result.rows:
+        if row["delta"] == 5:
+            assert row["status"].startswith("failed") and "exceeds" in row["status"] and row["mota"].n == 0
+        else:
+            assert row["status"] is None and _finite(row["mota"]) and _finite(row["idsw"])
+    pred_rows = [r for r in result.rows if r["setting"].startswith("predicted")]
+    assert pred_rows[0]["mota"].n == 2 and result.rows[-2]["mota"].n == 1      # GT keypoints: first seed only
+    assert pred_rows[2]["mota_paper"] == 66.6 and pred_rows[0]["d_mota_paper"] == -0.3
+    assert len(result.failures) == 3                                              # 2 seeds + 1 GT cell
+    md = (tmp_path / "t" / "table.md").read_text()
+    assert "exceeds" in md and md.count("\n| ") == 9
+    assert (tmp_path / "t" / "table.csv").is_file()
+    assert (tmp_path / "t" / "timesteps.png").read_bytes()[:4] == b"\x89PNG"
+
+    # smaller δ answered from the memo of δ = 4; δ = 4 agrees with the tracker comparison's cell
+    ok = {c: r for c, r in result.records.items() if r.ok}
+    assert all(r.result["pairs_scored"] == 0 for c, r in ok.items() if c.delta < 4)
+    cell = timesteps.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", opts.keypoint_threshold)
+    scorer = PoseEntailmentScorer.from_checkpoint(checkpoint)
+    direct = track_and_evaluate(eval_gt, perturb(eval_gt, cell.setting, 1), scorer, match_threshold=0.5,
+                                delta=4, keypoint_threshold=opts.keypoint_threshold, compute_ap=False)
+    assert result.records[cell].result["idsw"]["Total"] == pytest.approx(direct["idsw"]["Total"])
+    assert result.records[cell].result["mota"]["Total"] == pytest.approx(direct["mota"]["Total"])
+
+    # running again reuses every finished cell and retries only the failed ones
+    again = timesteps.run_timesteps(opts, eval_gt=eval_gt)
+    assert all(r.reused == r.ok for r in again.records.values())
+    assert [r["mota"] for r in again.rows] == [r["mota"] for r in result.rows]
+    assert "(9 reused, 3 run now)" in (tmp_path / "t" / "table.md").read_text()
+
+
+def test_assignment_table(tmp_path, eval_gt, checkpoint):
+    opts = assignment.Options(out=str(tmp_path / "a"), checkpoint=checkpoint, seeds=(0, 1), threads=1)
+    result = assignment.run_assignment(opts, eval_gt=eval_gt)
+    assert [(r["setting"], r["assignment"]) for r in result.rows] == [
+        (s, a) for s in ("GT boxes, GT keypoints", "GT boxes, predicted keypoints",
+                         "predicted boxes, predicted keypoints") for a in ("greedy (KeyTrack)", "Hungarian")]
+    assert not result.failures and all(r["status"] is None and _finite(r["mota"]) for r in result.rows)
+    for greedy, hungarian in zip(result.rows[::2], result.rows[1::2]):
+        assert greedy["mota_paper"] is not None and greedy["d_mota"] is None
+        assert hungarian["paper"] and _finite(hungarian["d_mota"])
+        assert hungarian["d_mota"].mean == pytest.approx(hungarian["mota"].mean - greedy["mota"].mean)
+    hungarian_cells = [r for c, r in result.records.items() if c.assignment == "hungarian"]
+    assert all(r.result["pairs_scored"] == 0 and r.result["pairs_reused"] > 0 for r in hungarian_cells)
+    assert "Hungarian" in (tmp_path / "a" / "table.md").read_text()
+
+
+def test_threshold_table(tmp_path, eval_gt, checkpoint):
+    opts = threshold.Options(out=str(tmp_path / "k"), checkpoint=checkpoint, seeds=(0,),
+                             thresholds=(0.6, 0.05, 0.5), threads=1)
+    result = threshold.run_threshold(opts, eval_gt=eval_gt)
+    assert [r["threshold"] for r in result.rows] == [0.05, 0.5, 0.6]
+    assert [(r["ap_paper"], r["mota_paper"]) for r in result.rows] == [(81.6, 42.0), (76.7, 66.5),
+                                                                       (72.8, 66.0)]
+    ap = [r["ap"].mean for r in result.rows]
+    assert all(math.isfinite(a) for a in ap) and ap[0] >= ap[1] >= ap[2] and ap[0] > ap[2]
+    assert sum(r["best"] == "best MOTA" for r in result.rows) == 1
+    # one tracking for all thresholds
+    assert sorted(r.result["tracking_reused"] for r in result.records.values()) == [False, True, True]
+    assert (tmp_path / "k" / "threshold.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_missing_network_fails_every_cell_but_writes_the_table(tmp_path, eval_gt):
+    opts = threshold.Options(out=str(tmp_path / "n"), checkpoint=str(tmp_path / "none.ckpt"), seeds=(0,),
+                             thresholds=(0.5,))
+    result = threshold.run_threshold(opts, eval_gt=eval_gt)
+    assert "no such file" in result.failures[0]
+    assert "no matching network" in result.rows[0]["status"]
+    assert "unavailable" in (tmp_path / "n" / "table.md").read_text()
+
+
+# -- tokens (Table 3) ---------------------------------------------------------------------------------
+
+def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, monkeypatch):
+    train_data = generate_dataset(3, seed=11, config=TINY)
+    calls = []
+    real = tokens.train_or_reuse
+
+    def flaky(experiment, overrides, **kwargs):
+        calls.append(experiment)
+        if experiment == "tokens_pos_segment" and fail:
+            raise RuntimeError("out of memory (simulated)")
+        return real(experiment, overrides, **kwargs)
+
+    monkeypatch.setattr(tokens, "train_or_reuse", flaky)
+    fail = True
+    opts = tokens.Options(out=str(tmp_path / "res"), seeds=(0,), threads=1, train_overrides=(
+        f"output_dir={tmp_path / 'runs'}", "logging.wandb=false",
+        "loader.samples_per_epoch=128",                                     # 2 steps of batch 64
+        "trainer.limit_val_batches=1", "loader.val_batch_size=256", "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false", "model.layers=1", "model.hidden=32", "model.intermediate=32"))
+    result = tokens.run_tokens(opts, train_dataset=train_data, eval_gt=eval_gt)
+
+    assert [r["experiment"] for r in result.rows] == [f"tokens_{s}" for s in tokens.SCHEMES]
+    assert [r["paper"] for r in result.rows] == [72.6, 90.0, 93.2, 91.3, 92.0]
+    for row in result.rows:
+        if row["experiment"] == "tokens_pos_segment":
+            assert "training failed" in row["status"] and "out of memory (simulated)" in row["status"]
+            assert row["val_acc"].n == 0 and row["mota"].n == 0
+        else:
+            assert row["status"] is None and row["steps"].mean == 2
+            assert 0 <= row["val_acc"].mean <= 100 and _finite(row["mota"]) and _finite(row["idsw"])
+            if row["experiment"] == "tokens_pos_type_segment":      # the reference of the paired Δ
+                assert "d_val_acc" not in row
+            else:
+                assert row["d_val_acc"].n == 1 and row["d_idsw"].n == 1
+    assert (tmp_path / "runs" / "tokens_all" / "synthetic-quick-seed0" / "metrics.json").is_file()
+    md = (tmp_path / "res" / "table.md").read_text()
+    assert "out of memory (simulated)" in md and "Abs. Position + Type + Segment" in md
+    assert "quick profile" in md
+
+    # again: the finished schemes are reused from the cache; only the failed one trains
+    calls.clear()
+    fail = False
+    again = tokens.run_tokens(opts, train_dataset=train_data, eval_gt=eval_gt)
+    assert calls == ["tokens_pos_segment"]
+    assert all(r["status"] is None for r in again.rows)
+    assert [r["val_acc"] for r in again.rows if r["experiment"] != "tokens_pos_segment"] == \
+        [r["val_acc"] for r in result.rows if r["experiment"] != "tokens_pos_segment"]
+    assert not again.failures
+
+    # a recorded training whose checkpoint was deleted is looked up again, not trusted
+    os.remove(again.records[("train", "all", 0)].result["checkpoint"])
+    calls.clear()
+    third = tokens.run_tokens(opts, train_dataset=train_data, eval_gt=eval_gt)
+    assert calls == ["tokens_all"] and not third.failures
+
+
+def test_cli_parsers_build_options():
+    import argparse
+
+    for module, extra in ((timesteps, ["--deltas", "1", "4"]), (assignment, ["--assignments", "hungarian"]),
+                          (threshold, ["--thresholds", "0.5"]), (tokens, ["--schemes", "all"])):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        args = parser.parse_args(["--seeds", "3", "4", "--profile", "full", *extra])
+        assert args.seeds == [3, 4] and args.profile == "full"
+    with pytest.raises(ValueError, match="seeds"):
+        timesteps.Options(seeds=())
+    with pytest.raises(ValueError, match="schemes"):
+        tokens.Options(schemes=("bogus",))
+    assert timesteps.Options(profile="full").training_experiment == "paper"
+    assert timesteps.Options().training_experiment == "default"

@@ -660,3 +660,21 @@ def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: D
     metrics = train_fn(cfg, dataset)
     run = _run_dir(cfg)
     return TrainedModel(_checkpoint_of(run, metrics), run, metrics, reused=False)
+
+
+def matching_network(profile: Profile, *, checkpoint: str | None, experiment: str, train_seed: int,
+                     train_overrides: Sequence[str] = (), wait: bool = True) -> dict:
+    """The matching network an ablation tracks with: ``checkpoint`` when given, else the finished
+    run of ``experiment`` on the profile's training split (trained now if missing). Returns
+    ``{checkpoint, digest, source, ...}``; raises when there is none."""
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"--checkpoint {path}: no such file")
+        return {"checkpoint": str(path), "digest": file_digest(path), "source": "given"}
+    overrides = [*profile.train_overrides(), f"seed={train_seed}", *train_overrides]
+    trained = train_or_reuse(experiment, overrides, wait=wait)
+    return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
+            "source": "reused" if trained.reused else "trained", "run_dir": str(trained.run_dir),
+            "best_val_acc": trained.metrics.get("best_val_acc"), "experiment": experiment,
+            "overrides": overrides}

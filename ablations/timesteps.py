@@ -39,8 +39,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, dataset_fingerprint, file_digest,
-                              mean_std, train_or_reuse, write_table)
+from ablations.common import matching_network as shared_matching_network
+from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, dataset_fingerprint,
+                              mean_std, write_table)
 from ablations.tracker_comparison import PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS
 from keytrack.perturb import SETTINGS, perturb
 from keytrack.poses import Dataset
@@ -145,17 +146,9 @@ def matching_network(opts: TrackingOptions, profile: Profile) -> tuple[dict | No
     the profile's training split (:func:`ablations.common.train_or_reuse`), trained now if missing.
     """
     try:
-        if opts.checkpoint is not None:
-            path = Path(opts.checkpoint)
-            if not path.is_file():
-                raise FileNotFoundError(f"--checkpoint {path}: no such file")
-            return {"checkpoint": str(path), "digest": file_digest(path), "source": "given"}, None
-        overrides = [*profile.train_overrides(), f"seed={opts.train_seed}", *opts.train_overrides]
-        trained = train_or_reuse(opts.training_experiment, overrides, wait=opts.wait_for_training)
-        return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
-                "source": "reused" if trained.reused else "trained", "run_dir": str(trained.run_dir),
-                "best_val_acc": trained.metrics.get("best_val_acc"),
-                "experiment": opts.training_experiment, "overrides": overrides}, None
+        return shared_matching_network(profile, checkpoint=opts.checkpoint, experiment=opts.training_experiment,
+                                       train_seed=opts.train_seed, train_overrides=opts.train_overrides,
+                                       wait=opts.wait_for_training), None
     except Exception as err:    # noqa: BLE001 - every cell then fails with this message; tables are written
         log.error("matching network: %s: %s", type(err).__name__, err)
         return None, f"{type(err).__name__}: {err}"

@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ablations.common import matching_network as shared_matching_network
 from ablations.common import (Column, Profile, RunCache, RunRecord, complete_head_boxes, dataset_fingerprint,
-                              display_path, file_digest, mean_std, train_or_reuse, write_table)
+                              display_path, mean_std, write_table)
 from keytrack.perturb import SETTINGS, perturb
 from keytrack.poses import Dataset
 
@@ -184,17 +185,9 @@ def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_thresho
 def _matching_network(opts: Options, profile: Profile) -> tuple[dict | None, str | None]:
     """``({checkpoint, digest, ...}, None)``, or ``(None, "<error>")`` when training failed."""
     try:
-        if opts.checkpoint is not None:
-            path = Path(opts.checkpoint)
-            if not path.is_file():
-                raise FileNotFoundError(f"--checkpoint {path}: no such file")
-            return {"checkpoint": str(path), "digest": file_digest(path), "source": "given"}, None
-        overrides = [*profile.train_overrides(), f"seed={opts.train_seed}", *opts.train_overrides]
-        trained = train_or_reuse(opts.experiment, overrides, wait=opts.wait_for_training)
-        return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
-                "source": "reused" if trained.reused else "trained", "run_dir": str(trained.run_dir),
-                "best_val_acc": trained.metrics.get("best_val_acc"),
-                "experiment": opts.experiment, "overrides": overrides}, None
+        return shared_matching_network(profile, checkpoint=opts.checkpoint, experiment=opts.experiment,
+                                       train_seed=opts.train_seed, train_overrides=opts.train_overrides,
+                                       wait=opts.wait_for_training), None
     except Exception as err:    # noqa: BLE001 - the baselines still run; Pose Entailment cells fail
         log.error("matching network: %s: %s", type(err).__name__, err)
         return None, f"{type(err).__name__}: {err}"

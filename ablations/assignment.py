@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ablations.common import Column, write_table
-from ablations.timesteps import (Cell, Result, TrackingOptions, add_tracking_arguments, common_notes,
-                                 describe_network, failure_status, finish, matching_network, open_results,
-                                 paired_difference, run_cells, seed_stat, total, tracking_kwargs)
+from ablations.tracking_ablation import (Cell, Result, TrackingOptions, add_tracking_arguments, common_notes,
+                                        describe_network, failure_status, finish, matching_network, open_results,
+                                        paired_difference, run_cells, seed_stat, total, tracking_kwargs)
 from ablations.tracker_comparison import SETTING_LABELS
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset

@@ -39,7 +39,7 @@ from typing import Sequence
 
 from ablations.common import (Column, Profile, RunCache, RunRecord, dataset_fingerprint, file_digest,
                               mean_std, train_or_reuse, write_table)
-from ablations.timesteps import PAPER_SETTING, PROFILES, Result, failure_status, finish, paired_difference
+from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish, paired_difference
 from ablations.tracker_comparison import (PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS,
                                           track_and_evaluate)
 from keytrack.perturb import SETTINGS, perturb

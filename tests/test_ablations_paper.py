@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ablations import assignment, threshold, timesteps, tokens
+from ablations import assignment, threshold, timesteps, tokens, tracking_ablation
 from ablations.common import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
@@ -104,7 +104,7 @@ def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoin
     predicted = perturb(eval_gt, "predicted_boxes_predicted_keypoints", 0)
     direct = PoseEntailmentScorer.from_checkpoint(checkpoint)
     plain = Tracker(direct, delta=4).track_dataset(predicted)
-    memo = timesteps.PairScoreMemo(PoseEntailmentScorer.from_checkpoint(checkpoint))
+    memo = tracking_ablation.PairScoreMemo(PoseEntailmentScorer.from_checkpoint(checkpoint))
     first = Tracker(memo, delta=4).track_dataset(predicted)
     scored = memo.pairs_scored
     assert scored == direct.pairs_scored > 0 and memo.pairs_reused == 0
@@ -148,7 +148,7 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     # smaller δ answered from the memo of δ = 4; δ = 4 agrees with the tracker comparison's cell
     ok = {c: r for c, r in result.records.items() if r.ok}
     assert all(r.result["pairs_scored"] == 0 for c, r in ok.items() if c.delta < 4)
-    cell = timesteps.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", opts.keypoint_threshold)
+    cell = tracking_ablation.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", opts.keypoint_threshold)
     scorer = PoseEntailmentScorer.from_checkpoint(checkpoint)
     direct = track_and_evaluate(eval_gt, perturb(eval_gt, cell.setting, 1), scorer, match_threshold=0.5,
                                 delta=4, keypoint_threshold=opts.keypoint_threshold, compute_ap=False)

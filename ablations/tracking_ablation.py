@@ -1,0 +1,495 @@
+"""What the tracking-time ablations share (§5.1, A.4): options, the matching network, cells, plots.
+
+:mod:`ablations.timesteps`, :mod:`ablations.assignment`, :mod:`ablations.threshold` and
+:mod:`ablations.tokens` track an evaluation split many times with small changes (δ, the assignment,
+the keypoint threshold, the network). This module holds what they have in common:
+
+* their options (:class:`TrackingOptions`, :func:`add_tracking_arguments`, :func:`tracking_kwargs`);
+* the matching network they track with (:func:`matching_network`);
+* the grid of tracking cells (:class:`Cell`, :func:`run_cells`), each a cached run, with a memo of
+  pair scores shared by the cells that score the same pose pairs (:class:`PairScoreMemo`);
+* per-seed aggregation (:func:`seed_stat`, :func:`paired_difference`), line plots
+  (:func:`save_line_plot`), and the :class:`Result` / :func:`finish` of a command.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ablations.common import matching_network as shared_matching_network
+from ablations.common import (MeanStd, Profile, RunCache, RunRecord, dataset_fingerprint,
+                              mean_std)
+from ablations.tracker_comparison import PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD
+from keytrack.perturb import perturb
+from keytrack.poses import Dataset
+
+log = logging.getLogger("ablations.tracking_ablation")
+
+#: Training budgets: ``quick`` (minutes on a CPU) and ``full`` (the paper's 25 epochs, for GPUs).
+PROFILES: tuple[str, ...] = ("quick", "full")
+#: The experiment that trains the δ = 4 matching network in each profile.
+PROFILE_EXPERIMENTS: dict[str, str] = {"quick": "default", "full": "paper"}
+#: The keypoint setting of the paper's tracking-pipeline analysis (A.4): predicted boxes and keypoints.
+PAPER_SETTING = "predicted_boxes_predicted_keypoints"
+#: The setting without perturbation noise: its seed only reorders the poses within a frame.
+GT_SETTING = "gt_boxes_gt_keypoints"
+
+
+
+@dataclass
+class TrackingOptions:
+    """Options every tracking-time ablation takes (its command-line options).
+
+    ``seeds`` are perturbation seeds (:func:`keytrack.perturb.perturb`): each gives another draw of
+    predicted keypoints for the same ground truth, and tables show mean ± sample std over them. The
+    ground-truth-keypoint setting is tracked with the first seed only (``gt_all_seeds=False``):
+    without noise its seed only changes the order of the poses within a frame.
+    """
+
+    data: str | None = None
+    eval_split: str | None = None
+    out: str | None = None
+    profile: str = "quick"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    gt_all_seeds: bool = False
+    experiment: str | None = None
+    train_seed: int = 0
+    train_overrides: tuple[str, ...] = ()
+    checkpoint: str | None = None
+    match_threshold: float = POSE_ENTAILMENT_THRESHOLD
+    keypoint_threshold: float = PAPER_KEYPOINT_THRESHOLD
+    nearest: int | None = None
+    synthetic_test_videos: int = 20
+    device: str = "cpu"
+    batch_size: int = 16384
+    threads: int | None = None
+    retry_failed: bool = True
+    wait_for_training: bool = True
+
+    def __post_init__(self) -> None:
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile: expected one of {list(PROFILES)}, got {self.profile!r}")
+        if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
+        if not 0.0 <= self.match_threshold <= 1.0:
+            raise ValueError(f"match_threshold must lie in [0, 1], got {self.match_threshold}")
+        if not 0.0 <= self.keypoint_threshold <= 1.0:
+            raise ValueError(f"keypoint_threshold must lie in [0, 1], got {self.keypoint_threshold}")
+        if self.nearest is not None and self.nearest < 1:
+            raise ValueError(f"nearest must be >= 1, got {self.nearest}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.synthetic_test_videos < 1:
+            raise ValueError(f"synthetic_test_videos must be >= 1, got {self.synthetic_test_videos}")
+
+    @property
+    def training_experiment(self) -> str:
+        """``--experiment``, else the profile's: ``default`` (quick) or ``paper`` (full)."""
+        return self.experiment or PROFILE_EXPERIMENTS[self.profile]
+
+    def seeds_for(self, setting: str) -> tuple[int, ...]:
+        """The perturbation seeds a setting is tracked with (the first only for GT keypoints)."""
+        return self.seeds if setting != GT_SETTING or self.gt_all_seeds else self.seeds[:1]
+
+    def output_keypoint_threshold(self, setting: str) -> float:
+        """A.3's threshold on the output before MOTA: none for ground-truth keypoints (``c = 1``)."""
+        return 0.0 if setting == GT_SETTING else float(self.keypoint_threshold)
+
+
+def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, RunCache]:
+    """The data profile, the results folder and the run cache of an ablation run with ``opts``.
+
+    ``results/<ablation>/`` (``.../<data>-<split>/`` with ``--data``), and ``.../full/`` below it
+    for the full training profile, so that the two profiles' tables sit side by side.
+    """
+    import torch
+
+    if opts.threads:
+        torch.set_num_threads(int(opts.threads))
+    profile = Profile.from_data(opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos)
+    out = Path(opts.out) if opts.out else \
+        profile.results_dir(ablation) / ("full" if opts.profile == "full" else "")
+    return profile, out, RunCache(out / "runs", retry_failed=opts.retry_failed)
+
+
+def matching_network(opts: TrackingOptions, profile: Profile) -> tuple[dict | None, str | None]:
+    """The δ = 4 matching network: ``({checkpoint, digest, source, ...}, None)``, or ``(None, error)``.
+
+    ``--checkpoint`` when given; else the finished training run of ``opts.training_experiment`` on
+    the profile's training split (:func:`ablations.common.train_or_reuse`), trained now if missing.
+    """
+    try:
+        return shared_matching_network(profile, checkpoint=opts.checkpoint, experiment=opts.training_experiment,
+                                       train_seed=opts.train_seed, train_overrides=opts.train_overrides,
+                                       wait=opts.wait_for_training), None
+    except Exception as err:    # noqa: BLE001 - every cell then fails with this message; tables are written
+        log.error("matching network: %s: %s", type(err).__name__, err)
+        return None, f"{type(err).__name__}: {err}"
+
+
+def describe_network(network: dict | None, error: str | None) -> str:
+    """One sentence for the table notes."""
+    if network is None:
+        return f"Matching network: unavailable ({error}); every cell failed."
+    acc = network.get("best_val_acc")
+    return (f"Matching network (δ = 4): {network['checkpoint']} ({network['source']}"
+            + (f", experiment {network['experiment']}" if network.get("experiment") else "")
+            + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
+
+
+class PairScoreMemo:
+    """A scorer that remembers every pose-pair score it has computed, and asks ``scorer`` only for new pairs.
+
+    A pair's score depends on the two poses (keypoints and boxes), their distance ``Δ`` in
+    timesteps and the frame size, not on the track ids the tracker has given so far. Tracking the
+    same predictions with another assignment, or with a smaller δ (whose candidate pairs are a
+    subset of δ = 4's), therefore needs no new network forward: the memo answers from the scores of
+    the first run. Poses are keyed by a 16-byte BLAKE2b digest of their keypoint and box values.
+
+    ``pairs_scored`` counts pairs sent to ``scorer``, ``pairs_reused`` pairs answered from memory.
+    Use one memo per set of predictions (it grows with every distinct pair).
+    """
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+        self.scores: dict[tuple[bytes, bytes, int, tuple[float, float]], float] = {}
+        self.pairs_scored = 0
+        self.pairs_reused = 0
+
+    @property
+    def max_delta(self) -> int | None:
+        return getattr(self.scorer, "max_delta", None)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.scorer, "name", type(self.scorer).__name__)
+
+    @staticmethod
+    def _pose_keys(keypoints: np.ndarray, boxes: np.ndarray) -> list[bytes]:
+        rows = np.ascontiguousarray(np.concatenate(
+            [np.asarray(keypoints, np.float64).reshape(len(keypoints), -1),
+             np.asarray(boxes, np.float64).reshape(len(boxes), -1)], axis=1))
+        return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
+
+    def __call__(self, keypoints, boxes, candidates, frame_size, mask=None) -> np.ndarray:
+        p, c = len(keypoints), len(candidates)
+        mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
+        scores = np.zeros((p, c))
+        rows, cols = np.nonzero(mask)
+        if len(rows) == 0:
+            return scores
+        size = tuple(float(v) for v in frame_size)
+        q_keys = self._pose_keys(keypoints, boxes)
+        c_keys = self._pose_keys(candidates.keypoints, candidates.boxes)
+        deltas = np.asarray(candidates.delta, np.int64).tolist()
+        keys = [(q_keys[i], c_keys[j], deltas[j], size) for i, j in zip(rows.tolist(), cols.tolist())]
+        known = np.fromiter((k in self.scores for k in keys), bool, len(keys))
+        if known.any():
+            scores[rows[known], cols[known]] = [self.scores[k] for k, hit in zip(keys, known) if hit]
+        if not known.all():
+            need = np.zeros_like(mask)
+            need[rows[~known], cols[~known]] = True
+            fresh = np.asarray(self.scorer(keypoints, boxes, candidates, frame_size, need), np.float64)
+            new_rows, new_cols = rows[~known], cols[~known]
+            scores[new_rows, new_cols] = fresh[new_rows, new_cols]
+            self.scores.update(zip((k for k, hit in zip(keys, known) if not hit),
+                                   fresh[new_rows, new_cols].tolist()))
+        self.pairs_reused += int(known.sum())
+        self.pairs_scored += int((~known).sum())
+        return scores
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One tracking + evaluation run: predictions of ``setting`` drawn with ``seed``, tracked with
+    δ = ``delta`` and ``assignment``, keypoints below ``keypoint_threshold`` removed before scoring."""
+
+    setting: str
+    seed: int
+    delta: int = 4
+    assignment: str = "greedy"
+    keypoint_threshold: float = 0.0
+    compute_ap: bool = False
+
+    @property
+    def key(self) -> str:
+        return (f"{self.setting}-delta{self.delta}-{self.assignment}-kp{self.keypoint_threshold:g}"
+                f"-seed{self.seed}")
+
+
+def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, network: dict | None,
+              network_error: str | None, opts: TrackingOptions,
+              logger: logging.Logger = log) -> dict[Cell, RunRecord]:
+    """Run (or reuse from ``cache``) every cell; returns each cell's record.
+
+    Cells sharing a setting and a seed share one perturbation and one :class:`PairScoreMemo`;
+    cells that differ only in their keypoint threshold share one tracking (the threshold is
+    applied to the output, A.3). Within a group the largest δ is tracked first, so the smaller
+    ones are answered from the memo. A cell that raises is recorded as failed and the others go on.
+    """
+    from keytrack.evaluation import evaluate
+    from keytrack.tracking import PoseEntailmentScorer, Tracker, apply_keypoint_threshold
+
+    eval_id = dataset_fingerprint(eval_gt)
+    groups: dict[tuple[str, int], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.setting, cell.seed), []).append(cell)
+    network_scorer = None
+    records: dict[Cell, RunRecord] = {}
+    done = 0
+    for (setting, seed), group in groups.items():
+        state: dict = {"predicted": None, "memo": None, "tracked": {}}
+
+        def tracked(cell: Cell) -> tuple[Dataset, dict]:
+            nonlocal network_scorer
+            if network is None:
+                raise RuntimeError(f"no matching network: {network_error}")
+            if state["predicted"] is None:
+                state["predicted"] = perturb(eval_gt, cell.setting, cell.seed)
+            if state["memo"] is None:
+                if network_scorer is None:
+                    network_scorer = PoseEntailmentScorer.from_checkpoint(
+                        network["checkpoint"], device=opts.device, batch_size=opts.batch_size)
+                state["memo"] = PairScoreMemo(network_scorer)
+            memo = state["memo"]
+            key = (cell.delta, cell.assignment)
+            if key in state["tracked"]:
+                out, info = state["tracked"][key]
+                return out, {**info, "tracking_reused": True}
+            before = memo.pairs_scored, memo.pairs_reused
+            tracker = Tracker(memo, delta=cell.delta, nearest=opts.nearest, assignment=cell.assignment,
+                              match_threshold=opts.match_threshold)
+            out = tracker.track_dataset(state["predicted"])
+            info = {"frames": tracker.frames_tracked, "poses": state["predicted"].num_poses,
+                    "tracking_seconds": tracker.seconds, "pairs_scored": memo.pairs_scored - before[0],
+                    "pairs_reused": memo.pairs_reused - before[1]}
+            state["tracked"][key] = (out, info)
+            return out, {**info, "tracking_reused": False}
+
+        # largest δ first: its pairs include those of every smaller δ
+        for cell in sorted(group, key=lambda c: -c.delta):
+            params = {"kind": "cell", "data": eval_id, "setting": cell.setting, "seed": cell.seed,
+                      "delta": cell.delta, "assignment": cell.assignment,
+                      "keypoint_threshold": cell.keypoint_threshold, "compute_ap": cell.compute_ap,
+                      "match_threshold": opts.match_threshold, "nearest": opts.nearest,
+                      "checkpoint": network and network["digest"]}
+
+            def run(cell: Cell = cell) -> dict:
+                out, info = tracked(cell)
+                shown = apply_keypoint_threshold(out, cell.keypoint_threshold) \
+                    if cell.keypoint_threshold > 0 else out
+                result = evaluate(eval_gt, shown, compute_ap=cell.compute_ap)
+                row = {"idsw": result.columns("idsw"), "mota": result.columns("mota"),
+                       **{k: result.total[k] for k in ("num_switches", "num_misses", "num_false_positives",
+                                                        "num_objects")}, **info}
+                if cell.compute_ap:
+                    row["ap"] = result.columns("ap")
+                return row
+
+            done += 1
+            logger.info("[%d/%d] %s", done, len(cells), cell.key)
+            records[cell] = cache.run(cell.key, run, params)
+        state.clear()
+    return records
+
+
+def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | None]) -> MeanStd:
+    """Mean ± sample std of ``getter(result)`` over the successful records (one value: the value)."""
+    return mean_std(getter(r.result) for r in records if r.ok)
+
+
+def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],
+                      getter: Callable[[Mapping], float | None]) -> MeanStd:
+    """Mean ± std over seeds of ``getter(record) - getter(reference)``, paired by seed (same order)."""
+    diffs = []
+    for r, ref in zip(records, reference):
+        if r.ok and ref.ok:
+            a, b = getter(r.result), getter(ref.result)
+            if a is not None and b is not None:
+                diffs.append(a - b)
+    return mean_std(diffs)
+
+
+def failure_status(records: Sequence[RunRecord], seeds: Sequence[int]) -> str | None:
+    """``"failed: seed 1: <error>; ..."`` for a row with failed runs, else None."""
+    failed = [f"seed {s}: {r.failure}" if len(records) > 1 else r.failure
+              for s, r in zip(seeds, records) if not r.ok]
+    return "failed: " + "; ".join(failed) if failed else None
+
+
+def total(metric: str) -> Callable[[Mapping], float | None]:
+    """Getter of a metric's Total column from a cell result (``idsw``, ``mota``, ``ap``)."""
+    return lambda result: (result.get(metric) or {}).get("Total")
+
+
+@dataclass
+class Series:
+    """One line of a plot: y values (:class:`MeanStd`, drawn with error bars) at x."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[MeanStd | float | None]
+    style: str = "o-"
+
+
+@dataclass
+class Panel:
+    """One plot: its y label, its lines and a title."""
+
+    ylabel: str
+    series: Sequence[Series]
+    title: str = ""
+
+
+def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, title: str,
+                   xticks: Sequence[float] | None = None, ncols: int | None = None) -> Path:
+    """Line plots (``ncols`` per row, default all in one row) written as one PNG, atomically (Agg)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from keytrack.atomic import atomic_path
+
+    ncols = min(ncols or len(panels), len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes, panels):
+        for s in panel.series:
+            points = [(x, y) for x, y in zip(s.x, s.y) if y is not None
+                      and (not isinstance(y, MeanStd) or y.n > 0) and np.isfinite(getattr(y, "mean", y))]
+            if not points:
+                continue
+            means = [y.mean if isinstance(y, MeanStd) else float(y) for _, y in points]
+            stds = [y.std if isinstance(y, MeanStd) and y.n > 1 else 0.0 for _, y in points]
+            ax.errorbar([x for x, _ in points], means, yerr=stds if any(stds) else None, fmt=s.style,
+                        capsize=3, label=s.label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(panel.ylabel)
+        if panel.title:
+            ax.set_title(panel.title, fontsize=9)
+        if xticks is not None:
+            ax.set_xticks(list(xticks))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return path
+
+
+def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> None:
+    """The options of :class:`TrackingOptions`."""
+    add = parser.add_argument
+    add("--data", default=None,
+        help="PoseTrack18-layout folder (train split + test, or val) instead of the synthetic default")
+    add("--eval-split", default=None, help="evaluation split under --data (default: test, else val)")
+    add("--out", default=None,
+        help=f"results folder (default: results/{ablation}, with --data results/{ablation}/<data>-<split>)")
+    add("--profile", choices=PROFILES, default="quick",
+        help="training budget of the matching network when it must be trained: quick (experiment default, "
+             "minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)")
+    add("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], dest="seeds",
+        help="perturbation seeds, mean ± std over them (default: 0 1 2)")
+    add("--gt-all-seeds", action="store_true",
+        help="track GT keypoints with every seed too (default: the first; only the pose order differs)")
+    add("--experiment", default=None,
+        help="training experiment of the matching network (default: by --profile)")
+    add("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
+    add("--train-override", action="append", default=[], metavar="KEY=VALUE",
+        help="extra training config override (repeatable)")
+    add("--checkpoint", default=None, help="use this matching-network checkpoint, no training")
+    add("--match-threshold", type=float, default=POSE_ENTAILMENT_THRESHOLD,
+        help="a pose starts a new track below this match score (default: 0.5)")
+    add("--keypoint-threshold", type=float, default=PAPER_KEYPOINT_THRESHOLD,
+        help="output keypoint confidence threshold before MOTA with predicted keypoints "
+             f"(A.3; default: the paper's {PAPER_KEYPOINT_THRESHOLD})")
+    add("--nearest", type=int, default=None,
+        help="compare with the n nearest poses of each earlier frame (default: all)")
+    add("--synthetic-test-videos", type=int, default=20,
+        help="videos of the synthetic test set without --data (default: 20)")
+    add("--device", default="cpu", help="torch device of the matching network")
+    add("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+    add("--threads", type=int, default=None,
+        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared with other jobs)")
+    add("--no-retry-failed", action="store_true", help="keep recorded failures instead of rerunning them")
+    add("--no-wait", action="store_true",
+        help="do not wait for a training of the same configuration running in another process")
+
+
+def tracking_kwargs(args: argparse.Namespace) -> dict:
+    """:class:`TrackingOptions` fields from parsed :func:`add_tracking_arguments` options."""
+    return dict(data=args.data, eval_split=args.eval_split, out=args.out, profile=args.profile,
+                seeds=tuple(args.seeds), gt_all_seeds=args.gt_all_seeds, experiment=args.experiment,
+                train_seed=args.train_seed, train_overrides=tuple(args.train_override),
+                checkpoint=args.checkpoint, match_threshold=args.match_threshold,
+                keypoint_threshold=args.keypoint_threshold, nearest=args.nearest,
+                synthetic_test_videos=args.synthetic_test_videos, device=args.device,
+                batch_size=args.batch_size, threads=args.threads, retry_failed=not args.no_retry_failed,
+                wait_for_training=not args.no_wait)
+
+
+def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval_description: str,
+                 cache: RunCache, settings: Sequence[str], keypoint_threshold: bool = True) -> list[str]:
+    """Table notes every tracking-time ablation shares (data, seeds, tracker, cache) for a table of
+    ``settings``; the sentence on the output keypoint threshold only with ``keypoint_threshold``."""
+    several = len(opts.seeds) > 1
+    seeds = f"perturbation seed{'s' if several else ''} {', '.join(map(str, opts.seeds))}"
+    if several:
+        seeds += " (mean ± sample std over seeds)"
+    if several and GT_SETTING in settings and not opts.gt_all_seeds:
+        seeds += (f"; GT keypoints: seed {opts.seeds[0]} only (without noise the seed only reorders the "
+                  "poses of a frame)")
+    candidates = (f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest
+                  else "every pose of the earlier frames")
+    output = (f"; with predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
+              f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
+              if keypoint_threshold else "")
+    return [
+        f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
+        "%IDSW = 100 · ID switches / GT joints and MOTA as poseval computes them (§4.1), Total columns.",
+        f"Predicted keypoints: keytrack.perturb, {seeds}.",
+        f"Tracker (§3.1): match threshold {opts.match_threshold:g}, track score = maximum over the window "
+        f"(A.4), Pose Entailment with {candidates}{output}.",
+        f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
+        "delete a file there to run it again.",
+    ]
+
+
+# == the timesteps ablation ===========================================================================
+
+
+@dataclass
+class Result:
+    """What an ablation run produced: table rows, the files written and the failed runs."""
+
+    rows: list[dict]
+    out: Path
+    files: list[Path]
+    failures: list[str]
+    records: dict = field(default_factory=dict)
+
+
+
+
+def finish(name: str, result: Result) -> int:
+    """Print the table and the files written; exit status 1 when a run failed."""
+    print((result.out / "table.md").read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(f) for f in result.files))
+    if result.failures:
+        print(f"{name}: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures),
+              file=sys.stderr)
+        return 1
+    return 0

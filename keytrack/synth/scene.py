@@ -24,9 +24,13 @@ same generator yields video-rate data and the sparse frame rates that KeyTrack's
    with fewer than ``min_visible_joints`` present joints are not annotated.
 
 Every video is drawn from its own generator seeded by ``(seed, video index)``, so a video does not
-depend on how many others are generated with it.
+depend on how many others are generated with it. :func:`film_video` returns the same video together
+with its noise-free :class:`SceneGeometry` (everyone's image positions, depths and the camera),
+from which :mod:`keytrack.synth.render` draws RGB frames.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -110,6 +114,45 @@ def body_occlusion(points: np.ndarray, depth: np.ndarray, pixel_height: np.ndarr
     inside = (dist2 <= radius[fi, i][:, None] ** 2).any(-1)             # [K, 15]
     np.logical_or.at(hidden, (fi, j), inside)
     return hidden
+
+
+@dataclass(frozen=True)
+class SceneGeometry:
+    """What a camera would see of one video, noise-free, at its annotated frames (``F`` frames,
+    ``N`` people, including people out of view or not annotated): the input of the frame renderer
+    (:mod:`keytrack.synth.render`). The image of a scene point ``q`` (pixels of a still camera) at
+    frame ``f`` is ``c + zoom[f] * R(roll[f]) (q - c) + pan[f]`` with ``c`` the frame centre.
+
+    ``points`` ``[F, N, 15, 2]`` image positions (before annotation noise), ``joint_depth``
+    ``[F, N, 15]`` and ``depth`` ``[F, N]`` (root) depths in metres, ``pixel_height`` ``[F, N]``
+    person heights in pixels, ``pan`` ``[F, 2]``, ``zoom`` ``[F]``, ``roll`` ``[F]`` the camera,
+    ``look`` ``[N]`` the person whose body each person has (look-alikes share it), ``track_id``
+    ``[N]`` each person's track id in the annotated video.
+    """
+
+    width: float
+    height: float
+    stride: int
+    focal: float
+    horizon: float
+    camera_height: float
+    points: np.ndarray
+    joint_depth: np.ndarray
+    depth: np.ndarray
+    pixel_height: np.ndarray
+    pan: np.ndarray
+    zoom: np.ndarray
+    roll: np.ndarray
+    look: np.ndarray
+    track_id: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.points)
+
+    @property
+    def num_people(self) -> int:
+        return self.points.shape[1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -331,6 +374,11 @@ class SceneSampler:
 
     def simulate(self) -> Video:
         """Lay the scene out, move and articulate everyone, film it, and annotate the frames."""
+        return self.film()[0]
+
+    def film(self) -> tuple[Video, SceneGeometry]:
+        """:meth:`simulate`'s video plus the noise-free :class:`SceneGeometry` behind it (for
+        rendering frames); the random streams are consumed exactly as :meth:`simulate` does."""
         cfg, rng = self.cfg, self.rng
         lay, bodies = self.layout()
         n, steps = len(lay.motion), self.num_steps
@@ -359,6 +407,9 @@ class SceneSampler:
         lx = np.cos(facing)                                           # X of the person's left
         world_x = x[..., None] + local[..., 0] * lx[..., None] + local[..., 2] * fx[..., None]
         depth = np.maximum(z, 1e-3)
+        # depth of each joint (the person's left is (cos, sin) in (X, Z)): orders limbs when drawn
+        joint_depth = (z[..., None] + local[..., 0] * np.sin(facing)[..., None]
+                       + local[..., 2] * fz[..., None])
         u = self.width / 2 + self.focal * world_x / depth[..., None]
         v = self.horizon + self.focal * (self.cam_height - local[..., 1]) / depth[..., None]
         pixel_height = self.focal * bodies.height[:, None] / depth                         # [N, T]
@@ -388,7 +439,15 @@ class SceneSampler:
         in_frame = ((pts[..., 0] >= 0) & (pts[..., 0] < self.width)
                     & (pts[..., 1] >= 0) & (pts[..., 1] < self.height))
         present = in_frame & ~hidden & (depth_f[..., None] > 0.3)
-        return self._annotate(pts, present)
+        video = self._annotate(pts, present)
+        geometry = SceneGeometry(
+            width=self.width, height=self.height, stride=self.stride, focal=self.focal,
+            horizon=self.horizon, camera_height=self.cam_height,
+            points=np.stack([u[:, keep], v[:, keep]], -1).transpose(1, 0, 2, 3),
+            joint_depth=joint_depth[:, keep].transpose(1, 0, 2), depth=depth_f, pixel_height=height_f,
+            pan=pan[keep], zoom=zoom[keep], roll=roll[keep], look=lay.body_src.copy(),
+            track_id=_track_ids(present.sum(-1) >= cfg.min_visible_joints))
+        return video, geometry
 
     def _smooth_noise(self, n: int, steps: int) -> np.ndarray:
         """``[T, n, 15]`` standard-normal noise, smooth over ~``occlusion_duration`` steps."""
@@ -410,11 +469,7 @@ class SceneSampler:
                                      np.stack([0.8 * head_len, head_len], -1)], -1)  # [F, N, 4]
         keypoints = np.concatenate([pts, present[..., None].astype(np.float64)], -1)
         keypoints[~present] = 0.0                        # absent keypoints are (0, 0, 0), as in files
-        # track ids in order of first appearance
-        first = np.where(seen.any(0), seen.argmax(0), len(seen))
-        order = np.lexsort((np.arange(seen.shape[1]), first))
-        track_id = np.empty(seen.shape[1], np.int64)
-        track_id[order] = np.arange(seen.shape[1])
+        track_id = _track_ids(seen)
         name = video_name(self.index)
         frames = []
         for fi in range(len(pts)):
@@ -431,12 +486,31 @@ class SceneSampler:
                      source="synthetic", frame_size_origin="synthetic")
 
 
-def generate_video(index: int, seed: int, config: SynthConfig | None = None) -> Video:
-    """The synthetic video number ``index`` of seed ``seed`` (independent of any other video)."""
+def _track_ids(seen: np.ndarray) -> np.ndarray:
+    """``[N]`` track id of each person from ``[F, N]`` annotated-or-not: order of first appearance."""
+    first = np.where(seen.any(0), seen.argmax(0), len(seen))
+    order = np.lexsort((np.arange(seen.shape[1]), first))
+    track_id = np.empty(seen.shape[1], np.int64)
+    track_id[order] = np.arange(seen.shape[1])
+    return track_id
+
+
+def _sampler(index: int, seed: int, config: SynthConfig | None) -> SceneSampler:
     if seed < 0 or index < 0:
         raise ValueError(f"generate_video: seed and index must be >= 0, got seed={seed}, index={index}")
     rng = np.random.default_rng([int(seed), int(index)])
-    return SceneSampler(config or SynthConfig(), rng, index).simulate()
+    return SceneSampler(config or SynthConfig(), rng, index)
+
+
+def generate_video(index: int, seed: int, config: SynthConfig | None = None) -> Video:
+    """The synthetic video number ``index`` of seed ``seed`` (independent of any other video)."""
+    return _sampler(index, seed, config).simulate()
+
+
+def film_video(index: int, seed: int, config: SynthConfig | None = None) -> tuple[Video, SceneGeometry]:
+    """``generate_video(index, seed, config)`` (the same video, bit for bit) and its
+    :class:`SceneGeometry`, which :mod:`keytrack.synth.render` draws frames from."""
+    return _sampler(index, seed, config).film()
 
 
 def generate_dataset(num_videos: int, seed: int, config: SynthConfig | None = None,

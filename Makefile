@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold clean
+.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks clean
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,9 @@ ablation-assignment: install
 
 ablation-threshold: install
 	$(BIN)/python -m ablations.threshold $(if $(DATA),--data $(DATA),) $(ARGS)
+
+ablation-toks: install
+	$(BIN)/python -m ablations.toks $(if $(DATA),--data $(DATA),) $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

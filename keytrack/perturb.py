@@ -353,13 +353,30 @@ def _fill_scale(s: np.ndarray, frame_height: float) -> np.ndarray:
     return np.where(known, s, fallback)
 
 
-def _predict_keypoints(kp: np.ndarray, s: np.ndarray, person_box: np.ndarray, predicted_boxes: bool,
-                       cfg: PerturbConfig, rng_kp: np.random.Generator,
-                       rng_box: np.random.Generator) -> np.ndarray:
-    """``[N, 15, 3]`` predicted keypoints of the annotated poses (§4.2's "predicted keypoints")."""
-    n = len(kp)
-    vis = kp[..., 2] > 0
-    xy = np.where(vis[..., None], kp[..., :2], 0.0)
+@dataclass
+class _KeypointDraws:
+    """Every random number the estimator's keypoint errors of ``N`` poses need (one row per pose).
+
+    Drawn once per pose, whatever box the estimator is later given: the same person in the same
+    frame yields the same errors through any crop (:mod:`keytrack.estimators.simulated` relies on it).
+    """
+
+    inlier: np.ndarray       # [N, 15, 2] standard normal
+    u_gross: np.ndarray      # [N, 15]
+    gross_len: np.ndarray    # [N, 15] head sizes
+    gross_dir: np.ndarray    # [N, 15] radians
+    u_swap: np.ndarray       # [N]
+    u_drop: np.ndarray       # [N, 15]
+    u_hall: np.ndarray       # [N, 15]
+    hall_noise: np.ndarray   # [N, 15, 2] standard normal
+    conf_noise: np.ndarray   # [N, 15] standard normal
+
+    def take(self, index: np.ndarray) -> "_KeypointDraws":
+        return _KeypointDraws(*(getattr(self, f.name)[index] for f in fields(_KeypointDraws)))
+
+
+def _draw_keypoints(n: int, cfg: PerturbConfig, rng_kp: np.random.Generator) -> _KeypointDraws:
+    """The keypoint draws of ``n`` poses, in the stream order the protocol has always used."""
     # Every draw is made for every pose and joint, so the keypoint stream is the same in both
     # predicted settings (and for any knob values).
     inlier = rng_kp.standard_normal((n, NUM_JOINTS, 2))
@@ -371,38 +388,69 @@ def _predict_keypoints(kp: np.ndarray, s: np.ndarray, person_box: np.ndarray, pr
     u_hall = rng_kp.random((n, NUM_JOINTS))
     hall_noise = rng_kp.standard_normal((n, NUM_JOINTS, 2))
     conf_noise = rng_kp.standard_normal((n, NUM_JOINTS))
+    return _KeypointDraws(inlier, u_gross, gross_len, gross_dir, u_swap, u_drop, u_hall, hall_noise,
+                          conf_noise)
 
+
+def _crop_of(person_box: np.ndarray, shift: np.ndarray, log_scale: np.ndarray,
+             cfg: PerturbConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """§3.3's imperfect box: ``(lo [N, 2], hi [N, 2], inlier std gain [N])`` of the estimator's crop.
+
+    The crop is ``person_box`` enlarged by :attr:`PerturbConfig.box_margin` per side, its centre
+    moved by ``shift`` (fraction of the box's width / height) and its size scaled by
+    ``exp(log_scale)``; a worse crop multiplies the inlier std by
+    ``1 + box_jitter_gain · (‖shift‖ + |log scale|)``.
+    """
+    gain = 1 + cfg.box_jitter_gain * (np.hypot(*shift.T) + np.abs(log_scale))
+    margin = 1 + 2 * cfg.box_margin
+    centre = person_box[:, :2] + person_box[:, 2:] / 2 + shift * person_box[:, 2:]
+    half = person_box[:, 2:] * margin * np.exp(log_scale)[:, None] / 2
+    return centre - half, centre + half, gain
+
+
+def _estimate_keypoints(kp: np.ndarray, s: np.ndarray, draws: _KeypointDraws, cfg: PerturbConfig,
+                        crop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                        confidence_offset: np.ndarray | None = None) -> np.ndarray:
+    """``[N, 15, 3]`` predicted keypoints of annotated poses ``kp`` from their ``draws``.
+
+    ``crop = (lo, hi, gain)`` (:func:`_crop_of`) confines the predictions to the crop and scales
+    the inlier std by ``gain``; without it the estimator sees the whole person (ground-truth
+    boxes). ``confidence_offset [N]`` is added to every confidence logit of a pose.
+    """
+    n = len(kp)
+    vis = kp[..., 2] > 0
+    xy = np.where(vis[..., None], kp[..., :2], 0.0)
     sigma = np.broadcast_to(cfg.per_joint("joint_sigma"), (n, NUM_JOINTS)).copy()
-    if predicted_boxes:   # §3.3's imperfect boxes: a shifted, mis-scaled crop
-        shift = cfg.box_shift * rng_box.standard_normal((n, 2))
-        log_scale = cfg.box_scale * rng_box.standard_normal(n)
-        sigma *= (1 + cfg.box_jitter_gain * (np.hypot(*shift.T) + np.abs(log_scale)))[:, None]
-        margin = 1 + 2 * cfg.box_margin
-        centre = person_box[:, :2] + person_box[:, 2:] / 2 + shift * person_box[:, 2:]
-        half = person_box[:, 2:] * margin * np.exp(log_scale)[:, None] / 2
-        lo, hi = centre - half, centre + half
-    error = sigma[..., None] * inlier
-    gross = u_gross < cfg.per_joint("gross_prob")
-    gross_vec = gross_len[..., None] * np.stack([np.cos(gross_dir), np.sin(gross_dir)], -1)
+    if crop is not None:
+        lo, hi, gain = crop
+        sigma *= gain[:, None]
+    error = sigma[..., None] * draws.inlier
+    gross = draws.u_gross < cfg.per_joint("gross_prob")
+    gross_vec = draws.gross_len[..., None] * np.stack([np.cos(draws.gross_dir), np.sin(draws.gross_dir)], -1)
     error = np.where(gross[..., None], gross_vec, error)
-    swap = (u_swap < cfg.swap_prob)[:, None] & vis & vis[:, FLIP]
+    swap = (draws.u_swap < cfg.swap_prob)[:, None] & vis & vis[:, FLIP]
     source = np.where(swap, FLIP, np.arange(NUM_JOINTS))
     pred = np.take_along_axis(xy, source[..., None], axis=1) + s[:, None, None] * error
-    if predicted_boxes:   # a heatmap estimator cannot point outside its crop
+    if crop is not None:   # a heatmap estimator cannot point outside its crop
         pred = np.clip(pred, lo[:, None, :], hi[:, None, :])
     err = np.linalg.norm(pred - xy, axis=-1) / s[:, None]
-    conf = _sigmoid(cfg.confidence_bias - cfg.confidence_error_gain * err + cfg.confidence_noise * conf_noise)
+    logit = cfg.confidence_bias - cfg.confidence_error_gain * err + cfg.confidence_noise * draws.conf_noise
+    hall_logit = cfg.hallucinate_confidence + cfg.confidence_noise * draws.conf_noise
+    if confidence_offset is not None:
+        logit = logit + confidence_offset[:, None]
+        hall_logit = hall_logit + confidence_offset[:, None]
+    conf = _sigmoid(logit)
 
     boundary = (~vis).astype(np.float64) @ _ADJACENT.astype(np.float64) > 0
-    dropped = vis & (u_drop < cfg.drop_prob * (1 + cfg.drop_boundary_gain * boundary))
+    dropped = vis & (draws.u_drop < cfg.drop_prob * (1 + cfg.drop_boundary_gain * boundary))
     a, b, mirrored = fit_template(kp, s)
     plausible = a[:, None] * _template(mirrored) + b[:, None]
     plausible = np.stack([plausible.real, plausible.imag], -1) + \
-        cfg.hallucinate_sigma * s[:, None, None] * hall_noise
-    hallucinated = ~vis & (u_hall < cfg.hallucinate_prob)
-    if predicted_boxes:
+        cfg.hallucinate_sigma * s[:, None, None] * draws.hall_noise
+    hallucinated = ~vis & (draws.u_hall < cfg.hallucinate_prob)
+    if crop is not None:
         plausible = np.clip(plausible, lo[:, None, :], hi[:, None, :])
-    hall_conf = _sigmoid(cfg.hallucinate_confidence + cfg.confidence_noise * conf_noise)
+    hall_conf = _sigmoid(hall_logit)
 
     # an estimator given a box always outputs a pose: never drop a pose's last joint
     emptied = ~((vis & ~dropped) | hallucinated).any(1)
@@ -416,6 +464,30 @@ def _predict_keypoints(kp: np.ndarray, s: np.ndarray, person_box: np.ndarray, pr
     out[~emitted] = 0.0
     out[..., 2] = np.where(emitted, np.clip(out[..., 2], 1e-3, 1.0), 0.0)
     return out
+
+
+def _predict_keypoints(kp: np.ndarray, s: np.ndarray, person_box: np.ndarray, predicted_boxes: bool,
+                       cfg: PerturbConfig, rng_kp: np.random.Generator,
+                       rng_box: np.random.Generator) -> np.ndarray:
+    """``[N, 15, 3]`` predicted keypoints of the annotated poses (§4.2's "predicted keypoints")."""
+    n = len(kp)
+    draws = _draw_keypoints(n, cfg, rng_kp)
+    crop = None
+    if predicted_boxes:   # §3.3's imperfect boxes: a shifted, mis-scaled crop
+        shift = cfg.box_shift * rng_box.standard_normal((n, 2))
+        log_scale = cfg.box_scale * rng_box.standard_normal(n)
+        crop = _crop_of(person_box, shift, log_scale, cfg)
+    return _estimate_keypoints(kp, s, draws, cfg, crop)
+
+
+def _person_crop(gt_box: np.ndarray, s: np.ndarray, min_size: float = 4.0) -> np.ndarray:
+    """``[N, 4]`` the box an estimator crops a person with: its box, at least ``min_size`` head sizes
+    wide and high (grown about its centre)."""
+    crop = gt_box.copy()
+    grow = np.maximum(min_size * s[:, None] - crop[:, 2:], 0)
+    crop[:, :2] -= grow / 2
+    crop[:, 2:] += grow
+    return crop
 
 
 def _missed(key: np.ndarray, frame: np.ndarray, p_start: np.ndarray,
@@ -526,11 +598,7 @@ def _perturb_video(video: Video, index: int, setting: str, seed: int, cfg: Pertu
     else:
         s = _fill_scale(person_scale(kp, boxes, heads, cfg.head_size_per_box_diagonal), video.height)
         predicted_boxes = setting == SETTINGS[2]
-        # the crop of a person: its box, at least four head sizes wide and high
-        crop = gt_box.copy()
-        grow = np.maximum(4 * s[:, None] - crop[:, 2:], 0)
-        crop[:, :2] -= grow / 2
-        crop[:, 2:] += grow
+        crop = _person_crop(gt_box, s)
         pred = _predict_keypoints(kp, s, crop, predicted_boxes, cfg, rng_kp, rng_box)
         poses = _Poses(frame, pred, gt_box, np.zeros(n), ids)
         if predicted_boxes:

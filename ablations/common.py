@@ -588,8 +588,11 @@ def _checkpoint_of(run: Path, metrics: Mapping) -> Path:
 def _same_config(run: Path, signature: dict) -> bool:
     from omegaconf import OmegaConf
 
+    from keytrack.config import with_defaults
+
     saved = run / "config.yaml"
-    return saved.is_file() and _signature(OmegaConf.load(saved)) == signature
+    # A run saved before experiments/base.yaml gained a key compares with that key at its default.
+    return saved.is_file() and _signature(with_defaults(OmegaConf.load(saved))) == signature
 
 
 def _run_dir(cfg) -> Path:

@@ -172,6 +172,11 @@ class PairScoreMemo:
     def name(self) -> str:
         return getattr(self.scorer, "name", type(self.scorer).__name__)
 
+    def begin_video(self, video) -> None:
+        """Passed on to scorers that need the video (the crop CNN reads its frames)."""
+        if hasattr(self.scorer, "begin_video"):
+            self.scorer.begin_video(video)
+
     @staticmethod
     def _pose_keys(keypoints: np.ndarray, boxes: np.ndarray) -> list[bytes]:
         rows = np.ascontiguousarray(np.concatenate(

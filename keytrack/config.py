@@ -90,3 +90,11 @@ def data_tag(data: DictConfig) -> str:
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def with_defaults(saved: DictConfig, directory: Path | None = None) -> DictConfig:
+    """A saved config (a run's ``config.yaml``, a checkpoint's ``cfg``) merged onto the current
+    ``experiments/base.yaml``: keys the base gained after the run was saved take their default
+    values, so an old run equals a new config that leaves the new keys at their defaults."""
+    base = OmegaConf.load(Path(directory or EXPERIMENTS_DIR) / "base.yaml")
+    return OmegaConf.merge(base, saved)

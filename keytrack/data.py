@@ -2,9 +2,13 @@
 
 * :func:`load_dataset` reads a PoseTrack18-layout folder, or generates (and caches) the embedded
   synthetic scenes when no root is configured.
-* :class:`TokenizedPairs` holds every pair of a set of videos and serves whole batches at once
-  (``__getitems__``), tokenized (§3.2) in one call per batch, optionally augmented: a DataLoader
-  step is a gather and a tensor expression, not a Python loop over pairs.
+* :class:`TokenizedPairs` (alias :data:`EncodedPairs`) holds every pair of a set of videos and
+  serves whole batches at once (``__getitems__``), encoded for the configured matcher in one call
+  per batch (:mod:`keytrack.encoders`: tokens (§3.2) for the transformer, images for the CNNs,
+  joints for the GCN), optionally augmented: a DataLoader step is a gather and a tensor
+  expression, not a Python loop over pairs. For the CNN on image crops, the crops of every pose
+  are cut once (:func:`keytrack.frames.pose_crops`) and a batch gathers its pairs' two crops by
+  pose index.
 * :func:`class_balanced_weights` gives the per-pair weights with which a
   ``WeightedRandomSampler`` draws matching and non-matching pairs equally often (A.4).
 """
@@ -16,9 +20,10 @@ import torch
 from omegaconf import DictConfig
 
 from keytrack.augment import augment_pairs
+from keytrack.encoders import PairEncoder, TokenEncoder, pair_encoder, token_config  # noqa: F401 (re-exported)
 from keytrack.pairs import PairIndex, sample_pairs
 from keytrack.poses import Dataset
-from keytrack.tokenize import TokenConfig, tokenize_pairs
+from keytrack.tokenize import TokenConfig
 
 log = logging.getLogger("keytrack.data")
 
@@ -41,14 +46,6 @@ def load_dataset(data: DictConfig) -> Dataset:
     return dataset
 
 
-def token_config(cfg: DictConfig) -> TokenConfig:
-    """The :class:`TokenConfig` of a full experiment config (``tokens`` + ``pairs.delta``)."""
-    t = cfg.tokens
-    return TokenConfig(grid=tuple(t.grid), delta=int(cfg.pairs.delta), position=bool(t.position),
-                       type=bool(t.type), segment=bool(t.segment),
-                       relative_position=bool(t.relative_position))
-
-
 def balance(pairs: PairIndex, seed: int) -> PairIndex:
     """Keep all pairs of the rarer class and as many, drawn without replacement, of the other."""
     rng = np.random.default_rng(seed)
@@ -59,46 +56,80 @@ def balance(pairs: PairIndex, seed: int) -> PairIndex:
 
 
 class TokenizedPairs(torch.utils.data.Dataset):
-    """Pose pairs served as token batches: ``{kind: [B, 30]} + label [B]`` (1 = match).
+    """Pose pairs served as encoded batches: the encoder's tensors ``+ label [B]`` (1 = match).
 
-    The pairs' keypoints are kept (``[M, 15, 3]`` each side) and a batch is tokenized when it is
-    drawn, in one call: cheap (millions of pairs/s), and it lets training batches be augmented
-    (:mod:`keytrack.augment`) with a generator seeded from the run's seed.
+    The pairs' keypoints are kept (``[M, 15, 3]`` each side) and a batch is encoded when it is
+    drawn, in one call of ``encoder`` (:mod:`keytrack.encoders`; a :class:`TokenConfig` means the
+    transformer's tokens, ``{kind: [B, 30]}``): cheap (millions of pairs/s for tokens), and it lets
+    training batches be augmented (:mod:`keytrack.augment`) with a generator seeded from the run's
+    seed. Augmentation moves keypoints only; image crops are served as cut from the frames.
+
+    For an encoder that ``needs_crops``, ``crops`` holds ``[N, 3, h, w]`` uint8 crops of the
+    poses and ``crop_index`` ``[M, 2]`` the rows of each pair's current and earlier pose in it.
     """
 
     def __init__(self, current: torch.Tensor, previous: torch.Tensor, frame_size: torch.Tensor,
-                 delta: torch.Tensor, labels: torch.Tensor, config: TokenConfig,
-                 augment: dict | None = None, seed: int = 0):
+                 delta: torch.Tensor, labels: torch.Tensor, config: TokenConfig | PairEncoder,
+                 augment: dict | None = None, seed: int = 0, crops: torch.Tensor | None = None,
+                 crop_index: torch.Tensor | None = None):
         self.current, self.previous, self.frame_size, self.delta = current, previous, frame_size, delta
         self.labels = labels
-        self.config = config
+        self.encoder: PairEncoder = TokenEncoder(config) if isinstance(config, TokenConfig) else config
         self.augment = dict(augment or {})
         self.generator = torch.Generator().manual_seed(int(seed))
+        self.crops, self.crop_index = crops, crop_index
+        if self.encoder.needs_crops:
+            m = len(labels)
+            if crops is None or crop_index is None or tuple(crop_index.shape) != (m, 2):
+                raise ValueError(f"TokenizedPairs: the {type(self.encoder).__name__} needs crops [N, 3, h, w] "
+                                 f"and crop_index [{m}, 2]")
+
+    @property
+    def config(self) -> TokenConfig | None:
+        """The token config of a transformer's pairs (None for other matchers)."""
+        return getattr(self.encoder, "config", None)
 
     @classmethod
     def build(cls, dataset: Dataset, videos: np.ndarray, cfg: DictConfig, balanced: bool = False,
-              seed: int = 0, augment: bool = False) -> "TokenizedPairs":
-        table = dataset.subset([dataset.videos[i].name for i in videos]).table()
+              seed: int = 0, augment: bool = False, frames=None) -> "TokenizedPairs":
+        """The pairs of ``videos`` (indices into ``dataset.videos``), encoded for ``cfg.model.name``.
+
+        ``frames`` (a :class:`keytrack.frames.FrameSource`) gives the images the crop matcher cuts
+        its crops from; default :func:`keytrack.frames.frame_source` of ``cfg.data``.
+        """
+        subset = dataset.subset([dataset.videos[i].name for i in videos])
+        table = subset.table()
         pairs = sample_pairs(table, delta=int(cfg.pairs.delta), nearest=cfg.pairs.nearest)
         if balanced and len(pairs):
             pairs = balance(pairs, seed)
+        encoder = pair_encoder(cfg)
+        crops = crop_index = None
+        if encoder.needs_crops:
+            crops, crop_index = _pair_crops(subset, pairs, encoder, cfg, frames)
         kp = torch.as_tensor(table.keypoints, dtype=torch.float32)
         size = torch.as_tensor(table.frame_size, dtype=torch.float32)
         cur = torch.as_tensor(pairs.current)
         options = {"translate": bool(cfg.augment.translate), "flip": float(cfg.augment.flip)}
         return cls(kp[cur], kp[torch.as_tensor(pairs.previous)], size[cur], torch.as_tensor(pairs.delta),
-                   torch.as_tensor(pairs.label, dtype=torch.long), token_config(cfg),
-                   augment=options if augment else None, seed=seed)
+                   torch.as_tensor(pairs.label, dtype=torch.long), encoder,
+                   augment=options if augment else None, seed=seed, crops=crops, crop_index=crop_index)
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def _encode(self, idx: torch.Tensor, augment: bool) -> dict[str, torch.Tensor]:
+        cur, prev, size = self.current[idx], self.previous[idx], self.frame_size[idx]
+        if augment and (self.augment.get("translate") or self.augment.get("flip", 0) > 0):
+            cur, prev = augment_pairs(cur, prev, size, generator=self.generator, **self.augment)
+        crops = None
+        if self.encoder.needs_crops:
+            rows = self.crop_index[idx]
+            crops = (self.crops[rows[:, 0]], self.crops[rows[:, 1]])
+        return self.encoder(cur, prev, size, self.delta[idx], crops)
+
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        cur, prev, size = self.current[idx], self.previous[idx], self.frame_size[idx]
-        if self.augment.get("translate") or self.augment.get("flip", 0) > 0:
-            cur, prev = augment_pairs(cur, prev, size, generator=self.generator, **self.augment)
-        batch = tokenize_pairs(cur, prev, size, self.delta[idx], self.config)
+        batch = self._encode(idx, augment=True)
         batch["label"] = self.labels[idx]
         return batch
 
@@ -107,12 +138,34 @@ class TokenizedPairs(torch.utils.data.Dataset):
 
     @property
     def tokens(self) -> dict[str, torch.Tensor]:
-        """Every pair tokenized as it is stored (no augmentation)."""
-        return tokenize_pairs(self.current, self.previous, self.frame_size, self.delta, self.config)
+        """Every pair encoded as it is stored (no augmentation)."""
+        return self._encode(torch.arange(len(self.labels)), augment=False)
 
     def class_counts(self) -> tuple[int, int]:
         ones = int(self.labels.sum())
         return len(self.labels) - ones, ones
+
+
+#: The same class under a name that does not suggest tokens.
+EncodedPairs = TokenizedPairs
+
+
+def _pair_crops(dataset: Dataset, pairs: PairIndex, encoder: PairEncoder, cfg: DictConfig,
+                frames=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops ``[N, 3, h, w]`` of the poses of ``dataset.table()`` used by ``pairs``, and ``[M, 2]``
+    rows into them of each pair's current and earlier pose (crops of poses in no pair are dropped)."""
+    from keytrack.frames import frame_source, pose_crops
+
+    from keytrack.synth.cache import cache_root
+
+    source = frames if frames is not None else frame_source(cfg.data)
+    size = tuple(int(r) for r in encoder.resolution)
+    # Cut once per (poses, frames, source, size) and kept under the keytrack cache (content-keyed).
+    crops = pose_crops(dataset, source, size=size, cache_dir=cache_root() / "crops")
+    used, inverse = np.unique(np.concatenate([pairs.current, pairs.previous]), return_inverse=True)
+    crops = torch.as_tensor(crops)[torch.as_tensor(used, dtype=torch.long)]
+    index = torch.as_tensor(inverse.reshape(2, -1).T.copy(), dtype=torch.long)
+    return crops, index
 
 
 def class_balanced_weights(labels: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ from keytrack.poses import Dataset, Frame, Video, keypoint_boxes
 BOX_DILATION = 1.25
 
 _SYNTH_NAME = re.compile(r"^synth_(\d+)$")
+_SYNTH_FILE = re.compile(r"/(\d+)\.jpg$")
 
 
 @runtime_checkable
@@ -110,10 +111,19 @@ class SyntheticFrames:
 
     def image(self, video: Video, frame: Frame) -> np.ndarray:
         renderer = self.renderer(video)
-        if not 0 <= frame.index < renderer.num_frames:
+        number = scene_frame_number(frame)
+        if not 0 <= number < renderer.num_frames:
             raise ValueError(f"SyntheticFrames: {video.name} has frames 0..{renderer.num_frames - 1}, "
-                             f"asked for frame {frame.index}")
-        return renderer.render(frame.index)
+                             f"asked for frame {number}")
+        return renderer.render(number)
+
+
+def scene_frame_number(frame: Frame) -> int:
+    """The frame's position in its synthetic scene: the number of its image file
+    (``images/synthetic/<video>/<n>.jpg``), which :func:`keytrack.tracking.subsample` keeps while it
+    renumbers ``frame.index``; ``frame.index`` when the frame has no such file name."""
+    match = _SYNTH_FILE.search(frame.file_name or "")
+    return int(match.group(1)) if match else int(frame.index)
 
 
 class ImageFiles:

@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from keytrack.atomic import write_json, write_text
-from keytrack.config import ConfigError, load_config, to_yaml
+from keytrack.config import ConfigError, load_config, to_yaml, with_defaults
 from keytrack.poses import Dataset
 
 log = logging.getLogger("keytrack.train")
@@ -88,7 +88,8 @@ RESUME_INVARIANT = ("seed", "data", "pairs", "augment", "tokens", "model")
 def _check_resumable(cfg: DictConfig, saved_path: Path) -> None:
     if not saved_path.is_file():
         return
-    saved = OmegaConf.load(saved_path)
+    # Keys added to experiments/base.yaml since the run was saved compare at their defaults.
+    saved = with_defaults(OmegaConf.load(saved_path))
     changed = [k for k in RESUME_INVARIANT if OmegaConf.select(saved, k) != OmegaConf.select(cfg, k)]
     if changed:
         raise ConfigError(

@@ -1,6 +1,7 @@
 """LightningModule around any matching network: Pose Entailment as 2-way classification (§3.2, A.4).
 
-Cross entropy on (non-matching, matching); AdamW; the learning rate warms up linearly to
+Cross entropy on (non-matching, matching), or the matcher's own ``loss(logits, labels)`` when it
+defines one (the GCN's contrastive loss, :mod:`keytrack.models.gcn`); AdamW; the learning rate warms up linearly to
 ``optim.lr`` over ``optim.warmup_fraction`` of all steps, then decays linearly to 0 (A.4).
 Validation logs torchmetrics accuracy, F1 and AUROC of the match probability.
 """
@@ -44,16 +45,21 @@ class MatchingModule(pl.LightningModule):
     def match_probability(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self(batch).softmax(-1)[:, 1]
 
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The matcher's ``loss`` when it has one, else cross entropy on the 2-way logits."""
+        own = getattr(self.model, "loss", None)
+        return own(logits, labels) if callable(own) else F.cross_entropy(logits, labels)
+
     def training_step(self, batch, batch_idx):
         logits = self(batch)
-        loss = F.cross_entropy(logits, batch["label"])
+        loss = self.loss(logits, batch["label"])
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": acc}, prog_bar=True, batch_size=len(logits))
         return loss
 
     def validation_step(self, batch, batch_idx):
         logits = self(batch)
-        loss = F.cross_entropy(logits, batch["label"])
+        loss = self.loss(logits, batch["label"])
         self.val_metrics.update(logits.softmax(-1)[:, 1], batch["label"])
         self.log("val/loss", loss, prog_bar=True, batch_size=len(logits), sync_dist=True)
 

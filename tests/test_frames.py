@@ -225,6 +225,18 @@ def test_synthetic_frames_render_the_named_video_and_refuse_others():
         SyntheticFrames(5).image(video, video.frames[0])
 
 
+def test_synthetic_frames_follow_the_file_name_after_subsampling():
+    from keytrack.tracking import subsample
+
+    dataset = generate_dataset(1, 5, SMALL)
+    source = SyntheticFrames(5, SMALL)
+    video = subsample(dataset, 2).videos[0]
+    _, renderer = render_scene(0, 5, SMALL)
+    assert video.frames[1].index == 1
+    np.testing.assert_array_equal(source.image(video, video.frames[1]), renderer.render(2))
+    assert not np.array_equal(renderer.render(1), renderer.render(2))
+
+
 def test_image_files_read_frames_and_name_a_missing_file(tmp_path):
     folder = tmp_path / "images" / "val" / "000001"
     folder.mkdir(parents=True)

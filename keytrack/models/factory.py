@@ -1,40 +1,71 @@
 """Build a matching network from an experiment config (``model.name`` picks the matcher).
 
-Every matcher maps a batch of tokenized pose pairs to 2-way logits ``[M, 2]`` (class 1 = same
-person), so the LightningModule, the tracker and the ablations treat them alike.
+Every matcher maps a batch of encoded pose pairs to 2-way logits ``[M, 2]`` (class 1 = same
+person), so the LightningModule, the tracker and the ablations treat them alike. Its input comes
+from its pair encoder (:func:`keytrack.encoders.pair_encoder`):
+
+* ``transformer``: the Transformer Matching Network on tokens (§3.2, A.5);
+* ``cnn_keypoints`` / ``cnn_crops``: the CNN of §5.2 / A.5 on the pair drawn as an image or on
+  the RGB crops of both poses (:mod:`keytrack.models.cnn`);
+* ``gcn``: LightTrack's Siamese GCN with a contrastive loss (§4.2, :mod:`keytrack.models.gcn`).
+
+A matcher may define ``loss(logits, labels)``; the LightningModule then optimises that instead of
+cross entropy (the GCN does).
 """
 from __future__ import annotations
 
 from omegaconf import DictConfig
 from torch import nn
 
-from keytrack.data import token_config
+from keytrack.encoders import MATCHER_NAMES, pair_encoder, token_config
+
+__all__ = ["MATCHER_NAMES", "build_matcher", "build_encoder", "load_matcher"]
 
 
 def build_matcher(cfg: DictConfig) -> nn.Module:
     name = cfg.model.name
+    m = cfg.model
     if name == "transformer":
         from keytrack.models.transformer import TransformerMatchingNetwork
 
-        m = cfg.model
         return TransformerMatchingNetwork.from_token_config(
             token_config(cfg), hidden=int(m.hidden), intermediate=int(m.intermediate), layers=int(m.layers),
             heads=int(m.heads), dropout=float(m.dropout), init_std=float(m.init_std))
-    raise ValueError(f"model.name: unknown matcher {name!r} (known: transformer)")
+    if name in ("cnn_keypoints", "cnn_crops"):
+        from keytrack.models.cnn import CNNConfig, CNNMatchingNetwork
+
+        hidden = None if m.cnn_hidden is None else int(m.cnn_hidden)
+        return CNNMatchingNetwork(CNNConfig(resolution=tuple(m.resolution), in_channels=6,
+                                            channels=int(m.cnn_channels), hidden=hidden))
+    if name == "gcn":
+        from keytrack.models.gcn import GCNConfig, SiameseGCN
+
+        return SiameseGCN(GCNConfig(channels=int(m.gcn_channels), embedding=int(m.gcn_embedding),
+                                    margin=float(m.gcn_margin)))
+    raise ValueError(f"model.name: unknown matcher {name!r} (known: {', '.join(MATCHER_NAMES)})")
+
+
+def build_encoder(cfg: DictConfig):
+    """The pair encoder of the configured matcher (:func:`keytrack.encoders.pair_encoder`)."""
+    return pair_encoder(cfg)
 
 
 def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module, DictConfig]:
     """The matcher and the experiment config saved in a training checkpoint (``*.ckpt``).
 
     Reads the checkpoint with plain torch, so tracking needs no Lightning: the config is the
-    ``cfg`` hyperparameter the LightningModule saved, the weights its ``model.*`` entries.
+    ``cfg`` hyperparameter the LightningModule saved (completed with the current base defaults
+    for keys added since, :func:`keytrack.config.with_defaults`), the weights its ``model.*``
+    entries.
     """
     import torch
     from omegaconf import OmegaConf
 
+    from keytrack.config import with_defaults
+
     state = torch.load(checkpoint, map_location=map_location, weights_only=False)
     try:
-        cfg = OmegaConf.create(state["hyper_parameters"]["cfg"])
+        cfg = with_defaults(OmegaConf.create(state["hyper_parameters"]["cfg"]))
     except KeyError:
         raise ValueError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
     model = build_matcher(cfg)

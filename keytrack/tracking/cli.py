@@ -49,8 +49,13 @@ def build_scorer(args: argparse.Namespace):
     if args.scorer == "pose_entailment":
         if not args.checkpoint:
             raise SystemExit("keytrack track: --checkpoint is required with --scorer pose_entailment")
+        # A matcher on image crops reads the frames of --input (a folder) or of its training data.
+        from pathlib import Path
+
+        image_root = args.input if Path(args.input).is_dir() else None
         return SCORERS["pose_entailment"].from_checkpoint(args.checkpoint, device=args.device,
-                                                         batch_size=args.batch_size)
+                                                         batch_size=args.batch_size, image_root=image_root,
+                                                         split=args.split)
     return SCORERS[args.scorer]()
 
 

@@ -7,8 +7,9 @@ poses. Every scorer has the same call signature, so learned and non-learned simi
 into the same :class:`~keytrack.tracking.tracker.Tracker`:
 
 * :class:`PoseEntailmentScorer`: the match score of Pose Entailment (§3.2), the softmax
-  probability of class 1 ("same person") of a matching network; all candidate pairs of a frame
-  are tokenized at once and go through the network in one batched forward.
+  probability of class 1 ("same person") of a matching network (the transformer or a baseline
+  of §4.2 / §5.2); all candidate pairs of a frame are encoded at once and go through the network
+  in one batched forward.
 * :class:`OKSScorer`: object keypoint similarity between the two poses, the "spatial
   consistency" baseline that needs no learning.
 * :class:`IoUScorer`: intersection over union of the two person boxes.
@@ -162,60 +163,150 @@ class IoUScorer:
 
 
 class PoseEntailmentScorer:
-    """Pose Entailment match scores (§3.2) from a matching network.
+    """Pose Entailment match scores (§3.2) from a matching network, any of ``model.name``.
 
     For the ``M`` requested pairs of a frame (all ``P × C``, or those ``mask`` selects), the
     current poses ``p^t`` and candidates ``p^{t-Δ}`` are gathered with one fancy index each,
-    tokenized in one call of :func:`keytrack.tokenize.tokenize_pairs` and classified in one
-    forward pass; the score is ``softmax(logits)[:, 1]``, the probability that both poses are the
-    same person. Frames with more than ``batch_size`` pairs are split into ``ceil(M /
-    batch_size)`` forwards (the default is large enough that a PoseTrack frame takes one).
+    encoded by the matcher's pair encoder (:mod:`keytrack.encoders`: tokens for the transformer,
+    images for the CNNs, joints for the GCN) in one call and classified in one forward pass; the
+    score is ``softmax(logits)[:, 1]``, the probability that both poses are the same person.
+    Frames with more than ``batch_size`` pairs are split into ``ceil(M / batch_size)`` chunks,
+    each encoded and classified in one call (the default is large enough that a PoseTrack frame
+    takes one).
+
+    The CNN on image crops needs the frames: ``frames`` (a :class:`keytrack.frames.FrameSource`)
+    gives the image of a frame, and the tracker announces each video with :meth:`begin_video`.
+    The current frame's query poses are cut from its image (its index is a candidate's frame +
+    Δ), each candidate from the image of its own frame (``Candidates.frame``), by the crop
+    regions the training pairs are cut with (:func:`keytrack.frames.crop_regions`: the box, or
+    the keypoints' tight box where it is absent, enlarged 1.25 ×). The last ``δ + 1`` images are
+    kept.
 
     ``pairs_scored`` and ``network_seconds`` count the work done, for pairs/s reports.
 
     Args:
-        model: maps a token dict (``position``, ``type``, ``segment``, ``relative``, ``mask``,
-            each ``[M, 30]``) to logits ``[M, 2]``.
-        token_config: the :class:`~keytrack.tokenize.TokenConfig` the model was trained with; its
-            ``delta`` bounds the ``Δ`` the scorer accepts.
-        device: torch device to tokenize and run on.
+        model: maps the encoder's dict to logits ``[M, 2]``.
+        encoder: the matcher's :class:`~keytrack.encoders.PairEncoder`, or the
+            :class:`~keytrack.tokenize.TokenConfig` a transformer was trained with; its ``delta``
+            bounds the ``Δ`` the scorer accepts.
+        device: torch device to encode and run on.
         batch_size: most pairs per forward.
+        frames: image source for encoders that need crops.
     """
 
     name = "pose_entailment"
 
-    def __init__(self, model: nn.Module, token_config, device: str | torch.device = "cpu",
-                 batch_size: int = 16384):
+    def __init__(self, model: nn.Module, encoder, device: str | torch.device = "cpu",
+                 batch_size: int = 16384, frames=None):
         import torch
+
+        from keytrack.encoders import TokenEncoder
+        from keytrack.tokenize import TokenConfig
 
         if int(batch_size) < 1:
             raise ValueError(f"PoseEntailmentScorer: batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.token_config = token_config
+        self.encoder = TokenEncoder(encoder) if isinstance(encoder, TokenConfig) else encoder
+        if self.encoder.needs_crops and frames is None:
+            raise ValueError(f"PoseEntailmentScorer: the {type(self.encoder).__name__} needs images: "
+                             "pass frames=<keytrack.frames.FrameSource>")
+        self.frames = frames
         self.batch_size = int(batch_size)
         self.pairs_scored = 0
         self.forwards = 0
         self.network_seconds = 0.0
+        self._video = None
+        self._frames_by_index: dict = {}
+        self._images: dict[int, np.ndarray] = {}
 
     @property
     def max_delta(self) -> int:
-        return int(self.token_config.delta)
+        return int(self.encoder.delta)
+
+    @property
+    def token_config(self):
+        """The transformer's :class:`~keytrack.tokenize.TokenConfig` (None for other matchers)."""
+        return getattr(self.encoder, "config", None)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str, device: str | torch.device = "cpu",
-                        batch_size: int = 16384) -> "PoseEntailmentScorer":
-        """The scorer of a training checkpoint (:func:`keytrack.models.factory.load_matcher`)."""
-        from keytrack.data import token_config
+                        batch_size: int = 16384, frames=None, image_root: str | None = None,
+                        split: str | None = None) -> "PoseEntailmentScorer":
+        """The scorer of a training checkpoint (:func:`keytrack.models.factory.load_matcher`).
+
+        For a matcher on image crops, ``frames`` is the image source; by default
+        :func:`keytrack.frames.frame_source` of the checkpoint's ``data`` config, with ``root``
+        (and ``split``) replaced by ``image_root`` (``split``) when given: the folder whose
+        images the tracked poses come from.
+        """
+        from keytrack.encoders import pair_encoder
         from keytrack.models.factory import load_matcher
 
         model, cfg = load_matcher(checkpoint, map_location="cpu")
-        return cls(model, token_config(cfg), device=device, batch_size=batch_size)
+        encoder = pair_encoder(cfg)
+        if encoder.needs_crops and frames is None:
+            from omegaconf import OmegaConf
+
+            from keytrack.frames import frame_source
+
+            data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+            if image_root is not None:
+                data.root = str(image_root)
+                if split is not None:
+                    data.split = split
+            frames = frame_source(data)
+        return cls(model, encoder, device=device, batch_size=batch_size, frames=frames)
+
+    def begin_video(self, video) -> None:
+        """Called by the tracker before the first frame of ``video``: the frames crops come from."""
+        self._video = video
+        self._frames_by_index = {f.index: f for f in video.frames}
+        self._images = {}
+
+    def _image(self, index: int) -> np.ndarray:
+        if index not in self._images:
+            if self._video is None:
+                raise ValueError("PoseEntailmentScorer: a matcher on image crops needs begin_video(video) "
+                                 "before scoring (the Tracker calls it)")
+            frame = self._frames_by_index.get(int(index))
+            if frame is None:
+                raise ValueError(f"PoseEntailmentScorer: video {self._video.name!r} has no frame with index {index}")
+            self._images[int(index)] = self.frames.image(self._video, frame)
+        return self._images[int(index)]
+
+    def _cut(self, index: int, regions: np.ndarray):
+        """Crops of ``regions`` (video pixels) from the image of frame ``index`` (scaled to it)."""
+        from keytrack.frames import crop_boxes
+
+        image = self._image(index)
+        sx, sy = image.shape[1] / self._video.width, image.shape[0] / self._video.height
+        size = tuple(int(r) for r in self.encoder.resolution)
+        return crop_boxes(image, regions * np.array([sx, sy, sx, sy]), size=size)
+
+    def _crops(self, keypoints: np.ndarray, boxes: np.ndarray, candidates: Candidates):
+        """``[P, 3, h, w]`` crops of the query poses and ``[C, 3, h, w]`` of the candidates (uint8),
+        cut as :func:`keytrack.frames.pose_crops` cuts the training poses (``crop_regions``)."""
+        import torch
+
+        from keytrack.frames import crop_regions
+
+        current = np.unique(candidates.frame + candidates.delta)
+        if len(current) != 1:
+            raise ValueError(f"PoseEntailmentScorer: candidates disagree on the current frame "
+                             f"(frame + Δ = {current.tolist()})")
+        now = int(current[0])
+        self._images = {i: im for i, im in self._images.items() if now - i <= self.max_delta}
+        query = torch.as_tensor(self._cut(now, crop_regions(keypoints, boxes)))
+        regions = crop_regions(candidates.keypoints, candidates.boxes)
+        cand = torch.empty((len(candidates), *query.shape[1:]), dtype=torch.uint8)
+        for f in np.unique(candidates.frame):                          # ≤ δ earlier frames
+            sel = np.flatnonzero(candidates.frame == f)
+            cand[torch.as_tensor(sel)] = torch.as_tensor(self._cut(int(f), regions[sel]))
+        return query, cand
 
     def __call__(self, keypoints, boxes, candidates: Candidates, frame_size, mask=None) -> np.ndarray:
         import torch
-
-        from keytrack.tokenize import tokenize_pairs
 
         keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
         p, c = len(keypoints), len(candidates)
@@ -234,21 +325,27 @@ class PoseEntailmentScorer:
 
         t0 = time.perf_counter()
         dev = self.device
+        crops = None
+        if self.encoder.needs_crops:
+            q, k = self._crops(keypoints, np.asarray(boxes, dtype=np.float64).reshape(p, 4), candidates)
+            crops = (q.to(dev), k.to(dev))
         cur = torch.as_tensor(keypoints, dtype=torch.float32, device=dev)
         prev = torch.as_tensor(candidates.keypoints, dtype=torch.float32, device=dev)
-        r = torch.as_tensor(rows, device=dev)
-        k = torch.as_tensor(cols, device=dev)
-        size = torch.as_tensor(np.asarray(frame_size, dtype=np.float32), device=dev).expand(m, 2)
-        delta = torch.as_tensor(candidates.delta, device=dev)[k]
-        tokens = tokenize_pairs(cur[r], prev[k], size, delta, self.token_config)
+        r_all = torch.as_tensor(rows, device=dev)
+        k_all = torch.as_tensor(cols, device=dev)
+        size_all = torch.as_tensor(np.asarray(frame_size, dtype=np.float32), device=dev).expand(m, 2)
+        delta_all = torch.as_tensor(candidates.delta, device=dev)[k_all]
         probs = []
         with torch.inference_mode():
             for start in range(0, m, self.batch_size):
-                batch = {name: t[start:start + self.batch_size] for name, t in tokens.items()}
+                chunk = slice(start, start + self.batch_size)
+                r, k = r_all[chunk], k_all[chunk]
+                pair_crops = None if crops is None else (crops[0][r], crops[1][k])
+                batch = self.encoder(cur[r], prev[k], size_all[chunk], delta_all[chunk], pair_crops)
                 logits = self.model(batch)
-                if logits.shape != (len(batch["mask"]), 2):
+                if logits.shape != (len(r), 2):
                     raise ValueError(f"PoseEntailmentScorer: the model returned logits of shape "
-                                     f"{tuple(logits.shape)}, expected [{len(batch['mask'])}, 2]")
+                                     f"{tuple(logits.shape)}, expected [{len(r)}, 2]")
                 probs.append(torch.softmax(logits.float(), dim=-1)[:, 1])
                 self.forwards += 1
         scores[rows, cols] = torch.cat(probs).cpu().numpy()

@@ -105,6 +105,8 @@ class Tracker:
         """A copy of ``video`` with ``track_ids`` filled in, frame by frame (online)."""
         t0 = time.perf_counter()
         _check_order(video)
+        if hasattr(self.scorer, "begin_video"):       # scorers that need the video (image crops)
+            self.scorer.begin_video(video)
         history: list[_Tracked] = []
         next_id = 0
         frames = []

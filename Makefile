@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks clean
+.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks cost clean
 
 install: $(VENV)/.installed
 
@@ -59,6 +59,9 @@ ablation-threshold: install
 
 ablation-toks: install
 	$(BIN)/python -m ablations.toks $(if $(DATA),--data $(DATA),) $(ARGS)
+
+cost: install
+	$(BIN)/python -m ablations.cost $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

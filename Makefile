@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks cost clean
+.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks cost install-yolo track-video clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,16 @@ $(VENV)/.installed: setup.cfg constraints-cpu.txt pyproject.toml
 	$(BIN)/pip install --quiet -c constraints-cpu.txt torch==2.13.0 -e '.[test]'
 	$(BIN)/pip install --quiet -c constraints-cpu.txt scikit-learn jsonschema jsonref
 	$(BIN)/pip install --quiet --no-deps -c constraints-cpu.txt sweeps==0.3.0   # declares numpy<2, works with 2.x
+	touch $@
+
+# The optional `yolo` extra (AGPL-3.0) in its own environment: it needs torchvision, and the only
+# torch / torchvision pair that loads together on a CPU machine here is 2.14.1 / 0.29.1 (constraints-yolo.txt).
+install-yolo: $(VENV)-yolo/.installed
+
+$(VENV)-yolo/.installed: setup.cfg constraints-yolo.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)-yolo
+	$(VENV)-yolo/bin/pip install --quiet --upgrade pip
+	$(VENV)-yolo/bin/pip install --quiet -c constraints-yolo.txt torch==2.14.1 torchvision==0.29.1 -e '.[test,yolo]'
 	touch $@
 
 train: install
@@ -62,6 +72,9 @@ ablation-toks: install
 
 cost: install
 	$(BIN)/python -m ablations.cost $(ARGS)
+
+track-video: install-yolo
+	$(VENV)-yolo/bin/keytrack track-video $(VIDEO) --output $(or $(OUT),results/video) --threads 1 $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

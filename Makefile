@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks cost install-yolo track-video clean
+.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo track-video clean
 
 install: $(VENV)/.installed
 
@@ -70,8 +70,14 @@ ablation-threshold: install
 ablation-toks: install
 	$(BIN)/python -m ablations.toks $(if $(DATA),--data $(DATA),) $(ARGS)
 
+ablation-toks-yolo: install-yolo
+	$(VENV)-yolo/bin/python -m ablations.toks --estimator yolo $(if $(DATA),--data $(DATA),) $(ARGS)
+
 cost: install
 	$(BIN)/python -m ablations.cost $(ARGS)
+
+resolution-sweep: install
+	$(BIN)/python -m ablations.resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
 
 track-video: install-yolo
 	$(VENV)-yolo/bin/keytrack track-video $(VIDEO) --output $(or $(OUT),results/video) --threads 1 $(ARGS)

@@ -6,8 +6,8 @@
 Table 2 measures what §3.3's Temporal OKS (Algorithm 1) adds to a top-down pipeline: per-joint AP
 with ground-truth boxes ("GT", the upper bound), with the detector's boxes alone ("Det."), with
 boxes propagated from the previous frame and merged by NMS on box scores ("Det. + Box Prop."), and
-with TOKS at OKS thresholds 0.3 / 0.35 / 0.5. Images, the detector and HRNet are not part of this
-project, so every row runs the same online method code (:mod:`keytrack.toks`) on the simulated
+with TOKS at OKS thresholds 0.3 / 0.35 / 0.5. The paper's detector and HRNet are not part of this
+project, so by default every row runs the same online method code (:mod:`keytrack.toks`) on the simulated
 detector and estimator of :mod:`keytrack.estimators.simulated`, whose errors follow the
 perturbation protocol (``docs/perturbation.md``) plus a detector's misses in runs, imperfect boxes
 and false positives. The evaluation split's ground truth is the world the simulator looks at;
@@ -22,20 +22,40 @@ seed draws another world of detector and estimator errors, the same for every ro
 * ``counts.md`` / ``counts.csv``: what each method did per seed-averaged run: output poses,
   people the detector missed, poses TOKS recovered, duplicates removed, detections replaced, boxes
   NMS suppressed, and milliseconds per frame per stage.
+
+**A real detector and estimator** (``--estimator yolo``): the same rows with YOLO11n-pose
+(:mod:`keytrack.estimators.yolo`, the optional AGPL extra in ``.venv-yolo``) as the detector on
+whole frames and as the top-down estimator on the crop of every box, on pixels: the synthetic
+scenes rendered by :class:`keytrack.frames.SyntheticFrames` (5 test videos by default), or with
+``--data`` the data's image files (:class:`keytrack.frames.ImageFiles`; a missing file stops the
+run with the :class:`~keytrack.io.errors.DataError` naming it). "GT" gives the estimator the
+annotated boxes (as the simulated GT row does). Rows are deterministic: one run, no seeds. The
+network's outputs are cached under ``<results>/runs/models/<hash>/`` (detections per frame, poses
+per frame and box, :mod:`keytrack.estimators.cached`), so the rows share them and a rerun
+computes nothing; the cells are cached as above. Written under ``results/toks/yolo-synthetic/``
+(``.../yolo-<data>-<split>/``); ``counts`` adds how many people the detector missed (no box at
+score ≥ 0.2 with IoU ≥ 0.5 to the annotated box) and how many of them each row's poses found.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from ablations.common import Column, Profile, RunCache, RunRecord, dataset_fingerprint, mean_std, write_table
+import numpy as np
+
+from ablations.common import (Column, Profile, RunCache, RunRecord, dataset_fingerprint, file_digest,
+                              mean_std, write_table)
+from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
-from keytrack.poses import Dataset
+from keytrack.estimators.yolo import yolo_available
+from keytrack.io.errors import DataError
+from keytrack.poses import Dataset, Frame, Video
 
 log = logging.getLogger("ablations.toks")
 
@@ -46,6 +66,18 @@ SIMULATOR_VERSION = 1
 PARTS: tuple[str, ...] = ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total")
 #: Table 2's OKS thresholds.
 PAPER_OKS: tuple[float, ...] = (0.3, 0.35, 0.5)
+#: Where boxes and keypoints come from: the simulator (no pixels) or YOLO11n-pose on images.
+ESTIMATORS: tuple[str, ...] = ("simulated", "yolo")
+#: Evaluation videos without ``--data``, per estimator (YOLO takes about a second per frame).
+DEFAULT_SYNTHETIC_VIDEOS = {"simulated": 20, "yolo": 5}
+#: How to get the YOLO extra, said when it is missing.
+YOLO_INSTALL = ("--estimator yolo needs the optional yolo extra (YOLO11n-pose, AGPL-3.0), which lives in its "
+                "own environment: run `make install-yolo`, then `.venv-yolo/bin/python -m ablations.toks "
+                "--estimator yolo` (or `make ablation-toks-yolo`)")
+#: OKS (against the annotated pose) at which an output pose counts as finding a person (counts only).
+FOUND_OKS = 0.5
+#: IoU with the annotated box at which a detector box counts as detecting a person (counts only).
+DETECTED_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,16 +106,41 @@ class Options:
     data: str | None = None
     eval_split: str | None = None
     out: str | None = None
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] | None = None     # simulated: (0, 1, 2); yolo: deterministic, (0,)
     oks_thresholds: tuple[float, ...] = PAPER_OKS
     alpha: float = 1.25
     box_score: float = 0.2
     keypoint_score: float = 0.1
     nms_iou: float = 0.5
-    synthetic_test_videos: int = 20
+    synthetic_test_videos: int | None = None  # DEFAULT_SYNTHETIC_VIDEOS[estimator]
     retry_failed: bool = True
+    estimator: str = "simulated"
+    max_frames: int | None = None             # first frames of each video only (quick runs)
+    imgsz: int = 1280                         # YOLO detector input (longest side)
+    crop_size: int = 256                      # YOLO estimator input per box
+    crop_dilation: float = 1.25               # YOLO estimator: box enlarged this much before cropping
+    crop_conf: float = 0.25                   # YOLO estimator: lowest score of a person in a crop
+    threads: int = 1                          # torch threads of YOLO
 
     def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {list(ESTIMATORS)}, got {self.estimator!r}")
+        if self.seeds is None:
+            self.seeds = (0, 1, 2) if self.estimator == "simulated" else (0,)
+        elif self.estimator != "simulated" and len(tuple(self.seeds)) > 1:
+            raise ValueError(f"--estimator {self.estimator} is deterministic (one run); --seeds applies to "
+                             "the simulated estimator only")
+        if self.synthetic_test_videos is None:
+            self.synthetic_test_videos = DEFAULT_SYNTHETIC_VIDEOS[self.estimator]
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.imgsz < 32 or self.crop_size < 32:
+            raise ValueError(f"imgsz and crop_size must be >= 32, got {self.imgsz}, {self.crop_size}")
+        if self.crop_dilation < 1.0 or not 0.0 <= self.crop_conf <= 1.0:
+            raise ValueError(f"crop_dilation must be >= 1 and crop_conf in [0, 1], got {self.crop_dilation}, "
+                             f"{self.crop_conf}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         self.seeds = tuple(int(s) for s in self.seeds)
         if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
@@ -146,29 +203,263 @@ def run_cell(eval_gt: Dataset, row: Row, seed: int, opts: Options) -> dict:
     return {"ap": ap, "stats": method.stats.to_dict(), "gt_people": people, "missed_by_detector": missed}
 
 
+# -- a real detector and estimator on images -------------------------------------------------------
+
+@dataclass
+class ImageModels:
+    """A detector and a top-down estimator that take ``[H, W, 3]`` uint8 images, and ``token``: what
+    their outputs depend on (names their cache; change it when the models or settings change)."""
+
+    detector: Any
+    estimator: Any
+    token: str
+    description: str
+
+
+def load_yolo_models(opts: Options) -> ImageModels:
+    """YOLO11n-pose as the detector (whole frame, ``opts.imgsz``) and as the estimator (the crop of
+    every box, ``opts.crop_size``; no pose is reused from the detector's pass, so every row's poses
+    come from crops as HRNet's do in A.4). Raises :class:`SystemExit` saying how to install the
+    extra when it is missing."""
+    if not yolo_available():
+        raise SystemExit(f"toks: {YOLO_INSTALL}")
+    from importlib.metadata import version
+
+    import torch
+
+    from keytrack.estimators.yolo import YoloDetector, YoloEstimator, YoloModel
+
+    torch.set_num_threads(opts.threads)
+    model = YoloModel()
+    detector = YoloDetector(imgsz=opts.imgsz, model=model)
+    estimator = YoloEstimator(imgsz=opts.crop_size, dilation=opts.crop_dilation, conf=opts.crop_conf,
+                              model=model)
+    token = (f"{model.weights.name}:{file_digest(model.weights)}:ultralytics {version('ultralytics')}:"
+             f"detector imgsz={detector.imgsz} conf={detector.conf} iou={detector.iou}:"
+             f"estimator imgsz={estimator.imgsz} dilation={estimator.dilation} min_size={estimator.min_size} "
+             f"conf={estimator.conf} iou={estimator.iou}")
+    description = (f"YOLO11n-pose ({model.weights.name}, ultralytics {version('ultralytics')}): detector "
+                   f"on the whole frame at {detector.imgsz} px (boxes ≥ {detector.conf:g}), estimator on the "
+                   f"crop of each box dilated {estimator.dilation:g}× at {estimator.imgsz} px, the person "
+                   "overlapping the box most; COCO-17 keypoints mapped to PoseTrack's 15 joints; CPU, "
+                   f"{opts.threads} torch thread(s)")
+    return ImageModels(detector, estimator, token, description)
+
+
+def frame_source(profile: Profile):
+    """Pixels of the evaluation videos: the rendered synthetic scenes, or the data's image files."""
+    from keytrack.frames import ImageFiles, SyntheticFrames
+
+    if profile.data_root is None:
+        return SyntheticFrames(profile.synthetic_eval_seed)
+    return ImageFiles(profile.data_root)
+
+
+def check_images(eval_gt: Dataset, source) -> None:
+    """Every frame's image file exists (for :class:`~keytrack.frames.ImageFiles`); raises the
+    :class:`DataError` naming the first missing one, with how many are missing."""
+    if not hasattr(source, "path"):
+        return
+    missing = [(v, f) for v in eval_gt.videos for f in v.frames if not source.path(v, f).is_file()]
+    if missing:
+        video, frame = missing[0]
+        total = sum(len(v.frames) for v in eval_gt.videos)
+        try:
+            source.image(video, frame)
+        except DataError as err:
+            raise DataError(err.file, f"{err.reason}; {len(missing)} of {total} frames have no image file "
+                            "(--estimator yolo needs the frames' images)", frame=err.frame,
+                            field=err.field) from None
+
+
+def limit_frames(dataset: Dataset, max_frames: int | None) -> Dataset:
+    """The first ``max_frames`` frames of every video (all of them for None)."""
+    if max_frames is None:
+        return dataset
+    videos = [Video(v.name, v.frames[:max_frames], v.width, v.height, v.source, v.frame_size_origin)
+              for v in dataset.videos]
+    return Dataset(videos, dict(dataset.skipped))
+
+
+class _GroundTruthBoxes:
+    """Table 2's "GT" detector on :class:`~keytrack.estimators.cached.FrameRef` frames: the annotated
+    people's boxes (enlarged as the simulated detector's, score 1) from the frame's ``payload``."""
+
+    def __init__(self) -> None:
+        from keytrack.estimators.simulated import SimulatedDetector
+
+        self.inner = SimulatedDetector(ground_truth_boxes=True)
+
+    def detect(self, frame):
+        return self.inner.detect(frame.payload)
+
+
+def _found(gt_kp: np.ndarray, poses_kp: np.ndarray) -> np.ndarray:
+    """``[G]`` bool: annotated people some output pose matches at OKS ≥ :data:`FOUND_OKS`."""
+    from keytrack.poses import keypoint_boxes
+    from keytrack.tracking.scorers import oks_matrix
+
+    if not len(gt_kp) or not len(poses_kp):
+        return np.zeros(len(gt_kp), bool)
+    return (oks_matrix(poses_kp, gt_kp, keypoint_boxes(gt_kp)) >= FOUND_OKS).any(0)
+
+
+def _detected(gt_boxes: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
+    """``[G]`` bool: annotated boxes matched one-to-one to a detector box at IoU ≥ :data:`DETECTED_IOU`."""
+    from scipy.optimize import linear_sum_assignment
+
+    from keytrack.tracking.scorers import iou_matrix
+
+    out = np.zeros(len(gt_boxes), bool)
+    if len(gt_boxes) and len(det_boxes):
+        iou = iou_matrix(gt_boxes, det_boxes)
+        rows, cols = linear_sum_assignment(-iou)
+        out[rows[iou[rows, cols] >= DETECTED_IOU]] = True
+    return out
+
+
+def _mirrored(gt_kp: np.ndarray, poses_kp: np.ndarray) -> tuple[int, int]:
+    """Annotated people compared and those whose output pose is left/right mirrored.
+
+    Each person is compared with the output pose whose keypoint box overlaps theirs most (IoU ≥
+    :data:`DETECTED_IOU`); "mirrored" when the summed ``x_left - x_right`` of shoulders and hips
+    (pairs present in both) has the opposite sign in the two poses.
+    """
+    from keytrack.poses import keypoint_boxes
+    from keytrack.skeleton import JOINTS
+    from keytrack.tracking.scorers import iou_matrix
+
+    if not len(gt_kp) or not len(poses_kp):
+        return 0, 0
+    iou = iou_matrix(keypoint_boxes(gt_kp), keypoint_boxes(poses_kp))
+    pred = poses_kp[iou.argmax(1)]                                              # [G, 15, 3]
+    left = [JOINTS.index(f"left_{j}") for j in ("shoulder", "hip")]
+    right = [JOINTS.index(f"right_{j}") for j in ("shoulder", "hip")]
+    both = ((gt_kp[:, left, 2] > 0) & (gt_kp[:, right, 2] > 0)
+            & (pred[:, left, 2] > 0) & (pred[:, right, 2] > 0))
+    g = np.sign(((gt_kp[:, left, 0] - gt_kp[:, right, 0]) * both).sum(1))
+    q = np.sign(((pred[:, left, 0] - pred[:, right, 0]) * both).sum(1))
+    compared = (iou.max(1) >= DETECTED_IOU) & (g != 0) & (q != 0)
+    return int(compared.sum()), int((compared & (g != q)).sum())
+
+
+def run_image_cell(eval_gt: Dataset, row: Row, opts: Options, models: ImageModels, source, cache) -> dict:
+    """One method over every video with an image detector and estimator (outputs through ``cache``,
+    a :class:`~keytrack.estimators.cached.ModelCache`); AP, the method's counts, the detector's misses
+    and how many of the missed people the method's poses found."""
+    from keytrack.estimators.cached import CachedDetector, CachedEstimator, FrameRef
+    from keytrack.estimators.simulated import SimFrame, SimScene
+    from keytrack.evaluation import evaluate
+    from keytrack.toks import METHODS
+
+    detector = CachedDetector(models.detector, cache)
+    estimator = CachedEstimator(models.estimator, cache)
+    cls, gt_boxes = METHODS[row.method]
+    method = cls(_GroundTruthBoxes() if gt_boxes else detector, estimator, **opts.method_kwargs(row))
+    people = missed = found = missed_found = compared = mirrored = 0
+    videos = []
+    try:
+        for vi, video in enumerate(eval_gt.videos):
+            scene = SimScene(video, vi, 0)          # only its annotated boxes are used (no random draws)
+            method.reset()
+            frames = []
+            for pos, f in enumerate(video.frames):
+                ref = FrameRef(video.name, str(f.index), lambda v=video, fr=f: source.image(v, fr),
+                               payload=SimFrame(scene, pos))
+                poses = method.step(ref)
+                n = len(poses)
+                frames.append(Frame(index=f.index, keypoints=poses.keypoints,
+                                    track_ids=np.full(n, -1, np.int64), boxes=poses.boxes,
+                                    head_boxes=np.full((n, 4), np.nan), scores=poses.scores,
+                                    image_id=f.image_id, file_name=f.file_name, is_labeled=f.is_labeled))
+                lo, hi = scene.person_bounds[pos], scene.person_bounds[pos + 1]
+                hit = _found(scene.keypoints[lo:hi], poses.keypoints)
+                people += hi - lo
+                found += int(hit.sum())
+                c, m = _mirrored(scene.keypoints[lo:hi], poses.keypoints)
+                compared, mirrored = compared + c, mirrored + m
+                if not gt_boxes:
+                    det = detector.lookup(ref)
+                    det_boxes = det.boxes[det.scores >= opts.box_score]
+                    miss = ~_detected(scene.person_box[lo:hi], det_boxes)
+                    missed += int(miss.sum())
+                    missed_found += int((miss & hit).sum())
+            videos.append(Video(video.name, frames, video.width, video.height, video.source,
+                                video.frame_size_origin))
+            cache.flush()
+    finally:
+        cache.flush()
+    predicted = Dataset(videos, dict(eval_gt.skipped))
+    ap = evaluate(eval_gt, predicted, compute_mot=False).columns("ap")
+    stats = method.stats.to_dict()
+    stats["detect_seconds"] = detector.model_seconds if not gt_boxes else stats["detect_seconds"]
+    stats["estimate_seconds"] = estimator.model_seconds
+    return {"ap": ap, "stats": stats, "gt_people": people,
+            "missed_by_detector": missed if not gt_boxes else None,
+            "found": found, "missed_found": missed_found if not gt_boxes else None,
+            "lr_compared": compared, "lr_mirrored": mirrored,
+            "model_calls": {"detect": detector.calls, "estimate": estimator.calls,
+                            "boxes_estimated": estimator.boxes_computed}}
+
+
 def _ap(part: str):
     return lambda result: (result.get("ap") or {}).get(part)
 
 
-def run_toks(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
-    """Run (or reuse) every (row, seed) cell and write ``table`` and ``counts``."""
+def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: ImageModels | None = None,
+             source=None) -> Result:
+    """Run (or reuse) every (row, seed) cell and write ``table`` and ``counts``.
+
+    With ``opts.estimator == "yolo"``, ``image_models`` (default :func:`load_yolo_models`) and the
+    frame ``source`` (default :func:`frame_source`) replace the simulated models.
+    """
+    images = opts.estimator != "simulated"
+    if images and image_models is None:
+        image_models = load_yolo_models(opts)          # fails first when the extra is missing
     profile = Profile.from_data(opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos)
-    out = Path(opts.out) if opts.out else profile.results_dir(ABLATION)
+    if opts.out:
+        out = Path(opts.out)
+    elif images:
+        out = Path("results") / ABLATION / f"{opts.estimator}-{profile.tag}"
+    else:
+        out = profile.results_dir(ABLATION)
     cache = RunCache(out / "runs", retry_failed=opts.retry_failed)
     description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
-    eval_gt = profile.load_eval() if eval_gt is None else eval_gt
+    eval_gt = limit_frames(profile.load_eval() if eval_gt is None else eval_gt, opts.max_frames)
+    if opts.max_frames is not None:
+        description += f", first {opts.max_frames} frames of each video"
     data_id = dataset_fingerprint(eval_gt)
     simulator_config = dataclasses.asdict(SimulatedConfig())
 
     records: dict[tuple[Row, int], RunRecord] = {}
     cells = [(row, seed) for row in opts.rows() for seed in opts.seeds]
+    model_cache = None
+    if images:
+        from keytrack.estimators.cached import ModelCache
+
+        source = source if source is not None else frame_source(profile)
+        check_images(eval_gt, source)
+        source_token = str(getattr(source, "cache_token", type(source).__qualname__))
+        digest = hashlib.sha256(f"{image_models.token}\n{source_token}".encode()).hexdigest()[:16]
+        model_cache = ModelCache(out / "runs" / "models" / digest)
+        model_cache.directory.mkdir(parents=True, exist_ok=True)
+        write_text(model_cache.directory / "models.txt", f"{image_models.token}\n{source_token}\n")
     for i, (row, seed) in enumerate(cells, 1):
+        if images:
+            params = {"data": data_id, "method": row.method, "estimator": opts.estimator, "counts": 2,
+                      "models": image_models.token, "frames": source_token, **opts.method_kwargs(row)}
+            log.info("[%d/%d] %s (%s)", i, len(cells), row.label, opts.estimator)
+            records[row, seed] = cache.run(
+                row.key, lambda r=row: run_image_cell(eval_gt, r, opts, image_models, source, model_cache),
+                params)
+            continue
         params = {"data": data_id, "method": row.method, "seed": seed, "simulator": SIMULATOR_VERSION,
                   "config": simulator_config, **opts.method_kwargs(row)}
         log.info("[%d/%d] %s seed %d", i, len(cells), row.label, seed)
         records[row, seed] = cache.run(f"{row.key}-seed{seed}",
                                        lambda r=row, s=seed: run_cell(eval_gt, r, s, opts), params)
-    failures = [f"{row.key}-seed{seed}: {r.failure}" for (row, seed), r in records.items() if not r.ok]
+    failures = [f"{row.key}" + ("" if images else f"-seed{seed}") + f": {r.failure}"
+                for (row, seed), r in records.items() if not r.ok]
 
     paper = paper_table2()
     det_total = {seed: (records[Row("detector"), seed].result or {}).get("ap", {}).get("Total")
@@ -182,7 +473,8 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
                 "gain": mean_std(r.result["ap"]["Total"] - det_total[s] for s, r in ok
                                  if s in det_total and r.result["ap"].get("Total") is not None)
                 if row.method != "detector" else None}
-        bad = [f"seed {s}: {r.failure}" for s, r in zip(opts.seeds, recs) if not r.ok]
+        bad = [("" if images else f"seed {s}: ") + str(r.failure)
+               for s, r in zip(opts.seeds, recs) if not r.ok]
         if bad:
             line["status"] = "failed: " + "; ".join(bad)
         table.append(line)
@@ -200,9 +492,22 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
             return mean_std(values)
 
         missed = mean_std(100.0 * r.result["missed_by_detector"] / r.result["gt_people"] for _, r in ok
-                          if r.result["gt_people"])
+                          if r.result["gt_people"] and r.result.get("missed_by_detector") is not None)
+        extra = {}
+        if images:
+            extra = {"found_pct": mean_std(100.0 * r.result["found"] / r.result["gt_people"] for _, r in ok
+                                           if r.result["gt_people"]),
+                     "missed_found": mean_std(r.result["missed_found"] for _, r in ok
+                                              if r.result.get("missed_found") is not None)
+                     if row.method != "gt_boxes" else None,
+                     "missed_n": mean_std(r.result["missed_by_detector"] for _, r in ok
+                                          if r.result.get("missed_by_detector") is not None)
+                     if row.method != "gt_boxes" else None,
+                     "people": mean_std(r.result["gt_people"] for _, r in ok),
+                     "mirrored_pct": mean_std(100.0 * r.result["lr_mirrored"] / r.result["lr_compared"]
+                                              for _, r in ok if r.result.get("lr_compared"))}
         counts.append({"method": row.label, "frames": stat("frames"), "poses_per_frame": stat("poses", True),
-                       "missed_pct": missed if row.method != "gt_boxes" else None,
+                       "missed_pct": missed if row.method != "gt_boxes" else None, **extra,
                        "recovered": stat("recovered") if row.method == "toks" else None,
                        "duplicates": stat("duplicates") if row.method == "toks" else None,
                        "replaced": stat("replaced") if row.method == "toks" else None,
@@ -217,13 +522,24 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
     if any("status" in r for r in table):
         columns.append(Column("status", "Status"))
     seeds = ", ".join(map(str, opts.seeds))
+    if images:
+        models_note = (f"Boxes and keypoints: {image_models.description}, on "
+                       + ("the rendered synthetic frames (keytrack.frames.SyntheticFrames)"
+                          if opts.data is None else "the data's image files")
+                       + ". One deterministic run per row (no seeds, so no std). \"GT\" gives the estimator "
+                       "the annotated boxes enlarged 10 % per side (as the simulated GT row). The network's "
+                       f"outputs are cached in {model_cache.directory}/ (detections per frame, poses per "
+                       "frame and box) and shared by the rows.")
+    else:
+        models_note = ("Boxes and keypoints: keytrack.estimators.simulated (simulator version "
+                       f"{SIMULATOR_VERSION}), seeds {seeds}"
+                       + (" (mean ± sample std over seeds)" if len(opts.seeds) > 1 else "")
+                       + "; every row of a seed sees the same detector and estimator errors.")
     notes = [
         f"Evaluation: {description} ({eval_gt.report()}); the paper: PoseTrack 2018 val with HTC boxes and "
         "HRNet-W48 keypoints. AP as poseval computes it (§4.1), Total = mean over joints; a joint group the "
         "data never annotates (Bonn's nose) leaves its column empty.",
-        f"Boxes and keypoints: keytrack.estimators.simulated (simulator version {SIMULATOR_VERSION}), seeds "
-        f"{seeds}" + (" (mean ± sample std over seeds)" if len(opts.seeds) > 1 else "") + "; every row of a "
-        "seed sees the same detector and estimator errors.",
+        models_note,
         f"A.4's thresholds in every row: detector boxes below {opts.box_score:g} are discarded, keypoints "
         f"below {opts.keypoint_score:g} removed and poses left empty dropped. α = {opts.alpha:g} for the "
         f"propagated boxes (A.1); Box Prop. merges boxes by NMS at IoU {opts.nms_iou:g} (a propagated box "
@@ -240,9 +556,28 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
                      Column("recovered", "Recovered", 0), Column("duplicates", "Duplicates removed", 0),
                      Column("replaced", "Replaced", 0), Column("suppressed", "NMS suppressed", 0),
                      Column("kp_dropped", "Empty poses dropped", 0),
+                     *([Column("people", "Annotated people", 0), Column("missed_n", "Det. missed", 0),
+                        Column("missed_found", "Missed people found", 0),
+                        Column("found_pct", "People found %"),
+                        Column("mirrored_pct", "L/R mirrored %")]
+                       if images else []),
                      Column("detect_ms", "Detect ms/frame", 2),
                      Column("estimate_ms", "Estimate ms/frame", 2), Column("match_ms", "Match ms/frame", 2)]
-    count_notes = [
+    image_notes = [
+        "Sums over all videos of the one run of each row. Det. missed: annotated people with no detector "
+        f"box at score ≥ {opts.box_score:g} matched one-to-one at IoU ≥ {DETECTED_IOU:g} to their box "
+        f"(enlarged 10 % per side). People found: annotated people some output pose matches at OKS ≥ "
+        f"{FOUND_OKS:g} (their keypoint box as scale); Missed people found: those of them the detector "
+        "missed. L/R mirrored: of the annotated "
+        "people with an output pose whose keypoint box overlaps theirs at IoU ≥ 0.5, those whose pose has "
+        "left and right swapped (shoulders and hips). Recovered: propagated poses "
+        "TOKS added (no detection at OKS ≥ threshold), not all of them people. Duplicates removed, Replaced, "
+        "NMS suppressed, Empty poses dropped: as in the simulated table.",
+        "Detect / Estimate ms/frame: seconds of the network when each output was computed (stored with it in "
+        "the cache, a batch's time shared by its boxes), per frame of the row, on this machine's CPU; Match: "
+        "TOKS' propagation, OKS and merge (or Box Prop.'s NMS).",
+    ]
+    count_notes = image_notes if images else [
         "Sums over all videos of a run, mean ± std over seeds. Det. missed %: annotated people the "
         "simulated detector outputs no box for (before the box-score threshold). Recovered: propagated "
         "poses TOKS added (no detection at OKS ≥ threshold). Duplicates removed: propagated poses dropped "
@@ -265,8 +600,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: 20 synthetic test videos)")
     parser.add_argument("--eval-split", default=None, help="split of --data (default: test, else val)")
     parser.add_argument("--out", default=None, help="results folder (default: results/toks[/<data>-<split>])")
-    parser.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], dest="seeds",
-                        help="simulation seeds (default: 0 1 2)")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="simulated",
+                        help="simulated detector/estimator (default), or yolo: YOLO11n-pose on rendered "
+                             "synthetic frames / the data's images (optional extra, run with .venv-yolo)")
+    parser.add_argument("--seeds", "--seed", type=int, nargs="+", default=None, dest="seeds",
+                        help="simulation seeds (default: 0 1 2; yolo: one deterministic run)")
     parser.add_argument("--oks", type=float, nargs="+", default=list(PAPER_OKS),
                         help="TOKS OKS thresholds (default: Table 2's 0.3 0.35 0.5)")
     parser.add_argument("--alpha", type=float, default=1.25, help="box dilation α (A.1: 1.25)")
@@ -274,23 +612,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keypoint-score", type=float, default=0.1,
                         help="minimum keypoint confidence (A.4: 0.1)")
     parser.add_argument("--nms-iou", type=float, default=0.5, help="IoU of Box Prop.'s NMS (default 0.5)")
-    parser.add_argument("--synthetic-test-videos", type=int, default=20,
-                        help="synthetic test videos without --data (default 20)")
-    parser.add_argument("--threads", type=int, default=None, help="accepted for symmetry; numpy only")
+    parser.add_argument("--synthetic-test-videos", type=int, default=None,
+                        help="synthetic test videos without --data (default 20; yolo: 5)")
+    parser.add_argument("--max-frames", type=int, default=None, help="first frames of each video only")
+    parser.add_argument("--imgsz", type=int, default=1280, help="yolo: detector input, longest side (1280)")
+    parser.add_argument("--crop-size", type=int, default=256, help="yolo: estimator input per box (256)")
+    parser.add_argument("--crop-dilation", type=float, default=1.25,
+                        help="yolo: each box is enlarged this much before cropping (1.25)")
+    parser.add_argument("--crop-conf", type=float, default=0.25,
+                        help="yolo: lowest score of a person in a crop (0.25)")
+    parser.add_argument("--threads", type=int, default=1, help="yolo: torch threads (default 1)")
     parser.add_argument("--no-retry-failed", action="store_true", help="keep recorded failures as they are")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
-        opts = Options(data=args.data, eval_split=args.eval_split, out=args.out, seeds=tuple(args.seeds),
+        seeds = None if args.seeds is None else tuple(args.seeds)
+        opts = Options(data=args.data, eval_split=args.eval_split, out=args.out, seeds=seeds,
                        oks_thresholds=tuple(args.oks), alpha=args.alpha, box_score=args.box_score,
                        keypoint_score=args.keypoint_score, nms_iou=args.nms_iou,
                        synthetic_test_videos=args.synthetic_test_videos,
-                       retry_failed=not args.no_retry_failed)
+                       retry_failed=not args.no_retry_failed, estimator=args.estimator,
+                       max_frames=args.max_frames, imgsz=args.imgsz, crop_size=args.crop_size,
+                       crop_dilation=args.crop_dilation, crop_conf=args.crop_conf,
+                       threads=args.threads)
     except ValueError as err:
         raise SystemExit(f"toks: {err}") from None
-    result = run_toks(opts)
+    try:
+        result = run_toks(opts)
+    except DataError as err:
+        raise SystemExit(f"toks: {err}") from None
     print((result.out / "table.md").read_text(encoding="utf-8"))
     print((result.out / "counts.md").read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(f) for f in result.files))

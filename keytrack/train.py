@@ -49,6 +49,21 @@ class Throughput(Callback):
         return self.pairs / self.seconds if self.seconds > 0 else None
 
 
+def _progress_from_checkpoint(last: Path, best_path: str | None, best_score: float | None):
+    """``(epoch, global_step, best path, best val/acc)`` from ``last.ckpt``: with ``ddp_spawn`` the
+    training ran in spawned workers, and the main process's trainer never saw it."""
+    import torch
+
+    if not last.is_file():
+        return 0, 0, best_path, best_score
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    for key, cb in state.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
+            best_path, best_score = cb.get("best_model_path") or best_path, float(cb["best_model_score"])
+    # ``last.ckpt`` of a finished fit is saved at the end of its final epoch (index ``epoch``).
+    return int(state.get("epoch", -1)) + 1, int(state.get("global_step", 0)), best_path, best_score
+
+
 def _finite(value) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -126,19 +141,31 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     metrics = {k: _finite(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+    epochs, step = trainer.current_epoch, trainer.global_step
+    best_path = checkpoint.best_model_path or None
+    best_score = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
+    if datamodule.train_set is None:                 # ddp_spawn: only the spawned workers trained
+        datamodule.setup("fit")
+        epochs, step, best_path, best_score = _progress_from_checkpoint(last, best_path, best_score)
+    # Under DDP every process measures its own share of the batches: the run's rate is their sum.
+    pairs_per_s = throughput.pairs_per_second
+    world = int(trainer.world_size)
     result = {
         "experiment": cfg.experiment, "run_name": cfg.run_name, "run_dir": str(out),
-        "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+        "epochs": epochs, "global_step": step,
         "resumed_from": resume, "seconds": round(time.perf_counter() - start, 2),
-        "train_pairs_per_s": throughput.pairs_per_second, "batch_size": int(cfg.loader.batch_size),
+        "train_pairs_per_s": None if pairs_per_s is None else pairs_per_s * world,
+        "batch_size": int(cfg.loader.batch_size), "world_size": world,
         "parameters": sum(p.numel() for p in module.model.parameters()),
         "train_pairs": len(datamodule.train_set), "val_pairs": len(datamodule.val_set),
-        "best_checkpoint": checkpoint.best_model_path or None,
-        "best_val_acc": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        "best_checkpoint": best_path,
+        "best_val_acc": best_score,
         "last_checkpoint": str(last) if last.is_file() else None,
         "metrics": metrics,
+        "global_zero": bool(trainer.is_global_zero),
     }
-    write_json(out / "metrics.json", result)
+    if trainer.is_global_zero:                       # one metrics.json per run, however many processes
+        write_json(out / "metrics.json", result)
     return result
 
 
@@ -156,10 +183,15 @@ def run(args: argparse.Namespace) -> int:
         print(to_yaml(cfg), end="")
         return 0
     result = train(cfg)
+    if not result.get("global_zero", True):          # DDP: the other processes stay quiet
+        return 0
     acc = result["best_val_acc"]
     pps = result["train_pairs_per_s"]
+    world = result["world_size"]
+    processes = "" if world == 1 else f" ({world} processes)"
     print(f"{cfg.experiment}/{cfg.run_name}: best val/acc {acc if acc is None else f'{acc:.4f}'}, "
           f"{result['train_pairs']} train pairs, "
-          f"{'n/a' if pps is None else f'{pps:.0f}'} train pairs/s at batch {result['batch_size']}; "
+          f"{'n/a' if pps is None else f'{pps:.0f}'} train pairs/s at batch {result['batch_size']}"
+          f"{processes}; "
           f"run dir {result['run_dir']}")
     return 0

@@ -148,3 +148,25 @@ def test_every_experiment_config_runs_a_fast_dev_run(tmp_path, scenes, experimen
     cfg = _cfg(tmp_path, f"experiment={experiment}", "trainer.fast_dev_run=true", "data.synthetic.seed=3")
     result = train(cfg, scenes)
     assert result["global_step"] == 1
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+def test_data_parallel_training_on_two_cpu_processes(tmp_path, strategy):
+    """Lightning's DDP (as on several GPUs) with two CPU processes (gloo), run as a user runs it:
+    the batches are shared between the processes, one metrics.json is written, and the best
+    checkpoint and its score are known also when the workers were spawned."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "keytrack.cli", "train", "experiment=quick", f"output_dir={tmp_path}",
+           "run_name=ddp", "logging.wandb=false", "trainer.enable_progress_bar=false",
+           "trainer.enable_model_summary=false", "trainer.max_epochs=1", "loader.samples_per_epoch=640",
+           "trainer.accelerator=cpu", "trainer.devices=2", f"trainer.strategy={strategy}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("quick/ddp: best val/acc") == 1 and "(2 processes)" in done.stdout
+    saved = json.loads((tmp_path / "quick" / "ddp" / "metrics.json").read_text())
+    assert saved["world_size"] == 2
+    assert saved["global_step"] == 640 // 32 // 2 and saved["epochs"] == 1    # each process: half the batches
+    assert 0.0 <= saved["best_val_acc"] <= 1.0
+    assert saved["best_checkpoint"].endswith(".ckpt") and (tmp_path / "quick" / "ddp" / "checkpoints").is_dir()

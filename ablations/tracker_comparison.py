@@ -9,6 +9,11 @@ measured as per-joint %IDSW (``100 · ID switches / GT joints``) and total MOTA.
 
 1. trains the transformer matching network on the training split (``keytrack.train`` with
    ``--experiment``, default ``default``), or reuses the finished run of the same configuration;
+   likewise the learned baselines (``--methods gcn cnn_keypoints cnn_crops``): LightTrack's Siamese
+   GCN of Figure 4 (§4.2) and the CNNs of §5.2 on the pose pair drawn as an image or on the RGB
+   crops of both poses, each from its experiment file with the *same* training budget as Pose
+   Entailment (optimiser, batch, pairs per epoch, epochs: A.5) and match threshold 0.5, untuned.
+   The crop CNN is skipped, with the reason in its rows, on data without image files;
 2. tunes the match threshold of the non-learned baselines, OKS and IoU with greedy assignment, on
    the *training* split (ground-truth keypoints, stride 1; lowest %IDSW total over a grid). Pose
    Entailment keeps 0.5, the decision point of its two-class output, untuned (§2, §3.1);
@@ -19,8 +24,8 @@ measured as per-joint %IDSW (``100 · ID switches / GT joints``) and total MOTA.
    ``--keypoint-threshold`` are removed from the output before MOTA and %IDSW (A.3); AP is the
    keypoints' own, before that threshold, as in Figure 4's AP column;
 4. writes ``table.md`` / ``table.csv`` (rows: setting × stride × method, with the paper's
-   %IDSW Total, MOTA and AP beside ours on stride 1, and the paper's GCN and Optical Flow rows for
-   reference), ``tuning.md`` / ``tuning.csv`` and ``speed.md`` (frames/s of the tracking step,
+   %IDSW Total, MOTA and AP beside ours on stride 1: Figure 4's GCN values beside our GCN, or as
+   a row of their own when our GCN is not run, and the paper's Optical Flow row for reference), ``tuning.md`` / ``tuning.csv`` and ``speed.md`` (frames/s of the tracking step,
    pairs/s through the network), under ``results/tracker_comparison/`` (``.../<data>-<split>/``
    with ``--data``).
 
@@ -30,6 +35,7 @@ Every (setting, stride, method, seed) cell and every tuning point is a cached ru
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -58,10 +64,23 @@ METHODS: dict[str, str] = {
     "pose_entailment": "Pose Entailment",
     "oks": "OKS (greedy)",
     "iou": "IoU (greedy)",
+    "gcn": "GCN (ours)",
+    "cnn_keypoints": "CNN on keypoints",
+    "cnn_crops": "CNN on image crops",
 }
-SHORT: dict[str, str] = {"pose_entailment": "Pose Entailment", "oks": "OKS", "iou": "IoU"}
-#: Figure 4's other rows, shown from the paper only (they need images or a pretrained GCN).
+SHORT: dict[str, str] = {"pose_entailment": "Pose Entailment", "oks": "OKS", "iou": "IoU", "gcn": "GCN",
+                         "cnn_keypoints": "CNN on keypoints", "cnn_crops": "CNN on crops"}
+#: Learned baselines (§4.2, §5.2): method -> the experiment file of its matcher. Each is trained with
+#: the training budget (optimiser, loader, epochs) of Pose Entailment's experiment and tracks with
+#: the same match threshold, the decision point 0.5 of its score, untuned.
+LEARNED_BASELINES: dict[str, str] = {"gcn": "gcn", "cnn_keypoints": "cnn_keypoints", "cnn_crops": "cnn_crops"}
+#: Methods whose match threshold is tuned on the training split (the non-learned similarities).
+TUNED: tuple[str, ...] = ("oks", "iou")
+#: Figure 4's other rows, shown from the paper only (optical flow needs FlowNet2; the paper's GCN row
+#: stands alone when our GCN is not run).
 PAPER_ONLY: dict[str, str] = {"gcn": "GCN (paper)", "optical_flow": "Optical Flow (paper)"}
+#: Most pose pairs per forward of a CNN baseline (its activations are far larger than the transformer's).
+CNN_BATCH_SIZE = 512
 #: Body-part columns of PoseTrack's table (``keytrack.evaluation.COLUMNS``) and the total.
 PARTS: tuple[str, ...] = ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl")
 #: Match thresholds tried for the OKS and IoU baselines on the training split.
@@ -87,8 +106,10 @@ class Options:
     train_seed: int = 0
     train_overrides: tuple[str, ...] = ()
     checkpoint: str | None = None
+    checkpoints: dict[str, str] = field(default_factory=dict)
     delta: int = 4
     nearest: int | None = None
+    baseline_nearest: int | None = None
     keypoint_threshold: float = 0.5
     grid: tuple[float, ...] = DEFAULT_GRID
     fixed_thresholds: dict[str, float] = field(default_factory=dict)
@@ -106,7 +127,14 @@ class Options:
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ValueError(f"methods: unknown {bad}; expected some of {list(METHODS)}")
-        bad = [m for m in self.fixed_thresholds if m not in ("oks", "iou")]
+        bad = [m for m in self.checkpoints if m not in LEARNED_BASELINES]
+        if bad:
+            raise ValueError(f"checkpoints: only the learned baselines {list(LEARNED_BASELINES)} take one, "
+                             f"got {bad} (Pose Entailment's is --checkpoint)")
+        for n in (self.nearest, self.baseline_nearest):
+            if n is not None and n < 1:
+                raise ValueError(f"nearest must be >= 1, got {n}")
+        bad = [m for m in self.fixed_thresholds if m not in TUNED]
         if bad:
             raise ValueError(f"fixed_thresholds: only OKS and IoU take a fixed threshold, got {bad} (Pose "
                              f"Entailment uses its decision point {POSE_ENTAILMENT_THRESHOLD})")
@@ -137,13 +165,19 @@ class Comparison:
 
 # -- one cell ----------------------------------------------------------------------------------------
 
-def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int):
+def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int, image_root: str | None = None,
+            split: str | None = None):
+    """The scorer of ``method``; a learned one from ``checkpoint`` (crops of the crop CNN cut from the
+    images under ``image_root`` / ``split``, or the synthetic renderer of its training data)."""
     from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
 
-    if method == "pose_entailment":
+    if method == "pose_entailment" or method in LEARNED_BASELINES:
         if checkpoint is None:
             raise RuntimeError("no matching network to track with (training failed or was not run)")
-        return PoseEntailmentScorer.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
+        if method.startswith("cnn_"):
+            batch_size = min(int(batch_size), CNN_BATCH_SIZE)
+        return PoseEntailmentScorer.from_checkpoint(checkpoint, device=device, batch_size=batch_size,
+                                                    image_root=image_root, split=split)
     return {"oks": OKSScorer, "iou": IoUScorer}[method]()
 
 
@@ -191,6 +225,59 @@ def _matching_network(opts: Options, profile: Profile) -> tuple[dict | None, str
     except Exception as err:    # noqa: BLE001 - the baselines still run; Pose Entailment cells fail
         log.error("matching network: %s: %s", type(err).__name__, err)
         return None, f"{type(err).__name__}: {err}"
+
+
+def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str]:
+    """The training budget of ``experiment`` (with ``overrides``) as ``key=value`` overrides: its
+    ``optim`` and ``loader`` sections and ``trainer.max_epochs``. Added to a learned baseline's own
+    experiment file, they train it as Pose Entailment's network was trained (A.5: "the batch size,
+    learning rate, and number of training epochs are the same")."""
+    from omegaconf import OmegaConf
+
+    from keytrack.config import load_config
+
+    cfg = load_config([f"experiment={experiment}", *overrides])
+    out = [f"{section}.{key}={json.dumps(value)}" for section in ("optim", "loader")
+           for key, value in OmegaConf.to_container(cfg[section], resolve=True).items()]
+    return [*out, f"trainer.max_epochs={json.dumps(OmegaConf.select(cfg, 'trainer.max_epochs'))}"]
+
+
+def _baseline_network(opts: Options, profile: Profile, method: str) -> tuple[dict | None, str | None]:
+    """The network of a learned baseline: ``--baseline-checkpoint``, else its experiment trained with
+    Pose Entailment's budget (run ``<data>-<experiment>-budget-seed<k>``) or that finished run."""
+    from keytrack.config import data_tag, load_config
+
+    try:
+        if method in opts.checkpoints:
+            return shared_matching_network(profile, checkpoint=opts.checkpoints[method],
+                                           experiment=LEARNED_BASELINES[method], train_seed=opts.train_seed), None
+        tag = data_tag(load_config(profile.train_overrides()).data)
+        overrides = [*budget_overrides(opts.experiment, opts.train_overrides), *opts.train_overrides,
+                     f"run_name={tag}-{opts.experiment}-budget-seed{opts.train_seed}"]
+        return shared_matching_network(profile, checkpoint=None, experiment=LEARNED_BASELINES[method],
+                                       train_seed=opts.train_seed, train_overrides=overrides,
+                                       wait=opts.wait_for_training), None
+    except Exception as err:    # noqa: BLE001 - the other methods still run; this method's cells fail
+        log.error("%s network: %s: %s", method, type(err).__name__, err)
+        return None, f"{type(err).__name__}: {err}"
+
+
+def missing_images(profile: Profile, eval_gt: Dataset) -> str | None:
+    """Why the crop CNN cannot run on the profile's data (its first frame has no readable image
+    file), or None. The synthetic scenes are rendered, so they always have images."""
+    if profile.data_root is None:
+        return None
+    from keytrack.frames import ImageFiles
+    from keytrack.io.errors import DataError
+
+    video = next((v for v in eval_gt.videos if v.frames), None)
+    if video is None:
+        return None
+    try:
+        ImageFiles(profile.data_root).image(video, video.frames[0])
+    except DataError as err:
+        return f"the data has no image files for the crops ({err})"
+    return None
 
 
 def _train_ground_truth(opts: Options, profile: Profile) -> Dataset:
@@ -245,14 +332,17 @@ def _value(records: list[RunRecord], getter, seeds: int):
     return mean_std(values)
 
 
-def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict) -> list[dict]:
+def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
+                skipped: dict[str, str] | None = None) -> list[dict]:
     rows = []
     n = len(opts.seeds)
+    skipped = skipped or {}
+    paper_only = {m: label for m, label in PAPER_ONLY.items() if m not in opts.methods}
     for setting in opts.settings:
         ref = paper[setting]
         for stride in opts.strides:
             for method in opts.methods:
-                records = cells[(setting, stride, method)]
+                records = cells.get((setting, stride, method), [])
                 row = {"setting": SETTING_LABELS[setting], "stride": stride, "method": METHODS[method],
                        "threshold": thresholds.get(method)}
                 for part in (*PARTS, "Total"):
@@ -266,20 +356,21 @@ def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict) -> li
                         row["mota_paper"] = ref[method]["mota_total"]
                 failed = [f"seed {opts.seeds[i]}: {r.failure}" if n > 1 else r.failure
                           for i, r in enumerate(records) if not r.ok]
-                row["status"] = "failed: " + "; ".join(failed) if failed else None
+                row["status"] = ("skipped: " + skipped[method] if method in skipped
+                                 else "failed: " + "; ".join(failed) if failed else None)
                 rows.append(row)
             if stride == 1:
-                rows += _paper_rows(setting, ref)
+                rows += _paper_rows(setting, ref, paper_only)
         if 1 not in opts.strides:
-            rows += _paper_rows(setting, ref)
+            rows += _paper_rows(setting, ref, paper_only)
     return rows
 
 
-def _paper_rows(setting: str, ref: dict) -> list[dict]:
-    """Figure 4's GCN and Optical Flow rows of one setting (paper values only, stride 1)."""
+def _paper_rows(setting: str, ref: dict, methods: dict[str, str] = PAPER_ONLY) -> list[dict]:
+    """Figure 4's rows of ``methods`` (GCN, Optical Flow) of one setting (paper values only, stride 1)."""
     return [{"setting": SETTING_LABELS[setting], "stride": 1, "method": label,
              "idsw_paper": ref[method]["idsw"][-1], "mota_paper": ref[method]["mota_total"],
-             "ap_paper": ref["ap_total"]} for method, label in PAPER_ONLY.items()]
+             "ap_paper": ref["ap_total"]} for method, label in methods.items()]
 
 
 def _columns(rows: list[dict]) -> list[Column]:
@@ -299,6 +390,8 @@ def _speed_rows(cells: dict, opts: Options) -> list[dict]:
     stride = 1 if 1 in opts.strides else opts.strides[0]
     for setting in opts.settings:
         for method in opts.methods:
+            if (setting, stride, method) not in cells:          # a skipped method
+                continue
             record = cells[(setting, stride, method)][0]
             r = record.result if record.ok else {}
             rows.append({"setting": SETTING_LABELS[setting], "method": METHODS[method],
@@ -333,14 +426,32 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
             failures.append(f"matching network: {network_error}")
     checkpoint = network["checkpoint"] if network else None
 
-    # 2. Match thresholds: Pose Entailment's decision point; OKS / IoU tuned on the training split.
-    thresholds: dict[str, float | None] = {"pose_entailment": POSE_ENTAILMENT_THRESHOLD}
+    # 1b. The learned baselines (§4.2, §5.2), trained with Pose Entailment's budget; the crop CNN is
+    #     skipped on data without image files.
+    eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
+    eval_gt = profile.load_eval() if eval_gt is None else eval_gt
+    skipped: dict[str, str] = {}
+    if "cnn_crops" in opts.methods and "cnn_crops" not in opts.checkpoints:
+        reason = missing_images(profile, eval_gt)
+        if reason:
+            skipped["cnn_crops"] = reason
+            log.warning("cnn_crops: skipped: %s", reason)
+    baselines: dict[str, tuple[dict | None, str | None]] = {}
+    for method in opts.methods:
+        if method in LEARNED_BASELINES and method not in skipped:
+            baselines[method] = _baseline_network(opts, profile, method)
+            if baselines[method][1]:
+                failures.append(f"{method} network: {baselines[method][1]}")
+
+    # 2. Match thresholds: Pose Entailment's and the learned baselines' decision point (0.5); OKS / IoU
+    #    tuned on the training split.
+    thresholds: dict[str, float | None] = {m: POSE_ENTAILMENT_THRESHOLD for m in opts.methods
+                                           if m == "pose_entailment" or m in LEARNED_BASELINES}
     tuning_rows: list[dict] = []
-    to_tune = [m for m in opts.methods if m != "pose_entailment" and m not in opts.fixed_thresholds]
+    to_tune = [m for m in opts.methods if m in TUNED and m not in opts.fixed_thresholds]
     thresholds.update({m: float(t) for m, t in opts.fixed_thresholds.items() if m in opts.methods})
     filled = 0
     train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
-    eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     if to_tune:
         train_gt = _train_ground_truth(opts, profile) if train_gt is None else train_gt
         train_gt, filled = complete_head_boxes(train_gt)
@@ -353,23 +464,27 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                 failures.append(f"{method}: every tuning run failed")
 
     # 3. The cells: setting × stride × method × seed on the evaluation split.
-    eval_gt = profile.load_eval() if eval_gt is None else eval_gt
     eval_id = dataset_fingerprint(eval_gt)
+    image_root = str(profile.data_root) if profile.data_root is not None else None
+    methods = [m for m in opts.methods if m not in skipped]
     cells: dict[tuple[str, int, str], list[RunRecord]] = {}
-    total = len(opts.settings) * len(opts.strides) * len(opts.methods) * len(opts.seeds)
+    total = len(opts.settings) * len(opts.strides) * len(methods) * len(opts.seeds)
     done = 0
     for seed in opts.seeds:
         for setting in opts.settings:
             predicted: Dataset | None = None
             for stride in opts.strides:
                 subsampled: tuple[Dataset, Dataset] | None = None
-                for method in opts.methods:
+                for method in methods:
                     kp_threshold = 0.0 if setting == "gt_boxes_gt_keypoints" else opts.keypoint_threshold
                     params = {"kind": "cell", "data": eval_id, "setting": setting, "stride": stride,
                               "method": method, "seed": seed, "match_threshold": thresholds.get(method),
                               "delta": opts.delta, "keypoint_threshold": kp_threshold}
                     if method == "pose_entailment":
                         params.update(nearest=opts.nearest, checkpoint=network and network["digest"])
+                    elif method in LEARNED_BASELINES:      # new keys: the cached cells of the others stay valid
+                        net = baselines[method][0]
+                        params.update(nearest=opts.baseline_nearest, checkpoint=net and net["digest"])
 
                     def cell(setting=setting, stride=stride, method=method, seed=seed, kp=kp_threshold):
                         nonlocal predicted, subsampled
@@ -383,8 +498,16 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                             subsampled = (subsample(eval_gt, stride), subsample(predicted, stride))
                         if method == "pose_entailment" and network_error:
                             raise RuntimeError(f"no matching network: {network_error}")
-                        scorer = _scorer(method, checkpoint, opts.device, opts.batch_size)
-                        nearest = opts.nearest if method == "pose_entailment" else None
+                        if method in LEARNED_BASELINES:
+                            net, error = baselines[method]
+                            if error:
+                                raise RuntimeError(f"no {SHORT[method]} network: {error}")
+                            scorer = _scorer(method, net["checkpoint"], opts.device, opts.batch_size,
+                                             image_root=image_root, split=profile.eval_split)
+                            nearest = opts.baseline_nearest
+                        else:
+                            scorer = _scorer(method, checkpoint, opts.device, opts.batch_size)
+                            nearest = opts.nearest if method == "pose_entailment" else None
                         return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
                                                   delta=opts.delta, nearest=nearest, keypoint_threshold=kp)
 
@@ -397,9 +520,9 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
 
     # 4. Tables.
     paper = _paper_figure4()
-    rows = _table_rows(cells, opts, thresholds, paper)
+    rows = _table_rows(cells, opts, thresholds, paper, skipped)
     notes = _notes(opts, profile, eval_gt, network, network_error, thresholds, cache, train_description,
-                   eval_description)
+                   eval_description, baselines, skipped)
     files = list(write_table(rows, out, columns=_columns(rows),
                              title="Tracking methods on the same keypoints (Figure 4, §4.2)", notes=notes))
     if tuning_rows:
@@ -438,7 +561,11 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
 
 
 def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | None, network_error: str | None,
-           thresholds: dict, cache: RunCache, train_description: str, eval_description: str) -> list[str]:
+           thresholds: dict, cache: RunCache, train_description: str, eval_description: str,
+           baselines: dict | None = None, skipped: dict[str, str] | None = None) -> list[str]:
+    baselines, skipped = baselines or {}, skipped or {}
+    learned = [m for m in opts.methods if m in LEARNED_BASELINES]
+    tuned = [m for m in opts.methods if m in TUNED]
     notes = [
         f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
         "Per-part columns and %IDSW Total are %IDSW = 100 · ID switches / GT joints (§4.1); Total is "
@@ -451,21 +578,44 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
         f"Tracker (§3.1): δ = {opts.delta} timesteps, greedy assignment, track score = maximum over the "
         "window (A.4); Pose Entailment compares with "
         + (f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every pose of the "
-           "earlier frames") + "; OKS and IoU with every pose.",
-        f"Match thresholds: Pose Entailment {POSE_ENTAILMENT_THRESHOLD} (its decision point, not tuned); "
-        + ", ".join(f"{SHORT[m]} {thresholds[m]:g}" + (" (given)" if m in opts.fixed_thresholds else "")
-                    if thresholds.get(m) is not None else f"{SHORT[m]} none (tuning failed)"
-                    for m in opts.methods if m != "pose_entailment")
+           "earlier frames")
+        + (f"; the learned baselines with " + (f"the {opts.baseline_nearest} nearest poses of each earlier "
+                                               "frame (--baseline-nearest, to bound their cost)"
+                                               if opts.baseline_nearest else "every pose") if learned else "")
+        + "; OKS and IoU with every pose.",
+        f"Match thresholds: Pose Entailment {POSE_ENTAILMENT_THRESHOLD} (its decision point, not tuned)"
+        + "".join(f"; {SHORT[m]} {POSE_ENTAILMENT_THRESHOLD}" for m in learned)
+        + (" (the learned baselines' decision point too, untuned)" if learned else "")
+        + "".join(f"; {SHORT[m]} {thresholds[m]:g}" + (" (given)" if m in opts.fixed_thresholds else "")
+                  if thresholds.get(m) is not None else f"; {SHORT[m]} none (tuning failed)" for m in tuned)
         + (f"; tuned on the training split ({train_description}, GT keypoints, stride 1) over "
            f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)."
-           if any(m not in opts.fixed_thresholds for m in opts.methods if m != "pose_entailment") else "."),
+           if any(m not in opts.fixed_thresholds for m in tuned) else "."),
         f"MOTA and %IDSW in the predicted-keypoint settings: keypoints with confidence below "
         f"{opts.keypoint_threshold:g} are removed from the output first (A.3; the paper uses "
         f"{PAPER_KEYPOINT_THRESHOLD}). AP: the keypoints' own, before that threshold (Figure 4's AP column).",
-        "GCN and Optical Flow rows are the paper's alone (they need the pretrained GCN of LightTrack and "
-        "the video frames); the paper does not report IoU or OKS tracking. Paper values are shown on "
-        "stride-1 rows.",
+        ("GCN (ours): our implementation of LightTrack's Siamese GCN (keytrack/models/gcn.py), trained "
+         "here, with Figure 4's GCN values (LightTrack's pretrained GCN) beside it; "
+         if "gcn" in opts.methods else "The GCN row is the paper's alone (run --methods gcn for ours); ")
+        + "the Optical Flow row is the paper's alone (it needs FlowNet2 and the video frames); the paper "
+          "does not report IoU, OKS or CNN tracking in Figure 4. Paper values are shown on stride-1 rows.",
     ]
+    if learned:
+        notes.append(f"Learned baselines (§4.2, §5.2): each trained on the training split from its experiment "
+                     f"file ({', '.join(f'experiments/{LEARNED_BASELINES[m]}.yaml' for m in learned)}) with the "
+                     f"training budget of experiment {opts.experiment} (its optim, loader and max_epochs, as A.5 "
+                     "trains the CNNs like the transformer), training seed "
+                     f"{opts.train_seed}; the CNNs at model.resolution of base.yaml.")
+    for m in learned:
+        net, error = baselines.get(m, (None, None))
+        if m in skipped:
+            notes.append(f"{SHORT[m]}: skipped, {skipped[m]}.")
+        elif net:
+            acc = net.get("best_val_acc")
+            notes.append(f"{SHORT[m]} network: {display_path(net['checkpoint'])} ({net['source']}"
+                         + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
+        elif error:
+            notes.append(f"{SHORT[m]} network: unavailable ({error}); its rows failed.")
     if network:
         acc = network.get("best_val_acc")
         notes.append(f"Matching network: {display_path(network['checkpoint'])} ({network['source']}"
@@ -509,10 +659,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra training config override (repeatable)")
     parser.add_argument("--checkpoint", default=None,
                         help="use this matching-network checkpoint, no training")
+    parser.add_argument("--baseline-checkpoint", action="append", default=[], metavar="METHOD=CKPT",
+                        help=f"use this checkpoint for a learned baseline ({', '.join(LEARNED_BASELINES)}), "
+                             "no training (repeatable)")
     parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
     parser.add_argument("--nearest", type=int, default=None,
                         help="Pose Entailment compares with the n nearest poses of each earlier frame "
                              "(default: all)")
+    parser.add_argument("--baseline-nearest", type=int, default=None,
+                        help="the learned baselines (gcn, cnn_*) compare with the n nearest poses of each "
+                             "earlier frame (default: all; a CNN cell costs minutes on a CPU)")
     parser.add_argument("--keypoint-threshold", type=float, default=0.5,
                         help="output keypoint confidence threshold before MOTA in predicted-keypoint "
                              "settings (A.3; default 0.5, the paper used 0.57)")
@@ -538,11 +694,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> Options:
     fixed = {m: t for m, t in (("oks", args.oks_threshold), ("iou", args.iou_threshold)) if t is not None}
+    checkpoints = {}
+    for item in args.baseline_checkpoint:
+        method, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--baseline-checkpoint: expected METHOD=CKPT, got {item!r}")
+        checkpoints[method] = path
     return Options(data=args.data, eval_split=args.eval_split, out=args.out, strides=tuple(args.strides),
                    seeds=tuple(args.seeds), settings=tuple(args.settings), methods=tuple(args.methods),
                    experiment=args.experiment, train_seed=args.train_seed,
-                   train_overrides=tuple(args.train_override), checkpoint=args.checkpoint, delta=args.delta,
-                   nearest=args.nearest, keypoint_threshold=args.keypoint_threshold, grid=tuple(args.grid),
+                   train_overrides=tuple(args.train_override), checkpoint=args.checkpoint,
+                   checkpoints=checkpoints, delta=args.delta, nearest=args.nearest,
+                   baseline_nearest=args.baseline_nearest, keypoint_threshold=args.keypoint_threshold, grid=tuple(args.grid),
                    fixed_thresholds=fixed, synthetic_test_videos=args.synthetic_test_videos,
                    device=args.device, batch_size=args.batch_size, threads=args.threads,
                    retry_failed=not args.no_retry_failed,

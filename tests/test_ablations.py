@@ -248,12 +248,16 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
-    from ablations.tracker_comparison import METHODS, PAPER_ONLY, SETTING_LABELS, Options, run_comparison
+    from ablations.tracker_comparison import METHODS as ALL_METHODS
+    from ablations.tracker_comparison import PAPER_ONLY, SETTING_LABELS, Options, run_comparison
     from keytrack.perturb import SETTINGS
 
+    methods = ("pose_entailment", "oks", "iou")
+    METHODS = {m: ALL_METHODS[m] for m in methods}
     train_gt = generate_dataset(2, seed=11, config=TINY)
     eval_gt = generate_dataset(3, seed=12, config=TINY)
-    opts = Options(out=str(tmp_path / "tc"), strides=(1, 2), checkpoint=str(tiny_checkpoint), grid=(0.1, 0.5))
+    opts = Options(out=str(tmp_path / "tc"), strides=(1, 2), checkpoint=str(tiny_checkpoint), grid=(0.1, 0.5),
+                   methods=methods)
     result = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
     assert result.failures == []
     assert result.thresholds["pose_entailment"] == 0.5 and result.thresholds["oks"] in (0.1, 0.5)
@@ -289,6 +293,99 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
     again = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
     assert [r for r in again.rows] == result.rows
     assert "(22 reused, 0 run now)" in (out / "table.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def tiny_gcn_checkpoint(tmp_path_factory):
+    """An untrained GCN matcher in the checkpoint layout ``load_matcher`` reads."""
+    from keytrack.config import load_config
+    from keytrack.models.factory import build_matcher
+
+    cfg = load_config(["experiment=gcn", "model.gcn_channels=8", "model.gcn_embedding=8"])
+    torch.manual_seed(0)
+    model = build_matcher(cfg)
+    path = tmp_path_factory.mktemp("ckpt") / "gcn.ckpt"
+    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def test_tracker_comparison_with_a_learned_gcn_adds_cells_beside_the_paper(tmp_path, tiny_checkpoint,
+                                                                          tiny_gcn_checkpoint, one_thread):
+    from ablations.tracker_comparison import Options, run_comparison
+
+    eval_gt = generate_dataset(2, seed=12, config=TINY)
+    setting = "predicted_boxes_predicted_keypoints"
+    base = dict(out=str(tmp_path / "tc"), strides=(1,), settings=(setting,), checkpoint=str(tiny_checkpoint),
+                fixed_thresholds={"oks": 0.2})
+    first = run_comparison(Options(methods=("pose_entailment", "oks"), **base), eval_gt=eval_gt)
+    assert [r["method"] for r in first.rows] == ["Pose Entailment", "OKS (greedy)", "GCN (paper)",
+                                                 "Optical Flow (paper)"]
+
+    # Adding the GCN adds its cells and reuses the others; its row carries the paper's GCN values.
+    opts = Options(methods=("pose_entailment", "oks", "gcn"), checkpoints={"gcn": str(tiny_gcn_checkpoint)},
+                   baseline_nearest=1, **base)
+    result = run_comparison(opts, eval_gt=eval_gt)
+    assert result.failures == [] and result.thresholds["gcn"] == 0.5
+    assert [r["method"] for r in result.rows] == ["Pose Entailment", "OKS (greedy)", "GCN (ours)",
+                                                  "Optical Flow (paper)"]
+    gcn = result.rows[2]
+    assert (gcn["idsw_paper"], gcn["mota_paper"]) == (1.6, 65.9)
+    assert 0 <= gcn["Total"] <= 100 and math.isfinite(gcn["mota"]) and gcn["status"] is None
+    table = (tmp_path / "tc" / "table.md").read_text()
+    assert "(2 reused, 1 run now)" in table
+    assert "GCN (ours): our implementation" in table and "the 1 nearest poses" in table
+    stored = json.loads((tmp_path / "tc" / "runs" / f"{setting}-stride1-gcn-seed0.json").read_text())
+    assert stored["params"]["nearest"] == 1 and stored["params"]["checkpoint"]
+    # the learned network is scored pair by pair: the speed table counts its pairs
+    assert any(r["method"] == "GCN (ours)" and r["pairs"] > 0 for r in result.speed_rows)
+
+
+def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_path, monkeypatch):
+    from ablations import tracker_comparison as tc
+
+    budget = tc.budget_overrides("default")
+    assert "loader.samples_per_epoch=24000" in budget and "trainer.max_epochs=6" in budget
+    assert "optim.lr=0.0001" in budget and "loader.batch_size=32" in budget
+    seen = {}
+
+    def fake_network(profile, *, checkpoint, experiment, train_seed, train_overrides=(), wait=True):
+        seen[experiment] = list(train_overrides)
+        raise RuntimeError("no training in this test")
+
+    monkeypatch.setattr(tc, "shared_matching_network", fake_network)
+    gt = generate_dataset(2, seed=13, config=TINY)
+    opts = tc.Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
+                      methods=("cnn_keypoints", "iou"), fixed_thresholds={"iou": 0.3}, train_seed=2)
+    result = tc.run_comparison(opts, eval_gt=gt)
+    assert "trainer.max_epochs=6" in seen["cnn_keypoints"]
+    assert "run_name=synthetic-default-budget-seed2" in seen["cnn_keypoints"]
+    cnn, iou = [r for r in result.rows if r["method"] in ("CNN on keypoints", "IoU (greedy)")]
+    assert cnn["status"].startswith("failed: RuntimeError: no CNN on keypoints network")
+    assert iou["status"] is None and any("cnn_keypoints network" in f for f in result.failures)
+
+
+def test_crop_cnn_is_skipped_on_data_without_images(tmp_path):
+    from ablations.common import Profile
+    from ablations.tracker_comparison import Options, missing_images, run_comparison
+    from keytrack.io import write_posetrack18
+
+    gt = generate_dataset(2, seed=13, config=TINY)
+    root = tmp_path / "data"
+    for split in ("train", "test"):
+        write_posetrack18(gt, root / "annotations" / split)
+    profile = Profile.from_data(root)
+    assert missing_images(Profile.from_data(None), gt) is None
+    reason = missing_images(profile, profile.load_eval())
+    assert reason and "no image files" in reason and "not found" in reason
+
+    opts = Options(data=str(root), out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
+                   methods=("cnn_crops", "iou"), fixed_thresholds={"iou": 0.3})
+    result = run_comparison(opts)
+    crops = next(r for r in result.rows if r["method"] == "CNN on image crops")
+    assert crops["status"].startswith("skipped: the data has no image files") and crops["Total"] is None
+    assert result.failures == [] and not list((tmp_path / "tc" / "runs").glob("*cnn_crops*"))
+    assert "CNN on crops: skipped" in (tmp_path / "tc" / "table.md").read_text()
 
 
 def test_tracker_comparison_shows_a_failed_method_and_runs_the_others(tmp_path):

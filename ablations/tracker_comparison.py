@@ -344,7 +344,7 @@ def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
             for method in opts.methods:
                 records = cells.get((setting, stride, method), [])
                 row = {"setting": SETTING_LABELS[setting], "stride": stride, "method": METHODS[method],
-                       "threshold": thresholds.get(method)}
+                       "threshold": None if method in skipped else thresholds.get(method)}
                 for part in (*PARTS, "Total"):
                     row[part] = _value(records, lambda r, p=part: r["idsw"][p], n)
                 row["mota"] = _value(records, lambda r: r["mota"]["Total"], n)

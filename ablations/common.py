@@ -544,6 +544,36 @@ def write_table(rows: Sequence[Mapping], directory: str | Path, *, name: str = "
     return md, csv_path
 
 
+# -- training budgets ------------------------------------------------------------------------------
+
+def config_dotlist(node: Mapping, prefix: str = "") -> list[str]:
+    """``key=value`` overrides (values as JSON, which is YAML) of every leaf of a nested mapping."""
+    out = []
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += config_dotlist(value, f"{name}.")
+        else:
+            out.append(f"{name}={json.dumps(value)}")
+    return out
+
+
+def budget_file_overrides(name: str) -> list[str]:
+    """The ``key=value`` overrides of a training-budget file ``experiments/<name>.yaml`` (less its
+    ``experiment`` name), which an ablation's quick profile adds to each experiment it trains."""
+    from omegaconf import OmegaConf
+
+    from keytrack.config import EXPERIMENTS_DIR
+
+    path = Path(EXPERIMENTS_DIR) / f"{name}.yaml"
+    budget = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if budget.pop("extends", None):
+        raise ValueError(f"{path}: a training budget file must not use 'extends' "
+                         "(its keys are applied as overrides)")
+    budget.pop("experiment", None)
+    return config_dotlist(budget)
+
+
 # -- training -----------------------------------------------------------------------------------------
 
 @dataclass

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import math
 import re
@@ -50,7 +49,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, dataset_fingerprint, display_path,
-                              file_digest, mean_std, train_or_reuse, write_table)
+                              budget_file_overrides, file_digest, mean_std, train_or_reuse, write_table)
 from ablations.tracker_comparison import (CNN_BATCH_SIZE, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                           SETTING_LABELS, track_and_evaluate)
 from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish
@@ -157,30 +156,10 @@ class Options:
 
 # -- configuration ------------------------------------------------------------------------------------
 
-def _dotlist(node: Mapping, prefix: str = "") -> list[str]:
-    out = []
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        out += _dotlist(value, f"{name}.") if isinstance(value, dict) else [f"{name}={json.dumps(value)}"]
-    return out
-
-
 def budget_overrides(profile: str) -> list[str]:
     """``key=value`` overrides of the training budget: ``experiments/resolution_quick.yaml`` (less its
     ``experiment`` name) for ``quick``; none for ``full`` (each experiment file's own, the paper's)."""
-    if profile == "full":
-        return []
-    from omegaconf import OmegaConf
-
-    from keytrack.config import EXPERIMENTS_DIR
-
-    path = Path(EXPERIMENTS_DIR) / f"{QUICK_BUDGET}.yaml"
-    budget = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    if budget.pop("extends", None):
-        raise ValueError(f"{path}: a training budget file must not use 'extends' (its keys are applied as "
-                         "overrides)")
-    budget.pop("experiment", None)
-    return _dotlist(budget)
+    return [] if profile == "full" else budget_file_overrides(QUICK_BUDGET)
 
 
 def resolution_override(method: str, resolution: tuple[int, int]) -> str:

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ablations.common import (Column, Profile, RunCache, RunRecord, dataset_fingerprint, file_digest,
-                              mean_std, train_or_reuse, write_table)
+from ablations.common import (Column, Profile, RunCache, RunRecord, budget_file_overrides, dataset_fingerprint,
+                              file_digest, mean_std, train_or_reuse, write_table)
 from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish, paired_difference
 from ablations.tracker_comparison import (PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS,
                                           track_and_evaluate)
@@ -128,35 +128,10 @@ def scheme_label(flags: dict[str, bool]) -> str:
     return " + ".join(name for kind, name in TOKEN_KINDS.items() if flags[kind])
 
 
-def _dotlist(node, prefix: str = "") -> list[str]:
-    import json
-
-    out = []
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out += _dotlist(value, f"{name}.")
-        else:
-            out.append(f"{name}={json.dumps(value)}")   # JSON is YAML: lists, null, numbers, quoted strings
-    return out
-
-
 def budget_overrides(profile: str) -> list[str]:
     """``key=value`` overrides of the training budget: ``experiments/ablation_quick.yaml`` (less its
     ``experiment`` name) for ``quick``, none for ``full`` (the paper's training of the scheme's file)."""
-    if profile == "full":
-        return []
-    from omegaconf import OmegaConf
-
-    from keytrack.config import EXPERIMENTS_DIR
-
-    path = Path(EXPERIMENTS_DIR) / f"{QUICK_BUDGET}.yaml"
-    budget = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    if budget.pop("extends", None):
-        raise ValueError(f"{path}: a training budget file must not use 'extends' "
-                         "(its keys are applied as overrides)")
-    budget.pop("experiment", None)
-    return _dotlist(budget)
+    return [] if profile == "full" else budget_file_overrides(QUICK_BUDGET)
 
 
 def training_overrides(opts: Options, profile: Profile, seed: int) -> list[str]:

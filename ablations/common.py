@@ -574,6 +574,17 @@ def budget_file_overrides(name: str) -> list[str]:
     return config_dotlist(budget)
 
 
+def describe_budget(cfg) -> str:
+    """The training budget of a composed config in words, for table notes: batch, peak lr and its
+    schedule, epochs and pairs (steps) per epoch."""
+    per_epoch = cfg.loader.samples_per_epoch
+    epochs = cfg.trainer.get("max_epochs")
+    return (f"batch {cfg.loader.batch_size}, peak lr {cfg.optim.lr:g} (warm-up over "
+            f"{100 * cfg.optim.warmup_fraction:g} % of the steps, then linear decay), {epochs} epoch(s) of "
+            + (f"{per_epoch:,} pairs ({int(epochs) * int(per_epoch) // int(cfg.loader.batch_size):,} steps)"
+               if per_epoch else "every training pair"))
+
+
 # -- training -----------------------------------------------------------------------------------------
 
 @dataclass

@@ -48,8 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, dataset_fingerprint, display_path,
-                              budget_file_overrides, file_digest, mean_std, train_or_reuse, write_table)
+from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, budget_file_overrides,
+                              dataset_fingerprint, describe_budget, display_path, file_digest, mean_std,
+                              train_or_reuse, write_table)
 from ablations.tracker_comparison import (CNN_BATCH_SIZE, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                           SETTING_LABELS, track_and_evaluate)
 from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish
@@ -189,12 +190,7 @@ def budget_description(opts: Options) -> str:
 
     cfg = load_config([f"experiment={EXPERIMENTS['transformer']}", *budget_overrides(opts.profile),
                        *opts.train_overrides])
-    per_epoch = cfg.loader.samples_per_epoch
-    epochs = cfg.trainer.get("max_epochs")
-    text = (f"batch {cfg.loader.batch_size}, peak lr {cfg.optim.lr:g} (warm-up over "
-            f"{100 * cfg.optim.warmup_fraction:g} % of the steps, then linear decay), {epochs} epoch(s) of "
-            + (f"{per_epoch:,} pairs ({int(epochs) * int(per_epoch) // int(cfg.loader.batch_size):,} steps)"
-               if per_epoch else "every training pair"))
+    text = describe_budget(cfg)
     limit = cfg.trainer.get("limit_val_batches")
     val = (f"; validation on {100 * float(cfg.data.val_fraction):g} % of the videos"
            + (f", their first {int(limit) * int(cfg.loader.val_batch_size):,} balanced pairs"

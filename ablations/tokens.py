@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ablations.common import (Column, Profile, RunCache, RunRecord, budget_file_overrides, dataset_fingerprint,
-                              file_digest, mean_std, train_or_reuse, write_table)
+from ablations.common import (Column, Profile, RunCache, RunRecord, budget_file_overrides,
+                              dataset_fingerprint, describe_budget, file_digest, mean_std, train_or_reuse,
+                              write_table)
 from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish, paired_difference
 from ablations.tracker_comparison import (PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS,
                                           track_and_evaluate)
@@ -151,12 +152,7 @@ def budget_description(opts: Options) -> str:
 
     cfg = load_config([f"experiment={experiment_name(opts.schemes[0])}", *budget_overrides(opts.profile),
                        *opts.train_overrides])
-    per_epoch = cfg.loader.samples_per_epoch
-    epochs = cfg.trainer.get("max_epochs")
-    text = (f"batch {cfg.loader.batch_size}, peak lr {cfg.optim.lr:g} (warm-up over "
-            f"{100 * cfg.optim.warmup_fraction:g} % of the steps, then linear decay), {epochs} epoch(s) of "
-            + (f"{per_epoch:,} pairs ({int(epochs) * int(per_epoch) // int(cfg.loader.batch_size):,} steps)"
-               if per_epoch else "every training pair"))
+    text = describe_budget(cfg)
     if opts.profile == "full":
         return f"Training: full profile, the paper's (A.4): {text}."
     return (f"Training: quick profile (experiments/{QUICK_BUDGET}.yaml added to each scheme's file): {text}; "

@@ -574,6 +574,19 @@ def budget_file_overrides(name: str) -> list[str]:
     return config_dotlist(budget)
 
 
+def add_run_arguments(parser) -> None:
+    """The options every cached ablation shares: torch threads, retrying failures, waiting for a
+    training of the same configuration in another process."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared "
+                             "with other jobs)")
+    parser.add_argument("--no-retry-failed", action="store_true",
+                        help="keep recorded failures instead of rerunning them")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for a training of the same configuration running in another "
+                             "process")
+
+
 def describe_budget(cfg) -> str:
     """The training budget of a composed config in words, for table notes: batch, peak lr and its
     schedule, epochs and pairs (steps) per epoch."""

@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, budget_file_overrides,
-                              dataset_fingerprint, describe_budget, display_path, file_digest, mean_std,
-                              train_or_reuse, write_table)
+from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, add_run_arguments,
+                              budget_file_overrides, dataset_fingerprint, describe_budget, display_path,
+                              file_digest, mean_std, train_or_reuse, write_table)
 from ablations.tracker_comparison import (CNN_BATCH_SIZE, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                           SETTING_LABELS, track_and_evaluate)
 from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish
@@ -538,11 +538,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--device", default="cpu", help="torch device of the networks when tracking")
     add("--batch-size", type=int, default=16384,
         help=f"most pose pairs per forward (CNNs: at most {CNN_BATCH_SIZE})")
-    add("--threads", type=int, default=None,
-        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared with other jobs)")
-    add("--no-retry-failed", action="store_true", help="keep recorded failures instead of rerunning them")
-    add("--no-wait", action="store_true",
-        help="do not wait for a training of the same configuration running in another process")
+    add_run_arguments(parser)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:

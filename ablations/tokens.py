@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ablations.common import (Column, Profile, RunCache, RunRecord, budget_file_overrides,
+from ablations.common import (Column, Profile, RunCache, RunRecord, add_run_arguments, budget_file_overrides,
                               dataset_fingerprint, describe_budget, file_digest, mean_std, train_or_reuse,
                               write_table)
 from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish, paired_difference
@@ -353,14 +353,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos of the synthetic test set without --data (default: 20)")
     parser.add_argument("--device", default="cpu", help="torch device of the matching network when tracking")
     parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared "
-                             "with other jobs)")
-    parser.add_argument("--no-retry-failed", action="store_true",
-                        help="keep recorded failures instead of rerunning them")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="do not wait for a training of the same configuration running in another "
-                             "process")
+    add_run_arguments(parser)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, Profile, RunCache, RunRecord, complete_head_boxes, dataset_fingerprint,
-                              display_path, mean_std, write_table)
+from ablations.common import (Column, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
+                              dataset_fingerprint, display_path, mean_std, write_table)
 from keytrack.perturb import SETTINGS, perturb
 from keytrack.poses import Dataset
 
@@ -579,7 +579,7 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
         "window (A.4); Pose Entailment compares with "
         + (f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every pose of the "
            "earlier frames")
-        + (f"; the learned baselines with " + (f"the {opts.baseline_nearest} nearest poses of each earlier "
+        + ("; the learned baselines with " + (f"the {opts.baseline_nearest} nearest poses of each earlier "
                                                "frame (--baseline-nearest, to bound their cost)"
                                                if opts.baseline_nearest else "every pose") if learned else "")
         + "; OKS and IoU with every pose.",
@@ -682,14 +682,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos of the synthetic test set without --data (default: 20)")
     parser.add_argument("--device", default="cpu", help="torch device of the matching network")
     parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared "
-                             "with other jobs)")
-    parser.add_argument("--no-retry-failed", action="store_true",
-                        help="keep recorded failures instead of rerunning them")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="do not wait for a training of the same configuration running in another "
-                             "process")
+    add_run_arguments(parser)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:

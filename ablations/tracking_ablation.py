@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (MeanStd, Profile, RunCache, RunRecord, dataset_fingerprint,
+from ablations.common import (MeanStd, Profile, RunCache, RunRecord, add_run_arguments, dataset_fingerprint,
                               mean_std)
 from ablations.tracker_comparison import PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD
 from keytrack.perturb import perturb
@@ -427,11 +427,7 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> No
         help="videos of the synthetic test set without --data (default: 20)")
     add("--device", default="cpu", help="torch device of the matching network")
     add("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
-    add("--threads", type=int, default=None,
-        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared with other jobs)")
-    add("--no-retry-failed", action="store_true", help="keep recorded failures instead of rerunning them")
-    add("--no-wait", action="store_true",
-        help="do not wait for a training of the same configuration running in another process")
+    add_run_arguments(parser)
 
 
 def tracking_kwargs(args: argparse.Namespace) -> dict:

@@ -53,7 +53,7 @@ __all__ = [
 
 #: Experiment-config sections that decide what a training run produces (its data, pairs, tokens,
 #: model, optimiser and sampler), compared to recognise a finished run of the same configuration.
-RESULT_SECTIONS = ("seed", "data", "pairs", "augment", "tokens", "model", "optim", "loader")
+RESULT_SECTIONS = ("seed", "data", "pairs", "augment", "tokens", "model", "loss", "validation", "optim", "loader")
 
 
 # -- profiles ---------------------------------------------------------------------------------------

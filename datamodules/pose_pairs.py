@@ -1,4 +1,14 @@
-"""LightningDataModule of tokenized pose pairs, classes drawn equally (A.4)."""
+"""LightningDataModule of tokenized pose pairs: classes drawn equally (A.4), or candidate lists.
+
+``loss.name = bce`` (the paper): training batches are pairs drawn by a ``WeightedRandomSampler``
+so that matching and non-matching pairs are equally likely. ``loss.name = listwise``: training
+batches are candidate lists (one pose with every candidate of one earlier frame,
+:class:`keytrack.data.CandidateLists`) drawn uniformly; ``loader.batch_size`` and
+``loader.samples_per_epoch`` then count lists. Validation always goes through *every* pair of the
+validation videos in whole candidate lists, so the ranking metrics see each pose's full candidate
+set as the tracker does; the pair metrics (accuracy, F1, AUROC) use the class-balanced subset
+(``pairs.val_balanced``), as before.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,9 +16,10 @@ import logging
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 
-from keytrack.data import TokenizedPairs, class_balanced_weights, identity_collate, load_dataset
+from keytrack.data import (CandidateLists, ListBatches, TokenizedPairs, class_balanced_weights, identity_collate,
+                           load_dataset)
 from keytrack.pairs import split_videos
 from keytrack.poses import Dataset
 
@@ -40,25 +51,39 @@ class PosePairDataModule(pl.LightningDataModule):
                                                 int(cfg.seed))
         self.train_set = TokenizedPairs.build(self.dataset, train_videos, cfg, seed=int(cfg.seed), augment=True)
         self.val_set = TokenizedPairs.build(self.dataset, val_videos, cfg,
-                                            balanced=bool(cfg.pairs.val_balanced), seed=int(cfg.seed))
+                                            balanced="mask" if cfg.pairs.val_balanced else False,
+                                            seed=int(cfg.seed))
         if len(self.train_set) == 0 or 0 in self.train_set.class_counts():
             raise ValueError(f"training pairs: need both classes, got (non-matching, matching) = "
                              f"{self.train_set.class_counts()} from {len(train_videos)} videos")
         log.info("pairs: train %d videos (non-matching, matching) = %s; val %d videos %s",
                  len(train_videos), self.train_set.class_counts(), len(val_videos), self.val_set.class_counts())
 
+    @property
+    def listwise(self) -> bool:
+        return str(self.cfg.loss.name) == "listwise"
+
     def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(int(self.cfg.seed))
+        if self.listwise:
+            lists = CandidateLists(self.train_set)
+            n = self.cfg.loader.samples_per_epoch or len(lists)
+            sampler = RandomSampler(lists, replacement=True, num_samples=int(n), generator=generator)
+            return self._loader(lists, int(self.cfg.loader.batch_size), sampler=sampler)
         n = self.cfg.loader.samples_per_epoch or len(self.train_set)
         sampler = WeightedRandomSampler(class_balanced_weights(self.train_set.labels), num_samples=int(n),
-                                        replacement=True,
-                                        generator=torch.Generator().manual_seed(int(self.cfg.seed)))
+                                        replacement=True, generator=generator)
         return self._loader(self.train_set, int(self.cfg.loader.batch_size), sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, int(self.cfg.loader.val_batch_size))
+        lists = CandidateLists(self.val_set)
+        return self._loader(lists, batch_sampler=ListBatches(lists.length, int(self.cfg.loader.val_batch_size)))
 
-    def _loader(self, dataset: TokenizedPairs, batch_size: int, sampler=None) -> DataLoader:
+    def _loader(self, dataset, batch_size: int | None = None, sampler=None, batch_sampler=None) -> DataLoader:
         workers = int(self.cfg.loader.num_workers)
+        if batch_sampler is not None:
+            return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=identity_collate,
+                              num_workers=workers, persistent_workers=workers > 0)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
                           collate_fn=identity_collate, num_workers=workers,
                           persistent_workers=workers > 0)

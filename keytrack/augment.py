@@ -12,6 +12,18 @@ poses over the frame:
   left shoulder stays a left shoulder.
 
 Neither changes the relative motion between the two poses, which is what Pose Entailment judges.
+
+Three more cover the errors of real keypoints and the sizes of real people (they do change the
+pair, as a pose estimator and a camera would):
+
+* **scale / rotation** of both poses alike about the centre of the pair's visible keypoints
+  (zoom ``U(lo, hi)``, angle ``U(-r, r)`` degrees), clamped to the frame;
+* **jitter**: independent Gaussian noise on every visible keypoint, its std a fraction of its own
+  pose's scale (``√`` of the keypoint-box area), clamped to the frame;
+* **dropped keypoints**: each visible keypoint is removed (``x, y, c = 0``) with probability
+  ``drop``; a pose always keeps at least one keypoint.
+
+A keypoint invisible before stays invisible and untouched; no visible keypoint leaves the frame.
 """
 from __future__ import annotations
 
@@ -21,16 +33,33 @@ from torch import Tensor
 from keytrack.skeleton import FLIP
 
 
+def is_active(options: dict) -> bool:
+    """Whether augmentation ``options`` (the ``augment`` config section) change anything."""
+    return bool(options.get("translate") or (options.get("flip") or 0) > 0 or options.get("scale")
+                or (options.get("rotate") or 0) > 0 or (options.get("jitter") or 0) > 0
+                or (options.get("drop") or 0) > 0)
+
+
 def augment_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, *, translate: bool = True,
-                  flip: float = 0.5, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Randomly translated / flipped copies of ``[M, 15, 3]`` pose pairs in frames ``[M, 2]``."""
+                  flip: float = 0.5, scale: tuple[float, float] | None = None, rotate: float = 0.0,
+                  jitter: float = 0.0, drop: float = 0.0,
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Randomly augmented copies of ``[M, 15, 3]`` pose pairs in frames ``[M, 2]`` (module docstring)."""
     cur, prev = current.clone(), previous.clone()
     m = len(cur)
     if m == 0:
         return cur, prev
+    size = frame_size.to(cur.dtype)
+    if scale or rotate > 0:
+        _scale_rotate(cur, prev, size, scale, float(rotate), generator)
+    if jitter > 0:
+        for pose in (cur, prev):
+            _jitter(pose, size, float(jitter), generator)
+    if drop > 0:
+        for pose in (cur, prev):
+            _drop(pose, float(drop), generator)
     both = torch.cat([cur, prev], dim=1)                          # [M, 30, 3]
     vis = both[..., 2] > 0
-    size = frame_size.to(cur.dtype)
     if flip > 0:
         mirror = torch.rand(m, generator=generator) < flip
         perm = torch.as_tensor(FLIP)
@@ -51,3 +80,48 @@ def augment_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, *, tran
             present = pose[..., 2:3] > 0
             pose[..., :2] = torch.where(present, pose[..., :2] + offset[:, None, :], pose[..., :2])
     return cur, prev
+
+
+def _clamp_to_frame(pose: Tensor, size: Tensor) -> None:
+    present = pose[..., 2:3] > 0
+    inside = torch.minimum(pose[..., :2].clamp_min(0.0), size[:, None, :] - 1e-3)
+    pose[..., :2] = torch.where(present, inside, pose[..., :2])
+
+
+def _scale_rotate(cur: Tensor, prev: Tensor, size: Tensor, scale, rotate: float, generator) -> None:
+    m = len(cur)
+    both = torch.cat([cur, prev], dim=1)
+    vis = both[..., 2:3] > 0
+    centre = torch.where(vis, both[..., :2], 0.0).sum(1) / vis.sum(1).clamp_min(1)        # [M, 2]
+    lo, hi = (float(v) for v in scale) if scale else (1.0, 1.0)
+    zoom = lo + torch.rand(m, generator=generator) * (hi - lo)
+    angle = (torch.rand(m, generator=generator) * 2 - 1) * rotate * torch.pi / 180.0
+    cos, sin = angle.cos() * zoom, angle.sin() * zoom
+    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2).to(cur.dtype)  # [M, 2, 2]
+    for pose in (cur, prev):
+        present = pose[..., 2:3] > 0
+        moved = torch.einsum("mij,mkj->mki", rot, pose[..., :2] - centre[:, None]) + centre[:, None]
+        pose[..., :2] = torch.where(present, moved, pose[..., :2])
+        _clamp_to_frame(pose, size)
+
+
+def _jitter(pose: Tensor, size: Tensor, fraction: float, generator) -> None:
+    present = pose[..., 2] > 0
+    big = torch.finfo(pose.dtype).max
+    lo = torch.where(present[..., None], pose[..., :2], big).amin(1)
+    hi = torch.where(present[..., None], pose[..., :2], -big).amax(1)
+    extent = torch.where(present.any(1, keepdim=True), hi - lo, 0.0)
+    s = (extent[:, 0] * extent[:, 1]).clamp_min(0).sqrt().clamp_min(1.0)                  # [M]
+    noise = torch.randn(pose[..., :2].shape, generator=generator, dtype=pose.dtype) * (fraction * s)[:, None, None]
+    pose[..., :2] = torch.where(present[..., None], pose[..., :2] + noise, pose[..., :2])
+    _clamp_to_frame(pose, size)
+
+
+def _drop(pose: Tensor, p: float, generator) -> None:
+    present = pose[..., 2] > 0
+    dropped = present & (torch.rand(present.shape, generator=generator) < p)
+    # A pose keeps at least one keypoint: its first present one, when every one was drawn.
+    emptied = present.any(1) & ~(present & ~dropped).any(1)
+    first = torch.argmax(present.to(torch.int8), dim=1)
+    dropped[emptied, first[emptied]] = False
+    pose[dropped] = 0.0

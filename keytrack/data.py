@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from keytrack.augment import augment_pairs
+from keytrack.augment import augment_pairs, is_active
 from keytrack.encoders import PairEncoder, TokenEncoder, pair_encoder, token_config  # noqa: F401 (re-exported)
 from keytrack.pairs import PairIndex, sample_pairs
 from keytrack.poses import Dataset
@@ -46,13 +46,17 @@ def load_dataset(data: DictConfig) -> Dataset:
     return dataset
 
 
-def balance(pairs: PairIndex, seed: int) -> PairIndex:
-    """Keep all pairs of the rarer class and as many, drawn without replacement, of the other."""
+def balance_index(pairs: PairIndex, seed: int) -> np.ndarray:
+    """Sorted indices of all pairs of the rarer class and as many, drawn without replacement, of the other."""
     rng = np.random.default_rng(seed)
     idx = [np.flatnonzero(pairs.label == c) for c in (0, 1)]
     n = min(len(i) for i in idx)
-    keep = np.sort(np.concatenate([rng.choice(i, n, replace=False) for i in idx]))
-    return PairIndex(pairs.current[keep], pairs.previous[keep], pairs.delta[keep], pairs.label[keep])
+    return np.sort(np.concatenate([rng.choice(i, n, replace=False) for i in idx]))
+
+
+def balance(pairs: PairIndex, seed: int) -> PairIndex:
+    """Keep all pairs of the rarer class and as many, drawn without replacement, of the other."""
+    return pairs.select(balance_index(pairs, seed))
 
 
 class TokenizedPairs(torch.utils.data.Dataset):
@@ -71,9 +75,15 @@ class TokenizedPairs(torch.utils.data.Dataset):
     def __init__(self, current: torch.Tensor, previous: torch.Tensor, frame_size: torch.Tensor,
                  delta: torch.Tensor, labels: torch.Tensor, config: TokenConfig | PairEncoder,
                  augment: dict | None = None, seed: int = 0, crops: torch.Tensor | None = None,
-                 crop_index: torch.Tensor | None = None):
+                 crop_index: torch.Tensor | None = None, query: torch.Tensor | None = None,
+                 balanced: torch.Tensor | None = None):
         self.current, self.previous, self.frame_size, self.delta = current, previous, frame_size, delta
         self.labels = labels
+        m = len(labels)
+        # ``query``: one id per current pose (its table row), so pairs sharing it are one pose's
+        # candidates; ``balanced``: the class-balanced subset the pair metrics are computed on.
+        self.query = torch.arange(m) if query is None else torch.as_tensor(query, dtype=torch.long)
+        self.balanced = torch.ones(m, dtype=torch.bool) if balanced is None else torch.as_tensor(balanced)
         self.encoder: PairEncoder = TokenEncoder(config) if isinstance(config, TokenConfig) else config
         self.augment = dict(augment or {})
         self.generator = torch.Generator().manual_seed(int(seed))
@@ -100,8 +110,12 @@ class TokenizedPairs(torch.utils.data.Dataset):
         subset = dataset.subset([dataset.videos[i].name for i in videos])
         table = subset.table()
         pairs = sample_pairs(table, delta=int(cfg.pairs.delta), nearest=cfg.pairs.nearest)
-        if balanced and len(pairs):
-            pairs = balance(pairs, seed)
+        in_balanced = None
+        if balanced == "mask" and len(pairs):           # keep every pair, mark the balanced subset
+            in_balanced = np.zeros(len(pairs), bool)
+            in_balanced[balance_index(pairs, seed)] = True
+        elif balanced and len(pairs):
+            pairs = pairs.select(balance_index(pairs, seed))
         encoder = pair_encoder(cfg)
         crops = crop_index = None
         if encoder.needs_crops:
@@ -109,17 +123,22 @@ class TokenizedPairs(torch.utils.data.Dataset):
         kp = torch.as_tensor(table.keypoints, dtype=torch.float32)
         size = torch.as_tensor(table.frame_size, dtype=torch.float32)
         cur = torch.as_tensor(pairs.current)
-        options = {"translate": bool(cfg.augment.translate), "flip": float(cfg.augment.flip)}
+        a = cfg.augment
+        options = {"translate": bool(a.translate), "flip": float(a.flip),
+                   "scale": None if a.scale is None else tuple(float(v) for v in a.scale),
+                   "rotate": float(a.rotate), "jitter": float(a.jitter), "drop": float(a.drop)}
         return cls(kp[cur], kp[torch.as_tensor(pairs.previous)], size[cur], torch.as_tensor(pairs.delta),
                    torch.as_tensor(pairs.label, dtype=torch.long), encoder,
-                   augment=options if augment else None, seed=seed, crops=crops, crop_index=crop_index)
+                   augment=options if augment else None, seed=seed, crops=crops, crop_index=crop_index,
+                   query=torch.as_tensor(pairs.current),
+                   balanced=None if in_balanced is None else torch.as_tensor(in_balanced))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def _encode(self, idx: torch.Tensor, augment: bool) -> dict[str, torch.Tensor]:
         cur, prev, size = self.current[idx], self.previous[idx], self.frame_size[idx]
-        if augment and (self.augment.get("translate") or self.augment.get("flip", 0) > 0):
+        if augment and is_active(self.augment):
             cur, prev = augment_pairs(cur, prev, size, generator=self.generator, **self.augment)
         crops = None
         if self.encoder.needs_crops:
@@ -128,10 +147,29 @@ class TokenizedPairs(torch.utils.data.Dataset):
         return self.encoder(cur, prev, size, self.delta[idx], crops)
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        batch = self._encode(idx, augment=True)
+        return self.batch(torch.as_tensor(indices, dtype=torch.long))
+
+    def batch(self, idx: torch.Tensor, augment: bool = True) -> dict[str, torch.Tensor]:
+        """The encoded pairs ``idx`` with ``label``, ``query`` (current pose id), ``delta`` and
+        ``balanced`` (in the class-balanced subset) beside the encoder's tensors."""
+        batch = self._encode(idx, augment=augment)
         batch["label"] = self.labels[idx]
+        batch["query"] = self.query[idx]
+        batch["delta"] = self.delta[idx]
+        batch["balanced"] = self.balanced[idx]
         return batch
+
+    def groups(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(start, length)`` of each candidate list: the pairs of one current pose at one ``Δ``
+        (pairs are sorted by ``(current, delta, previous)``, so each list is one contiguous run)."""
+        m = len(self.labels)
+        if m == 0:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        new = torch.ones(m, dtype=torch.bool)
+        new[1:] = (self.query[1:] != self.query[:-1]) | (self.delta[1:] != self.delta[:-1])
+        start = new.nonzero().flatten()
+        length = torch.diff(start, append=torch.tensor([m]))
+        return start, length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
@@ -148,6 +186,63 @@ class TokenizedPairs(torch.utils.data.Dataset):
 
 #: The same class under a name that does not suggest tokens.
 EncodedPairs = TokenizedPairs
+
+
+class CandidateLists(torch.utils.data.Dataset):
+    """The pairs of a :class:`TokenizedPairs` grouped into candidate lists, one item per list.
+
+    A list is one pose of frame ``t`` with every candidate of frame ``t - Δ`` (:meth:`TokenizedPairs.groups`):
+    what the listwise loss (:func:`keytrack.losses.listwise_loss`) ranks, and what the tracker chooses
+    among. A batch of list indices is expanded to their pairs and encoded in one call; ``group``
+    numbers the lists of the batch ``0..B-1``.
+    """
+
+    def __init__(self, pairs: TokenizedPairs):
+        self.pairs = pairs
+        self.start, self.length = pairs.groups()
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def expand(self, lists: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pair indices, group)`` of the candidate lists ``lists``."""
+        lengths = self.length[lists]
+        group = torch.repeat_interleave(torch.arange(len(lists)), lengths)
+        first = torch.cumsum(lengths, 0) - lengths
+        idx = self.start[lists][group] + (torch.arange(int(lengths.sum())) - first[group])
+        return idx, group
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx, group = self.expand(torch.as_tensor(indices, dtype=torch.long))
+        batch = self.pairs.batch(idx)
+        batch["group"] = group
+        return batch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])
+
+
+class ListBatches(torch.utils.data.Sampler):
+    """Consecutive candidate lists in batches of at most ``max_pairs`` pairs (a longer list alone):
+    validation goes through every list once, in order, without cutting one across batches."""
+
+    def __init__(self, lengths: torch.Tensor, max_pairs: int):
+        self.batches: list[list[int]] = []
+        current, total = [], 0
+        for i, n in enumerate(lengths.tolist()):
+            if current and total + n > max_pairs:
+                self.batches.append(current)
+                current, total = [], 0
+            current.append(i)
+            total += n
+        if current:
+            self.batches.append(current)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def _pair_crops(dataset: Dataset, pairs: PairIndex, encoder: PairEncoder, cfg: DictConfig,

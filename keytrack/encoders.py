@@ -176,7 +176,9 @@ def token_config(cfg: DictConfig) -> TokenConfig:
     t = cfg.tokens
     return TokenConfig(grid=tuple(t.grid), delta=int(cfg.pairs.delta), position=bool(t.position),
                        type=bool(t.type), segment=bool(t.segment),
-                       relative_position=bool(t.relative_position))
+                       relative_position=bool(t.relative_position),
+                       position_encoding=str(t.position_encoding), fourier_bands=int(t.fourier_bands),
+                       displacement=bool(t.displacement))
 
 
 def pair_encoder(cfg: DictConfig) -> PairEncoder:

@@ -22,6 +22,27 @@ Each keypoint carries one token of each kind:
 A keypoint is visible when its ``c > 0``; invisible keypoints get Position and Relative token 0
 and ``mask`` False, so the attention mask of the matching network ignores them (§3.2).
 
+**Position encodings** (``TokenConfig.position_encoding``; §5.2 suggests that "a better 2-D
+positional encoding" should help, and the paper's lookup is the main reason a network trained on a
+few videos does not transfer to others, docs/matchers.md):
+
+* ``lookup`` (the paper, Eq. 1): the Position token above, one learnt embedding per grid cell.
+* ``factorised``: the same cell as two tokens, ``column`` (``0..w-1``) and ``row`` (``0..h-1``),
+  each with its own embedding table whose sum replaces the cell's: ``w + h`` embeddings instead of
+  ``w · h``, so a cell is learnt from every pose in its row and in its column.
+* ``fourier``: no lookup at all. Each keypoint's ``(x, y)`` is taken relative to the centre of the
+  *earlier* pose ``p^{t-Δ}`` (the mean of its visible keypoints) and divided by that pose's scale
+  (``√`` of its keypoint-box area, at least 1 px), ``u = (xy - c_prev) / s_prev``; the pair is
+  thus free of translation and of the person's size. ``u`` enters as continuous features
+  ``[tanh(u / 4), sin(f_k u), cos(f_k u)]`` with ``f_k = π 2^k / 8``, ``k = 0..bands-1``
+  (``features [M, 30, 2 + 4·bands]``, projected to the hidden size by the network).
+
+``displacement`` (with any encoding) appends, to both tokens of joint ``j``, the joint's own
+motion between the two poses, ``d_j = (x_j^t - x_j^{t-Δ}) / s_prev`` (zero where the joint is
+missing in either pose): ``tanh(d_j / 2)`` (x and y), ``tanh(|d_j|² / 4)`` and the flag "joint
+present in both". The network no longer has to discover through attention alone that joint ``j``
+of one pose is to be compared with joint ``j`` of the other.
+
 All functions are batched tensor code and run on whatever device their inputs are on.
 """
 from __future__ import annotations
@@ -40,9 +61,13 @@ from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
 
 __all__ = ["TokenConfig", "TokenizeError", "tokenize_pairs", "tokenize_table", "random_table",
-           "add_arguments", "run"]
+           "pair_geometry", "POSITION_ENCODINGS", "add_arguments", "run"]
 
 SEQUENCE_LENGTH = 2 * NUM_JOINTS
+#: The values of ``TokenConfig.position_encoding``.
+POSITION_ENCODINGS = ("lookup", "factorised", "fourier")
+#: Features per keypoint of the displacement encoding: tanh(dx/2), tanh(dy/2), tanh(|d|²/4), both present.
+DISPLACEMENT_FEATURES = 4
 
 
 @dataclass(frozen=True)
@@ -55,14 +80,22 @@ class TokenConfig:
     type: bool = True
     segment: bool = True
     relative_position: bool = False
+    position_encoding: str = "lookup"  # lookup (paper) | factorised | fourier
+    fourier_bands: int = 6             # fourier: frequencies π 2^k / 8, k = 0..bands-1
+    displacement: bool = False         # per-joint motion between the two poses as features
 
     def __post_init__(self) -> None:
+        if self.position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"TokenConfig.position_encoding must be one of {', '.join(POSITION_ENCODINGS)}, "
+                             f"got {self.position_encoding!r}")
+        if int(self.fourier_bands) < 0:
+            raise ValueError(f"TokenConfig.fourier_bands must be >= 0, got {self.fourier_bands}")
         w, h = self.grid
         if int(w) < 1 or int(h) < 1:
             raise ValueError(f"TokenConfig.grid must be two positive ints (w, h), got {self.grid}")
         if int(self.delta) < 1:
             raise ValueError(f"TokenConfig.delta must be >= 1, got {self.delta}")
-        if not (self.position or self.type or self.segment or self.relative_position):
+        if not (self.position or self.type or self.segment or self.relative_position or self.displacement):
             raise ValueError("TokenConfig enables no token kind: at least one must be on")
 
     @property
@@ -74,6 +107,21 @@ class TokenConfig:
     def num_segments(self) -> int:
         """Size of the Segment vocabulary, ``δ + 1`` (0 = current pose)."""
         return int(self.delta) + 1
+
+    @property
+    def position_lookup(self) -> bool:
+        """The paper's 432-cell Position lookup is on."""
+        return bool(self.position) and self.position_encoding == "lookup"
+
+    @property
+    def position_factorised(self) -> bool:
+        return bool(self.position) and self.position_encoding == "factorised"
+
+    @property
+    def num_features(self) -> int:
+        """Width of the continuous ``features`` per token (0: the pair has none)."""
+        n = 2 + 4 * int(self.fourier_bands) if self.position and self.position_encoding == "fourier" else 0
+        return n + (DISPLACEMENT_FEATURES if self.displacement else 0)
 
 
 class TokenizeError(ValueError):
@@ -160,8 +208,13 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
     xy = torch.where(mask[..., None], kp[..., :2], torch.zeros((), dtype=kp.dtype, device=device)) * scale
 
     tokens: dict[str, Tensor] = {}
-    if config.position:
+    if config.position_lookup:
         tokens["position"] = _grid_cell(xy[..., 0], xy[..., 1], w, h).masked_fill_(~mask, 0)
+    if config.position_factorised:
+        tokens["column"] = torch.floor(xy[..., 0]).clamp_(0, w - 1).long().masked_fill_(~mask, 0)
+        tokens["row"] = torch.floor(xy[..., 1]).clamp_(0, h - 1).long().masked_fill_(~mask, 0)
+    if config.num_features:
+        tokens["features"] = _continuous_features(kp, mask, config)
     if config.type:
         tokens["type"] = torch.arange(NUM_JOINTS, device=device).repeat(2).expand(m, -1).contiguous()
     if config.segment:
@@ -177,6 +230,43 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
         tokens["relative"] = relative.masked_fill_(~mask, 0)
     tokens["mask"] = mask
     return tokens
+
+
+def pair_geometry(kp: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``(u, scale)`` of ``[M, 30, 3]`` pair keypoints: ``u [M, 30, 2]`` each keypoint relative to
+    the earlier pose's centre (mean of its visible keypoints) divided by ``scale [M]``, the earlier
+    pose's ``√`` keypoint-box area (at least 1 px); invisible keypoints get ``u = 0``."""
+    prev_xy = kp[:, NUM_JOINTS:, :2]
+    prev_vis = mask[:, NUM_JOINTS:, None]
+    n = prev_vis.sum(1).clamp_min(1)
+    centre = torch.where(prev_vis, prev_xy, 0.0).sum(1) / n                          # [M, 2]
+    big = torch.finfo(kp.dtype).max
+    lo = torch.where(prev_vis, prev_xy, big).amin(1)
+    hi = torch.where(prev_vis, prev_xy, -big).amax(1)
+    extent = torch.where(prev_vis.any(1), hi - lo, torch.zeros_like(hi))
+    scale = (extent[:, 0] * extent[:, 1]).clamp_min(0).sqrt().clamp_min(1.0)        # [M]
+    u = (kp[..., :2] - centre[:, None, :]) / scale[:, None, None]
+    return torch.where(mask[..., None], u, 0.0), scale
+
+
+def _continuous_features(kp: Tensor, mask: Tensor, config: TokenConfig) -> Tensor:
+    """``[M, 30, config.num_features]``: Fourier features of ``u`` and / or per-joint displacement."""
+    u, scale = pair_geometry(kp, mask)
+    parts = []
+    if config.position and config.position_encoding == "fourier":
+        bands = int(config.fourier_bands)
+        freq = torch.pi * 2.0 ** torch.arange(bands, dtype=kp.dtype, device=kp.device) / 8.0   # [F]
+        angle = u[..., None] * freq                                                             # [M, 30, 2, F]
+        parts += [torch.tanh(u / 4.0), angle.sin().flatten(2), angle.cos().flatten(2)]
+    if config.displacement:
+        cur, prev = kp[:, :NUM_JOINTS], kp[:, NUM_JOINTS:]
+        both = mask[:, :NUM_JOINTS] & mask[:, NUM_JOINTS:]                               # [M, 15]
+        d = torch.where(both[..., None], (cur[..., :2] - prev[..., :2]) / scale[:, None, None], 0.0)
+        joint = torch.cat([torch.tanh(d / 2.0), torch.tanh((d ** 2).sum(-1, keepdim=True) / 4.0),
+                           both[..., None].to(kp.dtype)], dim=-1)                        # [M, 15, 4]
+        parts.append(joint.repeat(1, 2, 1))                                              # both tokens of j
+    out = torch.cat(parts, dim=-1)
+    return torch.where(mask[..., None], out, 0.0)
 
 
 def tokenize_table(table: PoseTable, pairs: PairIndex,

@@ -85,6 +85,24 @@ def read_metrics(out: str | Path) -> list[dict[str, str]]:
     return rows
 
 
+def metrics_at_best(out: str | Path, best_path: str | None) -> dict[str, float]:
+    """The validation metrics (``val/*``) logged at the epoch of the best checkpoint
+    (``best-epoch=NN.ckpt``), read from the run's CSV logs; empty when unknown."""
+    import re
+
+    match = re.search(r"epoch=(\d+)", Path(best_path).name) if best_path else None
+    if not match:
+        return {}
+    epoch = str(int(match.group(1)))
+    found: dict[str, float] = {}
+    for row in read_metrics(out):
+        if row.get("epoch") == epoch:
+            for k, v in row.items():
+                if k.startswith("val/") and v not in (None, ""):
+                    found[k] = _finite(v)
+    return found
+
+
 def _loggers(cfg: DictConfig, out: Path) -> list:
     # One csv/version_N/ per attempt: a resumed run adds a file instead of overwriting the last.
     loggers = [CSVLogger(save_dir=str(out), name="csv")]
@@ -97,7 +115,7 @@ def _loggers(cfg: DictConfig, out: Path) -> list:
 
 
 #: Config sections that must not change when a run resumes (they define its data and model).
-RESUME_INVARIANT = ("seed", "data", "pairs", "augment", "tokens", "model")
+RESUME_INVARIANT = ("seed", "data", "pairs", "augment", "tokens", "model", "loss")
 
 
 def _check_resumable(cfg: DictConfig, saved_path: Path) -> None:
@@ -129,8 +147,8 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
 
     datamodule = PosePairDataModule(cfg, dataset)
     module = MatchingModule(cfg)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:02d}", monitor="val/acc",
-                                 mode="max", save_top_k=1, save_last=True)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:02d}",
+                                 monitor=str(cfg.validation.monitor), mode="max", save_top_k=1, save_last=True)
     throughput = Throughput()
     callbacks = [checkpoint, throughput]
     trainer_args = dict(cfg.trainer)
@@ -147,6 +165,8 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     if datamodule.train_set is None:                 # ddp_spawn: only the spawned workers trained
         datamodule.setup("fit")
         epochs, step, best_path, best_score = _progress_from_checkpoint(last, best_path, best_score)
+    monitor = str(cfg.validation.monitor)
+    at_best = metrics_at_best(out, best_path)
     # Under DDP every process measures its own share of the batches: the run's rate is their sum.
     pairs_per_s = throughput.pairs_per_second
     world = int(trainer.world_size)
@@ -159,7 +179,9 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
         "parameters": sum(p.numel() for p in module.model.parameters()),
         "train_pairs": len(datamodule.train_set), "val_pairs": len(datamodule.val_set),
         "best_checkpoint": best_path,
-        "best_val_acc": best_score,
+        "best_val_acc": at_best.get("val/acc", best_score if monitor == "val/acc" else None),
+        "best_val_rank1": at_best.get("val/rank1", best_score if monitor == "val/rank1" else None),
+        "monitor": monitor, "best_score": best_score, "metrics_at_best": at_best,
         "last_checkpoint": str(last) if last.is_file() else None,
         "metrics": metrics,
         "global_zero": bool(trainer.is_global_zero),
@@ -186,10 +208,12 @@ def run(args: argparse.Namespace) -> int:
     if not result.get("global_zero", True):          # DDP: the other processes stay quiet
         return 0
     acc = result["best_val_acc"]
+    rank1 = result["best_val_rank1"]
     pps = result["train_pairs_per_s"]
     world = result["world_size"]
     processes = "" if world == 1 else f" ({world} processes)"
     print(f"{cfg.experiment}/{cfg.run_name}: best val/acc {acc if acc is None else f'{acc:.4f}'}, "
+          f"val/rank1 {rank1 if rank1 is None else f'{rank1:.4f}'} (checkpoint chosen by {result['monitor']}), "
           f"{result['train_pairs']} train pairs, "
           f"{'n/a' if pps is None else f'{pps:.0f}'} train pairs/s at batch {result['batch_size']}"
           f"{processes}; "

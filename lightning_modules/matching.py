@@ -1,9 +1,20 @@
 """LightningModule around any matching network: Pose Entailment as 2-way classification (§3.2, A.4).
 
-Cross entropy on (non-matching, matching), or the matcher's own ``loss(logits, labels)`` when it
-defines one (the GCN's contrastive loss, :mod:`keytrack.models.gcn`); AdamW; the learning rate warms up linearly to
-``optim.lr`` over ``optim.warmup_fraction`` of all steps, then decays linearly to 0 (A.4).
-Validation logs torchmetrics accuracy, F1 and AUROC of the match probability.
+``loss.name = bce``: cross entropy on (non-matching, matching), or the matcher's own
+``loss(logits, labels)`` when it defines one (the GCN's contrastive loss, :mod:`keytrack.models.gcn`).
+``loss.name = listwise``: :func:`keytrack.losses.listwise_loss` over candidate lists (beyond the paper).
+AdamW; the learning rate warms up linearly to ``optim.lr`` over ``optim.warmup_fraction`` of all
+steps, then decays linearly to 0 (A.4).
+
+Validation logs, on the validation videos:
+
+* the ranking metrics of :mod:`keytrack.ranking` (``val/rank1``, ``val/wrong_beats_true``,
+  ``val/new_track``, ``val/accepted``) over every pose and all its candidates, as the tracker
+  decides; the best checkpoint is chosen by ``validation.monitor`` (default ``val/rank1``);
+* torchmetrics accuracy, F1 and AUROC of the match probability on the class-balanced pairs
+  (Table 3's pair accuracy, ``val/acc``);
+* ``val/loss``: the training objective (pair cross entropy on the balanced pairs, or the listwise
+  loss over every candidate list).
 """
 from __future__ import annotations
 
@@ -14,7 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
+from keytrack.losses import LOSSES, listwise_loss
 from keytrack.models.factory import build_matcher
+from keytrack.ranking import TrackingRanking
 
 
 def warmup_linear_decay(total_steps: int, warmup_fraction: float):
@@ -38,6 +51,10 @@ class MatchingModule(pl.LightningModule):
         self.model = build_matcher(cfg)
         metrics = MetricCollection({"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()})
         self.val_metrics = metrics.clone(prefix="val/")
+        self.val_ranking = TrackingRanking(float(cfg.validation.match_threshold))
+        self.objective = str(cfg.loss.name)
+        if self.objective not in LOSSES:
+            raise ValueError(f"loss.name: unknown loss {self.objective!r} (known: {', '.join(LOSSES)})")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(batch)
@@ -50,22 +67,39 @@ class MatchingModule(pl.LightningModule):
         own = getattr(self.model, "loss", None)
         return own(logits, labels) if callable(own) else F.cross_entropy(logits, labels)
 
+    def objective_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The configured objective: listwise over ``batch["group"]``, else the pair loss."""
+        if self.objective == "listwise":
+            return listwise_loss(logits, batch["label"], batch["group"])
+        return self.loss(logits, batch["label"])
+
     def training_step(self, batch, batch_idx):
         logits = self(batch)
-        loss = self.loss(logits, batch["label"])
+        loss = self.objective_loss(logits, batch)
         acc = (logits.argmax(-1) == batch["label"]).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": acc}, prog_bar=True, batch_size=len(logits))
         return loss
 
     def validation_step(self, batch, batch_idx):
         logits = self(batch)
-        loss = self.loss(logits, batch["label"])
-        self.val_metrics.update(logits.softmax(-1)[:, 1], batch["label"])
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(logits), sync_dist=True)
+        prob = logits.softmax(-1)[:, 1]
+        self.val_ranking.update(prob, batch["label"], batch["query"])
+        sel = batch["balanced"].bool() if "balanced" in batch else torch.ones_like(batch["label"], dtype=torch.bool)
+        if self.objective == "listwise" and "group" in batch:
+            loss, n = listwise_loss(logits, batch["label"], batch["group"]), len(logits)
+        else:
+            loss, n = (self.loss(logits[sel], batch["label"][sel]) if sel.any() else None), int(sel.sum())
+        if sel.any():
+            self.val_metrics.update(prob[sel], batch["label"][sel])
+        if loss is not None:
+            self.log("val/loss", loss, prog_bar=True, batch_size=max(n, 1), sync_dist=True)
 
     def on_validation_epoch_end(self):
         self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
+        self.log_dict({f"val/{k}": v for k, v in self.val_ranking.compute().items()}, prog_bar=False,
+                      sync_dist=True)
+        self.val_ranking.reset()
 
     def configure_optimizers(self):
         o = self.cfg.optim

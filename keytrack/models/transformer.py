@@ -63,20 +63,32 @@ class TransformerConfig:
     type: bool = True
     segment: bool = True
     relative_position: bool = False
+    num_columns: int = 24        # factorised position: columns of the grid (0 = off)
+    num_rows: int = 18           # factorised position: rows of the grid
+    factorised_position: bool = False
+    num_features: int = 0        # width of the continuous per-token features (0 = none)
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"TransformerConfig.hidden ({self.hidden}) must be divisible by "
                              f"heads ({self.heads})")
-        if not (self.position or self.type or self.segment or self.relative_position):
+        if not (self.position or self.type or self.segment or self.relative_position
+                or self.factorised_position or self.num_features):
             raise ValueError("TransformerConfig enables no embedding: at least one must be on")
+        if self.num_features < 0:
+            raise ValueError(f"TransformerConfig.num_features must be >= 0, got {self.num_features}")
         for f in ("num_positions", "num_types", "num_segments", "hidden", "intermediate", "layers", "heads"):
             if getattr(self, f) < 1:
                 raise ValueError(f"TransformerConfig.{f} must be >= 1, got {getattr(self, f)}")
 
 
 class Embeddings(nn.Module):
-    """§3.2: one lookup table per enabled token kind; E_sum = Σ E_kind, then LayerNorm, dropout."""
+    """§3.2: one lookup table per enabled token kind; E_sum = Σ E_kind, then LayerNorm, dropout.
+
+    Beyond the paper: ``column`` + ``row`` tables (the factorised position) and a linear
+    projection of the continuous ``features`` (Fourier position, per-joint displacement;
+    :mod:`keytrack.tokenize`), added to the sum like any other embedding.
+    """
 
     #: token-dict key -> (config flag, attribute of the lookup table, vocabulary size field)
     KINDS = {
@@ -84,6 +96,8 @@ class Embeddings(nn.Module):
         "type": ("type", "type_embeddings", "num_types"),
         "segment": ("segment", "segment_embeddings", "num_segments"),
         "relative": ("relative_position", "relative_position_embeddings", "num_positions"),
+        "column": ("factorised_position", "column_embeddings", "num_columns"),
+        "row": ("factorised_position", "row_embeddings", "num_rows"),
     }
 
     def __init__(self, config: TransformerConfig):
@@ -91,6 +105,7 @@ class Embeddings(nn.Module):
         for flag, attr, size in self.KINDS.values():
             table = nn.Embedding(getattr(config, size), config.hidden) if getattr(config, flag) else None
             setattr(self, attr, table)
+        self.feature_projection = nn.Linear(config.num_features, config.hidden) if config.num_features else None
         self.layer_norm = nn.LayerNorm(config.hidden, eps=1e-12)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -104,6 +119,12 @@ class Embeddings(nn.Module):
                 raise KeyError(f"the matching network embeds '{key}' tokens but the batch has only "
                                f"{sorted(tokens)}; tokenize with the same TokenConfig")
             e = table(tokens[key])
+            total = e if total is None else total + e
+        if self.feature_projection is not None:
+            if "features" not in tokens:
+                raise KeyError(f"the matching network projects continuous 'features' but the batch has only "
+                               f"{sorted(tokens)}; tokenize with the same TokenConfig")
+            e = self.feature_projection(tokens["features"].to(self.feature_projection.weight.dtype))
             total = e if total is None else total + e
         return self.dropout(self.layer_norm(total))
 
@@ -187,8 +208,10 @@ class TransformerMatchingNetwork(nn.Module):
         any other :class:`TransformerConfig` field (e.g. ``hidden=64``)."""
         values = dict(
             num_positions=token_config.num_positions, num_segments=token_config.num_segments,
-            position=token_config.position, type=token_config.type, segment=token_config.segment,
+            position=token_config.position_lookup, type=token_config.type, segment=token_config.segment,
             relative_position=token_config.relative_position,
+            num_columns=int(token_config.grid[0]), num_rows=int(token_config.grid[1]),
+            factorised_position=token_config.position_factorised, num_features=token_config.num_features,
         )
         known = {f.name for f in fields(TransformerConfig)}
         unknown = set(overrides) - known

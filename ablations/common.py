@@ -733,5 +733,6 @@ def matching_network(profile: Profile, *, checkpoint: str | None, experiment: st
     trained = train_or_reuse(experiment, overrides, wait=wait)
     return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
             "source": "reused" if trained.reused else "trained", "run_dir": str(trained.run_dir),
-            "best_val_acc": trained.metrics.get("best_val_acc"), "experiment": experiment,
+            "best_val_acc": trained.metrics.get("best_val_acc"),
+            "best_val_rank1": trained.metrics.get("best_val_rank1"), "experiment": experiment,
             "overrides": overrides}

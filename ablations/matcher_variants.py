@@ -80,8 +80,8 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     profile = Profile.from_data(data)
     out_dir = Path(out) if out else profile.results_dir(ABLATION)
     cache = RunCache(out_dir / "runs")
-    base = [*profile.train_overrides(), f"seed={seed}", *spec.get("budget", []), *extra]
-    cfg0 = load_config(["experiment=default", *base])
+    base = [*profile.train_overrides(), f"seed={seed}", *spec.get("budget", [])]
+    cfg0 = load_config(["experiment=default", *base, *extra])
     fit, val = _validation_ground_truth(profile, cfg0)
     val_id = dataset_fingerprint(val)
 
@@ -111,7 +111,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     for v in spec["variants"]:
         if only and v["name"] not in only:
             continue
-        overrides = [*base, *v.get("overrides", []), f"run_name={profile.tag}-{_slug(v['name'])}-seed{seed}"]
+        overrides = [*base, *v.get("overrides", []), *extra, f"run_name={profile.tag}-{_slug(v['name'])}-seed{seed}"]
         row = {"variant": v["name"], "experiment": v["experiment"]}
         try:
             trained = train_or_reuse(v["experiment"], overrides)

@@ -62,13 +62,15 @@ SETTING_LABELS: dict[str, str] = {
 #: Tracking methods run here (scorer name -> label); all use the same tracker and greedy assignment.
 METHODS: dict[str, str] = {
     "pose_entailment": "Pose Entailment",
+    "pose_entailment_improved": "Pose Entailment (improved)",
     "oks": "OKS (greedy)",
     "iou": "IoU (greedy)",
     "gcn": "GCN (ours)",
     "cnn_keypoints": "CNN on keypoints",
     "cnn_crops": "CNN on image crops",
 }
-SHORT: dict[str, str] = {"pose_entailment": "Pose Entailment", "oks": "OKS", "iou": "IoU", "gcn": "GCN",
+SHORT: dict[str, str] = {"pose_entailment": "Pose Entailment",
+                         "pose_entailment_improved": "Pose Entailment (improved)", "oks": "OKS", "iou": "IoU", "gcn": "GCN",
                          "cnn_keypoints": "CNN on keypoints", "cnn_crops": "CNN on crops"}
 #: Learned baselines (§4.2, §5.2): method -> the experiment file of its matcher. Each is trained with
 #: the training budget (optimiser, loader, epochs) of Pose Entailment's experiment and tracks with
@@ -105,6 +107,9 @@ class Options:
     experiment: str = "default"
     train_seed: int = 0
     train_overrides: tuple[str, ...] = ()
+    train_seeds: tuple[int, ...] | None = None          # several: every learned method trained per seed
+    improved_experiment: str = "improved"
+    improved_overrides: tuple[str, ...] = ()
     checkpoint: str | None = None
     checkpoints: dict[str, str] = field(default_factory=dict)
     delta: int = 4
@@ -144,10 +149,26 @@ class Options:
             raise ValueError(f"seeds must be integers >= 0, got {list(self.seeds)}")
         if not self.grid or not all(0.0 <= t <= 1.0 for t in self.grid):
             raise ValueError(f"grid: match thresholds must lie in [0, 1], got {list(self.grid)}")
+        if self.train_seeds is not None and (not self.train_seeds or min(self.train_seeds) < 0):
+            raise ValueError(f"train_seeds must be integers >= 0, got {list(self.train_seeds)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if not 0.0 <= self.keypoint_threshold <= 1.0:
             raise ValueError(f"keypoint_threshold must lie in [0, 1], got {self.keypoint_threshold}")
+
+
+    @property
+    def seeds_of_training(self) -> tuple[int, ...]:
+        """The training seeds of every learned method: ``train_seeds``, else ``(train_seed,)``."""
+        return tuple(self.train_seeds) if self.train_seeds else (int(self.train_seed),)
+
+
+#: The Pose Entailment methods: each is a transformer trained from its own experiment.
+POSE_ENTAILMENT_METHODS = ("pose_entailment", "pose_entailment_improved")
+
+
+def is_learned(method: str) -> bool:
+    return method in POSE_ENTAILMENT_METHODS or method in LEARNED_BASELINES
 
 
 @dataclass
@@ -171,7 +192,7 @@ def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int, i
     images under ``image_root`` / ``split``, or the synthetic renderer of its training data)."""
     from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
 
-    if method == "pose_entailment" or method in LEARNED_BASELINES:
+    if is_learned(method):
         if checkpoint is None:
             raise RuntimeError("no matching network to track with (training failed or was not run)")
         if method.startswith("cnn_"):
@@ -216,11 +237,17 @@ def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_thresho
 
 # -- steps ----------------------------------------------------------------------------------------------
 
-def _matching_network(opts: Options, profile: Profile) -> tuple[dict | None, str | None]:
-    """``({checkpoint, digest, ...}, None)``, or ``(None, "<error>")`` when training failed."""
+def _matching_network(opts: Options, profile: Profile, method: str = "pose_entailment",
+                      seed: int | None = None) -> tuple[dict | None, str | None]:
+    """``({checkpoint, digest, ...}, None)``, or ``(None, "<error>")`` when training failed: the paper's
+    transformer (``--experiment``) or the improved one (``--improved-experiment``)."""
+    seed = opts.train_seed if seed is None else seed
+    improved = method == "pose_entailment_improved"
     try:
-        return shared_matching_network(profile, checkpoint=opts.checkpoint, experiment=opts.experiment,
-                                       train_seed=opts.train_seed, train_overrides=opts.train_overrides,
+        return shared_matching_network(profile, checkpoint=None if improved else opts.checkpoint,
+                                       experiment=opts.improved_experiment if improved else opts.experiment,
+                                       train_seed=seed,
+                                       train_overrides=opts.improved_overrides if improved else opts.train_overrides,
                                        wait=opts.wait_for_training), None
     except Exception as err:    # noqa: BLE001 - the baselines still run; Pose Entailment cells fail
         log.error("matching network: %s: %s", type(err).__name__, err)
@@ -242,20 +269,22 @@ def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str
     return [*out, f"trainer.max_epochs={json.dumps(OmegaConf.select(cfg, 'trainer.max_epochs'))}"]
 
 
-def _baseline_network(opts: Options, profile: Profile, method: str) -> tuple[dict | None, str | None]:
+def _baseline_network(opts: Options, profile: Profile, method: str,
+                      seed: int | None = None) -> tuple[dict | None, str | None]:
     """The network of a learned baseline: ``--baseline-checkpoint``, else its experiment trained with
     Pose Entailment's budget (run ``<data>-<experiment>-budget-seed<k>``) or that finished run."""
     from keytrack.config import data_tag, load_config
 
+    seed = opts.train_seed if seed is None else seed
     try:
         if method in opts.checkpoints:
             return shared_matching_network(profile, checkpoint=opts.checkpoints[method],
-                                           experiment=LEARNED_BASELINES[method], train_seed=opts.train_seed), None
+                                           experiment=LEARNED_BASELINES[method], train_seed=seed), None
         tag = data_tag(load_config(profile.train_overrides()).data)
         overrides = [*budget_overrides(opts.experiment, opts.train_overrides), *opts.train_overrides,
-                     f"run_name={tag}-{opts.experiment}-budget-seed{opts.train_seed}"]
+                     f"run_name={tag}-{opts.experiment}-budget-seed{seed}"]
         return shared_matching_network(profile, checkpoint=None, experiment=LEARNED_BASELINES[method],
-                                       train_seed=opts.train_seed, train_overrides=overrides,
+                                       train_seed=seed, train_overrides=overrides,
                                        wait=opts.wait_for_training), None
     except Exception as err:    # noqa: BLE001 - the other methods still run; this method's cells fail
         log.error("%s network: %s: %s", method, type(err).__name__, err)
@@ -335,7 +364,6 @@ def _value(records: list[RunRecord], getter, seeds: int):
 def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
                 skipped: dict[str, str] | None = None) -> list[dict]:
     rows = []
-    n = len(opts.seeds)
     skipped = skipped or {}
     paper_only = {m: label for m, label in PAPER_ONLY.items() if m not in opts.methods}
     for setting in opts.settings:
@@ -343,6 +371,7 @@ def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
         for stride in opts.strides:
             for method in opts.methods:
                 records = cells.get((setting, stride, method), [])
+                n = max(1, len(records))
                 row = {"setting": SETTING_LABELS[setting], "stride": stride, "method": METHODS[method],
                        "threshold": None if method in skipped else thresholds.get(method)}
                 for part in (*PARTS, "Total"):
@@ -354,8 +383,7 @@ def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
                     if method in ref:
                         row["idsw_paper"] = ref[method]["idsw"][-1]
                         row["mota_paper"] = ref[method]["mota_total"]
-                failed = [f"seed {opts.seeds[i]}: {r.failure}" if n > 1 else r.failure
-                          for i, r in enumerate(records) if not r.ok]
+                failed = [f"{r.key}: {r.failure}" if n > 1 else r.failure for r in records if not r.ok]
                 row["status"] = ("skipped: " + skipped[method] if method in skipped
                                  else "failed: " + "; ".join(failed) if failed else None)
                 rows.append(row)
@@ -418,13 +446,16 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     cache = RunCache(out / "runs", retry_failed=opts.retry_failed)
     failures: list[str] = []
 
-    # 1. The matching network (trained on the training split, or reused).
-    network, network_error = (None, None)
-    if "pose_entailment" in opts.methods:
-        network, network_error = _matching_network(opts, profile)
-        if network_error:
-            failures.append(f"matching network: {network_error}")
-    checkpoint = network["checkpoint"] if network else None
+    # 1. The matching networks (trained on the training split, or reused), one per training seed.
+    train_seeds = opts.seeds_of_training
+    networks: dict[tuple[str, int], tuple[dict | None, str | None]] = {}
+    for method in opts.methods:
+        if method in POSE_ENTAILMENT_METHODS:
+            for s in train_seeds:
+                networks[method, s] = _matching_network(opts, profile, method, s)
+                if networks[method, s][1]:
+                    failures.append(f"{SHORT[method]} network (seed {s}): {networks[method, s][1]}")
+    network, network_error = networks.get(("pose_entailment", train_seeds[0]), (None, None))
 
     # 1b. The learned baselines (§4.2, §5.2), trained with Pose Entailment's budget; the crop CNN is
     #     skipped on data without image files.
@@ -439,14 +470,15 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     baselines: dict[str, tuple[dict | None, str | None]] = {}
     for method in opts.methods:
         if method in LEARNED_BASELINES and method not in skipped:
-            baselines[method] = _baseline_network(opts, profile, method)
-            if baselines[method][1]:
-                failures.append(f"{method} network: {baselines[method][1]}")
+            for s in train_seeds:
+                networks[method, s] = _baseline_network(opts, profile, method, s)
+                if networks[method, s][1]:
+                    failures.append(f"{method} network (seed {s}): {networks[method, s][1]}")
+            baselines[method] = networks[method, train_seeds[0]]
 
     # 2. Match thresholds: Pose Entailment's and the learned baselines' decision point (0.5); OKS / IoU
     #    tuned on the training split.
-    thresholds: dict[str, float | None] = {m: POSE_ENTAILMENT_THRESHOLD for m in opts.methods
-                                           if m == "pose_entailment" or m in LEARNED_BASELINES}
+    thresholds: dict[str, float | None] = {m: POSE_ENTAILMENT_THRESHOLD for m in opts.methods if is_learned(m)}
     tuning_rows: list[dict] = []
     to_tune = [m for m in opts.methods if m in TUNED and m not in opts.fixed_thresholds]
     thresholds.update({m: float(t) for m, t in opts.fixed_thresholds.items() if m in opts.methods})
@@ -468,25 +500,27 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     image_root = str(profile.data_root) if profile.data_root is not None else None
     methods = [m for m in opts.methods if m not in skipped]
     cells: dict[tuple[str, int, str], list[RunRecord]] = {}
-    total = len(opts.settings) * len(opts.strides) * len(methods) * len(opts.seeds)
+    runs = [(m, s) for m in methods for s in (train_seeds if is_learned(m) else (None,))]
+    total = len(opts.settings) * len(opts.strides) * len(runs) * len(opts.seeds)
     done = 0
     for seed in opts.seeds:
         for setting in opts.settings:
             predicted: Dataset | None = None
             for stride in opts.strides:
                 subsampled: tuple[Dataset, Dataset] | None = None
-                for method in methods:
+                for method, train_seed in runs:
                     kp_threshold = 0.0 if setting == "gt_boxes_gt_keypoints" else opts.keypoint_threshold
                     params = {"kind": "cell", "data": eval_id, "setting": setting, "stride": stride,
                               "method": method, "seed": seed, "match_threshold": thresholds.get(method),
                               "delta": opts.delta, "keypoint_threshold": kp_threshold}
-                    if method == "pose_entailment":
-                        params.update(nearest=opts.nearest, checkpoint=network and network["digest"])
+                    net, error = networks.get((method, train_seed), (None, None))
+                    if method in POSE_ENTAILMENT_METHODS:
+                        params.update(nearest=opts.nearest, checkpoint=net and net["digest"])
                     elif method in LEARNED_BASELINES:      # new keys: the cached cells of the others stay valid
-                        net = baselines[method][0]
                         params.update(nearest=opts.baseline_nearest, checkpoint=net and net["digest"])
 
-                    def cell(setting=setting, stride=stride, method=method, seed=seed, kp=kp_threshold):
+                    def cell(setting=setting, stride=stride, method=method, seed=seed, kp=kp_threshold,
+                             net=net, error=error):
                         nonlocal predicted, subsampled
                         from keytrack.tracking import subsample
 
@@ -496,24 +530,24 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                             predicted = perturb(eval_gt, setting, seed)
                         if subsampled is None:
                             subsampled = (subsample(eval_gt, stride), subsample(predicted, stride))
-                        if method == "pose_entailment" and network_error:
-                            raise RuntimeError(f"no matching network: {network_error}")
-                        if method in LEARNED_BASELINES:
-                            net, error = baselines[method]
-                            if error:
+                        if is_learned(method):
+                            if error or net is None:
                                 raise RuntimeError(f"no {SHORT[method]} network: {error}")
                             scorer = _scorer(method, net["checkpoint"], opts.device, opts.batch_size,
                                              image_root=image_root, split=profile.eval_split)
-                            nearest = opts.baseline_nearest
+                            nearest = opts.baseline_nearest if method in LEARNED_BASELINES else opts.nearest
                         else:
-                            scorer = _scorer(method, checkpoint, opts.device, opts.batch_size)
-                            nearest = opts.nearest if method == "pose_entailment" else None
+                            scorer = _scorer(method, None, opts.device, opts.batch_size)
+                            nearest = None
                         return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
                                                   delta=opts.delta, nearest=nearest, keypoint_threshold=kp)
 
                     done += 1
-                    log.info("[%d/%d] %s, stride %d, %s, seed %d", done, total, setting, stride, method, seed)
-                    record = cache.run(f"{setting}-stride{stride}-{method}-seed{seed}", cell, params)
+                    trained = "" if train_seed is None or train_seed == train_seeds[0] and len(train_seeds) == 1 \
+                        else f"-train{train_seed}"
+                    log.info("[%d/%d] %s, stride %d, %s%s, seed %d", done, total, setting, stride, method,
+                             trained, seed)
+                    record = cache.run(f"{setting}-stride{stride}-{method}{trained}-seed{seed}", cell, params)
                     cells.setdefault((setting, stride, method), []).append(record)
                     if not record.ok:
                         failures.append(f"{record.key}: {record.failure}")
@@ -522,7 +556,7 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     paper = _paper_figure4()
     rows = _table_rows(cells, opts, thresholds, paper, skipped)
     notes = _notes(opts, profile, eval_gt, network, network_error, thresholds, cache, train_description,
-                   eval_description, baselines, skipped)
+                   eval_description, baselines, skipped, networks)
     files = list(write_table(rows, out, columns=_columns(rows),
                              title="Tracking methods on the same keypoints (Figure 4, §4.2)", notes=notes))
     if tuning_rows:
@@ -562,8 +596,10 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
 
 def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | None, network_error: str | None,
            thresholds: dict, cache: RunCache, train_description: str, eval_description: str,
-           baselines: dict | None = None, skipped: dict[str, str] | None = None) -> list[str]:
-    baselines, skipped = baselines or {}, skipped or {}
+           baselines: dict | None = None, skipped: dict[str, str] | None = None,
+           networks: dict | None = None) -> list[str]:
+    baselines, skipped, networks = baselines or {}, skipped or {}, networks or {}
+    train_seeds = opts.seeds_of_training
     learned = [m for m in opts.methods if m in LEARNED_BASELINES]
     tuned = [m for m in opts.methods if m in TUNED]
     notes = [
@@ -616,13 +652,25 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
                          + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
         elif error:
             notes.append(f"{SHORT[m]} network: unavailable ({error}); its rows failed.")
-    if network:
-        acc = network.get("best_val_acc")
-        notes.append(f"Matching network: {display_path(network['checkpoint'])} ({network['source']}"
-                     + (f", experiment {network['experiment']}" if network.get("experiment") else "")
-                     + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
-    elif network_error:
-        notes.append(f"Matching network: unavailable ({network_error}); Pose Entailment rows failed.")
+    if len(train_seeds) > 1:
+        notes.append(f"Learned methods: trained with seeds {', '.join(map(str, train_seeds))}; each of their cells "
+                     "is the mean ± sample std over those trainings (one perturbation seed each).")
+    if "pose_entailment_improved" in opts.methods:
+        notes.append(f"Pose Entailment: experiments/{opts.experiment}.yaml (the paper's model, tokens and loss); "
+                     f"Pose Entailment (improved): experiments/{opts.improved_experiment}.yaml"
+                     + (f" with {' '.join(opts.improved_overrides)}" if opts.improved_overrides else "")
+                     + " (docs/matchers.md).")
+    for (method, s), (net, error) in sorted(networks.items()):
+        if method not in POSE_ENTAILMENT_METHODS:
+            continue
+        if net:
+            acc, rank1 = net.get("best_val_acc"), net.get("best_val_rank1")
+            notes.append(f"{SHORT[method]} network, seed {s}: {display_path(net['checkpoint'])} ({net['source']}"
+                         + (f", experiment {net['experiment']}" if net.get("experiment") else "")
+                         + (f", val/rank1 {rank1:.4f}" if isinstance(rank1, float) else "")
+                         + (f", val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
+        elif error:
+            notes.append(f"{SHORT[method]} network, seed {s}: unavailable ({error}); its rows failed.")
     if profile.data_root is not None:
         notes.append("An empty cell is a value the data cannot give (e.g. Head on data that never "
                      "annotates the nose, as Bonn, where the AP of GT keypoints is 93.3: poseval scores the "
@@ -655,6 +703,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default="default",
                         help="training experiment config (default: default)")
     parser.add_argument("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
+    parser.add_argument("--train-seeds", type=int, nargs="+", default=None, metavar="S",
+                        help="train every learned method once per seed; cells show mean ± std (overrides "
+                             "--train-seed)")
+    parser.add_argument("--improved-experiment", default="improved",
+                        help="experiment of the improved Pose Entailment matcher (default: improved)")
+    parser.add_argument("--improved-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra training override of the improved matcher (repeatable)")
     parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
                         help="extra training config override (repeatable)")
     parser.add_argument("--checkpoint", default=None,
@@ -696,6 +751,9 @@ def options_from_args(args: argparse.Namespace) -> Options:
     return Options(data=args.data, eval_split=args.eval_split, out=args.out, strides=tuple(args.strides),
                    seeds=tuple(args.seeds), settings=tuple(args.settings), methods=tuple(args.methods),
                    experiment=args.experiment, train_seed=args.train_seed,
+                   train_seeds=tuple(args.train_seeds) if args.train_seeds else None,
+                   improved_experiment=args.improved_experiment,
+                   improved_overrides=tuple(args.improved_override),
                    train_overrides=tuple(args.train_override), checkpoint=args.checkpoint,
                    checkpoints=checkpoints, delta=args.delta, nearest=args.nearest,
                    baseline_nearest=args.baseline_nearest, keypoint_threshold=args.keypoint_threshold, grid=tuple(args.grid),

@@ -79,6 +79,9 @@ def augment_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, *, tran
         for pose in (cur, prev):
             present = pose[..., 2:3] > 0
             pose[..., :2] = torch.where(present, pose[..., :2] + offset[:, None, :], pose[..., :2])
+    if flip > 0 or translate:            # a mirrored x = width - 0 lies on the border, outside [0, width)
+        for pose in (cur, prev):
+            _clamp_to_frame(pose, size)
     return cur, prev
 
 

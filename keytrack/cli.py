@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-tokenize": ("keytrack.tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
+    "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
     "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }

@@ -1,0 +1,193 @@
+"""``keytrack diagnose``: how a matcher ranks each pose's candidates, as the tracker decides (§3.1).
+
+    keytrack diagnose --checkpoint runs/improved/<run>/checkpoints/best-*.ckpt --input DIR [--split S]
+                      [--frame-stride K] [--output DIR]
+    keytrack diagnose --scorer oks --input DIR                 # the same numbers for OKS
+
+Every pose of a frame ``t`` (with a ground-truth track id) is a query; its candidates are the
+annotated poses of frames ``t-1 .. t-δ`` of the same video (the tracker's window, every pose, with
+the ground-truth identities, so the numbers measure the matcher alone, not error propagation).
+All pairs are scored in batches. Writes to ``--output`` (default
+``results/diagnose/<input>-<split>-<scorer>-stride<K>/``):
+
+* ``ranking.md`` / ``ranking.csv``: :mod:`keytrack.ranking`'s rank-1 accuracy, share of poses
+  whose best wrong candidate beats the true one, share of new people correctly sent to a new track,
+  share correctly accepted, over the whole window (a track scores its best appearance, A.4) and per
+  ``Δ`` (only the candidates of frame ``t - Δ``);
+* ``scores.png``: histograms of the true candidate's score and of the best wrong candidate's score;
+* ``worst_frames.md`` / ``.csv``: the frames with the most poses whose best wrong candidate beats
+  the true one, with the largest margin.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from keytrack.atomic import write_text
+
+log = logging.getLogger("keytrack.diagnose")
+
+__all__ = ["score_pairs", "diagnose", "add_arguments", "run"]
+
+
+def score_pairs(scorer, table, pairs, batch_size: int = 16384) -> np.ndarray:
+    """``[M]`` match scores of ``pairs`` (rows of ``table``) under a tracker scorer: a matching
+    network (one batched forward per chunk) or OKS (the earlier pose's box as the scale)."""
+    kp = np.asarray(table.keypoints, dtype=np.float64)
+    if getattr(scorer, "name", "") == "oks":
+        from keytrack.poses import keypoint_boxes
+        from keytrack.skeleton import OKS_SIGMAS
+
+        a, b = kp[pairs.current], kp[pairs.previous]
+        box = keypoint_boxes(b)
+        area = np.where(np.isfinite(box[:, 2] * box[:, 3]) & (box[:, 2] * box[:, 3] > 0), box[:, 2] * box[:, 3],
+                        np.finfo(np.float64).eps)
+        both = (a[..., 2] > 0) & (b[..., 2] > 0)
+        d2 = ((a[..., :2] - b[..., :2]) ** 2).sum(-1)
+        e = d2 / (2.0 * area[:, None] * (2.0 * OKS_SIGMAS[None, :]) ** 2)
+        sim = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(-1)
+        n = both.sum(-1)
+        return np.divide(sim, n, out=np.zeros_like(sim), where=n > 0)
+    import torch
+
+    size = np.asarray(table.frame_size, dtype=np.float32)
+    out = np.empty(len(pairs), dtype=np.float64)
+    with torch.inference_mode():
+        for lo in range(0, len(pairs), batch_size):
+            sl = slice(lo, lo + batch_size)
+            cur = torch.as_tensor(kp[pairs.current[sl]], dtype=torch.float32, device=scorer.device)
+            prev = torch.as_tensor(kp[pairs.previous[sl]], dtype=torch.float32, device=scorer.device)
+            batch = scorer.encoder(cur, prev, torch.as_tensor(size[pairs.current[sl]], device=scorer.device),
+                                   torch.as_tensor(pairs.delta[sl], device=scorer.device))
+            out[sl] = scorer.model(batch).softmax(-1)[:, 1].double().cpu().numpy()
+    return out
+
+
+def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, worst: int = 10) -> dict:
+    """The numbers of the module docstring for ``dataset`` (ground truth with track ids)."""
+    import torch
+
+    from keytrack.pairs import sample_pairs
+    from keytrack.ranking import per_query, ranking_stats
+
+    table = dataset.table()
+    pairs = sample_pairs(table, delta=delta)
+    if len(pairs) == 0:
+        raise ValueError("diagnose: the data has no pose pairs (poses with track ids in consecutive frames)")
+    scores = score_pairs(scorer, table, pairs)
+    s, lab, q = (torch.as_tensor(x) for x in (scores, pairs.label, pairs.current))
+    rows = [{"candidates": f"window Δ = 1..{delta}", **ranking_stats(s, lab, q, match_threshold)}]
+    for d in range(1, delta + 1):
+        sel = torch.as_tensor(pairs.delta == d)
+        if sel.any():
+            rows.append({"candidates": f"Δ = {d}", **ranking_stats(s[sel], lab[sel], q[sel], match_threshold)})
+    ids, best_true, best_wrong, has_true = (x.numpy() for x in per_query(s, lab, q))
+    # Worst frames: queries whose best wrong candidate beats the true one.
+    bad = has_true & (best_wrong > best_true)
+    video, frame = np.asarray(table.video)[ids], np.asarray(table.frame)[ids]
+    frames: dict[tuple[int, int], dict] = {}
+    for v, f, margin in zip(video[bad], frame[bad], (best_wrong - best_true)[bad]):
+        entry = frames.setdefault((int(v), int(f)), {"wrong": 0, "margin": 0.0})
+        entry["wrong"] += 1
+        entry["margin"] = max(entry["margin"], float(margin))
+    poses = {}
+    for v, f in zip(np.asarray(table.video), np.asarray(table.frame)):
+        poses[int(v), int(f)] = poses.get((int(v), int(f)), 0) + 1
+    ranked = sorted(frames.items(), key=lambda kv: (-kv[1]["wrong"], -kv[1]["margin"], kv[0]))[:worst]
+    worst_rows = [{"video": dataset.videos[v].name, "frame": f, "poses": poses[v, f], "wrong_first": e["wrong"],
+                   "worst_margin": e["margin"]} for (v, f), e in ranked]
+    return {"rows": rows, "worst": worst_rows, "true": best_true[has_true], "wrong": best_wrong[has_true],
+            "pairs": len(pairs)}
+
+
+def _markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    head = "| " + " | ".join(c[1] for c in columns) + " |\n|" + "|".join("---:" if c[2] else "---" for c in columns) + "|\n"
+    body = "".join("| " + " | ".join(format(r[k], f) if f and r[k] == r[k] else ("" if f else str(r[k]))
+                                     for k, _, f in columns) + " |\n" for r in rows)
+    return head + body
+
+
+def _csv(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    return ",".join(c[0] for c in columns) + "\n" + "".join(",".join(str(r[k]) for k, _, _ in columns) + "\n"
+                                                            for r in rows)
+
+
+RANKING_COLUMNS = [("candidates", "Candidates", ""), ("rank1", "Rank-1", ".4f"),
+                   ("wrong_beats_true", "Best wrong > true", ".4f"), ("new_track", "New track ok", ".4f"),
+                   ("accepted", "Accepted", ".4f"), ("continuing", "Continuing poses", "d"),
+                   ("new", "New poses", "d")]
+WORST_COLUMNS = [("video", "Video", ""), ("frame", "Frame", "d"), ("poses", "Poses", "d"),
+                 ("wrong_first", "Poses with a wrong candidate first", "d"), ("worst_margin", "Largest margin", ".4f")]
+
+
+def write_report(result: dict, out: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = [write_text(out / "ranking.md", f"# {title}\n\n" + _markdown(result["rows"], RANKING_COLUMNS)),
+             write_text(out / "ranking.csv", _csv(result["rows"], RANKING_COLUMNS)),
+             write_text(out / "worst_frames.md", f"# Worst frames: {title}\n\n" + _markdown(result["worst"], WORST_COLUMNS)),
+             write_text(out / "worst_frames.csv", _csv(result["worst"], WORST_COLUMNS))]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(0, 1, 41)
+    ax.hist(result["true"], bins=bins, alpha=0.6, label="true continuation")
+    wrong = result["wrong"][np.isfinite(result["wrong"])]
+    ax.hist(wrong, bins=bins, alpha=0.6, label="best wrong candidate")
+    ax.set_yscale("log")
+    ax.set_xlabel("match score")
+    ax.set_ylabel("poses")
+    ax.set_title(title, fontsize=8)
+    ax.legend()
+    fig.tight_layout()
+    tmp = out / ".scores.png.tmp"
+    fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    tmp.replace(out / "scores.png")
+    return [*files, out / "scores.png"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", default=None, help="training checkpoint of the matching network")
+    parser.add_argument("--scorer", choices=("pose_entailment", "oks"), default="pose_entailment",
+                        help="pose_entailment (needs --checkpoint) or oks")
+    parser.add_argument("--input", required=True, help="PoseTrack18-layout folder or file with track ids")
+    parser.add_argument("--split", default=None, help="annotation split under --input (e.g. test)")
+    parser.add_argument("--frame-stride", type=int, default=1, help="keep every k-th frame (as keytrack track)")
+    parser.add_argument("--delta", type=int, default=4, help="δ: frames looked back (paper: 4)")
+    parser.add_argument("--match-threshold", type=float, default=0.5,
+                        help="the tracker's threshold for the new-track and accepted shares")
+    parser.add_argument("--worst", type=int, default=10, help="worst frames listed")
+    parser.add_argument("--output", default=None, help="folder for the report (default results/diagnose/...)")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    from keytrack.io import read_dataset
+    from keytrack.tracking import subsample
+    from keytrack.tracking.scorers import OKSScorer, PoseEntailmentScorer
+
+    if args.scorer == "pose_entailment":
+        if not args.checkpoint:
+            raise SystemExit("keytrack diagnose: --checkpoint is required with --scorer pose_entailment")
+        scorer = PoseEntailmentScorer.from_checkpoint(args.checkpoint, device=args.device)
+        if args.delta > scorer.max_delta:
+            raise SystemExit(f"keytrack diagnose: --delta {args.delta} exceeds the matcher's δ = {scorer.max_delta}")
+    else:
+        scorer = OKSScorer()
+    dataset = subsample(read_dataset(args.input, split=args.split), int(args.frame_stride))
+    result = diagnose(dataset, scorer, delta=args.delta, match_threshold=args.match_threshold, worst=args.worst)
+    name = Path(args.input).resolve().name + (f"-{args.split}" if args.split else "")
+    who = Path(args.checkpoint).parent.parent.name if args.scorer == "pose_entailment" else "oks"
+    out = Path(args.output) if args.output else Path("results") / "diagnose" / f"{name}-{who}-stride{args.frame_stride}"
+    title = (f"{args.scorer} ({args.checkpoint or 'no learning'}) on {name}, stride {args.frame_stride}, "
+             f"δ = {args.delta}, {result['pairs']:,} pairs")
+    files = write_report(result, out, title)
+    print((out / "ranking.md").read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(f) for f in files))
+    return 0

@@ -1,0 +1,248 @@
+"""The improved matcher's parts: listwise loss, ranking metrics, position encodings, augmentation,
+candidate lists, and ``keytrack diagnose`` end to end."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from keytrack.augment import augment_pairs
+from keytrack.losses import listwise_loss
+from keytrack.ranking import TrackingRanking, ranking_stats
+from keytrack.skeleton import NUM_JOINTS
+from keytrack.synth import SynthConfig, generate_dataset
+from keytrack.tokenize import TokenConfig, pair_geometry, tokenize_pairs
+
+TINY = SynthConfig(people_per_video=(2, 4), frames_per_video=(10, 14))
+
+
+def _logits(z):
+    """Two-way logits whose match logit ``l1 - l0`` is ``z``."""
+    z = torch.as_tensor(z, dtype=torch.float32)
+    return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+# -- listwise loss ------------------------------------------------------------------------------------
+
+def test_listwise_loss_value_on_a_hand_made_frame():
+    # List 0: three candidates, the second is the person. List 1: two candidates, none is (new person).
+    z = torch.tensor([1.0, 2.0, -1.0, 0.5, -0.5])
+    labels = torch.tensor([0, 1, 0, 0, 0])
+    group = torch.tensor([0, 0, 0, 1, 1])
+    got = listwise_loss(_logits(z), labels, group)
+    l0 = -(2.0 - math.log(math.exp(1) + math.exp(2) + math.exp(-1) + 1.0))     # + no-match logit 0
+    l1 = -(0.0 - math.log(math.exp(0.5) + math.exp(-0.5) + 1.0))               # target: no match
+    assert got.item() == pytest.approx((l0 + l1) / 2, rel=1e-6)
+
+
+def test_listwise_loss_gradient_raises_the_true_candidate_and_lowers_the_others():
+    z = torch.tensor([1.0, 2.0, -1.0, 0.5, -0.5], requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 0, 0])
+    group = torch.tensor([0, 0, 0, 1, 1])
+    listwise_loss(_logits(z), labels, group).backward()
+    g = z.grad
+    assert g[1] < 0                                 # gradient descent raises the true candidate's logit
+    assert g[0] > 0 and g[2] > 0                    # and lowers the wrong ones of its list
+    assert g[3] > 0 and g[4] > 0                    # a new person: every candidate goes down
+    # The gradient of a list sums to softmax mass minus target: p_no_match - 0 for list 0.
+    p_none = 1.0 / (math.exp(1) + math.exp(2) + math.exp(-1) + 1.0)
+    assert g[:3].sum().item() * 2 == pytest.approx(-p_none, rel=1e-5)
+
+
+def test_listwise_loss_is_stable_for_large_logits():
+    z = torch.tensor([500.0, -500.0, 300.0])
+    loss = listwise_loss(_logits(z), torch.tensor([1, 0, 0]), torch.tensor([0, 0, 0]))
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+# -- ranking metrics -----------------------------------------------------------------------------------
+
+def test_ranking_stats_on_hand_made_scores():
+    # query 0: true 0.9 beats wrong 0.2 -> rank 1, accepted.   query 1: wrong 0.8 beats true 0.6.
+    # query 2: true 0.4 first but below 0.5 -> rank 1, not accepted.   query 3: new person, best 0.3 -> new ok.
+    # query 4: new person, a candidate at 0.7 -> wrongly continued.
+    scores = torch.tensor([0.9, 0.2, 0.6, 0.8, 0.4, 0.3, 0.7, 0.1])
+    labels = torch.tensor([1, 0, 1, 0, 1, 0, 0, 0])
+    query = torch.tensor([0, 0, 1, 1, 2, 3, 4, 4])
+    s = ranking_stats(scores, labels, query, match_threshold=0.5)
+    assert (s["continuing"], s["new"], s["queries"]) == (3, 2, 5)
+    assert s["rank1"] == pytest.approx(2 / 3) and s["wrong_beats_true"] == pytest.approx(1 / 3)
+    assert s["accepted"] == pytest.approx(1 / 3) and s["new_track"] == pytest.approx(1 / 2)
+
+
+def test_tracking_ranking_accumulates_queries_split_across_batches():
+    scores = torch.tensor([0.9, 0.2, 0.6, 0.8, 0.4, 0.3, 0.7, 0.1])
+    labels = torch.tensor([1, 0, 1, 0, 1, 0, 0, 0])
+    query = torch.tensor([0, 0, 1, 1, 2, 3, 4, 4])
+    metric = TrackingRanking(0.5)
+    for sl in (slice(0, 3), slice(3, 7), slice(7, 8)):           # query 1 and 4 cut across batches
+        metric.update(scores[sl], labels[sl], query[sl])
+    got = metric.compute()
+    want = ranking_stats(scores, labels, query, 0.5)
+    assert {k: float(v) for k, v in got.items()} == pytest.approx({k: want[k] for k in got})
+
+
+# -- position encodings ------------------------------------------------------------------------------
+
+def _pairs(m=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(m, 1, 2, generator=g) * torch.tensor([600.0, 300.0]) + 100
+    prev = torch.cat([base + torch.randn(m, NUM_JOINTS, 2, generator=g) * 30, torch.ones(m, NUM_JOINTS, 1)], -1)
+    cur = prev.clone()
+    cur[..., :2] += torch.randn(m, 1, 2, generator=g) * 10 + torch.randn(m, NUM_JOINTS, 2, generator=g)
+    cur[:, 3, :] = 0.0                                            # one joint missing in the current pose
+    return cur, prev, torch.tensor([[960.0, 540.0]]).repeat(m, 1), torch.randint(1, 5, (m,), generator=g)
+
+
+@pytest.mark.parametrize("encoding,keys", [("lookup", {"position"}), ("factorised", {"column", "row"}),
+                                           ("fourier", {"features"})])
+def test_position_encoding_shapes(encoding, keys):
+    cur, prev, size, delta = _pairs()
+    cfg = TokenConfig(position_encoding=encoding, fourier_bands=3)
+    tok = tokenize_pairs(cur, prev, size, delta, cfg)
+    assert keys <= set(tok) and not ({"position", "column", "row", "features"} - keys) & set(tok)
+    for k in keys:
+        assert tok[k].shape[:2] == (6, 2 * NUM_JOINTS)
+    if encoding == "fourier":
+        assert tok["features"].shape[2] == cfg.num_features == 2 + 4 * 3 and tok["features"].dtype == torch.float32
+        assert (tok["features"][:, 3] == 0).all()                 # the missing joint carries nothing
+    if encoding == "factorised":
+        assert int(tok["column"].max()) < 24 and int(tok["row"].max()) < 18
+
+
+def test_fourier_and_displacement_are_translation_and_scale_free_lookup_is_not():
+    cur, prev, size, delta = _pairs()
+    shift = torch.tensor([137.0, -41.0])
+    moved = [p.clone() for p in (cur, prev)]
+    for p in moved:
+        p[..., :2] = torch.where(p[..., 2:3] > 0, p[..., :2] + shift, p[..., :2])
+    cfg = TokenConfig(position_encoding="fourier", displacement=True)
+    a = tokenize_pairs(cur, prev, size, delta, cfg)["features"]
+    b = tokenize_pairs(*moved, size, delta, cfg)["features"]
+    assert torch.allclose(a, b, atol=1e-4)
+    # Scaling the pair about the earlier pose's centre leaves u (and the features) unchanged too.
+    u, scale = pair_geometry(torch.cat([cur, prev], 1), torch.cat([cur, prev], 1)[..., 2] > 0)
+    u2, scale2 = pair_geometry(torch.cat([cur, prev], 1) * torch.tensor([2.0, 2.0, 1.0]),
+                               torch.cat([cur, prev], 1)[..., 2] > 0)
+    assert torch.allclose(u, u2, atol=1e-5) and torch.allclose(scale2, 2 * scale)
+    lookup = TokenConfig()
+    assert not torch.equal(tokenize_pairs(cur, prev, size, delta, lookup)["position"],
+                           tokenize_pairs(*moved, size, delta, lookup)["position"])
+
+
+def test_displacement_features_are_zero_where_a_joint_is_missing_and_grow_with_motion():
+    cur, prev, size, delta = _pairs()
+    cfg = TokenConfig(position=False, displacement=True)
+    f = tokenize_pairs(cur, prev, size, delta, cfg)["features"]
+    assert f.shape == (6, 2 * NUM_JOINTS, 4)
+    assert (f[:, 3] == 0).all() and (f[:, NUM_JOINTS + 3] == 0).all()      # joint 3 missing in one pose
+    assert torch.equal(f[:, :NUM_JOINTS][:, [0, 1, 2]], f[:, NUM_JOINTS:][:, [0, 1, 2]])  # both tokens of j
+    far = cur.clone()
+    far[..., :2] += 300.0
+    g = tokenize_pairs(far, prev, size, delta, cfg)["features"]
+    assert (g[:, 0, 2] > f[:, 0, 2]).all()                                   # tanh(|d|²/4) grows
+
+
+def test_transformer_reads_every_encoding():
+    from keytrack.models.transformer import TransformerMatchingNetwork
+
+    cur, prev, size, delta = _pairs()
+    for cfg in (TokenConfig(position_encoding="factorised"), TokenConfig(position_encoding="fourier", displacement=True)):
+        model = TransformerMatchingNetwork.from_token_config(cfg, hidden=16, intermediate=16, layers=1, heads=2)
+        out = model(tokenize_pairs(cur, prev, size, delta, cfg))
+        assert out.shape == (6, 2) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="position_encoding"):
+        TokenConfig(position_encoding="polar")
+
+
+# -- augmentation ------------------------------------------------------------------------------------
+
+def test_augmentation_keeps_visibility_and_frame_bounds():
+    cur, prev, size, _ = _pairs(m=64, seed=3)
+    prev[:, 0, :] = 0.0                                           # invisible joints stay untouched
+    g = torch.Generator().manual_seed(0)
+    for flip in (0.0, 1.0):
+        a, b = augment_pairs(cur, prev, size, translate=True, flip=flip, scale=(0.7, 1.4), rotate=20.0,
+                             jitter=0.2, drop=0.5, generator=g)
+        for before, after in ((cur, a), (prev, b)):
+            was = before[..., 2] > 0
+            if flip:                                              # a mirrored pose swaps left and right joints
+                from keytrack.skeleton import FLIP
+                was = was[:, torch.as_tensor(FLIP)]
+            now = after[..., 2] > 0
+            assert not (now & ~was).any()                         # nothing invisible becomes visible
+            assert now.any(1).all()                               # every pose keeps a keypoint
+            xy = after[..., :2][now]
+            w, h = size[0]
+            assert (xy[:, 0] >= 0).all() and (xy[:, 0] < w).all() and (xy[:, 1] >= 0).all() and (xy[:, 1] < h).all()
+        # Some keypoints were dropped, and the pair actually moved.
+        assert ((a[..., 2] > 0).sum() < (cur[..., 2] > 0).sum()) and not torch.allclose(a, cur)
+
+
+def test_augmentation_with_nothing_on_is_the_identity():
+    cur, prev, size, _ = _pairs()
+    a, b = augment_pairs(cur, prev, size, translate=False, flip=0.0)
+    assert torch.equal(a, cur) and torch.equal(b, prev)
+
+
+# -- candidate lists ---------------------------------------------------------------------------------
+
+def test_candidate_lists_hold_one_pose_and_one_delta_with_at_most_one_match():
+    from omegaconf import OmegaConf
+
+    from keytrack.config import load_config
+    from keytrack.data import CandidateLists, ListBatches, TokenizedPairs
+
+    dataset = generate_dataset(2, seed=5, config=TINY)
+    cfg = load_config(["experiment=improved"])
+    pairs = TokenizedPairs.build(dataset, np.arange(2), cfg)
+    lists = CandidateLists(pairs)
+    assert int(lists.length.sum()) == len(pairs) and len(lists) > 0
+    batch = lists.__getitems__(list(range(len(lists))))
+    g = batch["group"]
+    for key in ("query", "delta"):                                # constant within a list
+        first = torch.zeros(len(lists), dtype=torch.long).scatter_reduce(0, g, batch[key], "amin", include_self=False)
+        assert torch.equal(first[g], batch[key])
+    matches = torch.zeros(len(lists), dtype=torch.long).scatter_add(0, g, batch["label"])
+    assert int(matches.max()) <= 1 and int(matches.sum()) > 0
+    assert "features" in batch and OmegaConf.select(cfg, "loss.name") == "listwise"
+    batches = list(ListBatches(lists.length, 50))
+    assert sorted(i for b in batches for i in b) == list(range(len(lists)))
+    assert all(int(lists.length[b].sum()) <= 50 or len(b) == 1 for b in batches)
+
+
+# -- keytrack diagnose --------------------------------------------------------------------------------
+
+def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
+    from keytrack.cli import main
+    from keytrack.config import load_config
+    from keytrack.io import write_posetrack18
+    from keytrack.models.factory import build_matcher
+    from omegaconf import OmegaConf
+
+    gt = generate_dataset(2, seed=21, config=TINY)
+    write_posetrack18(gt, tmp_path / "gt")
+    cfg = load_config(["experiment=improved", "model.hidden=16", "model.intermediate=16", "model.layers=1",
+                       "model.heads=2"])
+    torch.manual_seed(0)
+    model = build_matcher(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "tiny.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    out = tmp_path / "diag"
+    assert main(["diagnose", "--checkpoint", str(ckpt), "--input", str(tmp_path / "gt"), "--output", str(out),
+                 "--frame-stride", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "| window Δ = 1..4 |" in printed and "| Δ = 4 |" in printed
+    for name in ("ranking.md", "ranking.csv", "worst_frames.md", "worst_frames.csv", "scores.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (out / "ranking.csv").read_text().splitlines()
+    assert rows[0].startswith("candidates,rank1") and len(rows) == 1 + 5
+    # OKS on ground-truth keypoints of slow synthetic people ranks (nearly) every pose first.
+    assert main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "o")]) == 0
+    window = (tmp_path / "o" / "ranking.csv").read_text().splitlines()[1].split(",")
+    assert float(window[1]) > 0.9

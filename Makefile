@@ -3,7 +3,7 @@
 PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
-EXPERIMENT ?= default
+EXPERIMENT ?= improved
 SWEEP    ?= quick
 ARGS     ?=
 DATA     ?=
@@ -12,7 +12,8 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo track-video clean
+PHONY_EXTRA := matcher-variants diagnose
+.PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo track-video clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +53,13 @@ bench-tokenize: install
 tracker-comparison: install
 	$(BIN)/python -m ablations.tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
 
+matcher-variants: install
+	$(BIN)/python -m ablations.matcher_variants $(if $(DATA),--data $(DATA),) $(ARGS)
+
+# make diagnose CHECKPOINT=<ckpt> INPUT=<PoseTrack18 folder> [SPLIT=test] [ARGS="--frame-stride 4"]
+diagnose: install
+	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --input $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
+
 sweep: install
 	$(BIN)/python -m ablations.sweep experiments/sweeps/$(SWEEP).yaml $(if $(DATA),--data $(DATA),) $(ARGS)
 
@@ -76,7 +84,14 @@ ablation-toks-yolo: install-yolo
 cost: install
 	$(BIN)/python -m ablations.cost $(ARGS)
 
-resolution-sweep: install
+resolution-matcher-variants: install
+	$(BIN)/python -m ablations.matcher_variants $(if $(DATA),--data $(DATA),) $(ARGS)
+
+# make diagnose CHECKPOINT=<ckpt> INPUT=<PoseTrack18 folder> [SPLIT=test] [ARGS="--frame-stride 4"]
+diagnose: install
+	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --input $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
+
+sweep: install
 	$(BIN)/python -m ablations.resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
 
 track-video: install-yolo

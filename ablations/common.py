@@ -678,7 +678,8 @@ def _active_run(cfg, quiet_seconds: float) -> Path | None:
     for run in runs:
         if (run / "metrics.json").is_file() or not _same_config(run, sig):
             continue
-        watched = [run / "checkpoints" / "last.ckpt", run / "csv" / "metrics.csv", run / "config.yaml"]
+        # The CSV logger writes csv/version_N/metrics.csv (one folder per attempt) every 100 steps.
+        watched = [run / "checkpoints" / "last.ckpt", run / "config.yaml", *run.glob("csv/version_*/metrics.csv")]
         if any(p.is_file() and now - p.stat().st_mtime < quiet_seconds for p in watched):
             return run
     return None

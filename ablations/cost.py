@@ -45,6 +45,7 @@ ABLATION = "cost"
 #: Matcher experiments of Table 6 (``experiments/<name>.yaml``) and the paper's row for each.
 MATCHERS: dict[str, str | None] = {
     "default": "matching_network",
+    "improved": None,
     "cnn_keypoints": None,
     "cnn_crops": None,
     "gcn": "gcn",
@@ -115,6 +116,8 @@ def rows_for(experiment: str, paper: dict, overrides: Sequence[str] = ()) -> lis
     c = count(model, example_batch(cfg))
     name = str(cfg.model.name)
     label = {"transformer": "Transformer Matching Network"}.get(name, name)
+    if name == "transformer" and experiment != "default":
+        label = f"{label} ({experiment})"
     if name.startswith("cnn_"):
         w, h = cfg.model.resolution
         label = f"{label} ({w}×{h})"

@@ -13,7 +13,7 @@ the same configuration is reused) and measured on the split's *validation* video
   strides 1 and 4, %IDSW and MOTA by :mod:`keytrack.evaluation`; OKS with the same tracker (its
   threshold tuned on the training videos) is the reference row.
 
-Writes ``results/matcher_variants/[<data>-<split>/]table.{md,csv}``. Cells are cached runs
+Writes ``results/matcher_variants/[<data>-train/]table.{md,csv}``. Cells are cached runs
 (:class:`ablations.common.RunCache`).
 """
 from __future__ import annotations
@@ -78,7 +78,10 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         torch.set_num_threads(int(threads))
     spec = load_spec(spec_path)
     profile = Profile.from_data(data)
-    out_dir = Path(out) if out else profile.results_dir(ABLATION)
+    from keytrack.config import data_tag
+
+    tag = data_tag(load_config(["experiment=default", *profile.train_overrides()]).data)   # <data>-train
+    out_dir = Path(out) if out else Path("results") / ABLATION / ("" if profile.data_root is None else tag)
     cache = RunCache(out_dir / "runs")
     base = [*profile.train_overrides(), f"seed={seed}", *spec.get("budget", [])]
     cfg0 = load_config(["experiment=default", *base, *extra])
@@ -111,7 +114,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     for v in spec["variants"]:
         if only and v["name"] not in only:
             continue
-        overrides = [*base, *v.get("overrides", []), *extra, f"run_name={profile.tag}-{_slug(v['name'])}-seed{seed}"]
+        overrides = [*base, *v.get("overrides", []), *extra, f"run_name={tag}-{_slug(v['name'])}-seed{seed}"]
         row = {"variant": v["name"], "experiment": v["experiment"]}
         try:
             trained = train_or_reuse(v["experiment"], overrides)

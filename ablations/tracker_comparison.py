@@ -108,6 +108,7 @@ class Options:
     train_seed: int = 0
     train_overrides: tuple[str, ...] = ()
     train_seeds: tuple[int, ...] | None = None          # several: every learned method trained per seed
+    baseline_train_seeds: tuple[int, ...] | None = None  # the learned baselines' seeds (default: train_seeds)
     improved_experiment: str = "improved"
     improved_overrides: tuple[str, ...] = ()
     checkpoint: str | None = None
@@ -161,6 +162,11 @@ class Options:
     def seeds_of_training(self) -> tuple[int, ...]:
         """The training seeds of every learned method: ``train_seeds``, else ``(train_seed,)``."""
         return tuple(self.train_seeds) if self.train_seeds else (int(self.train_seed),)
+
+    @property
+    def seeds_of_baselines(self) -> tuple[int, ...]:
+        """The training seeds of the learned baselines (GCN, CNNs)."""
+        return tuple(self.baseline_train_seeds) if self.baseline_train_seeds else self.seeds_of_training
 
 
 #: The Pose Entailment methods: each is a transformer trained from its own experiment.
@@ -449,7 +455,8 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     # 1. The matching networks (trained on the training split, or reused), one per training seed.
     train_seeds = opts.seeds_of_training
     networks: dict[tuple[str, int], tuple[dict | None, str | None]] = {}
-    for method in opts.methods:
+    # The improved matcher trains last: its runs are often trained ahead, in another process.
+    for method in sorted(opts.methods, key=lambda m: m == "pose_entailment_improved"):
         if method in POSE_ENTAILMENT_METHODS:
             for s in train_seeds:
                 networks[method, s] = _matching_network(opts, profile, method, s)
@@ -470,11 +477,11 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     baselines: dict[str, tuple[dict | None, str | None]] = {}
     for method in opts.methods:
         if method in LEARNED_BASELINES and method not in skipped:
-            for s in train_seeds:
+            for s in opts.seeds_of_baselines:
                 networks[method, s] = _baseline_network(opts, profile, method, s)
                 if networks[method, s][1]:
                     failures.append(f"{method} network (seed {s}): {networks[method, s][1]}")
-            baselines[method] = networks[method, train_seeds[0]]
+            baselines[method] = networks[method, opts.seeds_of_baselines[0]]
 
     # 2. Match thresholds: Pose Entailment's and the learned baselines' decision point (0.5); OKS / IoU
     #    tuned on the training split.
@@ -500,7 +507,8 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     image_root = str(profile.data_root) if profile.data_root is not None else None
     methods = [m for m in opts.methods if m not in skipped]
     cells: dict[tuple[str, int, str], list[RunRecord]] = {}
-    runs = [(m, s) for m in methods for s in (train_seeds if is_learned(m) else (None,))]
+    runs = [(m, s) for m in methods
+            for s in (opts.seeds_of_baselines if m in LEARNED_BASELINES else train_seeds if is_learned(m) else (None,))]
     total = len(opts.settings) * len(opts.strides) * len(runs) * len(opts.seeds)
     done = 0
     for seed in opts.seeds:
@@ -543,7 +551,8 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                                                   delta=opts.delta, nearest=nearest, keypoint_threshold=kp)
 
                     done += 1
-                    trained = "" if train_seed is None or train_seed == train_seeds[0] and len(train_seeds) == 1 \
+                    seeds_of = opts.seeds_of_baselines if method in LEARNED_BASELINES else train_seeds
+                    trained = "" if train_seed is None or len(seeds_of) == 1 and train_seed == opts.train_seed \
                         else f"-train{train_seed}"
                     log.info("[%d/%d] %s, stride %d, %s%s, seed %d", done, total, setting, stride, method,
                              trained, seed)
@@ -652,9 +661,11 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
                          + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
         elif error:
             notes.append(f"{SHORT[m]} network: unavailable ({error}); its rows failed.")
-    if len(train_seeds) > 1:
-        notes.append(f"Learned methods: trained with seeds {', '.join(map(str, train_seeds))}; each of their cells "
-                     "is the mean ± sample std over those trainings (one perturbation seed each).")
+    if len(train_seeds) > 1 or len(opts.seeds_of_baselines) > 1:
+        notes.append(f"Pose Entailment: trained with seeds {', '.join(map(str, train_seeds))}"
+                     + (f", the learned baselines with seeds {', '.join(map(str, opts.seeds_of_baselines))}"
+                        if learned else "")
+                     + "; a cell over several trainings is their mean ± sample std (one perturbation seed each).")
     if "pose_entailment_improved" in opts.methods:
         notes.append(f"Pose Entailment: experiments/{opts.experiment}.yaml (the paper's model, tokens and loss); "
                      f"Pose Entailment (improved): experiments/{opts.improved_experiment}.yaml"
@@ -706,6 +717,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-seeds", type=int, nargs="+", default=None, metavar="S",
                         help="train every learned method once per seed; cells show mean ± std (overrides "
                              "--train-seed)")
+    parser.add_argument("--baseline-train-seeds", type=int, nargs="+", default=None, metavar="S",
+                        help="training seeds of the learned baselines (default: those of --train-seeds)")
     parser.add_argument("--improved-experiment", default="improved",
                         help="experiment of the improved Pose Entailment matcher (default: improved)")
     parser.add_argument("--improved-override", action="append", default=[], metavar="KEY=VALUE",
@@ -752,6 +765,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
                    seeds=tuple(args.seeds), settings=tuple(args.settings), methods=tuple(args.methods),
                    experiment=args.experiment, train_seed=args.train_seed,
                    train_seeds=tuple(args.train_seeds) if args.train_seeds else None,
+                   baseline_train_seeds=tuple(args.baseline_train_seeds) if args.baseline_train_seeds else None,
                    improved_experiment=args.improved_experiment,
                    improved_overrides=tuple(args.improved_override),
                    train_overrides=tuple(args.train_override), checkpoint=args.checkpoint,

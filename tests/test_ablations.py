@@ -436,3 +436,37 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
         main(["evaluate", "--gt", gt_dir, "--pred", gt_dir, "--frame-stride", "2"])
     with pytest.raises(SystemExit, match=">= 1"):
         main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--frame-stride", "0"])
+
+
+def test_tracker_comparison_shows_the_improved_matcher_over_several_training_seeds(tmp_path, tiny_checkpoint,
+                                                                                   monkeypatch, one_thread):
+    from ablations import tracker_comparison as tc
+
+    trained = []
+
+    def fake_network(profile, *, checkpoint, experiment, train_seed, train_overrides=(), wait=True):
+        trained.append((experiment, train_seed, tuple(train_overrides)))
+        return {"checkpoint": str(tiny_checkpoint), "digest": f"{experiment}-{train_seed}", "source": "given",
+                "experiment": experiment, "best_val_rank1": 0.5}
+
+    monkeypatch.setattr(tc, "shared_matching_network", fake_network)
+    gt = generate_dataset(2, seed=13, config=TINY)
+    opts = tc.Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
+                      methods=("pose_entailment", "pose_entailment_improved", "oks"), fixed_thresholds={"oks": 0.1},
+                      train_seeds=(0, 1), improved_overrides=("trainer.max_epochs=8",))
+    result = tc.run_comparison(opts, eval_gt=gt)
+    assert result.failures == []
+    # The improved matcher trains last, from its own experiment and overrides, once per seed.
+    assert trained == [("default", 0, ()), ("default", 1, ()),
+                       ("improved", 0, ("trainer.max_epochs=8",)), ("improved", 1, ("trainer.max_epochs=8",))]
+    rows = {r["method"]: r for r in result.rows if r.get("stride") == 1 and r.get("Total") is not None}
+    improved, oks = rows["Pose Entailment (improved)"], rows["OKS (greedy)"]
+    assert isinstance(improved["Total"], MeanStd) and improved["Total"].n == 2
+    assert not isinstance(oks["Total"], MeanStd)                     # no training: one cell
+    keys = sorted(p.stem for p in (tmp_path / "tc" / "runs").glob("*.json"))
+    assert keys == sorted(["gt_boxes_gt_keypoints-stride1-oks-seed0",
+                           *(f"gt_boxes_gt_keypoints-stride1-{m}-train{s}-seed0"
+                             for m in ("pose_entailment", "pose_entailment_improved") for s in (0, 1))])
+    table = (tmp_path / "tc" / "table.md").read_text()
+    assert "Pose Entailment (improved)" in table and "trained with seeds 0, 1" in table
+    assert "experiments/improved.yaml with trainer.max_epochs=8" in table

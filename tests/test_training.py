@@ -170,3 +170,20 @@ def test_data_parallel_training_on_two_cpu_processes(tmp_path, strategy):
     assert saved["global_step"] == 640 // 32 // 2 and saved["epochs"] == 1    # each process: half the batches
     assert 0.0 <= saved["best_val_acc"] <= 1.0
     assert saved["best_checkpoint"].endswith(".ckpt") and (tmp_path / "quick" / "ddp" / "checkpoints").is_dir()
+
+
+def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_accuracy_there(tmp_path, scenes):
+    cfg = _cfg(tmp_path, "experiment=improved", "loader.samples_per_epoch=320", "trainer.max_epochs=2",
+               "optim.lr=1e-3", "trainer.log_every_n_steps=5")
+    result = train(cfg, scenes)
+    assert result["monitor"] == "val/rank1" and result["global_step"] == 20
+    at_best = result["metrics_at_best"]
+    assert {"val/rank1", "val/wrong_beats_true", "val/new_track", "val/accepted", "val/acc"} <= set(at_best)
+    assert result["best_val_rank1"] == pytest.approx(result["best_score"])
+    assert 0.0 <= at_best["val/rank1"] <= 1.0 and result["best_val_acc"] == at_best["val/acc"]
+    # The best checkpoint's epoch has the highest val/rank1 of the run.
+    per_epoch = {r["epoch"]: float(r["val/rank1"]) for r in read_metrics(tmp_path / "improved" / "synthetic-seed0")
+                 if r.get("val/rank1")}
+    assert len(per_epoch) == 2 and max(per_epoch.values()) == pytest.approx(at_best["val/rank1"])
+    losses = _losses(tmp_path / "improved" / "synthetic-seed0")
+    assert np.mean(losses[-2:]) < np.mean(losses[:2])

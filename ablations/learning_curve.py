@@ -1,0 +1,83 @@
+"""Learning curves: the ranking metric of the validation videos against training steps.
+
+    python -m ablations.learning_curve runs/improved/bonn_mppt-train-seed* runs/default/bonn_mppt-train-seed* \\
+        --out results/learning_curve/bonn_mppt-train
+
+Reads each run's CSV logs (:func:`keytrack.train.read_metrics`, every resumed attempt) and plots
+``val/rank1`` and ``val/wrong_beats_true`` (log scale) against the global step, one line per run,
+coloured by experiment; writes ``curve.png`` and ``curve.csv`` (run, experiment, step, epoch,
+metrics) under ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from keytrack.atomic import write_text
+
+METRICS = ("val/rank1", "val/wrong_beats_true", "val/new_track", "val/acc")
+
+
+def curve_rows(run: Path) -> list[dict]:
+    from keytrack.train import read_metrics
+
+    experiment = run.parent.name
+    rows = []
+    for r in read_metrics(run):
+        if r.get("val/rank1"):
+            rows.append({"run": run.name, "experiment": experiment, "step": int(r["step"]), "epoch": int(r["epoch"]),
+                         **{m: float(r[m]) for m in METRICS if r.get(m)}})
+    return rows
+
+
+def plot(rows: list[dict], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    experiments = sorted({r["experiment"] for r in rows})
+    colours = {e: f"C{i}" for i, e in enumerate(experiments)}
+    for run in sorted({(r["experiment"], r["run"]) for r in rows}):
+        pts = sorted((r for r in rows if (r["experiment"], r["run"]) == run), key=lambda r: r["step"])
+        steps = [r["step"] for r in pts]
+        kw = dict(color=colours[run[0]], marker="o", label=f"{run[0]}/{run[1]}")
+        axes[0].plot(steps, [r["val/rank1"] for r in pts], **kw)
+        axes[1].plot(steps, [max(r.get("val/wrong_beats_true", 0.0), 1e-4) for r in pts], **kw)
+    axes[0].set_ylabel("val/rank1 (true continuation first)")
+    axes[1].set_ylabel("val/wrong_beats_true")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".curve.png.tmp"
+    fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    tmp.replace(out / "curve.png")
+    return out / "curve.png"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ablations.learning_curve", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run folders (runs/<experiment>/<run>)")
+    parser.add_argument("--out", default="results/learning_curve", help="output folder")
+    args = parser.parse_args(argv)
+    rows = [row for run in args.runs for row in curve_rows(Path(run))]
+    if not rows:
+        raise SystemExit("learning_curve: no validation metrics in " + ", ".join(args.runs))
+    out = Path(args.out)
+    cols = ["run", "experiment", "step", "epoch", *METRICS]
+    write_text(out / "curve.csv", ",".join(cols) + "\n"
+               + "".join(",".join(str(r.get(c, "")) for c in cols) + "\n" for r in rows))
+    print(f"wrote {plot(rows, out)} and {out / 'curve.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

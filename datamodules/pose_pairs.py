@@ -16,7 +16,7 @@ import logging
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, WeightedRandomSampler
 
 from keytrack.data import (CandidateLists, ListBatches, TokenizedPairs, class_balanced_weights, identity_collate,
                            load_dataset)
@@ -77,7 +77,8 @@ class PosePairDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         lists = CandidateLists(self.val_set)
-        return self._loader(lists, batch_sampler=ListBatches(lists.length, int(self.cfg.loader.val_batch_size)))
+        return self._loader(lists, batch_sampler=ListBatches(SequentialSampler(lists),
+                                                             int(self.cfg.loader.val_batch_size)))
 
     def _loader(self, dataset, batch_size: int | None = None, sampler=None, batch_sampler=None) -> DataLoader:
         workers = int(self.cfg.loader.num_workers)

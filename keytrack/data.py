@@ -222,27 +222,33 @@ class CandidateLists(torch.utils.data.Dataset):
         return self.__getitems__([index])
 
 
-class ListBatches(torch.utils.data.Sampler):
-    """Consecutive candidate lists in batches of at most ``max_pairs`` pairs (a longer list alone):
-    validation goes through every list once, in order, without cutting one across batches."""
+class ListBatches(torch.utils.data.BatchSampler):
+    """The candidate lists ``sampler`` yields, consecutive ones batched up to ``batch_size`` *pairs*
+    (a longer list alone): validation goes through every list once, in order, without cutting one
+    across batches. A ``BatchSampler`` (``sampler``, ``batch_size``, ``drop_last``), so Lightning can
+    give each DDP process its share of the lists (the ranking metric gathers them all)."""
 
-    def __init__(self, lengths: torch.Tensor, max_pairs: int):
-        self.batches: list[list[int]] = []
-        current, total = [], 0
-        for i, n in enumerate(lengths.tolist()):
-            if current and total + n > max_pairs:
-                self.batches.append(current)
-                current, total = [], 0
-            current.append(i)
-            total += n
-        if current:
-            self.batches.append(current)
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False):
+        super().__init__(sampler, int(batch_size), drop_last)
+        source = getattr(sampler, "data_source", None) or getattr(sampler, "dataset", None)
+        if not isinstance(source, CandidateLists):
+            raise TypeError("ListBatches: the sampler must draw from a CandidateLists dataset")
+        self.lengths = source.length.tolist()
 
     def __iter__(self):
-        return iter(self.batches)
+        current, total = [], 0
+        for i in self.sampler:
+            n = self.lengths[int(i)]
+            if current and total + n > self.batch_size:
+                yield current
+                current, total = [], 0
+            current.append(int(i))
+            total += n
+        if current:
+            yield current
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return sum(1 for _ in self.__iter__())
 
 
 def _pair_crops(dataset: Dataset, pairs: PairIndex, encoder: PairEncoder, cfg: DictConfig,

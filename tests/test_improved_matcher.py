@@ -208,7 +208,7 @@ def test_candidate_lists_hold_one_pose_and_one_delta_with_at_most_one_match():
     matches = torch.zeros(len(lists), dtype=torch.long).scatter_add(0, g, batch["label"])
     assert int(matches.max()) <= 1 and int(matches.sum()) > 0
     assert "features" in batch and OmegaConf.select(cfg, "loss.name") == "listwise"
-    batches = list(ListBatches(lists.length, 50))
+    batches = list(ListBatches(torch.utils.data.SequentialSampler(lists), 50))
     assert sorted(i for b in batches for i in b) == list(range(len(lists)))
     assert all(int(lists.length[b].sum()) <= 50 or len(b) == 1 for b in batches)
 

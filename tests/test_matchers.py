@@ -216,7 +216,7 @@ def trained(tmp_path_factory, scenes):
         experiment = "base" if name == "transformer" else name               # experiments/<name>.yaml
         cfg = _cfg(out, name, f"experiment={experiment}", "loader.samples_per_epoch=1280", "trainer.max_epochs=2",
                    "optim.lr=3e-3", "trainer.log_every_n_steps=4", "loader.val_batch_size=256",
-                   "trainer.limit_val_batches=2")
+                   "trainer.limit_val_batches=2", "validation.monitor=val/acc")   # judged by pair accuracy
         result = train(cfg, scenes)
         losses = [float(r["train/loss"]) for r in read_metrics(result["run_dir"]) if r.get("train/loss")]
         runs[name] = (cfg, result, losses)

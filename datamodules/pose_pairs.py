@@ -49,10 +49,13 @@ class PosePairDataModule(pl.LightningDataModule):
             self.dataset = load_dataset(cfg.data)
         train_videos, val_videos = split_videos(len(self.dataset.videos), float(cfg.data.val_fraction),
                                                 int(cfg.seed))
-        self.train_set = TokenizedPairs.build(self.dataset, train_videos, cfg, seed=int(cfg.seed), augment=True)
+        strides = tuple(cfg.pairs.strides)
+        self.train_set = TokenizedPairs.build(self.dataset, train_videos, cfg, seed=int(cfg.seed), augment=True,
+                                              strides=strides)
+        # Validation at the same strides, offset 0 only (the frames keytrack track --frame-stride keeps).
         self.val_set = TokenizedPairs.build(self.dataset, val_videos, cfg,
                                             balanced="mask" if cfg.pairs.val_balanced else False,
-                                            seed=int(cfg.seed))
+                                            seed=int(cfg.seed), strides=strides, all_offsets=False)
         if len(self.train_set) == 0 or 0 in self.train_set.class_counts():
             raise ValueError(f"training pairs: need both classes, got (non-matching, matching) = "
                              f"{self.train_set.class_counts()} from {len(train_videos)} videos")

@@ -46,6 +46,29 @@ def load_dataset(data: DictConfig) -> Dataset:
     return dataset
 
 
+def with_frame_strides(dataset: Dataset, strides, all_offsets: bool = True) -> Dataset:
+    """``dataset`` at several frame rates: for each stride ``k``, the frames whose ``index % k == o``
+    renumbered ``index // k`` as a video of their own (``<name>@<k>+<o>``), for every offset ``o < k``
+    (``all_offsets``) or ``o = 0`` only; stride 1 is the dataset itself. Pairs of a ``k``-strided video
+    are ``Δ`` timesteps of ``k`` frames apart, as the tracker sees a video tracked at ``--frame-stride k``
+    (:func:`keytrack.tracking.subsample` keeps offset 0)."""
+    import dataclasses
+
+    strides = sorted({int(k) for k in strides})
+    if not strides or strides[0] < 1:
+        raise ValueError(f"pairs.strides must be integers >= 1, got {list(strides)}")
+    if strides == [1]:
+        return dataset
+    videos = []
+    for k in strides:
+        for v in dataset.videos:
+            for o in range(k if all_offsets else 1):
+                frames = [dataclasses.replace(f, index=f.index // k) for f in v.frames if f.index % k == o]
+                if frames:
+                    videos.append(dataclasses.replace(v, name=v.name if k == 1 else f"{v.name}@{k}+{o}", frames=frames))
+    return Dataset(videos, dict(dataset.skipped))
+
+
 def balance_index(pairs: PairIndex, seed: int) -> np.ndarray:
     """Sorted indices of all pairs of the rarer class and as many, drawn without replacement, of the other."""
     rng = np.random.default_rng(seed)
@@ -101,13 +124,19 @@ class TokenizedPairs(torch.utils.data.Dataset):
 
     @classmethod
     def build(cls, dataset: Dataset, videos: np.ndarray, cfg: DictConfig, balanced: bool = False,
-              seed: int = 0, augment: bool = False, frames=None) -> "TokenizedPairs":
+              seed: int = 0, augment: bool = False, frames=None, strides=(1,),
+              all_offsets: bool = True) -> "TokenizedPairs":
         """The pairs of ``videos`` (indices into ``dataset.videos``), encoded for ``cfg.model.name``.
 
+        ``strides``: the videos are also taken at these frame strides (:func:`with_frame_strides`).
         ``frames`` (a :class:`keytrack.frames.FrameSource`) gives the images the crop matcher cuts
         its crops from; default :func:`keytrack.frames.frame_source` of ``cfg.data``.
         """
         subset = dataset.subset([dataset.videos[i].name for i in videos])
+        if tuple(strides) != (1,):
+            if pair_encoder(cfg).needs_crops:
+                raise ValueError("pairs.strides: the crop matcher cuts crops by frame index; train it at stride 1")
+            subset = with_frame_strides(subset, strides, all_offsets)
         table = subset.table()
         pairs = sample_pairs(table, delta=int(cfg.pairs.delta), nearest=cfg.pairs.nearest)
         in_balanced = None

@@ -260,3 +260,26 @@ def test_learning_curve_reads_every_attempt_and_plots(tmp_path):
     lines = (tmp_path / "out" / "curve.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[1].startswith("r0,improved,9,0,0.9") and lines[2].startswith("r0,improved,19,1,0.95")
     assert (tmp_path / "out" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_frame_strides_add_every_offset_as_its_own_video_with_timestep_deltas():
+    from keytrack.data import with_frame_strides
+    from keytrack.pairs import sample_pairs
+
+    ds = generate_dataset(2, seed=5, config=TINY)
+    out = with_frame_strides(ds, [1, 2, 4])
+    names = [v.name for v in out.videos]
+    assert names[:2] == [v.name for v in ds.videos]
+    assert f"{ds.videos[0].name}@2+1" in names and f"{ds.videos[1].name}@4+3" in names
+    # Every stride's offsets together hold each original frame once.
+    for k in (2, 4):
+        frames = sum(len(v.frames) for v in out.videos if f"@{k}+" in v.name)
+        assert frames == ds.num_frames
+    v = next(v for v in out.videos if v.name == f"{ds.videos[0].name}@4+1")
+    assert [f.index for f in v.frames] == list(range(len(v.frames)))       # consecutive timesteps
+    assert np.array_equal(v.frames[1].keypoints, ds.videos[0].frames[5].keypoints)
+    # A Δ = 1 pair of a 4-strided video is 4 frames apart in the original.
+    assert len(sample_pairs(out.table(), delta=4)) > len(sample_pairs(ds.table(), delta=4))
+    assert with_frame_strides(ds, [1]) is ds
+    with pytest.raises(ValueError, match="strides"):
+        with_frame_strides(ds, [0])

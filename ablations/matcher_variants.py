@@ -5,10 +5,12 @@
 
 Each variant (an experiment and overrides, plus the spec's common budget) is trained on the
 training videos of the training split (:func:`ablations.common.train_or_reuse`: a finished run of
-the same configuration is reused) and measured on the split's *validation* videos only:
+the same configuration is reused; ``train_data: synthetic`` trains on the embedded synthetic scenes
+instead, ``init_from: <earlier variant>`` starts from that variant's weights) and measured on the split's *validation* videos only:
 
-* the ranking metrics of the best checkpoint (:mod:`keytrack.ranking`, as logged by training:
-  ``val/rank1``, ``val/wrong_beats_true``, ``val/new_track``) and the pair accuracy ``val/acc``;
+* the ranking metrics of the best checkpoint (:func:`keytrack.diagnose.diagnose`: rank-1 and
+  "best wrong beats true" over the tracker's window) at frame strides 1 and 4, and the pair
+  accuracy ``val/acc`` logged by training;
 * tracking those validation videos (GT keypoints, δ = 4, greedy, match threshold 0.5) at frame
   strides 1 and 4, %IDSW and MOTA by :mod:`keytrack.evaluation`; OKS with the same tracker (its
   threshold tuned on the training videos) is the reference row.
@@ -111,10 +113,32 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                         {"data": val_id, "threshold": oks_thr, "stride": k})
         oks_row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
         oks_row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
+    checkpoints: dict[str, str] = {}
+
+    def ranking(method, checkpoint, k):
+        from keytrack.diagnose import diagnose
+
+        scorer = _scorer(method, checkpoint, "cpu", 16384)
+        return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr)["rows"][0]
+
+    for k in STRIDES:
+        rec = cache.run(f"oks-ranking-stride{k}", lambda k=k: ranking("oks", None, k),
+                        {"data": val_id, "threshold": oks_thr, "stride": k})
+        oks_row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
+        oks_row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
     for v in spec["variants"]:
         if only and v["name"] not in only:
             continue
-        overrides = [*base, *v.get("overrides", []), *extra, f"run_name={tag}-{_slug(v['name'])}-seed{seed}"]
+        synthetic = v.get("train_data") == "synthetic"
+        own = [*(o for o in base if not o.startswith("data.")), *v.get("overrides", []), *extra] if synthetic \
+            else [*base, *v.get("overrides", []), *extra]
+        if v.get("init_from"):
+            if v["init_from"] not in checkpoints:
+                raise ValueError(f"{spec_path}: variant {v['name']!r} starts from {v['init_from']!r}, "
+                                 "which must come earlier in the list")
+            own.append(f"model.init_from={checkpoints[v['init_from']]}")
+        run_tag = "synthetic" if synthetic else tag
+        overrides = [*own, f"run_name={run_tag}-{_slug(v['name'])}-seed{seed}"]
         row = {"variant": v["name"], "experiment": v["experiment"]}
         try:
             trained = train_or_reuse(v["experiment"], overrides)
@@ -123,27 +147,30 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
             row["status"] = f"failed: {type(err).__name__}: {err}"
             rows.append(row)
             continue
+        checkpoints[v["name"]] = str(trained.checkpoint)
         m = trained.metrics
-        at_best = m.get("metrics_at_best") or {}
-        row.update(rank1=at_best.get("val/rank1"), wrong=at_best.get("val/wrong_beats_true"),
-                   new_track=at_best.get("val/new_track"), acc=at_best.get("val/acc"),
-                   steps=m.get("global_step"), minutes=(m.get("seconds") or 0) / 60, params=m.get("parameters"))
+        row.update(steps=m.get("global_step"), minutes=(m.get("seconds") or 0) / 60, params=m.get("parameters"),
+                   acc=(m.get("metrics_at_best") or {}).get("val/acc") if not synthetic else None)
         digest = file_digest(trained.checkpoint)
         for k in STRIDES:
-            rec = cache.run(f"{_slug(v['name'])}-seed{seed}-stride{k}",
-                            lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k),
-                            {"data": val_id, "checkpoint": digest, "stride": k, "threshold": 0.5})
+            key = f"{_slug(v['name'])}-seed{seed}-stride{k}"
+            params = {"data": val_id, "checkpoint": digest, "stride": k, "threshold": 0.5}
+            rec = cache.run(f"{key}-ranking", lambda k=k: ranking("pose_entailment", str(trained.checkpoint), k), params)
+            row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
+            row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
+            rec = cache.run(key, lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k), params)
             row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
         rows.append(row)
     rows.append(oks_row)
-    cols = [Column("variant", "Variant"), Column("rank1", "val rank-1", digits=4),
-            Column("wrong", "best wrong > true", digits=4), Column("new_track", "new track ok", digits=3),
-            Column("acc", "val pair acc.", digits=3),
+    cols = [Column("variant", "Variant"),
+            *(c for k in STRIDES for c in (Column(f"rank1_{k}", f"rank-1 stride {k}", digits=4),
+                                           Column(f"wrong_{k}", f"wrong > true stride {k}", digits=4))),
             *(c for k in STRIDES for c in (Column(f"idsw{k}", f"%IDSW stride {k}", digits=2),
                                            Column(f"mota{k}", f"MOTA stride {k}"))),
+            Column("acc", "val pair acc.", digits=3),
             Column("steps", "Steps"), Column("minutes", "Train min", digits=1), Column("params", "Params")]
     if any(r.get("status") for r in rows):
         cols.append(Column("status", "Status"))
@@ -152,7 +179,8 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
              "never on the test split.",
              f"Common budget: {' '.join(spec.get('budget', [])) or 'none'}; each variant's own overrides in "
              f"{display_path(spec_path)}. Listwise variants count candidate lists per epoch (≈ 4-12 pairs each), "
-             "BCE variants pairs.",
+             "BCE variants pairs. Rank-1: the true continuation scores above every wrong candidate of "
+             "the window (keytrack diagnose; OKS at its tuned threshold).",
              "Tracking: GT keypoints, δ = 4, greedy assignment, match threshold 0.5 for the learned matchers; "
              "%IDSW and MOTA totals (keytrack.evaluation, poseval's protocol)."]
     write_table(rows, out_dir, columns=cols, title="Matcher variants on the validation videos", notes=notes,

@@ -49,6 +49,11 @@ class MatchingModule(pl.LightningModule):
         self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
         self.cfg = cfg
         self.model = build_matcher(cfg)
+        init = OmegaConf.select(cfg, "model.init_from")
+        if init:                                     # fine-tuning: start from another run's weights
+            from keytrack.models.factory import load_weights
+
+            load_weights(self.model, str(init))
         metrics = MetricCollection({"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()})
         self.val_metrics = metrics.clone(prefix="val/")
         self.val_ranking = TrackingRanking(float(cfg.validation.match_threshold))

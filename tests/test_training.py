@@ -176,6 +176,7 @@ def test_data_parallel_training_on_two_cpu_processes(tmp_path, strategy):
 
 def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_accuracy_there(tmp_path, scenes):
     cfg = _cfg(tmp_path, "experiment=improved", "loader.samples_per_epoch=320", "trainer.max_epochs=2",
+               "trainer.check_val_every_n_epoch=1",
                "optim.lr=1e-3", "trainer.log_every_n_steps=5")
     result = train(cfg, scenes)
     assert result["monitor"] == "val/rank1" and result["global_step"] == 20

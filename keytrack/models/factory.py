@@ -19,7 +19,7 @@ from torch import nn
 
 from keytrack.encoders import MATCHER_NAMES, pair_encoder, token_config
 
-__all__ = ["MATCHER_NAMES", "build_matcher", "build_encoder", "load_matcher"]
+__all__ = ["MATCHER_NAMES", "build_matcher", "build_encoder", "load_matcher", "load_weights"]
 
 
 def build_matcher(cfg: DictConfig) -> nn.Module:
@@ -72,3 +72,22 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(weights)
     return model.eval(), cfg
+
+
+def load_weights(model: nn.Module, checkpoint: str) -> nn.Module:
+    """Copy the matcher weights of a training checkpoint into ``model`` (same architecture; the
+    error names the checkpoint and the mismatching keys otherwise)."""
+    import torch
+
+    from keytrack.config import ConfigError
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise ConfigError(f"model.init_from: no checkpoint {checkpoint}") from None
+    weights = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected or not weights:
+        raise ConfigError(f"model.init_from: {checkpoint} does not fit this matcher (missing {sorted(missing)[:5]}, "
+                          f"unexpected {sorted(unexpected)[:5]})")
+    return model

@@ -283,3 +283,25 @@ def test_frame_strides_add_every_offset_as_its_own_video_with_timestep_deltas():
     assert with_frame_strides(ds, [1]) is ds
     with pytest.raises(ValueError, match="strides"):
         with_frame_strides(ds, [0])
+
+
+def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
+    from omegaconf import OmegaConf
+
+    from keytrack.config import ConfigError, load_config
+    from keytrack.models.factory import build_matcher, load_weights
+
+    small = ["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"]
+    cfg = load_config(["experiment=improved", *small])
+    torch.manual_seed(1)
+    source = build_matcher(cfg)
+    ckpt = tmp_path / "a.ckpt"
+    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
+                "state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}}, ckpt)
+    torch.manual_seed(2)
+    target = load_weights(build_matcher(cfg), str(ckpt))
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+    with pytest.raises(ConfigError, match="does not fit"):
+        load_weights(build_matcher(load_config(["experiment=default", *small])), str(ckpt))
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        load_weights(build_matcher(cfg), str(tmp_path / "missing.ckpt"))

@@ -38,19 +38,10 @@ def score_pairs(scorer, table, pairs, batch_size: int = 16384) -> np.ndarray:
     network (one batched forward per chunk) or OKS (the earlier pose's box as the scale)."""
     kp = np.asarray(table.keypoints, dtype=np.float64)
     if getattr(scorer, "name", "") == "oks":
-        from keytrack.poses import keypoint_boxes
-        from keytrack.skeleton import OKS_SIGMAS
+        from keytrack.tracking.scorers import _filled_boxes, oks_pairs
 
-        a, b = kp[pairs.current], kp[pairs.previous]
-        box = keypoint_boxes(b)
-        area = np.where(np.isfinite(box[:, 2] * box[:, 3]) & (box[:, 2] * box[:, 3] > 0), box[:, 2] * box[:, 3],
-                        np.finfo(np.float64).eps)
-        both = (a[..., 2] > 0) & (b[..., 2] > 0)
-        d2 = ((a[..., :2] - b[..., :2]) ** 2).sum(-1)
-        e = d2 / (2.0 * area[:, None] * (2.0 * OKS_SIGMAS[None, :]) ** 2)
-        sim = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(-1)
-        n = both.sum(-1)
-        return np.divide(sim, n, out=np.zeros_like(sim), where=n > 0)
+        b = kp[pairs.previous]
+        return oks_pairs(kp[pairs.current], b, _filled_boxes(np.asarray(table.boxes)[pairs.previous], b))
     import torch
 
     size = np.asarray(table.frame_size, dtype=np.float32)
@@ -93,9 +84,9 @@ def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, w
         entry = frames.setdefault((int(v), int(f)), {"wrong": 0, "margin": 0.0})
         entry["wrong"] += 1
         entry["margin"] = max(entry["margin"], float(margin))
-    poses = {}
-    for v, f in zip(np.asarray(table.video), np.asarray(table.frame)):
-        poses[int(v), int(f)] = poses.get((int(v), int(f)), 0) + 1
+    keys, counts = np.unique(np.stack([np.asarray(table.video), np.asarray(table.frame)], 1), axis=0,
+                             return_counts=True)
+    poses = {(int(v), int(f)): int(n) for (v, f), n in zip(keys, counts)}
     ranked = sorted(frames.items(), key=lambda kv: (-kv[1]["wrong"], -kv[1]["margin"], kv[0]))[:worst]
     worst_rows = [{"video": dataset.videos[v].name, "frame": f, "poses": poses[v, f], "wrong_first": e["wrong"],
                    "worst_margin": e["margin"]} for (v, f), e in ranked]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:   # torch is imported only when a network is used (evaluation 
     from torch import nn
 
 __all__ = ["Candidates", "Scorer", "PoseEntailmentScorer", "OKSScorer", "IoUScorer", "SCORERS",
-           "oks_matrix", "iou_matrix"]
+           "oks_matrix", "oks_pairs", "iou_matrix"]
 
 
 @dataclass
@@ -100,12 +100,24 @@ def oks_matrix(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray,
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    both = (a[:, None, :, 2] > 0) & (b[None, :, :, 2] > 0)                    # [P, C, 15]
-    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(-1)                # [P, C, 15]
     area = np.asarray(b_boxes, dtype=np.float64)[:, 2] * np.asarray(b_boxes, dtype=np.float64)[:, 3]
+    return _oks(a[:, None], b[None, :], area[None, :], sigmas)
+
+
+def oks_pairs(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray, sigmas: np.ndarray = OKS_SIGMAS) -> np.ndarray:
+    """``[M]`` OKS of pose ``a[i]`` with pose ``b[i]`` (``[M, 15, 3]`` each), as :func:`oks_matrix`."""
+    b_boxes = np.asarray(b_boxes, dtype=np.float64)
+    return _oks(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), b_boxes[:, 2] * b_boxes[:, 3],
+                sigmas)
+
+
+def _oks(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """OKS of broadcastable poses ``a``, ``b`` (``[..., 15, 3]``) with ``b``'s box areas ``[...]``."""
+    both = (a[..., 2] > 0) & (b[..., 2] > 0)                                  # [..., 15]
+    d2 = ((a[..., :2] - b[..., :2]) ** 2).sum(-1)
     area = np.where(np.isfinite(area) & (area > 0), area, np.finfo(np.float64).eps)
     var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2                    # [15]
-    e = d2 / (2.0 * area[None, :, None] * var[None, None, :])
+    e = d2 / (2.0 * area[..., None] * var)
     sim = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(-1)
     n = both.sum(-1)
     return np.divide(sim, n, out=np.zeros_like(sim), where=n > 0)

@@ -84,14 +84,7 @@ ablation-toks-yolo: install-yolo
 cost: install
 	$(BIN)/python -m ablations.cost $(ARGS)
 
-resolution-matcher-variants: install
-	$(BIN)/python -m ablations.matcher_variants $(if $(DATA),--data $(DATA),) $(ARGS)
-
-# make diagnose CHECKPOINT=<ckpt> INPUT=<PoseTrack18 folder> [SPLIT=test] [ARGS="--frame-stride 4"]
-diagnose: install
-	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --input $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
-
-sweep: install
+resolution-sweep: install
 	$(BIN)/python -m ablations.resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
 
 track-video: install-yolo

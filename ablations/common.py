@@ -53,7 +53,6 @@ __all__ = [
 
 #: Experiment-config sections that decide what a training run produces (its data, pairs, tokens,
 #: model, optimiser and sampler), compared to recognise a finished run of the same configuration.
-RESULT_SECTIONS = ("seed", "data", "pairs", "augment", "tokens", "model", "loss", "validation", "optim", "loader")
 
 
 # -- profiles ---------------------------------------------------------------------------------------
@@ -611,17 +610,10 @@ class TrainedModel:
 
 
 def _signature(cfg) -> dict:
-    """The parts of an experiment config that decide what training produces."""
-    from omegaconf import OmegaConf
+    """What decides the result of a finished training (:func:`keytrack.identity.identity`)."""
+    from keytrack.identity import identity
 
-    sig = {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True)
-           if OmegaConf.is_config(OmegaConf.select(cfg, k)) else OmegaConf.select(cfg, k)
-           for k in RESULT_SECTIONS}
-    root = (sig.get("data") or {}).get("root")
-    if root is not None:
-        sig["data"]["root"] = str(Path(str(root)).resolve())
-    sig["max_epochs"] = OmegaConf.select(cfg, "trainer.max_epochs")
-    return sig
+    return identity(cfg)
 
 
 def _checkpoint_of(run: Path, metrics: Mapping) -> Path:
@@ -659,8 +651,8 @@ def find_finished_run(cfg) -> Path | None:
     """The run folder of a finished training (``metrics.json`` present) of the same configuration.
 
     ``<output_dir>/<experiment>/<run_name>`` first; otherwise any other run of the experiment whose
-    ``config.yaml`` agrees on :data:`RESULT_SECTIONS` and ``trainer.max_epochs`` (a run started
-    under another name).
+    ``config.yaml`` has the same :func:`keytrack.identity.identity` (a run started under another
+    name).
     """
     sig = _signature(cfg)
     own = _run_dir(cfg)

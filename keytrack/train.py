@@ -114,19 +114,21 @@ def _loggers(cfg: DictConfig, out: Path) -> list:
     return loggers
 
 
-#: Config sections that must not change when a run resumes (they define its data and model).
-RESUME_INVARIANT = ("seed", "data", "pairs", "augment", "tokens", "model", "loss")
-
-
 def _check_resumable(cfg: DictConfig, saved_path: Path) -> None:
+    """Refuse to resume a run saved with another configuration (:func:`keytrack.identity.changed_keys`:
+    every key but where it writes and how it logs, and ``trainer.max_epochs``, which extends it)."""
+    from keytrack.identity import changed_keys
+
     if not saved_path.is_file():
         return
     # Keys added to experiments/base.yaml since the run was saved compare at their defaults.
     saved = with_defaults(OmegaConf.load(saved_path))
-    changed = [k for k in RESUME_INVARIANT if OmegaConf.select(saved, k) != OmegaConf.select(cfg, k)]
+    changed = changed_keys(saved, cfg, resume=True)
     if changed:
+        shown = ", ".join(f"{k} ({OmegaConf.select(saved, k)!r} -> {OmegaConf.select(cfg, k)!r})"
+                          for k in changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
         raise ConfigError(
-            f"{saved_path.parent}: a run with a different {', '.join(changed)} config is there to resume; "
+            f"{saved_path.parent}: the run there was trained with another config: {shown}; "
             f"set run_name=<new name> for a new run, or logging.resume=never to start this one over")
 
 

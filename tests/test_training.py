@@ -127,8 +127,17 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
     assert second["global_step"] == 20 and second["epochs"] == 2
     epochs = {r["epoch"] for r in read_metrics(tmp_path / "base" / "synthetic-seed0") if r.get("val/acc")}
     assert epochs == {"0", "1"}, "the first attempt's metrics must survive the resume"
-    with pytest.raises(ConfigError, match="model"):
+    with pytest.raises(ConfigError, match="model.layers"):
         train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=3", "model.layers=2"), scenes)
+    # Settings outside the model and data (optimiser, loader) make another run too, never a "resume"
+    # that reports the finished run's numbers as theirs.
+    with pytest.raises(ConfigError, match=r"loader\.batch_size \(32 -> 7\), optim\.lr \(0\.0001 -> 0\.5\)"):
+        train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=2", "optim.lr=0.5",
+                   "loader.batch_size=7"), scenes)
+    # ... while where it writes and how it logs may change.
+    again = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=2", "logging.project=x",
+                       "trainer.log_every_n_steps=3", "loader.val_batch_size=64"), scenes)
+    assert again["resumed_from"].endswith("last.ckpt") and again["global_step"] == 20
     fresh = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1", "run_name=other"), scenes)
     assert fresh["resumed_from"] is None and fresh["global_step"] == 10
 

@@ -12,7 +12,8 @@ instead, ``init_from: <earlier variant>`` starts from that variant's weights) an
   "best wrong beats true" over the tracker's window) at frame strides 1 and 4, and the pair
   accuracy ``val/acc`` logged by training;
 * tracking those validation videos (GT keypoints, δ = 4, greedy, match threshold 0.5) at frame
-  strides 1 and 4, %IDSW and MOTA by :mod:`keytrack.evaluation`; OKS with the same tracker (its
+  strides 1 and 4, %IDSW and MOTA by :mod:`keytrack.evaluation`, and their predicted boxes and
+  keypoints (the perturbation protocol) at the same strides, %IDSW; OKS with the same tracker (its
   threshold tuned on the training videos) is the reference row.
 
 Writes ``results/matcher_variants/[<data>-train/]table.{md,csv}``. Cells are cached runs
@@ -37,6 +38,8 @@ ABLATION = "matcher_variants"
 SPEC = Path(__file__).resolve().parents[1] / "experiments" / "ablations" / f"{ABLATION}.yaml"
 STRIDES = (1, 4)
 OKS_GRID = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5)
+GT, PREDICTED = "gt_boxes_gt_keypoints", "predicted_boxes_predicted_keypoints"
+KEYPOINT_THRESHOLD = 0.5       # A.3, as ablations.tracker_comparison
 
 
 def load_spec(path: str | Path = SPEC) -> dict:
@@ -90,11 +93,12 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     fit, val = _validation_ground_truth(profile, cfg0)
     val_id = dataset_fingerprint(val)
 
-    def track(method, checkpoint, threshold, stride):
+    def track(method, checkpoint, threshold, stride, setting=GT):
         gt = subsample(val, stride)
-        predicted = subsample(perturb(val, "gt_boxes_gt_keypoints", 0), stride)
+        predicted = subsample(perturb(val, setting, 0), stride)
         return track_and_evaluate(gt, predicted, _scorer(method, checkpoint, "cpu", 16384),
-                                  match_threshold=threshold, compute_ap=False)
+                                  match_threshold=threshold, compute_ap=False,
+                                  keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
 
     # OKS reference: threshold tuned on the training videos, then tracked on the validation videos.
     fit_pred = perturb(fit, "gt_boxes_gt_keypoints", 0)
@@ -113,6 +117,9 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                         {"data": val_id, "threshold": oks_thr, "stride": k})
         oks_row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
         oks_row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
+        rec = cache.run(f"oks-stride{k}-predicted", lambda k=k: track("oks", None, oks_thr, k, PREDICTED),
+                        {"data": val_id, "threshold": oks_thr, "stride": k, "setting": PREDICTED})
+        oks_row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
     checkpoints: dict[str, str] = {}
 
     def ranking(method, checkpoint, k):
@@ -163,6 +170,12 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
             row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
+            rec = cache.run(f"{key}-predicted",
+                            lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, PREDICTED),
+                            {**params, "setting": PREDICTED})
+            row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
+            if not rec.ok:
+                row["status"] = rec.failure
         rows.append(row)
     rows.append(oks_row)
     cols = [Column("variant", "Variant"),
@@ -170,6 +183,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                                            Column(f"wrong_{k}", f"wrong > true stride {k}", digits=4))),
             *(c for k in STRIDES for c in (Column(f"idsw{k}", f"%IDSW stride {k}", digits=2),
                                            Column(f"mota{k}", f"MOTA stride {k}"))),
+            *(Column(f"pidsw{k}", f"%IDSW pred. stride {k}", digits=2) for k in STRIDES),
             Column("acc", "val pair acc.", digits=3),
             Column("steps", "Steps"), Column("minutes", "Train min", digits=1), Column("params", "Params")]
     if any(r.get("status") for r in rows):
@@ -182,7 +196,9 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
              "BCE variants pairs. Rank-1: the true continuation scores above every wrong candidate of "
              "the window (keytrack diagnose; OKS at its tuned threshold).",
              "Tracking: GT keypoints, δ = 4, greedy assignment, match threshold 0.5 for the learned matchers; "
-             "%IDSW and MOTA totals (keytrack.evaluation, poseval's protocol)."]
+             "%IDSW and MOTA totals (keytrack.evaluation, poseval's protocol). \"pred.\": the same videos "
+             "under the perturbation protocol's predicted boxes and keypoints (keytrack.perturb, seed 0), "
+             f"keypoints below {KEYPOINT_THRESHOLD:g} removed before %IDSW (A.3)."]
     write_table(rows, out_dir, columns=cols, title="Matcher variants on the validation videos", notes=notes,
                 digits=2)
     print((out_dir / "table.md").read_text())

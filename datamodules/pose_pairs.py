@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, WeightedRandomSampler
 
+from keytrack.augment import with_predicted_copies
 from keytrack.data import (CandidateLists, ListBatches, TokenizedPairs, class_balanced_weights, identity_collate,
                            load_dataset)
 from keytrack.pairs import split_videos
@@ -50,7 +52,13 @@ class PosePairDataModule(pl.LightningDataModule):
         train_videos, val_videos = split_videos(len(self.dataset.videos), float(cfg.data.val_fraction),
                                                 int(cfg.seed))
         strides = tuple(cfg.pairs.strides)
-        self.train_set = TokenizedPairs.build(self.dataset, train_videos, cfg, seed=int(cfg.seed), augment=True,
+        train_data = self.dataset
+        if cfg.augment.predicted:                    # + predicted-like copies of the training videos
+            train_data = with_predicted_copies(
+                self.dataset.subset([self.dataset.videos[i].name for i in train_videos]),
+                cfg.augment.predicted, int(cfg.seed))
+            train_videos = np.arange(len(train_data.videos))
+        self.train_set = TokenizedPairs.build(train_data, train_videos, cfg, seed=int(cfg.seed), augment=True,
                                               strides=strides)
         # Validation at the same strides, offset 0 only (the frames keytrack track --frame-stride keeps).
         self.val_set = TokenizedPairs.build(self.dataset, val_videos, cfg,

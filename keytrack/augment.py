@@ -128,3 +128,32 @@ def _drop(pose: Tensor, p: float, generator) -> None:
     first = torch.argmax(present.to(torch.int8), dim=1)
     dropped[emptied, first[emptied]] = False
     pose[dropped] = 0.0
+
+
+def with_predicted_copies(dataset, settings, seed: int = 0):
+    """``dataset`` plus, for each perturbation setting, a copy of every video whose poses are
+    :func:`keytrack.perturb.perturb`'s predictions of it (``augment.predicted``; beyond the paper).
+
+    The tracker meets predicted keypoints (jittered, mirrored, missing, hallucinated at low
+    confidence, false-positive poses, missed people) in Figure 4's predicted settings; training on
+    the same protocol puts them in distribution. Each copy keeps the ground-truth identities
+    (``keep_track_ids``); a false positive gets an identity of its own, so it is a non-matching
+    candidate of every pose (:func:`keytrack.perturb.with_oracle_track_ids`). A copy is named
+    ``<video>~<setting>`` and drawn with perturbation seed ``seed`` (a video's draws do not depend
+    on the other videos). ``settings`` empty: ``dataset`` itself.
+    """
+    from keytrack.perturb import SETTINGS, perturb, with_oracle_track_ids
+    from keytrack.poses import Dataset, Video
+
+    settings = tuple(settings or ())
+    bad = [s for s in settings if s not in SETTINGS]
+    if bad:
+        raise ValueError(f"augment.predicted: unknown setting(s) {bad}; expected some of {list(SETTINGS)}")
+    if not settings:
+        return dataset
+    videos = list(dataset.videos)
+    for setting in settings:
+        copy = with_oracle_track_ids(perturb(dataset, setting, int(seed), keep_track_ids=True))
+        videos += [Video(name=f"{v.name}~{setting}", frames=v.frames, width=v.width, height=v.height,
+                         source=v.source, frame_size_origin=v.frame_size_origin) for v in copy.videos]
+    return Dataset(videos, dict(dataset.skipped))

@@ -470,3 +470,43 @@ def test_tracker_comparison_shows_the_improved_matcher_over_several_training_see
     table = (tmp_path / "tc" / "table.md").read_text()
     assert "Pose Entailment (improved)" in table and "trained with seeds 0, 1" in table
     assert "experiments/improved.yaml with trainer.max_epochs=8" in table
+
+
+def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tmp_path, tiny_checkpoint,
+                                                                               monkeypatch, one_thread):
+    from ablations import matcher_variants as mv
+
+    spec = tmp_path / "variants.yaml"
+    spec.write_text("budget: [trainer.max_epochs=1]\n"
+                    "variants:\n"
+                    "  - {name: first, experiment: default, overrides: [optim.lr=1e-3]}\n"
+                    "  - {name: second, experiment: improved, init_from: first}\n"
+                    "  - {name: broken, experiment: default, overrides: [model.layers=0]}\n")
+    trained = []
+
+    def fake_train(experiment, overrides):
+        trained.append((experiment, list(overrides)))
+        if "model.layers=0" in overrides:
+            raise ValueError("model.layers must be positive")
+        return common.TrainedModel(tiny_checkpoint, tmp_path, {"global_step": 7, "seconds": 60.0,
+                                                               "metrics_at_best": {"val/acc": 0.8}}, False)
+
+    fit, val = generate_dataset(2, seed=21, config=TINY), generate_dataset(2, seed=22, config=TINY)
+    monkeypatch.setattr(mv, "train_or_reuse", fake_train)
+    monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
+    out = mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
+    assert [e for e, _ in trained] == ["default", "improved", "default"]
+    assert "optim.lr=1e-3" in trained[0][1] and "trainer.max_epochs=1" in trained[0][1]
+    assert f"model.init_from={tiny_checkpoint}" in trained[1][1]
+    rows = list(csv.DictReader(open(out / "table.csv")))
+    by = {r["Variant"]: r for r in rows}
+    assert set(by) == {"first", "second", "broken", next(v for v in by if v.startswith("OKS"))}
+    for name in ("first", "second"):
+        for col in ("rank-1 stride 1", "%IDSW stride 1", "%IDSW stride 4", "%IDSW pred. stride 4"):
+            assert 0 <= float(by[name][col]) <= 100
+    assert by["broken"]["Status"].startswith("failed: ValueError")
+    assert float(by["first"]["val pair acc."]) == 0.8
+    # A second run reuses every cached cell (no tracking, the same table).
+    before = (out / "table.md").read_text()
+    mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
+    assert (out / "table.md").read_text() == before

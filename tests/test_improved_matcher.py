@@ -305,3 +305,41 @@ def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
         load_weights(build_matcher(load_config(["experiment=default", *small])), str(ckpt))
     with pytest.raises(ConfigError, match="no checkpoint"):
         load_weights(build_matcher(cfg), str(tmp_path / "missing.ckpt"))
+
+
+def test_predicted_copies_keep_identities_and_give_false_positives_their_own():
+    from keytrack.augment import with_predicted_copies
+
+    ds = generate_dataset(2, seed=6, config=TINY)
+    out = with_predicted_copies(ds, ["predicted_boxes_predicted_keypoints"], seed=0)
+    assert [v.name for v in out.videos] == [v.name for v in ds.videos] + \
+        [f"{v.name}~predicted_boxes_predicted_keypoints" for v in ds.videos]
+    for orig, copy in zip(ds.videos, out.videos[2:]):
+        gt_ids = {int(t) for f in orig.frames for t in f.track_ids}
+        ids = np.concatenate([f.track_ids for f in copy.frames])
+        assert (ids >= 0).all(), "every predicted pose has an identity"
+        kp_true = np.concatenate([f.keypoints for f in orig.frames])
+        kp_pred = np.concatenate([f.keypoints for f in copy.frames if f.num_poses])
+        assert not np.allclose(kp_pred[: len(kp_true)], kp_true[: len(kp_pred)]), "keypoints are perturbed"
+        # People keep their ground-truth id; every false positive has an id no annotated person has,
+        # seen in one frame only (it never matches anything).
+        extra = [t for t in ids if t not in gt_ids]
+        assert len(set(ids) & gt_ids) >= len(gt_ids) - 1
+        assert len(extra) == len(set(extra))
+    assert with_predicted_copies(ds, []) is ds
+    with pytest.raises(ValueError, match="augment.predicted"):
+        with_predicted_copies(ds, ["made_up"])
+
+
+def test_training_on_predicted_copies_adds_their_pairs_to_training_only(tmp_path):
+    from datamodules import PosePairDataModule
+    from keytrack.config import load_config
+
+    ds = generate_dataset(5, seed=6, config=TINY)
+    base = ["experiment=improved", "data.val_fraction=0.4"]
+    plain = PosePairDataModule(load_config(base), ds)
+    plain.setup("fit")
+    more = PosePairDataModule(load_config([*base, "augment.predicted=[predicted_boxes_predicted_keypoints]"]), ds)
+    more.setup("fit")
+    assert len(more.train_set) > 1.5 * len(plain.train_set)
+    assert len(more.val_set) == len(plain.val_set)            # validation stays ground truth

@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-PHONY_EXTRA := matcher-variants diagnose
+PHONY_EXTRA := matcher-variants diagnose test-slow
 .PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo track-video clean
 
 install: $(VENV)/.installed
@@ -38,8 +38,13 @@ $(VENV)-yolo/.installed: setup.cfg constraints-yolo.txt pyproject.toml
 train: install
 	$(BIN)/keytrack train experiment=$(EXPERIMENT) $(DATA_ARG) $(ARGS)
 
+# The fast tier (the README's test command; a few minutes here); test-slow: trainings, DDP, sweeps,
+# end-to-end ablations (pytest -m slow); .ci/run runs both.
 test: install
-	$(BIN)/python -m pytest -q $(if $(DATA),--data=$(DATA),) $(ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" $(if $(DATA),--data=$(DATA),) $(ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow $(if $(DATA),--data=$(DATA),) $(ARGS)
 
 synth: install
 	$(BIN)/keytrack synth --out data/synthetic --videos 40 --seed 0 $(ARGS)

@@ -247,6 +247,7 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
     from ablations.tracker_comparison import METHODS as ALL_METHODS
     from ablations.tracker_comparison import PAPER_ONLY, SETTING_LABELS, Options, run_comparison
@@ -310,6 +311,7 @@ def tiny_gcn_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_tracker_comparison_with_a_learned_gcn_adds_cells_beside_the_paper(tmp_path, tiny_checkpoint,
                                                                           tiny_gcn_checkpoint, one_thread):
     from ablations.tracker_comparison import Options, run_comparison
@@ -438,6 +440,7 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
         main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--frame-stride", "0"])
 
 
+@pytest.mark.slow
 def test_tracker_comparison_shows_the_improved_matcher_over_several_training_seeds(tmp_path, tiny_checkpoint,
                                                                                    monkeypatch, one_thread):
     from ablations import tracker_comparison as tc
@@ -472,6 +475,7 @@ def test_tracker_comparison_shows_the_improved_matcher_over_several_training_see
     assert "experiments/improved.yaml with trainer.max_epochs=8" in table
 
 
+@pytest.mark.slow
 def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tmp_path, tiny_checkpoint,
                                                                                monkeypatch, one_thread):
     from ablations import matcher_variants as mv

@@ -119,6 +119,7 @@ def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoin
 
 # -- tracking-time ablations --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     from ablations.tracker_comparison import track_and_evaluate
     from keytrack.perturb import perturb
@@ -162,6 +163,7 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     assert "(9 reused, 3 run now)" in (tmp_path / "t" / "table.md").read_text()
 
 
+@pytest.mark.slow
 def test_assignment_table(tmp_path, eval_gt, checkpoint):
     opts = assignment.Options(out=str(tmp_path / "a"), checkpoint=checkpoint, seeds=(0, 1), threads=1)
     result = assignment.run_assignment(opts, eval_gt=eval_gt)
@@ -178,6 +180,7 @@ def test_assignment_table(tmp_path, eval_gt, checkpoint):
     assert "Hungarian" in (tmp_path / "a" / "table.md").read_text()
 
 
+@pytest.mark.slow
 def test_threshold_table(tmp_path, eval_gt, checkpoint):
     opts = threshold.Options(out=str(tmp_path / "k"), checkpoint=checkpoint, seeds=(0,),
                              thresholds=(0.6, 0.05, 0.5), threads=1)
@@ -204,6 +207,7 @@ def test_missing_network_fails_every_cell_but_writes_the_table(tmp_path, eval_gt
 
 # -- tokens (Table 3) ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, monkeypatch):
     train_data = generate_dataset(3, seed=11, config=TINY)
     calls = []

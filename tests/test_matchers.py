@@ -223,6 +223,7 @@ def trained(tmp_path_factory, scenes):
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MATCHERS)
 def test_each_matcher_trains_with_the_loss_going_down(trained, name):
     cfg, result, losses = trained[name]
@@ -233,6 +234,7 @@ def test_each_matcher_trains_with_the_loss_going_down(trained, name):
     assert result["parameters"] == sum(p.numel() for p in build_matcher(cfg).parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MATCHERS)
 def test_load_matcher_round_trip(trained, name, scenes):
     from keytrack.data import TokenizedPairs
@@ -250,6 +252,7 @@ def test_load_matcher_round_trip(trained, name, scenes):
         assert torch.equal(v, trained_state[f"model.{k}"]), k
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MATCHERS)
 def test_tracking_with_each_matcher(trained, name):
     from keytrack.tracking import PoseEntailmentScorer, Tracker

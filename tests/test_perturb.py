@@ -360,6 +360,7 @@ def test_config_is_validated():
     assert replace(PerturbConfig(), clutter_rate=0.0).clutter_rate == 0.0
 
 
+@pytest.mark.slow
 def test_command_line_writes_and_evaluates(tmp_path, capsys):
     from keytrack.io import read_dataset
 

@@ -88,6 +88,7 @@ def test_quick_budget_and_resolution_overrides():
 
 # -- end to end ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYTRACK_CACHE", str(tmp_path / "cache"))      # crops of the synthetic frames
     train_data = generate_dataset(3, seed=3)

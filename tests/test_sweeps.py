@@ -89,6 +89,7 @@ def test_sweep_yaml_is_a_valid_wandb_sweep_running_keytrack_train(path):
         assert "${" + leaf + "}" in run_names[0], f"run_name does not name the swept {key}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
 def test_every_proposed_run_is_a_valid_keytrack_train_config(path):
     """All grid points (or the first bayes / random proposals) compose with load_config, get
@@ -116,6 +117,7 @@ def test_every_proposed_run_is_a_valid_keytrack_train_config(path):
     assert len(names) == len(proposals)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
 def test_first_proposed_run_trains_with_fast_dev_run(path, tmp_path, scenes):
     from keytrack.train import train
@@ -203,6 +205,7 @@ FAKE_TRAINER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_execute_stops_a_run_midway_with_sigterm(tmp_path):
     script = tmp_path / "fake_train.py"
     script.write_text(FAKE_TRAINER)
@@ -240,6 +243,7 @@ def test_metric_history_one_value_per_epoch_across_attempts(tmp_path):
 
 # -- the offline runner, end to end -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_offline_runner_runs_the_quick_grid_then_reuses_it(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYTRACK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -288,6 +292,7 @@ def test_offline_runner_runs_the_quick_grid_then_reuses_it(tmp_path, monkeypatch
     assert (tmp_path / "wb" / "table.md").read_text().count("| quick-L") == 2
 
 
+@pytest.mark.slow
 def test_offline_runner_records_a_failed_run_and_goes_on(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text(textwrap.dedent("""
@@ -319,6 +324,7 @@ def _fake_training(calls):
     return fake
 
 
+@pytest.mark.slow
 def test_bayes_sweep_continues_from_its_finished_runs(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(sw, "_train_and_evaluate", _fake_training(calls))
@@ -334,6 +340,7 @@ def test_bayes_sweep_continues_from_its_finished_runs(tmp_path, monkeypatch):
     assert {r["name"] for r in more.results} > {r["name"] for r in first.results} and len(more.results) == 3
 
 
+@pytest.mark.slow
 def test_runs_that_share_a_run_name_are_refused(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(sw, "_train_and_evaluate", _fake_training(calls))

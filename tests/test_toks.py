@@ -267,6 +267,7 @@ def test_toks_dataset_is_untracked_and_covers_every_frame(scenes):
         toks_dataset(gt, "nms", seed=0)
 
 
+@pytest.mark.slow
 def test_ablation_smoke(tmp_path):
     from ablations import toks as ablation
 

@@ -105,6 +105,7 @@ def _losses(run_dir):
     return [float(r["train/loss"]) for r in read_metrics(run_dir) if r.get("train/loss")]
 
 
+@pytest.mark.slow
 def test_short_training_lowers_loss_and_writes_checkpoints(tmp_path, scenes):
     cfg = _cfg(tmp_path, "loader.samples_per_epoch=3200", "trainer.max_epochs=3", "optim.lr=1e-3",
                "trainer.log_every_n_steps=10")
@@ -119,6 +120,7 @@ def test_short_training_lowers_loss_and_writes_checkpoints(tmp_path, scenes):
     assert saved["global_step"] == 300 and saved["train_pairs_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
     first = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1"), scenes)
     assert first["global_step"] == 10 and first["resumed_from"] is None
@@ -142,6 +144,7 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
     assert fresh["resumed_from"] is None and fresh["global_step"] == 10
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_is_written(tmp_path, scenes, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -153,6 +156,7 @@ def test_wandb_offline_run_is_written(tmp_path, scenes, monkeypatch):
     assert runs and runs[0].stat().st_size > 0, "W&B offline run file missing"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", list_experiments())
 def test_every_experiment_config_runs_a_fast_dev_run(tmp_path, scenes, experiment):
     # data.synthetic.seed names the scenes' seed: cnn_crops renders their frames from it.
@@ -161,6 +165,7 @@ def test_every_experiment_config_runs_a_fast_dev_run(tmp_path, scenes, experimen
     assert result["global_step"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
 def test_data_parallel_training_on_two_cpu_processes(tmp_path, strategy):
     """Lightning's DDP (as on several GPUs) with two CPU processes (gloo), run as a user runs it:
@@ -183,6 +188,7 @@ def test_data_parallel_training_on_two_cpu_processes(tmp_path, strategy):
     assert saved["best_checkpoint"].endswith(".ckpt") and (tmp_path / "quick" / "ddp" / "checkpoints").is_dir()
 
 
+@pytest.mark.slow
 def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_accuracy_there(tmp_path, scenes):
     cfg = _cfg(tmp_path, "experiment=improved", "loader.samples_per_epoch=320", "trainer.max_epochs=2",
                "trainer.check_val_every_n_epoch=1",

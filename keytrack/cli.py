@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("keytrack.synth.cli", "write synthetic multi-person scenes as PoseTrack18 JSON"),
     "render": ("keytrack.synth.render_cli", "render synthetic scenes to MP4/GIF/PNG (optionally with skeletons)"),
     "data-stats": ("keytrack.stats", "statistics of synthetic scenes beside a real dataset"),
-    "bench-tokenize": ("keytrack.tokenize", "measure tokenized pose pairs per second"),
+    "bench-tokenize": ("keytrack.bench_tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
     "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),

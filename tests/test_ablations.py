@@ -302,7 +302,7 @@ def tiny_gcn_checkpoint(tmp_path_factory):
     from keytrack.config import load_config
     from keytrack.models.factory import build_matcher
 
-    cfg = load_config(["experiment=gcn", "model.gcn_channels=8", "model.gcn_embedding=8"])
+    cfg = load_config(["experiment=gcn", "model.channels=8", "model.embedding=8"])
     torch.manual_seed(0)
     model = build_matcher(cfg)
     path = tmp_path_factory.mktemp("ckpt") / "gcn.ckpt"

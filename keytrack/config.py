@@ -80,7 +80,8 @@ def load_config(overrides: list[str] | None = None, directory: Path | None = Non
         try:
             cfg = OmegaConf.merge(cfg, layer)
         except ConfigKeyError as err:
-            raise ConfigError(f"{source}: unknown key {err.full_key!r} (not in experiments/base.yaml)") from None
+            raise ConfigError(f"{source}: unknown key {err.full_key!r} (not in experiments/base.yaml, nor in "
+                              f"experiments/model/{model}.yaml for model.name={model})") from None
     cfg.experiment = experiment
     if cfg.run_name is None:
         cfg.run_name = f"{data_tag(cfg.data)}-seed{cfg.seed}"

@@ -22,6 +22,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 
+from keytrack.errors import InputError
+
 #: Where experiment YAMLs live; override with ``KEYTRACK_EXPERIMENTS``.
 EXPERIMENTS_DIR = Path(os.environ.get("KEYTRACK_EXPERIMENTS", Path(__file__).resolve().parents[1] / "experiments"))
 
@@ -29,7 +31,7 @@ EXPERIMENTS_DIR = Path(os.environ.get("KEYTRACK_EXPERIMENTS", Path(__file__).res
 _META_KEYS = ("extends",)
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An experiment file or an override that cannot be applied; the message names it."""
 
 

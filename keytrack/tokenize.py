@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from keytrack.errors import InputError
 from keytrack.pairs import PairIndex
 from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
@@ -83,17 +84,17 @@ class TokenConfig:
 
     def __post_init__(self) -> None:
         if self.position_encoding not in POSITION_ENCODINGS:
-            raise ValueError(f"TokenConfig.position_encoding must be one of {', '.join(POSITION_ENCODINGS)}, "
+            raise TokenizeError(f"TokenConfig.position_encoding must be one of {', '.join(POSITION_ENCODINGS)}, "
                              f"got {self.position_encoding!r}")
         if int(self.fourier_bands) < 0:
-            raise ValueError(f"TokenConfig.fourier_bands must be >= 0, got {self.fourier_bands}")
+            raise TokenizeError(f"TokenConfig.fourier_bands must be >= 0, got {self.fourier_bands}")
         w, h = self.grid
         if int(w) < 1 or int(h) < 1:
-            raise ValueError(f"TokenConfig.grid must be two positive ints (w, h), got {self.grid}")
+            raise TokenizeError(f"TokenConfig.grid must be two positive ints (w, h), got {self.grid}")
         if int(self.delta) < 1:
-            raise ValueError(f"TokenConfig.delta must be >= 1, got {self.delta}")
+            raise TokenizeError(f"TokenConfig.delta must be >= 1, got {self.delta}")
         if not (self.position or self.type or self.segment or self.relative_position or self.displacement):
-            raise ValueError("TokenConfig enables no token kind: at least one must be on")
+            raise TokenizeError("TokenConfig enables no token kind: at least one must be on")
 
     @property
     def num_positions(self) -> int:
@@ -121,7 +122,7 @@ class TokenConfig:
         return n + (DISPLACEMENT_FEATURES if self.displacement else 0)
 
 
-class TokenizeError(ValueError):
+class TokenizeError(InputError):
     """Bad tokenizer input; ``pair`` is the index of the first offending pair (or None)."""
 
     def __init__(self, message: str, pair: int | None = None):

@@ -400,7 +400,7 @@ def test_tracker_comparison_shows_a_failed_method_and_runs_the_others(tmp_path):
                    methods=("pose_entailment", "iou"), checkpoint=str(bad), fixed_thresholds={"iou": 0.2})
     result = run_comparison(opts, eval_gt=gt)
     pe, iou = [r for r in result.rows if r["method"] in ("Pose Entailment", "IoU (greedy)")]
-    assert pe["status"].startswith("failed: ValueError")
+    assert pe["status"].startswith("failed: CheckpointError")
     assert "not a keytrack training checkpoint" in pe["status"]
     assert pe["Total"] is None and pe["mota"] is None
     assert iou["status"] is None and math.isfinite(iou["mota"]) and iou["threshold"] == 0.2
@@ -432,8 +432,10 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
     assert result["total"]["ap"] == 100.0 and result["total"]["mota"] > 90     # GT keypoints, tracked by OKS
 
     from keytrack.evaluation import EvaluationError
-    with pytest.raises(EvaluationError, match="frames"):                        # without the stride: refused
-        main(["evaluate", "--gt", gt_dir, "--pred", pred_dir])
+    assert main(["evaluate", "--gt", gt_dir, "--pred", pred_dir]) == 2          # without the stride: refused
+    assert capsys.readouterr().err.startswith("keytrack evaluate: error: ")
+    with pytest.raises(EvaluationError, match="frames"):                        # the traceback under --debug
+        main(["--debug", "evaluate", "--gt", gt_dir, "--pred", pred_dir])
     with pytest.raises(SystemExit, match="--frame-stride 2"):                   # every frame: not from track
         main(["evaluate", "--gt", gt_dir, "--pred", gt_dir, "--frame-stride", "2"])
     with pytest.raises(SystemExit, match=">= 1"):

@@ -15,6 +15,8 @@ cross entropy (the GCN does).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 from torch import nn
 
@@ -46,14 +48,26 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
 
     from keytrack.config import with_defaults
 
-    state = torch.load(checkpoint, map_location=map_location, weights_only=False)
+    from keytrack.errors import CheckpointError
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"{checkpoint}: no such checkpoint" + (" (a folder; give its checkpoints/best-*.ckpt)"
+                                                                      if path.is_dir() else ""))
+    try:
+        state = torch.load(checkpoint, map_location=map_location, weights_only=False)
+    except Exception as err:     # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(f"{checkpoint}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     try:
         cfg = with_defaults(OmegaConf.create(state["hyper_parameters"]["cfg"]))
-    except KeyError:
-        raise ValueError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
     model = build_matcher(cfg)
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{checkpoint}: its weights do not fit its own config ({err})") from None
     return model.eval(), cfg
 
 

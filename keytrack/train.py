@@ -48,6 +48,12 @@ class Throughput(Callback):
     def pairs_per_second(self) -> float | None:
         return self.pairs / self.seconds if self.seconds > 0 else None
 
+    @property
+    def mean_batch_pairs(self) -> float | None:
+        """Pairs per measured batch (a listwise batch of candidate lists holds a varying number)."""
+        measured = self._seen - self.skip
+        return self.pairs / measured if measured > 0 else None
+
 
 class EpochSeed(Callback):
     """Reseed torch, numpy and random from ``(seed, epoch)`` at the start of every training epoch,
@@ -245,7 +251,8 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
         "epochs": epochs, "global_step": step,
         "resumed_from": resume, "seconds": round(time.perf_counter() - start, 2),
         "train_pairs_per_s": None if pairs_per_s is None else pairs_per_s * world,
-        "batch_size": int(cfg.loader.batch_size), "world_size": world,
+        "batch_size": int(cfg.loader.batch_size), "mean_batch_pairs": throughput.mean_batch_pairs,
+        "world_size": world,
         "parameters": sum(p.numel() for p in module.model.parameters()),
         "train_pairs": len(datamodule.train_set), "val_pairs": len(datamodule.val_set),
         "best_checkpoint": best_path,

@@ -516,3 +516,33 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     before = (out / "table.md").read_text()
     mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
     assert (out / "table.md").read_text() == before
+
+
+@pytest.mark.slow
+def test_bench_writes_every_row_with_rates_and_fractions(tmp_path):
+    from ablations import bench
+
+    out = bench.run(bench_args(tmp_path))
+    rows = list(csv.DictReader(open(out / "table.csv")))
+    what = [r["What"] for r in rows]
+    assert what[0].startswith("roofline") and float(rows[0]["of roofline"]) == 1.0
+    assert sum(w.startswith("matcher forward") for w in what) == 2 and sum("training step" in w for w in what) == 3
+    assert any(w.startswith("`keytrack train` whole step") for w in what)
+    assert any(w.startswith("tracking 2 generated videos") for w in what)
+    for r in rows:
+        assert float(r["GFLOP/s"]) > 0 and float(r["of roofline"]) > 0 and math.isfinite(float(r["of roofline"]))
+    track = next(r for r in rows if r["What"].startswith("tracking"))
+    assert float(track["frames/s"]) > 0 and 0 < float(track["network share"]) <= 1
+    assert "threads" in (out / "table.md").read_text()
+
+
+def bench_args(tmp_path):
+    import argparse
+
+    from ablations import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    return parser.parse_args(["--experiment", "quick", "--batches", "8", "16", "--repeats", "1", "--square", "128",
+                              "--train-steps", "12", "--track-videos", "2", "--out", str(tmp_path / "bench"),
+                              "model.layers=1", "model.hidden=32", "model.intermediate=32", "model.heads=2"])

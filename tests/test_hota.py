@@ -214,3 +214,27 @@ def test_posetrack21_writer_round_trips(tmp_path):
         assert len(f.ignore_regions) == len(g.ignore_regions)
         for a, b in zip(f.ignore_regions, g.ignore_regions):
             assert np.array_equal(a, b)
+
+
+def test_evaluate_command_adds_hota_and_idf1_beside_poseval(tmp_path, capsys):
+    from keytrack.cli import main
+    from keytrack.io import write_posetrack18
+    from keytrack.synth import SynthConfig, generate_dataset
+
+    gt = generate_dataset(2, seed=8, config=SynthConfig(frames_per_video=(8, 10)))
+    write_posetrack18(gt, tmp_path / "gt")
+    assert main(["track", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "pred")]) == 0
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"),
+                 "--metrics", "poseval,hota,idf1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "MOTA" in printed and "%IDSW" in printed
+    for row in ("| HOTA |", "| DetA |", "| AssA |", "| LocA |", "| IDF1 |"):
+        assert row in printed
+    result = json.loads(out.read_text())
+    direct = hota(read_dataset(tmp_path / "gt", keep_empty_poses=True), read_dataset(tmp_path / "pred", keep_empty_poses=True))
+    assert result["hota"]["HOTA"]["total"] == pytest.approx(direct["total"]["HOTA"])
+    assert set(result["hota"]["AssA"]["per_joint"]) == set(JOINTS) and "IDF1" in result["idf1"]
+    assert "total" in result                                    # poseval's numbers are still there
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "hota,x"]) == 2
+    assert "--metrics: unknown ['x']" in capsys.readouterr().err

@@ -15,6 +15,8 @@ missed).
 """
 from __future__ import annotations
 
+from keytrack.errors import InputError
+
 import argparse
 import shlex
 import sys
@@ -75,7 +77,7 @@ def build_models(args: argparse.Namespace):
         estimator = YoloEstimator(imgsz=args.crop_size, model=model,
                                   share_detections=None if args.estimate_all_boxes else detector)
         return detector, estimator
-    raise SystemExit(f"keytrack track-video: unknown estimator {args.estimator!r}")
+    raise InputError(f"unknown estimator {args.estimator!r}")
 
 
 def build_tracker(args: argparse.Namespace):

@@ -22,6 +22,9 @@ from keytrack.synth import SynthConfig, generate_dataset
 from keytrack.train import train
 
 kill_at = int(os.environ.get("KILL_AT", "-1"))
+# A process started in the background by a non-interactive shell (CI) inherits SIGINT ignored;
+# a user's terminal delivers it as KeyboardInterrupt, which is what this test is about.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 class Kill(pl.Callback):
     def on_train_batch_end(self, trainer, *args):

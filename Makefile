@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-PHONY_EXTRA := matcher-variants diagnose test-slow
+PHONY_EXTRA := matcher-variants diagnose test-slow bench
 .PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo track-video clean
 
 install: $(VENV)/.installed
@@ -85,6 +85,10 @@ ablation-toks: install
 
 ablation-toks-yolo: install-yolo
 	$(VENV)-yolo/bin/python -m ablations.toks --estimator yolo $(if $(DATA),--data $(DATA),) $(ARGS)
+
+# make bench [ARGS="--device cuda --bf16"] [DATA=...]: the machine's roofline, the matcher, keytrack train's step, the tracker
+bench: install
+	$(BIN)/python -m ablations.bench --experiment $(EXPERIMENT) $(if $(DATA),--data $(DATA),) $(ARGS)
 
 cost: install
 	$(BIN)/python -m ablations.cost $(ARGS)

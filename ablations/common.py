@@ -689,9 +689,10 @@ def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: D
     checkpoint (by validation accuracy) of the run. ``train_fn(cfg, dataset) -> metrics`` replaces
     :func:`keytrack.train.train` (which is imported, with Lightning, only when a run is trained).
     """
-    from keytrack.config import load_config
+    from keytrack.config import load_config, overrides_for
 
-    cfg = load_config([f"experiment={experiment}", *overrides])
+    # One override list may serve several matchers: each takes the model keys of its own group.
+    cfg = load_config([f"experiment={experiment}", *overrides_for(experiment, list(overrides))])
     while True:
         finished = find_finished_run(cfg)
         if finished is not None:

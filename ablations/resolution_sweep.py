@@ -54,6 +54,7 @@ from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, add
 from ablations.tracker_comparison import (CNN_BATCH_SIZE, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                           SETTING_LABELS, track_and_evaluate)
 from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish
+from keytrack.config import overrides_for
 from keytrack.perturb import SETTINGS, perturb
 from keytrack.poses import Dataset
 
@@ -178,8 +179,9 @@ def training_overrides(opts: Options, profile: Profile, method: str, resolution:
     from keytrack.config import data_tag, load_config
 
     budget = [*budget_overrides(opts.profile), *opts.train_overrides]
-    overrides = [*profile.train_overrides(), *budget_overrides(opts.profile),
-                 resolution_override(method, resolution), f"seed={seed}", *opts.train_overrides]
+    overrides = overrides_for(EXPERIMENTS[method], [*profile.train_overrides(), *budget_overrides(opts.profile),
+                                                    resolution_override(method, resolution), f"seed={seed}",
+                                                    *opts.train_overrides])
     cfg = load_config([f"experiment={EXPERIMENTS[method]}", *overrides])
     digest = hashlib.sha256("\n".join(budget).encode()).hexdigest()[:6]
     return [*overrides, f"run_name={data_tag(cfg.data)}-{label(resolution)}-{opts.profile}-{digest}-seed{seed}"]
@@ -188,8 +190,8 @@ def training_overrides(opts: Options, profile: Profile, method: str, resolution:
 def budget_description(opts: Options) -> str:
     from keytrack.config import load_config
 
-    cfg = load_config([f"experiment={EXPERIMENTS['transformer']}", *budget_overrides(opts.profile),
-                       *opts.train_overrides])
+    cfg = load_config([f"experiment={EXPERIMENTS['transformer']}",
+                       *overrides_for(EXPERIMENTS["transformer"], [*budget_overrides(opts.profile), *opts.train_overrides])])
     text = describe_budget(cfg)
     limit = cfg.trainer.get("limit_val_batches")
     val = (f"; validation on {100 * float(cfg.data.val_fraction):g} % of the videos"
@@ -377,7 +379,7 @@ def run_sweep(opts: Options, *, train_dataset: Dataset | None = None, eval_gt: D
                 experiment = EXPERIMENTS[method]
                 overrides = training_overrides(opts, profile, method, resolution, seed)
                 if (method, resolution) not in costs:
-                    cost_overrides = [resolution_override(method, resolution), *opts.train_overrides]
+                    cost_overrides = overrides_for(experiment, [resolution_override(method, resolution), *opts.train_overrides])
                     costs[(method, resolution)] = cache.run(
                         f"cost-{method}-{label(resolution)}", lambda m=method, o=cost_overrides: _cost(m, o),
                         {"kind": "cost", "experiment": experiment, "overrides": cost_overrides})
@@ -571,4 +573,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from keytrack.errors import run_command
+
+    sys.exit(run_command("python -m ablations.resolution_sweep", main))

@@ -659,4 +659,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from keytrack.errors import run_command
+
+    sys.exit(run_command("python -m ablations.toks", main))

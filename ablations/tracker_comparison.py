@@ -46,6 +46,7 @@ from typing import Sequence
 from ablations.common import matching_network as shared_matching_network
 from ablations.common import (Column, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
                               dataset_fingerprint, display_path, mean_std, write_table)
+from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
 from keytrack.poses import Dataset
 
@@ -59,23 +60,20 @@ SETTING_LABELS: dict[str, str] = {
     "gt_boxes_predicted_keypoints": "GT boxes, predicted keypoints",
     "predicted_boxes_predicted_keypoints": "predicted boxes, predicted keypoints",
 }
+#: Learned baselines (§4.2, §5.2): every registered matcher but the transformer
+#: (keytrack.models.registry), each trained from the experiment file of its name with the training
+#: budget (optimiser, loader, epochs) of Pose Entailment's experiment, and tracking with the same
+#: match threshold, the decision point 0.5 of its score, untuned.
+LEARNED_BASELINES: dict[str, str] = {m.name: m.name for m in registry.MATCHERS.values() if m.baseline}
 #: Tracking methods run here (scorer name -> label); all use the same tracker and greedy assignment.
 METHODS: dict[str, str] = {
     "pose_entailment": "Pose Entailment",
     "pose_entailment_improved": "Pose Entailment (improved)",
     "oks": "OKS (greedy)",
     "iou": "IoU (greedy)",
-    "gcn": "GCN (ours)",
-    "cnn_keypoints": "CNN on keypoints",
-    "cnn_crops": "CNN on image crops",
+    **{name: registry.get(name).label for name in LEARNED_BASELINES},
 }
-SHORT: dict[str, str] = {"pose_entailment": "Pose Entailment",
-                         "pose_entailment_improved": "Pose Entailment (improved)", "oks": "OKS", "iou": "IoU", "gcn": "GCN",
-                         "cnn_keypoints": "CNN on keypoints", "cnn_crops": "CNN on crops"}
-#: Learned baselines (§4.2, §5.2): method -> the experiment file of its matcher. Each is trained with
-#: the training budget (optimiser, loader, epochs) of Pose Entailment's experiment and tracks with
-#: the same match threshold, the decision point 0.5 of its score, untuned.
-LEARNED_BASELINES: dict[str, str] = {"gcn": "gcn", "cnn_keypoints": "cnn_keypoints", "cnn_crops": "cnn_crops"}
+SHORT: dict[str, str] = {**METHODS, "oks": "OKS", "iou": "IoU", "gcn": "GCN", "cnn_crops": "CNN on crops"}
 #: Methods whose match threshold is tuned on the training split (the non-learned similarities).
 TUNED: tuple[str, ...] = ("oks", "iou")
 #: Figure 4's other rows, shown from the paper only (optical flow needs FlowNet2; the paper's GCN row
@@ -801,4 +799,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from keytrack.errors import run_command
+
+    sys.exit(run_command("python -m ablations.tracker_comparison", main))

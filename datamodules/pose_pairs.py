@@ -15,13 +15,12 @@ import logging
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, SequentialSampler
 
 from keytrack.augment import with_predicted_copies
-from keytrack.data import (CandidateLists, ListBatches, TokenizedPairs, class_balanced_weights, identity_collate,
-                           load_dataset)
+from keytrack.data import (CandidateLists, EpochRandomSampler, EpochWeightedRandomSampler, ListBatches, TokenizedPairs,
+                           class_balanced_weights, identity_collate, load_dataset)
 from keytrack.pairs import split_videos
 from keytrack.poses import Dataset
 
@@ -75,15 +74,16 @@ class PosePairDataModule(pl.LightningDataModule):
         return str(self.cfg.loss.name) == "listwise"
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(int(self.cfg.seed))
+        # The order of epoch k depends on (seed, k) alone: a resumed run replays it exactly.
+        seed = int(self.cfg.seed)
         if self.listwise:
             lists = CandidateLists(self.train_set)
             n = self.cfg.loader.samples_per_epoch or len(lists)
-            sampler = RandomSampler(lists, replacement=True, num_samples=int(n), generator=generator)
+            sampler = EpochRandomSampler(lists, num_samples=int(n), seed=seed)
             return self._loader(lists, int(self.cfg.loader.batch_size), sampler=sampler)
         n = self.cfg.loader.samples_per_epoch or len(self.train_set)
-        sampler = WeightedRandomSampler(class_balanced_weights(self.train_set.labels), num_samples=int(n),
-                                        replacement=True, generator=generator)
+        sampler = EpochWeightedRandomSampler(class_balanced_weights(self.train_set.labels), num_samples=int(n),
+                                             seed=seed)
         return self._loader(self.train_set, int(self.cfg.loader.batch_size), sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

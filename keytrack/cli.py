@@ -1,6 +1,8 @@
 """The ``keytrack`` command line: one subcommand per module, imported only when used.
 
-Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int | None``.
+Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int | None``. Bad input
+(:mod:`keytrack.errors`) prints ``keytrack <command>: error: <message>`` and exits with status 2;
+``--debug`` (anywhere on the line) or ``KEYTRACK_DEBUG=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("keytrack.synth.cli", "write synthetic multi-person scenes as PoseTrack18 JSON"),
     "render": ("keytrack.synth.render_cli", "render synthetic scenes to MP4/GIF/PNG (optionally with skeletons)"),
     "data-stats": ("keytrack.stats", "statistics of synthetic scenes beside a real dataset"),
-    "bench-tokenize": ("keytrack.tokenize", "measure tokenized pose pairs per second"),
+    "bench-tokenize": ("keytrack.bench_tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
     "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),
@@ -25,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(commands: dict[str, tuple[str, str]] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keytrack", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of bad input too (also KEYTRACK_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_) in commands.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -34,13 +38,17 @@ def build_parser(commands: dict[str, tuple[str, str]] = COMMANDS) -> argparse.Ar
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    from keytrack.errors import debug_requested, run_command
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != "--debug"]
     # Import only the module of the command asked for (torch imports are slow).
     name = next((a for a in argv if not a.startswith("-")), None)
     commands = {name: COMMANDS[name]} if name in COMMANDS else COMMANDS
-    args = build_parser(commands).parse_args(argv)
-    code = importlib.import_module(args._module).run(args)
-    return int(code or 0)
+    prog = f"keytrack {name}" if name in COMMANDS else "keytrack"
+    args = build_parser(commands).parse_args(argv)    # bad arguments: argparse's usage line and status 2
+    return run_command(prog, lambda: importlib.import_module(args._module).run(args), debug=debug)
 
 
 if __name__ == "__main__":

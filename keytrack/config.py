@@ -3,9 +3,12 @@
 ``load_config(["experiment=quick", "trainer.max_epochs=3"])`` merges, in order:
 
 1. ``experiments/base.yaml``, the paper's settings (A.4, A.5);
-2. ``experiments/<experiment>.yaml``, which overrides only what that experiment changes
+2. ``experiments/model/<model.name>.yaml`` under ``model``: the chosen matcher's own keys and their
+   defaults (its config group, :mod:`keytrack.models.registry`), ``model.name`` being the last one
+   the experiment files or the overrides set;
+3. ``experiments/<experiment>.yaml``, which overrides only what that experiment changes
    (an experiment file may name another with ``extends: <name>`` to build on it);
-3. the ``key=value`` overrides, in omegaconf's dotlist syntax.
+4. the ``key=value`` overrides, in omegaconf's dotlist syntax.
 
 The base config is a closed schema: an override naming a key that does not exist is an error
 (a typo must not silently train the default). ``trainer`` stays open: it is passed to lightning's
@@ -19,6 +22,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 
+from keytrack.errors import InputError
+
 #: Where experiment YAMLs live; override with ``KEYTRACK_EXPERIMENTS``.
 EXPERIMENTS_DIR = Path(os.environ.get("KEYTRACK_EXPERIMENTS", Path(__file__).resolve().parents[1] / "experiments"))
 
@@ -26,7 +31,7 @@ EXPERIMENTS_DIR = Path(os.environ.get("KEYTRACK_EXPERIMENTS", Path(__file__).res
 _META_KEYS = ("extends",)
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An experiment file or an override that cannot be applied; the message names it."""
 
 
@@ -64,21 +69,46 @@ def load_config(overrides: list[str] | None = None, directory: Path | None = Non
         key, value = o.split("=", 1)
         if key == "experiment":
             experiment = value
-    cfg = OmegaConf.load(directory / "base.yaml")
-    OmegaConf.set_struct(cfg, True)
-    OmegaConf.set_struct(cfg.trainer, False)   # any lightning Trainer argument may be given
     layers = [(f"experiments/{experiment}.yaml", layer) for layer in _experiment_chain(experiment, directory)]
     layers.append(("overrides", OmegaConf.from_dotlist(overrides)))
+    cfg = OmegaConf.load(directory / "base.yaml")
+    model = cfg.model.name
+    for _, layer in layers:
+        model = OmegaConf.select(layer, "model.name", default=model)
+    cfg.model = OmegaConf.merge(cfg.model, model_group(str(model), directory))
+    OmegaConf.set_struct(cfg, True)
+    OmegaConf.set_struct(cfg.trainer, False)   # any lightning Trainer argument may be given
     for source, layer in layers:
         try:
             cfg = OmegaConf.merge(cfg, layer)
         except ConfigKeyError as err:
-            raise ConfigError(f"{source}: unknown key {err.full_key!r} (not in experiments/base.yaml)") from None
+            raise ConfigError(f"{source}: unknown key {err.full_key!r} (not in experiments/base.yaml, nor in "
+                              f"experiments/model/{model}.yaml for model.name={model})") from None
     cfg.experiment = experiment
     if cfg.run_name is None:
         cfg.run_name = f"{data_tag(cfg.data)}-seed{cfg.seed}"
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def overrides_for(experiment: str, overrides: list[str], directory: Path | None = None) -> list[str]:
+    """``overrides`` without the ``model.<key>=...`` ones that only another matcher has.
+
+    For ablations that give one list of overrides to several matchers (a tiny model for a test,
+    say ``model.layers=1 model.channels=8``): each matcher takes the keys of its own config group.
+    A key no matcher has stays, so :func:`load_config` still refuses a typo.
+    """
+    directory = Path(directory or EXPERIMENTS_DIR)
+    model = OmegaConf.load(directory / "base.yaml").model.name
+    layers = [*_experiment_chain(experiment, directory), OmegaConf.from_dotlist([o for o in overrides if "=" in o])]
+    for layer in layers:
+        model = OmegaConf.select(layer, "model.name", default=model)
+    own = {"name", "init_from", *model_group(str(model), directory)}
+    anyone = {k for name in model_names(directory) for k in model_group(name, directory)}
+    def foreign(o: str) -> bool:
+        key = o.split("=", 1)[0].split(".")
+        return len(key) >= 2 and key[0] == "model" and key[1] not in own and key[1] in anyone
+    return [o for o in overrides if not foreign(o)]
 
 
 def data_tag(data: DictConfig) -> str:
@@ -92,9 +122,56 @@ def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
+def model_names(directory: Path | None = None) -> list[str]:
+    """The matchers that have a config group (``experiments/model/<name>.yaml``)."""
+    return sorted(p.stem for p in (Path(directory or EXPERIMENTS_DIR) / "model").glob("*.yaml"))
+
+
+def model_group(name: str, directory: Path | None = None) -> DictConfig:
+    """``experiments/model/<name>.yaml``: the keys and defaults of matcher ``name``."""
+    path = Path(directory or EXPERIMENTS_DIR) / "model" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"model.name: unknown matcher {name!r}: no {path} "
+                          f"(known: {', '.join(model_names(directory))})")
+    group = OmegaConf.load(path)
+    bad = {"name", "init_from"} & set(group)
+    if bad:
+        raise ConfigError(f"{path}: {sorted(bad)} belong to base.yaml's model section, not to a matcher's group")
+    return group
+
+
+#: Before matchers had config groups, ``model`` was one flat section for all of them: the keys of
+#: each matcher there, and their names in its group now.
+_FLAT_MODEL_KEYS = {
+    "transformer": {k: k for k in ("hidden", "intermediate", "layers", "heads", "dropout", "init_std")},
+    "cnn_keypoints": {"resolution": "resolution", "cnn_channels": "channels", "cnn_hidden": "hidden"},
+    "cnn_crops": {"resolution": "resolution", "cnn_channels": "channels", "cnn_hidden": "hidden"},
+    "gcn": {"gcn_channels": "channels", "gcn_embedding": "embedding", "gcn_margin": "margin",
+            "gcn_coordinates": "coordinates"},
+}
+
+
+def _ungroup_flat_model(saved: DictConfig) -> DictConfig:
+    """A config saved with the flat ``model`` section, with only its matcher's keys, renamed."""
+    model = saved.get("model")
+    if model is None or not any(str(k).startswith(("cnn_", "gcn_")) for k in model):
+        return saved
+    name = str(model.get("name", "transformer"))
+    keys = _FLAT_MODEL_KEYS.get(name, {})
+    grouped = {k: model[k] for k in ("name", "init_from") if k in model}
+    grouped.update({new: model[old] for old, new in keys.items() if old in model})
+    out = OmegaConf.create(OmegaConf.to_container(saved))
+    out.model = grouped
+    return out
+
+
 def with_defaults(saved: DictConfig, directory: Path | None = None) -> DictConfig:
     """A saved config (a run's ``config.yaml``, a checkpoint's ``cfg``) merged onto the current
-    ``experiments/base.yaml``: keys the base gained after the run was saved take their default
-    values, so an old run equals a new config that leaves the new keys at their defaults."""
+    ``experiments/base.yaml`` and its matcher's group: keys added after the run was saved take
+    their default values, so an old run equals a new config that leaves the new keys at their
+    defaults (a config of the former flat ``model`` section is read into its matcher's group)."""
+    saved = _ungroup_flat_model(saved)
     base = OmegaConf.load(Path(directory or EXPERIMENTS_DIR) / "base.yaml")
+    name = OmegaConf.select(saved, "model.name", default=None) or base.model.name
+    base.model = OmegaConf.merge(base.model, model_group(str(name), directory))
     return OmegaConf.merge(base, saved)

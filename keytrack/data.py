@@ -89,7 +89,8 @@ class TokenizedPairs(torch.utils.data.Dataset):
     drawn, in one call of ``encoder`` (:mod:`keytrack.encoders`; a :class:`TokenConfig` means the
     transformer's tokens, ``{kind: [B, 30]}``): cheap (millions of pairs/s for tokens), and it lets
     training batches be augmented (:mod:`keytrack.augment`) with a generator seeded from the run's
-    seed. Augmentation moves keypoints only; image crops are served as cut from the frames.
+    seed and, per epoch, by :meth:`set_epoch` (so a resumed run augments epoch k as an uninterrupted
+    one does). Augmentation moves keypoints only; image crops are served as cut from the frames.
 
     For an encoder that ``needs_crops``, ``crops`` holds ``[N, 3, h, w]`` uint8 crops of the
     poses and ``crop_index`` ``[M, 2]`` the rows of each pair's current and earlier pose in it.
@@ -109,7 +110,8 @@ class TokenizedPairs(torch.utils.data.Dataset):
         self.balanced = torch.ones(m, dtype=torch.bool) if balanced is None else torch.as_tensor(balanced)
         self.encoder: PairEncoder = TokenEncoder(config) if isinstance(config, TokenConfig) else config
         self.augment = dict(augment or {})
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.crops, self.crop_index = crops, crop_index
         if self.encoder.needs_crops:
             m = len(labels)
@@ -161,6 +163,10 @@ class TokenizedPairs(torch.utils.data.Dataset):
                    augment=options if augment else None, seed=seed, crops=crops, crop_index=crop_index,
                    query=torch.as_tensor(pairs.current),
                    balanced=None if in_balanced is None else torch.as_tensor(in_balanced))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the augmentation generator from ``(seed, epoch)``."""
+        self.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -307,3 +313,44 @@ def class_balanced_weights(labels: torch.Tensor) -> torch.Tensor:
 def identity_collate(batch):
     """The dataset already returns whole batches (``__getitems__``)."""
     return batch
+
+
+# -- samplers whose order depends only on (seed, epoch) -----------------------------------------------
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed for epoch ``epoch`` of a run seeded ``seed`` (independent streams per epoch)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class _EpochSeeded:
+    """Mixin: the sampler's generator is reseeded from ``(seed, epoch)`` at the start of each pass.
+
+    Lightning calls ``set_epoch(epoch)`` before every training epoch, so epoch ``k`` draws the same
+    samples whether the run got there in one go or resumed from a checkpoint (the interrupted
+    epoch is replayed exactly). Without ``set_epoch`` calls (a sampler wrapped for DDP) the passes
+    count up from 0.
+    """
+
+    def _init_epochs(self, seed: int) -> None:
+        self.seed, self.epoch = int(seed), 0
+        self.generator = torch.Generator()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        self.epoch += 1                      # the next pass, unless set_epoch says otherwise
+        return super().__iter__()
+
+
+class EpochRandomSampler(_EpochSeeded, torch.utils.data.RandomSampler):
+    def __init__(self, data_source, *, num_samples: int, seed: int):
+        super().__init__(data_source, replacement=True, num_samples=num_samples)
+        self._init_epochs(seed)
+
+
+class EpochWeightedRandomSampler(_EpochSeeded, torch.utils.data.WeightedRandomSampler):
+    def __init__(self, weights, *, num_samples: int, seed: int):
+        super().__init__(weights, num_samples=num_samples, replacement=True)
+        self._init_epochs(seed)

@@ -20,6 +20,8 @@ All pairs are scored in batches. Writes to ``--output`` (default
 """
 from __future__ import annotations
 
+from keytrack.errors import InputError
+
 import argparse
 import logging
 from pathlib import Path
@@ -165,10 +167,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.scorer == "pose_entailment":
         if not args.checkpoint:
-            raise SystemExit("keytrack diagnose: --checkpoint is required with --scorer pose_entailment")
+            raise InputError("--checkpoint is required with --scorer pose_entailment")
         scorer = PoseEntailmentScorer.from_checkpoint(args.checkpoint, device=args.device)
         if args.delta > scorer.max_delta:
-            raise SystemExit(f"keytrack diagnose: --delta {args.delta} exceeds the matcher's δ = {scorer.max_delta}")
+            raise InputError(f"--delta {args.delta} exceeds the matcher's δ = {scorer.max_delta}")
     else:
         scorer = OKSScorer()
     dataset = subsample(read_dataset(args.input, split=args.split), int(args.frame_stride))

@@ -32,11 +32,8 @@ from torch import Tensor
 from keytrack.skeleton import NUM_JOINTS
 from keytrack.tokenize import TokenConfig, tokenize_pairs
 
-__all__ = ["PairEncoder", "TokenEncoder", "RasterEncoder", "CropEncoder", "GraphEncoder", "MATCHER_NAMES",
-           "token_config", "pair_encoder"]
-
-#: The ``model.name`` values :func:`pair_encoder` and ``keytrack.models.factory`` know.
-MATCHER_NAMES = ("transformer", "cnn_keypoints", "cnn_crops", "gcn")
+__all__ = ["PairEncoder", "TokenEncoder", "RasterEncoder", "CropEncoder", "GraphEncoder", "token_config",
+           "pair_encoder"]
 
 
 @runtime_checkable
@@ -182,17 +179,7 @@ def token_config(cfg: DictConfig) -> TokenConfig:
 
 
 def pair_encoder(cfg: DictConfig) -> PairEncoder:
-    """The encoder of the matcher ``cfg.model.name`` names, set up from a full experiment config."""
-    name = cfg.model.name
-    delta = int(cfg.pairs.delta)
-    if name == "transformer":
-        return TokenEncoder(token_config(cfg))
-    if name in ("cnn_keypoints", "cnn_crops"):
-        resolution = tuple(int(r) for r in cfg.model.resolution)
-        if len(resolution) != 2 or min(resolution) < 1:
-            raise ValueError(f"model.resolution must be [w, h] with positive ints, got {list(cfg.model.resolution)}")
-        cls = RasterEncoder if name == "cnn_keypoints" else CropEncoder
-        return cls(resolution=resolution, delta=delta)
-    if name == "gcn":
-        return GraphEncoder(coordinates=str(cfg.model.gcn_coordinates), delta=delta)
-    raise ValueError(f"model.name: unknown matcher {name!r} (known: {', '.join(MATCHER_NAMES)})")
+    """The encoder of the matcher ``cfg.model.name`` names (:mod:`keytrack.models.registry`)."""
+    from keytrack.models import registry
+
+    return registry.get(str(cfg.model.name)).encoder(cfg)

@@ -48,6 +48,80 @@ class Throughput(Callback):
     def pairs_per_second(self) -> float | None:
         return self.pairs / self.seconds if self.seconds > 0 else None
 
+    @property
+    def mean_batch_pairs(self) -> float | None:
+        """Pairs per measured batch (a listwise batch of candidate lists holds a varying number)."""
+        measured = self._seen - self.skip
+        return self.pairs / measured if measured > 0 else None
+
+
+class EpochSeed(Callback):
+    """Reseed torch, numpy and random from ``(seed, epoch)`` at the start of every training epoch,
+    and torch again from ``(seed, step)`` before every training step.
+
+    Dropout, augmentation and any other draw of epoch ``k`` then depend on the run's seed and ``k``
+    alone, not on what the process did before (initialising a model that a checkpoint then
+    overwrites, a sanity check): a run killed in epoch ``k`` and resumed from the checkpoint of
+    epoch ``k - 1`` replays epoch ``k`` exactly, and ends with the weights and metrics of a run that
+    was never interrupted (with ``trainer.deterministic=true``). The sampler's order is seeded the
+    same way (:class:`keytrack.data.EpochRandomSampler`).
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        # Dropout of step n from (seed, n): Lightning creates the epoch's data iterator (a draw of
+        # the global generator) at different moments in a fresh and a resumed run.
+        import torch
+
+        from keytrack.data import epoch_seed
+
+        torch.manual_seed(epoch_seed(self.seed + 1, trainer.global_step))
+
+    def on_train_epoch_start(self, trainer, module):
+        import random
+
+        import numpy as np
+        import torch
+
+        from keytrack.data import epoch_seed
+
+        s = epoch_seed(self.seed, trainer.current_epoch)
+        torch.manual_seed(s)
+        np.random.seed(s % 2**32)
+        random.seed(s)
+        train_set = getattr(getattr(trainer, "datamodule", None), "train_set", None)
+        if hasattr(train_set, "set_epoch"):                  # its augmentation generator
+            train_set.set_epoch(trainer.current_epoch)
+        # Lightning numbers the sampler's epochs by *processed* epochs, which a checkpoint saved at
+        # the end of validation counts one short; the epoch being trained is what decides.
+        from lightning_fabric.utilities.data import _set_sampler_epoch
+
+        loader = trainer.train_dataloader
+        for dl in (loader if isinstance(loader, (list, tuple)) else [loader]):
+            if dl is not None:
+                _set_sampler_epoch(dl, trainer.current_epoch)
+
+
+def _usable_checkpoint(last: Path) -> bool:
+    """Whether ``last.ckpt`` loads. Checkpoints are written to a temporary file and moved into place
+    (Lightning's fsspec transaction), so a killed run leaves a whole file or none; should one still
+    be unreadable, it is moved aside (``last.ckpt.unreadable``) and never resumed from."""
+    import torch
+
+    if not last.is_file():
+        return False
+    try:
+        torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+        return True
+    except Exception as err:     # noqa: BLE001 - any failure to load means: do not resume from it
+        aside = last.with_name(last.name + ".unreadable")
+        os.replace(last, aside)
+        log.warning("%s cannot be read (%s: %s); moved to %s, starting the run over", last,
+                    type(err).__name__, err, aside.name)
+        return False
+
 
 def _progress_from_checkpoint(last: Path, best_path: str | None, best_score: float | None):
     """``(epoch, global_step, best path, best val/acc)`` from ``last.ckpt``: with ``ddp_spawn`` the
@@ -141,7 +215,7 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / "last.ckpt"
-    resume = str(last) if cfg.logging.resume == "auto" and last.is_file() else None
+    resume = str(last) if cfg.logging.resume == "auto" and _usable_checkpoint(last) else None
     if resume:
         _check_resumable(cfg, out / "config.yaml")
         log.info("resuming from %s", resume)
@@ -152,7 +226,7 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:02d}",
                                  monitor=str(cfg.validation.monitor), mode="max", save_top_k=1, save_last=True)
     throughput = Throughput()
-    callbacks = [checkpoint, throughput]
+    callbacks = [checkpoint, throughput, EpochSeed(int(cfg.seed))]
     trainer_args = dict(cfg.trainer)
     if cfg.logging.wandb or not trainer_args.get("fast_dev_run"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -177,7 +251,8 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
         "epochs": epochs, "global_step": step,
         "resumed_from": resume, "seconds": round(time.perf_counter() - start, 2),
         "train_pairs_per_s": None if pairs_per_s is None else pairs_per_s * world,
-        "batch_size": int(cfg.loader.batch_size), "world_size": world,
+        "batch_size": int(cfg.loader.batch_size), "mean_batch_pairs": throughput.mean_batch_pairs,
+        "world_size": world,
         "parameters": sum(p.numel() for p in module.model.parameters()),
         "train_pairs": len(datamodule.train_set), "val_pairs": len(datamodule.val_set),
         "best_checkpoint": best_path,

@@ -302,7 +302,7 @@ def tiny_gcn_checkpoint(tmp_path_factory):
     from keytrack.config import load_config
     from keytrack.models.factory import build_matcher
 
-    cfg = load_config(["experiment=gcn", "model.gcn_channels=8", "model.gcn_embedding=8"])
+    cfg = load_config(["experiment=gcn", "model.channels=8", "model.embedding=8"])
     torch.manual_seed(0)
     model = build_matcher(cfg)
     path = tmp_path_factory.mktemp("ckpt") / "gcn.ckpt"
@@ -400,7 +400,7 @@ def test_tracker_comparison_shows_a_failed_method_and_runs_the_others(tmp_path):
                    methods=("pose_entailment", "iou"), checkpoint=str(bad), fixed_thresholds={"iou": 0.2})
     result = run_comparison(opts, eval_gt=gt)
     pe, iou = [r for r in result.rows if r["method"] in ("Pose Entailment", "IoU (greedy)")]
-    assert pe["status"].startswith("failed: ValueError")
+    assert pe["status"].startswith("failed: CheckpointError")
     assert "not a keytrack training checkpoint" in pe["status"]
     assert pe["Total"] is None and pe["mota"] is None
     assert iou["status"] is None and math.isfinite(iou["mota"]) and iou["threshold"] == 0.2
@@ -432,12 +432,14 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
     assert result["total"]["ap"] == 100.0 and result["total"]["mota"] > 90     # GT keypoints, tracked by OKS
 
     from keytrack.evaluation import EvaluationError
-    with pytest.raises(EvaluationError, match="frames"):                        # without the stride: refused
-        main(["evaluate", "--gt", gt_dir, "--pred", pred_dir])
-    with pytest.raises(SystemExit, match="--frame-stride 2"):                   # every frame: not from track
-        main(["evaluate", "--gt", gt_dir, "--pred", gt_dir, "--frame-stride", "2"])
-    with pytest.raises(SystemExit, match=">= 1"):
-        main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--frame-stride", "0"])
+    assert main(["evaluate", "--gt", gt_dir, "--pred", pred_dir]) == 2          # without the stride: refused
+    assert capsys.readouterr().err.startswith("keytrack evaluate: error: ")
+    with pytest.raises(EvaluationError, match="frames"):                        # the traceback under --debug
+        main(["--debug", "evaluate", "--gt", gt_dir, "--pred", pred_dir])
+    assert main(["evaluate", "--gt", gt_dir, "--pred", gt_dir, "--frame-stride", "2"]) == 2   # every frame
+    assert "--frame-stride 2" in capsys.readouterr().err                                         # not from track
+    assert main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--frame-stride", "0"]) == 2
+    assert "error: --frame-stride must be >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -514,3 +516,33 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     before = (out / "table.md").read_text()
     mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
     assert (out / "table.md").read_text() == before
+
+
+@pytest.mark.slow
+def test_bench_writes_every_row_with_rates_and_fractions(tmp_path):
+    from ablations import bench
+
+    out = bench.run(bench_args(tmp_path))
+    rows = list(csv.DictReader(open(out / "table.csv")))
+    what = [r["What"] for r in rows]
+    assert what[0].startswith("roofline") and float(rows[0]["of roofline"]) == 1.0
+    assert sum(w.startswith("matcher forward") for w in what) == 2 and sum("training step" in w for w in what) == 3
+    assert any(w.startswith("`keytrack train` whole step") for w in what)
+    assert any(w.startswith("tracking 2 generated videos") for w in what)
+    for r in rows:
+        assert float(r["GFLOP/s"]) > 0 and float(r["of roofline"]) > 0 and math.isfinite(float(r["of roofline"]))
+    track = next(r for r in rows if r["What"].startswith("tracking"))
+    assert float(track["frames/s"]) > 0 and 0 < float(track["network share"]) <= 1
+    assert "threads" in (out / "table.md").read_text()
+
+
+def bench_args(tmp_path):
+    import argparse
+
+    from ablations import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    return parser.parse_args(["--experiment", "quick", "--batches", "8", "16", "--repeats", "1", "--square", "128",
+                              "--train-steps", "12", "--track-videos", "2", "--out", str(tmp_path / "bench"),
+                              "model.layers=1", "model.hidden=32", "model.intermediate=32", "model.heads=2"])

@@ -19,3 +19,106 @@ def test_each_command_has_help(name, capsys):
         build_parser().parse_args([name, "--help"])
     assert exit_.value.code == 0
     assert f"keytrack {name}" in capsys.readouterr().out
+
+
+# -- bad input through the real console script: one line on stderr, status 2 -------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from keytrack.errors import CheckpointError, InputError, run_command  # noqa: E402
+
+KEYTRACK = str(Path(sys.executable).parent / "keytrack")
+
+
+def _run(*args, env=None, cwd=None):
+    environment = {**os.environ, "KEYTRACK_DEBUG": "", **(env or {})}
+    return subprocess.run([*args], capture_output=True, text=True, timeout=300, env=environment, cwd=cwd)
+
+
+def _clean_failure(out, prefix, *needles):
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"{prefix}: error: "), out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    for needle in needles:
+        assert needle in lines[-1], (needle, out.stderr)
+
+
+@pytest.fixture(scope="module")
+def nan_folder(tmp_path_factory):
+    """Two synthetic videos written as PoseTrack18 JSON, one keypoint of one pose made NaN."""
+    from keytrack.io import write_posetrack18
+    from keytrack.synth import SynthConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("nan")
+    paths = write_posetrack18(generate_dataset(2, seed=4, config=SynthConfig(frames_per_video=(5, 6))),
+                              root / "annotations" / "val")
+    data = json.loads(Path(paths[0]).read_text())
+    data["annotations"][1]["keypoints"][:3] = [float("nan"), 10.0, 1]
+    Path(paths[0]).write_text(json.dumps(data))
+    return root
+
+
+def test_bad_annotation_is_one_line_naming_file_frame_and_field(nan_folder, tmp_path):
+    out = _run(KEYTRACK, "track", "--scorer", "oks", "--input", str(nan_folder), "--split", "val",
+               "--output", str(tmp_path / "o"))
+    _clean_failure(out, "keytrack track", ".json", "frame", "field 'annotations[1].keypoints'")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())     # nothing half-written
+    for debug in ({"args": ["--debug"]}, {"env": {"KEYTRACK_DEBUG": "1"}}):
+        out = _run(KEYTRACK, *debug.get("args", []), "track", "--scorer", "oks", "--input", str(nan_folder),
+                   "--split", "val", "--output", str(tmp_path / "o"), env=debug.get("env"))
+        assert out.returncode == 1 and "Traceback" in out.stderr and "DataError" in out.stderr
+
+
+def test_missing_and_unreadable_checkpoints(nan_folder, tmp_path):
+    out = _run(KEYTRACK, "track", "--checkpoint", str(tmp_path / "missing.ckpt"), "--input", str(nan_folder),
+               "--output", str(tmp_path / "o"))
+    _clean_failure(out, "keytrack track", "missing.ckpt: no such checkpoint")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    out = _run(KEYTRACK, "diagnose", "--checkpoint", str(junk), "--input", str(nan_folder))
+    _clean_failure(out, "keytrack diagnose", "junk.ckpt: not a readable torch checkpoint")
+
+
+def test_config_and_tokenizer_errors(tmp_path):
+    _clean_failure(_run(KEYTRACK, "train", "experiment=nope"), "keytrack train", "experiment 'nope'")
+    _clean_failure(_run(KEYTRACK, "train", "--print-config", "model.layerz=2"), "keytrack train",
+                   "unknown key 'model.layerz'")
+    _clean_failure(_run(KEYTRACK, "train", "--print-config", "experiment=gcn", "model.layers=2"), "keytrack train",
+                   "experiments/model/gcn.yaml")
+    out = _run(KEYTRACK, "train", "experiment=quick", "tokens.grid=[0,18]", f"output_dir={tmp_path}",
+               "logging.wandb=false", "trainer.fast_dev_run=true")
+    _clean_failure(out, "keytrack train", "TokenConfig.grid")
+
+
+def test_unreadable_video_and_missing_data_folder_of_an_ablation(tmp_path):
+    _clean_failure(_run(KEYTRACK, "track-video", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "v")),
+                   "keytrack track-video", "missing.mp4")
+    out = _run(sys.executable, "-m", "ablations.threshold", "--data", str(tmp_path / "nowhere"),
+               cwd=str(Path(__file__).resolve().parents[1]))
+    _clean_failure(out, "python -m ablations.threshold", "nowhere")
+
+
+def test_run_command_keeps_the_traceback_of_a_bug(capsys):
+    def bug():
+        raise RuntimeError("a bug, not bad input")
+
+    with pytest.raises(RuntimeError):
+        run_command("keytrack x", bug)
+
+    def bad():
+        raise CheckpointError("x.ckpt: no such checkpoint")
+
+    assert run_command("keytrack x", bad) == 2
+    assert capsys.readouterr().err == "keytrack x: error: x.ckpt: no such checkpoint\n"
+    assert issubclass(CheckpointError, InputError) and issubclass(InputError, ValueError)
+
+    def missing():
+        open("/nonexistent/file.json")
+
+    assert run_command("keytrack x", missing) == 2
+    assert capsys.readouterr().err == "keytrack x: error: /nonexistent/file.json: no such file or directory\n"

@@ -147,10 +147,11 @@ def test_displacement_features_are_zero_where_a_joint_is_missing_and_grow_with_m
 
 def test_transformer_reads_every_encoding():
     from keytrack.models.transformer import TransformerMatchingNetwork
+    from keytrack.models.registry import transformer_config
 
     cur, prev, size, delta = _pairs()
     for cfg in (TokenConfig(position_encoding="factorised"), TokenConfig(position_encoding="fourier", displacement=True)):
-        model = TransformerMatchingNetwork.from_token_config(cfg, hidden=16, intermediate=16, layers=1, heads=2)
+        model = TransformerMatchingNetwork(transformer_config(cfg, hidden=16, intermediate=16, layers=1, heads=2))
         out = model(tokenize_pairs(cur, prev, size, delta, cfg))
         assert out.shape == (6, 2) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="position_encoding"):

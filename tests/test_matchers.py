@@ -26,9 +26,10 @@ from keytrack.synth import generate_dataset
 
 MATCHERS = ("transformer", "cnn_keypoints", "cnn_crops", "gcn")
 SEED = 5                      # synthetic scenes and data.synthetic.seed agree, so crops show the right scene
-TINY_MODELS = ["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2",
-               "model.resolution=[16,12]", "model.cnn_channels=8", "model.cnn_hidden=32",
-               "model.gcn_channels=16", "model.gcn_embedding=16"]
+TINY_MODELS = {"transformer": ["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"],
+               "cnn_keypoints": ["model.resolution=[16,12]", "model.channels=8", "model.hidden=32"],
+               "cnn_crops": ["model.resolution=[16,12]", "model.channels=8", "model.hidden=32"],
+               "gcn": ["model.channels=16", "model.embedding=16"]}
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,7 @@ def scenes():
 def _cfg(out, name, *overrides):
     return load_config([f"model.name={name}", f"output_dir={out}", "logging.wandb=false",
                         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                        f"data.synthetic.seed={SEED}", *TINY_MODELS, *overrides])
+                        f"data.synthetic.seed={SEED}", *TINY_MODELS[name], *overrides])
 
 
 def _pose(x0: float, y0: float, step: float = 4.0) -> np.ndarray:
@@ -128,7 +129,7 @@ def test_encoder_shapes_for_every_matcher():
                 "cnn_crops": {"image": (5, 6, 12, 16)},
                 "gcn": {"current": (5, 15, 3), "previous": (5, 15, 3)}}
     for name in MATCHERS:
-        cfg = load_config([f"model.name={name}", *TINY_MODELS])
+        cfg = load_config([f"model.name={name}", *TINY_MODELS[name]])
         enc = pair_encoder(cfg)
         assert enc.delta == 4 and enc.needs_crops == (name == "cnn_crops")
         batch = enc(cur, prev, size, delta, crops if enc.needs_crops else None)
@@ -282,7 +283,7 @@ def test_crop_scorer_cuts_what_training_cuts():
     from keytrack.frames import frame_source, pose_crops
     from keytrack.tracking import Candidates, PoseEntailmentScorer
 
-    cfg = load_config(["model.name=cnn_crops", f"data.synthetic.seed={SEED}", *TINY_MODELS])
+    cfg = load_config(["model.name=cnn_crops", f"data.synthetic.seed={SEED}", *TINY_MODELS["cnn_crops"]])
     video = generate_dataset(1, seed=SEED, first_index=1000).videos[0]
     source = frame_source(cfg.data)
     crops = pose_crops(Dataset([video]), source, size=(16, 12))
@@ -299,47 +300,73 @@ def test_crop_scorer_cuts_what_training_cuts():
         PoseEntailmentScorer(build_matcher(cfg), pair_encoder(cfg))
 
 
-# -- configs saved before the new model keys --------------------------------------------------------
+# -- configs saved with the former flat model section ------------------------------------------------
 
-def _strip_new_keys(cfg):
+#: ``model`` as base.yaml spelled it for every matcher before matchers had config groups.
+FLAT_MODEL = {"name": "transformer", "init_from": None, "hidden": 128, "intermediate": 128, "layers": 4, "heads": 4,
+              "dropout": 0.1, "init_std": 0.02, "resolution": [24, 18], "cnn_channels": 64, "cnn_hidden": 512,
+              "gcn_channels": 64, "gcn_embedding": 128, "gcn_margin": 1.0, "gcn_coordinates": "box"}
+
+
+def _flat(cfg, **model):
     old = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("resolution", "cnn_channels", "cnn_hidden", "gcn_channels", "gcn_embedding", "gcn_margin",
-                "gcn_coordinates"):
-        old["model"].pop(key)
+    old["model"] = {**FLAT_MODEL, **model}
     return OmegaConf.create(old)
 
 
-def test_old_run_configs_compare_equal_with_default_new_keys(tmp_path):
+@pytest.mark.parametrize("name", MATCHERS)
+def test_flat_model_configs_read_into_their_matchers_group(tmp_path, name):
     from ablations.common import _same_config, _signature
     from keytrack.train import _check_resumable
 
-    cfg = load_config([f"output_dir={tmp_path}"])
+    cfg = load_config([f"output_dir={tmp_path}", f"model.name={name}"])
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text(OmegaConf.to_yaml(_strip_new_keys(cfg)))
-    assert "resolution" not in OmegaConf.load(run / "config.yaml").model
-    assert with_defaults(OmegaConf.load(run / "config.yaml")).model.resolution == [24, 18]
-    _check_resumable(cfg, run / "config.yaml")                                  # no error
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(_flat(cfg, name=name)))
+    saved = with_defaults(OmegaConf.load(run / "config.yaml"))
+    assert set(saved.model) == set(cfg.model)                 # only this matcher's keys, renamed
+    _check_resumable(cfg, run / "config.yaml")                 # the same run: no error
     assert _same_config(run, _signature(cfg))
-    # A new config that changes a new key is a different run, for both.
-    changed = load_config([f"output_dir={tmp_path}", "model.resolution=[32,24]"])
-    with pytest.raises(ConfigError, match="model"):
+    key, value = {"transformer": ("layers", 2), "cnn_keypoints": ("channels", 8), "cnn_crops": ("hidden", 64),
+                  "gcn": ("embedding", 64)}[name]
+    changed = load_config([f"output_dir={tmp_path}", f"model.name={name}", f"model.{key}={value}"])
+    with pytest.raises(ConfigError, match=f"model.{key}"):
         _check_resumable(changed, run / "config.yaml")
     assert not _same_config(run, _signature(changed))
-    # A checkpoint saved without the new keys still loads.
+
+
+def test_a_checkpoint_with_the_flat_model_section_still_loads(tmp_path):
     torch.manual_seed(0)
-    small = load_config(["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"])
+    small = load_config(["model.name=gcn", *TINY_MODELS["gcn"]])
     model = build_matcher(small)
     ckpt = tmp_path / "old.ckpt"
-    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(_strip_new_keys(small))},
+    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(_flat(small, name="gcn", gcn_channels=16,
+                                                                          gcn_embedding=16))},
                 "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
     loaded, saved = load_matcher(str(ckpt))
-    assert saved.model.name == "transformer" and saved.model.resolution == [24, 18]
+    assert saved.model.name == "gcn" and saved.model.channels == 16 and "layers" not in saved.model
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_model_keys_belong_to_their_matcher():
+    from keytrack.config import overrides_for
+    from keytrack.models import registry
+
+    assert sorted(registry.names()) == sorted(MATCHERS)
+    for name in registry.names():                              # a group file per registered matcher
+        assert registry.get(name).group_file().is_file()
+    with pytest.raises(ConfigError, match="unknown key 'model.layers'"):
+        load_config(["experiment=gcn", "model.layers=2"])      # the GCN has no layers
+    with pytest.raises(ConfigError, match="unknown matcher 'lstm'"):
+        load_config(["model.name=lstm"])
+    shared = ["model.layers=1", "model.channels=8", "optim.lr=0.1", "model.layerz=3"]
+    assert overrides_for("gcn", shared) == ["model.channels=8", "optim.lr=0.1", "model.layerz=3"]
+    assert overrides_for("default", shared) == ["model.layers=1", "optim.lr=0.1", "model.layerz=3"]
+    assert overrides_for("default", ["model.name=gcn", *shared])[1:] == ["model.channels=8", "optim.lr=0.1",
+                                                                         "model.layerz=3"]
 
 
 def test_new_experiment_files_pick_their_matchers():
     for name in ("cnn_keypoints", "cnn_crops", "gcn"):
         cfg = load_config([f"experiment={name}"])
         assert cfg.model.name == name and cfg.optim.lr == load_config([]).optim.lr   # A.5: same training
-    with pytest.raises(ValueError, match="unknown matcher"):
-        build_matcher(load_config(["model.name=lstm"]))

@@ -109,8 +109,7 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
                           f"output_dir={tmp_path / 'runs'}", "logging.wandb=false", "data.synthetic.seed=3",
                           "loader.samples_per_epoch=64", "loader.val_batch_size=64",
                           "trainer.enable_model_summary=false", "model.layers=1", "model.hidden=16",
-                          "model.intermediate=16", "model.heads=2", "model.cnn_channels=4",
-                          "model.cnn_hidden=8"))
+                          "model.intermediate=16", "model.heads=2", "model.channels=4"))
     result = rs.run_sweep(opts, train_dataset=train_data, eval_gt=eval_gt)
 
     assert [(r["method_key"], r["resolution"]) for r in result.rows] == [

@@ -11,7 +11,8 @@ from keytrack.cli import main
 from keytrack.pairs import sample_pairs
 from keytrack.poses import Dataset, Frame, PoseTable, Video
 from keytrack.skeleton import NUM_JOINTS
-from keytrack.tokenize import TokenConfig, TokenizeError, random_table, tokenize_pairs, tokenize_table
+from keytrack.bench_tokenize import random_table
+from keytrack.tokenize import TokenConfig, TokenizeError, tokenize_pairs, tokenize_table
 
 ALL = TokenConfig(relative_position=True)
 

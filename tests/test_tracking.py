@@ -138,10 +138,11 @@ class CountingMatcher(nn.Module):
 
 def _small_matcher(delta: int = 4) -> nn.Module:
     from keytrack.models.transformer import TransformerMatchingNetwork
+    from keytrack.models.registry import transformer_config
 
     torch.manual_seed(0)
-    return TransformerMatchingNetwork.from_token_config(TokenConfig(delta=delta), hidden=16, intermediate=16,
-                                                        layers=1, heads=2)
+    return TransformerMatchingNetwork(transformer_config(TokenConfig(delta=delta), hidden=16, intermediate=16,
+                                                        layers=1, heads=2))
 
 
 def test_pose_entailment_scorer_one_batched_forward_per_frame():

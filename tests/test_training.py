@@ -42,8 +42,11 @@ def test_config_rejects_unknown_keys_and_experiments():
 
 
 def test_config_extends(tmp_path):
+    import shutil
+
     from keytrack.config import EXPERIMENTS_DIR
     (tmp_path / "base.yaml").write_text((EXPERIMENTS_DIR / "base.yaml").read_text())
+    shutil.copytree(EXPERIMENTS_DIR / "model", tmp_path / "model")
     (tmp_path / "a.yaml").write_text("model:\n  layers: 2\n  heads: 2\n")
     (tmp_path / "b.yaml").write_text("extends: a\nmodel:\n  heads: 8\n")
     cfg = load_config(["experiment=b"], directory=tmp_path)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from keytrack.models import TransformerConfig, TransformerMatchingNetwork, parameter_breakdown
+from keytrack.models.registry import transformer_config
 from keytrack.tokenize import TokenConfig
 
 SEQ = 30
@@ -56,17 +57,16 @@ def test_parameter_count_against_table_6():
     assert sum(parts[k] for k in table6) == parts["total"]
 
 
-def test_from_token_config():
-    model = TransformerMatchingNetwork.from_token_config(TokenConfig(grid=(8, 6), delta=2),
-                                                         hidden=64, heads=2)
+def test_transformer_config_fits_the_token_config():
+    model = TransformerMatchingNetwork(transformer_config(TokenConfig(grid=(8, 6), delta=2), hidden=64, heads=2))
     emb = model.embeddings
     assert emb.position_embeddings.num_embeddings == 48 and emb.segment_embeddings.num_embeddings == 3
     assert model.config.hidden == 64 and model.config.heads == 2 and emb.relative_position_embeddings is None
-    model = TransformerMatchingNetwork.from_token_config(TokenConfig(relative_position=True, position=False))
+    model = TransformerMatchingNetwork(transformer_config(TokenConfig(relative_position=True, position=False)))
     assert model.embeddings.position_embeddings is None
     assert model.embeddings.relative_position_embeddings.num_embeddings == 432
     with pytest.raises(TypeError, match="unknown TransformerConfig fields"):
-        TransformerMatchingNetwork.from_token_config(TokenConfig(), hiden=64)
+        TransformerMatchingNetwork(transformer_config(TokenConfig(), hiden=64))
     with pytest.raises(ValueError, match="divisible"):
         TransformerConfig(hidden=130, heads=4)
 

@@ -46,9 +46,7 @@ from typing import Iterator
 import numpy as np
 
 from keytrack.estimators.base import Detections, Poses
-from keytrack.perturb import (TEMPLATE_HEAD_SIZE, PerturbConfig, _clutter, _draw_keypoints,
-                              _estimate_keypoints, _fill_scale, _frame_extent, _gather, _logit, _missed,
-                              _person_crop, _sigmoid, _template, person_scale)
+from keytrack.perturb import TEMPLATE_HEAD_SIZE, PerturbConfig, draws
 from keytrack.poses import Dataset, Video, keypoint_boxes
 from keytrack.skeleton import NUM_JOINTS
 from keytrack.tracking.scorers import iou_matrix
@@ -144,7 +142,7 @@ class SimScene:
         _, rng_kp, rng_box, rng_miss, _, rng_det, rng_phantom, _ = streams
         num_frames = len(video.frames)
 
-        frame, kp, tid, boxes, heads = _gather(video)
+        frame, kp, tid, boxes, heads = draws.gather_poses(video)
         present = (kp[..., 2] > 0).any(1)
         frame, kp, tid = frame[present], kp[present], tid[present]
         boxes, heads = boxes[present], heads[present]
@@ -152,14 +150,14 @@ class SimScene:
         vis = kp[..., 2] > 0
         gt_box = np.where(np.isfinite(boxes).all(1, keepdims=True) & (boxes[:, 2:] > 0).all(1, keepdims=True),
                           boxes, keypoint_boxes(kp))
-        s = _fill_scale(person_scale(kp, boxes, heads, pcfg.head_size_per_box_diagonal), video.height)
+        s = draws.fill_scale(draws.person_scale(kp, boxes, heads, pcfg.head_size_per_box_diagonal), video.height)
         #: annotated people, one row each, sorted by frame: keypoints, head size, track id, person box
         self.frame, self.keypoints, self.scale, self.track_ids = frame, kp, s, tid
         extent = cfg.box_extent * gt_box[:, 2:]
         gt_box = np.concatenate([gt_box[:, :2] - extent, gt_box[:, 2:] + 2 * extent], -1)
-        self.person_box = _person_crop(gt_box, s, cfg.min_box_size)
+        self.person_box = draws.person_crop(gt_box, s, cfg.min_box_size)
         self.person_bounds = _by_frame(frame, num_frames)
-        self.draws = _draw_keypoints(n, pcfg, rng_kp)
+        self.draws = draws.draw_keypoints(n, pcfg, rng_kp)
 
         # -- detector: imperfect boxes, misses in runs, scores, duplicates --------------------------
         shift = pcfg.box_shift * rng_box.standard_normal((n, 2))
@@ -168,14 +166,14 @@ class SimScene:
         shift = shift + bad[:, None] * cfg.bad_box_shift * rng_det.standard_normal((n, 2))
         log_scale = log_scale + bad * cfg.bad_box_scale * rng_det.standard_normal(n)
         person_det = _box_from(self.person_box, shift, log_scale)
-        person_score = _sigmoid(cfg.score_bias + cfg.score_noise * rng_det.standard_normal(n))
+        person_score = draws.sigmoid(cfg.score_bias + cfg.score_noise * rng_det.standard_normal(n))
         known_height = np.isfinite(video.height) and video.height > 0
         rel = s / video.height if known_height else np.full(n, pcfg.miss_size_ref)
         p_start = np.minimum(cfg.miss_prob * (pcfg.miss_size_ref / rel) ** pcfg.miss_size_power
                              * (1 + pcfg.miss_occlusion_gain * (1 - vis.mean(1))), pcfg.miss_prob_max)
         key = np.where(tid >= 0, tid, -1 - np.arange(n))
         #: ``[N]`` bool: the detector outputs no box for this person in this frame
-        self.missed = _missed(key, frame, p_start, rng_miss, cfg.miss_run_length)
+        self.missed = draws.missed(key, frame, p_start, rng_miss, cfg.miss_run_length)
         self.bad_box = bad
 
         u_dup = rng_det.random(n)
@@ -190,7 +188,7 @@ class SimScene:
 
         # -- phantoms: the protocol's clutter poses, boxed by the detector ---------------------------
         labeled = np.array([f.is_labeled for f in video.frames], dtype=np.int64)
-        phantoms = _clutter(video, labeled, s, _frame_extent(video, kp),
+        phantoms = draws.clutter(video, labeled, s, draws.frame_extent(video, kp),
                             replace(pcfg, clutter_rate=cfg.phantom_rate), rng_phantom)
         enough = (phantoms.keypoints[..., 2] > 0).sum(1) >= 2
         phantom_frame, phantom_kp = phantoms.frame[enough], phantoms.keypoints[enough]
@@ -198,7 +196,7 @@ class SimScene:
         grow = 0.1 * phantom_box[:, 2:]
         phantom_box = np.concatenate([phantom_box[:, :2] - grow, phantom_box[:, 2:] + 2 * grow], -1)
         phantom_noise = rng_phantom.standard_normal(len(phantom_kp))
-        phantom_score = _sigmoid(cfg.phantom_score + cfg.score_noise * phantom_noise)
+        phantom_score = draws.sigmoid(cfg.phantom_score + cfg.score_noise * phantom_noise)
         #: phantoms (person-like background) per frame: keypoints and boxes
         self.phantom_keypoints, self.phantom_box = phantom_kp, phantom_box
         self.phantom_bounds = _by_frame(phantom_frame, num_frames)
@@ -206,7 +204,7 @@ class SimScene:
         det_frame = np.r_[frame[~self.missed], frame[dup], phantom_frame]
         det_box = np.concatenate([person_det[~self.missed], dup_box[dup], phantom_box])
         det_score = np.r_[person_score[~self.missed],
-                          _sigmoid(_logit(person_score[dup]) - cfg.duplicate_score_drop + dup_score[dup]),
+                          draws.sigmoid(draws.logit(person_score[dup]) - cfg.duplicate_score_drop + dup_score[dup]),
                           phantom_score]
         #: 0 person, 1 duplicate, 2 phantom (for analysis)
         det_kind = np.r_[np.zeros((~self.missed).sum(), np.int64), np.ones(dup.sum(), np.int64),
@@ -336,14 +334,14 @@ class SimulatedEstimator:
         if person.any():
             idx = people.start + best[person]
             gain = 1 + pcfg.box_jitter_gain * error[person]
-            out[person] = _estimate_keypoints(scene.keypoints[idx], scene.scale[idx], scene.draws.take(idx),
+            out[person] = draws.estimate_keypoints(scene.keypoints[idx], scene.scale[idx], scene.draws.take(idx),
                                               pcfg,
                                               (lo[person], hi[person], gain), offset[person])
         phantom = matched & (best >= g)
         if phantom.any():
             kp = cand_kp[best[phantom]].copy()
             kp[..., :2] = np.clip(kp[..., :2], lo[phantom][:, None], hi[phantom][:, None])
-            c = _sigmoid(_logit(kp[..., 2]) + offset[phantom][:, None])
+            c = draws.sigmoid(draws.logit(kp[..., 2]) + offset[phantom][:, None])
             kp[..., 2] = np.where(kp[..., 2] > 0, np.clip(c, 1e-3, 1.0), 0.0)
             kp[kp[..., 2] == 0] = 0.0
             out[phantom] = kp
@@ -365,13 +363,13 @@ class SimulatedEstimator:
         m = len(boxes)
         height = boxes[:, 3]
         s = height * TEMPLATE_HEAD_SIZE
-        t = _template(rng.random(m) < 0.5)
+        t = draws.template(rng.random(m) < 0.5)
         top = boxes[:, 0] + boxes[:, 2] / 2 + 1j * boxes[:, 1]
         z = height[:, None] * t + top[:, None]
         jitter = rng.standard_normal((m, NUM_JOINTS, 2))
         xy = np.stack([z.real, z.imag], -1) + pcfg.clutter_sigma * s[:, None, None] * jitter
         xy = np.clip(xy, lo[:, None], hi[:, None])
-        c = _sigmoid(cfg.junk_confidence + pcfg.confidence_noise * rng.standard_normal((m, NUM_JOINTS)))
+        c = draws.sigmoid(cfg.junk_confidence + pcfg.confidence_noise * rng.standard_normal((m, NUM_JOINTS)))
         emitted = rng.random((m, NUM_JOINTS)) < pcfg.clutter_keep_prob
         out = np.concatenate([xy, np.clip(c, 1e-3, 1.0)[..., None]], -1)
         out[~emitted] = 0.0

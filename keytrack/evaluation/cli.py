@@ -1,8 +1,15 @@
-"""``keytrack evaluate --gt DIR --pred DIR [--json OUT]``: PoseTrack evaluation, as poseval.
+"""``keytrack evaluate --gt DIR --pred DIR [--json OUT] [--metrics poseval,hota,idf1]``: PoseTrack
+evaluation, as poseval, and the PoseTrack21 kit's keypoint HOTA and IDF1 on the same predictions.
 
 Reads one annotation file per video from each folder (prediction files named like the GT ones),
 prints the PoseTrack table (AP, MOTA and %IDSW per body part, then MOTA/MOTP/precision/recall
 totals) and optionally writes every per-joint number as JSON.
+
+``--metrics``: ``poseval`` (AP, MOTA, %IDSW: :func:`keytrack.evaluation.evaluate`), ``hota`` (HOTA,
+DetA, AssA, LocA as the PoseTrack21 kit's ``HOTAeypoints``: :func:`keytrack.evaluation.hota.hota`) and
+``idf1`` (IDF1, IDP, IDR with motmetrics on poseval's per-joint matching); each adds rows to the
+printed table (per body part: the mean of its joints; Total as each metric defines it) and a key
+to the JSON (``hota``, ``idf1``: per joint and total).
 
 ``--frame-stride K`` scores predictions made by ``keytrack track --frame-stride K``, which hold
 only every ``K``-th frame: the ground truth is subsampled with the same
@@ -10,6 +17,8 @@ only every ``K``-th frame: the ground truth is subsampled with the same
 ``index // K``) before it is compared with them.
 """
 from __future__ import annotations
+
+from keytrack.errors import InputError
 
 import argparse
 
@@ -22,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ap", action="store_true", help="skip AP (pose estimation)")
     parser.add_argument("--no-mot", action="store_true",
                         help="skip MOT metrics (for predictions without track ids)")
+    parser.add_argument("--metrics", default="poseval", metavar="LIST",
+                        help="comma-separated: poseval (AP, MOTA, %%IDSW), hota (PoseTrack21 kit's keypoint "
+                             "HOTA, DetA, AssA, LocA), idf1 (IDF1, IDP, IDR); default poseval")
     parser.add_argument("--frame-stride", type=int, default=1, metavar="K",
                         help="the predictions come from `keytrack track --frame-stride K`: score them "
                              "against every K-th ground-truth frame (frames with index %% K == 0; default 1)")
@@ -52,8 +64,8 @@ def _subsample_gt(gt, pred, k: int):
     for video in pred.videos:
         n = len(video.frames)
         if video.name in full and n == full[video.name] != kept[video.name]:
-            raise SystemExit(
-                f"keytrack evaluate: {video.source or video.name}: the prediction has all {n} frames of "
+            raise InputError(
+                f"{video.source or video.name}: the prediction has all {n} frames of "
                 f"video {video.name!r}, but --frame-stride {k} keeps {kept[video.name]}; predictions "
                 f"for --frame-stride {k} come from `keytrack track --frame-stride {k}`")
     return sub
@@ -64,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     stride = int(getattr(args, "frame_stride", 1))      # namespaces built without the option: every frame
     if stride < 1:
-        raise SystemExit(f"keytrack evaluate: --frame-stride must be >= 1, got {stride}")
+        raise InputError(f"--frame-stride must be >= 1, got {stride}")
     gt = _read_dataset(args.gt)
     pred = _read_dataset(args.pred)
     print(f"ground truth: {gt.report()}")
@@ -72,11 +84,56 @@ def run(args: argparse.Namespace) -> int:
     if stride != 1:
         gt = _subsample_gt(gt, pred, stride)
         print(f"frame stride {stride}: {gt.num_frames} ground-truth frames kept")
-    result = evaluate(gt, pred, compute_ap=not args.no_ap, compute_mot=not args.no_mot)
-    print(f"scored {result.num_videos} videos, {result.num_frames} frames "
-          f"({result.num_mot_frames} for MOT)\n")
-    print(result.to_markdown())
+    metrics = _metrics(getattr(args, "metrics", "poseval"))
+    extra: dict = {}
+    if "hota" in metrics or "idf1" in metrics:
+        from keytrack.evaluation.hota import HOTA_METRICS, ID_METRICS, hota
+
+        h = hota(gt, pred, compute_idf1="idf1" in metrics)
+        groups = {"hota": HOTA_METRICS, "idf1": ID_METRICS}
+        extra = {group: {name: {"per_joint": dict(zip(h["joints"], map(float, h["per_joint"][name]))),
+                                "total": float(h["total"][name])} for name in names}
+                 for group, names in groups.items() if group in metrics}
+    if "poseval" in metrics:
+        result = evaluate(gt, pred, compute_ap=not args.no_ap, compute_mot=not args.no_mot)
+        print(f"scored {result.num_videos} videos, {result.num_frames} frames "
+              f"({result.num_mot_frames} for MOT)\n")
+        print(result.to_markdown())
+        out = result.to_dict()
+    else:
+        out = {}
+    if extra:
+        print("\n" + _extra_table(extra))
     if args.json:
-        path = result.write_json(args.json)
+        from keytrack.io.jsonfile import write_json_atomic
+
+        path = write_json_atomic({**out, **extra}, args.json)
         print(f"\nwrote {path}")
     return 0
+
+
+METRIC_GROUPS = ("poseval", "hota", "idf1")
+
+
+def _metrics(text: str) -> set[str]:
+    chosen = {m.strip() for m in str(text).split(",") if m.strip()}
+    bad = chosen - set(METRIC_GROUPS)
+    if bad or not chosen:
+        raise InputError(f"--metrics: unknown {sorted(bad) or 'nothing'}; "
+                         f"choose from {', '.join(METRIC_GROUPS)}")
+    return chosen
+
+
+def _extra_table(extra: dict) -> str:
+    """HOTA / IDF1 rows in poseval's body-part columns (a part: the mean of its joints)."""
+    import numpy as np
+
+    from keytrack.evaluation import POSEVAL_JOINTS
+    from keytrack.evaluation.table import group_columns, markdown_table
+
+    rows = {}
+    for group in extra.values():
+        for name, values in group.items():
+            per_joint = np.array([values["per_joint"][j] for j in POSEVAL_JOINTS])
+            rows[name] = group_columns(per_joint, values["total"])
+    return markdown_table(rows)

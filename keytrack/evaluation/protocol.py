@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keytrack.errors import InputError
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import JOINTS
 
@@ -47,7 +48,7 @@ HEAD_SIZE_FACTOR: float = 0.6
 DUMMY_TRACK_ID: int = 0
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """Ground truth and prediction that PoseTrack's evaluation cannot score as they stand."""
 
 

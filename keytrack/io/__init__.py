@@ -10,6 +10,7 @@ a ``.mat`` file is the Bonn Multi-Person PoseTrack layout.
 * :func:`read_video` -- one file holding one video.
 * :func:`write_posetrack18` / :func:`write_video_posetrack18` -- PoseTrack18 JSON, one file per
   video, written atomically.
+* :func:`write_posetrack21` -- the same with the fields PoseTrack21's evaluation kit requires.
 
 Bad input raises :class:`DataError` naming file, frame and field; what is skipped on purpose is
 counted in ``Dataset.skipped`` and logged on the ``keytrack.io`` logger.
@@ -24,6 +25,7 @@ from keytrack.io.errors import DataError
 from keytrack.io.jsonfile import load_json
 from keytrack.io.posetrack17 import parse_posetrack17
 from keytrack.io.posetrack18 import parse_posetrack18, write_posetrack18, write_video_posetrack18
+from keytrack.io.posetrack21 import write_posetrack21, write_video_posetrack21
 from keytrack.poses import Dataset, Video
 
 log = logging.getLogger("keytrack.io")
@@ -114,4 +116,4 @@ def read_video(path: str | Path, default_frame_size: tuple[float, float] = (1920
 
 
 __all__ = ["DataError", "annotation_files", "read_dataset", "read_video", "write_posetrack18",
-           "write_video_posetrack18"]
+           "write_video_posetrack18", "write_posetrack21", "write_video_posetrack21"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from os import PathLike
 
+from keytrack.errors import InputError
+
 log = logging.getLogger("keytrack.io")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """An annotation file that cannot be read as it stands.
 
     ``file``, ``frame`` and ``field`` are kept as attributes (``None`` where they do not apply) and

@@ -435,8 +435,12 @@ def write_video_posetrack18(video: Video, path: str | Path) -> Path:
     return write_json_atomic(video_to_posetrack18(video), path)
 
 
-def write_posetrack18(dataset: Dataset, out_dir: str | Path) -> list[Path]:
-    """Write every video of ``dataset`` to ``out_dir/<video.name>.json``; returns the paths."""
+def write_posetrack18(dataset: Dataset, out_dir: str | Path, *,
+                      writer=write_video_posetrack18) -> list[Path]:
+    """Write every video of ``dataset`` to ``out_dir/<video.name>.json``; returns the paths.
+
+    ``writer(video, path)`` writes one file (PoseTrack21's writer reuses the checks here).
+    """
     out_dir = Path(out_dir)
     names = [v.name for v in dataset.videos]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -447,7 +451,7 @@ def write_posetrack18(dataset: Dataset, out_dir: str | Path) -> list[Path]:
     if unsafe:
         raise DataError(out_dir, f"video names {unsafe} are not plain file names", field="Video.name")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [write_video_posetrack18(v, out_dir / f"{v.name}.json") for v in dataset.videos]
+    return [writer(v, out_dir / f"{v.name}.json") for v in dataset.videos]
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Build a matching network from an experiment config (``model.name`` picks the matcher).
+"""Build a matching network from an experiment config (``model.name`` picks the matcher from
+:mod:`keytrack.models.registry`).
 
 Every matcher maps a batch of encoded pose pairs to 2-way logits ``[M, 2]`` (class 1 = same
 person), so the LightningModule, the tracker and the ablations treat them alike. Its input comes
@@ -14,40 +15,24 @@ cross entropy (the GCN does).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 from torch import nn
 
-from keytrack.encoders import MATCHER_NAMES, pair_encoder, token_config
+from keytrack.models import registry
 
-__all__ = ["MATCHER_NAMES", "build_matcher", "build_encoder", "load_matcher", "load_weights"]
+__all__ = ["build_matcher", "build_encoder", "load_matcher", "load_weights"]
 
 
 def build_matcher(cfg: DictConfig) -> nn.Module:
-    name = cfg.model.name
-    m = cfg.model
-    if name == "transformer":
-        from keytrack.models.transformer import TransformerMatchingNetwork
-
-        return TransformerMatchingNetwork.from_token_config(
-            token_config(cfg), hidden=int(m.hidden), intermediate=int(m.intermediate), layers=int(m.layers),
-            heads=int(m.heads), dropout=float(m.dropout), init_std=float(m.init_std))
-    if name in ("cnn_keypoints", "cnn_crops"):
-        from keytrack.models.cnn import CNNConfig, CNNMatchingNetwork
-
-        hidden = None if m.cnn_hidden is None else int(m.cnn_hidden)
-        return CNNMatchingNetwork(CNNConfig(resolution=tuple(m.resolution), in_channels=6,
-                                            channels=int(m.cnn_channels), hidden=hidden))
-    if name == "gcn":
-        from keytrack.models.gcn import GCNConfig, SiameseGCN
-
-        return SiameseGCN(GCNConfig(channels=int(m.gcn_channels), embedding=int(m.gcn_embedding),
-                                    margin=float(m.gcn_margin)))
-    raise ValueError(f"model.name: unknown matcher {name!r} (known: {', '.join(MATCHER_NAMES)})")
+    """The network of ``cfg.model.name`` (:mod:`keytrack.models.registry`)."""
+    return registry.get(str(cfg.model.name)).build(cfg)
 
 
 def build_encoder(cfg: DictConfig):
     """The pair encoder of the configured matcher (:func:`keytrack.encoders.pair_encoder`)."""
-    return pair_encoder(cfg)
+    return registry.get(str(cfg.model.name)).encoder(cfg)
 
 
 def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module, DictConfig]:
@@ -63,14 +48,26 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
 
     from keytrack.config import with_defaults
 
-    state = torch.load(checkpoint, map_location=map_location, weights_only=False)
+    from keytrack.errors import CheckpointError
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"{checkpoint}: no such checkpoint" + (" (a folder; give its checkpoints/best-*.ckpt)"
+                                                                      if path.is_dir() else ""))
+    try:
+        state = torch.load(checkpoint, map_location=map_location, weights_only=False)
+    except Exception as err:     # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(f"{checkpoint}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     try:
         cfg = with_defaults(OmegaConf.create(state["hyper_parameters"]["cfg"]))
-    except KeyError:
-        raise ValueError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
     model = build_matcher(cfg)
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{checkpoint}: its weights do not fit its own config ({err})") from None
     return model.eval(), cfg
 
 

@@ -34,14 +34,13 @@ parameters in all. Figure 7's 0.43 M for the same configuration is a third, inco
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from keytrack.tokenize import TokenConfig
 
 __all__ = ["TransformerConfig", "TransformerMatchingNetwork", "parameter_breakdown"]
 
@@ -201,24 +200,6 @@ class TransformerMatchingNetwork(nn.Module):
         if isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-
-    @classmethod
-    def from_token_config(cls, token_config: TokenConfig, **overrides) -> "TransformerMatchingNetwork":
-        """A network whose vocabularies and embeddings match ``token_config``; ``overrides`` set
-        any other :class:`TransformerConfig` field (e.g. ``hidden=64``)."""
-        values = dict(
-            num_positions=token_config.num_positions, num_segments=token_config.num_segments,
-            position=token_config.position_lookup, type=token_config.type, segment=token_config.segment,
-            relative_position=token_config.relative_position,
-            num_columns=int(token_config.grid[0]), num_rows=int(token_config.grid[1]),
-            factorised_position=token_config.position_factorised, num_features=token_config.num_features,
-        )
-        known = {f.name for f in fields(TransformerConfig)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise TypeError(f"unknown TransformerConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        values.update(overrides)
-        return cls(TransformerConfig(**values))
 
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
         mask = tokens["mask"].bool()

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from keytrack.errors import InputError
+
 import argparse
 import dataclasses
 import json
@@ -71,7 +73,7 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     for name, value in args.set or []:
         if name in ("frame_strides", "motion_mix"):
             if not isinstance(value, dict):
-                raise SystemExit(f"--set {name}: expected a JSON object, got {value!r}")
+                raise InputError(f"--set {name}: expected a JSON object, got {value!r}")
             value = {int(k) if name == "frame_strides" else k: float(v) for k, v in value.items()}
         changes[name] = _tuples(value)
     if args.frames is not None:
@@ -87,7 +89,7 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     try:
         return dataclasses.replace(SynthConfig(), **changes)
     except (ValueError, TypeError) as err:
-        raise SystemExit(f"keytrack synth: {err}") from None
+        raise InputError(f"{err}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     if args.videos < 0 or args.val_videos < 0:
-        raise SystemExit("keytrack synth: --videos and --val-videos must be >= 0")
+        raise InputError("--videos and --val-videos must be >= 0")
     start = time.perf_counter()
     parts = []
     for split, count, first in ((args.split, args.videos, 0), (args.val_split, args.val_videos, args.videos)):

@@ -10,6 +10,8 @@ Every file is written atomically.
 """
 from __future__ import annotations
 
+from keytrack.errors import InputError
+
 import argparse
 import dataclasses
 import os
@@ -46,7 +48,7 @@ def _config(args: argparse.Namespace) -> SynthConfig:
     try:
         return dataclasses.replace(SynthConfig(), **changes)
     except (ValueError, TypeError) as err:
-        raise SystemExit(f"keytrack render: {err}") from None
+        raise InputError(f"{err}") from None
 
 
 def _even(image: np.ndarray) -> np.ndarray:
@@ -84,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from keytrack.synth.render import draw_skeletons, render_scene
 
     if args.videos < 0 or args.first < 0:
-        raise SystemExit("keytrack render: --videos and --first must be >= 0")
+        raise InputError("--videos and --first must be >= 0")
     if not args.scale > 0:
-        raise SystemExit(f"keytrack render: --scale must be > 0, got {args.scale}")
+        raise InputError(f"--scale must be > 0, got {args.scale}")
     config = _config(args)
     start = time.perf_counter()
     rendered = 0
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "png":
             f = renderer.num_frames // 2 if args.frame is None else args.frame
             if not 0 <= f < renderer.num_frames:
-                raise SystemExit(f"keytrack render: --frame {f} out of range 0..{renderer.num_frames - 1}")
+                raise InputError(f"--frame {f} out of range 0..{renderer.num_frames - 1}")
             chosen = [f]
         else:
             chosen = list(range(renderer.num_frames))

@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
                       min_keypoint_confidence=args.min_keypoint_confidence)
     dataset = read_dataset(args.input, split=args.split, default_frame_size=tuple(args.default_frame_size))
     if not dataset.videos:
-        print(f"keytrack track: no videos found in {args.input}" + (f" (split {args.split})" if args.split else ""))
-        return 1
+        from keytrack.io import DataError
+        raise DataError(args.input, "no videos found" + (f" (split {args.split})" if args.split else ""))
     print(f"input: {args.input}: {dataset.report()} (input track ids dropped)")
     dataset = drop_track_ids(dataset)
     if args.frame_stride != 1:

@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from keytrack.errors import InputError
 from keytrack.pairs import pose_centres
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.tracking.assignment import ASSIGNMENTS
@@ -44,7 +45,7 @@ from keytrack.tracking.scorers import Candidates, Scorer
 __all__ = ["Tracker", "TrackingError", "subsample", "apply_keypoint_threshold", "drop_track_ids"]
 
 
-class TrackingError(ValueError):
+class TrackingError(InputError):
     """Bad tracker input; the message names the video's file, the frame and the field."""
 
 

@@ -15,6 +15,8 @@ missed).
 """
 from __future__ import annotations
 
+from keytrack.errors import InputError
+
 import argparse
 import shlex
 import sys
@@ -75,7 +77,7 @@ def build_models(args: argparse.Namespace):
         estimator = YoloEstimator(imgsz=args.crop_size, model=model,
                                   share_detections=None if args.estimate_all_boxes else detector)
         return detector, estimator
-    raise SystemExit(f"keytrack track-video: unknown estimator {args.estimator!r}")
+    raise InputError(f"unknown estimator {args.estimator!r}")
 
 
 def build_tracker(args: argparse.Namespace):
@@ -95,21 +97,17 @@ def build_tracker(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from keytrack.toks import TOKS, DetectorOnly
-    from keytrack.video.frames import VideoError, open_frames
+    from keytrack.video.frames import open_frames
     from keytrack.video.pipeline import StageTimer, TimedDetector, TimedEstimator, run_pipeline
 
     if args.threads:
         import torch
         torch.set_num_threads(int(args.threads))
-    try:
-        source = open_frames(args.input, stride=args.stride, max_frames=args.max_frames, fps=args.fps)
-    except VideoError as err:
-        print(f"keytrack track-video: {err}", file=sys.stderr)
-        return 2
+    source = open_frames(args.input, stride=args.stride, max_frames=args.max_frames, fps=args.fps)
     try:
         detector, estimator = build_models(args)
     except ImportError as err:
-        print(f"keytrack track-video: {err}", file=sys.stderr)
+        print(f"keytrack track-video: error: {err}", file=sys.stderr)
         return 2
     tracker, scorer_name = build_tracker(args)
     if not args.checkpoint:
@@ -132,14 +130,10 @@ def run(args: argparse.Namespace) -> int:
               f"torch threads {args.threads or 'default'}, device {args.device}.")
     print(f"input: {source.path} ({source.width} x {source.height}, {source.fps:g} fps, "
           f"{source.expected_frames if source.expected_frames is not None else '?'} frames to process)")
-    try:
-        result = run_pipeline(source, stepper, tracker, args.output, timer=timer, estimator=est,
-                              fmt=None if args.fmt == "none" else args.fmt, render_scale=args.render_scale,
-                              draw_threshold=args.draw_threshold, keypoint_threshold=args.keypoint_threshold,
-                              progress=not args.no_progress, header=header)
-    except VideoError as err:
-        print(f"keytrack track-video: {err}", file=sys.stderr)
-        return 2
+    result = run_pipeline(source, stepper, tracker, args.output, timer=timer, estimator=est,
+                          fmt=None if args.fmt == "none" else args.fmt, render_scale=args.render_scale,
+                          draw_threshold=args.draw_threshold, keypoint_threshold=args.keypoint_threshold,
+                          progress=not args.no_progress, header=header)
 
     print(timer.table(result.wall_seconds, result.frames))
     stats = result.counters

@@ -20,11 +20,13 @@ from typing import Iterator
 
 import numpy as np
 
+from keytrack.errors import InputError
+
 #: Image files a frame folder may hold.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """An input video or frame folder that cannot be read; the message names the file."""
 
     def __init__(self, path: str | Path, message: str):

@@ -1,0 +1,278 @@
+"""``make bench``: where the time goes, as a fraction of what this machine can do.
+
+    python -m ablations.bench                                  # the default experiment (improved)
+    python -m ablations.bench --experiment paper --device cuda --data ../shared/data/bonn_mppt
+
+One run measures, in one process (threads, dtype and device stated in the table's notes):
+
+* **the roofline**: the machine's own matmul rate, measured (not assumed) on a large square GEMM
+  (``--square``) and on the model's own GEMM shapes (``[B · 30, H] × [H, H]`` at batch 256);
+* **the matcher**: forward (``inference_mode``) and training step (forward + backward + AdamW) at
+  batch 32 / 256 / 4096 pairs, as pairs/s, GFLOP/s (forward FLOPs per pair counted by
+  :func:`ablations.cost.count`, a training step taken as 3 × the forward) and the fraction of the
+  square-GEMM roofline;
+* **``keytrack train``'s whole step**: a short real run through Lightning with the data pipeline
+  (sampling, encoding, augmentation, logging), pairs/s from its ``Throughput`` callback, beside
+  the bare training step at the same pairs per batch;
+* **the tracker**: frames/s tracking a generated test set (and ``--data``'s evaluation split when
+  given), with the share of the time spent in the network (the rest is candidate gathering,
+  encoding and assignment) and the rate the network alone would allow.
+
+Writes ``results/bench/table.{md,csv}`` (``--out``). Timings are medians of ``--repeats`` runs
+after a warm-up; they mean something only on an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+log = logging.getLogger("ablations.bench")
+
+ABLATION = "bench"
+BATCHES = (32, 256, 4096)
+
+
+def _timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None], min_seconds: float = 0.2) -> float:
+    """Median seconds of one call of ``fn`` (each sample averages enough calls to last ``min_seconds``)."""
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    once = max(time.perf_counter() - t0, 1e-6)
+    inner = max(1, int(min_seconds / once))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        sync()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples)
+
+
+def matmul_rate(m: int, k: int, n: int, *, device: str, dtype, repeats: int, sync) -> float:
+    """Measured GFLOP/s of ``[m, k] @ [k, n]``."""
+    import torch
+
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
+    seconds = _timed(lambda: a @ b, repeats, sync)
+    return 2.0 * m * k * n / seconds / 1e9
+
+
+def _batch(cfg, pairs: int, device: str) -> dict:
+    from ablations.cost import example_batch
+
+    return {k: v.to(device) for k, v in example_batch(cfg, pairs).items()}
+
+
+def model_rows(cfg, *, device: str, repeats: int, roofline: float, sync, batches=BATCHES,
+               autocast: bool = False) -> tuple[list[dict], float]:
+    """Forward and training-step rows of ``cfg``'s matcher; returns them and the FLOPs per pair."""
+    import torch
+    import torch.nn.functional as F
+
+    from ablations.cost import count
+    from keytrack.models.factory import build_matcher
+
+    torch.manual_seed(0)
+    flops = count(build_matcher(cfg), _batch(cfg, 1, "cpu"))["flops"][""]
+    model = build_matcher(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dtype = "bf16 autocast" if autocast else "fp32"
+    ctx = (lambda: torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)) if autocast \
+        else (lambda: torch.autocast(device_type=device.split(":")[0], enabled=False))
+    rows = []
+    for b in batches:
+        batch = _batch(cfg, b, device)
+        labels = (torch.arange(b, device=device) % 2)
+        model.eval()
+
+        def forward():
+            with torch.inference_mode(), ctx():
+                model(batch)
+
+        t = _timed(forward, repeats, sync)
+        rows.append(_rate_row(f"matcher forward, batch {b}, {dtype}", b / t, flops, roofline))
+        model.train()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with ctx():
+                loss = F.cross_entropy(model(batch).float(), labels)
+            loss.backward()
+            opt.step()
+
+        t = _timed(step, repeats, sync)
+        rows.append(_rate_row(f"matcher training step, batch {b}, {dtype}", b / t, 3 * flops, roofline))
+    return rows, flops
+
+
+def _rate_row(what: str, pairs_per_s: float, flops_per_pair: float, roofline: float) -> dict:
+    gflops = pairs_per_s * flops_per_pair / 1e9
+    return {"what": what, "pairs_s": pairs_per_s, "gflops": gflops, "fraction": gflops / roofline}
+
+
+def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, roofline: float, device: str,
+                    repeats: int, sync, steps: int = 120) -> list[dict]:
+    """``keytrack train``'s whole step (Lightning + data pipeline) beside the bare step at its batch."""
+    import torch
+    import torch.nn.functional as F
+
+    from keytrack.config import load_config
+    from keytrack.models.factory import build_matcher
+    from keytrack.train import train
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = load_config([f"experiment={experiment}", *overrides, f"output_dir={out}", "logging.wandb=false",
+                           "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                           "trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
+                           f"loader.samples_per_epoch={steps * int(load_config([f'experiment={experiment}']).loader.batch_size)}",
+                           f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}"])
+        result = train(cfg)
+    pps = result["train_pairs_per_s"]
+    pairs = max(1, round(result.get("mean_batch_pairs") or int(cfg.loader.batch_size)))
+    model = build_matcher(cfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = _batch(cfg, pairs, device)
+    labels = torch.arange(pairs, device=device) % 2
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(batch), labels).backward()
+        opt.step()
+
+    bare = pairs / _timed(step, repeats, sync)
+    rows = [_rate_row(f"bare training step, batch {pairs} pairs", bare, 3 * flops, roofline),
+            _rate_row(f"`keytrack train` whole step ({experiment}, batch {cfg.loader.batch_size} "
+                      f"{'lists' if str(cfg.loss.name) == 'listwise' else 'pairs'} ≈ {pairs} pairs)",
+                      pps or float("nan"), 3 * flops, roofline)]
+    rows[-1]["vs_bare"] = (pps or float("nan")) / bare
+    return rows
+
+
+def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: float) -> list[dict]:
+    """Frames/s of the online tracker (§3.1, δ = 4, all candidates) with a freshly initialised matcher."""
+    import torch
+
+    from keytrack.models.factory import build_encoder, build_matcher
+    from keytrack.tracking import Tracker
+    from keytrack.tracking.scorers import PoseEntailmentScorer
+
+    torch.manual_seed(0)
+    scorer = PoseEntailmentScorer(build_matcher(cfg).to(device).eval(), build_encoder(cfg), device=device)
+    tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5)
+    tracker.track_dataset(dataset)                   # warm-up
+    scorer.pairs_scored, scorer.network_seconds = 0, 0.0
+    t0 = time.perf_counter()
+    tracker.track_dataset(dataset)
+    seconds = time.perf_counter() - t0
+    frames = dataset.num_frames
+    net = scorer.network_seconds
+    row = _rate_row(f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates",
+                    scorer.pairs_scored / seconds, flops, roofline)
+    row.update(frames_s=frames / seconds, network_share=net / seconds,
+               network_frames_s=frames / net if net > 0 else float("nan"))
+    return [row]
+
+
+def run(args: argparse.Namespace) -> Path:
+    import torch
+
+    from ablations.common import Column, write_table
+    from keytrack.config import load_config
+
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    device = args.device
+    sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
+    cfg = load_config([f"experiment={args.experiment}", *args.overrides])
+    rows = []
+    square = matmul_rate(args.square, args.square, args.square, device=device, dtype=torch.float32,
+                         repeats=args.repeats, sync=sync)
+    rows.append({"what": f"roofline: fp32 GEMM {args.square}³", "gflops": square, "fraction": 1.0})
+    hidden = int(cfg.model.get("hidden", 128) or 128)
+    shape = matmul_rate(256 * 30, hidden, hidden, device=device, dtype=torch.float32, repeats=args.repeats,
+                        sync=sync)
+    rows.append({"what": f"fp32 GEMM of the model's shape [{256 * 30}, {hidden}] × [{hidden}, {hidden}]",
+                 "gflops": shape, "fraction": shape / square})
+    if args.bf16:
+        bf = matmul_rate(args.square, args.square, args.square, device=device, dtype=torch.bfloat16,
+                         repeats=args.repeats, sync=sync)
+        rows.append({"what": f"bf16 GEMM {args.square}³", "gflops": bf, "fraction": bf / square})
+    batches = tuple(args.batches)
+    model, flops = model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync, batches=batches)
+    rows += model
+    if args.bf16:
+        rows += model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync,
+                           batches=batches[1:2] or batches, autocast=True)[0]
+    if not args.no_train:
+        rows += train_step_rows(args.experiment, args.overrides, flops=flops, roofline=square, device=device,
+                                repeats=args.repeats, sync=sync, steps=args.train_steps)
+    from keytrack.synth import generate_dataset
+
+    rows += tracker_rows(cfg, generate_dataset(args.track_videos, seed=1), f"{args.track_videos} generated videos",
+                         device=device, flops=flops, roofline=square)
+    if args.data:
+        from ablations.common import default_eval_split
+        from keytrack.io import read_dataset
+
+        split = args.split or default_eval_split(args.data)
+        rows += tracker_rows(cfg, read_dataset(args.data, split=split), f"{Path(args.data).name} {split}",
+                             device=device, flops=flops, roofline=square)
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
+    notes = [f"Device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 unless "
+             f"stated; experiment {args.experiment} ({' '.join(args.overrides) or 'no overrides'}), "
+             f"{flops / 1e6:.1f} MFLOPs per pair forward (ablations.cost; a training step counted as 3 ×).",
+             "Fraction: GFLOP/s over the measured square-GEMM rate of the same run (the roofline). Medians of "
+             f"{args.repeats} timings after a warm-up.",
+             "Tracking: a freshly initialised matcher (speed does not depend on the weights); network share = "
+             "time in the network's forward / tracking time; network-bound frames/s = frames / network time."]
+    cols = [Column("what", "What"), Column("pairs_s", "pairs/s", digits=0), Column("gflops", "GFLOP/s", digits=1),
+            Column("fraction", "of roofline", digits=2), Column("vs_bare", "vs bare step", digits=2),
+            Column("frames_s", "frames/s", digits=1), Column("network_share", "network share", digits=2),
+            Column("network_frames_s", "network-bound frames/s", digits=1)]
+    out = Path(args.out) if args.out else Path("results") / ABLATION
+    write_table(rows, out, columns=cols, title="Benchmark: where the time goes", notes=notes)
+    print((out / "table.md").read_text())
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", default=os.environ.get("EXPERIMENT", "improved"),
+                        help="the matcher's experiment (default: improved, what make train trains)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for the matcher")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES), metavar="B")
+    parser.add_argument("--square", type=int, default=2048, help="size of the roofline's square GEMM")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bf16", action="store_true", help="also bf16: the GEMM rate and the matcher under autocast")
+    parser.add_argument("--no-train", action="store_true", help="leave out the keytrack train step")
+    parser.add_argument("--train-steps", type=int, default=120, help="steps of the short keytrack train run")
+    parser.add_argument("--track-videos", type=int, default=6, help="generated videos to track")
+    parser.add_argument("--data", default=None, help="also track this PoseTrack18 folder's evaluation split")
+    parser.add_argument("--split", default=None)
+    parser.add_argument("--out", default=None, help="output folder (default results/bench)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m ablations.bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    from keytrack.errors import run_command
+
+    sys.exit(run_command("python -m ablations.bench", main))

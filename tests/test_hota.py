@@ -14,10 +14,10 @@ import pytest
 from keytrack.evaluation import EvaluationError
 from keytrack.evaluation.hota import ALPHAS, hota
 from keytrack.io import read_dataset, write_posetrack21
-from keytrack.poses import Dataset, Frame, Video
+from keytrack.poses import Dataset
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 
-HEAD = [0.0, 0.0, 30.0, 40.0]
+from test_evaluation import dataset, frame  # noqa: E402  (the same hand-made frames)
 A, B, C = (100.0, 100.0), (400.0, 100.0), (700.0, 100.0)
 
 
@@ -29,16 +29,6 @@ def pose(centre, offset=(0.0, 0.0), drop=()) -> np.ndarray:
     for name in drop:
         kp[JOINTS.index(name)] = 0.0
     return kp
-
-
-def frame(index: int, poses: list[np.ndarray], ids: list[int], **kwargs) -> Frame:
-    kp = np.stack(poses) if poses else np.zeros((0, NUM_JOINTS, 3))
-    return Frame.from_poses(index, kp, track_ids=np.array(ids, dtype=np.int64),
-                            head_boxes=np.tile(HEAD, (len(kp), 1)), **kwargs)
-
-
-def dataset(frames: list[Frame], name: str = "v1") -> Dataset:
-    return Dataset([Video(name, frames, 960.0, 540.0, source=f"{name}.json")])
 
 
 def one_track(n: int = 4, **kwargs) -> Dataset:

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKEFILE = ROOT / "Makefile"
@@ -20,7 +18,6 @@ def _targets() -> list[str]:
     return sorted(set(names))
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
 def test_every_target_has_one_recipe_and_runs_what_exists(tmp_path):
     targets = _targets()
     assert {"install", "train", "test", "test-slow", "sweep", "resolution-sweep", "tracker-comparison"} <= set(targets)

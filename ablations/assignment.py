@@ -28,7 +28,8 @@ from typing import Sequence
 
 from ablations.common import Column, write_table
 from ablations.tracking_ablation import (Cell, Result, TrackingOptions, add_tracking_arguments, common_notes,
-                                        describe_network, failure_status, finish, matching_network, open_results,
+                                        describe_network, failure_status, finish, hota_columns, hota_stats,
+                                        matching_network, open_results,
                                         paired_difference, run_cells, seed_stat, total, tracking_kwargs)
 from ablations.tracker_comparison import SETTING_LABELS
 from keytrack.perturb import SETTINGS
@@ -106,7 +107,7 @@ def run_assignment(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
                    "idsw": seed_stat(recs, total("idsw")), "mota": seed_stat(recs, total("mota")),
                    "d_idsw": paired_difference(recs, ref, total("idsw")) if a != reference else None,
                    "d_mota": paired_difference(recs, ref, total("mota")) if a != reference else None,
-                   "switches": seed_stat(recs, lambda r: r.get("num_switches")),
+                   **hota_stats(recs), "switches": seed_stat(recs, lambda r: r.get("num_switches")),
                    "status": failure_status(recs, seeds)}
             if a == "greedy" and opts.delta == 4:
                 row["idsw_paper"] = paper[setting]["pose_entailment"]["idsw"][-1]
@@ -119,6 +120,7 @@ def run_assignment(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
     columns = [Column("setting", "Keypoints"), Column("assignment", "Assignment"),
                Column("idsw", "%IDSW Total", digits=2), Column("idsw_paper", "%IDSW Total (paper)"),
                Column("mota", "MOTA"), Column("mota_paper", "MOTA (paper)"),
+               *hota_columns(rows),
                Column("d_idsw", f"Δ%IDSW vs {reference}", digits=2),
                Column("d_mota", f"ΔMOTA vs {reference}", digits=2),
                Column("switches", "ID switches", digits=0), Column("paper", "Paper (§5.1)")]

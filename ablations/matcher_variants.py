@@ -105,7 +105,8 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     tuned = []
     for t in OKS_GRID:
         rec = cache.run(f"oks-tune-{t:g}", lambda t=t: track_and_evaluate(fit, fit_pred, _scorer("oks", None, "cpu", 1),
-                                                                           match_threshold=t, compute_ap=False),
+                                                                           match_threshold=t, compute_ap=False,
+                                                                           compute_hota=False),
                         {"data": dataset_fingerprint(fit), "threshold": t})
         if rec.ok:
             tuned.append((rec.result["idsw"]["Total"], t))

@@ -33,7 +33,8 @@ from typing import Sequence
 from ablations.common import Column, write_table
 from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Result, Series, TrackingOptions,
                                         add_tracking_arguments, common_notes, describe_network, failure_status,
-                                        finish, matching_network, open_results, run_cells, save_line_plot, seed_stat,
+                                        finish, hota_columns, hota_stats, matching_network, open_results, run_cells,
+                                        save_line_plot, seed_stat,
                                         total, tracking_kwargs)
 from ablations.tracker_comparison import SETTING_LABELS
 from keytrack.perturb import SETTINGS
@@ -96,7 +97,7 @@ def run_threshold(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
     for t in opts.thresholds:
         recs = [records[cell(s, t)] for s in opts.seeds]
         row = {"threshold": t, "ap": seed_stat(recs, total("ap")), "idsw": seed_stat(recs, total("idsw")),
-               "mota": seed_stat(recs, total("mota")), "status": failure_status(recs, opts.seeds)}
+               **hota_stats(recs), "mota": seed_stat(recs, total("mota")), "status": failure_status(recs, opts.seeds)}
         ref = next((p for p in paper if math.isclose(p["threshold"], t, abs_tol=1e-9)), None)
         if ref is not None and compare_paper:
             row.update(ap_paper=ref["ap"], idsw_paper=ref["idsw"], mota_paper=ref["mota"])
@@ -108,7 +109,8 @@ def run_threshold(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
     columns = [Column("threshold", "Threshold", digits=2),
                Column("ap", "AP"), Column("ap_paper", "AP (paper)"),
                Column("idsw", "%IDSW Total", digits=2), Column("idsw_paper", "%IDSW (paper)"),
-               Column("mota", "MOTA"), Column("mota_paper", "MOTA (paper)"), Column("best", "")]
+               Column("mota", "MOTA"), Column("mota_paper", "MOTA (paper)"), *hota_columns(rows),
+               Column("best", "")]
     if any(r["status"] for r in rows):
         columns.append(Column("status", "Status"))
     notes = [

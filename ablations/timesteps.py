@@ -34,7 +34,8 @@ from ablations.common import Column, write_table
 from ablations.tracker_comparison import SETTING_LABELS
 from ablations.tracking_ablation import (GT_SETTING, PAPER_SETTING, Cell, Panel, Result, Series, TrackingOptions,
                                          add_tracking_arguments, common_notes, describe_network, failure_status,
-                                         finish, matching_network, open_results, paired_difference, run_cells,
+                                         finish, hota_columns, hota_stats, matching_network, open_results,
+                                         paired_difference, run_cells,
                                          save_line_plot, seed_stat, total, tracking_kwargs)
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
@@ -100,7 +101,7 @@ def run_timesteps(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
             recs = by_delta[delta]
             row = {"setting": SETTING_LABELS[setting], "delta": delta,
                    "idsw": seed_stat(recs, total("idsw")), "mota": seed_stat(recs, total("mota")),
-                   "switches": seed_stat(recs, lambda r: r.get("num_switches")),
+                   **hota_stats(recs), "switches": seed_stat(recs, lambda r: r.get("num_switches")),
                    "d_mota": (paired_difference(recs, by_delta[reference_delta], total("mota"))
                               if delta != reference_delta else None),
                    "status": failure_status(recs, seeds)}
@@ -114,6 +115,7 @@ def run_timesteps(opts: Options, *, eval_gt: Dataset | None = None) -> Result:
     columns = [Column("setting", "Keypoints"), Column("delta", "δ"),
                Column("idsw", "%IDSW Total", digits=2), Column("idsw_paper", "%IDSW Total (paper)"),
                Column("mota", "MOTA"), Column("mota_paper", "MOTA (paper)"),
+               *hota_columns(rows),
                Column("d_mota", f"ΔMOTA vs δ = {reference_delta}", digits=2),
                Column("d_mota_paper", "ΔMOTA (paper, at most)"), Column("switches", "ID switches", digits=0)]
     if any(r["status"] for r in rows):

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
+from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
                               dataset_fingerprint, display_path, mean_std, write_table)
 from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
@@ -206,14 +206,35 @@ def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int, i
     return {"oks": OKSScorer, "iou": IoUScorer}[method]()
 
 
+#: The HOTA-family and identity totals the tracking tables show (keytrack.evaluation.hota).
+HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")
+
+
+def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
+    """``{HOTA, DetA, AssA, IDF1}`` totals (0-100) of ``tracked`` against ``gt``, the PoseTrack21
+    kit's keypoint HOTA; ``{"error": message}`` when the kit's protocol cannot score this ground
+    truth (a pose with keypoints but no head box), so the tracking cell itself still counts."""
+    from keytrack.evaluation import EvaluationError
+    from keytrack.evaluation.hota import hota
+
+    try:
+        total = hota(gt, tracked)["total"]
+    except EvaluationError as err:
+        log.warning("HOTA not computed: %s", err)
+        return {"error": str(err)}
+    return {k: float(total[k]) for k in HOTA_COLUMNS}
+
+
 def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_threshold: float, delta: int = 4,
                        nearest: int | None = None, keypoint_threshold: float = 0.0,
-                       compute_ap: bool = True) -> dict:
+                       compute_ap: bool = True, compute_hota: bool = True) -> dict:
     """Track ``predicted`` online (§3.1, greedy) and score it against ``gt`` (poseval, §4.1).
 
     Keypoints below ``keypoint_threshold`` are removed from the tracked output before MOTA and
     %IDSW (A.3); AP is computed on the output before that threshold. Returns the %IDSW, MOTA and
-    AP columns (Head … Ankl, Total), the MOT counts and the speed of the tracking step.
+    AP columns (Head … Ankl, Total), the MOT counts, the PoseTrack21 kit's keypoint HOTA, DetA,
+    AssA and IDF1 totals of the same output as MOTA (:func:`keypoint_hota`) and the speed of the
+    tracking step.
     """
     from keytrack.evaluation import evaluate
     from keytrack.tracking import Tracker, apply_keypoint_threshold
@@ -230,6 +251,8 @@ def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_thresho
         "tracking_seconds": tracker.seconds,
         "frames_per_s": tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else None,
     }
+    if compute_hota:
+        out["hota"] = keypoint_hota(gt, shown)
     if compute_ap:
         out["ap"] = evaluate(gt, tracked, compute_mot=False).columns("ap")
     if hasattr(scorer, "pairs_scored"):
@@ -332,6 +355,7 @@ def tune_threshold(cache: RunCache, method: str, train_gt: Dataset, grid: Sequen
             if predicted is None:
                 predicted = perturb(train_gt, "gt_boxes_gt_keypoints", seed)
             return track_and_evaluate(train_gt, predicted, _scorer(method, None, "cpu", 1), match_threshold=t,
+                                      compute_hota=False,
                                       delta=delta, compute_ap=False)
         params = {"kind": "tuning", "method": method, "threshold": t, "data": data_id,
                   "setting": "gt_boxes_gt_keypoints", "stride": 1, "seed": seed, "delta": delta}
@@ -355,6 +379,11 @@ def _paper_figure4() -> dict:
     from keytrack.reference import paper_results
 
     return paper_results()["tracker_comparison"]["settings"]
+
+
+def _shown(value) -> bool:
+    """A cell value that prints (not absent, not a mean over no run)."""
+    return value is not None and not (isinstance(value, MeanStd) and value.n == 0)
 
 
 def _value(records: list[RunRecord], getter, seeds: int):
@@ -381,6 +410,8 @@ def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
                 for part in (*PARTS, "Total"):
                     row[part] = _value(records, lambda r, p=part: r["idsw"][p], n)
                 row["mota"] = _value(records, lambda r: r["mota"]["Total"], n)
+                for k in HOTA_COLUMNS:
+                    row[k] = _value(records, lambda r, k=k: r.get("hota", {}).get(k), n)
                 row["ap"] = _value(records, lambda r: r["ap"]["Total"], n)
                 if stride == 1:
                     row["ap_paper"] = ref["ap_total"]
@@ -411,6 +442,7 @@ def _columns(rows: list[dict]) -> list[Column]:
             *(Column(p, p, digits=2) for p in PARTS),
             Column("Total", "%IDSW Total", digits=2), Column("idsw_paper", "%IDSW Total (paper)"),
             Column("mota", "MOTA"), Column("mota_paper", "MOTA (paper)"),
+            *(Column(k, k) for k in HOTA_COLUMNS if any(_shown(r.get(k)) for r in rows)),
             Column("ap", "AP"), Column("ap_paper", "AP (paper)")]
     if any(r.get("status") for r in rows):
         cols.append(Column("status", "Status"))

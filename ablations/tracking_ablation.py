@@ -24,9 +24,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (MeanStd, Profile, RunCache, RunRecord, add_run_arguments, dataset_fingerprint,
-                              mean_std)
-from ablations.tracker_comparison import PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD
+from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, add_run_arguments,
+                              dataset_fingerprint, mean_std)
+from ablations.tracker_comparison import (HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
+                                          keypoint_hota)
 from keytrack.perturb import perturb
 from keytrack.poses import Dataset
 
@@ -295,6 +296,7 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, netwo
                 row = {"idsw": result.columns("idsw"), "mota": result.columns("mota"),
                        **{k: result.total[k] for k in ("num_switches", "num_misses", "num_false_positives",
                                                         "num_objects")}, **info}
+                row["hota"] = keypoint_hota(eval_gt, shown)
                 if cell.compute_ap:
                     row["ap"] = result.columns("ap")
                 return row
@@ -309,6 +311,17 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, netwo
 def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | None]) -> MeanStd:
     """Mean ± sample std of ``getter(result)`` over the successful records (one value: the value)."""
     return mean_std(getter(r.result) for r in records if r.ok)
+
+
+def hota_stats(records: Sequence[RunRecord]) -> dict[str, MeanStd]:
+    """:data:`HOTA_COLUMNS` of a row: each the mean ± std over its successful records."""
+    return {k: seed_stat(records, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS}
+
+
+def hota_columns(rows: Sequence[Mapping]) -> list[Column]:
+    """The HOTA / IDF1 columns of a table whose rows hold :func:`hota_stats` with a value."""
+    return [Column(k, k) for k in HOTA_COLUMNS
+            if any(isinstance(r.get(k), MeanStd) and r[k].n for r in rows)]
 
 
 def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],

@@ -43,6 +43,12 @@ missing in either pose): ``tanh(d_j / 2)`` (x and y), ``tanh(|d_j|² / 4)`` and 
 present in both". The network no longer has to discover through attention alone that joint ``j``
 of one pose is to be compared with joint ``j`` of the other.
 
+``oks_prior`` (beyond the paper) adds ``oks [M]``, the pair's object keypoint similarity (COCO's
+``mean_j exp(-d_j² / (2 s² (2σ_j)²))`` over the joints present in both poses, with the earlier
+pose's keypoint-box area as ``s²``; 0 when no joint is shared). The matching network then adds
+``a · logit(OKS)`` to its match logit (:class:`keytrack.models.transformer.TransformerMatchingNetwork`),
+so it starts as OKS and learns a correction of it rather than a similarity from nothing.
+
 All functions are batched tensor code and run on whatever device their inputs are on.
 """
 from __future__ import annotations
@@ -56,10 +62,10 @@ from torch import Tensor
 from keytrack.errors import InputError
 from keytrack.pairs import PairIndex
 from keytrack.poses import PoseTable
-from keytrack.skeleton import NUM_JOINTS
+from keytrack.skeleton import NUM_JOINTS, OKS_SIGMAS
 
 __all__ = ["TokenConfig", "TokenizeError", "tokenize_pairs", "tokenize_table", "pair_geometry",
-           "POSITION_ENCODINGS"]
+           "POSITION_ENCODINGS", "pair_oks"]
 
 SEQUENCE_LENGTH = 2 * NUM_JOINTS
 #: The values of ``TokenConfig.position_encoding``.
@@ -81,6 +87,7 @@ class TokenConfig:
     position_encoding: str = "lookup"  # lookup (paper) | factorised | fourier
     fourier_bands: int = 6             # fourier: frequencies π 2^k / 8, k = 0..bands-1
     displacement: bool = False         # per-joint motion between the two poses as features
+    oks_prior: bool = False            # the pair's OKS as a token ("oks" [M]) for the network's skip
 
     def __post_init__(self) -> None:
         if self.position_encoding not in POSITION_ENCODINGS:
@@ -93,7 +100,8 @@ class TokenConfig:
             raise TokenizeError(f"TokenConfig.grid must be two positive ints (w, h), got {self.grid}")
         if int(self.delta) < 1:
             raise TokenizeError(f"TokenConfig.delta must be >= 1, got {self.delta}")
-        if not (self.position or self.type or self.segment or self.relative_position or self.displacement):
+        if not (self.position or self.type or self.segment or self.relative_position or self.displacement
+                or self.oks_prior):
             raise TokenizeError("TokenConfig enables no token kind: at least one must be on")
 
     @property
@@ -187,7 +195,8 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
     Returns:
         ``position``, ``type``, ``segment`` and ``relative`` (int64, only those ``config``
         enables) and ``mask`` (bool, True = visible keypoint), each ``[M, 30]``: the current
-        pose's 15 keypoints first, then the earlier pose's.
+        pose's 15 keypoints first, then the earlier pose's; ``features [M, 30, F]`` and ``oks [M]``
+        where ``config`` asks for them.
     """
     device = current.device
     frame_size = torch.as_tensor(frame_size, device=device)
@@ -226,6 +235,8 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
         rel = (per_pose - centre).view(m, SEQUENCE_LENGTH, 2)
         relative = _grid_cell(rel[..., 0] + w // 2, rel[..., 1] + h // 2, w, h)   # centre cell (w//2, h//2)
         tokens["relative"] = relative.masked_fill_(~mask, 0)
+    if config.oks_prior:
+        tokens["oks"] = pair_oks(kp, mask)
     tokens["mask"] = mask
     return tokens
 
@@ -245,6 +256,20 @@ def pair_geometry(kp: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     scale = (extent[:, 0] * extent[:, 1]).clamp_min(0).sqrt().clamp_min(1.0)        # [M]
     u = (kp[..., :2] - centre[:, None, :]) / scale[:, None, None]
     return torch.where(mask[..., None], u, 0.0), scale
+
+
+def pair_oks(kp: Tensor, mask: Tensor) -> Tensor:
+    """``[M]`` OKS of the current pose with the earlier one of ``[M, 30, 3]`` pair keypoints, the
+    earlier pose's keypoint-box area (:func:`pair_geometry`'s ``scale²``) as COCO's ``s²``, averaged
+    over the joints present in both (0 where none is); :func:`keytrack.tracking.scorers.oks_matrix`
+    with keypoint boxes."""
+    _, scale = pair_geometry(kp, mask)
+    both = mask[:, :NUM_JOINTS] & mask[:, NUM_JOINTS:]                                   # [M, 15]
+    d2 = ((kp[:, :NUM_JOINTS, :2] - kp[:, NUM_JOINTS:, :2]) ** 2).sum(-1)
+    var = (2.0 * torch.as_tensor(OKS_SIGMAS, dtype=kp.dtype, device=kp.device)) ** 2
+    e = torch.where(both, d2, 0.0) / (2.0 * (scale ** 2)[:, None] * var)
+    sim = torch.where(both, torch.exp(-e), 0.0).sum(-1)
+    return sim / both.sum(-1).clamp_min(1)
 
 
 def _continuous_features(kp: Tensor, mask: Tensor, config: TokenConfig) -> Tensor:

@@ -269,6 +269,7 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
     for r in ours:
         assert all(math.isfinite(r[c]) for c in ("Head", "Shou", "Ankl", "Total", "mota", "ap")), r
         assert 0 <= r["Total"] <= 100 and r["status"] is None
+        assert all(0 <= r[c] <= 100 for c in ("HOTA", "DetA", "AssA", "IDF1")), r
         assert (r.get("ap_paper") is not None) == (r["stride"] == 1)
         assert (r.get("mota_paper") is not None) == (r["stride"] == 1 and r["method"] == "Pose Entailment")
     gt_rows = [r for r in ours if r["setting"] == SETTING_LABELS["gt_boxes_gt_keypoints"]]
@@ -280,7 +281,8 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
 
     out = tmp_path / "tc"
     table = (out / "table.md").read_text()
-    for label in (*SETTING_LABELS.values(), *METHODS.values(), *PAPER_ONLY.values(), "%IDSW Total (paper)"):
+    for label in (*SETTING_LABELS.values(), *METHODS.values(), *PAPER_ONLY.values(), "%IDSW Total (paper)",
+                  "| HOTA | DetA | AssA | IDF1 |"):
         assert label in table
     with open(out / "table.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == len(SETTINGS) * (2 * len(METHODS) + len(PAPER_ONLY))

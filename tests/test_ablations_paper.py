@@ -155,6 +155,8 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
                                 delta=4, keypoint_threshold=opts.keypoint_threshold, compute_ap=False)
     assert result.records[cell].result["idsw"]["Total"] == pytest.approx(direct["idsw"]["Total"])
     assert result.records[cell].result["mota"]["Total"] == pytest.approx(direct["mota"]["Total"])
+    assert result.records[cell].result["hota"] == pytest.approx(direct["hota"])      # same HOTA, IDF1
+    assert "| HOTA | DetA | AssA | IDF1 |" in md
 
     # running again reuses every finished cell and retries only the failed ones
     again = timesteps.run_timesteps(opts, eval_gt=eval_gt)

@@ -228,3 +228,43 @@ def test_evaluate_command_adds_hota_and_idf1_beside_poseval(tmp_path, capsys):
     assert "total" in result                                    # poseval's numbers are still there
     assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "hota,x"]) == 2
     assert "--metrics: unknown ['x']" in capsys.readouterr().err
+
+
+def _pt21_annotation(image_id: int, ann_id: int, track_id: int, person_id: int, centre, with_keypoints=True) -> dict:
+    kp17 = np.zeros((17, 3))
+    if with_keypoints:
+        kp17[:, 0] = centre[0] + 3.0 * np.arange(17)
+        kp17[:, 1] = centre[1] + 5.0 * np.arange(17)
+        kp17[:, 2] = 1.0
+        kp17[[3, 4]] = 0.0                       # PoseTrack21's ears are placeholders
+    return {"image_id": image_id, "id": ann_id, "category_id": 1, "track_id": track_id, "person_id": person_id,
+            "keypoints": kp17.ravel().tolist(), "bbox": [centre[0] - 10, centre[1] - 10, 80, 110],
+            "bbox_head": [centre[0], centre[1], 30, 30]}
+
+
+def test_posetrack21_layout_is_read_as_the_kit_reads_it(tmp_path):
+    """posetrack_data/<split>/, identity from track_id (not person_id), box-only people dropped and
+    counted, unlabeled frames and ignore regions kept: HOTA of the file against itself is 100."""
+    images = [{"id": 10 + t, "frame_id": 10 + t, "file_name": f"images/val/000001_x/{t:06d}.jpg",
+               "is_labeled": t != 1, "has_labeled_person": True, "nframes": 3, "vid_id": "000001",
+               "ignore_regions_x": [[600, 900, 900]] if t == 2 else [],
+               "ignore_regions_y": [[50, 50, 300]] if t == 2 else []} for t in range(3)]
+    anns = [_pt21_annotation(10, 1, 0, 1024, A), _pt21_annotation(10, 2, 1, 77, B),
+            _pt21_annotation(10, 3, 2, 5, C, with_keypoints=False),
+            _pt21_annotation(12, 4, 0, 1024, A), _pt21_annotation(12, 5, 1, 77, B)]
+    doc = {"images": images, "annotations": anns,
+           "categories": [{"id": 1, "name": "person", "keypoints": [
+               "nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+               "right_knee", "left_ankle", "right_ankle"]}]}
+    folder = tmp_path / "posetrack_data" / "val"
+    folder.mkdir(parents=True)
+    (folder / "000001_x_val.json").write_text(json.dumps(doc))
+    data = read_dataset(tmp_path, split="val")
+    (video,) = data.videos
+    assert [f.track_ids.tolist() for f in video.frames] == [[0, 1], [], [0, 1]]     # track_id, never person_id
+    assert sum(data.skipped.values()) == 1                                           # the box-only person
+    assert [f.is_labeled for f in video.frames] == [True, False, True]
+    assert len(video.frames[2].ignore_regions) == 1 and not video.frames[0].ignore_regions
+    r = hota(data, data)
+    assert close(r["total"]["HOTA"], 100.0)

@@ -158,6 +158,42 @@ def test_transformer_reads_every_encoding():
         TokenConfig(position_encoding="polar")
 
 
+def test_pair_oks_is_cocos_oks_with_the_earlier_poses_keypoint_box():
+    from keytrack.poses import keypoint_boxes
+    from keytrack.tracking.scorers import oks_pairs
+
+    cur, prev, size, delta = _pairs()
+    oks = tokenize_pairs(cur, prev, size, delta, TokenConfig(oks_prior=True))["oks"]
+    ref = oks_pairs(cur.numpy(), prev.numpy(), keypoint_boxes(prev.numpy().astype(np.float64)))
+    assert oks.shape == (6,) and np.allclose(oks.numpy(), ref, atol=1e-5)
+    assert 0 < oks.min() and oks.max() < 1
+    far = cur.clone()
+    far[..., :2] += 300.0
+    assert (tokenize_pairs(far, prev, size, delta, TokenConfig(oks_prior=True))["oks"] < oks).all()
+
+
+def test_oks_prior_network_ranks_as_oks_before_training_and_learns_a_correction():
+    from keytrack.models.registry import transformer_config
+    from keytrack.models.transformer import TransformerMatchingNetwork
+
+    cur, prev, size, delta = _pairs()
+    cur = cur + torch.linspace(0, 40, 6)[:, None, None] * torch.tensor([1.0, 0.0, 0.0])   # growing motion
+    cfg = TokenConfig(position_encoding="fourier", displacement=True, oks_prior=True)
+    model = TransformerMatchingNetwork(transformer_config(cfg, hidden=16, intermediate=16, layers=1, heads=2,
+                                                          oks_prior_weight=2.0)).eval()
+    tokens = tokenize_pairs(cur, prev, size, delta, cfg)
+    z = (lambda lg: lg[:, 1] - lg[:, 0])(model(tokens)).detach()
+    oks = tokens["oks"].clamp(1e-4, 1 - 1e-4)
+    assert torch.allclose(z, 2.0 * torch.logit(oks), atol=1e-5)        # exactly OKS's ranking at the start
+    # one step of the listwise loss moves the network part (it is not frozen at OKS)
+    model.train()
+    loss = listwise_loss(model(tokens), torch.tensor([1, 0, 0, 0, 0, 0]), torch.zeros(6, dtype=torch.long))
+    loss.backward()
+    assert model.classifier[1].weight.grad.abs().sum() > 0 and model.oks_prior.grad.abs().sum() > 0
+    with pytest.raises(KeyError, match="OKS"):
+        model({k: v for k, v in tokens.items() if k != "oks"})
+
+
 # -- augmentation ------------------------------------------------------------------------------------
 
 def test_augmentation_keeps_visibility_and_frame_bounds():

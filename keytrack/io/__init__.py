@@ -55,7 +55,8 @@ def annotation_files(path: str | Path, split: str | None = None) -> list[Path]:
     """The annotation files ``path`` (and ``split``) designate, sorted by name.
 
     ``path`` may be a file, a folder of ``.json``/``.mat`` files, or a dataset root holding
-    ``annotations/<split>/`` (``split`` required there, or a ``<split>/`` folder under ``path``).
+    ``annotations/<split>/`` (PoseTrack18), ``posetrack_data/<split>/`` (PoseTrack21) or a
+    ``<split>/`` folder (``split`` required there).
     """
     path = Path(path)
     if not path.exists():
@@ -63,7 +64,8 @@ def annotation_files(path: str | Path, split: str | None = None) -> list[Path]:
     if path.is_file():
         return [path]
     if split is not None:
-        candidates = [path / "annotations" / split, path / split]
+        # PoseTrack18: annotations/<split>; PoseTrack21: posetrack_data/<split>; or <split>.
+        candidates = [path / "annotations" / split, path / "posetrack_data" / split, path / split]
         folder = next((c for c in candidates if c.is_dir()), None)
         if folder is None:
             raise DataError(path, f"no annotations for split {split!r} (looked for "
@@ -71,8 +73,8 @@ def annotation_files(path: str | Path, split: str | None = None) -> list[Path]:
         path = folder
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
     if not files:
-        splits = sorted(p.name for p in (path / "annotations").iterdir() if p.is_dir()) \
-            if (path / "annotations").is_dir() else []
+        splits = sorted(p.name for sub in ("annotations", "posetrack_data") if (path / sub).is_dir()
+                        for p in (path / sub).iterdir() if p.is_dir())
         hint = f"; pass split= one of {splits}" if splits else ""
         raise DataError(path, f"no .json or .mat annotation files{hint}")
     return files

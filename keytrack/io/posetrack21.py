@@ -5,6 +5,20 @@ PoseTrack21 keeps PoseTrack18's layout (:mod:`keytrack.io.posetrack18`) and its 
 ``ignore_regions_x`` / ``ignore_regions_y`` (empty lists when the frame has none) and
 ``is_labeled``, every annotation a ``track_id`` and a ``person_id`` (here the track id), and
 ground-truth annotations a ``bbox_head``.
+
+Reading PoseTrack21 (``read_dataset(root, split="val")`` finds ``root/posetrack_data/val/``), as
+the kit's pose-tracking evaluation (``trackeval/datasets/posetrack.py``) reads it:
+
+* **Identity is ``track_id``** (per video), as in the kit's HOTA for keypoints; ``person_id`` (the
+  identity across videos, used only by the kit's re-identification evaluation) is not read.
+* **Boxes without keypoints.** PoseTrack21 annotates some people with a box only (every keypoint
+  ``0, 0, 0``). They carry no joint the kit can score (its joint counts and matches read only
+  visible keypoints), so the reader drops them like any pose without a visible keypoint and counts
+  them in ``Dataset.skipped`` ("poses with no visible keypoint").
+* **``is_labeled``** decides which frames are scored (the kit drops the others on both sides);
+  ``has_labeled_person`` (a frame holds a box, with or without keypoints) is not read.
+* **Ignore regions** (``ignore_regions_x/y``) are kept per frame: HOTA removes predicted joints
+  inside them (:mod:`keytrack.evaluation.hota`).
 """
 from __future__ import annotations
 

@@ -73,6 +73,7 @@ def transformer_config(token_config, **sizes):
         relative_position=token_config.relative_position,
         num_columns=int(token_config.grid[0]), num_rows=int(token_config.grid[1]),
         factorised_position=token_config.position_factorised, num_features=token_config.num_features,
+        oks_prior=token_config.oks_prior,
     )
     known = {f.name for f in fields(TransformerConfig)}
     unknown = set(sizes) - known

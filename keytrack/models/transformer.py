@@ -66,13 +66,15 @@ class TransformerConfig:
     num_rows: int = 18           # factorised position: rows of the grid
     factorised_position: bool = False
     num_features: int = 0        # width of the continuous per-token features (0 = none)
+    oks_prior: bool = False      # add a·logit(tokens["oks"]) + b to the match logit (a, b learnt)
+    oks_prior_weight: float = 1.0  # initial a
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"TransformerConfig.hidden ({self.hidden}) must be divisible by "
                              f"heads ({self.heads})")
         if not (self.position or self.type or self.segment or self.relative_position
-                or self.factorised_position or self.num_features):
+                or self.factorised_position or self.num_features or self.oks_prior):
             raise ValueError("TransformerConfig enables no embedding: at least one must be on")
         if self.num_features < 0:
             raise ValueError(f"TransformerConfig.num_features must be >= 0, got {self.num_features}")
@@ -180,6 +182,12 @@ class TransformerMatchingNetwork(nn.Module):
     bool visibility ``mask``. A pair whose mask is all False (no visible keypoint at all) would
     leave attention without any key; such a row attends to all its tokens instead, so its output
     stays finite.
+
+    With ``config.oks_prior`` (beyond the paper) the match logit ``z = logit_1 - logit_0`` gets
+    ``a · logit(OKS) + b`` added, ``OKS = tokens["oks"]`` clamped to ``[1e-4, 1 - 1e-4]``, ``a`` and
+    ``b`` learnt (``a`` starts at ``config.oks_prior_weight``, ``b`` at 0), and the classifier
+    starts at zero: before training the network ranks candidates exactly as OKS does, and what it
+    learns is a correction of OKS.
     """
 
     def __init__(self, config: TransformerConfig = TransformerConfig()):
@@ -190,6 +198,11 @@ class TransformerMatchingNetwork(nn.Module):
         self.pooler = Pooler(config)
         self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.hidden, 2))
         self.apply(self._init_weights)
+        if config.oks_prior:
+            self.oks_prior = nn.Parameter(torch.tensor([float(config.oks_prior_weight), 0.0]))
+            nn.init.zeros_(self.classifier[1].weight)
+        else:
+            self.register_parameter("oks_prior", None)
 
     def _init_weights(self, module: nn.Module) -> None:
         """BERT initialisation (A.5): N(0, init_std) weights, zero biases, LayerNorm 1 / 0."""
@@ -209,7 +222,15 @@ class TransformerMatchingNetwork(nn.Module):
         x = self.embeddings(tokens)
         for layer in self.encoder:
             x = layer(x, attention_mask)
-        return self.classifier(self.pooler(x))
+        logits = self.classifier(self.pooler(x))
+        if self.oks_prior is None:
+            return logits
+        if "oks" not in tokens:
+            raise KeyError(f"the matching network adds the pair's OKS but the batch has only "
+                           f"{sorted(tokens)}; tokenize with the same TokenConfig")
+        oks = tokens["oks"].to(logits.dtype).clamp(1e-4, 1.0 - 1e-4)
+        z = self.oks_prior[0] * torch.logit(oks) + self.oks_prior[1]
+        return logits + torch.stack([torch.zeros_like(z), z], dim=-1)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())

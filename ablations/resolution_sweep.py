@@ -49,13 +49,12 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, add_run_arguments,
-                              budget_file_overrides, dataset_fingerprint, describe_budget, display_path,
-                              file_digest, mean_std, train_or_reuse, write_table)
+                              budget_file_overrides, describe_budget, display_path, mean_std, write_table)
 from ablations.tracker_comparison import (CNN_BATCH_SIZE, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
-                                          SETTING_LABELS, track_and_evaluate)
-from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish
+                                          SETTING_LABELS)
+from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, TrainAndTrack, failure_status, finish
 from keytrack.config import overrides_for
-from keytrack.perturb import SETTINGS, perturb
+from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
 
 log = logging.getLogger("ablations.resolution_sweep")
@@ -326,14 +325,6 @@ def save_plot(path: str | Path, rows: Sequence[Mapping], resolutions: Sequence[t
 
 # -- runs ---------------------------------------------------------------------------------------------
 
-def _forget_missing_checkpoint(cache: RunCache, key: str) -> None:
-    """Drop a stored training record whose checkpoint no longer exists, so that it runs again."""
-    stored = cache.load(key)
-    if stored is not None and stored.ok and not Path(str((stored.result or {}).get("checkpoint"))).is_file():
-        log.info("run %s: its checkpoint is gone; training again", key)
-        cache.path(key).unlink(missing_ok=True)
-
-
 def _cost(method: str, overrides: Sequence[str]) -> dict:
     """Parameters and FLOPs per pose pair of the configured matcher (:func:`ablations.cost.count`)."""
     from ablations.cost import count, example_batch
@@ -360,11 +351,12 @@ def run_sweep(opts: Options, *, train_dataset: Dataset | None = None, eval_gt: D
     cache = RunCache(out / "runs", retry_failed=opts.retry_failed)
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
-    eval_id = dataset_fingerprint(eval_gt)
-    train_id = dataset_fingerprint(train_dataset) if train_dataset is not None else None
-    kp_threshold = 0.0 if opts.setting == "gt_boxes_gt_keypoints" else opts.keypoint_threshold
+    cells = TrainAndTrack(cache, eval_gt, setting=opts.setting, perturb_seed=opts.perturb_seed, delta=opts.delta,
+                          match_threshold=opts.match_threshold, keypoint_threshold=opts.keypoint_threshold,
+                          nearest=opts.nearest, device=opts.device, train_dataset=train_dataset,
+                          wait=opts.wait_for_training, train_fn=train_fn)
+    kp_threshold = cells.keypoint_threshold
     image_root = str(profile.data_root) if profile.data_root is not None else None
-    predicted: Dataset | None = None
 
     trainings: dict[tuple[str, tuple[int, int], int], RunRecord] = {}
     trackings: dict[tuple[str, tuple[int, int], int], RunRecord] = {}
@@ -384,46 +376,13 @@ def run_sweep(opts: Options, *, train_dataset: Dataset | None = None, eval_gt: D
                         f"cost-{method}-{label(resolution)}", lambda m=method, o=cost_overrides: _cost(m, o),
                         {"kind": "cost", "experiment": experiment, "overrides": cost_overrides})
                 log.info("[%d/%d] %s: training (%s)", done, total, name, opts.profile)
-
-                def train_run(experiment: str = experiment, overrides: list[str] = overrides) -> dict:
-                    trained = train_or_reuse(experiment, [*overrides, "trainer.enable_progress_bar=false"],
-                                             dataset=train_dataset, wait=opts.wait_for_training,
-                                             train_fn=train_fn)
-                    m = trained.metrics
-                    return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
-                            "run_dir": str(trained.run_dir), "reused_run": trained.reused,
-                            "best_val_acc": m.get("best_val_acc"), "global_step": m.get("global_step"),
-                            "train_seconds": m.get("seconds"), "train_pairs": m.get("train_pairs"),
-                            "val_pairs": m.get("val_pairs")}
-
-                key = f"train-{name}"
-                _forget_missing_checkpoint(cache, key)
-                trained = cache.run(key, train_run, {"kind": "train", "experiment": experiment,
-                                                     "overrides": overrides, "train_data": train_id})
+                trained = cells.train(f"train-{name}", experiment, overrides,
+                                      quiet=["trainer.enable_progress_bar=false"])
                 trainings[(method, resolution, seed)] = trained
-
-                def track_run(trained: RunRecord = trained, method: str = method) -> dict:
-                    nonlocal predicted
-                    from keytrack.tracking import PoseEntailmentScorer
-
-                    if not trained.ok:
-                        raise RuntimeError(f"no network to track with: training failed ({trained.failure})")
-                    if predicted is None:
-                        predicted = perturb(eval_gt, opts.setting, opts.perturb_seed)
-                    batch = opts.batch_size if method == "transformer" else min(opts.batch_size, CNN_BATCH_SIZE)
-                    scorer = PoseEntailmentScorer.from_checkpoint(
-                        trained.result["checkpoint"], device=opts.device, batch_size=batch,
-                        image_root=image_root, split=profile.eval_split)
-                    return track_and_evaluate(eval_gt, predicted, scorer, match_threshold=opts.match_threshold,
-                                              delta=opts.delta, nearest=opts.nearest,
-                                              keypoint_threshold=kp_threshold, compute_ap=False)
-
-                params = {"kind": "track", "data": eval_id, "setting": opts.setting,
-                          "perturb_seed": opts.perturb_seed, "delta": opts.delta,
-                          "match_threshold": opts.match_threshold, "keypoint_threshold": kp_threshold,
-                          "nearest": opts.nearest, "checkpoint": trained.result["digest"] if trained.ok else None}
                 log.info("[%d/%d] %s: tracking", done, total, name)
-                trackings[(method, resolution, seed)] = cache.run(f"track-{name}", track_run, params)
+                batch = opts.batch_size if method == "transformer" else min(opts.batch_size, CNN_BATCH_SIZE)
+                trackings[(method, resolution, seed)] = cells.track(
+                    f"track-{name}", trained, batch, image_root=image_root, split=profile.eval_split)
 
     rows, failures = [], []
     for method in opts.methods:

@@ -38,12 +38,11 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import (Column, Profile, RunCache, RunRecord, add_run_arguments, budget_file_overrides,
-                              dataset_fingerprint, describe_budget, file_digest, mean_std, train_or_reuse,
-                              write_table)
-from ablations.tracking_ablation import PAPER_SETTING, PROFILES, Result, failure_status, finish, paired_difference
-from ablations.tracker_comparison import (PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS,
-                                          track_and_evaluate)
-from keytrack.perturb import SETTINGS, perturb
+                              describe_budget, mean_std, write_table)
+from ablations.tracking_ablation import (PAPER_SETTING, PROFILES, Result, TrainAndTrack, failure_status, finish,
+                                        paired_difference)
+from ablations.tracker_comparison import PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS
+from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
 
 log = logging.getLogger("ablations.tokens")
@@ -161,14 +160,6 @@ def budget_description(opts: Options) -> str:
 
 # -- runs ---------------------------------------------------------------------------------------------
 
-def _forget_missing_checkpoint(cache: RunCache, key: str) -> None:
-    """Drop a stored training record whose checkpoint no longer exists, so that it runs again."""
-    stored = cache.load(key)
-    if stored is not None and stored.ok and not Path(str((stored.result or {}).get("checkpoint"))).is_file():
-        log.info("run %s: its checkpoint is gone; training again", key)
-        cache.path(key).unlink(missing_ok=True)
-
-
 def _paper_accuracy(flags: dict[str, bool]) -> float | None:
     from keytrack.reference import paper_results
 
@@ -197,10 +188,11 @@ def run_tokens(opts: Options, *, train_dataset: Dataset | None = None,
     cache = RunCache(out / "runs", retry_failed=opts.retry_failed)
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
-    eval_id = dataset_fingerprint(eval_gt)
-    train_id = dataset_fingerprint(train_dataset) if train_dataset is not None else None
-    kp_threshold = 0.0 if opts.setting == "gt_boxes_gt_keypoints" else opts.keypoint_threshold
-    predicted: Dataset | None = None
+    cells = TrainAndTrack(cache, eval_gt, setting=opts.setting, perturb_seed=opts.perturb_seed, delta=opts.delta,
+                          match_threshold=opts.match_threshold, keypoint_threshold=opts.keypoint_threshold,
+                          nearest=opts.nearest, device=opts.device, train_dataset=train_dataset,
+                          wait=opts.wait_for_training)
+    kp_threshold = cells.keypoint_threshold
 
     trainings: dict[tuple[str, int], RunRecord] = {}
     trackings: dict[tuple[str, int], RunRecord] = {}
@@ -210,45 +202,11 @@ def run_tokens(opts: Options, *, train_dataset: Dataset | None = None,
         overrides = training_overrides(opts, profile, seed)
         for scheme in opts.schemes:
             done += 1
-            experiment = experiment_name(scheme)
             key = f"train-{scheme}-seed{seed}"
             log.info("[%d/%d] %s: training (%s)", done, total, key, opts.profile)
-
-            def train_run(experiment: str = experiment, overrides: list[str] = overrides) -> dict:
-                trained = train_or_reuse(experiment, overrides, dataset=train_dataset,
-                                         wait=opts.wait_for_training)
-                m = trained.metrics
-                return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
-                        "run_dir": str(trained.run_dir), "reused_run": trained.reused,
-                        "best_val_acc": m.get("best_val_acc"), "global_step": m.get("global_step"),
-                        "train_seconds": m.get("seconds"), "train_pairs": m.get("train_pairs"),
-                        "val_pairs": m.get("val_pairs")}
-
-            _forget_missing_checkpoint(cache, key)
-            trained = cache.run(key, train_run, {"kind": "train", "experiment": experiment,
-                                                 "overrides": overrides, "train_data": train_id})
-            trainings[(scheme, seed)] = trained
-
-            def track_run(trained: RunRecord = trained) -> dict:
-                nonlocal predicted
-                from keytrack.tracking import PoseEntailmentScorer
-
-                if not trained.ok:
-                    raise RuntimeError(f"no network to track with: training failed ({trained.failure})")
-                if predicted is None:
-                    predicted = perturb(eval_gt, opts.setting, opts.perturb_seed)
-                scorer = PoseEntailmentScorer.from_checkpoint(
-                    trained.result["checkpoint"], device=opts.device, batch_size=opts.batch_size)
-                return track_and_evaluate(eval_gt, predicted, scorer, match_threshold=opts.match_threshold,
-                                          delta=opts.delta, nearest=opts.nearest,
-                                          keypoint_threshold=kp_threshold, compute_ap=False)
-
-            params = {"kind": "track", "data": eval_id, "setting": opts.setting,
-                      "perturb_seed": opts.perturb_seed, "delta": opts.delta,
-                      "match_threshold": opts.match_threshold, "keypoint_threshold": kp_threshold,
-                      "nearest": opts.nearest, "checkpoint": trained.result["digest"] if trained.ok else None}
+            trainings[(scheme, seed)] = trained = cells.train(key, experiment_name(scheme), overrides)
             log.info("[%d/%d] %s: tracking", done, total, key)
-            trackings[(scheme, seed)] = cache.run(f"track-{scheme}-seed{seed}", track_run, params)
+            trackings[(scheme, seed)] = cells.track(f"track-{scheme}-seed{seed}", trained, opts.batch_size)
 
     def val_acc(result: dict) -> float | None:
         return None if result.get("best_val_acc") is None else 100 * result["best_val_acc"]

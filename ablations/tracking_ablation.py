@@ -308,6 +308,68 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, netwo
     return records
 
 
+class TrainAndTrack:
+    """The cells of the ablations that train one network per row and track with it (Table 3's token
+    schemes, the resolution sweep): :meth:`train` trains ``experiment`` with ``overrides`` once
+    (cached; a record whose checkpoint is gone trains again), :meth:`track` tracks the evaluation
+    set with that network (cached by the checkpoint's digest and every tracking setting)."""
+
+    def __init__(self, cache: RunCache, eval_gt: Dataset, *, setting: str, perturb_seed: int, delta: int,
+                 match_threshold: float, keypoint_threshold: float, nearest: int | None, device: str,
+                 train_dataset: Dataset | None = None, wait: bool = True, train_fn: Callable | None = None):
+        self.cache, self.eval_gt, self.setting, self.perturb_seed = cache, eval_gt, setting, perturb_seed
+        self.delta, self.match_threshold, self.nearest, self.device = delta, match_threshold, nearest, device
+        self.keypoint_threshold = 0.0 if setting == GT_SETTING else keypoint_threshold
+        self.train_dataset, self.wait, self.train_fn = train_dataset, wait, train_fn
+        self.eval_id = dataset_fingerprint(eval_gt)
+        self.train_id = dataset_fingerprint(train_dataset) if train_dataset is not None else None
+        self._predicted: Dataset | None = None
+
+    def train(self, key: str, experiment: str, overrides: Sequence[str], quiet: Sequence[str] = ()) -> RunRecord:
+        """The training record of ``key``; ``quiet`` overrides reach the training but not the cache key."""
+        from ablations.common import file_digest, train_or_reuse
+
+        def run() -> dict:
+            trained = train_or_reuse(experiment, [*overrides, *quiet], dataset=self.train_dataset,
+                                     wait=self.wait, train_fn=self.train_fn)
+            m = trained.metrics
+            return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
+                    "run_dir": str(trained.run_dir), "reused_run": trained.reused,
+                    "best_val_acc": m.get("best_val_acc"), "global_step": m.get("global_step"),
+                    "train_seconds": m.get("seconds"), "train_pairs": m.get("train_pairs"),
+                    "val_pairs": m.get("val_pairs")}
+
+        stored = self.cache.load(key)
+        if stored is not None and stored.ok and not Path(str((stored.result or {}).get("checkpoint"))).is_file():
+            log.info("run %s: its checkpoint is gone; training again", key)
+            self.cache.path(key).unlink(missing_ok=True)
+        return self.cache.run(key, run, {"kind": "train", "experiment": experiment, "overrides": list(overrides),
+                                         "train_data": self.train_id})
+
+    def track(self, key: str, trained: RunRecord, batch_size: int, **scorer_kwargs) -> RunRecord:
+        """Track the evaluation set with ``trained``'s network (:func:`track_and_evaluate`)."""
+        from ablations.tracker_comparison import track_and_evaluate
+
+        def run() -> dict:
+            from keytrack.tracking import PoseEntailmentScorer
+
+            if not trained.ok:
+                raise RuntimeError(f"no network to track with: training failed ({trained.failure})")
+            if self._predicted is None:
+                self._predicted = perturb(self.eval_gt, self.setting, self.perturb_seed)
+            scorer = PoseEntailmentScorer.from_checkpoint(trained.result["checkpoint"], device=self.device,
+                                                          batch_size=batch_size, **scorer_kwargs)
+            return track_and_evaluate(self.eval_gt, self._predicted, scorer, match_threshold=self.match_threshold,
+                                      delta=self.delta, nearest=self.nearest,
+                                      keypoint_threshold=self.keypoint_threshold, compute_ap=False)
+
+        params = {"kind": "track", "data": self.eval_id, "setting": self.setting,
+                  "perturb_seed": self.perturb_seed, "delta": self.delta,
+                  "match_threshold": self.match_threshold, "keypoint_threshold": self.keypoint_threshold,
+                  "nearest": self.nearest, "checkpoint": trained.result["digest"] if trained.ok else None}
+        return self.cache.run(key, run, params)
+
+
 def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | None]) -> MeanStd:
     """Mean ± sample std of ``getter(result)`` over the successful records (one value: the value)."""
     return mean_std(getter(r.result) for r in records if r.ok)

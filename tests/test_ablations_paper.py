@@ -213,7 +213,9 @@ def test_missing_network_fails_every_cell_but_writes_the_table(tmp_path, eval_gt
 def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, monkeypatch):
     train_data = generate_dataset(3, seed=11, config=TINY)
     calls = []
-    real = tokens.train_or_reuse
+    from ablations import common
+
+    real = common.train_or_reuse
 
     def flaky(experiment, overrides, **kwargs):
         calls.append(experiment)
@@ -221,7 +223,7 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
             raise RuntimeError("out of memory (simulated)")
         return real(experiment, overrides, **kwargs)
 
-    monkeypatch.setattr(tokens, "train_or_reuse", flaky)
+    monkeypatch.setattr(common, "train_or_reuse", flaky)      # what TrainAndTrack trains with
     fail = True
     opts = tokens.Options(out=str(tmp_path / "res"), seeds=(0,), threads=1, train_overrides=(
         f"output_dir={tmp_path / 'runs'}", "logging.wandb=false",

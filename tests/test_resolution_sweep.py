@@ -94,7 +94,9 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
     train_data = generate_dataset(3, seed=3)
     eval_gt = generate_dataset(1, seed=3, first_index=1000)
     calls = []
-    real = rs.train_or_reuse
+    from ablations import common
+
+    real = common.train_or_reuse
     fail = True
 
     def flaky(experiment, overrides, **kwargs):
@@ -103,7 +105,7 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
             raise RuntimeError("out of memory (simulated)")
         return real(experiment, overrides, **kwargs)
 
-    monkeypatch.setattr(rs, "train_or_reuse", flaky)
+    monkeypatch.setattr(common, "train_or_reuse", flaky)      # what TrainAndTrack trains with
     opts = rs.Options(out=str(tmp_path / "res"), resolutions=((8, 6), (12, 9)), seeds=(0,), threads=1,
                       train_overrides=(
                           f"output_dir={tmp_path / 'runs'}", "logging.wandb=false", "data.synthetic.seed=3",

@@ -212,6 +212,9 @@ def test_evaluate_command_adds_hota_and_idf1_beside_poseval(tmp_path, capsys):
     from keytrack.synth import SynthConfig, generate_dataset
 
     gt = generate_dataset(2, seed=8, config=SynthConfig(frames_per_video=(8, 10)))
+    for video in gt.videos:                                     # never annotate the nose, as Bonn
+        for f in video.frames:
+            f.keypoints[:, JOINTS.index("nose")] = 0.0
     write_posetrack18(gt, tmp_path / "gt")
     assert main(["track", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "pred")]) == 0
     out = tmp_path / "eval.json"
@@ -225,6 +228,7 @@ def test_evaluate_command_adds_hota_and_idf1_beside_poseval(tmp_path, capsys):
     direct = hota(read_dataset(tmp_path / "gt", keep_empty_poses=True), read_dataset(tmp_path / "pred", keep_empty_poses=True))
     assert result["hota"]["HOTA"]["total"] == pytest.approx(direct["total"]["HOTA"])
     assert set(result["hota"]["AssA"]["per_joint"]) == set(JOINTS) and "IDF1" in result["idf1"]
+    assert result["idf1"]["IDF1"]["per_joint"]["nose"] is None          # NaN written as null
     assert "total" in result                                    # poseval's numbers are still there
     assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "hota,x"]) == 2
     assert "--metrics: unknown ['x']" in capsys.readouterr().err

@@ -91,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
         h = hota(gt, pred, compute_idf1="idf1" in metrics)
         groups = {"hota": HOTA_METRICS, "idf1": ID_METRICS}
-        extra = {group: {name: {"per_joint": dict(zip(h["joints"], map(float, h["per_joint"][name]))),
-                                "total": float(h["total"][name])} for name in names}
+        from keytrack.evaluation.table import json_number
+
+        # NaN (a joint never annotated, as Bonn's nose) is written as null, like poseval's numbers
+        extra = {group: {name: {"per_joint": dict(zip(h["joints"], map(json_number, h["per_joint"][name]))),
+                                "total": json_number(h["total"][name])} for name in names}
                  for group, names in groups.items() if group in metrics}
     if "poseval" in metrics:
         result = evaluate(gt, pred, compute_ap=not args.no_ap, compute_mot=not args.no_mot)

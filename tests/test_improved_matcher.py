@@ -192,6 +192,13 @@ def test_oks_prior_network_ranks_as_oks_before_training_and_learns_a_correction(
     assert model.classifier[1].weight.grad.abs().sum() > 0 and model.oks_prior.grad.abs().sum() > 0
     with pytest.raises(KeyError, match="OKS"):
         model({k: v for k, v in tokens.items() if k != "oks"})
+    # under bf16 autocast the prior stays fp32: OKS 0.995 and 0.999 still rank apart
+    model.eval()
+    near = dict(tokens, oks=torch.tensor([0.995, 0.999, 0.9995, 0.5, 0.2, 0.1]))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(near)
+    z = logits[:, 1] - logits[:, 0]
+    assert logits.dtype == torch.float32 and z[0] < z[1] < z[2]
 
 
 # -- augmentation ------------------------------------------------------------------------------------

@@ -174,6 +174,19 @@ def test_pose_entailment_scorer_one_batched_forward_per_frame():
         Tracker(scorer, delta=5)
 
 
+def test_pose_entailment_scorer_under_bf16_autocast_stays_close_to_fp32():
+    model = _small_matcher()
+    cur = np.stack([pose(100), pose(300), pose(500)])
+    cand = Candidates(np.stack([pose(105), pose(310), pose(480), pose(90)]), np.full((4, 4), np.nan),
+                      [0, 1, 2, 0], [1, 1, 1, 3])
+    fp32 = PoseEntailmentScorer(model, TokenConfig(delta=4))(cur, np.full((3, 4), np.nan), cand, (W, H))
+    bf16 = PoseEntailmentScorer(model, TokenConfig(delta=4), precision="bf16")(cur, np.full((3, 4), np.nan), cand,
+                                                                               (W, H))
+    assert bf16.dtype == fp32.dtype and np.abs(bf16 - fp32).max() < 2e-2     # bf16: 8 bits of mantissa
+    with pytest.raises(ValueError, match="precision"):
+        PoseEntailmentScorer(model, TokenConfig(delta=4), precision="fp8")
+
+
 def test_tracker_calls_network_once_per_frame():
     model = CountingMatcher(_small_matcher())
     scorer = PoseEntailmentScorer(model, TokenConfig(delta=4))

@@ -228,9 +228,11 @@ class TransformerMatchingNetwork(nn.Module):
         if "oks" not in tokens:
             raise KeyError(f"the matching network adds the pair's OKS but the batch has only "
                            f"{sorted(tokens)}; tokenize with the same TokenConfig")
-        oks = tokens["oks"].to(logits.dtype).clamp(1e-4, 1.0 - 1e-4)
-        z = self.oks_prior[0] * torch.logit(oks) + self.oks_prior[1]
-        return logits + torch.stack([torch.zeros_like(z), z], dim=-1)
+        # In fp32 even under bf16 autocast: bf16 cannot tell OKS 0.995 from 0.999, which is
+        # where the true continuation and its nearest rival usually differ.
+        oks = tokens["oks"].float().clamp(1e-4, 1.0 - 1e-4)
+        z = self.oks_prior[0].float() * torch.logit(oks) + self.oks_prior[1].float()
+        return logits.float() + torch.stack([torch.zeros_like(z), z], dim=-1)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("W", "H"), help="frame size when neither the file nor the image gives it")
     parser.add_argument("--device", default="cpu", help="torch device of the matching network")
     parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="the matching network's forward in fp32, or under bf16 autocast")
 
 
 def build_scorer(args: argparse.Namespace):
@@ -54,6 +56,7 @@ def build_scorer(args: argparse.Namespace):
 
         image_root = args.input if Path(args.input).is_dir() else None
         return SCORERS["pose_entailment"].from_checkpoint(args.checkpoint, device=args.device,
+                                                         precision=args.precision,
                                                          batch_size=args.batch_size, image_root=image_root,
                                                          split=args.split)
     return SCORERS[args.scorer]()

@@ -204,12 +204,16 @@ class PoseEntailmentScorer:
         device: torch device to encode and run on.
         batch_size: most pairs per forward.
         frames: image source for encoders that need crops.
+        precision: ``"fp32"`` or ``"bf16"`` (the network's forward under ``torch.autocast`` with
+            bfloat16; inputs, encoding and the softmax stay fp32).
     """
 
     name = "pose_entailment"
+    #: The values of ``precision``.
+    PRECISIONS = ("fp32", "bf16")
 
     def __init__(self, model: nn.Module, encoder, device: str | torch.device = "cpu",
-                 batch_size: int = 16384, frames=None):
+                 batch_size: int = 16384, frames=None, precision: str = "fp32"):
         import torch
 
         from keytrack.encoders import TokenEncoder
@@ -217,6 +221,10 @@ class PoseEntailmentScorer:
 
         if int(batch_size) < 1:
             raise ValueError(f"PoseEntailmentScorer: batch_size must be >= 1, got {batch_size}")
+        if precision not in self.PRECISIONS:
+            raise ValueError(f"PoseEntailmentScorer: precision must be one of {', '.join(self.PRECISIONS)}, "
+                             f"got {precision!r}")
+        self.precision = precision
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.encoder = TokenEncoder(encoder) if isinstance(encoder, TokenConfig) else encoder
@@ -244,7 +252,7 @@ class PoseEntailmentScorer:
     @classmethod
     def from_checkpoint(cls, checkpoint: str, device: str | torch.device = "cpu",
                         batch_size: int = 16384, frames=None, image_root: str | None = None,
-                        split: str | None = None) -> "PoseEntailmentScorer":
+                        split: str | None = None, precision: str = "fp32") -> "PoseEntailmentScorer":
         """The scorer of a training checkpoint (:func:`keytrack.models.factory.load_matcher`).
 
         For a matcher on image crops, ``frames`` is the image source; by default
@@ -268,7 +276,7 @@ class PoseEntailmentScorer:
                 if split is not None:
                     data.split = split
             frames = frame_source(data)
-        return cls(model, encoder, device=device, batch_size=batch_size, frames=frames)
+        return cls(model, encoder, device=device, batch_size=batch_size, frames=frames, precision=precision)
 
     def begin_video(self, video) -> None:
         """Called by the tracker before the first frame of ``video``: the frames crops come from."""
@@ -354,7 +362,8 @@ class PoseEntailmentScorer:
                 r, k = r_all[chunk], k_all[chunk]
                 pair_crops = None if crops is None else (crops[0][r], crops[1][k])
                 batch = self.encoder(cur[r], prev[k], size_all[chunk], delta_all[chunk], pair_crops)
-                logits = self.model(batch)
+                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                    logits = self.model(batch)
                 if logits.shape != (len(r), 2):
                     raise ValueError(f"PoseEntailmentScorer: the model returned logits of shape "
                                      f"{tuple(logits.shape)}, expected [{len(r)}, 2]")

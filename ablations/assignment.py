@@ -28,10 +28,10 @@ from typing import Sequence
 
 from ablations.common import Column, write_table
 from ablations.tracking_ablation import (Cell, Result, TrackingOptions, add_tracking_arguments, common_notes,
-                                        describe_network, failure_status, finish, hota_columns, hota_stats,
+                                        describe_network, failure_status, finish, hota_stats,
                                         matching_network, open_results,
                                         paired_difference, run_cells, seed_stat, total, tracking_kwargs)
-from ablations.tracker_comparison import SETTING_LABELS
+from ablations.tracker_comparison import SETTING_LABELS, hota_columns
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
 from keytrack.tracking import ASSIGNMENTS

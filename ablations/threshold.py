@@ -33,10 +33,10 @@ from typing import Sequence
 from ablations.common import Column, write_table
 from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Result, Series, TrackingOptions,
                                         add_tracking_arguments, common_notes, describe_network, failure_status,
-                                        finish, hota_columns, hota_stats, matching_network, open_results, run_cells,
+                                        finish, hota_stats, matching_network, open_results, run_cells,
                                         save_line_plot, seed_stat,
                                         total, tracking_kwargs)
-from ablations.tracker_comparison import SETTING_LABELS
+from ablations.tracker_comparison import SETTING_LABELS, hota_columns
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
 

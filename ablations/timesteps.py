@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ablations.common import Column, write_table
-from ablations.tracker_comparison import SETTING_LABELS
+from ablations.tracker_comparison import SETTING_LABELS, hota_columns
 from ablations.tracking_ablation import (GT_SETTING, PAPER_SETTING, Cell, Panel, Result, Series, TrackingOptions,
                                          add_tracking_arguments, common_notes, describe_network, failure_status,
-                                         finish, hota_columns, hota_stats, matching_network, open_results,
+                                         finish, hota_stats, matching_network, open_results,
                                          paired_difference, run_cells,
                                          save_line_plot, seed_stat, total, tracking_kwargs)
 from keytrack.perturb import SETTINGS

@@ -381,9 +381,13 @@ def _paper_figure4() -> dict:
     return paper_results()["tracker_comparison"]["settings"]
 
 
-def _shown(value) -> bool:
-    """A cell value that prints (not absent, not a mean over no run)."""
-    return value is not None and not (isinstance(value, MeanStd) and value.n == 0)
+def hota_columns(rows: Sequence[dict]) -> list[Column]:
+    """The :data:`HOTA_COLUMNS` of a table where some row has a value that prints (not absent, not a
+    mean over no run)."""
+    def shown(value) -> bool:
+        return value is not None and not (isinstance(value, MeanStd) and value.n == 0)
+
+    return [Column(k, k) for k in HOTA_COLUMNS if any(shown(r.get(k)) for r in rows)]
 
 
 def _value(records: list[RunRecord], getter, seeds: int):
@@ -442,7 +446,7 @@ def _columns(rows: list[dict]) -> list[Column]:
             *(Column(p, p, digits=2) for p in PARTS),
             Column("Total", "%IDSW Total", digits=2), Column("idsw_paper", "%IDSW Total (paper)"),
             Column("mota", "MOTA"), Column("mota_paper", "MOTA (paper)"),
-            *(Column(k, k) for k in HOTA_COLUMNS if any(_shown(r.get(k)) for r in rows)),
+            *hota_columns(rows),
             Column("ap", "AP"), Column("ap_paper", "AP (paper)")]
     if any(r.get("status") for r in rows):
         cols.append(Column("status", "Status"))

@@ -24,8 +24,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, add_run_arguments,
-                              dataset_fingerprint, mean_std)
+from ablations.common import (MeanStd, Profile, RunCache, RunRecord, add_run_arguments, dataset_fingerprint,
+                              mean_std)
 from ablations.tracker_comparison import (HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                           keypoint_hota)
 from keytrack.perturb import perturb
@@ -378,12 +378,6 @@ def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | 
 def hota_stats(records: Sequence[RunRecord]) -> dict[str, MeanStd]:
     """:data:`HOTA_COLUMNS` of a row: each the mean ± std over its successful records."""
     return {k: seed_stat(records, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS}
-
-
-def hota_columns(rows: Sequence[Mapping]) -> list[Column]:
-    """The HOTA / IDF1 columns of a table whose rows hold :func:`hota_stats` with a value."""
-    return [Column(k, k) for k in HOTA_COLUMNS
-            if any(isinstance(r.get(k), MeanStd) and r[k].n for r in rows)]
 
 
 def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],

@@ -220,8 +220,10 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
     if config.position_factorised:
         tokens["column"] = torch.floor(xy[..., 0]).clamp_(0, w - 1).long().masked_fill_(~mask, 0)
         tokens["row"] = torch.floor(xy[..., 1]).clamp_(0, h - 1).long().masked_fill_(~mask, 0)
+    # one pair geometry for the continuous features and the OKS prior
+    geometry = pair_geometry(kp, mask) if config.num_features or config.oks_prior else None
     if config.num_features:
-        tokens["features"] = _continuous_features(kp, mask, config)
+        tokens["features"] = _continuous_features(kp, mask, config, *geometry)
     if config.type:
         tokens["type"] = torch.arange(NUM_JOINTS, device=device).repeat(2).expand(m, -1).contiguous()
     if config.segment:
@@ -236,7 +238,7 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
         relative = _grid_cell(rel[..., 0] + w // 2, rel[..., 1] + h // 2, w, h)   # centre cell (w//2, h//2)
         tokens["relative"] = relative.masked_fill_(~mask, 0)
     if config.oks_prior:
-        tokens["oks"] = pair_oks(kp, mask)
+        tokens["oks"] = pair_oks(kp, mask, geometry[1])
     tokens["mask"] = mask
     return tokens
 
@@ -258,12 +260,13 @@ def pair_geometry(kp: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return torch.where(mask[..., None], u, 0.0), scale
 
 
-def pair_oks(kp: Tensor, mask: Tensor) -> Tensor:
+def pair_oks(kp: Tensor, mask: Tensor, scale: Tensor | None = None) -> Tensor:
     """``[M]`` OKS of the current pose with the earlier one of ``[M, 30, 3]`` pair keypoints, the
-    earlier pose's keypoint-box area (:func:`pair_geometry`'s ``scale²``) as COCO's ``s²``, averaged
-    over the joints present in both (0 where none is); :func:`keytrack.tracking.scorers.oks_matrix`
-    with keypoint boxes."""
-    _, scale = pair_geometry(kp, mask)
+    earlier pose's keypoint-box area (:func:`pair_geometry`'s ``scale²``, computed unless given) as
+    COCO's ``s²``, averaged over the joints present in both (0 where none is);
+    :func:`keytrack.tracking.scorers.oks_matrix` with keypoint boxes."""
+    if scale is None:
+        _, scale = pair_geometry(kp, mask)
     both = mask[:, :NUM_JOINTS] & mask[:, NUM_JOINTS:]                                   # [M, 15]
     d2 = ((kp[:, :NUM_JOINTS, :2] - kp[:, NUM_JOINTS:, :2]) ** 2).sum(-1)
     var = (2.0 * torch.as_tensor(OKS_SIGMAS, dtype=kp.dtype, device=kp.device)) ** 2
@@ -272,9 +275,9 @@ def pair_oks(kp: Tensor, mask: Tensor) -> Tensor:
     return sim / both.sum(-1).clamp_min(1)
 
 
-def _continuous_features(kp: Tensor, mask: Tensor, config: TokenConfig) -> Tensor:
-    """``[M, 30, config.num_features]``: Fourier features of ``u`` and / or per-joint displacement."""
-    u, scale = pair_geometry(kp, mask)
+def _continuous_features(kp: Tensor, mask: Tensor, config: TokenConfig, u: Tensor, scale: Tensor) -> Tensor:
+    """``[M, 30, config.num_features]``: Fourier features of ``u`` and / or per-joint displacement
+    (``u, scale``: :func:`pair_geometry`)."""
     parts = []
     if config.position and config.position_encoding == "fourier":
         bands = int(config.fourier_bands)

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("W", "H"), help="frame size when neither the file nor the image gives it")
     parser.add_argument("--device", default="cpu", help="torch device of the matching network")
     parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    parser.add_argument("--precision", choices=SCORERS["pose_entailment"].PRECISIONS, default="fp32",
                         help="the matching network's forward in fp32, or under bf16 autocast")
 
 

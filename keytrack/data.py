@@ -82,6 +82,10 @@ def balance(pairs: PairIndex, seed: int) -> PairIndex:
     return pairs.select(balance_index(pairs, seed))
 
 
+#: A joint visible in fewer of the training poses than this is one the matcher was not trained on.
+MIN_JOINT_SHARE = 0.01
+
+
 class TokenizedPairs(torch.utils.data.Dataset):
     """Pose pairs served as encoded batches: the encoder's tensors ``+ label [B]`` (1 = match).
 
@@ -213,6 +217,18 @@ class TokenizedPairs(torch.utils.data.Dataset):
     def tokens(self) -> dict[str, torch.Tensor]:
         """Every pair encoded as it is stored (no augmentation)."""
         return self._encode(torch.arange(len(self.labels)), augment=False)
+
+    def joints_seen(self, min_share: float = None) -> torch.Tensor:
+        """``[15]`` bool: the joints visible in at least ``min_share`` (default
+        :data:`MIN_JOINT_SHARE`) of the pairs' poses, both sides counted. A matcher learns nothing
+        about a joint its training data never shows (Bonn never annotates the nose), so its
+        checkpoint keeps this record and tracking hides the other joints from it
+        (:class:`keytrack.tracking.PoseEntailmentScorer`)."""
+        share = MIN_JOINT_SHARE if min_share is None else float(min_share)
+        if len(self.labels) == 0:
+            return torch.ones(self.current.shape[1], dtype=torch.bool)
+        visible = torch.cat([self.current[..., 2], self.previous[..., 2]]) > 0
+        return visible.float().mean(0) >= share
 
     def class_counts(self) -> tuple[int, int]:
         ones = int(self.labels.sum())

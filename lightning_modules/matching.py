@@ -28,6 +28,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Sco
 from keytrack.losses import LOSSES, listwise_loss
 from keytrack.models.factory import build_matcher
 from keytrack.ranking import TrackingRanking
+from keytrack.skeleton import NUM_JOINTS
 
 
 def warmup_linear_decay(total_steps: int, warmup_fraction: float):
@@ -54,12 +55,24 @@ class MatchingModule(pl.LightningModule):
             from keytrack.models.factory import load_weights
 
             load_weights(self.model, str(init))
+        # The joints the training data shows (set in ``setup`` from the training pairs, saved with
+        # the weights): tracking hides the others from the network (load_matcher, the scorer).
+        self.register_buffer("trained_joints", torch.ones(NUM_JOINTS, dtype=torch.bool))
         metrics = MetricCollection({"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()})
         self.val_metrics = metrics.clone(prefix="val/")
         self.val_ranking = TrackingRanking(float(cfg.validation.match_threshold))
         self.objective = str(cfg.loss.name)
         if self.objective not in LOSSES:
             raise ValueError(f"loss.name: unknown loss {self.objective!r} (known: {', '.join(LOSSES)})")
+
+    def setup(self, stage: str) -> None:
+        train_set = getattr(getattr(self.trainer, "datamodule", None), "train_set", None) if self._trainer else None
+        if stage == "fit" and hasattr(train_set, "joints_seen"):
+            self.trained_joints.copy_(train_set.joints_seen())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Checkpoints written before the record existed: every joint, as they were tracked then.
+        checkpoint["state_dict"].setdefault("trained_joints", torch.ones(NUM_JOINTS, dtype=torch.bool))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(batch)

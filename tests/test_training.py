@@ -208,3 +208,62 @@ def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_
     assert len(per_epoch) == 2 and max(per_epoch.values()) == pytest.approx(at_best["val/rank1"])
     losses = _losses(tmp_path / "improved" / "synthetic-seed0")
     assert np.mean(losses[-2:]) < np.mean(losses[:2])
+
+
+def test_checkpoint_keeps_the_joints_training_showed_and_tracking_hides_the_others(tmp_path, scenes):
+    """A dataset that never annotates the nose (as Bonn): the checkpoint records it, and the scorer
+    of that checkpoint gives the same scores whatever a pose estimator puts at the nose."""
+    import copy
+
+    from keytrack.models.factory import load_matcher
+    from keytrack.tracking import Candidates, PoseEntailmentScorer
+
+    no_nose = copy.deepcopy(scenes)
+    for v in no_nose.videos:
+        for f in v.frames:
+            f.keypoints[:, 0, 2] = 0
+    cfg = _cfg(tmp_path, "loader.samples_per_epoch=64", "trainer.max_epochs=1", "model.hidden=16",
+               "model.intermediate=16", "model.layers=1", "model.heads=2")
+    result = train(cfg, no_nose)
+    model, _ = load_matcher(result["best_checkpoint"])
+    assert model.trained_joints.tolist() == [False] + [True] * 14
+    scorer = PoseEntailmentScorer.from_checkpoint(result["best_checkpoint"])
+    assert scorer.trained_joints.tolist() == model.trained_joints.tolist()
+
+    frame = next(f for v in scenes.videos for f in v.frames if f.num_poses >= 2)
+    w, h = scenes.videos[0].width, scenes.videos[0].height
+    cur = frame.keypoints.copy()
+    cand = Candidates(frame.keypoints.copy(), np.full((frame.num_poses, 4), np.nan),
+                      np.arange(frame.num_poses), np.ones(frame.num_poses, int))
+    before = scorer(cur, frame.boxes, cand, (w, h))
+    cur[:, 0, :2] += 80.0                                            # a wildly wrong visible nose
+    cur[:, 0, 2] = 0.9
+    after = scorer(cur, frame.boxes, cand, (w, h))
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    # Without the record (all joints trained) the same nose changes the scores.
+    scorer.trained_joints = None
+    assert np.abs(scorer(cur, frame.boxes, cand, (w, h)) - before).max() > 1e-4
+    # A pose with nothing but the untrained joint cannot be compared: it scores 0.
+    lone = np.zeros_like(cur[:1])
+    lone[0, 0] = [100.0, 100.0, 1.0]
+    scorer.trained_joints = model.trained_joints.numpy()
+    assert (scorer(lone, frame.boxes[:1], cand, (w, h)) == 0).all()
+
+
+def test_joints_seen_counts_both_poses_of_the_pairs():
+    from keytrack.data import TokenizedPairs
+    from keytrack.tokenize import TokenConfig
+
+    cur = torch.zeros(200, 15, 3)
+    prev = torch.zeros(200, 15, 3)
+    cur[:, 1:, 2] = 1
+    prev[:, 1:, 2] = 1
+    prev[:3, 0, 2] = 1                    # 3 of 400 poses: under 1 %
+    cur[:5, 14, 2] = 0
+    pairs = TokenizedPairs(cur, prev, torch.full((200, 2), 100.0), torch.ones(200, dtype=torch.long),
+                           torch.zeros(200, dtype=torch.long), TokenConfig())
+    assert pairs.joints_seen().tolist() == [False] + [True] * 14
+    prev[:2, 0, 2] = 1
+    prev[3:5, 0, 2] = 1                   # 5 of 400 poses
+    assert pairs.joints_seen(min_share=0.01).tolist()[0] is True
+    assert pairs.joints_seen(min_share=0.02).tolist()[0] is False

@@ -41,7 +41,8 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
     Reads the checkpoint with plain torch, so tracking needs no Lightning: the config is the
     ``cfg`` hyperparameter the LightningModule saved (completed with the current base defaults
     for keys added since, :func:`keytrack.config.with_defaults`), the weights its ``model.*``
-    entries.
+    entries. ``model.trained_joints`` is the ``[15]`` bool record of the joints the training data
+    showed (``None`` for checkpoints written before it was kept).
     """
     import torch
     from omegaconf import OmegaConf
@@ -68,6 +69,9 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
         model.load_state_dict(weights)
     except RuntimeError as err:
         raise CheckpointError(f"{checkpoint}: its weights do not fit its own config ({err})") from None
+    # The joints its training data showed (None: a checkpoint from before the record, every joint).
+    joints = state["state_dict"].get("trained_joints")
+    model.trained_joints = None if joints is None else joints.to(torch.bool).cpu()
     return model.eval(), cfg
 
 

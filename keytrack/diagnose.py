@@ -46,6 +46,8 @@ def score_pairs(scorer, table, pairs, batch_size: int = 16384) -> np.ndarray:
         return oks_pairs(kp[pairs.current], b, _filled_boxes(np.asarray(table.boxes)[pairs.previous], b))
     import torch
 
+    kp = scorer.hide_untrained(kp)                     # as the tracker shows poses to the network
+    seen = (kp[..., 2] > 0).any(-1)
     size = np.asarray(table.frame_size, dtype=np.float32)
     out = np.empty(len(pairs), dtype=np.float64)
     with torch.inference_mode():
@@ -56,6 +58,7 @@ def score_pairs(scorer, table, pairs, batch_size: int = 16384) -> np.ndarray:
             batch = scorer.encoder(cur, prev, torch.as_tensor(size[pairs.current[sl]], device=scorer.device),
                                    torch.as_tensor(pairs.delta[sl], device=scorer.device))
             out[sl] = scorer.model(batch).softmax(-1)[:, 1].double().cpu().numpy()
+    out[~(seen[pairs.current] & seen[pairs.previous])] = 0.0        # nothing the network can compare
     return out
 
 
@@ -155,6 +158,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta", type=int, default=4, help="δ: frames looked back (paper: 4)")
     parser.add_argument("--match-threshold", type=float, default=0.5,
                         help="the tracker's threshold for the new-track and accepted shares")
+    parser.add_argument("--keypoints", default="gt_boxes_gt_keypoints", metavar="SETTING",
+                        help="score the input as it is (default) or the perturbation protocol's predictions "
+                             "of it (gt_boxes_predicted_keypoints, predicted_boxes_predicted_keypoints; seed "
+                             "--perturb-seed), each predicted pose keeping the identity it was drawn from")
+    parser.add_argument("--perturb-seed", type=int, default=0, help="seed of the perturbation protocol")
     parser.add_argument("--worst", type=int, default=10, help="worst frames listed")
     parser.add_argument("--output", default=None, help="folder for the report (default results/diagnose/...)")
     parser.add_argument("--device", default="cpu")
@@ -173,10 +181,19 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--delta {args.delta} exceeds the matcher's δ = {scorer.max_delta}")
     else:
         scorer = OKSScorer()
-    dataset = subsample(read_dataset(args.input, split=args.split), int(args.frame_stride))
+    dataset = read_dataset(args.input, split=args.split)
+    if args.keypoints != "gt_boxes_gt_keypoints":
+        from keytrack.perturb import SETTINGS, perturb, with_oracle_track_ids
+
+        if args.keypoints not in SETTINGS:
+            raise InputError(f"--keypoints: unknown setting {args.keypoints!r} (known: {', '.join(SETTINGS)})")
+        dataset = with_oracle_track_ids(perturb(dataset, args.keypoints, int(args.perturb_seed), keep_track_ids=True))
+    dataset = subsample(dataset, int(args.frame_stride))
     result = diagnose(dataset, scorer, delta=args.delta, match_threshold=args.match_threshold, worst=args.worst)
     name = Path(args.input).resolve().name + (f"-{args.split}" if args.split else "")
     who = Path(args.checkpoint).parent.parent.name if args.scorer == "pose_entailment" else "oks"
+    if args.keypoints != "gt_boxes_gt_keypoints":
+        name += f"-{args.keypoints}-seed{args.perturb_seed}"
     out = Path(args.output) if args.output else Path("results") / "diagnose" / f"{name}-{who}-stride{args.frame_stride}"
     title = (f"{args.scorer} ({args.checkpoint or 'no learning'}) on {name}, stride {args.frame_stride}, "
              f"δ = {args.delta}, {result['pairs']:,} pairs")

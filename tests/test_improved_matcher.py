@@ -290,6 +290,17 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
     assert main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "o")]) == 0
     window = (tmp_path / "o" / "ranking.csv").read_text().splitlines()[1].split(",")
     assert float(window[1]) > 0.9
+    # On the protocol's predictions of the same videos (identities kept): OKS ranks worse than on GT,
+    # and the counts include the false positives as people of their own (new tracks).
+    assert main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "p"),
+                 "--keypoints", "predicted_boxes_predicted_keypoints"]) == 0
+    head = (tmp_path / "p" / "ranking.csv").read_text().splitlines()[0].split(",")
+    pred = dict(zip(head, (tmp_path / "p" / "ranking.csv").read_text().splitlines()[1].split(",")))
+    gt_row = dict(zip(head, window))
+    assert float(pred["rank1"]) < float(gt_row["rank1"]) and int(pred["new"]) > int(gt_row["new"])
+    capsys.readouterr()
+    assert main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--keypoints", "nonsense"]) == 2
+    assert "--keypoints: unknown setting 'nonsense'" in capsys.readouterr().err
 
 
 def test_learning_curve_reads_every_attempt_and_plots(tmp_path):

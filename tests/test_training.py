@@ -243,6 +243,19 @@ def test_checkpoint_keeps_the_joints_training_showed_and_tracking_hides_the_othe
     # Without the record (all joints trained) the same nose changes the scores.
     scorer.trained_joints = None
     assert np.abs(scorer(cur, frame.boxes, cand, (w, h)) - before).max() > 1e-4
+    # keytrack diagnose scores pairs the same way.
+    from keytrack.diagnose import score_pairs
+    from keytrack.pairs import sample_pairs
+
+    scorer.trained_joints = model.trained_joints.numpy()
+    hallucinated = copy.deepcopy(no_nose)
+    for v in hallucinated.videos:
+        for f in v.frames:
+            f.keypoints[:, 0] = f.keypoints[:, 1] + [30.0, -40.0, 0.0]
+            f.keypoints[:, 0, 2] = 0.7
+    clean, noisy = no_nose.table(), hallucinated.table()
+    pairs = sample_pairs(clean)
+    np.testing.assert_allclose(score_pairs(scorer, noisy, pairs), score_pairs(scorer, clean, pairs), atol=1e-6)
     # A pose with nothing but the untrained joint cannot be compared: it scores 0.
     lone = np.zeros_like(cur[:1])
     lone[0, 0] = [100.0, 100.0, 1.0]

@@ -286,6 +286,15 @@ class PoseEntailmentScorer:
             frames = frame_source(data)
         return cls(model, encoder, device=device, batch_size=batch_size, frames=frames, precision=precision)
 
+    def hide_untrained(self, keypoints: np.ndarray) -> np.ndarray:
+        """``[..., 15, 3]`` keypoints with ``c = 0`` on the joints the network was not trained on
+        (a copy; the input itself when it was trained on every joint)."""
+        if self.trained_joints is None or self.trained_joints.all():
+            return keypoints
+        out = np.array(keypoints, dtype=np.float64)
+        out[..., ~self.trained_joints, 2] = 0
+        return out
+
     def begin_video(self, video) -> None:
         """Called by the tracker before the first frame of ``video``: the frames crops come from."""
         self._video = video
@@ -344,12 +353,8 @@ class PoseEntailmentScorer:
         if mask.shape != (p, c):
             raise ValueError(f"PoseEntailmentScorer: mask must be [{p}, {c}], got {mask.shape}")
         if self.trained_joints is not None and not self.trained_joints.all():
-            # Joints the training data never showed are hidden (a pose estimator hallucinates
-            # them; the network has no trained response to them); a pose left with no joint to
-            # compare scores 0 against everything.
-            keypoints, cand_kp = keypoints.copy(), cand_kp.copy()
-            keypoints[:, ~self.trained_joints, 2] = 0
-            cand_kp[:, ~self.trained_joints, 2] = 0
+            # A pose left with no joint to compare scores 0 against everything.
+            keypoints, cand_kp = self.hide_untrained(keypoints), self.hide_untrained(cand_kp)
             mask = mask & (keypoints[..., 2] > 0).any(-1)[:, None] & (cand_kp[..., 2] > 0).any(-1)[None, :]
         rows, cols = np.nonzero(mask)
         m = len(rows)

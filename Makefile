@@ -72,13 +72,13 @@ ablation-tokens: install
 	$(BIN)/python -m ablations.tokens $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-timesteps: install
-	$(BIN)/python -m ablations.timesteps $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate timesteps $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-assignment: install
-	$(BIN)/python -m ablations.assignment $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate assignment $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-threshold: install
-	$(BIN)/python -m ablations.threshold $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate threshold $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-toks: install
 	$(BIN)/python -m ablations.toks $(if $(DATA),--data $(DATA),) $(ARGS)

@@ -9,6 +9,6 @@ machinery (data profiles, the run cache, table writing, training reuse) is in
   tracking on the same keypoints.
 * :mod:`ablations.sweep` / :mod:`ablations.sweep_table`: Figure 7 (left, §5.1), W&B sweeps over
   the transformer's size, run by ``wandb agent`` or offline with W&B's own search engine.
-* :mod:`ablations.tokens`, :mod:`ablations.timesteps`, :mod:`ablations.assignment`,
-  :mod:`ablations.threshold`: Table 3, δ, greedy vs Hungarian, Table 4 (§5.1, A.3).
+* :mod:`ablations.tokens`: Table 3; :mod:`ablations.runner` (``keytrack ablate NAME``): the
+  tracking-time ablations as specs of ``experiments/ablations/`` (δ, greedy vs Hungarian, Table 4).
 """

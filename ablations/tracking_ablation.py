@@ -1,7 +1,7 @@
 """What the tracking-time ablations share (§5.1, A.4): options, the matching network, cells, plots.
 
-:mod:`ablations.timesteps`, :mod:`ablations.assignment`, :mod:`ablations.threshold` and
-:mod:`ablations.tokens` track an evaluation split many times with small changes (δ, the assignment,
+The spec runner (:mod:`ablations.runner`, ``keytrack ablate NAME``: δ, the assignment, the
+keypoint threshold) and :mod:`ablations.tokens` track an evaluation split many times with small changes (δ, the assignment,
 the keypoint threshold, the network). This module holds what they have in common:
 
 * their options (:class:`TrackingOptions`, :func:`add_tracking_arguments`, :func:`tracking_kwargs`);

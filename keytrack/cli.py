@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
     "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
+    "ablate": ("ablations.runner", "run a tracking-time ablation from its spec (experiments/ablations/NAME.yaml)"),
     "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }
 

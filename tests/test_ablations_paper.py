@@ -6,13 +6,15 @@ checkpoint format of ``keytrack.models.factory.load_matcher`` or trained for two
 from __future__ import annotations
 
 import math
+import re
 import os
 
 import numpy as np
 import pytest
 import torch
 
-from ablations import assignment, threshold, timesteps, tokens, tracking_ablation
+from ablations import runner, tokens, tracking_ablation
+from ablations.tracking_ablation import TrackingOptions
 from ablations.common import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
@@ -126,9 +128,9 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     from keytrack.tracking import PoseEntailmentScorer
 
     # δ = 5 exceeds the network's Segment vocabulary (Δ = 1..4): those cells fail, the others go on
-    opts = timesteps.Options(out=str(tmp_path / "t"), checkpoint=checkpoint, seeds=(0, 1),
-                             deltas=(1, 2, 4, 5), threads=1)
-    result = timesteps.run_timesteps(opts, eval_gt=eval_gt)
+    opts = TrackingOptions(out=str(tmp_path / "t"), checkpoint=checkpoint, seeds=(0, 1), threads=1)
+    spec = runner.load_spec("timesteps", ["axes.delta=[5,1,2,4,2]"])
+    result = runner.run_spec(spec, opts, eval_gt=eval_gt)
     assert [(r["setting"], r["delta"]) for r in result.rows] == [
         (s, d) for s in ("predicted boxes, predicted keypoints", "GT boxes, GT keypoints")
         for d in (1, 2, 4, 5)]
@@ -159,7 +161,7 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     assert "| HOTA | DetA | AssA | IDF1 |" in md
 
     # running again reuses every finished cell and retries only the failed ones
-    again = timesteps.run_timesteps(opts, eval_gt=eval_gt)
+    again = runner.run_spec(spec, opts, eval_gt=eval_gt)
     assert all(r.reused == r.ok for r in again.records.values())
     assert [r["mota"] for r in again.rows] == [r["mota"] for r in result.rows]
     assert "(9 reused, 3 run now)" in (tmp_path / "t" / "table.md").read_text()
@@ -167,14 +169,14 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
 
 @pytest.mark.slow
 def test_assignment_table(tmp_path, eval_gt, checkpoint):
-    opts = assignment.Options(out=str(tmp_path / "a"), checkpoint=checkpoint, seeds=(0, 1), threads=1)
-    result = assignment.run_assignment(opts, eval_gt=eval_gt)
+    opts = TrackingOptions(out=str(tmp_path / "a"), checkpoint=checkpoint, seeds=(0, 1), threads=1)
+    result = runner.run_spec("assignment", opts, eval_gt=eval_gt)
     assert [(r["setting"], r["assignment"]) for r in result.rows] == [
         (s, a) for s in ("GT boxes, GT keypoints", "GT boxes, predicted keypoints",
                          "predicted boxes, predicted keypoints") for a in ("greedy (KeyTrack)", "Hungarian")]
     assert not result.failures and all(r["status"] is None and _finite(r["mota"]) for r in result.rows)
     for greedy, hungarian in zip(result.rows[::2], result.rows[1::2]):
-        assert greedy["mota_paper"] is not None and greedy["d_mota"] is None
+        assert greedy["mota_paper"] is not None and "d_mota" not in greedy and "paper" not in greedy
         assert hungarian["paper"] and _finite(hungarian["d_mota"])
         assert hungarian["d_mota"].mean == pytest.approx(hungarian["mota"].mean - greedy["mota"].mean)
     hungarian_cells = [r for c, r in result.records.items() if c.assignment == "hungarian"]
@@ -184,9 +186,9 @@ def test_assignment_table(tmp_path, eval_gt, checkpoint):
 
 @pytest.mark.slow
 def test_threshold_table(tmp_path, eval_gt, checkpoint):
-    opts = threshold.Options(out=str(tmp_path / "k"), checkpoint=checkpoint, seeds=(0,),
-                             thresholds=(0.6, 0.05, 0.5), threads=1)
-    result = threshold.run_threshold(opts, eval_gt=eval_gt)
+    opts = TrackingOptions(out=str(tmp_path / "k"), checkpoint=checkpoint, seeds=(0,), threads=1)
+    result = runner.run_spec(runner.load_spec("threshold", ["axes.threshold=[0.6,0.05,0.5]"]), opts,
+                             eval_gt=eval_gt)
     assert [r["threshold"] for r in result.rows] == [0.05, 0.5, 0.6]
     assert [(r["ap_paper"], r["mota_paper"]) for r in result.rows] == [(81.6, 42.0), (76.7, 66.5),
                                                                        (72.8, 66.0)]
@@ -199,9 +201,8 @@ def test_threshold_table(tmp_path, eval_gt, checkpoint):
 
 
 def test_missing_network_fails_every_cell_but_writes_the_table(tmp_path, eval_gt):
-    opts = threshold.Options(out=str(tmp_path / "n"), checkpoint=str(tmp_path / "none.ckpt"), seeds=(0,),
-                             thresholds=(0.5,))
-    result = threshold.run_threshold(opts, eval_gt=eval_gt)
+    opts = TrackingOptions(out=str(tmp_path / "n"), checkpoint=str(tmp_path / "none.ckpt"), seeds=(0,))
+    result = runner.run_spec(runner.load_spec("threshold", ["axes.threshold=[0.5]"]), opts, eval_gt=eval_gt)
     assert "no such file" in result.failures[0]
     assert "no matching network" in result.rows[0]["status"]
     assert "unavailable" in (tmp_path / "n" / "table.md").read_text()
@@ -270,15 +271,51 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
 def test_cli_parsers_build_options():
     import argparse
 
-    for module, extra in ((timesteps, ["--deltas", "1", "4"]), (assignment, ["--assignments", "hungarian"]),
-                          (threshold, ["--thresholds", "0.5"]), (tokens, ["--schemes", "all"])):
-        parser = argparse.ArgumentParser()
-        module.add_arguments(parser)
-        args = parser.parse_args(["--seeds", "3", "4", "--profile", "full", *extra])
-        assert args.seeds == [3, 4] and args.profile == "full"
+    parser = argparse.ArgumentParser()
+    tokens.add_arguments(parser)
+    args = parser.parse_args(["--seeds", "3", "4", "--profile", "full", "--schemes", "all"])
+    assert args.seeds == [3, 4] and args.profile == "full"
+    # keytrack ablate: tracking options and spec overrides in any order
+    parsed = runner._options_parser("timesteps").parse_intermixed_args(
+        ["axes.delta=[1,4]", "--seeds", "3", "4", "--profile", "full", "plot.ncols=1"])
+    assert parsed.seeds == [3, 4] and parsed.profile == "full" and parsed.overrides == ["axes.delta=[1,4]", "plot.ncols=1"]
+    assert runner.load_spec("timesteps", parsed.overrides)["axes"]["delta"] == [1, 4]
     with pytest.raises(ValueError, match="seeds"):
-        timesteps.Options(seeds=())
+        TrackingOptions(seeds=())
     with pytest.raises(ValueError, match="schemes"):
         tokens.Options(schemes=("bogus",))
-    assert timesteps.Options(profile="full").training_experiment == "paper"
-    assert timesteps.Options().training_experiment == "default"
+    assert TrackingOptions(profile="full").training_experiment == "paper"
+    assert TrackingOptions().training_experiment == "default"
+
+
+def test_ablation_specs_are_checked_with_the_file_and_the_field(tmp_path):
+    from keytrack.errors import InputError
+
+    assert {"timesteps", "assignment", "threshold"} <= set(runner.spec_names())
+    spec = runner.load_spec("threshold", ["axes.threshold=[0.6,0.05,0.6]"])
+    assert spec["axes"]["threshold"] == [0.05, 0.6] and spec["axes"]["delta"] == [4]
+    for overrides, message in ((["axes.delta=[0]"], "axes.delta: [0] are not integers >= 1"),
+                               (["axes.setting=[noisy]"], "axes.setting: ['noisy'] are not one of"),
+                               (["axes.speed=[1]"], "axes: unknown axis ['speed']"),
+                               (["colour=red"], "unknown field(s) ['colour']"),
+                               (["axes.assignment=[]"], "axes.assignment: expected a non-empty list")):
+        with pytest.raises(InputError, match=re.escape(message)) as err:
+            runner.load_spec("timesteps", overrides)
+        assert "timesteps.yaml" in str(err.value)
+    with pytest.raises(InputError, match="no such ablation spec"):
+        runner.load_spec("nonexistent")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("axes: {delta: [4}\n")
+    with pytest.raises(InputError, match="broken.yaml: "):
+        runner.load_spec(str(broken))
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("axes: {delta: [4]}\npaper: [{when: {delta: 4}, from: 'nowhere.{setting}', values: {x: y}}]\n")
+    with pytest.raises(InputError, match="mine.yaml: paper: no 'nowhere.predicted_boxes_predicted_keypoints'"):
+        runner.paper_values(runner.load_spec(str(bad)), {"setting": "predicted_boxes_predicted_keypoints",
+                                                          "delta": 4})
+    # the paper's values come from keytrack/reference/paper_results.yaml, by axis value
+    values = runner.paper_values(runner.load_spec("threshold"),
+                                 {"setting": "predicted_boxes_predicted_keypoints", "threshold": 0.57})
+    assert values == {"ap_paper": 74.3, "idsw_paper": 0.8, "mota_paper": 66.6}
+    assert runner.paper_values(runner.load_spec("threshold"),
+                               {"setting": "gt_boxes_gt_keypoints", "threshold": 0.57}) == {}

@@ -98,9 +98,11 @@ def test_config_and_tokenizer_errors(tmp_path):
 def test_unreadable_video_and_missing_data_folder_of_an_ablation(tmp_path):
     _clean_failure(_run(KEYTRACK, "track-video", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "v")),
                    "keytrack track-video", "missing.mp4")
-    out = _run(sys.executable, "-m", "ablations.threshold", "--data", str(tmp_path / "nowhere"),
+    out = _run(KEYTRACK, "ablate", "threshold", "--data", str(tmp_path / "nowhere"),
                cwd=str(Path(__file__).resolve().parents[1]))
-    _clean_failure(out, "python -m ablations.threshold", "nowhere")
+    _clean_failure(out, "keytrack ablate", "nowhere")
+    out = _run(KEYTRACK, "ablate", "threshold", "axes.delta=[0]", cwd=str(Path(__file__).resolve().parents[1]))
+    _clean_failure(out, "keytrack ablate", "threshold.yaml: axes.delta: [0] are not integers >= 1")
 
 
 def test_run_command_keeps_the_traceback_of_a_bug(capsys):

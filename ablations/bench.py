@@ -75,8 +75,10 @@ def _batch(cfg, pairs: int, device: str) -> dict:
 
 
 def model_rows(cfg, *, device: str, repeats: int, roofline: float, sync, batches=BATCHES,
-               autocast: bool = False) -> tuple[list[dict], float]:
-    """Forward and training-step rows of ``cfg``'s matcher; returns them and the FLOPs per pair."""
+               autocast: bool = False, compiled: bool = False) -> tuple[list[dict], float]:
+    """Forward and training-step rows of ``cfg``'s matcher; returns them and the FLOPs per pair.
+    ``compiled``: the matcher under ``torch.compile`` (``nn.Module.compile``, compiled on the warm-up
+    call of each batch size, which the timings leave out)."""
     import torch
     import torch.nn.functional as F
 
@@ -87,7 +89,9 @@ def model_rows(cfg, *, device: str, repeats: int, roofline: float, sync, batches
     flops = count(build_matcher(cfg), _batch(cfg, 1, "cpu"))["flops"][""]
     model = build_matcher(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dtype = "bf16 autocast" if autocast else "fp32"
+    if compiled:
+        model.compile()
+    dtype = ("bf16 autocast" if autocast else "fp32") + (", torch.compile" if compiled else "")
     ctx = (lambda: torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)) if autocast \
         else (lambda: torch.autocast(device_type=device.split(":")[0], enabled=False))
     rows = []
@@ -214,6 +218,9 @@ def run(args: argparse.Namespace) -> Path:
     if args.bf16:
         rows += model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync,
                            batches=batches[1:2] or batches, autocast=True)[0]
+    if args.compile:
+        rows += model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync,
+                           batches=batches[1:2] or batches, compiled=True)[0]
     if not args.no_train:
         rows += train_step_rows(args.experiment, args.overrides, flops=flops, roofline=square, device=device,
                                 repeats=args.repeats, sync=sync, steps=args.train_steps)
@@ -256,6 +263,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--square", type=int, default=2048, help="size of the roofline's square GEMM")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bf16", action="store_true", help="also bf16: the GEMM rate and the matcher under autocast")
+    parser.add_argument("--compile", action="store_true",
+                        help="also the matcher under torch.compile (forward and training step, second batch size)")
     parser.add_argument("--no-train", action="store_true", help="leave out the keytrack train step")
     parser.add_argument("--train-steps", type=int, default=120, help="steps of the short keytrack train run")
     parser.add_argument("--track-videos", type=int, default=6, help="generated videos to track")

@@ -141,7 +141,9 @@ def describe_network(network: dict | None, error: str | None) -> str:
     if network is None:
         return f"Matching network: unavailable ({error}); every cell failed."
     acc = network.get("best_val_acc")
-    return (f"Matching network (δ = 4): {network['checkpoint']} ({network['source']}"
+    from ablations.common import display_path
+
+    return (f"Matching network (δ = 4): {display_path(network['checkpoint'])} ({network['source']}"
             + (f", experiment {network['experiment']}" if network.get("experiment") else "")
             + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
 

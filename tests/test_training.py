@@ -280,3 +280,18 @@ def test_joints_seen_counts_both_poses_of_the_pairs():
     prev[3:5, 0, 2] = 1                   # 5 of 400 poses
     assert pairs.joints_seen(min_share=0.01).tolist()[0] is True
     assert pairs.joints_seen(min_share=0.02).tolist()[0] is False
+
+
+def test_bf16_mixed_training_through_lightning(tmp_path, scenes):
+    """trainer.precision=bf16-mixed (autocast on this CPU): a short run trains, its weights stay fp32
+    and its checkpoint tracks like any other."""
+    from keytrack.models.factory import load_matcher
+
+    cfg = _cfg(tmp_path, "experiment=improved", "trainer.precision=bf16-mixed", "loader.samples_per_epoch=64",
+               "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "model.hidden=16",
+               "model.intermediate=16", "model.layers=1", "model.heads=2")
+    result = train(cfg, scenes)
+    assert result["global_step"] == 2 and np.isfinite(result["metrics"]["train/loss"])
+    model, saved = load_matcher(result["best_checkpoint"])
+    assert saved.trainer.precision == "bf16-mixed"
+    assert all(p.dtype == torch.float32 for p in model.parameters())

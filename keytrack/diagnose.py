@@ -35,31 +35,17 @@ log = logging.getLogger("keytrack.diagnose")
 __all__ = ["score_pairs", "diagnose", "add_arguments", "run"]
 
 
-def score_pairs(scorer, table, pairs, batch_size: int = 16384) -> np.ndarray:
+def score_pairs(scorer, table, pairs) -> np.ndarray:
     """``[M]`` match scores of ``pairs`` (rows of ``table``) under a tracker scorer: a matching
-    network (one batched forward per chunk) or OKS (the earlier pose's box as the scale)."""
+    network (its :meth:`~keytrack.tracking.PoseEntailmentScorer.pair_scores`, one forward per chunk) or OKS (the earlier pose's box as the scale)."""
     kp = np.asarray(table.keypoints, dtype=np.float64)
     if getattr(scorer, "name", "") == "oks":
         from keytrack.tracking.scorers import _filled_boxes, oks_pairs
 
         b = kp[pairs.previous]
         return oks_pairs(kp[pairs.current], b, _filled_boxes(np.asarray(table.boxes)[pairs.previous], b))
-    import torch
-
-    kp = scorer.hide_untrained(kp)                     # as the tracker shows poses to the network
-    seen = (kp[..., 2] > 0).any(-1)
     size = np.asarray(table.frame_size, dtype=np.float32)
-    out = np.empty(len(pairs), dtype=np.float64)
-    with torch.inference_mode():
-        for lo in range(0, len(pairs), batch_size):
-            sl = slice(lo, lo + batch_size)
-            cur = torch.as_tensor(kp[pairs.current[sl]], dtype=torch.float32, device=scorer.device)
-            prev = torch.as_tensor(kp[pairs.previous[sl]], dtype=torch.float32, device=scorer.device)
-            batch = scorer.encoder(cur, prev, torch.as_tensor(size[pairs.current[sl]], device=scorer.device),
-                                   torch.as_tensor(pairs.delta[sl], device=scorer.device))
-            out[sl] = scorer.model(batch).softmax(-1)[:, 1].double().cpu().numpy()
-    out[~(seen[pairs.current] & seen[pairs.previous])] = 0.0        # nothing the network can compare
-    return out
+    return scorer.pair_scores(kp[pairs.current], kp[pairs.previous], size[pairs.current], pairs.delta)
 
 
 def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, worst: int = 10) -> dict:

@@ -288,8 +288,8 @@ class PoseEntailmentScorer:
 
     def hide_untrained(self, keypoints: np.ndarray) -> np.ndarray:
         """``[..., 15, 3]`` keypoints with ``c = 0`` on the joints the network was not trained on
-        (a copy; the input itself when it was trained on every joint)."""
-        if self.trained_joints is None or self.trained_joints.all():
+        (a copy; the input itself when none of those joints is visible)."""
+        if self.trained_joints is None or not (np.asarray(keypoints)[..., ~self.trained_joints, 2] > 0).any():
             return keypoints
         out = np.array(keypoints, dtype=np.float64)
         out[..., ~self.trained_joints, 2] = 0
@@ -343,58 +343,75 @@ class PoseEntailmentScorer:
         return query, cand
 
     def __call__(self, keypoints, boxes, candidates: Candidates, frame_size, mask=None) -> np.ndarray:
-        import torch
-
-        keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
-        cand_kp = np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
+        keypoints = self.hide_untrained(np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+        cand_kp = self.hide_untrained(np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
         p, c = len(keypoints), len(candidates)
         scores = np.zeros((p, c))
         mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
         if mask.shape != (p, c):
             raise ValueError(f"PoseEntailmentScorer: mask must be [{p}, {c}], got {mask.shape}")
-        if self.trained_joints is not None and not self.trained_joints.all():
-            # A pose left with no joint to compare scores 0 against everything.
-            keypoints, cand_kp = self.hide_untrained(keypoints), self.hide_untrained(cand_kp)
-            mask = mask & (keypoints[..., 2] > 0).any(-1)[:, None] & (cand_kp[..., 2] > 0).any(-1)[None, :]
         rows, cols = np.nonzero(mask)
-        m = len(rows)
-        if m == 0:
+        if len(rows) == 0:
             return scores
         bad = (candidates.delta[cols] < 1) | (candidates.delta[cols] > self.max_delta)
         if bad.any():
             raise ValueError(f"PoseEntailmentScorer: candidate Δ = {int(candidates.delta[cols][bad][0])} is "
                              f"outside 1..{self.max_delta}, the δ the model was trained with")
-
-        t0 = time.perf_counter()
-        dev = self.device
         crops = None
         if self.encoder.needs_crops:
             q, k = self._crops(keypoints, np.asarray(boxes, dtype=np.float64).reshape(p, 4), candidates)
-            crops = (q.to(dev), k.to(dev))
-        cur = torch.as_tensor(keypoints, dtype=torch.float32, device=dev)
-        prev = torch.as_tensor(cand_kp, dtype=torch.float32, device=dev)
-        r_all = torch.as_tensor(rows, device=dev)
-        k_all = torch.as_tensor(cols, device=dev)
-        size_all = torch.as_tensor(np.asarray(frame_size, dtype=np.float32), device=dev).expand(m, 2)
-        delta_all = torch.as_tensor(candidates.delta, device=dev)[k_all]
+            crops = (q[_torch_index(rows)], k[_torch_index(cols)])
+        size = np.broadcast_to(np.asarray(frame_size, dtype=np.float32), (len(rows), 2))
+        scores[rows, cols] = self.pair_scores(keypoints[rows], cand_kp[cols], size, candidates.delta[cols], crops)
+        return scores
+
+    def pair_scores(self, current, previous, frame_size, delta, crops=None) -> np.ndarray:
+        """``[M]`` match probabilities of ``M`` pairs: keypoints ``[M, 15, 3]`` of each side, frame
+        sizes ``[M, 2]``, ``Δ [M]`` (and the pairs' crops for a matcher on images), in chunks of
+        ``batch_size`` pairs, one forward each. Untrained joints are hidden (:meth:`hide_untrained`);
+        a pair with a side left without a visible joint scores 0 (nothing to compare)."""
+        import torch
+
+        current = self.hide_untrained(np.asarray(current, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+        previous = self.hide_untrained(np.asarray(previous, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+        out = np.zeros(len(current))
+        keep = np.flatnonzero((current[..., 2] > 0).any(-1) & (previous[..., 2] > 0).any(-1))
+        m = len(keep)
+        if m == 0:
+            return out
+        t0 = time.perf_counter()
+        dev = self.device
+        cur = torch.as_tensor(current[keep], dtype=torch.float32, device=dev)
+        prev = torch.as_tensor(previous[keep], dtype=torch.float32, device=dev)
+        size = torch.as_tensor(np.asarray(frame_size, dtype=np.float32)[keep], device=dev)
+        delta = torch.as_tensor(np.asarray(delta)[keep], device=dev)
+        if crops is not None:
+            crops = tuple(c[_torch_index(keep)].to(dev) for c in crops)
         probs = []
         with torch.inference_mode():
             for start in range(0, m, self.batch_size):
                 chunk = slice(start, start + self.batch_size)
-                r, k = r_all[chunk], k_all[chunk]
-                pair_crops = None if crops is None else (crops[0][r], crops[1][k])
-                batch = self.encoder(cur[r], prev[k], size_all[chunk], delta_all[chunk], pair_crops)
+                pair_crops = None if crops is None else (crops[0][chunk], crops[1][chunk])
+                batch = self.encoder(cur[chunk], prev[chunk], size[chunk], delta[chunk], pair_crops)
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                     logits = self.model(batch)
-                if logits.shape != (len(r), 2):
+                n = len(cur[chunk])
+                if logits.shape != (n, 2):
                     raise ValueError(f"PoseEntailmentScorer: the model returned logits of shape "
-                                     f"{tuple(logits.shape)}, expected [{len(r)}, 2]")
+                                     f"{tuple(logits.shape)}, expected [{n}, 2]")
                 probs.append(torch.softmax(logits.float(), dim=-1)[:, 1])
                 self.forwards += 1
-        scores[rows, cols] = torch.cat(probs).cpu().numpy()
+        out[keep] = torch.cat(probs).cpu().numpy()
         self.network_seconds += time.perf_counter() - t0
         self.pairs_scored += m
-        return scores
+        return out
+
+
+def _torch_index(idx: np.ndarray):
+    """A numpy index array as a torch index (for gathering crops)."""
+    import torch
+
+    return torch.as_tensor(np.asarray(idx), dtype=torch.long)
 
 
 #: Scorer classes by command-line name.

@@ -164,7 +164,7 @@ def test_initialisation_is_bert_like_and_seeded():
     c = TransformerMatchingNetwork()
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert not torch.equal(sa["encoder.0.query.weight"], sc["encoder.0.query.weight"])
+    assert not torch.equal(sa["encoder.0.qkv.weight"], sc["encoder.0.qkv.weight"])
     weights = torch.cat([p.flatten() for n, p in a.named_parameters()
                          if n.endswith("weight") and "norm" not in n])
     assert weights.mean().abs() < 1e-3 and weights.std().item() == pytest.approx(0.02, rel=0.02)
@@ -183,3 +183,76 @@ def test_dropout_only_in_training():
     assert torch.equal(model(tokens), model(tokens))
     model.train()
     assert not torch.equal(model(tokens), model(tokens))
+
+
+def _pair_tokens(m: int = 6, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(m, 30, generator=g) > 0.3
+    return {"position": torch.randint(0, 432, (m, 30), generator=g),
+            "type": torch.arange(15).repeat(2).expand(m, 30).clone(),
+            "segment": torch.cat([torch.zeros(m, 15, dtype=torch.long), torch.ones(m, 15, dtype=torch.long)], 1),
+            "mask": mask}
+
+
+def test_fused_qkv_loads_checkpoints_with_separate_query_key_value():
+    """Checkpoints written before Q, K, V were fused hold ``query`` / ``key`` / ``value``: loading one
+    concatenates them in that order and the network computes the same logits."""
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork().eval()
+    old = {}
+    for name, tensor in model.state_dict().items():
+        if ".qkv." in name:
+            for part, chunk in zip(("query", "key", "value"), tensor.chunk(3, dim=0)):
+                old[name.replace("qkv", part)] = chunk.clone()
+        else:
+            old[name] = tensor.clone()
+    torch.manual_seed(1)
+    loaded = TransformerMatchingNetwork().eval()
+    loaded.load_state_dict(old)
+    tokens = _pair_tokens()
+    with torch.no_grad():
+        assert torch.allclose(loaded(tokens), model(tokens), atol=1e-6)
+    # A permuted split (value and query exchanged) is another network: the order is checked.
+    swapped = dict(old)
+    swapped["encoder.0.query.weight"], swapped["encoder.0.value.weight"] = (old["encoder.0.value.weight"],
+                                                                            old["encoder.0.query.weight"])
+    loaded.load_state_dict(swapped)
+    with torch.no_grad():
+        assert not torch.allclose(loaded(tokens), model(tokens), atol=1e-4)
+
+
+def test_training_attention_equals_the_fused_kernel_without_dropout():
+    """The written-out training attention (masked softmax, cheaper dropout) computes what the fused
+    scaled-dot-product kernel computes at inference, padding mask included."""
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork(TransformerConfig(dropout=0.0))
+    for layer in model.encoder:
+        layer.attention_dropout = 1e-9          # takes the training path; drops nothing (p · 2¹⁶ rounds to 0)
+    tokens = _pair_tokens(m=8)
+    with torch.no_grad():
+        trained_path = model.train()(tokens)
+        fused = model.eval()(tokens)
+    assert torch.allclose(trained_path, fused, atol=1e-5)
+
+
+def test_cpu_dropout_rate_scale_and_seed():
+    from keytrack.models.transformer import dropout
+
+    x = torch.ones(400_000)
+    torch.manual_seed(5)
+    y = dropout(x, 0.1, True)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.003                       # binomial std ≈ 0.0005
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    assert abs(y.mean().item() - 1.0) < 0.005               # unbiased, as F.dropout
+    torch.manual_seed(5)
+    assert torch.equal(dropout(x, 0.1, True), y)            # the global seed decides the mask
+    assert not torch.equal(dropout(x, 0.1, True), y)
+    assert torch.equal(dropout(x, 0.1, False), x) and torch.equal(dropout(x, 0.0, True), x)
+    assert torch.equal(dropout(x, 1.0, True), torch.zeros_like(x))
+    # Elements are dropped independently: neighbours within one 64-bit draw are uncorrelated.
+    d = (dropout(torch.ones(400_000), 0.5, True) == 0).float().view(-1, 4)
+    assert abs((d[:, 0] * d[:, 1]).mean().item() - 0.25) < 0.01
+    z = torch.ones(10, 3, requires_grad=True)
+    dropout(z, 0.3, True).sum().backward()                  # gradient through the mask and scale
+    assert set(z.grad.unique().tolist()) <= {0.0, torch.tensor(1 / 0.7).item()}

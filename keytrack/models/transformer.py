@@ -108,7 +108,7 @@ class Embeddings(nn.Module):
             setattr(self, attr, table)
         self.feature_projection = nn.Linear(config.num_features, config.hidden) if config.num_features else None
         self.layer_norm = nn.LayerNorm(config.hidden, eps=1e-12)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
         total = None
@@ -130,33 +130,76 @@ class Embeddings(nn.Module):
         return self.dropout(self.layer_norm(total))
 
 
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """``F.dropout``, with a cheaper random mask on CPU.
+
+    On CPU, ``F.dropout`` draws one Bernoulli sample per element from the CPU generator, which is
+    a fifth of a training step of this model (``make bench``; docs/matchers.md). Here the mask is
+    read from 16-bit lanes of full-range 64-bit integers (four elements per draw, same generator,
+    so ``torch.manual_seed`` still decides it): an element is dropped with probability
+    ``round(p · 2¹⁶) / 2¹⁶`` (within 1e-5 of ``p``) and the rest are scaled by ``1 / (1 - p)``, as
+    ``F.dropout`` does. Other devices use ``F.dropout``.
+    """
+    if not training or p <= 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, training=True)
+    n = x.numel()
+    lanes = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None).view(torch.int16)[:n]
+    scale = (lanes >= round(p * 65536) - 32768).view(x.shape).to(x.dtype).mul_(1.0 / (1.0 - p))
+    return x * scale
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` through :func:`dropout` (same state, so checkpoints are unchanged)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+
 class EncoderLayer(nn.Module):
-    """One BERT (post-LN) Transformer layer; the attention steps are Table 5's rows."""
+    """One BERT (post-LN) Transformer layer; the attention steps are Table 5's rows.
+
+    Q, K and V come from one fused ``[H, 3H]`` projection (``qkv``: one GEMM instead of three; the
+    same parameters as BERT's separate ``query`` / ``key`` / ``value``, which older checkpoints
+    hold and :meth:`_load_from_state_dict` concatenates). At inference the attention is PyTorch's
+    fused scaled-dot-product kernel with the padding mask; in training, where attention dropout
+    sends that kernel to its unfused path anyway, it is the same computation written out so that
+    the dropout on the attention probabilities is :func:`dropout`'s cheaper one.
+    """
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
         h = config.hidden
         self.heads = config.heads
         self.attention_dropout = config.dropout
-        self.query = nn.Linear(h, h)
-        self.key = nn.Linear(h, h)
-        self.value = nn.Linear(h, h)
+        self.qkv = nn.Linear(h, 3 * h)
         self.attention_output = nn.Linear(h, h)
         self.attention_norm = nn.LayerNorm(h, eps=1e-12)
         self.intermediate = nn.Linear(h, config.intermediate)
         self.output = nn.Linear(config.intermediate, h)
         self.output_norm = nn.LayerNorm(h, eps=1e-12)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        names = [f"{prefix}{n}.{w}" for w in ("weight", "bias") for n in ("query", "key", "value")]
+        if all(n in state_dict for n in names):               # a checkpoint with separate Q, K, V
+            for i, w in enumerate(("weight", "bias")):
+                state_dict[f"{prefix}qkv.{w}"] = torch.cat([state_dict.pop(n) for n in names[3 * i:3 * i + 3]])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor, attention_mask: Tensor) -> Tensor:
         """``x``: ``[M, 30, H]``; ``attention_mask``: ``[M, 1, 1, 30]`` bool, True = may be attended."""
         # Q, K, V [M, 30, H] -> multi-head [M, heads, 30, H/heads] (Table 5 "resize").
-        q, k, v = (rearrange(proj(x), "m s (h d) -> m h s d", h=self.heads)
-                   for proj in (self.query, self.key, self.value))
+        q, k, v = (rearrange(t, "m s (h d) -> m h s d", h=self.heads) for t in self.qkv(x).chunk(3, dim=-1))
         # softmax(QKᵀ/√d_k + mask) V with dropout on the attention probabilities (Eq. 4).
-        context = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attention_mask,
-            dropout_p=self.attention_dropout if self.training else 0.0)
+        if self.training and self.attention_dropout > 0:
+            scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+            scores = scores.masked_fill(~attention_mask, float("-inf"))
+            probs = dropout(torch.softmax(scores, dim=-1), self.attention_dropout, True)
+            context = probs @ v
+        else:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
         context = rearrange(context, "m h s d -> m s (h d)")
         x = self.attention_norm(x + self.dropout(self.attention_output(context)))
         ff = self.output(F.gelu(self.intermediate(x)))
@@ -196,7 +239,7 @@ class TransformerMatchingNetwork(nn.Module):
         self.embeddings = Embeddings(config)
         self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.layers))
         self.pooler = Pooler(config)
-        self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.hidden, 2))
+        self.classifier = nn.Sequential(Dropout(config.dropout), nn.Linear(config.hidden, 2))
         self.apply(self._init_weights)
         if config.oks_prior:
             self.oks_prior = nn.Parameter(torch.tensor([float(config.oks_prior_weight), 0.0]))

@@ -9,7 +9,8 @@ the same configuration is reused; ``train_data: synthetic`` trains on the embedd
 instead, ``init_from: <earlier variant>`` starts from that variant's weights) and measured on the split's *validation* videos only:
 
 * the ranking metrics of the best checkpoint (:func:`keytrack.diagnose.diagnose`: rank-1 and
-  "best wrong beats true" over the tracker's window) at frame strides 1 and 4, and the pair
+  "best wrong beats true" over the tracker's window) at frame strides 1 and 4 (the spec's
+  ``strides``), and the pair
   accuracy ``val/acc`` logged by training;
 * tracking those validation videos (GT keypoints, δ = 4, greedy, match threshold 0.5) at frame
   strides 1 and 4, %IDSW and MOTA by :mod:`keytrack.evaluation`, and their predicted boxes and
@@ -82,6 +83,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     if threads:
         torch.set_num_threads(int(threads))
     spec = load_spec(spec_path)
+    strides = tuple(int(k) for k in spec.get("strides", STRIDES))
     profile = Profile.from_data(data)
     from keytrack.config import data_tag
 
@@ -113,7 +115,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     oks_thr = min(tuned)[1] if tuned else 0.05
     rows = []
     oks_row = {"variant": f"OKS (no learning, threshold {oks_thr:g} tuned on the training videos)"}
-    for k in STRIDES:
+    for k in strides:
         rec = cache.run(f"oks-stride{k}", lambda k=k: track("oks", None, oks_thr, k),
                         {"data": val_id, "threshold": oks_thr, "stride": k})
         oks_row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
@@ -129,7 +131,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         scorer = _scorer(method, checkpoint, "cpu", 16384)
         return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr)["rows"][0]
 
-    for k in STRIDES:
+    for k in strides:
         rec = cache.run(f"oks-ranking-stride{k}", lambda k=k: ranking("oks", None, k),
                         {"data": val_id, "threshold": oks_thr, "stride": k})
         oks_row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
@@ -160,7 +162,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         row.update(steps=m.get("global_step"), minutes=(m.get("seconds") or 0) / 60, params=m.get("parameters"),
                    acc=(m.get("metrics_at_best") or {}).get("val/acc") if not synthetic else None)
         digest = file_digest(trained.checkpoint)
-        for k in STRIDES:
+        for k in strides:
             key = f"{_slug(v['name'])}-seed{seed}-stride{k}"
             params = {"data": val_id, "checkpoint": digest, "stride": k, "threshold": 0.5}
             rec = cache.run(f"{key}-ranking", lambda k=k: ranking("pose_entailment", str(trained.checkpoint), k), params)
@@ -180,11 +182,11 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         rows.append(row)
     rows.append(oks_row)
     cols = [Column("variant", "Variant"),
-            *(c for k in STRIDES for c in (Column(f"rank1_{k}", f"rank-1 stride {k}", digits=4),
+            *(c for k in strides for c in (Column(f"rank1_{k}", f"rank-1 stride {k}", digits=4),
                                            Column(f"wrong_{k}", f"wrong > true stride {k}", digits=4))),
-            *(c for k in STRIDES for c in (Column(f"idsw{k}", f"%IDSW stride {k}", digits=2),
+            *(c for k in strides for c in (Column(f"idsw{k}", f"%IDSW stride {k}", digits=2),
                                            Column(f"mota{k}", f"MOTA stride {k}"))),
-            *(Column(f"pidsw{k}", f"%IDSW pred. stride {k}", digits=2) for k in STRIDES),
+            *(Column(f"pidsw{k}", f"%IDSW pred. stride {k}", digits=2) for k in strides),
             Column("acc", "val pair acc.", digits=3),
             Column("steps", "Steps"), Column("minutes", "Train min", digits=1), Column("params", "Params")]
     if any(r.get("status") for r in rows):

@@ -246,10 +246,19 @@ class CandidateLists(torch.utils.data.Dataset):
     what the listwise loss (:func:`keytrack.losses.listwise_loss`) ranks, and what the tracker chooses
     among. A batch of list indices is expanded to their pairs and encoded in one call; ``group``
     numbers the lists of the batch ``0..B-1``.
+
+    ``hide_true`` (training, ``loss.hide_true``): each drawn list that holds the true continuation
+    loses it with this probability, so its target becomes "no match": what the tracker must decide
+    when the detector missed the person in the earlier frame or the pose is a false positive. The
+    draw comes from the pairs' augmentation generator (seeded per epoch, so a resumed run hides
+    the same ones). A list left with no candidate is dropped from the batch.
     """
 
-    def __init__(self, pairs: TokenizedPairs):
+    def __init__(self, pairs: TokenizedPairs, hide_true: float = 0.0):
+        if not 0.0 <= float(hide_true) <= 1.0:
+            raise ValueError(f"loss.hide_true must lie in [0, 1], got {hide_true}")
         self.pairs = pairs
+        self.hide_true = float(hide_true)
         self.start, self.length = pairs.groups()
 
     def __len__(self) -> int:
@@ -265,6 +274,10 @@ class CandidateLists(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx, group = self.expand(torch.as_tensor(indices, dtype=torch.long))
+        if self.hide_true > 0 and len(idx):
+            hide = torch.rand(len(indices), generator=self.pairs.generator) < self.hide_true
+            keep = ~(hide[group] & (self.pairs.labels[idx] > 0))
+            idx, group = idx[keep], torch.unique_consecutive(group[keep], return_inverse=True)[1]
         batch = self.pairs.batch(idx)
         batch["group"] = group
         return batch

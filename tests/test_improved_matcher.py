@@ -257,6 +257,42 @@ def test_candidate_lists_hold_one_pose_and_one_delta_with_at_most_one_match():
     assert all(int(lists.length[b].sum()) <= 50 or len(b) == 1 for b in batches)
 
 
+def test_hide_true_turns_lists_into_no_match_targets():
+    """loss.hide_true: a hidden list keeps its wrong candidates only (target "no match"); the draw
+    follows the epoch seed."""
+    from keytrack.config import load_config
+    from keytrack.data import CandidateLists, TokenizedPairs
+    from keytrack.losses import listwise_loss
+
+    dataset = generate_dataset(2, seed=5, config=TINY)
+    cfg = load_config(["experiment=improved"])
+    pairs = TokenizedPairs.build(dataset, np.arange(2), cfg, seed=3)
+    every = list(range(len(CandidateLists(pairs))))
+    full = CandidateLists(pairs).__getitems__(every)
+    with_true = torch.zeros(len(every), dtype=torch.long).scatter_add(0, full["group"], full["label"]) > 0
+    assert with_true.any()
+
+    pairs.set_epoch(0)
+    hidden = CandidateLists(pairs, hide_true=1.0).__getitems__(every)
+    assert int(hidden["label"].sum()) == 0                          # every true candidate is gone
+    assert len(hidden["label"]) == len(full["label"]) - int(with_true.sum())
+    # Lists emptied by it (a pose with one candidate) are dropped; the rest are renumbered 0..G-1.
+    assert torch.equal(torch.unique(hidden["group"]), torch.arange(int(hidden["group"].max()) + 1))
+    logits = torch.zeros(len(hidden["label"]), 2, requires_grad=True)
+    listwise_loss(logits, hidden["label"], hidden["group"]).backward()
+    assert (logits.grad[:, 1] > 0).all()                            # every candidate pushed below "no match"
+
+    def kept_true(epoch):
+        pairs.set_epoch(epoch)
+        return CandidateLists(pairs, hide_true=0.5).__getitems__(every)["label"].sum().item()
+    assert kept_true(1) == kept_true(1)                             # same epoch, same lists hidden
+    kept = [kept_true(e) for e in range(6)]
+    assert len(set(kept)) > 1                                       # another epoch, other lists
+    assert all(0.3 < k / int(with_true.sum()) < 0.7 for k in kept)  # about half of them
+    with pytest.raises(ValueError, match="hide_true"):
+        CandidateLists(pairs, hide_true=1.5)
+
+
 # -- keytrack diagnose --------------------------------------------------------------------------------
 
 def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):

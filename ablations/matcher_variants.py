@@ -12,8 +12,8 @@ instead, ``init_from: <earlier variant>`` starts from that variant's weights) an
   "best wrong beats true" over the tracker's window) at frame strides 1 and 4 (the spec's
   ``strides``), and the pair
   accuracy ``val/acc`` logged by training;
-* tracking those validation videos (GT keypoints, δ = 4, greedy, match threshold 0.5) at frame
-  strides 1 and 4, %IDSW and MOTA by :mod:`keytrack.evaluation`, and their predicted boxes and
+* tracking those validation videos (GT keypoints, δ = 4, greedy, match threshold 0.5) at the
+  same frame strides, %IDSW and MOTA by :mod:`keytrack.evaluation`, and their predicted boxes and
   keypoints (the perturbation protocol) at the same strides, %IDSW; OKS with the same tracker (its
   threshold tuned on the training videos) is the reference row.
 

@@ -77,7 +77,7 @@ class PosePairDataModule(pl.LightningDataModule):
         # The order of epoch k depends on (seed, k) alone: a resumed run replays it exactly.
         seed = int(self.cfg.seed)
         if self.listwise:
-            lists = CandidateLists(self.train_set, float(self.cfg.loss.get("hide_true", 0.0)))
+            lists = CandidateLists(self.train_set, float(self.cfg.loss.hide_true))
             n = self.cfg.loader.samples_per_epoch or len(lists)
             sampler = EpochRandomSampler(lists, num_samples=int(n), seed=seed)
             return self._loader(lists, int(self.cfg.loader.batch_size), sampler=sampler)

@@ -134,7 +134,7 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """``F.dropout``, with a cheaper random mask on CPU.
 
     On CPU, ``F.dropout`` draws one Bernoulli sample per element from the CPU generator, which is
-    a fifth of a training step of this model (``make bench``; docs/matchers.md). Here the mask is
+    a fifth of a training step of this model (``torch.profiler``; README, "Speed"). Here the mask is
     read from 16-bit lanes of full-range 64-bit integers (four elements per draw, same generator,
     so ``torch.manual_seed`` still decides it): an element is dropped with probability
     ``round(p · 2¹⁶) / 2¹⁶`` (within 1e-5 of ``p``) and the rest are scaled by ``1 / (1 - p)``, as

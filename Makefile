@@ -69,7 +69,7 @@ sweep: install
 	$(BIN)/python -m ablations.sweep experiments/sweeps/$(SWEEP).yaml $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-tokens: install
-	$(BIN)/python -m ablations.tokens $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate tokens $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-timesteps: install
 	$(BIN)/keytrack ablate timesteps $(if $(DATA),--data $(DATA),) $(ARGS)
@@ -94,7 +94,7 @@ cost: install
 	$(BIN)/python -m ablations.cost $(ARGS)
 
 resolution-sweep: install
-	$(BIN)/python -m ablations.resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
 
 track-video: install-yolo
 	$(VENV)-yolo/bin/keytrack track-video $(VIDEO) --output $(or $(OUT),results/video) --threads 1 $(ARGS)

@@ -9,6 +9,8 @@ machinery (data profiles, the run cache, table writing, training reuse) is in
   tracking on the same keypoints.
 * :mod:`ablations.sweep` / :mod:`ablations.sweep_table`: Figure 7 (left, §5.1), W&B sweeps over
   the transformer's size, run by ``wandb agent`` or offline with W&B's own search engine.
-* :mod:`ablations.tokens`: Table 3; :mod:`ablations.runner` (``keytrack ablate NAME``): the
-  tracking-time ablations as specs of ``experiments/ablations/`` (δ, greedy vs Hungarian, Table 4).
+* :mod:`ablations.runner` (``keytrack ablate NAME``): the ablations as specs of
+  ``experiments/ablations/``: tracking-time axes (δ, greedy vs Hungarian, Table 4) and specs that
+  train one network per row (Table 3's token schemes, Figure 7's resolution sweep, with the claims
+  plug-ins of :mod:`ablations.claims`).
 """

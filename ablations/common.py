@@ -730,3 +730,38 @@ def matching_network(profile: Profile, *, checkpoint: str | None, experiment: st
             "best_val_acc": trained.metrics.get("best_val_acc"),
             "best_val_rank1": trained.metrics.get("best_val_rank1"), "experiment": experiment,
             "overrides": overrides}
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """What an ablation run produced: table rows, the files written and the failed runs."""
+
+    rows: list[dict]
+    out: Path
+    files: list[Path]
+    failures: list[str]
+    records: dict = field(default_factory=dict)
+
+
+def finish(name: str, result: Result, tables: Sequence[str] = ("table",)) -> int:
+    """Print the ``tables`` (``<out>/<name>.md``) and the files written; exit status 1 when a run failed."""
+    import sys
+
+    for table in tables:
+        print((result.out / f"{table}.md").read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(f) for f in result.files))
+    if result.failures:
+        print(f"{name}: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_main(prog: str, doc: str, add_arguments: Callable, run: Callable, argv: Sequence[str] | None) -> int:
+    """``python -m ablations.<module>``: parse ``argv`` with the module's options and run it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,8 +1,10 @@
-"""``keytrack ablate NAME``: a tracking-time ablation as data, one runner for all of them.
+"""``keytrack ablate NAME``: an ablation as data, one runner for all of them.
 
     keytrack ablate timesteps                                    # §5.1: δ = 1..4 at tracking time
     keytrack ablate assignment --data ../shared/data/bonn_mppt   # §5.1: greedy against Hungarian
     keytrack ablate threshold --seeds 0 axes.threshold=[0.3,0.5] # A.3 / Table 4, spec values overridden
+    keytrack ablate tokens --train-seeds 0 1 2                   # Table 3: one network per token scheme
+    keytrack ablate resolution_sweep --profile full --device cuda  # Figure 7 (right), the paper's training
 
 An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), that says
 
@@ -25,6 +27,17 @@ An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), t
   label, digits}``); ``title``, ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title,
   paper: {from, x}}``.
 
+A spec with ``train`` instead of ``axes`` trains one network per row and training seed
+(:func:`run_train_spec`): ``train.rows`` (``{row, experiment, overrides}``), expanded over
+``train.each`` (``{resolution: [[12, 9], ...]}``; overrides are formatted with those values),
+``train.seeds``, ``train.budget`` (an experiment file whose settings are added to every row: the
+quick profile's budget), ``train.show`` (config keys shown as ✓ columns), ``train.cost`` (parameters
+and FLOPs per pair), ``train.only`` (a subset of rows); ``track`` (``setting``, ``perturb_seed``,
+``delta``, ``nearest``, ``synthetic_test_videos``) says how each network tracks the evaluation split;
+``compare: {axis: row, to: <row>, metrics: [val_acc, idsw]}`` adds paired-by-seed differences and
+``claims: <name>`` a check of the paper's claims (:mod:`ablations.claims`). Any value may be
+``{quick: a, full: b}``: the profile's (``--profile``) is taken.
+
 It writes ``results/<NAME>/`` (``.../<data>-<split>/`` with ``--data``): ``table.md`` /
 ``table.csv`` (mean ± std over seeds, failed cells shown as failed) and the plot. ``key=value``
 arguments override the spec (omegaconf dotlist: ``axes.delta=[1,4]``). The matching network is the
@@ -40,10 +53,11 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from ablations.common import Column, write_table
+from ablations.claims import CLAIMS
+from ablations.common import Column, Result, finish, write_table
 from ablations.tracker_comparison import SETTING_LABELS, hota_columns
-from ablations.tracking_ablation import (Cell, Panel, Result, Series, TrackingOptions, add_tracking_arguments,
-                                        common_notes, describe_network, failure_status, finish, hota_stats,
+from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
+                                        common_notes, describe_network, failure_status, hota_stats,
                                         matching_network, open_results, paired_difference, run_cells,
                                         save_line_plot, seed_stat, total, tracking_kwargs)
 from keytrack.errors import InputError
@@ -58,21 +72,29 @@ SPECS = Path(__file__).resolve().parent.parent / "experiments" / "ablations"
 AXES = ("setting", "delta", "assignment", "threshold")
 DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "delta": [4], "assignment": ["greedy"],
                 "threshold": None}
-SPEC_KEYS = {"title", "axes", "compute_ap", "compare", "best", "paper", "labels", "columns", "notes", "plot"}
+SPEC_KEYS = {"title", "axes", "compute_ap", "compare", "best", "paper", "labels", "columns", "notes", "plot",
+             "train", "track", "claims"}
+#: Fields of ``train`` (a spec that trains one network per row and seed) and of its ``track``.
+TRAIN_KEYS = {"rows", "each", "seeds", "budget", "show", "cost", "only"}
+TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_videos"}
+PROFILE_KEYS = {"quick", "full"}
 #: Column labels and digits of the keys a row has.
 COLUMN_LABELS = {
     "setting": ("Keypoints", None), "delta": ("δ", None), "assignment": ("Assignment", None),
     "threshold": ("Threshold", 2), "idsw": ("%IDSW Total", 2), "mota": ("MOTA", None), "ap": ("AP", None),
     "switches": ("ID switches", 0), "best": ("", None),
+    "row": ("Row", None), "val_acc": ("Match acc. % (val)", None), "val_acc_paper": ("Match acc. % (paper)", None),
+    "params_m": ("Params (M)", 3), "mflops": ("MFLOPs / pair", 1), "steps": ("Train steps", 0),
+    "train_seconds": ("Train s", 0), "pairs_per_s": ("Pairs/s (tracking)", 0), "experiment": ("Experiment", None),
 }
-METRICS = {"idsw": "%IDSW", "mota": "MOTA", "ap": "AP"}
+METRICS = {"idsw": "%IDSW", "mota": "MOTA", "ap": "AP", "val_acc": "match acc."}
 
 
 def spec_names() -> list[str]:
     """The ablations of ``experiments/ablations/`` this runner reads (those with ``axes``)."""
     from omegaconf import OmegaConf
 
-    return sorted(p.stem for p in SPECS.glob("*.yaml") if "axes" in (OmegaConf.load(p) or {}))
+    return sorted(p.stem for p in SPECS.glob("*.yaml") if {"axes", "train"} & set(OmegaConf.load(p) or {}))
 
 
 def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
@@ -94,6 +116,8 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise InputError(f"{where}: unknown field(s) {unknown} (known: {sorted(SPEC_KEYS)})")
+    if "train" in spec:
+        return _check_train_spec(spec, where)
     axes = {**DEFAULT_AXES, **(spec.get("axes") or {})}
     bad = sorted(set(axes) - set(AXES))
     if bad:
@@ -162,6 +186,8 @@ def paper_values(spec: dict, values: dict) -> dict:
 def _label(spec: dict, axis: str, value: Any) -> Any:
     if axis == "setting":
         return SETTING_LABELS[value]
+    if isinstance(value, (list, tuple)):                 # a resolution [w, h] is shown as "wxh"
+        return "x".join(map(str, value))
     return ((spec.get("labels") or {}).get(axis) or {}).get(value, value)
 
 
@@ -175,10 +201,11 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
             cols.extend(hota_columns(rows))
             continue
         label, digits = COLUMN_LABELS.get(key, (key, None))
-        if key.endswith("_paper"):
+        if key.endswith("_paper") and key not in COLUMN_LABELS:
             label = f"{COLUMN_LABELS.get(key.removesuffix('_paper'), (key,))[0]} (paper)"
         if key.startswith("d_") and key.removeprefix("d_") in METRICS:
-            to = f"δ = {compare['to']}" if compare.get("axis") == "delta" else compare.get("to")
+            to = f"δ = {compare['to']}" if compare.get("axis") == "delta" else \
+                _label(spec, compare.get("axis"), compare.get("to"))
             label, digits = f"Δ{METRICS[key.removeprefix('d_')]} vs {to}", 2
         cols.append(Column(key, c.get("label", label), digits=c.get("digits", digits)))
     if any(r.get("status") for r in rows):
@@ -187,13 +214,19 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
 
 
 def _plot(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> Path | None:
+    """The spec's ``plot``: one panel per ``y`` metric (and per ``panel_by`` value), one line per
+    ``series_by`` value (else ours and the paper's), ``x`` a numeric axis (a list value [w, h] by w)."""
     plot = spec.get("plot")
     if not plot:
         return None
     x_axis = plot["x"]
-    groups = [None]
-    if plot.get("panel_by"):
-        groups = list(dict.fromkeys(v[plot["panel_by"]] for v in raw))
+
+    def xs(v):
+        return v[x_axis][0] if isinstance(v[x_axis], (list, tuple)) else v[x_axis]
+
+    def values(key):
+        return [None] if not plot.get(key) else list(dict.fromkeys(_hashable(v[plot[key]]) for v in raw))
+
     paper_series = {}
     if plot.get("paper"):
         from keytrack.reference import paper_results
@@ -202,17 +235,30 @@ def _plot(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> Path | No
         if all(_matches(plot["paper"].get("when") or {}, v) for v in raw):
             paper_series = {m: ([p[plot["paper"]["x"]] for p in src], [p[m] for p in src]) for m in plot["y"]}
     panels = []
-    for g in groups:
-        mine = [(r, v) for r, v in zip(rows, raw) if g is None or v[plot["panel_by"]] == g]
+    for g in values("panel_by"):
         for metric in plot["y"]:
-            series = [Series("ours", [v[x_axis] for _, v in mine], [r[metric] for r, _ in mine])]
+            series = []
+            for s in values("series_by"):
+                mine = [(r, v) for r, v in zip(rows, raw) if (g is None or _hashable(v[plot["panel_by"]]) == g)
+                        and (s is None or _hashable(v[plot["series_by"]]) == s)]
+                name = "ours" if s is None else _label(spec, plot["series_by"], s)
+                series.append(Series(name, [xs(v) for _, v in mine], [r.get(metric) for r, _ in mine]))
             if metric in paper_series:
                 series.append(Series("paper", *paper_series[metric], "s--"))
             panels.append(Panel(COLUMN_LABELS.get(metric, (metric,))[0], series,
                                 "" if g is None else _label(spec, plot["panel_by"], g)))
+    ticks = sorted({_hashable(v[x_axis]) for v in raw}, key=lambda t: t[0] if isinstance(t, tuple) else t)
+    axis_values = spec.get("axes", {}).get(x_axis) if plot.get("xticks") else None
+    if plot.get("xscale"):
+        axis_values = [t[0] if isinstance(t, tuple) else t for t in ticks]
     return save_line_plot(out / plot["file"], panels, xlabel=plot.get("xlabel", x_axis),
                           title=plot.get("title", spec.get("title", "")), ncols=plot.get("ncols"),
-                          xticks=spec["axes"][x_axis] if plot.get("xticks") else None)
+                          xticks=axis_values, xscale=plot.get("xscale"),
+                          xticklabels=[_label(spec, x_axis, t) for t in ticks] if plot.get("xscale") else None)
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
@@ -286,6 +332,212 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     return Result(rows, out, files, failures, records)
 
 
+# -- ablations that train one network per row ---------------------------------------------------------
+
+def _check_train_spec(spec: dict, where: str) -> dict:
+    """A spec with ``train`` (Table 3, Figure 7 right): checked; ``{quick: .., full: ..}`` values stay
+    until the profile is known (:func:`by_profile`)."""
+    train, track = spec["train"] or {}, spec.get("track") or {}
+    for section, fields, known in (("train", train, TRAIN_KEYS), ("track", track, TRACK_KEYS)):
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise InputError(f"{where}: {section}: unknown field(s) {unknown} (known: {sorted(known)})")
+    rows = train.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise InputError(f"{where}: train.rows: expected a non-empty list of {{row, experiment, overrides}}")
+    for i, r in enumerate(rows):
+        missing = {"row", "experiment"} - set(r or {})
+        if missing:
+            raise InputError(f"{where}: train.rows[{i}]: lacks {sorted(missing)}")
+    setting = by_profile(track, "quick").get("setting", PAPER_SETTING)
+    if setting not in SETTINGS:
+        raise InputError(f"{where}: track.setting: {setting!r} is not one of {list(SETTINGS)}")
+    compare = spec.get("compare")
+    if compare and compare.get("axis") != "row":
+        raise InputError(f"{where}: compare.axis: a training spec compares rows (axis: row)")
+    if spec.get("claims") and spec["claims"] not in CLAIMS:
+        raise InputError(f"{where}: claims: {spec['claims']!r} is not one of {list(CLAIMS)}")
+    spec["_path"] = where
+    return spec
+
+
+def by_profile(node: Any, profile: str) -> Any:
+    """``node`` with every ``{quick: a, full: b}`` mapping replaced by the profile's value."""
+    if isinstance(node, dict):
+        if node and set(node) <= PROFILE_KEYS:
+            return by_profile(node.get(profile), profile)
+        return {k: by_profile(v, profile) for k, v in node.items()}
+    if isinstance(node, list):
+        return [by_profile(v, profile) for v in node]
+    return node
+
+
+def train_rows(spec: dict) -> list[dict]:
+    """The rows of a training spec: each ``train.rows`` entry for every combination of ``train.each``
+    (its overrides formatted with those values: ``"tokens.grid=[{resolution[0]},{resolution[1]}]"``),
+    in the order of the entries; ``train.only`` keeps the rows of those names."""
+    train = spec["train"]
+    each = train.get("each") or {}
+    only = set(train.get("only") or [])
+    out = []
+    for entry in train["rows"]:
+        if only and entry["row"] not in only:
+            continue
+        for combo in itertools.product(*each.values()):
+            values = dict(zip(each, combo))
+            key = "-".join([entry["row"], *(str(_label(spec, k, v)) for k, v in values.items())])
+            out.append({"row": entry["row"], **values, "key": key, "experiment": entry["experiment"],
+                        "overrides": [str(o).format(**values) for o in entry.get("overrides") or []]})
+    if not out:
+        raise InputError(f"{spec['_path']}: train.only: no row is named {sorted(only)}")
+    return out
+
+
+def _cost(experiment: str, overrides: Sequence[str]) -> dict:
+    """Parameters and FLOPs per pose pair of a configured matcher (:func:`ablations.cost.count`)."""
+    from ablations.cost import count, example_batch
+    from keytrack.config import load_config
+    from keytrack.models.factory import build_matcher
+
+    cfg = load_config([f"experiment={experiment}", *overrides])
+    c = count(build_matcher(cfg), example_batch(cfg))
+    return {"params": c["params"][""], "flops": c["flops"][""]}
+
+
+def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
+                   train_dataset: Dataset | None = None, eval_gt: Dataset | None = None) -> Result:
+    """Train every (row, training seed) of a ``train`` spec once (cached; a finished run of the same
+    configuration is reused), count its cost, track the evaluation split with it, write the table.
+
+    The budget is ``experiments/<train.budget>.yaml`` added to each row's experiment (quick profile),
+    or each experiment as it is (full: the paper's training). ``train_dataset`` / ``eval_gt``
+    replace the profile's training data and evaluation ground truth (tests)."""
+    from dataclasses import replace
+
+    from omegaconf import OmegaConf
+
+    from ablations.common import budget_file_overrides, describe_budget, display_path, mean_std
+    from ablations.tracker_comparison import CNN_BATCH_SIZE
+    from ablations.tracking_ablation import TrainAndTrack
+    from keytrack.config import data_tag, load_config, overrides_for
+    from keytrack.identity import digest
+
+    spec = load_spec(spec) if isinstance(spec, str) else spec
+    name = name or Path(spec["_path"]).stem
+    spec = by_profile(spec, opts.profile)
+    train, track = spec["train"], spec.get("track") or {}
+    opts = replace(opts, synthetic_test_videos=opts.synthetic_test_videos or track.get("synthetic_test_videos", 20),
+                   nearest=opts.nearest if opts.nearest is not None else track.get("nearest"))
+    profile, out, cache = open_results(opts, name)
+    seeds = tuple(opts.train_seeds or train.get("seeds") or (0,))
+    budget = budget_file_overrides(train["budget"]) if train.get("budget") else []
+    eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
+    eval_gt = profile.load_eval() if eval_gt is None else eval_gt
+    setting = track.get("setting", PAPER_SETTING)
+    cells = TrainAndTrack(cache, eval_gt, setting=setting, perturb_seed=int(track.get("perturb_seed", 0)),
+                          delta=int(track.get("delta", 4)), match_threshold=opts.match_threshold,
+                          keypoint_threshold=opts.keypoint_threshold, nearest=opts.nearest, device=opts.device,
+                          train_dataset=train_dataset, wait=opts.wait_for_training)
+    image_root = str(profile.data_root) if profile.data_root is not None else None
+    rows_raw = train_rows(spec)
+    trainings, trackings, costs, cfgs = {}, {}, {}, {}
+    for i, r in enumerate(rows_raw):
+        row_overrides = overrides_for(r["experiment"], [*r["overrides"], *opts.train_overrides])
+        cfgs[r["key"]] = cfg = load_config([f"experiment={r['experiment']}", *budget, *row_overrides])
+        if train.get("cost"):
+            costs[r["key"]] = cache.run(f"cost-{r['key']}", lambda r=r, o=row_overrides: _cost(r["experiment"], o),
+                                        {"kind": "cost", "experiment": r["experiment"], "overrides": row_overrides})
+        batch = opts.batch_size if cfg.model.name == "transformer" else min(opts.batch_size, CNN_BATCH_SIZE)
+        for seed in seeds:
+            overrides = [*profile.train_overrides(), *budget, *row_overrides, f"seed={seed}"]
+            run_cfg = load_config([f"experiment={r['experiment']}", *overrides])
+            # the run's folder: its data, row, profile and config digest (a changed config never resumes it)
+            overrides.append(f"run_name={data_tag(run_cfg.data)}-{r['key']}-{opts.profile}-{digest(run_cfg)[:6]}"
+                             f"-seed{seed}")
+            log.info("[%d/%d] %s seed %d: training (%s), then tracking", i + 1, len(rows_raw), r["key"], seed,
+                     opts.profile)
+            trained = cells.train(f"train-{r['key']}-seed{seed}", r["experiment"], overrides,
+                                  quiet=["trainer.enable_progress_bar=false"])
+            trainings[(r["key"], seed)] = trained
+            trackings[(r["key"], seed)] = cells.track(f"track-{r['key']}-seed{seed}", trained, batch,
+                                                      image_root=image_root, split=profile.eval_split)
+
+    def val_acc(result: dict) -> float | None:
+        return None if result.get("best_val_acc") is None else 100 * result["best_val_acc"]
+
+    compare = spec.get("compare") or {}
+    show = train.get("show") or {}
+    rows, failures = [], []
+    for r in rows_raw:
+        trains = [trainings[(r["key"], s)] for s in seeds]
+        tracks = [trackings[(r["key"], s)] for s in seeds]
+        ok = [t.result for t in trains if t.ok]
+        done = [t.result for t in tracks if t.ok]
+        row = {"row": _label(spec, "row", r["row"]), **{k: _label(spec, k, r[k]) for k in train.get("each") or {}},
+               **{col: "✓" if OmegaConf.select(cfgs[r["key"]], key) else "" for col, key in show.items()},
+               "val_acc": mean_std(val_acc(t) for t in ok), "idsw": mean_std(t["idsw"]["Total"] for t in done),
+               "mota": mean_std(t["mota"]["Total"] for t in done),
+               "steps": mean_std(t.get("global_step") for t in ok),
+               "train_seconds": mean_std(t.get("train_seconds") for t in ok),
+               "pairs_per_s": mean_std(t.get("pairs_per_s") for t in done), "experiment": r["experiment"]}
+        cost = costs.get(r["key"])
+        if cost is not None:
+            row.update(params_m=cost.result["params"] / 1e6 if cost.ok else None,
+                       mflops=cost.result["flops"] / 1e6 if cost.ok else None)
+        if compare and r["row"] != compare["to"]:
+            ref = next((q for q in rows_raw if q["row"] == compare["to"]
+                        and all(q[k] == r[k] for k in train.get("each") or {})), None)
+            if ref is not None:
+                ref_trains = [trainings[(ref["key"], s)] for s in seeds]
+                ref_tracks = [trackings[(ref["key"], s)] for s in seeds]
+                for m in compare["metrics"]:
+                    mine, theirs = (trains, ref_trains) if m == "val_acc" else (tracks, ref_tracks)
+                    row[f"d_{m}"] = paired_difference(mine, theirs, val_acc if m == "val_acc" else total(m))
+        row.update(paper_values(spec, {"row": r["row"], **{k: r[k] for k in train.get("each") or {}}}))
+        train_failed = failure_status(trains, seeds)
+        track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],
+                                      [s for s, x in zip(seeds, trains) if x.ok])
+        row["status"] = "; ".join(x for x in (train_failed and "training " + train_failed,
+                                              track_failed and "tracking " + track_failed,
+                                              cost is not None and cost.failure and "cost failed: " + cost.failure)
+                                  if x) or None
+        failures += [f"{x.key}: {x.failure}" for x in [*trains, *tracks, *([cost] if cost else [])] if not x.ok]
+        rows.append(row)
+
+    first = cfgs[rows_raw[0]["key"]]
+    kp = cells.keypoint_threshold
+    candidates = f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every candidate pose"
+    budget_text = (f"quick profile (experiments/{train['budget']}.yaml added to each row's experiment, the same "
+                   f"for every row): {describe_budget(first)}; --profile full trains each experiment as it is "
+                   "(the paper's 25 epochs, for GPUs)" if train.get("budget") else
+                   f"{opts.profile} profile, each experiment as it is: {describe_budget(first)}")
+    context = {"compare_to": _label(spec, "row", compare["to"]) if compare else ""}
+    claims = CLAIMS[spec["claims"]](rows_raw, rows) if spec.get("claims") else []
+    notes = [*(n.format(**context) for n in spec.get("notes") or []),
+             f"Mean ± sample std over training seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
+             "(each seed also draws its own train/val split of the videos).",
+             f"Training: {budget_text}. Train s: wall time of a training (its metrics.json).",
+             f"Training data: {profile.describe('train') if train_dataset is None else 'given by the caller'}. "
+             f"Tracking: {eval_description} ({eval_gt.report()}), {SETTING_LABELS[setting]} drawn once with "
+             f"perturbation seed {cells.perturb_seed}; δ = {cells.delta}, greedy, match threshold "
+             f"{opts.match_threshold:g}, {candidates}"
+             + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "") + ".",
+             *claims,
+             f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run now); "
+             "trained networks in runs/<experiment>/<data>-<row>-<profile>-<config digest>-seed<k>/. Delete a "
+             "file there to run it again."]
+    files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
+    raw = [{"row": r["row"], **{k: r[k] for k in train.get("each") or {}}} for r in rows_raw]
+    plot = _plot(spec, rows, raw, out)
+    if plot is not None:
+        files.append(plot)
+    records = {**{("train", *k): v for k, v in trainings.items()}, **{("track", *k): v for k, v in trackings.items()},
+               **{("cost", k): v for k, v in costs.items()}}
+    result = Result(rows, out, files, failures, records)
+    result.claims = claims                     # type: ignore[attr-defined]
+    return result
+
+
 # -- command line -------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -311,4 +563,4 @@ def run(args: argparse.Namespace) -> int:
         opts = TrackingOptions(**tracking_kwargs(parsed))
     except ValueError as err:
         raise InputError(f"keytrack ablate {name}: {err}") from None
-    return finish(name, run_spec(spec, opts, name=name))
+    return finish(name, (run_train_spec if "train" in spec else run_spec)(spec, opts, name=name))

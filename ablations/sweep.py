@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ablations.common import Profile, RunCache, RunRecord, dataset_fingerprint, json_safe
+from ablations.common import Profile, command_main, RunCache, RunRecord, dataset_fingerprint, json_safe
 from ablations.sweep_table import SIZE_KEYS
 from keytrack.perturb import SETTINGS
 
@@ -940,9 +940,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ablations.sweep", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return command_main("python -m ablations.sweep", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

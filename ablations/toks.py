@@ -49,7 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ablations.common import (Column, Profile, RunCache, RunRecord, dataset_fingerprint, file_digest,
+from ablations.common import (Column, Profile, Result, command_main, finish, RunCache, RunRecord, dataset_fingerprint, file_digest,
                               mean_std, write_table)
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
@@ -169,14 +169,6 @@ class Options:
             kw.update(alpha=self.alpha, oks_threshold=row.oks_threshold)
         return kw
 
-
-@dataclass
-class Result:
-    rows: list[dict]
-    out: Path
-    files: list[Path]
-    failures: list[str]
-    records: dict
 
 
 def paper_table2() -> dict[str, list[float]]:
@@ -643,19 +635,11 @@ def run(args: argparse.Namespace) -> int:
         result = run_toks(opts)
     except DataError as err:
         raise SystemExit(f"toks: {err}") from None
-    print((result.out / "table.md").read_text(encoding="utf-8"))
-    print((result.out / "counts.md").read_text(encoding="utf-8"))
-    print("wrote " + ", ".join(str(f) for f in result.files))
-    if result.failures:
-        print(f"toks: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr)
-        return 1
-    return 0
+    return finish("toks", result, tables=("table", "counts"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ablations.toks", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return command_main("python -m ablations.toks", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

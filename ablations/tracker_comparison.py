@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, MeanStd, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
+from ablations.common import (Column, MeanStd, command_main, finish, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
                               dataset_fingerprint, display_path, mean_std, write_table)
 from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
@@ -817,21 +817,11 @@ def run(args: argparse.Namespace) -> int:
         opts = options_from_args(args)
     except ValueError as err:
         raise SystemExit(f"tracker comparison: {err}") from None
-    result = run_comparison(opts)
-    print((result.out / "table.md").read_text(encoding="utf-8"))
-    print((result.out / "speed.md").read_text(encoding="utf-8"))
-    print("wrote " + ", ".join(str(f) for f in result.files))
-    if result.failures:
-        print(f"{len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr)
-        return 1
-    return 0
+    return finish("tracker comparison", run_comparison(opts), tables=("table", "speed"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ablations.tracker_comparison",
-                                     description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return command_main("python -m ablations.tracker_comparison", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """What the tracking-time ablations share (§5.1, A.4): options, the matching network, cells, plots.
 
-The spec runner (:mod:`ablations.runner`, ``keytrack ablate NAME``: δ, the assignment, the
-keypoint threshold) and :mod:`ablations.tokens` track an evaluation split many times with small changes (δ, the assignment,
-the keypoint threshold, the network). This module holds what they have in common:
+The spec runner (:mod:`ablations.runner`, ``keytrack ablate NAME``) tracks an evaluation split many
+times with small changes (δ, the assignment, the keypoint threshold, the network trained per row). This module holds what they have in common:
 
 * their options (:class:`TrackingOptions`, :func:`add_tracking_arguments`, :func:`tracking_kwargs`);
 * the matching network they track with (:func:`matching_network`);
@@ -16,8 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -62,12 +60,13 @@ class TrackingOptions:
     gt_all_seeds: bool = False
     experiment: str | None = None
     train_seed: int = 0
+    train_seeds: tuple[int, ...] | None = None
     train_overrides: tuple[str, ...] = ()
     checkpoint: str | None = None
     match_threshold: float = POSE_ENTAILMENT_THRESHOLD
     keypoint_threshold: float = PAPER_KEYPOINT_THRESHOLD
     nearest: int | None = None
-    synthetic_test_videos: int = 20
+    synthetic_test_videos: int | None = None
     device: str = "cpu"
     batch_size: int = 16384
     threads: int | None = None
@@ -88,7 +87,7 @@ class TrackingOptions:
             raise ValueError(f"nearest must be >= 1, got {self.nearest}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if self.synthetic_test_videos < 1:
+        if self.synthetic_test_videos is not None and self.synthetic_test_videos < 1:
             raise ValueError(f"synthetic_test_videos must be >= 1, got {self.synthetic_test_videos}")
 
     @property
@@ -115,7 +114,7 @@ def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, R
 
     if opts.threads:
         torch.set_num_threads(int(opts.threads))
-    profile = Profile.from_data(opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos)
+    profile = Profile.from_data(opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos or 20)
     out = Path(opts.out) if opts.out else \
         profile.results_dir(ablation) / ("full" if opts.profile == "full" else "")
     return profile, out, RunCache(out / "runs", retry_failed=opts.retry_failed)
@@ -426,8 +425,10 @@ class Panel:
 
 
 def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, title: str,
-                   xticks: Sequence[float] | None = None, ncols: int | None = None) -> Path:
-    """Line plots (``ncols`` per row, default all in one row) written as one PNG, atomically (Agg)."""
+                   xticks: Sequence[float] | None = None, ncols: int | None = None, xscale: str | None = None,
+                   xticklabels: Sequence[str] | None = None) -> Path:
+    """Line plots (``ncols`` per row, default all in one row) written as one PNG, atomically (Agg);
+    ``xscale="log2"`` draws x on a log2 axis."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -454,8 +455,13 @@ def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, ti
         ax.set_ylabel(panel.ylabel)
         if panel.title:
             ax.set_title(panel.title, fontsize=9)
+        if xscale == "log2":
+            ax.set_xscale("log", base=2)
+            ax.minorticks_off()
         if xticks is not None:
             ax.set_xticks(list(xticks))
+            if xticklabels is not None:
+                ax.set_xticklabels(list(xticklabels), fontsize=8)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -484,6 +490,8 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> No
     add("--experiment", default=None,
         help="training experiment of the matching network (default: by --profile)")
     add("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
+    add("--train-seeds", type=int, nargs="+", default=None,
+        help="specs that train one network per row: its training seeds (default: the spec's train.seeds)")
     add("--train-override", action="append", default=[], metavar="KEY=VALUE",
         help="extra training config override (repeatable)")
     add("--checkpoint", default=None, help="use this matching-network checkpoint, no training")
@@ -494,8 +502,8 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> No
              f"(A.3; default: the paper's {PAPER_KEYPOINT_THRESHOLD})")
     add("--nearest", type=int, default=None,
         help="compare with the n nearest poses of each earlier frame (default: all)")
-    add("--synthetic-test-videos", type=int, default=20,
-        help="videos of the synthetic test set without --data (default: 20)")
+    add("--synthetic-test-videos", type=int, default=None,
+        help="videos of the synthetic test set without --data (default: the spec's, else 20)")
     add("--device", default="cpu", help="torch device of the matching network")
     add("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
     add_run_arguments(parser)
@@ -505,7 +513,8 @@ def tracking_kwargs(args: argparse.Namespace) -> dict:
     """:class:`TrackingOptions` fields from parsed :func:`add_tracking_arguments` options."""
     return dict(data=args.data, eval_split=args.eval_split, out=args.out, profile=args.profile,
                 seeds=tuple(args.seeds), gt_all_seeds=args.gt_all_seeds, experiment=args.experiment,
-                train_seed=args.train_seed, train_overrides=tuple(args.train_override),
+                train_seed=args.train_seed,
+                train_seeds=tuple(args.train_seeds) if args.train_seeds else None, train_overrides=tuple(args.train_override),
                 checkpoint=args.checkpoint, match_threshold=args.match_threshold,
                 keypoint_threshold=args.keypoint_threshold, nearest=args.nearest,
                 synthetic_test_videos=args.synthetic_test_videos, device=args.device,
@@ -538,30 +547,3 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
         f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
         "delete a file there to run it again.",
     ]
-
-
-# == the timesteps ablation ===========================================================================
-
-
-@dataclass
-class Result:
-    """What an ablation run produced: table rows, the files written and the failed runs."""
-
-    rows: list[dict]
-    out: Path
-    files: list[Path]
-    failures: list[str]
-    records: dict = field(default_factory=dict)
-
-
-
-
-def finish(name: str, result: Result) -> int:
-    """Print the table and the files written; exit status 1 when a run failed."""
-    print((result.out / "table.md").read_text(encoding="utf-8"))
-    print("wrote " + ", ".join(str(f) for f in result.files))
-    if result.failures:
-        print(f"{name}: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures),
-              file=sys.stderr)
-        return 1
-    return 0

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ablations import runner, tokens, tracking_ablation
+from ablations import runner, tracking_ablation
 from ablations.tracking_ablation import TrackingOptions
 from ablations.common import MeanStd
 from keytrack.config import load_config
@@ -58,22 +58,32 @@ def _finite(value) -> bool:
 
 # -- configs ------------------------------------------------------------------------------------------
 
-def test_scheme_configs_match_table3_rows():
+def test_each_tokens_row_takes_the_paper_value_of_its_own_scheme():
+    """The spec's rows, their ✓ columns and the Table 3 row each takes its paper value from agree."""
     from keytrack.reference import paper_results
 
+    spec = runner.load_spec("tokens")
     paper = paper_results()["embedding_ablation"]["rows"]
-    assert len(tokens.SCHEMES) == len(paper)
-    for scheme, row in zip(tokens.SCHEMES, paper):          # the paper's row order
-        flags = tokens.scheme_tokens(scheme)
-        assert flags == {"position": row["absolute_position"], "type": row["type"], "segment": row["segment"],
-                         "relative_position": row["relative_position"]}, scheme
-        assert tokens._paper_accuracy(flags) == row["value"]
-        cfg = load_config([f"experiment={tokens.experiment_name(scheme)}"])
+    rows = runner.train_rows(runner.by_profile(spec, "quick"))
+    assert len(rows) == len(paper)
+    flags = {"position": "absolute_position", "type": "type", "segment": "segment",
+             "relative_position": "relative_position"}
+    for r in rows:
+        cfg = load_config([f"experiment={r['experiment']}"])
         assert cfg.trainer.max_epochs == 25 and cfg.optim.lr == 1e-4     # the paper's training
+        entry = next(e for e in spec["paper"] if e["when"] == {"row": r["row"]})
+        source = paper[int(entry["from"].rsplit(".", 1)[1])]
+        assert {k: bool(cfg.tokens[k]) for k in flags} == {k: source[v] for k, v in flags.items()}, r["row"]
+        assert runner.paper_values(spec, {"row": r["row"]}) == {"val_acc_paper": source["value"]}
+        assert set(spec["train"]["show"].values()) == {f"tokens.{k}" for k in flags}
 
 
 def test_quick_budget_is_the_ablation_quick_experiment():
-    overrides = tokens.budget_overrides("quick")
+    from ablations.common import budget_file_overrides
+
+    spec = runner.load_spec("tokens")
+    assert runner.by_profile(spec, "full")["train"]["budget"] is None     # the paper's training as it is
+    overrides = budget_file_overrides(runner.by_profile(spec, "quick")["train"]["budget"])
     assert overrides and not any(o.startswith(("experiment=", "extends=")) for o in overrides)
     composed = load_config(["experiment=tokens_all", *overrides])
     alone = load_config(["experiment=ablation_quick"])
@@ -82,18 +92,19 @@ def test_quick_budget_is_the_ablation_quick_experiment():
     assert composed.tokens.relative_position and not alone.tokens.relative_position
     steps = alone.trainer.max_epochs * alone.loader.samples_per_epoch // alone.loader.batch_size
     assert 100 <= steps <= 3000
-    assert tokens.budget_overrides("full") == []
 
 
-def test_run_names_keep_budgets_apart():
-    from ablations.common import Profile
+def test_training_specs_are_checked_with_the_file_and_the_field():
+    from keytrack.errors import InputError
 
-    opts = tokens.Options(seeds=(1,))
-    quick = tokens.training_overrides(opts, Profile(), 1)
-    assert "run_name=synthetic-quick-seed1" in quick and "seed=1" in quick
-    full = tokens.training_overrides(tokens.Options(profile="full"), Profile(), 1)
-    assert not any(o.startswith("run_name=") for o in full)
-    assert load_config(["experiment=tokens_all", *full]).run_name == "synthetic-seed1"
+    assert {"tokens", "resolution_sweep"} <= set(runner.spec_names())
+    for overrides, message in ((["train.speed=1"], "train: unknown field(s) ['speed']"),
+                               (["track.setting=noisy"], "track.setting: 'noisy' is not one of"),
+                               (["compare.axis=seed"], "compare.axis: a training spec compares rows"),
+                               (["claims=figure9"], "claims: 'figure9' is not one of"),
+                               (["train.rows=[]"], "train.rows: expected a non-empty list")):
+        with pytest.raises(InputError, match=re.escape(message)):
+            runner.load_spec("tokens", overrides)
 
 
 # -- the pair-score memo ------------------------------------------------------------------------------
@@ -226,15 +237,17 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
 
     monkeypatch.setattr(common, "train_or_reuse", flaky)      # what TrainAndTrack trains with
     fail = True
-    opts = tokens.Options(out=str(tmp_path / "res"), seeds=(0,), threads=1, train_overrides=(
+    opts = TrackingOptions(out=str(tmp_path / "res"), train_seeds=(0,), threads=1, train_overrides=(
         f"output_dir={tmp_path / 'runs'}", "logging.wandb=false",
         "loader.samples_per_epoch=128",                                     # 2 steps of batch 64
         "trainer.limit_val_batches=1", "loader.val_batch_size=256", "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false", "model.layers=1", "model.hidden=32", "model.intermediate=32"))
-    result = tokens.run_tokens(opts, train_dataset=train_data, eval_gt=eval_gt)
+    result = runner.run_train_spec("tokens", opts, train_dataset=train_data, eval_gt=eval_gt)
 
-    assert [r["experiment"] for r in result.rows] == [f"tokens_{s}" for s in tokens.SCHEMES]
-    assert [r["paper"] for r in result.rows] == [72.6, 90.0, 93.2, 91.3, 92.0]
+    assert [r["experiment"] for r in result.rows] == [f"tokens_{s}" for s in (
+        "pos_type", "pos_segment", "pos_type_segment", "type_segment_rel", "all")]
+    assert [r["val_acc_paper"] for r in result.rows] == [72.6, 90.0, 93.2, 91.3, 92.0]
+    assert [r["relative_position"] for r in result.rows] == ["", "", "", "✓", "✓"]
     for row in result.rows:
         if row["experiment"] == "tokens_pos_segment":
             assert "training failed" in row["status"] and "out of memory (simulated)" in row["status"]
@@ -246,7 +259,7 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
                 assert "d_val_acc" not in row
             else:
                 assert row["d_val_acc"].n == 1 and row["d_idsw"].n == 1
-    assert (tmp_path / "runs" / "tokens_all" / "synthetic-quick-seed0" / "metrics.json").is_file()
+    assert len(list((tmp_path / "runs" / "tokens_all").glob("synthetic-all-quick-*-seed0/metrics.json"))) == 1
     md = (tmp_path / "res" / "table.md").read_text()
     assert "out of memory (simulated)" in md and "Abs. Position + Type + Segment" in md
     assert "quick profile" in md
@@ -254,7 +267,7 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
     # again: the finished schemes are reused from the cache; only the failed one trains
     calls.clear()
     fail = False
-    again = tokens.run_tokens(opts, train_dataset=train_data, eval_gt=eval_gt)
+    again = runner.run_train_spec("tokens", opts, train_dataset=train_data, eval_gt=eval_gt)
     assert calls == ["tokens_pos_segment"]
     assert all(r["status"] is None for r in again.rows)
     assert [r["val_acc"] for r in again.rows if r["experiment"] != "tokens_pos_segment"] == \
@@ -264,26 +277,19 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
     # a recorded training whose checkpoint was deleted is looked up again, not trusted
     os.remove(again.records[("train", "all", 0)].result["checkpoint"])
     calls.clear()
-    third = tokens.run_tokens(opts, train_dataset=train_data, eval_gt=eval_gt)
+    third = runner.run_train_spec("tokens", opts, train_dataset=train_data, eval_gt=eval_gt)
     assert calls == ["tokens_all"] and not third.failures
 
 
 def test_cli_parsers_build_options():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    tokens.add_arguments(parser)
-    args = parser.parse_args(["--seeds", "3", "4", "--profile", "full", "--schemes", "all"])
-    assert args.seeds == [3, 4] and args.profile == "full"
     # keytrack ablate: tracking options and spec overrides in any order
     parsed = runner._options_parser("timesteps").parse_intermixed_args(
-        ["axes.delta=[1,4]", "--seeds", "3", "4", "--profile", "full", "plot.ncols=1"])
+        ["axes.delta=[1,4]", "--seeds", "3", "4", "--profile", "full", "plot.ncols=1", "--train-seeds", "5"])
     assert parsed.seeds == [3, 4] and parsed.profile == "full" and parsed.overrides == ["axes.delta=[1,4]", "plot.ncols=1"]
+    assert tracking_ablation.tracking_kwargs(parsed)["train_seeds"] == (5,)
     assert runner.load_spec("timesteps", parsed.overrides)["axes"]["delta"] == [1, 4]
     with pytest.raises(ValueError, match="seeds"):
         TrackingOptions(seeds=())
-    with pytest.raises(ValueError, match="schemes"):
-        tokens.Options(schemes=("bogus",))
     assert TrackingOptions(profile="full").training_experiment == "paper"
     assert TrackingOptions().training_experiment == "default"
 

@@ -37,5 +37,5 @@ def test_every_target_has_one_recipe_and_runs_what_exists(tmp_path):
             assert path.with_suffix(".py").is_file() or path.is_dir(), f"make {target} runs {module}: no such module"
     assert "ablations.sweep " in subprocess.run(["make", "-n", "-C", str(ROOT), "sweep", f"VENV={tmp_path}"],
                                                 capture_output=True, text=True).stdout
-    assert "ablations.resolution_sweep" in subprocess.run(
+    assert "keytrack ablate resolution_sweep" in subprocess.run(
         ["make", "-n", "-C", str(ROOT), "resolution-sweep", f"VENV={tmp_path}"], capture_output=True, text=True).stdout

@@ -1,14 +1,15 @@
-"""The resolution sweep of Figure 7 (right) end to end on tiny data, and its claims checker."""
+"""The resolution sweep of Figure 7 (right) end to end on tiny data (``keytrack ablate
+resolution_sweep``, a training spec of :mod:`ablations.runner`), and its claims checker."""
 from __future__ import annotations
 
 import csv
 import math
-import re
 
 import pytest
 import torch
 
-from ablations import resolution_sweep as rs
+from ablations import claims, runner
+from ablations.tracking_ablation import TrackingOptions
 from ablations.common import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import generate_dataset
@@ -34,7 +35,7 @@ def test_claims_hold_when_the_transformer_wins_low_and_cnns_catch_up():
     idsw = {"transformer": {(12, 9): _ms(2.0, 2.2), (24, 18): _ms(1.5), (96, 72): _ms(1.4)},
             "cnn_keypoints": {(12, 9): _ms(6.0, 5.0), (24, 18): _ms(3.0), (96, 72): _ms(1.5)},
             "cnn_crops": {(12, 9): _ms(8.0), (24, 18): _ms(4.0), (96, 72): _ms(1.2)}}
-    low, high = rs.check_claims(idsw)
+    low, high = claims.check_claims(idsw)
     assert (low.status, high.status) == ("holds", "holds")
     assert "12x9: transformer 2.10 vs CNN (keypoints) 5.50" in low.evidence
     assert "CNN (image crops) − transformer: +5.90 at 12x9, -0.20 at 96x72" in high.evidence
@@ -45,45 +46,45 @@ def test_claims_do_not_hold_and_missing_methods_are_said():
     idsw = {"transformer": {(12, 9): _ms(3.0), (96, 72): _ms(1.0)},
             "cnn_keypoints": {(12, 9): _ms(2.0), (96, 72): _ms(4.0)},     # better low, worse high
             "cnn_crops": {(12, 9): MeanStd(math.nan, math.nan, 0), (96, 72): MeanStd(math.nan, math.nan, 0)}}
-    low, high = rs.check_claims(idsw)
+    low, high = claims.check_claims(idsw)
     assert (low.status, high.status) == ("does not hold", "does not hold")
     assert "no numbers for CNN (image crops)" in low.evidence
     assert "+3.00 at 96x72" in high.evidence
-    ahead = rs.check_claims({"transformer": {(12, 9): _ms(5.0), (48, 36): _ms(9.0)},
+    ahead = claims.check_claims({"transformer": {(12, 9): _ms(5.0), (48, 36): _ms(9.0)},
                              "cnn_keypoints": {(12, 9): _ms(2.0), (48, 36): _ms(1.0)}})
     assert [c.status for c in ahead] == ["does not hold", "holds"]
     assert ahead[1].evidence.startswith("only trivially: no CNN is behind")
-    only = rs.check_claims({"transformer": {(12, 9): _ms(1.0)}})
+    only = claims.check_claims({"transformer": {(12, 9): _ms(1.0)}})
     assert [c.status for c in only] == ["not testable", "not testable"]
     # a low resolution is one whose long edge is at most 24 (the paper's 24 × 18)
-    high_only = rs.check_claims({"transformer": {(48, 36): _ms(1.0)}, "cnn_keypoints": {(48, 36): _ms(2.0)}})
+    high_only = claims.check_claims({"transformer": {(48, 36): _ms(1.0)}, "cnn_keypoints": {(48, 36): _ms(2.0)}})
     assert high_only[0].status == "not testable"
 
 
 # -- configuration ------------------------------------------------------------------------------------
 
-def test_quick_budget_and_resolution_overrides():
-    assert rs.parse_resolution("24x18") == (24, 18) and rs.parse_resolution("96×72") == (96, 72)
-    with pytest.raises(ValueError, match="WxH"):
-        rs.parse_resolution("24")
-    budget = rs.budget_overrides("quick")
-    assert "trainer.max_epochs=1" in budget and "loader.samples_per_epoch=16000" in budget
-    assert not any(o.startswith("experiment=") for o in budget) and rs.budget_overrides("full") == []
-    opts = rs.Options()
-    assert opts.resolutions == rs.RESOLUTIONS["quick"] and opts.seeds == (0, 1) and opts.nearest == 1
-    assert rs.Options(profile="full").resolutions[-1] == (384, 288)
-    assert rs.Options(profile="full").seeds == (0, 1, 2) and rs.Options(profile="full").nearest is None
-    from ablations.common import Profile
+def test_spec_expands_methods_by_resolution_per_profile():
+    spec = runner.load_spec("resolution_sweep")
+    quick = runner.by_profile(spec, "quick")
+    rows = runner.train_rows(quick)
+    assert [r["key"] for r in rows[:5]] == ["transformer-12x9", "transformer-24x18", "transformer-48x36",
+                                             "transformer-96x72", "cnn_keypoints-12x9"]
+    assert len(rows) == 12 and quick["train"]["seeds"] == [0, 1] and quick["track"]["nearest"] == 1
+    full = runner.by_profile(spec, "full")
+    assert runner.train_rows(full)[5]["resolution"] == [384, 288] and full["track"]["nearest"] is None
+    assert full["train"]["budget"] is None and quick["train"]["budget"] == "resolution_quick"
+    # the transformer's resolution is its Position grid, a CNN's its input image
+    for r in (rows[2], rows[6]):
+        cfg = load_config([f"experiment={r['experiment']}", *r["overrides"]])
+        key = "tokens.grid" if r["row"] == "transformer" else "model.resolution"
+        assert list(cfg[key.split(".")[0]][key.split(".")[1]]) == [48, 36], r
+    only = runner.train_rows(runner.by_profile(runner.load_spec("resolution_sweep", ["train.only=[cnn_crops]"]),
+                                                "quick"))
+    assert {r["row"] for r in only} == {"cnn_crops"}
+    from keytrack.errors import InputError
 
-    for method, key in (("transformer", "tokens.grid"), ("cnn_keypoints", "model.resolution")):
-        overrides = rs.training_overrides(opts, Profile(), method, (48, 36), 1)
-        cfg = load_config([f"experiment={rs.EXPERIMENTS[method]}", *overrides])
-        assert list(cfg[key.split(".")[0]][key.split(".")[1]]) == [48, 36]
-        assert re.fullmatch(r"synthetic-48x36-quick-[0-9a-f]{6}-seed1", cfg.run_name)
-        assert cfg.loader.batch_size == 32 and cfg.loader.samples_per_epoch == 16000
-        assert cfg.optim.lr == 1e-3 and cfg.trainer.max_epochs == 1
-    with pytest.raises(ValueError, match="methods"):
-        rs.Options(methods=("rnn",))
+    with pytest.raises(InputError, match="train.only: no row is named"):
+        runner.train_rows(runner.by_profile(runner.load_spec("resolution_sweep", ["train.only=[rnn]"]), "quick"))
 
 
 # -- end to end ---------------------------------------------------------------------------------------
@@ -106,18 +107,19 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
         return real(experiment, overrides, **kwargs)
 
     monkeypatch.setattr(common, "train_or_reuse", flaky)      # what TrainAndTrack trains with
-    opts = rs.Options(out=str(tmp_path / "res"), resolutions=((8, 6), (12, 9)), seeds=(0,), threads=1,
-                      train_overrides=(
-                          f"output_dir={tmp_path / 'runs'}", "logging.wandb=false", "data.synthetic.seed=3",
-                          "loader.samples_per_epoch=64", "loader.val_batch_size=64",
-                          "trainer.enable_model_summary=false", "model.layers=1", "model.hidden=16",
-                          "model.intermediate=16", "model.heads=2", "model.channels=4"))
-    result = rs.run_sweep(opts, train_dataset=train_data, eval_gt=eval_gt)
+    opts = TrackingOptions(out=str(tmp_path / "res"), train_seeds=(0,), threads=1, train_overrides=(
+        f"output_dir={tmp_path / 'runs'}", "logging.wandb=false", "data.synthetic.seed=3",
+        "loader.samples_per_epoch=64", "loader.val_batch_size=64",
+        "trainer.enable_model_summary=false", "model.layers=1", "model.hidden=16",
+        "model.intermediate=16", "model.heads=2", "model.channels=4"))
+    spec = runner.load_spec("resolution_sweep", ["train.each.resolution.quick=[[8,6],[12,9]]"])
+    result = runner.run_train_spec(spec, opts, train_dataset=train_data, eval_gt=eval_gt)
 
-    assert [(r["method_key"], r["resolution"]) for r in result.rows] == [
-        (m, res) for m in rs.METHODS for res in ("8x6", "12x9")]
+    labels = runner.load_spec("resolution_sweep")["labels"]["row"]
+    assert [(r["row"], r["resolution"]) for r in result.rows] == [
+        (labels[m], res) for m in ("transformer", "cnn_keypoints", "cnn_crops") for res in ("8x6", "12x9")]
     for row in result.rows:
-        if (row["method_key"], row["resolution"]) == ("cnn_keypoints", "12x9"):
+        if (row["row"], row["resolution"]) == (labels["cnn_keypoints"], "12x9"):
             assert "training failed: RuntimeError: out of memory (simulated)" in row["status"]
             assert row["idsw"].n == 0 and row["params_m"] > 0
         else:
@@ -125,24 +127,24 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
             assert row["steps"].mean == 2 and 0 <= row["val_acc"].mean <= 100
             assert 0 <= row["idsw"].mean <= 100 and math.isfinite(row["mota"].mean)
             assert row["params_m"] > 0 and row["mflops"] > 0
-    cnn = {r["resolution"]: r for r in result.rows if r["method_key"] == "cnn_crops"}
+    cnn = {r["resolution"]: r for r in result.rows if r["row"] == labels["cnn_crops"]}
     assert cnn["12x9"]["mflops"] > cnn["8x6"]["mflops"]                     # a CNN's cost grows with the pixels
     assert len(result.failures) == 2                                       # the training, and its tracking
     assert all("out of memory" in f for f in result.failures)
     out = tmp_path / "res"
     md = (out / "table.md").read_text()
     assert "out of memory (simulated)" in md and "| Status |" in md and "Claim \"" in md
-    assert "resolution_quick.yaml" in md
+    assert "resolution_quick.yaml" in md and "nearest poses" in md          # the quick profile's nearest = 1
     with open(out / "table.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 6
     png = (out / "idsw_vs_resolution.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    assert len(list((tmp_path / "runs" / "cnn_crops").glob("synthetic-8x6-quick-*-seed0/metrics.json"))) == 1
+    assert len(list((tmp_path / "runs" / "cnn_crops").glob("synthetic-cnn_crops-8x6-quick-*-seed0/metrics.json"))) == 1
 
     # again: everything finished is reused; only the failed training runs
     calls.clear()
     fail = False
-    again = rs.run_sweep(opts, train_dataset=train_data, eval_gt=eval_gt)
+    again = runner.run_train_spec(spec, opts, train_dataset=train_data, eval_gt=eval_gt)
     assert calls == [("cnn_keypoints", "model.resolution=[12,9]")]
     assert not again.failures and all(r["status"] is None for r in again.rows)
     assert [r["idsw"] for r in again.rows if r["resolution"] == "8x6"] == \

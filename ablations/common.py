@@ -573,6 +573,42 @@ def budget_file_overrides(name: str) -> list[str]:
     return config_dotlist(budget)
 
 
+def add_data_arguments(parser, ablation: str, *, synthetic_test_videos: int | None = 20, network: bool = True) -> None:
+    """The options every ablation that evaluates on a split shares: ``--data``, ``--eval-split``,
+    ``--out``, ``--synthetic-test-videos`` and, with ``network``, ``--device`` and ``--batch-size``."""
+    add = parser.add_argument
+    add("--data", default=None,
+        help="PoseTrack18-layout folder (train split + test, or val) instead of the synthetic default")
+    add("--eval-split", default=None, help="evaluation split under --data (default: test, else val)")
+    add("--out", default=None,
+        help=f"results folder (default: results/{ablation}, with --data results/{ablation}/<data>-<split>)")
+    add("--synthetic-test-videos", type=int, default=synthetic_test_videos,
+        help="videos of the synthetic test set without --data (default: "
+             + (f"{synthetic_test_videos})" if synthetic_test_videos else "the ablation's own, else 20)"))
+    if network:
+        add("--device", default="cpu", help="torch device of the matching network")
+        add("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+
+
+def options_from(cls, args, **given):
+    """An options dataclass ``cls`` from parsed arguments: each field from the argument of the same
+    name (lists as tuples), ``retry_failed`` / ``wait_for_training`` from ``--no-retry-failed`` /
+    ``--no-wait``, ``given`` as they are; fields without an argument keep their defaults."""
+    import dataclasses
+
+    values = dict(given)
+    negated = {"retry_failed": "no_retry_failed", "wait_for_training": "no_wait"}
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            continue
+        if f.name in negated and hasattr(args, negated[f.name]):
+            values[f.name] = not getattr(args, negated[f.name])
+        elif hasattr(args, f.name):
+            v = getattr(args, f.name)
+            values[f.name] = tuple(v) if isinstance(v, list) else v
+    return cls(**values)
+
+
 def add_run_arguments(parser) -> None:
     """The options every cached ablation shares: torch threads, retrying failures, waiting for a
     training of the same configuration in another process."""

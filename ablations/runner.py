@@ -59,7 +59,7 @@ from ablations.tracker_comparison import SETTING_LABELS, hota_columns
 from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
                                         common_notes, describe_network, failure_status, hota_stats,
                                         matching_network, open_results, paired_difference, run_cells,
-                                        save_line_plot, seed_stat, total, tracking_kwargs)
+                                        save_line_plot, seed_stat, total, tracking_options)
 from keytrack.errors import InputError
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
@@ -560,7 +560,7 @@ def run(args: argparse.Namespace) -> int:
     parsed = _options_parser(name).parse_intermixed_args(args.rest)
     spec = load_spec(args.name, parsed.overrides)
     try:
-        opts = TrackingOptions(**tracking_kwargs(parsed))
+        opts = tracking_options(parsed)
     except ValueError as err:
         raise InputError(f"keytrack ablate {name}: {err}") from None
     return finish(name, (run_train_spec if "train" in spec else run_spec)(spec, opts, name=name))

@@ -49,7 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ablations.common import (Column, Profile, Result, command_main, finish, RunCache, RunRecord, dataset_fingerprint, file_digest,
+from ablations.common import (Column, Profile, Result, add_data_arguments, command_main, finish, options_from, RunCache, RunRecord, dataset_fingerprint, file_digest,
                               mean_std, write_table)
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
@@ -587,25 +587,19 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
 # -- command line -----------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=None,
-                        help="PoseTrack18-layout folder whose evaluation split is the simulated world "
-                             "(default: 20 synthetic test videos)")
-    parser.add_argument("--eval-split", default=None, help="split of --data (default: test, else val)")
-    parser.add_argument("--out", default=None, help="results folder (default: results/toks[/<data>-<split>])")
+    add_data_arguments(parser, "toks", synthetic_test_videos=None, network=False)
     parser.add_argument("--estimator", choices=ESTIMATORS, default="simulated",
                         help="simulated detector/estimator (default), or yolo: YOLO11n-pose on rendered "
                              "synthetic frames / the data's images (optional extra, run with .venv-yolo)")
     parser.add_argument("--seeds", "--seed", type=int, nargs="+", default=None, dest="seeds",
                         help="simulation seeds (default: 0 1 2; yolo: one deterministic run)")
-    parser.add_argument("--oks", type=float, nargs="+", default=list(PAPER_OKS),
+    parser.add_argument("--oks", type=float, nargs="+", default=list(PAPER_OKS), dest="oks_thresholds",
                         help="TOKS OKS thresholds (default: Table 2's 0.3 0.35 0.5)")
     parser.add_argument("--alpha", type=float, default=1.25, help="box dilation α (A.1: 1.25)")
     parser.add_argument("--box-score", type=float, default=0.2, help="minimum detector box score (A.4: 0.2)")
     parser.add_argument("--keypoint-score", type=float, default=0.1,
                         help="minimum keypoint confidence (A.4: 0.1)")
     parser.add_argument("--nms-iou", type=float, default=0.5, help="IoU of Box Prop.'s NMS (default 0.5)")
-    parser.add_argument("--synthetic-test-videos", type=int, default=None,
-                        help="synthetic test videos without --data (default 20; yolo: 5)")
     parser.add_argument("--max-frames", type=int, default=None, help="first frames of each video only")
     parser.add_argument("--imgsz", type=int, default=1280, help="yolo: detector input, longest side (1280)")
     parser.add_argument("--crop-size", type=int, default=256, help="yolo: estimator input per box (256)")
@@ -620,15 +614,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
-        seeds = None if args.seeds is None else tuple(args.seeds)
-        opts = Options(data=args.data, eval_split=args.eval_split, out=args.out, seeds=seeds,
-                       oks_thresholds=tuple(args.oks), alpha=args.alpha, box_score=args.box_score,
-                       keypoint_score=args.keypoint_score, nms_iou=args.nms_iou,
-                       synthetic_test_videos=args.synthetic_test_videos,
-                       retry_failed=not args.no_retry_failed, estimator=args.estimator,
-                       max_frames=args.max_frames, imgsz=args.imgsz, crop_size=args.crop_size,
-                       crop_dilation=args.crop_dilation, crop_conf=args.crop_conf,
-                       threads=args.threads)
+        opts = options_from(Options, args)
     except ValueError as err:
         raise SystemExit(f"toks: {err}") from None
     try:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, MeanStd, command_main, finish, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
+from ablations.common import (Column, MeanStd, add_data_arguments, command_main, finish, options_from, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
                               dataset_fingerprint, display_path, mean_std, write_table)
 from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
@@ -728,62 +728,43 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
 # -- command line ---------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=None,
-                        help="PoseTrack18-layout folder (train split + test, or val) instead of the "
-                             "synthetic default")
-    parser.add_argument("--eval-split", default=None,
-                        help="evaluation split under --data (default: test, else val)")
-    parser.add_argument("--out", default=None,
-                        help="results folder (default: results/tracker_comparison, with --data "
-                             "results/tracker_comparison/<data>-<split>)")
-    parser.add_argument("--strides", type=int, nargs="+", default=[1, 4], metavar="K",
-                        help="frame strides (default: 1 4)")
-    parser.add_argument("--seed", type=int, nargs="+", default=[0], dest="seeds", metavar="S",
-                        help="perturbation seed(s); several give mean ± std (default: 0)")
-    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), metavar="SETTING",
-                        help=f"keypoint settings, of {', '.join(SETTINGS)} (default: all three of Figure 4)")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
-                        metavar="METHOD",
-                        help=f"tracking methods, of {', '.join(METHODS)} (default: all)")
-    parser.add_argument("--experiment", default="default",
-                        help="training experiment config (default: default)")
-    parser.add_argument("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
-    parser.add_argument("--train-seeds", type=int, nargs="+", default=None, metavar="S",
-                        help="train every learned method once per seed; cells show mean ± std (overrides "
-                             "--train-seed)")
-    parser.add_argument("--baseline-train-seeds", type=int, nargs="+", default=None, metavar="S",
-                        help="training seeds of the learned baselines (default: those of --train-seeds)")
-    parser.add_argument("--improved-experiment", default="improved",
-                        help="experiment of the improved Pose Entailment matcher (default: improved)")
-    parser.add_argument("--improved-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra training override of the improved matcher (repeatable)")
-    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra training config override (repeatable)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="use this matching-network checkpoint, no training")
-    parser.add_argument("--baseline-checkpoint", action="append", default=[], metavar="METHOD=CKPT",
-                        help=f"use this checkpoint for a learned baseline ({', '.join(LEARNED_BASELINES)}), "
-                             "no training (repeatable)")
-    parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
-    parser.add_argument("--nearest", type=int, default=None,
-                        help="Pose Entailment compares with the n nearest poses of each earlier frame "
-                             "(default: all)")
-    parser.add_argument("--baseline-nearest", type=int, default=None,
-                        help="the learned baselines (gcn, cnn_*) compare with the n nearest poses of each "
-                             "earlier frame (default: all; a CNN cell costs minutes on a CPU)")
-    parser.add_argument("--keypoint-threshold", type=float, default=0.5,
-                        help="output keypoint confidence threshold before MOTA in predicted-keypoint "
-                             "settings (A.3; default 0.5, the paper used 0.57)")
-    parser.add_argument("--grid", type=float, nargs="+", default=list(DEFAULT_GRID),
-                        help="match thresholds tried for OKS and IoU on the training split")
-    parser.add_argument("--oks-threshold", type=float, default=None,
-                        help="fix OKS's match threshold (no tuning)")
-    parser.add_argument("--iou-threshold", type=float, default=None,
-                        help="fix IoU's match threshold (no tuning)")
-    parser.add_argument("--synthetic-test-videos", type=int, default=20,
-                        help="videos of the synthetic test set without --data (default: 20)")
-    parser.add_argument("--device", default="cpu", help="torch device of the matching network")
-    parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+    add_data_arguments(parser, "tracker_comparison")
+    add = parser.add_argument
+    add("--strides", type=int, nargs="+", default=[1, 4], metavar="K", help="frame strides (default: 1 4)")
+    add("--seed", type=int, nargs="+", default=[0], dest="seeds", metavar="S",
+        help="perturbation seed(s); several give mean ± std (default: 0)")
+    add("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), metavar="SETTING",
+        help=f"keypoint settings, of {', '.join(SETTINGS)} (default: all three of Figure 4)")
+    add("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
+        help=f"tracking methods, of {', '.join(METHODS)} (default: all)")
+    add("--experiment", default="default", help="training experiment config (default: default)")
+    add("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
+    add("--train-seeds", type=int, nargs="+", default=None, metavar="S",
+        help="train every learned method once per seed; cells show mean ± std (overrides --train-seed)")
+    add("--baseline-train-seeds", type=int, nargs="+", default=None, metavar="S",
+        help="training seeds of the learned baselines (default: those of --train-seeds)")
+    add("--improved-experiment", default="improved",
+        help="experiment of the improved Pose Entailment matcher (default: improved)")
+    add("--improved-override", action="append", default=[], metavar="KEY=VALUE", dest="improved_overrides",
+        help="extra training override of the improved matcher (repeatable)")
+    add("--train-override", action="append", default=[], metavar="KEY=VALUE", dest="train_overrides",
+        help="extra training config override (repeatable)")
+    add("--checkpoint", default=None, help="use this matching-network checkpoint, no training")
+    add("--baseline-checkpoint", action="append", default=[], metavar="METHOD=CKPT",
+        help=f"use this checkpoint for a learned baseline ({', '.join(LEARNED_BASELINES)}), no training (repeatable)")
+    add("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
+    add("--nearest", type=int, default=None,
+        help="Pose Entailment compares with the n nearest poses of each earlier frame (default: all)")
+    add("--baseline-nearest", type=int, default=None,
+        help="the learned baselines (gcn, cnn_*) compare with the n nearest poses of each earlier frame "
+             "(default: all; a CNN cell costs minutes on a CPU)")
+    add("--keypoint-threshold", type=float, default=0.5,
+        help="output keypoint confidence threshold before MOTA in predicted-keypoint settings (A.3; default "
+             "0.5, the paper used 0.57)")
+    add("--grid", type=float, nargs="+", default=list(DEFAULT_GRID),
+        help="match thresholds tried for OKS and IoU on the training split")
+    add("--oks-threshold", type=float, default=None, help="fix OKS's match threshold (no tuning)")
+    add("--iou-threshold", type=float, default=None, help="fix IoU's match threshold (no tuning)")
     add_run_arguments(parser)
 
 
@@ -795,20 +776,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         if not sep or not path:
             raise ValueError(f"--baseline-checkpoint: expected METHOD=CKPT, got {item!r}")
         checkpoints[method] = path
-    return Options(data=args.data, eval_split=args.eval_split, out=args.out, strides=tuple(args.strides),
-                   seeds=tuple(args.seeds), settings=tuple(args.settings), methods=tuple(args.methods),
-                   experiment=args.experiment, train_seed=args.train_seed,
-                   train_seeds=tuple(args.train_seeds) if args.train_seeds else None,
-                   baseline_train_seeds=tuple(args.baseline_train_seeds) if args.baseline_train_seeds else None,
-                   improved_experiment=args.improved_experiment,
-                   improved_overrides=tuple(args.improved_override),
-                   train_overrides=tuple(args.train_override), checkpoint=args.checkpoint,
-                   checkpoints=checkpoints, delta=args.delta, nearest=args.nearest,
-                   baseline_nearest=args.baseline_nearest, keypoint_threshold=args.keypoint_threshold, grid=tuple(args.grid),
-                   fixed_thresholds=fixed, synthetic_test_videos=args.synthetic_test_videos,
-                   device=args.device, batch_size=args.batch_size, threads=args.threads,
-                   retry_failed=not args.no_retry_failed,
-                   wait_for_training=not args.no_wait)
+    return options_from(Options, args, fixed_thresholds=fixed, checkpoints=checkpoints)
 
 
 def run(args: argparse.Namespace) -> int:

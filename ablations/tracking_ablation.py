@@ -3,7 +3,7 @@
 The spec runner (:mod:`ablations.runner`, ``keytrack ablate NAME``) tracks an evaluation split many
 times with small changes (δ, the assignment, the keypoint threshold, the network trained per row). This module holds what they have in common:
 
-* their options (:class:`TrackingOptions`, :func:`add_tracking_arguments`, :func:`tracking_kwargs`);
+* their options (:class:`TrackingOptions`, :func:`add_tracking_arguments`, :func:`tracking_options`);
 * the matching network they track with (:func:`matching_network`);
 * the grid of tracking cells (:class:`Cell`, :func:`run_cells`), each a cached run, with a memo of
   pair scores shared by the cells that score the same pose pairs (:class:`PairScoreMemo`);
@@ -22,8 +22,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (MeanStd, Profile, RunCache, RunRecord, add_run_arguments, dataset_fingerprint,
-                              mean_std)
+from ablations.common import (MeanStd, Profile, RunCache, RunRecord, add_data_arguments, add_run_arguments,
+                              dataset_fingerprint, mean_std, options_from)
 from ablations.tracker_comparison import (HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                           keypoint_hota)
 from keytrack.perturb import perturb
@@ -474,12 +474,8 @@ def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, ti
 
 def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> None:
     """The options of :class:`TrackingOptions`."""
+    add_data_arguments(parser, ablation, synthetic_test_videos=None)
     add = parser.add_argument
-    add("--data", default=None,
-        help="PoseTrack18-layout folder (train split + test, or val) instead of the synthetic default")
-    add("--eval-split", default=None, help="evaluation split under --data (default: test, else val)")
-    add("--out", default=None,
-        help=f"results folder (default: results/{ablation}, with --data results/{ablation}/<data>-<split>)")
     add("--profile", choices=PROFILES, default="quick",
         help="training budget of the matching network when it must be trained: quick (experiment default, "
              "minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)")
@@ -492,7 +488,7 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> No
     add("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
     add("--train-seeds", type=int, nargs="+", default=None,
         help="specs that train one network per row: its training seeds (default: the spec's train.seeds)")
-    add("--train-override", action="append", default=[], metavar="KEY=VALUE",
+    add("--train-override", action="append", default=[], metavar="KEY=VALUE", dest="train_overrides",
         help="extra training config override (repeatable)")
     add("--checkpoint", default=None, help="use this matching-network checkpoint, no training")
     add("--match-threshold", type=float, default=POSE_ENTAILMENT_THRESHOLD,
@@ -502,24 +498,12 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> No
              f"(A.3; default: the paper's {PAPER_KEYPOINT_THRESHOLD})")
     add("--nearest", type=int, default=None,
         help="compare with the n nearest poses of each earlier frame (default: all)")
-    add("--synthetic-test-videos", type=int, default=None,
-        help="videos of the synthetic test set without --data (default: the spec's, else 20)")
-    add("--device", default="cpu", help="torch device of the matching network")
-    add("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
     add_run_arguments(parser)
 
 
-def tracking_kwargs(args: argparse.Namespace) -> dict:
-    """:class:`TrackingOptions` fields from parsed :func:`add_tracking_arguments` options."""
-    return dict(data=args.data, eval_split=args.eval_split, out=args.out, profile=args.profile,
-                seeds=tuple(args.seeds), gt_all_seeds=args.gt_all_seeds, experiment=args.experiment,
-                train_seed=args.train_seed,
-                train_seeds=tuple(args.train_seeds) if args.train_seeds else None, train_overrides=tuple(args.train_override),
-                checkpoint=args.checkpoint, match_threshold=args.match_threshold,
-                keypoint_threshold=args.keypoint_threshold, nearest=args.nearest,
-                synthetic_test_videos=args.synthetic_test_videos, device=args.device,
-                batch_size=args.batch_size, threads=args.threads, retry_failed=not args.no_retry_failed,
-                wait_for_training=not args.no_wait)
+def tracking_options(args: argparse.Namespace) -> TrackingOptions:
+    """:class:`TrackingOptions` from parsed :func:`add_tracking_arguments` options."""
+    return options_from(TrackingOptions, args)
 
 
 def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval_description: str,

@@ -286,7 +286,7 @@ def test_cli_parsers_build_options():
     parsed = runner._options_parser("timesteps").parse_intermixed_args(
         ["axes.delta=[1,4]", "--seeds", "3", "4", "--profile", "full", "plot.ncols=1", "--train-seeds", "5"])
     assert parsed.seeds == [3, 4] and parsed.profile == "full" and parsed.overrides == ["axes.delta=[1,4]", "plot.ncols=1"]
-    assert tracking_ablation.tracking_kwargs(parsed)["train_seeds"] == (5,)
+    assert tracking_ablation.tracking_options(parsed).train_seeds == (5,)
     assert runner.load_spec("timesteps", parsed.overrides)["axes"]["delta"] == [1, 4]
     with pytest.raises(ValueError, match="seeds"):
         TrackingOptions(seeds=())

@@ -573,6 +573,28 @@ def budget_file_overrides(name: str) -> list[str]:
     return config_dotlist(budget)
 
 
+@dataclass
+class RunOptions:
+    """The options every ablation that trains or tracks shares (:func:`add_data_arguments`,
+    :func:`add_run_arguments`); each ablation's options extend them."""
+
+    data: str | None = None
+    eval_split: str | None = None
+    out: str | None = None
+    synthetic_test_videos: int | None = 20
+    device: str = "cpu"
+    batch_size: int = 16384
+    threads: int | None = None
+    retry_failed: bool = True
+    wait_for_training: bool = True
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.synthetic_test_videos is not None and self.synthetic_test_videos < 1:
+            raise ValueError(f"synthetic_test_videos must be >= 1, got {self.synthetic_test_videos}")
+
+
 def add_data_arguments(parser, ablation: str, *, synthetic_test_videos: int | None = 20, network: bool = True) -> None:
     """The options every ablation that evaluates on a split shares: ``--data``, ``--eval-split``,
     ``--out``, ``--synthetic-test-videos`` and, with ``network``, ``--device`` and ``--batch-size``."""

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, MeanStd, add_data_arguments, command_main, finish, options_from, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
+from ablations.common import (Column, MeanStd, RunOptions, add_data_arguments, command_main, finish, options_from, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
                               dataset_fingerprint, display_path, mean_std, write_table)
 from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
@@ -92,12 +92,9 @@ PAPER_KEYPOINT_THRESHOLD = 0.57
 
 
 @dataclass
-class Options:
+class Options(RunOptions):
     """Everything the comparison depends on (the command-line options)."""
 
-    data: str | None = None
-    eval_split: str | None = None
-    out: str | None = None
     strides: tuple[int, ...] = (1, 4)
     seeds: tuple[int, ...] = (0,)
     settings: tuple[str, ...] = SETTINGS
@@ -117,14 +114,9 @@ class Options:
     keypoint_threshold: float = 0.5
     grid: tuple[float, ...] = DEFAULT_GRID
     fixed_thresholds: dict[str, float] = field(default_factory=dict)
-    synthetic_test_videos: int = 20
-    device: str = "cpu"
-    batch_size: int = 16384
-    threads: int | None = None
-    retry_failed: bool = True
-    wait_for_training: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         bad = [s for s in self.settings if s not in SETTINGS]
         if bad:
             raise ValueError(f"settings: unknown {bad}; expected some of {list(SETTINGS)}")
@@ -150,8 +142,6 @@ class Options:
             raise ValueError(f"grid: match thresholds must lie in [0, 1], got {list(self.grid)}")
         if self.train_seeds is not None and (not self.train_seeds or min(self.train_seeds) < 0):
             raise ValueError(f"train_seeds must be integers >= 0, got {list(self.train_seeds)}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
         if not 0.0 <= self.keypoint_threshold <= 1.0:
             raise ValueError(f"keypoint_threshold must lie in [0, 1], got {self.keypoint_threshold}")
 

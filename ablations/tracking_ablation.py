@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (MeanStd, Profile, RunCache, RunRecord, add_data_arguments, add_run_arguments,
+from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_data_arguments, add_run_arguments,
                               dataset_fingerprint, mean_std, options_from)
 from ablations.tracker_comparison import (HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                           keypoint_hota)
@@ -43,7 +43,7 @@ GT_SETTING = "gt_boxes_gt_keypoints"
 
 
 @dataclass
-class TrackingOptions:
+class TrackingOptions(RunOptions):
     """Options every tracking-time ablation takes (its command-line options).
 
     ``seeds`` are perturbation seeds (:func:`keytrack.perturb.perturb`): each gives another draw of
@@ -52,9 +52,6 @@ class TrackingOptions:
     without noise its seed only changes the order of the poses within a frame.
     """
 
-    data: str | None = None
-    eval_split: str | None = None
-    out: str | None = None
     profile: str = "quick"
     seeds: tuple[int, ...] = (0, 1, 2)
     gt_all_seeds: bool = False
@@ -66,14 +63,10 @@ class TrackingOptions:
     match_threshold: float = POSE_ENTAILMENT_THRESHOLD
     keypoint_threshold: float = PAPER_KEYPOINT_THRESHOLD
     nearest: int | None = None
-    synthetic_test_videos: int | None = None
-    device: str = "cpu"
-    batch_size: int = 16384
-    threads: int | None = None
-    retry_failed: bool = True
-    wait_for_training: bool = True
+    synthetic_test_videos: int | None = None          # the spec's own, else 20
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.seeds = tuple(int(s) for s in self.seeds)
         if self.profile not in PROFILES:
             raise ValueError(f"profile: expected one of {list(PROFILES)}, got {self.profile!r}")
@@ -85,10 +78,6 @@ class TrackingOptions:
             raise ValueError(f"keypoint_threshold must lie in [0, 1], got {self.keypoint_threshold}")
         if self.nearest is not None and self.nearest < 1:
             raise ValueError(f"nearest must be >= 1, got {self.nearest}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if self.synthetic_test_videos is not None and self.synthetic_test_videos < 1:
-            raise ValueError(f"synthetic_test_videos must be >= 1, got {self.synthetic_test_videos}")
 
     @property
     def training_experiment(self) -> str:

@@ -111,13 +111,13 @@ def test_training_specs_are_checked_with_the_file_and_the_field():
 
 def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoint):
     from keytrack.perturb import perturb
-    from keytrack.tracking import PoseEntailmentScorer, Tracker
+    from keytrack.tracking import PairScoreMemo, PoseEntailmentScorer, Tracker
 
     torch.set_num_threads(1)
     predicted = perturb(eval_gt, "predicted_boxes_predicted_keypoints", 0)
     direct = PoseEntailmentScorer.from_checkpoint(checkpoint)
     plain = Tracker(direct, delta=4).track_dataset(predicted)
-    memo = tracking_ablation.PairScoreMemo(PoseEntailmentScorer.from_checkpoint(checkpoint))
+    memo = PairScoreMemo(PoseEntailmentScorer.from_checkpoint(checkpoint))
     first = Tracker(memo, delta=4).track_dataset(predicted)
     scored = memo.pairs_scored
     assert scored == direct.pairs_scored > 0 and memo.pairs_reused == 0

@@ -8,13 +8,13 @@
 * :mod:`~keytrack.tracking.cli`: the ``keytrack track`` command.
 """
 from keytrack.tracking.assignment import ASSIGNMENTS, greedy_assignment, hungarian_assignment
-from keytrack.tracking.scorers import (SCORERS, Candidates, IoUScorer, OKSScorer, PoseEntailmentScorer, Scorer,
-                                       iou_matrix, oks_matrix)
+from keytrack.tracking.scorers import (SCORERS, Candidates, IoUScorer, OKSScorer, PairScoreMemo, PoseEntailmentScorer,
+                                       Scorer, iou_matrix, oks_matrix)
 from keytrack.tracking.tracker import (Tracker, TrackingError, apply_keypoint_threshold, drop_track_ids,
                                        subsample)
 
 __all__ = [
-    "ASSIGNMENTS", "SCORERS", "Candidates", "IoUScorer", "OKSScorer", "PoseEntailmentScorer", "Scorer",
+    "ASSIGNMENTS", "SCORERS", "Candidates", "IoUScorer", "OKSScorer", "PairScoreMemo", "PoseEntailmentScorer", "Scorer",
     "Tracker", "TrackingError", "apply_keypoint_threshold", "drop_track_ids", "greedy_assignment",
     "hungarian_assignment", "iou_matrix", "oks_matrix", "subsample",
 ]

@@ -18,6 +18,7 @@ into the same :class:`~keytrack.tracking.tracker.Tracker`:
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -31,7 +32,7 @@ if TYPE_CHECKING:   # torch is imported only when a network is used (evaluation 
     import torch
     from torch import nn
 
-__all__ = ["Candidates", "Scorer", "PoseEntailmentScorer", "OKSScorer", "IoUScorer", "SCORERS",
+__all__ = ["Candidates", "Scorer", "PoseEntailmentScorer", "OKSScorer", "IoUScorer", "SCORERS", "PairScoreMemo",
            "oks_matrix", "oks_pairs", "iou_matrix"]
 
 
@@ -420,3 +421,70 @@ SCORERS: dict[str, type] = {
     "oks": OKSScorer,
     "iou": IoUScorer,
 }
+
+
+class PairScoreMemo:
+    """A scorer that remembers every pose-pair score it has computed, and asks ``scorer`` only for new pairs.
+
+    A pair's score depends on the two poses (keypoints and boxes), their distance ``Δ`` in
+    timesteps and the frame size, not on the track ids the tracker has given so far. Tracking the
+    same predictions with another assignment, or with a smaller δ (whose candidate pairs are a
+    subset of δ = 4's), therefore needs no new network forward: the memo answers from the scores of
+    the first run. Poses are keyed by a 16-byte BLAKE2b digest of their keypoint and box values.
+
+    ``pairs_scored`` counts pairs sent to ``scorer``, ``pairs_reused`` pairs answered from memory.
+    Use one memo per set of predictions (it grows with every distinct pair).
+    """
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+        self.scores: dict[tuple[bytes, bytes, int, tuple[float, float]], float] = {}
+        self.pairs_scored = 0
+        self.pairs_reused = 0
+
+    @property
+    def max_delta(self) -> int | None:
+        return getattr(self.scorer, "max_delta", None)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.scorer, "name", type(self.scorer).__name__)
+
+    def begin_video(self, video) -> None:
+        """Passed on to scorers that need the video (the crop CNN reads its frames)."""
+        if hasattr(self.scorer, "begin_video"):
+            self.scorer.begin_video(video)
+
+    @staticmethod
+    def _pose_keys(keypoints: np.ndarray, boxes: np.ndarray) -> list[bytes]:
+        rows = np.ascontiguousarray(np.concatenate(
+            [np.asarray(keypoints, np.float64).reshape(len(keypoints), -1),
+             np.asarray(boxes, np.float64).reshape(len(boxes), -1)], axis=1))
+        return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
+
+    def __call__(self, keypoints, boxes, candidates, frame_size, mask=None) -> np.ndarray:
+        p, c = len(keypoints), len(candidates)
+        mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
+        scores = np.zeros((p, c))
+        rows, cols = np.nonzero(mask)
+        if len(rows) == 0:
+            return scores
+        size = tuple(float(v) for v in frame_size)
+        q_keys = self._pose_keys(keypoints, boxes)
+        c_keys = self._pose_keys(candidates.keypoints, candidates.boxes)
+        deltas = np.asarray(candidates.delta, np.int64).tolist()
+        keys = [(q_keys[i], c_keys[j], deltas[j], size) for i, j in zip(rows.tolist(), cols.tolist())]
+        known = np.fromiter((k in self.scores for k in keys), bool, len(keys))
+        if known.any():
+            scores[rows[known], cols[known]] = [self.scores[k] for k, hit in zip(keys, known) if hit]
+        if not known.all():
+            need = np.zeros_like(mask)
+            need[rows[~known], cols[~known]] = True
+            fresh = np.asarray(self.scorer(keypoints, boxes, candidates, frame_size, need), np.float64)
+            new_rows, new_cols = rows[~known], cols[~known]
+            scores[new_rows, new_cols] = fresh[new_rows, new_cols]
+            self.scores.update(zip((k for k, hit in zip(keys, known) if not hit),
+                                   fresh[new_rows, new_cols].tolist()))
+        self.pairs_reused += int(known.sum())
+        self.pairs_scored += int((~known).sum())
+        return scores

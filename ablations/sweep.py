@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ablations.common import Profile, command_main, RunCache, RunRecord, dataset_fingerprint, json_safe
+from ablations.common import Profile, command_main, options_from, RunCache, RunRecord, dataset_fingerprint, json_safe
 from ablations.sweep_table import SIZE_KEYS
 from keytrack.perturb import SETTINGS
 
@@ -905,13 +905,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> SweepOptions:
-    return SweepOptions(data=args.data, eval_split=args.eval_split, count=args.count, extra=tuple(args.extra),
-                        out=args.out, runs_dir=args.runs_dir, test_videos=args.test_videos,
-                        setting=args.setting, perturb_seed=args.perturb_seed,
-                        match_threshold=args.match_threshold, keypoint_threshold=args.keypoint_threshold,
-                        delta=args.delta, device=args.device, batch_size=args.batch_size,
-                        track=not args.no_track, search_seed=args.search_seed, poll_seconds=args.poll_seconds,
-                        retry_failed=not args.no_retry_failed, threads=args.threads)
+    return options_from(SweepOptions, args, track=not args.no_track)
 
 
 def _exit_on_sigterm(signum, frame) -> None:

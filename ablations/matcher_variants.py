@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 
 from ablations.common import (Column, Profile, RunCache, add_run_arguments, complete_head_boxes,
                               dataset_fingerprint, display_path, file_digest, train_or_reuse, write_table)
+from ablations.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
 
 log = logging.getLogger("ablations.matcher_variants")
 
@@ -40,7 +41,6 @@ SPEC = Path(__file__).resolve().parents[1] / "experiments" / "ablations" / f"{AB
 STRIDES = (1, 4)
 OKS_GRID = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5)
 GT, PREDICTED = "gt_boxes_gt_keypoints", "predicted_boxes_predicted_keypoints"
-KEYPOINT_THRESHOLD = 0.5       # A.3, as ablations.tracker_comparison
 
 
 def load_spec(path: str | Path = SPEC) -> dict:
@@ -75,7 +75,8 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         threads: int | None, only: Sequence[str] = ()) -> Path:
     import torch
 
-    from ablations.tracker_comparison import _scorer, track_and_evaluate
+    from ablations.scoring import track_and_evaluate
+    from ablations.tracker_comparison import _scorer
     from keytrack.config import load_config
     from keytrack.perturb import perturb
     from keytrack.tracking import subsample

@@ -55,7 +55,7 @@ from typing import Any, Sequence
 
 from ablations.claims import CLAIMS
 from ablations.common import Column, Result, finish, write_table
-from ablations.tracker_comparison import SETTING_LABELS, hota_columns
+from ablations.scoring import SETTING_LABELS, hota_columns
 from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
                                         common_notes, describe_network, failure_status, hota_stats,
                                         matching_network, open_results, paired_difference, run_cells,

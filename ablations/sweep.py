@@ -449,9 +449,9 @@ def evaluate_checkpoint(checkpoint: str | Path, test: TestSet, *, match_threshol
     """Track ``test``'s predicted poses with ``checkpoint`` (§3.1: δ, greedy) and score them (§4.1).
 
     Keypoints below ``keypoint_threshold`` are removed before MOTA and %IDSW (A.3), as in
-    :func:`ablations.tracker_comparison.track_and_evaluate`, which this calls.
+    :func:`ablations.scoring.track_and_evaluate`, which this calls.
     """
-    from ablations.tracker_comparison import track_and_evaluate
+    from ablations.scoring import track_and_evaluate
     from keytrack.tracking import PoseEntailmentScorer
 
     scorer = PoseEntailmentScorer.from_checkpoint(str(checkpoint), device=device, batch_size=batch_size)

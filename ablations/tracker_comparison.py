@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, MeanStd, RunOptions, add_data_arguments, command_main, finish, options_from, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes,
-                              dataset_fingerprint, display_path, mean_std, write_table)
+from ablations.common import (Column, RunOptions, add_data_arguments, command_main, finish, options_from, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes, dataset_fingerprint, display_path, mean_std, write_table)
+from ablations.scoring import (COMPARISON_KEYPOINT_THRESHOLD, HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD,
+                               POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, track_and_evaluate)
 from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
 from keytrack.poses import Dataset
@@ -54,12 +55,6 @@ log = logging.getLogger("ablations.tracker_comparison")
 
 ABLATION = "tracker_comparison"
 
-#: Figure 4's keypoint settings, as the table labels them.
-SETTING_LABELS: dict[str, str] = {
-    "gt_boxes_gt_keypoints": "GT boxes, GT keypoints",
-    "gt_boxes_predicted_keypoints": "GT boxes, predicted keypoints",
-    "predicted_boxes_predicted_keypoints": "predicted boxes, predicted keypoints",
-}
 #: Learned baselines (§4.2, §5.2): every registered matcher but the transformer
 #: (keytrack.models.registry), each trained from the experiment file of its name with the training
 #: budget (optimiser, loader, epochs) of Pose Entailment's experiment, and tracking with the same
@@ -85,10 +80,6 @@ CNN_BATCH_SIZE = 512
 PARTS: tuple[str, ...] = ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl")
 #: Match thresholds tried for the OKS and IoU baselines on the training split.
 DEFAULT_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-#: Pose Entailment's match threshold: the decision point of its two-class softmax (not tuned).
-POSE_ENTAILMENT_THRESHOLD = 0.5
-#: The paper's keypoint threshold for MOTA (A.3, Table 4).
-PAPER_KEYPOINT_THRESHOLD = 0.57
 
 
 @dataclass
@@ -111,7 +102,7 @@ class Options(RunOptions):
     delta: int = 4
     nearest: int | None = None
     baseline_nearest: int | None = None
-    keypoint_threshold: float = 0.5
+    keypoint_threshold: float = COMPARISON_KEYPOINT_THRESHOLD
     grid: tuple[float, ...] = DEFAULT_GRID
     fixed_thresholds: dict[str, float] = field(default_factory=dict)
 
@@ -194,62 +185,6 @@ def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int, i
         return PoseEntailmentScorer.from_checkpoint(checkpoint, device=device, batch_size=batch_size,
                                                     image_root=image_root, split=split)
     return {"oks": OKSScorer, "iou": IoUScorer}[method]()
-
-
-#: The HOTA-family and identity totals the tracking tables show (keytrack.evaluation.hota).
-HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")
-
-
-def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
-    """``{HOTA, DetA, AssA, IDF1}`` totals (0-100) of ``tracked`` against ``gt``, the PoseTrack21
-    kit's keypoint HOTA; ``{"error": message}`` when the kit's protocol cannot score this ground
-    truth (a pose with keypoints but no head box), so the tracking cell itself still counts."""
-    from keytrack.evaluation import EvaluationError
-    from keytrack.evaluation.hota import hota
-
-    try:
-        total = hota(gt, tracked)["total"]
-    except EvaluationError as err:
-        log.warning("HOTA not computed: %s", err)
-        return {"error": str(err)}
-    return {k: float(total[k]) for k in HOTA_COLUMNS}
-
-
-def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_threshold: float, delta: int = 4,
-                       nearest: int | None = None, keypoint_threshold: float = 0.0,
-                       compute_ap: bool = True, compute_hota: bool = True) -> dict:
-    """Track ``predicted`` online (§3.1, greedy) and score it against ``gt`` (poseval, §4.1).
-
-    Keypoints below ``keypoint_threshold`` are removed from the tracked output before MOTA and
-    %IDSW (A.3); AP is computed on the output before that threshold. Returns the %IDSW, MOTA and
-    AP columns (Head … Ankl, Total), the MOT counts, the PoseTrack21 kit's keypoint HOTA, DetA,
-    AssA and IDF1 totals of the same output as MOTA (:func:`keypoint_hota`) and the speed of the
-    tracking step.
-    """
-    from keytrack.evaluation import evaluate
-    from keytrack.tracking import Tracker, apply_keypoint_threshold
-
-    tracker = Tracker(scorer, delta=delta, nearest=nearest, assignment="greedy",
-                      match_threshold=match_threshold)
-    tracked = tracker.track_dataset(predicted)
-    shown = apply_keypoint_threshold(tracked, keypoint_threshold) if keypoint_threshold > 0 else tracked
-    mot = evaluate(gt, shown, compute_ap=False)
-    out = {
-        "idsw": mot.columns("idsw"), "mota": mot.columns("mota"),
-        **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")},
-        "frames": tracker.frames_tracked, "poses": predicted.num_poses,
-        "tracking_seconds": tracker.seconds,
-        "frames_per_s": tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else None,
-    }
-    if compute_hota:
-        out["hota"] = keypoint_hota(gt, shown)
-    if compute_ap:
-        out["ap"] = evaluate(gt, tracked, compute_mot=False).columns("ap")
-    if hasattr(scorer, "pairs_scored"):
-        seconds = scorer.network_seconds
-        out.update(pairs=scorer.pairs_scored, forwards=scorer.forwards, network_seconds=seconds,
-                   pairs_per_s=scorer.pairs_scored / seconds if seconds > 0 else None)
-    return out
 
 
 # -- steps ----------------------------------------------------------------------------------------------
@@ -369,15 +304,6 @@ def _paper_figure4() -> dict:
     from keytrack.reference import paper_results
 
     return paper_results()["tracker_comparison"]["settings"]
-
-
-def hota_columns(rows: Sequence[dict]) -> list[Column]:
-    """The :data:`HOTA_COLUMNS` of a table where some row has a value that prints (not absent, not a
-    mean over no run)."""
-    def shown(value) -> bool:
-        return value is not None and not (isinstance(value, MeanStd) and value.n == 0)
-
-    return [Column(k, k) for k in HOTA_COLUMNS if any(shown(r.get(k)) for r in rows)]
 
 
 def _value(records: list[RunRecord], getter, seeds: int):

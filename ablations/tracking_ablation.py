@@ -24,8 +24,7 @@ import numpy as np
 from ablations.common import matching_network as shared_matching_network
 from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_data_arguments, add_run_arguments,
                               dataset_fingerprint, mean_std, options_from)
-from ablations.tracker_comparison import (HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
-                                          keypoint_hota)
+from ablations.scoring import HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, score_tracked
 from keytrack.perturb import perturb
 from keytrack.tracking.scorers import PairScoreMemo
 from keytrack.poses import Dataset
@@ -165,8 +164,7 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, netwo
     applied to the output, A.3). Within a group the largest δ is tracked first, so the smaller
     ones are answered from the memo. A cell that raises is recorded as failed and the others go on.
     """
-    from keytrack.evaluation import evaluate
-    from keytrack.tracking import PoseEntailmentScorer, Tracker, apply_keypoint_threshold
+    from keytrack.tracking import PoseEntailmentScorer, Tracker
 
     eval_id = dataset_fingerprint(eval_gt)
     groups: dict[tuple[str, int], list[Cell]] = {}
@@ -214,16 +212,9 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, netwo
 
             def run(cell: Cell = cell) -> dict:
                 out, info = tracked(cell)
-                shown = apply_keypoint_threshold(out, cell.keypoint_threshold) \
-                    if cell.keypoint_threshold > 0 else out
-                result = evaluate(eval_gt, shown, compute_ap=cell.compute_ap)
-                row = {"idsw": result.columns("idsw"), "mota": result.columns("mota"),
-                       **{k: result.total[k] for k in ("num_switches", "num_misses", "num_false_positives",
-                                                        "num_objects")}, **info}
-                row["hota"] = keypoint_hota(eval_gt, shown)
-                if cell.compute_ap:
-                    row["ap"] = result.columns("ap")
-                return row
+                # Table 4 scores AP, MOTA and %IDSW on what is left after the keypoint threshold
+                return {**score_tracked(eval_gt, out, keypoint_threshold=cell.keypoint_threshold,
+                                        compute_ap=cell.compute_ap, ap_after_threshold=True), **info}
 
             done += 1
             logger.info("[%d/%d] %s", done, len(cells), cell.key)
@@ -272,7 +263,7 @@ class TrainAndTrack:
 
     def track(self, key: str, trained: RunRecord, batch_size: int, **scorer_kwargs) -> RunRecord:
         """Track the evaluation set with ``trained``'s network (:func:`track_and_evaluate`)."""
-        from ablations.tracker_comparison import track_and_evaluate
+        from ablations.scoring import track_and_evaluate
 
         def run() -> dict:
             from keytrack.tracking import PoseEntailmentScorer

@@ -134,7 +134,7 @@ def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoin
 
 @pytest.mark.slow
 def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
-    from ablations.tracker_comparison import track_and_evaluate
+    from ablations.scoring import track_and_evaluate
     from keytrack.perturb import perturb
     from keytrack.tracking import PoseEntailmentScorer
 

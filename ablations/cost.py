@@ -107,6 +107,16 @@ def count(model, batch) -> dict:
     return {"params": params, "flops": dict(flops)}
 
 
+def per_pair(experiment: str, overrides: Sequence[str] = ()) -> dict:
+    """``{"params", "flops"}`` of the whole matcher of ``experiment`` with ``overrides``, per pose pair."""
+    from keytrack.config import load_config
+    from keytrack.models.factory import build_matcher
+
+    cfg = load_config([f"experiment={experiment}", *overrides])
+    c = count(build_matcher(cfg), example_batch(cfg))
+    return {"params": c["params"][""], "flops": c["flops"][""]}
+
+
 def rows_for(experiment: str, paper: dict, overrides: Sequence[str] = ()) -> list[dict]:
     from keytrack.config import load_config
     from keytrack.models.factory import build_matcher

@@ -91,7 +91,7 @@ METRICS = {"idsw": "%IDSW", "mota": "MOTA", "ap": "AP", "val_acc": "match acc."}
 
 
 def spec_names() -> list[str]:
-    """The ablations of ``experiments/ablations/`` this runner reads (those with ``axes``)."""
+    """The ablations of ``experiments/ablations/`` this runner reads (those with ``axes`` or ``train``)."""
     from omegaconf import OmegaConf
 
     return sorted(p.stem for p in SPECS.glob("*.yaml") if {"axes", "train"} & set(OmegaConf.load(p) or {}))
@@ -374,8 +374,8 @@ def by_profile(node: Any, profile: str) -> Any:
 
 def train_rows(spec: dict) -> list[dict]:
     """The rows of a training spec: each ``train.rows`` entry for every combination of ``train.each``
-    (its overrides formatted with those values: ``"tokens.grid=[{resolution[0]},{resolution[1]}]"``),
-    in the order of the entries; ``train.only`` keeps the rows of those names."""
+    (its overrides formatted with those values: ``"tokens.grid=[{resolution[0]},{resolution[1]}]"``;
+    ``values``: the row's name and those values), in the order of the entries; ``train.only`` keeps the rows of those names."""
     train = spec["train"]
     each = train.get("each") or {}
     only = set(train.get("only") or [])
@@ -386,22 +386,12 @@ def train_rows(spec: dict) -> list[dict]:
         for combo in itertools.product(*each.values()):
             values = dict(zip(each, combo))
             key = "-".join([entry["row"], *(str(_label(spec, k, v)) for k, v in values.items())])
-            out.append({"row": entry["row"], **values, "key": key, "experiment": entry["experiment"],
+            out.append({"row": entry["row"], **values, "values": {"row": entry["row"], **values}, "key": key,
+                        "experiment": entry["experiment"],
                         "overrides": [str(o).format(**values) for o in entry.get("overrides") or []]})
     if not out:
         raise InputError(f"{spec['_path']}: train.only: no row is named {sorted(only)}")
     return out
-
-
-def _cost(experiment: str, overrides: Sequence[str]) -> dict:
-    """Parameters and FLOPs per pose pair of a configured matcher (:func:`ablations.cost.count`)."""
-    from ablations.cost import count, example_batch
-    from keytrack.config import load_config
-    from keytrack.models.factory import build_matcher
-
-    cfg = load_config([f"experiment={experiment}", *overrides])
-    c = count(build_matcher(cfg), example_batch(cfg))
-    return {"params": c["params"][""], "flops": c["flops"][""]}
 
 
 def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
@@ -417,6 +407,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     from omegaconf import OmegaConf
 
     from ablations.common import budget_file_overrides, describe_budget, display_path, mean_std
+    from ablations.cost import per_pair
     from ablations.tracker_comparison import CNN_BATCH_SIZE
     from ablations.tracking_ablation import TrainAndTrack
     from keytrack.config import data_tag, load_config, overrides_for
@@ -441,16 +432,17 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     image_root = str(profile.data_root) if profile.data_root is not None else None
     rows_raw = train_rows(spec)
     trainings, trackings, costs, cfgs = {}, {}, {}, {}
+    each = list(train.get("each") or {})
     for i, r in enumerate(rows_raw):
         row_overrides = overrides_for(r["experiment"], [*r["overrides"], *opts.train_overrides])
-        cfgs[r["key"]] = cfg = load_config([f"experiment={r['experiment']}", *budget, *row_overrides])
         if train.get("cost"):
-            costs[r["key"]] = cache.run(f"cost-{r['key']}", lambda r=r, o=row_overrides: _cost(r["experiment"], o),
+            costs[r["key"]] = cache.run(f"cost-{r['key']}", lambda r=r, o=row_overrides: per_pair(r["experiment"], o),
                                         {"kind": "cost", "experiment": r["experiment"], "overrides": row_overrides})
-        batch = opts.batch_size if cfg.model.name == "transformer" else min(opts.batch_size, CNN_BATCH_SIZE)
         for seed in seeds:
             overrides = [*profile.train_overrides(), *budget, *row_overrides, f"seed={seed}"]
             run_cfg = load_config([f"experiment={r['experiment']}", *overrides])
+            cfgs.setdefault(r["key"], run_cfg)         # the row's config: its ✓ columns, the budget note
+            batch = opts.batch_size if run_cfg.model.name == "transformer" else min(opts.batch_size, CNN_BATCH_SIZE)
             # the run's folder: its data, row, profile and config digest (a changed config never resumes it)
             overrides.append(f"run_name={data_tag(run_cfg.data)}-{r['key']}-{opts.profile}-{digest(run_cfg)[:6]}"
                              f"-seed{seed}")
@@ -473,27 +465,28 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
         tracks = [trackings[(r["key"], s)] for s in seeds]
         ok = [t.result for t in trains if t.ok]
         done = [t.result for t in tracks if t.ok]
-        row = {"row": _label(spec, "row", r["row"]), **{k: _label(spec, k, r[k]) for k in train.get("each") or {}},
+        row = {k: _label(spec, k, v) for k, v in r["values"].items()}
+        row.update({
                **{col: "✓" if OmegaConf.select(cfgs[r["key"]], key) else "" for col, key in show.items()},
                "val_acc": mean_std(val_acc(t) for t in ok), "idsw": mean_std(t["idsw"]["Total"] for t in done),
                "mota": mean_std(t["mota"]["Total"] for t in done),
                "steps": mean_std(t.get("global_step") for t in ok),
                "train_seconds": mean_std(t.get("train_seconds") for t in ok),
-               "pairs_per_s": mean_std(t.get("pairs_per_s") for t in done), "experiment": r["experiment"]}
+               "pairs_per_s": mean_std(t.get("pairs_per_s") for t in done), "experiment": r["experiment"]})
         cost = costs.get(r["key"])
         if cost is not None:
             row.update(params_m=cost.result["params"] / 1e6 if cost.ok else None,
                        mflops=cost.result["flops"] / 1e6 if cost.ok else None)
         if compare and r["row"] != compare["to"]:
             ref = next((q for q in rows_raw if q["row"] == compare["to"]
-                        and all(q[k] == r[k] for k in train.get("each") or {})), None)
+                        and all(q[k] == r[k] for k in each)), None)
             if ref is not None:
                 ref_trains = [trainings[(ref["key"], s)] for s in seeds]
                 ref_tracks = [trackings[(ref["key"], s)] for s in seeds]
                 for m in compare["metrics"]:
                     mine, theirs = (trains, ref_trains) if m == "val_acc" else (tracks, ref_tracks)
                     row[f"d_{m}"] = paired_difference(mine, theirs, val_acc if m == "val_acc" else total(m))
-        row.update(paper_values(spec, {"row": r["row"], **{k: r[k] for k in train.get("each") or {}}}))
+        row.update(paper_values(spec, r["values"]))
         train_failed = failure_status(trains, seeds)
         track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],
                                       [s for s, x in zip(seeds, trains) if x.ok])
@@ -527,15 +520,12 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
              "trained networks in runs/<experiment>/<data>-<row>-<profile>-<config digest>-seed<k>/. Delete a "
              "file there to run it again."]
     files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
-    raw = [{"row": r["row"], **{k: r[k] for k in train.get("each") or {}}} for r in rows_raw]
-    plot = _plot(spec, rows, raw, out)
+    plot = _plot(spec, rows, [r["values"] for r in rows_raw], out)
     if plot is not None:
         files.append(plot)
     records = {**{("train", *k): v for k, v in trainings.items()}, **{("track", *k): v for k, v in trackings.items()},
                **{("cost", k): v for k, v in costs.items()}}
-    result = Result(rows, out, files, failures, records)
-    result.claims = claims                     # type: ignore[attr-defined]
-    return result
+    return Result(rows, out, files, failures, records)
 
 
 # -- command line -------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ablations.common import Profile, command_main, options_from, RunCache, RunRecord, dataset_fingerprint, json_safe
+from ablations.common import Profile, RunCache, RunRecord, command_main, dataset_fingerprint, json_safe, options_from
 from ablations.sweep_table import SIZE_KEYS
 from keytrack.perturb import SETTINGS
 

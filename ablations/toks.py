@@ -49,7 +49,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ablations.common import (Column, Profile, Result, add_data_arguments, command_main, finish, options_from, RunCache, RunRecord, dataset_fingerprint, file_digest,
+from ablations.common import (Column, Profile, Result, RunCache, RunRecord, add_data_arguments, command_main,
+                              dataset_fingerprint, file_digest, finish, options_from,
                               mean_std, write_table)
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig

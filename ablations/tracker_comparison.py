@@ -44,7 +44,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, RunOptions, add_data_arguments, command_main, finish, options_from, Profile, RunCache, RunRecord, add_run_arguments, complete_head_boxes, dataset_fingerprint, display_path, mean_std, write_table)
+from ablations.common import (Column, Profile, RunCache, RunOptions, RunRecord, add_data_arguments, add_run_arguments,
+                              command_main, complete_head_boxes, dataset_fingerprint, display_path, finish,
+                              mean_std, options_from, write_table)
 from ablations.scoring import (COMPARISON_KEYPOINT_THRESHOLD, HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD,
                                POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, track_and_evaluate)
 from keytrack.models import registry

@@ -96,11 +96,11 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     fit, val = _validation_ground_truth(profile, cfg0)
     val_id = dataset_fingerprint(val)
 
-    def track(method, checkpoint, threshold, stride, setting=GT):
+    def track(method, checkpoint, threshold, stride, setting=GT, motion=None):
         gt = subsample(val, stride)
         predicted = subsample(perturb(val, setting, 0), stride)
         return track_and_evaluate(gt, predicted, _scorer(method, checkpoint, "cpu", 16384),
-                                  match_threshold=threshold, compute_ap=False,
+                                  match_threshold=threshold, compute_ap=False, motion=motion,
                                   keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
 
     # OKS reference: threshold tuned on the training videos, then tracked on the validation videos.
@@ -126,17 +126,35 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         oks_row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
     checkpoints: dict[str, str] = {}
 
-    def ranking(method, checkpoint, k):
+    def ranking(method, checkpoint, k, motion=None):
         from keytrack.diagnose import diagnose
 
         scorer = _scorer(method, checkpoint, "cpu", 16384)
-        return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr)["rows"][0]
+        return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr,
+                        motion=motion)["rows"][0]
 
     for k in strides:
         rec = cache.run(f"oks-ranking-stride{k}", lambda k=k: ranking("oks", None, k),
                         {"data": val_id, "threshold": oks_thr, "stride": k})
         oks_row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
         oks_row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
+    reference = [oks_row]
+    if spec.get("oks_motion"):      # OKS with the tracker's motion too, at the same tuned threshold
+        moving = {"variant": f"OKS + motion (threshold {oks_thr:g})"}
+        for k in strides:
+            for setting, col in ((GT, "idsw"), (PREDICTED, "pidsw")):
+                rec = cache.run(f"oks-motion-stride{k}-{setting}",
+                                lambda k=k, setting=setting: track("oks", None, oks_thr, k, setting, "velocity"),
+                                {"data": val_id, "threshold": oks_thr, "stride": k, "setting": setting,
+                                 "motion": "velocity"})
+                moving[f"{col}{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
+                if setting == GT:
+                    moving[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
+            rec = cache.run(f"oks-motion-ranking-stride{k}", lambda k=k: ranking("oks", None, k, "velocity"),
+                            {"data": val_id, "threshold": oks_thr, "stride": k, "motion": "velocity"})
+            moving[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
+            moving[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
+        reference.append(moving)
     for v in spec["variants"]:
         if only and v["name"] not in only:
             continue
@@ -151,6 +169,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         run_tag = "synthetic" if synthetic else tag
         overrides = [*own, f"run_name={run_tag}-{_slug(v['name'])}-seed{seed}"]
         row = {"variant": v["name"], "experiment": v["experiment"]}
+        motion = v.get("motion")            # the tracker's; None: what the network was trained for
         try:
             trained = train_or_reuse(v["experiment"], overrides)
         except Exception as err:     # noqa: BLE001 - the table shows the failed variant, the others go on
@@ -165,23 +184,28 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         digest = file_digest(trained.checkpoint)
         for k in strides:
             key = f"{_slug(v['name'])}-seed{seed}-stride{k}"
-            params = {"data": val_id, "checkpoint": digest, "stride": k, "threshold": 0.5}
-            rec = cache.run(f"{key}-ranking", lambda k=k: ranking("pose_entailment", str(trained.checkpoint), k), params)
+            params = {"data": val_id, "checkpoint": digest, "stride": k, "threshold": 0.5,
+                      **({"motion": motion} if motion else {})}
+            if motion:
+                key += f"-motion-{motion}"
+            rec = cache.run(f"{key}-ranking",
+                            lambda k=k: ranking("pose_entailment", str(trained.checkpoint), k, motion), params)
             row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
             row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
-            rec = cache.run(key, lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k), params)
+            rec = cache.run(key, lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, GT, motion),
+                            params)
             row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
             rec = cache.run(f"{key}-predicted",
-                            lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, PREDICTED),
+                            lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, PREDICTED, motion),
                             {**params, "setting": PREDICTED})
             row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
         rows.append(row)
-    rows.append(oks_row)
+    rows += reference
     cols = [Column("variant", "Variant"),
             *(c for k in strides for c in (Column(f"rank1_{k}", f"rank-1 stride {k}", digits=4),
                                            Column(f"wrong_{k}", f"wrong > true stride {k}", digits=4))),
@@ -203,6 +227,11 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
              "%IDSW and MOTA totals (keytrack.evaluation, poseval's protocol). \"pred.\": the same videos "
              "under the perturbation protocol's predicted boxes and keypoints (keytrack.perturb, seed 0), "
              f"keypoints below {KEYPOINT_THRESHOLD:g} removed before %IDSW (A.3)."]
+    if spec.get("oks_motion") or any(v.get("motion") for v in spec["variants"]):
+        notes.append("Motion (beyond the paper): the tracker moves each candidate by its track's velocity times Δ "
+                     "before scoring (keytrack.tracking.Tracker, motion='velocity'); the ranking columns move "
+                     "each candidate by its ground-truth track's velocity. A variant's motion is its spec's "
+                     "`motion`, else what its network was trained for (pairs.motion).")
     write_table(rows, out_dir, columns=cols, title="Matcher variants on the validation videos", notes=notes,
                 digits=2)
     print((out_dir / "table.md").read_text())

@@ -71,6 +71,33 @@ METHODS: dict[str, str] = {
     **{name: registry.get(name).label for name in LEARNED_BASELINES},
 }
 SHORT: dict[str, str] = {**METHODS, "oks": "OKS", "iou": "IoU", "gcn": "GCN", "cnn_crops": "CNN on crops"}
+#: A method name with this suffix (``oks+motion``) tracks with ``Tracker(motion="velocity")``: each
+#: candidate moved by its track's velocity before scoring (keytrack.tracking.tracker, step 6).
+MOTION = "+motion"
+
+
+def base(method: str) -> str:
+    """The scorer of a method name: ``oks+motion`` -> ``oks``."""
+    return method.removesuffix(MOTION)
+
+
+def bases_of(methods: Sequence[str]) -> list[str]:
+    """The scorers of ``methods``, each once, in order."""
+    return list(dict.fromkeys(base(m) for m in methods))
+
+
+def motion_of(method: str) -> str:
+    """The tracker's ``motion`` setting of a method name."""
+    return "velocity" if method.endswith(MOTION) else "none"
+
+
+def label(method: str, short: bool = False) -> str:
+    """``method``'s row label: ``OKS (greedy)``, ``OKS (greedy) + motion``."""
+    return (SHORT if short else METHODS)[base(method)] + (" + motion" if method.endswith(MOTION) else "")
+
+
+#: Every method name ``--methods`` takes: each method, and each with the tracker's motion.
+METHOD_NAMES: tuple[str, ...] = (*METHODS, *(m + MOTION for m in METHODS))
 #: Methods whose match threshold is tuned on the training split (the non-learned similarities).
 TUNED: tuple[str, ...] = ("oks", "iou")
 #: Figure 4's other rows, shown from the paper only (optical flow needs FlowNet2; the paper's GCN row
@@ -113,9 +140,10 @@ class Options(RunOptions):
         bad = [s for s in self.settings if s not in SETTINGS]
         if bad:
             raise ValueError(f"settings: unknown {bad}; expected some of {list(SETTINGS)}")
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in METHOD_NAMES]
         if bad:
-            raise ValueError(f"methods: unknown {bad}; expected some of {list(METHODS)}")
+            raise ValueError(f"methods: unknown {bad}; expected some of {list(METHODS)}, each optionally "
+                             f"with {MOTION!r}")
         bad = [m for m in self.checkpoints if m not in LEARNED_BASELINES]
         if bad:
             raise ValueError(f"checkpoints: only the learned baselines {list(LEARNED_BASELINES)} take one, "
@@ -123,7 +151,7 @@ class Options(RunOptions):
         for n in (self.nearest, self.baseline_nearest):
             if n is not None and n < 1:
                 raise ValueError(f"nearest must be >= 1, got {n}")
-        bad = [m for m in self.fixed_thresholds if m not in TUNED]
+        bad = [m for m in self.fixed_thresholds if base(m) not in TUNED]
         if bad:
             raise ValueError(f"fixed_thresholds: only OKS and IoU take a fixed threshold, got {bad} (Pose "
                              f"Entailment uses its decision point {POSE_ENTAILMENT_THRESHOLD})")
@@ -155,7 +183,7 @@ POSE_ENTAILMENT_METHODS = ("pose_entailment", "pose_entailment_improved")
 
 
 def is_learned(method: str) -> bool:
-    return method in POSE_ENTAILMENT_METHODS or method in LEARNED_BASELINES
+    return base(method) in POSE_ENTAILMENT_METHODS or base(method) in LEARNED_BASELINES
 
 
 @dataclass
@@ -179,6 +207,7 @@ def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int, i
     images under ``image_root`` / ``split``, or the synthetic renderer of its training data)."""
     from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
 
+    method = base(method)
     if is_learned(method):
         if checkpoint is None:
             raise RuntimeError("no matching network to track with (training failed or was not run)")
@@ -282,12 +311,12 @@ def tune_threshold(cache: RunCache, method: str, train_gt: Dataset, grid: Sequen
             if predicted is None:
                 predicted = perturb(train_gt, "gt_boxes_gt_keypoints", seed)
             return track_and_evaluate(train_gt, predicted, _scorer(method, None, "cpu", 1), match_threshold=t,
-                                      compute_hota=False,
+                                      compute_hota=False, motion=motion_of(method),
                                       delta=delta, compute_ap=False)
         params = {"kind": "tuning", "method": method, "threshold": t, "data": data_id,
                   "setting": "gt_boxes_gt_keypoints", "stride": 1, "seed": seed, "delta": delta}
         record = cache.run(f"tune-{method}-thr{t:g}", cell, params)
-        rows.append({"method": METHODS[method], "threshold": t,
+        rows.append({"method": label(method), "threshold": t,
                      "idsw_total": record.result["idsw"]["Total"] if record.ok else None,
                      "mota": record.result["mota"]["Total"] if record.ok else None,
                      "switches": int(record.result["num_switches"]) if record.ok else None,
@@ -320,14 +349,14 @@ def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
                 skipped: dict[str, str] | None = None) -> list[dict]:
     rows = []
     skipped = skipped or {}
-    paper_only = {m: label for m, label in PAPER_ONLY.items() if m not in opts.methods}
+    paper_only = {m: name for m, name in PAPER_ONLY.items() if m not in opts.methods}
     for setting in opts.settings:
         ref = paper[setting]
         for stride in opts.strides:
             for method in opts.methods:
                 records = cells.get((setting, stride, method), [])
                 n = max(1, len(records))
-                row = {"setting": SETTING_LABELS[setting], "stride": stride, "method": METHODS[method],
+                row = {"setting": SETTING_LABELS[setting], "stride": stride, "method": label(method),
                        "threshold": None if method in skipped else thresholds.get(method)}
                 for part in (*PARTS, "Total"):
                     row[part] = _value(records, lambda r, p=part: r["idsw"][p], n)
@@ -337,7 +366,7 @@ def _table_rows(cells: dict, opts: Options, thresholds: dict, paper: dict,
                 row["ap"] = _value(records, lambda r: r["ap"]["Total"], n)
                 if stride == 1:
                     row["ap_paper"] = ref["ap_total"]
-                    if method in ref:
+                    if method in ref:                   # the paper's own rows (no motion)
                         row["idsw_paper"] = ref[method]["idsw"][-1]
                         row["mota_paper"] = ref[method]["mota_total"]
                 failed = [f"{r.key}: {r.failure}" if n > 1 else r.failure for r in records if not r.ok]
@@ -380,7 +409,7 @@ def _speed_rows(cells: dict, opts: Options) -> list[dict]:
                 continue
             record = cells[(setting, stride, method)][0]
             r = record.result if record.ok else {}
-            rows.append({"setting": SETTING_LABELS[setting], "method": METHODS[method],
+            rows.append({"setting": SETTING_LABELS[setting], "method": label(method),
                          "frames": r.get("frames"), "poses": r.get("poses"),
                          "frames_per_s": r.get("frames_per_s"), "pairs": r.get("pairs"),
                          "forwards": r.get("forwards"), "pairs_per_s": r.get("pairs_per_s"),
@@ -408,7 +437,8 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     train_seeds = opts.seeds_of_training
     networks: dict[tuple[str, int], tuple[dict | None, str | None]] = {}
     # The improved matcher trains last: its runs are often trained ahead, in another process.
-    for method in sorted(opts.methods, key=lambda m: m == "pose_entailment_improved"):
+    bases = bases_of(opts.methods)
+    for method in sorted(bases, key=lambda m: m == "pose_entailment_improved"):
         if method in POSE_ENTAILMENT_METHODS:
             for s in train_seeds:
                 networks[method, s] = _matching_network(opts, profile, method, s)
@@ -421,13 +451,13 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
     skipped: dict[str, str] = {}
-    if "cnn_crops" in opts.methods and "cnn_crops" not in opts.checkpoints:
+    if "cnn_crops" in bases and "cnn_crops" not in opts.checkpoints:
         reason = missing_images(profile, eval_gt)
         if reason:
-            skipped["cnn_crops"] = reason
+            skipped.update({m: reason for m in (*opts.methods, "cnn_crops") if base(m) == "cnn_crops"})
             log.warning("cnn_crops: skipped: %s", reason)
     baselines: dict[str, tuple[dict | None, str | None]] = {}
-    for method in opts.methods:
+    for method in bases:
         if method in LEARNED_BASELINES and method not in skipped:
             for s in opts.seeds_of_baselines:
                 networks[method, s] = _baseline_network(opts, profile, method, s)
@@ -439,7 +469,7 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     #    tuned on the training split.
     thresholds: dict[str, float | None] = {m: POSE_ENTAILMENT_THRESHOLD for m in opts.methods if is_learned(m)}
     tuning_rows: list[dict] = []
-    to_tune = [m for m in opts.methods if m in TUNED and m not in opts.fixed_thresholds]
+    to_tune = [m for m in opts.methods if base(m) in TUNED and m not in opts.fixed_thresholds]
     thresholds.update({m: float(t) for m, t in opts.fixed_thresholds.items() if m in opts.methods})
     filled = 0
     train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
@@ -460,7 +490,8 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
     methods = [m for m in opts.methods if m not in skipped]
     cells: dict[tuple[str, int, str], list[RunRecord]] = {}
     runs = [(m, s) for m in methods
-            for s in (opts.seeds_of_baselines if m in LEARNED_BASELINES else train_seeds if is_learned(m) else (None,))]
+            for s in (opts.seeds_of_baselines if base(m) in LEARNED_BASELINES else train_seeds if is_learned(m)
+                      else (None,))]
     total = len(opts.settings) * len(opts.strides) * len(runs) * len(opts.seeds)
     done = 0
     for seed in opts.seeds:
@@ -473,11 +504,13 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                     params = {"kind": "cell", "data": eval_id, "setting": setting, "stride": stride,
                               "method": method, "seed": seed, "match_threshold": thresholds.get(method),
                               "delta": opts.delta, "keypoint_threshold": kp_threshold}
-                    net, error = networks.get((method, train_seed), (None, None))
-                    if method in POSE_ENTAILMENT_METHODS:
+                    net, error = networks.get((base(method), train_seed), (None, None))
+                    if base(method) in POSE_ENTAILMENT_METHODS:
                         params.update(nearest=opts.nearest, checkpoint=net and net["digest"])
-                    elif method in LEARNED_BASELINES:      # new keys: the cached cells of the others stay valid
+                    elif base(method) in LEARNED_BASELINES:  # new keys: the cached cells of the others stay valid
                         params.update(nearest=opts.baseline_nearest, checkpoint=net and net["digest"])
+                    if motion_of(method) != "none":
+                        params.update(motion=motion_of(method))
 
                     def cell(setting=setting, stride=stride, method=method, seed=seed, kp=kp_threshold,
                              net=net, error=error):
@@ -492,18 +525,19 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                             subsampled = (subsample(eval_gt, stride), subsample(predicted, stride))
                         if is_learned(method):
                             if error or net is None:
-                                raise RuntimeError(f"no {SHORT[method]} network: {error}")
+                                raise RuntimeError(f"no {label(method, short=True)} network: {error}")
                             scorer = _scorer(method, net["checkpoint"], opts.device, opts.batch_size,
                                              image_root=image_root, split=profile.eval_split)
-                            nearest = opts.baseline_nearest if method in LEARNED_BASELINES else opts.nearest
+                            nearest = opts.baseline_nearest if base(method) in LEARNED_BASELINES else opts.nearest
                         else:
                             scorer = _scorer(method, None, opts.device, opts.batch_size)
                             nearest = None
                         return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
-                                                  delta=opts.delta, nearest=nearest, keypoint_threshold=kp)
+                                                  delta=opts.delta, nearest=nearest, keypoint_threshold=kp,
+                                                  motion=motion_of(method))
 
                     done += 1
-                    seeds_of = opts.seeds_of_baselines if method in LEARNED_BASELINES else train_seeds
+                    seeds_of = opts.seeds_of_baselines if base(method) in LEARNED_BASELINES else train_seeds
                     trained = "" if train_seed is None or len(seeds_of) == 1 and train_seed == opts.train_seed \
                         else f"-train{train_seed}"
                     log.info("[%d/%d] %s, stride %d, %s%s, seed %d", done, total, setting, stride, method,
@@ -561,8 +595,8 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
            networks: dict | None = None) -> list[str]:
     baselines, skipped, networks = baselines or {}, skipped or {}, networks or {}
     train_seeds = opts.seeds_of_training
-    learned = [m for m in opts.methods if m in LEARNED_BASELINES]
-    tuned = [m for m in opts.methods if m in TUNED]
+    learned = [m for m in bases_of(opts.methods) if m in LEARNED_BASELINES]
+    tuned = [m for m in opts.methods if base(m) in TUNED]
     notes = [
         f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
         "Per-part columns and %IDSW Total are %IDSW = 100 · ID switches / GT joints (§4.1); Total is "
@@ -583,8 +617,9 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
         f"Match thresholds: Pose Entailment {POSE_ENTAILMENT_THRESHOLD} (its decision point, not tuned)"
         + "".join(f"; {SHORT[m]} {POSE_ENTAILMENT_THRESHOLD}" for m in learned)
         + (" (the learned baselines' decision point too, untuned)" if learned else "")
-        + "".join(f"; {SHORT[m]} {thresholds[m]:g}" + (" (given)" if m in opts.fixed_thresholds else "")
-                  if thresholds.get(m) is not None else f"; {SHORT[m]} none (tuning failed)" for m in tuned)
+        + "".join(f"; {label(m, short=True)} {thresholds[m]:g}" + (" (given)" if m in opts.fixed_thresholds else "")
+                  if thresholds.get(m) is not None else f"; {label(m, short=True)} none (tuning failed)"
+                  for m in tuned)
         + (f"; tuned on the training split ({train_description}, GT keypoints, stride 1) over "
            f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)."
            if any(m not in opts.fixed_thresholds for m in tuned) else "."),
@@ -618,7 +653,12 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
                      + (f", the learned baselines with seeds {', '.join(map(str, opts.seeds_of_baselines))}"
                         if learned else "")
                      + "; a cell over several trainings is their mean ± sample std (one perturbation seed each).")
-    if "pose_entailment_improved" in opts.methods:
+    if any(m.endswith(MOTION) for m in opts.methods):
+        notes.append("+ motion (beyond the paper): the same tracker and scorer, each candidate first moved by "
+                     "its track's velocity times Δ (the change of the track's centre since its previous "
+                     "appearance in the window, per timestep; keytrack.tracking.Tracker, motion='velocity'); "
+                     "its match threshold, for OKS and IoU, tuned on the training split with motion too.")
+    if "pose_entailment_improved" in bases_of(opts.methods):
         notes.append(f"Pose Entailment: experiments/{opts.experiment}.yaml (the paper's model, tokens and loss); "
                      f"Pose Entailment (improved): experiments/{opts.improved_experiment}.yaml"
                      + (f" with {' '.join(opts.improved_overrides)}" if opts.improved_overrides else "")
@@ -653,8 +693,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="perturbation seed(s); several give mean ± std (default: 0)")
     add("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), metavar="SETTING",
         help=f"keypoint settings, of {', '.join(SETTINGS)} (default: all three of Figure 4)")
-    add("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
-        help=f"tracking methods, of {', '.join(METHODS)} (default: all)")
+    add("--methods", nargs="+", choices=list(METHOD_NAMES), default=list(METHODS), metavar="METHOD",
+        help=f"tracking methods, of {', '.join(METHODS)} (default: all); METHOD{MOTION} tracks with each "
+             "candidate moved by its track's velocity (beyond the paper)")
     add("--experiment", default="default", help="training experiment config (default: default)")
     add("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
     add("--train-seeds", type=int, nargs="+", default=None, metavar="S",

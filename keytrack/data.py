@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from keytrack.augment import augment_pairs, is_active
 from keytrack.encoders import PairEncoder, TokenEncoder, pair_encoder, token_config  # noqa: F401 (re-exported)
-from keytrack.pairs import PairIndex, sample_pairs
+from keytrack.pairs import MOTIONS, PairIndex, moved_previous, sample_pairs
 from keytrack.poses import Dataset
 from keytrack.tokenize import TokenConfig
 
@@ -135,6 +135,8 @@ class TokenizedPairs(torch.utils.data.Dataset):
         """The pairs of ``videos`` (indices into ``dataset.videos``), encoded for ``cfg.model.name``.
 
         ``strides``: the videos are also taken at these frame strides (:func:`with_frame_strides`).
+        ``cfg.pairs.motion = "velocity"``: each earlier pose is moved by its track's velocity times
+        ``Δ`` (:func:`keytrack.pairs.moved_previous`), as the tracker shows it with that motion.
         ``frames`` (a :class:`keytrack.frames.FrameSource`) gives the images the crop matcher cuts
         its crops from; default :func:`keytrack.frames.frame_source` of ``cfg.data``.
         """
@@ -158,11 +160,16 @@ class TokenizedPairs(torch.utils.data.Dataset):
         kp = torch.as_tensor(table.keypoints, dtype=torch.float32)
         size = torch.as_tensor(table.frame_size, dtype=torch.float32)
         cur = torch.as_tensor(pairs.current)
+        motion = str(cfg.pairs.get("motion", "none"))
+        if motion not in MOTIONS:
+            raise ValueError(f"pairs.motion: expected one of {', '.join(MOTIONS)}, got {motion!r}")
+        previous = (torch.as_tensor(moved_previous(table, pairs, int(cfg.pairs.delta)), dtype=torch.float32)
+                    if motion == "velocity" else kp[torch.as_tensor(pairs.previous)])
         a = cfg.augment
         options = {"translate": bool(a.translate), "flip": float(a.flip),
                    "scale": None if a.scale is None else tuple(float(v) for v in a.scale),
                    "rotate": float(a.rotate), "jitter": float(a.jitter), "drop": float(a.drop)}
-        return cls(kp[cur], kp[torch.as_tensor(pairs.previous)], size[cur], torch.as_tensor(pairs.delta),
+        return cls(kp[cur], previous, size[cur], torch.as_tensor(pairs.delta),
                    torch.as_tensor(pairs.label, dtype=torch.long), encoder,
                    augment=options if augment else None, seed=seed, crops=crops, crop_index=crop_index,
                    query=torch.as_tensor(pairs.current),

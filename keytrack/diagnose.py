@@ -7,7 +7,9 @@
 Every pose of a frame ``t`` (with a ground-truth track id) is a query; its candidates are the
 annotated poses of frames ``t-1 .. t-δ`` of the same video (the tracker's window, every pose, with
 the ground-truth identities, so the numbers measure the matcher alone, not error propagation).
-All pairs are scored in batches. Writes to ``--output`` (default
+With ``--motion velocity`` (the default for a checkpoint trained with ``pairs.motion: velocity``)
+each candidate is first moved by its ground-truth track's velocity times ``Δ``, as the tracker
+with that motion shows it (:func:`keytrack.pairs.moved_previous`). All pairs are scored in batches. Writes to ``--output`` (default
 ``results/diagnose/<input>-<split>-<scorer>-stride<K>/``):
 
 * ``ranking.md`` / ``ranking.csv``: :mod:`keytrack.ranking`'s rank-1 accuracy, share of poses
@@ -35,31 +37,41 @@ log = logging.getLogger("keytrack.diagnose")
 __all__ = ["score_pairs", "diagnose", "add_arguments", "run"]
 
 
-def score_pairs(scorer, table, pairs) -> np.ndarray:
+def score_pairs(scorer, table, pairs, previous: np.ndarray | None = None) -> np.ndarray:
     """``[M]`` match scores of ``pairs`` (rows of ``table``) under a tracker scorer: a matching
-    network (its :meth:`~keytrack.tracking.PoseEntailmentScorer.pair_scores`, one forward per chunk) or OKS (the earlier pose's box as the scale)."""
+    network (its :meth:`~keytrack.tracking.PoseEntailmentScorer.pair_scores`, one forward per chunk) or
+    OKS (the earlier pose's box as the scale). ``previous``: the earlier poses to score instead of
+    the table's (``[M, 15, 3]``, e.g. moved by their track's motion)."""
     kp = np.asarray(table.keypoints, dtype=np.float64)
+    b = kp[pairs.previous] if previous is None else np.asarray(previous, dtype=np.float64)
     if getattr(scorer, "name", "") == "oks":
         from keytrack.tracking.scorers import _filled_boxes, oks_pairs
 
-        b = kp[pairs.previous]
-        return oks_pairs(kp[pairs.current], b, _filled_boxes(np.asarray(table.boxes)[pairs.previous], b))
+        boxes = _filled_boxes(np.asarray(table.boxes)[pairs.previous], kp[pairs.previous])   # the scale only
+        return oks_pairs(kp[pairs.current], b, boxes)
     size = np.asarray(table.frame_size, dtype=np.float32)
-    return scorer.pair_scores(kp[pairs.current], kp[pairs.previous], size[pairs.current], pairs.delta)
+    return scorer.pair_scores(kp[pairs.current], b, size[pairs.current], pairs.delta)
 
 
-def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, worst: int = 10) -> dict:
-    """The numbers of the module docstring for ``dataset`` (ground truth with track ids)."""
+def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, worst: int = 10,
+             motion: str | None = None) -> dict:
+    """The numbers of the module docstring for ``dataset`` (ground truth with track ids);
+    ``motion`` None: the scorer's (what its network was trained for), else ``"none"``."""
     import torch
 
-    from keytrack.pairs import sample_pairs
+    from keytrack.pairs import MOTIONS, moved_previous, sample_pairs
+
+    motion = getattr(scorer, "motion", "none") if motion is None else motion
+    if motion not in MOTIONS:
+        raise ValueError(f"diagnose: unknown motion {motion!r} (known: {', '.join(MOTIONS)})")
     from keytrack.ranking import per_query, ranking_stats
 
     table = dataset.table()
     pairs = sample_pairs(table, delta=delta)
     if len(pairs) == 0:
         raise ValueError("diagnose: the data has no pose pairs (poses with track ids in consecutive frames)")
-    scores = score_pairs(scorer, table, pairs)
+    scores = score_pairs(scorer, table, pairs,
+                         moved_previous(table, pairs, delta) if motion == "velocity" else None)
     s, lab, q = (torch.as_tensor(x) for x in (scores, pairs.label, pairs.current))
     rows = [{"candidates": f"window Δ = 1..{delta}", **ranking_stats(s, lab, q, match_threshold)}]
     for d in range(1, delta + 1):
@@ -149,6 +161,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of it (gt_boxes_predicted_keypoints, predicted_boxes_predicted_keypoints; seed "
                              "--perturb-seed), each predicted pose keeping the identity it was drawn from")
     parser.add_argument("--perturb-seed", type=int, default=0, help="seed of the perturbation protocol")
+    parser.add_argument("--motion", choices=("none", "velocity"), default=None,
+                        help="move each candidate by its track's velocity first (default: what the checkpoint "
+                             "was trained for, none for OKS)")
     parser.add_argument("--worst", type=int, default=10, help="worst frames listed")
     parser.add_argument("--output", default=None, help="folder for the report (default results/diagnose/...)")
     parser.add_argument("--device", default="cpu")
@@ -175,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--keypoints: unknown setting {args.keypoints!r} (known: {', '.join(SETTINGS)})")
         dataset = with_oracle_track_ids(perturb(dataset, args.keypoints, int(args.perturb_seed), keep_track_ids=True))
     dataset = subsample(dataset, int(args.frame_stride))
-    result = diagnose(dataset, scorer, delta=args.delta, match_threshold=args.match_threshold, worst=args.worst)
+    result = diagnose(dataset, scorer, delta=args.delta, match_threshold=args.match_threshold, worst=args.worst,
+                      motion=args.motion)
     name = Path(args.input).resolve().name + (f"-{args.split}" if args.split else "")
     who = Path(args.checkpoint).parent.parent.name if args.scorer == "pose_entailment" else "oks"
     if args.keypoints != "gt_boxes_gt_keypoints":

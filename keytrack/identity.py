@@ -10,6 +10,9 @@ overrides) except the settings listed here:
   new step count, as when a run is trained that long from the start). They are part of the
   identity of a *finished result* (a cache of 2-epoch runs must not answer for 8 epochs), not of
   the run to resume.
+* :data:`NEUTRAL`: settings added to the config after runs were made, at the value that computes
+  what those runs computed; at that value they are left out, so a run made before the setting
+  existed stays the same run.
 
 :func:`identity` is the config with those keys removed (and ``data.root`` made absolute);
 :func:`digest` its hash; :func:`changed_keys` the dotted keys where two configs differ, for
@@ -26,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["OBSERVING", "EXTENDING", "identity", "digest", "changed_keys"]
+__all__ = ["OBSERVING", "EXTENDING", "NEUTRAL", "identity", "digest", "changed_keys"]
 
 #: Dotted keys (or whole sections) that never change what a run computes.
 OBSERVING: tuple[str, ...] = (
@@ -37,12 +40,22 @@ OBSERVING: tuple[str, ...] = (
 )
 #: Dotted keys that only extend a run: a resumed run may change them.
 EXTENDING: tuple[str, ...] = ("trainer.max_epochs",)
+#: Dotted keys added later -> the value that reproduces the runs made without them.
+NEUTRAL: dict[str, Any] = {"pairs.motion": "none"}
 
 
 def _container(cfg: DictConfig | dict) -> dict:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)
     return json.loads(json.dumps(cfg, default=str))
+
+
+def _get(tree: dict, dotted: str, missing: Any = None) -> Any:
+    for p in dotted.split("."):
+        if not isinstance(tree, dict) or p not in tree:
+            return missing
+        tree = tree[p]
+    return tree
 
 
 def _drop(tree: dict, dotted: str) -> None:
@@ -60,6 +73,9 @@ def identity(cfg: DictConfig | dict, *, resume: bool = False) -> dict[str, Any]:
     tree = _container(cfg)
     for key in (*OBSERVING, *(EXTENDING if resume else ())):
         _drop(tree, key)
+    for key, value in NEUTRAL.items():
+        if _get(tree, key) == value:
+            _drop(tree, key)
     data = tree.get("data")
     if isinstance(data, dict) and data.get("root") is not None:
         data["root"] = str(Path(str(data["root"])).resolve())

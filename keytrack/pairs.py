@@ -22,7 +22,12 @@ import numpy as np
 from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
 
-__all__ = ["PairIndex", "sample_pairs", "split_videos", "pose_centres"]
+__all__ = ["PairIndex", "sample_pairs", "split_videos", "pose_centres", "track_velocity", "MOTIONS",
+           "moved_previous"]
+
+#: How the earlier pose of a pair is shown to the matcher: where it was (the paper), or moved by
+#: its track's velocity to where the track is heading (``pairs.motion``; the tracker's ``motion``).
+MOTIONS: tuple[str, ...] = ("none", "velocity")
 
 
 @dataclass
@@ -146,6 +151,41 @@ def sample_pairs(table: PoseTable, delta: int = 4, nearest: int | None = None) -
     current, previous, deltas = current[order], previous[order], deltas[order]
     label = (track[current] == track[previous]).astype(np.int64)
     return PairIndex(current.astype(np.int64), previous.astype(np.int64), deltas, label)
+
+
+def track_velocity(table: PoseTable, delta: int) -> np.ndarray:
+    """``[N, 2]`` each pose's track velocity per timestep, as the tracker computes it online.
+
+    The change of the pose's centre (mean of its visible keypoints) since its track's latest
+    earlier appearance in the same video at most ``delta`` frames back, divided by the frames
+    between them; 0 for a track's first pose in that window, a pose without a track id or without
+    visible keypoints (:class:`keytrack.tracking.Tracker` with ``motion="velocity"``).
+    """
+    kp = np.asarray(table.keypoints)
+    n = len(kp)
+    velocity = np.zeros((n, 2))
+    track = np.asarray(table.track_ids, dtype=np.int64)
+    rows = np.flatnonzero((track >= 0) & (kp[..., 2] > 0).any(axis=-1))
+    if len(rows) < 2:
+        return velocity
+    video, frame = np.asarray(table.video)[rows], np.asarray(table.frame, dtype=np.int64)[rows]
+    order = np.lexsort((frame, track[rows], video))                 # by video, track, frame
+    rows, video, frame = rows[order], video[order], frame[order]
+    centres = pose_centres(kp[rows])
+    gap = np.diff(frame)
+    same = (np.diff(video) == 0) & (np.diff(track[rows]) == 0) & (gap >= 1) & (gap <= int(delta))
+    step = (centres[1:] - centres[:-1]) / np.maximum(gap, 1)[:, None]
+    velocity[rows[1:][same]] = step[same]
+    return velocity
+
+
+def moved_previous(table: PoseTable, pairs: PairIndex, delta: int) -> np.ndarray:
+    """``[M, 15, 3]`` the earlier pose of each pair moved by its track's velocity times the pair's
+    ``Δ`` (:func:`track_velocity`): what the tracker with ``motion="velocity"`` scores."""
+    kp = np.array(table.keypoints[pairs.previous], dtype=np.float64)
+    shift = track_velocity(table, delta)[pairs.previous] * np.asarray(pairs.delta)[:, None]
+    kp[..., :2] += shift[:, None, :]
+    return kp
 
 
 def split_videos(num_videos: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -298,6 +298,28 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
     assert "(22 reused, 0 run now)" in (out / "table.md").read_text()
 
 
+def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_thread):
+    from ablations.tracker_comparison import Options, run_comparison
+
+    train_gt = generate_dataset(2, seed=11, config=TINY)
+    eval_gt = generate_dataset(2, seed=12, config=TINY)
+    opts = Options(out=str(tmp_path / "tc"), strides=(1, 4), grid=(0.1, 0.5), methods=("oks", "oks+motion"),
+                   settings=("gt_boxes_gt_keypoints",))
+    result = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
+    assert result.failures == []
+    assert [(r["stride"], r["method"]) for r in result.rows if r.get("Total") is not None] == [
+        (1, "OKS (greedy)"), (1, "OKS (greedy) + motion"), (4, "OKS (greedy)"), (4, "OKS (greedy) + motion")]
+    assert set(result.thresholds) == {"oks", "oks+motion"}           # each tuned on the training split
+    tuning = (tmp_path / "tc" / "tuning.md").read_text()
+    assert tuning.count("| yes |") == 2 and "| OKS (greedy) + motion |" in tuning
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("gt_boxes*.json")]
+    motions = sorted(c["params"].get("motion", "none") for c in cells)
+    assert motions == ["none", "none", "velocity", "velocity"]
+    assert "+ motion (beyond the paper)" in (tmp_path / "tc" / "table.md").read_text()
+    with pytest.raises(ValueError, match="methods: unknown"):
+        Options(methods=("oks+speed",))
+
+
 @pytest.fixture(scope="module")
 def tiny_gcn_checkpoint(tmp_path_factory):
     """An untrained GCN matcher in the checkpoint layout ``load_matcher`` reads."""
@@ -486,8 +508,10 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
 
     spec = tmp_path / "variants.yaml"
     spec.write_text("budget: [trainer.max_epochs=1]\n"
+                    "oks_motion: true\n"
                     "variants:\n"
                     "  - {name: first, experiment: default, overrides: [optim.lr=1e-3]}\n"
+                    "  - {name: first moved, experiment: default, overrides: [optim.lr=1e-3], motion: velocity}\n"
                     "  - {name: second, experiment: improved, init_from: first}\n"
                     "  - {name: broken, experiment: default, overrides: [model.layers=0]}\n")
     trained = []
@@ -503,13 +527,18 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     monkeypatch.setattr(mv, "train_or_reuse", fake_train)
     monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
     out = mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
-    assert [e for e, _ in trained] == ["default", "improved", "default"]
+    assert [e for e, _ in trained] == ["default", "default", "improved", "default"]
     assert "optim.lr=1e-3" in trained[0][1] and "trainer.max_epochs=1" in trained[0][1]
-    assert f"model.init_from={tiny_checkpoint}" in trained[1][1]
+    assert f"model.init_from={tiny_checkpoint}" in trained[2][1]
     rows = list(csv.DictReader(open(out / "table.csv")))
     by = {r["Variant"]: r for r in rows}
-    assert set(by) == {"first", "second", "broken", next(v for v in by if v.startswith("OKS"))}
-    for name in ("first", "second"):
+    oks = [v for v in by if v.startswith("OKS")]
+    assert set(by) == {"first", "first moved", "second", "broken", *oks} and len(oks) == 2
+    assert next(v for v in oks if "motion" in v) == "OKS + motion (threshold %s)" % by[oks[0]]["Variant"].split(
+        "threshold ")[1].split(" ")[0]
+    moved = [json.loads(p.read_text()) for p in (out / "runs").glob("first-moved-*.json")]
+    assert len(moved) == 6 and all(c["params"]["motion"] == "velocity" for c in moved)   # 2 strides × 3 cells
+    for name in ("first", "first moved", "second", *oks):
         for col in ("rank-1 stride 1", "%IDSW stride 1", "%IDSW stride 4", "%IDSW pred. stride 4"):
             assert 0 <= float(by[name][col]) <= 100
     assert by["broken"]["Status"].startswith("failed: ValueError")

@@ -32,3 +32,21 @@ def test_identity_resolves_the_data_folder(tmp_path, monkeypatch):
     rel = load_config(["data.root=data"])
     absolute = load_config([f"data.root={Path(tmp_path) / 'data'}"])
     assert changed_keys(rel, absolute) == [] and identity(rel)["data"]["root"] == str(tmp_path / "data")
+
+
+def test_a_setting_added_later_at_its_neutral_value_keeps_older_runs_the_same_run():
+    from omegaconf import OmegaConf
+
+    from keytrack.identity import NEUTRAL
+
+    now = load_config(["experiment=improved"])
+    older = OmegaConf.to_container(now, resolve=True)
+    for key in NEUTRAL:                        # a run saved before these settings existed
+        *parents, leaf = key.split(".")
+        section = older
+        for p in parents:
+            section = section[p]
+        assert section.pop(leaf) == NEUTRAL[key]
+    assert digest(now) == digest(older) and changed_keys(now, older) == []
+    moved = load_config(["experiment=improved", "pairs.motion=velocity"])
+    assert changed_keys(now, moved) == ["pairs.motion"] and digest(now) != digest(moved)

@@ -303,6 +303,88 @@ def test_track_score_is_max_over_the_window():
     assert tracked.frames[2].track_ids.tolist() == [2]    # δ = 1: only track 0 at 0.2 < 0.5 -> new
 
 
+class CandidateXScorer:
+    """Records, per frame, the nose x of every candidate the tracker hands over, with its Δ."""
+
+    name, max_delta = "candidate-x", None
+
+    def __init__(self):
+        self.seen: list[list[tuple[float, int]]] = []
+
+    def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
+        self.seen.append(sorted(zip(candidates.keypoints[:, 0, 0].round(6).tolist(), candidates.delta.tolist())))
+        return OKSScorer()(keypoints, boxes, candidates, frame_size, mask)
+
+
+def test_motion_moves_each_candidate_by_its_tracks_velocity_times_delta():
+    # One person walking right 30 px per timestep, missing at frame 3. Nose x = body x (TEMPLATE).
+    v = video([[pose(100)], [pose(130)], [pose(160)], [], [pose(220)]], indices=[0, 1, 2, 3, 4])
+    plain, moved = CandidateXScorer(), CandidateXScorer()
+    Tracker(plain, delta=4, match_threshold=0.1).track_video(v)
+    tracked = Tracker(moved, delta=4, match_threshold=0.1, motion="velocity").track_video(v)
+    assert plain.seen[-1] == [(100.0, 4), (130.0, 3), (160.0, 2)]              # where they were
+    # Frame 0 started the track (velocity 0); frame 1 moved 30 since frame 0, frame 2 30 since frame 1;
+    # at frame 4 each candidate is moved by Δ times its own velocity.
+    assert moved.seen[0] == [(100.0, 1)]
+    assert moved.seen[1] == [(100.0, 2), (160.0, 1)]
+    assert moved.seen[-1] == sorted([(100.0, 4), (130.0 + 30 * 3, 3), (160.0 + 30 * 2, 2)])   # both at 220
+    assert [f.track_ids.tolist() for f in tracked.frames] == [[0], [0], [0], [], [0]]
+    assert v.frames[1].keypoints[0, 0, 0] == 130.0                              # the input is untouched
+
+
+def test_motion_training_pairs_show_what_the_tracker_scores():
+    from keytrack.data import TokenizedPairs
+    from keytrack.config import load_config
+    from keytrack.pairs import moved_previous, sample_pairs
+
+    # Three people far apart, each at its own speed; person 1 missing at frames 2 and 3.
+    frames, ids = [], []
+    for t in range(8):
+        who = [p for p in range(3) if not (p == 1 and t in (2, 3))]
+        frames.append([pose(100 + 300 * p + (5 + 7 * p) * t, 200 + 20 * p - 3 * t * p) for p in who])
+        ids.append(who)
+    v = video(frames, ids=ids)
+    table = Dataset([v]).table()
+    pairs = sample_pairs(table, delta=4)
+    moved = moved_previous(table, pairs, delta=4)
+    expect = set(zip(table.keypoints[pairs.current, 0, 0].round(6).tolist(), moved[:, 0, 0].round(6).tolist(),
+                     pairs.delta.tolist()))
+    class RecordingOKS(RecordingScorer):              # records the pairs, tracks by OKS (correctly here)
+        def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
+            super().__call__(keypoints, boxes, candidates, frame_size, np.ones((len(keypoints), len(candidates)), bool))
+            return OKSScorer()(keypoints, boxes, candidates, frame_size)
+
+    scorer = RecordingOKS()
+    tracked = Tracker(scorer, delta=4, match_threshold=0.05, motion="velocity").track_video(v)
+    assert [f.track_ids.tolist() for f in tracked.frames] == ids
+    assert {(round(a, 6), round(b, 6), d) for a, b, d in scorer.pairs} == expect
+    # Person 1 (x = 400 + 12 t) at frame 1, paired with frame 4 (Δ 3): moved by 3 × 12 px, onto itself.
+    assert (448.0, 412.0 + 36, 3) in expect
+    # pairs.motion=velocity trains on exactly these earlier poses.
+    cfg = load_config(["pairs.motion=velocity"])
+    built = TokenizedPairs.build(Dataset([v]), np.array([0]), cfg)
+    assert np.allclose(built.previous.numpy(), moved.astype(np.float32))
+    with pytest.raises(ValueError, match="pairs.motion"):
+        TokenizedPairs.build(Dataset([v]), np.array([0]), load_config(["pairs.motion=linear"]))
+
+
+def test_motion_keeps_two_people_crossing_at_a_low_frame_rate_apart():
+    # A walks right and B left, 60 px per frame, crossing between frames 2 and 3: at frame 3 each
+    # stands where the other stood at frame 2. Plain OKS swaps them there; with motion each
+    # earlier pose is moved to where its own track is heading.
+    frames, persons = [], []
+    for t in range(6):
+        frames.append([pose(200 + 60 * t, 300), pose(500 - 60 * t, 306)])
+        persons.append([0, 1])
+    v = video(frames)
+    for motion, swaps in (("none", True), ("velocity", False)):
+        tracked = Tracker(OKSScorer(), delta=4, match_threshold=0.05, motion=motion).track_video(v)
+        ids = _ids_by_person(tracked, lambda f: persons[f.index])
+        assert (len(ids[0]) > 1) == swaps, (motion, ids)
+    with pytest.raises(ValueError, match="unknown motion 'linear'"):
+        Tracker(OKSScorer(), motion="linear")
+
+
 def test_tracker_new_ids_for_poses_without_keypoints_and_order_check():
     empty = np.zeros((NUM_JOINTS, 3))
     low = pose(600, c=0.05)

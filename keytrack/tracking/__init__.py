@@ -10,11 +10,11 @@
 from keytrack.tracking.assignment import ASSIGNMENTS, greedy_assignment, hungarian_assignment
 from keytrack.tracking.scorers import (SCORERS, Candidates, IoUScorer, OKSScorer, PairScoreMemo, PoseEntailmentScorer,
                                        Scorer, iou_matrix, oks_matrix)
-from keytrack.tracking.tracker import (Tracker, TrackingError, apply_keypoint_threshold, drop_track_ids,
+from keytrack.tracking.tracker import (MOTIONS, Tracker, TrackingError, apply_keypoint_threshold, drop_track_ids,
                                        subsample)
 
 __all__ = [
     "ASSIGNMENTS", "SCORERS", "Candidates", "IoUScorer", "OKSScorer", "PairScoreMemo", "PoseEntailmentScorer", "Scorer",
-    "Tracker", "TrackingError", "apply_keypoint_threshold", "drop_track_ids", "greedy_assignment",
+    "MOTIONS", "Tracker", "TrackingError", "apply_keypoint_threshold", "drop_track_ids", "greedy_assignment",
     "hungarian_assignment", "iou_matrix", "oks_matrix", "subsample",
 ]

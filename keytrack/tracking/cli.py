@@ -13,6 +13,7 @@ import argparse
 
 from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import SCORERS
+from keytrack.tracking.tracker import MOTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compare with the n spatially nearest poses of each earlier frame only (default: all)")
     parser.add_argument("--assignment", choices=sorted(ASSIGNMENTS), default="greedy",
                         help="greedy (the paper's) or hungarian")
+    parser.add_argument("--motion", choices=MOTIONS, default=None,
+                        help="move each candidate by its track's velocity before scoring (velocity), or "
+                             "not (none, the paper's tracker); default: what the checkpoint was trained "
+                             "for (its pairs.motion), none for OKS and IoU")
     parser.add_argument("--match-threshold", type=float, default=0.5,
                         help="a pose whose best track score is below this starts a new track (default 0.5)")
     parser.add_argument("--keypoint-threshold", type=float, default=0.0,
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     scorer = build_scorer(args)
     tracker = Tracker(scorer, delta=args.delta, nearest=args.nearest, assignment=args.assignment,
                       match_threshold=args.match_threshold,
-                      min_keypoint_confidence=args.min_keypoint_confidence)
+                      min_keypoint_confidence=args.min_keypoint_confidence, motion=args.motion)
     dataset = read_dataset(args.input, split=args.split, default_frame_size=tuple(args.default_frame_size))
     if not dataset.videos:
         from keytrack.io import DataError
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     fps = tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else float("inf")
     print(f"tracked {tracker.frames_tracked} frames of {len(tracked.videos)} videos with {args.scorer} "
-          f"(δ={tracker.delta}, nearest={tracker.nearest}, {tracker.assignment}, "
+          f"(δ={tracker.delta}, nearest={tracker.nearest}, {tracker.assignment}, motion {tracker.motion}, "
           f"threshold {tracker.match_threshold}): {fps:,.1f} frames/s")
     if hasattr(scorer, "pairs_scored"):
         pps = scorer.pairs_scored / scorer.network_seconds if scorer.network_seconds > 0 else 0.0

@@ -213,6 +213,9 @@ class PoseEntailmentScorer:
         frames: image source for encoders that need crops.
         precision: ``"fp32"`` or ``"bf16"`` (the network's forward under ``torch.autocast`` with
             bfloat16; inputs, encoding and the softmax stay fp32).
+        motion: the tracker motion the network was trained for (``pairs.motion`` of its config:
+            ``"velocity"`` when its earlier poses were moved by their track's velocity); a
+            :class:`~keytrack.tracking.Tracker` given no ``motion`` uses it.
     """
 
     name = "pose_entailment"
@@ -220,7 +223,7 @@ class PoseEntailmentScorer:
     PRECISIONS = ("fp32", "bf16")
 
     def __init__(self, model: nn.Module, encoder, device: str | torch.device = "cpu",
-                 batch_size: int = 16384, frames=None, precision: str = "fp32"):
+                 batch_size: int = 16384, frames=None, precision: str = "fp32", motion: str = "none"):
         import torch
 
         from keytrack.encoders import TokenEncoder
@@ -232,6 +235,7 @@ class PoseEntailmentScorer:
             raise ValueError(f"PoseEntailmentScorer: precision must be one of {', '.join(self.PRECISIONS)}, "
                              f"got {precision!r}")
         self.precision = precision
+        self.motion = str(motion)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.encoder = TokenEncoder(encoder) if isinstance(encoder, TokenConfig) else encoder
@@ -285,7 +289,8 @@ class PoseEntailmentScorer:
                 if split is not None:
                     data.split = split
             frames = frame_source(data)
-        return cls(model, encoder, device=device, batch_size=batch_size, frames=frames, precision=precision)
+        return cls(model, encoder, device=device, batch_size=batch_size, frames=frames, precision=precision,
+                   motion=str(cfg.pairs.get("motion", "none")))
 
     def hide_untrained(self, keypoints: np.ndarray) -> np.ndarray:
         """``[..., 15, 3]`` keypoints with ``c = 0`` on the joints the network was not trained on
@@ -449,6 +454,10 @@ class PairScoreMemo:
     @property
     def name(self) -> str:
         return getattr(self.scorer, "name", type(self.scorer).__name__)
+
+    @property
+    def motion(self) -> str:
+        return getattr(self.scorer, "motion", "none")
 
     def begin_video(self, video) -> None:
         """Passed on to scorers that need the video (the crop CNN reads its frames)."""

@@ -17,6 +17,13 @@
 5. Poses are assigned to tracks greedily by decreasing score (§3.1), or by the Hungarian
    algorithm (§5.1); each pose and each track is used at most once per frame. A pose whose best
    available score is below ``match_threshold`` starts a new track with a new id.
+6. With ``motion = "velocity"`` (beyond the paper; the paper's tracker is ``"none"``), each
+   candidate is first moved to where its track's motion puts it at frame ``t``: every tracked pose
+   carries its track's velocity (the change of its centre since the track's previous appearance in
+   the window, per timestep; 0 for a new track), and a candidate seen ``Δ`` timesteps ago is
+   translated, keypoints and box, by ``Δ`` times that velocity before any scorer sees it. It uses
+   the tracker's own earlier output only, so tracking stays online; it matters most at low frame
+   rates, where people move far between frames (docs/matchers.md).
 
 Poses without a keypoint the tracker can see (none with ``c > 0`` and ``c >=
 min_keypoint_confidence``) cannot be compared: each gets a new track id of its own and is not a
@@ -37,12 +44,12 @@ import time
 import numpy as np
 
 from keytrack.errors import InputError
-from keytrack.pairs import pose_centres
+from keytrack.pairs import MOTIONS, pose_centres
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import Candidates, Scorer
 
-__all__ = ["Tracker", "TrackingError", "subsample", "apply_keypoint_threshold", "drop_track_ids"]
+__all__ = ["Tracker", "TrackingError", "MOTIONS", "subsample", "apply_keypoint_threshold", "drop_track_ids"]
 
 
 class TrackingError(InputError):
@@ -58,6 +65,7 @@ class _Tracked:
     boxes: np.ndarray       # [K, 4]
     track_ids: np.ndarray   # [K]
     centres: np.ndarray     # [K, 2]
+    velocity: np.ndarray    # [K, 2] the track's centre velocity per timestep (0 for a new track)
 
 
 class Tracker:
@@ -75,11 +83,15 @@ class Tracker:
         min_keypoint_confidence: keypoints with ``c`` below this are invisible to the tracker
             (the pose estimator's own minimum; A.4 uses 0.1). Default 0: every keypoint with
             ``c > 0``. The output keeps all keypoints either way.
+        motion: ``"none"`` (the paper's) or ``"velocity"``: candidates are translated by their
+            track's centre velocity times ``Δ`` before scoring (step 6 above). None (default):
+            the scorer's ``motion`` (a matching network's ``pairs.motion``, what it was trained
+            for), else ``"none"``.
     """
 
     def __init__(self, scorer: Scorer, delta: int = 4, nearest: int | None = None,
                  assignment: str = "greedy", match_threshold: float = 0.5,
-                 min_keypoint_confidence: float = 0.0):
+                 min_keypoint_confidence: float = 0.0, motion: str | None = None):
         if int(delta) < 1:
             raise ValueError(f"Tracker: delta must be >= 1, got {delta}")
         max_delta = getattr(scorer, "max_delta", None)
@@ -90,6 +102,10 @@ class Tracker:
             raise ValueError(f"Tracker: nearest must be >= 1 or None, got {nearest}")
         if assignment not in ASSIGNMENTS:
             raise ValueError(f"Tracker: unknown assignment {assignment!r} (known: {', '.join(ASSIGNMENTS)})")
+        motion = getattr(scorer, "motion", "none") if motion is None else motion
+        if motion not in MOTIONS:
+            raise ValueError(f"Tracker: unknown motion {motion!r} (known: {', '.join(MOTIONS)})")
+        self.motion = motion
         self.scorer = scorer
         self.delta = int(delta)
         self.nearest = None if nearest is None else int(nearest)
@@ -123,7 +139,9 @@ class Tracker:
             frames.append(out)
             if seen.any():
                 kp = self._visible(frame.keypoints[seen])
-                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp)))
+                centres = pose_centres(kp)
+                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], centres,
+                                        _velocity(history, frame.index, ids[seen], centres)))
         self.frames_tracked += len(video.frames)
         self.seconds += time.perf_counter() - t0
         return dataclasses.replace(video, frames=frames)
@@ -149,15 +167,26 @@ class Tracker:
         query = np.flatnonzero(seen)
         if len(query) == 0 or not history:
             return ids, seen
+        delta = np.concatenate([np.full(len(h.track_ids), frame.index - h.index) for h in history])
+        keypoints = np.concatenate([h.keypoints for h in history])
+        boxes = np.concatenate([h.boxes for h in history])
+        centres = np.concatenate([h.centres for h in history])
+        if self.motion == "velocity":           # step 6: each candidate where its track's motion puts it now
+            shift = np.concatenate([h.velocity for h in history]) * delta[:, None]
+            keypoints = keypoints.copy()
+            keypoints[..., :2] += shift[:, None, :]
+            boxes = boxes.copy()
+            boxes[:, :2] += shift
+            centres = centres + shift
         cand = Candidates(
-            keypoints=np.concatenate([h.keypoints for h in history]),
-            boxes=np.concatenate([h.boxes for h in history]),
+            keypoints=keypoints,
+            boxes=boxes,
             track_ids=np.concatenate([h.track_ids for h in history]),
-            delta=np.concatenate([np.full(len(h.track_ids), frame.index - h.index) for h in history]),
+            delta=delta,
             frame=np.concatenate([np.full(len(h.track_ids), h.index) for h in history]),
         )
         kp_q = kp[query]
-        mask = self._nearest_mask(pose_centres(kp_q), np.concatenate([h.centres for h in history]), cand.delta)
+        mask = self._nearest_mask(pose_centres(kp_q), centres, cand.delta)
         try:
             scores = self.scorer(kp_q, frame.boxes[query], cand, (video.width, video.height), mask)
         except ValueError as err:
@@ -187,6 +216,23 @@ class Tracker:
             near = np.argsort(dist[:, cols], axis=1, kind="stable")[:, :self.nearest]  # ties: lower index
             mask[np.arange(q)[:, None], cols[near]] = True
         return mask
+
+
+def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``[K, 2]`` centre velocity per timestep of the tracks ``ids`` now at ``centres`` (frame
+    ``index``), from each track's latest appearance in ``history``; 0 for a track not in it."""
+    velocity = np.zeros((len(ids), 2))
+    if not history:
+        return velocity
+    past_ids = np.concatenate([h.track_ids for h in history])
+    past_index = np.concatenate([np.full(len(h.track_ids), h.index) for h in history])
+    past_centres = np.concatenate([h.centres for h in history])
+    same = ids[:, None] == past_ids[None, :]                                   # [K, H]
+    found = same.any(axis=1)
+    latest = np.argmax(np.where(same, past_index[None, :], -1), axis=1)        # the latest appearance
+    dt = (index - past_index[latest])[:, None]
+    velocity[found] = ((centres - past_centres[latest]) / dt)[found]
+    return velocity
 
 
 def _where(video: Video, frame: Frame) -> str:

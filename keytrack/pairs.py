@@ -22,8 +22,8 @@ import numpy as np
 from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
 
-__all__ = ["PairIndex", "sample_pairs", "split_videos", "pose_centres", "track_velocity", "MOTIONS",
-           "moved_previous"]
+__all__ = ["PairIndex", "sample_pairs", "split_videos", "pose_centres", "pose_motion", "track_velocity",
+           "moved_previous", "MOTIONS"]
 
 #: How the earlier pose of a pair is shown to the matcher: where it was (the paper), or moved by
 #: its track's velocity to where the track is heading (``pairs.motion``; the tracker's ``motion``).
@@ -153,12 +153,27 @@ def sample_pairs(table: PoseTable, delta: int = 4, nearest: int | None = None) -
     return PairIndex(current.astype(np.int64), previous.astype(np.int64), deltas, label)
 
 
+def pose_motion(now: np.ndarray, past: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``[K, 2]`` how far poses ``now`` moved from poses ``past`` (``[K, 15, 3]`` each) per frame:
+    the mean displacement of the joints visible in both, over the ``frames`` ``[K]`` between them
+    (the change of the pose centre when no joint is visible in both). Joints seen in one pose only
+    do not move the estimate, so a joint that appears or vanishes is not taken for motion."""
+    now, past = np.asarray(now, dtype=np.float64), np.asarray(past, dtype=np.float64)
+    both = (now[..., 2] > 0) & (past[..., 2] > 0)                               # [K, 15]
+    n = both.sum(axis=-1, keepdims=True)
+    shift = np.where(both[..., None], now[..., :2] - past[..., :2], 0.0).sum(axis=-2)
+    common = np.divide(shift, n, out=np.zeros_like(shift), where=n > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # centres of poses without keypoints
+        moved = np.where(n > 0, common, pose_centres(now) - pose_centres(past))
+    return np.nan_to_num(moved) / np.maximum(np.asarray(frames, dtype=np.float64), 1)[:, None]
+
+
 def track_velocity(table: PoseTable, delta: int) -> np.ndarray:
     """``[N, 2]`` each pose's track velocity per timestep, as the tracker computes it online.
 
-    The change of the pose's centre (mean of its visible keypoints) since its track's latest
-    earlier appearance in the same video at most ``delta`` frames back, divided by the frames
-    between them; 0 for a track's first pose in that window, a pose without a track id or without
+    How far the pose moved (:func:`pose_motion`) since its track's latest earlier appearance in
+    the same video at most ``delta`` frames back, per frame between them; 0 for a track's first pose in that window, a pose without a track id or without
     visible keypoints (:class:`keytrack.tracking.Tracker` with ``motion="velocity"``).
     """
     kp = np.asarray(table.keypoints)
@@ -171,11 +186,9 @@ def track_velocity(table: PoseTable, delta: int) -> np.ndarray:
     video, frame = np.asarray(table.video)[rows], np.asarray(table.frame, dtype=np.int64)[rows]
     order = np.lexsort((frame, track[rows], video))                 # by video, track, frame
     rows, video, frame = rows[order], video[order], frame[order]
-    centres = pose_centres(kp[rows])
     gap = np.diff(frame)
     same = (np.diff(video) == 0) & (np.diff(track[rows]) == 0) & (gap >= 1) & (gap <= int(delta))
-    step = (centres[1:] - centres[:-1]) / np.maximum(gap, 1)[:, None]
-    velocity[rows[1:][same]] = step[same]
+    velocity[rows[1:][same]] = pose_motion(kp[rows[1:][same]], kp[rows[:-1][same]], gap[same])
     return velocity
 
 

@@ -162,3 +162,20 @@ def test_split_videos():
     assert [len(x) for x in split_videos(6, 0.0, seed=0)] == [6, 0]
     with pytest.raises(ValueError, match="val_fraction"):
         split_videos(5, 1.0, seed=0)
+
+
+def test_pose_motion_is_the_mean_shift_of_joints_seen_in_both_poses():
+    from keytrack.pairs import pose_motion
+
+    past = np.zeros((2, NUM_JOINTS, 3))
+    past[:, :, :2] = np.arange(NUM_JOINTS)[:, None] * 10.0
+    past[:, :5, 2] = 1.0                                # joints 0-4 visible
+    now = past.copy()
+    now[:, :, 0] += 12.0                                # everything moved 12 px right over 3 frames
+    now[0, 10, 2] = 1.0                                 # joint 10 appears far below: not motion
+    now[1, :5, 2] = 0.0                                 # no joint seen in both: the centres' change
+    now[1, 5:7, 2] = 1.0
+    v = pose_motion(now, past, np.array([3, 2]))
+    assert np.allclose(v[0], [4.0, 0.0])
+    centre_now, centre_past = now[1, 5:7, :2].mean(0), past[1, :5, :2].mean(0)
+    assert np.allclose(v[1], (centre_now - centre_past) / 2)

@@ -44,7 +44,7 @@ import time
 import numpy as np
 
 from keytrack.errors import InputError
-from keytrack.pairs import MOTIONS, pose_centres
+from keytrack.pairs import MOTIONS, pose_centres, pose_motion
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import Candidates, Scorer
@@ -141,7 +141,7 @@ class Tracker:
                 kp = self._visible(frame.keypoints[seen])
                 centres = pose_centres(kp)
                 history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], centres,
-                                        _velocity(history, frame.index, ids[seen], centres)))
+                                        _velocity(history, frame.index, ids[seen], kp)))
         self.frames_tracked += len(video.frames)
         self.seconds += time.perf_counter() - t0
         return dataclasses.replace(video, frames=frames)
@@ -218,20 +218,20 @@ class Tracker:
         return mask
 
 
-def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """``[K, 2]`` centre velocity per timestep of the tracks ``ids`` now at ``centres`` (frame
-    ``index``), from each track's latest appearance in ``history``; 0 for a track not in it."""
+def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """``[K, 2]`` velocity per timestep of the tracks ``ids`` now at ``keypoints`` (frame ``index``),
+    from each track's latest appearance in ``history`` (:func:`keytrack.pairs.pose_motion`); 0 for
+    a track not in it."""
     velocity = np.zeros((len(ids), 2))
     if not history:
         return velocity
     past_ids = np.concatenate([h.track_ids for h in history])
     past_index = np.concatenate([np.full(len(h.track_ids), h.index) for h in history])
-    past_centres = np.concatenate([h.centres for h in history])
+    past_keypoints = np.concatenate([h.keypoints for h in history])
     same = ids[:, None] == past_ids[None, :]                                   # [K, H]
     found = same.any(axis=1)
     latest = np.argmax(np.where(same, past_index[None, :], -1), axis=1)        # the latest appearance
-    dt = (index - past_index[latest])[:, None]
-    velocity[found] = ((centres - past_centres[latest]) / dt)[found]
+    velocity[found] = pose_motion(keypoints[found], past_keypoints[latest[found]], (index - past_index[latest])[found])
     return velocity
 
 

@@ -655,8 +655,9 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
                      + "; a cell over several trainings is their mean ± sample std (one perturbation seed each).")
     if any(m.endswith(MOTION) for m in opts.methods):
         notes.append("+ motion (beyond the paper): the same tracker and scorer, each candidate first moved by "
-                     "its track's velocity times Δ (the change of the track's centre since its previous "
-                     "appearance in the window, per timestep; keytrack.tracking.Tracker, motion='velocity'); "
+                     "its track's velocity times Δ (how far the track moved since its previous appearance in the "
+                     "window, per timestep: keytrack.pairs.pose_motion; keytrack.tracking.Tracker, "
+                     "motion='velocity'); "
                      "its match threshold, for OKS and IoU, tuned on the training split with motion too.")
     if "pose_entailment_improved" in bases_of(opts.methods):
         notes.append(f"Pose Entailment: experiments/{opts.experiment}.yaml (the paper's model, tokens and loss); "

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from keytrack.augment import augment_pairs, is_active
 from keytrack.encoders import PairEncoder, TokenEncoder, pair_encoder, token_config  # noqa: F401 (re-exported)
-from keytrack.pairs import MOTIONS, PairIndex, moved_previous, sample_pairs
+from keytrack.pairs import PairIndex, moved_previous, resolve_motion, sample_pairs
 from keytrack.poses import Dataset
 from keytrack.tokenize import TokenConfig
 
@@ -160,9 +160,7 @@ class TokenizedPairs(torch.utils.data.Dataset):
         kp = torch.as_tensor(table.keypoints, dtype=torch.float32)
         size = torch.as_tensor(table.frame_size, dtype=torch.float32)
         cur = torch.as_tensor(pairs.current)
-        motion = str(cfg.pairs.get("motion", "none"))
-        if motion not in MOTIONS:
-            raise ValueError(f"pairs.motion: expected one of {', '.join(MOTIONS)}, got {motion!r}")
+        motion = resolve_motion(cfg.pairs.get("motion", "none"), where="pairs.motion")
         previous = (torch.as_tensor(moved_previous(table, pairs, int(cfg.pairs.delta)), dtype=torch.float32)
                     if motion == "velocity" else kp[torch.as_tensor(pairs.previous)])
         a = cfg.augment

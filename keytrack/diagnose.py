@@ -9,7 +9,8 @@ annotated poses of frames ``t-1 .. t-δ`` of the same video (the tracker's windo
 the ground-truth identities, so the numbers measure the matcher alone, not error propagation).
 With ``--motion velocity`` (the default for a checkpoint trained with ``pairs.motion: velocity``)
 each candidate is first moved by its ground-truth track's velocity times ``Δ``, as the tracker
-with that motion shows it (:func:`keytrack.pairs.moved_previous`). All pairs are scored in batches. Writes to ``--output`` (default
+with that motion shows it (:func:`keytrack.pairs.moved_previous`). All pairs are scored in
+batches. Writes to ``--output`` (default
 ``results/diagnose/<input>-<split>-<scorer>-stride<K>/``):
 
 * ``ranking.md`` / ``ranking.csv``: :mod:`keytrack.ranking`'s rank-1 accuracy, share of poses
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from keytrack.atomic import write_text
+from keytrack.pairs import MOTIONS
 
 log = logging.getLogger("keytrack.diagnose")
 
@@ -59,12 +61,10 @@ def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, w
     ``motion`` None: the scorer's (what its network was trained for), else ``"none"``."""
     import torch
 
-    from keytrack.pairs import MOTIONS, moved_previous, sample_pairs
-
-    motion = getattr(scorer, "motion", "none") if motion is None else motion
-    if motion not in MOTIONS:
-        raise ValueError(f"diagnose: unknown motion {motion!r} (known: {', '.join(MOTIONS)})")
+    from keytrack.pairs import moved_previous, resolve_motion, sample_pairs
     from keytrack.ranking import per_query, ranking_stats
+
+    motion = resolve_motion(motion, scorer, where="diagnose")
 
     table = dataset.table()
     pairs = sample_pairs(table, delta=delta)
@@ -161,7 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of it (gt_boxes_predicted_keypoints, predicted_boxes_predicted_keypoints; seed "
                              "--perturb-seed), each predicted pose keeping the identity it was drawn from")
     parser.add_argument("--perturb-seed", type=int, default=0, help="seed of the perturbation protocol")
-    parser.add_argument("--motion", choices=("none", "velocity"), default=None,
+    parser.add_argument("--motion", choices=MOTIONS, default=None,
                         help="move each candidate by its track's velocity first (default: what the checkpoint "
                              "was trained for, none for OKS)")
     parser.add_argument("--worst", type=int, default=10, help="worst frames listed")

@@ -23,11 +23,20 @@ from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
 
 __all__ = ["PairIndex", "sample_pairs", "split_videos", "pose_centres", "pose_motion", "track_velocity",
-           "moved_previous", "MOTIONS"]
+           "moved_previous", "MOTIONS", "resolve_motion"]
 
 #: How the earlier pose of a pair is shown to the matcher: where it was (the paper), or moved by
 #: its track's velocity to where the track is heading (``pairs.motion``; the tracker's ``motion``).
 MOTIONS: tuple[str, ...] = ("none", "velocity")
+
+
+def resolve_motion(motion: str | None, scorer=None, where: str = "motion") -> str:
+    """``motion``, or when None the ``scorer``'s (a matching network's ``pairs.motion``, what it was
+    trained for; ``"none"`` for a scorer without one); an unknown value raises, naming ``where``."""
+    motion = str(getattr(scorer, "motion", "none")) if motion is None else str(motion)
+    if motion not in MOTIONS:
+        raise ValueError(f"{where}: unknown motion {motion!r} (known: {', '.join(MOTIONS)})")
+    return motion
 
 
 @dataclass
@@ -173,8 +182,9 @@ def track_velocity(table: PoseTable, delta: int) -> np.ndarray:
     """``[N, 2]`` each pose's track velocity per timestep, as the tracker computes it online.
 
     How far the pose moved (:func:`pose_motion`) since its track's latest earlier appearance in
-    the same video at most ``delta`` frames back, per frame between them; 0 for a track's first pose in that window, a pose without a track id or without
-    visible keypoints (:class:`keytrack.tracking.Tracker` with ``motion="velocity"``).
+    the same video at most ``delta`` frames back, per frame between them; 0 for a track's first
+    pose in that window, a pose without a track id or without visible keypoints
+    (:class:`keytrack.tracking.Tracker` with ``motion="velocity"``).
     """
     kp = np.asarray(table.keypoints)
     n = len(kp)

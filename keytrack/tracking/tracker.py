@@ -19,9 +19,10 @@
    available score is below ``match_threshold`` starts a new track with a new id.
 6. With ``motion = "velocity"`` (beyond the paper; the paper's tracker is ``"none"``), each
    candidate is first moved to where its track's motion puts it at frame ``t``: every tracked pose
-   carries its track's velocity (the change of its centre since the track's previous appearance in
-   the window, per timestep; 0 for a new track), and a candidate seen ``Δ`` timesteps ago is
-   translated, keypoints and box, by ``Δ`` times that velocity before any scorer sees it. It uses
+   carries its track's velocity (how far it moved since the track's previous appearance in the
+   window, per timestep, :func:`keytrack.pairs.pose_motion`; 0 for a new track), and a candidate
+   seen ``Δ`` timesteps ago is translated, keypoints and box, by ``Δ`` times that velocity before
+   any scorer sees it. It uses
    the tracker's own earlier output only, so tracking stays online; it matters most at low frame
    rates, where people move far between frames (docs/matchers.md).
 
@@ -44,7 +45,7 @@ import time
 import numpy as np
 
 from keytrack.errors import InputError
-from keytrack.pairs import MOTIONS, pose_centres, pose_motion
+from keytrack.pairs import MOTIONS, pose_centres, pose_motion, resolve_motion
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import Candidates, Scorer
@@ -65,7 +66,7 @@ class _Tracked:
     boxes: np.ndarray       # [K, 4]
     track_ids: np.ndarray   # [K]
     centres: np.ndarray     # [K, 2]
-    velocity: np.ndarray    # [K, 2] the track's centre velocity per timestep (0 for a new track)
+    velocity: np.ndarray    # [K, 2] the track's velocity per timestep (0 for a new track, or without motion)
 
 
 class Tracker:
@@ -84,7 +85,7 @@ class Tracker:
             (the pose estimator's own minimum; A.4 uses 0.1). Default 0: every keypoint with
             ``c > 0``. The output keeps all keypoints either way.
         motion: ``"none"`` (the paper's) or ``"velocity"``: candidates are translated by their
-            track's centre velocity times ``Δ`` before scoring (step 6 above). None (default):
+            track's velocity times ``Δ`` before scoring (step 6 above). None (default):
             the scorer's ``motion`` (a matching network's ``pairs.motion``, what it was trained
             for), else ``"none"``.
     """
@@ -102,10 +103,7 @@ class Tracker:
             raise ValueError(f"Tracker: nearest must be >= 1 or None, got {nearest}")
         if assignment not in ASSIGNMENTS:
             raise ValueError(f"Tracker: unknown assignment {assignment!r} (known: {', '.join(ASSIGNMENTS)})")
-        motion = getattr(scorer, "motion", "none") if motion is None else motion
-        if motion not in MOTIONS:
-            raise ValueError(f"Tracker: unknown motion {motion!r} (known: {', '.join(MOTIONS)})")
-        self.motion = motion
+        self.motion = resolve_motion(motion, scorer, where="Tracker")
         self.scorer = scorer
         self.delta = int(delta)
         self.nearest = None if nearest is None else int(nearest)
@@ -139,9 +137,9 @@ class Tracker:
             frames.append(out)
             if seen.any():
                 kp = self._visible(frame.keypoints[seen])
-                centres = pose_centres(kp)
-                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], centres,
-                                        _velocity(history, frame.index, ids[seen], kp)))
+                velocity = (_velocity(history, frame.index, ids[seen], kp) if self.motion == "velocity"
+                            else np.zeros((len(kp), 2)))
+                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity))
         self.frames_tracked += len(video.frames)
         self.seconds += time.perf_counter() - t0
         return dataclasses.replace(video, frames=frames)

@@ -163,8 +163,10 @@ def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, 
     return rows
 
 
-def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: float) -> list[dict]:
-    """Frames/s of the online tracker (§3.1, δ = 4, all candidates) with a freshly initialised matcher."""
+def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: float,
+                 motions: Sequence[str] = ("none", "velocity")) -> list[dict]:
+    """Frames/s of the online tracker (§3.1, δ = 4, all candidates) with a freshly initialised matcher,
+    without and with the tracker's motion (each candidate moved by its track's velocity first)."""
     import torch
 
     from keytrack.models.factory import build_encoder, build_matcher
@@ -173,19 +175,22 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
 
     torch.manual_seed(0)
     scorer = PoseEntailmentScorer(build_matcher(cfg).to(device).eval(), build_encoder(cfg), device=device)
-    tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5)
-    tracker.track_dataset(dataset)                   # warm-up
-    scorer.pairs_scored, scorer.network_seconds = 0, 0.0
-    t0 = time.perf_counter()
-    tracker.track_dataset(dataset)
-    seconds = time.perf_counter() - t0
-    frames = dataset.num_frames
-    net = scorer.network_seconds
-    row = _rate_row(f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates",
-                    scorer.pairs_scored / seconds, flops, roofline)
-    row.update(frames_s=frames / seconds, network_share=net / seconds,
-               network_frames_s=frames / net if net > 0 else float("nan"))
-    return [row]
+    rows = []
+    for motion in motions:
+        tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5, motion=motion)
+        tracker.track_dataset(dataset)                   # warm-up
+        scorer.pairs_scored, scorer.network_seconds = 0, 0.0
+        t0 = time.perf_counter()
+        tracker.track_dataset(dataset)
+        seconds = time.perf_counter() - t0
+        frames = dataset.num_frames
+        net = scorer.network_seconds
+        row = _rate_row(f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates"
+                        + (", + motion" if motion != "none" else ""), scorer.pairs_scored / seconds, flops, roofline)
+        row.update(frames_s=frames / seconds, network_share=net / seconds,
+                   network_frames_s=frames / net if net > 0 else float("nan"))
+        rows.append(row)
+    return rows
 
 
 def run(args: argparse.Namespace) -> Path:

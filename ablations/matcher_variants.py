@@ -96,11 +96,12 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     fit, val = _validation_ground_truth(profile, cfg0)
     val_id = dataset_fingerprint(val)
 
-    def track(method, checkpoint, threshold, stride, setting=GT, motion=None):
+    def track(method, checkpoint, threshold, stride, setting=GT, motion=None, confidence=0.0):
         gt = subsample(val, stride)
         predicted = subsample(perturb(val, setting, 0), stride)
         return track_and_evaluate(gt, predicted, _scorer(method, checkpoint, "cpu", 16384),
                                   match_threshold=threshold, compute_ap=False, motion=motion,
+                                  min_keypoint_confidence=confidence,
                                   keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
 
     # OKS reference: threshold tuned on the training videos, then tracked on the validation videos.
@@ -155,6 +156,20 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
             moving[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
             moving[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
         reference.append(moving)
+    # OKS matching only the keypoints the pose estimator is confident of (the tracker's
+    # min_keypoint_confidence; predicted keypoints only: ground truth has c = 1).
+    for tau in spec.get("oks_min_keypoint_confidence", []):
+        for motion in ("none", "velocity") if spec.get("oks_motion") else ("none",):
+            name = f"OKS{' + motion' if motion != 'none' else ''}, keypoints c ≥ {tau:g} (threshold {oks_thr:g})"
+            row = {"variant": name}
+            for k in strides:
+                rec = cache.run(f"oks-stride{k}-predicted-conf{tau:g}-{motion}",
+                                lambda k=k, tau=tau, motion=motion: track("oks", None, oks_thr, k, PREDICTED,
+                                                                          motion, float(tau)),
+                                {"data": val_id, "threshold": oks_thr, "stride": k, "setting": PREDICTED,
+                                 "motion": motion, "min_keypoint_confidence": float(tau)})
+                row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
+            reference.append(row)
     for v in spec["variants"]:
         if only and v["name"] not in only:
             continue
@@ -170,6 +185,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         overrides = [*own, f"run_name={run_tag}-{_slug(v['name'])}-seed{seed}"]
         row = {"variant": v["name"], "experiment": v["experiment"]}
         motion = v.get("motion")            # the tracker's; None: what the network was trained for
+        confidence = float(v.get("min_keypoint_confidence", 0.0))     # the tracker's, predicted keypoints
         try:
             trained = train_or_reuse(v["experiment"], overrides)
         except Exception as err:     # noqa: BLE001 - the table shows the failed variant, the others go on
@@ -198,9 +214,11 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
             row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
-            rec = cache.run(f"{key}-predicted",
-                            lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, PREDICTED, motion),
-                            {**params, "setting": PREDICTED})
+            rec = cache.run(f"{key}-predicted" + (f"-conf{confidence:g}" if confidence else ""),
+                            lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, PREDICTED, motion,
+                                              confidence),
+                            {**params, "setting": PREDICTED,
+                             **({"min_keypoint_confidence": confidence} if confidence else {})})
             row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
@@ -227,6 +245,11 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
              "%IDSW and MOTA totals (keytrack.evaluation, poseval's protocol). \"pred.\": the same videos "
              "under the perturbation protocol's predicted boxes and keypoints (keytrack.perturb, seed 0), "
              f"keypoints below {KEYPOINT_THRESHOLD:g} removed before %IDSW (A.3)."]
+    if spec.get("oks_min_keypoint_confidence") or any(v.get("min_keypoint_confidence") for v in spec["variants"]):
+        notes.append("Keypoints c ≥ τ: the tracker matches only the predicted keypoints whose confidence is at "
+                     "least τ (keytrack.tracking.Tracker, min_keypoint_confidence; Figure 10: \"keypoint "
+                     "predictions that are not used due to low confidence\"); the output keeps every keypoint, "
+                     "and ground truth (c = 1) is unaffected.")
     if spec.get("oks_motion") or any(v.get("motion") for v in spec["variants"]):
         notes.append("Motion (beyond the paper): the tracker moves each candidate by its track's velocity times Δ "
                      "before scoring (keytrack.tracking.Tracker, motion='velocity'); the ranking columns move "

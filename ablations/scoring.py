@@ -74,20 +74,20 @@ def score_tracked(gt: Dataset, tracked: Dataset, *, keypoint_threshold: float = 
 
 def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_threshold: float, delta: int = 4,
                        nearest: int | None = None, assignment: str = "greedy", motion: str | None = None,
-                       keypoint_threshold: float = 0.0,
+                       keypoint_threshold: float = 0.0, min_keypoint_confidence: float = 0.0,
                        compute_ap: bool = True, ap_after_threshold: bool = False, compute_hota: bool = True) -> dict:
     """Track ``predicted`` online (§3.1) and score it against ``gt`` (:func:`score_tracked`); adds
     the speed of the tracking step (and of the network, for a learned scorer)."""
     from keytrack.tracking import Tracker
 
     tracker = Tracker(scorer, delta=delta, nearest=nearest, assignment=assignment, match_threshold=match_threshold,
-                      motion=motion)
+                      motion=motion, min_keypoint_confidence=min_keypoint_confidence)
     tracked = tracker.track_dataset(predicted)
     out = score_tracked(gt, tracked, keypoint_threshold=keypoint_threshold, compute_ap=compute_ap,
                         ap_after_threshold=ap_after_threshold, compute_hota=compute_hota)
     out.update(frames=tracker.frames_tracked, poses=predicted.num_poses, tracking_seconds=tracker.seconds,
                frames_per_s=tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else None)
-    if hasattr(scorer, "pairs_scored"):
+    if hasattr(scorer, "network_seconds"):
         seconds = scorer.network_seconds
         out.update(pairs=scorer.pairs_scored, forwards=scorer.forwards, network_seconds=seconds,
                    pairs_per_s=scorer.pairs_scored / seconds if seconds > 0 else None)

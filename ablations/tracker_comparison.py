@@ -134,6 +134,15 @@ class Options(RunOptions):
     keypoint_threshold: float = COMPARISON_KEYPOINT_THRESHOLD
     grid: tuple[float, ...] = DEFAULT_GRID
     fixed_thresholds: dict[str, float] = field(default_factory=dict)
+    #: the tracker's min_keypoint_confidence per method name ("*": every method) in the
+    #: predicted-keypoint settings: keypoints below it are not used for matching (Figure 10).
+    min_keypoint_confidence: dict[str, float] = field(default_factory=dict)
+
+    def confidence_of(self, method: str, setting: str) -> float:
+        """The tracker's ``min_keypoint_confidence`` for ``method`` in ``setting`` (0 with GT keypoints)."""
+        if setting == "gt_boxes_gt_keypoints":
+            return 0.0
+        return float(self.min_keypoint_confidence.get(method, self.min_keypoint_confidence.get("*", 0.0)))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -165,6 +174,11 @@ class Options(RunOptions):
             raise ValueError(f"train_seeds must be integers >= 0, got {list(self.train_seeds)}")
         if not 0.0 <= self.keypoint_threshold <= 1.0:
             raise ValueError(f"keypoint_threshold must lie in [0, 1], got {self.keypoint_threshold}")
+        bad = {m: t for m, t in self.min_keypoint_confidence.items()
+               if (m != "*" and m not in METHOD_NAMES) or not 0.0 <= float(t) <= 1.0}
+        if bad:
+            raise ValueError(f"min_keypoint_confidence: expected METHOD=τ (METHOD one of the methods or '*', "
+                             f"τ in [0, 1]), got {bad}")
 
 
     @property
@@ -511,9 +525,12 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                         params.update(nearest=opts.baseline_nearest, checkpoint=net and net["digest"])
                     if motion_of(method) != "none":
                         params.update(motion=motion_of(method))
+                    confidence = opts.confidence_of(method, setting)
+                    if confidence > 0:               # a new key: the cached cells without it stay valid
+                        params.update(min_keypoint_confidence=confidence)
 
                     def cell(setting=setting, stride=stride, method=method, seed=seed, kp=kp_threshold,
-                             net=net, error=error):
+                             net=net, error=error, confidence=confidence):
                         nonlocal predicted, subsampled
                         from keytrack.tracking import subsample
 
@@ -534,7 +551,7 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                             nearest = None
                         return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
                                                   delta=opts.delta, nearest=nearest, keypoint_threshold=kp,
-                                                  motion=motion_of(method))
+                                                  motion=motion_of(method), min_keypoint_confidence=confidence)
 
                     done += 1
                     seeds_of = opts.seeds_of_baselines if base(method) in LEARNED_BASELINES else train_seeds
@@ -625,7 +642,12 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
            if any(m not in opts.fixed_thresholds for m in tuned) else "."),
         f"MOTA and %IDSW in the predicted-keypoint settings: keypoints with confidence below "
         f"{opts.keypoint_threshold:g} are removed from the output first (A.3; the paper uses "
-        f"{PAPER_KEYPOINT_THRESHOLD}). AP: the keypoints' own, before that threshold (Figure 4's AP column).",
+        f"{PAPER_KEYPOINT_THRESHOLD}). AP: the keypoints' own, before that threshold (Figure 4's AP column)."
+        + ("" if not opts.min_keypoint_confidence else " Matching uses only the predicted keypoints with "
+           "confidence ≥ τ (the tracker's min_keypoint_confidence; Figure 10: keypoint predictions \"not used "
+           "due to low confidence\"): " + ", ".join(f"{'every method' if m == '*' else label(m, short=True)} "
+                                                    f"τ = {t:g}" for m, t in opts.min_keypoint_confidence.items())
+           + "; the output keeps every keypoint."),
         ("GCN (ours): our implementation of LightTrack's Siamese GCN (keytrack/models/gcn.py), trained "
          "here, with Figure 4's GCN values (LightTrack's pretrained GCN) beside it; "
          if "gcn" in opts.methods else "The GCN row is the paper's alone (run --methods gcn for ours); ")
@@ -723,6 +745,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "0.5, the paper used 0.57)")
     add("--grid", type=float, nargs="+", default=list(DEFAULT_GRID),
         help="match thresholds tried for OKS and IoU on the training split")
+    add("--min-keypoint-confidence", nargs="+", default=[], metavar="[METHOD=]TAU",
+        help="predicted-keypoint settings: the tracker matches only keypoints with confidence >= TAU "
+             "(keytrack track --min-keypoint-confidence), for METHOD or, without METHOD=, every method "
+             "(default: 0, every keypoint)")
     add("--oks-threshold", type=float, default=None, help="fix OKS's match threshold (no tuning)")
     add("--iou-threshold", type=float, default=None, help="fix IoU's match threshold (no tuning)")
     add_run_arguments(parser)
@@ -736,7 +762,15 @@ def options_from_args(args: argparse.Namespace) -> Options:
         if not sep or not path:
             raise ValueError(f"--baseline-checkpoint: expected METHOD=CKPT, got {item!r}")
         checkpoints[method] = path
-    return options_from(Options, args, fixed_thresholds=fixed, checkpoints=checkpoints)
+    confidence = {}
+    for item in args.min_keypoint_confidence:
+        method, sep, value = item.rpartition("=")
+        try:
+            confidence[method if sep else "*"] = float(value)
+        except ValueError:
+            raise ValueError(f"--min-keypoint-confidence: expected [METHOD=]TAU, got {item!r}") from None
+    return options_from(Options, args, fixed_thresholds=fixed, checkpoints=checkpoints,
+                        min_keypoint_confidence=confidence)
 
 
 def run(args: argparse.Namespace) -> int:

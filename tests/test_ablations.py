@@ -320,6 +320,44 @@ def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_th
         Options(methods=("oks+speed",))
 
 
+def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):
+    import argparse
+
+    from ablations.scoring import track_and_evaluate
+    from ablations.tracker_comparison import Options, add_arguments, options_from_args, run_comparison
+    from keytrack.perturb import perturb
+    from keytrack.tracking import OKSScorer
+
+    eval_gt = generate_dataset(2, seed=12, config=TINY)
+    predicted = "predicted_boxes_predicted_keypoints"
+    opts = Options(out=str(tmp_path / "tc"), strides=(1,), methods=("oks", "oks+motion"), fixed_thresholds={"oks": 0.2,
+                   "oks+motion": 0.2}, settings=("gt_boxes_gt_keypoints", predicted),
+                   min_keypoint_confidence={"oks": 0.6})
+    result = run_comparison(opts, eval_gt=eval_gt)
+    assert result.failures == []
+    cells = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("*.json")}
+    conf = {k: c["params"].get("min_keypoint_confidence", 0.0) for k, c in cells.items() if c["params"].get("kind") == "cell"}
+    # Only OKS, only with predicted keypoints (ground truth has c = 1); OKS + motion keeps every keypoint.
+    assert conf == {f"{predicted}-stride1-oks-seed0": 0.6, f"{predicted}-stride1-oks+motion-seed0": 0.0,
+                    "gt_boxes_gt_keypoints-stride1-oks-seed0": 0.0, "gt_boxes_gt_keypoints-stride1-oks+motion-seed0": 0.0}
+    # The cell is the tracker with that setting, and the setting changes what it tracks.
+    pred = perturb(eval_gt, predicted, 0)
+    runs = {t: track_and_evaluate(eval_gt, pred, OKSScorer(), match_threshold=0.2, min_keypoint_confidence=t,
+                                  keypoint_threshold=opts.keypoint_threshold, compute_ap=False, compute_hota=False)
+            for t in (0.0, 0.6)}
+    cell = cells[f"{predicted}-stride1-oks-seed0"]["result"]
+    assert cell["num_switches"] == runs[0.6]["num_switches"] and cell["idsw"] == runs[0.6]["idsw"]
+    assert (runs[0.0]["num_switches"], runs[0.0]["num_misses"]) != (runs[0.6]["num_switches"], runs[0.6]["num_misses"])
+    assert "confidence ≥ τ" in (tmp_path / "tc" / "table.md").read_text()
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--min-keypoint-confidence", "0.2", "oks+motion=0.35"])
+    assert options_from_args(args).min_keypoint_confidence == {"*": 0.2, "oks+motion": 0.35}
+    with pytest.raises(ValueError, match="min_keypoint_confidence"):
+        Options(min_keypoint_confidence={"okz": 0.2})
+
+
 @pytest.fixture(scope="module")
 def tiny_gcn_checkpoint(tmp_path_factory):
     """An untrained GCN matcher in the checkpoint layout ``load_matcher`` reads."""
@@ -509,9 +547,12 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     spec = tmp_path / "variants.yaml"
     spec.write_text("budget: [trainer.max_epochs=1]\n"
                     "oks_motion: true\n"
+                    "oks_min_keypoint_confidence: [0.4]\n"
                     "variants:\n"
                     "  - {name: first, experiment: default, overrides: [optim.lr=1e-3]}\n"
                     "  - {name: first moved, experiment: default, overrides: [optim.lr=1e-3], motion: velocity}\n"
+                    "  - {name: first confident, experiment: default, overrides: [optim.lr=1e-3],\n"
+                    "     min_keypoint_confidence: 0.4}\n"
                     "  - {name: second, experiment: improved, init_from: first}\n"
                     "  - {name: broken, experiment: default, overrides: [model.layers=0]}\n")
     trained = []
@@ -527,20 +568,29 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     monkeypatch.setattr(mv, "train_or_reuse", fake_train)
     monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
     out = mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
-    assert [e for e, _ in trained] == ["default", "default", "improved", "default"]
+    assert [e for e, _ in trained] == ["default", "default", "default", "improved", "default"]
     assert "optim.lr=1e-3" in trained[0][1] and "trainer.max_epochs=1" in trained[0][1]
-    assert f"model.init_from={tiny_checkpoint}" in trained[2][1]
+    assert f"model.init_from={tiny_checkpoint}" in trained[3][1]
     rows = list(csv.DictReader(open(out / "table.csv")))
     by = {r["Variant"]: r for r in rows}
     oks = [v for v in by if v.startswith("OKS")]
-    assert set(by) == {"first", "first moved", "second", "broken", *oks} and len(oks) == 2
-    assert next(v for v in oks if "motion" in v) == "OKS + motion (threshold %s)" % by[oks[0]]["Variant"].split(
-        "threshold ")[1].split(" ")[0]
+    assert set(by) == {"first", "first moved", "first confident", "second", "broken", *oks} and len(oks) == 4
+    thr = by[oks[0]]["Variant"].split("threshold ")[1].split(" ")[0]
+    assert sorted(oks) == sorted([f"OKS (no learning, threshold {thr} tuned on the training videos)",
+                                  f"OKS + motion (threshold {thr})", f"OKS, keypoints c ≥ 0.4 (threshold {thr})",
+                                  f"OKS + motion, keypoints c ≥ 0.4 (threshold {thr})"])
     moved = [json.loads(p.read_text()) for p in (out / "runs").glob("first-moved-*.json")]
     assert len(moved) == 6 and all(c["params"]["motion"] == "velocity" for c in moved)   # 2 strides × 3 cells
-    for name in ("first", "first moved", "second", *oks):
+    # The confidence setting reaches the predicted-keypoint cells only (ground truth has c = 1).
+    confident = {p.stem: json.loads(p.read_text())["params"] for p in (out / "runs").glob("first-confident-*.json")}
+    assert sorted(k for k, c in confident.items() if c.get("min_keypoint_confidence") == 0.4) == [
+        "first-confident-seed0-stride1-predicted-conf0.4", "first-confident-seed0-stride4-predicted-conf0.4"]
+    for name in ("first", "first moved", "first confident", "second", *oks[:2]):
         for col in ("rank-1 stride 1", "%IDSW stride 1", "%IDSW stride 4", "%IDSW pred. stride 4"):
             assert 0 <= float(by[name][col]) <= 100
+    for name in oks[2:]:                     # predicted keypoints only
+        assert 0 <= float(by[name]["%IDSW pred. stride 4"]) <= 100 and by[name]["%IDSW stride 1"] == ""
+    assert "Keypoints c ≥ τ" in (out / "table.md").read_text()
     assert by["broken"]["Status"].startswith("failed: ValueError")
     assert float(by["first"]["val pair acc."]) == 0.8
     # A second run reuses every cached cell (no tracking, the same table).
@@ -559,7 +609,7 @@ def test_bench_writes_every_row_with_rates_and_fractions(tmp_path):
     assert what[0].startswith("roofline") and float(rows[0]["of roofline"]) == 1.0
     assert sum(w.startswith("matcher forward") for w in what) == 2 and sum("training step" in w for w in what) == 3
     assert any(w.startswith("`keytrack train` whole step") for w in what)
-    assert any(w.startswith("tracking 2 generated videos") for w in what)
+    assert [w.endswith("+ motion") for w in what if w.startswith("tracking 2 generated videos")] == [False, True]
     for r in rows:
         assert float(r["GFLOP/s"]) > 0 and float(r["of roofline"]) > 0 and math.isfinite(float(r["of roofline"]))
     track = next(r for r in rows if r["What"].startswith("tracking"))

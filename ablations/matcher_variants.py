@@ -6,7 +6,9 @@
 Each variant (an experiment and overrides, plus the spec's common budget) is trained on the
 training videos of the training split (:func:`ablations.common.train_or_reuse`: a finished run of
 the same configuration is reused; ``train_data: synthetic`` trains on the embedded synthetic scenes
-instead, ``init_from: <earlier variant>`` starts from that variant's weights) and measured on the split's *validation* videos only:
+instead, ``init_from: <earlier variant>`` starts from that variant's weights; ``motion`` and
+``min_keypoint_confidence`` are the tracker's settings for that variant, ``oks_motion`` and
+``oks_min_keypoint_confidence`` add OKS rows with them) and measured on the split's *validation* videos only:
 
 * the ranking metrics of the best checkpoint (:func:`keytrack.diagnose.diagnose`: rank-1 and
   "best wrong beats true" over the tracker's window) at frame strides 1 and 4 (the spec's

@@ -175,7 +175,7 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
 
     torch.manual_seed(0)
     scorer = PoseEntailmentScorer(build_matcher(cfg).to(device).eval(), build_encoder(cfg), device=device)
-    rows = []
+    frames, rows = dataset.num_frames, []
     for motion in motions:
         tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5, motion=motion)
         tracker.track_dataset(dataset)                   # warm-up
@@ -183,7 +183,6 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
         t0 = time.perf_counter()
         tracker.track_dataset(dataset)
         seconds = time.perf_counter() - t0
-        frames = dataset.num_frames
         net = scorer.network_seconds
         row = _rate_row(f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates"
                         + (", + motion" if motion != "none" else ""), scorer.pairs_scored / seconds, flops, roofline)

@@ -22,9 +22,8 @@
    carries its track's velocity (how far it moved since the track's previous appearance in the
    window, per timestep, :func:`keytrack.pairs.pose_motion`; 0 for a new track), and a candidate
    seen ``Δ`` timesteps ago is translated, keypoints and box, by ``Δ`` times that velocity before
-   any scorer sees it. It uses
-   the tracker's own earlier output only, so tracking stays online; it matters most at low frame
-   rates, where people move far between frames (docs/matchers.md).
+   any scorer sees it. It uses the tracker's own earlier output only, so tracking stays online;
+   it matters most at low frame rates, where people move far between frames (docs/matchers.md).
 
 Poses without a keypoint the tracker can see (none with ``c > 0`` and ``c >=
 min_keypoint_confidence``) cannot be compared: each gets a new track id of its own and is not a

@@ -21,7 +21,9 @@ the pooler's 0.015 M is exactly 128 × 128 multiply-accumulates of one token, an
 5.84 M is close to six 128 × 128 projections (Q, K, V, attention output, intermediate, output)
 of 15 tokens in 4 layers (5.90 M); a pair has 30 tokens, which gives 11.8 M MACs for those
 projections plus the attention products. The table therefore lists MACs as well; the paper does
-not say how it counted.
+not say how it counted. Since the pooler reads only the first token, our last encoder layer
+computes that token alone (its keys and values still come from all 30 tokens), so the count is
+what runs: 21.2 M FLOPs for the paper's model (25.5 M when every layer computed all 30 tokens).
 
 Every matcher is built from its experiment config (:func:`keytrack.models.factory.build_matcher`)
 and fed an example pair by its own encoder, so the counts follow the configs: change

@@ -47,7 +47,9 @@ def test_transformer_components_add_up_and_attention_is_counted():
     h, i, n, layers = int(cfg.model.hidden), int(cfg.model.intermediate), 30, int(cfg.model.layers)
     projections = n * (4 * h * h + 2 * h * i)              # Q, K, V, output; intermediate, output
     attention = 2 * n * n * h                              # QKᵀ and the weighted sum of V
-    assert parts["Encoder layers (×4)"]["mmacs"] * 1e6 == layers * (projections + attention)
+    # The last layer computes the pooled first token alone: K and V of all n tokens, the rest of one.
+    last = n * 2 * h * h + (2 * h * h + 2 * h * i) + 2 * n * h
+    assert parts["Encoder layers (×4)"]["mmacs"] * 1e6 == (layers - 1) * (projections + attention) + last
     assert total["paper_params_m"] == 0.41 and total["paper_mflops"] == 6.2
 
 

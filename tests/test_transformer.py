@@ -256,3 +256,43 @@ def test_cpu_dropout_rate_scale_and_seed():
     z = torch.ones(10, 3, requires_grad=True)
     dropout(z, 0.3, True).sum().backward()                  # gradient through the mask and scale
     assert set(z.grad.unique().tolist()) <= {0.0, torch.tensor(1 / 0.7).item()}
+
+
+def _every_token_forward(model: TransformerMatchingNetwork, tokens: dict) -> torch.Tensor:
+    """The network with every layer computing all 30 tokens, the pooler reading the first."""
+    mask = tokens["mask"].bool()
+    mask = (mask | ~mask.any(dim=-1, keepdim=True))[:, None, None, :]
+    x = model.embeddings(tokens)
+    for layer in model.encoder:
+        x = layer(x, mask)
+    assert x.shape[1] == 30
+    return model.classifier(model.pooler(x))
+
+
+def test_last_layer_computing_only_the_pooled_token_changes_no_logit_or_gradient():
+    """The last layer computes the first token alone (the pooler reads nothing else); logits and
+    every parameter's gradient equal those of the network that computes all 30 tokens everywhere,
+    at inference (fused attention) and in training (written-out attention), with masked tokens
+    (including a masked first token) and a pair with no visible token."""
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork(TransformerConfig(dropout=0.0))
+    tokens = _pair_tokens(m=8, seed=3)
+    tokens["mask"][0, 0] = False
+    tokens["mask"][1] = False
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(tokens), _every_token_forward(model, tokens), atol=1e-5)
+    for layer in model.encoder:
+        layer.attention_dropout = 1e-9          # the training path, dropping nothing
+    model.train()
+    grads = []
+    for forward in (model, lambda t: _every_token_forward(model, t)):
+        model.zero_grad()
+        logits = forward(tokens)
+        (logits[:, 1] - logits[:, 0]).pow(2).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == len(list(model.parameters()))
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+    # The last layer's output really is one token wide.
+    x = model.embeddings(tokens)
+    assert model.encoder[-1](x, tokens["mask"][:, None, None, :] | True, first_tokens=1).shape == (8, 1, 128)

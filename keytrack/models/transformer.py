@@ -188,10 +188,23 @@ class EncoderLayer(nn.Module):
                 state_dict[f"{prefix}qkv.{w}"] = torch.cat([state_dict.pop(n) for n in names[3 * i:3 * i + 3]])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, x: Tensor, attention_mask: Tensor) -> Tensor:
-        """``x``: ``[M, 30, H]``; ``attention_mask``: ``[M, 1, 1, 30]`` bool, True = may be attended."""
-        # Q, K, V [M, 30, H] -> multi-head [M, heads, 30, H/heads] (Table 5 "resize").
-        q, k, v = (rearrange(t, "m s (h d) -> m h s d", h=self.heads) for t in self.qkv(x).chunk(3, dim=-1))
+    def forward(self, x: Tensor, attention_mask: Tensor, first_tokens: int | None = None) -> Tensor:
+        """``x``: ``[M, 30, H]``; ``attention_mask``: ``[M, 1, 1, 30]`` bool, True = may be attended.
+
+        ``first_tokens = n``: only the first ``n`` tokens' outputs are computed (``[M, n, H]``); their
+        queries still attend to the keys and values of all 30. What the last layer needs when only
+        the pooled first token is read: the same numbers for it, without the query, attention,
+        output and feed-forward work of the other 29 tokens.
+        """
+        if first_tokens is None:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+        else:
+            h = x.shape[-1]
+            q = F.linear(x[:, :first_tokens], self.qkv.weight[:h], self.qkv.bias[:h])
+            k, v = F.linear(x, self.qkv.weight[h:], self.qkv.bias[h:]).chunk(2, dim=-1)
+            x = x[:, :first_tokens]
+        # Q, K, V [M, s, H] -> multi-head [M, heads, s, H/heads] (Table 5 "resize").
+        q, k, v = (rearrange(t, "m s (h d) -> m h s d", h=self.heads) for t in (q, k, v))
         # softmax(QKᵀ/√d_k + mask) V with dropout on the attention probabilities (Eq. 4).
         if self.training and self.attention_dropout > 0:
             scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
@@ -263,8 +276,9 @@ class TransformerMatchingNetwork(nn.Module):
         mask = mask | ~mask.any(dim=-1, keepdim=True)
         attention_mask = mask[:, None, None, :]                  # [M, 1, 1, 30], as in A.5
         x = self.embeddings(tokens)
-        for layer in self.encoder:
-            x = layer(x, attention_mask)
+        # The pooler reads the first token only, so the last layer computes that token alone.
+        for i, layer in enumerate(self.encoder):
+            x = layer(x, attention_mask, first_tokens=1 if i == len(self.encoder) - 1 else None)
         logits = self.classifier(self.pooler(x))
         if self.oks_prior is None:
             return logits

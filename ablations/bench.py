@@ -164,9 +164,11 @@ def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, 
 
 
 def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: float,
-                 motions: Sequence[str] = ("none", "velocity")) -> list[dict]:
+                 runs: Sequence[tuple[str, int]] = (("none", 1), ("velocity", 1), ("none", 8))) -> list[dict]:
     """Frames/s of the online tracker (§3.1, δ = 4, all candidates) with a freshly initialised matcher,
-    without and with the tracker's motion (each candidate moved by its track's velocity first)."""
+    for each ``(motion, videos at once)`` of ``runs``: without and with the tracker's motion (each
+    candidate moved by its track's velocity first), one video at a time or several advancing
+    together with their frames' pairs in one forward (:meth:`keytrack.tracking.Tracker.track_videos`)."""
     import torch
 
     from keytrack.models.factory import build_encoder, build_matcher
@@ -176,18 +178,21 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
     torch.manual_seed(0)
     scorer = PoseEntailmentScorer(build_matcher(cfg).to(device).eval(), build_encoder(cfg), device=device)
     frames, rows = dataset.num_frames, []
-    for motion in motions:
+    for motion, at_once in runs:
         tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5, motion=motion)
-        tracker.track_dataset(dataset)                   # warm-up
-        scorer.pairs_scored, scorer.network_seconds = 0, 0.0
+        tracker.track_dataset(dataset, videos_at_once=at_once)                   # warm-up
+        scorer.pairs_scored, scorer.network_seconds, scorer.forwards = 0, 0.0, 0
         t0 = time.perf_counter()
-        tracker.track_dataset(dataset)
+        tracker.track_dataset(dataset, videos_at_once=at_once)
         seconds = time.perf_counter() - t0
         net = scorer.network_seconds
         row = _rate_row(f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates"
-                        + (", + motion" if motion != "none" else ""), scorer.pairs_scored / seconds, flops, roofline)
+                        + (", + motion" if motion != "none" else "")
+                        + (f", {min(at_once, len(dataset.videos))} videos at once" if at_once > 1 else ""),
+                        scorer.pairs_scored / seconds, flops, roofline)
         row.update(frames_s=frames / seconds, network_share=net / seconds,
-                   network_frames_s=frames / net if net > 0 else float("nan"))
+                   network_frames_s=frames / net if net > 0 else float("nan"),
+                   pairs_per_forward=scorer.pairs_scored / max(scorer.forwards, 1))
         rows.append(row)
     return rows
 
@@ -230,15 +235,16 @@ def run(args: argparse.Namespace) -> Path:
                                 repeats=args.repeats, sync=sync, steps=args.train_steps)
     from keytrack.synth import generate_dataset
 
+    runs = (("none", 1), ("velocity", 1), ("none", args.videos_at_once))
     rows += tracker_rows(cfg, generate_dataset(args.track_videos, seed=1), f"{args.track_videos} generated videos",
-                         device=device, flops=flops, roofline=square)
+                         device=device, flops=flops, roofline=square, runs=runs)
     if args.data:
         from ablations.common import default_eval_split
         from keytrack.io import read_dataset
 
         split = args.split or default_eval_split(args.data)
         rows += tracker_rows(cfg, read_dataset(args.data, split=split), f"{Path(args.data).name} {split}",
-                             device=device, flops=flops, roofline=square)
+                             device=device, flops=flops, roofline=square, runs=runs)
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
     notes = [f"Device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 unless "
              f"stated; experiment {args.experiment} ({' '.join(args.overrides) or 'no overrides'}), "
@@ -250,7 +256,8 @@ def run(args: argparse.Namespace) -> Path:
     cols = [Column("what", "What"), Column("pairs_s", "pairs/s", digits=0), Column("gflops", "GFLOP/s", digits=1),
             Column("fraction", "of roofline", digits=2), Column("vs_bare", "vs bare step", digits=2),
             Column("frames_s", "frames/s", digits=1), Column("network_share", "network share", digits=2),
-            Column("network_frames_s", "network-bound frames/s", digits=1)]
+            Column("network_frames_s", "network-bound frames/s", digits=1),
+            Column("pairs_per_forward", "pairs / forward", digits=0)]
     out = Path(args.out) if args.out else Path("results") / ABLATION
     write_table(rows, out, columns=cols, title="Benchmark: where the time goes", notes=notes)
     print((out / "table.md").read_text())
@@ -272,6 +279,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-train", action="store_true", help="leave out the keytrack train step")
     parser.add_argument("--train-steps", type=int, default=120, help="steps of the short keytrack train run")
     parser.add_argument("--track-videos", type=int, default=6, help="generated videos to track")
+    parser.add_argument("--videos-at-once", type=int, default=8,
+                        help="the tracker row with several videos per forward (keytrack track --videos-at-once)")
     parser.add_argument("--data", default=None, help="also track this PoseTrack18 folder's evaluation split")
     parser.add_argument("--split", default=None)
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")

@@ -609,7 +609,11 @@ def test_bench_writes_every_row_with_rates_and_fractions(tmp_path):
     assert what[0].startswith("roofline") and float(rows[0]["of roofline"]) == 1.0
     assert sum(w.startswith("matcher forward") for w in what) == 2 and sum("training step" in w for w in what) == 3
     assert any(w.startswith("`keytrack train` whole step") for w in what)
-    assert [w.endswith("+ motion") for w in what if w.startswith("tracking 2 generated videos")] == [False, True]
+    tracking = [w for w in what if w.startswith("tracking 2 generated videos")]
+    assert [w.endswith("+ motion") for w in tracking] == [False, True, False]
+    assert tracking[2].endswith("2 videos at once")
+    one, together = (next(r for r in rows if r["What"] == w) for w in (tracking[0], tracking[2]))
+    assert float(together["pairs / forward"]) > float(one["pairs / forward"]) > 0      # the same pairs, fewer forwards
     for r in rows:
         assert float(r["GFLOP/s"]) > 0 and float(r["of roofline"]) > 0 and math.isfinite(float(r["of roofline"]))
     track = next(r for r in rows if r["What"].startswith("tracking"))

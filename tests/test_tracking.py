@@ -413,6 +413,63 @@ def test_track_dataset_ids_restart_per_video():
     assert out.skipped == {"x": 1}
 
 
+
+def test_videos_at_once_share_forwards_and_give_the_ids_of_one_video_at_a_time():
+    """``videos_at_once = k``: k videos advance together and their frames' pairs go through one
+    forward; each video stays online and on its own, so every track id is that of tracking the
+    videos one by one (with and without motion, with a window that crosses missed frames)."""
+    from keytrack.models.registry import transformer_config
+    from keytrack.models.transformer import TransformerMatchingNetwork
+    from keytrack.synth import generate_dataset
+
+    config = TokenConfig(delta=4, position_encoding="fourier", displacement=True, oks_prior=True)
+    torch.manual_seed(0)
+    model = CountingMatcher(TransformerMatchingNetwork(transformer_config(config, hidden=16, intermediate=16,
+                                                                          layers=1, heads=2)))
+    data = drop_track_ids(generate_dataset(5, seed=3))
+    data.videos[1].frames = data.videos[1].frames[:4]               # videos of different lengths
+    for motion in ("none", "velocity"):
+        runs = {}
+        for k in (1, 3):
+            model.calls.clear()
+            scorer = PoseEntailmentScorer(model, config)
+            tracker = Tracker(scorer, delta=4, motion=motion)
+            runs[k] = (tracker.track_dataset(data, videos_at_once=k), list(model.calls), scorer.pairs_scored,
+                       tracker.frames_tracked)
+        (one, calls_1, pairs_1, frames_1), (three, calls_3, pairs_3, frames_3) = runs[1], runs[3]
+        assert [v.name for v in three.videos] == [v.name for v in data.videos]
+        for a, b in zip(one.videos, three.videos):
+            assert [f.track_ids.tolist() for f in a.frames] == [f.track_ids.tolist() for f in b.frames]
+        assert len({tid for f in one.videos[0].frames for tid in f.track_ids.tolist()}) > 1
+        assert pairs_1 == pairs_3 == sum(calls_1) == sum(calls_3) and frames_1 == frames_3 == data.num_frames
+        assert len(calls_3) < 0.6 * len(calls_1) and max(calls_3) > max(calls_1)   # fewer, larger forwards
+    # Scorers that cannot mix videos (OKS here) track one video at a time, with the same ids.
+    a = Tracker(OKSScorer(), match_threshold=0.05).track_dataset(data)
+    b = Tracker(OKSScorer(), match_threshold=0.05).track_dataset(data, videos_at_once=3)
+    assert [f.track_ids.tolist() for v in a.videos for f in v.frames] == \
+           [f.track_ids.tolist() for v in b.videos for f in v.frames]
+
+
+def test_videos_at_once_failure_names_the_video_and_frame():
+    """A scoring failure among several videos' frames is located: the error names the video and frame."""
+
+    class Failing(OKSScorer):
+        mixes_videos = True
+
+        def score_many(self, requests):
+            return [self(*r) for r in requests]
+
+        def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
+            if frame_size[0] == 640:
+                raise ValueError("bad pair")
+            return super().__call__(keypoints, boxes, candidates, frame_size, mask)
+
+    good = video([[pose(100)], [pose(101)], [pose(102)]], name="good")
+    bad = video([[pose(300)], [pose(302)], [pose(304)]], name="odd")
+    bad.width = 640.0
+    with pytest.raises(TrackingError, match=r"video 'odd', frame 1 .*scoring failed: bad pair"):
+        Tracker(Failing()).track_dataset(Dataset([good, bad]), videos_at_once=2)
+
 # -- post-processing -----------------------------------------------------------------------------
 
 def test_subsample_keeps_every_kth_frame_by_index():
@@ -520,6 +577,14 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
         anns = doc["anns"][img["id"]]
         got = {who: ann["track_id"] for ann, who in zip(anns, persons[img["id"] - 1000])}
         assert got[0] != got[1] and set(got.values()) == {0, 1}
+    # Several videos per forward: the same output file.
+    assert _track_cli(["--input", src, "--output", str(tmp_path / "pe2"), "--checkpoint", str(ckpt),
+                       "--frame-stride", "2", "--nearest", "1", "--match-threshold", "0",
+                       "--videos-at-once", "4"]) == 0
+    assert _read_output(tmp_path / "pe2" / "000001.json") == doc
+    with pytest.raises(SystemExit):
+        _track_cli(["--input", src, "--output", str(tmp_path / "x"), "--scorer", "oks", "--videos-at-once", "0"])
+    assert "--videos-at-once: must be an integer >= 1" in capsys.readouterr().err
 
     with pytest.raises(SystemExit, match="--checkpoint"):
         _track_cli(["--input", src, "--output", str(tmp_path / "x")])

@@ -16,6 +16,13 @@ from keytrack.tracking.scorers import SCORERS
 from keytrack.tracking.tracker import MOTIONS
 
 
+def _at_least_one(value: str) -> int:
+    k = int(value)
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return k
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="PoseTrack18-layout folder or file of pose predictions")
     parser.add_argument("--output", required=True, help="folder for the tracked PoseTrack18 files")
@@ -47,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("W", "H"), help="frame size when neither the file nor the image gives it")
     parser.add_argument("--device", default="cpu", help="torch device of the matching network")
     parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+    parser.add_argument("--videos-at-once", type=_at_least_one, default=1, metavar="K",
+                        help="k videos advance together, their frames' pairs in one network forward (each "
+                             "video still online and on its own: the same track ids); pays on a GPU")
     parser.add_argument("--precision", choices=SCORERS["pose_entailment"].PRECISIONS, default="fp32",
                         help="the matching network's forward in fp32, or under bf16 autocast")
 
@@ -85,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = subsample(dataset, args.frame_stride)
         print(f"frame stride {args.frame_stride}: {dataset.num_frames} frames kept")
 
-    tracked = tracker.track_dataset(dataset)
+    tracked = tracker.track_dataset(dataset, videos_at_once=args.videos_at_once)
     tracked = apply_keypoint_threshold(tracked, args.keypoint_threshold)
     paths = write_posetrack18(tracked, args.output)
 

@@ -348,28 +348,48 @@ class PoseEntailmentScorer:
             cand[torch.as_tensor(sel)] = torch.as_tensor(self._cut(int(f), regions[sel]))
         return query, cand
 
+    @property
+    def mixes_videos(self) -> bool:
+        """Whether :meth:`score_many` takes frames of several videos at once (a matcher on image
+        crops reads the frames of the video :meth:`begin_video` announced, so it does not)."""
+        return not self.encoder.needs_crops
+
     def __call__(self, keypoints, boxes, candidates: Candidates, frame_size, mask=None) -> np.ndarray:
-        keypoints = self.hide_untrained(np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
-        cand_kp = self.hide_untrained(np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
-        p, c = len(keypoints), len(candidates)
-        scores = np.zeros((p, c))
-        mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
-        if mask.shape != (p, c):
-            raise ValueError(f"PoseEntailmentScorer: mask must be [{p}, {c}], got {mask.shape}")
-        rows, cols = np.nonzero(mask)
-        if len(rows) == 0:
-            return scores
-        bad = (candidates.delta[cols] < 1) | (candidates.delta[cols] > self.max_delta)
-        if bad.any():
-            raise ValueError(f"PoseEntailmentScorer: candidate Δ = {int(candidates.delta[cols][bad][0])} is "
-                             f"outside 1..{self.max_delta}, the δ the model was trained with")
-        crops = None
-        if self.encoder.needs_crops:
-            q, k = self._crops(keypoints, np.asarray(boxes, dtype=np.float64).reshape(p, 4), candidates)
-            crops = (q[_torch_index(rows)], k[_torch_index(cols)])
-        size = np.broadcast_to(np.asarray(frame_size, dtype=np.float32), (len(rows), 2))
-        scores[rows, cols] = self.pair_scores(keypoints[rows], cand_kp[cols], size, candidates.delta[cols], crops)
-        return scores
+        return self.score_many([(keypoints, boxes, candidates, frame_size, mask)])[0]
+
+    def score_many(self, requests) -> list[np.ndarray]:
+        """The ``[P, C]`` score matrices of several frames' ``(keypoints, boxes, candidates,
+        frame_size, mask)``, as ``__call__`` gives each, with the pairs of all of them encoded and
+        classified together (one forward per ``batch_size`` pairs)."""
+        outs, parts = [], []
+        for keypoints, boxes, candidates, frame_size, mask in requests:
+            keypoints = self.hide_untrained(np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+            cand_kp = self.hide_untrained(np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+            p, c = len(keypoints), len(candidates)
+            mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
+            if mask.shape != (p, c):
+                raise ValueError(f"PoseEntailmentScorer: mask must be [{p}, {c}], got {mask.shape}")
+            rows, cols = np.nonzero(mask)
+            bad = (candidates.delta[cols] < 1) | (candidates.delta[cols] > self.max_delta)
+            if bad.any():
+                raise ValueError(f"PoseEntailmentScorer: candidate Δ = {int(candidates.delta[cols][bad][0])} is "
+                                 f"outside 1..{self.max_delta}, the δ the model was trained with")
+            crops = None
+            if self.encoder.needs_crops and len(rows):
+                if len(requests) > 1:
+                    raise ValueError("PoseEntailmentScorer: a matcher on image crops scores one frame per call")
+                q, k = self._crops(keypoints, np.asarray(boxes, dtype=np.float64).reshape(p, 4), candidates)
+                crops = (q[_torch_index(rows)], k[_torch_index(cols)])
+            size = np.broadcast_to(np.asarray(frame_size, dtype=np.float32), (len(rows), 2))
+            outs.append((np.zeros((p, c)), rows, cols))
+            parts.append((keypoints[rows], cand_kp[cols], size, candidates.delta[cols], crops))
+        if sum(len(rows) for _, rows, _ in outs):
+            scores = self.pair_scores(*(np.concatenate([part[i] for part in parts]) for i in range(4)),
+                                      parts[0][4] if len(parts) == 1 else None)
+            ends = np.cumsum([len(rows) for _, rows, _ in outs])
+            for (out, rows, cols), chunk in zip(outs, np.split(scores, ends[:-1])):
+                out[rows, cols] = chunk
+        return [out for out, _, _ in outs]
 
     def pair_scores(self, current, previous, frame_size, delta, crops=None) -> np.ndarray:
         """``[M]`` match probabilities of ``M`` pairs: keypoints ``[M, 15, 3]`` of each side, frame

@@ -57,6 +57,15 @@ class TrackingError(InputError):
 
 
 @dataclasses.dataclass
+class _Request:
+    """One frame's question to the scorer: where it comes from and the scorer's arguments
+    ``(keypoints, boxes, candidates, frame_size, mask)``."""
+
+    where: str
+    args: tuple
+
+
+@dataclasses.dataclass
 class _Tracked:
     """The tracked, comparable poses of one earlier frame."""
 
@@ -113,21 +122,96 @@ class Tracker:
         self.frames_tracked = 0
         self.seconds = 0.0
 
-    # -- one video ---------------------------------------------------------------------------
+    # -- videos ------------------------------------------------------------------------------
 
     def track_video(self, video: Video) -> Video:
         """A copy of ``video`` with ``track_ids`` filled in, frame by frame (online)."""
+        return self.track_videos([video])[0]
+
+    def track_dataset(self, dataset: Dataset, videos_at_once: int = 1) -> Dataset:
+        """Every video tracked independently (track ids restart at 0 in each video); see :meth:`track_videos`."""
+        return Dataset(self.track_videos(dataset.videos, videos_at_once), dict(dataset.skipped))
+
+    def track_videos(self, videos: list[Video], videos_at_once: int = 1) -> list[Video]:
+        """Tracked copies of ``videos``, each online and on its own.
+
+        ``videos_at_once = k > 1``, for a scorer that can score frames of several videos in one call
+        (``mixes_videos``: a matching network on keypoints, :meth:`PoseEntailmentScorer.score_many`):
+        ``k`` videos advance together, one frame each per step, and the pairs of all ``k`` frames go
+        through one network forward. Each video still sees only its own earlier frames, so the track
+        ids are those of one video at a time; what changes is the batch the network sees (larger
+        batches pay on a GPU). Other scorers track one video at a time.
+        """
         t0 = time.perf_counter()
+        k = max(1, int(videos_at_once)) if getattr(self.scorer, "mixes_videos", False) else 1
+        out: list[Video | None] = [None] * len(videos)
+        waiting = iter(enumerate(videos))
+        active: dict[int, tuple] = {}                     # video's position -> (its tracking, its request)
+
+        def advance(i: int, tracking, scores) -> None:
+            try:
+                active[i] = (tracking, tracking.send(scores))
+            except StopIteration as done:
+                active.pop(i, None)
+                out[i] = done.value
+
+        def refill() -> None:
+            while len(active) < k:
+                nxt = next(waiting, None)
+                if nxt is None:
+                    return
+                i, video = nxt
+                if hasattr(self.scorer, "begin_video"):       # scorers that need the video (image crops)
+                    self.scorer.begin_video(video)
+                advance(i, self._tracking(video), None)
+
+        refill()
+        while active:
+            items = list(active.items())
+            scores = self._score([request for _, (_, request) in items])
+            for (i, (tracking, _)), s in zip(items, scores):
+                advance(i, tracking, s)
+            refill()
+        self.frames_tracked += sum(len(v.frames) for v in videos)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _score(self, requests: list["_Request"]) -> list[np.ndarray]:
+        """The ``[P, C]`` scores of each request: one scorer call per request, or one ``score_many``
+        for several (a failure there is located by scoring them one by one)."""
+        if len(requests) > 1:
+            try:
+                return self.scorer.score_many([r.args for r in requests])
+            except ValueError:
+                pass
+        out = []
+        for r in requests:
+            try:
+                out.append(self.scorer(*r.args))
+            except ValueError as err:
+                raise TrackingError(f"{r.where}: scoring failed: {err}") from err
+        return out
+
+    def _tracking(self, video: Video):
+        """Tracks ``video`` online, as a generator: yields a :class:`_Request` for each frame that
+        has poses to compare, is sent its scores, and returns the tracked copy of the video."""
         _check_order(video)
-        if hasattr(self.scorer, "begin_video"):       # scorers that need the video (image crops)
-            self.scorer.begin_video(video)
         history: list[_Tracked] = []
         next_id = 0
         frames = []
         for frame in video.frames:
             _check_frame(video, frame)
             history = [h for h in history if frame.index - h.index <= self.delta]
-            ids, seen = self._assign_frame(video, frame, history)
+            kp = self._visible(frame.keypoints)
+            seen = (kp[..., 2] > 0).any(axis=-1)
+            ids = np.full(frame.num_poses, -1, np.int64)
+            query = np.flatnonzero(seen)
+            if len(query) and history:
+                request = self._request(video, frame, kp, query, history)
+                scores = yield request
+                ids[query] = self._assigned(request, scores)
             new = ids < 0
             ids[new] = next_id + np.arange(int(new.sum()))
             next_id += int(new.sum())
@@ -135,19 +219,11 @@ class Tracker:
             out.track_ids = ids
             frames.append(out)
             if seen.any():
-                kp = self._visible(frame.keypoints[seen])
+                kp = kp[seen]
                 velocity = (_velocity(history, frame.index, ids[seen], kp) if self.motion == "velocity"
                             else np.zeros((len(kp), 2)))
                 history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity))
-        self.frames_tracked += len(video.frames)
-        self.seconds += time.perf_counter() - t0
         return dataclasses.replace(video, frames=frames)
-
-    def track_dataset(self, dataset: Dataset) -> Dataset:
-        """Every video tracked independently (track ids restart at 0 in each video)."""
-        return Dataset([self.track_video(v) for v in dataset.videos], dict(dataset.skipped))
-
-    # -- internals ---------------------------------------------------------------------------
 
     def _visible(self, keypoints: np.ndarray) -> np.ndarray:
         """Keypoints as the tracker sees them: ``c`` set to 0 below ``min_keypoint_confidence``."""
@@ -156,14 +232,9 @@ class Tracker:
         kp[..., 2] = np.where((c > 0) & (c >= self.min_keypoint_confidence), c, 0.0)
         return kp
 
-    def _assign_frame(self, video: Video, frame: Frame, history: list[_Tracked]) -> tuple[np.ndarray, np.ndarray]:
-        """Track ids of the frame's poses (-1 = new track) and the mask of comparable poses."""
-        kp = self._visible(frame.keypoints)
-        seen = (kp[..., 2] > 0).any(axis=-1)
-        ids = np.full(frame.num_poses, -1, np.int64)
-        query = np.flatnonzero(seen)
-        if len(query) == 0 or not history:
-            return ids, seen
+    def _request(self, video: Video, frame: Frame, kp: np.ndarray, query: np.ndarray,
+                 history: list[_Tracked]) -> "_Request":
+        """What the scorer is asked for frame ``frame``: its comparable poses against the window's."""
         delta = np.concatenate([np.full(len(h.track_ids), frame.index - h.index) for h in history])
         keypoints = np.concatenate([h.keypoints for h in history])
         boxes = np.concatenate([h.boxes for h in history])
@@ -184,19 +255,20 @@ class Tracker:
         )
         kp_q = kp[query]
         mask = self._nearest_mask(pose_centres(kp_q), centres, cand.delta)
-        try:
-            scores = self.scorer(kp_q, frame.boxes[query], cand, (video.width, video.height), mask)
-        except ValueError as err:
-            raise TrackingError(f"{_where(video, frame)}: scoring failed: {err}") from err
-        scores = np.where(mask, np.asarray(scores, dtype=np.float64), -np.inf)
+        return _Request(_where(video, frame), (kp_q, frame.boxes[query], cand, (video.width, video.height), mask))
 
+    def _assigned(self, request: "_Request", scores: np.ndarray) -> np.ndarray:
+        """Track ids of the request's poses from their scores (-1 = new track): steps 4 and 5."""
+        _, _, cand, _, mask = request.args
+        scores = np.where(mask, np.asarray(scores, dtype=np.float64), -np.inf)
         # A track's score: the maximum over its appearances in the window (A.4).
         tracks, col = np.unique(cand.track_ids, return_inverse=True)
-        track_scores = np.full((len(query), len(tracks)), -np.inf)
+        track_scores = np.full((len(mask), len(tracks)), -np.inf)
         np.maximum.at(track_scores.T, col, scores.T)
         rows, cols = self._assign(track_scores, self.match_threshold)
-        ids[query[rows]] = tracks[cols]
-        return ids, seen
+        ids = np.full(len(mask), -1, np.int64)
+        ids[rows] = tracks[cols]
+        return ids
 
     def _nearest_mask(self, centres: np.ndarray, cand_centres: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """``[Q, C]`` True where the candidate is among the query's ``n`` nearest of its frame."""

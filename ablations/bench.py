@@ -6,7 +6,9 @@
 One run measures, in one process (threads, dtype and device stated in the table's notes):
 
 * **the roofline**: the machine's own matmul rate, measured (not assumed) on a large square GEMM
-  (``--square``) and on the model's own GEMM shapes (``[B · 30, H] × [H, H]`` at batch 256);
+  (``--square``), again around every timed row (a row's fraction is over the mean of the rates
+  just before and after it, so the machine's drift during the run is not read as the code's), and
+  the rate of the model's own GEMM shape (``[B · 30, H] × [H, H]`` at batch 256);
 * **the matcher**: forward (``inference_mode``) and training step (forward + backward + AdamW) at
   batch 32 / 256 / 4096 pairs, as pairs/s, GFLOP/s (forward FLOPs per pair counted by
   :func:`ablations.cost.count`, a training step taken as 3 × the forward) and the fraction of the
@@ -68,13 +70,40 @@ def matmul_rate(m: int, k: int, n: int, *, device: str, dtype, repeats: int, syn
     return 2.0 * m * k * n / seconds / 1e9
 
 
+class Roofline:
+    """The square-GEMM rate, measured again around every timed row.
+
+    A row's fraction is over the mean of the rates measured just before and just after it, so that
+    the machine's own drift during a run (other jobs, clocks) is not read as the code's; every
+    measurement is kept (``samples``) and the table's notes give their range.
+    """
+
+    def __init__(self, n: int, *, device: str, repeats: int, sync):
+        self.n, self.device, self.repeats, self.sync = n, device, repeats, sync
+        self.samples: list[float] = []
+
+    def measure(self) -> float:
+        import torch
+
+        rate = matmul_rate(self.n, self.n, self.n, device=self.device, dtype=torch.float32,
+                           repeats=self.repeats, sync=self.sync)
+        self.samples.append(rate)
+        return rate
+
+    def around(self, fn: Callable[[], object]) -> tuple[object, float]:
+        """``fn()`` and the mean roofline measured just before and just after it."""
+        before = self.measure()
+        result = fn()
+        return result, (before + self.measure()) / 2
+
+
 def _batch(cfg, pairs: int, device: str) -> dict:
     from ablations.cost import example_batch
 
     return {k: v.to(device) for k, v in example_batch(cfg, pairs).items()}
 
 
-def model_rows(cfg, *, device: str, repeats: int, roofline: float, sync, batches=BATCHES,
+def model_rows(cfg, *, device: str, repeats: int, roofline: Roofline, sync, batches=BATCHES,
                autocast: bool = False, compiled: bool = False) -> tuple[list[dict], float]:
     """Forward and training-step rows of ``cfg``'s matcher; returns them and the FLOPs per pair.
     ``compiled``: the matcher under ``torch.compile`` (``nn.Module.compile``, compiled on the warm-up
@@ -104,8 +133,8 @@ def model_rows(cfg, *, device: str, repeats: int, roofline: float, sync, batches
             with torch.inference_mode(), ctx():
                 model(batch)
 
-        t = _timed(forward, repeats, sync)
-        rows.append(_rate_row(f"matcher forward, batch {b}, {dtype}", b / t, flops, roofline))
+        t, roof = roofline.around(lambda: _timed(forward, repeats, sync))
+        rows.append(_rate_row(f"matcher forward, batch {b}, {dtype}", b / t, flops, roof))
         model.train()
 
         def step():
@@ -115,8 +144,8 @@ def model_rows(cfg, *, device: str, repeats: int, roofline: float, sync, batches
             loss.backward()
             opt.step()
 
-        t = _timed(step, repeats, sync)
-        rows.append(_rate_row(f"matcher training step, batch {b}, {dtype}", b / t, 3 * flops, roofline))
+        t, roof = roofline.around(lambda: _timed(step, repeats, sync))
+        rows.append(_rate_row(f"matcher training step, batch {b}, {dtype}", b / t, 3 * flops, roof))
     return rows, flops
 
 
@@ -125,23 +154,19 @@ def _rate_row(what: str, pairs_per_s: float, flops_per_pair: float, roofline: fl
     return {"what": what, "pairs_s": pairs_per_s, "gflops": gflops, "fraction": gflops / roofline}
 
 
-def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, roofline: float, device: str,
+def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, roofline: Roofline, device: str,
                     repeats: int, sync, steps: int = 120) -> list[dict]:
     """``keytrack train``'s whole step (Lightning + data pipeline) beside the bare step at its batch."""
     import torch
     import torch.nn.functional as F
 
-    from keytrack.config import load_config
     from keytrack.models.factory import build_matcher
-    from keytrack.train import train
 
-    with tempfile.TemporaryDirectory() as out:
-        cfg = load_config([f"experiment={experiment}", *overrides, f"output_dir={out}", "logging.wandb=false",
-                           "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                           "trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
-                           f"loader.samples_per_epoch={steps * int(load_config([f'experiment={experiment}']).loader.batch_size)}",
-                           f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}"])
-        result = train(cfg)
+    def whole_run() -> tuple:
+        with tempfile.TemporaryDirectory() as out:
+            return _train_run(experiment, overrides, out, steps, device)
+
+    (result, cfg), roof_whole = roofline.around(whole_run)
     pps = result["train_pairs_per_s"]
     pairs = max(1, round(result.get("mean_batch_pairs") or int(cfg.loader.batch_size)))
     model = build_matcher(cfg).to(device).train()
@@ -154,16 +179,31 @@ def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, 
         F.cross_entropy(model(batch), labels).backward()
         opt.step()
 
-    bare = pairs / _timed(step, repeats, sync)
-    rows = [_rate_row(f"bare training step, batch {pairs} pairs", bare, 3 * flops, roofline),
+    t, roof_bare = roofline.around(lambda: _timed(step, repeats, sync))
+    bare = pairs / t
+    rows = [_rate_row(f"bare training step, batch {pairs} pairs", bare, 3 * flops, roof_bare),
             _rate_row(f"`keytrack train` whole step ({experiment}, batch {cfg.loader.batch_size} "
                       f"{'lists' if str(cfg.loss.name) == 'listwise' else 'pairs'} ≈ {pairs} pairs)",
-                      pps or float("nan"), 3 * flops, roofline)]
+                      pps or float("nan"), 3 * flops, roof_whole)]
     rows[-1]["vs_bare"] = (pps or float("nan")) / bare
     return rows
 
 
-def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: float,
+def _train_run(experiment: str, overrides: Sequence[str], out: str, steps: int, device: str) -> tuple:
+    """A short ``keytrack train`` run into ``out``: its result and config."""
+    from keytrack.config import load_config
+    from keytrack.train import train
+
+    batch_size = int(load_config([f"experiment={experiment}"]).loader.batch_size)
+    cfg = load_config([f"experiment={experiment}", *overrides, f"output_dir={out}", "logging.wandb=false",
+                       "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                       "trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
+                       f"loader.samples_per_epoch={steps * batch_size}",
+                       f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}"])
+    return train(cfg), cfg
+
+
+def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: Roofline,
                  runs: Sequence[tuple[str, int]] = (("none", 1), ("velocity", 1), ("none", 8))) -> list[dict]:
     """Frames/s of the online tracker (§3.1, δ = 4, all candidates) with a freshly initialised matcher,
     for each ``(motion, videos at once)`` of ``runs``: without and with the tracker's motion (each
@@ -182,14 +222,18 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
         tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5, motion=motion)
         tracker.track_dataset(dataset, videos_at_once=at_once)                   # warm-up
         scorer.pairs_scored, scorer.network_seconds, scorer.forwards = 0, 0.0, 0
-        t0 = time.perf_counter()
-        tracker.track_dataset(dataset, videos_at_once=at_once)
-        seconds = time.perf_counter() - t0
+
+        def timed() -> float:
+            t0 = time.perf_counter()
+            tracker.track_dataset(dataset, videos_at_once=at_once)
+            return time.perf_counter() - t0
+
+        seconds, roof = roofline.around(timed)
         net = scorer.network_seconds
         row = _rate_row(f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates"
                         + (", + motion" if motion != "none" else "")
                         + (f", {min(at_once, len(dataset.videos))} videos at once" if at_once > 1 else ""),
-                        scorer.pairs_scored / seconds, flops, roofline)
+                        scorer.pairs_scored / seconds, flops, roof)
         row.update(frames_s=frames / seconds, network_share=net / seconds,
                    network_frames_s=frames / net if net > 0 else float("nan"),
                    pairs_per_forward=scorer.pairs_scored / max(scorer.forwards, 1))
@@ -208,19 +252,17 @@ def run(args: argparse.Namespace) -> Path:
     device = args.device
     sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
     cfg = load_config([f"experiment={args.experiment}", *args.overrides])
-    rows = []
-    square = matmul_rate(args.square, args.square, args.square, device=device, dtype=torch.float32,
-                         repeats=args.repeats, sync=sync)
-    rows.append({"what": f"roofline: fp32 GEMM {args.square}³", "gflops": square, "fraction": 1.0})
+    square = Roofline(args.square, device=device, repeats=args.repeats, sync=sync)
+    rows = [{"what": f"roofline: fp32 GEMM {args.square}³ (median of every measurement in this run)"}]
     hidden = int(cfg.model.get("hidden", 128) or 128)
-    shape = matmul_rate(256 * 30, hidden, hidden, device=device, dtype=torch.float32, repeats=args.repeats,
-                        sync=sync)
+    shape, roof = square.around(lambda: matmul_rate(256 * 30, hidden, hidden, device=device, dtype=torch.float32,
+                                                    repeats=args.repeats, sync=sync))
     rows.append({"what": f"fp32 GEMM of the model's shape [{256 * 30}, {hidden}] × [{hidden}, {hidden}]",
-                 "gflops": shape, "fraction": shape / square})
+                 "gflops": shape, "fraction": shape / roof})
     if args.bf16:
-        bf = matmul_rate(args.square, args.square, args.square, device=device, dtype=torch.bfloat16,
-                         repeats=args.repeats, sync=sync)
-        rows.append({"what": f"bf16 GEMM {args.square}³", "gflops": bf, "fraction": bf / square})
+        bf, roof = square.around(lambda: matmul_rate(args.square, args.square, args.square, device=device,
+                                                     dtype=torch.bfloat16, repeats=args.repeats, sync=sync))
+        rows.append({"what": f"bf16 GEMM {args.square}³", "gflops": bf, "fraction": bf / roof})
     batches = tuple(args.batches)
     model, flops = model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync, batches=batches)
     rows += model
@@ -245,12 +287,15 @@ def run(args: argparse.Namespace) -> Path:
         split = args.split or default_eval_split(args.data)
         rows += tracker_rows(cfg, read_dataset(args.data, split=split), f"{Path(args.data).name} {split}",
                              device=device, flops=flops, roofline=square, runs=runs)
+    rows[0].update(gflops=statistics.median(square.samples), fraction=1.0)
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
     notes = [f"Device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 unless "
              f"stated; experiment {args.experiment} ({' '.join(args.overrides) or 'no overrides'}), "
              f"{flops / 1e6:.1f} MFLOPs per pair forward (ablations.cost; a training step counted as 3 ×).",
-             "Fraction: GFLOP/s over the measured square-GEMM rate of the same run (the roofline). Medians of "
-             f"{args.repeats} timings after a warm-up.",
+             "Fraction: GFLOP/s over the square-GEMM rate (the roofline) measured just before and just after "
+             f"that row (their mean), so that the machine's drift is not read as the code's; the roofline was "
+             f"measured {len(square.samples)} times, {min(square.samples):.1f}-{max(square.samples):.1f} GFLOP/s. "
+             f"Medians of {args.repeats} timings after a warm-up.",
              "Tracking: a freshly initialised matcher (speed does not depend on the weights); network share = "
              "time in the network's forward / tracking time; network-bound frames/s = frames / network time."]
     cols = [Column("what", "What"), Column("pairs_s", "pairs/s", digits=0), Column("gflops", "GFLOP/s", digits=1),

@@ -58,10 +58,11 @@ class TrackingError(InputError):
 
 @dataclasses.dataclass
 class _Request:
-    """One frame's question to the scorer: where it comes from and the scorer's arguments
-    ``(keypoints, boxes, candidates, frame_size, mask)``."""
+    """One frame's question to the scorer: the video and frame it comes from (named in an error)
+    and the scorer's arguments ``(keypoints, boxes, candidates, frame_size, mask)``."""
 
-    where: str
+    video: Video
+    frame: Frame
     args: tuple
 
 
@@ -191,7 +192,7 @@ class Tracker:
             try:
                 out.append(self.scorer(*r.args))
             except ValueError as err:
-                raise TrackingError(f"{r.where}: scoring failed: {err}") from err
+                raise TrackingError(f"{_where(r.video, r.frame)}: scoring failed: {err}") from err
         return out
 
     def _tracking(self, video: Video):
@@ -255,7 +256,7 @@ class Tracker:
         )
         kp_q = kp[query]
         mask = self._nearest_mask(pose_centres(kp_q), centres, cand.delta)
-        return _Request(_where(video, frame), (kp_q, frame.boxes[query], cand, (video.width, video.height), mask))
+        return _Request(video, frame, (kp_q, frame.boxes[query], cand, (video.width, video.height), mask))
 
     def _assigned(self, request: "_Request", scores: np.ndarray) -> np.ndarray:
         """Track ids of the request's poses from their scores (-1 = new track): steps 4 and 5."""

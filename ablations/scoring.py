@@ -75,13 +75,15 @@ def score_tracked(gt: Dataset, tracked: Dataset, *, keypoint_threshold: float = 
 def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_threshold: float, delta: int = 4,
                        nearest: int | None = None, assignment: str = "greedy", motion: str | None = None,
                        keypoint_threshold: float = 0.0, min_keypoint_confidence: float = 0.0,
-                       compute_ap: bool = True, ap_after_threshold: bool = False, compute_hota: bool = True) -> dict:
+                       compute_ap: bool = True, ap_after_threshold: bool = False, compute_hota: bool = True,
+                       detection_threshold: float | None = None) -> dict:
     """Track ``predicted`` online (§3.1) and score it against ``gt`` (:func:`score_tracked`); adds
     the speed of the tracking step (and of the network, for a learned scorer)."""
     from keytrack.tracking import Tracker
 
     tracker = Tracker(scorer, delta=delta, nearest=nearest, assignment=assignment, match_threshold=match_threshold,
-                      motion=motion, min_keypoint_confidence=min_keypoint_confidence)
+                      motion=motion, min_keypoint_confidence=min_keypoint_confidence,
+                      detection_threshold=detection_threshold)
     tracked = tracker.track_dataset(predicted)
     out = score_tracked(gt, tracked, keypoint_threshold=keypoint_threshold, compute_ap=compute_ap,
                         ap_after_threshold=ap_after_threshold, compute_hota=compute_hota)

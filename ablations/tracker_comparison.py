@@ -137,6 +137,9 @@ class Options(RunOptions):
     #: the tracker's min_keypoint_confidence per method name ("*": every method) in the
     #: predicted-keypoint settings: keypoints below it are not used for matching (Figure 10).
     min_keypoint_confidence: dict[str, float] = field(default_factory=dict)
+    #: ``τ`` of the tracker's two-pass assignment, confident detections first (every method); None:
+    #: one pass, the paper's.
+    detection_threshold: float | None = None
 
     def confidence_of(self, method: str, setting: str) -> float:
         """The tracker's ``min_keypoint_confidence`` for ``method`` in ``setting`` (0 with GT keypoints)."""
@@ -528,6 +531,8 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                     confidence = opts.confidence_of(method, setting)
                     if confidence > 0:               # a new key: the cached cells without it stay valid
                         params.update(min_keypoint_confidence=confidence)
+                    if opts.detection_threshold is not None:        # a new key, likewise
+                        params.update(detection_threshold=opts.detection_threshold)
 
                     def cell(setting=setting, stride=stride, method=method, seed=seed, kp=kp_threshold,
                              net=net, error=error, confidence=confidence):
@@ -551,7 +556,8 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                             nearest = None
                         return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
                                                   delta=opts.delta, nearest=nearest, keypoint_threshold=kp,
-                                                  motion=motion_of(method), min_keypoint_confidence=confidence)
+                                                  motion=motion_of(method), min_keypoint_confidence=confidence,
+                                                  detection_threshold=opts.detection_threshold)
 
                     done += 1
                     seeds_of = opts.seeds_of_baselines if base(method) in LEARNED_BASELINES else train_seeds
@@ -630,7 +636,10 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
         + ("; the learned baselines with " + (f"the {opts.baseline_nearest} nearest poses of each earlier "
                                                "frame (--baseline-nearest, to bound their cost)"
                                                if opts.baseline_nearest else "every pose") if learned else "")
-        + "; OKS and IoU with every pose.",
+        + "; OKS and IoU with every pose."
+        + ("" if opts.detection_threshold is None else
+           f" Two-pass assignment for every method: poses with detection score >= {opts.detection_threshold:g} "
+           "first, then the others over the tracks left (--detection-threshold; the paper: one pass)."),
         f"Match thresholds: Pose Entailment {POSE_ENTAILMENT_THRESHOLD} (its decision point, not tuned)"
         + "".join(f"; {SHORT[m]} {POSE_ENTAILMENT_THRESHOLD}" for m in learned)
         + (" (the learned baselines' decision point too, untuned)" if learned else "")
@@ -749,6 +758,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="predicted-keypoint settings: the tracker matches only keypoints with confidence >= TAU "
              "(keytrack track --min-keypoint-confidence), for METHOD or, without METHOD=, every method "
              "(default: 0, every keypoint)")
+    add("--detection-threshold", type=float, default=None, metavar="TAU",
+        help="every method assigns the poses with detection score >= TAU first, then the others "
+             "(keytrack track --detection-threshold; default: one pass, the paper's)")
     add("--oks-threshold", type=float, default=None, help="fix OKS's match threshold (no tuning)")
     add("--iou-threshold", type=float, default=None, help="fix IoU's match threshold (no tuning)")
     add_run_arguments(parser)

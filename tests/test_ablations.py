@@ -358,6 +358,40 @@ def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_pat
         Options(min_keypoint_confidence={"okz": 0.2})
 
 
+def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_path, one_thread):
+    import argparse
+
+    from ablations.scoring import track_and_evaluate
+    from ablations.tracker_comparison import Options, add_arguments, options_from_args, run_comparison
+    from keytrack.perturb import perturb
+    from keytrack.tracking import OKSScorer
+
+    eval_gt = generate_dataset(2, seed=12, config=TINY)
+    predicted = "predicted_boxes_predicted_keypoints"
+    opts = Options(out=str(tmp_path / "tc"), strides=(1,), methods=("oks",), fixed_thresholds={"oks": 0.2},
+                   settings=(predicted,), detection_threshold=0.5)
+    result = run_comparison(opts, eval_gt=eval_gt)
+    assert result.failures == []
+    cell = json.loads((tmp_path / "tc" / "runs" / f"{predicted}-stride1-oks-seed0.json").read_text())
+    assert cell["params"]["detection_threshold"] == 0.5
+    # The cell is the tracker with that setting.
+    pred = perturb(eval_gt, predicted, 0)
+    run = track_and_evaluate(eval_gt, pred, OKSScorer(), match_threshold=0.2, detection_threshold=0.5,
+                             keypoint_threshold=opts.keypoint_threshold, compute_ap=False, compute_hota=False)
+    assert cell["result"]["num_switches"] == run["num_switches"] and cell["result"]["idsw"] == run["idsw"]
+    assert "detection score >= 0.5 first" in (tmp_path / "tc" / "table.md").read_text()
+    # Without it, no new key: the cached cells of the one-pass tracker stay valid.
+    run_comparison(Options(out=str(tmp_path / "one"), strides=(1,), methods=("oks",), fixed_thresholds={"oks": 0.2},
+                           settings=(predicted,)), eval_gt=eval_gt)
+    cell = json.loads((tmp_path / "one" / "runs" / f"{predicted}-stride1-oks-seed0.json").read_text())
+    assert "detection_threshold" not in cell["params"]
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from_args(parser.parse_args(["--detection-threshold", "0.4"])).detection_threshold == 0.4
+    assert options_from_args(parser.parse_args([])).detection_threshold is None
+
+
 @pytest.fixture(scope="module")
 def tiny_gcn_checkpoint(tmp_path_factory):
     """An untrained GCN matcher in the checkpoint layout ``load_matcher`` reads."""

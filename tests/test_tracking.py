@@ -303,6 +303,77 @@ def test_track_score_is_max_over_the_window():
     assert tracked.frames[2].track_ids.tolist() == [2]    # δ = 1: only track 0 at 0.2 < 0.5 -> new
 
 
+class QueryXScorer:
+    """Scores every candidate by the nose x of the query pose (a table), whatever the candidate."""
+
+    name, max_delta = "query-x", None
+
+    def __init__(self, table: dict[float, float]):
+        self.table = table
+
+    def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
+        rows = [self.table[x] for x in keypoints[:, 0, 0].round(6).tolist()]
+        return np.tile(np.asarray(rows)[:, None], (1, len(candidates.track_ids)))
+
+
+def _with_scores(v: Video, scores: list[list[float]]) -> Video:
+    for f, s in zip(v.frames, scores):
+        f.scores = np.asarray(s, np.float64)
+    return v
+
+
+def test_confident_detections_are_assigned_first():
+    # Frame 0: one person (track 0). Frame 1: the person (detection score 0.9) and a duplicate of
+    # it next to it (score 0.2) that the scorer likes more (0.95 against 0.8). One pass gives the
+    # track to the duplicate; confident first (τ = 0.5) keeps it with the person, and the duplicate
+    # starts a new track (nothing is dropped). Frame 2: the person alone, low score (0.3), takes
+    # its track in the second pass, which the confident pass left free.
+    frames = [[pose(100)], [pose(100), pose(110)], [pose(100)]]
+    scorer = QueryXScorer({100 + TEMPLATE[0, 0]: 0.8, 110 + TEMPLATE[0, 0]: 0.95})
+    scores = [[0.9], [0.9, 0.2], [0.3]]
+    one_pass = Tracker(scorer).track_video(_with_scores(video(frames), scores))
+    assert [f.track_ids.tolist() for f in one_pass.frames] == [[0], [1, 0], [0]]
+    two_pass = Tracker(scorer, detection_threshold=0.5).track_video(_with_scores(video(frames), scores))
+    assert [f.track_ids.tolist() for f in two_pass.frames] == [[0], [0, 1], [0]]
+    # A pose without a score (NaN) counts as confident: the one-pass answer again.
+    unscored = Tracker(scorer, detection_threshold=0.5).track_video(
+        _with_scores(video(frames), [[np.nan], [np.nan, np.nan], [np.nan]]))
+    assert [f.track_ids.tolist() for f in unscored.frames] == [[0], [1, 0], [0]]
+    with pytest.raises(ValueError, match="detection_threshold"):
+        Tracker(scorer, detection_threshold=float("nan"))
+
+
+class PairTableScorer:
+    """Scores a pair by a table keyed on (the query's nose x, the candidate's frame, its track id)."""
+
+    name, max_delta = "pair-table", None
+
+    def __init__(self, table: dict[tuple[float, int, int], float]):
+        self.table = table
+
+    def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
+        return np.array([[self.table.get((x, f, t), 0.0)
+                          for f, t in zip(candidates.frame.tolist(), candidates.track_ids.tolist())]
+                         for x in (keypoints[:, 0, 0] - TEMPLATE[0, 0]).round(6).tolist()])
+
+
+def test_confident_tracks_come_first():
+    # Frame 1 holds the person (track 0, score 0.9) and its duplicate (new track 1, score 0.2). In
+    # frame 2 the person scores higher with the duplicate's track (0.9) than with its own (0.8):
+    # one pass hands it the duplicate's track; confident first keeps its own, because track 1 has
+    # no appearance of score >= τ. A low-scored pose (0.3, frame 3) may still take a confident
+    # track in the second pass, and a confident pose an unconfident one when nothing else fits.
+    frames = [[pose(100)], [pose(100), pose(110)], [pose(105)], [pose(108)], [pose(400), pose(120)]]
+    scores = [[0.9], [0.9, 0.2], [0.9], [0.3], [0.9, 0.9]]
+    scorer = PairTableScorer({(100, 0, 0): 0.9, (110, 0, 0): 0.7,
+                              (105, 1, 0): 0.8, (105, 1, 1): 0.9,
+                              (108, 2, 0): 0.9, (108, 2, 1): 0.8,
+                              (120, 1, 1): 0.9, (120, 3, 0): 0.3})
+    ids = lambda tracker: [f.track_ids.tolist() for f in tracker.track_video(_with_scores(video(frames), scores)).frames]
+    assert ids(Tracker(scorer)) == [[0], [0, 1], [1], [1], [2, 1]]
+    assert ids(Tracker(scorer, detection_threshold=0.5)) == [[0], [0, 1], [0], [0], [2, 1]]
+
+
 class CandidateXScorer:
     """Records, per frame, the nose x of every candidate the tracker hands over, with its Δ."""
 
@@ -537,9 +608,9 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     src, persons = _write_input(tmp_path)
     out = tmp_path / "oks"
     assert _track_cli(["--input", src, "--output", str(out), "--scorer", "oks", "--keypoint-threshold", "0.5",
-                       "--match-threshold", "0.3"]) == 0
+                       "--match-threshold", "0.3", "--detection-threshold", "0.5"]) == 0
     printed = capsys.readouterr().out
-    assert "frames/s" in printed
+    assert "frames/s" in printed and "confident detections first at 0.5" in printed
     doc = _read_output(out / "000001.json")
     assert len(doc["images"]) == 8
     tid_of = {}

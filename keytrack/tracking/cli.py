@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for (its pairs.motion), none for OKS and IoU")
     parser.add_argument("--match-threshold", type=float, default=0.5,
                         help="a pose whose best track score is below this starts a new track (default 0.5)")
+    parser.add_argument("--detection-threshold", type=float, default=None, metavar="TAU",
+                        help="assign the poses whose detection score is >= TAU first, then the others "
+                             "over the tracks left (ByteTrack's two passes; default: one pass, the paper's)")
     parser.add_argument("--keypoint-threshold", type=float, default=0.0,
                         help="remove output keypoints with confidence below this (A.3; default 0 = keep all)")
     parser.add_argument("--min-keypoint-confidence", type=float, default=0.0,
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     scorer = build_scorer(args)
     tracker = Tracker(scorer, delta=args.delta, nearest=args.nearest, assignment=args.assignment,
                       match_threshold=args.match_threshold,
-                      min_keypoint_confidence=args.min_keypoint_confidence, motion=args.motion)
+                      min_keypoint_confidence=args.min_keypoint_confidence, motion=args.motion,
+                      detection_threshold=args.detection_threshold)
     dataset = read_dataset(args.input, split=args.split, default_frame_size=tuple(args.default_frame_size))
     if not dataset.videos:
         from keytrack.io import DataError
@@ -102,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     fps = tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else float("inf")
     print(f"tracked {tracker.frames_tracked} frames of {len(tracked.videos)} videos with {args.scorer} "
           f"(δ={tracker.delta}, nearest={tracker.nearest}, {tracker.assignment}, motion {tracker.motion}, "
-          f"threshold {tracker.match_threshold}): {fps:,.1f} frames/s")
+          f"threshold {tracker.match_threshold}"
+          + ("" if tracker.detection_threshold is None else f", confident detections first at {tracker.detection_threshold}")
+          + f"): {fps:,.1f} frames/s")
     if hasattr(scorer, "pairs_scored"):
         pps = scorer.pairs_scored / scorer.network_seconds if scorer.network_seconds > 0 else 0.0
         print(f"network: {scorer.pairs_scored:,} pairs in {scorer.forwards} forwards: {pps:,.0f} pairs/s "

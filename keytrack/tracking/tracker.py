@@ -24,6 +24,17 @@
    seen ``Δ`` timesteps ago is translated, keypoints and box, by ``Δ`` times that velocity before
    any scorer sees it. It uses the tracker's own earlier output only, so tracking stays online;
    it matters most at low frame rates, where people move far between frames (docs/matchers.md).
+7. With ``detection_threshold = τ`` (beyond the paper; None, the paper's, assigns every pose in
+   one pass), confident detections and the tracks they made come first, in the spirit of
+   ByteTrack (Zhang et al., ECCV 2022): the poses whose detection score (``Frame.scores``) is at
+   least ``τ`` are first assigned to the *confident tracks*, those with at least one appearance of
+   score ``>= τ`` in the window; then every pose left over every track left, as in step 5. A
+   detector's false positives (a duplicate pose next to a person, background clutter) score
+   lower than the people they sit next to, and the tracks they start are not confident, so a
+   person is no longer handed the track of its own duplicate, nor its track to a duplicate,
+   because the matcher happens to score that pair a little higher. Nothing is dropped: a pose
+   left over still continues a track or starts one. A pose without a score (NaN) counts as
+   confident.
 
 Poses without a keypoint the tracker can see (none with ``c > 0`` and ``c >=
 min_keypoint_confidence``) cannot be compared: each gets a new track id of its own and is not a
@@ -64,6 +75,7 @@ class _Request:
     video: Video
     frame: Frame
     args: tuple
+    candidate_scores: np.ndarray | None = None   # [C] the candidates' detection scores (step 7)
 
 
 @dataclasses.dataclass
@@ -76,6 +88,7 @@ class _Tracked:
     track_ids: np.ndarray   # [K]
     centres: np.ndarray     # [K, 2]
     velocity: np.ndarray    # [K, 2] the track's velocity per timestep (0 for a new track, or without motion)
+    scores: np.ndarray      # [K] detection scores
 
 
 class Tracker:
@@ -97,11 +110,14 @@ class Tracker:
             track's velocity times ``Δ`` before scoring (step 6 above). None (default):
             the scorer's ``motion`` (a matching network's ``pairs.motion``, what it was trained
             for), else ``"none"``.
+        detection_threshold: ``τ`` of the two-pass assignment, confident detections first (step
+            7); None (default, the paper's): one pass.
     """
 
     def __init__(self, scorer: Scorer, delta: int = 4, nearest: int | None = None,
                  assignment: str = "greedy", match_threshold: float = 0.5,
-                 min_keypoint_confidence: float = 0.0, motion: str | None = None):
+                 min_keypoint_confidence: float = 0.0, motion: str | None = None,
+                 detection_threshold: float | None = None):
         if int(delta) < 1:
             raise ValueError(f"Tracker: delta must be >= 1, got {delta}")
         max_delta = getattr(scorer, "max_delta", None)
@@ -120,6 +136,9 @@ class Tracker:
         self._assign = ASSIGNMENTS[assignment]
         self.match_threshold = float(match_threshold)
         self.min_keypoint_confidence = float(min_keypoint_confidence)
+        if detection_threshold is not None and not np.isfinite(float(detection_threshold)):
+            raise ValueError(f"Tracker: detection_threshold must be a finite number or None, got {detection_threshold}")
+        self.detection_threshold = None if detection_threshold is None else float(detection_threshold)
         self.frames_tracked = 0
         self.seconds = 0.0
 
@@ -212,7 +231,7 @@ class Tracker:
             if len(query) and history:
                 request = self._request(video, frame, kp, query, history)
                 scores = yield request
-                ids[query] = self._assigned(request, scores)
+                ids[query] = self._assigned(request, scores, frame.scores[query])
             new = ids < 0
             ids[new] = next_id + np.arange(int(new.sum()))
             next_id += int(new.sum())
@@ -223,7 +242,8 @@ class Tracker:
                 kp = kp[seen]
                 velocity = (_velocity(history, frame.index, ids[seen], kp) if self.motion == "velocity"
                             else np.zeros((len(kp), 2)))
-                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity))
+                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity,
+                                        frame.scores[seen]))
         return dataclasses.replace(video, frames=frames)
 
     def _visible(self, keypoints: np.ndarray) -> np.ndarray:
@@ -256,19 +276,33 @@ class Tracker:
         )
         kp_q = kp[query]
         mask = self._nearest_mask(pose_centres(kp_q), centres, cand.delta)
-        return _Request(video, frame, (kp_q, frame.boxes[query], cand, (video.width, video.height), mask))
+        return _Request(video, frame, (kp_q, frame.boxes[query], cand, (video.width, video.height), mask),
+                        np.concatenate([h.scores for h in history]))
 
-    def _assigned(self, request: "_Request", scores: np.ndarray) -> np.ndarray:
-        """Track ids of the request's poses from their scores (-1 = new track): steps 4 and 5."""
+    def _assigned(self, request: "_Request", scores: np.ndarray, detection_scores: np.ndarray) -> np.ndarray:
+        """Track ids of the request's poses from their match scores (-1 = new track): steps 4, 5
+        and 7 (``detection_scores``: the poses' own, for the two-pass assignment)."""
         _, _, cand, _, mask = request.args
         scores = np.where(mask, np.asarray(scores, dtype=np.float64), -np.inf)
         # A track's score: the maximum over its appearances in the window (A.4).
         tracks, col = np.unique(cand.track_ids, return_inverse=True)
         track_scores = np.full((len(mask), len(tracks)), -np.inf)
         np.maximum.at(track_scores.T, col, scores.T)
-        rows, cols = self._assign(track_scores, self.match_threshold)
         ids = np.full(len(mask), -1, np.int64)
-        ids[rows] = tracks[cols]
+        every_pose, every_track = np.ones(len(mask), bool), np.ones(len(tracks), bool)
+        passes = [(every_pose, every_track)]
+        if self.detection_threshold is not None:                   # step 7: confident first
+            confident_track = np.zeros(len(tracks), bool)
+            np.logical_or.at(confident_track, col, _confident(request.candidate_scores, self.detection_threshold))
+            passes = [(_confident(detection_scores, self.detection_threshold), confident_track), *passes]
+        free = np.ones(len(tracks), bool)
+        for poses, allowed in passes:
+            poses, left = np.flatnonzero(poses & (ids < 0)), np.flatnonzero(allowed & free)
+            if not len(poses) or not len(left):
+                continue
+            rows, cols = self._assign(track_scores[np.ix_(poses, left)], self.match_threshold)
+            ids[poses[rows]] = tracks[left[cols]]
+            free[left[cols]] = False
         return ids
 
     def _nearest_mask(self, centres: np.ndarray, cand_centres: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -303,6 +337,11 @@ def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, keypoints: n
     latest = np.argmax(np.where(same, past_index[None, :], -1), axis=1)        # the latest appearance
     velocity[found] = pose_motion(keypoints[found], past_keypoints[latest[found]], (index - past_index[latest])[found])
     return velocity
+
+
+def _confident(detection_scores: np.ndarray, threshold: float) -> np.ndarray:
+    """True where a detection score is at least ``threshold``, or unknown (NaN)."""
+    return ~(np.asarray(detection_scores, np.float64) < threshold)
 
 
 def _where(video: Video, frame: Frame) -> str:

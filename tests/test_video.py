@@ -325,3 +325,16 @@ def test_yolo_real_model_on_generated_images(tmp_path):
     assert main(["track-video", str(clip), "--output", str(tmp_path / "out"), "--imgsz", "160",
                  "--format", "gif", "--threads", "1", "--no-progress"]) == 0
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"clip.json", "clip.gif", "clip.timing.md"}
+
+
+def test_cli_builds_the_tracker_it_is_asked_for():
+    import argparse
+
+    from keytrack.video import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    tracker, name = cli.build_tracker(parser.parse_args(["clip.mp4", "--output", "out", "--detection-threshold", "0.3"]))
+    assert name == "oks" and tracker.detection_threshold == 0.3 and tracker.match_threshold == 0.2
+    tracker, _ = cli.build_tracker(parser.parse_args(["clip.mp4", "--output", "out"]))
+    assert tracker.detection_threshold is None and tracker.min_keypoint_confidence == 0.1

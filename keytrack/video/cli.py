@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--match-threshold", type=float, default=None,
                         help="a pose whose best track score is below this starts a new track "
                              "(default: 0.5 with a checkpoint, 0.2 with OKS)")
+    parser.add_argument("--detection-threshold", type=float, default=None, metavar="TAU",
+                        help="assign the poses scoring >= TAU, and the tracks they made, first "
+                             "(keytrack track --detection-threshold; default: one pass, the paper's)")
     parser.add_argument("--keypoint-threshold", type=float, default=0.0,
                         help="remove output keypoints below this confidence (A.3; default 0 = keep all)")
     parser.add_argument("--draw-threshold", type=float, default=0.3,
@@ -91,7 +94,7 @@ def build_tracker(args: argparse.Namespace):
         scorer, name = OKSScorer(), "oks"
         threshold = 0.2 if args.match_threshold is None else args.match_threshold
     tracker = Tracker(scorer, delta=args.delta, match_threshold=threshold,
-                      min_keypoint_confidence=args.keypoint_score)
+                      min_keypoint_confidence=args.keypoint_score, detection_threshold=args.detection_threshold)
     return tracker, name
 
 

@@ -638,8 +638,9 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
                                                if opts.baseline_nearest else "every pose") if learned else "")
         + "; OKS and IoU with every pose."
         + ("" if opts.detection_threshold is None else
-           f" Two-pass assignment for every method: poses with detection score >= {opts.detection_threshold:g} "
-           "first, then the others over the tracks left (--detection-threshold; the paper: one pass)."),
+           f" Confident first, for every method: poses with detection score >= {opts.detection_threshold:g} "
+           "are assigned first, to the tracks with such an appearance in the window, then every pose left "
+           "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: one pass)."),
         f"Match thresholds: Pose Entailment {POSE_ENTAILMENT_THRESHOLD} (its decision point, not tuned)"
         + "".join(f"; {SHORT[m]} {POSE_ENTAILMENT_THRESHOLD}" for m in learned)
         + (" (the learned baselines' decision point too, untuned)" if learned else "")

@@ -379,7 +379,7 @@ def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_p
     run = track_and_evaluate(eval_gt, pred, OKSScorer(), match_threshold=0.2, detection_threshold=0.5,
                              keypoint_threshold=opts.keypoint_threshold, compute_ap=False, compute_hota=False)
     assert cell["result"]["num_switches"] == run["num_switches"] and cell["result"]["idsw"] == run["idsw"]
-    assert "detection score >= 0.5 first" in (tmp_path / "tc" / "table.md").read_text()
+    assert "detection score >= 0.5 are assigned first" in (tmp_path / "tc" / "table.md").read_text()
     # Without it, no new key: the cached cells of the one-pass tracker stay valid.
     run_comparison(Options(out=str(tmp_path / "one"), strides=(1,), methods=("oks",), fixed_thresholds={"oks": 0.2},
                            settings=(predicted,)), eval_gt=eval_gt)

@@ -221,18 +221,35 @@ def test_fused_qkv_loads_checkpoints_with_separate_query_key_value():
         assert not torch.allclose(loaded(tokens), model(tokens), atol=1e-4)
 
 
-def test_training_attention_equals_the_fused_kernel_without_dropout():
-    """The written-out training attention (masked softmax, cheaper dropout) computes what the fused
-    scaled-dot-product kernel computes at inference, padding mask included."""
+@pytest.mark.parametrize("queries", [30, 1])
+def test_batched_matmul_attention_equals_the_fused_kernel(queries):
+    """The CPU / training attention (heads folded into the batch, mask added by baddbmm) computes
+    what PyTorch's scaled-dot-product kernel computes, padding mask included, gradients too; with
+    one query (the last layer's pooled token) as with all 30."""
+    from einops import rearrange
+
+    from keytrack.models.transformer import EncoderLayer
+
     torch.manual_seed(0)
-    model = TransformerMatchingNetwork(TransformerConfig(dropout=0.0))
-    for layer in model.encoder:
-        layer.attention_dropout = 1e-9          # takes the training path; drops nothing (p · 2¹⁶ rounds to 0)
-    tokens = _pair_tokens(m=8)
-    with torch.no_grad():
-        trained_path = model.train()(tokens)
-        fused = model.eval()(tokens)
-    assert torch.allclose(trained_path, fused, atol=1e-5)
+    layer = EncoderLayer(TransformerConfig(dropout=0.0))
+    m, h = 6, layer.heads
+    q = torch.randn(m, queries, 128, requires_grad=True)
+    k, v = (torch.randn(m, 30, 128, requires_grad=True) for _ in range(2))
+    mask = torch.rand(m, 1, 1, 30) > 0.4
+    mask[:, ..., 0] = True                                     # every row keeps a key
+    ours = layer._attention(q, k, v, mask)
+    split = (rearrange(t, "m s (h d) -> m h s d", h=h) for t in (q, k, v))
+    fused = rearrange(F.scaled_dot_product_attention(*split, attn_mask=mask), "m h s d -> m s (h d)")
+    assert ours.shape == (m, queries, 128)
+    assert torch.allclose(ours, fused, atol=1e-5)
+    w = torch.randn_like(ours)
+    grads = [torch.autograd.grad((out * w).sum(), (q, k, v), retain_graph=True) for out in (ours, fused)]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5)
+    # A masked key changes nothing: moving its value leaves the output where it was.
+    v2 = v.detach().clone()
+    v2[~mask[:, 0, 0]] += 100.0
+    assert torch.allclose(layer._attention(q, k, v2, mask), ours, atol=1e-4)
 
 
 def test_cpu_dropout_rate_scale_and_seed():
@@ -296,3 +313,26 @@ def test_last_layer_computing_only_the_pooled_token_changes_no_logit_or_gradient
     # The last layer's output really is one token wide.
     x = model.embeddings(tokens)
     assert model.encoder[-1](x, tokens["mask"][:, None, None, :] | True, first_tokens=1).shape == (8, 1, 128)
+
+
+def test_cpu_inference_in_chunks_gives_the_logits_of_one_pass():
+    """Large CPU batches go through in cache-sized chunks at inference: the same logits as one pass
+    (chunk larger than the batch), the last chunk shorter than the others; training is one pass."""
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork(TransformerConfig()).eval()
+    tokens = _pair_tokens(m=11)
+    with torch.no_grad():
+        model.cpu_inference_chunk = 4                      # chunks of 4, 4 and 3 pairs
+        chunked = model(tokens)
+        model.cpu_inference_chunk = 1000
+        whole = model(tokens)
+    assert chunked.shape == (11, 2)
+    assert torch.allclose(chunked, whole, atol=1e-6)
+    calls = []
+    model.cpu_inference_chunk = 4
+    hook = model.pooler.register_forward_hook(lambda mod, inp, out: calls.append(out.shape[0]))
+    with torch.no_grad():
+        model(tokens)
+        model.train()(tokens)
+    hook.remove()
+    assert calls == [4, 4, 3, 11]

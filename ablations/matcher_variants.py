@@ -7,8 +7,8 @@ Each variant (an experiment and overrides, plus the spec's common budget) is tra
 training videos of the training split (:func:`ablations.common.train_or_reuse`: a finished run of
 the same configuration is reused; ``train_data: synthetic`` trains on the embedded synthetic scenes
 instead, ``init_from: <earlier variant>`` starts from that variant's weights; ``motion`` and
-``min_keypoint_confidence`` are the tracker's settings for that variant, ``oks_motion`` and
-``oks_min_keypoint_confidence`` add OKS rows with them) and measured on the split's *validation* videos only:
+``min_keypoint_confidence`` and ``detection_threshold`` are the tracker's settings for that variant,
+``oks_motion``, ``oks_min_keypoint_confidence`` and ``oks_detection_threshold`` add OKS rows with them) and measured on the split's *validation* videos only:
 
 * the ranking metrics of the best checkpoint (:func:`keytrack.diagnose.diagnose`: rank-1 and
   "best wrong beats true" over the tracker's window) at frame strides 1 and 4 (the spec's
@@ -98,12 +98,12 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     fit, val = _validation_ground_truth(profile, cfg0)
     val_id = dataset_fingerprint(val)
 
-    def track(method, checkpoint, threshold, stride, setting=GT, motion=None, confidence=0.0):
+    def track(method, checkpoint, threshold, stride, setting=GT, motion=None, confidence=0.0, detection=None):
         gt = subsample(val, stride)
         predicted = subsample(perturb(val, setting, 0), stride)
         return track_and_evaluate(gt, predicted, _scorer(method, checkpoint, "cpu", 16384),
                                   match_threshold=threshold, compute_ap=False, motion=motion,
-                                  min_keypoint_confidence=confidence,
+                                  min_keypoint_confidence=confidence, detection_threshold=detection,
                                   keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
 
     # OKS reference: threshold tuned on the training videos, then tracked on the validation videos.
@@ -127,6 +127,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         rec = cache.run(f"oks-stride{k}-predicted", lambda k=k: track("oks", None, oks_thr, k, PREDICTED),
                         {"data": val_id, "threshold": oks_thr, "stride": k, "setting": PREDICTED})
         oks_row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
+        oks_row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
     checkpoints: dict[str, str] = {}
 
     def ranking(method, checkpoint, k, motion=None):
@@ -172,6 +173,18 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                                  "motion": motion, "min_keypoint_confidence": float(tau)})
                 row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             reference.append(row)
+    # OKS with confident detections first (the tracker's detection_threshold; predicted boxes only:
+    # ground truth scores 1).
+    for tau in spec.get("oks_detection_threshold", []):
+        row = {"variant": f"OKS, confident detections first τ = {tau:g} (threshold {oks_thr:g})"}
+        for k in strides:
+            rec = cache.run(f"oks-stride{k}-predicted-det{tau:g}",
+                            lambda k=k, tau=tau: track("oks", None, oks_thr, k, PREDICTED, detection=float(tau)),
+                            {"data": val_id, "threshold": oks_thr, "stride": k, "setting": PREDICTED,
+                             "detection_threshold": float(tau)})
+            row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
+            row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
+        reference.append(row)
     for v in spec["variants"]:
         if only and v["name"] not in only:
             continue
@@ -188,6 +201,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         row = {"variant": v["name"], "experiment": v["experiment"]}
         motion = v.get("motion")            # the tracker's; None: what the network was trained for
         confidence = float(v.get("min_keypoint_confidence", 0.0))     # the tracker's, predicted keypoints
+        detection = v.get("detection_threshold")                       # the tracker's, predicted boxes
         try:
             trained = train_or_reuse(v["experiment"], overrides)
         except Exception as err:     # noqa: BLE001 - the table shows the failed variant, the others go on
@@ -201,7 +215,9 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                    acc=(m.get("metrics_at_best") or {}).get("val/acc") if not synthetic else None)
         digest = file_digest(trained.checkpoint)
         for k in strides:
-            key = f"{_slug(v['name'])}-seed{seed}-stride{k}"
+            # Keyed by the network, not the variant's name: variants that differ only in a setting
+            # of predicted-keypoint tracking share their ranking and GT cells.
+            key = f"net{digest}-stride{k}"
             params = {"data": val_id, "checkpoint": digest, "stride": k, "threshold": 0.5,
                       **({"motion": motion} if motion else {})}
             if motion:
@@ -216,12 +232,15 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
             row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
-            rec = cache.run(f"{key}-predicted" + (f"-conf{confidence:g}" if confidence else ""),
+            rec = cache.run(f"{key}-predicted" + (f"-conf{confidence:g}" if confidence else "")
+                            + ("" if detection is None else f"-det{detection:g}"),
                             lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, PREDICTED, motion,
-                                              confidence),
+                                              confidence, None if detection is None else float(detection)),
                             {**params, "setting": PREDICTED,
-                             **({"min_keypoint_confidence": confidence} if confidence else {})})
+                             **({"min_keypoint_confidence": confidence} if confidence else {}),
+                             **({} if detection is None else {"detection_threshold": float(detection)})})
             row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
+            row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
         rows.append(row)
@@ -232,6 +251,9 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
             *(c for k in strides for c in (Column(f"idsw{k}", f"%IDSW stride {k}", digits=2),
                                            Column(f"mota{k}", f"MOTA stride {k}"))),
             *(Column(f"pidsw{k}", f"%IDSW pred. stride {k}", digits=2) for k in strides),
+            *((Column(f"pswitches{k}", f"ID switches pred. stride {k}", digits=0) for k in strides)
+              if spec.get("oks_detection_threshold") or any("detection_threshold" in v for v in spec["variants"])
+              else ()),
             Column("acc", "val pair acc.", digits=3),
             Column("steps", "Steps"), Column("minutes", "Train min", digits=1), Column("params", "Params")]
     if any(r.get("status") for r in rows):
@@ -252,6 +274,11 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                      "least τ (keytrack.tracking.Tracker, min_keypoint_confidence; Figure 10: \"keypoint "
                      "predictions that are not used due to low confidence\"); the output keeps every keypoint, "
                      "and ground truth (c = 1) is unaffected.")
+    if spec.get("oks_detection_threshold") or any("detection_threshold" in v for v in spec["variants"]):
+        notes.append("Confident detections first τ (beyond the paper): the tracker assigns the predicted poses "
+                     "whose detection score is at least τ to the tracks with such an appearance in the window "
+                     "first, then every pose left over every track left (keytrack.tracking.Tracker, "
+                     "detection_threshold); ground truth (scores 1) is unaffected.")
     if spec.get("oks_motion") or any(v.get("motion") for v in spec["variants"]):
         notes.append("Motion (beyond the paper): the tracker moves each candidate by its track's velocity times Δ "
                      "before scoring (keytrack.tracking.Tracker, motion='velocity'); the ranking columns move "

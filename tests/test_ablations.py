@@ -582,11 +582,14 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     spec.write_text("budget: [trainer.max_epochs=1]\n"
                     "oks_motion: true\n"
                     "oks_min_keypoint_confidence: [0.4]\n"
+                    "oks_detection_threshold: [0.5]\n"
                     "variants:\n"
                     "  - {name: first, experiment: default, overrides: [optim.lr=1e-3]}\n"
                     "  - {name: first moved, experiment: default, overrides: [optim.lr=1e-3], motion: velocity}\n"
                     "  - {name: first confident, experiment: default, overrides: [optim.lr=1e-3],\n"
                     "     min_keypoint_confidence: 0.4}\n"
+                    "  - {name: first detected, experiment: default, overrides: [optim.lr=1e-3],\n"
+                    "     detection_threshold: 0.5}\n"
                     "  - {name: second, experiment: improved, init_from: first}\n"
                     "  - {name: broken, experiment: default, overrides: [model.layers=0]}\n")
     trained = []
@@ -602,29 +605,37 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     monkeypatch.setattr(mv, "train_or_reuse", fake_train)
     monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
     out = mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
-    assert [e for e, _ in trained] == ["default", "default", "default", "improved", "default"]
+    assert [e for e, _ in trained] == ["default", "default", "default", "default", "improved", "default"]
     assert "optim.lr=1e-3" in trained[0][1] and "trainer.max_epochs=1" in trained[0][1]
-    assert f"model.init_from={tiny_checkpoint}" in trained[3][1]
+    assert f"model.init_from={tiny_checkpoint}" in trained[4][1]
     rows = list(csv.DictReader(open(out / "table.csv")))
     by = {r["Variant"]: r for r in rows}
     oks = [v for v in by if v.startswith("OKS")]
-    assert set(by) == {"first", "first moved", "first confident", "second", "broken", *oks} and len(oks) == 4
+    assert set(by) == {"first", "first moved", "first confident", "first detected", "second", "broken", *oks}
     thr = by[oks[0]]["Variant"].split("threshold ")[1].split(" ")[0]
     assert sorted(oks) == sorted([f"OKS (no learning, threshold {thr} tuned on the training videos)",
                                   f"OKS + motion (threshold {thr})", f"OKS, keypoints c ≥ 0.4 (threshold {thr})",
-                                  f"OKS + motion, keypoints c ≥ 0.4 (threshold {thr})"])
-    moved = [json.loads(p.read_text()) for p in (out / "runs").glob("first-moved-*.json")]
-    assert len(moved) == 6 and all(c["params"]["motion"] == "velocity" for c in moved)   # 2 strides × 3 cells
-    # The confidence setting reaches the predicted-keypoint cells only (ground truth has c = 1).
-    confident = {p.stem: json.loads(p.read_text())["params"] for p in (out / "runs").glob("first-confident-*.json")}
-    assert sorted(k for k, c in confident.items() if c.get("min_keypoint_confidence") == 0.4) == [
-        "first-confident-seed0-stride1-predicted-conf0.4", "first-confident-seed0-stride4-predicted-conf0.4"]
-    for name in ("first", "first moved", "first confident", "second", *oks[:2]):
+                                  f"OKS + motion, keypoints c ≥ 0.4 (threshold {thr})",
+                                  f"OKS, confident detections first τ = 0.5 (threshold {thr})"])
+    cells = {p.stem: json.loads(p.read_text())["params"] for p in (out / "runs").glob("net*.json")}
+    moved = [c for k, c in cells.items() if "-motion-velocity" in k]
+    assert len(moved) == 6 and all(c["motion"] == "velocity" for c in moved)   # 2 strides × 3 cells
+    # The confidence and detection settings reach the predicted-keypoint cells only (ground truth has
+    # c = 1 and scores 1); the variants of one network share its ranking and GT cells.
+    assert sorted(k.split("-", 1)[1] for k, c in cells.items() if c.get("min_keypoint_confidence") == 0.4) == [
+        "stride1-predicted-conf0.4", "stride4-predicted-conf0.4"]
+    assert sorted(k.split("-", 1)[1] for k, c in cells.items() if c.get("detection_threshold") == 0.5) == [
+        "stride1-predicted-det0.5", "stride4-predicted-det0.5"]
+    assert len(cells) == 2 * (3 + 3 + 1 + 1)       # per stride: 3 plain, 3 moved, 1 confident, 1 detected
+    assert by["first detected"]["%IDSW stride 1"] == by["first"]["%IDSW stride 1"]
+    for name in ("first", "first moved", "first confident", "first detected", "second", *oks[:2]):
         for col in ("rank-1 stride 1", "%IDSW stride 1", "%IDSW stride 4", "%IDSW pred. stride 4"):
             assert 0 <= float(by[name][col]) <= 100
     for name in oks[2:]:                     # predicted keypoints only
         assert 0 <= float(by[name]["%IDSW pred. stride 4"]) <= 100 and by[name]["%IDSW stride 1"] == ""
     assert "Keypoints c ≥ τ" in (out / "table.md").read_text()
+    assert "Confident detections first τ" in (out / "table.md").read_text()
+    assert float(by["first detected"]["ID switches pred. stride 4"]) >= 0
     assert by["broken"]["Status"].startswith("failed: ValueError")
     assert float(by["first"]["val pair acc."]) == 0.8
     # A second run reuses every cached cell (no tracking, the same table).

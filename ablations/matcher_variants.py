@@ -245,6 +245,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                 row["status"] = rec.failure
         rows.append(row)
     rows += reference
+    detection_shown = bool(spec.get("oks_detection_threshold")) or any("detection_threshold" in v for v in spec["variants"])
     cols = [Column("variant", "Variant"),
             *(c for k in strides for c in (Column(f"rank1_{k}", f"rank-1 stride {k}", digits=4),
                                            Column(f"wrong_{k}", f"wrong > true stride {k}", digits=4))),
@@ -252,8 +253,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                                            Column(f"mota{k}", f"MOTA stride {k}"))),
             *(Column(f"pidsw{k}", f"%IDSW pred. stride {k}", digits=2) for k in strides),
             *((Column(f"pswitches{k}", f"ID switches pred. stride {k}", digits=0) for k in strides)
-              if spec.get("oks_detection_threshold") or any("detection_threshold" in v for v in spec["variants"])
-              else ()),
+              if detection_shown else ()),
             Column("acc", "val pair acc.", digits=3),
             Column("steps", "Steps"), Column("minutes", "Train min", digits=1), Column("params", "Params")]
     if any(r.get("status") for r in rows):
@@ -274,7 +274,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                      "least τ (keytrack.tracking.Tracker, min_keypoint_confidence; Figure 10: \"keypoint "
                      "predictions that are not used due to low confidence\"); the output keeps every keypoint, "
                      "and ground truth (c = 1) is unaffected.")
-    if spec.get("oks_detection_threshold") or any("detection_threshold" in v for v in spec["variants"]):
+    if detection_shown:
         notes.append("Confident detections first τ (beyond the paper): the tracker assigns the predicted poses "
                      "whose detection score is at least τ to the tracks with such an appearance in the window "
                      "first, then every pose left over every track left (keytrack.tracking.Tracker, "

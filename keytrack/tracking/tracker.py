@@ -75,7 +75,8 @@ class _Request:
     video: Video
     frame: Frame
     args: tuple
-    candidate_scores: np.ndarray | None = None   # [C] the candidates' detection scores (step 7)
+    #: the detection scores of the poses ``[Q]`` and of the candidates ``[C]`` (step 7; None without it)
+    detection: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclasses.dataclass
@@ -231,7 +232,7 @@ class Tracker:
             if len(query) and history:
                 request = self._request(video, frame, kp, query, history)
                 scores = yield request
-                ids[query] = self._assigned(request, scores, frame.scores[query])
+                ids[query] = self._assigned(request, scores)
             new = ids < 0
             ids[new] = next_id + np.arange(int(new.sum()))
             next_id += int(new.sum())
@@ -276,12 +277,12 @@ class Tracker:
         )
         kp_q = kp[query]
         mask = self._nearest_mask(pose_centres(kp_q), centres, cand.delta)
-        return _Request(video, frame, (kp_q, frame.boxes[query], cand, (video.width, video.height), mask),
-                        np.concatenate([h.scores for h in history]))
+        detection = (None if self.detection_threshold is None
+                     else (frame.scores[query], np.concatenate([h.scores for h in history])))
+        return _Request(video, frame, (kp_q, frame.boxes[query], cand, (video.width, video.height), mask), detection)
 
-    def _assigned(self, request: "_Request", scores: np.ndarray, detection_scores: np.ndarray) -> np.ndarray:
-        """Track ids of the request's poses from their match scores (-1 = new track): steps 4, 5
-        and 7 (``detection_scores``: the poses' own, for the two-pass assignment)."""
+    def _assigned(self, request: "_Request", scores: np.ndarray) -> np.ndarray:
+        """Track ids of the request's poses from their match scores (-1 = new track): steps 4, 5 and 7."""
         _, _, cand, _, mask = request.args
         scores = np.where(mask, np.asarray(scores, dtype=np.float64), -np.inf)
         # A track's score: the maximum over its appearances in the window (A.4).
@@ -291,10 +292,11 @@ class Tracker:
         ids = np.full(len(mask), -1, np.int64)
         every_pose, every_track = np.ones(len(mask), bool), np.ones(len(tracks), bool)
         passes = [(every_pose, every_track)]
-        if self.detection_threshold is not None:                   # step 7: confident first
+        if request.detection is not None:                          # step 7: confident first
+            pose_scores, candidate_scores = request.detection
             confident_track = np.zeros(len(tracks), bool)
-            np.logical_or.at(confident_track, col, _confident(request.candidate_scores, self.detection_threshold))
-            passes = [(_confident(detection_scores, self.detection_threshold), confident_track), *passes]
+            np.logical_or.at(confident_track, col, _confident(candidate_scores, self.detection_threshold))
+            passes = [(_confident(pose_scores, self.detection_threshold), confident_track), *passes]
         free = np.ones(len(tracks), bool)
         for poses, allowed in passes:
             poses, left = np.flatnonzero(poses & (ids < 0)), np.flatnonzero(allowed & free)

@@ -32,7 +32,7 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from ablations.common import (Column, Profile, RunCache, add_run_arguments, complete_head_boxes,
+from ablations.common import (Column, Profile, RunCache, RunOptions, add_options, complete_head_boxes,
                               dataset_fingerprint, display_path, file_digest, train_or_reuse, write_table)
 from ablations.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
 
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="training seed (also picks the validation videos)")
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="run only these variants")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="added to every variant's training")
-    add_run_arguments(parser)
+    add_options(parser, RunOptions, only=("threads",))
     args = parser.parse_args(argv)
     run(args.spec, args.data, args.out, args.seed, args.overrides, args.threads, args.only)
     return 0

@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ablations.common import Profile, RunCache, RunRecord, command_main, dataset_fingerprint, json_safe, options_from
+from ablations.common import (Profile, RunCache, RunRecord, add_options, command_main, dataset_fingerprint, json_safe,
+                              opt, options_from)
 from ablations.sweep_table import SIZE_KEYS
 from keytrack.perturb import SETTINGS
 
@@ -485,26 +486,33 @@ def _best_checkpoint(run: Path) -> Path:
 class SweepOptions:
     """Everything an offline sweep depends on besides its YAML (the command-line options)."""
 
-    data: str | None = None
-    eval_split: str | None = None
-    count: int | None = None
-    extra: tuple[str, ...] = ()
-    out: str | None = None
-    runs_dir: str = "runs"
-    test_videos: int = 8
-    setting: str = DEFAULT_SETTING
-    perturb_seed: int = 0
-    match_threshold: float = 0.5
-    keypoint_threshold: float = 0.5
-    delta: int = 4
-    device: str = "cpu"
-    batch_size: int = 16384
-    track: bool = True
-    search_seed: int = 0
-    poll_seconds: float = 5.0
+    count: int | None = opt(type=int, help="most runs in the sweep (default: the whole grid; run_cap for "
+                                           "random/bayes)")
+    data: str | None = opt(help="PoseTrack18-layout folder: train on its train split, track its test (else val) "
+                                "split; default: the synthetic default and a disjoint synthetic test set")
+    eval_split: str | None = opt(help="evaluation split under --data (default: test, else val)")
+    extra: tuple[str, ...] = opt((), nargs="+", action="extend", metavar="KEY=VALUE",
+                                 help="more keytrack train overrides for every run (after the proposed values)")
+    out: str | None = opt(help="results folder (default: results/sweep_<name>[/<data>-<split>])")
+    runs_dir: str = opt("runs", help="root of the training runs (default: runs)")
+    test_videos: int = opt(8, type=int, help="videos of the synthetic test set without --data (default: 8)")
+    setting: str = opt(DEFAULT_SETTING, choices=SETTINGS,
+                       help=f"keypoint setting tracked for %%IDSW (default: {DEFAULT_SETTING}, as §5.1)")
+    perturb_seed: int = opt(0, type=int, help="seed of the predicted poses (default: 0)")
+    match_threshold: float = opt(0.5, type=float, help="tracker match threshold (default: 0.5)")
+    keypoint_threshold: float = opt(0.5, type=float,
+                                    help="output keypoint threshold before MOTA / %%IDSW (A.3; default: 0.5)")
+    delta: int = opt(4, type=int, help="δ: timesteps looked back (paper: 4)")
+    device: str = opt("cpu", help="torch device for tracking")
+    batch_size: int = opt(16384, type=int, help="most pose pairs per network forward")
+    track: bool = opt(True, "--no-track", action="store_false", help="train only: no %%IDSW")
+    search_seed: int = opt(0, type=int, help="numpy seed of random / bayes proposals")
+    threads: int | None = opt(type=int, help="torch CPU threads of training and tracking (default: torch's choice; "
+                                             "1 is fastest on a CPU shared with other jobs)")
+    poll_seconds: float = opt(5.0, type=float, help="how often a running run's log is read (default: 5)")
     kill_seconds: float = 60.0
-    retry_failed: bool = True
-    threads: int | None = None
+    retry_failed: bool = opt(True, "--no-retry-failed", action="store_false",
+                             help="keep recorded failures instead of running them again")
 
     def __post_init__(self) -> None:
         if self.count is not None and self.count < 1:
@@ -866,46 +874,13 @@ def tabulate_wandb_sweep(path: str | Path, sweep_path: str, opts: SweepOptions |
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", help="sweep YAML (experiments/sweeps/<name>.yaml, or just <name>)")
-    parser.add_argument("--count", type=int, default=None,
-                        help="most runs in the sweep (default: the whole grid; run_cap for random/bayes)")
-    parser.add_argument("--data", default=None,
-                        help="PoseTrack18-layout folder: train on its train split, track its test (else val) "
-                             "split; default: the synthetic default and a disjoint synthetic test set")
-    parser.add_argument("--eval-split", default=None,
-                        help="evaluation split under --data (default: test, else val)")
-    parser.add_argument("--extra", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="more keytrack train overrides for every run (after the proposed values)")
-    parser.add_argument("--out", default=None,
-                        help="results folder (default: results/sweep_<name>[/<data>-<split>])")
-    parser.add_argument("--runs-dir", default="runs", help="root of the training runs (default: runs)")
-    parser.add_argument("--test-videos", type=int, default=8,
-                        help="videos of the synthetic test set without --data (default: 8)")
-    parser.add_argument("--setting", choices=SETTINGS, default=DEFAULT_SETTING,
-                        help=f"keypoint setting tracked for %%IDSW (default: {DEFAULT_SETTING}, as §5.1)")
-    parser.add_argument("--perturb-seed", type=int, default=0,
-                        help="seed of the predicted poses (default: 0)")
-    parser.add_argument("--match-threshold", type=float, default=0.5,
-                        help="tracker match threshold (default: 0.5)")
-    parser.add_argument("--keypoint-threshold", type=float, default=0.5,
-                        help="output keypoint threshold before MOTA / %%IDSW (A.3; default: 0.5)")
-    parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
-    parser.add_argument("--device", default="cpu", help="torch device for tracking")
-    parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
-    parser.add_argument("--no-track", action="store_true", help="train only: no %%IDSW")
-    parser.add_argument("--search-seed", type=int, default=0, help="numpy seed of random / bayes proposals")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads of training and tracking (default: torch's choice; 1 is "
-                             "fastest on a CPU shared with other jobs)")
-    parser.add_argument("--poll-seconds", type=float, default=5.0,
-                        help="how often a running run's log is read (default: 5)")
-    parser.add_argument("--no-retry-failed", action="store_true",
-                        help="keep recorded failures instead of running them again")
+    add_options(parser, SweepOptions)
     parser.add_argument("--from-wandb", default=None, metavar="ENTITY/PROJECT/SWEEP_ID",
                         help="build the table from a W&B sweep's runs instead of running the sweep offline")
 
 
 def options_from_args(args: argparse.Namespace) -> SweepOptions:
-    return options_from(SweepOptions, args, track=not args.no_track)
+    return options_from(SweepOptions, args)
 
 
 def _exit_on_sigterm(signum, frame) -> None:

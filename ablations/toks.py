@@ -49,9 +49,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ablations.common import (Column, Profile, Result, RunCache, RunRecord, add_data_arguments, command_main,
-                              dataset_fingerprint, file_digest, finish, options_from,
-                              mean_std, write_table)
+from ablations.common import (Column, Profile, Result, RunCache, RunOptions, RunRecord, add_options, command_main,
+                              dataset_fingerprint, file_digest, finish, mean_std, opt, options_from, write_table)
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
 from keytrack.estimators.yolo import yolo_available
@@ -101,29 +100,32 @@ class Row:
 
 
 @dataclass
-class Options:
-    """Everything the table depends on (the command-line options)."""
+class Options(RunOptions):
+    """Everything the table depends on (the command-line options; ``device``, ``batch_size`` and
+    ``wait_for_training`` of :class:`RunOptions` are not used: nothing here trains)."""
 
-    data: str | None = None
-    eval_split: str | None = None
-    out: str | None = None
-    seeds: tuple[int, ...] | None = None     # simulated: (0, 1, 2); yolo: deterministic, (0,)
-    oks_thresholds: tuple[float, ...] = PAPER_OKS
-    alpha: float = 1.25
-    box_score: float = 0.2
-    keypoint_score: float = 0.1
-    nms_iou: float = 0.5
-    synthetic_test_videos: int | None = None  # DEFAULT_SYNTHETIC_VIDEOS[estimator]
-    retry_failed: bool = True
-    estimator: str = "simulated"
-    max_frames: int | None = None             # first frames of each video only (quick runs)
-    imgsz: int = 1280                         # YOLO detector input (longest side)
-    crop_size: int = 256                      # YOLO estimator input per box
-    crop_dilation: float = 1.25               # YOLO estimator: box enlarged this much before cropping
-    crop_conf: float = 0.25                   # YOLO estimator: lowest score of a person in a crop
-    threads: int = 1                          # torch threads of YOLO
+    synthetic_test_videos: int | None = opt(type=int, help="videos of the synthetic test set without --data "
+                                                           "(default: 20; yolo: 5)")
+    estimator: str = opt("simulated", choices=ESTIMATORS,
+                         help="simulated detector/estimator (default), or yolo: YOLO11n-pose on rendered synthetic "
+                              "frames / the data's images (optional extra, run with .venv-yolo)")
+    seeds: tuple[int, ...] | None = opt(None, "--seeds", "--seed", type=int, nargs="+",
+                                        help="simulation seeds (default: 0 1 2; yolo: one deterministic run)")
+    oks_thresholds: tuple[float, ...] = opt(PAPER_OKS, "--oks", type=float, nargs="+",
+                                            help="TOKS OKS thresholds (default: Table 2's 0.3 0.35 0.5)")
+    alpha: float = opt(1.25, type=float, help="box dilation α (A.1: 1.25)")
+    box_score: float = opt(0.2, type=float, help="minimum detector box score (A.4: 0.2)")
+    keypoint_score: float = opt(0.1, type=float, help="minimum keypoint confidence (A.4: 0.1)")
+    nms_iou: float = opt(0.5, type=float, help="IoU of Box Prop.'s NMS (default 0.5)")
+    max_frames: int | None = opt(type=int, help="first frames of each video only")
+    imgsz: int = opt(1280, type=int, help="yolo: detector input, longest side (1280)")
+    crop_size: int = opt(256, type=int, help="yolo: estimator input per box (256)")
+    crop_dilation: float = opt(1.25, type=float, help="yolo: each box is enlarged this much before cropping (1.25)")
+    crop_conf: float = opt(0.25, type=float, help="yolo: lowest score of a person in a crop (0.25)")
+    threads: int = opt(1, type=int, help="yolo: torch threads (default 1)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {list(ESTIMATORS)}, got {self.estimator!r}")
         if self.seeds is None:
@@ -140,8 +142,6 @@ class Options:
         if self.crop_dilation < 1.0 or not 0.0 <= self.crop_conf <= 1.0:
             raise ValueError(f"crop_dilation must be >= 1 and crop_conf in [0, 1], got {self.crop_dilation}, "
                              f"{self.crop_conf}")
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
         self.seeds = tuple(int(s) for s in self.seeds)
         if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
@@ -155,8 +155,6 @@ class Options:
             raise ValueError(f"alpha must be > 0, got {self.alpha}")
         if not 0.0 < self.nms_iou <= 1.0:
             raise ValueError(f"nms_iou must lie in (0, 1], got {self.nms_iou}")
-        if self.synthetic_test_videos < 1:
-            raise ValueError(f"synthetic_test_videos must be >= 1, got {self.synthetic_test_videos}")
 
     def rows(self) -> list[Row]:
         return [Row("gt_boxes"), Row("detector"), Row("box_propagation"),
@@ -588,28 +586,7 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
 # -- command line -----------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser, "toks", synthetic_test_videos=None, network=False)
-    parser.add_argument("--estimator", choices=ESTIMATORS, default="simulated",
-                        help="simulated detector/estimator (default), or yolo: YOLO11n-pose on rendered "
-                             "synthetic frames / the data's images (optional extra, run with .venv-yolo)")
-    parser.add_argument("--seeds", "--seed", type=int, nargs="+", default=None, dest="seeds",
-                        help="simulation seeds (default: 0 1 2; yolo: one deterministic run)")
-    parser.add_argument("--oks", type=float, nargs="+", default=list(PAPER_OKS), dest="oks_thresholds",
-                        help="TOKS OKS thresholds (default: Table 2's 0.3 0.35 0.5)")
-    parser.add_argument("--alpha", type=float, default=1.25, help="box dilation α (A.1: 1.25)")
-    parser.add_argument("--box-score", type=float, default=0.2, help="minimum detector box score (A.4: 0.2)")
-    parser.add_argument("--keypoint-score", type=float, default=0.1,
-                        help="minimum keypoint confidence (A.4: 0.1)")
-    parser.add_argument("--nms-iou", type=float, default=0.5, help="IoU of Box Prop.'s NMS (default 0.5)")
-    parser.add_argument("--max-frames", type=int, default=None, help="first frames of each video only")
-    parser.add_argument("--imgsz", type=int, default=1280, help="yolo: detector input, longest side (1280)")
-    parser.add_argument("--crop-size", type=int, default=256, help="yolo: estimator input per box (256)")
-    parser.add_argument("--crop-dilation", type=float, default=1.25,
-                        help="yolo: each box is enlarged this much before cropping (1.25)")
-    parser.add_argument("--crop-conf", type=float, default=0.25,
-                        help="yolo: lowest score of a person in a crop (0.25)")
-    parser.add_argument("--threads", type=int, default=1, help="yolo: torch threads (default 1)")
-    parser.add_argument("--no-retry-failed", action="store_true", help="keep recorded failures as they are")
+    add_options(parser, Options, ABLATION, skip=("device", "batch_size", "wait_for_training"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (Column, Profile, RunCache, RunOptions, RunRecord, add_data_arguments, add_run_arguments,
-                              command_main, complete_head_boxes, dataset_fingerprint, display_path, finish,
-                              mean_std, options_from, write_table)
+from ablations.common import (Column, Profile, RunCache, RunOptions, RunRecord, add_options, command_main,
+                              complete_head_boxes, dataset_fingerprint, display_path, finish, mean_std, opt,
+                              options_from, write_table)
 from ablations.scoring import (COMPARISON_KEYPOINT_THRESHOLD, HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD,
                                POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, track_and_evaluate)
 from keytrack.models import registry
@@ -115,31 +115,54 @@ DEFAULT_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 class Options(RunOptions):
     """Everything the comparison depends on (the command-line options)."""
 
-    strides: tuple[int, ...] = (1, 4)
-    seeds: tuple[int, ...] = (0,)
-    settings: tuple[str, ...] = SETTINGS
-    methods: tuple[str, ...] = tuple(METHODS)
-    experiment: str = "default"
-    train_seed: int = 0
-    train_overrides: tuple[str, ...] = ()
-    train_seeds: tuple[int, ...] | None = None          # several: every learned method trained per seed
-    baseline_train_seeds: tuple[int, ...] | None = None  # the learned baselines' seeds (default: train_seeds)
-    improved_experiment: str = "improved"
-    improved_overrides: tuple[str, ...] = ()
-    checkpoint: str | None = None
+    strides: tuple[int, ...] = opt((1, 4), type=int, nargs="+", metavar="K", help="frame strides (default: 1 4)")
+    seeds: tuple[int, ...] = opt((0,), "--seed", type=int, nargs="+", metavar="S",
+                                 help="perturbation seed(s); several give mean ± std (default: 0)")
+    settings: tuple[str, ...] = opt(SETTINGS, nargs="+", choices=SETTINGS, metavar="SETTING",
+                                    help=f"keypoint settings, of {', '.join(SETTINGS)} (default: all three of "
+                                         "Figure 4)")
+    methods: tuple[str, ...] = opt(tuple(METHODS), nargs="+", choices=list(METHOD_NAMES), metavar="METHOD",
+                                   help=f"tracking methods, of {', '.join(METHODS)} (default: all); METHOD{MOTION} "
+                                        "tracks with each candidate moved by its track's velocity (beyond the paper)")
+    experiment: str = opt("default", help="training experiment config (default: default)")
+    train_seed: int = opt(0, type=int, help="seed of the training run (default: 0)")
+    train_seeds: tuple[int, ...] | None = opt(type=int, nargs="+", metavar="S",
+                                              help="train every learned method once per seed; cells show mean ± "
+                                                   "std (overrides --train-seed)")
+    baseline_train_seeds: tuple[int, ...] | None = opt(type=int, nargs="+", metavar="S",
+                                                       help="training seeds of the learned baselines (default: "
+                                                            "those of --train-seeds)")
+    improved_experiment: str = opt("improved", help="experiment of the improved Pose Entailment matcher (default: "
+                                                    "improved)")
+    improved_overrides: tuple[str, ...] = opt((), "--improved-override", action="append", metavar="KEY=VALUE",
+                                              help="extra training override of the improved matcher (repeatable)")
+    train_overrides: tuple[str, ...] = opt((), "--train-override", action="append", metavar="KEY=VALUE",
+                                           help="extra training config override (repeatable)")
+    checkpoint: str | None = opt(help="use this matching-network checkpoint, no training")
+    #: ``--baseline-checkpoint METHOD=CKPT``: the checkpoint of a learned baseline, no training
     checkpoints: dict[str, str] = field(default_factory=dict)
-    delta: int = 4
-    nearest: int | None = None
-    baseline_nearest: int | None = None
-    keypoint_threshold: float = COMPARISON_KEYPOINT_THRESHOLD
-    grid: tuple[float, ...] = DEFAULT_GRID
+    delta: int = opt(4, type=int, help="δ: timesteps looked back (paper: 4)")
+    nearest: int | None = opt(type=int, help="Pose Entailment compares with the n nearest poses of each earlier "
+                                             "frame (default: all)")
+    baseline_nearest: int | None = opt(type=int, help="the learned baselines (gcn, cnn_*) compare with the n nearest "
+                                                      "poses of each earlier frame (default: all; a CNN cell costs "
+                                                      "minutes on a CPU)")
+    keypoint_threshold: float = opt(COMPARISON_KEYPOINT_THRESHOLD, type=float,
+                                    help="output keypoint confidence threshold before MOTA in predicted-keypoint "
+                                         "settings (A.3; default 0.5, the paper used 0.57)")
+    grid: tuple[float, ...] = opt(DEFAULT_GRID, type=float, nargs="+",
+                                  help="match thresholds tried for OKS and IoU on the training split")
+    #: ``--oks-threshold`` / ``--iou-threshold``: a fixed match threshold (no tuning)
     fixed_thresholds: dict[str, float] = field(default_factory=dict)
     #: the tracker's min_keypoint_confidence per method name ("*": every method) in the
     #: predicted-keypoint settings: keypoints below it are not used for matching (Figure 10).
     min_keypoint_confidence: dict[str, float] = field(default_factory=dict)
     #: ``τ`` of the tracker's two-pass assignment, confident detections first (every method); None:
     #: one pass, the paper's.
-    detection_threshold: float | None = None
+    detection_threshold: float | None = opt(type=float, metavar="TAU",
+                                            help="every method assigns the poses with detection score >= TAU "
+                                                 "first, then the others (keytrack track --detection-threshold; "
+                                                 "default: one pass, the paper's)")
 
     def confidence_of(self, method: str, setting: str) -> float:
         """The tracker's ``min_keypoint_confidence`` for ``method`` in ``setting`` (0 with GT keypoints)."""
@@ -719,52 +742,16 @@ def _notes(opts: Options, profile: Profile, eval_gt: Dataset, network: dict | No
 # -- command line ---------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser, "tracker_comparison")
+    add_options(parser, Options, ABLATION)
     add = parser.add_argument
-    add("--strides", type=int, nargs="+", default=[1, 4], metavar="K", help="frame strides (default: 1 4)")
-    add("--seed", type=int, nargs="+", default=[0], dest="seeds", metavar="S",
-        help="perturbation seed(s); several give mean ± std (default: 0)")
-    add("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS), metavar="SETTING",
-        help=f"keypoint settings, of {', '.join(SETTINGS)} (default: all three of Figure 4)")
-    add("--methods", nargs="+", choices=list(METHOD_NAMES), default=list(METHODS), metavar="METHOD",
-        help=f"tracking methods, of {', '.join(METHODS)} (default: all); METHOD{MOTION} tracks with each "
-             "candidate moved by its track's velocity (beyond the paper)")
-    add("--experiment", default="default", help="training experiment config (default: default)")
-    add("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
-    add("--train-seeds", type=int, nargs="+", default=None, metavar="S",
-        help="train every learned method once per seed; cells show mean ± std (overrides --train-seed)")
-    add("--baseline-train-seeds", type=int, nargs="+", default=None, metavar="S",
-        help="training seeds of the learned baselines (default: those of --train-seeds)")
-    add("--improved-experiment", default="improved",
-        help="experiment of the improved Pose Entailment matcher (default: improved)")
-    add("--improved-override", action="append", default=[], metavar="KEY=VALUE", dest="improved_overrides",
-        help="extra training override of the improved matcher (repeatable)")
-    add("--train-override", action="append", default=[], metavar="KEY=VALUE", dest="train_overrides",
-        help="extra training config override (repeatable)")
-    add("--checkpoint", default=None, help="use this matching-network checkpoint, no training")
     add("--baseline-checkpoint", action="append", default=[], metavar="METHOD=CKPT",
         help=f"use this checkpoint for a learned baseline ({', '.join(LEARNED_BASELINES)}), no training (repeatable)")
-    add("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
-    add("--nearest", type=int, default=None,
-        help="Pose Entailment compares with the n nearest poses of each earlier frame (default: all)")
-    add("--baseline-nearest", type=int, default=None,
-        help="the learned baselines (gcn, cnn_*) compare with the n nearest poses of each earlier frame "
-             "(default: all; a CNN cell costs minutes on a CPU)")
-    add("--keypoint-threshold", type=float, default=0.5,
-        help="output keypoint confidence threshold before MOTA in predicted-keypoint settings (A.3; default "
-             "0.5, the paper used 0.57)")
-    add("--grid", type=float, nargs="+", default=list(DEFAULT_GRID),
-        help="match thresholds tried for OKS and IoU on the training split")
     add("--min-keypoint-confidence", nargs="+", default=[], metavar="[METHOD=]TAU",
         help="predicted-keypoint settings: the tracker matches only keypoints with confidence >= TAU "
              "(keytrack track --min-keypoint-confidence), for METHOD or, without METHOD=, every method "
              "(default: 0, every keypoint)")
-    add("--detection-threshold", type=float, default=None, metavar="TAU",
-        help="every method assigns the poses with detection score >= TAU first, then the others "
-             "(keytrack track --detection-threshold; default: one pass, the paper's)")
     add("--oks-threshold", type=float, default=None, help="fix OKS's match threshold (no tuning)")
     add("--iou-threshold", type=float, default=None, help="fix IoU's match threshold (no tuning)")
-    add_run_arguments(parser)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:

@@ -22,8 +22,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ablations.common import matching_network as shared_matching_network
-from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_data_arguments, add_run_arguments,
-                              dataset_fingerprint, mean_std, options_from)
+from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_options,
+                              dataset_fingerprint, mean_std, opt, options_from)
 from ablations.scoring import HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, score_tracked
 from keytrack.perturb import perturb
 from keytrack.tracking.scorers import PairScoreMemo
@@ -52,18 +52,30 @@ class TrackingOptions(RunOptions):
     without noise its seed only changes the order of the poses within a frame.
     """
 
-    profile: str = "quick"
-    seeds: tuple[int, ...] = (0, 1, 2)
-    gt_all_seeds: bool = False
-    experiment: str | None = None
-    train_seed: int = 0
-    train_seeds: tuple[int, ...] | None = None
-    train_overrides: tuple[str, ...] = ()
-    checkpoint: str | None = None
-    match_threshold: float = POSE_ENTAILMENT_THRESHOLD
-    keypoint_threshold: float = PAPER_KEYPOINT_THRESHOLD
-    nearest: int | None = None
-    synthetic_test_videos: int | None = None          # the spec's own, else 20
+    synthetic_test_videos: int | None = opt(type=int, help="videos of the synthetic test set without --data "
+                                                           "(default: the ablation's own, else 20)")
+    profile: str = opt("quick", choices=PROFILES,
+                       help="training budget of the matching network when it must be trained: quick (experiment "
+                            "default, minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)")
+    seeds: tuple[int, ...] = opt((0, 1, 2), "--seeds", "--seed", type=int, nargs="+",
+                                 help="perturbation seeds, mean ± std over them (default: 0 1 2)")
+    gt_all_seeds: bool = opt(False, action="store_true",
+                             help="track GT keypoints with every seed too (default: the first; only the pose "
+                                  "order differs)")
+    experiment: str | None = opt(help="training experiment of the matching network (default: by --profile)")
+    train_seed: int = opt(0, type=int, help="seed of the training run (default: 0)")
+    train_seeds: tuple[int, ...] | None = opt(type=int, nargs="+",
+                                              help="specs that train one network per row: its training seeds "
+                                                   "(default: the spec's train.seeds)")
+    train_overrides: tuple[str, ...] = opt((), "--train-override", action="append", metavar="KEY=VALUE",
+                                           help="extra training config override (repeatable)")
+    checkpoint: str | None = opt(help="use this matching-network checkpoint, no training")
+    match_threshold: float = opt(POSE_ENTAILMENT_THRESHOLD, type=float,
+                                 help="a pose starts a new track below this match score (default: 0.5)")
+    keypoint_threshold: float = opt(PAPER_KEYPOINT_THRESHOLD, type=float,
+                                    help="output keypoint confidence threshold before MOTA with predicted keypoints "
+                                         f"(A.3; default: the paper's {PAPER_KEYPOINT_THRESHOLD})")
+    nearest: int | None = opt(type=int, help="compare with the n nearest poses of each earlier frame (default: all)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -388,31 +400,7 @@ def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, ti
 
 def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> None:
     """The options of :class:`TrackingOptions`."""
-    add_data_arguments(parser, ablation, synthetic_test_videos=None)
-    add = parser.add_argument
-    add("--profile", choices=PROFILES, default="quick",
-        help="training budget of the matching network when it must be trained: quick (experiment default, "
-             "minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)")
-    add("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], dest="seeds",
-        help="perturbation seeds, mean ± std over them (default: 0 1 2)")
-    add("--gt-all-seeds", action="store_true",
-        help="track GT keypoints with every seed too (default: the first; only the pose order differs)")
-    add("--experiment", default=None,
-        help="training experiment of the matching network (default: by --profile)")
-    add("--train-seed", type=int, default=0, help="seed of the training run (default: 0)")
-    add("--train-seeds", type=int, nargs="+", default=None,
-        help="specs that train one network per row: its training seeds (default: the spec's train.seeds)")
-    add("--train-override", action="append", default=[], metavar="KEY=VALUE", dest="train_overrides",
-        help="extra training config override (repeatable)")
-    add("--checkpoint", default=None, help="use this matching-network checkpoint, no training")
-    add("--match-threshold", type=float, default=POSE_ENTAILMENT_THRESHOLD,
-        help="a pose starts a new track below this match score (default: 0.5)")
-    add("--keypoint-threshold", type=float, default=PAPER_KEYPOINT_THRESHOLD,
-        help="output keypoint confidence threshold before MOTA with predicted keypoints "
-             f"(A.3; default: the paper's {PAPER_KEYPOINT_THRESHOLD})")
-    add("--nearest", type=int, default=None,
-        help="compare with the n nearest poses of each earlier frame (default: all)")
-    add_run_arguments(parser)
+    add_options(parser, TrackingOptions, ablation)
 
 
 def tracking_options(args: argparse.Namespace) -> TrackingOptions:

@@ -680,3 +680,53 @@ def bench_args(tmp_path):
     return parser.parse_args(["--experiment", "quick", "--batches", "8", "16", "--repeats", "1", "--square", "128",
                               "--train-steps", "12", "--track-videos", "2", "--out", str(tmp_path / "bench"),
                               "model.layers=1", "model.hidden=32", "model.intermediate=32", "model.heads=2"])
+
+
+@pytest.mark.parametrize("module, cls", [("tracker_comparison", "Options"), ("toks", "Options"),
+                                         ("sweep", "SweepOptions"), ("tracking_ablation", "TrackingOptions")])
+def test_each_ablation_spells_its_options_once(module, cls):
+    """The command line is made from the options dataclass (common.opt): no option given, every
+    field keeps the dataclass's default; each option given sets its own field."""
+    import argparse
+    import dataclasses
+    import importlib
+
+    mod = importlib.import_module(f"ablations.{module}")
+    options = getattr(mod, cls)
+    parser = argparse.ArgumentParser()
+    if module == "tracking_ablation":
+        mod.add_tracking_arguments(parser, "x")
+    else:
+        mod.add_arguments(parser)
+    given = ["x"] if module == "sweep" else []
+    convert = {"tracker_comparison": getattr(mod, "options_from_args", None), "sweep": getattr(mod, "options_from_args", None),
+               "tracking_ablation": getattr(mod, "tracking_options", None)}.get(module) \
+        or (lambda args: common.options_from(options, args))
+    assert convert(parser.parse_args(given)) == options()
+    flags = {a.dest: a for a in parser._actions}
+    refused = []
+    for f in dataclasses.fields(options):
+        if "argparse" not in f.metadata or (module == "toks" and f.name in ("device", "batch_size",
+                                                                            "wait_for_training")):
+            continue
+        action = flags[f.name]
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            value, argv = not f.default, [action.option_strings[0]]
+        elif action.choices:
+            value = list(action.choices)[-1]
+            argv = [action.option_strings[0], value]
+            value = (value,) if action.nargs == "+" else value
+        elif action.type in (int, float):
+            text = "64" if action.type is int else "0.375"
+            value, argv = action.type(text), [action.option_strings[0], text]
+            value = (value,) if action.nargs == "+" else value
+        else:
+            argv = [action.option_strings[0], "a=b"]
+            value = ("a=b",) if action.nargs == "+" or isinstance(action, argparse._AppendAction) else "a=b"
+        try:
+            got = convert(parser.parse_args([*given, *argv]))
+        except ValueError:              # a value the options refuse (a box dilation below 1)
+            refused.append(f.name)
+            continue
+        assert getattr(got, f.name) == value, (f.name, argv)
+    assert len(refused) <= 1, refused

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from keytrack.atomic import write_json, write_text
+from keytrack.config import run_dir
 from keytrack.poses import Dataset
 
 log = logging.getLogger("ablations")
@@ -691,12 +692,6 @@ def _same_config(run: Path, signature: dict) -> bool:
     return saved.is_file() and _signature(with_defaults(OmegaConf.load(saved))) == signature
 
 
-def _run_dir(cfg) -> Path:
-    """``<output_dir>/<experiment>/<run_name>``, as :func:`keytrack.train.run_dir` (without importing
-    Lightning)."""
-    return Path(cfg.output_dir) / cfg.experiment / cfg.run_name
-
-
 def find_finished_run(cfg) -> Path | None:
     """The run folder of a finished training (``metrics.json`` present) of the same configuration.
 
@@ -705,7 +700,7 @@ def find_finished_run(cfg) -> Path | None:
     name).
     """
     sig = _signature(cfg)
-    own = _run_dir(cfg)
+    own = run_dir(cfg)
     finished = (Path(cfg.output_dir) / cfg.experiment).glob("*/metrics.json")
     candidates = [own] + sorted(p.parent for p in finished if p.parent != own)
     return next((r for r in candidates if (r / "metrics.json").is_file() and _same_config(r, sig)), None)
@@ -714,7 +709,7 @@ def find_finished_run(cfg) -> Path | None:
 def _active_run(cfg, quiet_seconds: float) -> Path | None:
     """A run of the same configuration without ``metrics.json`` that wrote a file recently."""
     sig = _signature(cfg)
-    own = _run_dir(cfg)
+    own = run_dir(cfg)
     runs = [own] + [p for p in (Path(cfg.output_dir) / cfg.experiment).glob("*") if p.is_dir() and p != own]
     now = time.time()
     for run in runs:
@@ -759,7 +754,7 @@ def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: D
     if train_fn is None:
         from keytrack.train import train as train_fn
     metrics = train_fn(cfg, dataset)
-    run = _run_dir(cfg)
+    run = run_dir(cfg)
     return TrainedModel(_checkpoint_of(run, metrics), run, metrics, reused=False)
 
 

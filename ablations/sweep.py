@@ -696,7 +696,7 @@ def _train_and_evaluate(spec: SweepSpec, cfg, command: list[str], key: str, flat
                         out: Path, env: Mapping[str, str], opts: SweepOptions, test: TestSet | None) -> dict:
     """One run: train (or reuse the finished training), then track the test split with it."""
     from ablations.common import find_finished_run
-    from keytrack.train import run_dir
+    from keytrack.config import run_dir
 
     run = run_dir(cfg)
     finished = find_finished_run(cfg)

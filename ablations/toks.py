@@ -53,6 +53,7 @@ from ablations.common import (Column, Profile, Result, RunCache, RunOptions, Run
                               dataset_fingerprint, file_digest, finish, mean_std, opt, options_from, write_table)
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
+from keytrack.evaluation import COLUMNS
 from keytrack.estimators.yolo import yolo_available
 from keytrack.io.errors import DataError
 from keytrack.poses import Dataset, Frame, Video
@@ -63,7 +64,7 @@ ABLATION = "toks"
 #: Bumped when the simulated models change what they output, so cached runs are redone.
 SIMULATOR_VERSION = 1
 #: Table 2's joint groups as PoseTrack's table names them.
-PARTS: tuple[str, ...] = ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total")
+PARTS: tuple[str, ...] = (*COLUMNS, "Total")
 #: Table 2's OKS thresholds.
 PAPER_OKS: tuple[float, ...] = (0.3, 0.35, 0.5)
 #: Where boxes and keypoints come from: the simulator (no pixels) or YOLO11n-pose on images.

@@ -49,6 +49,7 @@ from ablations.common import (Column, Profile, RunCache, RunOptions, RunRecord, 
                               options_from, write_table)
 from ablations.scoring import (COMPARISON_KEYPOINT_THRESHOLD, HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD,
                                POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, track_and_evaluate)
+from keytrack.evaluation import COLUMNS
 from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
 from keytrack.poses import Dataset
@@ -105,8 +106,8 @@ TUNED: tuple[str, ...] = ("oks", "iou")
 PAPER_ONLY: dict[str, str] = {"gcn": "GCN (paper)", "optical_flow": "Optical Flow (paper)"}
 #: Most pose pairs per forward of a CNN baseline (its activations are far larger than the transformer's).
 CNN_BATCH_SIZE = 512
-#: Body-part columns of PoseTrack's table (``keytrack.evaluation.COLUMNS``) and the total.
-PARTS: tuple[str, ...] = ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl")
+#: Body-part columns of PoseTrack's table.
+PARTS: tuple[str, ...] = tuple(COLUMNS)
 #: Match thresholds tried for the OKS and IoU baselines on the training split.
 DEFAULT_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 

@@ -118,6 +118,11 @@ def data_tag(data: DictConfig) -> str:
     return f"{Path(str(data.root)).resolve().name}-{data.split}"
 
 
+def run_dir(cfg: DictConfig) -> Path:
+    """A training run's folder: ``<output_dir>/<experiment>/<run_name>``."""
+    return Path(cfg.output_dir) / cfg.experiment / cfg.run_name
+
+
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 

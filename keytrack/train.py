@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from keytrack.atomic import write_json, write_text
-from keytrack.config import ConfigError, load_config, to_yaml, with_defaults
+from keytrack.config import ConfigError, load_config, run_dir, to_yaml, with_defaults
 from keytrack.poses import Dataset
 
 log = logging.getLogger("keytrack.train")
@@ -141,10 +141,6 @@ def _progress_from_checkpoint(last: Path, best_path: str | None, best_score: flo
 def _finite(value) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def run_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.output_dir) / cfg.experiment / cfg.run_name
 
 
 def read_metrics(out: str | Path) -> list[dict[str, str]]:

@@ -777,6 +777,16 @@ def matching_network(profile: Profile, *, checkpoint: str | None, experiment: st
             "overrides": overrides}
 
 
+def network_or_error(profile: Profile, what: str = "matching network", **kwargs) -> tuple[dict | None, str | None]:
+    """:func:`matching_network` as ``(network, None)``, or ``(None, "<error>")`` when there is none
+    (logged as ``what``): the cells that need it then fail with that message, the others still run."""
+    try:
+        return matching_network(profile, **kwargs), None
+    except Exception as err:    # noqa: BLE001 - recorded in the table, the other cells go on
+        log.error("%s: %s: %s", what, type(err).__name__, err)
+        return None, f"{type(err).__name__}: {err}"
+
+
 # -- commands -----------------------------------------------------------------------------------------
 
 @dataclass

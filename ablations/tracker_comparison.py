@@ -43,10 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ablations.common import matching_network as shared_matching_network
 from ablations.common import (Column, Profile, RunCache, RunOptions, RunRecord, add_options, command_main,
-                              complete_head_boxes, dataset_fingerprint, display_path, finish, mean_std, opt,
-                              options_from, write_table)
+                              complete_head_boxes, dataset_fingerprint, display_path, finish, mean_std,
+                              network_or_error, opt, options_from, write_table)
 from ablations.scoring import (COMPARISON_KEYPOINT_THRESHOLD, HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD,
                                POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, track_and_evaluate)
 from keytrack.evaluation import COLUMNS
@@ -267,15 +266,10 @@ def _matching_network(opts: Options, profile: Profile, method: str = "pose_entai
     transformer (``--experiment``) or the improved one (``--improved-experiment``)."""
     seed = opts.train_seed if seed is None else seed
     improved = method == "pose_entailment_improved"
-    try:
-        return shared_matching_network(profile, checkpoint=None if improved else opts.checkpoint,
-                                       experiment=opts.improved_experiment if improved else opts.experiment,
-                                       train_seed=seed,
-                                       train_overrides=opts.improved_overrides if improved else opts.train_overrides,
-                                       wait=opts.wait_for_training), None
-    except Exception as err:    # noqa: BLE001 - the baselines still run; Pose Entailment cells fail
-        log.error("matching network: %s: %s", type(err).__name__, err)
-        return None, f"{type(err).__name__}: {err}"
+    return network_or_error(profile, checkpoint=None if improved else opts.checkpoint,
+                            experiment=opts.improved_experiment if improved else opts.experiment, train_seed=seed,
+                            train_overrides=opts.improved_overrides if improved else opts.train_overrides,
+                            wait=opts.wait_for_training)
 
 
 def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str]:
@@ -300,19 +294,19 @@ def _baseline_network(opts: Options, profile: Profile, method: str,
     from keytrack.config import data_tag, load_config
 
     seed = opts.train_seed if seed is None else seed
+    what = f"{method} network"
+    if method in opts.checkpoints:
+        return network_or_error(profile, what, checkpoint=opts.checkpoints[method],
+                                experiment=LEARNED_BASELINES[method], train_seed=seed)
     try:
-        if method in opts.checkpoints:
-            return shared_matching_network(profile, checkpoint=opts.checkpoints[method],
-                                           experiment=LEARNED_BASELINES[method], train_seed=seed), None
         tag = data_tag(load_config(profile.train_overrides()).data)
         overrides = [*budget_overrides(opts.experiment, opts.train_overrides), *opts.train_overrides,
                      f"run_name={tag}-{opts.experiment}-budget-seed{seed}"]
-        return shared_matching_network(profile, checkpoint=None, experiment=LEARNED_BASELINES[method],
-                                       train_seed=seed, train_overrides=overrides,
-                                       wait=opts.wait_for_training), None
     except Exception as err:    # noqa: BLE001 - the other methods still run; this method's cells fail
-        log.error("%s network: %s: %s", method, type(err).__name__, err)
+        log.error("%s: %s: %s", what, type(err).__name__, err)
         return None, f"{type(err).__name__}: {err}"
+    return network_or_error(profile, what, checkpoint=None, experiment=LEARNED_BASELINES[method], train_seed=seed,
+                            train_overrides=overrides, wait=opts.wait_for_training)
 
 
 def missing_images(profile: Profile, eval_gt: Dataset) -> str | None:

@@ -21,9 +21,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ablations.common import matching_network as shared_matching_network
 from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_options,
-                              dataset_fingerprint, mean_std, opt, options_from)
+                              dataset_fingerprint, mean_std, network_or_error, opt, options_from)
 from ablations.scoring import HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, score_tracked
 from keytrack.perturb import perturb
 from keytrack.tracking.scorers import PairScoreMemo
@@ -127,13 +126,9 @@ def matching_network(opts: TrackingOptions, profile: Profile) -> tuple[dict | No
     ``--checkpoint`` when given; else the finished training run of ``opts.training_experiment`` on
     the profile's training split (:func:`ablations.common.train_or_reuse`), trained now if missing.
     """
-    try:
-        return shared_matching_network(profile, checkpoint=opts.checkpoint, experiment=opts.training_experiment,
-                                       train_seed=opts.train_seed, train_overrides=opts.train_overrides,
-                                       wait=opts.wait_for_training), None
-    except Exception as err:    # noqa: BLE001 - every cell then fails with this message; tables are written
-        log.error("matching network: %s: %s", type(err).__name__, err)
-        return None, f"{type(err).__name__}: {err}"
+    return network_or_error(profile, checkpoint=opts.checkpoint, experiment=opts.training_experiment,
+                            train_seed=opts.train_seed, train_overrides=opts.train_overrides,
+                            wait=opts.wait_for_training)
 
 
 def describe_network(network: dict | None, error: str | None) -> str:

@@ -451,7 +451,7 @@ def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_p
         seen[experiment] = list(train_overrides)
         raise RuntimeError("no training in this test")
 
-    monkeypatch.setattr(tc, "shared_matching_network", fake_network)
+    monkeypatch.setattr(common, "matching_network", fake_network)
     gt = generate_dataset(2, seed=13, config=TINY)
     opts = tc.Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
                       methods=("cnn_keypoints", "iou"), fixed_thresholds={"iou": 0.3}, train_seed=2)
@@ -550,7 +550,7 @@ def test_tracker_comparison_shows_the_improved_matcher_over_several_training_see
         return {"checkpoint": str(tiny_checkpoint), "digest": f"{experiment}-{train_seed}", "source": "given",
                 "experiment": experiment, "best_val_rank1": 0.5}
 
-    monkeypatch.setattr(tc, "shared_matching_network", fake_network)
+    monkeypatch.setattr(common, "matching_network", fake_network)
     gt = generate_dataset(2, seed=13, config=TINY)
     opts = tc.Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
                       methods=("pose_entailment", "pose_entailment_improved", "oks"), fixed_thresholds={"oks": 0.1},

@@ -117,19 +117,6 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         if rec.ok:
             tuned.append((rec.result["idsw"]["Total"], t))
     oks_thr = min(tuned)[1] if tuned else 0.05
-    rows = []
-    oks_row = {"variant": f"OKS (no learning, threshold {oks_thr:g} tuned on the training videos)"}
-    for k in strides:
-        rec = cache.run(f"oks-stride{k}", lambda k=k: track("oks", None, oks_thr, k),
-                        {"data": val_id, "threshold": oks_thr, "stride": k})
-        oks_row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
-        oks_row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
-        rec = cache.run(f"oks-stride{k}-predicted", lambda k=k: track("oks", None, oks_thr, k, PREDICTED),
-                        {"data": val_id, "threshold": oks_thr, "stride": k, "setting": PREDICTED})
-        oks_row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
-        oks_row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
-    checkpoints: dict[str, str] = {}
-
     def ranking(method, checkpoint, k, motion=None):
         from keytrack.diagnose import diagnose
 
@@ -137,54 +124,57 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr,
                         motion=motion)["rows"][0]
 
-    for k in strides:
-        rec = cache.run(f"oks-ranking-stride{k}", lambda k=k: ranking("oks", None, k),
-                        {"data": val_id, "threshold": oks_thr, "stride": k})
-        oks_row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
-        oks_row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
-    reference = [oks_row]
-    if spec.get("oks_motion"):      # OKS with the tracker's motion too, at the same tuned threshold
-        moving = {"variant": f"OKS + motion (threshold {oks_thr:g})"}
+    def measure(row: dict, key: str, params: dict, method: str, checkpoint: str | None, threshold: float,
+                motion: str | None = None, confidence: float = 0.0, detection: float | None = None,
+                predicted_only: bool = False) -> None:
+        """Fill ``row``, per stride: the ranking and GT-keypoint tracking (unless ``predicted_only``),
+        and predicted boxes and keypoints with the tracker's ``confidence`` / ``detection`` settings.
+        Cells are keyed by the matcher (``key``) and the tracker's settings, so rows of one network
+        share their ranking and GT cells."""
         for k in strides:
-            for setting, col in ((GT, "idsw"), (PREDICTED, "pidsw")):
-                rec = cache.run(f"oks-motion-stride{k}-{setting}",
-                                lambda k=k, setting=setting: track("oks", None, oks_thr, k, setting, "velocity"),
-                                {"data": val_id, "threshold": oks_thr, "stride": k, "setting": setting,
-                                 "motion": "velocity"})
-                moving[f"{col}{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
-                if setting == GT:
-                    moving[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
-            rec = cache.run(f"oks-motion-ranking-stride{k}", lambda k=k: ranking("oks", None, k, "velocity"),
-                            {"data": val_id, "threshold": oks_thr, "stride": k, "motion": "velocity"})
-            moving[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
-            moving[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
-        reference.append(moving)
-    # OKS matching only the keypoints the pose estimator is confident of (the tracker's
-    # min_keypoint_confidence; predicted keypoints only: ground truth has c = 1).
-    for tau in spec.get("oks_min_keypoint_confidence", []):
-        for motion in ("none", "velocity") if spec.get("oks_motion") else ("none",):
-            name = f"OKS{' + motion' if motion != 'none' else ''}, keypoints c ≥ {tau:g} (threshold {oks_thr:g})"
-            row = {"variant": name}
-            for k in strides:
-                rec = cache.run(f"oks-stride{k}-predicted-conf{tau:g}-{motion}",
-                                lambda k=k, tau=tau, motion=motion: track("oks", None, oks_thr, k, PREDICTED,
-                                                                          motion, float(tau)),
-                                {"data": val_id, "threshold": oks_thr, "stride": k, "setting": PREDICTED,
-                                 "motion": motion, "min_keypoint_confidence": float(tau)})
-                row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
-            reference.append(row)
-    # OKS with confident detections first (the tracker's detection_threshold; predicted boxes only:
-    # ground truth scores 1).
-    for tau in spec.get("oks_detection_threshold", []):
-        row = {"variant": f"OKS, confident detections first τ = {tau:g} (threshold {oks_thr:g})"}
-        for k in strides:
-            rec = cache.run(f"oks-stride{k}-predicted-det{tau:g}",
-                            lambda k=k, tau=tau: track("oks", None, oks_thr, k, PREDICTED, detection=float(tau)),
-                            {"data": val_id, "threshold": oks_thr, "stride": k, "setting": PREDICTED,
-                             "detection_threshold": float(tau)})
+            cell = f"{key}-stride{k}" + (f"-motion-{motion}" if motion else "")
+            p = {"data": val_id, **params, "stride": k, **({"motion": motion} if motion else {})}
+            if not predicted_only:
+                rec = cache.run(f"{cell}-ranking", lambda k=k: ranking(method, checkpoint, k, motion), p)
+                row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
+                row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
+                rec = cache.run(cell, lambda k=k: track(method, checkpoint, threshold, k, GT, motion), p)
+                row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
+                row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
+                if not rec.ok:
+                    row["status"] = rec.failure
+            rec = cache.run(f"{cell}-predicted" + (f"-conf{confidence:g}" if confidence else "")
+                            + ("" if detection is None else f"-det{detection:g}"),
+                            lambda k=k: track(method, checkpoint, threshold, k, PREDICTED, motion, confidence,
+                                              detection),
+                            {**p, "setting": PREDICTED, **({"min_keypoint_confidence": confidence} if confidence else {}),
+                             **({} if detection is None else {"detection_threshold": detection})})
             row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
+            if not rec.ok:
+                row["status"] = rec.failure
+
+    # OKS at its tuned threshold: as it is, with the tracker's motion, matching only confident
+    # keypoints, and with confident detections first (the last two: predicted keypoints only,
+    # ground truth has c = 1 and scores 1).
+    rows: list[dict] = []
+    reference: list[dict] = []
+    oks = dict(key=f"oks{oks_thr:g}", params={"threshold": oks_thr}, method="oks", checkpoint=None,
+               threshold=oks_thr)
+    motions = ("none", "velocity") if spec.get("oks_motion") else ("none",)
+    variants = [({"variant": f"OKS (no learning, threshold {oks_thr:g} tuned on the training videos)"}, {})]
+    if spec.get("oks_motion"):
+        variants.append(({"variant": f"OKS + motion (threshold {oks_thr:g})"}, {"motion": "velocity"}))
+    variants += [({"variant": f"OKS{' + motion' if m != 'none' else ''}, keypoints c ≥ {tau:g} (threshold {oks_thr:g})"},
+                  {"motion": None if m == "none" else m, "confidence": float(tau), "predicted_only": True})
+                 for tau in spec.get("oks_min_keypoint_confidence", []) for m in motions]
+    variants += [({"variant": f"OKS, confident detections first τ = {tau:g} (threshold {oks_thr:g})"},
+                  {"detection": float(tau), "predicted_only": True}) for tau in spec.get("oks_detection_threshold", [])]
+    for row, settings in variants:
+        measure(row, **oks, **settings)
         reference.append(row)
+    checkpoints: dict[str, str] = {}
+
     for v in spec["variants"]:
         if only and v["name"] not in only:
             continue
@@ -214,35 +204,8 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
         row.update(steps=m.get("global_step"), minutes=(m.get("seconds") or 0) / 60, params=m.get("parameters"),
                    acc=(m.get("metrics_at_best") or {}).get("val/acc") if not synthetic else None)
         digest = file_digest(trained.checkpoint)
-        for k in strides:
-            # Keyed by the network, not the variant's name: variants that differ only in a setting
-            # of predicted-keypoint tracking share their ranking and GT cells.
-            key = f"net{digest}-stride{k}"
-            params = {"data": val_id, "checkpoint": digest, "stride": k, "threshold": 0.5,
-                      **({"motion": motion} if motion else {})}
-            if motion:
-                key += f"-motion-{motion}"
-            rec = cache.run(f"{key}-ranking",
-                            lambda k=k: ranking("pose_entailment", str(trained.checkpoint), k, motion), params)
-            row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
-            row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
-            rec = cache.run(key, lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, GT, motion),
-                            params)
-            row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
-            row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
-            if not rec.ok:
-                row["status"] = rec.failure
-            rec = cache.run(f"{key}-predicted" + (f"-conf{confidence:g}" if confidence else "")
-                            + ("" if detection is None else f"-det{detection:g}"),
-                            lambda k=k: track("pose_entailment", str(trained.checkpoint), 0.5, k, PREDICTED, motion,
-                                              confidence, None if detection is None else float(detection)),
-                            {**params, "setting": PREDICTED,
-                             **({"min_keypoint_confidence": confidence} if confidence else {}),
-                             **({} if detection is None else {"detection_threshold": float(detection)})})
-            row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
-            row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
-            if not rec.ok:
-                row["status"] = rec.failure
+        measure(row, f"net{digest}", {"checkpoint": digest, "threshold": 0.5}, "pose_entailment",
+                str(trained.checkpoint), 0.5, motion, confidence, None if detection is None else float(detection))
         rows.append(row)
     rows += reference
     detection_shown = bool(spec.get("oks_detection_threshold")) or any("detection_threshold" in v for v in spec["variants"])

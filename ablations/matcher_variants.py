@@ -78,7 +78,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     import torch
 
     from ablations.scoring import track_and_evaluate
-    from ablations.tracker_comparison import _scorer
+    from ablations.tracker_comparison import _scorer, tune_threshold
     from keytrack.config import load_config
     from keytrack.perturb import perturb
     from keytrack.tracking import subsample
@@ -106,17 +106,11 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
                                   min_keypoint_confidence=confidence, detection_threshold=detection,
                                   keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
 
-    # OKS reference: threshold tuned on the training videos, then tracked on the validation videos.
-    fit_pred = perturb(fit, "gt_boxes_gt_keypoints", 0)
-    tuned = []
-    for t in OKS_GRID:
-        rec = cache.run(f"oks-tune-{t:g}", lambda t=t: track_and_evaluate(fit, fit_pred, _scorer("oks", None, "cpu", 1),
-                                                                           match_threshold=t, compute_ap=False,
-                                                                           compute_hota=False),
-                        {"data": dataset_fingerprint(fit), "threshold": t})
-        if rec.ok:
-            tuned.append((rec.result["idsw"]["Total"], t))
-    oks_thr = min(tuned)[1] if tuned else 0.05
+    # OKS reference: threshold tuned on the training videos (as the tracker comparison tunes it), then
+    # tracked on the validation videos.
+    oks_thr, _ = tune_threshold(cache, "oks", fit, OKS_GRID, delta=4, seed=0, data_id=dataset_fingerprint(fit))
+    oks_thr = 0.05 if oks_thr is None else oks_thr
+
     def ranking(method, checkpoint, k, motion=None):
         from keytrack.diagnose import diagnose
 

@@ -78,7 +78,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     import torch
 
     from ablations.scoring import track_and_evaluate
-    from ablations.tracker_comparison import _scorer, tune_threshold
+    from ablations.tracker_comparison import method_scorer, tune_threshold
     from keytrack.config import load_config
     from keytrack.perturb import perturb
     from keytrack.tracking import subsample
@@ -101,7 +101,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     def track(method, checkpoint, threshold, stride, setting=GT, motion=None, confidence=0.0, detection=None):
         gt = subsample(val, stride)
         predicted = subsample(perturb(val, setting, 0), stride)
-        return track_and_evaluate(gt, predicted, _scorer(method, checkpoint, "cpu", 16384),
+        return track_and_evaluate(gt, predicted, method_scorer(method, checkpoint, "cpu", 16384),
                                   match_threshold=threshold, compute_ap=False, motion=motion,
                                   min_keypoint_confidence=confidence, detection_threshold=detection,
                                   keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
@@ -114,7 +114,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     def ranking(method, checkpoint, k, motion=None):
         from keytrack.diagnose import diagnose
 
-        scorer = _scorer(method, checkpoint, "cpu", 16384)
+        scorer = method_scorer(method, checkpoint, "cpu", 16384)
         return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr,
                         motion=motion)["rows"][0]
 

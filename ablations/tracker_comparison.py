@@ -241,7 +241,7 @@ class Comparison:
 
 # -- one cell ----------------------------------------------------------------------------------------
 
-def _scorer(method: str, checkpoint: str | None, device: str, batch_size: int, image_root: str | None = None,
+def method_scorer(method: str, checkpoint: str | None, device: str, batch_size: int, image_root: str | None = None,
             split: str | None = None):
     """The scorer of ``method``; a learned one from ``checkpoint`` (crops of the crop CNN cut from the
     images under ``image_root`` / ``split``, or the synthetic renderer of its training data)."""
@@ -345,7 +345,7 @@ def tune_threshold(cache: RunCache, method: str, train_gt: Dataset, grid: Sequen
             nonlocal predicted
             if predicted is None:
                 predicted = perturb(train_gt, "gt_boxes_gt_keypoints", seed)
-            return track_and_evaluate(train_gt, predicted, _scorer(method, None, "cpu", 1), match_threshold=t,
+            return track_and_evaluate(train_gt, predicted, method_scorer(method, None, "cpu", 1), match_threshold=t,
                                       compute_hota=False, motion=motion_of(method),
                                       delta=delta, compute_ap=False)
         params = {"kind": "tuning", "method": method, "threshold": t, "data": data_id,
@@ -566,11 +566,11 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                         if is_learned(method):
                             if error or net is None:
                                 raise RuntimeError(f"no {label(method, short=True)} network: {error}")
-                            scorer = _scorer(method, net["checkpoint"], opts.device, opts.batch_size,
+                            scorer = method_scorer(method, net["checkpoint"], opts.device, opts.batch_size,
                                              image_root=image_root, split=profile.eval_split)
                             nearest = opts.baseline_nearest if base(method) in LEARNED_BASELINES else opts.nearest
                         else:
-                            scorer = _scorer(method, None, opts.device, opts.batch_size)
+                            scorer = method_scorer(method, None, opts.device, opts.batch_size)
                             nearest = None
                         return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
                                                   delta=opts.delta, nearest=nearest, keypoint_threshold=kp,

@@ -98,9 +98,13 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     fit, val = _validation_ground_truth(profile, cfg0)
     val_id = dataset_fingerprint(val)
 
+    perturbed: dict[str, object] = {}          # one draw of each keypoint setting for every cell
+
     def track(method, checkpoint, threshold, stride, setting=GT, motion=None, confidence=0.0, detection=None):
         gt = subsample(val, stride)
-        predicted = subsample(perturb(val, setting, 0), stride)
+        if setting not in perturbed:
+            perturbed[setting] = perturb(val, setting, 0)
+        predicted = subsample(perturbed[setting], stride)
         return track_and_evaluate(gt, predicted, method_scorer(method, checkpoint, "cpu", 16384),
                                   match_threshold=threshold, compute_ap=False, motion=motion,
                                   min_keypoint_confidence=confidence, detection_threshold=detection,
@@ -155,12 +159,12 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     reference: list[dict] = []
     oks = dict(key=f"oks{oks_thr:g}", params={"threshold": oks_thr}, method="oks", checkpoint=None,
                threshold=oks_thr)
-    motions = ("none", "velocity") if spec.get("oks_motion") else ("none",)
+    motions = (None, "velocity") if spec.get("oks_motion") else (None,)
     variants = [({"variant": f"OKS (no learning, threshold {oks_thr:g} tuned on the training videos)"}, {})]
     if spec.get("oks_motion"):
         variants.append(({"variant": f"OKS + motion (threshold {oks_thr:g})"}, {"motion": "velocity"}))
-    variants += [({"variant": f"OKS{' + motion' if m != 'none' else ''}, keypoints c ≥ {tau:g} (threshold {oks_thr:g})"},
-                  {"motion": None if m == "none" else m, "confidence": float(tau), "predicted_only": True})
+    variants += [({"variant": f"OKS{' + motion' if m else ''}, keypoints c ≥ {tau:g} (threshold {oks_thr:g})"},
+                  {"motion": m, "confidence": float(tau), "predicted_only": True})
                  for tau in spec.get("oks_min_keypoint_confidence", []) for m in motions]
     variants += [({"variant": f"OKS, confident detections first τ = {tau:g} (threshold {oks_thr:g})"},
                   {"detection": float(tau), "predicted_only": True}) for tau in spec.get("oks_detection_threshold", [])]

@@ -53,8 +53,8 @@ from ablations.common import (Column, Profile, Result, RunCache, RunOptions, Run
                               dataset_fingerprint, file_digest, finish, mean_std, opt, options_from, write_table)
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
-from keytrack.evaluation import COLUMNS
 from keytrack.estimators.yolo import yolo_available
+from keytrack.evaluation import COLUMNS
 from keytrack.io.errors import DataError
 from keytrack.poses import Dataset, Frame, Video
 

@@ -241,8 +241,8 @@ class Comparison:
 
 # -- one cell ----------------------------------------------------------------------------------------
 
-def method_scorer(method: str, checkpoint: str | None, device: str, batch_size: int, image_root: str | None = None,
-            split: str | None = None):
+def method_scorer(method: str, checkpoint: str | None, device: str, batch_size: int,
+                  image_root: str | None = None, split: str | None = None):
     """The scorer of ``method``; a learned one from ``checkpoint`` (crops of the crop CNN cut from the
     images under ``image_root`` / ``split``, or the synthetic renderer of its training data)."""
     from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
@@ -567,7 +567,7 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                             if error or net is None:
                                 raise RuntimeError(f"no {label(method, short=True)} network: {error}")
                             scorer = method_scorer(method, net["checkpoint"], opts.device, opts.batch_size,
-                                             image_root=image_root, split=profile.eval_split)
+                                                   image_root=image_root, split=profile.eval_split)
                             nearest = opts.baseline_nearest if base(method) in LEARNED_BASELINES else opts.nearest
                         else:
                             scorer = method_scorer(method, None, opts.device, opts.batch_size)

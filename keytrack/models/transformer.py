@@ -216,7 +216,6 @@ class EncoderLayer(nn.Module):
         ff = self.output(F.gelu(self.intermediate(x)))
         return self.output_norm(x + self.dropout(ff))
 
-
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, attention_mask: Tensor) -> Tensor:
         """Eq. 4 with the heads folded into the batch: one ``baddbmm`` adds the padding mask (as
         ``-inf``) to ``QKᵀ/√d_k``, one ``bmm`` applies the probabilities to V; dropout on the

@@ -8,7 +8,10 @@
 
 An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), that says
 
-* ``axes``: what varies. ``setting`` (keypoint settings of :mod:`keytrack.perturb`), ``delta`` (δ
+* ``axes``: what varies. ``setting`` (keypoint settings of :mod:`keytrack.perturb`), ``matcher``
+  (the matching networks side by side: ``paper``, the paper's model trained by the profile's
+  experiment, ``default`` in quick and ``paper`` in full, or any experiment name such as
+  ``improved``; ``--checkpoint`` or ``--experiment`` track one network instead), ``delta`` (δ
   at tracking time), ``assignment`` (``greedy`` / ``hungarian``) and ``threshold`` (the output
   keypoint-confidence threshold of A.3; ``null``: the options' own, none for GT keypoints). Every
   combination is tracked once per perturbation seed (:class:`~ablations.tracking_ablation.TrackingOptions`:
@@ -69,9 +72,11 @@ log = logging.getLogger("ablations.runner")
 
 SPECS = Path(__file__).resolve().parent.parent / "experiments" / "ablations"
 #: The axes a spec may vary, in the order a cell is built from.
-AXES = ("setting", "delta", "assignment", "threshold")
-DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "delta": [4], "assignment": ["greedy"],
-                "threshold": None}
+AXES = ("setting", "matcher", "delta", "assignment", "threshold")
+DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "matcher": None, "delta": [4],
+                "assignment": ["greedy"], "threshold": None}
+#: The ``matcher`` value that stands for the paper's model at the profile's budget (``--profile``).
+PAPER_MATCHER = "paper"
 SPEC_KEYS = {"title", "axes", "compute_ap", "compare", "best", "paper", "labels", "columns", "notes", "plot",
              "train", "track", "claims"}
 #: Fields of ``train`` (a spec that trains one network per row and seed) and of its ``track``.
@@ -80,7 +85,7 @@ TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_vid
 PROFILE_KEYS = {"quick", "full"}
 #: Column labels and digits of the keys a row has.
 COLUMN_LABELS = {
-    "setting": ("Keypoints", None), "delta": ("δ", None), "assignment": ("Assignment", None),
+    "setting": ("Keypoints", None), "matcher": ("Matcher", None), "delta": ("δ", None), "assignment": ("Assignment", None),
     "threshold": ("Threshold", 2), "idsw": ("%IDSW Total", 2), "mota": ("MOTA", None), "ap": ("AP", None),
     "switches": ("ID switches", 0), "best": ("", None),
     "row": ("Row", None), "val_acc": ("Match acc. % (val)", None), "val_acc_paper": ("Match acc. % (paper)", None),
@@ -124,14 +129,16 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
         raise InputError(f"{where}: axes: unknown axis {bad} (known: {list(AXES)})")
     for axis in AXES:
         values = axes[axis]
-        if axis == "threshold" and values is None:
+        if axis in ("threshold", "matcher") and values is None:
             continue
         if not isinstance(values, list) or not values:
             raise InputError(f"{where}: axes.{axis}: expected a non-empty list, got {values!r}")
     checks = {"setting": (lambda v: v in SETTINGS, f"one of {list(SETTINGS)}"),
               "assignment": (lambda v: v in ASSIGNMENTS, f"one of {list(ASSIGNMENTS)}"),
               "delta": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
-              "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]")}
+              "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]"),
+              "matcher": (lambda v: v == PAPER_MATCHER or (isinstance(v, str) and (SPECS.parent / f"{v}.yaml").is_file()),
+                          f"{PAPER_MATCHER!r} or experiments of experiments/")}
     for axis, (ok, expected) in checks.items():
         wrong = [v for v in (axes[axis] or []) if not ok(v)]
         if wrong:
@@ -157,8 +164,14 @@ def _lookup(tree: Any, dotted: str, where: str) -> Any:
 
 
 def _matches(when: dict, values: dict) -> bool:
-    return all(values.get(k) == v or (isinstance(v, float) and isinstance(values.get(k), float)
-                                      and math.isclose(values[k], v, abs_tol=1e-9)) for k, v in when.items())
+    """Whether a row of axis ``values`` meets ``when``; a condition on an axis the table does not have
+    (``matcher`` with one network) holds."""
+    def holds(k: str, v: Any) -> bool:
+        have = values.get(k)
+        return ((k == "matcher" and have is None) or have == v
+                or (isinstance(v, float) and isinstance(have, float) and math.isclose(have, v, abs_tol=1e-9)))
+
+    return all(holds(k, v) for k, v in when.items())
 
 
 def paper_values(spec: dict, values: dict) -> dict:
@@ -197,6 +210,8 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
     for c in spec.get("columns") or []:
         c = {"key": c} if isinstance(c, str) else dict(c)
         key = c["key"]
+        if key == "matcher" and not any(key in r for r in rows):       # one network: no column
+            continue
         if key == "hota":
             cols.extend(hota_columns(rows))
             continue
@@ -270,26 +285,33 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     spec = load_spec(spec) if isinstance(spec, str) else spec
     name = name or Path(spec["_path"]).stem
     profile, out, cache = open_results(opts, name)
-    network, network_error = matching_network(opts, profile)
+    axes = dict(spec["axes"])
+    if opts.checkpoint or opts.experiment:      # one network, the one the options name
+        axes["matcher"] = None
+    matchers = axes["matcher"] or [None]
+    networks = {m: matching_network(opts, profile, None if m in (None, PAPER_MATCHER) else m) for m in matchers}
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
-    axes = spec["axes"]
     compute_ap = bool(spec.get("compute_ap", False))
 
     def thresholds(setting: str) -> list[float]:
         return axes["threshold"] if axes["threshold"] is not None else [opts.output_keypoint_threshold(setting)]
 
     def cell(v: dict, seed: int) -> Cell:
-        return Cell(v["setting"], seed, v["delta"], v["assignment"], float(v["threshold"]), compute_ap=compute_ap)
+        return Cell(v["setting"], seed, v["delta"], v["assignment"], float(v["threshold"]), compute_ap=compute_ap,
+                    matcher=v["matcher"])
 
     raw = [dict(zip(AXES, combo)) for s in axes["setting"]
-           for combo in itertools.product([s], axes["delta"], axes["assignment"], thresholds(s))]
-    cells = [cell(v, seed) for v in raw for seed in opts.seeds_for(v["setting"])]
-    records = run_cells(cells, cache=cache, eval_gt=eval_gt, network=network, network_error=network_error,
-                        opts=opts, logger=log)
-    failures = [f"{c.key}: {r.failure}" for c, r in records.items() if not r.ok]
-    if network_error:
-        failures.insert(0, f"matching network: {network_error}")
+           for combo in itertools.product([s], matchers, axes["delta"], axes["assignment"], thresholds(s))]
+    records, failures = {}, []
+    for m, (network, network_error) in networks.items():
+        cells = [cell(v, seed) for v in raw if v["matcher"] == m for seed in opts.seeds_for(v["setting"])]
+        done = run_cells(cells, cache=cache, eval_gt=eval_gt, network=network, network_error=network_error,
+                         opts=opts, logger=log)
+        records.update(done)
+        if network_error:
+            failures.append(f"matching network{' ' + m if m else ''}: {network_error}")
+        failures += [f"{c.key}: {r.failure}" for c, r in done.items() if not r.ok]
 
     def recs(v: dict) -> list:
         return [records[cell(v, s)] for s in opts.seeds_for(v["setting"])]
@@ -314,17 +336,21 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
         row.update(paper_values(spec, v))
         rows.append(row)
     best = spec.get("best")
-    if best:
-        top = max((r for r in rows if r[best["metric"]].n), key=lambda r: r[best["metric"]].mean, default=None)
+    if best:                                             # the best row of each matcher
+        tops = {}
+        for r, v in zip(rows, raw):
+            top = tops.get(v["matcher"])
+            if r[best["metric"]].n and (top is None or r[best["metric"]].mean > top[best["metric"]].mean):
+                tops[v["matcher"]] = r
         for r in rows:
-            r["best"] = best.get("label", "best") if r is top else ""
+            r["best"] = best.get("label", "best") if any(r is t for t in tops.values()) else ""
 
     context = {a: (_label(spec, a, axes[a][0]) if axes[a] else None) for a in AXES}
     context["compare_to"] = _label(spec, compare.get("axis", ""), compare.get("to")) if compare else ""
     notes = [*(n.format(**context) for n in spec.get("notes") or []),
              *common_notes(opts, profile, eval_gt, eval_description, cache, axes["setting"],
                            keypoint_threshold=axes["threshold"] is None),
-             describe_network(network, network_error)]
+             *(describe_network(*networks[m], _label(spec, "matcher", m) if m else "") for m in matchers)]
     files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
     plot = _plot(spec, rows, raw, out)
     if plot is not None:

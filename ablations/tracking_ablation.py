@@ -120,25 +120,28 @@ def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, R
     return profile, out, RunCache(out / "runs", retry_failed=opts.retry_failed)
 
 
-def matching_network(opts: TrackingOptions, profile: Profile) -> tuple[dict | None, str | None]:
+def matching_network(opts: TrackingOptions, profile: Profile,
+                     experiment: str | None = None) -> tuple[dict | None, str | None]:
     """The δ = 4 matching network: ``({checkpoint, digest, source, ...}, None)``, or ``(None, error)``.
 
-    ``--checkpoint`` when given; else the finished training run of ``opts.training_experiment`` on
-    the profile's training split (:func:`ablations.common.train_or_reuse`), trained now if missing.
+    ``--checkpoint`` when given; else the finished training run of ``experiment`` (default:
+    ``opts.training_experiment``) on the profile's training split
+    (:func:`ablations.common.train_or_reuse`), trained now if missing.
     """
-    return network_or_error(profile, checkpoint=opts.checkpoint, experiment=opts.training_experiment,
+    return network_or_error(profile, checkpoint=opts.checkpoint, experiment=experiment or opts.training_experiment,
                             train_seed=opts.train_seed, train_overrides=opts.train_overrides,
                             wait=opts.wait_for_training)
 
 
-def describe_network(network: dict | None, error: str | None) -> str:
-    """One sentence for the table notes."""
+def describe_network(network: dict | None, error: str | None, name: str = "") -> str:
+    """One sentence for the table notes (``name``: the matcher's label, when a table has several)."""
+    what = f"Matching network{' of ' + name if name else ''}"
     if network is None:
-        return f"Matching network: unavailable ({error}); every cell failed."
+        return f"{what}: unavailable ({error}); every cell of it failed."
     acc = network.get("best_val_acc")
     from ablations.common import display_path
 
-    return (f"Matching network (δ = 4): {display_path(network['checkpoint'])} ({network['source']}"
+    return (f"{what} (δ = 4): {display_path(network['checkpoint'])} ({network['source']}"
             + (f", experiment {network['experiment']}" if network.get("experiment") else "")
             + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
 
@@ -146,7 +149,8 @@ def describe_network(network: dict | None, error: str | None) -> str:
 @dataclass(frozen=True)
 class Cell:
     """One tracking + evaluation run: predictions of ``setting`` drawn with ``seed``, tracked with
-    δ = ``delta`` and ``assignment``, keypoints below ``keypoint_threshold`` removed before scoring."""
+    δ = ``delta`` and ``assignment``, keypoints below ``keypoint_threshold`` removed before scoring;
+    ``matcher``: which of a table's matching networks (None: the only one)."""
 
     setting: str
     seed: int
@@ -154,11 +158,12 @@ class Cell:
     assignment: str = "greedy"
     keypoint_threshold: float = 0.0
     compute_ap: bool = False
+    matcher: str | None = None
 
     @property
     def key(self) -> str:
-        return (f"{self.setting}-delta{self.delta}-{self.assignment}-kp{self.keypoint_threshold:g}"
-                f"-seed{self.seed}")
+        return (f"{self.matcher + '-' if self.matcher else ''}{self.setting}-delta{self.delta}-{self.assignment}"
+                f"-kp{self.keypoint_threshold:g}-seed{self.seed}")
 
 
 def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, network: dict | None,

@@ -211,6 +211,44 @@ def test_threshold_table(tmp_path, eval_gt, checkpoint):
     assert (tmp_path / "k" / "threshold.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkpoint, monkeypatch):
+    """``axes.matcher``: one network per matcher (the paper's model by the profile's experiment, others by
+    name), cells keyed by matcher, the paper's values beside the paper's model only, best row per matcher;
+    ``--checkpoint`` tracks its one network."""
+    from ablations.common import file_digest
+
+    asked = []
+
+    def network(opts, profile, experiment=None):
+        asked.append(experiment or opts.training_experiment)
+        path = checkpoint if experiment is None else str(tmp_path / "other.ckpt")
+        if experiment is not None and not os.path.exists(path):
+            torch.save(torch.load(checkpoint, weights_only=False), path)
+        return {"checkpoint": path, "digest": file_digest(path), "source": "given", "experiment": asked[-1]}, None
+
+    monkeypatch.setattr(runner, "matching_network", network)
+    opts = TrackingOptions(out=str(tmp_path / "m"), seeds=(0,), threads=1)
+    spec = runner.load_spec("threshold", ["axes.threshold=[0.05,0.5]"])
+    assert spec["axes"]["matcher"] == ["paper", "improved"]
+    result = runner.run_spec(spec, opts, eval_gt=eval_gt)
+    assert asked == ["default", "improved"]                  # quick profile: the paper's model is `default`
+    assert [(r["matcher"], r["threshold"]) for r in result.rows] == [
+        ("paper's model", 0.05), ("paper's model", 0.5), ("improved", 0.05), ("improved", 0.5)]
+    assert [r.get("mota_paper") for r in result.rows] == [42.0, 66.5, None, None]
+    assert {c.matcher for c in result.records} == {"paper", "improved"}
+    assert len({c.key for c in result.records}) == 4
+    # the same weights give the same numbers under either name; one best row per matcher
+    assert [r["mota"] for r in result.rows[:2]] == [r["mota"] for r in result.rows[2:]]
+    assert sum(r["best"] == "best MOTA" for r in result.rows) == 2
+    md = (tmp_path / "m" / "table.md").read_text()
+    assert "| Matcher |" in md and "Matching network of improved" in md
+    # one network given: no matcher column, the paper's values beside it as before
+    one = runner.run_spec(spec, TrackingOptions(out=str(tmp_path / "c"), checkpoint=checkpoint, seeds=(0,),
+                                                threads=1), eval_gt=eval_gt)
+    assert "matcher" not in one.rows[0] and [r["mota_paper"] for r in one.rows] == [42.0, 66.5]
+    assert "| Matcher |" not in (tmp_path / "c" / "table.md").read_text()
+
+
 def test_missing_network_fails_every_cell_but_writes_the_table(tmp_path, eval_gt):
     opts = TrackingOptions(out=str(tmp_path / "n"), checkpoint=str(tmp_path / "none.ckpt"), seeds=(0,))
     result = runner.run_spec(runner.load_spec("threshold", ["axes.threshold=[0.5]"]), opts, eval_gt=eval_gt)

@@ -65,10 +65,12 @@ def test_each_tokens_row_takes_the_paper_value_of_its_own_scheme():
     spec = runner.load_spec("tokens")
     paper = paper_results()["embedding_ablation"]["rows"]
     rows = runner.train_rows(runner.by_profile(spec, "quick"))
-    assert len(rows) == len(paper)
+    with_paper = [r for r in rows if any(e["when"] == {"row": r["row"]} for e in spec["paper"])]
+    assert len(with_paper) == len(paper) and [r["row"] for r in rows if r not in with_paper] == ["improved"]
+    assert runner.paper_values(spec, {"row": "improved"}) == {}     # beyond the paper: no value beside it
     flags = {"position": "absolute_position", "type": "type", "segment": "segment",
              "relative_position": "relative_position"}
-    for r in rows:
+    for r in with_paper:
         cfg = load_config([f"experiment={r['experiment']}"])
         assert cfg.trainer.max_epochs == 25 and cfg.optim.lr == 1e-4     # the paper's training
         entry = next(e for e in spec["paper"] if e["when"] == {"row": r["row"]})

@@ -244,7 +244,7 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
 def run(args: argparse.Namespace) -> Path:
     import torch
 
-    from ablations.common import Column, write_table
+    from keytrack.tables import Column, write_table
     from keytrack.config import load_config
 
     if args.threads:

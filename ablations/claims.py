@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from ablations.common import MeanStd
+from keytrack.tables import MeanStd
 
 #: Figure 7's methods (rows of ``experiments/ablations/resolution_sweep.yaml``) and their labels.
 METHODS: dict[str, str] = {"transformer": "Transformer (keypoints)", "cnn_keypoints": "CNN (keypoints)",

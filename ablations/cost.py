@@ -37,7 +37,7 @@ import sys
 from collections import defaultdict
 from typing import Sequence
 
-from ablations.common import Column, write_table
+from keytrack.tables import Column, write_table
 from keytrack.reference import paper_results
 
 log = logging.getLogger("ablations.cost")

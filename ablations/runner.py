@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ablations.claims import CLAIMS
-from ablations.common import Column, Result, finish, write_table
+from ablations.common import Result, finish
+from keytrack.tables import Column, write_table
 from ablations.scoring import SETTING_LABELS, hota_columns
 from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
                                         common_notes, describe_network, failure_status, hota_stats,

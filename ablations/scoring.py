@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from ablations.common import Column, MeanStd
+from keytrack.tables import Column, MeanStd
 from keytrack.poses import Dataset
 
 log = logging.getLogger("ablations.scoring")

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ablations.common import Column, write_table
+from keytrack.tables import Column, write_table
 
 __all__ = ["SIZE_KEYS", "COLUMNS", "UNTRAINED_VAL_ACC", "paper_figure7", "table_rows", "plot_idsw_vs_params",
            "write_sweep_table"]

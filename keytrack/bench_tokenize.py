@@ -13,6 +13,7 @@ from torch import Tensor
 from keytrack.pairs import sample_pairs
 from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
+from keytrack.tables import Column, markdown_table
 from keytrack.tokenize import TokenConfig, tokenize_table
 
 __all__ = ["random_table", "add_arguments", "run"]
@@ -114,10 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"source: {source}; {len(table)} poses; {len(pairs)} pairs ({pairs.num_matching} matching)")
     print(f"device: {device}; torch threads: {torch.get_num_threads()}; median of {args.repeats} repeats\n")
-    print("| stage | pairs per call | pairs/s |")
-    print("|---|---:|---:|")
-    for name, n, rate in rows:
-        print(f"| {name} | {n:,} | {rate:,.0f} |")
+    print(markdown_table([dict(zip(("stage", "n", "rate"), r)) for r in rows],
+                         [Column("stage"), Column("n", "pairs per call", fmt=","), Column("rate", "pairs/s", fmt=",.0f")]))
     return 0
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from keytrack.atomic import write_text
 from keytrack.pairs import MOTIONS
+from keytrack.tables import Column, csv_table, markdown_table
 
 log = logging.getLogger("keytrack.diagnose")
 
@@ -97,24 +98,14 @@ def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, w
             "pairs": len(pairs)}
 
 
-def _markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    head = "| " + " | ".join(c[1] for c in columns) + " |\n|" + "|".join("---:" if c[2] else "---" for c in columns) + "|\n"
-    body = "".join("| " + " | ".join(format(r[k], f) if f and r[k] == r[k] else ("" if f else str(r[k]))
-                                     for k, _, f in columns) + " |\n" for r in rows)
-    return head + body
-
-
-def _csv(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    return ",".join(c[0] for c in columns) + "\n" + "".join(",".join(str(r[k]) for k, _, _ in columns) + "\n"
-                                                            for r in rows)
-
-
-RANKING_COLUMNS = [("candidates", "Candidates", ""), ("rank1", "Rank-1", ".4f"),
-                   ("wrong_beats_true", "Best wrong > true", ".4f"), ("new_track", "New track ok", ".4f"),
-                   ("accepted", "Accepted", ".4f"), ("continuing", "Continuing poses", "d"),
-                   ("new", "New poses", "d")]
-WORST_COLUMNS = [("video", "Video", ""), ("frame", "Frame", "d"), ("poses", "Poses", "d"),
-                 ("wrong_first", "Poses with a wrong candidate first", "d"), ("worst_margin", "Largest margin", ".4f")]
+RANKING_COLUMNS = [Column("candidates", "Candidates", align="left"), Column("rank1", "Rank-1", fmt=".4f"),
+                   Column("wrong_beats_true", "Best wrong > true", fmt=".4f"),
+                   Column("new_track", "New track ok", fmt=".4f"), Column("accepted", "Accepted", fmt=".4f"),
+                   Column("continuing", "Continuing poses", fmt="d"), Column("new", "New poses", fmt="d")]
+WORST_COLUMNS = [Column("video", "Video", align="left"), Column("frame", "Frame", fmt="d"),
+                 Column("poses", "Poses", fmt="d"),
+                 Column("wrong_first", "Poses with a wrong candidate first", fmt="d"),
+                 Column("worst_margin", "Largest margin", fmt=".4f")]
 
 
 def write_report(result: dict, out: Path, title: str) -> list[Path]:
@@ -124,10 +115,11 @@ def write_report(result: dict, out: Path, title: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    files = [write_text(out / "ranking.md", f"# {title}\n\n" + _markdown(result["rows"], RANKING_COLUMNS)),
-             write_text(out / "ranking.csv", _csv(result["rows"], RANKING_COLUMNS)),
-             write_text(out / "worst_frames.md", f"# Worst frames: {title}\n\n" + _markdown(result["worst"], WORST_COLUMNS)),
-             write_text(out / "worst_frames.csv", _csv(result["worst"], WORST_COLUMNS))]
+    files = []
+    for name, heading, rows, columns in (("ranking", title, result["rows"], RANKING_COLUMNS),
+                                         ("worst_frames", f"Worst frames: {title}", result["worst"], WORST_COLUMNS)):
+        files += [write_text(out / f"{name}.md", f"# {heading}\n\n{markdown_table(rows, columns)}\n"),
+                  write_text(out / f"{name}.csv", csv_table(rows, [c.key for c in columns]))]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bins = np.linspace(0, 1, 41)
     ax.hist(result["true"], bins=bins, alpha=0.6, label="true continuation")

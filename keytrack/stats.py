@@ -211,11 +211,12 @@ def format_value(key: str, value: float) -> str:
 
 def markdown_table(columns: dict[str, dict[str, float]]) -> str:
     """One row per statistic, one column per dataset (``columns``: name -> :func:`compute_stats`)."""
-    names = list(columns)
-    lines = ["| statistic | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for key, label, _ in STATISTICS:
-        lines.append(f"| {label} | " + " | ".join(format_value(key, columns[n][key]) for n in names) + " |")
-    return "\n".join(lines) + "\n"
+    from keytrack import tables
+
+    rows = [{"statistic": label, **{n: format_value(key, columns[n][key]) for n in columns}}
+            for key, label, _ in STATISTICS]
+    return tables.markdown_table(rows, [tables.Column("statistic", align="left"),
+                                        *(tables.Column(n, align="right") for n in columns)]) + "\n"
 
 
 def write_csv(columns: dict[str, dict[str, float]], path: Path) -> None:

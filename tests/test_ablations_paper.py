@@ -15,7 +15,7 @@ import torch
 
 from ablations import runner, tracking_ablation
 from ablations.tracking_ablation import TrackingOptions
-from ablations.common import MeanStd
+from keytrack.tables import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
 

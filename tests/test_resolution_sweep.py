@@ -10,7 +10,7 @@ import torch
 
 from ablations import claims, runner
 from ablations.tracking_ablation import TrackingOptions
-from ablations.common import MeanStd
+from keytrack.tables import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import generate_dataset
 
@@ -26,7 +26,7 @@ def _one_thread():
 # -- claims -------------------------------------------------------------------------------------------
 
 def _ms(*values: float) -> MeanStd:
-    from ablations.common import mean_std
+    from keytrack.tables import mean_std
 
     return mean_std(values)
 

@@ -78,12 +78,16 @@ class EvaluationResult:
                 (("ap", "AP"), ("mota", "MOTA"), ("idsw", "%IDSW")) if name in self.per_joint}
         text = markdown_table(rows)
         if "mota" in self.per_joint:
+            from keytrack.tables import Column
+            from keytrack.tables import markdown_table as table
+
             t = self.total
-            text += ("\n\n| MOTA | MOTP | Prec | Rec | IDSW | Misses | FP | GT |\n"
-                     "|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-                     f"| {t['mota']:.1f} | {t['motp']:.1f} | {t['precision']:.1f} | "
-                     f"{t['recall']:.1f} | {int(t['num_switches'])} | {int(t['num_misses'])} | "
-                     f"{int(t['num_false_positives'])} | {int(t['num_objects'])} |")
+            columns = [*(Column(k, h, fmt=".1f", align="right") for k, h in
+                         (("mota", "MOTA"), ("motp", "MOTP"), ("precision", "Prec"), ("recall", "Rec"))),
+                       *(Column(k, h, fmt=lambda v: str(int(v)), align="right") for k, h in
+                         (("num_switches", "IDSW"), ("num_misses", "Misses"), ("num_false_positives", "FP"),
+                          ("num_objects", "GT")))]
+            text += "\n\n" + table([t], columns)
         return text
 
     def to_dict(self) -> dict:

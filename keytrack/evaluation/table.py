@@ -42,11 +42,11 @@ def format_cell(value: float) -> str:
 
 def markdown_table(rows: dict[str, dict[str, float]], first: str = "Metric") -> str:
     """A Markdown table: one row per metric, one column per body part."""
-    header = [first, *COLUMNS, "Total"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
-    for name, cols in rows.items():
-        lines.append("| " + " | ".join([name] + [format_cell(cols[c]) for c in header[1:]]) + " |")
-    return "\n".join(lines)
+    from keytrack import tables
+
+    columns = [tables.Column(first, align="left"),
+               *(tables.Column(c, fmt=format_cell, align="right") for c in (*COLUMNS, "Total"))]
+    return tables.markdown_table([{first: name, **cols} for name, cols in rows.items()], columns)
 
 
 def json_number(value):

@@ -36,12 +36,9 @@ def evaluate_protocol(gt: Dataset, settings: tuple[str, ...] = SETTINGS, seeds: 
 
 
 def _markdown(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for r in rows:
-        lines.append("| " + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) and k != "threshold"
-                                       else str(r[k]) for k in keys) + " |")
-    return "\n".join(lines) + "\n"
+    from keytrack.tables import Column, markdown_table
+
+    return markdown_table(rows, [Column(k, fmt=str) if k == "threshold" else k for k in rows[0]]) + "\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -84,13 +84,15 @@ class StageTimer:
 
     def table(self, wall_seconds: float | None = None, frames: int | None = None) -> str:
         """The timing table as Markdown (with an end-to-end row when ``wall_seconds`` is given)."""
-        lines = ["| stage | seconds | frames | frames/s | ms/frame |", "|---|---:|---:|---:|---:|"]
-        for s, sec, n, fps, ms in self.rows():
-            lines.append(f"| {s} | {sec:.2f} | {n} | {fps:,.1f} | {ms:.1f} |")
+        from keytrack.tables import Column, markdown_table
+
+        rows = [dict(zip(("stage", "seconds", "frames", "fps", "ms"), r)) for r in self.rows()]
         if wall_seconds is not None and frames:
-            lines.append(f"| **end to end** | {wall_seconds:.2f} | {frames} | {frames / wall_seconds:,.2f} | "
-                         f"{1000 * wall_seconds / frames:.1f} |")
-        return "\n".join(lines)
+            rows.append({"stage": "**end to end**", "seconds": wall_seconds, "frames": frames,
+                         "fps": f"{frames / wall_seconds:,.2f}", "ms": 1000 * wall_seconds / frames})
+        return markdown_table(rows, [Column("stage"), Column("seconds", digits=2), Column("frames"),
+                                     Column("fps", "frames/s", fmt=lambda v: v if isinstance(v, str) else f"{v:,.1f}",
+                                            align="right"), Column("ms", "ms/frame", digits=1)])
 
 
 class TimedDetector:

@@ -88,10 +88,10 @@ ablation-toks-yolo: install-yolo
 
 # make bench [ARGS="--device cuda --bf16"] [DATA=...]: the machine's roofline, the matcher, keytrack train's step, the tracker
 bench: install
-	$(BIN)/python -m ablations.bench --experiment $(EXPERIMENT) $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack bench --experiment $(EXPERIMENT) $(if $(DATA),--data $(DATA),) $(ARGS)
 
 cost: install
-	$(BIN)/python -m ablations.cost $(ARGS)
+	$(BIN)/keytrack cost $(ARGS)
 
 resolution-sweep: install
 	$(BIN)/keytrack ablate resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)

@@ -36,6 +36,7 @@ import numpy as np
 
 from keytrack.atomic import write_json
 from keytrack.config import run_dir
+from keytrack.io import default_eval_split
 from keytrack.poses import Dataset
 from keytrack.tables import (Column, MeanStd, csv_table, format_mean_std, format_value, markdown_table,  # noqa: F401
                              mean_std, write_table)
@@ -55,16 +56,6 @@ __all__ = [
 
 
 # -- profiles ---------------------------------------------------------------------------------------
-
-def default_eval_split(root: str | Path) -> str:
-    """``test`` when ``root`` has a test split, else ``val`` (PoseTrack18's test labels are held out)."""
-    root = Path(root)
-    for split in ("test", "val"):
-        if (root / "annotations" / split).is_dir() or (root / split).is_dir():
-            return split
-    raise FileNotFoundError(f"{root}: no test or val split (looked for annotations/test, test, "
-                            f"annotations/val, val)")
-
 
 @dataclass(frozen=True)
 class Profile:

@@ -434,7 +434,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     from omegaconf import OmegaConf
 
     from ablations.common import budget_file_overrides, describe_budget, display_path, mean_std
-    from ablations.cost import per_pair
+    from keytrack.models.cost import per_pair
     from ablations.tracker_comparison import CNN_BATCH_SIZE
     from ablations.tracking_ablation import TrainAndTrack
     from keytrack.config import data_tag, load_config, overrides_for

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
     "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
+    "bench": ("keytrack.bench", "where the time goes: the matcher, keytrack train's step and the tracker against the roofline"),
+    "cost": ("keytrack.models.cost", "parameters and FLOPs per pose pair of every matcher (Table 6)"),
     "ablate": ("ablations.runner", "run a tracking-time ablation from its spec (experiments/ablations/NAME.yaml)"),
     "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }

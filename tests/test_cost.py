@@ -1,4 +1,4 @@
-"""Table 6's counter (ablations.cost): FLOPs and parameters counted from the models."""
+"""Table 6's counter (keytrack.models.cost): FLOPs and parameters counted from the models."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import argparse
 import torch
 from torch import nn
 
-from ablations import cost
+from keytrack.models import cost
 
 
 class _TwoLayers(nn.Module):
@@ -56,7 +56,7 @@ def test_transformer_components_add_up_and_attention_is_counted():
 def test_cnn_cost_grows_with_resolution_and_the_table_is_written(tmp_path):
     args = argparse.Namespace(experiments=["cnn_keypoints", "gcn"], resolutions=["12x9", "24x18"],
                               out=str(tmp_path))
-    rows = cost.run(args)
+    rows = cost.write_cost_table(args)
     cnn = [r for r in rows if r.get("experiment") == "cnn_keypoints"]
     assert [r["matcher"] for r in cnn] == ["cnn_keypoints (12×9)", "cnn_keypoints (24×18)"]
     assert cnn[0]["mflops"] < cnn[1]["mflops"]

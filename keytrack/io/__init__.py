@@ -11,6 +11,7 @@ a ``.mat`` file is the Bonn Multi-Person PoseTrack layout.
 * :func:`write_posetrack18` / :func:`write_video_posetrack18` -- PoseTrack18 JSON, one file per
   video, written atomically.
 * :func:`write_posetrack21` -- the same with the fields PoseTrack21's evaluation kit requires.
+* :func:`default_eval_split` -- the split a dataset root is evaluated on (``test``, else ``val``).
 
 Bad input raises :class:`DataError` naming file, frame and field; what is skipped on purpose is
 counted in ``Dataset.skipped`` and logged on the ``keytrack.io`` logger.
@@ -32,6 +33,16 @@ log = logging.getLogger("keytrack.io")
 
 #: File endings the readers understand.
 SUFFIXES = (".json", ".mat")
+
+
+def default_eval_split(root: str | Path) -> str:
+    """``test`` when ``root`` has a test split, else ``val`` (PoseTrack18's test labels are held out)."""
+    root = Path(root)
+    for split in ("test", "val"):
+        if (root / "annotations" / split).is_dir() or (root / split).is_dir():
+            return split
+    raise FileNotFoundError(f"{root}: no test or val split (looked for annotations/test, test, "
+                            f"annotations/val, val)")
 
 
 def _read_file(path: Path, default_frame_size: tuple[float, float], keep_empty_poses: bool,
@@ -117,5 +128,5 @@ def read_video(path: str | Path, default_frame_size: tuple[float, float] = (1920
     return videos[0]
 
 
-__all__ = ["DataError", "annotation_files", "read_dataset", "read_video", "write_posetrack18",
+__all__ = ["DataError", "annotation_files", "default_eval_split", "read_dataset", "read_video", "write_posetrack18",
            "write_video_posetrack18", "write_posetrack21", "write_video_posetrack21"]

@@ -1,7 +1,7 @@
 """Parameters and FLOPs per pose pair of every matcher (Table 6, §5.2, A.5).
 
-    python -m ablations.cost                       # every matcher experiment, results/cost/
-    python -m ablations.cost --experiments default cnn_keypoints
+    keytrack cost                                  # every matcher experiment, results/cost/ (make cost)
+    keytrack cost --experiments default cnn_keypoints
 
 Table 6 of the paper compares the cost of the Transformer Matching Network with its components
 (embeddings, the four encoder layers, pooler, classifier) and with the learned baselines (GCN,
@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections import defaultdict
 from typing import Sequence
 
 from keytrack.tables import Column, write_table
 from keytrack.reference import paper_results
 
-log = logging.getLogger("ablations.cost")
+log = logging.getLogger("keytrack.cost")
 
 ABLATION = "cost"
 
@@ -159,7 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=f"results/{ABLATION}", help="results folder (default: %(default)s)")
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def write_cost_table(args: argparse.Namespace) -> list[dict]:
     paper = paper_results()["cost"]
     rows: list[dict] = []
     variants = []
@@ -190,7 +189,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         "multiply-accumulate; attention through the math backend so its products are counted; "
         "element-wise ops, normalisation and look-ups not counted). MMACs = MFLOPs / 2.",
         "Paper: Table 6. Its MFLOPs match MACs of the linear layers (pooler: 128×128 = 0.016 M), and its "
-        "encoder figure matches 15 tokens rather than a pair's 30 (see ablations/cost.py).",
+        "encoder figure matches 15 tokens rather than a pair's 30 (see keytrack/models/cost.py).",
         "The paper's GCN and optical-flow rows are its own baselines (LightTrack's GCN, FlowNet2-S); "
         "our GCN row is our implementation of LightTrack's matcher.",
     ]
@@ -201,15 +200,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``keytrack cost``: the table; status 1 when a matcher could not be counted."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m ablations.cost", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    rows = run(parser.parse_args(argv))
+    rows = write_cost_table(args)
     return 1 if any(str(r.get("component", "")).startswith("failed") for r in rows) else 0
-
-
-if __name__ == "__main__":
-    from keytrack.errors import run_command
-
-    sys.exit(run_command("python -m ablations.cost", main))

@@ -1,7 +1,7 @@
 """``make bench``: where the time goes, as a fraction of what this machine can do.
 
-    python -m ablations.bench                                  # the default experiment (improved)
-    python -m ablations.bench --experiment paper --device cuda --data ../shared/data/bonn_mppt
+    keytrack bench                                  # the default experiment (improved); make bench
+    keytrack bench --experiment paper --device cuda --data ../shared/data/bonn_mppt
 
 One run measures, in one process (threads, dtype and device stated in the table's notes):
 
@@ -11,7 +11,7 @@ One run measures, in one process (threads, dtype and device stated in the table'
   the rate of the model's own GEMM shape (``[B · 30, H] × [H, H]`` at batch 256);
 * **the matcher**: forward (``inference_mode``) and training step (forward + backward + AdamW) at
   batch 32 / 256 / 4096 pairs, as pairs/s, GFLOP/s (forward FLOPs per pair counted by
-  :func:`ablations.cost.count`, a training step taken as 3 × the forward) and the fraction of the
+  :func:`keytrack.models.cost.count`, a training step taken as 3 × the forward) and the fraction of the
   square-GEMM roofline;
 * **``keytrack train``'s whole step**: a short real run through Lightning with the data pipeline
   (sampling, encoding, augmentation, logging), pairs/s from its ``Throughput`` callback, beside
@@ -29,13 +29,12 @@ import argparse
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-log = logging.getLogger("ablations.bench")
+log = logging.getLogger("keytrack.bench")
 
 ABLATION = "bench"
 BATCHES = (32, 256, 4096)
@@ -98,7 +97,7 @@ class Roofline:
 
 
 def _batch(cfg, pairs: int, device: str) -> dict:
-    from ablations.cost import example_batch
+    from keytrack.models.cost import example_batch
 
     return {k: v.to(device) for k, v in example_batch(cfg, pairs).items()}
 
@@ -111,7 +110,7 @@ def model_rows(cfg, *, device: str, repeats: int, roofline: Roofline, sync, batc
     import torch
     import torch.nn.functional as F
 
-    from ablations.cost import count
+    from keytrack.models.cost import count
     from keytrack.models.factory import build_matcher
 
     torch.manual_seed(0)
@@ -241,7 +240,7 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
     return rows
 
 
-def run(args: argparse.Namespace) -> Path:
+def measure(args: argparse.Namespace) -> Path:
     import torch
 
     from keytrack.tables import Column, write_table
@@ -281,7 +280,7 @@ def run(args: argparse.Namespace) -> Path:
     rows += tracker_rows(cfg, generate_dataset(args.track_videos, seed=1), f"{args.track_videos} generated videos",
                          device=device, flops=flops, roofline=square, runs=runs)
     if args.data:
-        from ablations.common import default_eval_split
+        from keytrack.io import default_eval_split
         from keytrack.io import read_dataset
 
         split = args.split or default_eval_split(args.data)
@@ -291,7 +290,7 @@ def run(args: argparse.Namespace) -> Path:
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
     notes = [f"Device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 unless "
              f"stated; experiment {args.experiment} ({' '.join(args.overrides) or 'no overrides'}), "
-             f"{flops / 1e6:.1f} MFLOPs per pair forward (ablations.cost; a training step counted as 3 ×).",
+             f"{flops / 1e6:.1f} MFLOPs per pair forward (keytrack.models.cost; a training step counted as 3 ×).",
              "Fraction: GFLOP/s over the square-GEMM rate (the roofline) measured just before and just after "
              f"that row (their mean), so that the machine's drift is not read as the code's; the roofline was "
              f"measured {len(square.samples)} times, {min(square.samples):.1f}-{max(square.samples):.1f} GFLOP/s. "
@@ -331,15 +330,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``keytrack bench``: measure and write the table."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m ablations.bench", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    run(parser.parse_args(argv))
+    measure(args)
     return 0
-
-
-if __name__ == "__main__":
-    from keytrack.errors import run_command
-
-    sys.exit(run_command("python -m ablations.bench", main))

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-tokenize": ("keytrack.bench_tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
+    "learning-curve": ("keytrack.learning_curve", "plot the validation ranking metrics of training runs against steps"),
     "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
     "bench": ("keytrack.bench", "where the time goes: the matcher, keytrack train's step and the tracker against the roofline"),

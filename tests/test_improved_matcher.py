@@ -339,18 +339,22 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
     assert "--keypoints: unknown setting 'nonsense'" in capsys.readouterr().err
 
 
-def test_learning_curve_reads_every_attempt_and_plots(tmp_path):
-    from ablations.learning_curve import main
+def test_learning_curve_reads_every_attempt_and_plots(tmp_path, capsys):
+    from keytrack.cli import main
 
     run = tmp_path / "runs" / "improved" / "r0"
     for version, text in ((0, "epoch,step,train/loss,val/rank1,val/wrong_beats_true\n0,9,0.5,,\n0,9,,0.9,0.1\n"),
                           (1, "epoch,step,val/rank1,val/wrong_beats_true\n1,19,0.95,0.05\n")):
         (run / "csv" / f"version_{version}").mkdir(parents=True)
         (run / "csv" / f"version_{version}" / "metrics.csv").write_text(text)
-    assert main([str(run), "--out", str(tmp_path / "out")]) == 0
+    assert main(["learning-curve", str(run), "--out", str(tmp_path / "out")]) == 0
     lines = (tmp_path / "out" / "curve.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[1].startswith("r0,improved,9,0,0.9") and lines[2].startswith("r0,improved,19,1,0.95")
     assert (tmp_path / "out" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    # a folder without validation metrics: a clear error, nothing written
+    capsys.readouterr()
+    assert main(["learning-curve", str(tmp_path / "empty"), "--out", str(tmp_path / "none")]) == 2
+    assert "no validation metrics in" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
 def test_frame_strides_add_every_offset_as_its_own_video_with_timestep_deltas():

@@ -1,6 +1,6 @@
 """Learning curves: the ranking metric of the validation videos against training steps.
 
-    python -m ablations.learning_curve runs/improved/bonn_mppt-train-seed* runs/default/bonn_mppt-train-seed* \\
+    keytrack learning-curve runs/improved/bonn_mppt-train-seed* runs/default/bonn_mppt-train-seed* \\
         --out results/learning_curve/bonn_mppt-train
 
 Reads each run's CSV logs (:func:`keytrack.train.read_metrics`, every resumed attempt) and plots
@@ -11,9 +11,7 @@ metrics) under ``--out``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Sequence
 
 from keytrack.atomic import write_text
 
@@ -63,23 +61,20 @@ def plot(rows: list[dict], out: Path) -> Path:
     return out / "curve.png"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ablations.learning_curve", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", help="run folders (runs/<experiment>/<run>)")
     parser.add_argument("--out", default="results/learning_curve", help="output folder")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``keytrack learning-curve``: ``curve.png`` and ``curve.csv`` of the runs' validation metrics."""
+    from keytrack.errors import InputError
+    from keytrack.tables import csv_table
+
     rows = [row for run in args.runs for row in curve_rows(Path(run))]
     if not rows:
-        raise SystemExit("learning_curve: no validation metrics in " + ", ".join(args.runs))
+        raise InputError("no validation metrics in " + ", ".join(args.runs))
     out = Path(args.out)
-    cols = ["run", "experiment", "step", "epoch", *METRICS]
-    write_text(out / "curve.csv", ",".join(cols) + "\n"
-               + "".join(",".join(str(r.get(c, "")) for c in cols) + "\n" for r in rows))
+    write_text(out / "curve.csv", csv_table(rows, ["run", "experiment", "step", "epoch", *METRICS]))
     print(f"wrote {plot(rows, out)} and {out / 'curve.csv'}")
     return 0
-
-
-if __name__ == "__main__":
-    from keytrack.errors import run_command
-
-    sys.exit(run_command("python -m ablations.learning_curve", main))

@@ -285,9 +285,9 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
     result = runner.run_train_spec("tokens", opts, train_dataset=train_data, eval_gt=eval_gt)
 
     assert [r["experiment"] for r in result.rows] == [f"tokens_{s}" for s in (
-        "pos_type", "pos_segment", "pos_type_segment", "type_segment_rel", "all")]
-    assert [r["val_acc_paper"] for r in result.rows] == [72.6, 90.0, 93.2, 91.3, 92.0]
-    assert [r["relative_position"] for r in result.rows] == ["", "", "", "✓", "✓"]
+        "pos_type", "pos_segment", "pos_type_segment", "type_segment_rel", "all")] + ["improved"]
+    assert [r.get("val_acc_paper") for r in result.rows] == [72.6, 90.0, 93.2, 91.3, 92.0, None]
+    assert [r["relative_position"] for r in result.rows] == ["", "", "", "✓", "✓", ""]
     for row in result.rows:
         if row["experiment"] == "tokens_pos_segment":
             assert "training failed" in row["status"] and "out of memory (simulated)" in row["status"]

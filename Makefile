@@ -56,17 +56,17 @@ bench-tokenize: install
 	$(BIN)/keytrack bench-tokenize $(if $(DATA),--data $(DATA) --split $(or $(SPLIT),train),) --model $(ARGS)
 
 tracker-comparison: install
-	$(BIN)/python -m ablations.tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
 
 matcher-variants: install
-	$(BIN)/python -m ablations.matcher_variants $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate matcher_variants $(if $(DATA),--data $(DATA),) $(ARGS)
 
 # make diagnose CHECKPOINT=<ckpt> INPUT=<PoseTrack18 folder> [SPLIT=test] [ARGS="--frame-stride 4"]
 diagnose: install
 	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --input $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
 
 sweep: install
-	$(BIN)/python -m ablations.sweep experiments/sweeps/$(SWEEP).yaml $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate sweep experiments/sweeps/$(SWEEP).yaml $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-tokens: install
 	$(BIN)/keytrack ablate tokens $(if $(DATA),--data $(DATA),) $(ARGS)
@@ -81,10 +81,10 @@ ablation-threshold: install
 	$(BIN)/keytrack ablate threshold $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-toks: install
-	$(BIN)/python -m ablations.toks $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate toks $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-toks-yolo: install-yolo
-	$(VENV)-yolo/bin/python -m ablations.toks --estimator yolo $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(VENV)-yolo/bin/keytrack ablate toks --estimator yolo $(if $(DATA),--data $(DATA),) $(ARGS)
 
 # make bench [ARGS="--device cuda --bf16"] [DATA=...]: the machine's roofline, the matcher, keytrack train's step, the tracker
 bench: install

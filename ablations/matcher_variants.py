@@ -32,7 +32,7 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from ablations.common import (Column, Profile, RunCache, RunOptions, add_options, complete_head_boxes,
+from ablations.common import (Column, Profile, RunCache, RunOptions, add_options, command_main, complete_head_boxes,
                               dataset_fingerprint, display_path, file_digest, train_or_reuse, write_table)
 from ablations.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
 
@@ -73,7 +73,7 @@ def _validation_ground_truth(profile: Profile, cfg) -> tuple:
     return fit, val
 
 
-def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, extra: Sequence[str],
+def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed: int, extra: Sequence[str],
         threads: int | None, only: Sequence[str] = ()) -> Path:
     import torch
 
@@ -251,9 +251,7 @@ def run(spec_path: str | Path, data: str | None, out: str | None, seed: int, ext
     return out_dir
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m ablations.matcher_variants", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="PoseTrack18-layout folder (its train split); default synthetic")
     parser.add_argument("--spec", default=str(SPEC), help="the variants (YAML)")
     parser.add_argument("--out", default=None, help="output folder (default results/matcher_variants[/<data>])")
@@ -261,9 +259,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="run only these variants")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="added to every variant's training")
     add_options(parser, RunOptions, only=("threads",))
-    args = parser.parse_args(argv)
-    run(args.spec, args.data, args.out, args.seed, args.overrides, args.threads, args.only)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``keytrack ablate matcher_variants`` (or ``keytrack ablate <a variants spec>``)."""
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    run_variants(args.spec, args.data, args.out, args.seed, args.overrides, args.threads, args.only)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return command_main("python -m ablations.matcher_variants", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

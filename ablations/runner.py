@@ -72,6 +72,10 @@ from keytrack.tracking import ASSIGNMENTS
 log = logging.getLogger("ablations.runner")
 
 SPECS = Path(__file__).resolve().parent.parent / "experiments" / "ablations"
+#: The ablations that stay code (plug-ins): ``keytrack ablate NAME ...`` hands ``...`` to the module's own
+#: options (``add_arguments`` / ``run``). A spec with ``variants`` is run by ``matcher_variants``.
+PLUGINS = {"tracker_comparison": "ablations.tracker_comparison", "matcher_variants": "ablations.matcher_variants",
+           "toks": "ablations.toks", "sweep": "ablations.sweep"}
 #: The axes a spec may vary, in the order a cell is built from.
 AXES = ("setting", "matcher", "delta", "assignment", "threshold")
 DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "matcher": None, "delta": [4],
@@ -559,7 +563,9 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the ablation: a spec of experiments/ablations/ (timesteps, assignment, "
-                                     "threshold) or a path to one")
+                                     "threshold, tokens, resolution_sweep, matcher_*) or a path to one, or one of "
+                                     f"the ablations that stay code ({', '.join(PLUGINS)}; "
+                                     "keytrack ablate NAME --help lists its options)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...",
                         help="the tracking options (keytrack ablate NAME --help) and key=value spec overrides")
 
@@ -571,8 +577,31 @@ def _options_parser(name: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _plugin(name: str, rest: Sequence[str]) -> int:
+    """Run the plug-in ablation ``name`` with its own command-line options ``rest``."""
+    import importlib
+
+    module = importlib.import_module(PLUGINS[name])
+    parser = argparse.ArgumentParser(prog=f"keytrack ablate {name}", description=module.__doc__.splitlines()[0])
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(rest))
+
+
+def _is_variants_spec(name: str) -> bool:
+    """Whether ``name`` is a spec of matcher variants (``variants:``, run by ``matcher_variants``)."""
+    from omegaconf import OmegaConf
+
+    path = Path(name) if name.endswith((".yaml", ".yml")) else SPECS / f"{name}.yaml"
+    return path.is_file() and "variants" in (OmegaConf.load(path) or {})
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    if args.name in PLUGINS:
+        return _plugin(args.name, args.rest)
+    if _is_variants_spec(args.name):
+        path = args.name if args.name.endswith((".yaml", ".yml")) else str(SPECS / f"{args.name}.yaml")
+        return _plugin("matcher_variants", ["--spec", path, *args.rest])
     name = Path(args.name).stem
     parsed = _options_parser(name).parse_intermixed_args(args.rest)
     spec = load_spec(args.name, parsed.overrides)

@@ -604,7 +604,7 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     fit, val = generate_dataset(2, seed=21, config=TINY), generate_dataset(2, seed=22, config=TINY)
     monkeypatch.setattr(mv, "train_or_reuse", fake_train)
     monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
-    out = mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
+    out = mv.run_variants(spec, None, str(tmp_path / "mv"), 0, [], None)
     assert [e for e, _ in trained] == ["default", "default", "default", "default", "improved", "default"]
     assert "optim.lr=1e-3" in trained[0][1] and "trainer.max_epochs=1" in trained[0][1]
     assert f"model.init_from={tiny_checkpoint}" in trained[4][1]
@@ -640,7 +640,7 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     assert float(by["first"]["val pair acc."]) == 0.8
     # A second run reuses every cached cell (no tracking, the same table).
     before = (out / "table.md").read_text()
-    mv.run(spec, None, str(tmp_path / "mv"), 0, [], None)
+    mv.run_variants(spec, None, str(tmp_path / "mv"), 0, [], None)
     assert (out / "table.md").read_text() == before
 
 
@@ -692,3 +692,27 @@ def test_each_ablation_spells_its_options_once(module, cls):
             continue
         assert getattr(got, f.name) == value, (f.name, argv)
     assert len(refused) <= 1, refused
+
+
+@pytest.mark.parametrize("name, option", [("tracker_comparison", "--train-seeds"), ("toks", "--estimator"),
+                                          ("sweep", "--from-wandb"), ("matcher_variants", "--only")])
+def test_keytrack_ablate_runs_the_plugins_with_their_own_options(name, option, capsys):
+    """Every ablation is ``keytrack ablate NAME``: the ones that stay code take their own options."""
+    from keytrack.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["ablate", name, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and f"keytrack ablate {name}" in out and option in out
+
+
+def test_keytrack_ablate_hands_a_variants_spec_to_matcher_variants(monkeypatch):
+    from ablations import matcher_variants
+    from keytrack.cli import main
+
+    calls = []
+    monkeypatch.setattr(matcher_variants, "run_variants", lambda *a: calls.append(a))
+    assert main(["ablate", "matcher_detection", "--seed", "2", "--only", "improved"]) == 0
+    (spec, data, out, seed, extra, threads, only), = calls
+    assert spec.endswith("experiments/ablations/matcher_detection.yaml") and seed == 2 and only == ["improved"]
+    assert data is None and out is None and extra == []

@@ -35,7 +35,12 @@ def test_every_target_has_one_recipe_and_runs_what_exists(tmp_path):
         for module in re.findall(r"python -m (ablations\.\w+|keytrack\.\w+)", out.stdout):
             path = ROOT / Path(*module.split("."))
             assert path.with_suffix(".py").is_file() or path.is_dir(), f"make {target} runs {module}: no such module"
-    assert "ablations.sweep " in subprocess.run(["make", "-n", "-C", str(ROOT), "sweep", f"VENV={tmp_path}"],
-                                                capture_output=True, text=True).stdout
+    assert "keytrack ablate sweep " in subprocess.run(["make", "-n", "-C", str(ROOT), "sweep", f"VENV={tmp_path}"],
+                                                      capture_output=True, text=True).stdout
+    # every ablation target is one line calling keytrack ablate
+    for target in [t for t in targets if t.startswith("ablation-")] + ["tracker-comparison", "matcher-variants"]:
+        out = subprocess.run(["make", "-n", "-C", str(ROOT), target, f"VENV={tmp_path}"], capture_output=True,
+                             text=True).stdout
+        assert "keytrack ablate " in out and "python -m ablations" not in out, target
     assert "keytrack ablate resolution_sweep" in subprocess.run(
         ["make", "-n", "-C", str(ROOT), "resolution-sweep", f"VENV={tmp_path}"], capture_output=True, text=True).stdout

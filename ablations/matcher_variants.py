@@ -32,8 +32,9 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from ablations.common import (Column, Profile, RunCache, RunOptions, add_options, command_main, complete_head_boxes,
-                              dataset_fingerprint, display_path, file_digest, train_or_reuse, write_table)
+from ablations.common import (Column, Profile, RunCache, RunOptions, add_options, command_main,
+                              complete_head_boxes, dataset_fingerprint, display_path, file_digest, train_or_reuse,
+                              write_table)
 from ablations.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
 
 log = logging.getLogger("ablations.matcher_variants")

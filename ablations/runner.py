@@ -58,15 +58,16 @@ from typing import Any, Sequence
 
 from ablations.claims import CLAIMS
 from ablations.common import Result, finish
-from keytrack.tables import Column, write_table
 from ablations.scoring import SETTING_LABELS, hota_columns
 from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
                                         common_notes, describe_network, failure_status, hota_stats,
                                         matching_network, open_results, paired_difference, run_cells,
                                         save_line_plot, seed_stat, total, tracking_options)
+from keytrack.config import EXPERIMENTS_DIR
 from keytrack.errors import InputError
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
+from keytrack.tables import Column, write_table
 from keytrack.tracking import ASSIGNMENTS
 
 log = logging.getLogger("ablations.runner")
@@ -90,7 +91,8 @@ TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_vid
 PROFILE_KEYS = {"quick", "full"}
 #: Column labels and digits of the keys a row has.
 COLUMN_LABELS = {
-    "setting": ("Keypoints", None), "matcher": ("Matcher", None), "delta": ("δ", None), "assignment": ("Assignment", None),
+    "setting": ("Keypoints", None), "matcher": ("Matcher", None), "delta": ("δ", None),
+    "assignment": ("Assignment", None),
     "threshold": ("Threshold", 2), "idsw": ("%IDSW Total", 2), "mota": ("MOTA", None), "ap": ("AP", None),
     "switches": ("ID switches", 0), "best": ("", None),
     "row": ("Row", None), "val_acc": ("Match acc. % (val)", None), "val_acc_paper": ("Match acc. % (paper)", None),
@@ -107,6 +109,11 @@ def spec_names() -> list[str]:
     return sorted(p.stem for p in SPECS.glob("*.yaml") if {"axes", "train"} & set(OmegaConf.load(p) or {}))
 
 
+def spec_path(name: str) -> Path:
+    """The spec file of ``name``: a path (``.yaml``) as given, else ``experiments/ablations/<name>.yaml``."""
+    return Path(name) if name.endswith((".yaml", ".yml")) else SPECS / f"{name}.yaml"
+
+
 def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
     """The spec ``name`` (a name under ``experiments/ablations/`` or a path) with ``key=value``
     ``overrides``, checked: an error names the file and the field."""
@@ -114,7 +121,7 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    path = Path(name) if name.endswith((".yaml", ".yml")) else SPECS / f"{name}.yaml"
+    path = spec_path(name)
     if not path.is_file():
         raise InputError(f"{path}: no such ablation spec (known: {', '.join(spec_names())})")
     try:
@@ -142,7 +149,8 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
               "assignment": (lambda v: v in ASSIGNMENTS, f"one of {list(ASSIGNMENTS)}"),
               "delta": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
               "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]"),
-              "matcher": (lambda v: v == PAPER_MATCHER or (isinstance(v, str) and (SPECS.parent / f"{v}.yaml").is_file()),
+              "matcher": (lambda v: v == PAPER_MATCHER or (isinstance(v, str)
+                                                            and (Path(EXPERIMENTS_DIR) / f"{v}.yaml").is_file()),
                           f"{PAPER_MATCHER!r} or experiments of experiments/")}
     for axis, (ok, expected) in checks.items():
         wrong = [v for v in (axes[axis] or []) if not ok(v)]
@@ -170,10 +178,10 @@ def _lookup(tree: Any, dotted: str, where: str) -> Any:
 
 def _matches(when: dict, values: dict) -> bool:
     """Whether a row of axis ``values`` meets ``when``; a condition on an axis the table does not have
-    (``matcher`` with one network) holds."""
+    (``None``: ``matcher`` with one network) holds."""
     def holds(k: str, v: Any) -> bool:
         have = values.get(k)
-        return ((k == "matcher" and have is None) or have == v
+        return ((k in AXES and have is None) or have == v
                 or (isinstance(v, float) and isinstance(have, float) and math.isclose(have, v, abs_tol=1e-9)))
 
     return all(holds(k, v) for k, v in when.items())
@@ -215,7 +223,7 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
     for c in spec.get("columns") or []:
         c = {"key": c} if isinstance(c, str) else dict(c)
         key = c["key"]
-        if key == "matcher" and not any(key in r for r in rows):       # one network: no column
+        if key in AXES and not any(key in r for r in rows):      # an axis the table does not have
             continue
         if key == "hota":
             cols.extend(hota_columns(rows))
@@ -591,7 +599,7 @@ def _is_variants_spec(name: str) -> bool:
     """Whether ``name`` is a spec of matcher variants (``variants:``, run by ``matcher_variants``)."""
     from omegaconf import OmegaConf
 
-    path = Path(name) if name.endswith((".yaml", ".yml")) else SPECS / f"{name}.yaml"
+    path = spec_path(name)
     return path.is_file() and "variants" in (OmegaConf.load(path) or {})
 
 
@@ -600,8 +608,7 @@ def run(args: argparse.Namespace) -> int:
     if args.name in PLUGINS:
         return _plugin(args.name, args.rest)
     if _is_variants_spec(args.name):
-        path = args.name if args.name.endswith((".yaml", ".yml")) else str(SPECS / f"{args.name}.yaml")
-        return _plugin("matcher_variants", ["--spec", path, *args.rest])
+        return _plugin("matcher_variants", ["--spec", str(spec_path(args.name)), *args.rest])
     name = Path(args.name).stem
     parsed = _options_parser(name).parse_intermixed_args(args.rest)
     spec = load_spec(args.name, parsed.overrides)

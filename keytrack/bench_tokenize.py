@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"source: {source}; {len(table)} poses; {len(pairs)} pairs ({pairs.num_matching} matching)")
     print(f"device: {device}; torch threads: {torch.get_num_threads()}; median of {args.repeats} repeats\n")
-    print(markdown_table([dict(zip(("stage", "n", "rate"), r)) for r in rows],
-                         [Column("stage"), Column("n", "pairs per call", fmt=","), Column("rate", "pairs/s", fmt=",.0f")]))
+    columns = [Column("stage"), Column("n", "pairs per call", fmt=","), Column("rate", "pairs/s", fmt=",.0f")]
+    print(markdown_table([dict(zip(("stage", "n", "rate"), r)) for r in rows], columns))
     return 0
 
 

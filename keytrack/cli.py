@@ -19,12 +19,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-tokenize": ("keytrack.bench_tokenize", "measure tokenized pose pairs per second"),
     "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
-    "learning-curve": ("keytrack.learning_curve", "plot the validation ranking metrics of training runs against steps"),
+    "learning-curve": ("keytrack.learning_curve", "validation ranking metrics of training runs against steps"),
     "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
-    "bench": ("keytrack.bench", "where the time goes: the matcher, keytrack train's step and the tracker against the roofline"),
+    "bench": ("keytrack.bench", "the matcher, keytrack train's step and the tracker against the roofline"),
     "cost": ("keytrack.models.cost", "parameters and FLOPs per pose pair of every matcher (Table 6)"),
-    "ablate": ("ablations.runner", "run a tracking-time ablation from its spec (experiments/ablations/NAME.yaml)"),
+    "ablate": ("ablations.runner", "run an ablation: a spec of experiments/ablations/ or one that stays code"),
     "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }
 

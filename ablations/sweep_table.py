@@ -6,7 +6,7 @@ offline runner of :mod:`ablations.sweep`, or the runs of a W&B sweep), and write
 
 * ``name`` (the run), ``status`` (``finished``, ``stopped``, ``failed``; ``error`` for a failure);
 * ``model``: ``{layers, hidden, intermediate, heads}``;
-* ``parameters`` (int), ``val_acc`` (best ``val/acc``, a fraction), ``epochs``;
+* ``parameters`` (int), ``val_acc`` (best ``val/acc``, a fraction), ``val_rank1`` (optional), ``epochs``;
 * ``idsw_total`` and ``mota_total`` (percent) when the run was tracked.
 
 Each row carries the paper's parameter count and %IDSW where the paper has the same
@@ -36,6 +36,7 @@ COLUMNS: list[Column] = [
     Column("run", "Run"), Column("layers", "Layers"), Column("hidden", "Hidden"),
     Column("intermediate", "Intermediate"), Column("heads", "Heads"),
     Column("params_m", "Params (M)", digits=2), Column("val_acc", "Val acc (%)", digits=1),
+    Column("val_rank1", "Val rank-1 (%)", digits=1),
     Column("idsw", "%IDSW", digits=2), Column("mota", "MOTA", digits=1), Column("epochs", "Epochs"),
     Column("paper_params_m", "Params (M, paper)", digits=2), Column("paper_idsw", "%IDSW (paper)", digits=1),
     Column("status", "Status"),
@@ -99,7 +100,7 @@ def table_rows(results: Sequence[Mapping], paper: Sequence[Mapping] | None = Non
         rows.append({
             "run": r.get("name"), **dict(zip(SIZE_KEYS, size)),
             "params_m": params / 1e6 if params else None,
-            "val_acc": _percent(r.get("val_acc")),
+            "val_acc": _percent(r.get("val_acc")), "val_rank1": _percent(r.get("val_rank1")),
             "idsw": r.get("idsw_total"), "mota": r.get("mota_total"), "epochs": r.get("epochs"),
             "paper_params_m": p["params_m"] if p else None, "paper_idsw": p["value"] if p else None,
             "status": _status(r), "_order": (0, index, n) if index is not None else (1, n, n),

@@ -75,7 +75,7 @@ def test_sweep_yaml_is_a_valid_wandb_sweep_running_keytrack_train(path):
     assert sweeps.schema_violations_from_proposed_config(raw) == []       # W&B's own validation
     spec = sw.load_sweep(path)
     assert raw.get("name") == spec.name == path.stem
-    assert spec.metric == "val/acc" and spec.goal == "maximize"      # logged by keytrack train
+    assert spec.metric in ("val/acc", "val/rank1") and spec.goal == "maximize"   # logged by keytrack train
     command = spec.command
     assert command[:5] == ["${env}", "${interpreter}", "-m", "keytrack.cli", "train"]
     assert command[-1] == sw.ARGS_MACRO
@@ -133,9 +133,11 @@ def test_first_proposed_run_trains_with_fast_dev_run(path, tmp_path, scenes):
     assert result["global_step"] == 1 and result["parameters"] > 0
 
 
-def test_figure7_grid_is_the_papers_configurations():
-    """Every distinct configuration of the paper's Figure 7 except the one no transformer can have."""
-    spec = sw.load_sweep("figure7")
+@pytest.mark.parametrize("name", ["figure7", "figure7_improved"])
+def test_figure7_grid_is_the_papers_configurations(name):
+    """Every distinct configuration of the paper's Figure 7 except the one no transformer can have
+    (for the paper's model and for the improved matcher alike)."""
+    spec = sw.load_sweep(name)
     grid = {tuple(v[k] for k in ("layers", "hidden", "intermediate", "heads"))
             for v in spec.config["parameters"]["model"]["values"]}
     paper = {tuple(r[k] for k in ("layers", "hidden", "intermediate", "heads")) for r in paper_figure7()}
@@ -425,6 +427,11 @@ def test_write_sweep_table_markdown_csv_and_plot(tmp_path):
                       tmp_path / "u", title="U", plot=False)
     assert "(flat): the run did not learn to match" in (tmp_path / "u" / "table.md").read_text()
     assert not (tmp_path / "u" / "idsw_vs_params.png").exists()
+    # A sweep whose runs chose their checkpoint by val/rank1 (figure7_improved) shows it beside val/acc.
+    write_sweep_table([_result("r", 4, 128, 128, 4, parameters=421_890, val_acc=0.95, val_rank1=0.9812,
+                               idsw_total=0.5, epochs=2)], tmp_path / "r", title="R", plot=False)
+    md = (tmp_path / "r" / "table.md").read_text()
+    assert "| Val acc (%) | Val rank-1 (%) |" in md and "| 95.0 | 98.1 |" in md
 
 
 # -- a sweep run by W&B agents ------------------------------------------------------------------------

@@ -78,8 +78,7 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
         threads: int | None, only: Sequence[str] = ()) -> Path:
     import torch
 
-    from ablations.scoring import track_and_evaluate
-    from ablations.tracker_comparison import method_scorer, tune_threshold
+    from ablations.scoring import method_scorer, track_and_evaluate, tune_threshold
     from keytrack.config import load_config
     from keytrack.perturb import perturb
     from keytrack.tracking import subsample

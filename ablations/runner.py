@@ -447,7 +447,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
 
     from ablations.common import budget_file_overrides, describe_budget, display_path, mean_std
     from keytrack.models.cost import per_pair
-    from ablations.tracker_comparison import CNN_BATCH_SIZE
+    from ablations.scoring import CNN_BATCH_SIZE
     from ablations.tracking_ablation import TrainAndTrack
     from keytrack.config import data_tag, load_config, overrides_for
     from keytrack.identity import digest

@@ -16,10 +16,13 @@ notes).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from keytrack.tables import Column, MeanStd
 from keytrack.poses import Dataset
+
+if TYPE_CHECKING:
+    from ablations.common import RunCache
 
 log = logging.getLogger("ablations.scoring")
 
@@ -37,6 +40,10 @@ PAPER_KEYPOINT_THRESHOLD = 0.57
 COMPARISON_KEYPOINT_THRESHOLD = 0.5
 #: The HOTA-family and identity totals the tracking tables show (keytrack.evaluation.hota).
 HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")
+#: The similarities that need no training (keytrack.tracking's scorers); every other method is a network.
+NON_LEARNED = ("oks", "iou")
+#: Most pose pairs per forward of a CNN matcher (its activations are far larger than the transformer's).
+CNN_BATCH_SIZE = 512
 
 
 def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
@@ -94,6 +101,60 @@ def track_and_evaluate(gt: Dataset, predicted: Dataset, scorer, *, match_thresho
         out.update(pairs=scorer.pairs_scored, forwards=scorer.forwards, network_seconds=seconds,
                    pairs_per_s=scorer.pairs_scored / seconds if seconds > 0 else None)
     return out
+
+
+def method_scorer(method: str, checkpoint: str | None, device: str, batch_size: int,
+                  image_root: str | None = None, split: str | None = None):
+    """The scorer of ``method``: OKS or IoU (:data:`NON_LEARNED`), else a matching network from
+    ``checkpoint`` (crops of the crop CNN cut from the images under ``image_root`` / ``split``, or
+    the synthetic renderer of its training data)."""
+    from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
+
+    if method in NON_LEARNED:
+        return {"oks": OKSScorer, "iou": IoUScorer}[method]()
+    if checkpoint is None:
+        raise RuntimeError("no matching network to track with (training failed or was not run)")
+    if method.startswith("cnn_"):
+        batch_size = min(int(batch_size), CNN_BATCH_SIZE)
+    return PoseEntailmentScorer.from_checkpoint(checkpoint, device=device, batch_size=batch_size,
+                                                image_root=image_root, split=split)
+
+
+def tune_threshold(cache: "RunCache", method: str, train_gt: Dataset, grid: Sequence[float], *, delta: int,
+                   seed: int, data_id: str, motion: str = "none", key: str | None = None,
+                   label: str | None = None) -> tuple[float | None, list[dict]]:
+    """The match threshold of the non-learned ``method`` (with the tracker's ``motion``) with the
+    lowest %IDSW total on ``train_gt`` (GT keypoints, stride 1); ties go to the higher MOTA, then the
+    lower threshold. Each point is a cached run named by ``key`` (default ``method``); the grid rows
+    carry ``label``. Returns the threshold (None when every point failed) and the grid rows."""
+    from keytrack.perturb import perturb
+
+    key = key or method
+    predicted = None
+    rows = []
+    for t in grid:
+        def cell(t=t):
+            nonlocal predicted
+            if predicted is None:
+                predicted = perturb(train_gt, "gt_boxes_gt_keypoints", seed)
+            return track_and_evaluate(train_gt, predicted, method_scorer(method, None, "cpu", 1), match_threshold=t,
+                                      compute_hota=False, motion=motion, delta=delta, compute_ap=False)
+        params = {"kind": "tuning", "method": key, "threshold": t, "data": data_id,
+                  "setting": "gt_boxes_gt_keypoints", "stride": 1, "seed": seed, "delta": delta}
+        record = cache.run(f"tune-{key}-thr{t:g}", cell, params)
+        rows.append({"method": label or key, "threshold": t,
+                     "idsw_total": record.result["idsw"]["Total"] if record.ok else None,
+                     "mota": record.result["mota"]["Total"] if record.ok else None,
+                     "switches": int(record.result["num_switches"]) if record.ok else None,
+                     "status": record.failure})
+    ok = [r for r in rows if r["idsw_total"] is not None]
+    if not ok:
+        return None, rows
+    best = min(ok, key=lambda r: (r["idsw_total"], -(r["mota"] if r["mota"] is not None else -1e9),
+                                  r["threshold"]))
+    for r in rows:
+        r["chosen"] = "yes" if r is best else ""
+    return float(best["threshold"]), rows
 
 
 def hota_columns(rows: Sequence[dict]) -> list[Column]:

@@ -47,7 +47,8 @@ from ablations.common import (Column, Profile, RunCache, RunOptions, RunRecord, 
                               complete_head_boxes, dataset_fingerprint, display_path, finish, mean_std,
                               network_or_error, opt, options_from, write_table)
 from ablations.scoring import (COMPARISON_KEYPOINT_THRESHOLD, HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD,
-                               POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, track_and_evaluate)
+                               POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, method_scorer,
+                               track_and_evaluate, tune_threshold)
 from keytrack.evaluation import COLUMNS
 from keytrack.models import registry
 from keytrack.perturb import SETTINGS, perturb
@@ -103,8 +104,6 @@ TUNED: tuple[str, ...] = ("oks", "iou")
 #: Figure 4's other rows, shown from the paper only (optical flow needs FlowNet2; the paper's GCN row
 #: stands alone when our GCN is not run).
 PAPER_ONLY: dict[str, str] = {"gcn": "GCN (paper)", "optical_flow": "Optical Flow (paper)"}
-#: Most pose pairs per forward of a CNN baseline (its activations are far larger than the transformer's).
-CNN_BATCH_SIZE = 512
 #: Body-part columns of PoseTrack's table.
 PARTS: tuple[str, ...] = tuple(COLUMNS)
 #: Match thresholds tried for the OKS and IoU baselines on the training split.
@@ -241,23 +240,6 @@ class Comparison:
 
 # -- one cell ----------------------------------------------------------------------------------------
 
-def method_scorer(method: str, checkpoint: str | None, device: str, batch_size: int,
-                  image_root: str | None = None, split: str | None = None):
-    """The scorer of ``method``; a learned one from ``checkpoint`` (crops of the crop CNN cut from the
-    images under ``image_root`` / ``split``, or the synthetic renderer of its training data)."""
-    from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
-
-    method = base(method)
-    if is_learned(method):
-        if checkpoint is None:
-            raise RuntimeError("no matching network to track with (training failed or was not run)")
-        if method.startswith("cnn_"):
-            batch_size = min(int(batch_size), CNN_BATCH_SIZE)
-        return PoseEntailmentScorer.from_checkpoint(checkpoint, device=device, batch_size=batch_size,
-                                                    image_root=image_root, split=split)
-    return {"oks": OKSScorer, "iou": IoUScorer}[method]()
-
-
 # -- steps ----------------------------------------------------------------------------------------------
 
 def _matching_network(opts: Options, profile: Profile, method: str = "pose_entailment",
@@ -332,38 +314,6 @@ def _train_ground_truth(opts: Options, profile: Profile) -> Dataset:
 
     synthetic = load_config([f"experiment={opts.experiment}", *opts.train_overrides]).data.synthetic
     return profile.load_train(int(synthetic.videos), int(synthetic.seed))
-
-
-def tune_threshold(cache: RunCache, method: str, train_gt: Dataset, grid: Sequence[float], *, delta: int,
-                   seed: int, data_id: str) -> tuple[float | None, list[dict]]:
-    """The match threshold of ``method`` with the lowest %IDSW total on ``train_gt`` (GT keypoints,
-    stride 1); ties go to the higher MOTA, then the lower threshold. Returns it and the grid rows."""
-    predicted = None
-    rows = []
-    for t in grid:
-        def cell(t=t):
-            nonlocal predicted
-            if predicted is None:
-                predicted = perturb(train_gt, "gt_boxes_gt_keypoints", seed)
-            return track_and_evaluate(train_gt, predicted, method_scorer(method, None, "cpu", 1), match_threshold=t,
-                                      compute_hota=False, motion=motion_of(method),
-                                      delta=delta, compute_ap=False)
-        params = {"kind": "tuning", "method": method, "threshold": t, "data": data_id,
-                  "setting": "gt_boxes_gt_keypoints", "stride": 1, "seed": seed, "delta": delta}
-        record = cache.run(f"tune-{method}-thr{t:g}", cell, params)
-        rows.append({"method": label(method), "threshold": t,
-                     "idsw_total": record.result["idsw"]["Total"] if record.ok else None,
-                     "mota": record.result["mota"]["Total"] if record.ok else None,
-                     "switches": int(record.result["num_switches"]) if record.ok else None,
-                     "status": record.failure})
-    ok = [r for r in rows if r["idsw_total"] is not None]
-    if not ok:
-        return None, rows
-    best = min(ok, key=lambda r: (r["idsw_total"], -(r["mota"] if r["mota"] is not None else -1e9),
-                                  r["threshold"]))
-    for r in rows:
-        r["chosen"] = "yes" if r is best else ""
-    return float(best["threshold"]), rows
 
 
 def _paper_figure4() -> dict:
@@ -513,8 +463,9 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
         train_gt, filled = complete_head_boxes(train_gt)
         train_id = dataset_fingerprint(train_gt)
         for method in to_tune:
-            thresholds[method], rows = tune_threshold(cache, method, train_gt, opts.grid, delta=opts.delta,
-                                                      seed=opts.seeds[0], data_id=train_id)
+            thresholds[method], rows = tune_threshold(cache, base(method), train_gt, opts.grid, delta=opts.delta,
+                                                      seed=opts.seeds[0], data_id=train_id, motion=motion_of(method),
+                                                      key=method, label=label(method))
             tuning_rows += rows
             if thresholds[method] is None:
                 failures.append(f"{method}: every tuning run failed")
@@ -566,11 +517,11 @@ def run_comparison(opts: Options, *, train_gt: Dataset | None = None,
                         if is_learned(method):
                             if error or net is None:
                                 raise RuntimeError(f"no {label(method, short=True)} network: {error}")
-                            scorer = method_scorer(method, net["checkpoint"], opts.device, opts.batch_size,
+                            scorer = method_scorer(base(method), net["checkpoint"], opts.device, opts.batch_size,
                                                    image_root=image_root, split=profile.eval_split)
                             nearest = opts.baseline_nearest if base(method) in LEARNED_BASELINES else opts.nearest
                         else:
-                            scorer = method_scorer(method, None, opts.device, opts.batch_size)
+                            scorer = method_scorer(base(method), None, opts.device, opts.batch_size)
                             nearest = None
                         return track_and_evaluate(*subsampled, scorer, match_threshold=thresholds[method],
                                                   delta=opts.delta, nearest=nearest, keypoint_threshold=kp,

@@ -175,7 +175,8 @@ def token_config(cfg: DictConfig) -> TokenConfig:
                        type=bool(t.type), segment=bool(t.segment),
                        relative_position=bool(t.relative_position),
                        position_encoding=str(t.position_encoding), fourier_bands=int(t.fourier_bands),
-                       displacement=bool(t.displacement), oks_prior=bool(t.get("oks_prior", False)))
+                       displacement=bool(t.displacement), oks_prior=bool(t.get("oks_prior", False)),
+                       confidence=bool(t.get("confidence", False)))
 
 
 def pair_encoder(cfg: DictConfig) -> PairEncoder:

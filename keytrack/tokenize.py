@@ -49,6 +49,12 @@ pose's keypoint-box area as ``s²``; 0 when no joint is shared). The matching ne
 ``a · logit(OKS)`` to its match logit (:class:`keytrack.models.transformer.TransformerMatchingNetwork`),
 so it starts as OKS and learns a correction of it rather than a similarity from nothing.
 
+``confidence`` (beyond the paper) appends each keypoint's own confidence ``c`` (clipped to
+``[0, 1]``; ground truth's visibility flag is 1) as one more feature of its token, so that a network
+trained on predicted-like keypoints (``augment.predicted``) can learn how far to trust a keypoint
+that the pose estimator itself doubts (A.3: low-confidence keypoints are often wrong). With ground
+truth alone it is the constant 1.
+
 All functions are batched tensor code and run on whatever device their inputs are on.
 """
 from __future__ import annotations
@@ -88,6 +94,7 @@ class TokenConfig:
     fourier_bands: int = 6             # fourier: frequencies π 2^k / 8, k = 0..bands-1
     displacement: bool = False         # per-joint motion between the two poses as features
     oks_prior: bool = False            # the pair's OKS as a token ("oks" [M]) for the network's skip
+    confidence: bool = False           # each keypoint's confidence c (1 for ground truth) as a feature
 
     def __post_init__(self) -> None:
         if self.position_encoding not in POSITION_ENCODINGS:
@@ -127,7 +134,7 @@ class TokenConfig:
     def num_features(self) -> int:
         """Width of the continuous ``features`` per token (0: the pair has none)."""
         n = 2 + 4 * int(self.fourier_bands) if self.position and self.position_encoding == "fourier" else 0
-        return n + (DISPLACEMENT_FEATURES if self.displacement else 0)
+        return n + (DISPLACEMENT_FEATURES if self.displacement else 0) + int(bool(self.confidence))
 
 
 class TokenizeError(InputError):
@@ -276,8 +283,8 @@ def pair_oks(kp: Tensor, mask: Tensor, scale: Tensor | None = None) -> Tensor:
 
 
 def _continuous_features(kp: Tensor, mask: Tensor, config: TokenConfig, u: Tensor, scale: Tensor) -> Tensor:
-    """``[M, 30, config.num_features]``: Fourier features of ``u`` and / or per-joint displacement
-    (``u, scale``: :func:`pair_geometry`)."""
+    """``[M, 30, config.num_features]``: Fourier features of ``u``, per-joint displacement (``u,
+    scale``: :func:`pair_geometry`) and each keypoint's confidence, those ``config`` asks for."""
     parts = []
     if config.position and config.position_encoding == "fourier":
         bands = int(config.fourier_bands)
@@ -291,6 +298,8 @@ def _continuous_features(kp: Tensor, mask: Tensor, config: TokenConfig, u: Tenso
         joint = torch.cat([torch.tanh(d / 2.0), torch.tanh((d ** 2).sum(-1, keepdim=True) / 4.0),
                            both[..., None].to(kp.dtype)], dim=-1)                        # [M, 15, 4]
         parts.append(joint.repeat(1, 2, 1))                                              # both tokens of j
+    if config.confidence:
+        parts.append(kp[..., 2:3].clamp(0.0, 1.0))                                      # the keypoint's own c
     out = torch.cat(parts, dim=-1)
     return torch.where(mask[..., None], out, 0.0)
 

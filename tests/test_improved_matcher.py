@@ -145,12 +145,28 @@ def test_displacement_features_are_zero_where_a_joint_is_missing_and_grow_with_m
     assert (g[:, 0, 2] > f[:, 0, 2]).all()                                   # tanh(|d|²/4) grows
 
 
+def test_confidence_feature_is_each_keypoints_own_c_and_zero_where_missing():
+    cur, prev, size, delta = _pairs()
+    cur[..., 2] = torch.linspace(0.05, 0.95, NUM_JOINTS)              # predicted-like confidences
+    cur[:, 3, 2] = 0.0                                               # a missing keypoint
+    prev[..., 2] = 2.0                                               # a flag above 1 is full confidence
+    cfg = TokenConfig(position_encoding="fourier", displacement=True, confidence=True)
+    f = tokenize_pairs(cur, prev, size, delta, cfg)["features"]
+    assert f.shape[-1] == cfg.num_features == TokenConfig(position_encoding="fourier", displacement=True).num_features + 1
+    assert torch.allclose(f[:, :NUM_JOINTS, -1], cur[..., 2])          # the current pose's c (0 where missing)
+    assert (f[:, NUM_JOINTS:, -1] == 1.0).all()                       # clipped to 1
+    # the other features do not depend on it
+    plain = tokenize_pairs(cur, prev, size, delta, TokenConfig(position_encoding="fourier", displacement=True))
+    assert torch.equal(f[..., :-1], plain["features"])
+
+
 def test_transformer_reads_every_encoding():
     from keytrack.models.transformer import TransformerMatchingNetwork
     from keytrack.models.registry import transformer_config
 
     cur, prev, size, delta = _pairs()
-    for cfg in (TokenConfig(position_encoding="factorised"), TokenConfig(position_encoding="fourier", displacement=True)):
+    for cfg in (TokenConfig(position_encoding="factorised"), TokenConfig(position_encoding="fourier", displacement=True),
+                TokenConfig(position_encoding="fourier", displacement=True, confidence=True)):
         model = TransformerMatchingNetwork(transformer_config(cfg, hidden=16, intermediate=16, layers=1, heads=2))
         out = model(tokenize_pairs(cur, prev, size, delta, cfg))
         assert out.shape == (6, 2) and torch.isfinite(out).all()

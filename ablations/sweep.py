@@ -719,7 +719,8 @@ def _train_and_evaluate(spec: SweepSpec, cfg, command: list[str], key: str, flat
         status = "stopped" if execution.stopped else "finished"
         history, seconds, training = execution.history, round(execution.seconds, 1), "trained"
     checkpoint = _best_checkpoint(run)
-    result = {"name": key, "status": status, "params": flat, "history": history, "epochs": len(history),
+    result = {"name": key, "status": status, "params": flat, "history": history,
+              "epochs": _metrics_json(run).get("epochs") or len(history),   # validation may skip epochs
               "val_acc": max(history) if history and spec.metric == "val/acc" else _metrics_json(run).get("best_val_acc"),
               "val_rank1": _metrics_json(run).get("best_val_rank1"),
               "run_dir": str(run), "checkpoint": str(checkpoint), "training": training,
@@ -814,7 +815,9 @@ def wandb_sweep_results(sweep_path: str, *, api=None, metric: str | None = None)
         results.append({"name": run.name, "status": status, "wandb_state": state, "wandb_id": run.id,
                         "model": {k: model.get(k) for k in SIZE_KEYS},
                         "history": history, "epochs": len(history),
-                        "val_acc": max(history) if history else run.summary.get(metric), "run_dir": run_dir})
+                        "val_acc": max(history) if history and metric == "val/acc" else run.summary.get("val/acc"),
+                        "val_rank1": max(history) if history and metric == "val/rank1" else run.summary.get("val/rank1"),
+                        "run_dir": run_dir})
         if status == "failed":
             results[-1]["error"] = f"W&B state {state}, no {metric} logged"
     return results

@@ -461,3 +461,9 @@ def test_wandb_sweep_results_read_config_history_and_run_folder():
     rows = table_rows(out)
     assert (rows[0]["run"], rows[0]["paper_idsw"]) == ("figure7-L2", 1.0)
     assert rows[0]["val_acc"] == pytest.approx(80)
+    # A sweep on val/rank1 (figure7_improved): its history is rank-1; val/acc comes from the summary.
+    ranked = SimpleNamespace(runs=[_FakeRun(name="r", id="r1", state="finished", config={"model": {"layers": 2}},
+                                            rows=[{"val/rank1": 0.99}], summary={"val/acc": 0.95, "val/rank1": 0.99})],
+                             config={"metric": {"name": "val/rank1"}})
+    out = sw.wandb_sweep_results("me/keytrack/s2", api=SimpleNamespace(sweep=lambda path: ranked))
+    assert (out[0]["val_acc"], out[0]["val_rank1"]) == (0.95, 0.99)

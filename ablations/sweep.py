@@ -719,10 +719,11 @@ def _train_and_evaluate(spec: SweepSpec, cfg, command: list[str], key: str, flat
         status = "stopped" if execution.stopped else "finished"
         history, seconds, training = execution.history, round(execution.seconds, 1), "trained"
     checkpoint = _best_checkpoint(run)
+    metrics = _metrics_json(run)
     result = {"name": key, "status": status, "params": flat, "history": history,
-              "epochs": _metrics_json(run).get("epochs") or len(history),   # validation may skip epochs
-              "val_acc": max(history) if history and spec.metric == "val/acc" else _metrics_json(run).get("best_val_acc"),
-              "val_rank1": _metrics_json(run).get("best_val_rank1"),
+              "epochs": metrics.get("epochs") or len(history),   # validation may skip epochs
+              "val_acc": max(history) if history and spec.metric == "val/acc" else metrics.get("best_val_acc"),
+              "val_rank1": metrics.get("best_val_rank1"),
               "run_dir": str(run), "checkpoint": str(checkpoint), "training": training,
               "train_seconds": seconds, **_model_info(checkpoint)}
     if status == "stopped":

@@ -47,7 +47,7 @@ from ablations.common import (Column, Profile, RunCache, RunOptions, RunRecord, 
                               complete_head_boxes, dataset_fingerprint, display_path, finish, mean_std,
                               network_or_error, opt, options_from, write_table)
 from ablations.scoring import (COMPARISON_KEYPOINT_THRESHOLD, HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD,
-                               POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, method_scorer,
+                               NON_LEARNED, POSE_ENTAILMENT_THRESHOLD, SETTING_LABELS, hota_columns, method_scorer,
                                track_and_evaluate, tune_threshold)
 from keytrack.evaluation import COLUMNS
 from keytrack.models import registry
@@ -100,7 +100,7 @@ def label(method: str, short: bool = False) -> str:
 #: Every method name ``--methods`` takes: each method, and each with the tracker's motion.
 METHOD_NAMES: tuple[str, ...] = (*METHODS, *(m + MOTION for m in METHODS))
 #: Methods whose match threshold is tuned on the training split (the non-learned similarities).
-TUNED: tuple[str, ...] = ("oks", "iou")
+TUNED: tuple[str, ...] = NON_LEARNED
 #: Figure 4's other rows, shown from the paper only (optical flow needs FlowNet2; the paper's GCN row
 #: stands alone when our GCN is not run).
 PAPER_ONLY: dict[str, str] = {"gcn": "GCN (paper)", "optical_flow": "Optical Flow (paper)"}

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ablations import claims, runner
+from ablations.common import budget_file_overrides
 from ablations.tracking_ablation import TrackingOptions
 from keytrack.tables import MeanStd
 from keytrack.config import load_config
@@ -69,15 +70,22 @@ def test_spec_expands_methods_by_resolution_per_profile():
     rows = runner.train_rows(quick)
     assert [r["key"] for r in rows[:5]] == ["transformer-12x9", "transformer-24x18", "transformer-48x36",
                                              "transformer-96x72", "cnn_keypoints-12x9"]
-    assert len(rows) == 12 and quick["train"]["seeds"] == [0, 1] and quick["track"]["nearest"] == 1
+    assert len(rows) == 16 and quick["train"]["seeds"] == [0, 1] and quick["track"]["nearest"] == 1
     full = runner.by_profile(spec, "full")
     assert runner.train_rows(full)[5]["resolution"] == [384, 288] and full["track"]["nearest"] is None
     assert full["train"]["budget"] is None and quick["train"]["budget"] == "resolution_quick"
     # the transformer's resolution is its Position grid, a CNN's its input image
-    for r in (rows[2], rows[6]):
+    for r in (rows[2], rows[6], rows[14]):
         cfg = load_config([f"experiment={r['experiment']}", *r["overrides"]])
-        key = "tokens.grid" if r["row"] == "transformer" else "model.resolution"
+        key = "model.resolution" if r["row"].startswith("cnn_") else "tokens.grid"
         assert list(cfg[key.split(".")[0]][key.split(".")[1]]) == [48, 36], r
+    # the improved matcher is measured on the grid with the paper's lookup Position tokens
+    improved = load_config([f"experiment={rows[14]['experiment']}", *rows[14]["overrides"]])
+    assert rows[14]["row"] == "improved" and improved.tokens.position_encoding == "lookup"
+    assert improved.loss.name == "listwise" and improved.tokens.oks_prior
+    budget = load_config([f"experiment={rows[14]['experiment']}", *rows[14]["overrides"],
+                          *budget_file_overrides(quick["train"]["budget"])])
+    assert budget.trainer.max_epochs == 1 and budget.trainer.check_val_every_n_epoch == 1   # validated once
     only = runner.train_rows(runner.by_profile(runner.load_spec("resolution_sweep", ["train.only=[cnn_crops]"]),
                                                 "quick"))
     assert {r["row"] for r in only} == {"cnn_crops"}
@@ -117,7 +125,7 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
 
     labels = runner.load_spec("resolution_sweep")["labels"]["row"]
     assert [(r["row"], r["resolution"]) for r in result.rows] == [
-        (labels[m], res) for m in ("transformer", "cnn_keypoints", "cnn_crops") for res in ("8x6", "12x9")]
+        (labels[m], res) for m in ("transformer", "cnn_keypoints", "cnn_crops", "improved") for res in ("8x6", "12x9")]
     for row in result.rows:
         if (row["row"], row["resolution"]) == (labels["cnn_keypoints"], "12x9"):
             assert "training failed: RuntimeError: out of memory (simulated)" in row["status"]
@@ -136,7 +144,7 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
     assert "out of memory (simulated)" in md and "| Status |" in md and "Claim \"" in md
     assert "resolution_quick.yaml" in md and "nearest poses" in md          # the quick profile's nearest = 1
     with open(out / "table.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 6
+        assert len(list(csv.DictReader(f))) == 8
     png = (out / "idsw_vs_resolution.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert len(list((tmp_path / "runs" / "cnn_crops").glob("synthetic-cnn_crops-8x6-quick-*-seed0/metrics.json"))) == 1

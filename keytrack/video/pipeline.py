@@ -255,10 +255,10 @@ def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | 
     text += [f"{len(frames)} frames of {source.width} x {source.height}, {poses} poses, {tracks} tracks.", "",
              timer.table(wall, len(frames)), ""]
     if counters:
-        text += ["| counter | value |", "|---|---:|"]
-        text += [f"| {k} | {v:.2f} |" if isinstance(v, float) else f"| {k} | {v} |"
-                 for k, v in counters.items()]
-        text += [""]
+        from keytrack.tables import Column, markdown_table
+
+        text += [markdown_table([{"counter": k, "value": v} for k, v in counters.items()],
+                                [Column("counter"), Column("value", digits=2, align="right")]), ""]
     timing_path = write_text(out_dir / f"{source.name}.timing.md", "\n".join(text))
     return VideoResult(source.name, len(frames), poses, tracks, json_path, video_path, timing_path, timer,
                        wall, counters, tracked)

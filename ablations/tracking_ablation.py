@@ -699,9 +699,10 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
     def candidates(n: int | None) -> str:
         return f"the {n} nearest poses of each earlier frame" if n else "every pose of the earlier frames"
 
-    compared = f"the learned matchers compare with {candidates(opts.nearest)}" + (
+    compared = (f"the learned matchers compare with {candidates(opts.nearest)}" + (
         f", the learned baselines with {candidates(opts.baseline_nearest)}" if baselines else "") + (
-        "; OKS and IoU with every pose" if len(learned) < len(matchers) else "")
+        "; OKS and IoU with every pose" if len(learned) < len(matchers) else "")) if learned else \
+        f"OKS and IoU compare with {candidates(None)}"
     output = (f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
               f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
               + ("; AP is the keypoints' own, before that threshold." if ap_before_threshold else ".")

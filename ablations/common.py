@@ -626,13 +626,16 @@ class Result:
     files: list[Path]
     failures: list[str]
     records: dict = field(default_factory=dict)
+    tables: list[str] = field(default_factory=lambda: ["table"])    # printed by finish: <out>/<name>.md
+    tuning_rows: list[dict] = field(default_factory=list)            # OKS / IoU thresholds tuned
+    thresholds: dict = field(default_factory=dict)                   # each matcher's match threshold
 
 
-def finish(name: str, result: Result, tables: Sequence[str] = ("table",)) -> int:
-    """Print the ``tables`` (``<out>/<name>.md``) and the files written; exit status 1 when a run failed."""
+def finish(name: str, result: Result) -> int:
+    """Print the result's tables (``<out>/<name>.md``) and the files written; exit status 1 when a run failed."""
     import sys
 
-    for table in tables:
+    for table in result.tables:
         print((result.out / f"{table}.md").read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(f) for f in result.files))
     if result.failures:

@@ -1,5 +1,6 @@
 """``keytrack ablate NAME``: an ablation as data, one runner for all of them.
 
+    keytrack ablate tracker_comparison --train-seeds 0 1 2       # Figure 4: matchers × settings × strides
     keytrack ablate timesteps                                    # §5.1: δ = 1..4 at tracking time
     keytrack ablate assignment --data ../shared/data/bonn_mppt   # §5.1: greedy against Hungarian
     keytrack ablate threshold --seeds 0 axes.threshold=[0.3,0.5] # A.3 / Table 4, spec values overridden
@@ -8,27 +9,39 @@
 
 An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), that says
 
-* ``axes``: what varies. ``setting`` (keypoint settings of :mod:`keytrack.perturb`), ``matcher``
-  (the matching networks side by side: ``paper``, the paper's model trained by the profile's
-  experiment, ``default`` in quick and ``paper`` in full, or any experiment name such as
-  ``improved``; ``--checkpoint`` or ``--experiment`` track one network instead), ``delta`` (δ
-  at tracking time), ``assignment`` (``greedy`` / ``hungarian``) and ``threshold`` (the output
-  keypoint-confidence threshold of A.3; ``null``: the options' own, none for GT keypoints). Every
-  combination is tracked once per perturbation seed (:class:`~ablations.tracking_ablation.TrackingOptions`:
-  GT keypoints with the first seed only) by :func:`~ablations.tracking_ablation.run_cells`, which
-  caches each cell by what determines its result, shares one perturbation and one pair-score memo
-  between cells of a seed and retries failed cells on the next run;
-* ``compute_ap``: score AP on the thresholded output too (Table 4);
+* ``axes``: what varies. ``setting`` (keypoint settings of :mod:`keytrack.perturb`), ``stride``
+  (every k-th frame of ground truth and predictions alike), ``matcher`` (side by side: ``paper`` /
+  ``pose_entailment``, the paper's model trained by the profile's experiment, ``default`` in quick and
+  ``paper`` in full, or ``--experiment``; ``improved`` / ``pose_entailment_improved``; a learned
+  baseline of the matcher registry, trained with Pose Entailment's budget; ``oks`` / ``iou``, their
+  match threshold tuned on the training split; any experiment's name; each with ``+motion`` to track
+  with the tracker's motion. Learned matchers are trained once per ``--train-seeds`` seed.
+  ``--checkpoint`` or ``--experiment`` track one network instead of a spec's networks, and are the
+  paper's matcher beside OKS, IoU or a baseline), ``delta`` (δ at tracking time), ``assignment``
+  (``greedy`` / ``hungarian``) and ``threshold`` (the output keypoint-confidence threshold of A.3;
+  ``null``: the options' own, none for GT keypoints). Every combination is tracked once per
+  perturbation seed (:class:`~ablations.tracking_ablation.TrackingOptions`: GT keypoints with the
+  first seed only) by :func:`~ablations.tracking_ablation.run_cells`, which caches each cell by what
+  determines its result, shares one perturbation and one pair-score memo between cells of a seed and
+  retries failed cells on the next run. ``--strides``, ``--settings``, ``--methods`` and ``--delta``
+  replace the axes of those names;
+* ``seeds``: the perturbation seeds when ``--seed`` gives none (default 0 1 2); ``track.keypoint_threshold``:
+  the output keypoint threshold when ``--keypoint-threshold`` gives none (default the paper's 0.57);
+* ``compute_ap``: score AP too, on the thresholded output (``true``, Table 4) or on the keypoints
+  before the threshold (``before``, Figure 4); ``speed: true`` adds ``speed.md`` (frames/s, pairs/s);
+  tuned OKS / IoU thresholds are written to ``tuning.md``;
 * ``compare``: ``{axis, to, metrics}``: per row the paired-by-seed difference ``d_<metric>`` to the
   row of the same other axes with ``axis = to``;
 * ``best``: ``{metric, label}``: mark the row with the highest mean of ``metric``;
 * ``paper``: the paper's values beside ours, each entry ``{when: {axis: value}, values: {column:
   v}}`` with ``v`` a literal or, with ``from`` (a dotted path into ``keytrack/reference/paper_results.yaml``
   in which ``{setting}`` is the row's setting), a dotted path inside it; with ``match: <axis>``,
-  ``from`` is a list of rows and the one whose ``<axis>`` equals the row's is taken;
+  ``from`` is a list of rows and the one whose ``<axis>`` equals the row's is taken; ``paper_rows``:
+  rows of the paper's values alone (``{label, from, values, unless: <matcher>}``) after each
+  setting's stride-1 rows;
 * ``labels``: display names of axis values; ``columns``: the table's columns (keys, or ``{key,
-  label, digits}``); ``title``, ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title,
-  paper: {from, x}}``.
+  label, digits}``; ``parts``: %IDSW per body part, ``hota``: HOTA, DetA, AssA, IDF1); ``title``,
+  ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title, paper: {from, x}}``.
 
 A spec with ``train`` instead of ``axes`` trains one network per row and training seed
 (:func:`run_train_spec`): ``train.rows`` (``{row, experiment, overrides}``), expanded over
@@ -43,9 +56,7 @@ and FLOPs per pair), ``train.only`` (a subset of rows); ``track`` (``setting``, 
 
 It writes ``results/<NAME>/`` (``.../<data>-<split>/`` with ``--data``): ``table.md`` /
 ``table.csv`` (mean ± std over seeds, failed cells shown as failed) and the plot. ``key=value``
-arguments override the spec (omegaconf dotlist: ``axes.delta=[1,4]``). The matching network is the
-δ = 4 network of :func:`~ablations.tracking_ablation.matching_network` (``--checkpoint``, or trained
-once by ``--profile`` / ``--experiment`` and reused).
+arguments override the spec (omegaconf dotlist: ``axes.delta=[1,4]``).
 """
 from __future__ import annotations
 
@@ -59,11 +70,15 @@ from typing import Any, Sequence
 from ablations.claims import CLAIMS
 from ablations.common import Result, finish
 from ablations.scoring import SETTING_LABELS, hota_columns
-from ablations.tracking_ablation import (PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
-                                        common_notes, describe_network, failure_status, hota_stats,
-                                        matching_network, open_results, paired_difference, run_cells,
-                                        save_line_plot, seed_stat, total, tracking_options)
+from ablations.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
+from ablations.tracking_ablation import (DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
+                                        PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
+                                        base, common_notes, describe_network, failure_status, hota_stats,
+                                        matcher_network, matching_network, missing_images, open_results,
+                                        paired_difference, run_cells, save_line_plot, seed_stat, total,
+                                        tracking_options, tune_thresholds)
 from keytrack.config import EXPERIMENTS_DIR
+from keytrack.evaluation import COLUMNS as PARTS
 from keytrack.errors import InputError
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
@@ -75,23 +90,21 @@ log = logging.getLogger("ablations.runner")
 SPECS = Path(__file__).resolve().parent.parent / "experiments" / "ablations"
 #: The ablations that stay code (plug-ins): ``keytrack ablate NAME ...`` hands ``...`` to the module's own
 #: options (``add_arguments`` / ``run``). A spec with ``variants`` is run by ``matcher_variants``.
-PLUGINS = {"tracker_comparison": "ablations.tracker_comparison", "matcher_variants": "ablations.matcher_variants",
-           "toks": "ablations.toks", "sweep": "ablations.sweep"}
+PLUGINS = {"matcher_variants": "ablations.matcher_variants", "toks": "ablations.toks", "sweep": "ablations.sweep"}
 #: The axes a spec may vary, in the order a cell is built from.
-AXES = ("setting", "matcher", "delta", "assignment", "threshold")
-DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "matcher": None, "delta": [4],
+AXES = ("setting", "stride", "matcher", "delta", "assignment", "threshold")
+DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "stride": [1], "matcher": None, "delta": [4],
                 "assignment": ["greedy"], "threshold": None}
-#: The ``matcher`` value that stands for the paper's model at the profile's budget (``--profile``).
-PAPER_MATCHER = "paper"
-SPEC_KEYS = {"title", "axes", "compute_ap", "compare", "best", "paper", "labels", "columns", "notes", "plot",
-             "train", "track", "claims"}
+SPEC_KEYS = {"title", "axes", "seeds", "compute_ap", "speed", "compare", "best", "paper", "paper_rows", "labels",
+             "columns", "notes", "plot", "train", "track", "claims"}
 #: Fields of ``train`` (a spec that trains one network per row and seed) and of its ``track``.
 TRAIN_KEYS = {"rows", "each", "seeds", "budget", "show", "cost", "only"}
 TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_videos"}
 PROFILE_KEYS = {"quick", "full"}
 #: Column labels and digits of the keys a row has.
 COLUMN_LABELS = {
-    "setting": ("Keypoints", None), "matcher": ("Matcher", None), "delta": ("δ", None),
+    "setting": ("Keypoints", None), "stride": ("Stride", None), "matcher": ("Matcher", None), "delta": ("δ", None),
+    "match_threshold": ("Match thr.", 2),
     "assignment": ("Assignment", None),
     "threshold": ("Threshold", 2), "idsw": ("%IDSW Total", 2), "mota": ("MOTA", None), "ap": ("AP", None),
     "switches": ("ID switches", 0), "best": ("", None),
@@ -145,20 +158,27 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
             continue
         if not isinstance(values, list) or not values:
             raise InputError(f"{where}: axes.{axis}: expected a non-empty list, got {values!r}")
+    named = (*PAPER_MATCHERS, *IMPROVED_MATCHERS, *NON_LEARNED, *LEARNED_BASELINES)
     checks = {"setting": (lambda v: v in SETTINGS, f"one of {list(SETTINGS)}"),
               "assignment": (lambda v: v in ASSIGNMENTS, f"one of {list(ASSIGNMENTS)}"),
+              "stride": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
               "delta": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
               "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]"),
-              "matcher": (lambda v: v == PAPER_MATCHER or (isinstance(v, str)
-                                                            and (Path(EXPERIMENTS_DIR) / f"{v}.yaml").is_file()),
-                          f"{PAPER_MATCHER!r} or experiments of experiments/")}
+              "matcher": (lambda v: isinstance(v, str) and (base(v) in named
+                                                            or (Path(EXPERIMENTS_DIR) / f"{base(v)}.yaml").is_file()),
+                          f"one of {list(named)} or an experiment of experiments/, each optionally with {MOTION!r}")}
     for axis, (ok, expected) in checks.items():
         wrong = [v for v in (axes[axis] or []) if not ok(v)]
         if wrong:
             raise InputError(f"{where}: axes.{axis}: {wrong} are not {expected}")
-    for axis in ("delta", "threshold"):                  # numeric axes: sorted, each value once
+    for axis in ("stride", "delta", "threshold"):        # numeric axes: sorted, each value once
         if axes[axis] is not None:
             axes[axis] = sorted({float(v) if axis == "threshold" else int(v) for v in axes[axis]})
+    if axes["matcher"] is not None:
+        axes["matcher"] = list(dict.fromkeys(axes["matcher"]))
+    unknown = sorted(set(spec.get("track") or {}) - {"keypoint_threshold"})
+    if unknown:
+        raise InputError(f"{where}: track: unknown field(s) {unknown} (known: ['keypoint_threshold'])")
     spec["axes"] = axes
     compare = spec.get("compare")
     if compare and (compare.get("axis") not in AXES or not compare.get("metrics")):
@@ -212,6 +232,12 @@ def paper_values(spec: dict, values: dict) -> dict:
 def _label(spec: dict, axis: str, value: Any) -> Any:
     if axis == "setting":
         return SETTING_LABELS[value]
+    if axis == "matcher" and value:
+        if value.endswith(MOTION):
+            return f"{_label(spec, axis, base(value))} + motion"
+        if value in LEARNED_BASELINES and value not in ((spec.get("labels") or {}).get(axis) or {}):
+            from keytrack.models import registry
+            return registry.get(value).label
     if isinstance(value, (list, tuple)):                 # a resolution [w, h] is shown as "wxh"
         return "x".join(map(str, value))
     return ((spec.get("labels") or {}).get(axis) or {}).get(value, value)
@@ -227,6 +253,9 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
             continue
         if key == "hota":
             cols.extend(hota_columns(rows))
+            continue
+        if key == "parts":                               # %IDSW per body part, PoseTrack's columns
+            cols.extend(Column(p, p, digits=2) for p in PARTS)
             continue
         label, digits = COLUMN_LABELS.get(key, (key, None))
         if key.endswith("_paper") and key not in COLUMN_LABELS:
@@ -289,63 +318,108 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
-             eval_gt: Dataset | None = None) -> Result:
-    """Expand ``spec`` into cells, run or reuse each, write the table and the plot.
+def with_spec_defaults(opts: TrackingOptions, spec: dict) -> TrackingOptions:
+    """``opts`` with what the options leave to the spec: the perturbation ``seeds`` (the spec's, else 0 1
+    2) and the output keypoint threshold (its ``track.keypoint_threshold``, else the paper's 0.57)."""
+    from dataclasses import replace
 
-    ``name``: the results folder (default: the spec file's name); ``eval_gt`` replaces the
-    profile's evaluation ground truth (tests, other data)."""
+    kp = opts.keypoint_threshold if opts.keypoint_threshold is not None else \
+        (spec.get("track") or {}).get("keypoint_threshold", PAPER_KEYPOINT_THRESHOLD)
+    return replace(opts, seeds=opts.seeds or tuple(spec.get("seeds") or DEFAULT_SEEDS), keypoint_threshold=float(kp))
+
+
+def _matchers(spec: dict, opts: TrackingOptions) -> list[str | None]:
+    """The spec's matchers; ``--checkpoint`` / ``--experiment`` replace a spec of networks alone by the one
+    network they name (None), and otherwise are the paper's matcher."""
+    matchers = spec["axes"]["matcher"] or [None]
+    networks_only = all(base(m) not in (*NON_LEARNED, *LEARNED_BASELINES) for m in matchers if m)
+    return [None] if (opts.checkpoint or opts.experiment) and networks_only else matchers
+
+
+def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
+             eval_gt: Dataset | None = None, train_gt: Dataset | None = None) -> Result:
+    """Expand ``spec`` into cells, run or reuse each, write the table (and ``tuning.md`` when OKS or IoU
+    were tuned, ``speed.md`` with ``speed: true``) and the plot.
+
+    ``name``: the results folder (default: the spec file's name); ``eval_gt`` / ``train_gt`` replace
+    the profile's evaluation ground truth and the training ground truth that OKS and IoU are tuned on
+    (tests, other data)."""
     spec = load_spec(spec) if isinstance(spec, str) else spec
     name = name or Path(spec["_path"]).stem
+    opts = with_spec_defaults(opts, spec)
     profile, out, cache = open_results(opts, name)
     axes = dict(spec["axes"])
-    if opts.checkpoint or opts.experiment:      # one network, the one the options name
-        axes["matcher"] = None
-    matchers = axes["matcher"] or [None]
-    networks = {m: matching_network(opts, profile, None if m in (None, PAPER_MATCHER) else m) for m in matchers}
+    axes["matcher"] = matchers = _matchers(spec, opts)
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
-    compute_ap = bool(spec.get("compute_ap", False))
+    labels = {m: _label(spec, "matcher", m) for m in matchers}
 
-    def thresholds(setting: str) -> list[float]:
+    # The matchers: each learned one trained once per training seed (or reused); the crop CNN skipped on
+    # data without image files; OKS and IoU tuned on the training split.
+    skipped: dict[str, str] = {}
+    if any(base(m) == "cnn_crops" for m in matchers) and "cnn_crops" not in opts.checkpoints:
+        reason = missing_images(profile, eval_gt)
+        skipped = {m: reason for m in matchers if reason and base(m) == "cnn_crops"}
+    networks, failures = {}, []
+    for m in dict.fromkeys(base(m) for m in matchers if m not in skipped and base(m) not in NON_LEARNED):
+        for seed in (None,) if m is None else opts.seeds_of(m):        # None: the options' one network
+            networks[m, seed] = matching_network(opts, profile) if m is None else \
+                matcher_network(opts, profile, m, seed)
+            if networks[m, seed][1]:
+                failures.append(f"{labels.get(m, m) or 'matching'} network (seed {seed}): {networks[m, seed][1]}")
+    train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
+    thresholds, tuning_rows, filled = tune_thresholds(opts, profile, cache, matchers, max(axes["delta"]), train_gt,
+                                                      label=lambda m: labels[m])
+    failures += [f"{m}: every tuning run failed" for m, t in thresholds.items() if t is None]
+
+    compute_ap = spec.get("compute_ap", False)
+
+    def thresholds_of(setting: str) -> list[float]:
         return axes["threshold"] if axes["threshold"] is not None else [opts.output_keypoint_threshold(setting)]
 
-    def cell(v: dict, seed: int) -> Cell:
-        return Cell(v["setting"], seed, v["delta"], v["assignment"], float(v["threshold"]), compute_ap=compute_ap,
-                    matcher=v["matcher"])
+    def cells(v: dict) -> list[Cell]:
+        m = v["matcher"]
+        trainings = (None,) if m is None else opts.seeds_of(m)
+        return [Cell(v["setting"], seed, v["delta"], v["assignment"], float(v["threshold"]),
+                     compute_ap=bool(compute_ap), matcher=m, stride=v["stride"], train_seed=t,
+                     ap_before_threshold=compute_ap == "before", several_trainings=len(trainings) > 1)
+                for t in trainings for seed in opts.seeds_for(v["setting"])]
 
     raw = [dict(zip(AXES, combo)) for s in axes["setting"]
-           for combo in itertools.product([s], matchers, axes["delta"], axes["assignment"], thresholds(s))]
-    records, failures = {}, []
-    for m, (network, network_error) in networks.items():
-        cells = [cell(v, seed) for v in raw if v["matcher"] == m for seed in opts.seeds_for(v["setting"])]
-        done = run_cells(cells, cache=cache, eval_gt=eval_gt, network=network, network_error=network_error,
-                         opts=opts, logger=log)
-        records.update(done)
-        if network_error:
-            failures.append(f"matching network{' ' + m if m else ''}: {network_error}")
-        failures += [f"{c.key}: {r.failure}" for c, r in done.items() if not r.ok]
+           for combo in itertools.product([s], axes["stride"], matchers, axes["delta"], axes["assignment"],
+                                          thresholds_of(s))]
+    todo = [c for v in raw if v["matcher"] not in skipped for c in cells(v)]
+    image_root = str(profile.data_root) if profile.data_root is not None else None
+    records = run_cells(todo, cache=cache, eval_gt=eval_gt, opts=opts, networks=networks, thresholds=thresholds,
+                        image_root=image_root, split=profile.eval_split, logger=log)
+    failures += [f"{c.key}: {r.failure}" for c, r in records.items() if not r.ok]
 
     def recs(v: dict) -> list:
-        return [records[cell(v, s)] for s in opts.seeds_for(v["setting"])]
+        return [records[c] for c in cells(v) if c in records]
 
     compare = spec.get("compare") or {}
-    shown = [a for a in AXES if a == "setting" or (axes[a] is not None and len(axes[a]) > 1)
-             or a == compare.get("axis")]
+    shown = [a for a in AXES if axes[a] not in (None, [None]) and (a == "setting" or len(axes[a]) > 1
+                                                        or a == compare.get("axis") or a in _column_keys(spec))]
     rows = []
     for v in raw:
         rs = recs(v)
         row = {a: _label(spec, a, v[a]) for a in shown}
-        row.update(idsw=seed_stat(rs, total("idsw")), mota=seed_stat(rs, total("mota")), **hota_stats(rs),
+        row.update(match_threshold=thresholds.get(v["matcher"]), idsw=seed_stat(rs, total("idsw")),
+                   mota=seed_stat(rs, total("mota")), **hota_stats(rs),
+                   **{p: seed_stat(rs, lambda r, p=p: (r.get("idsw") or {}).get(p)) for p in PARTS},
                    switches=seed_stat(rs, lambda r: r.get("num_switches")),
-                   status=failure_status(rs, opts.seeds_for(v["setting"])))
+                   status=("skipped: " + skipped[v["matcher"]] if v["matcher"] in skipped else
+                           failure_status(rs, [f"{c.seed}" + (f" (training {c.train_seed})" if c.several_trainings
+                                                              else "") for c in cells(v)])))
+        if v["matcher"] in skipped:
+            row["match_threshold"] = None
         if compute_ap:
             row["ap"] = seed_stat(rs, total("ap"))
         if compare and v[compare["axis"]] != compare["to"]:
             ref = {**v, compare["axis"]: compare["to"]}
             if ref in raw:
-                for m in compare["metrics"]:
-                    row[f"d_{m}"] = paired_difference(rs, recs(ref), total(m))
+                for metric in compare["metrics"]:
+                    row[f"d_{metric}"] = paired_difference(rs, recs(ref), total(metric))
         row.update(paper_values(spec, v))
         rows.append(row)
     best = spec.get("best")
@@ -357,18 +431,100 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                 tops[v["matcher"]] = r
         for r in rows:
             r["best"] = best.get("label", "best") if any(r is t for t in tops.values()) else ""
+    rows = _with_paper_rows(spec, rows, raw, matchers, axes)
 
     context = {a: (_label(spec, a, axes[a][0]) if axes[a] else None) for a in AXES}
     context["compare_to"] = _label(spec, compare.get("axis", ""), compare.get("to")) if compare else ""
     notes = [*(n.format(**context) for n in spec.get("notes") or []),
-             *common_notes(opts, profile, eval_gt, eval_description, cache, axes["setting"],
-                           keypoint_threshold=axes["threshold"] is None),
-             *(describe_network(*networks[m], _label(spec, "matcher", m) if m else "") for m in matchers)]
+             *common_notes(opts, profile, eval_gt, eval_description, cache, axes["setting"], matchers,
+                           thresholds=thresholds, label=lambda m: labels.get(m, m), keypoint_threshold=
+                           axes["threshold"] is None, ap_before_threshold=compute_ap == "before",
+                           train_description=train_description, filled=filled),
+             *(f"{labels[m] or 'Matching network'}: skipped, {reason}." for m, reason in skipped.items()),
+             *(describe_network(*networks[m, s], (f"{labels.get(m, m)}, seed {s}" if len(matchers) > 1
+                                                  or len(opts.training_seeds) > 1 else ""))
+               for (m, s) in networks)]
     files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
+    if tuning_rows:
+        files += write_table(tuning_rows, out, name="tuning", title="Match thresholds of OKS and IoU, tuned on the "
+                             "training split", notes=[f"Training split: {train_description}, GT keypoints (c = 1), "
+                                                      "stride 1, greedy assignment; chosen: lowest %IDSW Total, then "
+                                                      "highest MOTA, then lowest threshold."],
+                             columns=[Column("method", "Method"), Column("threshold", "Match thr.", digits=2),
+                                      Column("idsw_total", "%IDSW Total", digits=2), Column("mota", "MOTA"),
+                                      Column("switches", "ID switches"), Column("chosen", "Chosen"),
+                                      *([Column("status", "Status")] if any(r["status"] for r in tuning_rows)
+                                        else [])])
+    tables = ["table"]
+    if spec.get("speed"):
+        files += _speed_table(raw, recs, spec, out, opts, eval_description)
+        tables.append("speed")
     plot = _plot(spec, rows, raw, out)
     if plot is not None:
         files.append(plot)
-    return Result(rows, out, files, failures, records)
+    return Result(rows, out, files, failures, records, tables=tables, tuning_rows=tuning_rows,
+                  thresholds=thresholds)
+
+
+def _column_keys(spec: dict) -> set[str]:
+    return {c if isinstance(c, str) else c["key"] for c in spec.get("columns") or []}
+
+
+def _with_paper_rows(spec: dict, rows: list[dict], raw: list[dict], matchers: Sequence, axes: dict) -> list[dict]:
+    """``rows`` with the spec's ``paper_rows`` (the paper's values alone, as rows of their own) after each
+    setting's stride-1 rows (its last rows without a stride 1); an entry ``unless: <matcher>`` only when
+    that matcher is not run."""
+    from keytrack.reference import paper_results
+
+    entries = [e for e in spec.get("paper_rows") or [] if not any(base(m) == e.get("unless") for m in matchers)]
+    if not entries:
+        return rows
+    out = []
+    for i, (row, v) in enumerate(zip(rows, raw)):
+        out.append(row)
+        nxt = raw[i + 1] if i + 1 < len(raw) else None
+        last = nxt is None or nxt["setting"] != v["setting"] or (v["stride"] == 1 and nxt["stride"] != 1)
+        if last and (v["stride"] == 1 or 1 not in axes["stride"]):
+            for e in entries:
+                src = _lookup(paper_results(), e["from"].format(**v), spec["_path"])
+                extra = {c: _lookup(src, p, spec["_path"]) for c, p in (e.get("values") or {}).items()}
+                out.append({"setting": _label(spec, "setting", v["setting"]), "stride": 1, "matcher": e["label"],
+                            **paper_values(spec, {**v, "stride": 1, "matcher": ""}), **extra})
+    return out
+
+
+def _speed_table(raw: list[dict], recs, spec: dict, out: Path, opts: TrackingOptions, eval_description: str) -> list:
+    """``speed.md`` / ``.csv``: the tracking step's frames/s and the network's pairs/s of every (setting,
+    matcher) at stride 1 (else the first stride), from the first cell of each."""
+    import os
+
+    import torch
+
+    strides = sorted({v["stride"] for v in raw})
+    stride = 1 if 1 in strides else strides[0]
+    rows = []
+    for v in raw:
+        if v["stride"] != stride or not recs(v):
+            continue
+        record = recs(v)[0]
+        r = record.result if record.ok else {}
+        rows.append({"setting": _label(spec, "setting", v["setting"]), "matcher": _label(spec, "matcher", v["matcher"]),
+                     **{k: r.get(k) for k in ("frames", "poses", "frames_per_s", "pairs", "forwards", "pairs_per_s")},
+                     "measured": record.finished_at or None, "status": record.failure})
+    return write_table(
+        rows, out, name="speed", title=f"Speed of the tracking step (stride {stride})",
+        columns=[Column("setting", "Keypoints"), Column("matcher", "Method"), Column("frames", "Frames"),
+                 Column("poses", "Poses"), Column("frames_per_s", "Frames/s", digits=0),
+                 Column("pairs", "Pairs scored"), Column("forwards", "Network forwards"),
+                 Column("pairs_per_s", "Pairs/s", digits=0), Column("measured", "Measured (UTC)"),
+                 *([Column("status", "Status")] if any(r["status"] for r in rows) else [])],
+        notes=[f"Evaluation split: {eval_description}; perturbation seed {opts.seeds[0]}.",
+               "Frames/s: the whole tracking step per frame (candidates, scoring, assignment); pairs/s: pose pairs "
+               "through the matching network per second of network time, tokenizing included.",
+               f"The learned matchers: one batched forward per frame, nearest = {opts.nearest or 'all'} candidate "
+               f"poses per earlier frame, device {opts.device}, {torch.get_num_threads()} torch threads, "
+               f"{os.cpu_count()} CPUs; measured when each cell last ran (column Measured), on a machine shared "
+               "with other jobs."])
 
 
 # -- ablations that train one network per row ---------------------------------------------------------
@@ -455,6 +611,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     spec = load_spec(spec) if isinstance(spec, str) else spec
     name = name or Path(spec["_path"]).stem
     spec = by_profile(spec, opts.profile)
+    opts = with_spec_defaults(opts, spec)
     train, track = spec["train"], spec.get("track") or {}
     opts = replace(opts, synthetic_test_videos=opts.synthetic_test_videos or track.get("synthetic_test_videos", 20),
                    nearest=opts.nearest if opts.nearest is not None else track.get("nearest"))
@@ -611,9 +768,9 @@ def run(args: argparse.Namespace) -> int:
         return _plugin("matcher_variants", ["--spec", str(spec_path(args.name)), *args.rest])
     name = Path(args.name).stem
     parsed = _options_parser(name).parse_intermixed_args(args.rest)
-    spec = load_spec(args.name, parsed.overrides)
     try:
         opts = tracking_options(parsed)
     except ValueError as err:
         raise InputError(f"keytrack ablate {name}: {err}") from None
+    spec = load_spec(args.name, [*opts.spec_overrides(), *parsed.overrides])
     return finish(name, (run_train_spec if "train" in spec else run_spec)(spec, opts, name=name))

@@ -581,7 +581,7 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
     ]
     files += list(write_table(counts, out, name="counts", columns=count_columns, notes=count_notes,
                               title="What each method did (Table 2's runs)"))
-    return Result(table, out, files, failures, records)
+    return Result(table, out, files, failures, records, tables=["table", "counts"])
 
 
 # -- command line -----------------------------------------------------------------------------------
@@ -600,7 +600,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_toks(opts)
     except DataError as err:
         raise SystemExit(f"toks: {err}") from None
-    return finish("toks", result, tables=("table", "counts"))
+    return finish("toks", result)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,21 +1,25 @@
-"""What the tracking-time ablations share (§5.1, A.4): options, the matching network, cells, plots.
+"""What the tracking-time ablations share (§4.2, §5.1, A.4): options, matchers, cells, plots.
 
 The spec runner (:mod:`ablations.runner`, ``keytrack ablate NAME``) tracks an evaluation split many
-times with small changes (δ, the assignment, the keypoint threshold, the network trained per row). This module holds what they have in common:
+times with small changes (the keypoint setting, the frame stride, the matcher, δ, the assignment, the
+keypoint threshold, the network trained per row). This module holds what they have in common:
 
 * their options (:class:`TrackingOptions`, :func:`add_tracking_arguments`, :func:`tracking_options`);
-* the matching network they track with (:func:`matching_network`);
+* the matchers they track with (:func:`matcher_network`, :func:`tune_thresholds`): the paper's
+  network, any experiment's, the learned baselines trained with Pose Entailment's budget, OKS and IoU
+  with their threshold tuned on the training split;
 * the grid of tracking cells (:class:`Cell`, :func:`run_cells`), each a cached run, with a memo of
   pair scores shared by the cells that score the same pose pairs
   (:class:`keytrack.tracking.PairScoreMemo`);
 * per-seed aggregation (:func:`seed_stat`, :func:`paired_difference`), line plots
-  (:func:`save_line_plot`), and the :class:`Result` / :func:`finish` of a command.
+  (:func:`save_line_plot`) and the notes every table shares (:func:`common_notes`).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -23,7 +27,9 @@ import numpy as np
 
 from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_options,
                               dataset_fingerprint, mean_std, network_or_error, opt, options_from)
-from ablations.scoring import HOTA_COLUMNS, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, score_tracked
+from ablations.scoring import (HOTA_COLUMNS, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
+                               score_tracked)
+from keytrack.models import registry
 from keytrack.perturb import perturb
 from keytrack.tracking.scorers import PairScoreMemo
 from keytrack.poses import Dataset
@@ -38,7 +44,42 @@ PROFILE_EXPERIMENTS: dict[str, str] = {"quick": "default", "full": "paper"}
 PAPER_SETTING = "predicted_boxes_predicted_keypoints"
 #: The setting without perturbation noise: its seed only reorders the poses within a frame.
 GT_SETTING = "gt_boxes_gt_keypoints"
+#: Perturbation seeds of a table whose spec names none.
+DEFAULT_SEEDS = (0, 1, 2)
+#: The ``matcher`` values that stand for the paper's model (the profile's experiment or ``--experiment``)
+#: and for the improved one (``--improved-experiment``); any other value is a learned baseline of the
+#: registry (trained with Pose Entailment's budget), OKS / IoU, or an experiment's name.
+PAPER_MATCHERS = ("paper", "pose_entailment")
+IMPROVED_MATCHERS = ("improved", "pose_entailment_improved")
+#: Learned baselines (§4.2, §5.2): every registered matcher but the transformer.
+LEARNED_BASELINES: tuple[str, ...] = tuple(m.name for m in registry.MATCHERS.values() if m.baseline)
+#: A matcher name with this suffix (``oks+motion``) tracks with each candidate moved by its track's
+#: velocity (keytrack.tracking.Tracker, motion="velocity").
+MOTION = "+motion"
+#: Match thresholds tried for OKS and IoU on the training split.
+DEFAULT_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
+
+def base(matcher: str | None) -> str | None:
+    """The matcher of a name without its motion suffix: ``oks+motion`` -> ``oks``."""
+    return None if matcher is None else matcher.removesuffix(MOTION)
+
+
+def motion_of(matcher: str | None) -> str | None:
+    """The tracker's ``motion`` of a matcher name (None: the scorer's own)."""
+    return "velocity" if matcher and matcher.endswith(MOTION) else None
+
+
+def _pairs(items: Sequence[str], what: str, value: Callable = str) -> dict:
+    """``["a=1", "2"]`` -> ``{"a": value("1"), "*": value("2")}`` (``KEY=VALUE`` items, ``*`` without a key)."""
+    out = {}
+    for item in items:
+        key, sep, v = item.rpartition("=")
+        try:
+            out[key if sep else "*"] = value(v)
+        except ValueError:
+            raise ValueError(f"{what}: expected [MATCHER=]VALUE, got {item!r}") from None
+    return out
 
 
 @dataclass
@@ -46,9 +87,10 @@ class TrackingOptions(RunOptions):
     """Options every tracking-time ablation takes (its command-line options).
 
     ``seeds`` are perturbation seeds (:func:`keytrack.perturb.perturb`): each gives another draw of
-    predicted keypoints for the same ground truth, and tables show mean ± sample std over them. The
-    ground-truth-keypoint setting is tracked with the first seed only (``gt_all_seeds=False``):
-    without noise its seed only changes the order of the poses within a frame.
+    predicted keypoints for the same ground truth, and tables show mean ± sample std over them
+    (default: the spec's ``seeds``, else 0 1 2). The ground-truth-keypoint setting is tracked with the
+    first seed only (``gt_all_seeds=False``): without noise its seed only changes the order of the
+    poses within a frame. ``strides``, ``settings``, ``methods`` and ``delta`` replace the spec's axes.
     """
 
     synthetic_test_videos: int | None = opt(type=int, help="videos of the synthetic test set without --data "
@@ -56,52 +98,141 @@ class TrackingOptions(RunOptions):
     profile: str = opt("quick", choices=PROFILES,
                        help="training budget of the matching network when it must be trained: quick (experiment "
                             "default, minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)")
-    seeds: tuple[int, ...] = opt((0, 1, 2), "--seeds", "--seed", type=int, nargs="+",
-                                 help="perturbation seeds, mean ± std over them (default: 0 1 2)")
+    seeds: tuple[int, ...] | None = opt(None, "--seeds", "--seed", type=int, nargs="+",
+                                        help="perturbation seeds, mean ± std over them (default: the spec's, else "
+                                             "0 1 2)")
     gt_all_seeds: bool = opt(False, action="store_true",
                              help="track GT keypoints with every seed too (default: the first; only the pose "
                                   "order differs)")
-    experiment: str | None = opt(help="training experiment of the matching network (default: by --profile)")
+    strides: tuple[int, ...] | None = opt(type=int, nargs="+", metavar="K",
+                                          help="frame strides (the spec's axes.stride)")
+    settings: tuple[str, ...] | None = opt(nargs="+", metavar="SETTING",
+                                           help="keypoint settings of keytrack.perturb (the spec's axes.setting)")
+    methods: tuple[str, ...] | None = opt(nargs="+", metavar="MATCHER",
+                                          help="matchers (the spec's axes.matcher): pose_entailment / paper, "
+                                               f"pose_entailment_improved / improved, {', '.join(NON_LEARNED)}, "
+                                               f"{', '.join(LEARNED_BASELINES)} or an experiment's name; "
+                                               f"MATCHER{MOTION} tracks with motion")
+    delta: int | None = opt(type=int, help="δ: timesteps looked back (the spec's axes.delta; paper: 4)")
+    experiment: str | None = opt(help="training experiment of the paper's matching network (default: by --profile)")
+    improved_experiment: str = opt("improved", help="training experiment of the improved matcher (default: "
+                                                    "improved)")
     train_seed: int = opt(0, type=int, help="seed of the training run (default: 0)")
     train_seeds: tuple[int, ...] | None = opt(type=int, nargs="+",
-                                              help="specs that train one network per row: its training seeds "
-                                                   "(default: the spec's train.seeds)")
+                                              help="training seeds: every learned matcher (or a spec's row) is "
+                                                   "trained once per seed; cells show mean ± std")
+    baseline_train_seeds: tuple[int, ...] | None = opt(type=int, nargs="+", metavar="S",
+                                                       help="training seeds of the learned baselines (default: "
+                                                            "those of --train-seeds)")
     train_overrides: tuple[str, ...] = opt((), "--train-override", action="append", metavar="KEY=VALUE",
                                            help="extra training config override (repeatable)")
-    checkpoint: str | None = opt(help="use this matching-network checkpoint, no training")
+    improved_overrides: tuple[str, ...] = opt((), "--improved-override", action="append", metavar="KEY=VALUE",
+                                              help="extra training override of the improved matcher (repeatable)")
+    checkpoint: str | None = opt(help="use this checkpoint for the paper's matching network, no training")
+    baseline_checkpoint: tuple[str, ...] = opt((), action="append", metavar="MATCHER=CKPT",
+                                               help="use this checkpoint for a learned baseline "
+                                                    f"({', '.join(LEARNED_BASELINES)}), no training (repeatable)")
     match_threshold: float = opt(POSE_ENTAILMENT_THRESHOLD, type=float,
-                                 help="a pose starts a new track below this match score (default: 0.5)")
-    keypoint_threshold: float = opt(PAPER_KEYPOINT_THRESHOLD, type=float,
-                                    help="output keypoint confidence threshold before MOTA with predicted keypoints "
-                                         f"(A.3; default: the paper's {PAPER_KEYPOINT_THRESHOLD})")
+                                 help="a learned matcher starts a new track below this match score (default: 0.5)")
+    oks_threshold: float | None = opt(type=float, help="fix OKS's match threshold (default: tuned)")
+    iou_threshold: float | None = opt(type=float, help="fix IoU's match threshold (default: tuned)")
+    grid: tuple[float, ...] = opt(DEFAULT_GRID, type=float, nargs="+",
+                                  help="match thresholds tried for OKS and IoU on the training split")
+    keypoint_threshold: float | None = opt(type=float,
+                                           help="output keypoint confidence threshold before MOTA with predicted "
+                                                "keypoints (A.3; default: the spec's, else the paper's "
+                                                f"{PAPER_KEYPOINT_THRESHOLD})")
     nearest: int | None = opt(type=int, help="compare with the n nearest poses of each earlier frame (default: all)")
+    baseline_nearest: int | None = opt(type=int, help="the learned baselines compare with the n nearest poses of each "
+                                                      "earlier frame (default: all; a CNN cell costs minutes on a CPU)")
+    min_keypoint_confidence: tuple[str, ...] = opt((), nargs="+", metavar="[MATCHER=]TAU",
+                                                   help="predicted keypoints: the tracker matches only keypoints "
+                                                        "with confidence >= TAU, for MATCHER or every matcher")
+    detection_threshold: float | None = opt(type=float, metavar="TAU",
+                                            help="assign the poses with detection score >= TAU first, then the "
+                                                 "others (default: one pass, the paper's)")
+    #: parsed ``baseline_checkpoint`` and ``min_keypoint_confidence``
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    confidence: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.seeds = tuple(int(s) for s in self.seeds)
         if self.profile not in PROFILES:
             raise ValueError(f"profile: expected one of {list(PROFILES)}, got {self.profile!r}")
-        if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
-        if not 0.0 <= self.match_threshold <= 1.0:
-            raise ValueError(f"match_threshold must lie in [0, 1], got {self.match_threshold}")
-        if not 0.0 <= self.keypoint_threshold <= 1.0:
-            raise ValueError(f"keypoint_threshold must lie in [0, 1], got {self.keypoint_threshold}")
-        if self.nearest is not None and self.nearest < 1:
-            raise ValueError(f"nearest must be >= 1, got {self.nearest}")
+        for name in ("seeds", "train_seeds", "baseline_train_seeds", "strides"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            values = tuple(int(s) for s in values)
+            setattr(self, name, values)
+            low = 1 if name == "strides" else 0
+            if not values or min(values) < low or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct integers >= {low}, got {list(values)}")
+        for name in ("match_threshold", "keypoint_threshold", "oks_threshold", "iou_threshold",
+                     "detection_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if not self.grid or not all(0.0 <= t <= 1.0 for t in self.grid):
+            raise ValueError(f"grid: match thresholds must lie in [0, 1], got {list(self.grid)}")
+        for n in (self.nearest, self.baseline_nearest, self.delta):
+            if n is not None and n < 1:
+                raise ValueError(f"nearest, baseline_nearest and delta must be >= 1, got {n}")
+        self.checkpoints = {**_pairs(self.baseline_checkpoint, "--baseline-checkpoint"), **self.checkpoints}
+        bad = [m for m in self.checkpoints if m not in LEARNED_BASELINES]
+        if bad:
+            raise ValueError(f"--baseline-checkpoint: only the learned baselines {list(LEARNED_BASELINES)} take one, "
+                             f"got {bad} (the paper's network takes --checkpoint)")
+        self.confidence = {**_pairs(self.min_keypoint_confidence, "--min-keypoint-confidence", float),
+                           **self.confidence}
+        bad = {m: t for m, t in self.confidence.items() if not 0.0 <= float(t) <= 1.0}
+        if bad:
+            raise ValueError(f"min_keypoint_confidence: τ must lie in [0, 1], got {bad}")
 
     @property
     def training_experiment(self) -> str:
         """``--experiment``, else the profile's: ``default`` (quick) or ``paper`` (full)."""
         return self.experiment or PROFILE_EXPERIMENTS[self.profile]
 
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        """The training seeds of every learned matcher: ``train_seeds``, else ``(train_seed,)``."""
+        return tuple(self.train_seeds) if self.train_seeds else (int(self.train_seed),)
+
+    def seeds_of(self, matcher: str | None) -> tuple[int | None, ...]:
+        """The training seeds a matcher is tracked with: none for OKS / IoU."""
+        if base(matcher) in NON_LEARNED:
+            return (None,)
+        if base(matcher) in LEARNED_BASELINES and self.baseline_train_seeds:
+            return tuple(self.baseline_train_seeds)
+        return self.training_seeds
+
     def seeds_for(self, setting: str) -> tuple[int, ...]:
         """The perturbation seeds a setting is tracked with (the first only for GT keypoints)."""
-        return self.seeds if setting != GT_SETTING or self.gt_all_seeds else self.seeds[:1]
+        seeds = self.seeds or DEFAULT_SEEDS
+        return seeds if setting != GT_SETTING or self.gt_all_seeds else seeds[:1]
 
     def output_keypoint_threshold(self, setting: str) -> float:
         """A.3's threshold on the output before MOTA: none for ground-truth keypoints (``c = 1``)."""
         return 0.0 if setting == GT_SETTING else float(self.keypoint_threshold)
+
+    def confidence_of(self, matcher: str | None, setting: str) -> float:
+        """The tracker's ``min_keypoint_confidence`` for ``matcher`` in ``setting`` (0 with GT keypoints)."""
+        if setting == GT_SETTING:
+            return 0.0
+        return float(self.confidence.get(matcher, self.confidence.get("*", 0.0)))
+
+    def nearest_of(self, matcher: str | None) -> int | None:
+        """How many nearest poses of each earlier frame ``matcher`` compares with (OKS / IoU: all)."""
+        if base(matcher) in NON_LEARNED:
+            return None
+        return self.baseline_nearest if base(matcher) in LEARNED_BASELINES else self.nearest
+
+    def spec_overrides(self) -> list[str]:
+        """``--strides`` / ``--settings`` / ``--methods`` / ``--delta`` as spec overrides of its axes."""
+        axes = {"stride": self.strides, "setting": self.settings, "matcher": self.methods,
+                "delta": None if self.delta is None else [self.delta]}
+        return [f"axes.{a}={json.dumps(list(v))}" for a, v in axes.items() if v is not None]
 
 
 def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, RunCache]:
@@ -133,24 +264,122 @@ def matching_network(opts: TrackingOptions, profile: Profile,
                             wait=opts.wait_for_training)
 
 
+def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str]:
+    """The training budget of ``experiment`` (with ``overrides``) as ``key=value`` overrides: its
+    ``optim`` and ``loader`` sections and ``trainer.max_epochs``. Added to a learned baseline's own
+    experiment file, they train it as Pose Entailment's network was trained (A.5: "the batch size,
+    learning rate, and number of training epochs are the same")."""
+    from omegaconf import OmegaConf
+
+    from keytrack.config import load_config
+
+    cfg = load_config([f"experiment={experiment}", *overrides])
+    out = [f"{section}.{key}={json.dumps(value)}" for section in ("optim", "loader")
+           for key, value in OmegaConf.to_container(cfg[section], resolve=True).items()]
+    return [*out, f"trainer.max_epochs={json.dumps(OmegaConf.select(cfg, 'trainer.max_epochs'))}"]
+
+
+def matcher_network(opts: TrackingOptions, profile: Profile, matcher: str,
+                    seed: int) -> tuple[dict | None, str | None]:
+    """The network of a learned ``matcher`` trained with ``seed``: ``({checkpoint, digest, ...}, None)`` or
+    ``(None, error)``. The paper's (``--checkpoint``, else the profile's experiment), the improved one
+    (``--improved-experiment`` with ``--improved-override``), a learned baseline (``--baseline-checkpoint``,
+    else its experiment file with Pose Entailment's budget, run ``<data>-<experiment>-budget-seed<k>``),
+    or the experiment of that name; trained on the profile's training split, or a finished run reused."""
+    from keytrack.config import data_tag, load_config
+
+    m = base(matcher)
+    what = f"{matcher} network (seed {seed})"
+    common = dict(train_seed=seed, wait=opts.wait_for_training)
+    if m in PAPER_MATCHERS:
+        return network_or_error(profile, what, checkpoint=opts.checkpoint, experiment=opts.training_experiment,
+                                train_overrides=opts.train_overrides, **common)
+    if m in IMPROVED_MATCHERS:
+        return network_or_error(profile, what, checkpoint=None, experiment=opts.improved_experiment,
+                                train_overrides=opts.improved_overrides, **common)
+    if m in LEARNED_BASELINES:
+        if m in opts.checkpoints:
+            return network_or_error(profile, what, checkpoint=opts.checkpoints[m], experiment=m, **common)
+        try:
+            tag = data_tag(load_config(profile.train_overrides()).data)
+            overrides = [*budget_overrides(opts.training_experiment, opts.train_overrides), *opts.train_overrides,
+                         f"run_name={tag}-{opts.training_experiment}-budget-seed{seed}"]
+        except Exception as err:    # noqa: BLE001 - the other matchers still run; this one's cells fail
+            log.error("%s: %s: %s", what, type(err).__name__, err)
+            return None, f"{type(err).__name__}: {err}"
+        return network_or_error(profile, what, checkpoint=None, experiment=m, train_overrides=overrides, **common)
+    return network_or_error(profile, what, checkpoint=None, experiment=m, train_overrides=opts.train_overrides,
+                            **common)
+
+
+def missing_images(profile: Profile, eval_gt: Dataset) -> str | None:
+    """Why the crop CNN cannot run on the profile's data (its first frame has no readable image
+    file), or None. The synthetic scenes are rendered, so they always have images."""
+    if profile.data_root is None:
+        return None
+    from keytrack.frames import ImageFiles
+    from keytrack.io.errors import DataError
+
+    video = next((v for v in eval_gt.videos if v.frames), None)
+    if video is None:
+        return None
+    try:
+        ImageFiles(profile.data_root).image(video, video.frames[0])
+    except DataError as err:
+        return f"the data has no image files for the crops ({err})"
+    return None
+
+
+def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, matchers: Sequence[str],
+                    delta: int, train_gt: Dataset | None = None,
+                    label: Callable[[str], str] = str) -> tuple[dict, list[dict], int]:
+    """The match threshold of each of ``matchers``: ``--oks-threshold`` / ``--iou-threshold`` when given,
+    else tuned for OKS and IoU on the training split (:func:`ablations.scoring.tune_threshold`: GT
+    keypoints, stride 1, the lowest %IDSW over ``--grid``); a learned matcher's is ``--match-threshold``.
+    Returns the thresholds (None where every tuning run failed), the tuning table's rows (``label``: a
+    matcher's) and how many head boxes were drawn on the training split's ground truth."""
+    from ablations.common import complete_head_boxes
+    from ablations.scoring import tune_threshold
+    from keytrack.config import load_config
+
+    fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
+    thresholds = {m: opts.match_threshold if base(m) not in NON_LEARNED else fixed[base(m)] for m in matchers}
+    to_tune = [m for m in matchers if thresholds[m] is None]
+    rows, filled = [], 0
+    if to_tune:
+        if train_gt is None:
+            synthetic = load_config([f"experiment={opts.training_experiment}", *opts.train_overrides]).data.synthetic
+            train_gt = profile.load_train(int(synthetic.videos), int(synthetic.seed))
+        train_gt, filled = complete_head_boxes(train_gt)
+        data_id = dataset_fingerprint(train_gt)
+    for m in to_tune:
+        thresholds[m], grid_rows = tune_threshold(
+            cache, base(m), train_gt, opts.grid, delta=delta, seed=opts.seeds_for(GT_SETTING)[0], data_id=data_id,
+            motion=motion_of(m) or "none", key=m, label=label(m))
+        rows += grid_rows
+    return thresholds, rows, filled
+
+
 def describe_network(network: dict | None, error: str | None, name: str = "") -> str:
-    """One sentence for the table notes (``name``: the matcher's label, when a table has several)."""
+    """One sentence for the table notes (``name``: the matcher's label and seed, when a table has several)."""
     what = f"Matching network{' of ' + name if name else ''}"
     if network is None:
         return f"{what}: unavailable ({error}); every cell of it failed."
-    acc = network.get("best_val_acc")
+    acc, rank1 = network.get("best_val_acc"), network.get("best_val_rank1")
     from ablations.common import display_path
 
-    return (f"{what} (δ = 4): {display_path(network['checkpoint'])} ({network['source']}"
+    return (f"{what}: {display_path(network['checkpoint'])} ({network['source']}"
             + (f", experiment {network['experiment']}" if network.get("experiment") else "")
+            + (f", val/rank1 {rank1:.4f}" if isinstance(rank1, float) else "")
             + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One tracking + evaluation run: predictions of ``setting`` drawn with ``seed``, tracked with
-    δ = ``delta`` and ``assignment``, keypoints below ``keypoint_threshold`` removed before scoring;
-    ``matcher``: which of a table's matching networks (None: the only one)."""
+    """One tracking + evaluation run: predictions of ``setting`` drawn with ``seed``, every ``stride``-th
+    frame, tracked by ``matcher`` (None: a table's only network; trained with ``train_seed``) with δ =
+    ``delta`` and ``assignment``, keypoints below ``keypoint_threshold`` removed before scoring; AP
+    (``compute_ap``) after that threshold (Table 4) or, ``ap_before_threshold``, before it (Figure 4)."""
 
     setting: str
     seed: int
@@ -159,82 +388,122 @@ class Cell:
     keypoint_threshold: float = 0.0
     compute_ap: bool = False
     matcher: str | None = None
+    stride: int = 1
+    train_seed: int | None = None
+    ap_before_threshold: bool = False
+    several_trainings: bool = False
 
     @property
     def key(self) -> str:
-        return (f"{self.matcher + '-' if self.matcher else ''}{self.setting}-delta{self.delta}-{self.assignment}"
-                f"-kp{self.keypoint_threshold:g}-seed{self.seed}")
+        return (f"{self.matcher + '-' if self.matcher else ''}{self.setting}"
+                + (f"-stride{self.stride}" if self.stride != 1 else "")
+                + f"-delta{self.delta}-{self.assignment}-kp{self.keypoint_threshold:g}"
+                + (f"-train{self.train_seed}" if self.several_trainings else "") + f"-seed{self.seed}")
 
 
-def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, network: dict | None,
-              network_error: str | None, opts: TrackingOptions,
+def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts: TrackingOptions,
+              networks: Mapping[tuple, tuple[dict | None, str | None]], thresholds: Mapping[str | None, float | None],
+              image_root: str | None = None, split: str | None = None,
               logger: logging.Logger = log) -> dict[Cell, RunRecord]:
     """Run (or reuse from ``cache``) every cell; returns each cell's record.
 
-    Cells sharing a setting and a seed share one perturbation and one :class:`PairScoreMemo`;
-    cells that differ only in their keypoint threshold share one tracking (the threshold is
-    applied to the output, A.3). Within a group the largest δ is tracked first, so the smaller
-    ones are answered from the memo. A cell that raises is recorded as failed and the others go on.
+    ``networks[(matcher, train_seed)]`` is a learned matcher's ``(network, error)``; ``thresholds`` each
+    matcher's match threshold. Cells sharing a setting and a seed share one perturbation (and one
+    subsampling per stride); the cells of one network, stride and tracker share one
+    :class:`PairScoreMemo`, and cells that differ only in their keypoint threshold share one tracking
+    (the threshold is applied to the output, A.3). Within a group the largest δ is tracked first, so
+    the smaller ones are answered from the memo. A cell that raises is recorded as failed and the
+    others go on.
     """
-    from keytrack.tracking import PoseEntailmentScorer, Tracker
+    from ablations.scoring import method_scorer
+    from keytrack.tracking import Tracker, subsample
 
     eval_id = dataset_fingerprint(eval_gt)
     groups: dict[tuple[str, int], list[Cell]] = {}
     for cell in cells:
         groups.setdefault((cell.setting, cell.seed), []).append(cell)
-    network_scorer = None
+    scorers: dict[tuple, object] = {}
     records: dict[Cell, RunRecord] = {}
     done = 0
     for (setting, seed), group in groups.items():
-        state: dict = {"predicted": None, "memo": None, "tracked": {}}
+        state: dict = {"predicted": None, "strides": {}, "memos": {}, "tracked": {}}
 
-        def tracked(cell: Cell) -> tuple[Dataset, dict]:
-            nonlocal network_scorer
-            if network is None:
-                raise RuntimeError(f"no matching network: {network_error}")
+        def scorer_of(cell: Cell):
+            net, error = networks.get((base(cell.matcher), cell.train_seed), (None, None))
+            if base(cell.matcher) not in NON_LEARNED and (net is None or error):
+                raise RuntimeError(f"no {cell.matcher or 'matching'} network: {error}")
+            key = (base(cell.matcher), cell.train_seed)
+            if key not in scorers:
+                scorers[key] = method_scorer(base(cell.matcher) or "network", net and net["checkpoint"],
+                                             opts.device, opts.batch_size, image_root=image_root, split=split)
+            return scorers[key]
+
+        def tracked(cell: Cell) -> tuple[Dataset, Dataset, dict]:
             if state["predicted"] is None:
                 state["predicted"] = perturb(eval_gt, cell.setting, cell.seed)
-            if state["memo"] is None:
-                if network_scorer is None:
-                    network_scorer = PoseEntailmentScorer.from_checkpoint(
-                        network["checkpoint"], device=opts.device, batch_size=opts.batch_size)
-                state["memo"] = PairScoreMemo(network_scorer)
-            memo = state["memo"]
-            key = (cell.delta, cell.assignment)
+            if cell.stride not in state["strides"]:
+                state["strides"][cell.stride] = (subsample(eval_gt, cell.stride),
+                                                 subsample(state["predicted"], cell.stride))
+            gt, predicted = state["strides"][cell.stride]
+            threshold = thresholds.get(cell.matcher)
+            if threshold is None:
+                raise RuntimeError(f"no match threshold for {cell.matcher} (every tuning run failed)")
+            key = (cell.stride, cell.matcher, cell.train_seed, cell.delta, cell.assignment)
             if key in state["tracked"]:
                 out, info = state["tracked"][key]
-                return out, {**info, "tracking_reused": True}
-            before = memo.pairs_scored, memo.pairs_reused
-            tracker = Tracker(memo, delta=cell.delta, nearest=opts.nearest, assignment=cell.assignment,
-                              match_threshold=opts.match_threshold)
-            out = tracker.track_dataset(state["predicted"])
-            info = {"frames": tracker.frames_tracked, "poses": state["predicted"].num_poses,
-                    "tracking_seconds": tracker.seconds, "pairs_scored": memo.pairs_scored - before[0],
-                    "pairs_reused": memo.pairs_reused - before[1]}
+                return gt, out, {**info, "tracking_reused": True}
+            scorer = scorer_of(cell)
+            motion, confidence = motion_of(cell.matcher), opts.confidence_of(cell.matcher, cell.setting)
+            if motion is None and confidence == 0:         # the same pose pairs: one memo of their scores
+                scorer = state["memos"].setdefault(key[:3], PairScoreMemo(scorer))
+            counts = ("pairs_scored", "pairs_reused", "forwards", "network_seconds")
+            before = {c: getattr(scorer, c, 0) for c in counts}
+            before_net = {c: getattr(getattr(scorer, "scorer", scorer), c, 0) for c in counts}
+            tracker = Tracker(scorer, delta=cell.delta, nearest=opts.nearest_of(cell.matcher),
+                              assignment=cell.assignment, match_threshold=threshold, motion=motion,
+                              min_keypoint_confidence=confidence, detection_threshold=opts.detection_threshold)
+            out = tracker.track_dataset(predicted)
+            network = getattr(scorer, "scorer", scorer)
+            info = {"frames": tracker.frames_tracked, "poses": predicted.num_poses,
+                    "tracking_seconds": tracker.seconds,
+                    "frames_per_s": tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else None}
+            if isinstance(scorer, PairScoreMemo):
+                info.update(pairs_scored=scorer.pairs_scored - before["pairs_scored"],
+                            pairs_reused=scorer.pairs_reused - before["pairs_reused"])
+            if hasattr(network, "network_seconds"):
+                seconds = network.network_seconds - before_net["network_seconds"]
+                pairs = network.pairs_scored - before_net["pairs_scored"]
+                info.update(pairs=pairs, forwards=network.forwards - before_net["forwards"], network_seconds=seconds,
+                            pairs_per_s=pairs / seconds if seconds > 0 else None)
             state["tracked"][key] = (out, info)
-            return out, {**info, "tracking_reused": False}
+            return gt, out, {**info, "tracking_reused": False}
 
         # largest δ first: its pairs include those of every smaller δ
-        for cell in sorted(group, key=lambda c: -c.delta):
+        for cell in sorted(group, key=lambda c: (c.stride, str(c.matcher), str(c.train_seed), -c.delta)):
+            net, _ = networks.get((base(cell.matcher), cell.train_seed), (None, None))
             params = {"kind": "cell", "data": eval_id, "setting": cell.setting, "seed": cell.seed,
                       "delta": cell.delta, "assignment": cell.assignment,
                       "keypoint_threshold": cell.keypoint_threshold, "compute_ap": cell.compute_ap,
-                      "match_threshold": opts.match_threshold, "nearest": opts.nearest,
-                      "checkpoint": network and network["digest"]}
+                      "match_threshold": thresholds.get(cell.matcher), "nearest": opts.nearest_of(cell.matcher),
+                      "checkpoint": net and net["digest"]}
+            # keys beyond the paper's tracker only where set: the cached cells without them stay valid
+            extra = {"stride": cell.stride if cell.stride != 1 else None, "motion": motion_of(cell.matcher),
+                     "min_keypoint_confidence": opts.confidence_of(cell.matcher, cell.setting) or None,
+                     "detection_threshold": opts.detection_threshold,
+                     "ap_before_threshold": cell.ap_before_threshold or None}
+            params.update({k: v for k, v in extra.items() if v is not None})
 
             def run(cell: Cell = cell) -> dict:
-                out, info = tracked(cell)
-                # Table 4 scores AP, MOTA and %IDSW on what is left after the keypoint threshold
-                return {**score_tracked(eval_gt, out, keypoint_threshold=cell.keypoint_threshold,
-                                        compute_ap=cell.compute_ap, ap_after_threshold=True), **info}
+                gt, out, info = tracked(cell)
+                return {**score_tracked(gt, out, keypoint_threshold=cell.keypoint_threshold,
+                                        compute_ap=cell.compute_ap,
+                                        ap_after_threshold=not cell.ap_before_threshold), **info}
 
             done += 1
             logger.info("[%d/%d] %s", done, len(cells), cell.key)
             records[cell] = cache.run(cell.key, run, params)
         state.clear()
     return records
-
-
 class TrainAndTrack:
     """The cells of the ablations that train one network per row and track with it (Table 3's token
     schemes, the resolution sweep): :meth:`train` trains ``experiment`` with ``overrides`` once
@@ -409,27 +678,86 @@ def tracking_options(args: argparse.Namespace) -> TrackingOptions:
 
 
 def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval_description: str,
-                 cache: RunCache, settings: Sequence[str], keypoint_threshold: bool = True) -> list[str]:
-    """Table notes every tracking-time ablation shares (data, seeds, tracker, cache) for a table of
-    ``settings``; the sentence on the output keypoint threshold only with ``keypoint_threshold``."""
-    several = len(opts.seeds) > 1
-    seeds = f"perturbation seed{'s' if several else ''} {', '.join(map(str, opts.seeds))}"
+                 cache: RunCache, settings: Sequence[str], matchers: Sequence[str | None] = (None,), *,
+                 thresholds: Mapping | None = None, label: Callable[[str], str] = str,
+                 keypoint_threshold: bool = True, ap_before_threshold: bool = False,
+                 train_description: str = "", filled: int = 0) -> list[str]:
+    """Table notes every tracking-time ablation shares (data, seeds, tracker, match thresholds, cache)
+    for a table of ``settings`` and ``matchers``; the sentence on the output keypoint threshold only
+    with ``keypoint_threshold``."""
+    seeds_used = opts.seeds or DEFAULT_SEEDS
+    several = len(seeds_used) > 1
+    seeds = f"perturbation seed{'s' if several else ''} {', '.join(map(str, seeds_used))}"
     if several:
         seeds += " (mean ± sample std over seeds)"
     if several and GT_SETTING in settings and not opts.gt_all_seeds:
-        seeds += (f"; GT keypoints: seed {opts.seeds[0]} only (without noise the seed only reorders the "
+        seeds += (f"; GT keypoints: seed {seeds_used[0]} only (without noise the seed only reorders the "
                   "poses of a frame)")
-    candidates = (f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest
-                  else "every pose of the earlier frames")
-    output = (f"; with predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
+    learned = [m for m in matchers if base(m) not in NON_LEARNED]
+    baselines = [m for m in matchers if base(m) in LEARNED_BASELINES]
+
+    def candidates(n: int | None) -> str:
+        return f"the {n} nearest poses of each earlier frame" if n else "every pose of the earlier frames"
+
+    compared = (f"the learned matchers compare with {candidates(opts.nearest)}" + (
+        f", the learned baselines with {candidates(opts.baseline_nearest)}" if baselines else "") + (
+        "; OKS and IoU with every pose" if len(learned) < len(matchers) else "")) if learned else \
+        f"OKS and IoU compare with {candidates(None)}"
+    output = (f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
               f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
+              + ("; AP is the keypoints' own, before that threshold." if ap_before_threshold else ".")
               if keypoint_threshold else "")
-    return [
+    thresholds = thresholds or {}
+    tuned = [m for m in matchers if base(m) in NON_LEARNED]
+    fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
+    match = (f"match threshold {opts.match_threshold:g} for the learned matchers (the decision point of their "
+             "score, not tuned)" if learned else "")
+    for m in tuned:
+        t = thresholds.get(m)
+        match += ("; " if match else "match threshold ") + (
+            f"{label(m)} {t:g}" + (" (given)" if fixed[base(m)] is not None else "") if t is not None
+            else f"{label(m)} none (tuning failed)")
+    if any(fixed[base(m)] is None for m in tuned):
+        match += (f"; OKS and IoU tuned on the training split ({train_description}, GT keypoints, stride 1) over "
+                  f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
+        if filled:
+            match += (f"; {filled} ground-truth poses of it without a head box got one (ablations.common."
+                      "complete_head_boxes) so that PCKh matching can score them")
+    notes = [
         f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
         "%IDSW = 100 · ID switches / GT joints and MOTA as poseval computes them (§4.1), Total columns.",
         f"Predicted keypoints: keytrack.perturb, {seeds}.",
-        f"Tracker (§3.1): match threshold {opts.match_threshold:g}, track score = maximum over the window "
-        f"(A.4), Pose Entailment with {candidates}{output}.",
-        f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
-        "delete a file there to run it again.",
+        f"Tracker (§3.1): {match}; track score = maximum over the window (A.4); {compared}.{output}",
     ]
+    if opts.detection_threshold is not None:
+        notes.append(f"Confident first, for every matcher: poses with detection score >= {opts.detection_threshold:g} "
+                     "are assigned first, to the tracks with such an appearance in the window, then every pose left "
+                     "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
+                     "one pass).")
+    if opts.confidence:
+        notes.append("Matching uses only the predicted keypoints with confidence ≥ τ (the tracker's "
+                     "min_keypoint_confidence; Figure 10: keypoint predictions \"not used due to low confidence\"): "
+                     + ", ".join(f"{'every matcher' if m == '*' else label(m)} τ = {t:g}"
+                                 for m, t in opts.confidence.items()) + "; the output keeps every keypoint.")
+    if any(motion_of(m) for m in matchers):
+        notes.append("+ motion (beyond the paper): the same tracker and scorer, each candidate first moved by its "
+                     "track's velocity times Δ (keytrack.pairs.pose_motion; keytrack.tracking.Tracker, "
+                     "motion='velocity'); its match threshold, for OKS and IoU, tuned with motion too.")
+    if baselines:
+        notes.append(f"Learned baselines (§4.2, §5.2): each trained on the training split from its experiment file "
+                     f"({', '.join(f'experiments/{base(m)}.yaml' for m in dict.fromkeys(baselines))}) with the "
+                     f"training budget of experiment {opts.training_experiment} (its optim, loader and max_epochs, "
+                     "as A.5 trains the CNNs like the transformer).")
+    improved = next((base(m) for m in matchers if base(m) in IMPROVED_MATCHERS), None)
+    if improved:
+        notes.append(f"{label(improved)}: experiments/{opts.improved_experiment}.yaml"
+                     + (f" with {' '.join(opts.improved_overrides)}" if opts.improved_overrides else "")
+                     + " (docs/matchers.md).")
+    if len(learned) and len(opts.training_seeds) > 1:
+        notes.append(f"The learned matchers are trained with seeds {', '.join(map(str, opts.training_seeds))}"
+                     + (f" (the learned baselines: {', '.join(map(str, opts.baseline_train_seeds))})"
+                        if baselines and opts.baseline_train_seeds else "")
+                     + "; a cell over several trainings is their mean ± sample std.")
+    notes.append(f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
+                 "delete a file there to run it again.")
+    return notes

@@ -247,45 +247,61 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
+def _compare(tmp_path, eval_gt, train_gt=None, out="tc", **options):
+    """``keytrack ablate tracker_comparison`` with ``options`` (``strides``, ``methods``, ... as the
+    command line gives them) on the given ground truth."""
+    from ablations import runner
+    from ablations.tracking_ablation import TrackingOptions
+
+    opts = TrackingOptions(out=str(tmp_path / out), **options)
+    spec = runner.load_spec("tracker_comparison", opts.spec_overrides())
+    return runner.run_spec(spec, opts, eval_gt=eval_gt, train_gt=train_gt)
+
+
+def _ours(result) -> list[dict]:
+    """The rows of a comparison that we ran (not the paper's alone)."""
+    return [r for r in result.rows if "mota" in r]
+
+
 @pytest.mark.slow
 def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
-    from ablations.tracker_comparison import METHODS as ALL_METHODS
-    from ablations.tracker_comparison import PAPER_ONLY, SETTING_LABELS, Options, run_comparison
+    from ablations.scoring import SETTING_LABELS
     from keytrack.perturb import SETTINGS
 
-    methods = ("pose_entailment", "oks", "iou")
-    METHODS = {m: ALL_METHODS[m] for m in methods}
+    labels = {"pose_entailment": "Pose Entailment", "oks": "OKS (greedy)", "iou": "IoU (greedy)"}
+    paper_only = ("GCN (paper)", "Optical Flow (paper)")
     train_gt = generate_dataset(2, seed=11, config=TINY)
     eval_gt = generate_dataset(3, seed=12, config=TINY)
-    opts = Options(out=str(tmp_path / "tc"), strides=(1, 2), checkpoint=str(tiny_checkpoint), grid=(0.1, 0.5),
-                   methods=methods)
-    result = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
+    opts = dict(strides=(1, 2), checkpoint=str(tiny_checkpoint), grid=(0.1, 0.5), methods=tuple(labels))
+    result = _compare(tmp_path, eval_gt, train_gt, **opts)
     assert result.failures == []
     assert result.thresholds["pose_entailment"] == 0.5 and result.thresholds["oks"] in (0.1, 0.5)
 
-    ours = [r for r in result.rows if r["method"] in METHODS.values()]
-    assert [(r["setting"], r["stride"], r["method"]) for r in ours] == [
-        (SETTING_LABELS[s], k, m) for s in SETTINGS for k in (1, 2) for m in METHODS.values()]
+    ours = _ours(result)
+    assert [(r["setting"], r["stride"], r["matcher"]) for r in ours] == [
+        (SETTING_LABELS[s], k, m) for s in SETTINGS for k in (1, 2) for m in labels.values()]
     for r in ours:
-        assert all(math.isfinite(r[c]) for c in ("Head", "Shou", "Ankl", "Total", "mota", "ap")), r
-        assert 0 <= r["Total"] <= 100 and r["status"] is None
-        assert all(0 <= r[c] <= 100 for c in ("HOTA", "DetA", "AssA", "IDF1")), r
+        assert all(math.isfinite(r[c].mean) for c in ("Head", "Shou", "Ankl", "idsw", "mota", "ap")), r
+        assert 0 <= r["idsw"].mean <= 100 and r["status"] is None
+        assert all(0 <= r[c].mean <= 100 for c in ("HOTA", "DetA", "AssA", "IDF1")), r
         assert (r.get("ap_paper") is not None) == (r["stride"] == 1)
-        assert (r.get("mota_paper") is not None) == (r["stride"] == 1 and r["method"] == "Pose Entailment")
+        assert (r.get("mota_paper") is not None) == (r["stride"] == 1 and r["matcher"] == "Pose Entailment")
     gt_rows = [r for r in ours if r["setting"] == SETTING_LABELS["gt_boxes_gt_keypoints"]]
-    assert all(r["ap"] == 100.0 for r in gt_rows)                      # the ground-truth keypoints themselves
-    pe_gt = next(r for r in gt_rows if r["method"] == "Pose Entailment" and r["stride"] == 1)
+    assert all(r["ap"].mean == 100.0 for r in gt_rows)                 # the ground-truth keypoints themselves
+    pe_gt = next(r for r in gt_rows if r["matcher"] == "Pose Entailment" and r["stride"] == 1)
     assert (pe_gt["idsw_paper"], pe_gt["mota_paper"], pe_gt["ap_paper"]) == (0.7, 99.3, 100)
-    paper = [r for r in result.rows if r["method"] in PAPER_ONLY.values()]
-    assert len(paper) == 6 and all(r.get("Total") is None and r["mota_paper"] > 60 for r in paper)
+    paper = [r for r in result.rows if r["matcher"] in paper_only]
+    assert len(paper) == 6 and all(r.get("idsw") is None and r["mota_paper"] > 60 for r in paper)
+    # the paper's rows follow each setting's stride-1 rows
+    assert [r["matcher"] for r in result.rows[:5]] == [*labels.values(), *paper_only]
 
     out = tmp_path / "tc"
     table = (out / "table.md").read_text()
-    for label in (*SETTING_LABELS.values(), *METHODS.values(), *PAPER_ONLY.values(), "%IDSW Total (paper)",
-                  "| HOTA | DetA | AssA | IDF1 |"):
+    for label in (*SETTING_LABELS.values(), *labels.values(), *paper_only, "%IDSW Total (paper)",
+                  "| HOTA | DetA | AssA | IDF1 |", "| Match thr. | Head |"):
         assert label in table
     with open(out / "table.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == len(SETTINGS) * (2 * len(METHODS) + len(PAPER_ONLY))
+        assert len(list(csv.DictReader(f))) == len(SETTINGS) * (2 * len(labels) + len(paper_only))
     speed = (out / "speed.md").read_text()
     assert "| Pose Entailment |" in speed and "Pairs/s" in speed
     tuning = (out / "tuning.md").read_text()
@@ -293,103 +309,93 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
     assert len(list((out / "runs").glob("*.json"))) == 18 + 4          # 18 cells + 2 × 2 tuning points
 
     # A second run reuses every cell and gives the same table.
-    again = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
+    again = _compare(tmp_path, eval_gt, train_gt, **opts)
     assert [r for r in again.rows] == result.rows
     assert "(22 reused, 0 run now)" in (out / "table.md").read_text()
 
 
 def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_thread):
-    from ablations.tracker_comparison import Options, run_comparison
+    from ablations import runner
+    from keytrack.errors import InputError
 
     train_gt = generate_dataset(2, seed=11, config=TINY)
     eval_gt = generate_dataset(2, seed=12, config=TINY)
-    opts = Options(out=str(tmp_path / "tc"), strides=(1, 4), grid=(0.1, 0.5), methods=("oks", "oks+motion"),
-                   settings=("gt_boxes_gt_keypoints",))
-    result = run_comparison(opts, train_gt=train_gt, eval_gt=eval_gt)
+    result = _compare(tmp_path, eval_gt, train_gt, strides=(1, 4), grid=(0.1, 0.5), methods=("oks", "oks+motion"),
+                      settings=("gt_boxes_gt_keypoints",))
     assert result.failures == []
-    assert [(r["stride"], r["method"]) for r in result.rows if r.get("Total") is not None] == [
+    assert [(r["stride"], r["matcher"]) for r in _ours(result)] == [
         (1, "OKS (greedy)"), (1, "OKS (greedy) + motion"), (4, "OKS (greedy)"), (4, "OKS (greedy) + motion")]
     assert set(result.thresholds) == {"oks", "oks+motion"}           # each tuned on the training split
     tuning = (tmp_path / "tc" / "tuning.md").read_text()
     assert tuning.count("| yes |") == 2 and "| OKS (greedy) + motion |" in tuning
-    cells = [json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("gt_boxes*.json")]
-    motions = sorted(c["params"].get("motion", "none") for c in cells)
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("*gt_boxes*.json")]
+    motions = sorted(c["params"].get("motion", "none") for c in cells if c["params"]["kind"] == "cell")
     assert motions == ["none", "none", "velocity", "velocity"]
     assert "+ motion (beyond the paper)" in (tmp_path / "tc" / "table.md").read_text()
-    with pytest.raises(ValueError, match="methods: unknown"):
-        Options(methods=("oks+speed",))
+    with pytest.raises(InputError, match="axes.matcher: .'oks\\+speed'. are not one of"):
+        runner.load_spec("tracker_comparison", ["axes.matcher=[oks+speed]"])
 
 
 def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):
-    import argparse
-
     from ablations.scoring import track_and_evaluate
-    from ablations.tracker_comparison import Options, add_arguments, options_from_args, run_comparison
+    from ablations.tracking_ablation import TrackingOptions
     from keytrack.perturb import perturb
     from keytrack.tracking import OKSScorer
 
     eval_gt = generate_dataset(2, seed=12, config=TINY)
     predicted = "predicted_boxes_predicted_keypoints"
-    opts = Options(out=str(tmp_path / "tc"), strides=(1,), methods=("oks", "oks+motion"), fixed_thresholds={"oks": 0.2,
-                   "oks+motion": 0.2}, settings=("gt_boxes_gt_keypoints", predicted),
-                   min_keypoint_confidence={"oks": 0.6})
-    result = run_comparison(opts, eval_gt=eval_gt)
+    result = _compare(tmp_path, eval_gt, strides=(1,), methods=("oks", "oks+motion"), oks_threshold=0.2,
+                      settings=("gt_boxes_gt_keypoints", predicted), min_keypoint_confidence=("oks=0.6",))
     assert result.failures == []
     cells = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("*.json")}
-    conf = {k: c["params"].get("min_keypoint_confidence", 0.0) for k, c in cells.items() if c["params"].get("kind") == "cell"}
+    conf = {k: c["params"].get("min_keypoint_confidence", 0.0) for k, c in cells.items()}
     # Only OKS, only with predicted keypoints (ground truth has c = 1); OKS + motion keeps every keypoint.
-    assert conf == {f"{predicted}-stride1-oks-seed0": 0.6, f"{predicted}-stride1-oks+motion-seed0": 0.0,
-                    "gt_boxes_gt_keypoints-stride1-oks-seed0": 0.0, "gt_boxes_gt_keypoints-stride1-oks+motion-seed0": 0.0}
+    key = "{}-{}-delta4-greedy-kp{:g}-seed0"
+    assert conf == {key.format("oks", predicted, 0.5): 0.6, key.format("oks+motion", predicted, 0.5): 0.0,
+                    key.format("oks", "gt_boxes_gt_keypoints", 0): 0.0,
+                    key.format("oks+motion", "gt_boxes_gt_keypoints", 0): 0.0}
     # The cell is the tracker with that setting, and the setting changes what it tracks.
     pred = perturb(eval_gt, predicted, 0)
     runs = {t: track_and_evaluate(eval_gt, pred, OKSScorer(), match_threshold=0.2, min_keypoint_confidence=t,
-                                  keypoint_threshold=opts.keypoint_threshold, compute_ap=False, compute_hota=False)
+                                  keypoint_threshold=0.5, compute_ap=False, compute_hota=False)
             for t in (0.0, 0.6)}
-    cell = cells[f"{predicted}-stride1-oks-seed0"]["result"]
+    cell = cells[key.format("oks", predicted, 0.5)]["result"]
     assert cell["num_switches"] == runs[0.6]["num_switches"] and cell["idsw"] == runs[0.6]["idsw"]
     assert (runs[0.0]["num_switches"], runs[0.0]["num_misses"]) != (runs[0.6]["num_switches"], runs[0.6]["num_misses"])
     assert "confidence ≥ τ" in (tmp_path / "tc" / "table.md").read_text()
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--min-keypoint-confidence", "0.2", "oks+motion=0.35"])
-    assert options_from_args(args).min_keypoint_confidence == {"*": 0.2, "oks+motion": 0.35}
+    assert TrackingOptions(min_keypoint_confidence=("0.2", "oks+motion=0.35")).confidence == \
+        {"*": 0.2, "oks+motion": 0.35}
     with pytest.raises(ValueError, match="min_keypoint_confidence"):
-        Options(min_keypoint_confidence={"okz": 0.2})
+        TrackingOptions(min_keypoint_confidence=("oks=1.2",))
 
 
 def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_path, one_thread):
-    import argparse
-
     from ablations.scoring import track_and_evaluate
-    from ablations.tracker_comparison import Options, add_arguments, options_from_args, run_comparison
     from keytrack.perturb import perturb
     from keytrack.tracking import OKSScorer
 
     eval_gt = generate_dataset(2, seed=12, config=TINY)
     predicted = "predicted_boxes_predicted_keypoints"
-    opts = Options(out=str(tmp_path / "tc"), strides=(1,), methods=("oks",), fixed_thresholds={"oks": 0.2},
-                   settings=(predicted,), detection_threshold=0.5)
-    result = run_comparison(opts, eval_gt=eval_gt)
+    key = f"oks-{predicted}-delta4-greedy-kp0.5-seed0.json"
+    result = _compare(tmp_path, eval_gt, strides=(1,), methods=("oks",), oks_threshold=0.2, settings=(predicted,),
+                      detection_threshold=0.5)
     assert result.failures == []
-    cell = json.loads((tmp_path / "tc" / "runs" / f"{predicted}-stride1-oks-seed0.json").read_text())
+    cell = json.loads((tmp_path / "tc" / "runs" / key).read_text())
     assert cell["params"]["detection_threshold"] == 0.5
     # The cell is the tracker with that setting.
     pred = perturb(eval_gt, predicted, 0)
     run = track_and_evaluate(eval_gt, pred, OKSScorer(), match_threshold=0.2, detection_threshold=0.5,
-                             keypoint_threshold=opts.keypoint_threshold, compute_ap=False, compute_hota=False)
+                             keypoint_threshold=0.5, compute_ap=False, compute_hota=False)
     assert cell["result"]["num_switches"] == run["num_switches"] and cell["result"]["idsw"] == run["idsw"]
     assert "detection score >= 0.5 are assigned first" in (tmp_path / "tc" / "table.md").read_text()
     # Without it, no new key: the cached cells of the one-pass tracker stay valid.
-    run_comparison(Options(out=str(tmp_path / "one"), strides=(1,), methods=("oks",), fixed_thresholds={"oks": 0.2},
-                           settings=(predicted,)), eval_gt=eval_gt)
-    cell = json.loads((tmp_path / "one" / "runs" / f"{predicted}-stride1-oks-seed0.json").read_text())
+    _compare(tmp_path, eval_gt, out="one", strides=(1,), methods=("oks",), oks_threshold=0.2, settings=(predicted,))
+    cell = json.loads((tmp_path / "one" / "runs" / key).read_text())
     assert "detection_threshold" not in cell["params"]
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    assert options_from_args(parser.parse_args(["--detection-threshold", "0.4"])).detection_threshold == 0.4
-    assert options_from_args(parser.parse_args([])).detection_threshold is None
+    from keytrack.cli import main                     # the option reaches the runner's command line, checked
+    assert main(["ablate", "tracker_comparison", "--detection-threshold", "2"]) == 2
 
 
 @pytest.fixture(scope="module")
@@ -410,39 +416,36 @@ def tiny_gcn_checkpoint(tmp_path_factory):
 @pytest.mark.slow
 def test_tracker_comparison_with_a_learned_gcn_adds_cells_beside_the_paper(tmp_path, tiny_checkpoint,
                                                                           tiny_gcn_checkpoint, one_thread):
-    from ablations.tracker_comparison import Options, run_comparison
-
     eval_gt = generate_dataset(2, seed=12, config=TINY)
     setting = "predicted_boxes_predicted_keypoints"
-    base = dict(out=str(tmp_path / "tc"), strides=(1,), settings=(setting,), checkpoint=str(tiny_checkpoint),
-                fixed_thresholds={"oks": 0.2})
-    first = run_comparison(Options(methods=("pose_entailment", "oks"), **base), eval_gt=eval_gt)
-    assert [r["method"] for r in first.rows] == ["Pose Entailment", "OKS (greedy)", "GCN (paper)",
-                                                 "Optical Flow (paper)"]
+    base = dict(strides=(1,), settings=(setting,), checkpoint=str(tiny_checkpoint), oks_threshold=0.2)
+    first = _compare(tmp_path, eval_gt, methods=("pose_entailment", "oks"), **base)
+    assert [r["matcher"] for r in first.rows] == ["Pose Entailment", "OKS (greedy)", "GCN (paper)",
+                                                  "Optical Flow (paper)"]
 
     # Adding the GCN adds its cells and reuses the others; its row carries the paper's GCN values.
-    opts = Options(methods=("pose_entailment", "oks", "gcn"), checkpoints={"gcn": str(tiny_gcn_checkpoint)},
-                   baseline_nearest=1, **base)
-    result = run_comparison(opts, eval_gt=eval_gt)
+    result = _compare(tmp_path, eval_gt, methods=("pose_entailment", "oks", "gcn"),
+                      baseline_checkpoint=(f"gcn={tiny_gcn_checkpoint}",), baseline_nearest=1, **base)
     assert result.failures == [] and result.thresholds["gcn"] == 0.5
-    assert [r["method"] for r in result.rows] == ["Pose Entailment", "OKS (greedy)", "GCN (ours)",
-                                                  "Optical Flow (paper)"]
+    assert [r["matcher"] for r in result.rows] == ["Pose Entailment", "OKS (greedy)", "GCN (ours)",
+                                                   "Optical Flow (paper)"]
     gcn = result.rows[2]
     assert (gcn["idsw_paper"], gcn["mota_paper"]) == (1.6, 65.9)
-    assert 0 <= gcn["Total"] <= 100 and math.isfinite(gcn["mota"]) and gcn["status"] is None
+    assert 0 <= gcn["idsw"].mean <= 100 and math.isfinite(gcn["mota"].mean) and gcn["status"] is None
     table = (tmp_path / "tc" / "table.md").read_text()
     assert "(2 reused, 1 run now)" in table
-    assert "GCN (ours): our implementation" in table and "the 1 nearest poses" in table
-    stored = json.loads((tmp_path / "tc" / "runs" / f"{setting}-stride1-gcn-seed0.json").read_text())
+    assert "GCN (ours) is our implementation" in table and "the 1 nearest poses" in table
+    stored = json.loads((tmp_path / "tc" / "runs" / f"gcn-{setting}-delta4-greedy-kp0.5-seed0.json").read_text())
     assert stored["params"]["nearest"] == 1 and stored["params"]["checkpoint"]
     # the learned network is scored pair by pair: the speed table counts its pairs
-    assert any(r["method"] == "GCN (ours)" and r["pairs"] > 0 for r in result.speed_rows)
+    with open(tmp_path / "tc" / "speed.csv", newline="") as f:
+        assert any(r["Method"] == "GCN (ours)" and int(r["Pairs scored"]) > 0 for r in csv.DictReader(f))
 
 
 def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_path, monkeypatch):
-    from ablations import tracker_comparison as tc
+    from ablations.tracking_ablation import budget_overrides
 
-    budget = tc.budget_overrides("default")
+    budget = budget_overrides("default")
     assert "loader.samples_per_epoch=24000" in budget and "trainer.max_epochs=6" in budget
     assert "optim.lr=0.0001" in budget and "loader.batch_size=32" in budget
     seen = {}
@@ -453,19 +456,19 @@ def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_p
 
     monkeypatch.setattr(common, "matching_network", fake_network)
     gt = generate_dataset(2, seed=13, config=TINY)
-    opts = tc.Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
-                      methods=("cnn_keypoints", "iou"), fixed_thresholds={"iou": 0.3}, train_seed=2)
-    result = tc.run_comparison(opts, eval_gt=gt)
+    result = _compare(tmp_path, gt, strides=(1,), settings=("gt_boxes_gt_keypoints",),
+                      methods=("cnn_keypoints", "iou"), iou_threshold=0.3, train_seed=2)
     assert "trainer.max_epochs=6" in seen["cnn_keypoints"]
     assert "run_name=synthetic-default-budget-seed2" in seen["cnn_keypoints"]
-    cnn, iou = [r for r in result.rows if r["method"] in ("CNN on keypoints", "IoU (greedy)")]
-    assert cnn["status"].startswith("failed: RuntimeError: no CNN on keypoints network")
+    cnn, iou = _ours(result)
+    assert cnn["matcher"] == "CNN on keypoints" and iou["matcher"] == "IoU (greedy)"
+    assert cnn["status"].startswith("failed: RuntimeError: no cnn_keypoints network")
     assert iou["status"] is None and any("cnn_keypoints network" in f for f in result.failures)
 
 
 def test_crop_cnn_is_skipped_on_data_without_images(tmp_path):
     from ablations.common import Profile
-    from ablations.tracker_comparison import Options, missing_images, run_comparison
+    from ablations.tracking_ablation import missing_images
     from keytrack.io import write_posetrack18
 
     gt = generate_dataset(2, seed=13, config=TINY)
@@ -477,29 +480,25 @@ def test_crop_cnn_is_skipped_on_data_without_images(tmp_path):
     reason = missing_images(profile, profile.load_eval())
     assert reason and "no image files" in reason and "not found" in reason
 
-    opts = Options(data=str(root), out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
-                   methods=("cnn_crops", "iou"), fixed_thresholds={"iou": 0.3})
-    result = run_comparison(opts)
-    crops = next(r for r in result.rows if r["method"] == "CNN on image crops")
-    assert crops["status"].startswith("skipped: the data has no image files") and crops["Total"] is None
+    result = _compare(tmp_path, None, data=str(root), strides=(1,), settings=("gt_boxes_gt_keypoints",),
+                      methods=("cnn_crops", "iou"), iou_threshold=0.3)
+    crops = next(r for r in result.rows if r["matcher"] == "CNN on image crops")
+    assert crops["status"].startswith("skipped: the data has no image files") and crops["idsw"].n == 0
     assert result.failures == [] and not list((tmp_path / "tc" / "runs").glob("*cnn_crops*"))
-    assert "CNN on crops: skipped" in (tmp_path / "tc" / "table.md").read_text()
+    assert "CNN on image crops: skipped" in (tmp_path / "tc" / "table.md").read_text()
 
 
 def test_tracker_comparison_shows_a_failed_method_and_runs_the_others(tmp_path):
-    from ablations.tracker_comparison import Options, run_comparison
-
     bad = tmp_path / "not-a-checkpoint.ckpt"
     torch.save({"state_dict": {}}, bad)
     gt = generate_dataset(2, seed=13, config=TINY)
-    opts = Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_predicted_keypoints",),
-                   methods=("pose_entailment", "iou"), checkpoint=str(bad), fixed_thresholds={"iou": 0.2})
-    result = run_comparison(opts, eval_gt=gt)
-    pe, iou = [r for r in result.rows if r["method"] in ("Pose Entailment", "IoU (greedy)")]
+    result = _compare(tmp_path, gt, strides=(1,), settings=("gt_boxes_predicted_keypoints",),
+                      methods=("pose_entailment", "iou"), checkpoint=str(bad), iou_threshold=0.2)
+    pe, iou = _ours(result)
     assert pe["status"].startswith("failed: CheckpointError")
     assert "not a keytrack training checkpoint" in pe["status"]
-    assert pe["Total"] is None and pe["mota"] is None
-    assert iou["status"] is None and math.isfinite(iou["mota"]) and iou["threshold"] == 0.2
+    assert pe["idsw"].n == 0 and pe["mota"].n == 0
+    assert iou["status"] is None and math.isfinite(iou["mota"].mean) and iou["match_threshold"] == 0.2
     assert len(result.failures) == 1 and result.tuning_rows == []
     table = (tmp_path / "tc" / "table.md").read_text()
     assert "| Status |" in table and "not a keytrack training checkpoint" in table
@@ -541,8 +540,6 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
 @pytest.mark.slow
 def test_tracker_comparison_shows_the_improved_matcher_over_several_training_seeds(tmp_path, tiny_checkpoint,
                                                                                    monkeypatch, one_thread):
-    from ablations import tracker_comparison as tc
-
     trained = []
 
     def fake_network(profile, *, checkpoint, experiment, train_seed, train_overrides=(), wait=True):
@@ -552,25 +549,24 @@ def test_tracker_comparison_shows_the_improved_matcher_over_several_training_see
 
     monkeypatch.setattr(common, "matching_network", fake_network)
     gt = generate_dataset(2, seed=13, config=TINY)
-    opts = tc.Options(out=str(tmp_path / "tc"), strides=(1,), settings=("gt_boxes_gt_keypoints",),
-                      methods=("pose_entailment", "pose_entailment_improved", "oks"), fixed_thresholds={"oks": 0.1},
+    result = _compare(tmp_path, gt, strides=(1,), settings=("gt_boxes_gt_keypoints",),
+                      methods=("pose_entailment", "pose_entailment_improved", "oks"), oks_threshold=0.1,
                       train_seeds=(0, 1), improved_overrides=("trainer.max_epochs=8",))
-    result = tc.run_comparison(opts, eval_gt=gt)
     assert result.failures == []
-    # The improved matcher trains last, from its own experiment and overrides, once per seed.
+    # Each learned matcher trains from its own experiment and overrides, once per seed.
     assert trained == [("default", 0, ()), ("default", 1, ()),
                        ("improved", 0, ("trainer.max_epochs=8",)), ("improved", 1, ("trainer.max_epochs=8",))]
-    rows = {r["method"]: r for r in result.rows if r.get("stride") == 1 and r.get("Total") is not None}
+    rows = {r["matcher"]: r for r in _ours(result)}
     improved, oks = rows["Pose Entailment (improved)"], rows["OKS (greedy)"]
-    assert isinstance(improved["Total"], MeanStd) and improved["Total"].n == 2
-    assert not isinstance(oks["Total"], MeanStd)                     # no training: one cell
+    assert improved["idsw"].n == 2 and oks["idsw"].n == 1           # OKS: no training, one cell
     keys = sorted(p.stem for p in (tmp_path / "tc" / "runs").glob("*.json"))
-    assert keys == sorted(["gt_boxes_gt_keypoints-stride1-oks-seed0",
-                           *(f"gt_boxes_gt_keypoints-stride1-{m}-train{s}-seed0"
+    assert keys == sorted(["oks-gt_boxes_gt_keypoints-delta4-greedy-kp0-seed0",
+                           *(f"{m}-gt_boxes_gt_keypoints-delta4-greedy-kp0-train{s}-seed0"
                              for m in ("pose_entailment", "pose_entailment_improved") for s in (0, 1))])
     table = (tmp_path / "tc" / "table.md").read_text()
     assert "Pose Entailment (improved)" in table and "trained with seeds 0, 1" in table
     assert "experiments/improved.yaml with trainer.max_epochs=8" in table
+    assert "Pose Entailment (improved), seed 1" in table and "val/rank1 0.5000" in table
 
 
 @pytest.mark.slow
@@ -644,7 +640,7 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     assert (out / "table.md").read_text() == before
 
 
-@pytest.mark.parametrize("module, cls", [("tracker_comparison", "Options"), ("toks", "Options"),
+@pytest.mark.parametrize("module, cls", [("toks", "Options"),
                                          ("sweep", "SweepOptions"), ("tracking_ablation", "TrackingOptions")])
 def test_each_ablation_spells_its_options_once(module, cls):
     """The command line is made from the options dataclass (common.opt): no option given, every
@@ -661,7 +657,7 @@ def test_each_ablation_spells_its_options_once(module, cls):
     else:
         mod.add_arguments(parser)
     given = ["x"] if module == "sweep" else []
-    convert = {"tracker_comparison": getattr(mod, "options_from_args", None), "sweep": getattr(mod, "options_from_args", None),
+    convert = {"sweep": getattr(mod, "options_from_args", None),
                "tracking_ablation": getattr(mod, "tracking_options", None)}.get(module) \
         or (lambda args: common.options_from(options, args))
     assert convert(parser.parse_args(given)) == options()
@@ -683,8 +679,8 @@ def test_each_ablation_spells_its_options_once(module, cls):
             value, argv = action.type(text), [action.option_strings[0], text]
             value = (value,) if action.nargs == "+" else value
         else:
-            argv = [action.option_strings[0], "a=b"]
-            value = ("a=b",) if action.nargs == "+" or isinstance(action, argparse._AppendAction) else "a=b"
+            argv = [action.option_strings[0], "gcn=0.5"]        # a key=value, a matcher and a number
+            value = ("gcn=0.5",) if action.nargs == "+" or isinstance(action, argparse._AppendAction) else "gcn=0.5"
         try:
             got = convert(parser.parse_args([*given, *argv]))
         except ValueError:              # a value the options refuse (a box dilation below 1)
@@ -694,7 +690,7 @@ def test_each_ablation_spells_its_options_once(module, cls):
     assert len(refused) <= 1, refused
 
 
-@pytest.mark.parametrize("name, option", [("tracker_comparison", "--train-seeds"), ("toks", "--estimator"),
+@pytest.mark.parametrize("name, option", [("tracker_comparison", "--baseline-nearest"), ("toks", "--estimator"),
                                           ("sweep", "--from-wandb"), ("matcher_variants", "--only")])
 def test_keytrack_ablate_runs_the_plugins_with_their_own_options(name, option, capsys):
     """Every ablation is ``keytrack ablate NAME``: the ones that stay code take their own options."""

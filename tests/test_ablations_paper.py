@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ablations import runner, tracking_ablation
+from ablations import common, runner, tracking_ablation
 from ablations.tracking_ablation import TrackingOptions
 from keytrack.tables import MeanStd
 from keytrack.config import load_config
@@ -164,10 +164,11 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     # smaller δ answered from the memo of δ = 4; δ = 4 agrees with the tracker comparison's cell
     ok = {c: r for c, r in result.records.items() if r.ok}
     assert all(r.result["pairs_scored"] == 0 for c, r in ok.items() if c.delta < 4)
-    cell = tracking_ablation.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", opts.keypoint_threshold)
+    # the paper's output keypoint threshold, the spec's default
+    cell = tracking_ablation.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", 0.57)
     scorer = PoseEntailmentScorer.from_checkpoint(checkpoint)
     direct = track_and_evaluate(eval_gt, perturb(eval_gt, cell.setting, 1), scorer, match_threshold=0.5,
-                                delta=4, keypoint_threshold=opts.keypoint_threshold, compute_ap=False)
+                                delta=4, keypoint_threshold=0.57, compute_ap=False)
     assert result.records[cell].result["idsw"]["Total"] == pytest.approx(direct["idsw"]["Total"])
     assert result.records[cell].result["mota"]["Total"] == pytest.approx(direct["mota"]["Total"])
     assert result.records[cell].result["hota"] == pytest.approx(direct["hota"])      # same HOTA, IDF1
@@ -221,14 +222,16 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
 
     asked = []
 
-    def network(opts, profile, experiment=None):
-        asked.append(experiment or opts.training_experiment)
-        path = checkpoint if experiment is None else str(tmp_path / "other.ckpt")
-        if experiment is not None and not os.path.exists(path):
-            torch.save(torch.load(checkpoint, weights_only=False), path)
-        return {"checkpoint": path, "digest": file_digest(path), "source": "given", "experiment": asked[-1]}, None
+    def network(profile, *, checkpoint: str | None, experiment: str, train_seed: int, train_overrides=(),
+                wait=True):
+        asked.append(experiment)
+        path = given if experiment == "default" else str(tmp_path / "other.ckpt")
+        if experiment != "default" and not os.path.exists(path):
+            torch.save(torch.load(given, weights_only=False), path)
+        return {"checkpoint": path, "digest": file_digest(path), "source": "given", "experiment": asked[-1]}
 
-    monkeypatch.setattr(runner, "matching_network", network)
+    given = checkpoint
+    monkeypatch.setattr(common, "matching_network", network)        # what every matcher's network comes from
     opts = TrackingOptions(out=str(tmp_path / "m"), seeds=(0,), threads=1)
     spec = runner.load_spec("threshold", ["axes.threshold=[0.05,0.5]"])
     assert spec["axes"]["matcher"] == ["paper", "improved"]

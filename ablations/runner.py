@@ -431,7 +431,7 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                 tops[v["matcher"]] = r
         for r in rows:
             r["best"] = best.get("label", "best") if any(r is t for t in tops.values()) else ""
-    rows = _with_paper_rows(spec, rows, raw, matchers, axes)
+    ours, rows = rows, _with_paper_rows(spec, rows, raw, matchers, axes)
 
     context = {a: (_label(spec, a, axes[a][0]) if axes[a] else None) for a in AXES}
     context["compare_to"] = _label(spec, compare.get("axis", ""), compare.get("to")) if compare else ""
@@ -459,7 +459,7 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     if spec.get("speed"):
         files += _speed_table(raw, recs, spec, out, opts, eval_description)
         tables.append("speed")
-    plot = _plot(spec, rows, raw, out)
+    plot = _plot(spec, ours, raw, out)                 # one row per cell combination, as raw
     if plot is not None:
         files.append(plot)
     return Result(rows, out, files, failures, records, tables=tables, tuning_rows=tuning_rows,

@@ -368,3 +368,22 @@ def test_ablation_specs_are_checked_with_the_file_and_the_field(tmp_path):
     assert values == {"ap_paper": 74.3, "idsw_paper": 0.8, "mota_paper": 66.6}
     assert runner.paper_values(runner.load_spec("threshold"),
                                {"setting": "gt_boxes_gt_keypoints", "threshold": 0.57}) == {}
+
+def test_paper_rows_follow_each_settings_stride_one_rows_or_its_last():
+    """``paper_rows``: the paper's rows of a setting after its stride-1 rows, after its last row without a
+    stride 1; ``unless: gcn`` drops the paper's GCN row when our GCN is in the table."""
+    spec = runner.load_spec("tracker_comparison")
+    settings = ["gt_boxes_gt_keypoints", "predicted_boxes_predicted_keypoints"]
+
+    def table(strides, matchers):
+        raw = [{"setting": s, "stride": k, "matcher": m} for s in settings for k in strides for m in matchers]
+        return raw, [{"matcher": v["matcher"], "stride": v["stride"]} for v in raw]
+
+    raw, rows = table([1, 4], ["oks", "iou"])
+    out = runner._with_paper_rows(spec, rows, raw, ["oks", "iou"], {"stride": [1, 4]})
+    assert [(r["matcher"], r["stride"]) for r in out[:6]] == [
+        ("oks", 1), ("iou", 1), ("GCN (paper)", 1), ("Optical Flow (paper)", 1), ("oks", 4), ("iou", 4)]
+    assert out[2]["mota_paper"] == 98.5 and out[2]["ap_paper"] == 100 and len(out) == 12
+    raw, rows = table([2, 4], ["oks", "gcn"])
+    out = runner._with_paper_rows(spec, rows, raw, ["oks", "gcn"], {"stride": [2, 4]})
+    assert [r["matcher"] for r in out] == ["oks", "gcn", "oks", "gcn", "Optical Flow (paper)"] * 2

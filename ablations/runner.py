@@ -360,13 +360,9 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     if any(base(m) == "cnn_crops" for m in matchers) and "cnn_crops" not in opts.checkpoints:
         reason = missing_images(profile, eval_gt)
         skipped = {m: reason for m in matchers if reason and base(m) == "cnn_crops"}
-    networks, failures = {}, []
-    for m in dict.fromkeys(base(m) for m in matchers if m not in skipped and base(m) not in NON_LEARNED):
-        for seed in (None,) if m is None else opts.seeds_of(m):        # None: the options' one network
-            networks[m, seed] = matching_network(opts, profile) if m is None else \
-                matcher_network(opts, profile, m, seed)
-            if networks[m, seed][1]:
-                failures.append(f"{labels.get(m, m) or 'matching'} network (seed {seed}): {networks[m, seed][1]}")
+    networks = _networks(opts, profile, [m for m in matchers if m not in skipped])
+    failures = [f"{labels.get(m, m) or 'matching'} network (seed {seed}): {error}"
+                for (m, seed), (_, error) in networks.items() if error]
     train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
     thresholds, tuning_rows, filled = tune_thresholds(opts, profile, cache, matchers, max(axes["delta"]), train_gt,
                                                       label=lambda m: labels[m])
@@ -446,15 +442,7 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                for (m, s) in networks)]
     files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
     if tuning_rows:
-        files += write_table(tuning_rows, out, name="tuning", title="Match thresholds of OKS and IoU, tuned on the "
-                             "training split", notes=[f"Training split: {train_description}, GT keypoints (c = 1), "
-                                                      "stride 1, greedy assignment; chosen: lowest %IDSW Total, then "
-                                                      "highest MOTA, then lowest threshold."],
-                             columns=[Column("method", "Method"), Column("threshold", "Match thr.", digits=2),
-                                      Column("idsw_total", "%IDSW Total", digits=2), Column("mota", "MOTA"),
-                                      Column("switches", "ID switches"), Column("chosen", "Chosen"),
-                                      *([Column("status", "Status")] if any(r["status"] for r in tuning_rows)
-                                        else [])])
+        files += _tuning_table(tuning_rows, out, train_description)
     tables = ["table"]
     if spec.get("speed"):
         files += _speed_table(raw, recs, spec, out, opts, eval_description)
@@ -464,6 +452,28 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
         files.append(plot)
     return Result(rows, out, files, failures, records, tables=tables, tuning_rows=tuning_rows,
                   thresholds=thresholds)
+
+
+def _networks(opts: TrackingOptions, profile, matchers: Sequence[str | None]) -> dict:
+    """``{(matcher, training seed): (network, error)}`` of the learned ``matchers`` (their motion suffix
+    dropped), each trained once per training seed or reused; ``(None, None)``: the options' one network."""
+    networks = {}
+    for m in dict.fromkeys(base(m) for m in matchers if base(m) not in NON_LEARNED):
+        for seed in (None,) if m is None else opts.seeds_of(m):
+            networks[m, seed] = matching_network(opts, profile) if m is None else \
+                matcher_network(opts, profile, m, seed)
+    return networks
+
+
+def _tuning_table(rows: list[dict], out: Path, train_description: str) -> list:
+    """``tuning.md`` / ``.csv``: the match-threshold grid of OKS and IoU on the training split."""
+    return write_table(rows, out, name="tuning", title="Match thresholds of OKS and IoU, tuned on the training split",
+                       notes=[f"Training split: {train_description}, GT keypoints (c = 1), stride 1, greedy "
+                              "assignment; chosen: lowest %IDSW Total, then highest MOTA, then lowest threshold."],
+                       columns=[Column("method", "Method"), Column("threshold", "Match thr.", digits=2),
+                                Column("idsw_total", "%IDSW Total", digits=2), Column("mota", "MOTA"),
+                                Column("switches", "ID switches"), Column("chosen", "Chosen"),
+                                *([Column("status", "Status")] if any(r["status"] for r in rows) else [])])
 
 
 def _column_keys(spec: dict) -> set[str]:

@@ -74,7 +74,7 @@ from ablations.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
 from ablations.tracking_ablation import (DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
                                         PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
                                         base, common_notes, describe_network, failure_status, hota_stats,
-                                        matcher_network, matching_network, missing_images, open_results,
+                                        matcher_network, missing_images, open_results,
                                         paired_difference, run_cells, save_line_plot, seed_stat, total,
                                         tracking_options, tune_thresholds)
 from keytrack.config import EXPERIMENTS_DIR
@@ -400,15 +400,14 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     for v in raw:
         rs = recs(v)
         row = {a: _label(spec, a, v[a]) for a in shown}
-        row.update(match_threshold=thresholds.get(v["matcher"]), idsw=seed_stat(rs, total("idsw")),
+        row.update(match_threshold=None if v["matcher"] in skipped else thresholds.get(v["matcher"]),
+                   idsw=seed_stat(rs, total("idsw")),
                    mota=seed_stat(rs, total("mota")), **hota_stats(rs),
                    **{p: seed_stat(rs, lambda r, p=p: (r.get("idsw") or {}).get(p)) for p in PARTS},
                    switches=seed_stat(rs, lambda r: r.get("num_switches")),
                    status=("skipped: " + skipped[v["matcher"]] if v["matcher"] in skipped else
                            failure_status(rs, [f"{c.seed}" + (f" (training {c.train_seed})" if c.several_trainings
                                                               else "") for c in cells(v)])))
-        if v["matcher"] in skipped:
-            row["match_threshold"] = None
         if compute_ap:
             row["ap"] = seed_stat(rs, total("ap"))
         if compare and v[compare["axis"]] != compare["to"]:
@@ -456,12 +455,13 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
 
 def _networks(opts: TrackingOptions, profile, matchers: Sequence[str | None]) -> dict:
     """``{(matcher, training seed): (network, error)}`` of the learned ``matchers`` (their motion suffix
-    dropped), each trained once per training seed or reused; ``(None, None)``: the options' one network."""
+    dropped), each trained once per training seed or reused; ``(None, None)``: the options' one network,
+    the paper's matcher with ``--checkpoint`` / ``--experiment`` and ``--train-seed``."""
     networks = {}
     for m in dict.fromkeys(base(m) for m in matchers if base(m) not in NON_LEARNED):
         for seed in (None,) if m is None else opts.seeds_of(m):
-            networks[m, seed] = matching_network(opts, profile) if m is None else \
-                matcher_network(opts, profile, m, seed)
+            networks[m, seed] = matcher_network(opts, profile, m or PAPER_MATCHERS[0],
+                                                opts.train_seed if m is None else seed)
     return networks
 
 
@@ -514,9 +514,10 @@ def _speed_table(raw: list[dict], recs, spec: dict, out: Path, opts: TrackingOpt
     stride = 1 if 1 in strides else strides[0]
     rows = []
     for v in raw:
-        if v["stride"] != stride or not recs(v):
+        done = recs(v) if v["stride"] == stride else []
+        if not done:
             continue
-        record = recs(v)[0]
+        record = done[0]
         r = record.result if record.ok else {}
         rows.append({"setting": _label(spec, "setting", v["setting"]), "matcher": _label(spec, "matcher", v["matcher"]),
                      **{k: r.get(k) for k in ("frames", "poses", "frames_per_s", "pairs", "forwards", "pairs_per_s")},

@@ -251,19 +251,6 @@ def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, R
     return profile, out, RunCache(out / "runs", retry_failed=opts.retry_failed)
 
 
-def matching_network(opts: TrackingOptions, profile: Profile,
-                     experiment: str | None = None) -> tuple[dict | None, str | None]:
-    """The δ = 4 matching network: ``({checkpoint, digest, source, ...}, None)``, or ``(None, error)``.
-
-    ``--checkpoint`` when given; else the finished training run of ``experiment`` (default:
-    ``opts.training_experiment``) on the profile's training split
-    (:func:`ablations.common.train_or_reuse`), trained now if missing.
-    """
-    return network_or_error(profile, checkpoint=opts.checkpoint, experiment=experiment or opts.training_experiment,
-                            train_seed=opts.train_seed, train_overrides=opts.train_overrides,
-                            wait=opts.wait_for_training)
-
-
 def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str]:
     """The training budget of ``experiment`` (with ``overrides``) as ``key=value`` overrides: its
     ``optim`` and ``loader`` sections and ``trainer.max_epochs``. Added to a learned baseline's own
@@ -282,7 +269,7 @@ def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str
 def matcher_network(opts: TrackingOptions, profile: Profile, matcher: str,
                     seed: int) -> tuple[dict | None, str | None]:
     """The network of a learned ``matcher`` trained with ``seed``: ``({checkpoint, digest, ...}, None)`` or
-    ``(None, error)``. The paper's (``--checkpoint``, else the profile's experiment), the improved one
+    ``(None, error)``. The paper's (``--checkpoint``, else ``--experiment`` or the profile's), the improved one
     (``--improved-experiment`` with ``--improved-override``), a learned baseline (``--baseline-checkpoint``,
     else its experiment file with Pose Entailment's budget, run ``<data>-<experiment>-budget-seed<k>``),
     or the experiment of that name; trained on the profile's training split, or a finished run reused."""
@@ -456,24 +443,23 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts:
             motion, confidence = motion_of(cell.matcher), opts.confidence_of(cell.matcher, cell.setting)
             if motion is None and confidence == 0:         # the same pose pairs: one memo of their scores
                 scorer = state["memos"].setdefault(key[:3], PairScoreMemo(scorer))
-            counts = ("pairs_scored", "pairs_reused", "forwards", "network_seconds")
-            before = {c: getattr(scorer, c, 0) for c in counts}
-            before_net = {c: getattr(getattr(scorer, "scorer", scorer), c, 0) for c in counts}
+            network = getattr(scorer, "scorer", scorer)    # the memo's scorer, or the scorer itself
+            memo_before = (scorer.pairs_scored, scorer.pairs_reused) if isinstance(scorer, PairScoreMemo) else None
+            net_before = {c: getattr(network, c, 0) for c in ("pairs_scored", "forwards", "network_seconds")}
             tracker = Tracker(scorer, delta=cell.delta, nearest=opts.nearest_of(cell.matcher),
                               assignment=cell.assignment, match_threshold=threshold, motion=motion,
                               min_keypoint_confidence=confidence, detection_threshold=opts.detection_threshold)
             out = tracker.track_dataset(predicted)
-            network = getattr(scorer, "scorer", scorer)
             info = {"frames": tracker.frames_tracked, "poses": predicted.num_poses,
                     "tracking_seconds": tracker.seconds,
                     "frames_per_s": tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else None}
-            if isinstance(scorer, PairScoreMemo):
-                info.update(pairs_scored=scorer.pairs_scored - before["pairs_scored"],
-                            pairs_reused=scorer.pairs_reused - before["pairs_reused"])
+            if memo_before is not None:
+                info.update(pairs_scored=scorer.pairs_scored - memo_before[0],
+                            pairs_reused=scorer.pairs_reused - memo_before[1])
             if hasattr(network, "network_seconds"):
-                seconds = network.network_seconds - before_net["network_seconds"]
-                pairs = network.pairs_scored - before_net["pairs_scored"]
-                info.update(pairs=pairs, forwards=network.forwards - before_net["forwards"], network_seconds=seconds,
+                seconds = network.network_seconds - net_before["network_seconds"]
+                pairs = network.pairs_scored - net_before["pairs_scored"]
+                info.update(pairs=pairs, forwards=network.forwards - net_before["forwards"], network_seconds=seconds,
                             pairs_per_s=pairs / seconds if seconds > 0 else None)
             state["tracked"][key] = (out, info)
             return gt, out, {**info, "tracking_reused": False}

@@ -8,7 +8,10 @@ training videos of the training split (:func:`ablations.common.train_or_reuse`: 
 the same configuration is reused; ``train_data: synthetic`` trains on the embedded synthetic scenes
 instead, ``init_from: <earlier variant>`` starts from that variant's weights; ``motion`` and
 ``min_keypoint_confidence`` and ``detection_threshold`` are the tracker's settings for that variant,
-``oks_motion``, ``oks_min_keypoint_confidence`` and ``oks_detection_threshold`` add OKS rows with them) and measured on the split's *validation* videos only:
+``match_threshold`` the tracker's match threshold (default 0.5), ``predicted_only`` skips the ranking and
+GT-keypoint cells; ``oks_motion``, ``oks_min_keypoint_confidence`` and ``oks_detection_threshold`` add OKS
+rows with them, ``oks_thresholds`` OKS rows at those match thresholds, predicted keypoints only) and
+measured on the split's *validation* videos only:
 
 * the ranking metrics of the best checkpoint (:func:`keytrack.diagnose.diagnose`: rank-1 and
   "best wrong beats true" over the tracker's window) at frame strides 1 and 4 (the spec's
@@ -171,6 +174,17 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
     for row, settings in variants:
         measure(row, **oks, **settings)
         reference.append(row)
+    # OKS at other match thresholds than the tuned one (predicted keypoints only), with each of the
+    # spec's motions and confident-first settings: the grid that chooses its threshold for them.
+    for t in spec.get("oks_thresholds", []):
+        for m in motions:
+            for tau in spec.get("oks_detection_threshold") or [None]:
+                row = {"variant": f"OKS{' + motion' if m else ''}, threshold {t:g}"
+                                  + ("" if tau is None else f", confident detections first τ = {tau:g}")}
+                measure(row, key=f"oks{t:g}", params={"threshold": t}, method="oks", checkpoint=None,
+                        threshold=float(t), motion=m, detection=None if tau is None else float(tau),
+                        predicted_only=True)
+                reference.append(row)
     checkpoints: dict[str, str] = {}
 
     for v in spec["variants"]:
@@ -202,8 +216,11 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
         row.update(steps=m.get("global_step"), minutes=(m.get("seconds") or 0) / 60, params=m.get("parameters"),
                    acc=(m.get("metrics_at_best") or {}).get("val/acc") if not synthetic else None)
         digest = file_digest(trained.checkpoint)
-        measure(row, f"net{digest}", {"checkpoint": digest, "threshold": 0.5}, "pose_entailment",
-                str(trained.checkpoint), 0.5, motion, confidence, None if detection is None else float(detection))
+        threshold = float(v.get("match_threshold", 0.5))             # the tracker's, for this network
+        measure(row, f"net{digest}" + ("" if threshold == 0.5 else f"-thr{threshold:g}"),
+                {"checkpoint": digest, "threshold": threshold}, "pose_entailment", str(trained.checkpoint),
+                threshold, motion, confidence, None if detection is None else float(detection),
+                predicted_only=bool(v.get("predicted_only", False)))
         rows.append(row)
     rows += reference
     detection_shown = bool(spec.get("oks_detection_threshold")) or any("detection_threshold" in v for v in spec["variants"])

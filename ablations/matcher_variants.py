@@ -243,7 +243,8 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
              f"{display_path(spec_path)}. Listwise variants count candidate lists per epoch (≈ 4-12 pairs each), "
              "BCE variants pairs. Rank-1: the true continuation scores above every wrong candidate of "
              "the window (keytrack diagnose; OKS at its tuned threshold).",
-             "Tracking: GT keypoints, δ = 4, greedy assignment, match threshold 0.5 for the learned matchers; "
+             "Tracking: GT keypoints, δ = 4, greedy assignment, match threshold 0.5 for the learned matchers "
+             "(a variant's match_threshold where its spec gives one); "
              "%IDSW and MOTA totals (keytrack.evaluation, poseval's protocol). \"pred.\": the same videos "
              "under the perturbation protocol's predicted boxes and keypoints (keytrack.perturb, seed 0), "
              f"keypoints below {KEYPOINT_THRESHOLD:g} removed before %IDSW (A.3)."]

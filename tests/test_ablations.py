@@ -640,6 +640,45 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
     assert (out / "table.md").read_text() == before
 
 
+def test_matcher_variants_track_at_each_variants_match_threshold(tmp_path, tiny_checkpoint, monkeypatch, one_thread):
+    """A variant's ``match_threshold`` and the spec's ``oks_thresholds`` reach the tracker; predicted-only
+    rows have no ranking or ground-truth cells."""
+    from ablations import matcher_variants as mv
+    from ablations import scoring
+
+    spec = tmp_path / "variants.yaml"
+    spec.write_text("strides: [1, 2]\n"
+                    "oks_detection_threshold: [0.4]\n"
+                    "oks_thresholds: [0.3]\n"
+                    "variants:\n"
+                    "  - {name: low, experiment: default, match_threshold: 0.2, detection_threshold: 0.4,\n"
+                    "     predicted_only: true}\n")
+    tracked = []
+
+    def fake_track(gt, predicted, scorer, *, match_threshold, detection_threshold=None, **kwargs):
+        tracked.append((type(scorer).__name__, match_threshold, detection_threshold, len(gt.videos[0].frames)))
+        return {"idsw": {"Total": 10 * match_threshold}, "mota": {"Total": 50.0}, "num_switches": 3}
+
+    fit, val = generate_dataset(2, seed=21, config=TINY), generate_dataset(2, seed=22, config=TINY)
+    monkeypatch.setattr(scoring, "track_and_evaluate", fake_track)
+    monkeypatch.setattr(mv, "train_or_reuse", lambda experiment, overrides: common.TrainedModel(
+        tiny_checkpoint, tmp_path, {"global_step": 7}, False))
+    monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
+    out = mv.run_variants(spec, None, str(tmp_path / "mv"), 0, [], None)
+    by = {r["Variant"]: r for r in csv.DictReader(open(out / "table.csv"))}
+    frames = len(val.videos[0].frames)
+    learned = sorted(t for t in tracked if t[0] == "PoseEntailmentScorer")
+    assert learned == [("PoseEntailmentScorer", 0.2, 0.4, n) for n in sorted((frames, (frames + 1) // 2))]
+    assert float(by["low"]["%IDSW pred. stride 1"]) == pytest.approx(2.0)
+    assert by["low"]["%IDSW stride 1"] == "" and by["low"]["rank-1 stride 1"] == ""
+    assert by["OKS, threshold 0.3, confident detections first τ = 0.4"]["%IDSW pred. stride 2"] == "3.0"
+    assert ("OKSScorer", 0.3, 0.4) in {t[:3] for t in tracked}
+    cells = {p.stem: json.loads(p.read_text())["params"] for p in (out / "runs").glob("net*.json")}
+    assert sorted(k.split("-", 1)[1] for k in cells) == ["thr0.2-stride1-predicted-det0.4",
+                                                         "thr0.2-stride2-predicted-det0.4"]
+    assert all(c["threshold"] == 0.2 for c in cells.values())
+
+
 @pytest.mark.parametrize("module, cls", [("toks", "Options"),
                                          ("sweep", "SweepOptions"), ("tracking_ablation", "TrackingOptions")])
 def test_each_ablation_spells_its_options_once(module, cls):

@@ -134,6 +134,10 @@ class TrackingOptions(RunOptions):
                                                     f"({', '.join(LEARNED_BASELINES)}), no training (repeatable)")
     match_threshold: float = opt(POSE_ENTAILMENT_THRESHOLD, type=float,
                                  help="a learned matcher starts a new track below this match score (default: 0.5)")
+    matcher_threshold: tuple[str, ...] = opt((), nargs="+", metavar="MATCHER=T",
+                                             help="the match threshold of one matcher of --methods (its name as "
+                                                  "given there, +motion included), over --match-threshold, "
+                                                  "--oks-threshold and tuning")
     oks_threshold: float | None = opt(type=float, help="fix OKS's match threshold (default: tuned)")
     iou_threshold: float | None = opt(type=float, help="fix IoU's match threshold (default: tuned)")
     grid: tuple[float, ...] = opt(DEFAULT_GRID, type=float, nargs="+",
@@ -154,6 +158,8 @@ class TrackingOptions(RunOptions):
     #: parsed ``baseline_checkpoint`` and ``min_keypoint_confidence``
     checkpoints: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
+    #: parsed ``matcher_threshold``
+    match_thresholds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -188,6 +194,11 @@ class TrackingOptions(RunOptions):
         bad = {m: t for m, t in self.confidence.items() if not 0.0 <= float(t) <= 1.0}
         if bad:
             raise ValueError(f"min_keypoint_confidence: τ must lie in [0, 1], got {bad}")
+        self.match_thresholds = {**_pairs(self.matcher_threshold, "--matcher-threshold", float),
+                                 **self.match_thresholds}
+        bad = {m: t for m, t in self.match_thresholds.items() if m == "*" or not 0.0 <= float(t) <= 1.0}
+        if bad:
+            raise ValueError(f"matcher_threshold: expected MATCHER=T with T in [0, 1], got {bad}")
 
     @property
     def training_experiment(self) -> str:
@@ -330,7 +341,8 @@ def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, ma
     from keytrack.config import load_config
 
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
-    thresholds = {m: opts.match_threshold if base(m) not in NON_LEARNED else fixed[base(m)] for m in matchers}
+    thresholds = {m: opts.match_thresholds.get(m, opts.match_threshold if base(m) not in NON_LEARNED
+                                           else fixed[base(m)]) for m in matchers}
     to_tune = [m for m in matchers if thresholds[m] is None]
     rows, filled = [], 0
     if to_tune:
@@ -696,14 +708,15 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
     thresholds = thresholds or {}
     tuned = [m for m in matchers if base(m) in NON_LEARNED]
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
+    given = {m: opts.match_thresholds[m] for m in matchers if m in opts.match_thresholds}
     match = (f"match threshold {opts.match_threshold:g} for the learned matchers (the decision point of their "
-             "score, not tuned)" if learned else "")
-    for m in tuned:
+             "score, not tuned)" if any(m not in given for m in learned) else "")
+    for m in [*(m for m in learned if m in given), *tuned]:
         t = thresholds.get(m)
         match += ("; " if match else "match threshold ") + (
-            f"{label(m)} {t:g}" + (" (given)" if fixed[base(m)] is not None else "") if t is not None
+            f"{label(m)} {t:g}" + (" (given)" if m in given or fixed[base(m)] is not None else "") if t is not None
             else f"{label(m)} none (tuning failed)")
-    if any(fixed[base(m)] is None for m in tuned):
+    if any(fixed[base(m)] is None and m not in given for m in tuned):
         match += (f"; OKS and IoU tuned on the training split ({train_description}, GT keypoints, stride 1) over "
                   f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
         if filled:

@@ -370,6 +370,20 @@ def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_pat
         TrackingOptions(min_keypoint_confidence=("oks=1.2",))
 
 
+def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
+    """``--matcher-threshold MATCHER=T`` sets that matcher's match threshold only; OKS given one is not tuned
+    (no training data is read: the profile and cache are not touched)."""
+    from ablations.tracking_ablation import TrackingOptions, tune_thresholds
+
+    opts = TrackingOptions(matcher_threshold=("improved=0.9", "oks+motion=0.05"), oks_threshold=0.2)
+    thresholds, rows, filled = tune_thresholds(opts, None, None, ["improved", "improved+motion", "oks", "oks+motion"], 4)
+    assert thresholds == {"improved": 0.9, "improved+motion": 0.5, "oks": 0.2, "oks+motion": 0.05}
+    assert rows == [] and filled == 0
+    for bad in (("0.9",), ("oks=1.5",)):
+        with pytest.raises(ValueError, match="matcher_threshold"):
+            TrackingOptions(matcher_threshold=bad)
+
+
 def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_path, one_thread):
     from ablations.scoring import track_and_evaluate
     from keytrack.perturb import perturb

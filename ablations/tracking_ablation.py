@@ -328,6 +328,13 @@ def missing_images(profile: Profile, eval_gt: Dataset) -> str | None:
     return None
 
 
+def grid_edge(threshold: float | None, grid: Sequence[float]) -> bool:
+    """Whether a tuned ``threshold`` is the lowest or the highest point of its ``grid``: the optimum may lie
+    beyond it (tuning on ground-truth keypoints, with no false positive to keep off a track, favours the
+    lowest threshold)."""
+    return threshold is not None and bool(grid) and threshold in (min(grid), max(grid))
+
+
 def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, matchers: Sequence[str],
                     delta: int, train_gt: Dataset | None = None,
                     label: Callable[[str], str] = str) -> tuple[dict, list[dict], int]:
@@ -356,6 +363,9 @@ def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, ma
             cache, base(m), train_gt, opts.grid, delta=delta, seed=opts.seeds_for(GT_SETTING)[0], data_id=data_id,
             motion=motion_of(m) or "none", key=m, label=label(m))
         rows += grid_rows
+        if grid_edge(thresholds[m], opts.grid):
+            log.warning("%s: the tuned match threshold %g is an edge of the grid %s; a wider --grid may choose "
+                        "another", m, thresholds[m], list(opts.grid))
     return thresholds, rows, filled
 
 
@@ -719,6 +729,11 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
     if any(fixed[base(m)] is None and m not in given for m in tuned):
         match += (f"; OKS and IoU tuned on the training split ({train_description}, GT keypoints, stride 1) over "
                   f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
+        edges = [label(m) for m in tuned if fixed[base(m)] is None and m not in given
+                 and grid_edge(thresholds.get(m), opts.grid)]
+        if edges:
+            match += (f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose "
+                      "another")
         if filled:
             match += (f"; {filled} ground-truth poses of it without a head box got one (ablations.common."
                       "complete_head_boxes) so that PCKh matching can score them")

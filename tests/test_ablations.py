@@ -332,6 +332,9 @@ def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_th
     motions = sorted(c["params"].get("motion", "none") for c in cells if c["params"]["kind"] == "cell")
     assert motions == ["none", "none", "velocity", "velocity"]
     assert "+ motion (beyond the paper)" in (tmp_path / "tc" / "table.md").read_text()
+    # A two-point grid has only edges: the notes say the tuned thresholds may lie beyond it.
+    assert "for OKS (greedy), OKS (greedy) + motion that is an edge of the grid" in \
+        (tmp_path / "tc" / "table.md").read_text()
     with pytest.raises(InputError, match="axes.matcher: .'oks\\+speed'. are not one of"):
         runner.load_spec("tracker_comparison", ["axes.matcher=[oks+speed]"])
 
@@ -368,6 +371,14 @@ def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_pat
         {"*": 0.2, "oks+motion": 0.35}
     with pytest.raises(ValueError, match="min_keypoint_confidence"):
         TrackingOptions(min_keypoint_confidence=("oks=1.2",))
+
+
+def test_grid_edge_flags_a_tuned_threshold_at_either_end_of_its_grid():
+    from ablations.tracking_ablation import grid_edge
+
+    grid = (0.05, 0.1, 0.2)
+    assert [grid_edge(t, grid) for t in grid] == [True, False, True]
+    assert not grid_edge(None, grid)
 
 
 def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():

@@ -718,7 +718,7 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
     thresholds = thresholds or {}
     tuned = [m for m in matchers if base(m) in NON_LEARNED]
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
-    given = {m: opts.match_thresholds[m] for m in matchers if m in opts.match_thresholds}
+    given = {m for m in matchers if m in opts.match_thresholds}          # each with its own --matcher-threshold
     match = (f"match threshold {opts.match_threshold:g} for the learned matchers (the decision point of their "
              "score, not tuned)" if any(m not in given for m in learned) else "")
     for m in [*(m for m in learned if m in given), *tuned]:

@@ -12,21 +12,18 @@ import matplotlib.pyplot as plt
 
 TABLES = sorted(Path("results/matcher_variants").glob("bonn_mppt-train-threshold-seed*/table.csv"))
 STRIDES = (1, 2, 4)
-DEFAULT = {"improved": 0.5, "improved + motion": 0.5, "OKS": 0.01}   # the rows that name no threshold
+LEARNED_DEFAULT = 0.5          # the learned rows that name no threshold track at the decision point
 
 
 def matcher_and_threshold(variant: str):
     """``(matcher, threshold)`` of a row of the table, or None for the rows that are not confident first."""
     if "confident" not in variant and not variant.startswith("improved"):
         return None
-    motion = "motion" in variant
-    if variant.startswith("OKS"):
-        found = re.search(r"threshold (\d+(?:\.\d+)?)", variant)
-        matcher = "OKS + motion" if motion else "OKS"
-        return (matcher, float(found.group(1))) if found and "tuned" not in variant else None
-    matcher = "improved + motion" if motion else "improved"
+    motion = " + motion" if "motion" in variant else ""
     found = re.search(r"threshold (\d+(?:\.\d+)?)", variant)
-    return matcher, float(found.group(1)) if found else DEFAULT[matcher]
+    if variant.startswith("OKS"):
+        return (f"OKS{motion}", float(found.group(1))) if found and "tuned" not in variant else None
+    return f"improved{motion}", float(found.group(1)) if found else LEARNED_DEFAULT
 
 
 totals = defaultdict(dict)

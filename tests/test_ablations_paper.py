@@ -369,6 +369,7 @@ def test_ablation_specs_are_checked_with_the_file_and_the_field(tmp_path):
     assert runner.paper_values(runner.load_spec("threshold"),
                                {"setting": "gt_boxes_gt_keypoints", "threshold": 0.57}) == {}
 
+
 def test_paper_rows_follow_each_settings_stride_one_rows_or_its_last():
     """``paper_rows``: the paper's rows of a setting after its stride-1 rows, after its last row without a
     stride 1; ``unless: gcn`` drops the paper's GCN row when our GCN is in the table."""

@@ -65,18 +65,18 @@ import itertools
 import logging
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ablations.claims import CLAIMS
 from ablations.common import Result, finish
 from ablations.scoring import SETTING_LABELS, hota_columns
 from ablations.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
 from ablations.tracking_ablation import (DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
-                                        PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
+                                        GT_SETTING, PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
                                         base, common_notes, describe_network, failure_status, hota_stats,
                                         matcher_network, missing_images, open_results,
                                         paired_difference, run_cells, save_line_plot, seed_stat, total,
-                                        tracking_options, tune_thresholds)
+                                        threshold_of, tracking_options, tune_thresholds)
 from keytrack.config import EXPERIMENTS_DIR
 from keytrack.evaluation import COLUMNS as PARTS
 from keytrack.errors import InputError
@@ -365,8 +365,11 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                 for (m, seed), (_, error) in networks.items() if error]
     train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
     thresholds, tuning_rows, filled = tune_thresholds(opts, profile, cache, matchers, max(axes["delta"]), train_gt,
-                                                      label=lambda m: labels[m])
-    failures += [f"{m}: every tuning run failed" for m, t in thresholds.items() if t is None]
+                                                      label=lambda m: labels[m],
+                                                      cells=list(itertools.product(axes["setting"], axes["stride"])))
+    failures += [f"{m}{'' if k is None else f' ({k[0]}, stride {k[1]})'}: every tuning run failed"
+                 for m, t in thresholds.items()
+                 for k, v in (t.items() if isinstance(t, Mapping) else [(None, t)]) if v is None]
 
     compute_ap = spec.get("compute_ap", False)
 
@@ -400,7 +403,8 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     for v in raw:
         rs = recs(v)
         row = {a: _label(spec, a, v[a]) for a in shown}
-        row.update(match_threshold=None if v["matcher"] in skipped else thresholds.get(v["matcher"]),
+        row.update(match_threshold=None if v["matcher"] in skipped else
+                   threshold_of(thresholds, v["matcher"], v["setting"], v["stride"]),
                    idsw=seed_stat(rs, total("idsw")),
                    mota=seed_stat(rs, total("mota")), **hota_stats(rs),
                    **{p: seed_stat(rs, lambda r, p=p: (r.get("idsw") or {}).get(p)) for p in PARTS},
@@ -467,10 +471,17 @@ def _networks(opts: TrackingOptions, profile, matchers: Sequence[str | None]) ->
 
 def _tuning_table(rows: list[dict], out: Path, train_description: str) -> list:
     """``tuning.md`` / ``.csv``: the match-threshold grid of OKS and IoU on the training split."""
+    per_cell = len({(r["setting"], r["stride"]) for r in rows}) > 1 or rows[0]["setting"] != GT_SETTING \
+        or rows[0]["stride"] != 1
+    how = ("each keypoint setting and frame stride tracked as the table's cells are (its perturbation seed, output "
+           "keypoint threshold, τ and confident-first setting)" if per_cell else "GT keypoints (c = 1), stride 1")
+    rows = [{**r, "setting": SETTING_LABELS.get(r["setting"], r["setting"])} for r in rows]
     return write_table(rows, out, name="tuning", title="Match thresholds of OKS and IoU, tuned on the training split",
-                       notes=[f"Training split: {train_description}, GT keypoints (c = 1), stride 1, greedy "
-                              "assignment; chosen: lowest %IDSW Total, then highest MOTA, then lowest threshold."],
-                       columns=[Column("method", "Method"), Column("threshold", "Match thr.", digits=2),
+                       notes=[f"Training split: {train_description}, {how}, greedy assignment; chosen: lowest "
+                              "%IDSW Total, then highest MOTA, then lowest threshold."],
+                       columns=[Column("method", "Method"),
+                                *([Column("setting", "Keypoints"), Column("stride", "Stride")] if per_cell else []),
+                                Column("threshold", "Match thr.", digits=2),
                                 Column("idsw_total", "%IDSW Total", digits=2), Column("mota", "MOTA"),
                                 Column("switches", "ID switches"), Column("chosen", "Chosen"),
                                 *([Column("status", "Status")] if any(r["status"] for r in rows) else [])])

@@ -122,27 +122,42 @@ def method_scorer(method: str, checkpoint: str | None, device: str, batch_size: 
 
 def tune_threshold(cache: "RunCache", method: str, train_gt: Dataset, grid: Sequence[float], *, delta: int,
                    seed: int, data_id: str, motion: str = "none", key: str | None = None,
-                   label: str | None = None) -> tuple[float | None, list[dict]]:
+                   label: str | None = None, setting: str = "gt_boxes_gt_keypoints", stride: int = 1,
+                   keypoint_threshold: float = 0.0, min_keypoint_confidence: float = 0.0,
+                   detection_threshold: float | None = None,
+                   predictions: dict | None = None) -> tuple[float | None, list[dict]]:
     """The match threshold of the non-learned ``method`` (with the tracker's ``motion``) with the
-    lowest %IDSW total on ``train_gt`` (GT keypoints, stride 1); ties go to the higher MOTA, then the
-    lower threshold. Each point is a cached run named by ``key`` (default ``method``); the grid rows
-    carry ``label``. Returns the threshold (None when every point failed) and the grid rows."""
+    lowest %IDSW total on ``train_gt``, its keypoints drawn as ``setting`` with ``seed`` and every
+    ``stride``-th frame kept, tracked and scored with the given tracker settings (default: GT
+    keypoints, stride 1); ties go to the higher MOTA, then the lower threshold. Each point is a cached
+    run named by ``key`` (default ``method``); the grid rows carry ``label``. ``predictions`` (a dict
+    the caller keeps) shares one perturbation of ``train_gt`` per setting between calls. Returns the
+    threshold (None when every point failed) and the grid rows."""
     from keytrack.perturb import perturb
+    from keytrack.tracking import subsample
 
     key = key or method
-    predicted = None
+    predictions = {} if predictions is None else predictions
+    gt_stride1 = (setting, stride) == ("gt_boxes_gt_keypoints", 1)
+    extra = {"keypoint_threshold": keypoint_threshold or None,
+             "min_keypoint_confidence": min_keypoint_confidence or None, "detection_threshold": detection_threshold}
     rows = []
     for t in grid:
         def cell(t=t):
-            nonlocal predicted
-            if predicted is None:
-                predicted = perturb(train_gt, "gt_boxes_gt_keypoints", seed)
-            return track_and_evaluate(train_gt, predicted, method_scorer(method, None, "cpu", 1), match_threshold=t,
-                                      compute_hota=False, motion=motion, delta=delta, compute_ap=False)
+            if (setting, seed) not in predictions:
+                predictions[setting, seed] = perturb(train_gt, setting, seed)
+            gt, predicted = subsample(train_gt, stride), subsample(predictions[setting, seed], stride)
+            return track_and_evaluate(gt, predicted, method_scorer(method, None, "cpu", 1), match_threshold=t,
+                                      compute_hota=False, motion=motion, delta=delta, compute_ap=False,
+                                      keypoint_threshold=keypoint_threshold,
+                                      min_keypoint_confidence=min_keypoint_confidence,
+                                      detection_threshold=detection_threshold)
         params = {"kind": "tuning", "method": key, "threshold": t, "data": data_id,
-                  "setting": "gt_boxes_gt_keypoints", "stride": 1, "seed": seed, "delta": delta}
-        record = cache.run(f"tune-{key}-thr{t:g}", cell, params)
-        rows.append({"method": label or key, "threshold": t,
+                  "setting": setting, "stride": stride, "seed": seed, "delta": delta,
+                  **{k: v for k, v in extra.items() if v is not None}}
+        name = f"tune-{key}" + ("" if gt_stride1 else f"-{setting}-stride{stride}") + f"-thr{t:g}"
+        record = cache.run(name, cell, params)
+        rows.append({"method": label or key, "setting": setting, "stride": stride, "threshold": t,
                      "idsw_total": record.result["idsw"]["Total"] if record.ok else None,
                      "mota": record.result["mota"]["Total"] if record.ok else None,
                      "switches": int(record.result["num_switches"]) if record.ok else None,

@@ -28,7 +28,7 @@ import numpy as np
 from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_options,
                               dataset_fingerprint, mean_std, network_or_error, opt, options_from)
 from ablations.scoring import (HOTA_COLUMNS, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
-                               score_tracked)
+                               SETTING_LABELS, score_tracked)
 from keytrack.models import registry
 from keytrack.perturb import perturb
 from keytrack.tracking.scorers import PairScoreMemo
@@ -56,8 +56,13 @@ LEARNED_BASELINES: tuple[str, ...] = tuple(m.name for m in registry.MATCHERS.val
 #: A matcher name with this suffix (``oks+motion``) tracks with each candidate moved by its track's
 #: velocity (keytrack.tracking.Tracker, motion="velocity").
 MOTION = "+motion"
-#: Match thresholds tried for OKS and IoU on the training split.
-DEFAULT_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: Match thresholds tried for OKS and IoU on the training split. It reaches down to 0: with few false
+#: positives the lowest threshold tracks best, and a grid whose floor is chosen handicaps the baseline.
+DEFAULT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: How OKS and IoU are tuned: ``cell``, per keypoint setting and frame stride, tracked as the table's
+#: cells are (their keypoint source, output keypoint threshold, τ, confident first); ``gt``, once, on
+#: ground-truth keypoints at stride 1 (the protocol of the tables made before ``cell``).
+TUNE_ON: tuple[str, ...] = ("cell", "gt")
 
 
 def base(matcher: str | None) -> str | None:
@@ -142,6 +147,10 @@ class TrackingOptions(RunOptions):
     iou_threshold: float | None = opt(type=float, help="fix IoU's match threshold (default: tuned)")
     grid: tuple[float, ...] = opt(DEFAULT_GRID, type=float, nargs="+",
                                   help="match thresholds tried for OKS and IoU on the training split")
+    tune_on: str = opt("cell", choices=TUNE_ON,
+                       help="tune OKS and IoU on the training split per keypoint setting and frame stride, "
+                            "tracked as the cells are (cell, the default), or once on its GT keypoints at "
+                            "stride 1 (gt)")
     keypoint_threshold: float | None = opt(type=float,
                                            help="output keypoint confidence threshold before MOTA with predicted "
                                                 "keypoints (A.3; default: the spec's, else the paper's "
@@ -179,6 +188,8 @@ class TrackingOptions(RunOptions):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if self.tune_on not in TUNE_ON:
+            raise ValueError(f"tune_on: expected one of {list(TUNE_ON)}, got {self.tune_on!r}")
         if not self.grid or not all(0.0 <= t <= 1.0 for t in self.grid):
             raise ValueError(f"grid: match thresholds must lie in [0, 1], got {list(self.grid)}")
         for n in (self.nearest, self.baseline_nearest, self.delta):
@@ -331,18 +342,27 @@ def missing_images(profile: Profile, eval_gt: Dataset) -> str | None:
 def grid_edge(threshold: float | None, grid: Sequence[float]) -> bool:
     """Whether a tuned ``threshold`` is the lowest or the highest point of its ``grid``: the optimum may lie
     beyond it (tuning on ground-truth keypoints, with no false positive to keep off a track, favours the
-    lowest threshold)."""
-    return threshold is not None and bool(grid) and threshold in (min(grid), max(grid))
+    lowest threshold). 0 and 1 are no edge: no threshold lies beyond them."""
+    return threshold is not None and bool(grid) and threshold in {min(grid), max(grid)} - {0.0, 1.0}
+
+
+def threshold_of(thresholds: Mapping, matcher: str | None, setting: str, stride: int) -> float | None:
+    """The match threshold ``matcher`` tracks ``setting`` at ``stride`` with: its one threshold, or the one
+    tuned for that keypoint setting and stride (``--tune-on cell``)."""
+    t = thresholds.get(matcher)
+    return t.get((setting, stride)) if isinstance(t, Mapping) else t
 
 
 def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, matchers: Sequence[str],
-                    delta: int, train_gt: Dataset | None = None,
-                    label: Callable[[str], str] = str) -> tuple[dict, list[dict], int]:
+                    delta: int, train_gt: Dataset | None = None, label: Callable[[str], str] = str,
+                    cells: Sequence[tuple[str, int]] = ((GT_SETTING, 1),)) -> tuple[dict, list[dict], int]:
     """The match threshold of each of ``matchers``: ``--oks-threshold`` / ``--iou-threshold`` when given,
-    else tuned for OKS and IoU on the training split (:func:`ablations.scoring.tune_threshold`: GT
-    keypoints, stride 1, the lowest %IDSW over ``--grid``); a learned matcher's is ``--match-threshold``.
-    Returns the thresholds (None where every tuning run failed), the tuning table's rows (``label``: a
-    matcher's) and how many head boxes were drawn on the training split's ground truth."""
+    else tuned for OKS and IoU on the training split (:func:`ablations.scoring.tune_threshold`, the
+    lowest %IDSW over ``--grid``): with ``--tune-on cell`` once per ``(setting, stride)`` of ``cells``,
+    tracked as those cells are (``{(setting, stride): threshold}``), with ``--tune-on gt`` once, on GT
+    keypoints at stride 1. A learned matcher's is ``--match-threshold``. Returns the thresholds (None
+    where every tuning run failed), the tuning table's rows (``label``: a matcher's) and how many head
+    boxes were drawn on the training split's ground truth."""
     from ablations.common import complete_head_boxes
     from ablations.scoring import tune_threshold
     from keytrack.config import load_config
@@ -351,21 +371,28 @@ def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, ma
     thresholds = {m: opts.match_thresholds.get(m, opts.match_threshold if base(m) not in NON_LEARNED
                                            else fixed[base(m)]) for m in matchers}
     to_tune = [m for m in matchers if thresholds[m] is None]
-    rows, filled = [], 0
+    rows, filled, predictions = [], 0, {}
     if to_tune:
         if train_gt is None:
             synthetic = load_config([f"experiment={opts.training_experiment}", *opts.train_overrides]).data.synthetic
             train_gt = profile.load_train(int(synthetic.videos), int(synthetic.seed))
         train_gt, filled = complete_head_boxes(train_gt)
         data_id = dataset_fingerprint(train_gt)
+    tuned_on = list(dict.fromkeys(cells)) if opts.tune_on == "cell" else [(GT_SETTING, 1)]
     for m in to_tune:
-        thresholds[m], grid_rows = tune_threshold(
-            cache, base(m), train_gt, opts.grid, delta=delta, seed=opts.seeds_for(GT_SETTING)[0], data_id=data_id,
-            motion=motion_of(m) or "none", key=m, label=label(m))
-        rows += grid_rows
-        if grid_edge(thresholds[m], opts.grid):
-            log.warning("%s: the tuned match threshold %g is an edge of the grid %s; a wider --grid may choose "
-                        "another", m, thresholds[m], list(opts.grid))
+        per_cell = {}
+        for setting, stride in tuned_on:
+            extra = {} if opts.tune_on == "gt" else dict(
+                setting=setting, stride=stride, keypoint_threshold=opts.output_keypoint_threshold(setting),
+                min_keypoint_confidence=opts.confidence_of(m, setting), detection_threshold=opts.detection_threshold)
+            per_cell[setting, stride], grid_rows = tune_threshold(
+                cache, base(m), train_gt, opts.grid, delta=delta, seed=opts.seeds_for(setting)[0], data_id=data_id,
+                motion=motion_of(m) or "none", key=m, label=label(m), predictions=predictions, **extra)
+            rows += grid_rows
+            if grid_edge(per_cell[setting, stride], opts.grid):
+                log.warning("%s (%s, stride %d): the tuned match threshold %g is an edge of the grid %s; a wider "
+                            "--grid may choose another", m, setting, stride, per_cell[setting, stride], list(opts.grid))
+        thresholds[m] = per_cell if opts.tune_on == "cell" else per_cell[GT_SETTING, 1]
     return thresholds, rows, filled
 
 
@@ -411,7 +438,7 @@ class Cell:
 
 
 def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts: TrackingOptions,
-              networks: Mapping[tuple, tuple[dict | None, str | None]], thresholds: Mapping[str | None, float | None],
+              networks: Mapping[tuple, tuple[dict | None, str | None]], thresholds: Mapping[str | None, float | Mapping | None],
               image_root: str | None = None, split: str | None = None,
               logger: logging.Logger = log) -> dict[Cell, RunRecord]:
     """Run (or reuse from ``cache``) every cell; returns each cell's record.
@@ -454,7 +481,7 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts:
                 state["strides"][cell.stride] = (subsample(eval_gt, cell.stride),
                                                  subsample(state["predicted"], cell.stride))
             gt, predicted = state["strides"][cell.stride]
-            threshold = thresholds.get(cell.matcher)
+            threshold = threshold_of(thresholds, cell.matcher, cell.setting, cell.stride)
             if threshold is None:
                 raise RuntimeError(f"no match threshold for {cell.matcher} (every tuning run failed)")
             key = (cell.stride, cell.matcher, cell.train_seed, cell.delta, cell.assignment)
@@ -492,7 +519,7 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts:
             params = {"kind": "cell", "data": eval_id, "setting": cell.setting, "seed": cell.seed,
                       "delta": cell.delta, "assignment": cell.assignment,
                       "keypoint_threshold": cell.keypoint_threshold, "compute_ap": cell.compute_ap,
-                      "match_threshold": thresholds.get(cell.matcher), "nearest": opts.nearest_of(cell.matcher),
+                      "match_threshold": threshold_of(thresholds, cell.matcher, cell.setting, cell.stride), "nearest": opts.nearest_of(cell.matcher),
                       "checkpoint": net and net["digest"]}
             # keys beyond the paper's tracker only where set: the cached cells without them stay valid
             extra = {"stride": cell.stride if cell.stride != 1 else None, "motion": motion_of(cell.matcher),
@@ -724,13 +751,21 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
     for m in [*(m for m in learned if m in given), *tuned]:
         t = thresholds.get(m)
         match += ("; " if match else "match threshold ") + (
+            f"{label(m)} per keypoint setting and stride (the Match thr. column)" if isinstance(t, Mapping) else
             f"{label(m)} {t:g}" + (" (given)" if m in given or fixed[base(m)] is not None else "") if t is not None
             else f"{label(m)} none (tuning failed)")
     if any(fixed[base(m)] is None and m not in given for m in tuned):
-        match += (f"; OKS and IoU tuned on the training split ({train_description}, GT keypoints, stride 1) over "
+        how = ("each keypoint setting and frame stride of the table, tracked as its cells are"
+               if opts.tune_on == "cell" else "GT keypoints, stride 1")
+        match += (f"; OKS and IoU tuned on the training split ({train_description}, {how}) over "
                   f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
-        edges = [label(m) for m in tuned if fixed[base(m)] is None and m not in given
-                 and grid_edge(thresholds.get(m), opts.grid)]
+        edges = []
+        for m in tuned:
+            t = thresholds.get(m)
+            if fixed[base(m)] is None and m not in given:
+                edges += ([f"{label(m)} ({SETTING_LABELS.get(s, s)}, stride {k})" for (s, k), v in t.items()
+                           if grid_edge(v, opts.grid)] if isinstance(t, Mapping)
+                          else [label(m)] if grid_edge(t, opts.grid) else [])
         if edges:
             match += (f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose "
                       "another")

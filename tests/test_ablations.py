@@ -275,7 +275,10 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
     opts = dict(strides=(1, 2), checkpoint=str(tiny_checkpoint), grid=(0.1, 0.5), methods=tuple(labels))
     result = _compare(tmp_path, eval_gt, train_gt, **opts)
     assert result.failures == []
-    assert result.thresholds["pose_entailment"] == 0.5 and result.thresholds["oks"] in (0.1, 0.5)
+    assert result.thresholds["pose_entailment"] == 0.5
+    # OKS and IoU: one threshold of the grid per keypoint setting and stride, tuned on the training split
+    assert all(set(result.thresholds[m]) == {(s, k) for s in SETTINGS for k in (1, 2)}
+               and set(result.thresholds[m].values()) <= {0.1, 0.5} for m in ("oks", "iou"))
 
     ours = _ours(result)
     assert [(r["setting"], r["stride"], r["matcher"]) for r in ours] == [
@@ -305,13 +308,13 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
     speed = (out / "speed.md").read_text()
     assert "| Pose Entailment |" in speed and "Pairs/s" in speed
     tuning = (out / "tuning.md").read_text()
-    assert tuning.count("| yes |") == 2
-    assert len(list((out / "runs").glob("*.json"))) == 18 + 4          # 18 cells + 2 × 2 tuning points
+    assert tuning.count("| yes |") == 2 * 6                           # OKS and IoU × 3 settings × 2 strides
+    assert len(list((out / "runs").glob("*.json"))) == 18 + 24         # 18 cells + 2 × 6 × 2 tuning points
 
     # A second run reuses every cell and gives the same table.
     again = _compare(tmp_path, eval_gt, train_gt, **opts)
     assert [r for r in again.rows] == result.rows
-    assert "(22 reused, 0 run now)" in (out / "table.md").read_text()
+    assert "(42 reused, 0 run now)" in (out / "table.md").read_text()
 
 
 def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_thread):
@@ -325,16 +328,20 @@ def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_th
     assert result.failures == []
     assert [(r["stride"], r["matcher"]) for r in _ours(result)] == [
         (1, "OKS (greedy)"), (1, "OKS (greedy) + motion"), (4, "OKS (greedy)"), (4, "OKS (greedy) + motion")]
-    assert set(result.thresholds) == {"oks", "oks+motion"}           # each tuned on the training split
+    # each tuned on the training split, per keypoint setting and stride, with its own motion
+    gt = "gt_boxes_gt_keypoints"
+    assert {m: set(t) for m, t in result.thresholds.items()} == {m: {(gt, 1), (gt, 4)} for m in ("oks", "oks+motion")}
     tuning = (tmp_path / "tc" / "tuning.md").read_text()
-    assert tuning.count("| yes |") == 2 and "| OKS (greedy) + motion |" in tuning
+    assert tuning.count("| yes |") == 4 and "| OKS (greedy) + motion | GT boxes, GT keypoints | 4 |" in tuning
     cells = [json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("*gt_boxes*.json")]
-    motions = sorted(c["params"].get("motion", "none") for c in cells if c["params"]["kind"] == "cell")
-    assert motions == ["none", "none", "velocity", "velocity"]
+    tracked = [c["params"] for c in cells if c["params"]["kind"] == "cell"]
+    assert sorted(c.get("motion", "none") for c in tracked) == ["none", "none", "velocity", "velocity"]
+    for c in tracked:                                                # each cell at its own tuned threshold
+        matcher = "oks+motion" if c.get("motion") else "oks"
+        assert c["match_threshold"] == result.thresholds[matcher][gt, c.get("stride", 1)]
     assert "+ motion (beyond the paper)" in (tmp_path / "tc" / "table.md").read_text()
     # A two-point grid has only edges: the notes say the tuned thresholds may lie beyond it.
-    assert "for OKS (greedy), OKS (greedy) + motion that is an edge of the grid" in \
-        (tmp_path / "tc" / "table.md").read_text()
+    assert "OKS (greedy) + motion (GT boxes, GT keypoints, stride 4)" in (tmp_path / "tc" / "table.md").read_text()
     with pytest.raises(InputError, match="axes.matcher: .'oks\\+speed'. are not one of"):
         runner.load_spec("tracker_comparison", ["axes.matcher=[oks+speed]"])
 
@@ -379,6 +386,41 @@ def test_grid_edge_flags_a_tuned_threshold_at_either_end_of_its_grid():
     grid = (0.05, 0.1, 0.2)
     assert [grid_edge(t, grid) for t in grid] == [True, False, True]
     assert not grid_edge(None, grid)
+    # 0 and 1 are the ends of every grid: nothing lies beyond them
+    assert [grid_edge(t, (0.0, 0.5, 1.0)) for t in (0.0, 0.5, 1.0)] == [False, False, False]
+
+
+def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_path, one_thread):
+    """``--tune-on cell`` (the default): each (setting, stride) gets the grid point with the fewest ID switches
+    on the training split drawn in that setting, every k-th frame, tracked with the cells' tracker settings;
+    ``--tune-on gt``: one threshold, on GT keypoints at stride 1."""
+    from ablations.scoring import track_and_evaluate
+    from ablations.tracking_ablation import TrackingOptions, tune_thresholds
+    from keytrack.perturb import perturb
+    from keytrack.tracking import OKSScorer, subsample
+
+    train_gt, _ = complete_head_boxes(generate_dataset(3, seed=11, config=TINY))
+    predicted, gt = "predicted_boxes_predicted_keypoints", "gt_boxes_gt_keypoints"
+    grid = (0.0, 0.2, 0.6)
+    opts = TrackingOptions(grid=grid, detection_threshold=0.5, keypoint_threshold=0.5, seeds=(3,),
+                           min_keypoint_confidence=("oks=0.3",))
+    cache = RunCache(tmp_path / "runs")
+    thresholds, rows, _ = tune_thresholds(opts, None, cache, ["oks"], 4, train_gt, cells=[(predicted, 2), (gt, 1)])
+    assert set(thresholds["oks"]) == {(predicted, 2), (gt, 1)}
+    draws = subsample(train_gt, 2), subsample(perturb(train_gt, predicted, 3), 2)
+    direct = {t: track_and_evaluate(*draws, OKSScorer(), match_threshold=t, keypoint_threshold=0.5,
+                                    min_keypoint_confidence=0.3, detection_threshold=0.5, compute_ap=False,
+                                    compute_hota=False)["idsw"]["Total"] for t in grid}
+    tuned = {r["threshold"]: r["idsw_total"] for r in rows if (r["setting"], r["stride"]) == (predicted, 2)}
+    assert tuned == pytest.approx(direct)
+    assert direct[thresholds["oks"][predicted, 2]] == min(direct.values())
+    assert len(rows) == 2 * len(grid) and sum(r["chosen"] == "yes" for r in rows) == 2
+
+    once, rows, _ = tune_thresholds(TrackingOptions(grid=grid, tune_on="gt"), None, RunCache(tmp_path / "gt"), ["oks"],
+                                    4, train_gt, cells=[(predicted, 2)])
+    assert once["oks"] in grid and {(r["setting"], r["stride"]) for r in rows} == {(gt, 1)}
+    with pytest.raises(ValueError):
+        TrackingOptions(tune_on="test")
 
 
 def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():

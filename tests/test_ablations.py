@@ -340,6 +340,8 @@ def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_th
         matcher = "oks+motion" if c.get("motion") else "oks"
         assert c["match_threshold"] == result.thresholds[matcher][gt, c.get("stride", 1)]
     assert "+ motion (beyond the paper)" in (tmp_path / "tc" / "table.md").read_text()
+    plot = tmp_path / "tc" / "idsw_vs_stride.png"                   # one line per matcher against the stride
+    assert plot in result.files and plot.read_bytes()[:4] == b"\x89PNG"
     # A two-point grid has only edges: the notes say the tuned thresholds may lie beyond it.
     assert "OKS (greedy) + motion (GT boxes, GT keypoints, stride 4)" in (tmp_path / "tc" / "table.md").read_text()
     with pytest.raises(InputError, match="axes.matcher: .'oks\\+speed'. are not one of"):

@@ -51,9 +51,6 @@ __all__ = [
     "TrainedModel", "train_or_reuse", "find_finished_run",
 ]
 
-#: Experiment-config sections that decide what a training run produces (its data, pairs, tokens,
-#: model, optimiser and sampler), compared to recognise a finished run of the same configuration.
-
 
 # -- profiles ---------------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from keytrack.atomic import write_json
 from keytrack.config import run_dir
 from keytrack.io import default_eval_split
 from keytrack.poses import Dataset
-from keytrack.tables import (Column, MeanStd, csv_table, format_mean_std, format_value, markdown_table,  # noqa: F401
+from keytrack.tables import (Column, Interval, MeanStd, csv_table, format_mean_std, format_value, markdown_table,  # noqa: F401
                              mean_std, write_table)
 
 log = logging.getLogger("ablations")

@@ -31,7 +31,10 @@ An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), t
   before the threshold (``before``, Figure 4); ``speed: true`` adds ``speed.md`` (frames/s, pairs/s);
   tuned OKS / IoU thresholds are written to ``tuning.md``;
 * ``compare``: ``{axis, to, metrics}``: per row the paired-by-seed difference ``d_<metric>`` to the
-  row of the same other axes with ``axis = to``;
+  row of the same other axes with ``axis = to`` (on the matcher axis a ``+motion`` row is compared with
+  ``to+motion`` when that is run); ``videos: true`` adds ``v_idsw``, the pooled %IDSW difference with
+  its 95 % confidence interval by a paired bootstrap over the evaluation videos
+  (:func:`~ablations.tracking_ablation.video_bootstrap`);
 * ``best``: ``{metric, label}``: mark the row with the highest mean of ``metric``;
 * ``paper``: the paper's values beside ours, each entry ``{when: {axis: value}, values: {column:
   v}}`` with ``v`` a literal or, with ``from`` (a dotted path into ``keytrack/reference/paper_results.yaml``
@@ -74,8 +77,8 @@ from ablations.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
 from ablations.tracking_ablation import (DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
                                         GT_SETTING, PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
                                         base, common_notes, describe_network, failure_status, hota_stats,
-                                        matcher_network, missing_images, open_results,
-                                        paired_difference, run_cells, save_line_plot, seed_stat, total,
+                                        matcher_network, missing_images, motion_of, open_results,
+                                        paired_difference, video_bootstrap, run_cells, save_line_plot, seed_stat, total,
                                         threshold_of, tracking_options, tune_thresholds)
 from keytrack.config import EXPERIMENTS_DIR
 from keytrack.evaluation import COLUMNS as PARTS
@@ -260,10 +263,10 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
         label, digits = COLUMN_LABELS.get(key, (key, None))
         if key.endswith("_paper") and key not in COLUMN_LABELS:
             label = f"{COLUMN_LABELS.get(key.removesuffix('_paper'), (key,))[0]} (paper)"
-        if key.startswith("d_") and key.removeprefix("d_") in METRICS:
+        if key[:2] in ("d_", "v_") and key[2:] in METRICS:
             to = f"δ = {compare['to']}" if compare.get("axis") == "delta" else \
                 _label(spec, compare.get("axis"), compare.get("to"))
-            label, digits = f"Δ{METRICS[key.removeprefix('d_')]} vs {to}", 2
+            label, digits = f"Δ{METRICS[key[2:]]} vs {to}" + (" (95 % CI, videos)" if key[0] == "v" else ""), 2
         cols.append(Column(key, c.get("label", label), digits=c.get("digits", digits)))
     if any(r.get("status") for r in rows):
         cols.append(Column("status", "Status"))
@@ -414,11 +417,16 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                                                               else "") for c in cells(v)])))
         if compute_ap:
             row["ap"] = seed_stat(rs, total("ap"))
-        if compare and v[compare["axis"]] != compare["to"]:
+        own = v[compare["axis"]] if compare else None
+        if compare and (base(own) if compare["axis"] == "matcher" else own) != compare["to"]:
             ref = {**v, compare["axis"]: compare["to"]}
+            if compare["axis"] == "matcher" and motion_of(v["matcher"]) and {**ref, "matcher": ref["matcher"] + MOTION} in raw:
+                ref["matcher"] += MOTION
             if ref in raw:
                 for metric in compare["metrics"]:
                     row[f"d_{metric}"] = paired_difference(rs, recs(ref), total(metric))
+                if compare.get("videos"):
+                    row["v_idsw"] = video_bootstrap(rs, recs(ref))
         row.update(paper_values(spec, v))
         rows.append(row)
     best = spec.get("best")

@@ -64,14 +64,16 @@ def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
 def score_tracked(gt: Dataset, tracked: Dataset, *, keypoint_threshold: float = 0.0, compute_ap: bool = False,
                   ap_after_threshold: bool = False, compute_hota: bool = True) -> dict:
     """%IDSW and MOTA columns (Head … Ankl, Total), MOT counts, HOTA family and (``compute_ap``) AP
-    of ``tracked`` against ``gt``, keypoints below ``keypoint_threshold`` removed first (A.3)."""
+    of ``tracked`` against ``gt``, keypoints below ``keypoint_threshold`` removed first (A.3), and
+    ``per_video``: ``{video: [ID switches, GT joints]}`` (for a bootstrap over videos)."""
     from keytrack.evaluation import evaluate
     from keytrack.tracking import apply_keypoint_threshold
 
     shown = apply_keypoint_threshold(tracked, keypoint_threshold) if keypoint_threshold > 0 else tracked
     mot = evaluate(gt, shown, compute_ap=compute_ap and ap_after_threshold)
     out = {"idsw": mot.columns("idsw"), "mota": mot.columns("mota"),
-           **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")}}
+           **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")},
+           "per_video": {name: [c["num_switches"], c["num_objects"]] for name, c in mot.per_video.items()}}
     if compute_hota:
         out["hota"] = keypoint_hota(gt, shown)
     if compute_ap:

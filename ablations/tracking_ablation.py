@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ablations.common import (MeanStd, Profile, RunCache, RunOptions, RunRecord, add_options,
+from ablations.common import (Interval, MeanStd, Profile, RunCache, RunOptions, RunRecord, add_options,
                               dataset_fingerprint, mean_std, network_or_error, opt, options_from)
 from ablations.scoring import (HOTA_COLUMNS, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
                                SETTING_LABELS, score_tracked)
@@ -613,7 +613,10 @@ def hota_stats(records: Sequence[RunRecord]) -> dict[str, MeanStd]:
 
 def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],
                       getter: Callable[[Mapping], float | None]) -> MeanStd:
-    """Mean ± std over seeds of ``getter(record) - getter(reference)``, paired by seed (same order)."""
+    """Mean ± std over seeds of ``getter(record) - getter(reference)``, paired by seed (same order);
+    a single reference record (OKS, which has no training seed) is paired with every record."""
+    if len(reference) == 1:
+        reference = list(reference) * len(records)
     diffs = []
     for r, ref in zip(records, reference):
         if r.ok and ref.ok:
@@ -621,6 +624,40 @@ def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecor
             if a is not None and b is not None:
                 diffs.append(a - b)
     return mean_std(diffs)
+
+
+def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord], *, level: float = 0.95,
+                    resamples: int = 4000, seed: int = 0) -> Interval | None:
+    """Pooled %IDSW (100 · ID switches / GT joints, summed over the videos) of ``records`` minus that of
+    ``reference``, with its ``level`` confidence interval by a paired bootstrap over the evaluation videos
+    (``scipy.stats.bootstrap``, percentile, ``resamples`` draws of the videos with replacement).
+
+    A video's switches are averaged over each side's records (training and perturbation seeds), so the
+    interval says how much the difference rests on which videos the split holds, which the seeds' spread
+    does not. None when a side has no successful record or its records lack ``per_video`` counts."""
+    from scipy.stats import bootstrap
+
+    def per_video(recs: Sequence[RunRecord]):
+        tables = [r.result.get("per_video") for r in recs if r.ok]
+        if not tables or not all(tables):
+            return None
+        names = sorted(tables[0])
+        return names, np.mean([[t[n][0] for n in names] for t in tables], 0), np.array([tables[0][n][1] for n in names])
+
+    mine, theirs = per_video(records), per_video(reference)
+    if mine is None or theirs is None or mine[0] != theirs[0]:
+        return None
+    (_, a, objects), (_, b, _) = mine, theirs
+
+    def pooled(a, b, n, axis=-1):
+        return 100.0 * (a.sum(axis) - b.sum(axis)) / np.maximum(n.sum(axis), 1)
+
+    value = float(pooled(a, b, objects))
+    if len(a) < 2 or np.all(a == b):               # nothing to resample: the difference is what it is
+        return Interval(value, value, value)
+    ci = bootstrap((a, b, objects), pooled, paired=True, vectorized=True, confidence_level=level,
+                   n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+    return Interval(value, float(ci.low), float(ci.high))
 
 
 def failure_status(records: Sequence[RunRecord], seeds: Sequence[int]) -> str | None:

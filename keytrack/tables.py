@@ -3,7 +3,8 @@
 Every table keytrack and its ablations write goes through :func:`markdown_table` /
 :func:`csv_table` / :func:`write_table`: rows are dicts, :class:`Column` picks, names, formats and
 aligns their keys, and :class:`MeanStd` (:func:`mean_std`) is a value over several seeds, shown as
-``m ± s`` and written to CSV as two columns.
+``m ± s`` and written to CSV as two columns; :class:`Interval` is an estimate with its confidence
+interval, shown as ``v [lo, hi]`` and written to CSV as three columns.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from keytrack.atomic import write_text
 
-__all__ = ["MeanStd", "mean_std", "format_mean_std", "Column", "format_value", "markdown_table", "csv_table",
+__all__ = ["MeanStd", "mean_std", "format_mean_std", "Interval", "Column", "format_value", "markdown_table", "csv_table",
            "write_table"]
 
 
@@ -50,6 +51,19 @@ def mean_std(values: Iterable[float | None]) -> MeanStd:
     if len(v) == 0:
         return MeanStd(math.nan, math.nan, 0)
     return MeanStd(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate and its confidence interval ``[low, high]`` (a bootstrap's, say)."""
+
+    value: float
+    low: float
+    high: float
+
+    def format(self, digits: int = 1) -> str:
+        """``"+0.12 [-0.05, +0.31]"``: signed, as differences are."""
+        return f"{self.value:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
 
 def format_mean_std(values: Iterable[float | None], digits: int = 1) -> str:
@@ -97,7 +111,7 @@ def format_value(value: Any, digits: int = 1) -> str:
     ``None``/NaN as an empty cell."""
     if _is_missing(value):
         return ""
-    if isinstance(value, MeanStd):
+    if isinstance(value, (MeanStd, Interval)):
         return value.format(digits)
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -148,20 +162,25 @@ def _csv_value(value: Any) -> str:
 
 def csv_table(rows: Sequence[Mapping], columns: Sequence[str | Column] | None = None) -> str:
     """CSV text at full precision; a :class:`MeanStd` column becomes ``<header>`` (mean) and
-    ``<header> std`` columns."""
+    ``<header> std`` columns, an :class:`Interval` column ``<header>``, ``<header> low`` and ``<header> high``."""
     cols = _columns(rows, columns)
     split = [any(isinstance(r.get(c.key), MeanStd) for r in rows) for c in cols]
+    interval = [any(isinstance(r.get(c.key), Interval) for r in rows) for c in cols]
     header: list[str] = []
-    for c, s in zip(cols, split):
-        header += [c.title, f"{c.title} std"] if s else [c.title]
+    for c, s, i in zip(cols, split, interval):
+        header += [c.title, f"{c.title} std"] if s else [c.title, f"{c.title} low", f"{c.title} high"] if i \
+            else [c.title]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         out: list[str] = []
-        for c, s in zip(cols, split):
+        for c, s, i in zip(cols, split, interval):
             v = row.get(c.key)
-            if s:
+            if i:
+                out += [_csv_value(x) for x in (v.value, v.low, v.high)] if isinstance(v, Interval) else \
+                    ["", "", ""]
+            elif s:
                 ms = v if isinstance(v, MeanStd) else \
                     (None if _is_missing(v) else MeanStd(float(v), math.nan, 1))
                 out += ["", ""] if ms is None or ms.n == 0 else \

@@ -67,6 +67,45 @@ def test_mean_std_over_seeds():
     assert str(MeanStd(1.25, 0.05, 2)) == "1.2 ± 0.1"
 
 
+def test_an_interval_is_one_markdown_cell_and_three_csv_columns(tmp_path):
+    from keytrack.tables import Interval
+
+    rows = [{"m": "a", "d": Interval(0.125, -0.05, 0.3125)}, {"m": "b", "d": None}]
+    md, csv_path = write_table(rows, tmp_path, columns=[Column("m", "M"), Column("d", "Δ", digits=2)])
+    assert "| a | +0.12 [-0.05, +0.31] |" in md.read_text() and "| b |  |" in md.read_text()
+    assert csv_path.read_text() == "M,Δ,Δ low,Δ high\na,0.125,-0.05,0.3125\nb,,,\n"
+
+
+def _video_records(switches: list[list[float]], objects: list[float]) -> list:
+    """Run records of tracking cells whose videos ``v0, v1, ...`` had these ID switches (one list per record)."""
+    from ablations.common import RunRecord
+
+    return [RunRecord(f"r{i}", "ok", {}, result={"per_video": {f"v{j}": [s, n] for j, (s, n) in
+                                                               enumerate(zip(row, objects))}})
+            for i, row in enumerate(switches)]
+
+
+def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos():
+    from ablations.tracking_ablation import video_bootstrap
+    from keytrack.tables import Interval
+
+    objects = [100.0] * 10
+    oks = _video_records([[1.0] * 10], objects)
+    # two training seeds: each video's switches are averaged over them (2 and 4 -> 3), 2 more than OKS each
+    learned = _video_records([[2.0] * 10, [4.0] * 10], objects)
+    same = video_bootstrap(learned, oks)
+    assert same.value == pytest.approx(100 * (30 - 10) / 1000)
+    assert same.low == pytest.approx(same.value) and same.high == pytest.approx(same.value)   # every video alike
+    # the same total difference from one video of ten: the interval reaches 0 (draws without that video)
+    one = video_bootstrap(_video_records([[1.0] * 9 + [21.0]], objects), oks)
+    assert one.value == pytest.approx(2.0) and one.low == 0.0 and one.high > one.value
+    assert video_bootstrap(oks, oks) == Interval(0.0, 0.0, 0.0)
+    # no per-video counts (a cell stored before they were recorded), or another set of videos: no interval
+    from ablations.common import RunRecord
+    assert video_bootstrap([RunRecord("x", "ok", {}, result={})], oks) is None
+    assert video_bootstrap(_video_records([[1.0] * 9], objects[:9]), oks) is None
+
+
 # -- run cache ---------------------------------------------------------------------------------------
 
 
@@ -340,12 +379,43 @@ def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_th
         matcher = "oks+motion" if c.get("motion") else "oks"
         assert c["match_threshold"] == result.thresholds[matcher][gt, c.get("stride", 1)]
     assert "+ motion (beyond the paper)" in (tmp_path / "tc" / "table.md").read_text()
+    # a + motion row is compared with OKS + motion, not with itself or plain OKS: no difference is shown
+    assert all("v_idsw" not in r and "d_idsw" not in r for r in _ours(result))
     plot = tmp_path / "tc" / "idsw_vs_stride.png"                   # one line per matcher against the stride
     assert plot in result.files and plot.read_bytes()[:4] == b"\x89PNG"
     # A two-point grid has only edges: the notes say the tuned thresholds may lie beyond it.
     assert "OKS (greedy) + motion (GT boxes, GT keypoints, stride 4)" in (tmp_path / "tc" / "table.md").read_text()
     with pytest.raises(InputError, match="axes.matcher: .'oks\\+speed'. are not one of"):
         runner.load_spec("tracker_comparison", ["axes.matcher=[oks+speed]"])
+
+
+def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_path, one_thread):
+    eval_gt = generate_dataset(4, seed=12, config=TINY)
+    result = _compare(tmp_path, eval_gt, strides=(1,), settings=("gt_boxes_predicted_keypoints",), oks_threshold=0.2,
+                      iou_threshold=0.1, methods=("oks", "iou", "oks+motion", "iou+motion"))
+    assert result.failures == []
+    cells = {c.matcher: r for c, r in result.records.items()}
+    for r in cells.values():                       # per-video counts add up to the cell's totals
+        per_video = r.result["per_video"]
+        assert set(per_video) == {v.name for v in eval_gt.videos}
+        assert sum(s for s, _ in per_video.values()) == r.result["num_switches"]
+        assert sum(n for _, n in per_video.values()) == r.result["num_objects"]
+    rows = {r["matcher"]: r for r in _ours(result)}
+
+    def pooled(m):
+        return 100 * cells[m].result["num_switches"] / cells[m].result["num_objects"]
+
+    for matcher, label, reference in (("iou", "IoU (greedy)", "oks"), ("iou+motion", "IoU (greedy) + motion", "oks+motion")):
+        row = rows[label]
+        assert row["v_idsw"].value == pytest.approx(pooled(matcher) - pooled(reference))
+        assert row["v_idsw"].low <= row["v_idsw"].value <= row["v_idsw"].high
+        assert row["d_idsw"].mean == pytest.approx(cells[matcher].result["idsw"]["Total"]
+                                                   - cells[reference].result["idsw"]["Total"])
+    assert "v_idsw" not in rows["OKS (greedy)"] and "v_idsw" not in rows["OKS (greedy) + motion"]
+    table = (tmp_path / "tc" / "table.md").read_text()
+    assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos)" in table and "paired bootstrap over the evaluation videos" in table
+    header = (tmp_path / "tc" / "table.csv").read_text().splitlines()[0]
+    assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos) low" in header
 
 
 def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):

@@ -13,7 +13,7 @@ import motmetrics as mm
 import numpy as np
 
 from keytrack.evaluation.ap import APAccumulator, nan_mean
-from keytrack.evaluation.mot import VideoAccumulators, mot_metrics, mot_totals
+from keytrack.evaluation.mot import MOT_COUNTS, VideoAccumulators, mot_metrics, mot_totals
 from keytrack.evaluation.protocol import POSEVAL_JOINTS, POSEVAL_NAMES, pair_videos, prepare_video
 from keytrack.evaluation.table import group_columns, json_number, markdown_table
 from keytrack.poses import Dataset
@@ -59,6 +59,9 @@ class EvaluationResult:
     num_frames: int
     num_mot_frames: int
     joints: tuple[str, ...] = field(default=POSEVAL_JOINTS)
+    #: ``{video name: {count: total over the joints}}`` of the MOT counts (``num_switches``,
+    #: ``num_objects``, ...), for comparisons that resample videos (a paired bootstrap)
+    per_video: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.per_joint[name]
@@ -130,6 +133,7 @@ def evaluate(gt: Dataset, pred: Dataset, *, compute_ap: bool = True,
     sums: dict[str, np.ndarray] = {}
     pairs = pair_videos(gt, pred)
     num_frames = num_mot_frames = 0
+    per_video: dict[str, dict[str, float]] = {}
     for gt_video, pred_video in pairs:
         frames = prepare_video(gt_video, pred_video, tracking=compute_mot)
         num_frames += len(frames)
@@ -139,8 +143,10 @@ def evaluate(gt: Dataset, pred: Dataset, *, compute_ap: bool = True,
         if compute_mot:
             video = VideoAccumulators().run(frames)
             num_mot_frames += video.num_frames
-            for name, values in video.counts().items():
+            counts = video.counts()
+            for name, values in counts.items():
                 sums[name] = sums.get(name, 0) + values
+            per_video[gt_video.name] = {k: float(counts[k].sum()) for k in MOT_COUNTS}
 
     per_joint: dict[str, np.ndarray] = {}
     total: dict[str, float] = {}
@@ -158,4 +164,4 @@ def evaluate(gt: Dataset, pred: Dataset, *, compute_ap: bool = True,
         total.update(mot_totals(rates))
         total.update({k: float(np.sum(v)) for k, v in sums.items()})
     return EvaluationResult(per_joint=per_joint, total=total, num_videos=len(pairs),
-                            num_frames=num_frames, num_mot_frames=num_mot_frames)
+                            num_frames=num_frames, num_mot_frames=num_mot_frames, per_video=per_video)

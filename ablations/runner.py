@@ -53,7 +53,8 @@ A spec with ``train`` instead of ``axes`` trains one network per row and trainin
 quick profile's budget), ``train.show`` (config keys shown as ✓ columns), ``train.cost`` (parameters
 and FLOPs per pair), ``train.only`` (a subset of rows); ``track`` (``setting``, ``perturb_seed``,
 ``delta``, ``nearest``, ``synthetic_test_videos``) says how each network tracks the evaluation split;
-``compare: {axis: row, to: <row>, metrics: [val_acc, idsw]}`` adds paired-by-seed differences and
+``compare: {axis: row, to: <row>, metrics: [val_acc, idsw]}`` adds paired-by-seed differences (``videos: true``:
+and ``v_idsw``, the interval over the evaluation videos) and
 ``claims: <name>`` a check of the paper's claims (:mod:`ablations.claims`). Any value may be
 ``{quick: a, full: b}``: the profile's (``--profile``) is taken.
 
@@ -712,6 +713,8 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
                 for m in compare["metrics"]:
                     mine, theirs = (trains, ref_trains) if m == "val_acc" else (tracks, ref_tracks)
                     row[f"d_{m}"] = paired_difference(mine, theirs, val_acc if m == "val_acc" else total(m))
+                if compare.get("videos"):
+                    row["v_idsw"] = video_bootstrap(tracks, ref_tracks)
         row.update(paper_values(spec, r["values"]))
         train_failed = failure_status(trains, seeds)
         track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],

@@ -285,7 +285,8 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
         "loader.samples_per_epoch=128",                                     # 2 steps of batch 64
         "trainer.limit_val_batches=1", "loader.val_batch_size=256", "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false", "model.layers=1", "model.hidden=32", "model.intermediate=32"))
-    result = runner.run_train_spec("tokens", opts, train_dataset=train_data, eval_gt=eval_gt)
+    spec = runner.load_spec("tokens", ["compare.videos=true"])           # and the interval over the videos
+    result = runner.run_train_spec(spec, opts, name="tokens", train_dataset=train_data, eval_gt=eval_gt)
 
     assert [r["experiment"] for r in result.rows] == [f"tokens_{s}" for s in (
         "pos_type", "pos_segment", "pos_type_segment", "type_segment_rel", "all")] + ["improved"]
@@ -302,6 +303,7 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
                 assert "d_val_acc" not in row
             else:
                 assert row["d_val_acc"].n == 1 and row["d_idsw"].n == 1
+                assert row["v_idsw"].low <= row["v_idsw"].value <= row["v_idsw"].high
     assert len(list((tmp_path / "runs" / "tokens_all").glob("synthetic-all-quick-*-seed0/metrics.json"))) == 1
     md = (tmp_path / "res" / "table.md").read_text()
     assert "out of memory (simulated)" in md and "Abs. Position + Type + Segment" in md

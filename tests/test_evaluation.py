@@ -83,6 +83,18 @@ def test_swapped_identities_count_two_switches_per_joint():
     assert all_equal(r["ap"], 100.0)                 # AP ignores identities
 
 
+def test_per_video_counts_add_up_to_the_totals():
+    # one video with a swap (2 switches per joint), one tracked cleanly: the switches are the first's
+    gt, pred = two_people_gt(), dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 2 else [20, 10])
+                                         for i in range(4)])
+    clean = dataset([frame(i, [pose(A), pose(B)], [1, 2]) for i in range(4)], name="v2")
+    r = evaluate(Dataset([*gt.videos, *clean.videos]), Dataset([*pred.videos, *clean.videos]))
+    assert r.per_video["v1"]["num_switches"] == 2 * J and r.per_video["v2"]["num_switches"] == 0
+    for key in ("num_switches", "num_objects", "num_misses", "num_false_positives"):
+        assert sum(v[key] for v in r.per_video.values()) == r.total[key]
+    assert r.to_dict()["per_video"] == r.per_video
+
+
 def test_swap_in_the_last_frame_is_not_counted():
     gt = two_people_gt()
     pred = dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 3 else [20, 10])

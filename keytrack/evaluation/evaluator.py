@@ -111,6 +111,7 @@ class EvaluationResult:
             "columns": {k: {c: json_number(v) for c, v in self.columns(k).items()}
                         for k in ("ap", "mota", "idsw", "motp", "precision", "recall")
                         if k in self.per_joint},
+            "per_video": self.per_video,
         }
 
     def write_json(self, path: str | Path) -> Path:

@@ -44,7 +44,8 @@ An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), t
   setting's stride-1 rows;
 * ``labels``: display names of axis values; ``columns``: the table's columns (keys, or ``{key,
   label, digits}``; ``parts``: %IDSW per body part, ``hota``: HOTA, DetA, AssA, IDF1); ``title``,
-  ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title, paper: {from, x}}``.
+  ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title, paper: {from, x}, zero}`` (``zero: true``
+  draws y = 0, for differences; ``v_idsw`` is drawn with its interval), or a list of them.
 
 A spec with ``train`` instead of ``axes`` trains one network per row and training seed
 (:func:`run_train_spec`): ``train.rows`` (``{row, experiment, overrides}``), expanded over
@@ -248,7 +249,6 @@ def _label(spec: dict, axis: str, value: Any) -> Any:
 
 
 def _columns(spec: dict, rows: list[dict]) -> list[Column]:
-    compare = spec.get("compare") or {}
     cols = []
     for c in spec.get("columns") or []:
         c = {"key": c} if isinstance(c, str) else dict(c)
@@ -261,25 +261,36 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
         if key == "parts":                               # %IDSW per body part, PoseTrack's columns
             cols.extend(Column(p, p, digits=2) for p in PARTS)
             continue
-        label, digits = COLUMN_LABELS.get(key, (key, None))
-        if key.endswith("_paper") and key not in COLUMN_LABELS:
-            label = f"{COLUMN_LABELS.get(key.removesuffix('_paper'), (key,))[0]} (paper)"
-        if key[:2] in ("d_", "v_") and key[2:] in METRICS:
-            to = f"δ = {compare['to']}" if compare.get("axis") == "delta" else \
-                _label(spec, compare.get("axis"), compare.get("to"))
-            label, digits = f"Δ{METRICS[key[2:]]} vs {to}" + (" (95 % CI, videos)" if key[0] == "v" else ""), 2
+        label, digits = _metric_label(spec, key)
         cols.append(Column(key, c.get("label", label), digits=c.get("digits", digits)))
     if any(r.get("status") for r in rows):
         cols.append(Column("status", "Status"))
     return cols
 
 
-def _plot(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> Path | None:
-    """The spec's ``plot``: one panel per ``y`` metric (and per ``panel_by`` value), one line per
+def _plots(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> list[Path]:
+    """The spec's ``plot`` (one, or a list), each written by :func:`_plot`."""
+    plots = spec.get("plot") or []
+    return [_plot(spec, p, rows, raw, out) for p in (plots if isinstance(plots, list) else [plots])]
+
+
+def _metric_label(spec: dict, key: str) -> tuple[str, int | None]:
+    """The header and digits of a table column (a plot's y label): ``d_<metric>`` / ``v_<metric>`` name
+    the spec's ``compare``."""
+    compare = spec.get("compare") or {}
+    if key[:2] in ("d_", "v_") and key[2:] in METRICS:
+        to = f"δ = {compare['to']}" if compare.get("axis") == "delta" else \
+            _label(spec, compare.get("axis"), compare.get("to"))
+        return f"Δ{METRICS[key[2:]]} vs {to}" + (" (95 % CI, videos)" if key[0] == "v" else ""), 2
+    label, digits = COLUMN_LABELS.get(key, (key, None))
+    if key.endswith("_paper") and key not in COLUMN_LABELS:
+        label = f"{COLUMN_LABELS.get(key.removesuffix('_paper'), (key,))[0]} (paper)"
+    return label, digits
+
+
+def _plot(spec: dict, plot: dict, rows: list[dict], raw: list[dict], out: Path) -> Path:
+    """One ``plot`` of the spec: one panel per ``y`` metric (and per ``panel_by`` value), one line per
     ``series_by`` value (else ours and the paper's), ``x`` a numeric axis (a list value [w, h] by w)."""
-    plot = spec.get("plot")
-    if not plot:
-        return None
     x_axis = plot["x"]
 
     def xs(v):
@@ -306,7 +317,7 @@ def _plot(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> Path | No
                 series.append(Series(name, [xs(v) for _, v in mine], [r.get(metric) for r, _ in mine]))
             if metric in paper_series:
                 series.append(Series("paper", *paper_series[metric], "s--"))
-            panels.append(Panel(COLUMN_LABELS.get(metric, (metric,))[0], series,
+            panels.append(Panel(_metric_label(spec, metric)[0], series,
                                 "" if g is None else _label(spec, plot["panel_by"], g)))
     ticks = sorted({_hashable(v[x_axis]) for v in raw}, key=lambda t: t[0] if isinstance(t, tuple) else t)
     axis_values = spec.get("axes", {}).get(x_axis) if plot.get("xticks") else None
@@ -314,7 +325,7 @@ def _plot(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> Path | No
         axis_values = [t[0] if isinstance(t, tuple) else t for t in ticks]
     return save_line_plot(out / plot["file"], panels, xlabel=plot.get("xlabel", x_axis),
                           title=plot.get("title", spec.get("title", "")), ncols=plot.get("ncols"),
-                          xticks=axis_values, xscale=plot.get("xscale"),
+                          xticks=axis_values, xscale=plot.get("xscale"), zero_line=bool(plot.get("zero")),
                           xticklabels=[_label(spec, x_axis, t) for t in ticks] if plot.get("xscale") else None)
 
 
@@ -459,9 +470,7 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     if spec.get("speed"):
         files += _speed_table(raw, recs, spec, out, opts, eval_description)
         tables.append("speed")
-    plot = _plot(spec, ours, raw, out)                 # one row per cell combination, as raw
-    if plot is not None:
-        files.append(plot)
+    files += _plots(spec, ours, raw, out)              # one row per cell combination, as raw
     return Result(rows, out, files, failures, records, tables=tables, tuning_rows=tuning_rows,
                   thresholds=thresholds)
 
@@ -749,9 +758,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
              "trained networks in runs/<experiment>/<data>-<row>-<profile>-<config digest>-seed<k>/. Delete a "
              "file there to run it again."]
     files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
-    plot = _plot(spec, rows, [r["values"] for r in rows_raw], out)
-    if plot is not None:
-        files.append(plot)
+    files += _plots(spec, rows, [r["values"] for r in rows_raw], out)
     records = {**{("train", *k): v for k, v in trainings.items()}, **{("track", *k): v for k, v in trackings.items()},
                **{("cost", k): v for k, v in costs.items()}}
     return Result(rows, out, files, failures, records)

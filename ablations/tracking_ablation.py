@@ -693,9 +693,10 @@ class Panel:
 
 def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, title: str,
                    xticks: Sequence[float] | None = None, ncols: int | None = None, xscale: str | None = None,
-                   xticklabels: Sequence[str] | None = None) -> Path:
+                   xticklabels: Sequence[str] | None = None, zero_line: bool = False) -> Path:
     """Line plots (``ncols`` per row, default all in one row) written as one PNG, atomically (Agg);
-    ``xscale="log2"`` draws x on a log2 axis."""
+    ``xscale="log2"`` draws x on a log2 axis. A :class:`MeanStd` point has ± std error bars, an
+    :class:`Interval` its interval; ``zero_line`` draws y = 0 (for differences)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -710,14 +711,21 @@ def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, ti
         ax.set_visible(False)
     for ax, panel in zip(axes, panels):
         for s in panel.series:
+            def centre(y):
+                return y.mean if isinstance(y, MeanStd) else y.value if isinstance(y, Interval) else float(y)
+
             points = [(x, y) for x, y in zip(s.x, s.y) if y is not None
-                      and (not isinstance(y, MeanStd) or y.n > 0) and np.isfinite(getattr(y, "mean", y))]
+                      and (not isinstance(y, MeanStd) or y.n > 0) and np.isfinite(centre(y))]
             if not points:
                 continue
-            means = [y.mean if isinstance(y, MeanStd) else float(y) for _, y in points]
-            stds = [y.std if isinstance(y, MeanStd) and y.n > 1 else 0.0 for _, y in points]
-            ax.errorbar([x for x, _ in points], means, yerr=stds if any(stds) else None, fmt=s.style,
-                        capsize=3, label=s.label)
+            means = [centre(y) for _, y in points]
+            below = [y.value - y.low if isinstance(y, Interval) else y.std if isinstance(y, MeanStd) and y.n > 1
+                     else 0.0 for _, y in points]
+            above = [y.high - y.value if isinstance(y, Interval) else b for (_, y), b in zip(points, below)]
+            ax.errorbar([x for x, _ in points], means, yerr=[below, above] if any(below + above) else None,
+                        fmt=s.style, capsize=3, label=s.label)
+        if zero_line:
+            ax.axhline(0.0, color="0.4", linewidth=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(panel.ylabel)
         if panel.title:

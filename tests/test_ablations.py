@@ -416,6 +416,8 @@ def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_p
     assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos)" in table and "paired bootstrap over the evaluation videos" in table
     header = (tmp_path / "tc" / "table.csv").read_text().splitlines()[0]
     assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos) low" in header
+    plot = tmp_path / "tc" / "idsw_vs_oks.png"                     # the differences, drawn with their intervals
+    assert plot in result.files and plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):

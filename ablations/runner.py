@@ -44,8 +44,9 @@ An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), t
   setting's stride-1 rows;
 * ``labels``: display names of axis values; ``columns``: the table's columns (keys, or ``{key,
   label, digits}``; ``parts``: %IDSW per body part, ``hota``: HOTA, DetA, AssA, IDF1); ``title``,
-  ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title, paper: {from, x}, zero}`` (``zero: true``
-  draws y = 0, for differences; ``v_idsw`` is drawn with its interval), or a list of them.
+  ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title, paper: {from, x}, zero, dodge}`` (``zero:
+  true`` draws y = 0, for differences; ``dodge``: series shifted apart in x; ``v_idsw`` is drawn with its
+  interval), or a list of them.
 
 A spec with ``train`` instead of ``axes`` trains one network per row and training seed
 (:func:`run_train_spec`): ``train.rows`` (``{row, experiment, overrides}``), expanded over
@@ -326,6 +327,7 @@ def _plot(spec: dict, plot: dict, rows: list[dict], raw: list[dict], out: Path) 
     return save_line_plot(out / plot["file"], panels, xlabel=plot.get("xlabel", x_axis),
                           title=plot.get("title", spec.get("title", "")), ncols=plot.get("ncols"),
                           xticks=axis_values, xscale=plot.get("xscale"), zero_line=bool(plot.get("zero")),
+                          dodge=float(plot.get("dodge", 0.0)),
                           xticklabels=[_label(spec, x_axis, t) for t in ticks] if plot.get("xscale") else None)
 
 

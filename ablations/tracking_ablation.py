@@ -693,10 +693,11 @@ class Panel:
 
 def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, title: str,
                    xticks: Sequence[float] | None = None, ncols: int | None = None, xscale: str | None = None,
-                   xticklabels: Sequence[str] | None = None, zero_line: bool = False) -> Path:
+                   xticklabels: Sequence[str] | None = None, zero_line: bool = False, dodge: float = 0.0) -> Path:
     """Line plots (``ncols`` per row, default all in one row) written as one PNG, atomically (Agg);
     ``xscale="log2"`` draws x on a log2 axis. A :class:`MeanStd` point has ± std error bars, an
-    :class:`Interval` its interval; ``zero_line`` draws y = 0 (for differences)."""
+    :class:`Interval` its interval; ``zero_line`` draws y = 0 (for differences); ``dodge`` shifts the
+    i-th of n series by ``(i - (n - 1) / 2) · dodge`` in x, so that their error bars do not hide each other."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -710,7 +711,8 @@ def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, ti
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     for ax, panel in zip(axes, panels):
-        for s in panel.series:
+        for i, s in enumerate(panel.series):
+            shift = (i - (len(panel.series) - 1) / 2) * dodge
             def centre(y):
                 return y.mean if isinstance(y, MeanStd) else y.value if isinstance(y, Interval) else float(y)
 
@@ -722,7 +724,7 @@ def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, ti
             below = [y.value - y.low if isinstance(y, Interval) else y.std if isinstance(y, MeanStd) and y.n > 1
                      else 0.0 for _, y in points]
             above = [y.high - y.value if isinstance(y, Interval) else b for (_, y), b in zip(points, below)]
-            ax.errorbar([x for x, _ in points], means, yerr=[below, above] if any(below + above) else None,
+            ax.errorbar([x + shift for x, _ in points], means, yerr=[below, above] if any(below + above) else None,
                         fmt=s.style, capsize=3, label=s.label)
         if zero_line:
             ax.axhline(0.0, color="0.4", linewidth=0.8)

@@ -710,16 +710,16 @@ def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, ti
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    for ax, panel in zip(axes, panels):
-        for i, s in enumerate(panel.series):
-            shift = (i - (len(panel.series) - 1) / 2) * dodge
-            def centre(y):
-                return y.mean if isinstance(y, MeanStd) else y.value if isinstance(y, Interval) else float(y)
+    def centre(y):
+        return y.mean if isinstance(y, MeanStd) else y.value if isinstance(y, Interval) else float(y)
 
-            points = [(x, y) for x, y in zip(s.x, s.y) if y is not None
-                      and (not isinstance(y, MeanStd) or y.n > 0) and np.isfinite(centre(y))]
-            if not points:
-                continue
+    for ax, panel in zip(axes, panels):
+        drawn = [(s, [(x, y) for x, y in zip(s.x, s.y) if y is not None
+                      and (not isinstance(y, MeanStd) or y.n > 0) and np.isfinite(centre(y))])
+                 for s in panel.series]
+        drawn = [(s, points) for s, points in drawn if points]
+        for i, (s, points) in enumerate(drawn):
+            shift = (i - (len(drawn) - 1) / 2) * dodge
             means = [centre(y) for _, y in points]
             below = [y.value - y.low if isinstance(y, Interval) else y.std if isinstance(y, MeanStd) and y.n > 1
                      else 0.0 for _, y in points]

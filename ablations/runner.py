@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ablations.claims import CLAIMS
-from ablations.common import Result, finish
+from ablations.common import Result, display_path, finish
 from ablations.scoring import SETTING_LABELS, hota_columns
 from ablations.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
 from ablations.tracking_ablation import (DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
@@ -416,7 +416,7 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     compare = spec.get("compare") or {}
     shown = [a for a in AXES if axes[a] not in (None, [None]) and (a == "setting" or len(axes[a]) > 1
                                                         or a == compare.get("axis") or a in _column_keys(spec))]
-    rows = []
+    rows, stale = [], 0                                  # stale: rows whose cached cells lack per-video counts
     for v in raw:
         rs = recs(v)
         row = {a: _label(spec, a, v[a]) for a in shown}
@@ -441,6 +441,7 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                     row[f"d_{metric}"] = paired_difference(rs, recs(ref), total(metric))
                 if compare.get("videos"):
                     row["v_idsw"] = video_bootstrap(rs, recs(ref))
+                    stale += row["v_idsw"] is None and any(r.ok for r in rs) and any(r.ok for r in recs(ref))
         row.update(paper_values(spec, v))
         rows.append(row)
     best = spec.get("best")
@@ -462,6 +463,9 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                            axes["threshold"] is None, ap_before_threshold=compute_ap == "before",
                            train_description=train_description, filled=filled),
              *(f"{labels[m] or 'Matching network'}: skipped, {reason}." for m, reason in skipped.items()),
+             *([f"{stale} row(s) have no interval over the videos: their cells were cached before per-video counts "
+                f"were recorded; delete their files in {display_path(cache.directory)}/ to run them again."]
+               if stale else []),
              *(describe_network(*networks[m, s], (f"{labels.get(m, m)}, seed {s}" if len(matchers) > 1
                                                   or len(opts.training_seeds) > 1 else ""))
                for (m, s) in networks)]

@@ -418,6 +418,17 @@ def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_p
     assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos) low" in header
     plot = tmp_path / "tc" / "idsw_vs_oks.png"                     # the differences, drawn with their intervals
     assert plot in result.files and plot.read_bytes()[:4] == b"\x89PNG"
+    assert "no interval over the videos" not in table
+    # a cell cached before per-video counts were recorded: no interval, and the notes say how to get one
+    for path in (tmp_path / "tc" / "runs").glob("iou*.json"):
+        record = json.loads(path.read_text())
+        record["result"].pop("per_video")
+        path.write_text(json.dumps(record))
+    again = _compare(tmp_path, eval_gt, strides=(1,), settings=("gt_boxes_predicted_keypoints",), oks_threshold=0.2,
+                     iou_threshold=0.1, methods=("oks", "iou", "oks+motion", "iou+motion"))
+    assert {r["matcher"]: r["v_idsw"] is None for r in _ours(again) if "v_idsw" in r} == {
+        "IoU (greedy)": True, "IoU (greedy) + motion": True}
+    assert "2 row(s) have no interval over the videos" in (tmp_path / "tc" / "table.md").read_text()
 
 
 def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):

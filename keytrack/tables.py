@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from numbers import Number
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -53,8 +53,7 @@ def mean_std(values: Iterable[float | None]) -> MeanStd:
     return MeanStd(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
 
 
-@dataclass(frozen=True)
-class Interval:
+class Interval(NamedTuple):
     """An estimate and its confidence interval ``[low, high]`` (a bootstrap's, say)."""
 
     value: float

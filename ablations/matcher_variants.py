@@ -36,9 +36,10 @@ from typing import Sequence
 from omegaconf import OmegaConf
 
 from ablations.common import (Column, Profile, RunCache, RunOptions, add_options, command_main,
-                              complete_head_boxes, dataset_fingerprint, display_path, file_digest, train_or_reuse,
+                              dataset_fingerprint, display_path, file_digest, train_or_reuse,
                               write_table)
 from ablations.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
+from keytrack.evaluation.head_boxes import complete_head_boxes
 
 log = logging.getLogger("ablations.matcher_variants")
 

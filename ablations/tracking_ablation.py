@@ -363,7 +363,7 @@ def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, ma
     keypoints at stride 1. A learned matcher's is ``--match-threshold``. Returns the thresholds (None
     where every tuning run failed), the tuning table's rows (``label``: a matcher's) and how many head
     boxes were drawn on the training split's ground truth."""
-    from ablations.common import complete_head_boxes
+    from keytrack.evaluation.head_boxes import complete_head_boxes
     from ablations.scoring import tune_threshold
     from keytrack.config import load_config
 
@@ -817,8 +817,8 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
             match += (f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose "
                       "another")
         if filled:
-            match += (f"; {filled} ground-truth poses of it without a head box got one (ablations.common."
-                      "complete_head_boxes) so that PCKh matching can score them")
+            match += (f"; {filled} ground-truth poses of it without a head box got one (keytrack.evaluation."
+                      "head_boxes) so that PCKh matching can score them")
     notes = [
         f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
         "%IDSW = 100 · ID switches / GT joints and MOTA as poseval computes them (§4.1), Total columns.",

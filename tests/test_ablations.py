@@ -12,8 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from ablations import common
-from ablations.common import (Column, MeanStd, RunCache, complete_head_boxes, format_mean_std, mean_std,
+from ablations.common import (Column, MeanStd, RunCache, format_mean_std, mean_std,
                               train_or_reuse, write_table)
+from keytrack.evaluation.head_boxes import complete_head_boxes
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 from keytrack.synth import SynthConfig, generate_dataset

@@ -285,8 +285,21 @@ def test_untracked_prediction_needs_compute_mot_false():
 def test_missing_head_box_is_refused():
     gt = two_people_gt()
     gt.videos[0].frames[1].head_boxes[1] = np.nan
-    with pytest.raises(EvaluationError, match=r"frame 1.*head_boxes.*pose 1"):
+    with pytest.raises(EvaluationError, match=r"frame 1.*head_boxes.*pose 1.*--complete-head-boxes"):
         evaluate(gt, two_people_gt())
+
+
+def test_evaluate_cli_draws_missing_head_boxes_where_asked(monkeypatch, capsys):
+    gt = two_people_gt()
+    gt.videos[0].frames[1].head_boxes[1] = np.nan
+    monkeypatch.setattr(eval_cli, "_read_dataset", lambda path: gt if path == "GT" else two_people_gt())
+    args = dict(gt="GT", pred="PRED", json=None, no_ap=False, no_mot=False)
+    with pytest.raises(EvaluationError, match="--complete-head-boxes"):
+        eval_cli.run(Namespace(**args))
+    assert eval_cli.run(Namespace(**args, complete_head_boxes=True)) == 0
+    printed = capsys.readouterr().out
+    assert "drew 1 missing ground-truth head boxes" in printed and "| MOTA | 100.0 |" in printed
+    assert np.isnan(gt.videos[0].frames[1].head_boxes[1]).all()        # the ground truth read is not changed
 
 
 # ---------------------------------------------------------------------------------------------

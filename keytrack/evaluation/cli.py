@@ -11,6 +11,10 @@ DetA, AssA, LocA as the PoseTrack21 kit's ``HOTAeypoints``: :func:`keytrack.eval
 printed table (per body part: the mean of its joints; Total as each metric defines it) and a key
 to the JSON (``hota``, ``idf1``: per joint and total).
 
+``--complete-head-boxes`` draws the head box of every GT pose that lacks one
+(:func:`keytrack.evaluation.head_boxes.complete_head_boxes`), which PCKh matching needs: a split annotated
+with few (Bonn train) can then be scored; without it such a pose is refused, naming its file and frame.
+
 ``--frame-stride K`` scores predictions made by ``keytrack track --frame-stride K``, which hold
 only every ``K``-th frame: the ground truth is subsampled with the same
 :func:`keytrack.tracking.subsample` (frames whose index is a multiple of ``K``, renumbered
@@ -34,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default="poseval", metavar="LIST",
                         help="comma-separated: poseval (AP, MOTA, %%IDSW), hota (PoseTrack21 kit's keypoint "
                              "HOTA, DetA, AssA, LocA), idf1 (IDF1, IDP, IDR); default poseval")
+    parser.add_argument("--complete-head-boxes", action="store_true",
+                        help="draw the head box of every ground-truth pose that lacks one, as PoseTrack draws them "
+                             "(keytrack.evaluation.head_boxes; for splits annotated with few, such as Bonn train), "
+                             "instead of refusing them")
     parser.add_argument("--frame-stride", type=int, default=1, metavar="K",
                         help="the predictions come from `keytrack track --frame-stride K`: score them "
                              "against every K-th ground-truth frame (frames with index %% K == 0; default 1)")
@@ -81,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     pred = _read_dataset(args.pred)
     print(f"ground truth: {gt.report()}")
     print(f"prediction:   {pred.report()}")
+    if getattr(args, "complete_head_boxes", False):
+        from keytrack.evaluation.head_boxes import complete_head_boxes
+
+        gt, drawn = complete_head_boxes(gt)
+        print(f"--complete-head-boxes: drew {drawn} missing ground-truth head boxes")
     if stride != 1:
         gt = _subsample_gt(gt, pred, stride)
         print(f"frame stride {stride}: {gt.num_frames} ground-truth frames kept")

@@ -366,6 +366,7 @@ def prepare_video(gt: Video, pred: Video, *, tracking: bool = True) -> list[Fram
                 raise EvaluationError(
                     f"{_where(gt, g_frame)}: field 'head_boxes': ground-truth pose "
                     f"{int(g.index[bad][0])} has keypoints but no head box; PoseTrack's "
-                    "PCKh matching normalises distances by the head size")
+                    "PCKh matching normalises distances by the head size (keytrack evaluate "
+                    "--complete-head-boxes draws the missing ones as PoseTrack does)")
         matches.append(match_frame(g, p))
     return matches

@@ -269,6 +269,19 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
     return cols
 
 
+def _video_interval(mine: Sequence, theirs: Sequence) -> tuple[Any, bool]:
+    """A row's ``v_idsw`` against its reference (:func:`video_bootstrap`), and whether it is missing only
+    because their cached cells predate the per-video counts."""
+    interval = video_bootstrap(mine, theirs)
+    return interval, interval is None and any(r.ok for r in mine) and any(r.ok for r in theirs)
+
+
+def _stale_notes(stale: int, cache) -> list[str]:
+    """The note of a table whose ``stale`` rows have no interval over the videos (:func:`_video_interval`)."""
+    return [f"{stale} row(s) have no interval over the videos: their cells were cached before per-video counts "
+            f"were recorded; delete their files in {display_path(cache.directory)}/ to run them again."] if stale else []
+
+
 def _plots(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> list[Path]:
     """The spec's ``plot`` (one, or a list), each written by :func:`_plot`."""
     plots = spec.get("plot") or []
@@ -437,11 +450,12 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
             if compare["axis"] == "matcher" and motion_of(v["matcher"]) and {**ref, "matcher": ref["matcher"] + MOTION} in raw:
                 ref["matcher"] += MOTION
             if ref in raw:
+                theirs = recs(ref)
                 for metric in compare["metrics"]:
-                    row[f"d_{metric}"] = paired_difference(rs, recs(ref), total(metric))
+                    row[f"d_{metric}"] = paired_difference(rs, theirs, total(metric))
                 if compare.get("videos"):
-                    row["v_idsw"] = video_bootstrap(rs, recs(ref))
-                    stale += row["v_idsw"] is None and any(r.ok for r in rs) and any(r.ok for r in recs(ref))
+                    row["v_idsw"], missing = _video_interval(rs, theirs)
+                    stale += missing
         row.update(paper_values(spec, v))
         rows.append(row)
     best = spec.get("best")
@@ -463,9 +477,7 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
                            axes["threshold"] is None, ap_before_threshold=compute_ap == "before",
                            train_description=train_description, filled=filled),
              *(f"{labels[m] or 'Matching network'}: skipped, {reason}." for m, reason in skipped.items()),
-             *([f"{stale} row(s) have no interval over the videos: their cells were cached before per-video counts "
-                f"were recorded; delete their files in {display_path(cache.directory)}/ to run them again."]
-               if stale else []),
+             *_stale_notes(stale, cache),
              *(describe_network(*networks[m, s], (f"{labels.get(m, m)}, seed {s}" if len(matchers) > 1
                                                   or len(opts.training_seeds) > 1 else ""))
                for (m, s) in networks)]
@@ -647,7 +659,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
 
     from omegaconf import OmegaConf
 
-    from ablations.common import budget_file_overrides, describe_budget, display_path, mean_std
+    from ablations.common import budget_file_overrides, describe_budget, mean_std
     from keytrack.models.cost import per_pair
     from ablations.scoring import CNN_BATCH_SIZE
     from ablations.tracking_ablation import TrainAndTrack
@@ -701,7 +713,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
 
     compare = spec.get("compare") or {}
     show = train.get("show") or {}
-    rows, failures = [], []
+    rows, failures, stale = [], [], 0
     for r in rows_raw:
         trains = [trainings[(r["key"], s)] for s in seeds]
         tracks = [trackings[(r["key"], s)] for s in seeds]
@@ -729,7 +741,8 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
                     mine, theirs = (trains, ref_trains) if m == "val_acc" else (tracks, ref_tracks)
                     row[f"d_{m}"] = paired_difference(mine, theirs, val_acc if m == "val_acc" else total(m))
                 if compare.get("videos"):
-                    row["v_idsw"] = video_bootstrap(tracks, ref_tracks)
+                    row["v_idsw"], missing = _video_interval(tracks, ref_tracks)
+                    stale += missing
         row.update(paper_values(spec, r["values"]))
         train_failed = failure_status(trains, seeds)
         track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],
@@ -759,7 +772,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
              f"perturbation seed {cells.perturb_seed}; δ = {cells.delta}, greedy, match threshold "
              f"{opts.match_threshold:g}, {candidates}"
              + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "") + ".",
-             *claims,
+             *claims, *_stale_notes(stale, cache),
              f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run now); "
              "trained networks in runs/<experiment>/<data>-<row>-<profile>-<config digest>-seed<k>/. Delete a "
              "file there to run it again."]

@@ -629,35 +629,44 @@ def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecor
 def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord], *, level: float = 0.95,
                     resamples: int = 4000, seed: int = 0) -> Interval | None:
     """Pooled %IDSW (100 · ID switches / GT joints, summed over the videos) of ``records`` minus that of
-    ``reference``, with its ``level`` confidence interval by a paired bootstrap over the evaluation videos
-    (``scipy.stats.bootstrap``, percentile, ``resamples`` draws of the videos with replacement).
+    ``reference``, each video's switches averaged over a side's records (its training and perturbation seeds),
+    with a ``level`` confidence interval by a two-way bootstrap: each of ``resamples`` draws takes the
+    evaluation videos with replacement (the same videos for both sides) and, independently, each side's
+    records with replacement (percentile interval; Owen 2007, "The pigeonhole bootstrap", for data crossed
+    by two random factors).
 
-    A video's switches are averaged over each side's records (training and perturbation seeds), so the
-    interval says how much the difference rests on which videos the split holds, which the seeds' spread
-    does not. None when a side has no successful record or its records lack ``per_video`` counts."""
-    from scipy.stats import bootstrap
-
+    The interval thus says how much the difference rests on which videos the split holds and on which
+    networks the seeds trained; a single reference record (OKS: no training seed) is no source of spread.
+    None when a side has no successful record or its records lack ``per_video`` counts."""
     def per_video(recs: Sequence[RunRecord]):
         tables = [r.result.get("per_video") for r in recs if r.ok]
         if not tables or not all(tables):
             return None
         names = sorted(tables[0])
-        return names, np.mean([[t[n][0] for n in names] for t in tables], 0), np.array([tables[0][n][1] for n in names])
+        if any(sorted(t) != names for t in tables):
+            return None
+        return names, np.array([[t[n][0] for n in names] for t in tables], float), \
+            np.array([tables[0][n][1] for n in names], float)
 
     mine, theirs = per_video(records), per_video(reference)
     if mine is None or theirs is None or mine[0] != theirs[0]:
         return None
-    (_, a, objects), (_, b, _) = mine, theirs
+    (_, a, objects), (_, b, _) = mine, theirs            # a: [records, videos], b: [reference records, videos]
 
-    def pooled(a, b, n, axis=-1):
-        return 100.0 * (a.sum(axis) - b.sum(axis)) / np.maximum(n.sum(axis), 1)
+    def pooled(a, b, n):                                 # over the last axis
+        return 100.0 * (a.sum(-1) - b.sum(-1)) / np.maximum(n.sum(-1), 1)
 
-    value = float(pooled(a, b, objects))
-    if len(a) < 2 or np.all(a == b):               # nothing to resample: the difference is what it is
-        return Interval(value, value, value)
-    ci = bootstrap((a, b, objects), pooled, paired=True, vectorized=True, confidence_level=level,
-                   n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed)).confidence_interval
-    return Interval(value, float(ci.low), float(ci.high))
+    value = float(pooled(a.mean(0), b.mean(0), objects))
+    rng = np.random.default_rng(seed)
+    videos = rng.integers(0, a.shape[1], (resamples, a.shape[1]))
+
+    def drawn(side: np.ndarray) -> np.ndarray:          # [draws, videos]: the drawn records' mean, drawn videos
+        means = side[rng.integers(0, len(side), (resamples, len(side)))].mean(1)
+        return np.take_along_axis(means, videos, 1)
+
+    diffs = pooled(drawn(a), drawn(b), objects[videos])
+    low, high = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(value, float(low), float(high))
 
 
 def failure_status(records: Sequence[RunRecord], seeds: Sequence[int]) -> str | None:

@@ -86,21 +86,27 @@ def _video_records(switches: list[list[float]], objects: list[float]) -> list:
             for i, row in enumerate(switches)]
 
 
-def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos():
+def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos_and_seeds():
     from ablations.tracking_ablation import video_bootstrap
     from keytrack.tables import Interval
 
     objects = [100.0] * 10
     oks = _video_records([[1.0] * 10], objects)
-    # two training seeds: each video's switches are averaged over them (2 and 4 -> 3), 2 more than OKS each
-    learned = _video_records([[2.0] * 10, [4.0] * 10], objects)
-    same = video_bootstrap(learned, oks)
-    assert same.value == pytest.approx(100 * (30 - 10) / 1000)
-    assert same.low == pytest.approx(same.value) and same.high == pytest.approx(same.value)   # every video alike
+    # one network, 2 more switches than OKS in every video: whichever videos are drawn, the difference is 2.0
+    alike = video_bootstrap(_video_records([[3.0] * 10], objects), oks)
+    assert alike.value == pytest.approx(100 * (30 - 10) / 1000)
+    assert alike.low == pytest.approx(alike.value) and alike.high == pytest.approx(alike.value)
+    # two training seeds (2 and 4 switches per video): each video's mean is 3, the value stays 2.0, and the
+    # draws of the seeds (2, 3 or 4 on average) spread the interval over [1, 3]
+    seeds = video_bootstrap(_video_records([[2.0] * 10, [4.0] * 10], objects), oks)
+    assert seeds.value == pytest.approx(2.0)
+    assert 1.0 - 1e-9 <= seeds.low < seeds.value < seeds.high <= 3.0 + 1e-9
     # the same total difference from one video of ten: the interval reaches 0 (draws without that video)
     one = video_bootstrap(_video_records([[1.0] * 9 + [21.0]], objects), oks)
-    assert one.value == pytest.approx(2.0) and one.low == 0.0 and one.high > one.value
+    assert one.value == pytest.approx(2.0) and one.low == pytest.approx(0.0) and one.high > one.value
     assert video_bootstrap(oks, oks) == Interval(0.0, 0.0, 0.0)
+    # reproducible: the draws come from a seeded generator
+    assert video_bootstrap(_video_records([[1.0] * 9 + [21.0]], objects), oks) == one
     # no per-video counts (a cell stored before they were recorded), or another set of videos: no interval
     from ablations.common import RunRecord
     assert video_bootstrap([RunRecord("x", "ok", {}, result={})], oks) is None

@@ -33,7 +33,7 @@ An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), t
 * ``compare``: ``{axis, to, metrics}``: per row the paired-by-seed difference ``d_<metric>`` to the
   row of the same other axes with ``axis = to`` (on the matcher axis a ``+motion`` row is compared with
   ``to+motion`` when that is run); ``videos: true`` adds ``v_idsw``, the pooled %IDSW difference with
-  its 95 % confidence interval by a paired bootstrap over the evaluation videos
+  its 95 % confidence interval by a two-way bootstrap over the evaluation videos and the training seeds
   (:func:`~ablations.tracking_ablation.video_bootstrap`);
 * ``best``: ``{metric, label}``: mark the row with the highest mean of ``metric``;
 * ``paper``: the paper's values beside ours, each entry ``{when: {axis: value}, values: {column:
@@ -295,7 +295,7 @@ def _metric_label(spec: dict, key: str) -> tuple[str, int | None]:
     if key[:2] in ("d_", "v_") and key[2:] in METRICS:
         to = f"δ = {compare['to']}" if compare.get("axis") == "delta" else \
             _label(spec, compare.get("axis"), compare.get("to"))
-        return f"Δ{METRICS[key[2:]]} vs {to}" + (" (95 % CI, videos)" if key[0] == "v" else ""), 2
+        return f"Δ{METRICS[key[2:]]} vs {to}" + (" (95 % CI, videos × seeds)" if key[0] == "v" else ""), 2
     label, digits = COLUMN_LABELS.get(key, (key, None))
     if key.endswith("_paper") and key not in COLUMN_LABELS:
         label = f"{COLUMN_LABELS.get(key.removesuffix('_paper'), (key,))[0]} (paper)"

@@ -420,9 +420,9 @@ def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_p
                                                    - cells[reference].result["idsw"]["Total"])
     assert "v_idsw" not in rows["OKS (greedy)"] and "v_idsw" not in rows["OKS (greedy) + motion"]
     table = (tmp_path / "tc" / "table.md").read_text()
-    assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos)" in table and "paired bootstrap over the evaluation videos" in table
+    assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos × seeds)" in table and "two-way bootstrap" in table
     header = (tmp_path / "tc" / "table.csv").read_text().splitlines()[0]
-    assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos) low" in header
+    assert "Δ%IDSW vs OKS (greedy) (95 % CI, videos × seeds) low" in header
     plot = tmp_path / "tc" / "idsw_vs_oks.png"                     # the differences, drawn with their intervals
     assert plot in result.files and plot.read_bytes()[:4] == b"\x89PNG"
     assert "no interval over the videos" not in table

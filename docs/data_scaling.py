@@ -2,7 +2,7 @@
 (pooled %IDSW, 95 % interval over the test videos and the 3 training seeds) against the number of Bonn train
 videos the networks were trained on, from three tables of `keytrack ablate tracker_comparison`: the README's
 (`bonn_mppt-test-tuned`, 24 training videos, 6 held out for validation) and the same command with
-`--improved-override data.val_fraction=0.5` (15) and `0.75` (8); see docs/matchers.md, "More real training
+`--improved-override data.val_fraction=0.5` (15), `0.75` (8) and `0.1` (27, 3 held out); see docs/matchers.md, "More real training
 videos" (run from the project root after them: .venv/bin/python docs/data_scaling.py)."""
 import csv
 from pathlib import Path
@@ -10,7 +10,8 @@ from pathlib import Path
 import matplotlib; matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-TABLES = {8: "bonn_mppt-test-train8", 15: "bonn_mppt-test-train15", 24: "bonn_mppt-test-tuned"}
+TABLES = {8: "bonn_mppt-test-train8", 15: "bonn_mppt-test-train15", 24: "bonn_mppt-test-tuned",
+          27: "bonn_mppt-test-train27"}
 SETTINGS = ("GT boxes, GT keypoints", "predicted boxes, predicted keypoints")
 METHOD = "Pose Entailment (improved)"
 

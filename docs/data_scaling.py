@@ -7,8 +7,8 @@ videos" (run from the project root after them: .venv/bin/python docs/data_scalin
 import csv
 from pathlib import Path
 
-import matplotlib; matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from ablations.tracking_ablation import Panel, Series, save_line_plot
+from keytrack.tables import Interval
 
 TABLES = {8: "bonn_mppt-test-train8", 15: "bonn_mppt-test-train15", 24: "bonn_mppt-test-tuned",
           27: "bonn_mppt-test-train27"}
@@ -17,12 +17,12 @@ METHOD = "Pose Entailment (improved)"
 
 
 def rows(name: str) -> dict:
-    """``{(setting, stride): (%IDSW, difference, low, high)}`` of the improved matcher in one table."""
+    """``{(setting, stride): (%IDSW, Interval(difference, low, high))}`` of the improved matcher in one table."""
     with open(Path("results/tracker_comparison") / name / "table.csv", encoding="utf-8") as f:
         table = list(csv.DictReader(f))
     ci = next(c for c in table[0] if "95 % CI" in c and not c.endswith((" low", " high")))
-    return {(r["Keypoints"], int(r["Stride"])): (float(r["%IDSW Total"]), float(r[ci]), float(r[f"{ci} low"]),
-                                                 float(r[f"{ci} high"]))
+    return {(r["Keypoints"], int(r["Stride"])): (float(r["%IDSW Total"]),
+                                                 Interval(float(r[ci]), float(r[f"{ci} low"]), float(r[f"{ci} high"])))
             for r in table if r["Method"] == METHOD and r.get(ci)}
 
 
@@ -34,24 +34,12 @@ for setting in SETTINGS:
     for k in strides:
         cells = [found[n].get((setting, k)) for n in TABLES]
         print(f"| {setting} | {k} | " + " | ".join(
-            "" if c is None else f"{c[1]:+.2f} [{c[2]:+.2f}, {c[3]:+.2f}] ({c[0]:.2f})" for c in cells) + " |")
+            "" if c is None else f"{c[1].format(2)} ({c[0]:.2f})" for c in cells) + " |")
 
-fig, axes = plt.subplots(1, len(SETTINGS), figsize=(10, 3.8))
-for ax, setting in zip(axes, SETTINGS):
-    for i, k in enumerate(strides):
-        points = [(n, found[n][setting, k]) for n in TABLES if (setting, k) in found[n]]
-        xs = [n + (i - 1) * 0.4 for n, _ in points]
-        ax.errorbar(xs, [c[1] for _, c in points], yerr=[[c[1] - c[2] for _, c in points],
-                                                         [c[3] - c[1] for _, c in points]],
-                    fmt="o-", capsize=3, label=f"stride {k}")
-    ax.axhline(0.0, color="0.4", linewidth=0.8)
-    ax.set_xticks(list(TABLES))
-    ax.set_xlabel("Bonn train videos the networks were trained on")
-    ax.set_ylabel("Δ%IDSW vs tuned OKS (95 % CI)")
-    ax.set_title(setting, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-fig.suptitle("Improved matcher minus tuned OKS on Bonn test, by the amount of real training data", fontsize=10)
-fig.tight_layout()
-fig.savefig("docs/img/data_scaling.png", dpi=120)
+panels = [Panel("Δ%IDSW vs tuned OKS (95 % CI)",
+                [Series(f"stride {k}", list(TABLES), [found[n].get((setting, k), (None, None))[1] for n in TABLES])
+                 for k in strides], setting) for setting in SETTINGS]
+save_line_plot("docs/img/data_scaling.png", panels, xlabel="Bonn train videos the networks were trained on",
+               title="Improved matcher minus tuned OKS on Bonn test, by the amount of real training data",
+               xticks=list(TABLES), zero_line=True, dodge=0.4)
 print("docs/img/data_scaling.png")

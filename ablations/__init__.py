@@ -5,7 +5,7 @@ Each module reproduces one table or figure of KeyTrack (CVPR 2020) and writes
 machinery (data profiles, the run cache, training reuse) is in :mod:`ablations.common`, the table
 writer in :mod:`keytrack.tables`, FLOP counting in :mod:`keytrack.models.cost`. See ``docs/ablations.md``.
 
-* :mod:`ablations.sweep` / :mod:`ablations.sweep_table`: Figure 7 (left, §5.1), W&B sweeps over
+* :mod:`keytrack.lab.sweep` / :mod:`keytrack.lab.sweep_table`: Figure 7 (left, §5.1), W&B sweeps over
   the transformer's size, run by ``wandb agent`` or offline with W&B's own search engine.
 * :mod:`ablations.runner` (``keytrack ablate NAME``): the ablations as specs of
   ``experiments/ablations/``: tracking-time axes (Figure 4's matchers on the same keypoints at each

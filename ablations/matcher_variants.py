@@ -4,7 +4,7 @@
     python -m ablations.matcher_variants --data ../shared/data/bonn_mppt  # Bonn train split
 
 Each variant (an experiment and overrides, plus the spec's common budget) is trained on the
-training videos of the training split (:func:`ablations.common.train_or_reuse`: a finished run of
+training videos of the training split (:func:`keytrack.lab.training.train_or_reuse`: a finished run of
 the same configuration is reused; ``train_data: synthetic`` trains on the embedded synthetic scenes
 instead, ``init_from: <earlier variant>`` starts from that variant's weights; ``motion`` and
 ``min_keypoint_confidence`` and ``detection_threshold`` are the tracker's settings for that variant,
@@ -23,7 +23,7 @@ measured on the split's *validation* videos only:
   threshold tuned on the training videos) is the reference row.
 
 Writes ``results/matcher_variants/[<data>-train/]table.{md,csv}``. Cells are cached runs
-(:class:`ablations.common.RunCache`).
+(:class:`keytrack.lab.runs.RunCache`).
 """
 from __future__ import annotations
 
@@ -35,10 +35,12 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from ablations.common import (Column, Profile, RunCache, RunOptions, add_options, command_main,
-                              dataset_fingerprint, display_path, file_digest, train_or_reuse,
-                              write_table)
-from ablations.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
+from keytrack.tables import Column, write_table
+from keytrack.lab.profile import Profile, display_path
+from keytrack.lab.runs import RunCache, command_main, dataset_fingerprint, file_digest
+from keytrack.lab.options import RunOptions, add_options
+from keytrack.lab.training import train_or_reuse
+from keytrack.lab.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
 from keytrack.evaluation.head_boxes import complete_head_boxes
 
 log = logging.getLogger("ablations.matcher_variants")
@@ -82,7 +84,7 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
         threads: int | None, only: Sequence[str] = ()) -> Path:
     import torch
 
-    from ablations.scoring import method_scorer, track_and_evaluate, tune_threshold
+    from keytrack.lab.scoring import method_scorer, track_and_evaluate, tune_threshold
     from keytrack.config import load_config
     from keytrack.perturb import perturb
     from keytrack.tracking import subsample

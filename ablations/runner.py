@@ -20,8 +20,8 @@ An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), t
   paper's matcher beside OKS, IoU or a baseline), ``delta`` (δ at tracking time), ``assignment``
   (``greedy`` / ``hungarian``) and ``threshold`` (the output keypoint-confidence threshold of A.3;
   ``null``: the options' own, none for GT keypoints). Every combination is tracked once per
-  perturbation seed (:class:`~ablations.tracking_ablation.TrackingOptions`: GT keypoints with the
-  first seed only) by :func:`~ablations.tracking_ablation.run_cells`, which caches each cell by what
+  perturbation seed (:class:`~keytrack.lab.cells.TrackingOptions`: GT keypoints with the
+  first seed only) by :func:`~keytrack.lab.cells.run_cells`, which caches each cell by what
   determines its result, shares one perturbation and one pair-score memo between cells of a seed and
   retries failed cells on the next run. ``--strides``, ``--settings``, ``--methods`` and ``--delta``
   replace the axes of those names;
@@ -34,7 +34,7 @@ An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), t
   row of the same other axes with ``axis = to`` (on the matcher axis a ``+motion`` row is compared with
   ``to+motion`` when that is run); ``videos: true`` adds ``v_idsw``, the pooled %IDSW difference with
   its 95 % confidence interval by a two-way bootstrap over the evaluation videos and the training seeds
-  (:func:`~ablations.tracking_ablation.video_bootstrap`);
+  (:func:`~keytrack.lab.runs.video_bootstrap`);
 * ``best``: ``{metric, label}``: mark the row with the highest mean of ``metric``;
 * ``paper``: the paper's values beside ours, each entry ``{when: {axis: value}, values: {column:
   v}}`` with ``v`` a literal or, with ``from`` (a dotted path into ``keytrack/reference/paper_results.yaml``
@@ -74,15 +74,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ablations.claims import CLAIMS
-from ablations.common import Result, display_path, finish
-from ablations.scoring import SETTING_LABELS, hota_columns
-from ablations.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
-from ablations.tracking_ablation import (DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
-                                        GT_SETTING, PAPER_SETTING, Cell, Panel, Series, TrackingOptions, add_tracking_arguments,
-                                        base, common_notes, describe_network, failure_status, hota_stats,
-                                        matcher_network, missing_images, motion_of, open_results,
-                                        paired_difference, video_bootstrap, run_cells, save_line_plot, seed_stat, total,
-                                        threshold_of, tracking_options, tune_thresholds)
+from keytrack.lab.runs import Result, finish
+from keytrack.lab.profile import display_path
+from keytrack.lab.scoring import SETTING_LABELS, hota_columns
+from keytrack.lab.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
+from keytrack.lab.cells import DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS, GT_SETTING, PAPER_SETTING, Cell, TrackingOptions, add_tracking_arguments, base, describe_network, matcher_network, missing_images, motion_of, open_results, run_cells, threshold_of, tracking_options, tune_thresholds
+from keytrack.lab.plots import Panel, Series, save_line_plot
+from ablations.notes import common_notes
+from keytrack.lab.runs import failure_status, hota_stats, paired_difference, video_bootstrap, seed_stat, total
 from keytrack.config import EXPERIMENTS_DIR
 from keytrack.evaluation import COLUMNS as PARTS
 from keytrack.errors import InputError
@@ -96,7 +95,7 @@ log = logging.getLogger("ablations.runner")
 SPECS = Path(__file__).resolve().parent.parent / "experiments" / "ablations"
 #: The ablations that stay code (plug-ins): ``keytrack ablate NAME ...`` hands ``...`` to the module's own
 #: options (``add_arguments`` / ``run``). A spec with ``variants`` is run by ``matcher_variants``.
-PLUGINS = {"matcher_variants": "ablations.matcher_variants", "toks": "ablations.toks", "sweep": "ablations.sweep"}
+PLUGINS = {"matcher_variants": "ablations.matcher_variants", "toks": "ablations.toks", "sweep": "keytrack.lab.sweep"}
 #: The axes a spec may vary, in the order a cell is built from.
 AXES = ("setting", "stride", "matcher", "delta", "assignment", "threshold")
 DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "stride": [1], "matcher": None, "delta": [4],
@@ -659,10 +658,11 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
 
     from omegaconf import OmegaConf
 
-    from ablations.common import budget_file_overrides, describe_budget, mean_std
+    from keytrack.lab.training import budget_file_overrides, describe_budget
+    from keytrack.tables import mean_std
     from keytrack.models.cost import per_pair
-    from ablations.scoring import CNN_BATCH_SIZE
-    from ablations.tracking_ablation import TrainAndTrack
+    from keytrack.lab.scoring import CNN_BATCH_SIZE
+    from keytrack.lab.cells import TrainAndTrack
     from keytrack.config import data_tag, load_config, overrides_for
     from keytrack.identity import digest
 

@@ -11,9 +11,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ablations import common
-from ablations.common import (Column, MeanStd, RunCache, format_mean_std, mean_std,
-                              train_or_reuse, write_table)
+from keytrack.lab import options as lab_options, training
+from keytrack.tables import Column, MeanStd, format_mean_std, mean_std, write_table
+from keytrack.lab.runs import RunCache
+from keytrack.lab.training import train_or_reuse
 from keytrack.evaluation.head_boxes import complete_head_boxes
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
@@ -79,7 +80,7 @@ def test_an_interval_is_one_markdown_cell_and_three_csv_columns(tmp_path):
 
 def _video_records(switches: list[list[float]], objects: list[float]) -> list:
     """Run records of tracking cells whose videos ``v0, v1, ...`` had these ID switches (one list per record)."""
-    from ablations.common import RunRecord
+    from keytrack.lab.runs import RunRecord
 
     return [RunRecord(f"r{i}", "ok", {}, result={"per_video": {f"v{j}": [s, n] for j, (s, n) in
                                                                enumerate(zip(row, objects))}})
@@ -87,7 +88,7 @@ def _video_records(switches: list[list[float]], objects: list[float]) -> list:
 
 
 def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos_and_seeds():
-    from ablations.tracking_ablation import video_bootstrap
+    from keytrack.lab.runs import video_bootstrap
     from keytrack.tables import Interval
 
     objects = [100.0] * 10
@@ -108,7 +109,7 @@ def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos
     # reproducible: the draws come from a seeded generator
     assert video_bootstrap(_video_records([[1.0] * 9 + [21.0]], objects), oks) == one
     # no per-video counts (a cell stored before they were recorded), or another set of videos: no interval
-    from ablations.common import RunRecord
+    from keytrack.lab.runs import RunRecord
     assert video_bootstrap([RunRecord("x", "ok", {}, result={})], oks) is None
     assert video_bootstrap(_video_records([[1.0] * 9], objects[:9]), oks) is None
 
@@ -219,7 +220,7 @@ def test_train_or_reuse_waits_for_a_run_in_progress(tmp_path, monkeypatch):
         best = run / "checkpoints" / "best-epoch=01.ckpt"
         (run / "metrics.json").write_text(json.dumps({"best_checkpoint": str(best)}))
 
-    monkeypatch.setattr(common.time, "sleep", finish)
+    monkeypatch.setattr(training.time, "sleep", finish)
     got = train_or_reuse("quick", [f"output_dir={tmp_path}"], poll_seconds=7,
                          train_fn=lambda *a: pytest.fail("must not train a second copy"))
     assert got.reused and sleeps == [7]
@@ -297,7 +298,7 @@ def _compare(tmp_path, eval_gt, train_gt=None, out="tc", **options):
     """``keytrack ablate tracker_comparison`` with ``options`` (``strides``, ``methods``, ... as the
     command line gives them) on the given ground truth."""
     from ablations import runner
-    from ablations.tracking_ablation import TrackingOptions
+    from keytrack.lab.cells import TrackingOptions
 
     opts = TrackingOptions(out=str(tmp_path / out), **options)
     spec = runner.load_spec("tracker_comparison", opts.spec_overrides())
@@ -311,7 +312,7 @@ def _ours(result) -> list[dict]:
 
 @pytest.mark.slow
 def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
-    from ablations.scoring import SETTING_LABELS
+    from keytrack.lab.scoring import SETTING_LABELS
     from keytrack.perturb import SETTINGS
 
     labels = {"pose_entailment": "Pose Entailment", "oks": "OKS (greedy)", "iou": "IoU (greedy)"}
@@ -439,8 +440,8 @@ def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_p
 
 
 def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):
-    from ablations.scoring import track_and_evaluate
-    from ablations.tracking_ablation import TrackingOptions
+    from keytrack.lab.scoring import track_and_evaluate
+    from keytrack.lab.cells import TrackingOptions
     from keytrack.perturb import perturb
     from keytrack.tracking import OKSScorer
 
@@ -473,7 +474,7 @@ def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_pat
 
 
 def test_grid_edge_flags_a_tuned_threshold_at_either_end_of_its_grid():
-    from ablations.tracking_ablation import grid_edge
+    from keytrack.lab.cells import grid_edge
 
     grid = (0.05, 0.1, 0.2)
     assert [grid_edge(t, grid) for t in grid] == [True, False, True]
@@ -486,8 +487,8 @@ def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_pat
     """``--tune-on cell`` (the default): each (setting, stride) gets the grid point with the fewest ID switches
     on the training split drawn in that setting, every k-th frame, tracked with the cells' tracker settings;
     ``--tune-on gt``: one threshold, on GT keypoints at stride 1."""
-    from ablations.scoring import track_and_evaluate
-    from ablations.tracking_ablation import TrackingOptions, tune_thresholds
+    from keytrack.lab.scoring import track_and_evaluate
+    from keytrack.lab.cells import TrackingOptions, tune_thresholds
     from keytrack.perturb import perturb
     from keytrack.tracking import OKSScorer, subsample
 
@@ -518,7 +519,7 @@ def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_pat
 def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
     """``--matcher-threshold MATCHER=T`` sets that matcher's match threshold only; OKS given one is not tuned
     (no training data is read: the profile and cache are not touched)."""
-    from ablations.tracking_ablation import TrackingOptions, tune_thresholds
+    from keytrack.lab.cells import TrackingOptions, tune_thresholds
 
     opts = TrackingOptions(matcher_threshold=("improved=0.9", "oks+motion=0.05"), oks_threshold=0.2)
     thresholds, rows, filled = tune_thresholds(opts, None, None, ["improved", "improved+motion", "oks", "oks+motion"], 4)
@@ -530,7 +531,7 @@ def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
 
 
 def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_path, one_thread):
-    from ablations.scoring import track_and_evaluate
+    from keytrack.lab.scoring import track_and_evaluate
     from keytrack.perturb import perturb
     from keytrack.tracking import OKSScorer
 
@@ -602,7 +603,7 @@ def test_tracker_comparison_with_a_learned_gcn_adds_cells_beside_the_paper(tmp_p
 
 
 def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_path, monkeypatch):
-    from ablations.tracking_ablation import budget_overrides
+    from keytrack.lab.training import budget_overrides
 
     budget = budget_overrides("default")
     assert "loader.samples_per_epoch=24000" in budget and "trainer.max_epochs=6" in budget
@@ -613,7 +614,7 @@ def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_p
         seen[experiment] = list(train_overrides)
         raise RuntimeError("no training in this test")
 
-    monkeypatch.setattr(common, "matching_network", fake_network)
+    monkeypatch.setattr(training, "matching_network", fake_network)
     gt = generate_dataset(2, seed=13, config=TINY)
     result = _compare(tmp_path, gt, strides=(1,), settings=("gt_boxes_gt_keypoints",),
                       methods=("cnn_keypoints", "iou"), iou_threshold=0.3, train_seed=2)
@@ -626,8 +627,8 @@ def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_p
 
 
 def test_crop_cnn_is_skipped_on_data_without_images(tmp_path):
-    from ablations.common import Profile
-    from ablations.tracking_ablation import missing_images
+    from keytrack.lab.profile import Profile
+    from keytrack.lab.cells import missing_images
     from keytrack.io import write_posetrack18
 
     gt = generate_dataset(2, seed=13, config=TINY)
@@ -706,7 +707,7 @@ def test_tracker_comparison_shows_the_improved_matcher_over_several_training_see
         return {"checkpoint": str(tiny_checkpoint), "digest": f"{experiment}-{train_seed}", "source": "given",
                 "experiment": experiment, "best_val_rank1": 0.5}
 
-    monkeypatch.setattr(common, "matching_network", fake_network)
+    monkeypatch.setattr(training, "matching_network", fake_network)
     gt = generate_dataset(2, seed=13, config=TINY)
     result = _compare(tmp_path, gt, strides=(1,), settings=("gt_boxes_gt_keypoints",),
                       methods=("pose_entailment", "pose_entailment_improved", "oks"), oks_threshold=0.1,
@@ -753,7 +754,7 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
         trained.append((experiment, list(overrides)))
         if "model.layers=0" in overrides:
             raise ValueError("model.layers must be positive")
-        return common.TrainedModel(tiny_checkpoint, tmp_path, {"global_step": 7, "seconds": 60.0,
+        return training.TrainedModel(tiny_checkpoint, tmp_path, {"global_step": 7, "seconds": 60.0,
                                                                "metrics_at_best": {"val/acc": 0.8}}, False)
 
     fit, val = generate_dataset(2, seed=21, config=TINY), generate_dataset(2, seed=22, config=TINY)
@@ -803,7 +804,7 @@ def test_matcher_variants_track_at_each_variants_match_threshold(tmp_path, tiny_
     """A variant's ``match_threshold`` and the spec's ``oks_thresholds`` reach the tracker; predicted-only
     rows have no ranking or ground-truth cells."""
     from ablations import matcher_variants as mv
-    from ablations import scoring
+    from keytrack.lab import scoring
 
     spec = tmp_path / "variants.yaml"
     spec.write_text("strides: [1, 2]\n"
@@ -820,7 +821,7 @@ def test_matcher_variants_track_at_each_variants_match_threshold(tmp_path, tiny_
 
     fit, val = generate_dataset(2, seed=21, config=TINY), generate_dataset(2, seed=22, config=TINY)
     monkeypatch.setattr(scoring, "track_and_evaluate", fake_track)
-    monkeypatch.setattr(mv, "train_or_reuse", lambda experiment, overrides: common.TrainedModel(
+    monkeypatch.setattr(mv, "train_or_reuse", lambda experiment, overrides: training.TrainedModel(
         tiny_checkpoint, tmp_path, {"global_step": 7}, False))
     monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
     out = mv.run_variants(spec, None, str(tmp_path / "mv"), 0, [], None)
@@ -839,25 +840,25 @@ def test_matcher_variants_track_at_each_variants_match_threshold(tmp_path, tiny_
 
 
 @pytest.mark.parametrize("module, cls", [("toks", "Options"),
-                                         ("sweep", "SweepOptions"), ("tracking_ablation", "TrackingOptions")])
+                                         ("sweep", "SweepOptions"), ("cells", "TrackingOptions")])
 def test_each_ablation_spells_its_options_once(module, cls):
-    """The command line is made from the options dataclass (common.opt): no option given, every
+    """The command line is made from the options dataclass (keytrack.lab.options.opt): no option given, every
     field keeps the dataclass's default; each option given sets its own field."""
     import argparse
     import dataclasses
     import importlib
 
-    mod = importlib.import_module(f"ablations.{module}")
+    mod = importlib.import_module(f"ablations.{module}" if module == "toks" else f"keytrack.lab.{module}")
     options = getattr(mod, cls)
     parser = argparse.ArgumentParser()
-    if module == "tracking_ablation":
+    if module == "cells":
         mod.add_tracking_arguments(parser, "x")
     else:
         mod.add_arguments(parser)
     given = ["x"] if module == "sweep" else []
     convert = {"sweep": getattr(mod, "options_from_args", None),
-               "tracking_ablation": getattr(mod, "tracking_options", None)}.get(module) \
-        or (lambda args: common.options_from(options, args))
+               "cells": getattr(mod, "tracking_options", None)}.get(module) \
+        or (lambda args: lab_options.options_from(options, args))
     assert convert(parser.parse_args(given)) == options()
     flags = {a.dest: a for a in parser._actions}
     refused = []

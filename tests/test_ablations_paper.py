@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from ablations import common, runner, tracking_ablation
-from ablations.tracking_ablation import TrackingOptions
+from ablations import runner
+from keytrack.lab import cells, training
+from keytrack.lab.cells import TrackingOptions
 from keytrack.tables import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
@@ -81,7 +82,7 @@ def test_each_tokens_row_takes_the_paper_value_of_its_own_scheme():
 
 
 def test_quick_budget_is_the_ablation_quick_experiment():
-    from ablations.common import budget_file_overrides
+    from keytrack.lab.training import budget_file_overrides
 
     spec = runner.load_spec("tokens")
     assert runner.by_profile(spec, "full")["train"]["budget"] is None     # the paper's training as it is
@@ -136,7 +137,7 @@ def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoin
 
 @pytest.mark.slow
 def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
-    from ablations.scoring import track_and_evaluate
+    from keytrack.lab.scoring import track_and_evaluate
     from keytrack.perturb import perturb
     from keytrack.tracking import PoseEntailmentScorer
 
@@ -165,7 +166,7 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     ok = {c: r for c, r in result.records.items() if r.ok}
     assert all(r.result["pairs_scored"] == 0 for c, r in ok.items() if c.delta < 4)
     # the paper's output keypoint threshold, the spec's default
-    cell = tracking_ablation.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", 0.57)
+    cell = cells.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", 0.57)
     scorer = PoseEntailmentScorer.from_checkpoint(checkpoint)
     direct = track_and_evaluate(eval_gt, perturb(eval_gt, cell.setting, 1), scorer, match_threshold=0.5,
                                 delta=4, keypoint_threshold=0.57, compute_ap=False)
@@ -218,7 +219,7 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
     """``axes.matcher``: one network per matcher (the paper's model by the profile's experiment, others by
     name), cells keyed by matcher, the paper's values beside the paper's model only, best row per matcher;
     ``--checkpoint`` tracks its one network."""
-    from ablations.common import file_digest
+    from keytrack.lab.runs import file_digest
 
     asked = []
 
@@ -231,7 +232,7 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
         return {"checkpoint": path, "digest": file_digest(path), "source": "given", "experiment": asked[-1]}
 
     given = checkpoint
-    monkeypatch.setattr(common, "matching_network", network)        # what every matcher's network comes from
+    monkeypatch.setattr(training, "matching_network", network)        # what every matcher's network comes from
     opts = TrackingOptions(out=str(tmp_path / "m"), seeds=(0,), threads=1)
     spec = runner.load_spec("threshold", ["axes.threshold=[0.05,0.5]"])
     assert spec["axes"]["matcher"] == ["paper", "improved"]
@@ -268,9 +269,7 @@ def test_missing_network_fails_every_cell_but_writes_the_table(tmp_path, eval_gt
 def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, monkeypatch):
     train_data = generate_dataset(3, seed=11, config=TINY)
     calls = []
-    from ablations import common
-
-    real = common.train_or_reuse
+    real = training.train_or_reuse
 
     def flaky(experiment, overrides, **kwargs):
         calls.append(experiment)
@@ -278,7 +277,7 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
             raise RuntimeError("out of memory (simulated)")
         return real(experiment, overrides, **kwargs)
 
-    monkeypatch.setattr(common, "train_or_reuse", flaky)      # what TrainAndTrack trains with
+    monkeypatch.setattr(training, "train_or_reuse", flaky)      # what TrainAndTrack trains with
     fail = True
     opts = TrackingOptions(out=str(tmp_path / "res"), train_seeds=(0,), threads=1, train_overrides=(
         f"output_dir={tmp_path / 'runs'}", "logging.wandb=false",
@@ -331,7 +330,7 @@ def test_cli_parsers_build_options():
     parsed = runner._options_parser("timesteps").parse_intermixed_args(
         ["axes.delta=[1,4]", "--seeds", "3", "4", "--profile", "full", "plot.ncols=1", "--train-seeds", "5"])
     assert parsed.seeds == [3, 4] and parsed.profile == "full" and parsed.overrides == ["axes.delta=[1,4]", "plot.ncols=1"]
-    assert tracking_ablation.tracking_options(parsed).train_seeds == (5,)
+    assert cells.tracking_options(parsed).train_seeds == (5,)
     assert runner.load_spec("timesteps", parsed.overrides)["axes"]["delta"] == [1, 4]
     with pytest.raises(ValueError, match="seeds"):
         TrackingOptions(seeds=())

@@ -316,7 +316,7 @@ def _flat(cfg, **model):
 
 @pytest.mark.parametrize("name", MATCHERS)
 def test_flat_model_configs_read_into_their_matchers_group(tmp_path, name):
-    from ablations.common import _same_config, _signature
+    from keytrack.lab.training import _same_config, _signature
     from keytrack.train import _check_resumable
 
     cfg = load_config([f"output_dir={tmp_path}", f"model.name={name}"])

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ablations import claims, runner
-from ablations.common import budget_file_overrides
-from ablations.tracking_ablation import TrackingOptions
+from keytrack.lab.training import budget_file_overrides
+from keytrack.lab.cells import TrackingOptions
 from keytrack.tables import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import generate_dataset
@@ -103,9 +103,9 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
     train_data = generate_dataset(3, seed=3)
     eval_gt = generate_dataset(1, seed=3, first_index=1000)
     calls = []
-    from ablations import common
+    from keytrack.lab import training
 
-    real = common.train_or_reuse
+    real = training.train_or_reuse
     fail = True
 
     def flaky(experiment, overrides, **kwargs):
@@ -114,7 +114,7 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
             raise RuntimeError("out of memory (simulated)")
         return real(experiment, overrides, **kwargs)
 
-    monkeypatch.setattr(common, "train_or_reuse", flaky)      # what TrainAndTrack trains with
+    monkeypatch.setattr(training, "train_or_reuse", flaky)      # what TrainAndTrack trains with
     opts = TrackingOptions(out=str(tmp_path / "res"), train_seeds=(0,), threads=1, train_overrides=(
         f"output_dir={tmp_path / 'runs'}", "logging.wandb=false", "data.synthetic.seed=3",
         "loader.samples_per_epoch=64", "loader.val_batch_size=64",

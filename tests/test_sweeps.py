@@ -1,5 +1,5 @@
-"""W&B sweep YAMLs (experiments/sweeps/), the offline sweep runner (ablations.sweep) and the Figure 7
-table (ablations.sweep_table)."""
+"""W&B sweep YAMLs (experiments/sweeps/), the offline sweep runner (keytrack.lab.sweep) and the Figure 7
+table (keytrack.lab.sweep_table)."""
 from __future__ import annotations
 
 import csv
@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from ablations import sweep as sw
-from ablations.common import Profile
-from ablations.sweep_table import SIZE_KEYS, paper_figure7, table_rows, write_sweep_table
+from keytrack.lab import sweep as sw
+from keytrack.lab.profile import Profile
+from keytrack.lab.sweep_table import SIZE_KEYS, paper_figure7, table_rows, write_sweep_table
 from keytrack.config import load_config
 from keytrack.synth import generate_dataset
 

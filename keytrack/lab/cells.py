@@ -1,18 +1,12 @@
-"""What the tracking-time ablations share (§4.2, §5.1, A.4): options, matchers, cells, plots.
+"""Tracking cells: one evaluation split tracked many times with small changes (§4.2, §5.1, A.4).
 
-The spec runner (:mod:`ablations.runner`, ``keytrack ablate NAME``) tracks an evaluation split many
-times with small changes (the keypoint setting, the frame stride, the matcher, δ, the assignment, the
-keypoint threshold, the network trained per row). This module holds what they have in common:
-
-* their options (:class:`TrackingOptions`, :func:`add_tracking_arguments`, :func:`tracking_options`);
-* the matchers they track with (:func:`matcher_network`, :func:`tune_thresholds`): the paper's
-  network, any experiment's, the learned baselines trained with Pose Entailment's budget, OKS and IoU
-  with their threshold tuned on the training split;
-* the grid of tracking cells (:class:`Cell`, :func:`run_cells`), each a cached run, with a memo of
-  pair scores shared by the cells that score the same pose pairs
-  (:class:`keytrack.tracking.PairScoreMemo`);
-* per-seed aggregation (:func:`seed_stat`, :func:`paired_difference`), line plots
-  (:func:`save_line_plot`) and the notes every table shares (:func:`common_notes`).
+* the options of a grid of cells (:class:`TrackingOptions`, also the command line of ``keytrack ablate``);
+* the matchers a cell tracks with (:func:`matcher_network`, :func:`tune_thresholds`): the paper's network,
+  any experiment's, the learned baselines trained with Pose Entailment's budget, OKS and IoU with their
+  threshold tuned on the training split;
+* the cells (:class:`Cell`, :func:`run_cells`), each a cached run, sharing one perturbation per seed and
+  one memo of pair scores between the cells that score the same pose pairs
+  (:class:`keytrack.tracking.PairScoreMemo`), and :class:`TrainAndTrack` for one network per table row.
 """
 from __future__ import annotations
 
@@ -21,44 +15,54 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
-import numpy as np
 
-from ablations.common import (Interval, MeanStd, Profile, RunCache, RunOptions, RunRecord, add_options,
-                              dataset_fingerprint, mean_std, network_or_error, opt, options_from)
-from ablations.scoring import (HOTA_COLUMNS, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
-                               SETTING_LABELS, score_tracked)
+from keytrack.lab.options import RunOptions, add_options, opt, options_from
+from keytrack.lab.profile import Profile
+from keytrack.lab.runs import RunCache, RunRecord, dataset_fingerprint
+from keytrack.lab.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, score_tracked
+from keytrack.lab.training import budget_overrides, network_or_error
 from keytrack.models import registry
 from keytrack.perturb import perturb
-from keytrack.tracking.scorers import PairScoreMemo
 from keytrack.poses import Dataset
+from keytrack.tracking.scorers import PairScoreMemo
 
-log = logging.getLogger("ablations.tracking_ablation")
+log = logging.getLogger("keytrack.lab.cells")
 
 #: Training budgets: ``quick`` (minutes on a CPU) and ``full`` (the paper's 25 epochs, for GPUs).
 PROFILES: tuple[str, ...] = ("quick", "full")
+
 #: The experiment that trains the δ = 4 matching network in each profile.
 PROFILE_EXPERIMENTS: dict[str, str] = {"quick": "default", "full": "paper"}
+
 #: The keypoint setting of the paper's tracking-pipeline analysis (A.4): predicted boxes and keypoints.
 PAPER_SETTING = "predicted_boxes_predicted_keypoints"
+
 #: The setting without perturbation noise: its seed only reorders the poses within a frame.
 GT_SETTING = "gt_boxes_gt_keypoints"
+
 #: Perturbation seeds of a table whose spec names none.
 DEFAULT_SEEDS = (0, 1, 2)
+
 #: The ``matcher`` values that stand for the paper's model (the profile's experiment or ``--experiment``)
 #: and for the improved one (``--improved-experiment``); any other value is a learned baseline of the
 #: registry (trained with Pose Entailment's budget), OKS / IoU, or an experiment's name.
 PAPER_MATCHERS = ("paper", "pose_entailment")
+
 IMPROVED_MATCHERS = ("improved", "pose_entailment_improved")
+
 #: Learned baselines (§4.2, §5.2): every registered matcher but the transformer.
 LEARNED_BASELINES: tuple[str, ...] = tuple(m.name for m in registry.MATCHERS.values() if m.baseline)
+
 #: A matcher name with this suffix (``oks+motion``) tracks with each candidate moved by its track's
 #: velocity (keytrack.tracking.Tracker, motion="velocity").
 MOTION = "+motion"
+
 #: Match thresholds tried for OKS and IoU on the training split. It reaches down to 0: with few false
 #: positives the lowest threshold tracks best, and a grid whose floor is chosen handicaps the baseline.
 DEFAULT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
 #: How OKS and IoU are tuned: ``cell``, per keypoint setting and frame stride, tracked as the table's
 #: cells are (their keypoint source, output keypoint threshold, τ, confident first); ``gt``, once, on
 #: ground-truth keypoints at stride 1 (the protocol of the tables made before ``cell``).
@@ -257,6 +261,16 @@ class TrackingOptions(RunOptions):
         return [f"axes.{a}={json.dumps(list(v))}" for a, v in axes.items() if v is not None]
 
 
+def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> None:
+    """The options of :class:`TrackingOptions`."""
+    add_options(parser, TrackingOptions, ablation)
+
+
+def tracking_options(args: argparse.Namespace) -> TrackingOptions:
+    """:class:`TrackingOptions` from parsed :func:`add_tracking_arguments` options."""
+    return options_from(TrackingOptions, args)
+
+
 def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, RunCache]:
     """The data profile, the results folder and the run cache of an ablation run with ``opts``.
 
@@ -271,21 +285,6 @@ def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, R
     out = Path(opts.out) if opts.out else \
         profile.results_dir(ablation) / ("full" if opts.profile == "full" else "")
     return profile, out, RunCache(out / "runs", retry_failed=opts.retry_failed)
-
-
-def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str]:
-    """The training budget of ``experiment`` (with ``overrides``) as ``key=value`` overrides: its
-    ``optim`` and ``loader`` sections and ``trainer.max_epochs``. Added to a learned baseline's own
-    experiment file, they train it as Pose Entailment's network was trained (A.5: "the batch size,
-    learning rate, and number of training epochs are the same")."""
-    from omegaconf import OmegaConf
-
-    from keytrack.config import load_config
-
-    cfg = load_config([f"experiment={experiment}", *overrides])
-    out = [f"{section}.{key}={json.dumps(value)}" for section in ("optim", "loader")
-           for key, value in OmegaConf.to_container(cfg[section], resolve=True).items()]
-    return [*out, f"trainer.max_epochs={json.dumps(OmegaConf.select(cfg, 'trainer.max_epochs'))}"]
 
 
 def matcher_network(opts: TrackingOptions, profile: Profile, matcher: str,
@@ -357,14 +356,14 @@ def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, ma
                     delta: int, train_gt: Dataset | None = None, label: Callable[[str], str] = str,
                     cells: Sequence[tuple[str, int]] = ((GT_SETTING, 1),)) -> tuple[dict, list[dict], int]:
     """The match threshold of each of ``matchers``: ``--oks-threshold`` / ``--iou-threshold`` when given,
-    else tuned for OKS and IoU on the training split (:func:`ablations.scoring.tune_threshold`, the
+    else tuned for OKS and IoU on the training split (:func:`keytrack.lab.scoring.tune_threshold`, the
     lowest %IDSW over ``--grid``): with ``--tune-on cell`` once per ``(setting, stride)`` of ``cells``,
     tracked as those cells are (``{(setting, stride): threshold}``), with ``--tune-on gt`` once, on GT
     keypoints at stride 1. A learned matcher's is ``--match-threshold``. Returns the thresholds (None
     where every tuning run failed), the tuning table's rows (``label``: a matcher's) and how many head
     boxes were drawn on the training split's ground truth."""
     from keytrack.evaluation.head_boxes import complete_head_boxes
-    from ablations.scoring import tune_threshold
+    from keytrack.lab.scoring import tune_threshold
     from keytrack.config import load_config
 
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
@@ -402,7 +401,7 @@ def describe_network(network: dict | None, error: str | None, name: str = "") ->
     if network is None:
         return f"{what}: unavailable ({error}); every cell of it failed."
     acc, rank1 = network.get("best_val_acc"), network.get("best_val_rank1")
-    from ablations.common import display_path
+    from keytrack.lab.profile import display_path
 
     return (f"{what}: {display_path(network['checkpoint'])} ({network['source']}"
             + (f", experiment {network['experiment']}" if network.get("experiment") else "")
@@ -451,7 +450,7 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts:
     the smaller ones are answered from the memo. A cell that raises is recorded as failed and the
     others go on.
     """
-    from ablations.scoring import method_scorer
+    from keytrack.lab.scoring import method_scorer
     from keytrack.tracking import Tracker, subsample
 
     eval_id = dataset_fingerprint(eval_gt)
@@ -539,6 +538,8 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts:
             records[cell] = cache.run(cell.key, run, params)
         state.clear()
     return records
+
+
 class TrainAndTrack:
     """The cells of the ablations that train one network per row and track with it (Table 3's token
     schemes, the resolution sweep): :meth:`train` trains ``experiment`` with ``overrides`` once
@@ -558,7 +559,8 @@ class TrainAndTrack:
 
     def train(self, key: str, experiment: str, overrides: Sequence[str], quiet: Sequence[str] = ()) -> RunRecord:
         """The training record of ``key``; ``quiet`` overrides reach the training but not the cache key."""
-        from ablations.common import file_digest, train_or_reuse
+        from keytrack.lab.runs import file_digest
+        from keytrack.lab.training import train_or_reuse
 
         def run() -> dict:
             trained = train_or_reuse(experiment, [*overrides, *quiet], dataset=self.train_dataset,
@@ -579,7 +581,7 @@ class TrainAndTrack:
 
     def track(self, key: str, trained: RunRecord, batch_size: int, **scorer_kwargs) -> RunRecord:
         """Track the evaluation set with ``trained``'s network (:func:`track_and_evaluate`)."""
-        from ablations.scoring import track_and_evaluate
+        from keytrack.lab.scoring import track_and_evaluate
 
         def run() -> dict:
             from keytrack.tracking import PoseEntailmentScorer
@@ -599,270 +601,3 @@ class TrainAndTrack:
                   "match_threshold": self.match_threshold, "keypoint_threshold": self.keypoint_threshold,
                   "nearest": self.nearest, "checkpoint": trained.result["digest"] if trained.ok else None}
         return self.cache.run(key, run, params)
-
-
-def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | None]) -> MeanStd:
-    """Mean ± sample std of ``getter(result)`` over the successful records (one value: the value)."""
-    return mean_std(getter(r.result) for r in records if r.ok)
-
-
-def hota_stats(records: Sequence[RunRecord]) -> dict[str, MeanStd]:
-    """:data:`HOTA_COLUMNS` of a row: each the mean ± std over its successful records."""
-    return {k: seed_stat(records, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS}
-
-
-def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],
-                      getter: Callable[[Mapping], float | None]) -> MeanStd:
-    """Mean ± std over seeds of ``getter(record) - getter(reference)``, paired by seed (same order);
-    a single reference record (OKS, which has no training seed) is paired with every record."""
-    if len(reference) == 1:
-        reference = list(reference) * len(records)
-    diffs = []
-    for r, ref in zip(records, reference):
-        if r.ok and ref.ok:
-            a, b = getter(r.result), getter(ref.result)
-            if a is not None and b is not None:
-                diffs.append(a - b)
-    return mean_std(diffs)
-
-
-def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord], *, level: float = 0.95,
-                    resamples: int = 4000, seed: int = 0) -> Interval | None:
-    """Pooled %IDSW (100 · ID switches / GT joints, summed over the videos) of ``records`` minus that of
-    ``reference``, each video's switches averaged over a side's records (its training and perturbation seeds),
-    with a ``level`` confidence interval by a two-way bootstrap: each of ``resamples`` draws takes the
-    evaluation videos with replacement (the same videos for both sides) and, independently, each side's
-    records with replacement (percentile interval; Owen 2007, "The pigeonhole bootstrap", for data crossed
-    by two random factors).
-
-    The interval thus says how much the difference rests on which videos the split holds and on which
-    networks the seeds trained; a single reference record (OKS: no training seed) is no source of spread.
-    None when a side has no successful record or its records lack ``per_video`` counts."""
-    def per_video(recs: Sequence[RunRecord]):
-        tables = [r.result.get("per_video") for r in recs if r.ok]
-        if not tables or not all(tables):
-            return None
-        names = sorted(tables[0])
-        if any(sorted(t) != names for t in tables):
-            return None
-        return names, np.array([[t[n][0] for n in names] for t in tables], float), \
-            np.array([tables[0][n][1] for n in names], float)
-
-    mine, theirs = per_video(records), per_video(reference)
-    if mine is None or theirs is None or mine[0] != theirs[0]:
-        return None
-    (_, a, objects), (_, b, _) = mine, theirs            # a: [records, videos], b: [reference records, videos]
-
-    def pooled(a, b, n):                                 # over the last axis
-        return 100.0 * (a.sum(-1) - b.sum(-1)) / np.maximum(n.sum(-1), 1)
-
-    value = float(pooled(a.mean(0), b.mean(0), objects))
-    rng = np.random.default_rng(seed)
-    videos = rng.integers(0, a.shape[1], (resamples, a.shape[1]))
-
-    def drawn(side: np.ndarray) -> np.ndarray:          # [draws, videos]: the drawn records' mean, drawn videos
-        means = side[rng.integers(0, len(side), (resamples, len(side)))].mean(1)
-        return np.take_along_axis(means, videos, 1)
-
-    diffs = pooled(drawn(a), drawn(b), objects[videos])
-    low, high = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
-    return Interval(value, float(low), float(high))
-
-
-def failure_status(records: Sequence[RunRecord], seeds: Sequence[int]) -> str | None:
-    """``"failed: seed 1: <error>; ..."`` for a row with failed runs, else None."""
-    failed = [f"seed {s}: {r.failure}" if len(records) > 1 else r.failure
-              for s, r in zip(seeds, records) if not r.ok]
-    return "failed: " + "; ".join(failed) if failed else None
-
-
-def total(metric: str) -> Callable[[Mapping], float | None]:
-    """Getter of a metric's Total column from a cell result (``idsw``, ``mota``, ``ap``)."""
-    return lambda result: (result.get(metric) or {}).get("Total")
-
-
-@dataclass
-class Series:
-    """One line of a plot: y values (:class:`MeanStd`, drawn with error bars) at x."""
-
-    label: str
-    x: Sequence[float]
-    y: Sequence[MeanStd | float | None]
-    style: str = "o-"
-
-
-@dataclass
-class Panel:
-    """One plot: its y label, its lines and a title."""
-
-    ylabel: str
-    series: Sequence[Series]
-    title: str = ""
-
-
-def save_line_plot(path: str | Path, panels: Sequence[Panel], *, xlabel: str, title: str,
-                   xticks: Sequence[float] | None = None, ncols: int | None = None, xscale: str | None = None,
-                   xticklabels: Sequence[str] | None = None, zero_line: bool = False, dodge: float = 0.0) -> Path:
-    """Line plots (``ncols`` per row, default all in one row) written as one PNG, atomically (Agg);
-    ``xscale="log2"`` draws x on a log2 axis. A :class:`MeanStd` point has ± std error bars, an
-    :class:`Interval` its interval; ``zero_line`` draws y = 0 (for differences); ``dodge`` shifts the
-    i-th of n series by ``(i - (n - 1) / 2) · dodge`` in x, so that their error bars do not hide each other."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from keytrack.atomic import atomic_path
-
-    ncols = min(ncols or len(panels), len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
-    def centre(y):
-        return y.mean if isinstance(y, MeanStd) else y.value if isinstance(y, Interval) else float(y)
-
-    for ax, panel in zip(axes, panels):
-        drawn = [(s, [(x, y) for x, y in zip(s.x, s.y) if y is not None
-                      and (not isinstance(y, MeanStd) or y.n > 0) and np.isfinite(centre(y))])
-                 for s in panel.series]
-        drawn = [(s, points) for s, points in drawn if points]
-        for i, (s, points) in enumerate(drawn):
-            shift = (i - (len(drawn) - 1) / 2) * dodge
-            means = [centre(y) for _, y in points]
-            below = [y.value - y.low if isinstance(y, Interval) else y.std if isinstance(y, MeanStd) and y.n > 1
-                     else 0.0 for _, y in points]
-            above = [y.high - y.value if isinstance(y, Interval) else b for (_, y), b in zip(points, below)]
-            ax.errorbar([x + shift for x, _ in points], means, yerr=[below, above] if any(below + above) else None,
-                        fmt=s.style, capsize=3, label=s.label)
-        if zero_line:
-            ax.axhline(0.0, color="0.4", linewidth=0.8)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(panel.ylabel)
-        if panel.title:
-            ax.set_title(panel.title, fontsize=9)
-        if xscale == "log2":
-            ax.set_xscale("log", base=2)
-            ax.minorticks_off()
-        if xticks is not None:
-            ax.set_xticks(list(xticks))
-            if xticklabels is not None:
-                ax.set_xticklabels(list(xticklabels), fontsize=8)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    return path
-
-
-def add_tracking_arguments(parser: argparse.ArgumentParser, ablation: str) -> None:
-    """The options of :class:`TrackingOptions`."""
-    add_options(parser, TrackingOptions, ablation)
-
-
-def tracking_options(args: argparse.Namespace) -> TrackingOptions:
-    """:class:`TrackingOptions` from parsed :func:`add_tracking_arguments` options."""
-    return options_from(TrackingOptions, args)
-
-
-def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval_description: str,
-                 cache: RunCache, settings: Sequence[str], matchers: Sequence[str | None] = (None,), *,
-                 thresholds: Mapping | None = None, label: Callable[[str], str] = str,
-                 keypoint_threshold: bool = True, ap_before_threshold: bool = False,
-                 train_description: str = "", filled: int = 0) -> list[str]:
-    """Table notes every tracking-time ablation shares (data, seeds, tracker, match thresholds, cache)
-    for a table of ``settings`` and ``matchers``; the sentence on the output keypoint threshold only
-    with ``keypoint_threshold``."""
-    seeds_used = opts.seeds or DEFAULT_SEEDS
-    several = len(seeds_used) > 1
-    seeds = f"perturbation seed{'s' if several else ''} {', '.join(map(str, seeds_used))}"
-    if several:
-        seeds += " (mean ± sample std over seeds)"
-    if several and GT_SETTING in settings and not opts.gt_all_seeds:
-        seeds += (f"; GT keypoints: seed {seeds_used[0]} only (without noise the seed only reorders the "
-                  "poses of a frame)")
-    learned = [m for m in matchers if base(m) not in NON_LEARNED]
-    baselines = [m for m in matchers if base(m) in LEARNED_BASELINES]
-
-    def candidates(n: int | None) -> str:
-        return f"the {n} nearest poses of each earlier frame" if n else "every pose of the earlier frames"
-
-    compared = (f"the learned matchers compare with {candidates(opts.nearest)}" + (
-        f", the learned baselines with {candidates(opts.baseline_nearest)}" if baselines else "") + (
-        "; OKS and IoU with every pose" if len(learned) < len(matchers) else "")) if learned else \
-        f"OKS and IoU compare with {candidates(None)}"
-    output = (f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
-              f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
-              + ("; AP is the keypoints' own, before that threshold." if ap_before_threshold else ".")
-              if keypoint_threshold else "")
-    thresholds = thresholds or {}
-    tuned = [m for m in matchers if base(m) in NON_LEARNED]
-    fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
-    given = {m for m in matchers if m in opts.match_thresholds}          # each with its own --matcher-threshold
-    match = (f"match threshold {opts.match_threshold:g} for the learned matchers (the decision point of their "
-             "score, not tuned)" if any(m not in given for m in learned) else "")
-    for m in [*(m for m in learned if m in given), *tuned]:
-        t = thresholds.get(m)
-        match += ("; " if match else "match threshold ") + (
-            f"{label(m)} per keypoint setting and stride (the Match thr. column)" if isinstance(t, Mapping) else
-            f"{label(m)} {t:g}" + (" (given)" if m in given or fixed[base(m)] is not None else "") if t is not None
-            else f"{label(m)} none (tuning failed)")
-    if any(fixed[base(m)] is None and m not in given for m in tuned):
-        how = ("each keypoint setting and frame stride of the table, tracked as its cells are"
-               if opts.tune_on == "cell" else "GT keypoints, stride 1")
-        match += (f"; OKS and IoU tuned on the training split ({train_description}, {how}) over "
-                  f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
-        edges = []
-        for m in tuned:
-            t = thresholds.get(m)
-            if fixed[base(m)] is None and m not in given:
-                edges += ([f"{label(m)} ({SETTING_LABELS.get(s, s)}, stride {k})" for (s, k), v in t.items()
-                           if grid_edge(v, opts.grid)] if isinstance(t, Mapping)
-                          else [label(m)] if grid_edge(t, opts.grid) else [])
-        if edges:
-            match += (f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose "
-                      "another")
-        if filled:
-            match += (f"; {filled} ground-truth poses of it without a head box got one (keytrack.evaluation."
-                      "head_boxes) so that PCKh matching can score them")
-    notes = [
-        f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
-        "%IDSW = 100 · ID switches / GT joints and MOTA as poseval computes them (§4.1), Total columns.",
-        f"Predicted keypoints: keytrack.perturb, {seeds}.",
-        f"Tracker (§3.1): {match}; track score = maximum over the window (A.4); {compared}.{output}",
-    ]
-    if opts.detection_threshold is not None:
-        notes.append(f"Confident first, for every matcher: poses with detection score >= {opts.detection_threshold:g} "
-                     "are assigned first, to the tracks with such an appearance in the window, then every pose left "
-                     "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
-                     "one pass).")
-    if opts.confidence:
-        notes.append("Matching uses only the predicted keypoints with confidence ≥ τ (the tracker's "
-                     "min_keypoint_confidence; Figure 10: keypoint predictions \"not used due to low confidence\"): "
-                     + ", ".join(f"{'every matcher' if m == '*' else label(m)} τ = {t:g}"
-                                 for m, t in opts.confidence.items()) + "; the output keeps every keypoint.")
-    if any(motion_of(m) for m in matchers):
-        notes.append("+ motion (beyond the paper): the same tracker and scorer, each candidate first moved by its "
-                     "track's velocity times Δ (keytrack.pairs.pose_motion; keytrack.tracking.Tracker, "
-                     "motion='velocity'); its match threshold, for OKS and IoU, tuned with motion too.")
-    if baselines:
-        notes.append(f"Learned baselines (§4.2, §5.2): each trained on the training split from its experiment file "
-                     f"({', '.join(f'experiments/{base(m)}.yaml' for m in dict.fromkeys(baselines))}) with the "
-                     f"training budget of experiment {opts.training_experiment} (its optim, loader and max_epochs, "
-                     "as A.5 trains the CNNs like the transformer).")
-    improved = next((base(m) for m in matchers if base(m) in IMPROVED_MATCHERS), None)
-    if improved:
-        notes.append(f"{label(improved)}: experiments/{opts.improved_experiment}.yaml"
-                     + (f" with {' '.join(opts.improved_overrides)}" if opts.improved_overrides else "")
-                     + " (docs/matchers.md).")
-    if len(learned) and len(opts.training_seeds) > 1:
-        notes.append(f"The learned matchers are trained with seeds {', '.join(map(str, opts.training_seeds))}"
-                     + (f" (the learned baselines: {', '.join(map(str, opts.baseline_train_seeds))})"
-                        if baselines and opts.baseline_train_seeds else "")
-                     + "; a cell over several trainings is their mean ± sample std.")
-    notes.append(f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
-                 "delete a file there to run it again.")
-    return notes

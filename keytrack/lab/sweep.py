@@ -1,8 +1,8 @@
 """Hyperparameter sweeps from W&B sweep YAMLs, by a W&B agent or offline; Figure 7 (left, §5.1).
 
-    python -m ablations.sweep experiments/sweeps/quick.yaml                  # offline, synthetic default
-    python -m ablations.sweep experiments/sweeps/figure7.yaml --data DIR     # offline, DIR's train / test
-    python -m ablations.sweep experiments/sweeps/figure7.yaml --from-wandb ENTITY/PROJECT/SWEEP_ID
+    python -m keytrack.lab.sweep experiments/sweeps/quick.yaml                  # offline, synthetic default
+    python -m keytrack.lab.sweep experiments/sweeps/figure7.yaml --data DIR     # offline, DIR's train / test
+    python -m keytrack.lab.sweep experiments/sweeps/figure7.yaml --from-wandb ENTITY/PROJECT/SWEEP_ID
 
 Each ``experiments/sweeps/<name>.yaml`` is a sweep config in W&B's own format (``program``,
 ``command``, ``method``, ``metric``, ``parameters``, ``early_terminate``). Its ``command`` runs the
@@ -28,10 +28,10 @@ server unchanged. Where no server is reachable, :func:`run_sweep` plays the serv
    ablations "were conducted using the predicted keypoints and predicted boxes with our best
    model") with the §3.1 tracker (δ = 4, greedy), and is scored as poseval does: %IDSW total and
    MOTA. The parameter count is read from the checkpoint.
-5. **Table.** :mod:`ablations.sweep_table` writes ``results/sweep_<name>/table.md``,
+5. **Table.** :mod:`keytrack.lab.sweep_table` writes ``results/sweep_<name>/table.md``,
    ``table.csv`` and ``idsw_vs_params.png`` with the paper's Figure 7 values beside ours.
 
-Every run is cached (:class:`ablations.common.RunCache`, ``results/sweep_<name>/runs/<run>.json``):
+Every run is cached (:class:`keytrack.lab.runs.RunCache`, ``results/sweep_<name>/runs/<run>.json``):
 running the sweep again reuses finished runs and does only the missing ones; a failed run is
 recorded with its error and the sweep goes on. With a W&B server, ``--from-wandb`` builds the
 same table from the sweep's runs (their config and ``val/acc`` history), tracking with the
@@ -54,12 +54,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ablations.common import (Profile, RunCache, RunRecord, add_options, command_main, dataset_fingerprint, json_safe,
-                              opt, options_from)
-from ablations.sweep_table import SIZE_KEYS
+from keytrack.lab.profile import Profile
+from keytrack.lab.runs import RunCache, RunRecord, command_main, dataset_fingerprint, json_safe
+from keytrack.lab.options import add_options, opt, options_from
+from keytrack.lab.sweep_table import SIZE_KEYS
 from keytrack.perturb import SETTINGS
 
-log = logging.getLogger("ablations.sweep")
+log = logging.getLogger("keytrack.lab.sweep")
 
 __all__ = [
     "SWEEPS_DIR", "SweepConfigError", "SweepSpec", "load_sweep", "list_sweeps", "agent_args",
@@ -68,8 +69,8 @@ __all__ = [
     "wandb_sweep_results", "tabulate_wandb_sweep", "main",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Where the sweep YAMLs live; ``python -m ablations.sweep quick`` means ``<SWEEPS_DIR>/quick.yaml``.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Where the sweep YAMLs live; ``python -m keytrack.lab.sweep quick`` means ``<SWEEPS_DIR>/quick.yaml``.
 SWEEPS_DIR = REPO_ROOT / "experiments" / "sweeps"
 #: The W&B macro whose ``key=value`` format ``keytrack train`` reads as omegaconf overrides.
 ARGS_MACRO = "${args_no_hyphens}"
@@ -450,9 +451,9 @@ def evaluate_checkpoint(checkpoint: str | Path, test: TestSet, *, match_threshol
     """Track ``test``'s predicted poses with ``checkpoint`` (§3.1: δ, greedy) and score them (§4.1).
 
     Keypoints below ``keypoint_threshold`` are removed before MOTA and %IDSW (A.3), as in
-    :func:`ablations.scoring.track_and_evaluate`, which this calls.
+    :func:`keytrack.lab.scoring.track_and_evaluate`, which this calls.
     """
-    from ablations.scoring import track_and_evaluate
+    from keytrack.lab.scoring import track_and_evaluate
     from keytrack.tracking import PoseEntailmentScorer
 
     scorer = PoseEntailmentScorer.from_checkpoint(str(checkpoint), device=device, batch_size=batch_size)
@@ -538,7 +539,7 @@ class SweepOptions:
 
 @dataclass
 class SweepOutcome:
-    """What :func:`run_sweep` produced: one result dict per run (see :mod:`ablations.sweep_table`),
+    """What :func:`run_sweep` produced: one result dict per run (see :mod:`keytrack.lab.sweep_table`),
     the files written and the failures."""
 
     spec: SweepSpec
@@ -677,7 +678,7 @@ def run_sweep(path: str | Path, opts: SweepOptions | None = None, *,
             runs.append(_sweep_run(key, run_config, "failed", spec.metric))
             failures.append(f"{key}: {record.failure}")
 
-    from ablations.sweep_table import write_sweep_table
+    from keytrack.lab.sweep_table import write_sweep_table
 
     results = [_result_of(r) for r in records]
     notes = _notes(spec, opts, profile, test, train_root, cache, results)
@@ -695,7 +696,7 @@ def _set_threads(threads: int | None) -> None:
 def _train_and_evaluate(spec: SweepSpec, cfg, command: list[str], key: str, flat: dict, previous: list,
                         out: Path, env: Mapping[str, str], opts: SweepOptions, test: TestSet | None) -> dict:
     """One run: train (or reuse the finished training), then track the test split with it."""
-    from ablations.common import find_finished_run
+    from keytrack.lab.training import find_finished_run
     from keytrack.config import run_dir
 
     run = run_dir(cfg)
@@ -754,7 +755,7 @@ def _notes(spec: SweepSpec, opts: SweepOptions, profile: Profile, test: TestSet 
     notes = [
         f"Sweep: {spec.path.name} ({spec.method} over {', '.join(swept) or 'nothing'}; metric {spec.metric}, "
         f"{spec.goal}" + (f"; early termination: {spec.config['early_terminate']}" if spec.hyperband else "")
-        + "), run offline by `python -m ablations.sweep` with W&B's search engine (the sweeps package).",
+        + "), run offline by `python -m keytrack.lab.sweep` with W&B's search engine (the sweeps package).",
         "Training budget of every run (keytrack train overrides): "
         + " ".join(shared + constants + list(opts.extra)) + f"; data: {profile.describe('train')}.",
         "Params (M): every trainable parameter of the matching network (embeddings included), from its "
@@ -827,7 +828,7 @@ def wandb_sweep_results(sweep_path: str, *, api=None, metric: str | None = None)
 def tabulate_wandb_sweep(path: str | Path, sweep_path: str, opts: SweepOptions | None = None, *, api=None,
                          test: TestSet | None = None) -> SweepOutcome:
     """The table of a sweep run by W&B agents: runs from the W&B API, %IDSW from their local checkpoints."""
-    from ablations.common import file_digest
+    from keytrack.lab.runs import file_digest
 
     opts = opts or SweepOptions()
     spec = load_sweep(path)
@@ -864,7 +865,7 @@ def tabulate_wandb_sweep(path: str | Path, sweep_path: str, opts: SweepOptions |
         if not record.ok:
             failures.append(f"{key}: {record.failure}")
 
-    from ablations.sweep_table import write_sweep_table
+    from keytrack.lab.sweep_table import write_sweep_table
 
     notes = [f"Runs of the W&B sweep {sweep_path} ({spec.path.name}); val acc from their {spec.metric} "
              "history."]
@@ -917,10 +918,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return command_main("python -m ablations.sweep", __doc__, add_arguments, run, argv)
+    return command_main("python -m keytrack.lab.sweep", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
     from keytrack.errors import run_command
 
-    sys.exit(run_command("python -m ablations.sweep", main))
+    sys.exit(run_command("python -m keytrack.lab.sweep", main))

@@ -22,9 +22,9 @@ from keytrack.tables import Column, MeanStd
 from keytrack.poses import Dataset
 
 if TYPE_CHECKING:
-    from ablations.common import RunCache
+    from keytrack.lab.runs import RunCache
 
-log = logging.getLogger("ablations.scoring")
+log = logging.getLogger("keytrack.lab.scoring")
 
 #: Figure 4's keypoint settings, as the table labels them.
 SETTING_LABELS: dict[str, str] = {

@@ -1,0 +1,298 @@
+"""Runs of an experiment: each cached as one JSON file, and the statistics over them.
+
+An experiment (an ablation table, a sweep, a tracker comparison) is a list of *runs*, each named by a key
+(one training, one tracking + evaluation cell, one point of a sweep). :class:`RunCache` stores each run's
+result as ``<directory>/<key>.json`` (written atomically); running again reuses every finished run with the
+same parameters and does only the missing ones; a run that raises is recorded with its error, shown as
+failed, and does not stop the others. :func:`seed_stat`, :func:`paired_difference` and
+:func:`video_bootstrap` aggregate runs over training seeds and evaluation videos.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from keytrack.atomic import write_json
+from keytrack.lab.scoring import HOTA_COLUMNS
+from keytrack.poses import Dataset
+from keytrack.tables import Interval, MeanStd, mean_std
+
+log = logging.getLogger("keytrack.lab")
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays as Python values and NaN/inf as ``None`` (JSON has no NaN)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@dataclass
+class RunRecord:
+    """One run's stored outcome: ``status`` is ``"ok"`` (``result`` holds its numbers) or
+    ``"failed"`` (``error`` holds ``type``, ``message`` and ``traceback``)."""
+
+    key: str
+    status: str
+    params: dict
+    result: dict | None = None
+    error: dict | None = None
+    seconds: float = 0.0
+    finished_at: str = ""
+    reused: bool = field(default=False, compare=False)   # read from the cache (not stored)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def failure(self) -> str | None:
+        """``"<ErrorType>: <message>"`` for a failed run, else None."""
+        if self.ok or not self.error:
+            return None
+        return f"{self.error.get('type', 'Error')}: {self.error.get('message', '')}"
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "status": self.status, "params": self.params, "result": self.result,
+                "error": self.error, "seconds": self.seconds, "finished_at": self.finished_at}
+
+
+class RunCache:
+    """Results of an ablation's runs, one JSON file per run: ``<directory>/<key>.json``.
+
+    :meth:`run` returns the stored record when the run finished before with the same parameters,
+    and otherwise calls the function, stores what it returns (a JSON-able dict) or the exception
+    it raised, and returns that. Failed runs are run again next time (``retry_failed``); a run
+    whose stored parameters differ from the requested ones is stale and is run again.
+
+    Args:
+        directory: where the ``<key>.json`` files live (an ablation uses ``results/<name>/runs``).
+        retry_failed: run a recorded failure again instead of returning it.
+    """
+
+    def __init__(self, directory: str | Path, retry_failed: bool = True):
+        self.directory = Path(directory)
+        self.retry_failed = bool(retry_failed)
+        self.computed = 0        # runs executed by this object (not read from the cache)
+        self.reused = 0
+
+    def path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"run key {key!r}: use letters, digits and . _ = + - only "
+                             "(it names the file <key>.json)")
+        return self.directory / f"{key}.json"
+
+    def load(self, key: str) -> RunRecord | None:
+        """The stored record of ``key``, or None when there is none (or it is unreadable)."""
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return RunRecord(key=data["key"], status=data["status"], params=data.get("params") or {},
+                             result=data.get("result"), error=data.get("error"),
+                             seconds=float(data.get("seconds") or 0.0),
+                             finished_at=data.get("finished_at", ""),
+                             reused=True)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s: unreadable run record (%s: %s); running it again", path, type(err).__name__, err)
+            return None
+
+    def run(self, key: str, fn: Callable[[], Mapping], params: Mapping | None = None) -> RunRecord:
+        """The record of run ``key``: reused when it finished with these ``params``, else computed."""
+        params = json_safe(dict(params or {}))
+        stored = self.load(key)
+        if stored is not None:
+            if stored.params != params:
+                log.info("run %s: parameters changed since it was stored; running it again", key)
+            elif stored.ok or not self.retry_failed:
+                self.reused += 1
+                log.info("run %s: reused (%s)", key, stored.status)
+                return stored
+            else:
+                log.info("run %s: failed last time (%s); running it again", key, stored.failure)
+        start = time.perf_counter()
+        try:
+            result = fn()
+            if not isinstance(result, Mapping):
+                raise TypeError(f"run {key}: the run function returned {type(result).__name__}, "
+                                "expected a dict of results")
+            record = RunRecord(key, "ok", params, result=json_safe(dict(result)))
+            json.dumps(record.result, allow_nan=False)       # must be storable
+        except Exception as err:    # noqa: BLE001 - a failed run is recorded and shown, not fatal
+            record = RunRecord(key, "failed", params, error={
+                "type": type(err).__name__, "message": str(err),
+                "traceback": traceback.format_exc(limit=20)})
+            log.warning("run %s: FAILED (%s: %s)", key, type(err).__name__, err)
+        record.seconds = round(time.perf_counter() - start, 3)
+        record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.computed += 1
+        write_json(self.path(key), record.to_dict())
+        if record.ok:
+            log.info("run %s: done in %.1f s", key, record.seconds)
+        return record
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """16 hex digits that change whenever the videos, frames, poses or track ids change."""
+    h = hashlib.sha256()
+    for video in dataset.videos:
+        h.update(f"{video.name}|{video.width}|{video.height}|{len(video.frames)}".encode())
+        if video.frames:
+            h.update(np.array([f.index for f in video.frames], np.int64).tobytes())
+            h.update(np.array([f.num_poses for f in video.frames], np.int64).tobytes())
+    t = dataset.table()
+    for array in (t.keypoints, t.track_ids, t.boxes):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
+def file_digest(path: str | Path) -> str:
+    """16 hex digits of the SHA-256 of a file (names a checkpoint in run parameters)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | None]) -> MeanStd:
+    """Mean ± sample std of ``getter(result)`` over the successful records (one value: the value)."""
+    return mean_std(getter(r.result) for r in records if r.ok)
+
+
+def hota_stats(records: Sequence[RunRecord]) -> dict[str, MeanStd]:
+    """:data:`HOTA_COLUMNS` of a row: each the mean ± std over its successful records."""
+    return {k: seed_stat(records, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS}
+
+
+def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],
+                      getter: Callable[[Mapping], float | None]) -> MeanStd:
+    """Mean ± std over seeds of ``getter(record) - getter(reference)``, paired by seed (same order);
+    a single reference record (OKS, which has no training seed) is paired with every record."""
+    if len(reference) == 1:
+        reference = list(reference) * len(records)
+    diffs = []
+    for r, ref in zip(records, reference):
+        if r.ok and ref.ok:
+            a, b = getter(r.result), getter(ref.result)
+            if a is not None and b is not None:
+                diffs.append(a - b)
+    return mean_std(diffs)
+
+
+def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord], *, level: float = 0.95,
+                    resamples: int = 4000, seed: int = 0) -> Interval | None:
+    """Pooled %IDSW (100 · ID switches / GT joints, summed over the videos) of ``records`` minus that of
+    ``reference``, each video's switches averaged over a side's records (its training and perturbation seeds),
+    with a ``level`` confidence interval by a two-way bootstrap: each of ``resamples`` draws takes the
+    evaluation videos with replacement (the same videos for both sides) and, independently, each side's
+    records with replacement (percentile interval; Owen 2007, "The pigeonhole bootstrap", for data crossed
+    by two random factors).
+
+    The interval thus says how much the difference rests on which videos the split holds and on which
+    networks the seeds trained; a single reference record (OKS: no training seed) is no source of spread.
+    None when a side has no successful record or its records lack ``per_video`` counts."""
+    def per_video(recs: Sequence[RunRecord]):
+        tables = [r.result.get("per_video") for r in recs if r.ok]
+        if not tables or not all(tables):
+            return None
+        names = sorted(tables[0])
+        if any(sorted(t) != names for t in tables):
+            return None
+        return names, np.array([[t[n][0] for n in names] for t in tables], float), \
+            np.array([tables[0][n][1] for n in names], float)
+
+    mine, theirs = per_video(records), per_video(reference)
+    if mine is None or theirs is None or mine[0] != theirs[0]:
+        return None
+    (_, a, objects), (_, b, _) = mine, theirs            # a: [records, videos], b: [reference records, videos]
+
+    def pooled(a, b, n):                                 # over the last axis
+        return 100.0 * (a.sum(-1) - b.sum(-1)) / np.maximum(n.sum(-1), 1)
+
+    value = float(pooled(a.mean(0), b.mean(0), objects))
+    rng = np.random.default_rng(seed)
+    videos = rng.integers(0, a.shape[1], (resamples, a.shape[1]))
+
+    def drawn(side: np.ndarray) -> np.ndarray:          # [draws, videos]: the drawn records' mean, drawn videos
+        means = side[rng.integers(0, len(side), (resamples, len(side)))].mean(1)
+        return np.take_along_axis(means, videos, 1)
+
+    diffs = pooled(drawn(a), drawn(b), objects[videos])
+    low, high = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(value, float(low), float(high))
+
+
+def failure_status(records: Sequence[RunRecord], seeds: Sequence[int]) -> str | None:
+    """``"failed: seed 1: <error>; ..."`` for a row with failed runs, else None."""
+    failed = [f"seed {s}: {r.failure}" if len(records) > 1 else r.failure
+              for s, r in zip(seeds, records) if not r.ok]
+    return "failed: " + "; ".join(failed) if failed else None
+
+
+def total(metric: str) -> Callable[[Mapping], float | None]:
+    """Getter of a metric's Total column from a cell result (``idsw``, ``mota``, ``ap``)."""
+    return lambda result: (result.get(metric) or {}).get("Total")
+
+
+@dataclass
+class Result:
+    """What an ablation run produced: table rows, the files written and the failed runs."""
+
+    rows: list[dict]
+    out: Path
+    files: list[Path]
+    failures: list[str]
+    records: dict = field(default_factory=dict)
+    tables: list[str] = field(default_factory=lambda: ["table"])    # printed by finish: <out>/<name>.md
+    tuning_rows: list[dict] = field(default_factory=list)            # OKS / IoU thresholds tuned
+    thresholds: dict = field(default_factory=dict)                   # each matcher's match threshold
+
+
+def finish(name: str, result: Result) -> int:
+    """Print the result's tables (``<out>/<name>.md``) and the files written; exit status 1 when a run failed."""
+    import sys
+
+    for table in result.tables:
+        print((result.out / f"{table}.md").read_text(encoding="utf-8"))
+    print("wrote " + ", ".join(str(f) for f in result.files))
+    if result.failures:
+        print(f"{name}: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_main(prog: str, doc: str, add_arguments: Callable, run: Callable, argv: Sequence[str] | None) -> int:
+    """``python -m <module>`` of an experiment command: parse ``argv`` with the module's options and run it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -2,67 +2,16 @@
 
     keytrack ablate tracker_comparison --train-seeds 0 1 2       # Figure 4: matchers × settings × strides
     keytrack ablate timesteps                                    # §5.1: δ = 1..4 at tracking time
-    keytrack ablate assignment --data ../shared/data/bonn_mppt   # §5.1: greedy against Hungarian
     keytrack ablate threshold --seeds 0 axes.threshold=[0.3,0.5] # A.3 / Table 4, spec values overridden
     keytrack ablate tokens --train-seeds 0 1 2                   # Table 3: one network per token scheme
     keytrack ablate resolution_sweep --profile full --device cuda  # Figure 7 (right), the paper's training
 
-An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), that says
-
-* ``axes``: what varies. ``setting`` (keypoint settings of :mod:`keytrack.perturb`), ``stride``
-  (every k-th frame of ground truth and predictions alike), ``matcher`` (side by side: ``paper`` /
-  ``pose_entailment``, the paper's model trained by the profile's experiment, ``default`` in quick and
-  ``paper`` in full, or ``--experiment``; ``improved`` / ``pose_entailment_improved``; a learned
-  baseline of the matcher registry, trained with Pose Entailment's budget; ``oks`` / ``iou``, their
-  match threshold tuned on the training split; any experiment's name; each with ``+motion`` to track
-  with the tracker's motion. Learned matchers are trained once per ``--train-seeds`` seed.
-  ``--checkpoint`` or ``--experiment`` track one network instead of a spec's networks, and are the
-  paper's matcher beside OKS, IoU or a baseline), ``delta`` (δ at tracking time), ``assignment``
-  (``greedy`` / ``hungarian``) and ``threshold`` (the output keypoint-confidence threshold of A.3;
-  ``null``: the options' own, none for GT keypoints). Every combination is tracked once per
-  perturbation seed (:class:`~keytrack.lab.cells.TrackingOptions`: GT keypoints with the
-  first seed only) by :func:`~keytrack.lab.cells.run_cells`, which caches each cell by what
-  determines its result, shares one perturbation and one pair-score memo between cells of a seed and
-  retries failed cells on the next run. ``--strides``, ``--settings``, ``--methods`` and ``--delta``
-  replace the axes of those names;
-* ``seeds``: the perturbation seeds when ``--seed`` gives none (default 0 1 2); ``track.keypoint_threshold``:
-  the output keypoint threshold when ``--keypoint-threshold`` gives none (default the paper's 0.57);
-* ``compute_ap``: score AP too, on the thresholded output (``true``, Table 4) or on the keypoints
-  before the threshold (``before``, Figure 4); ``speed: true`` adds ``speed.md`` (frames/s, pairs/s);
-  tuned OKS / IoU thresholds are written to ``tuning.md``;
-* ``compare``: ``{axis, to, metrics}``: per row the paired-by-seed difference ``d_<metric>`` to the
-  row of the same other axes with ``axis = to`` (on the matcher axis a ``+motion`` row is compared with
-  ``to+motion`` when that is run); ``videos: true`` adds ``v_idsw``, the pooled %IDSW difference with
-  its 95 % confidence interval by a two-way bootstrap over the evaluation videos and the training seeds
-  (:func:`~keytrack.lab.runs.video_bootstrap`);
-* ``best``: ``{metric, label}``: mark the row with the highest mean of ``metric``;
-* ``paper``: the paper's values beside ours, each entry ``{when: {axis: value}, values: {column:
-  v}}`` with ``v`` a literal or, with ``from`` (a dotted path into ``keytrack/reference/paper_results.yaml``
-  in which ``{setting}`` is the row's setting), a dotted path inside it; with ``match: <axis>``,
-  ``from`` is a list of rows and the one whose ``<axis>`` equals the row's is taken; ``paper_rows``:
-  rows of the paper's values alone (``{label, from, values, unless: <matcher>}``) after each
-  setting's stride-1 rows;
-* ``labels``: display names of axis values; ``columns``: the table's columns (keys, or ``{key,
-  label, digits}``; ``parts``: %IDSW per body part, ``hota``: HOTA, DetA, AssA, IDF1); ``title``,
-  ``notes``; ``plot``: ``{file, x, y, panel_by, xlabel, title, paper: {from, x}, zero, dodge}`` (``zero:
-  true`` draws y = 0, for differences; ``dodge``: series shifted apart in x; ``v_idsw`` is drawn with its
-  interval), or a list of them.
-
-A spec with ``train`` instead of ``axes`` trains one network per row and training seed
-(:func:`run_train_spec`): ``train.rows`` (``{row, experiment, overrides}``), expanded over
-``train.each`` (``{resolution: [[12, 9], ...]}``; overrides are formatted with those values),
-``train.seeds``, ``train.budget`` (an experiment file whose settings are added to every row: the
-quick profile's budget), ``train.show`` (config keys shown as ✓ columns), ``train.cost`` (parameters
-and FLOPs per pair), ``train.only`` (a subset of rows); ``track`` (``setting``, ``perturb_seed``,
-``delta``, ``nearest``, ``synthetic_test_videos``) says how each network tracks the evaluation split;
-``compare: {axis: row, to: <row>, metrics: [val_acc, idsw]}`` adds paired-by-seed differences (``videos: true``:
-and ``v_idsw``, the interval over the evaluation videos) and
-``claims: <name>`` a check of the paper's claims (:mod:`ablations.claims`). Any value may be
-``{quick: a, full: b}``: the profile's (``--profile``) is taken.
-
-It writes ``results/<NAME>/`` (``.../<data>-<split>/`` with ``--data``): ``table.md`` /
-``table.csv`` (mean ± std over seeds, failed cells shown as failed) and the plot. ``key=value``
-arguments override the spec (omegaconf dotlist: ``axes.delta=[1,4]``).
+An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path): ``axes`` (what varies at
+tracking time, expanded into the cells of :func:`keytrack.lab.cells.run_cells` by :func:`run_spec`) or
+``train`` (one network per row and training seed, :func:`run_train_spec`), and the table, comparisons,
+the paper's values and plots. Every field is described in docs/ablations.md ("The spec of an ablation").
+It writes ``results/<NAME>/`` (``.../<data>-<split>/`` with ``--data``): ``table.md`` / ``table.csv`` and
+the plots; ``key=value`` arguments override the spec (omegaconf dotlist: ``axes.delta=[1,4]``).
 """
 from __future__ import annotations
 

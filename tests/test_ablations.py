@@ -23,6 +23,25 @@ from keytrack.synth import SynthConfig, generate_dataset
 # -- tables ------------------------------------------------------------------------------------------
 
 
+def test_the_library_never_imports_the_ablations():
+    """The dependency points one way: ablations/ (the paper's specs, their runner and plug-ins) imports
+    keytrack and keytrack.lab; no module of the library imports ablations/, which is not installed."""
+    import ast
+    from pathlib import Path
+
+    import keytrack
+
+    root = Path(keytrack.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
+                          if n == "ablations" or n.startswith("ablations.")]
+    assert len(list(root.rglob("*.py"))) > 50 and not offenders, offenders
+
+
 def test_write_table_gives_exact_markdown_and_csv(tmp_path):
     rows = [
         {"name": "Pose Entailment", "stride": 1, "idsw": 0.6789, "mota": MeanStd(99.25, 0.5, 3),

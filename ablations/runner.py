@@ -23,20 +23,23 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ablations.claims import CLAIMS
-from keytrack.lab.runs import Result, finish
-from keytrack.lab.profile import display_path
-from keytrack.lab.scoring import SETTING_LABELS, hota_columns
-from keytrack.lab.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD
-from keytrack.lab.cells import DEFAULT_SEEDS, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS, GT_SETTING, PAPER_SETTING, Cell, TrackingOptions, add_tracking_arguments, base, describe_network, matcher_network, missing_images, motion_of, open_results, run_cells, threshold_of, tracking_options, tune_thresholds
-from keytrack.lab.plots import Panel, Series, save_line_plot
 from ablations.notes import common_notes
-from keytrack.lab.runs import failure_status, hota_stats, paired_difference, video_bootstrap, seed_stat, total
 from keytrack.config import EXPERIMENTS_DIR
 from keytrack.evaluation import COLUMNS as PARTS
 from keytrack.errors import InputError
+from keytrack.lab.cells import (DEFAULT_SEEDS, GT_SETTING, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
+                                PAPER_SETTING, Cell, TrackingOptions, TrainAndTrack, add_tracking_arguments, base,
+                                describe_network, matcher_network, missing_images, motion_of, open_results, run_cells,
+                                threshold_of, tracking_options, tune_thresholds)
+from keytrack.lab.plots import Panel, Series, save_line_plot
+from keytrack.lab.profile import display_path
+from keytrack.lab.runs import (Result, failure_status, finish, hota_stats, paired_difference, seed_stat, total,
+                               video_bootstrap)
+from keytrack.lab.scoring import CNN_BATCH_SIZE, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS, hota_columns
+from keytrack.lab.training import budget_file_overrides, describe_budget
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
-from keytrack.tables import Column, write_table
+from keytrack.tables import Column, mean_std, write_table
 from keytrack.tracking import ASSIGNMENTS
 
 log = logging.getLogger("ablations.runner")
@@ -607,11 +610,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
 
     from omegaconf import OmegaConf
 
-    from keytrack.lab.training import budget_file_overrides, describe_budget
-    from keytrack.tables import mean_std
     from keytrack.models.cost import per_pair
-    from keytrack.lab.scoring import CNN_BATCH_SIZE
-    from keytrack.lab.cells import TrainAndTrack
     from keytrack.config import data_tag, load_config, overrides_for
     from keytrack.identity import digest
 

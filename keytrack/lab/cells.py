@@ -19,9 +19,10 @@ from typing import Callable, Mapping, Sequence
 
 
 from keytrack.lab.options import RunOptions, add_options, opt, options_from
-from keytrack.lab.profile import Profile
-from keytrack.lab.runs import RunCache, RunRecord, dataset_fingerprint
-from keytrack.lab.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, score_tracked
+from keytrack.lab.profile import Profile, display_path
+from keytrack.lab.runs import RunCache, RunRecord, dataset_fingerprint, file_digest
+from keytrack.lab.scoring import (NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, method_scorer,
+                                  score_tracked, track_and_evaluate, tune_threshold)
 from keytrack.lab.training import budget_overrides, network_or_error
 from keytrack.models import registry
 from keytrack.perturb import perturb
@@ -363,7 +364,6 @@ def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, ma
     where every tuning run failed), the tuning table's rows (``label``: a matcher's) and how many head
     boxes were drawn on the training split's ground truth."""
     from keytrack.evaluation.head_boxes import complete_head_boxes
-    from keytrack.lab.scoring import tune_threshold
     from keytrack.config import load_config
 
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
@@ -401,8 +401,6 @@ def describe_network(network: dict | None, error: str | None, name: str = "") ->
     if network is None:
         return f"{what}: unavailable ({error}); every cell of it failed."
     acc, rank1 = network.get("best_val_acc"), network.get("best_val_rank1")
-    from keytrack.lab.profile import display_path
-
     return (f"{what}: {display_path(network['checkpoint'])} ({network['source']}"
             + (f", experiment {network['experiment']}" if network.get("experiment") else "")
             + (f", val/rank1 {rank1:.4f}" if isinstance(rank1, float) else "")
@@ -450,7 +448,6 @@ def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts:
     the smaller ones are answered from the memo. A cell that raises is recorded as failed and the
     others go on.
     """
-    from keytrack.lab.scoring import method_scorer
     from keytrack.tracking import Tracker, subsample
 
     eval_id = dataset_fingerprint(eval_gt)
@@ -559,8 +556,7 @@ class TrainAndTrack:
 
     def train(self, key: str, experiment: str, overrides: Sequence[str], quiet: Sequence[str] = ()) -> RunRecord:
         """The training record of ``key``; ``quiet`` overrides reach the training but not the cache key."""
-        from keytrack.lab.runs import file_digest
-        from keytrack.lab.training import train_or_reuse
+        from keytrack.lab.training import train_or_reuse     # looked up per call: tests stand in for it
 
         def run() -> dict:
             trained = train_or_reuse(experiment, [*overrides, *quiet], dataset=self.train_dataset,
@@ -581,8 +577,6 @@ class TrainAndTrack:
 
     def track(self, key: str, trained: RunRecord, batch_size: int, **scorer_kwargs) -> RunRecord:
         """Track the evaluation set with ``trained``'s network (:func:`track_and_evaluate`)."""
-        from keytrack.lab.scoring import track_and_evaluate
-
         def run() -> dict:
             from keytrack.tracking import PoseEntailmentScorer
 

@@ -55,9 +55,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from keytrack.lab.profile import Profile
-from keytrack.lab.runs import RunCache, RunRecord, command_main, dataset_fingerprint, json_safe
 from keytrack.lab.options import add_options, opt, options_from
-from keytrack.lab.sweep_table import SIZE_KEYS
+from keytrack.lab.runs import RunCache, RunRecord, command_main, dataset_fingerprint, file_digest, json_safe
+from keytrack.lab.scoring import track_and_evaluate
+from keytrack.lab.sweep_table import SIZE_KEYS, write_sweep_table
+from keytrack.lab.training import find_finished_run
 from keytrack.perturb import SETTINGS
 
 log = logging.getLogger("keytrack.lab.sweep")
@@ -453,7 +455,6 @@ def evaluate_checkpoint(checkpoint: str | Path, test: TestSet, *, match_threshol
     Keypoints below ``keypoint_threshold`` are removed before MOTA and %IDSW (A.3), as in
     :func:`keytrack.lab.scoring.track_and_evaluate`, which this calls.
     """
-    from keytrack.lab.scoring import track_and_evaluate
     from keytrack.tracking import PoseEntailmentScorer
 
     scorer = PoseEntailmentScorer.from_checkpoint(str(checkpoint), device=device, batch_size=batch_size)
@@ -678,8 +679,6 @@ def run_sweep(path: str | Path, opts: SweepOptions | None = None, *,
             runs.append(_sweep_run(key, run_config, "failed", spec.metric))
             failures.append(f"{key}: {record.failure}")
 
-    from keytrack.lab.sweep_table import write_sweep_table
-
     results = [_result_of(r) for r in records]
     notes = _notes(spec, opts, profile, test, train_root, cache, results)
     files = write_sweep_table(results, out, title=f"Sweep {spec.name}: transformer size against tracking "
@@ -696,7 +695,6 @@ def _set_threads(threads: int | None) -> None:
 def _train_and_evaluate(spec: SweepSpec, cfg, command: list[str], key: str, flat: dict, previous: list,
                         out: Path, env: Mapping[str, str], opts: SweepOptions, test: TestSet | None) -> dict:
     """One run: train (or reuse the finished training), then track the test split with it."""
-    from keytrack.lab.training import find_finished_run
     from keytrack.config import run_dir
 
     run = run_dir(cfg)
@@ -828,7 +826,6 @@ def wandb_sweep_results(sweep_path: str, *, api=None, metric: str | None = None)
 def tabulate_wandb_sweep(path: str | Path, sweep_path: str, opts: SweepOptions | None = None, *, api=None,
                          test: TestSet | None = None) -> SweepOutcome:
     """The table of a sweep run by W&B agents: runs from the W&B API, %IDSW from their local checkpoints."""
-    from keytrack.lab.runs import file_digest
 
     opts = opts or SweepOptions()
     spec = load_sweep(path)
@@ -864,8 +861,6 @@ def tabulate_wandb_sweep(path: str | Path, sweep_path: str, opts: SweepOptions |
         results.append(_result_of(record))
         if not record.ok:
             failures.append(f"{key}: {record.failure}")
-
-    from keytrack.lab.sweep_table import write_sweep_table
 
     notes = [f"Runs of the W&B sweep {sweep_path} ({spec.path.name}); val acc from their {spec.metric} "
              "history."]

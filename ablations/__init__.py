@@ -1,12 +1,14 @@
-"""The paper's ablations: specs of ``experiments/ablations/`` and the one runner that makes their tables.
+"""The experiments: every table of keytrack, made from specs of ``experiments/ablations/`` by one runner.
 
-* :mod:`ablations.runner` (``keytrack ablate NAME``): tracking-time axes (Figure 4's matchers at each frame
-  stride, δ, greedy vs Hungarian, Table 4) and specs that train one network per row (Table 3's token
-  schemes, Figure 7's resolution sweep, checked by :mod:`ablations.claims`); notes by :mod:`ablations.notes`;
-* plug-ins that stay code: :mod:`ablations.toks` (Table 2, TOKS with its estimators),
-  :mod:`ablations.matcher_variants` (matcher choices on validation videos) and the sweep agent
-  (:mod:`keytrack.lab.sweep`).
+* :mod:`ablations.evaluate`: the one evaluate path (a tracker on an evaluation set, scored, cached);
+* :mod:`ablations.runner` (``keytrack ablate NAME``): tracking-time specs expanded into the cells of
+  :mod:`ablations.cells` and training specs (one network per row), with :mod:`ablations.notes` and
+  :mod:`ablations.claims`;
+* :mod:`ablations.runs`, :mod:`ablations.profile`, :mod:`ablations.training`, :mod:`ablations.options`,
+  :mod:`ablations.plots`: the run cache and statistics, the data, trained networks reused, options, plots;
+* plug-ins that stay code: :mod:`ablations.toks` (Table 2), :mod:`ablations.matcher_variants`
+  (choices on validation videos) and :mod:`ablations.sweep` (W&B sweeps without a server, Figure 7).
 
-What every table is made with (run cache, data profiles, training reuse, cells, scoring, statistics,
-plots) is :mod:`keytrack.lab`. See ``docs/ablations.md``.
+This is the application layer: it may import the library (``keytrack``) and the Lightning layer,
+never the other way round. See ``docs/ablations.md``.
 """

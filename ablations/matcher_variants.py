@@ -4,7 +4,7 @@
     python -m ablations.matcher_variants --data ../shared/data/bonn_mppt  # Bonn train split
 
 Each variant (an experiment and overrides, plus the spec's common budget) is trained on the
-training videos of the training split (:func:`keytrack.lab.training.train_or_reuse`: a finished run of
+training videos of the training split (:func:`ablations.training.train_or_reuse`: a finished run of
 the same configuration is reused; ``train_data: synthetic`` trains on the embedded synthetic scenes
 instead, ``init_from: <earlier variant>`` starts from that variant's weights; ``motion`` and
 ``min_keypoint_confidence`` and ``detection_threshold`` are the tracker's settings for that variant,
@@ -23,7 +23,7 @@ measured on the split's *validation* videos only:
   threshold tuned on the training videos) is the reference row.
 
 Writes ``results/matcher_variants/[<data>-train/]table.{md,csv}``. Cells are cached runs
-(:class:`keytrack.lab.runs.RunCache`).
+(:class:`ablations.runs.RunCache`).
 """
 from __future__ import annotations
 
@@ -35,18 +35,21 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
+from keytrack.config import config_path
 from keytrack.tables import Column, write_table
-from keytrack.lab.profile import Profile, display_path
-from keytrack.lab.runs import RunCache, command_main, dataset_fingerprint, file_digest
-from keytrack.lab.options import RunOptions, add_options
-from keytrack.lab.training import train_or_reuse
-from keytrack.lab.scoring import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
+from ablations.profile import Profile, display_path
+from ablations.runs import RunCache, command_main, dataset_fingerprint, file_digest
+from ablations.options import RunOptions, add_options
+from ablations.training import train_or_reuse
+from ablations.cells import tune_threshold
+from ablations.evaluate import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
+from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 from keytrack.evaluation.head_boxes import complete_head_boxes
 
 log = logging.getLogger("ablations.matcher_variants")
 
 ABLATION = "matcher_variants"
-SPEC = Path(__file__).resolve().parents[1] / "experiments" / "ablations" / f"{ABLATION}.yaml"
+SPEC = config_path("ablations", f"{ABLATION}.yaml")
 STRIDES = (1, 4)
 OKS_GRID = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5)
 GT, PREDICTED = "gt_boxes_gt_keypoints", "predicted_boxes_predicted_keypoints"
@@ -84,9 +87,7 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
         threads: int | None, only: Sequence[str] = ()) -> Path:
     import torch
 
-    from keytrack.lab.scoring import method_scorer, track_and_evaluate, tune_threshold
     from keytrack.config import load_config
-    from keytrack.perturb import perturb
     from keytrack.tracking import subsample
 
     if threads:
@@ -103,28 +104,23 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
     cfg0 = load_config(["experiment=default", *base, *extra])
     fit, val = _validation_ground_truth(profile, cfg0)
     val_id = dataset_fingerprint(val)
-
-    perturbed: dict[str, object] = {}          # one draw of each keypoint setting for every cell
+    evaluator = Evaluator(cache)
 
     def track(method, checkpoint, threshold, stride, setting=GT, motion=None, confidence=0.0, detection=None):
-        gt = subsample(val, stride)
-        if setting not in perturbed:
-            perturbed[setting] = perturb(val, setting, 0)
-        predicted = subsample(perturbed[setting], stride)
-        return track_and_evaluate(gt, predicted, method_scorer(method, checkpoint, "cpu", 16384),
-                                  match_threshold=threshold, compute_ap=False, motion=motion,
-                                  min_keypoint_confidence=confidence, detection_threshold=detection,
-                                  keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
+        tracker = TrackerSpec("oks" if checkpoint is None else "network", checkpoint, threshold, motion=motion,
+                              min_keypoint_confidence=confidence, detection_threshold=detection)
+        return tracker, EvalSet(val, setting, 0, stride, keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
 
     # OKS reference: threshold tuned on the training videos (as the tracker comparison tunes it), then
     # tracked on the validation videos.
-    oks_thr, _ = tune_threshold(cache, "oks", fit, OKS_GRID, delta=4, seed=0, data_id=dataset_fingerprint(fit))
+    oks_thr, _ = tune_threshold(evaluator, TrackerSpec("oks", motion="none"), EvalSet(fit, GT, compute_hota=False),
+                                OKS_GRID, key="oks")
     oks_thr = 0.05 if oks_thr is None else oks_thr
 
     def ranking(method, checkpoint, k, motion=None):
         from keytrack.diagnose import diagnose
 
-        scorer = method_scorer(method, checkpoint, "cpu", 16384)
+        scorer = evaluator.scorer(TrackerSpec("oks" if checkpoint is None else "network", checkpoint))
         return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr,
                         motion=motion)["rows"][0]
 
@@ -142,17 +138,14 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
                 rec = cache.run(f"{cell}-ranking", lambda k=k: ranking(method, checkpoint, k, motion), p)
                 row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
                 row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
-                rec = cache.run(cell, lambda k=k: track(method, checkpoint, threshold, k, GT, motion), p)
+                rec = evaluator.run(*track(method, checkpoint, threshold, k, GT, motion), cell)
                 row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
                 row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
                 if not rec.ok:
                     row["status"] = rec.failure
-            rec = cache.run(f"{cell}-predicted" + (f"-conf{confidence:g}" if confidence else "")
-                            + ("" if detection is None else f"-det{detection:g}"),
-                            lambda k=k: track(method, checkpoint, threshold, k, PREDICTED, motion, confidence,
-                                              detection),
-                            {**p, "setting": PREDICTED, **({"min_keypoint_confidence": confidence} if confidence else {}),
-                             **({} if detection is None else {"detection_threshold": detection})})
+            rec = evaluator.run(*track(method, checkpoint, threshold, k, PREDICTED, motion, confidence, detection),
+                                f"{cell}-predicted" + (f"-conf{confidence:g}" if confidence else "")
+                                + ("" if detection is None else f"-det{detection:g}"))
             row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
             if not rec.ok:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-from keytrack.lab.cells import (DEFAULT_SEEDS, GT_SETTING, IMPROVED_MATCHERS, LEARNED_BASELINES, TrackingOptions, base,
+from ablations.cells import (DEFAULT_SEEDS, GT_SETTING, IMPROVED_MATCHERS, LEARNED_BASELINES, TrackingOptions, base,
                                 grid_edge, motion_of)
-from keytrack.lab.profile import Profile
-from keytrack.lab.runs import RunCache
-from keytrack.lab.scoring import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
+from ablations.profile import Profile
+from ablations.runs import RunCache
+from ablations.evaluate import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
 from keytrack.poses import Dataset
 
 

@@ -7,7 +7,7 @@
     keytrack ablate resolution_sweep --profile full --device cuda  # Figure 7 (right), the paper's training
 
 An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path): ``axes`` (what varies at
-tracking time, expanded into the cells of :func:`keytrack.lab.cells.run_cells` by :func:`run_spec`) or
+tracking time, expanded into the cells of :func:`ablations.cells.run_cells` by :func:`run_spec`) or
 ``train`` (one network per row and training seed, :func:`run_train_spec`), and the table, comparisons,
 the paper's values and plots. Every field is described in docs/ablations.md ("The spec of an ablation").
 It writes ``results/<NAME>/`` (``.../<data>-<split>/`` with ``--data``): ``table.md`` / ``table.csv`` and
@@ -24,30 +24,30 @@ from typing import Any, Mapping, Sequence
 
 from ablations.claims import CLAIMS
 from ablations.notes import common_notes
-from keytrack.config import EXPERIMENTS_DIR
+from keytrack.config import config_path
 from keytrack.evaluation import COLUMNS as PARTS
 from keytrack.errors import InputError
-from keytrack.lab.cells import (DEFAULT_SEEDS, GT_SETTING, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
+from ablations.cells import (DEFAULT_SEEDS, GT_SETTING, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
                                 PAPER_SETTING, Cell, TrackingOptions, TrainAndTrack, add_tracking_arguments, base,
                                 describe_network, matcher_network, missing_images, motion_of, open_results, run_cells,
                                 threshold_of, tracking_options, tune_thresholds)
-from keytrack.lab.plots import Panel, Series, save_line_plot
-from keytrack.lab.profile import display_path
-from keytrack.lab.runs import (Result, failure_status, finish, hota_stats, paired_difference, seed_stat, total,
-                               video_bootstrap)
-from keytrack.lab.scoring import CNN_BATCH_SIZE, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS, hota_columns
-from keytrack.lab.training import budget_file_overrides, describe_budget
+from ablations.plots import Panel, Series, save_line_plot
+from ablations.profile import display_path
+from ablations.evaluate import (HOTA_COLUMNS, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS, EvalSet,
+                                   Evaluator, TrackerSpec)
+from ablations.runs import Result, failure_status, finish, paired_difference, seed_stat, total, video_bootstrap
+from ablations.training import budget_file_overrides, describe_budget
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
-from keytrack.tables import Column, mean_std, write_table
+from keytrack.tables import Column, MeanStd, mean_std, write_table
 from keytrack.tracking import ASSIGNMENTS
 
 log = logging.getLogger("ablations.runner")
 
-SPECS = Path(__file__).resolve().parent.parent / "experiments" / "ablations"
+SPECS = config_path("ablations")
 #: The ablations that stay code (plug-ins): ``keytrack ablate NAME ...`` hands ``...`` to the module's own
 #: options (``add_arguments`` / ``run``). A spec with ``variants`` is run by ``matcher_variants``.
-PLUGINS = {"matcher_variants": "ablations.matcher_variants", "toks": "ablations.toks", "sweep": "keytrack.lab.sweep"}
+PLUGINS = {"matcher_variants": "ablations.matcher_variants", "toks": "ablations.toks", "sweep": "ablations.sweep"}
 #: The axes a spec may vary, in the order a cell is built from.
 AXES = ("setting", "stride", "matcher", "delta", "assignment", "threshold")
 DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "stride": [1], "matcher": None, "delta": [4],
@@ -122,7 +122,7 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
               "delta": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
               "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]"),
               "matcher": (lambda v: isinstance(v, str) and (base(v) in named
-                                                            or (Path(EXPERIMENTS_DIR) / f"{base(v)}.yaml").is_file()),
+                                                            or config_path(f"{base(v)}.yaml").is_file()),
                           f"one of {list(named)} or an experiment of experiments/, each optionally with {MOTION!r}")}
     for axis, (ok, expected) in checks.items():
         wrong = [v for v in (axes[axis] or []) if not ok(v)]
@@ -198,6 +198,19 @@ def _label(spec: dict, axis: str, value: Any) -> Any:
     if isinstance(value, (list, tuple)):                 # a resolution [w, h] is shown as "wxh"
         return "x".join(map(str, value))
     return ((spec.get("labels") or {}).get(axis) or {}).get(value, value)
+
+
+def hota_stats(records: Sequence) -> dict[str, MeanStd]:
+    """:data:`HOTA_COLUMNS` of a row: each the mean ± std over its successful records."""
+    return {k: seed_stat(records, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS}
+
+
+def hota_columns(rows: Sequence[dict]) -> list[Column]:
+    """The :data:`HOTA_COLUMNS` of a table where some row has a value that prints."""
+    def shown(value) -> bool:
+        return value is not None and not (isinstance(value, MeanStd) and value.n == 0)
+
+    return [Column(k, k) for k in HOTA_COLUMNS if any(shown(r.get(k)) for r in rows)]
 
 
 def _columns(spec: dict, rows: list[dict]) -> list[Column]:
@@ -345,7 +358,10 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     failures = [f"{labels.get(m, m) or 'matching'} network (seed {seed}): {error}"
                 for (m, seed), (_, error) in networks.items() if error]
     train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
-    thresholds, tuning_rows, filled = tune_thresholds(opts, profile, cache, matchers, max(axes["delta"]), train_gt,
+    image_root = str(profile.data_root) if profile.data_root is not None else None
+    evaluator = Evaluator(cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root,
+                          split=profile.eval_split)
+    thresholds, tuning_rows, filled = tune_thresholds(opts, profile, evaluator, matchers, max(axes["delta"]), train_gt,
                                                       label=lambda m: labels[m],
                                                       cells=list(itertools.product(axes["setting"], axes["stride"])))
     failures += [f"{m}{'' if k is None else f' ({k[0]}, stride {k[1]})'}: every tuning run failed"
@@ -369,9 +385,8 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
            for combo in itertools.product([s], axes["stride"], matchers, axes["delta"], axes["assignment"],
                                           thresholds_of(s))]
     todo = [c for v in raw if v["matcher"] not in skipped for c in cells(v)]
-    image_root = str(profile.data_root) if profile.data_root is not None else None
-    records = run_cells(todo, cache=cache, eval_gt=eval_gt, opts=opts, networks=networks, thresholds=thresholds,
-                        image_root=image_root, split=profile.eval_split, logger=log)
+    records = run_cells(todo, evaluator=evaluator, eval_gt=eval_gt, opts=opts, networks=networks,
+                        thresholds=thresholds, logger=log)
     failures += [f"{c.key}: {r.failure}" for c, r in records.items() if not r.ok]
 
     def recs(v: dict) -> list:
@@ -627,11 +642,14 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
     setting = track.get("setting", PAPER_SETTING)
-    cells = TrainAndTrack(cache, eval_gt, setting=setting, perturb_seed=int(track.get("perturb_seed", 0)),
-                          delta=int(track.get("delta", 4)), match_threshold=opts.match_threshold,
-                          keypoint_threshold=opts.keypoint_threshold, nearest=opts.nearest, device=opts.device,
-                          train_dataset=train_dataset, wait=opts.wait_for_training)
     image_root = str(profile.data_root) if profile.data_root is not None else None
+    evaluator = Evaluator(cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root,
+                          split=profile.eval_split)
+    evalset = EvalSet(eval_gt, setting, int(track.get("perturb_seed", 0)),
+                      keypoint_threshold=0.0 if setting == GT_SETTING else opts.keypoint_threshold)
+    tracker = TrackerSpec("network", match_threshold=opts.match_threshold, delta=int(track.get("delta", 4)),
+                          nearest=opts.nearest)
+    cells = TrainAndTrack(evaluator, evalset, tracker, train_dataset=train_dataset, wait=opts.wait_for_training)
     rows_raw = train_rows(spec)
     trainings, trackings, costs, cfgs = {}, {}, {}, {}
     each = list(train.get("each") or {})
@@ -644,7 +662,6 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
             overrides = [*profile.train_overrides(), *budget, *row_overrides, f"seed={seed}"]
             run_cfg = load_config([f"experiment={r['experiment']}", *overrides])
             cfgs.setdefault(r["key"], run_cfg)         # the row's config: its ✓ columns, the budget note
-            batch = opts.batch_size if run_cfg.model.name == "transformer" else min(opts.batch_size, CNN_BATCH_SIZE)
             # the run's folder: its data, row, profile and config digest (a changed config never resumes it)
             overrides.append(f"run_name={data_tag(run_cfg.data)}-{r['key']}-{opts.profile}-{digest(run_cfg)[:6]}"
                              f"-seed{seed}")
@@ -653,8 +670,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
             trained = cells.train(f"train-{r['key']}-seed{seed}", r["experiment"], overrides,
                                   quiet=["trainer.enable_progress_bar=false"])
             trainings[(r["key"], seed)] = trained
-            trackings[(r["key"], seed)] = cells.track(f"track-{r['key']}-seed{seed}", trained, batch,
-                                                      image_root=image_root, split=profile.eval_split)
+            trackings[(r["key"], seed)] = cells.track(f"track-{r['key']}-seed{seed}", trained, run_cfg.model.name)
 
     def val_acc(result: dict) -> float | None:
         return None if result.get("best_val_acc") is None else 100 * result["best_val_acc"]
@@ -703,7 +719,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
         rows.append(row)
 
     first = cfgs[rows_raw[0]["key"]]
-    kp = cells.keypoint_threshold
+    kp = evalset.keypoint_threshold
     candidates = f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every candidate pose"
     budget_text = (f"quick profile (experiments/{train['budget']}.yaml added to each row's experiment, the same "
                    f"for every row): {describe_budget(first)}; --profile full trains each experiment as it is "
@@ -717,7 +733,7 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
              f"Training: {budget_text}. Train s: wall time of a training (its metrics.json).",
              f"Training data: {profile.describe('train') if train_dataset is None else 'given by the caller'}. "
              f"Tracking: {eval_description} ({eval_gt.report()}), {SETTING_LABELS[setting]} drawn once with "
-             f"perturbation seed {cells.perturb_seed}; δ = {cells.delta}, greedy, match threshold "
+             f"perturbation seed {evalset.seed}; δ = {tracker.delta}, greedy, match threshold "
              f"{opts.match_threshold:g}, {candidates}"
              + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "") + ".",
              *claims, *_stale_notes(stale, cache),

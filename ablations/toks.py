@@ -13,7 +13,7 @@ perturbation protocol (``docs/perturbation.md``) plus a detector's misses in run
 and false positives. The evaluation split's ground truth is the world the simulator looks at;
 predictions are scored with :func:`keytrack.evaluation.evaluate` (poseval's AP).
 
-Each (row, seed) is a cached run (:class:`keytrack.lab.runs.RunCache`, ``results/toks/runs/``); a
+Each (row, seed) is a cached run (:class:`ablations.runs.RunCache`, ``results/toks/runs/``); a
 seed draws another world of detector and estimator errors, the same for every row. Written under
 ``results/toks/`` (``.../<data>-<split>/`` with ``--data``):
 
@@ -50,9 +50,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from keytrack.tables import Column, mean_std, write_table
-from keytrack.lab.profile import Profile
-from keytrack.lab.runs import Result, RunCache, RunRecord, command_main, dataset_fingerprint, file_digest, finish
-from keytrack.lab.options import RunOptions, add_options, opt, options_from
+from ablations.profile import Profile
+from ablations.runs import Result, RunCache, RunRecord, command_main, dataset_fingerprint, file_digest, finish
+from ablations.options import RunOptions, add_options, opt, options_from
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
 from keytrack.estimators.yolo import yolo_available

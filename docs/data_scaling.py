@@ -7,7 +7,7 @@ videos" (run from the project root after them: .venv/bin/python docs/data_scalin
 import csv
 from pathlib import Path
 
-from keytrack.lab.plots import Panel, Series, save_line_plot
+from ablations.plots import Panel, Series, save_line_plot
 from keytrack.tables import Interval
 
 TABLES = {8: "bonn_mppt-test-train8", 15: "bonn_mppt-test-train15", 24: "bonn_mppt-test-tuned",

@@ -11,10 +11,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from keytrack.lab import options as lab_options, training
+from ablations import options as lab_options, training
 from keytrack.tables import Column, MeanStd, format_mean_std, mean_std, write_table
-from keytrack.lab.runs import RunCache
-from keytrack.lab.training import train_or_reuse
+from ablations.runs import RunCache
+from ablations.training import train_or_reuse
 from keytrack.evaluation.head_boxes import complete_head_boxes
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
@@ -25,7 +25,7 @@ from keytrack.synth import SynthConfig, generate_dataset
 
 def test_the_library_never_imports_the_ablations():
     """The dependency points one way: ablations/ (the paper's specs, their runner and plug-ins) imports
-    keytrack and keytrack.lab; no module of the library imports ablations/, which is not installed."""
+    keytrack and ablations; no module of the library imports ablations/, which is not installed."""
     import ast
     from pathlib import Path
 
@@ -40,6 +40,11 @@ def test_the_library_never_imports_the_ablations():
             offenders += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
                           if n == "ablations" or n.startswith("ablations.")]
     assert len(list(root.rglob("*.py"))) > 50 and not offenders, offenders
+
+
+def _flat(params: dict) -> dict:
+    """A cached run's parameters with an evaluation's tracker and evaluation set at the top level."""
+    return {**params, **params.get("tracker", {}), **params.get("eval", {})}
 
 
 def test_write_table_gives_exact_markdown_and_csv(tmp_path):
@@ -99,7 +104,7 @@ def test_an_interval_is_one_markdown_cell_and_three_csv_columns(tmp_path):
 
 def _video_records(switches: list[list[float]], objects: list[float]) -> list:
     """Run records of tracking cells whose videos ``v0, v1, ...`` had these ID switches (one list per record)."""
-    from keytrack.lab.runs import RunRecord
+    from ablations.runs import RunRecord
 
     return [RunRecord(f"r{i}", "ok", {}, result={"per_video": {f"v{j}": [s, n] for j, (s, n) in
                                                                enumerate(zip(row, objects))}})
@@ -107,7 +112,7 @@ def _video_records(switches: list[list[float]], objects: list[float]) -> list:
 
 
 def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos_and_seeds():
-    from keytrack.lab.runs import video_bootstrap
+    from ablations.runs import video_bootstrap
     from keytrack.tables import Interval
 
     objects = [100.0] * 10
@@ -128,7 +133,7 @@ def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos
     # reproducible: the draws come from a seeded generator
     assert video_bootstrap(_video_records([[1.0] * 9 + [21.0]], objects), oks) == one
     # no per-video counts (a cell stored before they were recorded), or another set of videos: no interval
-    from keytrack.lab.runs import RunRecord
+    from ablations.runs import RunRecord
     assert video_bootstrap([RunRecord("x", "ok", {}, result={})], oks) is None
     assert video_bootstrap(_video_records([[1.0] * 9], objects[:9]), oks) is None
 
@@ -302,11 +307,11 @@ def one_thread():
 def tiny_checkpoint(tmp_path_factory):
     """An untrained, small matching network saved as ``keytrack.models.factory.load_matcher`` reads it."""
     from keytrack.config import load_config
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     cfg = load_config(["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"])
     torch.manual_seed(0)
-    model = build_matcher(cfg)
+    model = build_matcher(matcher_config(cfg))
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
                 "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
@@ -317,7 +322,7 @@ def _compare(tmp_path, eval_gt, train_gt=None, out="tc", **options):
     """``keytrack ablate tracker_comparison`` with ``options`` (``strides``, ``methods``, ... as the
     command line gives them) on the given ground truth."""
     from ablations import runner
-    from keytrack.lab.cells import TrackingOptions
+    from ablations.cells import TrackingOptions
 
     opts = TrackingOptions(out=str(tmp_path / out), **options)
     spec = runner.load_spec("tracker_comparison", opts.spec_overrides())
@@ -331,7 +336,7 @@ def _ours(result) -> list[dict]:
 
 @pytest.mark.slow
 def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
-    from keytrack.lab.scoring import SETTING_LABELS
+    from ablations.scoring import SETTING_LABELS
     from keytrack.perturb import SETTINGS
 
     labels = {"pose_entailment": "Pose Entailment", "oks": "OKS (greedy)", "iou": "IoU (greedy)"}
@@ -399,8 +404,8 @@ def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_th
     assert {m: set(t) for m, t in result.thresholds.items()} == {m: {(gt, 1), (gt, 4)} for m in ("oks", "oks+motion")}
     tuning = (tmp_path / "tc" / "tuning.md").read_text()
     assert tuning.count("| yes |") == 4 and "| OKS (greedy) + motion | GT boxes, GT keypoints | 4 |" in tuning
-    cells = [json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("*gt_boxes*.json")]
-    tracked = [c["params"] for c in cells if c["params"]["kind"] == "cell"]
+    tracked = [_flat(json.loads(p.read_text())["params"]) for p in (tmp_path / "tc" / "runs").glob("*gt_boxes*.json")
+               if not p.name.startswith("tune-")]
     assert sorted(c.get("motion", "none") for c in tracked) == ["none", "none", "velocity", "velocity"]
     for c in tracked:                                                # each cell at its own tuned threshold
         matcher = "oks+motion" if c.get("motion") else "oks"
@@ -459,10 +464,8 @@ def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_p
 
 
 def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):
-    from keytrack.lab.scoring import track_and_evaluate
-    from keytrack.lab.cells import TrackingOptions
-    from keytrack.perturb import perturb
-    from keytrack.tracking import OKSScorer
+    from ablations.cells import TrackingOptions
+    from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 
     eval_gt = generate_dataset(2, seed=12, config=TINY)
     predicted = "predicted_boxes_predicted_keypoints"
@@ -470,16 +473,15 @@ def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_pat
                       settings=("gt_boxes_gt_keypoints", predicted), min_keypoint_confidence=("oks=0.6",))
     assert result.failures == []
     cells = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "tc" / "runs").glob("*.json")}
-    conf = {k: c["params"].get("min_keypoint_confidence", 0.0) for k, c in cells.items()}
+    conf = {k: c["params"]["tracker"].get("min_keypoint_confidence", 0.0) for k, c in cells.items()}
     # Only OKS, only with predicted keypoints (ground truth has c = 1); OKS + motion keeps every keypoint.
     key = "{}-{}-delta4-greedy-kp{:g}-seed0"
     assert conf == {key.format("oks", predicted, 0.5): 0.6, key.format("oks+motion", predicted, 0.5): 0.0,
                     key.format("oks", "gt_boxes_gt_keypoints", 0): 0.0,
                     key.format("oks+motion", "gt_boxes_gt_keypoints", 0): 0.0}
     # The cell is the tracker with that setting, and the setting changes what it tracks.
-    pred = perturb(eval_gt, predicted, 0)
-    runs = {t: track_and_evaluate(eval_gt, pred, OKSScorer(), match_threshold=0.2, min_keypoint_confidence=t,
-                                  keypoint_threshold=0.5, compute_ap=False, compute_hota=False)
+    runs = {t: Evaluator().evaluate(TrackerSpec("oks", match_threshold=0.2, min_keypoint_confidence=t),
+                                    EvalSet(eval_gt, predicted, 0, keypoint_threshold=0.5, compute_hota=False))
             for t in (0.0, 0.6)}
     cell = cells[key.format("oks", predicted, 0.5)]["result"]
     assert cell["num_switches"] == runs[0.6]["num_switches"] and cell["idsw"] == runs[0.6]["idsw"]
@@ -493,7 +495,7 @@ def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_pat
 
 
 def test_grid_edge_flags_a_tuned_threshold_at_either_end_of_its_grid():
-    from keytrack.lab.cells import grid_edge
+    from ablations.cells import grid_edge
 
     grid = (0.05, 0.1, 0.2)
     assert [grid_edge(t, grid) for t in grid] == [True, False, True]
@@ -506,30 +508,28 @@ def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_pat
     """``--tune-on cell`` (the default): each (setting, stride) gets the grid point with the fewest ID switches
     on the training split drawn in that setting, every k-th frame, tracked with the cells' tracker settings;
     ``--tune-on gt``: one threshold, on GT keypoints at stride 1."""
-    from keytrack.lab.scoring import track_and_evaluate
-    from keytrack.lab.cells import TrackingOptions, tune_thresholds
-    from keytrack.perturb import perturb
-    from keytrack.tracking import OKSScorer, subsample
+    from ablations.cells import TrackingOptions, tune_thresholds
+    from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 
     train_gt, _ = complete_head_boxes(generate_dataset(3, seed=11, config=TINY))
     predicted, gt = "predicted_boxes_predicted_keypoints", "gt_boxes_gt_keypoints"
     grid = (0.0, 0.2, 0.6)
     opts = TrackingOptions(grid=grid, detection_threshold=0.5, keypoint_threshold=0.5, seeds=(3,),
                            min_keypoint_confidence=("oks=0.3",))
-    cache = RunCache(tmp_path / "runs")
-    thresholds, rows, _ = tune_thresholds(opts, None, cache, ["oks"], 4, train_gt, cells=[(predicted, 2), (gt, 1)])
+    evaluator = Evaluator(RunCache(tmp_path / "runs"))
+    thresholds, rows, _ = tune_thresholds(opts, None, evaluator, ["oks"], 4, train_gt,
+                                          cells=[(predicted, 2), (gt, 1)])
     assert set(thresholds["oks"]) == {(predicted, 2), (gt, 1)}
-    draws = subsample(train_gt, 2), subsample(perturb(train_gt, predicted, 3), 2)
-    direct = {t: track_and_evaluate(*draws, OKSScorer(), match_threshold=t, keypoint_threshold=0.5,
-                                    min_keypoint_confidence=0.3, detection_threshold=0.5, compute_ap=False,
-                                    compute_hota=False)["idsw"]["Total"] for t in grid}
+    drawn = EvalSet(train_gt, predicted, 3, 2, keypoint_threshold=0.5, compute_hota=False)
+    direct = {t: Evaluator().evaluate(TrackerSpec("oks", match_threshold=t, min_keypoint_confidence=0.3,
+                                                  detection_threshold=0.5), drawn)["idsw"]["Total"] for t in grid}
     tuned = {r["threshold"]: r["idsw_total"] for r in rows if (r["setting"], r["stride"]) == (predicted, 2)}
     assert tuned == pytest.approx(direct)
     assert direct[thresholds["oks"][predicted, 2]] == min(direct.values())
     assert len(rows) == 2 * len(grid) and sum(r["chosen"] == "yes" for r in rows) == 2
 
-    once, rows, _ = tune_thresholds(TrackingOptions(grid=grid, tune_on="gt"), None, RunCache(tmp_path / "gt"), ["oks"],
-                                    4, train_gt, cells=[(predicted, 2)])
+    once, rows, _ = tune_thresholds(TrackingOptions(grid=grid, tune_on="gt"), None, Evaluator(RunCache(tmp_path / "gt")),
+                                    ["oks"], 4, train_gt, cells=[(predicted, 2)])
     assert once["oks"] in grid and {(r["setting"], r["stride"]) for r in rows} == {(gt, 1)}
     with pytest.raises(ValueError):
         TrackingOptions(tune_on="test")
@@ -538,7 +538,7 @@ def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_pat
 def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
     """``--matcher-threshold MATCHER=T`` sets that matcher's match threshold only; OKS given one is not tuned
     (no training data is read: the profile and cache are not touched)."""
-    from keytrack.lab.cells import TrackingOptions, tune_thresholds
+    from ablations.cells import TrackingOptions, tune_thresholds
 
     opts = TrackingOptions(matcher_threshold=("improved=0.9", "oks+motion=0.05"), oks_threshold=0.2)
     thresholds, rows, filled = tune_thresholds(opts, None, None, ["improved", "improved+motion", "oks", "oks+motion"], 4)
@@ -550,9 +550,7 @@ def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
 
 
 def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_path, one_thread):
-    from keytrack.lab.scoring import track_and_evaluate
-    from keytrack.perturb import perturb
-    from keytrack.tracking import OKSScorer
+    from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 
     eval_gt = generate_dataset(2, seed=12, config=TINY)
     predicted = "predicted_boxes_predicted_keypoints"
@@ -561,17 +559,16 @@ def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_p
                       detection_threshold=0.5)
     assert result.failures == []
     cell = json.loads((tmp_path / "tc" / "runs" / key).read_text())
-    assert cell["params"]["detection_threshold"] == 0.5
+    assert cell["params"]["tracker"]["detection_threshold"] == 0.5
     # The cell is the tracker with that setting.
-    pred = perturb(eval_gt, predicted, 0)
-    run = track_and_evaluate(eval_gt, pred, OKSScorer(), match_threshold=0.2, detection_threshold=0.5,
-                             keypoint_threshold=0.5, compute_ap=False, compute_hota=False)
+    run = Evaluator().evaluate(TrackerSpec("oks", match_threshold=0.2, detection_threshold=0.5),
+                               EvalSet(eval_gt, predicted, 0, keypoint_threshold=0.5, compute_hota=False))
     assert cell["result"]["num_switches"] == run["num_switches"] and cell["result"]["idsw"] == run["idsw"]
     assert "detection score >= 0.5 are assigned first" in (tmp_path / "tc" / "table.md").read_text()
     # Without it, no new key: the cached cells of the one-pass tracker stay valid.
     _compare(tmp_path, eval_gt, out="one", strides=(1,), methods=("oks",), oks_threshold=0.2, settings=(predicted,))
     cell = json.loads((tmp_path / "one" / "runs" / key).read_text())
-    assert "detection_threshold" not in cell["params"]
+    assert "detection_threshold" not in cell["params"]["tracker"]
 
     from keytrack.cli import main                     # the option reaches the runner's command line, checked
     assert main(["ablate", "tracker_comparison", "--detection-threshold", "2"]) == 2
@@ -581,11 +578,11 @@ def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_p
 def tiny_gcn_checkpoint(tmp_path_factory):
     """An untrained GCN matcher in the checkpoint layout ``load_matcher`` reads."""
     from keytrack.config import load_config
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     cfg = load_config(["experiment=gcn", "model.channels=8", "model.embedding=8"])
     torch.manual_seed(0)
-    model = build_matcher(cfg)
+    model = build_matcher(matcher_config(cfg))
     path = tmp_path_factory.mktemp("ckpt") / "gcn.ckpt"
     torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
                 "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
@@ -615,14 +612,14 @@ def test_tracker_comparison_with_a_learned_gcn_adds_cells_beside_the_paper(tmp_p
     assert "(2 reused, 1 run now)" in table
     assert "GCN (ours) is our implementation" in table and "the 1 nearest poses" in table
     stored = json.loads((tmp_path / "tc" / "runs" / f"gcn-{setting}-delta4-greedy-kp0.5-seed0.json").read_text())
-    assert stored["params"]["nearest"] == 1 and stored["params"]["checkpoint"]
+    assert stored["params"]["tracker"]["nearest"] == 1 and stored["params"]["tracker"]["checkpoint"]
     # the learned network is scored pair by pair: the speed table counts its pairs
     with open(tmp_path / "tc" / "speed.csv", newline="") as f:
         assert any(r["Method"] == "GCN (ours)" and int(r["Pairs scored"]) > 0 for r in csv.DictReader(f))
 
 
 def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_path, monkeypatch):
-    from keytrack.lab.training import budget_overrides
+    from ablations.training import budget_overrides
 
     budget = budget_overrides("default")
     assert "loader.samples_per_epoch=24000" in budget and "trainer.max_epochs=6" in budget
@@ -646,8 +643,8 @@ def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_p
 
 
 def test_crop_cnn_is_skipped_on_data_without_images(tmp_path):
-    from keytrack.lab.profile import Profile
-    from keytrack.lab.cells import missing_images
+    from ablations.profile import Profile
+    from ablations.cells import missing_images
     from keytrack.io import write_posetrack18
 
     gt = generate_dataset(2, seed=13, config=TINY)
@@ -792,7 +789,7 @@ def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(tm
                                   f"OKS + motion (threshold {thr})", f"OKS, keypoints c ≥ 0.4 (threshold {thr})",
                                   f"OKS + motion, keypoints c ≥ 0.4 (threshold {thr})",
                                   f"OKS, confident detections first τ = 0.5 (threshold {thr})"])
-    cells = {p.stem: json.loads(p.read_text())["params"] for p in (out / "runs").glob("net*.json")}
+    cells = {p.stem: _flat(json.loads(p.read_text())["params"]) for p in (out / "runs").glob("net*.json")}
     moved = [c for k, c in cells.items() if "-motion-velocity" in k]
     assert len(moved) == 6 and all(c["motion"] == "velocity" for c in moved)   # 2 strides × 3 cells
     # The confidence and detection settings reach the predicted-keypoint cells only (ground truth has
@@ -823,7 +820,7 @@ def test_matcher_variants_track_at_each_variants_match_threshold(tmp_path, tiny_
     """A variant's ``match_threshold`` and the spec's ``oks_thresholds`` reach the tracker; predicted-only
     rows have no ranking or ground-truth cells."""
     from ablations import matcher_variants as mv
-    from keytrack.lab import scoring
+    from ablations.evaluate import Evaluator
 
     spec = tmp_path / "variants.yaml"
     spec.write_text("strides: [1, 2]\n"
@@ -834,12 +831,14 @@ def test_matcher_variants_track_at_each_variants_match_threshold(tmp_path, tiny_
                     "     predicted_only: true}\n")
     tracked = []
 
-    def fake_track(gt, predicted, scorer, *, match_threshold, detection_threshold=None, **kwargs):
-        tracked.append((type(scorer).__name__, match_threshold, detection_threshold, len(gt.videos[0].frames)))
-        return {"idsw": {"Total": 10 * match_threshold}, "mota": {"Total": 50.0}, "num_switches": 3}
+    def fake_evaluate(self, tracker, evalset):
+        scorer = "PoseEntailmentScorer" if tracker.learned else "OKSScorer"
+        frames = len(self.inputs(evalset)[0].videos[0].frames)
+        tracked.append((scorer, tracker.match_threshold, tracker.detection_threshold, frames))
+        return {"idsw": {"Total": 10 * tracker.match_threshold}, "mota": {"Total": 50.0}, "num_switches": 3}
 
     fit, val = generate_dataset(2, seed=21, config=TINY), generate_dataset(2, seed=22, config=TINY)
-    monkeypatch.setattr(scoring, "track_and_evaluate", fake_track)
+    monkeypatch.setattr(Evaluator, "evaluate", fake_evaluate)
     monkeypatch.setattr(mv, "train_or_reuse", lambda experiment, overrides: training.TrainedModel(
         tiny_checkpoint, tmp_path, {"global_step": 7}, False))
     monkeypatch.setattr(mv, "_validation_ground_truth", lambda profile, cfg: (fit, val))
@@ -852,22 +851,22 @@ def test_matcher_variants_track_at_each_variants_match_threshold(tmp_path, tiny_
     assert by["low"]["%IDSW stride 1"] == "" and by["low"]["rank-1 stride 1"] == ""
     assert by["OKS, threshold 0.3, confident detections first τ = 0.4"]["%IDSW pred. stride 2"] == "3.0"
     assert ("OKSScorer", 0.3, 0.4) in {t[:3] for t in tracked}
-    cells = {p.stem: json.loads(p.read_text())["params"] for p in (out / "runs").glob("net*.json")}
+    cells = {p.stem: _flat(json.loads(p.read_text())["params"]) for p in (out / "runs").glob("net*.json")}
     assert sorted(k.split("-", 1)[1] for k in cells) == ["thr0.2-stride1-predicted-det0.4",
                                                          "thr0.2-stride2-predicted-det0.4"]
-    assert all(c["threshold"] == 0.2 for c in cells.values())
+    assert all(c["match_threshold"] == 0.2 for c in cells.values())
 
 
 @pytest.mark.parametrize("module, cls", [("toks", "Options"),
                                          ("sweep", "SweepOptions"), ("cells", "TrackingOptions")])
 def test_each_ablation_spells_its_options_once(module, cls):
-    """The command line is made from the options dataclass (keytrack.lab.options.opt): no option given, every
+    """The command line is made from the options dataclass (ablations.options.opt): no option given, every
     field keeps the dataclass's default; each option given sets its own field."""
     import argparse
     import dataclasses
     import importlib
 
-    mod = importlib.import_module(f"ablations.{module}" if module == "toks" else f"keytrack.lab.{module}")
+    mod = importlib.import_module(f"ablations.{module}" if module == "toks" else f"ablations.{module}")
     options = getattr(mod, cls)
     parser = argparse.ArgumentParser()
     if module == "cells":
@@ -909,7 +908,7 @@ def test_each_ablation_spells_its_options_once(module, cls):
 
 
 @pytest.mark.parametrize("name, option", [("tracker_comparison", "--baseline-nearest"), ("toks", "--estimator"),
-                                          ("sweep", "--from-wandb"), ("matcher_variants", "--only")])
+                                          ("sweep", "--no-track"), ("matcher_variants", "--only")])
 def test_keytrack_ablate_runs_the_plugins_with_their_own_options(name, option, capsys):
     """Every ablation is ``keytrack ablate NAME``: the ones that stay code take their own options."""
     from keytrack.cli import main

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from ablations import runner
-from keytrack.lab import cells, training
-from keytrack.lab.cells import TrackingOptions
+from ablations import cells, training
+from ablations.cells import TrackingOptions
 from keytrack.tables import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
@@ -42,11 +42,11 @@ def checkpoint(tmp_path_factory):
     ``state_dict`` with ``model.`` prefixes)."""
     from omegaconf import OmegaConf
 
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     torch.manual_seed(0)
     cfg = load_config(["model.layers=1", "model.hidden=32", "model.intermediate=32", "model.heads=2"])
-    model = build_matcher(cfg)
+    model = build_matcher(matcher_config(cfg))
     path = tmp_path_factory.mktemp("ckpt") / "untrained.ckpt"
     torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg, resolve=True)},
                 "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
@@ -82,7 +82,7 @@ def test_each_tokens_row_takes_the_paper_value_of_its_own_scheme():
 
 
 def test_quick_budget_is_the_ablation_quick_experiment():
-    from keytrack.lab.training import budget_file_overrides
+    from ablations.training import budget_file_overrides
 
     spec = runner.load_spec("tokens")
     assert runner.by_profile(spec, "full")["train"]["budget"] is None     # the paper's training as it is
@@ -137,7 +137,9 @@ def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoin
 
 @pytest.mark.slow
 def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
-    from keytrack.lab.scoring import track_and_evaluate
+    from ablations.evaluate import keypoint_hota
+    from keytrack.evaluation import evaluate
+    from keytrack.tracking import Tracker, apply_keypoint_threshold
     from keytrack.perturb import perturb
     from keytrack.tracking import PoseEntailmentScorer
 
@@ -168,11 +170,12 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     # the paper's output keypoint threshold, the spec's default
     cell = cells.Cell("predicted_boxes_predicted_keypoints", 1, 4, "greedy", 0.57)
     scorer = PoseEntailmentScorer.from_checkpoint(checkpoint)
-    direct = track_and_evaluate(eval_gt, perturb(eval_gt, cell.setting, 1), scorer, match_threshold=0.5,
-                                delta=4, keypoint_threshold=0.57, compute_ap=False)
-    assert result.records[cell].result["idsw"]["Total"] == pytest.approx(direct["idsw"]["Total"])
-    assert result.records[cell].result["mota"]["Total"] == pytest.approx(direct["mota"]["Total"])
-    assert result.records[cell].result["hota"] == pytest.approx(direct["hota"])      # same HOTA, IDF1
+    tracked = Tracker(scorer, delta=4, match_threshold=0.5).track_dataset(perturb(eval_gt, cell.setting, 1))
+    shown = apply_keypoint_threshold(tracked, 0.57)
+    direct = evaluate(eval_gt, shown, compute_ap=False)
+    assert result.records[cell].result["idsw"]["Total"] == pytest.approx(direct.columns("idsw")["Total"])
+    assert result.records[cell].result["mota"]["Total"] == pytest.approx(direct.columns("mota")["Total"])
+    assert result.records[cell].result["hota"] == pytest.approx(keypoint_hota(eval_gt, shown))   # same HOTA, IDF1
     assert "| HOTA | DetA | AssA | IDF1 |" in md
 
     # running again reuses every finished cell and retries only the failed ones
@@ -219,7 +222,7 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
     """``axes.matcher``: one network per matcher (the paper's model by the profile's experiment, others by
     name), cells keyed by matcher, the paper's values beside the paper's model only, best row per matcher;
     ``--checkpoint`` tracks its one network."""
-    from keytrack.lab.runs import file_digest
+    from ablations.runs import file_digest
 
     asked = []
 

@@ -1,6 +1,6 @@
 """The matchers behind one interface: transformer, CNN on keypoints, CNN on crops, GCN (§4.2, §5.2, A.5).
 
-Each trains a few steps through ``keytrack.train.train`` on generated scenes (loss must go down),
+Each trains a few steps through ``lightning_modules.train.train`` on generated scenes (loss must go down),
 round-trips through ``load_matcher`` and tracks a two-video synthetic set through
 ``PoseEntailmentScorer.from_checkpoint``; the rasteriser, encoders, CNN depth and GCN score mapping
 are checked on hand-made inputs.
@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from keytrack.config import ConfigError, load_config, with_defaults
 from keytrack.encoders import CropEncoder, GraphEncoder, RasterEncoder, TokenEncoder, pair_encoder
 from keytrack.models.cnn import CNNConfig, CNNMatchingNetwork, num_conv_layers
-from keytrack.models.factory import build_matcher, load_matcher
+from keytrack.models.factory import build_matcher, load_matcher, matcher_config
 from keytrack.models.gcn import GCNConfig, SiameseGCN, contrastive_loss, spatial_adjacency
 from keytrack.poses import Dataset
 from keytrack.rasterize import HUE, SATURATION, rasterize_pairs, type_colours
@@ -134,7 +134,7 @@ def test_encoder_shapes_for_every_matcher():
         assert enc.delta == 4 and enc.needs_crops == (name == "cnn_crops")
         batch = enc(cur, prev, size, delta, crops if enc.needs_crops else None)
         assert {k: tuple(v.shape) for k, v in batch.items()} == expected[name], name
-        logits = build_matcher(cfg).eval()(batch)
+        logits = build_matcher(matcher_config(cfg)).eval()(batch)
         assert logits.shape == (5, 2) and torch.isfinite(logits).all(), name
         with pytest.raises(ValueError, match="delta"):
             enc(cur, prev, size, torch.tensor([1, 2, 3, 4, 5]), crops)
@@ -207,8 +207,9 @@ def test_gcn_graph_score_mapping_and_loss():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, scenes):
-    """Each matcher trained 80 steps by ``keytrack.train.train``: name -> (cfg, result, losses)."""
-    from keytrack.train import read_metrics, train
+    """Each matcher trained 80 steps by ``lightning_modules.train.train``: name -> (cfg, result, losses)."""
+    from keytrack.runlogs import read_metrics
+    from lightning_modules.train import train
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("runs")
@@ -232,7 +233,7 @@ def test_each_matcher_trains_with_the_loss_going_down(trained, name):
     assert np.mean(losses[-4:]) < np.mean(losses[:4]), losses
     if name != "transformer":       # the transformer needs more steps (tests/test_training.py trains 300)
         assert result["best_val_acc"] > 0.7, result["best_val_acc"]
-    assert result["parameters"] == sum(p.numel() for p in build_matcher(cfg).parameters())
+    assert result["parameters"] == sum(p.numel() for p in build_matcher(matcher_config(cfg)).parameters())
 
 
 @pytest.mark.slow
@@ -288,7 +289,7 @@ def test_crop_scorer_cuts_what_training_cuts():
     source = frame_source(cfg.data)
     crops = pose_crops(Dataset([video]), source, size=(16, 12))
     first = {f.index: sum(g.num_poses for g in video.frames[:i]) for i, f in enumerate(video.frames)}
-    scorer = PoseEntailmentScorer(build_matcher(cfg), pair_encoder(cfg), frames=source)
+    scorer = PoseEntailmentScorer(build_matcher(matcher_config(cfg)), pair_encoder(cfg), frames=source)
     scorer.begin_video(video)
     now, before = video.frames[3], video.frames[1]
     cand = Candidates(before.keypoints, before.boxes, before.track_ids, np.full(before.num_poses, 2),
@@ -297,7 +298,7 @@ def test_crop_scorer_cuts_what_training_cuts():
     assert torch.equal(q, crops[first[now.index]:first[now.index] + now.num_poses])
     assert torch.equal(c, crops[first[before.index]:first[before.index] + before.num_poses])
     with pytest.raises(ValueError, match="needs images"):
-        PoseEntailmentScorer(build_matcher(cfg), pair_encoder(cfg))
+        PoseEntailmentScorer(build_matcher(matcher_config(cfg)), pair_encoder(cfg))
 
 
 # -- configs saved with the former flat model section ------------------------------------------------
@@ -316,8 +317,8 @@ def _flat(cfg, **model):
 
 @pytest.mark.parametrize("name", MATCHERS)
 def test_flat_model_configs_read_into_their_matchers_group(tmp_path, name):
-    from keytrack.lab.training import _same_config, _signature
-    from keytrack.train import _check_resumable
+    from ablations.training import _same_config, _signature
+    from keytrack.runlogs import check_resumable
 
     cfg = load_config([f"output_dir={tmp_path}", f"model.name={name}"])
     run = tmp_path / "run"
@@ -325,20 +326,20 @@ def test_flat_model_configs_read_into_their_matchers_group(tmp_path, name):
     (run / "config.yaml").write_text(OmegaConf.to_yaml(_flat(cfg, name=name)))
     saved = with_defaults(OmegaConf.load(run / "config.yaml"))
     assert set(saved.model) == set(cfg.model)                 # only this matcher's keys, renamed
-    _check_resumable(cfg, run / "config.yaml")                 # the same run: no error
+    check_resumable(cfg, run / "config.yaml")                  # the same run: no error
     assert _same_config(run, _signature(cfg))
     key, value = {"transformer": ("layers", 2), "cnn_keypoints": ("channels", 8), "cnn_crops": ("hidden", 64),
                   "gcn": ("embedding", 64)}[name]
     changed = load_config([f"output_dir={tmp_path}", f"model.name={name}", f"model.{key}={value}"])
     with pytest.raises(ConfigError, match=f"model.{key}"):
-        _check_resumable(changed, run / "config.yaml")
+        check_resumable(changed, run / "config.yaml")
     assert not _same_config(run, _signature(changed))
 
 
 def test_a_checkpoint_with_the_flat_model_section_still_loads(tmp_path):
     torch.manual_seed(0)
     small = load_config(["model.name=gcn", *TINY_MODELS["gcn"]])
-    model = build_matcher(small)
+    model = build_matcher(matcher_config(small))
     ckpt = tmp_path / "old.ckpt"
     torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(_flat(small, name="gcn", gcn_channels=16,
                                                                           gcn_embedding=16))},

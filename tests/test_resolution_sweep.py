@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ablations import claims, runner
-from keytrack.lab.training import budget_file_overrides
-from keytrack.lab.cells import TrackingOptions
+from ablations.training import budget_file_overrides
+from ablations.cells import TrackingOptions
 from keytrack.tables import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import generate_dataset
@@ -103,7 +103,7 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
     train_data = generate_dataset(3, seed=3)
     eval_gt = generate_dataset(1, seed=3, first_index=1000)
     calls = []
-    from keytrack.lab import training
+    from ablations import training
 
     real = training.train_or_reuse
     fail = True

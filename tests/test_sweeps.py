@@ -1,5 +1,5 @@
-"""W&B sweep YAMLs (experiments/sweeps/), the offline sweep runner (keytrack.lab.sweep) and the Figure 7
-table (keytrack.lab.sweep_table)."""
+"""W&B sweep YAMLs (experiments/sweeps/), the offline sweep runner (ablations.sweep) and the Figure 7
+table (ablations.sweep_table)."""
 from __future__ import annotations
 
 import csv
@@ -8,14 +8,13 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from omegaconf import OmegaConf
 
-from keytrack.lab import sweep as sw
-from keytrack.lab.profile import Profile
-from keytrack.lab.sweep_table import SIZE_KEYS, paper_figure7, table_rows, write_sweep_table
+from ablations import sweep as sw
+from ablations.profile import Profile
+from ablations.sweep_table import SIZE_KEYS, paper_figure7, table_rows, write_sweep_table
 from keytrack.config import load_config
 from keytrack.synth import generate_dataset
 
@@ -94,7 +93,7 @@ def test_sweep_yaml_is_a_valid_wandb_sweep_running_keytrack_train(path):
 def test_every_proposed_run_is_a_valid_keytrack_train_config(path):
     """All grid points (or the first bayes / random proposals) compose with load_config, get
     distinct run folders and build their matching network."""
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     spec = sw.load_sweep(path)
     proposals = _proposals(spec, limit=100 if spec.method == "grid" else 4)
@@ -113,14 +112,14 @@ def test_every_proposed_run_is_a_valid_keytrack_train_config(path):
             assert OmegaConf.select(cfg, key) == value, key
         names.add(cfg.run_name)
         if spec.method == "grid":
-            build_matcher(cfg)              # sizes are consistent (e.g. hidden divisible by heads)
+            build_matcher(matcher_config(cfg))      # sizes are consistent (e.g. hidden divisible by heads)
     assert len(names) == len(proposals)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
 def test_first_proposed_run_trains_with_fast_dev_run(path, tmp_path, scenes):
-    from keytrack.train import train
+    from lightning_modules.train import train
 
     spec = sw.load_sweep(path)
     run_config = _proposals(spec, limit=1)[0]
@@ -249,10 +248,10 @@ def test_metric_history_one_value_per_epoch_across_attempts(tmp_path):
 def test_offline_runner_runs_the_quick_grid_then_reuses_it(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYTRACK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    test = sw.TestSet(Profile(synthetic_eval_videos=1, synthetic_eval_first_index=1000))
+    test = Profile(synthetic_eval_videos=1, synthetic_eval_first_index=1000).load_eval()
     opts = sw.SweepOptions(out=str(tmp_path / "results"), runs_dir=str(tmp_path / "runs"), extra=tuple(TINY),
                            poll_seconds=0.2, threads=1)
-    outcome = sw.run_sweep(sw.SWEEPS_DIR / "quick.yaml", opts, test=test)
+    outcome = sw.run_sweep(sw.SWEEPS_DIR / "quick.yaml", opts, eval_gt=test)
     assert outcome.failures == []
     assert [r["name"] for r in outcome.results] == ["quick-L1", "quick-L2"]
     for layers, r in zip((1, 2), outcome.results):
@@ -271,27 +270,14 @@ def test_offline_runner_runs_the_quick_grid_then_reuses_it(tmp_path, monkeypatch
     assert (outcome.out / "idsw_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data.synthetic.videos=3" in (outcome.out / "table.md").read_text()
 
-    again = sw.run_sweep(sw.SWEEPS_DIR / "quick.yaml", opts, test=test)
+    again = sw.run_sweep(sw.SWEEPS_DIR / "quick.yaml", opts, eval_gt=test)
     assert again.results == outcome.results
     assert "(2 reused, 0 run now)" in again.notes[-1]
     # Only the missing run is done again.
     (outcome.out / "runs" / "quick-L2.json").unlink()
-    third = sw.run_sweep(sw.SWEEPS_DIR / "quick.yaml", opts, test=test)
+    third = sw.run_sweep(sw.SWEEPS_DIR / "quick.yaml", opts, eval_gt=test)
     assert "(1 reused, 1 run now)" in third.notes[-1]
     assert third.results[1]["training"] == "reused"          # its finished training is reused too
-
-    # The same runs seen through the W&B API (as agents would have logged them) give the same table.
-    runs = [_FakeRun(name=r["name"], id=f"id{i}", state="finished", summary={},
-                     config={"model": r["model"], "output_dir": str(outcome.train_root),
-                             "experiment": "quick", "run_name": r["name"]},
-                     rows=[{"val/acc": v} for v in r["history"]])
-            for i, r in enumerate(outcome.results)]
-    api = SimpleNamespace(sweep=lambda path: SimpleNamespace(runs=runs, config={}))
-    via_wandb = sw.tabulate_wandb_sweep("quick", "me/keytrack/abc", sw.SweepOptions(out=str(tmp_path / "wb")),
-                                        api=api, test=test)
-    assert [r["idsw_total"] for r in via_wandb.results] == [r["idsw_total"] for r in outcome.results]
-    assert [r["parameters"] for r in via_wandb.results] == [r["parameters"] for r in outcome.results]
-    assert (tmp_path / "wb" / "table.md").read_text().count("| quick-L") == 2
 
 
 @pytest.mark.slow
@@ -434,36 +420,3 @@ def test_write_sweep_table_markdown_csv_and_plot(tmp_path):
     assert "| Val acc (%) | Val rank-1 (%) |" in md and "| 95.0 | 98.1 |" in md
 
 
-# -- a sweep run by W&B agents ------------------------------------------------------------------------
-
-class _FakeRun(SimpleNamespace):
-    def scan_history(self, keys):
-        return [{k: row.get(k) for k in keys} for row in self.rows]
-
-
-def test_wandb_sweep_results_read_config_history_and_run_folder():
-    runs = [
-        _FakeRun(name="figure7-L2", id="abc", state="finished",
-                 config={"model": {"layers": 2, "hidden": 128, "intermediate": 512, "heads": 4},
-                         "output_dir": "runs/sweep_figure7", "experiment": "default",
-                         "run_name": "figure7-L2"},
-                 rows=[{"val/acc": 0.6}, {"val/acc": None}, {"val/acc": 0.8}], summary={"val/acc": 0.8}),
-        _FakeRun(name="quick-L1", id="def", state="crashed", rows=[], summary={},
-                 config={"model.layers": 1, "model": {"hidden": 128}}),
-    ]
-    sweep = SimpleNamespace(runs=runs, config={"metric": {"name": "val/acc"}})
-    api = SimpleNamespace(sweep=lambda path: sweep)
-    out = sw.wandb_sweep_results("me/keytrack/s1", api=api)
-    assert out[0]["model"] == {"layers": 2, "hidden": 128, "intermediate": 512, "heads": 4}
-    assert out[0]["history"] == [0.6, 0.8] and out[0]["val_acc"] == 0.8 and out[0]["status"] == "finished"
-    assert out[0]["run_dir"] == str(Path("runs/sweep_figure7/default/figure7-L2"))
-    assert out[1]["status"] == "failed" and out[1]["model"]["layers"] == 1 and out[1]["run_dir"] is None
-    rows = table_rows(out)
-    assert (rows[0]["run"], rows[0]["paper_idsw"]) == ("figure7-L2", 1.0)
-    assert rows[0]["val_acc"] == pytest.approx(80)
-    # A sweep on val/rank1 (figure7_improved): its history is rank-1; val/acc comes from the summary.
-    ranked = SimpleNamespace(runs=[_FakeRun(name="r", id="r1", state="finished", config={"model": {"layers": 2}},
-                                            rows=[{"val/rank1": 0.99}], summary={"val/acc": 0.95, "val/rank1": 0.99})],
-                             config={"metric": {"name": "val/rank1"}})
-    out = sw.wandb_sweep_results("me/keytrack/s2", api=SimpleNamespace(sweep=lambda path: ranked))
-    assert (out[0]["val_acc"], out[0]["val_rank1"]) == (0.95, 0.99)

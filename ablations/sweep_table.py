@@ -1,7 +1,7 @@
 """Figure 7 (left, §5.1) from sweep runs: transformer sizes, parameter counts, match accuracy, %IDSW.
 
 :func:`write_sweep_table` takes a list of run results, whichever way they were obtained (the
-offline runner of :mod:`keytrack.lab.sweep`, or the runs of a W&B sweep), and writes
+offline runner of :mod:`ablations.sweep`, or the runs of a W&B sweep), and writes
 ``table.md``, ``table.csv`` and ``idsw_vs_params.png``. A result is a dict with
 
 * ``name`` (the run), ``status`` (``finished``, ``stopped``, ``failed``; ``error`` for a failure);

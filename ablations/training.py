@@ -11,11 +11,11 @@ from typing import Callable, Mapping, Sequence
 
 
 from keytrack.config import run_dir
-from keytrack.lab.profile import Profile
-from keytrack.lab.runs import file_digest
+from ablations.profile import Profile
+from ablations.runs import file_digest
 from keytrack.poses import Dataset
 
-log = logging.getLogger("keytrack.lab")
+log = logging.getLogger("ablations")
 
 
 def config_dotlist(node: Mapping, prefix: str = "") -> list[str]:
@@ -35,9 +35,9 @@ def budget_file_overrides(name: str) -> list[str]:
     ``experiment`` name), which an ablation's quick profile adds to each experiment it trains."""
     from omegaconf import OmegaConf
 
-    from keytrack.config import EXPERIMENTS_DIR
+    from keytrack.config import config_path
 
-    path = Path(EXPERIMENTS_DIR) / f"{name}.yaml"
+    path = config_path(f"{name}.yaml")
     budget = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if budget.pop("extends", None):
         raise ValueError(f"{path}: a training budget file must not use 'extends' "

@@ -1,45 +1,22 @@
-"""Hyperparameter sweeps from W&B sweep YAMLs, by a W&B agent or offline; Figure 7 (left, §5.1).
+"""Hyperparameter sweeps from W&B sweep YAMLs, run without a W&B server; Figure 7 (left, §5.1).
 
-    python -m keytrack.lab.sweep experiments/sweeps/quick.yaml                  # offline, synthetic default
-    python -m keytrack.lab.sweep experiments/sweeps/figure7.yaml --data DIR     # offline, DIR's train / test
-    python -m keytrack.lab.sweep experiments/sweeps/figure7.yaml --from-wandb ENTITY/PROJECT/SWEEP_ID
+    keytrack ablate sweep experiments/sweeps/quick.yaml [--data DIR]
 
-Each ``experiments/sweeps/<name>.yaml`` is a sweep config in W&B's own format (``program``,
-``command``, ``method``, ``metric``, ``parameters``, ``early_terminate``). Its ``command`` runs the
-project's ``keytrack train``, and W&B's ``${args_no_hyphens}`` macro hands it the proposed values
-as ``key=value`` omegaconf overrides, so ``wandb sweep`` + ``wandb agent`` run it against a W&B
-server unchanged. Where no server is reachable, :func:`run_sweep` plays the server and the agent:
-
-1. **Search.** W&B's own search engine, the ``sweeps`` package (what ``wandb[sweeps]``'s local
-   controller runs), proposes each next run from the runs so far (``sweeps.next_run``: grid,
-   random or bayes).
-2. **Command.** The proposal is formatted by the function ``wandb agent`` itself uses
-   (``create_sweep_command_args``) and put into the YAML's ``command`` in place of
-   ``${args_no_hyphens}``, followed by the data profile's overrides, ``--extra`` overrides and an
-   ``output_dir`` per sweep; ``${interpreter}`` is this Python. The run trains in a subprocess with
-   W&B in offline mode (``wandb sync`` uploads it later).
-3. **Early termination.** With ``early_terminate: {type: hyperband, ...}`` the runner reads the
-   run's per-epoch metric from its CSV log (``csv/version_*/metrics.csv``) while it trains and,
-   after every epoch, asks ``sweeps.stop_runs`` whether it should stop, given the histories of
-   the sweep's earlier runs; a run told to stop is sent SIGTERM, as ``wandb agent`` does when
-   the server stops a run (Lightning ends it at the next batch; its checkpoints stay).
-4. **Tracking.** The run's best checkpoint (by ``val/acc``) tracks the evaluation split in the
-   predicted boxes + predicted keypoints setting of :mod:`keytrack.perturb` (§5.1 and A.4: the
-   ablations "were conducted using the predicted keypoints and predicted boxes with our best
-   model") with the §3.1 tracker (δ = 4, greedy), and is scored as poseval does: %IDSW total and
-   MOTA. The parameter count is read from the checkpoint.
-5. **Table.** :mod:`keytrack.lab.sweep_table` writes ``results/sweep_<name>/table.md``,
-   ``table.csv`` and ``idsw_vs_params.png`` with the paper's Figure 7 values beside ours.
-
-Every run is cached (:class:`keytrack.lab.runs.RunCache`, ``results/sweep_<name>/runs/<run>.json``):
-running the sweep again reuses finished runs and does only the missing ones; a failed run is
-recorded with its error and the sweep goes on. With a W&B server, ``--from-wandb`` builds the
-same table from the sweep's runs (their config and ``val/acc`` history), tracking with the
-checkpoints the agents left on this machine.
+Each ``experiments/sweeps/<name>.yaml`` is a sweep in W&B's own format whose ``command`` runs
+``keytrack train`` with W&B's ``${args_no_hyphens}`` macro, so ``wandb sweep`` + ``wandb agent``
+run it unchanged against a server. This module does what ``wandb agent`` cannot do offline: it
+plays the server with W&B's own search engine (the ``sweeps`` package: ``next_run`` proposes each
+run, ``stop_runs`` decides hyperband's early termination from the per-epoch metric read from the
+run's CSV log, and a stopped run gets SIGTERM as the agent sends it), formats each proposal with the
+agent's own ``create_sweep_command_args`` and trains it in a subprocess. Each run's best checkpoint
+then tracks the evaluation split through :class:`ablations.evaluate.Evaluator` (predicted boxes
+and keypoints by default, as §5.1 and A.4), and :mod:`ablations.sweep_table` writes Figure 7's
+table beside the paper's values. Every run is cached; a failed run is recorded and the sweep goes on.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -51,29 +28,30 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+
+from keytrack.config import config_path
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from keytrack.lab.profile import Profile
-from keytrack.lab.options import add_options, opt, options_from
-from keytrack.lab.runs import RunCache, RunRecord, command_main, dataset_fingerprint, file_digest, json_safe
-from keytrack.lab.scoring import track_and_evaluate
-from keytrack.lab.sweep_table import SIZE_KEYS, write_sweep_table
-from keytrack.lab.training import find_finished_run
+from ablations.profile import Profile
+from ablations.options import add_options, opt, options_from
+from ablations.runs import RunCache, RunRecord, command_main, json_safe
+from ablations.evaluate import GT_SETTING, EvalSet, Evaluator, TrackerSpec
+from ablations.sweep_table import SIZE_KEYS, write_sweep_table
+from ablations.training import find_finished_run
 from keytrack.perturb import SETTINGS
 
-log = logging.getLogger("keytrack.lab.sweep")
+log = logging.getLogger("ablations.sweep")
 
 __all__ = [
     "SWEEPS_DIR", "SweepConfigError", "SweepSpec", "load_sweep", "list_sweeps", "agent_args",
     "expand_command", "train_overrides", "flatten_proposal", "metric_history", "hyperband_should_stop",
-    "Execution", "execute", "TestSet", "evaluate_checkpoint", "SweepOptions", "SweepOutcome", "run_sweep",
-    "wandb_sweep_results", "tabulate_wandb_sweep", "main",
+    "Execution", "execute", "SweepOptions", "SweepOutcome", "run_sweep", "main",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-#: Where the sweep YAMLs live; ``python -m keytrack.lab.sweep quick`` means ``<SWEEPS_DIR>/quick.yaml``.
-SWEEPS_DIR = REPO_ROOT / "experiments" / "sweeps"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Where the sweep YAMLs live; ``python -m ablations.sweep quick`` means ``<SWEEPS_DIR>/quick.yaml``.
+SWEEPS_DIR = config_path("sweeps")
 #: The W&B macro whose ``key=value`` format ``keytrack train`` reads as omegaconf overrides.
 ARGS_MACRO = "${args_no_hyphens}"
 #: Keypoint setting of Figure 7's %IDSW (§5.1, A.4): predicted boxes and predicted keypoints.
@@ -402,38 +380,6 @@ def _stop(proc: subprocess.Popen, kill_seconds: float) -> None:
 
 # -- tracking evaluation ----------------------------------------------------------------------------------
 
-class TestSet:
-    """The evaluation split of a profile and its predicted poses (:func:`keytrack.perturb.perturb`),
-    made on first use and shared by the runs of a sweep."""
-
-    __test__ = False     # not a pytest class
-
-    def __init__(self, profile: Profile, setting: str = DEFAULT_SETTING, seed: int = 0):
-        if setting not in SETTINGS:
-            raise ValueError(f"setting: unknown {setting!r}; expected one of {list(SETTINGS)}")
-        self.profile, self.setting, self.seed = profile, setting, int(seed)
-        self._gt = self._predicted = self._fingerprint = None
-
-    @property
-    def gt(self):
-        if self._gt is None:
-            self._gt = self.profile.load_eval()
-        return self._gt
-
-    @property
-    def predicted(self):
-        if self._predicted is None:
-            from keytrack.perturb import perturb
-            self._predicted = perturb(self.gt, self.setting, self.seed)
-        return self._predicted
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = dataset_fingerprint(self.gt)
-        return self._fingerprint
-
-
 def _model_info(checkpoint: str | Path) -> dict:
     """Sizes and parameter count of a checkpoint's matching network."""
     from keytrack.models.factory import load_matcher
@@ -445,25 +391,6 @@ def _model_info(checkpoint: str | Path) -> dict:
         from keytrack.models.transformer import parameter_breakdown
         info["parameter_breakdown"] = parameter_breakdown(model)
     return info
-
-
-def evaluate_checkpoint(checkpoint: str | Path, test: TestSet, *, match_threshold: float = 0.5,
-                        delta: int = 4, keypoint_threshold: float = 0.5, device: str = "cpu",
-                        batch_size: int = 16384) -> dict:
-    """Track ``test``'s predicted poses with ``checkpoint`` (§3.1: δ, greedy) and score them (§4.1).
-
-    Keypoints below ``keypoint_threshold`` are removed before MOTA and %IDSW (A.3), as in
-    :func:`keytrack.lab.scoring.track_and_evaluate`, which this calls.
-    """
-    from keytrack.tracking import PoseEntailmentScorer
-
-    scorer = PoseEntailmentScorer.from_checkpoint(str(checkpoint), device=device, batch_size=batch_size)
-    kp = keypoint_threshold if test.setting != "gt_boxes_gt_keypoints" else 0.0
-    out = track_and_evaluate(test.gt, test.predicted, scorer, match_threshold=match_threshold, delta=delta,
-                             keypoint_threshold=kp, compute_ap=False)
-    out["idsw_total"] = out["idsw"]["Total"]
-    out["mota_total"] = out["mota"]["Total"]
-    return out
 
 
 def _best_checkpoint(run: Path) -> Path:
@@ -529,18 +456,19 @@ class SweepOptions:
         if self.test_videos < 1:
             raise ValueError(f"test_videos must be >= 1, got {self.test_videos}")
 
-    def eval_params(self, test: TestSet | None) -> dict:
-        """What a run's tracking result depends on (besides its checkpoint)."""
-        if not self.track:
-            return {"track": False}
-        return {"data": test.fingerprint if test else None, "setting": self.setting,
-                "perturb_seed": self.perturb_seed, "match_threshold": self.match_threshold,
-                "keypoint_threshold": self.keypoint_threshold, "delta": self.delta}
+    def tracker(self) -> TrackerSpec:
+        """The §3.1 tracker every run's network tracks with."""
+        return TrackerSpec("network", match_threshold=self.match_threshold, delta=self.delta)
+
+    def evalset(self, gt) -> EvalSet:
+        """The evaluation set of the runs: ``gt``'s predictions of the option's setting and seed."""
+        kp = self.keypoint_threshold if self.setting != GT_SETTING else 0.0
+        return EvalSet(gt, self.setting, self.perturb_seed, keypoint_threshold=kp)
 
 
 @dataclass
 class SweepOutcome:
-    """What :func:`run_sweep` produced: one result dict per run (see :mod:`keytrack.lab.sweep_table`),
+    """What :func:`run_sweep` produced: one result dict per run (see :mod:`ablations.sweep_table`),
     the files written and the failures."""
 
     spec: SweepSpec
@@ -580,10 +508,10 @@ def _run_env(spec: SweepSpec, threads: int | None = None) -> dict[str, str]:
 
 
 def run_sweep(path: str | Path, opts: SweepOptions | None = None, *,
-              test: TestSet | None = None) -> SweepOutcome:
+              eval_gt=None) -> SweepOutcome:
     """Run (or reuse) the runs of a sweep YAML without a W&B server, then write its table.
 
-    See the module docstring. ``test`` replaces the profile's evaluation split (tests pass a tiny
+    See the module docstring. ``eval_gt`` replaces the profile's evaluation split (tests pass a tiny
     one). Runs train into ``<runs_dir>/sweep_<name>/<data tag>-<budget digest>/<experiment>/<run_name>``:
     the digest covers what every run of the sweep shares (the YAML's command, its constant
     parameters, the data and ``--extra``), so a changed budget never resumes a run of another one.
@@ -600,9 +528,9 @@ def run_sweep(path: str | Path, opts: SweepOptions | None = None, *,
     budget = _digest({"command": train_overrides(spec.command), "constants": spec.constant_parameters(),
                       "common": common_overrides})
     train_root = Path(opts.runs_dir) / f"sweep_{spec.name}" / f"{profile.tag}-{budget}"
-    if test is None and opts.track:
-        test = TestSet(profile, opts.setting, opts.perturb_seed)
-    eval_params = opts.eval_params(test)
+    evaluator = Evaluator(device=opts.device, batch_size=opts.batch_size)
+    evalset = opts.evalset(profile.load_eval() if eval_gt is None else eval_gt) if opts.track else None
+    eval_params = evaluator.params(opts.tracker(), evalset) if evalset is not None else {"track": False}
     names_run = any(o.startswith("run_name=") for o in spec.command)
     constant = set(flatten_proposal(spec.constant_parameters()))
     env = _run_env(spec, opts.threads)
@@ -665,7 +593,8 @@ def run_sweep(path: str | Path, opts: SweepOptions | None = None, *,
         def one(cfg=cfg, command=command, key=key, flat=flat, previous=list(runs), error=config_error):
             if error is not None:
                 raise error
-            return _train_and_evaluate(spec, cfg, command, key, flat, previous, out, env, opts, test)
+            return _train_and_evaluate(spec, cfg, command, key, flat, previous, out, env, opts,
+                                       evalset and (evaluator, evalset))
 
         log.info("sweep %s: run %d%s: %s", spec.name, len(runs) + 1, f"/{limit}" if limit else "",
                  " ".join(args))
@@ -680,7 +609,7 @@ def run_sweep(path: str | Path, opts: SweepOptions | None = None, *,
             failures.append(f"{key}: {record.failure}")
 
     results = [_result_of(r) for r in records]
-    notes = _notes(spec, opts, profile, test, train_root, cache, results)
+    notes = _notes(spec, opts, profile, evalset, train_root, cache, results)
     files = write_sweep_table(results, out, title=f"Sweep {spec.name}: transformer size against tracking "
                               f"(Figure 7 left, §5.1)", notes=notes)
     return SweepOutcome(spec, results, out, files, failures, profile, train_root, notes)
@@ -693,7 +622,7 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _train_and_evaluate(spec: SweepSpec, cfg, command: list[str], key: str, flat: dict, previous: list,
-                        out: Path, env: Mapping[str, str], opts: SweepOptions, test: TestSet | None) -> dict:
+                        out: Path, env: Mapping[str, str], opts: SweepOptions, evaluation: tuple | None) -> dict:
     """One run: train (or reuse the finished training), then track the test split with it."""
     from keytrack.config import run_dir
 
@@ -727,16 +656,12 @@ def _train_and_evaluate(spec: SweepSpec, cfg, command: list[str], key: str, flat
               "train_seconds": seconds, **_model_info(checkpoint)}
     if status == "stopped":
         result["stopped_after_epoch"] = len(history)
-    if test is not None:
-        log.info("run %s: tracking %s with %s", key, test.setting, checkpoint.name)
-        result.update(_evaluate(checkpoint, test, opts))
+    if evaluation is not None:
+        evaluator, evalset = evaluation
+        log.info("run %s: tracking %s with %s", key, evalset.setting, checkpoint.name)
+        scored = evaluator.evaluate(dataclasses.replace(opts.tracker(), checkpoint=str(checkpoint)), evalset)
+        result.update(scored, idsw_total=scored["idsw"]["Total"], mota_total=scored["mota"]["Total"])
     return json_safe(result)
-
-
-def _evaluate(checkpoint: Path, test: TestSet, opts: SweepOptions) -> dict:
-    return evaluate_checkpoint(checkpoint, test, match_threshold=opts.match_threshold, delta=opts.delta,
-                               keypoint_threshold=opts.keypoint_threshold, device=opts.device,
-                               batch_size=opts.batch_size)
 
 
 def _metrics_json(run: Path) -> dict:
@@ -744,7 +669,7 @@ def _metrics_json(run: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _notes(spec: SweepSpec, opts: SweepOptions, profile: Profile, test: TestSet | None, train_root: Path,
+def _notes(spec: SweepSpec, opts: SweepOptions, profile: Profile, evalset: EvalSet | None, train_root: Path,
            cache: RunCache, results: Sequence[Mapping]) -> list[str]:
     shared = [o for o in train_overrides(spec.command)
               if o != ARGS_MACRO and not o.startswith(("run_name=", "output_dir=", "logging."))]
@@ -753,7 +678,7 @@ def _notes(spec: SweepSpec, opts: SweepOptions, profile: Profile, test: TestSet 
     notes = [
         f"Sweep: {spec.path.name} ({spec.method} over {', '.join(swept) or 'nothing'}; metric {spec.metric}, "
         f"{spec.goal}" + (f"; early termination: {spec.config['early_terminate']}" if spec.hyperband else "")
-        + "), run offline by `python -m keytrack.lab.sweep` with W&B's search engine (the sweeps package).",
+        + "), run offline by `python -m ablations.sweep` with W&B's search engine (the sweeps package).",
         "Training budget of every run (keytrack train overrides): "
         + " ".join(shared + constants + list(opts.extra)) + f"; data: {profile.describe('train')}.",
         "Params (M): every trainable parameter of the matching network (embeddings included), from its "
@@ -765,9 +690,9 @@ def _notes(spec: SweepSpec, opts: SweepOptions, profile: Profile, test: TestSet 
          f"rank-1 (the true continuation scores highest among the tracker's candidates) of the checkpoint with "
          f"the best {spec.metric}, which tracks."),
     ]
-    if test is not None:
+    if evalset is not None:
         notes.append(
-            f"%IDSW and MOTA: {test.profile.describe('eval')}, {test.setting.replace('_', ' ')} "
+            f"%IDSW and MOTA: {profile.describe('eval')}, {evalset.setting.replace('_', ' ')} "
             f"(keytrack.perturb, seed {opts.perturb_seed}); tracker §3.1 with δ = {opts.delta}, greedy "
             f"assignment, match threshold {opts.match_threshold:g}; keypoints below "
             f"{opts.keypoint_threshold:g} removed before MOTA and %IDSW (A.3). %IDSW = 100 · ID switches "
@@ -780,107 +705,11 @@ def _notes(spec: SweepSpec, opts: SweepOptions, profile: Profile, test: TestSet 
     return notes
 
 
-# -- runs of a W&B server ----------------------------------------------------------------------------------
-
-def wandb_sweep_results(sweep_path: str, *, api=None, metric: str | None = None) -> list[dict]:
-    """The runs of a W&B sweep as table-builder results (no %IDSW yet): name, state, model sizes,
-    ``val/acc`` history and the run folder the agent trained into.
-
-    ``sweep_path`` is ``entity/project/sweep_id``; ``api`` defaults to ``wandb.Api()``.
-    """
-    if api is None:
-        import wandb
-        api = wandb.Api()
-    sweep = api.sweep(sweep_path)
-    metric = metric or (getattr(sweep, "config", None) or {}).get("metric", {}).get("name", "val/acc")
-    results = []
-    for run in sweep.runs:
-        config = dict(run.config)
-        model = dict(config.get("model") or {})
-        for k in SIZE_KEYS:
-            if f"model.{k}" in config:
-                model[k] = config[f"model.{k}"]
-        history = [float(row[metric]) for row in run.scan_history(keys=[metric])
-                   if row.get(metric) is not None]
-        state = str(run.state)
-        # A run the sweep stopped (hyperband) ends like a crash from W&B's point of view: it has a
-        # shorter history. Without any value of the metric it is a failure.
-        if state in ("finished", "running"):
-            status = state
-        else:
-            status = f"ended early (W&B state {state})" if history else "failed"
-        run_dir = None
-        if all(config.get(k) for k in ("output_dir", "experiment", "run_name")):
-            run_dir = str(Path(config["output_dir"]) / config["experiment"] / config["run_name"])
-        results.append({"name": run.name, "status": status, "wandb_state": state, "wandb_id": run.id,
-                        "model": {k: model.get(k) for k in SIZE_KEYS},
-                        "history": history, "epochs": len(history),
-                        "val_acc": max(history) if history and metric == "val/acc" else run.summary.get("val/acc"),
-                        "val_rank1": max(history) if history and metric == "val/rank1" else run.summary.get("val/rank1"),
-                        "run_dir": run_dir})
-        if status == "failed":
-            results[-1]["error"] = f"W&B state {state}, no {metric} logged"
-    return results
-
-
-def tabulate_wandb_sweep(path: str | Path, sweep_path: str, opts: SweepOptions | None = None, *, api=None,
-                         test: TestSet | None = None) -> SweepOutcome:
-    """The table of a sweep run by W&B agents: runs from the W&B API, %IDSW from their local checkpoints."""
-
-    opts = opts or SweepOptions()
-    spec = load_sweep(path)
-    _set_threads(opts.threads)
-    profile = Profile.from_data(opts.data, opts.eval_split, synthetic_eval_videos=opts.test_videos)
-    out = Path(opts.out) if opts.out else profile.results_dir(f"sweep_{spec.name}") / "wandb"
-    cache = RunCache(out / "runs", retry_failed=opts.retry_failed)
-    if test is None and opts.track:
-        test = TestSet(profile, opts.setting, opts.perturb_seed)
-    results, failures = [], []
-    for r in wandb_sweep_results(sweep_path, api=api, metric=spec.metric):
-        run = Path(r["run_dir"]) if r.get("run_dir") else None
-        try:
-            checkpoint = _best_checkpoint(run) if run is not None else None
-        except FileNotFoundError:
-            checkpoint = None
-        if checkpoint is None:
-            if r["status"] != "failed":
-                r["error"] = f"no checkpoint of this run on this machine ({run}): no %IDSW"
-            results.append(r)
-            continue
-
-        def one(r=r, checkpoint=checkpoint):
-            out_r = {**r, "checkpoint": str(checkpoint), **_model_info(checkpoint)}
-            if test is not None:
-                out_r.update(_evaluate(checkpoint, test, opts))
-            return json_safe(out_r)
-
-        key = _UNSAFE.sub("_", f"{r['name']}-{r['wandb_id']}")
-        params = {"wandb": sweep_path, "run": r, "checkpoint": file_digest(checkpoint),
-                  "eval": opts.eval_params(test)}
-        record = cache.run(key, one, json.loads(json.dumps(params, default=str)))
-        results.append(_result_of(record))
-        if not record.ok:
-            failures.append(f"{key}: {record.failure}")
-
-    notes = [f"Runs of the W&B sweep {sweep_path} ({spec.path.name}); val acc from their {spec.metric} "
-             "history."]
-    if test is not None:
-        notes.append(f"%IDSW and MOTA: {profile.describe('eval')}, {opts.setting.replace('_', ' ')} "
-                     f"(keytrack.perturb, seed {opts.perturb_seed}), tracked with each run's best "
-                     f"checkpoint (δ = {opts.delta}, greedy, match threshold {opts.match_threshold:g}, "
-                     f"keypoint threshold {opts.keypoint_threshold:g}).")
-    files = write_sweep_table(results, out, notes=notes,
-                              title=f"W&B sweep {sweep_path} ({spec.name}, Figure 7 left, §5.1)")
-    return SweepOutcome(spec, results, out, files, failures, profile, Path(), notes)
-
-
 # -- command line -------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", help="sweep YAML (experiments/sweeps/<name>.yaml, or just <name>)")
     add_options(parser, SweepOptions)
-    parser.add_argument("--from-wandb", default=None, metavar="ENTITY/PROJECT/SWEEP_ID",
-                        help="build the table from a W&B sweep's runs instead of running the sweep offline")
 
 
 def options_from_args(args: argparse.Namespace) -> SweepOptions:
@@ -897,10 +726,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = options_from_args(args)
         start = time.perf_counter()
-        if args.from_wandb:
-            outcome = tabulate_wandb_sweep(args.sweep, args.from_wandb, opts)
-        else:
-            outcome = run_sweep(args.sweep, opts)
+        outcome = run_sweep(args.sweep, opts)
     except (SweepConfigError, ValueError, FileNotFoundError) as err:
         print(f"sweep: {err}", file=sys.stderr)
         return 2
@@ -913,10 +739,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return command_main("python -m keytrack.lab.sweep", __doc__, add_arguments, run, argv)
+    return command_main("python -m ablations.sweep", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
     from keytrack.errors import run_command
 
-    sys.exit(run_command("python -m keytrack.lab.sweep", main))
+    sys.exit(run_command("python -m ablations.sweep", main))

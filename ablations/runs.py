@@ -24,11 +24,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from keytrack.atomic import write_json
-from keytrack.lab.scoring import HOTA_COLUMNS
 from keytrack.poses import Dataset
 from keytrack.tables import Interval, MeanStd, mean_std
 
-log = logging.getLogger("keytrack.lab")
+log = logging.getLogger("ablations")
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 
@@ -185,11 +184,6 @@ def file_digest(path: str | Path) -> str:
 def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | None]) -> MeanStd:
     """Mean ± sample std of ``getter(result)`` over the successful records (one value: the value)."""
     return mean_std(getter(r.result) for r in records if r.ok)
-
-
-def hota_stats(records: Sequence[RunRecord]) -> dict[str, MeanStd]:
-    """:data:`HOTA_COLUMNS` of a row: each the mean ± std over its successful records."""
-    return {k: seed_stat(records, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS}
 
 
 def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],

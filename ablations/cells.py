@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -18,18 +19,16 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 
-from keytrack.lab.options import RunOptions, add_options, opt, options_from
-from keytrack.lab.profile import Profile, display_path
-from keytrack.lab.runs import RunCache, RunRecord, dataset_fingerprint, file_digest
-from keytrack.lab.scoring import (NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD, method_scorer,
-                                  score_tracked, track_and_evaluate, tune_threshold)
-from keytrack.lab.training import budget_overrides, network_or_error
+from ablations.options import RunOptions, add_options, opt, options_from
+from ablations.profile import Profile, display_path
+from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest
+from ablations.evaluate import (GT_SETTING, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
+                                   EvalSet, Evaluator, TrackerSpec)
+from ablations.training import budget_overrides, network_or_error
 from keytrack.models import registry
-from keytrack.perturb import perturb
 from keytrack.poses import Dataset
-from keytrack.tracking.scorers import PairScoreMemo
 
-log = logging.getLogger("keytrack.lab.cells")
+log = logging.getLogger("ablations.cells")
 
 #: Training budgets: ``quick`` (minutes on a CPU) and ``full`` (the paper's 25 epochs, for GPUs).
 PROFILES: tuple[str, ...] = ("quick", "full")
@@ -39,9 +38,6 @@ PROFILE_EXPERIMENTS: dict[str, str] = {"quick": "default", "full": "paper"}
 
 #: The keypoint setting of the paper's tracking-pipeline analysis (A.4): predicted boxes and keypoints.
 PAPER_SETTING = "predicted_boxes_predicted_keypoints"
-
-#: The setting without perturbation noise: its seed only reorders the poses within a frame.
-GT_SETTING = "gt_boxes_gt_keypoints"
 
 #: Perturbation seeds of a table whose spec names none.
 DEFAULT_SEEDS = (0, 1, 2)
@@ -353,40 +349,66 @@ def threshold_of(thresholds: Mapping, matcher: str | None, setting: str, stride:
     return t.get((setting, stride)) if isinstance(t, Mapping) else t
 
 
-def tune_thresholds(opts: TrackingOptions, profile: Profile, cache: RunCache, matchers: Sequence[str],
+def tune_threshold(evaluator: Evaluator, tracker: TrackerSpec, train: EvalSet, grid: Sequence[float], *,
+                   key: str, label: str | None = None) -> tuple[float | None, list[dict]]:
+    """The match threshold of ``tracker`` (a non-learned scorer) with the lowest %IDSW total on
+    ``train`` (ties: the higher MOTA, then the lower threshold), each point of ``grid`` one cached
+    evaluation named by ``key``; the grid rows carry ``label``. Returns the threshold (None when
+    every point failed) and the grid rows."""
+    gt_stride1 = (train.setting, train.stride) == (GT_SETTING, 1)
+    rows = []
+    for t in grid:
+        name = f"tune-{key}" + ("" if gt_stride1 else f"-{train.setting}-stride{train.stride}") + f"-thr{t:g}"
+        record = evaluator.run(dataclasses.replace(tracker, match_threshold=t), train, name)
+        ok = record.ok
+        rows.append({"method": label or key, "setting": train.setting, "stride": train.stride, "threshold": t,
+                     "idsw_total": record.result["idsw"]["Total"] if ok else None,
+                     "mota": record.result["mota"]["Total"] if ok else None,
+                     "switches": int(record.result["num_switches"]) if ok else None, "status": record.failure})
+    done = [r for r in rows if r["idsw_total"] is not None]
+    if not done:
+        return None, rows
+    best = min(done, key=lambda r: (r["idsw_total"], -(r["mota"] if r["mota"] is not None else -1e9),
+                                    r["threshold"]))
+    for r in rows:
+        r["chosen"] = "yes" if r is best else ""
+    return float(best["threshold"]), rows
+
+
+def tune_thresholds(opts: TrackingOptions, profile: Profile, evaluator: Evaluator, matchers: Sequence[str],
                     delta: int, train_gt: Dataset | None = None, label: Callable[[str], str] = str,
                     cells: Sequence[tuple[str, int]] = ((GT_SETTING, 1),)) -> tuple[dict, list[dict], int]:
     """The match threshold of each of ``matchers``: ``--oks-threshold`` / ``--iou-threshold`` when given,
-    else tuned for OKS and IoU on the training split (:func:`keytrack.lab.scoring.tune_threshold`, the
-    lowest %IDSW over ``--grid``): with ``--tune-on cell`` once per ``(setting, stride)`` of ``cells``,
-    tracked as those cells are (``{(setting, stride): threshold}``), with ``--tune-on gt`` once, on GT
-    keypoints at stride 1. A learned matcher's is ``--match-threshold``. Returns the thresholds (None
-    where every tuning run failed), the tuning table's rows (``label``: a matcher's) and how many head
-    boxes were drawn on the training split's ground truth."""
-    from keytrack.evaluation.head_boxes import complete_head_boxes
+    else tuned for OKS and IoU on the training split (:func:`tune_threshold`, the lowest %IDSW over
+    ``--grid``): with ``--tune-on cell`` once per ``(setting, stride)`` of ``cells``, tracked as those
+    cells are (``{(setting, stride): threshold}``), with ``--tune-on gt`` once, on GT keypoints at
+    stride 1. A learned matcher's is ``--match-threshold``. Returns the thresholds (None where every
+    tuning run failed), the tuning table's rows (``label``: a matcher's) and how many head boxes were
+    drawn on the training split's ground truth."""
     from keytrack.config import load_config
+    from keytrack.evaluation.head_boxes import complete_head_boxes
 
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
     thresholds = {m: opts.match_thresholds.get(m, opts.match_threshold if base(m) not in NON_LEARNED
                                            else fixed[base(m)]) for m in matchers}
     to_tune = [m for m in matchers if thresholds[m] is None]
-    rows, filled, predictions = [], 0, {}
+    rows, filled = [], 0
     if to_tune:
         if train_gt is None:
             synthetic = load_config([f"experiment={opts.training_experiment}", *opts.train_overrides]).data.synthetic
             train_gt = profile.load_train(int(synthetic.videos), int(synthetic.seed))
         train_gt, filled = complete_head_boxes(train_gt)
-        data_id = dataset_fingerprint(train_gt)
     tuned_on = list(dict.fromkeys(cells)) if opts.tune_on == "cell" else [(GT_SETTING, 1)]
     for m in to_tune:
         per_cell = {}
         for setting, stride in tuned_on:
-            extra = {} if opts.tune_on == "gt" else dict(
-                setting=setting, stride=stride, keypoint_threshold=opts.output_keypoint_threshold(setting),
-                min_keypoint_confidence=opts.confidence_of(m, setting), detection_threshold=opts.detection_threshold)
-            per_cell[setting, stride], grid_rows = tune_threshold(
-                cache, base(m), train_gt, opts.grid, delta=delta, seed=opts.seeds_for(setting)[0], data_id=data_id,
-                motion=motion_of(m) or "none", key=m, label=label(m), predictions=predictions, **extra)
+            tracker = TrackerSpec(base(m), delta=delta, motion=motion_of(m) or "none",
+                                  min_keypoint_confidence=opts.confidence_of(m, setting),
+                                  detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None)
+            train = EvalSet(train_gt, setting, opts.seeds_for(setting)[0], stride, compute_hota=False,
+                            keypoint_threshold=opts.output_keypoint_threshold(setting))
+            per_cell[setting, stride], grid_rows = tune_threshold(evaluator, tracker, train, opts.grid, key=m,
+                                                                  label=label(m))
             rows += grid_rows
             if grid_edge(per_cell[setting, stride], opts.grid):
                 log.warning("%s (%s, stride %d): the tuned match threshold %g is an edge of the grid %s; a wider "
@@ -434,129 +456,65 @@ class Cell:
                 + (f"-train{self.train_seed}" if self.several_trainings else "") + f"-seed{self.seed}")
 
 
-def run_cells(cells: Sequence[Cell], *, cache: RunCache, eval_gt: Dataset, opts: TrackingOptions,
-              networks: Mapping[tuple, tuple[dict | None, str | None]], thresholds: Mapping[str | None, float | Mapping | None],
-              image_root: str | None = None, split: str | None = None,
+def run_cells(cells: Sequence[Cell], *, evaluator: Evaluator, eval_gt: Dataset, opts: TrackingOptions,
+              networks: Mapping[tuple, tuple[dict | None, str | None]],
+              thresholds: Mapping[str | None, float | Mapping | None],
               logger: logging.Logger = log) -> dict[Cell, RunRecord]:
-    """Run (or reuse from ``cache``) every cell; returns each cell's record.
+    """Run (or reuse from the evaluator's cache) every cell; returns each cell's record.
 
     ``networks[(matcher, train_seed)]`` is a learned matcher's ``(network, error)``; ``thresholds`` each
-    matcher's match threshold. Cells sharing a setting and a seed share one perturbation (and one
-    subsampling per stride); the cells of one network, stride and tracker share one
-    :class:`PairScoreMemo`, and cells that differ only in their keypoint threshold share one tracking
-    (the threshold is applied to the output, A.3). Within a group the largest δ is tracked first, so
-    the smaller ones are answered from the memo. A cell that raises is recorded as failed and the
-    others go on.
+    matcher's match threshold. The cells of one setting and seed run together, largest δ first, so that
+    the :class:`Evaluator` answers the smaller δ from its memo of pair scores and tracks the cells that
+    differ only in their output keypoint threshold once. A cell that fails is recorded and the others go on.
     """
-    from keytrack.tracking import Tracker, subsample
-
-    eval_id = dataset_fingerprint(eval_gt)
     groups: dict[tuple[str, int], list[Cell]] = {}
     for cell in cells:
         groups.setdefault((cell.setting, cell.seed), []).append(cell)
-    scorers: dict[tuple, object] = {}
     records: dict[Cell, RunRecord] = {}
-    done = 0
-    for (setting, seed), group in groups.items():
-        state: dict = {"predicted": None, "strides": {}, "memos": {}, "tracked": {}}
-
-        def scorer_of(cell: Cell):
-            net, error = networks.get((base(cell.matcher), cell.train_seed), (None, None))
-            if base(cell.matcher) not in NON_LEARNED and (net is None or error):
-                raise RuntimeError(f"no {cell.matcher or 'matching'} network: {error}")
-            key = (base(cell.matcher), cell.train_seed)
-            if key not in scorers:
-                scorers[key] = method_scorer(base(cell.matcher) or "network", net and net["checkpoint"],
-                                             opts.device, opts.batch_size, image_root=image_root, split=split)
-            return scorers[key]
-
-        def tracked(cell: Cell) -> tuple[Dataset, Dataset, dict]:
-            if state["predicted"] is None:
-                state["predicted"] = perturb(eval_gt, cell.setting, cell.seed)
-            if cell.stride not in state["strides"]:
-                state["strides"][cell.stride] = (subsample(eval_gt, cell.stride),
-                                                 subsample(state["predicted"], cell.stride))
-            gt, predicted = state["strides"][cell.stride]
-            threshold = threshold_of(thresholds, cell.matcher, cell.setting, cell.stride)
-            if threshold is None:
-                raise RuntimeError(f"no match threshold for {cell.matcher} (every tuning run failed)")
-            key = (cell.stride, cell.matcher, cell.train_seed, cell.delta, cell.assignment)
-            if key in state["tracked"]:
-                out, info = state["tracked"][key]
-                return gt, out, {**info, "tracking_reused": True}
-            scorer = scorer_of(cell)
-            motion, confidence = motion_of(cell.matcher), opts.confidence_of(cell.matcher, cell.setting)
-            if motion is None and confidence == 0:         # the same pose pairs: one memo of their scores
-                scorer = state["memos"].setdefault(key[:3], PairScoreMemo(scorer))
-            network = getattr(scorer, "scorer", scorer)    # the memo's scorer, or the scorer itself
-            memo_before = (scorer.pairs_scored, scorer.pairs_reused) if isinstance(scorer, PairScoreMemo) else None
-            net_before = {c: getattr(network, c, 0) for c in ("pairs_scored", "forwards", "network_seconds")}
-            tracker = Tracker(scorer, delta=cell.delta, nearest=opts.nearest_of(cell.matcher),
-                              assignment=cell.assignment, match_threshold=threshold, motion=motion,
-                              min_keypoint_confidence=confidence, detection_threshold=opts.detection_threshold)
-            out = tracker.track_dataset(predicted)
-            info = {"frames": tracker.frames_tracked, "poses": predicted.num_poses,
-                    "tracking_seconds": tracker.seconds,
-                    "frames_per_s": tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else None}
-            if memo_before is not None:
-                info.update(pairs_scored=scorer.pairs_scored - memo_before[0],
-                            pairs_reused=scorer.pairs_reused - memo_before[1])
-            if hasattr(network, "network_seconds"):
-                seconds = network.network_seconds - net_before["network_seconds"]
-                pairs = network.pairs_scored - net_before["pairs_scored"]
-                info.update(pairs=pairs, forwards=network.forwards - net_before["forwards"], network_seconds=seconds,
-                            pairs_per_s=pairs / seconds if seconds > 0 else None)
-            state["tracked"][key] = (out, info)
-            return gt, out, {**info, "tracking_reused": False}
-
-        # largest δ first: its pairs include those of every smaller δ
+    for group in groups.values():
         for cell in sorted(group, key=lambda c: (c.stride, str(c.matcher), str(c.train_seed), -c.delta)):
-            net, _ = networks.get((base(cell.matcher), cell.train_seed), (None, None))
-            params = {"kind": "cell", "data": eval_id, "setting": cell.setting, "seed": cell.seed,
-                      "delta": cell.delta, "assignment": cell.assignment,
-                      "keypoint_threshold": cell.keypoint_threshold, "compute_ap": cell.compute_ap,
-                      "match_threshold": threshold_of(thresholds, cell.matcher, cell.setting, cell.stride), "nearest": opts.nearest_of(cell.matcher),
-                      "checkpoint": net and net["digest"]}
-            # keys beyond the paper's tracker only where set: the cached cells without them stay valid
-            extra = {"stride": cell.stride if cell.stride != 1 else None, "motion": motion_of(cell.matcher),
-                     "min_keypoint_confidence": opts.confidence_of(cell.matcher, cell.setting) or None,
-                     "detection_threshold": opts.detection_threshold,
-                     "ap_before_threshold": cell.ap_before_threshold or None}
-            params.update({k: v for k, v in extra.items() if v is not None})
-
-            def run(cell: Cell = cell) -> dict:
-                gt, out, info = tracked(cell)
-                return {**score_tracked(gt, out, keypoint_threshold=cell.keypoint_threshold,
-                                        compute_ap=cell.compute_ap,
-                                        ap_after_threshold=not cell.ap_before_threshold), **info}
-
-            done += 1
-            logger.info("[%d/%d] %s", done, len(cells), cell.key)
-            records[cell] = cache.run(cell.key, run, params)
-        state.clear()
+            logger.info("[%d/%d] %s", len(records) + 1, len(cells), cell.key)
+            records[cell] = _run_cell(cell, evaluator, eval_gt, opts, networks, thresholds)
+        evaluator.forget()
     return records
+
+
+def _run_cell(cell: Cell, evaluator: Evaluator, eval_gt: Dataset, opts: TrackingOptions, networks: Mapping,
+              thresholds: Mapping) -> RunRecord:
+    net, error = networks.get((base(cell.matcher), cell.train_seed), (None, None))
+    learned = base(cell.matcher) not in NON_LEARNED
+    threshold = threshold_of(thresholds, cell.matcher, cell.setting, cell.stride)
+    tracker = TrackerSpec(base(cell.matcher) or "network", net["checkpoint"] if learned and net else None,
+                          match_threshold=threshold if threshold is not None else -1.0, delta=cell.delta,
+                          nearest=opts.nearest_of(cell.matcher), assignment=cell.assignment,
+                          motion=motion_of(cell.matcher),
+                          min_keypoint_confidence=opts.confidence_of(cell.matcher, cell.setting),
+                          detection_threshold=opts.detection_threshold)
+    evalset = EvalSet(eval_gt, cell.setting, cell.seed, cell.stride, keypoint_threshold=cell.keypoint_threshold,
+                      compute_ap=cell.compute_ap, ap_after_threshold=not cell.ap_before_threshold)
+    if learned and (net is None or error):
+        return evaluator.fail(cell.key, f"no {cell.matcher or 'matching'} network: {error}", tracker, evalset)
+    if threshold is None:
+        return evaluator.fail(cell.key, f"no match threshold for {cell.matcher} (every tuning run failed)",
+                              tracker, evalset)
+    return evaluator.run(tracker, evalset, cell.key)
 
 
 class TrainAndTrack:
     """The cells of the ablations that train one network per row and track with it (Table 3's token
     schemes, the resolution sweep): :meth:`train` trains ``experiment`` with ``overrides`` once
-    (cached; a record whose checkpoint is gone trains again), :meth:`track` tracks the evaluation
-    set with that network (cached by the checkpoint's digest and every tracking setting)."""
+    (cached; a record whose checkpoint is gone trains again), :meth:`track` evaluates ``tracker``
+    with that network on ``evalset`` (:meth:`Evaluator.run`)."""
 
-    def __init__(self, cache: RunCache, eval_gt: Dataset, *, setting: str, perturb_seed: int, delta: int,
-                 match_threshold: float, keypoint_threshold: float, nearest: int | None, device: str,
+    def __init__(self, evaluator: Evaluator, evalset: EvalSet, tracker: TrackerSpec, *,
                  train_dataset: Dataset | None = None, wait: bool = True, train_fn: Callable | None = None):
-        self.cache, self.eval_gt, self.setting, self.perturb_seed = cache, eval_gt, setting, perturb_seed
-        self.delta, self.match_threshold, self.nearest, self.device = delta, match_threshold, nearest, device
-        self.keypoint_threshold = 0.0 if setting == GT_SETTING else keypoint_threshold
+        self.evaluator, self.cache, self.evalset, self.tracker = evaluator, evaluator.cache, evalset, tracker
         self.train_dataset, self.wait, self.train_fn = train_dataset, wait, train_fn
-        self.eval_id = dataset_fingerprint(eval_gt)
         self.train_id = dataset_fingerprint(train_dataset) if train_dataset is not None else None
-        self._predicted: Dataset | None = None
 
     def train(self, key: str, experiment: str, overrides: Sequence[str], quiet: Sequence[str] = ()) -> RunRecord:
         """The training record of ``key``; ``quiet`` overrides reach the training but not the cache key."""
-        from keytrack.lab.training import train_or_reuse     # looked up per call: tests stand in for it
+        from ablations.training import train_or_reuse     # looked up per call: tests stand in for it
 
         def run() -> dict:
             trained = train_or_reuse(experiment, [*overrides, *quiet], dataset=self.train_dataset,
@@ -575,23 +533,11 @@ class TrainAndTrack:
         return self.cache.run(key, run, {"kind": "train", "experiment": experiment, "overrides": list(overrides),
                                          "train_data": self.train_id})
 
-    def track(self, key: str, trained: RunRecord, batch_size: int, **scorer_kwargs) -> RunRecord:
-        """Track the evaluation set with ``trained``'s network (:func:`track_and_evaluate`)."""
-        def run() -> dict:
-            from keytrack.tracking import PoseEntailmentScorer
-
-            if not trained.ok:
-                raise RuntimeError(f"no network to track with: training failed ({trained.failure})")
-            if self._predicted is None:
-                self._predicted = perturb(self.eval_gt, self.setting, self.perturb_seed)
-            scorer = PoseEntailmentScorer.from_checkpoint(trained.result["checkpoint"], device=self.device,
-                                                          batch_size=batch_size, **scorer_kwargs)
-            return track_and_evaluate(self.eval_gt, self._predicted, scorer, match_threshold=self.match_threshold,
-                                      delta=self.delta, nearest=self.nearest,
-                                      keypoint_threshold=self.keypoint_threshold, compute_ap=False)
-
-        params = {"kind": "track", "data": self.eval_id, "setting": self.setting,
-                  "perturb_seed": self.perturb_seed, "delta": self.delta,
-                  "match_threshold": self.match_threshold, "keypoint_threshold": self.keypoint_threshold,
-                  "nearest": self.nearest, "checkpoint": trained.result["digest"] if trained.ok else None}
-        return self.cache.run(key, run, params)
+    def track(self, key: str, trained: RunRecord, matcher: str = "network") -> RunRecord:
+        """Evaluate the tracker with ``trained``'s network (``matcher``: its registry name)."""
+        tracker = dataclasses.replace(self.tracker, scorer=matcher,
+                                      checkpoint=trained.result["checkpoint"] if trained.ok else None)
+        if not trained.ok:
+            return self.evaluator.fail(key, f"no network to track with: training failed ({trained.failure})",
+                                       tracker, self.evalset)
+        return self.evaluator.run(tracker, self.evalset, key)

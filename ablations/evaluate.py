@@ -1,0 +1,285 @@
+"""The one evaluate path: a tracker on an evaluation set, scored as poseval does (§3.1, §4.1, A.3).
+
+Every number of every table comes from :meth:`Evaluator.run`: a :class:`TrackerSpec` (a scorer,
+OKS / IoU or a checkpoint's network, and the §3.1 tracker's settings) tracks an :class:`EvalSet`
+(ground truth, the keypoint setting its predictions are drawn in, a perturbation seed, a frame
+stride, and how the output is scored), and the result is cached under a digest of those inputs.
+
+One :class:`Evaluator` keeps what its evaluations share in memory: the perturbed predictions of a
+(data, setting, seed), their subsampling per stride, one scorer per network, one
+:class:`keytrack.tracking.PairScoreMemo` per network and prediction set (cells that score the same
+pose pairs with another δ or assignment need no new forward), and each tracking output (cells that
+differ only in how the output is scored track once).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest, json_safe
+from keytrack.poses import Dataset
+
+log = logging.getLogger("ablations.evaluate")
+
+#: The keypoint setting without perturbation noise (its seed only reorders the poses of a frame).
+GT_SETTING = "gt_boxes_gt_keypoints"
+#: Figure 4's keypoint settings, as the tables label them.
+SETTING_LABELS: dict[str, str] = {
+    "gt_boxes_gt_keypoints": "GT boxes, GT keypoints",
+    "gt_boxes_predicted_keypoints": "GT boxes, predicted keypoints",
+    "predicted_boxes_predicted_keypoints": "predicted boxes, predicted keypoints",
+}
+#: A learned matcher's match threshold: the decision point of its score.
+POSE_ENTAILMENT_THRESHOLD = 0.5
+#: The output keypoint threshold of A.3 (the paper's, optimal for MOTA in Table 4).
+PAPER_KEYPOINT_THRESHOLD = 0.57
+#: The output keypoint threshold of the tables that compare trackers on the same predictions.
+COMPARISON_KEYPOINT_THRESHOLD = 0.5
+#: The similarities that need no training (keytrack.tracking's scorers); every other scorer is a network.
+NON_LEARNED = ("oks", "iou")
+#: Most pose pairs per forward of a CNN matcher (its activations are far larger than the transformer's).
+CNN_BATCH_SIZE = 512
+#: The HOTA-family and identity totals the tracking tables show (keytrack.evaluation.hota).
+HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """A tracker (§3.1): ``scorer`` is ``oks``, ``iou`` or a learned matcher's name (its network read
+    from ``checkpoint``); the rest are :class:`keytrack.tracking.Tracker`'s settings."""
+
+    scorer: str = "oks"
+    checkpoint: str | None = None
+    match_threshold: float = 0.5
+    delta: int = 4
+    nearest: int | None = None
+    assignment: str = "greedy"
+    motion: str | None = None
+    min_keypoint_confidence: float = 0.0
+    detection_threshold: float | None = None
+
+    @property
+    def learned(self) -> bool:
+        return self.scorer not in NON_LEARNED
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """What a tracker is evaluated on: ``gt``'s predictions drawn as ``setting`` with ``seed``
+    (:func:`keytrack.perturb.perturb`), every ``stride``-th frame; keypoints below
+    ``keypoint_threshold`` removed from the output before MOTA, %IDSW and HOTA (A.3); AP
+    (``compute_ap``) after that threshold (Table 4) or before it (Figure 4)."""
+
+    gt: Dataset = field(compare=False, repr=False)
+    setting: str = GT_SETTING
+    seed: int = 0
+    stride: int = 1
+    keypoint_threshold: float = 0.0
+    compute_ap: bool = False
+    ap_after_threshold: bool = True
+    compute_hota: bool = True
+
+
+def _non_default(obj) -> dict:
+    """The fields of a dataclass that differ from their defaults (a new field keeps old keys valid)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
+            if f.compare and getattr(obj, f.name) != f.default}
+
+
+class Evaluator:
+    """Tracks and scores, with a cache of results and a memory of what evaluations share.
+
+    Args:
+        cache: where :meth:`run` stores each result (None: nothing is stored).
+        device, batch_size: the networks' device and most pose pairs per forward.
+        image_root, split: the images the crop CNN cuts its crops from (None: the synthetic renderer).
+    """
+
+    def __init__(self, cache: RunCache | None = None, *, device: str = "cpu", batch_size: int = 16384,
+                 image_root: str | None = None, split: str | None = None):
+        self.cache, self.device, self.batch_size = cache, device, int(batch_size)
+        self.image_root, self.split = image_root, split
+        self._ids: dict[int, tuple[Dataset, str]] = {}
+        self._digests: dict[str, str] = {}
+        self._scorers: dict[tuple, object] = {}
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the predictions, memos and tracking outputs held (scorers and digests stay)."""
+        self._predicted: dict[tuple, Dataset] = {}
+        self._strided: dict[tuple, tuple[Dataset, Dataset]] = {}
+        self._memos: dict[tuple, object] = {}
+        self._tracked: dict[tuple, tuple[Dataset, dict]] = {}
+
+    # -- identities ------------------------------------------------------------------------------
+
+    def data_id(self, gt: Dataset) -> str:
+        """The fingerprint of a ground truth (computed once per object)."""
+        held = self._ids.get(id(gt))
+        if held is None or held[0] is not gt:
+            held = self._ids[id(gt)] = (gt, dataset_fingerprint(gt))
+        return held[1]
+
+    def checkpoint_id(self, checkpoint: str | None) -> str | None:
+        if checkpoint is None:
+            return None
+        if checkpoint not in self._digests:
+            self._digests[checkpoint] = file_digest(checkpoint)
+        return self._digests[checkpoint]
+
+    def params(self, tracker: TrackerSpec, evalset: EvalSet) -> dict:
+        """The inputs of an evaluation as stored with its result: what differs from the defaults,
+        the data by its fingerprint and a network by its checkpoint's digest."""
+        t = _non_default(tracker)
+        if tracker.checkpoint is not None:
+            t["checkpoint"] = self.checkpoint_id(tracker.checkpoint)
+        return json_safe({"data": self.data_id(evalset.gt), "tracker": t, "eval": _non_default(evalset)})
+
+    def key(self, tracker: TrackerSpec, evalset: EvalSet) -> str:
+        """16 hex digits of :meth:`params`: the cache name of an evaluation that has no other."""
+        text = json.dumps(self.params(tracker, evalset), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # -- the path --------------------------------------------------------------------------------
+
+    def run(self, tracker: TrackerSpec, evalset: EvalSet, name: str | None = None) -> RunRecord:
+        """The cached record of :meth:`evaluate` (``name``: its file in the cache, default the digest
+        of its inputs); a failed evaluation is recorded, not raised. Without a cache it is computed
+        and an error propagates."""
+        if self.cache is None:
+            return RunRecord(name or "evaluation", "ok", {}, result=json_safe(self.evaluate(tracker, evalset)))
+        return self.cache.run(name or self.key(tracker, evalset), lambda: self.evaluate(tracker, evalset),
+                              self.params(tracker, evalset))
+
+    def fail(self, name: str, message: str, tracker: TrackerSpec, evalset: EvalSet) -> RunRecord:
+        """A failed record of an evaluation that cannot run (no network, no threshold), stored as such."""
+        def raise_() -> dict:
+            raise RuntimeError(message)
+
+        if self.cache is None:
+            raise_()
+        return self.cache.run(name, raise_, self.params(tracker, evalset))
+
+    def evaluate(self, tracker: TrackerSpec, evalset: EvalSet) -> dict:
+        """Track ``evalset``'s predictions with ``tracker`` and score them against its ground truth:
+        :func:`score_tracked`'s columns, the tracking speed and, for a network, its pair counts."""
+        gt, out, info = self.track(tracker, evalset)
+        return {**score_tracked(gt, out, keypoint_threshold=evalset.keypoint_threshold,
+                                compute_ap=evalset.compute_ap, ap_after_threshold=evalset.ap_after_threshold,
+                                compute_hota=evalset.compute_hota), **info}
+
+    def inputs(self, evalset: EvalSet) -> tuple[Dataset, Dataset]:
+        """The ground truth and the predictions of ``evalset``, every ``stride``-th frame."""
+        from keytrack.perturb import perturb
+        from keytrack.tracking import subsample
+
+        drawn = (self.data_id(evalset.gt), evalset.setting, evalset.seed)
+        if drawn not in self._predicted:
+            self._predicted[drawn] = perturb(evalset.gt, evalset.setting, evalset.seed)
+        if (*drawn, evalset.stride) not in self._strided:
+            self._strided[*drawn, evalset.stride] = (subsample(evalset.gt, evalset.stride),
+                                                      subsample(self._predicted[drawn], evalset.stride))
+        return self._strided[*drawn, evalset.stride]
+
+    def scorer(self, tracker: TrackerSpec):
+        """The scorer of ``tracker``: OKS or IoU, else its checkpoint's network (loaded once)."""
+        from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
+
+        if not tracker.learned:
+            return {"oks": OKSScorer, "iou": IoUScorer}[tracker.scorer]()
+        if tracker.checkpoint is None:
+            raise RuntimeError(f"no {tracker.scorer} network to track with (training failed or was not run)")
+        key = (tracker.scorer, tracker.checkpoint)
+        if key not in self._scorers:
+            batch = min(self.batch_size, CNN_BATCH_SIZE) if tracker.scorer.startswith("cnn_") else self.batch_size
+            self._scorers[key] = PoseEntailmentScorer.from_checkpoint(
+                tracker.checkpoint, device=self.device, batch_size=batch, image_root=self.image_root,
+                split=self.split)
+        return self._scorers[key]
+
+    def track(self, tracker: TrackerSpec, evalset: EvalSet) -> tuple[Dataset, Dataset, dict]:
+        """Ground truth, tracked output and the tracking's counts (``tracking_reused`` when an
+        evaluation of the same tracker and predictions tracked them already)."""
+        from keytrack.tracking import PairScoreMemo, Tracker
+
+        gt, predicted = self.inputs(evalset)
+        key = (self.data_id(evalset.gt), evalset.setting, evalset.seed, evalset.stride, tracker)
+        if key in self._tracked:
+            out, info = self._tracked[key]
+            return gt, out, {**info, "tracking_reused": True}
+        scorer = self.scorer(tracker)
+        if tracker.motion is None and tracker.min_keypoint_confidence == 0:    # the same pose pairs
+            scorer = self._memos.setdefault((tracker.scorer, tracker.checkpoint, *key[:4]), PairScoreMemo(scorer))
+        before = _counts(scorer)
+        run = Tracker(scorer, delta=tracker.delta, nearest=tracker.nearest, assignment=tracker.assignment,
+                      match_threshold=tracker.match_threshold, motion=tracker.motion,
+                      min_keypoint_confidence=tracker.min_keypoint_confidence,
+                      detection_threshold=tracker.detection_threshold)
+        out = run.track_dataset(predicted)
+        info = {"frames": run.frames_tracked, "poses": predicted.num_poses, "tracking_seconds": run.seconds,
+                "frames_per_s": run.frames_tracked / run.seconds if run.seconds > 0 else None,
+                **_count_changes(scorer, before)}
+        self._tracked[key] = (out, info)
+        return gt, out, {**info, "tracking_reused": False}
+
+
+def _counts(scorer) -> dict:
+    network = getattr(scorer, "scorer", scorer)        # a memo's scorer, or the scorer itself
+    counts = {c: getattr(network, c, 0) for c in ("pairs_scored", "forwards", "network_seconds")}
+    if network is not scorer:
+        counts.update(memo_scored=scorer.pairs_scored, memo_reused=scorer.pairs_reused)
+    return counts
+
+
+def _count_changes(scorer, before: Mapping) -> dict:
+    """What one tracking added to a scorer's counters: pairs answered by the memo, network work."""
+    now, info = _counts(scorer), {}
+    if "memo_scored" in now:
+        info.update(pairs_scored=now["memo_scored"] - before["memo_scored"],
+                    pairs_reused=now["memo_reused"] - before["memo_reused"])
+    network = getattr(scorer, "scorer", scorer)
+    if hasattr(network, "network_seconds"):
+        seconds = now["network_seconds"] - before["network_seconds"]
+        pairs = now["pairs_scored"] - before["pairs_scored"]
+        info.update(pairs=pairs, forwards=now["forwards"] - before["forwards"], network_seconds=seconds,
+                    pairs_per_s=pairs / seconds if seconds > 0 else None)
+    return info
+
+
+def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
+    """``{HOTA, DetA, AssA, IDF1}`` totals (0-100) of ``tracked`` against ``gt``, the PoseTrack21
+    kit's keypoint HOTA; ``{"error": message}`` when the kit's protocol cannot score this ground
+    truth (a pose with keypoints but no head box), so the tracking cell itself still counts."""
+    from keytrack.evaluation import EvaluationError
+    from keytrack.evaluation.hota import hota
+
+    try:
+        total = hota(gt, tracked)["total"]
+    except EvaluationError as err:
+        log.warning("HOTA not computed: %s", err)
+        return {"error": str(err)}
+    return {k: float(total[k]) for k in HOTA_COLUMNS}
+
+
+def score_tracked(gt: Dataset, tracked: Dataset, *, keypoint_threshold: float = 0.0, compute_ap: bool = False,
+                  ap_after_threshold: bool = False, compute_hota: bool = True) -> dict:
+    """%IDSW and MOTA columns (Head … Ankl, Total), MOT counts, HOTA family and (``compute_ap``) AP
+    of ``tracked`` against ``gt``, keypoints below ``keypoint_threshold`` removed first (A.3), and
+    ``per_video``: ``{video: [ID switches, GT joints]}`` (for a bootstrap over videos)."""
+    from keytrack.evaluation import evaluate
+    from keytrack.tracking import apply_keypoint_threshold
+
+    shown = apply_keypoint_threshold(tracked, keypoint_threshold) if keypoint_threshold > 0 else tracked
+    mot = evaluate(gt, shown, compute_ap=compute_ap and ap_after_threshold)
+    out = {"idsw": mot.columns("idsw"), "mota": mot.columns("mota"),
+           **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")},
+           "per_video": {name: [c["num_switches"], c["num_objects"]] for name, c in mot.per_video.items()}}
+    if compute_hota:
+        out["hota"] = keypoint_hota(gt, shown)
+    if compute_ap:
+        out["ap"] = mot.columns("ap") if ap_after_threshold else evaluate(gt, tracked, compute_mot=False).columns("ap")
+    return out

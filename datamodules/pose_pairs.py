@@ -15,14 +15,16 @@ import logging
 
 import numpy as np
 import pytorch_lightning as pl
-from omegaconf import DictConfig
 from torch.utils.data import DataLoader, SequentialSampler
 
 from keytrack.augment import with_predicted_copies
-from keytrack.data import (CandidateLists, EpochRandomSampler, EpochWeightedRandomSampler, ListBatches, TokenizedPairs,
-                           class_balanced_weights, identity_collate, load_dataset)
+from keytrack.data import (CandidateLists, EpochRandomSampler, EpochWeightedRandomSampler, ListBatches,
+                           TokenizedPairs, class_balanced_weights, identity_collate, load_dataset)
+from keytrack.encoders import PairEncoder
+from keytrack.frames import frame_source
 from keytrack.pairs import split_videos
 from keytrack.poses import Dataset
+from keytrack.settings import AugmentSettings, DataSettings, LoaderSettings, LossSettings, PairSettings
 
 log = logging.getLogger("keytrack.data")
 
@@ -31,13 +33,18 @@ class PosePairDataModule(pl.LightningDataModule):
     """Train/val pose pairs split by video (seeded); training batches drawn by a
     ``WeightedRandomSampler`` so matching and non-matching pairs are equally likely.
 
-    ``cfg`` is a full experiment config (``data``, ``pairs``, ``tokens``, ``loader``, ``seed``);
-    pass ``dataset`` to skip reading ``cfg.data``.
+    Typed arguments (:mod:`keytrack.settings`): ``data`` the poses (skipped when ``dataset`` is
+    given) and the validation share, ``pairs`` which pairs, ``encoder`` the matcher's pair encoder,
+    ``augment`` the training pairs' augmentation, ``loader`` the batches, ``loss`` whether batches
+    are pairs or candidate lists, ``seed`` the split, the sampling and the augmentation.
     """
 
-    def __init__(self, cfg: DictConfig, dataset: Dataset | None = None):
+    def __init__(self, data: DataSettings, pairs: PairSettings, encoder: PairEncoder,
+                 augment: AugmentSettings, loader: LoaderSettings, loss: LossSettings, seed: int,
+                 dataset: Dataset | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.data, self.pairs, self.encoder, self.augment = data, pairs, encoder, augment
+        self.loader, self.loss, self.seed = loader, loss, int(seed)
         self.dataset = dataset
         self.train_set: TokenizedPairs | None = None
         self.val_set: TokenizedPairs | None = None
@@ -45,54 +52,52 @@ class PosePairDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        cfg = self.cfg
         if self.dataset is None:
-            self.dataset = load_dataset(cfg.data)
-        train_videos, val_videos = split_videos(len(self.dataset.videos), float(cfg.data.val_fraction),
-                                                int(cfg.seed))
-        strides = tuple(cfg.pairs.strides)
+            self.dataset = load_dataset(self.data)
+        seed = self.seed
+        train_videos, val_videos = split_videos(len(self.dataset.videos), self.data.val_fraction, seed)
         train_data = self.dataset
-        if cfg.augment.predicted:                    # + predicted-like copies of the training videos
+        if self.augment.predicted:                   # + predicted-like copies of the training videos
             train_data = with_predicted_copies(
                 self.dataset.subset([self.dataset.videos[i].name for i in train_videos]),
-                cfg.augment.predicted, int(cfg.seed))
+                list(self.augment.predicted), seed)
             train_videos = np.arange(len(train_data.videos))
-        self.train_set = TokenizedPairs.build(train_data, train_videos, cfg, seed=int(cfg.seed), augment=True,
-                                              strides=strides)
+        frames = frame_source(self.data) if self.encoder.needs_crops else None
+        self.train_set = TokenizedPairs.from_settings(train_data, train_videos, self.encoder, self.pairs,
+                                                      self.augment, seed=seed, frames=frames)
         # Validation at the same strides, offset 0 only (the frames keytrack track --frame-stride keeps).
-        self.val_set = TokenizedPairs.build(self.dataset, val_videos, cfg,
-                                            balanced="mask" if cfg.pairs.val_balanced else False,
-                                            seed=int(cfg.seed), strides=strides, all_offsets=False)
+        self.val_set = TokenizedPairs.from_settings(self.dataset, val_videos, self.encoder, self.pairs,
+                                                    balanced="mask" if self.pairs.val_balanced else False,
+                                                    seed=seed, frames=frames, all_offsets=False)
         if len(self.train_set) == 0 or 0 in self.train_set.class_counts():
             raise ValueError(f"training pairs: need both classes, got (non-matching, matching) = "
                              f"{self.train_set.class_counts()} from {len(train_videos)} videos")
-        log.info("pairs: train %d videos (non-matching, matching) = %s; val %d videos %s",
-                 len(train_videos), self.train_set.class_counts(), len(val_videos), self.val_set.class_counts())
+        log.info("pairs: train %d videos (non-matching, matching) = %s; val %d videos %s", len(train_videos),
+                 self.train_set.class_counts(), len(val_videos), self.val_set.class_counts())
 
     @property
     def listwise(self) -> bool:
-        return str(self.cfg.loss.name) == "listwise"
+        return self.loss.listwise
 
     def train_dataloader(self) -> DataLoader:
         # The order of epoch k depends on (seed, k) alone: a resumed run replays it exactly.
-        seed = int(self.cfg.seed)
         if self.listwise:
-            lists = CandidateLists(self.train_set, float(self.cfg.loss.hide_true))
-            n = self.cfg.loader.samples_per_epoch or len(lists)
-            sampler = EpochRandomSampler(lists, num_samples=int(n), seed=seed)
-            return self._loader(lists, int(self.cfg.loader.batch_size), sampler=sampler)
-        n = self.cfg.loader.samples_per_epoch or len(self.train_set)
-        sampler = EpochWeightedRandomSampler(class_balanced_weights(self.train_set.labels), num_samples=int(n),
-                                             seed=seed)
-        return self._loader(self.train_set, int(self.cfg.loader.batch_size), sampler=sampler)
+            lists = CandidateLists(self.train_set, self.loss.hide_true)
+            n = self.loader.samples_per_epoch or len(lists)
+            sampler = EpochRandomSampler(lists, num_samples=int(n), seed=self.seed)
+            return self._loader(lists, self.loader.batch_size, sampler=sampler)
+        n = self.loader.samples_per_epoch or len(self.train_set)
+        weights = class_balanced_weights(self.train_set.labels)
+        sampler = EpochWeightedRandomSampler(weights, num_samples=int(n), seed=self.seed)
+        return self._loader(self.train_set, self.loader.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         lists = CandidateLists(self.val_set)
-        return self._loader(lists, batch_sampler=ListBatches(SequentialSampler(lists),
-                                                             int(self.cfg.loader.val_batch_size)))
+        batches = ListBatches(SequentialSampler(lists), self.loader.val_batch_size)
+        return self._loader(lists, batch_sampler=batches)
 
     def _loader(self, dataset, batch_size: int | None = None, sampler=None, batch_sampler=None) -> DataLoader:
-        workers = int(self.cfg.loader.num_workers)
+        workers = self.loader.num_workers
         if batch_sampler is not None:
             return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=identity_collate,
                               num_workers=workers, persistent_workers=workers > 0)

@@ -111,11 +111,11 @@ def model_rows(cfg, *, device: str, repeats: int, roofline: Roofline, sync, batc
     import torch.nn.functional as F
 
     from keytrack.models.cost import count
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     torch.manual_seed(0)
-    flops = count(build_matcher(cfg), _batch(cfg, 1, "cpu"))["flops"][""]
-    model = build_matcher(cfg).to(device)
+    flops = count(build_matcher(matcher_config(cfg)), _batch(cfg, 1, "cpu"))["flops"][""]
+    model = build_matcher(matcher_config(cfg)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     if compiled:
         model.compile()
@@ -153,13 +153,13 @@ def _rate_row(what: str, pairs_per_s: float, flops_per_pair: float, roofline: fl
     return {"what": what, "pairs_s": pairs_per_s, "gflops": gflops, "fraction": gflops / roofline}
 
 
-def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, roofline: Roofline, device: str,
-                    repeats: int, sync, steps: int = 120) -> list[dict]:
+def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, roofline: Roofline,
+                    device: str, repeats: int, sync, steps: int = 120) -> list[dict]:
     """``keytrack train``'s whole step (Lightning + data pipeline) beside the bare step at its batch."""
     import torch
     import torch.nn.functional as F
 
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     def whole_run() -> tuple:
         with tempfile.TemporaryDirectory() as out:
@@ -168,7 +168,7 @@ def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, 
     (result, cfg), roof_whole = roofline.around(whole_run)
     pps = result["train_pairs_per_s"]
     pairs = max(1, round(result.get("mean_batch_pairs") or int(cfg.loader.batch_size)))
-    model = build_matcher(cfg).to(device).train()
+    model = build_matcher(matcher_config(cfg)).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = _batch(cfg, pairs, device)
     labels = torch.arange(pairs, device=device) % 2
@@ -189,17 +189,20 @@ def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, 
 
 
 def _train_run(experiment: str, overrides: Sequence[str], out: str, steps: int, device: str) -> tuple:
-    """A short ``keytrack train`` run into ``out``: its result and config."""
+    """A short ``keytrack train`` run into ``out``: its result and config. The training command is a
+    plug-in of the command line (the Lightning layer, :func:`keytrack.cli.command`), which the
+    library does not import by name."""
+    from keytrack.cli import command
     from keytrack.config import load_config
-    from keytrack.train import train
 
     batch_size = int(load_config([f"experiment={experiment}"]).loader.batch_size)
     cfg = load_config([f"experiment={experiment}", *overrides, f"output_dir={out}", "logging.wandb=false",
                        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                       "trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
+                       "trainer.max_epochs=1", "trainer.limit_val_batches=0",
+                       "trainer.num_sanity_val_steps=0",
                        f"loader.samples_per_epoch={steps * batch_size}",
                        f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}"])
-    return train(cfg), cfg
+    return command("train").train(cfg), cfg
 
 
 def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: Roofline,
@@ -210,12 +213,13 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
     together with their frames' pairs in one forward (:meth:`keytrack.tracking.Tracker.track_videos`)."""
     import torch
 
-    from keytrack.models.factory import build_encoder, build_matcher
+    from keytrack.models.factory import build_encoder, build_matcher, matcher_config
     from keytrack.tracking import Tracker
     from keytrack.tracking.scorers import PoseEntailmentScorer
 
     torch.manual_seed(0)
-    scorer = PoseEntailmentScorer(build_matcher(cfg).to(device).eval(), build_encoder(cfg), device=device)
+    network = build_matcher(matcher_config(cfg)).to(device).eval()
+    scorer = PoseEntailmentScorer(network, build_encoder(cfg), device=device)
     frames, rows = dataset.num_frames, []
     for motion, at_once in runs:
         tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5, motion=motion)

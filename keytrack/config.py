@@ -24,8 +24,19 @@ from omegaconf.errors import ConfigKeyError
 
 from keytrack.errors import InputError
 
-#: Where experiment YAMLs live; override with ``KEYTRACK_EXPERIMENTS``.
-EXPERIMENTS_DIR = Path(os.environ.get("KEYTRACK_EXPERIMENTS", Path(__file__).resolve().parents[1] / "experiments"))
+def experiments_dir() -> Path:
+    """The folder of experiment YAMLs: ``KEYTRACK_EXPERIMENTS`` when set (read at every call, so a
+    test or a tool may point it elsewhere), else the project's ``experiments/``. Every path to a
+    config file goes through here (:func:`config_path`)."""
+    return Path(os.environ.get("KEYTRACK_EXPERIMENTS") or Path(__file__).resolve().parents[1] / "experiments")
+
+
+def config_path(*parts: str, directory: Path | str | None = None) -> Path:
+    """A path under the experiments folder (``directory``, default :func:`experiments_dir`):
+    ``config_path("base.yaml")``, ``config_path("model", "gcn.yaml")``, ``config_path("ablations")``,
+    ``config_path("sweeps", "figure7.yaml")``."""
+    return Path(directory or experiments_dir()).joinpath(*parts)
+
 
 #: Keys an experiment file may carry that the base does not.
 _META_KEYS = ("extends",)
@@ -35,9 +46,9 @@ class ConfigError(InputError):
     """An experiment file or an override that cannot be applied; the message names it."""
 
 
-def list_experiments(directory: Path = EXPERIMENTS_DIR) -> list[str]:
+def list_experiments(directory: Path | None = None) -> list[str]:
     """Names of the experiment files (``experiments/*.yaml`` except the base)."""
-    return sorted(p.stem for p in directory.glob("*.yaml") if p.stem != "base")
+    return sorted(p.stem for p in config_path(directory=directory).glob("*.yaml") if p.stem != "base")
 
 
 def _experiment_chain(name: str, directory: Path) -> list[DictConfig]:
@@ -47,7 +58,7 @@ def _experiment_chain(name: str, directory: Path) -> list[DictConfig]:
         if name in seen:
             raise ConfigError(f"experiment {name!r}: 'extends' forms a cycle ({' -> '.join(seen)})")
         seen.add(name)
-        path = directory / f"{name}.yaml"
+        path = config_path(f"{name}.yaml", directory=directory)
         if not path.is_file():
             raise ConfigError(
                 f"experiment {name!r}: no file {path} (known: {', '.join(list_experiments(directory))})")
@@ -59,7 +70,7 @@ def _experiment_chain(name: str, directory: Path) -> list[DictConfig]:
 
 def load_config(overrides: list[str] | None = None, directory: Path | None = None) -> DictConfig:
     """Compose base + experiment file(s) + ``key=value`` overrides into one resolved config."""
-    directory = Path(directory or EXPERIMENTS_DIR)
+    directory = config_path(directory=directory)
     overrides = list(overrides or [])
     bad = [o for o in overrides if "=" not in o]
     if bad:
@@ -71,7 +82,7 @@ def load_config(overrides: list[str] | None = None, directory: Path | None = Non
             experiment = value
     layers = [(f"experiments/{experiment}.yaml", layer) for layer in _experiment_chain(experiment, directory)]
     layers.append(("overrides", OmegaConf.from_dotlist(overrides)))
-    cfg = OmegaConf.load(directory / "base.yaml")
+    cfg = OmegaConf.load(config_path("base.yaml", directory=directory))
     model = cfg.model.name
     for _, layer in layers:
         model = OmegaConf.select(layer, "model.name", default=model)
@@ -98,8 +109,8 @@ def overrides_for(experiment: str, overrides: list[str], directory: Path | None 
     say ``model.layers=1 model.channels=8``): each matcher takes the keys of its own config group.
     A key no matcher has stays, so :func:`load_config` still refuses a typo.
     """
-    directory = Path(directory or EXPERIMENTS_DIR)
-    model = OmegaConf.load(directory / "base.yaml").model.name
+    directory = config_path(directory=directory)
+    model = OmegaConf.load(config_path("base.yaml", directory=directory)).model.name
     layers = [*_experiment_chain(experiment, directory), OmegaConf.from_dotlist([o for o in overrides if "=" in o])]
     for layer in layers:
         model = OmegaConf.select(layer, "model.name", default=model)
@@ -129,12 +140,12 @@ def to_yaml(cfg: DictConfig) -> str:
 
 def model_names(directory: Path | None = None) -> list[str]:
     """The matchers that have a config group (``experiments/model/<name>.yaml``)."""
-    return sorted(p.stem for p in (Path(directory or EXPERIMENTS_DIR) / "model").glob("*.yaml"))
+    return sorted(p.stem for p in config_path("model", directory=directory).glob("*.yaml"))
 
 
 def model_group(name: str, directory: Path | None = None) -> DictConfig:
     """``experiments/model/<name>.yaml``: the keys and defaults of matcher ``name``."""
-    path = Path(directory or EXPERIMENTS_DIR) / "model" / f"{name}.yaml"
+    path = config_path("model", f"{name}.yaml", directory=directory)
     if not path.is_file():
         raise ConfigError(f"model.name: unknown matcher {name!r}: no {path} "
                           f"(known: {', '.join(model_names(directory))})")
@@ -176,7 +187,7 @@ def with_defaults(saved: DictConfig, directory: Path | None = None) -> DictConfi
     their default values, so an old run equals a new config that leaves the new keys at their
     defaults (a config of the former flat ``model`` section is read into its matcher's group)."""
     saved = _ungroup_flat_model(saved)
-    base = OmegaConf.load(Path(directory or EXPERIMENTS_DIR) / "base.yaml")
+    base = OmegaConf.load(config_path("base.yaml", directory=directory))
     name = OmegaConf.select(saved, "model.name", default=None) or base.model.name
     base.model = OmegaConf.merge(base.model, model_group(str(name), directory))
     return OmegaConf.merge(base, saved)

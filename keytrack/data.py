@@ -20,16 +20,19 @@ import torch
 from omegaconf import DictConfig
 
 from keytrack.augment import augment_pairs, is_active
-from keytrack.encoders import PairEncoder, TokenEncoder, pair_encoder, token_config  # noqa: F401 (re-exported)
-from keytrack.pairs import PairIndex, moved_previous, resolve_motion, sample_pairs
+from keytrack.encoders import (PairEncoder, TokenEncoder, pair_encoder,  # noqa: F401 (re-exported)
+                               token_config)
+from keytrack.pairs import PairIndex, moved_previous, sample_pairs
 from keytrack.poses import Dataset
+from keytrack.settings import AugmentSettings, DataSettings, PairSettings
 from keytrack.tokenize import TokenConfig
 
 log = logging.getLogger("keytrack.data")
 
 
-def load_dataset(data: DictConfig) -> Dataset:
-    """The dataset a ``data`` config names: ``data.root`` (+ ``data.split``), or synthetic scenes."""
+def load_dataset(data: DataSettings | DictConfig) -> Dataset:
+    """The dataset the ``data`` settings name (typed, or the config section): ``data.root``
+    (+ ``data.split``), or synthetic scenes."""
     if data.root is None:
         from keytrack.synth import default_dataset
 
@@ -65,7 +68,8 @@ def with_frame_strides(dataset: Dataset, strides, all_offsets: bool = True) -> D
             for o in range(k if all_offsets else 1):
                 frames = [dataclasses.replace(f, index=f.index // k) for f in v.frames if f.index % k == o]
                 if frames:
-                    videos.append(dataclasses.replace(v, name=v.name if k == 1 else f"{v.name}@{k}+{o}", frames=frames))
+                    name = v.name if k == 1 else f"{v.name}@{k}+{o}"
+                    videos.append(dataclasses.replace(v, name=name, frames=frames))
     return Dataset(videos, dict(dataset.skipped))
 
 
@@ -120,8 +124,8 @@ class TokenizedPairs(torch.utils.data.Dataset):
         if self.encoder.needs_crops:
             m = len(labels)
             if crops is None or crop_index is None or tuple(crop_index.shape) != (m, 2):
-                raise ValueError(f"TokenizedPairs: the {type(self.encoder).__name__} needs crops [N, 3, h, w] "
-                                 f"and crop_index [{m}, 2]")
+                raise ValueError(f"TokenizedPairs: the {type(self.encoder).__name__} needs crops "
+                                 f"[N, 3, h, w] and crop_index [{m}, 2]")
 
     @property
     def config(self) -> TokenConfig | None:
@@ -132,45 +136,64 @@ class TokenizedPairs(torch.utils.data.Dataset):
     def build(cls, dataset: Dataset, videos: np.ndarray, cfg: DictConfig, balanced: bool = False,
               seed: int = 0, augment: bool = False, frames=None, strides=(1,),
               all_offsets: bool = True) -> "TokenizedPairs":
-        """The pairs of ``videos`` (indices into ``dataset.videos``), encoded for ``cfg.model.name``.
+        """:meth:`from_settings` with the pair encoder and the ``pairs`` / ``augment`` settings of the
+        experiment config ``cfg`` (``augment=True`` applies its augmentation); ``frames`` defaults to
+        :func:`keytrack.frames.frame_source` of ``cfg.data`` when the encoder needs crops."""
+        from keytrack.settings import augment_settings, pair_settings
 
-        ``strides``: the videos are also taken at these frame strides (:func:`with_frame_strides`).
-        ``cfg.pairs.motion = "velocity"``: each earlier pose is moved by its track's velocity times
+        encoder = pair_encoder(cfg)
+        if frames is None and encoder.needs_crops:
+            from keytrack.frames import frame_source
+
+            frames = frame_source(cfg.data)
+        return cls.from_settings(dataset, videos, encoder, pair_settings(cfg.pairs),
+                                 augment_settings(cfg.augment) if augment else None, balanced=balanced,
+                                 seed=seed, frames=frames, strides=strides, all_offsets=all_offsets)
+
+    @classmethod
+    def from_settings(cls, dataset: Dataset, videos: np.ndarray, encoder: PairEncoder, pairs: PairSettings,
+                      augment: AugmentSettings | None = None, *, balanced: bool | str = False, seed: int = 0,
+                      frames=None, strides=None, all_offsets: bool = True) -> "TokenizedPairs":
+        """The pairs of ``videos`` (indices into ``dataset.videos``), encoded by ``encoder``.
+
+        ``pairs`` picks them (δ, the nearest candidates, the motion); ``strides`` (default
+        ``pairs.strides``): the videos are also taken at these frame strides (:func:`with_frame_strides`).
+        ``pairs.motion = "velocity"``: each earlier pose is moved by its track's velocity times
         ``Δ`` (:func:`keytrack.pairs.moved_previous`), as the tracker shows it with that motion.
-        ``frames`` (a :class:`keytrack.frames.FrameSource`) gives the images the crop matcher cuts
-        its crops from; default :func:`keytrack.frames.frame_source` of ``cfg.data``.
+        ``augment``: the augmentation of batches (None: none). ``balanced``: keep the class-balanced
+        subset only, or ``"mask"``: keep every pair and mark that subset. ``frames`` (a
+        :class:`keytrack.frames.FrameSource`) gives the images the crop matcher cuts its crops from.
         """
+        strides = tuple(pairs.strides if strides is None else strides)
         subset = dataset.subset([dataset.videos[i].name for i in videos])
-        if tuple(strides) != (1,):
-            if pair_encoder(cfg).needs_crops:
-                raise ValueError("pairs.strides: the crop matcher cuts crops by frame index; train it at stride 1")
+        if strides != (1,):
+            if encoder.needs_crops:
+                raise ValueError("pairs.strides: the crop matcher cuts crops by frame index; "
+                                 "train it at stride 1")
             subset = with_frame_strides(subset, strides, all_offsets)
         table = subset.table()
-        pairs = sample_pairs(table, delta=int(cfg.pairs.delta), nearest=cfg.pairs.nearest)
+        index = sample_pairs(table, delta=pairs.delta, nearest=pairs.nearest)
         in_balanced = None
-        if balanced == "mask" and len(pairs):           # keep every pair, mark the balanced subset
-            in_balanced = np.zeros(len(pairs), bool)
-            in_balanced[balance_index(pairs, seed)] = True
-        elif balanced and len(pairs):
-            pairs = pairs.select(balance_index(pairs, seed))
-        encoder = pair_encoder(cfg)
+        if balanced == "mask" and len(index):           # keep every pair, mark the balanced subset
+            in_balanced = np.zeros(len(index), bool)
+            in_balanced[balance_index(index, seed)] = True
+        elif balanced and len(index):
+            index = index.select(balance_index(index, seed))
         crops = crop_index = None
         if encoder.needs_crops:
-            crops, crop_index = _pair_crops(subset, pairs, encoder, cfg, frames)
+            if frames is None:
+                raise ValueError(f"TokenizedPairs: the {type(encoder).__name__} cuts crops from frames: "
+                                 f"give frames")
+            crops, crop_index = _pair_crops(subset, index, encoder, frames)
         kp = torch.as_tensor(table.keypoints, dtype=torch.float32)
         size = torch.as_tensor(table.frame_size, dtype=torch.float32)
-        cur = torch.as_tensor(pairs.current)
-        motion = resolve_motion(cfg.pairs.get("motion", "none"), where="pairs.motion")
-        previous = (torch.as_tensor(moved_previous(table, pairs, int(cfg.pairs.delta)), dtype=torch.float32)
-                    if motion == "velocity" else kp[torch.as_tensor(pairs.previous)])
-        a = cfg.augment
-        options = {"translate": bool(a.translate), "flip": float(a.flip),
-                   "scale": None if a.scale is None else tuple(float(v) for v in a.scale),
-                   "rotate": float(a.rotate), "jitter": float(a.jitter), "drop": float(a.drop)}
-        return cls(kp[cur], previous, size[cur], torch.as_tensor(pairs.delta),
-                   torch.as_tensor(pairs.label, dtype=torch.long), encoder,
-                   augment=options if augment else None, seed=seed, crops=crops, crop_index=crop_index,
-                   query=torch.as_tensor(pairs.current),
+        cur = torch.as_tensor(index.current)
+        previous = (torch.as_tensor(moved_previous(table, index, pairs.delta), dtype=torch.float32)
+                    if pairs.motion == "velocity" else kp[torch.as_tensor(index.previous)])
+        return cls(kp[cur], previous, size[cur], torch.as_tensor(index.delta),
+                   torch.as_tensor(index.label, dtype=torch.long), encoder,
+                   augment=None if augment is None else augment.pair_options(), seed=seed, crops=crops,
+                   crop_index=crop_index, query=torch.as_tensor(index.current),
                    balanced=None if in_balanced is None else torch.as_tensor(in_balanced))
 
     def set_epoch(self, epoch: int) -> None:
@@ -320,15 +343,14 @@ class ListBatches(torch.utils.data.BatchSampler):
         return sum(1 for _ in self.__iter__())
 
 
-def _pair_crops(dataset: Dataset, pairs: PairIndex, encoder: PairEncoder, cfg: DictConfig,
-                frames=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops ``[N, 3, h, w]`` of the poses of ``dataset.table()`` used by ``pairs``, and ``[M, 2]``
-    rows into them of each pair's current and earlier pose (crops of poses in no pair are dropped)."""
-    from keytrack.frames import frame_source, pose_crops
-
+def _pair_crops(dataset: Dataset, pairs: PairIndex, encoder: PairEncoder,
+                source) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops ``[N, 3, h, w]`` of the poses of ``dataset.table()`` used by ``pairs``, cut from the
+    frames of ``source``, and ``[M, 2]`` rows into them of each pair's current and earlier pose (crops
+    of poses in no pair are dropped)."""
+    from keytrack.frames import pose_crops
     from keytrack.synth.cache import cache_root
 
-    source = frames if frames is not None else frame_source(cfg.data)
     size = tuple(int(r) for r in encoder.resolution)
     # Cut once per (poses, frames, source, size) and kept under the keytrack cache (content-keyed).
     crops = pose_crops(dataset, source, size=size, cache_dir=cache_root() / "crops")
@@ -353,7 +375,8 @@ def identity_collate(batch):
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit seed for epoch ``epoch`` of a run seeded ``seed`` (independent streams per epoch)."""
-    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
 
 
 class _EpochSeeded:

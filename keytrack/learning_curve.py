@@ -3,7 +3,7 @@
     keytrack learning-curve runs/improved/bonn_mppt-train-seed* runs/default/bonn_mppt-train-seed* \\
         --out results/learning_curve/bonn_mppt-train
 
-Reads each run's CSV logs (:func:`keytrack.train.read_metrics`, every resumed attempt) and plots
+Reads each run's CSV logs (:func:`keytrack.runlogs.read_metrics`, every resumed attempt) and plots
 ``val/rank1`` and ``val/wrong_beats_true`` (log scale) against the global step, one line per run,
 coloured by experiment; writes ``curve.png`` and ``curve.csv`` (run, experiment, step, epoch,
 metrics) under ``--out``.
@@ -19,13 +19,14 @@ METRICS = ("val/rank1", "val/wrong_beats_true", "val/new_track", "val/acc")
 
 
 def curve_rows(run: Path) -> list[dict]:
-    from keytrack.train import read_metrics
+    from keytrack.runlogs import read_metrics
 
     experiment = run.parent.name
     rows = []
     for r in read_metrics(run):
         if r.get("val/rank1"):
-            rows.append({"run": run.name, "experiment": experiment, "step": int(r["step"]), "epoch": int(r["epoch"]),
+            rows.append({"run": run.name, "experiment": experiment, "step": int(r["step"]),
+                         "epoch": int(r["epoch"]),
                          **{m: float(r[m]) for m in METRICS if r.get(m)}})
     return rows
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from keytrack.losses import LOSSES, listwise_loss
-from keytrack.models.factory import build_matcher
+from keytrack.losses import listwise_loss
+from keytrack.models.factory import MatcherConfig, build_matcher
 from keytrack.ranking import TrackingRanking
+from keytrack.settings import LossSettings, OptimSettings, ValidationSettings, as_settings, plain
 from keytrack.skeleton import NUM_JOINTS
 
 
@@ -44,29 +44,39 @@ def warmup_linear_decay(total_steps: int, warmup_fraction: float):
 
 
 class MatchingModule(pl.LightningModule):
-    def __init__(self, cfg: DictConfig | dict):
+    """A matcher trained as a pair classifier (or listwise), validated as the tracker ranks.
+
+    Its arguments are typed (:mod:`keytrack.settings`): ``matcher`` the network to build, ``optim``
+    the optimiser and schedule, ``loss`` the objective, ``validation`` the ranking metrics' match
+    threshold, ``init_from`` a checkpoint whose matcher weights start the training. They are saved
+    as the checkpoint's hyperparameters in plain form, and each may be given so (a mapping of its
+    fields), so ``MatchingModule.load_from_checkpoint`` rebuilds the module.
+    """
+
+    def __init__(self, matcher: MatcherConfig, optim: OptimSettings, loss: LossSettings,
+                 validation: ValidationSettings, init_from: str | None = None):
         super().__init__()
-        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
-        self.cfg = cfg
-        self.model = build_matcher(cfg)
-        init = OmegaConf.select(cfg, "model.init_from")
-        if init:                                     # fine-tuning: start from another run's weights
+        matcher, optim = as_settings(MatcherConfig, matcher), as_settings(OptimSettings, optim)
+        loss, validation = as_settings(LossSettings, loss), as_settings(ValidationSettings, validation)
+        self.save_hyperparameters({"matcher": matcher.to_dict(), "optim": plain(optim), "loss": plain(loss),
+                                   "validation": plain(validation), "init_from": init_from})
+        self.optim = optim
+        self.model = build_matcher(matcher)
+        if init_from:                                # fine-tuning: start from another run's weights
             from keytrack.models.factory import load_weights
 
-            load_weights(self.model, str(init))
+            load_weights(self.model, str(init_from))
         # The joints the training data shows (set in ``setup`` from the training pairs, saved with
         # the weights): tracking hides the others from the network (load_matcher, the scorer).
         self.register_buffer("trained_joints", torch.ones(NUM_JOINTS, dtype=torch.bool))
         metrics = MetricCollection({"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()})
         self.val_metrics = metrics.clone(prefix="val/")
-        self.val_ranking = TrackingRanking(float(cfg.validation.match_threshold))
-        self.objective = str(cfg.loss.name)
-        if self.objective not in LOSSES:
-            raise ValueError(f"loss.name: unknown loss {self.objective!r} (known: {', '.join(LOSSES)})")
+        self.val_ranking = TrackingRanking(validation.match_threshold)
+        self.objective = loss.name
 
     def setup(self, stage: str) -> None:
-        train_set = getattr(getattr(self.trainer, "datamodule", None), "train_set", None) if self._trainer else None
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        train_set = getattr(datamodule, "train_set", None)
         if stage == "fit" and hasattr(train_set, "joints_seen"):
             self.trained_joints.copy_(train_set.joints_seen())
 
@@ -102,7 +112,8 @@ class MatchingModule(pl.LightningModule):
         logits = self(batch)
         prob = logits.softmax(-1)[:, 1]
         self.val_ranking.update(prob, batch["label"], batch["query"])
-        sel = batch["balanced"].bool() if "balanced" in batch else torch.ones_like(batch["label"], dtype=torch.bool)
+        sel = (batch["balanced"].bool() if "balanced" in batch
+               else torch.ones_like(batch["label"], dtype=torch.bool))
         if self.objective == "listwise" and "group" in batch:
             loss, n = listwise_loss(logits, batch["label"], batch["group"]), len(logits)
         else:
@@ -120,11 +131,11 @@ class MatchingModule(pl.LightningModule):
         self.val_ranking.reset()
 
     def configure_optimizers(self):
-        o = self.cfg.optim
+        o = self.optim
         decay = [p for n, p in self.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in self.named_parameters() if p.ndim < 2]   # biases and LayerNorm, as BERT
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": float(o.weight_decay)},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=float(o.lr))
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
         total = int(self.trainer.estimated_stepping_batches)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total, float(o.warmup_fraction)))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total, o.warmup_fraction))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -23,25 +23,6 @@ from keytrack.synth import SynthConfig, generate_dataset
 # -- tables ------------------------------------------------------------------------------------------
 
 
-def test_the_library_never_imports_the_ablations():
-    """The dependency points one way: ablations/ (the paper's specs, their runner and plug-ins) imports
-    keytrack and ablations; no module of the library imports ablations/, which is not installed."""
-    import ast
-    from pathlib import Path
-
-    import keytrack
-
-    root = Path(keytrack.__file__).parent
-    offenders = []
-    for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            offenders += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
-                          if n == "ablations" or n.startswith("ablations.")]
-    assert len(list(root.rglob("*.py"))) > 50 and not offenders, offenders
-
-
 def _flat(params: dict) -> dict:
     """A cached run's parameters with an evaluation's tracker and evaluation set at the top level."""
     return {**params, **params.get("tracker", {}), **params.get("eval", {})}

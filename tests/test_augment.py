@@ -50,12 +50,13 @@ def test_same_generator_seed_same_augmentation():
 
 
 def test_datamodule_augments_training_pairs_only(tmp_path):
-    from datamodules import PosePairDataModule
     from keytrack.config import load_config
+    from keytrack.settings import training_settings
     from keytrack.synth import generate_dataset
+    from lightning_modules.train import datamodule
 
     cfg = load_config([f"output_dir={tmp_path}", "augment.translate=true", "augment.flip=0.5"])
-    dm = PosePairDataModule(cfg, generate_dataset(4, seed=1))
+    dm = datamodule(training_settings(cfg), generate_dataset(4, seed=1))
     dm.setup("fit")
     idx = list(range(32))
     assert not torch.equal(dm.train_set.__getitems__(idx)["position"], dm.train_set.tokens["position"][:32])

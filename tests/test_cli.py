@@ -1,22 +1,44 @@
 """The `keytrack` command line: every subcommand is registered and documents itself."""
 import pytest
 
-from keytrack.cli import COMMANDS, build_parser, main
+import subprocess
+import sys
+
+from keytrack.cli import COMMANDS, all_commands, build_parser, command, main, plugin_commands
+
+#: The commands that live outside the library, registered as entry points (setup.cfg).
+PLUGINS = {"train": "lightning_modules.train", "ablate": "ablations.runner"}
 
 
-def test_top_level_help_lists_every_command(capsys):
+def test_top_level_help_lists_every_command_without_importing_any(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for name in COMMANDS:
+    for name in [*COMMANDS, *PLUGINS]:
         assert name in out
+    assert "train a matching network" in out                 # a plug-in's HELP, read from its source
+    # In a fresh process: listing the commands imports none of their modules, nor torch.
+    probe = ("import sys\nfrom keytrack.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
+             "    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('torch', 'pytorch_lightning', 'lightning_modules', 'ablations', 'datamodules')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_commands_outside_the_library_are_entry_point_plugins():
+    found = plugin_commands()
+    assert {name: found[name][0] for name in PLUGINS} == PLUGINS
+    assert not set(PLUGINS) & set(COMMANDS)                  # the library names no outside package
+    assert command("train").train.__module__ == "lightning_modules.train"
+    with pytest.raises(LookupError, match="no keytrack command 'nope'"):
+        command("nope")
+
+
+@pytest.mark.parametrize("name", sorted(all_commands()))
 def test_each_command_has_help(name, capsys):
     with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args([name, "--help"])
+        build_parser({name: all_commands()[name]}).parse_args([name, "--help"])
     assert exit_.value.code == 0
     assert f"keytrack {name}" in capsys.readouterr().out
 

@@ -315,7 +315,7 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
     from keytrack.cli import main
     from keytrack.config import load_config
     from keytrack.io import write_posetrack18
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
     from omegaconf import OmegaConf
 
     gt = generate_dataset(2, seed=21, config=TINY)
@@ -323,7 +323,7 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
     cfg = load_config(["experiment=improved", "model.hidden=16", "model.intermediate=16", "model.layers=1",
                        "model.heads=2"])
     torch.manual_seed(0)
-    model = build_matcher(cfg)
+    model = build_matcher(matcher_config(cfg))
     ckpt = tmp_path / "run" / "checkpoints" / "tiny.ckpt"
     ckpt.parent.mkdir(parents=True)
     torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
@@ -400,22 +400,22 @@ def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
     from omegaconf import OmegaConf
 
     from keytrack.config import ConfigError, load_config
-    from keytrack.models.factory import build_matcher, load_weights
+    from keytrack.models.factory import build_matcher, load_weights, matcher_config
 
     small = ["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"]
     cfg = load_config(["experiment=improved", *small])
     torch.manual_seed(1)
-    source = build_matcher(cfg)
+    source = build_matcher(matcher_config(cfg))
     ckpt = tmp_path / "a.ckpt"
     torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
                 "state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}}, ckpt)
     torch.manual_seed(2)
-    target = load_weights(build_matcher(cfg), str(ckpt))
+    target = load_weights(build_matcher(matcher_config(cfg)), str(ckpt))
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
     with pytest.raises(ConfigError, match="does not fit"):
-        load_weights(build_matcher(load_config(["experiment=default", *small])), str(ckpt))
+        load_weights(build_matcher(matcher_config(load_config(["experiment=default", *small]))), str(ckpt))
     with pytest.raises(ConfigError, match="no checkpoint"):
-        load_weights(build_matcher(cfg), str(tmp_path / "missing.ckpt"))
+        load_weights(build_matcher(matcher_config(cfg)), str(tmp_path / "missing.ckpt"))
 
 
 def test_predicted_copies_keep_identities_and_give_false_positives_their_own():
@@ -443,14 +443,16 @@ def test_predicted_copies_keep_identities_and_give_false_positives_their_own():
 
 
 def test_training_on_predicted_copies_adds_their_pairs_to_training_only(tmp_path):
-    from datamodules import PosePairDataModule
     from keytrack.config import load_config
+    from keytrack.settings import training_settings
+    from lightning_modules.train import datamodule
 
     ds = generate_dataset(5, seed=6, config=TINY)
     base = ["experiment=improved", "data.val_fraction=0.4"]
-    plain = PosePairDataModule(load_config(base), ds)
+    plain = datamodule(training_settings(load_config(base)), ds)
     plain.setup("fit")
-    more = PosePairDataModule(load_config([*base, "augment.predicted=[predicted_boxes_predicted_keypoints]"]), ds)
+    predicted = load_config([*base, "augment.predicted=[predicted_boxes_predicted_keypoints]"])
+    more = datamodule(training_settings(predicted), ds)
     more.setup("fit")
     assert len(more.train_set) > 1.5 * len(plain.train_set)
     assert len(more.val_set) == len(plain.val_set)            # validation stays ground truth

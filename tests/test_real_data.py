@@ -51,12 +51,12 @@ def test_writer_round_trip_on_first_video(real_data_root, split, tmp_path):
 
 
 def test_pairs_tokens_and_a_training_step(real_data_root, split, dataset, tmp_path):
-    from datamodules import PosePairDataModule
-    from keytrack.train import train
+    from keytrack.settings import training_settings
+    from lightning_modules.train import datamodule, train
 
     cfg = load_config([f"data.root={real_data_root}", f"data.split={split}", f"output_dir={tmp_path}",
                        "logging.wandb=false", "trainer.fast_dev_run=true"])
-    dm = PosePairDataModule(cfg, dataset)
+    dm = datamodule(training_settings(cfg), dataset)
     dm.setup("fit")
     neg, pos = dm.train_set.class_counts()
     assert neg > 0 and pos > 0

@@ -19,7 +19,7 @@ import os, signal, sys
 import pytorch_lightning as pl
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
-from keytrack.train import train
+from lightning_modules.train import train
 
 kill_at = int(os.environ.get("KILL_AT", "-1"))
 # A process started in the background by a non-interactive shell (CI) inherits SIGINT ignored;
@@ -77,14 +77,14 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, si
 
 
 def test_an_unreadable_last_checkpoint_is_set_aside_not_loaded(tmp_path, caplog):
-    from keytrack.train import _usable_checkpoint
+    from keytrack.runlogs import usable_checkpoint
 
     last = tmp_path / "last.ckpt"
-    assert not _usable_checkpoint(last)
+    assert not usable_checkpoint(last)
     torch.save({"epoch": 1}, last)
-    assert _usable_checkpoint(last)
+    assert usable_checkpoint(last)
     last.write_bytes(last.read_bytes()[:40])                   # what a write cut short would leave
-    assert not _usable_checkpoint(last)
+    assert not usable_checkpoint(last)
     assert not last.exists() and (tmp_path / "last.ckpt.unreadable").is_file()
     assert "cannot be read" in caplog.text
 

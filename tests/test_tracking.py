@@ -628,11 +628,11 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     from omegaconf import OmegaConf
 
     from keytrack.config import load_config
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     cfg = load_config(["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"])
     torch.manual_seed(0)
-    model = build_matcher(cfg)
+    model = build_matcher(matcher_config(cfg))
     ckpt = tmp_path / "m.ckpt"
     torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
                 "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)

@@ -10,8 +10,10 @@ import torch
 from keytrack.cli import main
 from keytrack.config import ConfigError, list_experiments, load_config
 from keytrack.synth import generate_dataset
-from keytrack.train import read_metrics, train
+from keytrack.runlogs import read_metrics
+from keytrack.settings import training_settings
 from lightning_modules.matching import warmup_linear_decay
+from lightning_modules.train import datamodule, train
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +46,9 @@ def test_config_rejects_unknown_keys_and_experiments():
 def test_config_extends(tmp_path):
     import shutil
 
-    from keytrack.config import EXPERIMENTS_DIR
-    (tmp_path / "base.yaml").write_text((EXPERIMENTS_DIR / "base.yaml").read_text())
-    shutil.copytree(EXPERIMENTS_DIR / "model", tmp_path / "model")
+    from keytrack.config import config_path
+    (tmp_path / "base.yaml").write_text(config_path("base.yaml").read_text())
+    shutil.copytree(config_path("model"), tmp_path / "model")
     (tmp_path / "a.yaml").write_text("model:\n  layers: 2\n  heads: 2\n")
     (tmp_path / "b.yaml").write_text("extends: a\nmodel:\n  heads: 8\n")
     cfg = load_config(["experiment=b"], directory=tmp_path)
@@ -70,17 +72,15 @@ def test_warmup_then_linear_decay():
 # -- data module ---------------------------------------------------------------------------------
 
 def test_sampler_draws_classes_equally_and_deterministically(tmp_path, scenes):
-    from datamodules import PosePairDataModule
-
     cfg = _cfg(tmp_path, "loader.samples_per_epoch=4000", "loader.batch_size=200")
-    dm = PosePairDataModule(cfg, scenes)
+    dm = datamodule(training_settings(cfg), scenes)
     dm.setup("fit")
     neg, pos = dm.train_set.class_counts()
     assert neg > 2 * pos, "the raw pairs should be imbalanced for this test to mean anything"
     labels = torch.cat([b["label"] for b in dm.train_dataloader()])
     assert len(labels) == 4000
     assert abs(labels.float().mean().item() - 0.5) < 0.04
-    again = PosePairDataModule(cfg, scenes)
+    again = datamodule(training_settings(cfg), scenes)
     again.setup("fit")
     assert torch.equal(next(iter(again.train_dataloader()))["label"], next(iter(dm.train_dataloader()))["label"])
     # validation: whole videos held out, every pair kept (the ranking metrics need all candidates),
@@ -91,9 +91,7 @@ def test_sampler_draws_classes_equally_and_deterministically(tmp_path, scenes):
 
 
 def test_batches_carry_tokens_and_labels(tmp_path, scenes):
-    from datamodules import PosePairDataModule
-
-    dm = PosePairDataModule(_cfg(tmp_path, "loader.batch_size=16"), scenes)
+    dm = datamodule(training_settings(_cfg(tmp_path, "loader.batch_size=16")), scenes)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["label"].shape == (16,)

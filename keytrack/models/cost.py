@@ -111,19 +111,19 @@ def count(model, batch) -> dict:
 def per_pair(experiment: str, overrides: Sequence[str] = ()) -> dict:
     """``{"params", "flops"}`` of the whole matcher of ``experiment`` with ``overrides``, per pose pair."""
     from keytrack.config import load_config
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     cfg = load_config([f"experiment={experiment}", *overrides])
-    c = count(build_matcher(cfg), example_batch(cfg))
+    c = count(build_matcher(matcher_config(cfg)), example_batch(cfg))
     return {"params": c["params"][""], "flops": c["flops"][""]}
 
 
 def rows_for(experiment: str, paper: dict, overrides: Sequence[str] = ()) -> list[dict]:
     from keytrack.config import load_config
-    from keytrack.models.factory import build_matcher
+    from keytrack.models.factory import build_matcher, matcher_config
 
     cfg = load_config([f"experiment={experiment}", *overrides])
-    model = build_matcher(cfg)
+    model = build_matcher(matcher_config(cfg))
     c = count(model, example_batch(cfg))
     name = str(cfg.model.name)
     label = {"transformer": "Transformer Matching Network"}.get(name, name)

@@ -1,5 +1,5 @@
-"""Build a matching network from an experiment config (``model.name`` picks the matcher from
-:mod:`keytrack.models.registry`).
+"""Build a matching network from its typed config (``model.name`` picks the matcher from
+:mod:`keytrack.models.registry`; :func:`matcher_config` reads that config from an experiment config).
 
 Every matcher maps a batch of encoded pose pairs to 2-way logits ``[M, 2]`` (class 1 = same
 person), so the LightningModule, the tracker and the ablations treat them alike. Its input comes
@@ -21,13 +21,25 @@ from omegaconf import DictConfig
 from torch import nn
 
 from keytrack.models import registry
+from keytrack.models.registry import MatcherConfig
 
-__all__ = ["build_matcher", "build_encoder", "load_matcher", "load_weights"]
+__all__ = ["MatcherConfig", "matcher_config", "build_matcher", "build_encoder", "load_matcher",
+           "load_weights"]
 
 
-def build_matcher(cfg: DictConfig) -> nn.Module:
-    """The network of ``cfg.model.name`` (:mod:`keytrack.models.registry`)."""
-    return registry.get(str(cfg.model.name)).build(cfg)
+def matcher_config(cfg: DictConfig) -> MatcherConfig:
+    """The typed config of the matcher an experiment config trains: ``model.name`` and its
+    network's config (its ``model.*`` keys, and for the transformer the token settings' vocabularies)."""
+    matcher = registry.get(str(cfg.model.name))
+    return MatcherConfig(matcher.name, matcher.configure(cfg))
+
+
+def build_matcher(matcher: MatcherConfig) -> nn.Module:
+    """The network of ``matcher`` (:mod:`keytrack.models.registry`), freshly initialised."""
+    if not isinstance(matcher, MatcherConfig):
+        raise TypeError(f"build_matcher takes a MatcherConfig (keytrack.models.factory.matcher_config(cfg) "
+                        f"reads one from an experiment config), got {type(matcher).__name__}")
+    return registry.get(matcher.name).build(matcher.network)
 
 
 def build_encoder(cfg: DictConfig):
@@ -39,7 +51,8 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
     """The matcher and the experiment config saved in a training checkpoint (``*.ckpt``).
 
     Reads the checkpoint with plain torch, so tracking needs no Lightning: the config is the
-    ``cfg`` hyperparameter the LightningModule saved (completed with the current base defaults
+    ``cfg`` hyperparameter ``keytrack train`` writes into every checkpoint, the run's whole config
+    (completed with the current base defaults
     for keys added since, :func:`keytrack.config.with_defaults`), the weights its ``model.*``
     entries. ``model.trained_joints`` is the ``[15]`` bool record of the joints the training data
     showed (``None`` for checkpoints written before it was kept).
@@ -63,7 +76,7 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
         cfg = with_defaults(OmegaConf.create(state["hyper_parameters"]["cfg"]))
     except (KeyError, TypeError):
         raise CheckpointError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
-    model = build_matcher(cfg)
+    model = build_matcher(matcher_config(cfg))
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights)

@@ -1,0 +1,91 @@
+"""Callbacks of ``keytrack train``: throughput, per-epoch reseeding, the run's config in every checkpoint."""
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.data import _set_sampler_epoch
+from pytorch_lightning.callbacks import Callback
+
+from keytrack.data import epoch_seed
+
+__all__ = ["Throughput", "EpochSeed", "ConfigRecord"]
+
+
+class Throughput(Callback):
+    """Training pairs per second, measured over training steps after the first few (warm-up)."""
+
+    def __init__(self, skip: int = 5):
+        self.skip, self.pairs, self.seconds, self._seen, self._t0 = skip, 0, 0.0, 0, 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self._seen += 1
+        if self._seen > self.skip:
+            self.seconds += time.perf_counter() - self._t0
+            self.pairs += len(batch["label"])
+
+    @property
+    def pairs_per_second(self) -> float | None:
+        return self.pairs / self.seconds if self.seconds > 0 else None
+
+    @property
+    def mean_batch_pairs(self) -> float | None:
+        """Pairs per measured batch (a listwise batch of candidate lists holds a varying number)."""
+        measured = self._seen - self.skip
+        return self.pairs / measured if measured > 0 else None
+
+
+class EpochSeed(Callback):
+    """Reseed torch, numpy and random from ``(seed, epoch)`` at the start of every training epoch,
+    and torch again from ``(seed, step)`` before every training step.
+
+    Dropout, augmentation and any other draw of epoch ``k`` then depend on the run's seed and ``k``
+    alone, not on what the process did before (initialising a model that a checkpoint then
+    overwrites, a sanity check): a run killed in epoch ``k`` and resumed from the checkpoint of
+    epoch ``k - 1`` replays epoch ``k`` exactly, and ends with the weights and metrics of a run that
+    was never interrupted (with ``trainer.deterministic=true``). The sampler's order is seeded the
+    same way (:class:`keytrack.data.EpochRandomSampler`).
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        # Dropout of step n from (seed, n): Lightning creates the epoch's data iterator (a draw of
+        # the global generator) at different moments in a fresh and a resumed run.
+        torch.manual_seed(epoch_seed(self.seed + 1, trainer.global_step))
+
+    def on_train_epoch_start(self, trainer, module):
+        s = epoch_seed(self.seed, trainer.current_epoch)
+        torch.manual_seed(s)
+        np.random.seed(s % 2**32)
+        random.seed(s)
+        train_set = getattr(getattr(trainer, "datamodule", None), "train_set", None)
+        if hasattr(train_set, "set_epoch"):                  # its augmentation generator
+            train_set.set_epoch(trainer.current_epoch)
+        # Lightning numbers the sampler's epochs by *processed* epochs, which a checkpoint saved at
+        # the end of validation counts one short; the epoch being trained is what decides.
+        loader = trainer.train_dataloader
+        for dl in (loader if isinstance(loader, (list, tuple)) else [loader]):
+            if dl is not None:
+                _set_sampler_epoch(dl, trainer.current_epoch)
+
+
+class ConfigRecord(Callback):
+    """Write the run's resolved experiment config into every checkpoint, as the hyperparameter
+    ``cfg``: tracking rebuilds the matcher and its pair encoder from it with plain torch
+    (:func:`keytrack.models.factory.load_matcher`), and the identity of the run is kept with its
+    weights. The LightningModule itself holds only its typed arguments."""
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        self.cfg = dict(cfg)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint.setdefault("hyper_parameters", {})["cfg"] = self.cfg

@@ -1,0 +1,168 @@
+"""``keytrack train``: train a matching network from an experiment config (§3.2, A.4).
+
+    keytrack train experiment=default data.root=<PoseTrack18 folder> trainer.max_epochs=3
+
+A command plug-in of the ``keytrack`` command line (the entry point ``train`` of the group
+``keytrack.commands`` in setup.cfg): the library names no Lightning module, and this one names them
+all. The config is read and checked once (:func:`keytrack.settings.training_settings`), and each part
+gets its typed settings: the DataModule (:class:`datamodules.PosePairDataModule`) and the
+LightningModule (:class:`lightning_modules.MatchingModule`).
+
+Everything a run writes goes to ``<output_dir>/<experiment>/<run_name>/``: ``config.yaml``,
+``checkpoints/{last,best-*}.ckpt``, ``csv/version_N/metrics.csv`` (one per attempt; see
+:func:`keytrack.runlogs.read_metrics`), ``wandb/`` (offline unless configured otherwise) and, when
+training ends, ``metrics.json``. Running the same command again resumes from ``last.ckpt``
+(``logging.resume=auto``); ``logging.resume=never`` starts over.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+from datamodules import PosePairDataModule
+from keytrack.atomic import write_json, write_text
+from keytrack.config import load_config, run_dir, to_yaml
+from keytrack.poses import Dataset
+from keytrack.runlogs import (check_resumable, finite, metrics_at_best, progress_from_checkpoint,
+                              usable_checkpoint)
+from keytrack.settings import TrainingSettings, training_settings
+from lightning_modules.callbacks import ConfigRecord, EpochSeed, Throughput
+from lightning_modules.matching import MatchingModule
+
+__all__ = ["train", "datamodule", "matching_module", "add_arguments", "run"]
+
+#: ``keytrack --help``'s line for this command (read from the source, without importing Lightning).
+HELP = "train a matching network (omegaconf key=value overrides)"
+
+log = logging.getLogger("keytrack.train")
+
+
+def datamodule(settings: TrainingSettings, dataset: Dataset | None = None) -> PosePairDataModule:
+    """The run's DataModule, from its typed settings (``dataset``: skip reading ``settings.data``)."""
+    s = settings
+    return PosePairDataModule(s.data, s.pairs, s.encoder, s.augment, s.loader, s.loss, s.seed,
+                              dataset=dataset)
+
+
+def matching_module(settings: TrainingSettings) -> MatchingModule:
+    """The run's LightningModule, from its typed settings."""
+    s = settings
+    return MatchingModule(s.matcher, s.optim, s.loss, s.validation, init_from=s.init_from)
+
+
+def _loggers(cfg: DictConfig, out: Path) -> list:
+    # One csv/version_N/ per attempt: a resumed run adds a file instead of overwriting the last.
+    loggers = [CSVLogger(save_dir=str(out), name="csv")]
+    if cfg.logging.wandb:
+        mode = os.environ.get("WANDB_MODE", cfg.logging.mode)
+        loggers.append(WandbLogger(project=cfg.logging.project, name=f"{cfg.experiment}/{cfg.run_name}",
+                                   id=f"{cfg.experiment}-{cfg.run_name}".replace("/", "-"), resume="allow",
+                                   save_dir=str(out), mode=mode, config=dict(cfg)))
+    return loggers
+
+
+def _trainer(cfg: DictConfig, out: Path, checkpoint: ModelCheckpoint, throughput: Throughput) -> pl.Trainer:
+    """Lightning's Trainer with ``cfg.trainer`` as is, the run's loggers and callbacks."""
+    callbacks = [checkpoint, throughput, EpochSeed(int(cfg.seed)),
+                 ConfigRecord(OmegaConf.to_container(cfg, resolve=True))]
+    trainer_args = dict(cfg.trainer)
+    if cfg.logging.wandb or not trainer_args.get("fast_dev_run"):
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return pl.Trainer(default_root_dir=str(out), logger=_loggers(cfg, out), callbacks=callbacks,
+                      **trainer_args)
+
+
+def _resume_from(cfg: DictConfig, out: Path) -> str | None:
+    """``last.ckpt`` when the run resumes from it (refused when its saved config differs)."""
+    last = out / "checkpoints" / "last.ckpt"
+    if cfg.logging.resume != "auto" or not usable_checkpoint(last):
+        return None
+    check_resumable(cfg, out / "config.yaml")
+    log.info("resuming from %s", last)
+    return str(last)
+
+
+def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
+    """Fit the configured matcher; returns (and writes to ``metrics.json``) the final numbers."""
+    settings = training_settings(cfg)                # every part's, checked before any file is written
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    out = run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    resume = _resume_from(cfg, out)
+    write_text(out / "config.yaml", to_yaml(cfg))
+
+    data, module = datamodule(settings, dataset), matching_module(settings)
+    monitor = settings.validation.monitor
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:02d}",
+                                 monitor=monitor, mode="max", save_top_k=1, save_last=True)
+    throughput = Throughput()
+    trainer = _trainer(cfg, out, checkpoint, throughput)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    seconds = round(time.perf_counter() - start, 2)
+    epochs, step = trainer.current_epoch, trainer.global_step
+    best_path = checkpoint.best_model_path or None
+    best_score = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
+    last = out / "checkpoints" / "last.ckpt"
+    if data.train_set is None:                       # ddp_spawn: only the spawned workers trained
+        data.setup("fit")
+        epochs, step, best_path, best_score = progress_from_checkpoint(last, best_path, best_score)
+    at_best = metrics_at_best(out, best_path)
+    # Under DDP every process measures its own share of the batches: the run's rate is their sum.
+    pairs_per_s, world = throughput.pairs_per_second, int(trainer.world_size)
+    result = {
+        "experiment": cfg.experiment, "run_name": cfg.run_name, "run_dir": str(out),
+        "epochs": epochs, "global_step": step, "resumed_from": resume, "seconds": seconds,
+        "train_pairs_per_s": None if pairs_per_s is None else pairs_per_s * world,
+        "batch_size": settings.loader.batch_size, "mean_batch_pairs": throughput.mean_batch_pairs,
+        "world_size": world, "parameters": sum(p.numel() for p in module.model.parameters()),
+        "train_pairs": len(data.train_set), "val_pairs": len(data.val_set),
+        "best_checkpoint": best_path,
+        "best_val_acc": at_best.get("val/acc", best_score if monitor == "val/acc" else None),
+        "best_val_rank1": at_best.get("val/rank1", best_score if monitor == "val/rank1" else None),
+        "monitor": monitor, "best_score": best_score, "metrics_at_best": at_best,
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "metrics": {k: finite(v) for k, v in trainer.callback_metrics.items()
+                    if k.startswith(("val/", "train/"))},
+        "global_zero": bool(trainer.is_global_zero),
+    }
+    if trainer.is_global_zero:                       # one metrics.json per run, however many processes
+        write_json(out / "metrics.json", result)
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="experiment=<name> picks experiments/<name>.yaml; any other key=value "
+                             "overrides the config (e.g. data.root=DIR trainer.max_epochs=3)")
+    parser.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    cfg = load_config(args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    result = train(cfg)
+    if not result.get("global_zero", True):          # DDP: the other processes stay quiet
+        return 0
+    acc, rank1, pps = result["best_val_acc"], result["best_val_rank1"], result["train_pairs_per_s"]
+    world = result["world_size"]
+    processes = "" if world == 1 else f" ({world} processes)"
+    print(f"{cfg.experiment}/{cfg.run_name}: best val/acc {acc if acc is None else f'{acc:.4f}'}, "
+          f"val/rank1 {rank1 if rank1 is None else f'{rank1:.4f}'} "
+          f"(checkpoint chosen by {result['monitor']}), "
+          f"{result['train_pairs']} train pairs, "
+          f"{'n/a' if pps is None else f'{pps:.0f}'} train pairs/s at batch {result['batch_size']}"
+          f"{processes}; "
+          f"run dir {result['run_dir']}")
+    return 0

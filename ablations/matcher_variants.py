@@ -83,143 +83,162 @@ def _validation_ground_truth(profile: Profile, cfg) -> tuple:
     return fit, val
 
 
-def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed: int, extra: Sequence[str],
-        threads: int | None, only: Sequence[str] = ()) -> Path:
-    import torch
+class _Variants:
+    """The cells of one variants table: each matcher's ranking and tracking on the validation videos."""
 
-    from keytrack.config import load_config
-    from keytrack.tracking import subsample
+    def __init__(self, spec: dict, profile: Profile, cache: RunCache, fit, val):
+        self.spec, self.profile, self.cache, self.val = spec, profile, cache, val
+        self.strides = tuple(int(k) for k in spec.get("strides", STRIDES))
+        self.val_id = dataset_fingerprint(val)
+        self.evaluator = Evaluator(cache)
+        # OKS's threshold tuned on the training videos (as the tracker comparison tunes it)
+        tuned, _ = tune_threshold(self.evaluator, TrackerSpec("oks", motion="none"),
+                                  EvalSet(fit, GT, compute_hota=False), OKS_GRID, key="oks")
+        self.oks_threshold = 0.05 if tuned is None else tuned
 
-    if threads:
-        torch.set_num_threads(int(threads))
-    spec = load_spec(spec_path)
-    strides = tuple(int(k) for k in spec.get("strides", STRIDES))
-    profile = Profile.from_data(data)
-    from keytrack.config import data_tag
+    def _tracker(self, checkpoint, threshold, motion=None, confidence=0.0, detection=None) -> TrackerSpec:
+        return TrackerSpec("oks" if checkpoint is None else "network", checkpoint, threshold, motion=motion,
+                           min_keypoint_confidence=confidence, detection_threshold=detection)
 
-    tag = data_tag(load_config(["experiment=default", *profile.train_overrides()]).data)   # <data>-train
-    out_dir = Path(out) if out else Path("results") / ABLATION / ("" if profile.data_root is None else tag)
-    cache = RunCache(out_dir / "runs")
-    base = [*profile.train_overrides(), f"seed={seed}", *spec.get("budget", [])]
-    cfg0 = load_config(["experiment=default", *base, *extra])
-    fit, val = _validation_ground_truth(profile, cfg0)
-    val_id = dataset_fingerprint(val)
-    evaluator = Evaluator(cache)
+    def _evalset(self, setting: str, stride: int) -> EvalSet:
+        return EvalSet(self.val, setting, 0, stride, keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
 
-    def track(method, checkpoint, threshold, stride, setting=GT, motion=None, confidence=0.0, detection=None):
-        tracker = TrackerSpec("oks" if checkpoint is None else "network", checkpoint, threshold, motion=motion,
-                              min_keypoint_confidence=confidence, detection_threshold=detection)
-        return tracker, EvalSet(val, setting, 0, stride, keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD)
-
-    # OKS reference: threshold tuned on the training videos (as the tracker comparison tunes it), then
-    # tracked on the validation videos.
-    oks_thr, _ = tune_threshold(evaluator, TrackerSpec("oks", motion="none"), EvalSet(fit, GT, compute_hota=False),
-                                OKS_GRID, key="oks")
-    oks_thr = 0.05 if oks_thr is None else oks_thr
-
-    def ranking(method, checkpoint, k, motion=None):
+    def _ranking(self, checkpoint, stride: int, motion=None) -> dict:
         from keytrack.diagnose import diagnose
+        from keytrack.tracking import subsample
 
-        scorer = evaluator.scorer(TrackerSpec("oks" if checkpoint is None else "network", checkpoint))
-        return diagnose(subsample(val, k), scorer, match_threshold=0.5 if checkpoint else oks_thr,
-                        motion=motion)["rows"][0]
+        scorer = self.evaluator.scorer(self._tracker(checkpoint, 0.5))
+        threshold = 0.5 if checkpoint else self.oks_threshold
+        return diagnose(subsample(self.val, stride), scorer, match_threshold=threshold, motion=motion)["rows"][0]
 
-    def measure(row: dict, key: str, params: dict, method: str, checkpoint: str | None, threshold: float,
+    def measure(self, row: dict, key: str, params: dict, checkpoint: str | None, threshold: float,
                 motion: str | None = None, confidence: float = 0.0, detection: float | None = None,
                 predicted_only: bool = False) -> None:
         """Fill ``row``, per stride: the ranking and GT-keypoint tracking (unless ``predicted_only``),
         and predicted boxes and keypoints with the tracker's ``confidence`` / ``detection`` settings.
-        Cells are keyed by the matcher (``key``) and the tracker's settings, so rows of one network
+        Cells are named by the matcher (``key``) and the tracker's settings, so rows of one network
         share their ranking and GT cells."""
-        for k in strides:
+        for k in self.strides:
             cell = f"{key}-stride{k}" + (f"-motion-{motion}" if motion else "")
-            p = {"data": val_id, **params, "stride": k, **({"motion": motion} if motion else {})}
             if not predicted_only:
-                rec = cache.run(f"{cell}-ranking", lambda k=k: ranking(method, checkpoint, k, motion), p)
+                p = {"data": self.val_id, **params, "stride": k, **({"motion": motion} if motion else {})}
+                rec = self.cache.run(f"{cell}-ranking", lambda k=k: self._ranking(checkpoint, k, motion), p)
                 row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
                 row[f"wrong_{k}"] = rec.result["wrong_beats_true"] if rec.ok else None
-                rec = evaluator.run(*track(method, checkpoint, threshold, k, GT, motion), cell)
+                rec = self.evaluator.run(self._tracker(checkpoint, threshold, motion), self._evalset(GT, k), cell)
                 row[f"idsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
                 row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
                 if not rec.ok:
                     row["status"] = rec.failure
-            rec = evaluator.run(*track(method, checkpoint, threshold, k, PREDICTED, motion, confidence, detection),
-                                f"{cell}-predicted" + (f"-conf{confidence:g}" if confidence else "")
-                                + ("" if detection is None else f"-det{detection:g}"))
+            name = (f"{cell}-predicted" + (f"-conf{confidence:g}" if confidence else "")
+                    + ("" if detection is None else f"-det{detection:g}"))
+            rec = self.evaluator.run(self._tracker(checkpoint, threshold, motion, confidence, detection),
+                                     self._evalset(PREDICTED, k), name)
             row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
 
-    # OKS at its tuned threshold: as it is, with the tracker's motion, matching only confident
-    # keypoints, and with confident detections first (the last two: predicted keypoints only,
-    # ground truth has c = 1 and scores 1).
-    rows: list[dict] = []
-    reference: list[dict] = []
-    oks = dict(key=f"oks{oks_thr:g}", params={"threshold": oks_thr}, method="oks", checkpoint=None,
-               threshold=oks_thr)
-    motions = (None, "velocity") if spec.get("oks_motion") else (None,)
-    variants = [({"variant": f"OKS (no learning, threshold {oks_thr:g} tuned on the training videos)"}, {})]
-    if spec.get("oks_motion"):
-        variants.append(({"variant": f"OKS + motion (threshold {oks_thr:g})"}, {"motion": "velocity"}))
-    variants += [({"variant": f"OKS{' + motion' if m else ''}, keypoints c ≥ {tau:g} (threshold {oks_thr:g})"},
+    def oks_rows(self) -> list[dict]:
+        """OKS at its tuned threshold (as it is, with the tracker's motion, matching only confident
+        keypoints, confident detections first; the last two with predicted keypoints only: ground
+        truth has c = 1 and scores 1), then at the spec's other thresholds (predicted keypoints)."""
+        spec, t = self.spec, self.oks_threshold
+        motions = (None, "velocity") if spec.get("oks_motion") else (None,)
+        rows = [({"variant": f"OKS (no learning, threshold {t:g} tuned on the training videos)"}, {})]
+        if spec.get("oks_motion"):
+            rows.append(({"variant": f"OKS + motion (threshold {t:g})"}, {"motion": "velocity"}))
+        rows += [({"variant": f"OKS{' + motion' if m else ''}, keypoints c ≥ {tau:g} (threshold {t:g})"},
                   {"motion": m, "confidence": float(tau), "predicted_only": True})
                  for tau in spec.get("oks_min_keypoint_confidence", []) for m in motions]
-    variants += [({"variant": f"OKS, confident detections first τ = {tau:g} (threshold {oks_thr:g})"},
+        rows += [({"variant": f"OKS, confident detections first τ = {tau:g} (threshold {t:g})"},
                   {"detection": float(tau), "predicted_only": True}) for tau in spec.get("oks_detection_threshold", [])]
-    for row, settings in variants:
-        measure(row, **oks, **settings)
-        reference.append(row)
-    # OKS at other match thresholds than the tuned one (predicted keypoints only), with each of the
-    # spec's motions and confident-first settings: the grid that chooses its threshold for them.
-    for t in spec.get("oks_thresholds", []):
-        for m in motions:
-            for tau in spec.get("oks_detection_threshold") or [None]:
-                row = {"variant": f"OKS{' + motion' if m else ''}, threshold {t:g}"
-                                  + ("" if tau is None else f", confident detections first τ = {tau:g}")}
-                measure(row, key=f"oks{t:g}", params={"threshold": t}, method="oks", checkpoint=None,
-                        threshold=float(t), motion=m, detection=None if tau is None else float(tau),
-                        predicted_only=True)
-                reference.append(row)
-    checkpoints: dict[str, str] = {}
+        for other in spec.get("oks_thresholds", []):
+            for m in motions:
+                for tau in spec.get("oks_detection_threshold") or [None]:
+                    rows.append(({"variant": f"OKS{' + motion' if m else ''}, threshold {other:g}"
+                                  + ("" if tau is None else f", confident detections first τ = {tau:g}")},
+                                 {"key": f"oks{other:g}", "threshold": float(other), "motion": m,
+                                  "detection": None if tau is None else float(tau), "predicted_only": True}))
+        for row, settings in rows:
+            threshold = settings.pop("threshold", t)
+            key = settings.pop("key", f"oks{t:g}")
+            self.measure(row, key, {"threshold": threshold}, None, threshold, **settings)
+        return [row for row, _ in rows]
 
-    for v in spec["variants"]:
-        if only and v["name"] not in only:
-            continue
-        synthetic = v.get("train_data") == "synthetic"
-        own = [*(o for o in base if not o.startswith("data.")), *v.get("overrides", []), *extra] if synthetic \
-            else [*base, *v.get("overrides", []), *extra]
-        if v.get("init_from"):
-            if v["init_from"] not in checkpoints:
-                raise ValueError(f"{spec_path}: variant {v['name']!r} starts from {v['init_from']!r}, "
-                                 "which must come earlier in the list")
-            own.append(f"model.init_from={checkpoints[v['init_from']]}")
-        run_tag = "synthetic" if synthetic else tag
-        overrides = [*own, f"run_name={run_tag}-{_slug(v['name'])}-seed{seed}"]
+    def variant_row(self, v: dict, overrides: list[str], checkpoints: dict[str, str]) -> dict:
+        """Train (or reuse) the variant ``v`` and measure its network."""
         row = {"variant": v["name"], "experiment": v["experiment"]}
-        motion = v.get("motion")            # the tracker's; None: what the network was trained for
-        confidence = float(v.get("min_keypoint_confidence", 0.0))     # the tracker's, predicted keypoints
-        detection = v.get("detection_threshold")                       # the tracker's, predicted boxes
         try:
             trained = train_or_reuse(v["experiment"], overrides)
         except Exception as err:     # noqa: BLE001 - the table shows the failed variant, the others go on
             log.error("%s: %s: %s", v["name"], type(err).__name__, err)
-            row["status"] = f"failed: {type(err).__name__}: {err}"
-            rows.append(row)
-            continue
+            return {**row, "status": f"failed: {type(err).__name__}: {err}"}
         checkpoints[v["name"]] = str(trained.checkpoint)
         m = trained.metrics
+        synthetic = v.get("train_data") == "synthetic"
         row.update(steps=m.get("global_step"), minutes=(m.get("seconds") or 0) / 60, params=m.get("parameters"),
                    acc=(m.get("metrics_at_best") or {}).get("val/acc") if not synthetic else None)
         digest = file_digest(trained.checkpoint)
         threshold = float(v.get("match_threshold", 0.5))             # the tracker's, for this network
-        measure(row, f"net{digest}" + ("" if threshold == 0.5 else f"-thr{threshold:g}"),
-                {"checkpoint": digest, "threshold": threshold}, "pose_entailment", str(trained.checkpoint),
-                threshold, motion, confidence, None if detection is None else float(detection),
-                predicted_only=bool(v.get("predicted_only", False)))
-        rows.append(row)
+        detection = v.get("detection_threshold")                       # the tracker's, predicted boxes
+        self.measure(row, f"net{digest}" + ("" if threshold == 0.5 else f"-thr{threshold:g}"),
+                     {"checkpoint": digest, "threshold": threshold}, str(trained.checkpoint), threshold,
+                     v.get("motion"), float(v.get("min_keypoint_confidence", 0.0)),
+                     None if detection is None else float(detection),
+                     predicted_only=bool(v.get("predicted_only", False)))
+        return row
+
+
+def _overrides(v: dict, base: list[str], extra: Sequence[str], tag: str, seed: int,
+               checkpoints: dict[str, str], spec_path) -> list[str]:
+    """The training overrides of variant ``v``: the common ones (less the data's for a variant that
+    trains on the synthetic scenes), its own, ``init_from`` an earlier variant's weights, its run name."""
+    synthetic = v.get("train_data") == "synthetic"
+    own = [*(o for o in base if not (synthetic and o.startswith("data."))), *v.get("overrides", []), *extra]
+    if v.get("init_from"):
+        if v["init_from"] not in checkpoints:
+            raise ValueError(f"{spec_path}: variant {v['name']!r} starts from {v['init_from']!r}, "
+                             "which must come earlier in the list")
+        own.append(f"model.init_from={checkpoints[v['init_from']]}")
+    return [*own, f"run_name={'synthetic' if synthetic else tag}-{_slug(v['name'])}-seed{seed}"]
+
+
+def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed: int, extra: Sequence[str],
+                 threads: int | None, only: Sequence[str] = ()) -> Path:
+    """Train and measure every variant of the spec (``only``: those named), write the table."""
+    import torch
+
+    from keytrack.config import data_tag, load_config
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    spec = load_spec(spec_path)
+    profile = Profile.from_data(data)
+    tag = data_tag(load_config(["experiment=default", *profile.train_overrides()]).data)   # <data>-train
+    out_dir = Path(out) if out else Path("results") / ABLATION / ("" if profile.data_root is None else tag)
+    base = [*profile.train_overrides(), f"seed={seed}", *spec.get("budget", [])]
+    cfg0 = load_config(["experiment=default", *base, *extra])
+    fit, val = _validation_ground_truth(profile, cfg0)
+    cells = _Variants(spec, profile, RunCache(out_dir / "runs"), fit, val)
+    reference = cells.oks_rows()
+    rows, checkpoints = [], {}
+    for v in spec["variants"]:
+        if not only or v["name"] in only:
+            rows.append(cells.variant_row(v, _overrides(v, base, extra, tag, seed, checkpoints, spec_path),
+                                          checkpoints))
     rows += reference
-    detection_shown = bool(spec.get("oks_detection_threshold")) or any("detection_threshold" in v for v in spec["variants"])
+    write_table(rows, out_dir, columns=_columns(spec, rows, cells.strides), notes=_notes(spec, spec_path, profile,
+                val, cfg0, seed), title="Matcher variants on the validation videos", digits=2)
+    print((out_dir / "table.md").read_text())
+    return out_dir
+
+
+def _detection_shown(spec: dict) -> bool:
+    return bool(spec.get("oks_detection_threshold")) or any("detection_threshold" in v for v in spec["variants"])
+
+
+def _columns(spec: dict, rows: list[dict], strides: Sequence[int]) -> list[Column]:
     cols = [Column("variant", "Variant"),
             *(c for k in strides for c in (Column(f"rank1_{k}", f"rank-1 stride {k}", digits=4),
                                            Column(f"wrong_{k}", f"wrong > true stride {k}", digits=4))),
@@ -227,11 +246,15 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
                                            Column(f"mota{k}", f"MOTA stride {k}"))),
             *(Column(f"pidsw{k}", f"%IDSW pred. stride {k}", digits=2) for k in strides),
             *((Column(f"pswitches{k}", f"ID switches pred. stride {k}", digits=0) for k in strides)
-              if detection_shown else ()),
+              if _detection_shown(spec) else ()),
             Column("acc", "val pair acc.", digits=3),
             Column("steps", "Steps"), Column("minutes", "Train min", digits=1), Column("params", "Params")]
     if any(r.get("status") for r in rows):
         cols.append(Column("status", "Status"))
+    return cols
+
+
+def _notes(spec: dict, spec_path, profile: Profile, val, cfg0, seed: int) -> list[str]:
     notes = [f"Training: {profile.describe('train')}, its training videos; every number is measured on its "
              f"{len(val.videos)} validation videos (data.val_fraction = {cfg0.data.val_fraction}, seed {seed}), "
              "never on the test split.",
@@ -249,7 +272,7 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
                      "least τ (keytrack.tracking.Tracker, min_keypoint_confidence; Figure 10: \"keypoint "
                      "predictions that are not used due to low confidence\"); the output keeps every keypoint, "
                      "and ground truth (c = 1) is unaffected.")
-    if detection_shown:
+    if _detection_shown(spec):
         notes.append("Confident detections first τ (beyond the paper): the tracker assigns the predicted poses "
                      "whose detection score is at least τ to the tracks with such an appearance in the window "
                      "first, then every pose left over every track left (keytrack.tracking.Tracker, "
@@ -259,10 +282,7 @@ def run_variants(spec_path: str | Path, data: str | None, out: str | None, seed:
                      "before scoring (keytrack.tracking.Tracker, motion='velocity'); the ranking columns move "
                      "each candidate by its ground-truth track's velocity. A variant's motion is its spec's "
                      "`motion`, else what its network was trained for (pairs.motion).")
-    write_table(rows, out_dir, columns=cols, title="Matcher variants on the validation videos", notes=notes,
-                digits=2)
-    print((out_dir / "table.md").read_text())
-    return out_dir
+    return notes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

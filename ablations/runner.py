@@ -16,9 +16,11 @@ the plots; ``key=value`` arguments override the spec (omegaconf dotlist: ``axes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -56,7 +58,7 @@ SPEC_KEYS = {"title", "axes", "seeds", "compute_ap", "speed", "compare", "best",
              "columns", "notes", "plot", "train", "track", "claims"}
 #: Fields of ``train`` (a spec that trains one network per row and seed) and of its ``track``.
 TRAIN_KEYS = {"rows", "each", "seeds", "budget", "show", "cost", "only"}
-TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_videos"}
+TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_videos", "keypoint_threshold"}
 PROFILE_KEYS = {"quick", "full"}
 #: Column labels and digits of the keys a row has.
 COLUMN_LABELS = {
@@ -292,7 +294,8 @@ def _plot(spec: dict, plot: dict, rows: list[dict], raw: list[dict], out: Path) 
                 mine = [(r, v) for r, v in zip(rows, raw) if (g is None or _hashable(v[plot["panel_by"]]) == g)
                         and (s is None or _hashable(v[plot["series_by"]]) == s)]
                 name = "ours" if s is None else _label(spec, plot["series_by"], s)
-                series.append(Series(name, [xs(v) for _, v in mine], [r.get(metric) for r, _ in mine]))
+                series.append(Series(name, [xs(v) for _, v in mine], [r.get(metric) for r, _ in mine],
+                                     plot.get("style", "o-")))
             if metric in paper_series:
                 series.append(Series("paper", *paper_series[metric], "s--"))
             panels.append(Panel(_metric_label(spec, metric)[0], series,
@@ -339,124 +342,165 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     the profile's evaluation ground truth and the training ground truth that OKS and IoU are tuned on
     (tests, other data)."""
     spec = load_spec(spec) if isinstance(spec, str) else spec
-    name = name or Path(spec["_path"]).stem
-    opts = with_spec_defaults(opts, spec)
-    profile, out, cache = open_results(opts, name)
-    axes = dict(spec["axes"])
-    axes["matcher"] = matchers = _matchers(spec, opts)
-    eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
-    eval_gt = profile.load_eval() if eval_gt is None else eval_gt
-    labels = {m: _label(spec, "matcher", m) for m in matchers}
+    run = _TrackingRun(spec, with_spec_defaults(opts, spec), name or Path(spec["_path"]).stem, eval_gt)
+    run.prepare(train_gt)
+    records = run_cells([c for v in run.raw if v["matcher"] not in run.skipped for c in run.cells(v)],
+                        evaluator=run.evaluator, eval_gt=run.eval_gt, opts=run.opts, networks=run.networks,
+                        thresholds=run.thresholds, logger=log)
+    run.records = records
+    run.failures += [f"{c.key}: {r.failure}" for c, r in records.items() if not r.ok]
+    return run.write()
 
-    # The matchers: each learned one trained once per training seed (or reused); the crop CNN skipped on
-    # data without image files; OKS and IoU tuned on the training split.
-    skipped: dict[str, str] = {}
-    if any(base(m) == "cnn_crops" for m in matchers) and "cnn_crops" not in opts.checkpoints:
-        reason = missing_images(profile, eval_gt)
-        skipped = {m: reason for m in matchers if reason and base(m) == "cnn_crops"}
-    networks = _networks(opts, profile, [m for m in matchers if m not in skipped])
-    failures = [f"{labels.get(m, m) or 'matching'} network (seed {seed}): {error}"
-                for (m, seed), (_, error) in networks.items() if error]
-    train_description = profile.describe("train") if train_gt is None else "ground truth given by the caller"
-    image_root = str(profile.data_root) if profile.data_root is not None else None
-    evaluator = Evaluator(cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root,
-                          split=profile.eval_split)
-    thresholds, tuning_rows, filled = tune_thresholds(opts, profile, evaluator, matchers, max(axes["delta"]), train_gt,
-                                                      label=lambda m: labels[m],
-                                                      cells=list(itertools.product(axes["setting"], axes["stride"])))
-    failures += [f"{m}{'' if k is None else f' ({k[0]}, stride {k[1]})'}: every tuning run failed"
-                 for m, t in thresholds.items()
-                 for k, v in (t.items() if isinstance(t, Mapping) else [(None, t)]) if v is None]
 
-    compute_ap = spec.get("compute_ap", False)
+class _TrackingRun:
+    """One run of a tracking-time spec: its matchers (trained or reused, thresholds tuned), its cells
+    (one per axis combination, perturbation seed and training seed), their rows, notes and files."""
 
-    def thresholds_of(setting: str) -> list[float]:
-        return axes["threshold"] if axes["threshold"] is not None else [opts.output_keypoint_threshold(setting)]
+    def __init__(self, spec: dict, opts: TrackingOptions, name: str, eval_gt: Dataset | None):
+        self.spec, self.opts, self.name = spec, opts, name
+        self.profile, self.out, self.cache = open_results(opts, name)
+        self.axes = dict(spec["axes"])
+        self.axes["matcher"] = self.matchers = _matchers(spec, opts)
+        self.eval_description = self.profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
+        self.eval_gt = self.profile.load_eval() if eval_gt is None else eval_gt
+        self.labels = {m: _label(spec, "matcher", m) for m in self.matchers}
+        self.compute_ap = spec.get("compute_ap", False)
+        self.compare = spec.get("compare") or {}
+        image_root = str(self.profile.data_root) if self.profile.data_root is not None else None
+        self.evaluator = Evaluator(self.cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root,
+                                   split=self.profile.eval_split)
+        axes = self.axes
+        self.raw = [dict(zip(AXES, combo)) for s in axes["setting"]
+                    for combo in itertools.product([s], axes["stride"], self.matchers, axes["delta"],
+                                                   axes["assignment"], self._keypoint_thresholds(s))]
+        self.records: dict = {}
 
-    def cells(v: dict) -> list[Cell]:
-        m = v["matcher"]
-        trainings = (None,) if m is None else opts.seeds_of(m)
+    def _keypoint_thresholds(self, setting: str) -> list[float]:
+        axis = self.axes["threshold"]
+        return axis if axis is not None else [self.opts.output_keypoint_threshold(setting)]
+
+    def prepare(self, train_gt: Dataset | None) -> None:
+        """The matchers: each learned one trained once per training seed (or reused), the crop CNN skipped
+        on data without image files, OKS and IoU tuned on the training split."""
+        opts, matchers = self.opts, self.matchers
+        self.skipped: dict[str, str] = {}
+        if any(base(m) == "cnn_crops" for m in matchers) and "cnn_crops" not in opts.checkpoints:
+            reason = missing_images(self.profile, self.eval_gt)
+            self.skipped = {m: reason for m in matchers if reason and base(m) == "cnn_crops"}
+        self.networks = _networks(opts, self.profile, [m for m in matchers if m not in self.skipped])
+        self.failures = [f"{self.labels.get(m, m) or 'matching'} network (seed {seed}): {error}"
+                         for (m, seed), (_, error) in self.networks.items() if error]
+        self.train_description = (self.profile.describe("train") if train_gt is None
+                                  else "ground truth given by the caller")
+        self.thresholds, self.tuning_rows, self.filled = tune_thresholds(
+            opts, self.profile, self.evaluator, matchers, max(self.axes["delta"]), train_gt,
+            label=lambda m: self.labels[m], cells=list(itertools.product(self.axes["setting"], self.axes["stride"])))
+        self.failures += [f"{m}{'' if k is None else f' ({k[0]}, stride {k[1]})'}: every tuning run failed"
+                          for m, t in self.thresholds.items()
+                          for k, v in (t.items() if isinstance(t, Mapping) else [(None, t)]) if v is None]
+
+    def cells(self, v: dict) -> list[Cell]:
+        """The cells of one axis combination: one per training seed and perturbation seed."""
+        m, compute_ap = v["matcher"], self.compute_ap
+        trainings = (None,) if m is None else self.opts.seeds_of(m)
         return [Cell(v["setting"], seed, v["delta"], v["assignment"], float(v["threshold"]),
                      compute_ap=bool(compute_ap), matcher=m, stride=v["stride"], train_seed=t,
                      ap_before_threshold=compute_ap == "before", several_trainings=len(trainings) > 1)
-                for t in trainings for seed in opts.seeds_for(v["setting"])]
+                for t in trainings for seed in self.opts.seeds_for(v["setting"])]
 
-    raw = [dict(zip(AXES, combo)) for s in axes["setting"]
-           for combo in itertools.product([s], axes["stride"], matchers, axes["delta"], axes["assignment"],
-                                          thresholds_of(s))]
-    todo = [c for v in raw if v["matcher"] not in skipped for c in cells(v)]
-    records = run_cells(todo, evaluator=evaluator, eval_gt=eval_gt, opts=opts, networks=networks,
-                        thresholds=thresholds, logger=log)
-    failures += [f"{c.key}: {r.failure}" for c, r in records.items() if not r.ok]
+    def recs(self, v: dict) -> list:
+        return [self.records[c] for c in self.cells(v) if c in self.records]
 
-    def recs(v: dict) -> list:
-        return [records[c] for c in cells(v) if c in records]
-
-    compare = spec.get("compare") or {}
-    shown = [a for a in AXES if axes[a] not in (None, [None]) and (a == "setting" or len(axes[a]) > 1
-                                                        or a == compare.get("axis") or a in _column_keys(spec))]
-    rows, stale = [], 0                                  # stale: rows whose cached cells lack per-video counts
-    for v in raw:
-        rs = recs(v)
-        row = {a: _label(spec, a, v[a]) for a in shown}
+    def row(self, v: dict, shown: Sequence[str]) -> tuple[dict, int]:
+        """The table row of one axis combination (statistics over its cells, the comparison with the
+        spec's ``compare`` row, the paper's values) and whether its interval lacks per-video counts."""
+        rs, skipped = self.recs(v), self.skipped
+        row = {a: _label(self.spec, a, v[a]) for a in shown}
+        seeds = [f"{c.seed}" + (f" (training {c.train_seed})" if c.several_trainings else "") for c in self.cells(v)]
         row.update(match_threshold=None if v["matcher"] in skipped else
-                   threshold_of(thresholds, v["matcher"], v["setting"], v["stride"]),
-                   idsw=seed_stat(rs, total("idsw")),
-                   mota=seed_stat(rs, total("mota")), **hota_stats(rs),
+                   threshold_of(self.thresholds, v["matcher"], v["setting"], v["stride"]),
+                   idsw=seed_stat(rs, total("idsw")), mota=seed_stat(rs, total("mota")), **hota_stats(rs),
                    **{p: seed_stat(rs, lambda r, p=p: (r.get("idsw") or {}).get(p)) for p in PARTS},
                    switches=seed_stat(rs, lambda r: r.get("num_switches")),
                    status=("skipped: " + skipped[v["matcher"]] if v["matcher"] in skipped else
-                           failure_status(rs, [f"{c.seed}" + (f" (training {c.train_seed})" if c.several_trainings
-                                                              else "") for c in cells(v)])))
-        if compute_ap:
+                           failure_status(rs, seeds)))
+        if self.compute_ap:
             row["ap"] = seed_stat(rs, total("ap"))
-        own = v[compare["axis"]] if compare else None
-        if compare and (base(own) if compare["axis"] == "matcher" else own) != compare["to"]:
-            ref = {**v, compare["axis"]: compare["to"]}
-            if compare["axis"] == "matcher" and motion_of(v["matcher"]) and {**ref, "matcher": ref["matcher"] + MOTION} in raw:
-                ref["matcher"] += MOTION
-            if ref in raw:
-                theirs = recs(ref)
-                for metric in compare["metrics"]:
-                    row[f"d_{metric}"] = paired_difference(rs, theirs, total(metric))
-                if compare.get("videos"):
-                    row["v_idsw"], missing = _video_interval(rs, theirs)
-                    stale += missing
-        row.update(paper_values(spec, v))
-        rows.append(row)
-    best = spec.get("best")
-    if best:                                             # the best row of each matcher
-        tops = {}
-        for r, v in zip(rows, raw):
-            top = tops.get(v["matcher"])
-            if r[best["metric"]].n and (top is None or r[best["metric"]].mean > top[best["metric"]].mean):
-                tops[v["matcher"]] = r
-        for r in rows:
-            r["best"] = best.get("label", "best") if any(r is t for t in tops.values()) else ""
-    ours, rows = rows, _with_paper_rows(spec, rows, raw, matchers, axes)
+        stale = self._compared(row, v, rs)
+        row.update(paper_values(self.spec, v))
+        return row, stale
 
-    context = {a: (_label(spec, a, axes[a][0]) if axes[a] else None) for a in AXES}
-    context["compare_to"] = _label(spec, compare.get("axis", ""), compare.get("to")) if compare else ""
-    notes = [*(n.format(**context) for n in spec.get("notes") or []),
-             *common_notes(opts, profile, eval_gt, eval_description, cache, axes["setting"], matchers,
-                           thresholds=thresholds, label=lambda m: labels.get(m, m), keypoint_threshold=
-                           axes["threshold"] is None, ap_before_threshold=compute_ap == "before",
-                           train_description=train_description, filled=filled),
-             *(f"{labels[m] or 'Matching network'}: skipped, {reason}." for m, reason in skipped.items()),
-             *_stale_notes(stale, cache),
-             *(describe_network(*networks[m, s], (f"{labels.get(m, m)}, seed {s}" if len(matchers) > 1
-                                                  or len(opts.training_seeds) > 1 else ""))
-               for (m, s) in networks)]
-    files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
-    if tuning_rows:
-        files += _tuning_table(tuning_rows, out, train_description)
-    tables = ["table"]
-    if spec.get("speed"):
-        files += _speed_table(raw, recs, spec, out, opts, eval_description)
-        tables.append("speed")
-    files += _plots(spec, ours, raw, out)              # one row per cell combination, as raw
-    return Result(rows, out, files, failures, records, tables=tables, tuning_rows=tuning_rows,
-                  thresholds=thresholds)
+    def _compared(self, row: dict, v: dict, rs: list) -> int:
+        compare = self.compare
+        own = v[compare["axis"]] if compare else None
+        if not compare or (base(own) if compare["axis"] == "matcher" else own) == compare["to"]:
+            return 0
+        ref = {**v, compare["axis"]: compare["to"]}
+        if compare["axis"] == "matcher" and motion_of(v["matcher"]) and \
+                {**ref, "matcher": ref["matcher"] + MOTION} in self.raw:
+            ref["matcher"] += MOTION
+        if ref not in self.raw:
+            return 0
+        theirs = self.recs(ref)
+        for metric in compare["metrics"]:
+            row[f"d_{metric}"] = paired_difference(rs, theirs, total(metric))
+        if not compare.get("videos"):
+            return 0
+        row["v_idsw"], missing = _video_interval(rs, theirs)
+        return missing
+
+    def write(self) -> Result:
+        """The table, its notes, the tuning and speed tables and the plots."""
+        spec, axes, compare = self.spec, self.axes, self.compare
+        shown = [a for a in AXES if axes[a] not in (None, [None]) and (a == "setting" or len(axes[a]) > 1
+                                                            or a == compare.get("axis") or a in _column_keys(spec))]
+        rows, stale = [], 0                              # stale: rows whose cached cells lack per-video counts
+        for v in self.raw:
+            row, missing = self.row(v, shown)
+            rows.append(row)
+            stale += missing
+        _mark_best(spec.get("best"), rows, self.raw)
+        ours, rows = rows, _with_paper_rows(spec, rows, self.raw, self.matchers, axes)
+        files = list(write_table(rows, self.out, columns=_columns(spec, rows), notes=self.notes(stale),
+                                 title=spec.get("title", self.name)))
+        if self.tuning_rows:
+            files += _tuning_table(self.tuning_rows, self.out, self.train_description)
+        tables = ["table"]
+        if spec.get("speed"):
+            files += _speed_table(self.raw, self.recs, spec, self.out, self.opts, self.eval_description)
+            tables.append("speed")
+        files += _plots(spec, ours, self.raw, self.out)    # one row per cell combination, as raw
+        return Result(rows, self.out, files, self.failures, self.records, tables=tables,
+                      tuning_rows=self.tuning_rows, thresholds=self.thresholds)
+
+    def notes(self, stale: int) -> list[str]:
+        spec, axes, compare, labels, opts = self.spec, self.axes, self.compare, self.labels, self.opts
+        context = {a: (_label(spec, a, axes[a][0]) if axes[a] else None) for a in AXES}
+        context["compare_to"] = _label(spec, compare.get("axis", ""), compare.get("to")) if compare else ""
+        several = len(self.matchers) > 1 or len(opts.training_seeds) > 1
+        return [*(n.format(**context) for n in spec.get("notes") or []),
+                *common_notes(opts, self.profile, self.eval_gt, self.eval_description, self.cache, axes["setting"],
+                              self.matchers, thresholds=self.thresholds, label=lambda m: labels.get(m, m),
+                              keypoint_threshold=axes["threshold"] is None,
+                              ap_before_threshold=self.compute_ap == "before",
+                              train_description=self.train_description, filled=self.filled),
+                *(f"{labels[m] or 'Matching network'}: skipped, {reason}." for m, reason in self.skipped.items()),
+                *_stale_notes(stale, self.cache),
+                *(describe_network(*self.networks[m, s], f"{labels.get(m, m)}, seed {s}" if several else "")
+                  for (m, s) in self.networks)]
+
+
+def _mark_best(best: dict | None, rows: list[dict], raw: list[dict]) -> None:
+    """The spec's ``best``: the label on the best row of each matcher by its metric."""
+    if not best:
+        return
+    tops = {}
+    for r, v in zip(rows, raw):
+        top = tops.get(v["matcher"])
+        if r[best["metric"]].n and (top is None or r[best["metric"]].mean > top[best["metric"]].mean):
+            tops[v["matcher"]] = r
+    for r in rows:
+        r["best"] = best.get("label", "best") if any(r is t for t in tops.values()) else ""
 
 
 def _networks(opts: TrackingOptions, profile, matchers: Sequence[str | None]) -> dict:
@@ -613,21 +657,28 @@ def train_rows(spec: dict) -> list[dict]:
     return out
 
 
-def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
-                   train_dataset: Dataset | None = None, eval_gt: Dataset | None = None) -> Result:
-    """Train every (row, training seed) of a ``train`` spec once (cached; a finished run of the same
-    configuration is reused), count its cost, track the evaluation split with it, write the table.
+@dataclass
+class TrainSpecRun:
+    """A training spec being run (:func:`start_train_spec`): what its rows share, and the records of each
+    row done so far (``done[key]``, :func:`train_row`)."""
 
-    The budget is ``experiments/<train.budget>.yaml`` added to each row's experiment (quick profile),
-    or each experiment as it is (full: the paper's training). ``train_dataset`` / ``eval_gt``
-    replace the profile's training data and evaluation ground truth (tests)."""
+    spec: dict
+    name: str
+    opts: TrackingOptions
+    out: Path
+    cache: Any
+    cells: TrainAndTrack
+    seeds: tuple[int, ...]
+    base_overrides: list[str]                          # the data profile's and the budget's, before each row's
+    data_note: str                                     # the training data and the evaluation split, in words
+    done: dict = field(default_factory=dict)
+
+
+def start_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
+                     train_dataset: Dataset | None = None, eval_gt: Dataset | None = None) -> TrainSpecRun:
+    """The spec (its profile's values), options, results folder, cache, evaluation set and tracker that every
+    row of a ``train`` spec shares; ``train_dataset`` / ``eval_gt`` replace the profile's (tests)."""
     from dataclasses import replace
-
-    from omegaconf import OmegaConf
-
-    from keytrack.models.cost import per_pair
-    from keytrack.config import data_tag, load_config, overrides_for
-    from keytrack.identity import digest
 
     spec = load_spec(spec) if isinstance(spec, str) else spec
     name = name or Path(spec["_path"]).stem
@@ -637,8 +688,6 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     opts = replace(opts, synthetic_test_videos=opts.synthetic_test_videos or track.get("synthetic_test_videos", 20),
                    nearest=opts.nearest if opts.nearest is not None else track.get("nearest"))
     profile, out, cache = open_results(opts, name)
-    seeds = tuple(opts.train_seeds or train.get("seeds") or (0,))
-    budget = budget_file_overrides(train["budget"]) if train.get("budget") else []
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
     setting = track.get("setting", PAPER_SETTING)
@@ -650,48 +699,108 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     tracker = TrackerSpec("network", match_threshold=opts.match_threshold, delta=int(track.get("delta", 4)),
                           nearest=opts.nearest)
     cells = TrainAndTrack(evaluator, evalset, tracker, train_dataset=train_dataset, wait=opts.wait_for_training)
-    rows_raw = train_rows(spec)
-    trainings, trackings, costs, cfgs = {}, {}, {}, {}
-    each = list(train.get("each") or {})
-    for i, r in enumerate(rows_raw):
-        row_overrides = overrides_for(r["experiment"], [*r["overrides"], *opts.train_overrides])
-        if train.get("cost"):
-            costs[r["key"]] = cache.run(f"cost-{r['key']}", lambda r=r, o=row_overrides: per_pair(r["experiment"], o),
-                                        {"kind": "cost", "experiment": r["experiment"], "overrides": row_overrides})
-        for seed in seeds:
-            overrides = [*profile.train_overrides(), *budget, *row_overrides, f"seed={seed}"]
-            run_cfg = load_config([f"experiment={r['experiment']}", *overrides])
-            cfgs.setdefault(r["key"], run_cfg)         # the row's config: its ✓ columns, the budget note
+    budget = budget_file_overrides(train["budget"]) if train.get("budget") else []
+    train_data = profile.describe("train") if train_dataset is None else "given by the caller"
+    return TrainSpecRun(spec, name, opts, out, cache, cells, tuple(opts.train_seeds or train.get("seeds") or (0,)),
+                        [*profile.train_overrides(), *budget],
+                        f"Training data: {train_data}. Tracking: {eval_description} ({eval_gt.report()})")
+
+
+def train_row(run: TrainSpecRun, r: dict) -> dict:
+    """One row of a training spec (an entry of :func:`train_rows`): its cost (``train.cost``) and, per training
+    seed, its training (a finished run of the same configuration is reused) and its tracking, each cached; a
+    row whose config does not compose fails alone (its training records why). Kept in ``run.done[key]``."""
+    from keytrack.config import data_tag, load_config, overrides_for
+    from keytrack.identity import digest
+    from keytrack.models.cost import per_pair
+
+    key, experiment = r["key"], r["experiment"]
+    row_overrides = [*r["overrides"], *run.opts.train_overrides]
+    with contextlib.suppress(Exception):               # no such experiment: its training says so
+        row_overrides = overrides_for(experiment, row_overrides)
+    cost = run.cache.run(f"cost-{key}", lambda: per_pair(experiment, row_overrides),
+                         {"kind": "cost", "experiment": experiment, "overrides": row_overrides}) \
+        if run.spec["train"].get("cost") else None
+    cfg, trains, tracks = None, [], []
+    for seed in run.seeds:
+        overrides = [*run.base_overrides, *row_overrides, f"seed={seed}"]
+        try:
+            run_cfg = load_config([f"experiment={experiment}", *overrides])
+            cfg = run_cfg if cfg is None else cfg      # the row's config: its train.show columns, the budget note
             # the run's folder: its data, row, profile and config digest (a changed config never resumes it)
-            overrides.append(f"run_name={data_tag(run_cfg.data)}-{r['key']}-{opts.profile}-{digest(run_cfg)[:6]}"
+            overrides.append(f"run_name={data_tag(run_cfg.data)}-{key}-{run.opts.profile}-{digest(run_cfg)[:6]}"
                              f"-seed{seed}")
-            log.info("[%d/%d] %s seed %d: training (%s), then tracking", i + 1, len(rows_raw), r["key"], seed,
-                     opts.profile)
-            trained = cells.train(f"train-{r['key']}-seed{seed}", r["experiment"], overrides,
+        except Exception as err:                       # noqa: BLE001 - recorded by its training, the rows go on
+            log.error("%s: %s: %s", key, type(err).__name__, err)
+        trained = run.cells.train(f"train-{key}-seed{seed}", experiment, overrides,
                                   quiet=["trainer.enable_progress_bar=false"])
-            trainings[(r["key"], seed)] = trained
-            trackings[(r["key"], seed)] = cells.track(f"track-{r['key']}-seed{seed}", trained, run_cfg.model.name)
+        trains.append(trained)
+        tracks.append(run.cells.track(f"track-{key}-seed{seed}", trained, cfg.model.name if cfg else "network"))
+    run.done[key] = {"cfg": cfg, "cost": cost, "trains": trains, "tracks": tracks}
+    return run.done[key]
+
+
+def trained_metric(record, name: str) -> float | None:
+    """A training record's ``best_<name>`` (``val_acc``, ``val_rank1``), else its run's ``metrics.json``'s."""
+    import json
+
+    path = Path(str((record.result or {}).get("run_dir"))) / "metrics.json"
+    value = record.result.get(f"best_{name}") if record.ok else None
+    return value if value is not None or not record.ok or not path.is_file() else \
+        json.loads(path.read_text(encoding="utf-8")).get(f"best_{name}")
+
+
+def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
+                   train_dataset: Dataset | None = None, eval_gt: Dataset | None = None) -> Result:
+    """Train every (row, training seed) of a ``train`` spec once (cached; a finished run of the same
+    configuration is reused), count its cost, track the evaluation split with it, write the table.
+
+    The budget is ``experiments/<train.budget>.yaml`` added to each row's experiment (quick profile),
+    or each experiment as it is (full: the paper's training). ``train_dataset`` / ``eval_gt``
+    replace the profile's training data and evaluation ground truth (tests)."""
+    run = start_train_spec(spec, opts, name=name, train_dataset=train_dataset, eval_gt=eval_gt)
+    rows_raw = train_rows(run.spec)
+    for i, r in enumerate(rows_raw):
+        log.info("[%d/%d] %s: training (%s), then tracking", i + 1, len(rows_raw), r["key"], run.opts.profile)
+        train_row(run, r)
+    return train_table(run, rows_raw)
+
+
+def train_table(run: TrainSpecRun, rows_raw: list[dict]) -> Result:
+    """The table, notes and plots of a training spec's rows (each done by :func:`train_row`)."""
+    from omegaconf import OmegaConf
+
+    spec, opts, seeds, done, out = run.spec, run.opts, run.seeds, run.done, run.out
+    train, cache, evalset, tracker = spec["train"], run.cache, run.cells.evalset, run.cells.tracker
+
+    def percent(value: float | None) -> float | None:
+        return None if value is None else 100 * value
 
     def val_acc(result: dict) -> float | None:
-        return None if result.get("best_val_acc") is None else 100 * result["best_val_acc"]
+        return percent(result.get("best_val_acc"))
+
+    def shown(value: Any) -> Any:                      # a flag as ✓, a value as it is
+        return ("✓" if value else "") if isinstance(value, bool) or value is None else value
 
     compare = spec.get("compare") or {}
-    show = train.get("show") or {}
+    each = list(train.get("each") or {})
     rows, failures, stale = [], [], 0
     for r in rows_raw:
-        trains = [trainings[(r["key"], s)] for s in seeds]
-        tracks = [trackings[(r["key"], s)] for s in seeds]
+        d = done[r["key"]]
+        trains, tracks, cost = d["trains"], d["tracks"], d["cost"]
         ok = [t.result for t in trains if t.ok]
-        done = [t.result for t in tracks if t.ok]
+        tracked = [t.result for t in tracks if t.ok]
+        config = {col: OmegaConf.select(d["cfg"], key) if d["cfg"] is not None else None
+                  for col, key in (train.get("show") or {}).items()}
         row = {k: _label(spec, k, v) for k, v in r["values"].items()}
         row.update({
-               **{col: "✓" if OmegaConf.select(cfgs[r["key"]], key) else "" for col, key in show.items()},
-               "val_acc": mean_std(val_acc(t) for t in ok), "idsw": mean_std(t["idsw"]["Total"] for t in done),
-               "mota": mean_std(t["mota"]["Total"] for t in done),
+               **{col: shown(v) for col, v in config.items()},
+               "val_acc": mean_std(val_acc(t) for t in ok), "idsw": mean_std(t["idsw"]["Total"] for t in tracked),
+               "mota": mean_std(t["mota"]["Total"] for t in tracked),
+               "val_rank1": mean_std(percent(trained_metric(t, "val_rank1")) for t in trains),
                "steps": mean_std(t.get("global_step") for t in ok),
                "train_seconds": mean_std(t.get("train_seconds") for t in ok),
-               "pairs_per_s": mean_std(t.get("pairs_per_s") for t in done), "experiment": r["experiment"]})
-        cost = costs.get(r["key"])
+               "pairs_per_s": mean_std(t.get("pairs_per_s") for t in tracked), "experiment": r["experiment"]})
         if cost is not None:
             row.update(params_m=cost.result["params"] / 1e6 if cost.ok else None,
                        mflops=cost.result["flops"] / 1e6 if cost.ok else None)
@@ -699,15 +808,14 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
             ref = next((q for q in rows_raw if q["row"] == compare["to"]
                         and all(q[k] == r[k] for k in each)), None)
             if ref is not None:
-                ref_trains = [trainings[(ref["key"], s)] for s in seeds]
-                ref_tracks = [trackings[(ref["key"], s)] for s in seeds]
+                ref_trains, ref_tracks = done[ref["key"]]["trains"], done[ref["key"]]["tracks"]
                 for m in compare["metrics"]:
                     mine, theirs = (trains, ref_trains) if m == "val_acc" else (tracks, ref_tracks)
                     row[f"d_{m}"] = paired_difference(mine, theirs, val_acc if m == "val_acc" else total(m))
                 if compare.get("videos"):
                     row["v_idsw"], missing = _video_interval(tracks, ref_tracks)
                     stale += missing
-        row.update(paper_values(spec, r["values"]))
+        row.update(paper_values(spec, {**r["values"], **config}))    # `when` may name a train.show column
         train_failed = failure_status(trains, seeds)
         track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],
                                       [s for s, x in zip(seeds, trains) if x.ok])
@@ -718,32 +826,35 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
         failures += [f"{x.key}: {x.failure}" for x in [*trains, *tracks, *([cost] if cost else [])] if not x.ok]
         rows.append(row)
 
-    first = cfgs[rows_raw[0]["key"]]
+    first = next((done[r["key"]]["cfg"] for r in rows_raw if done[r["key"]]["cfg"] is not None), None)
+    budget = describe_budget(first) if first is not None else "no row's config composed"
     kp = evalset.keypoint_threshold
     candidates = f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every candidate pose"
     budget_text = (f"quick profile (experiments/{train['budget']}.yaml added to each row's experiment, the same "
-                   f"for every row): {describe_budget(first)}; --profile full trains each experiment as it is "
+                   f"for every row): {budget}; --profile full trains each experiment as it is "
                    "(the paper's 25 epochs, for GPUs)" if train.get("budget") else
-                   f"{opts.profile} profile, each experiment as it is: {describe_budget(first)}")
+                   f"{opts.profile} profile, each row's experiment with its overrides: {budget}")
     context = {"compare_to": _label(spec, "row", compare["to"]) if compare else ""}
     claims = CLAIMS[spec["claims"]](rows_raw, rows) if spec.get("claims") else []
     notes = [*(n.format(**context) for n in spec.get("notes") or []),
              f"Mean ± sample std over training seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
              "(each seed also draws its own train/val split of the videos).",
              f"Training: {budget_text}. Train s: wall time of a training (its metrics.json).",
-             f"Training data: {profile.describe('train') if train_dataset is None else 'given by the caller'}. "
-             f"Tracking: {eval_description} ({eval_gt.report()}), {SETTING_LABELS[setting]} drawn once with "
-             f"perturbation seed {evalset.seed}; δ = {tracker.delta}, greedy, match threshold "
+             f"{run.data_note}, {SETTING_LABELS[evalset.setting]} drawn once "
+             f"with perturbation seed {evalset.seed}; δ = {tracker.delta}, greedy, match threshold "
              f"{opts.match_threshold:g}, {candidates}"
              + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "") + ".",
              *claims, *_stale_notes(stale, cache),
              f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run now); "
-             "trained networks in runs/<experiment>/<data>-<row>-<profile>-<config digest>-seed<k>/. Delete a "
-             "file there to run it again."]
-    files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", name)))
-    files += _plots(spec, rows, [r["values"] for r in rows_raw], out)
-    records = {**{("train", *k): v for k, v in trainings.items()}, **{("track", *k): v for k, v in trackings.items()},
-               **{("cost", k): v for k, v in costs.items()}}
+             f"trained networks in {first.output_dir if first is not None else 'runs'}/<experiment>/<data>-<row>-"
+             "<profile>-<config digest>-seed<k>/. Delete a file there to run it again."]
+    files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", run.name)))
+    # a plot's x may be an axis value or a table column (params_m)
+    files += _plots(spec, rows, [{**{k: math.nan if v is None else v for k, v in row.items()}, **r["values"]}
+                                 for row, r in zip(rows, rows_raw)], out)
+    records = {(kind, k, s): rec for k, d in done.items() for kind in ("train", "track")
+               for s, rec in zip(seeds, d[f"{kind}s"])}
+    records.update({("cost", k): d["cost"] for k, d in done.items() if d["cost"] is not None})
     return Result(rows, out, files, failures, records)
 
 

@@ -1,40 +1,13 @@
 """Table 2 (§4.3): per-joint AP when the pose estimator is given different boxes, TOKS among them.
 
-    python -m ablations.toks                                    # synthetic scenes
-    python -m ablations.toks --data ../shared/data/bonn_mppt    # the data's test split
+    keytrack ablate toks [--data DIR] [--estimator yolo]
 
-Table 2 measures what §3.3's Temporal OKS (Algorithm 1) adds to a top-down pipeline: per-joint AP
-with ground-truth boxes ("GT", the upper bound), with the detector's boxes alone ("Det."), with
-boxes propagated from the previous frame and merged by NMS on box scores ("Det. + Box Prop."), and
-with TOKS at OKS thresholds 0.3 / 0.35 / 0.5. The paper's detector and HRNet are not part of this
-project, so by default every row runs the same online method code (:mod:`keytrack.toks`) on the simulated
-detector and estimator of :mod:`keytrack.estimators.simulated`, whose errors follow the
-perturbation protocol (``docs/perturbation.md``) plus a detector's misses in runs, imperfect boxes
-and false positives. The evaluation split's ground truth is the world the simulator looks at;
-predictions are scored with :func:`keytrack.evaluation.evaluate` (poseval's AP).
-
-Each (row, seed) is a cached run (:class:`ablations.runs.RunCache`, ``results/toks/runs/``); a
-seed draws another world of detector and estimator errors, the same for every row. Written under
-``results/toks/`` (``.../<data>-<split>/`` with ``--data``):
-
-* ``table.md`` / ``table.csv``: AP per joint group and total, mean ± std over seeds, each row
-  followed by Table 2's row (``paper``), and the gain over "Det.";
-* ``counts.md`` / ``counts.csv``: what each method did per seed-averaged run: output poses,
-  people the detector missed, poses TOKS recovered, duplicates removed, detections replaced, boxes
-  NMS suppressed, and milliseconds per frame per stage.
-
-**A real detector and estimator** (``--estimator yolo``): the same rows with YOLO11n-pose
-(:mod:`keytrack.estimators.yolo`, the optional AGPL extra in ``.venv-yolo``) as the detector on
-whole frames and as the top-down estimator on the crop of every box, on pixels: the synthetic
-scenes rendered by :class:`keytrack.frames.SyntheticFrames` (5 test videos by default), or with
-``--data`` the data's image files (:class:`keytrack.frames.ImageFiles`; a missing file stops the
-run with the :class:`~keytrack.io.errors.DataError` naming it). "GT" gives the estimator the
-annotated boxes (as the simulated GT row does). Rows are deterministic: one run, no seeds. The
-network's outputs are cached under ``<results>/runs/models/<hash>/`` (detections per frame, poses
-per frame and box, :mod:`keytrack.estimators.cached`), so the rows share them and a rerun
-computes nothing; the cells are cached as above. Written under ``results/toks/yolo-synthetic/``
-(``.../yolo-<data>-<split>/``); ``counts`` adds how many people the detector missed (no box at
-score ≥ 0.2 with IoU ≥ 0.5 to the annotated box) and how many of them each row's poses found.
+Rows: GT boxes, the detector's, detector + box propagation with NMS, and TOKS (§3.3, Algorithm 1) at
+OKS 0.3 / 0.35 / 0.5, all run by :mod:`keytrack.toks` around the simulated detector and estimator of
+:mod:`keytrack.estimators.simulated` (one seed, one world of their errors) or, with ``--estimator
+yolo``, YOLO11n-pose on pixels (the optional extra in ``.venv-yolo``; its outputs cached per frame).
+Writes ``table`` (AP per joint group beside Table 2) and ``counts`` (what each method did); see
+``docs/toks.md``.
 """
 from __future__ import annotations
 

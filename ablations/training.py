@@ -147,14 +147,14 @@ def _active_run(cfg, quiet_seconds: float) -> Path | None:
 def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: Dataset | None = None,
                    wait: bool = True, quiet_seconds: float = 180.0, poll_seconds: float = 15.0,
                    train_fn: Callable | None = None) -> TrainedModel:
-    """Train ``experiment`` with ``overrides`` (:func:`keytrack.train.train`), or reuse its finished run.
+    """Train ``experiment`` with ``overrides`` (:func:`lightning_modules.train.train`), or reuse its finished run.
 
     A finished run of the same configuration (:func:`find_finished_run`) is reused as is. When a
     run of that configuration is being trained by another process (a checkpoint or log written in
     the last ``quiet_seconds``), this waits for its ``metrics.json`` instead of training a second
     copy (``wait=False`` trains at once, which resumes from its ``last.ckpt``). Returns the best
     checkpoint (by validation accuracy) of the run. ``train_fn(cfg, dataset) -> metrics`` replaces
-    :func:`keytrack.train.train` (which is imported, with Lightning, only when a run is trained).
+    :func:`lightning_modules.train.train` (which is imported, with Lightning, only when a run is trained).
     """
     from keytrack.config import load_config, overrides_for
 
@@ -174,7 +174,7 @@ def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: D
         time.sleep(poll_seconds)
     log.info("training %s/%s (%s)", cfg.experiment, cfg.run_name, " ".join(overrides) or "no overrides")
     if train_fn is None:
-        from keytrack.train import train as train_fn
+        from lightning_modules.train import train as train_fn
     metrics = train_fn(cfg, dataset)
     run = run_dir(cfg)
     return TrainedModel(_checkpoint_of(run, metrics), run, metrics, reused=False)

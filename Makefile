@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-PHONY_EXTRA := matcher-variants diagnose test-slow bench
+PHONY_EXTRA := matcher-variants diagnose test-slow bench lint
 .PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo track-video clean
 
 install: $(VENV)/.installed
@@ -42,6 +42,11 @@ train: install
 # end-to-end ablations (pytest -m slow); .ci/run runs both.
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" $(if $(DATA),--data=$(DATA),) $(ARGS)
+
+# ruff: lint and format check (line length 110, pyproject.toml); .ci/run runs it first.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow $(if $(DATA),--data=$(DATA),) $(ARGS)

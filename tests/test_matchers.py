@@ -294,7 +294,7 @@ def test_crop_scorer_cuts_what_training_cuts():
     now, before = video.frames[3], video.frames[1]
     cand = Candidates(before.keypoints, before.boxes, before.track_ids, np.full(before.num_poses, 2),
                       frame=np.full(before.num_poses, before.index))
-    q, c = scorer._crops(now.keypoints, now.boxes, cand)
+    q, c = scorer.crops.pairs(now.keypoints, now.boxes, cand)
     assert torch.equal(q, crops[first[now.index]:first[now.index] + now.num_poses])
     assert torch.equal(c, crops[first[before.index]:first[before.index] + before.num_poses])
     with pytest.raises(ValueError, match="needs images"):

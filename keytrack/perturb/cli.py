@@ -21,7 +21,7 @@ def evaluate_protocol(gt: Dataset, settings: tuple[str, ...] = SETTINGS, seeds: 
     (Head ... Total) and ``MOTA``.
     """
     from keytrack.evaluation import evaluate
-    from keytrack.tracking.tracker import apply_keypoint_threshold
+    from keytrack.tracking.transforms import apply_keypoint_threshold
 
     rows = []
     for setting in settings:

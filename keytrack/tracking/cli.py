@@ -2,7 +2,7 @@
 
 Reads a PoseTrack18-layout folder with :func:`keytrack.io.read_dataset`, drops whatever track
 ids the input carries (the input is treated as untracked pose estimates), optionally keeps every
-``k``-th frame only (:func:`~keytrack.tracking.tracker.subsample`), tracks every video online with
+``k``-th frame only (:func:`~keytrack.tracking.transforms.subsample`), tracks every video online with
 the chosen scorer, removes keypoints below ``--keypoint-threshold`` from the output (A.3), and
 writes one PoseTrack18 file per video to ``--output`` (each file written atomically). Prints the
 tracking speed in frames/s and, for Pose Entailment, the pairs/s through the network.
@@ -24,15 +24,18 @@ def _at_least_one(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="PoseTrack18-layout folder or file of pose predictions")
+    parser.add_argument("--input", required=True,
+                        help="PoseTrack18-layout folder or file of pose predictions")
     parser.add_argument("--output", required=True, help="folder for the tracked PoseTrack18 files")
     parser.add_argument("--scorer", choices=sorted(SCORERS), default="pose_entailment",
                         help="pose similarity (default: pose_entailment)")
     parser.add_argument("--checkpoint", default=None,
-                        help="training checkpoint of the matching network (needed by --scorer pose_entailment)")
+                        help="training checkpoint of the matching network "
+                             "(needed by --scorer pose_entailment)")
     parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
     parser.add_argument("--nearest", type=int, default=None,
-                        help="compare with the n spatially nearest poses of each earlier frame only (default: all)")
+                        help="compare with the n spatially nearest poses of each earlier frame only "
+                             "(default: all)")
     parser.add_argument("--assignment", choices=sorted(ASSIGNMENTS), default="greedy",
                         help="greedy (the paper's) or hungarian")
     parser.add_argument("--motion", choices=MOTIONS, default=None,
@@ -82,7 +85,8 @@ def build_scorer(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from keytrack.io import read_dataset, write_posetrack18
-    from keytrack.tracking.tracker import Tracker, apply_keypoint_threshold, drop_track_ids, subsample
+    from keytrack.tracking.tracker import Tracker
+    from keytrack.tracking.transforms import apply_keypoint_threshold, drop_track_ids, subsample
 
     scorer = build_scorer(args)
     tracker = Tracker(scorer, delta=args.delta, nearest=args.nearest, assignment=args.assignment,
@@ -107,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"tracked {tracker.frames_tracked} frames of {len(tracked.videos)} videos with {args.scorer} "
           f"(δ={tracker.delta}, nearest={tracker.nearest}, {tracker.assignment}, motion {tracker.motion}, "
           f"threshold {tracker.match_threshold}"
-          + ("" if tracker.detection_threshold is None else f", confident detections first at {tracker.detection_threshold}")
+          + ("" if tracker.detection_threshold is None
+             else f", confident detections first at {tracker.detection_threshold}")
           + f"): {fps:,.1f} frames/s")
     if hasattr(scorer, "pairs_scored"):
         pps = scorer.pairs_scored / scorer.network_seconds if scorer.network_seconds > 0 else 0.0

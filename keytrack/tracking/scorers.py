@@ -27,12 +27,14 @@ import numpy as np
 
 from keytrack.poses import keypoint_boxes
 from keytrack.skeleton import NUM_JOINTS, OKS_SIGMAS
+from keytrack.tracking.crops import FrameCrops, checkpoint_frames
 
 if TYPE_CHECKING:   # torch is imported only when a network is used (evaluation imports this package)
     import torch
     from torch import nn
 
-__all__ = ["Candidates", "Scorer", "PoseEntailmentScorer", "OKSScorer", "IoUScorer", "SCORERS", "PairScoreMemo",
+__all__ = ["Candidates", "Scorer", "PoseEntailmentScorer", "OKSScorer", "IoUScorer", "SCORERS",
+           "PairScoreMemo",
            "oks_matrix", "oks_pairs", "iou_matrix"]
 
 
@@ -105,11 +107,12 @@ def oks_matrix(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray,
     return _oks(a[:, None], b[None, :], area[None, :], sigmas)
 
 
-def oks_pairs(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray, sigmas: np.ndarray = OKS_SIGMAS) -> np.ndarray:
+def oks_pairs(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray,
+              sigmas: np.ndarray = OKS_SIGMAS) -> np.ndarray:
     """``[M]`` OKS of pose ``a[i]`` with pose ``b[i]`` (``[M, 15, 3]`` each), as :func:`oks_matrix`."""
     b_boxes = np.asarray(b_boxes, dtype=np.float64)
-    return _oks(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), b_boxes[:, 2] * b_boxes[:, 3],
-                sigmas)
+    return _oks(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
+                b_boxes[:, 2] * b_boxes[:, 3], sigmas)
 
 
 def _oks(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
@@ -187,21 +190,19 @@ class PoseEntailmentScorer:
     each encoded and classified in one call (the default is large enough that a PoseTrack frame
     takes one).
 
-    The CNN on image crops needs the frames: ``frames`` (a :class:`keytrack.frames.FrameSource`)
-    gives the image of a frame, and the tracker announces each video with :meth:`begin_video`.
-    The current frame's query poses are cut from its image (its index is a candidate's frame +
-    Δ), each candidate from the image of its own frame (``Candidates.frame``), by the crop
-    regions the training pairs are cut with (:func:`keytrack.frames.crop_regions`: the box, or
-    the keypoints' tight box where it is absent, enlarged 1.25 ×). The last ``δ + 1`` images are
-    kept.
+    The CNN on image crops also needs the frames: ``frames`` (a :class:`keytrack.frames.FrameSource`)
+    gives the image of a frame, :class:`~keytrack.tracking.crops.FrameCrops` (``crops``) cuts each
+    pose from the image of its own frame, and the tracker announces each video with
+    :meth:`begin_video`.
 
     Joints the matcher was not trained on are hidden from it: a checkpoint keeps the record of the
-    joints its training data showed (``model.trained_joints``, :meth:`keytrack.data.TokenizedPairs.joints_seen`),
-    and the others get ``c = 0`` on both poses before encoding. Bonn never annotates the nose, a
-    pose estimator predicts one, and a network that never saw a visible nose token ranks such
-    poses at random (measured: rank-1 0.68 instead of 0.995 on predicted keypoints, docs/matchers.md).
+    joints its training data showed (``model.trained_joints``,
+    :meth:`keytrack.data.TokenizedPairs.joints_seen`), and the others get ``c = 0`` on both poses
+    before encoding. Bonn never annotates the nose, a pose estimator predicts one, and a network
+    that never saw a visible nose token ranks such poses at random (measured: rank-1 0.68 instead
+    of 0.995 on predicted keypoints, docs/matchers.md).
 
-    ``pairs_scored`` and ``network_seconds`` count the work done, for pairs/s reports.
+    ``pairs_scored``, ``forwards`` and ``network_seconds`` count the work done, for pairs/s reports.
 
     Args:
         model: maps the encoder's dict to logits ``[M, 2]``.
@@ -243,15 +244,15 @@ class PoseEntailmentScorer:
             raise ValueError(f"PoseEntailmentScorer: the {type(self.encoder).__name__} needs images: "
                              "pass frames=<keytrack.frames.FrameSource>")
         self.frames = frames
+        #: The crops of a matcher on images (None for the others).
+        self.crops = (FrameCrops(frames, self.encoder.resolution, self.encoder.delta)
+                      if self.encoder.needs_crops else None)
         joints = getattr(model, "trained_joints", None)
         self.trained_joints = None if joints is None else np.asarray(joints, dtype=bool).reshape(NUM_JOINTS)
         self.batch_size = int(batch_size)
         self.pairs_scored = 0
         self.forwards = 0
         self.network_seconds = 0.0
-        self._video = None
-        self._frames_by_index: dict = {}
-        self._images: dict[int, np.ndarray] = {}
 
     @property
     def max_delta(self) -> int:
@@ -262,16 +263,21 @@ class PoseEntailmentScorer:
         """The transformer's :class:`~keytrack.tokenize.TokenConfig` (None for other matchers)."""
         return getattr(self.encoder, "config", None)
 
+    @property
+    def mixes_videos(self) -> bool:
+        """Whether :meth:`score_many` takes frames of several videos at once (a matcher on image
+        crops reads the frames of the video :meth:`begin_video` announced, so it does not)."""
+        return not self.encoder.needs_crops
+
     @classmethod
     def from_checkpoint(cls, checkpoint: str, device: str | torch.device = "cpu",
                         batch_size: int = 16384, frames=None, image_root: str | None = None,
                         split: str | None = None, precision: str = "fp32") -> "PoseEntailmentScorer":
         """The scorer of a training checkpoint (:func:`keytrack.models.factory.load_matcher`).
 
-        For a matcher on image crops, ``frames`` is the image source; by default
-        :func:`keytrack.frames.frame_source` of the checkpoint's ``data`` config, with ``root``
-        (and ``split``) replaced by ``image_root`` (``split``) when given: the folder whose
-        images the tracked poses come from.
+        For a matcher on image crops, ``frames`` is the image source; by default that of the
+        checkpoint's ``data`` config, with ``root`` (and ``split``) replaced by ``image_root``
+        (``split``) when given (:func:`~keytrack.tracking.crops.checkpoint_frames`).
         """
         from keytrack.encoders import pair_encoder
         from keytrack.models.factory import load_matcher
@@ -279,18 +285,14 @@ class PoseEntailmentScorer:
         model, cfg = load_matcher(checkpoint, map_location="cpu")
         encoder = pair_encoder(cfg)
         if encoder.needs_crops and frames is None:
-            from omegaconf import OmegaConf
-
-            from keytrack.frames import frame_source
-
-            data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
-            if image_root is not None:
-                data.root = str(image_root)
-                if split is not None:
-                    data.split = split
-            frames = frame_source(data)
+            frames = checkpoint_frames(cfg.data, image_root, split)
         return cls(model, encoder, device=device, batch_size=batch_size, frames=frames, precision=precision,
                    motion=str(cfg.pairs.get("motion", "none")))
+
+    def begin_video(self, video) -> None:
+        """Called by the tracker before the first frame of ``video``: the frames crops come from."""
+        if self.crops is not None:
+            self.crops.begin_video(video)
 
     def hide_untrained(self, keypoints: np.ndarray) -> np.ndarray:
         """``[..., 15, 3]`` keypoints with ``c = 0`` on the joints the network was not trained on
@@ -301,59 +303,6 @@ class PoseEntailmentScorer:
         out[..., ~self.trained_joints, 2] = 0
         return out
 
-    def begin_video(self, video) -> None:
-        """Called by the tracker before the first frame of ``video``: the frames crops come from."""
-        self._video = video
-        self._frames_by_index = {f.index: f for f in video.frames}
-        self._images = {}
-
-    def _image(self, index: int) -> np.ndarray:
-        if index not in self._images:
-            if self._video is None:
-                raise ValueError("PoseEntailmentScorer: a matcher on image crops needs begin_video(video) "
-                                 "before scoring (the Tracker calls it)")
-            frame = self._frames_by_index.get(int(index))
-            if frame is None:
-                raise ValueError(f"PoseEntailmentScorer: video {self._video.name!r} has no frame with index {index}")
-            self._images[int(index)] = self.frames.image(self._video, frame)
-        return self._images[int(index)]
-
-    def _cut(self, index: int, regions: np.ndarray):
-        """Crops of ``regions`` (video pixels) from the image of frame ``index`` (scaled to it)."""
-        from keytrack.frames import crop_boxes
-
-        image = self._image(index)
-        sx, sy = image.shape[1] / self._video.width, image.shape[0] / self._video.height
-        size = tuple(int(r) for r in self.encoder.resolution)
-        return crop_boxes(image, regions * np.array([sx, sy, sx, sy]), size=size)
-
-    def _crops(self, keypoints: np.ndarray, boxes: np.ndarray, candidates: Candidates):
-        """``[P, 3, h, w]`` crops of the query poses and ``[C, 3, h, w]`` of the candidates (uint8),
-        cut as :func:`keytrack.frames.pose_crops` cuts the training poses (``crop_regions``)."""
-        import torch
-
-        from keytrack.frames import crop_regions
-
-        current = np.unique(candidates.frame + candidates.delta)
-        if len(current) != 1:
-            raise ValueError(f"PoseEntailmentScorer: candidates disagree on the current frame "
-                             f"(frame + Δ = {current.tolist()})")
-        now = int(current[0])
-        self._images = {i: im for i, im in self._images.items() if now - i <= self.max_delta}
-        query = torch.as_tensor(self._cut(now, crop_regions(keypoints, boxes)))
-        regions = crop_regions(candidates.keypoints, candidates.boxes)
-        cand = torch.empty((len(candidates), *query.shape[1:]), dtype=torch.uint8)
-        for f in np.unique(candidates.frame):                          # ≤ δ earlier frames
-            sel = np.flatnonzero(candidates.frame == f)
-            cand[torch.as_tensor(sel)] = torch.as_tensor(self._cut(int(f), regions[sel]))
-        return query, cand
-
-    @property
-    def mixes_videos(self) -> bool:
-        """Whether :meth:`score_many` takes frames of several videos at once (a matcher on image
-        crops reads the frames of the video :meth:`begin_video` announced, so it does not)."""
-        return not self.encoder.needs_crops
-
     def __call__(self, keypoints, boxes, candidates: Candidates, frame_size, mask=None) -> np.ndarray:
         return self.score_many([(keypoints, boxes, candidates, frame_size, mask)])[0]
 
@@ -361,35 +310,41 @@ class PoseEntailmentScorer:
         """The ``[P, C]`` score matrices of several frames' ``(keypoints, boxes, candidates,
         frame_size, mask)``, as ``__call__`` gives each, with the pairs of all of them encoded and
         classified together (one forward per ``batch_size`` pairs)."""
-        outs, parts = [], []
-        for keypoints, boxes, candidates, frame_size, mask in requests:
-            keypoints = self.hide_untrained(np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
-            cand_kp = self.hide_untrained(np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
-            p, c = len(keypoints), len(candidates)
-            mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
-            if mask.shape != (p, c):
-                raise ValueError(f"PoseEntailmentScorer: mask must be [{p}, {c}], got {mask.shape}")
-            rows, cols = np.nonzero(mask)
-            bad = (candidates.delta[cols] < 1) | (candidates.delta[cols] > self.max_delta)
-            if bad.any():
-                raise ValueError(f"PoseEntailmentScorer: candidate Δ = {int(candidates.delta[cols][bad][0])} is "
-                                 f"outside 1..{self.max_delta}, the δ the model was trained with")
-            crops = None
-            if self.encoder.needs_crops and len(rows):
-                if len(requests) > 1:
-                    raise ValueError("PoseEntailmentScorer: a matcher on image crops scores one frame per call")
-                q, k = self._crops(keypoints, np.asarray(boxes, dtype=np.float64).reshape(p, 4), candidates)
-                crops = (q[_torch_index(rows)], k[_torch_index(cols)])
-            size = np.broadcast_to(np.asarray(frame_size, dtype=np.float32), (len(rows), 2))
-            outs.append((np.zeros((p, c)), rows, cols))
-            parts.append((keypoints[rows], cand_kp[cols], size, candidates.delta[cols], crops))
-        if sum(len(rows) for _, rows, _ in outs):
+        asked = [self._requested_pairs(*request, alone=len(requests) == 1) for request in requests]
+        outs = [np.zeros(shape) for shape, _, _, _ in asked]
+        if sum(len(rows) for _, rows, _, _ in asked):
+            parts = [part for _, _, _, part in asked]
             scores = self.pair_scores(*(np.concatenate([part[i] for part in parts]) for i in range(4)),
                                       parts[0][4] if len(parts) == 1 else None)
-            ends = np.cumsum([len(rows) for _, rows, _ in outs])
-            for (out, rows, cols), chunk in zip(outs, np.split(scores, ends[:-1])):
+            ends = np.cumsum([len(rows) for _, rows, _, _ in asked])
+            for out, (_, rows, cols, _), chunk in zip(outs, asked, np.split(scores, ends[:-1])):
                 out[rows, cols] = chunk
-        return [out for out, _, _ in outs]
+        return outs
+
+    def _requested_pairs(self, keypoints, boxes, candidates: Candidates, frame_size, mask, alone: bool):
+        """The pairs one frame asks for: the ``(P, C)`` shape of its matrix, the ``rows`` and ``cols``
+        of the pairs in it, and :meth:`pair_scores`' arguments for them (current and earlier
+        keypoints, frame sizes, ``Δ``, crops). Crops are cut for a frame scored ``alone`` only."""
+        keypoints = self.hide_untrained(np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+        cand_kp = self.hide_untrained(
+            np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+        p, c = len(keypoints), len(candidates)
+        mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
+        if mask.shape != (p, c):
+            raise ValueError(f"PoseEntailmentScorer: mask must be [{p}, {c}], got {mask.shape}")
+        rows, cols = np.nonzero(mask)
+        bad = (candidates.delta[cols] < 1) | (candidates.delta[cols] > self.max_delta)
+        if bad.any():
+            raise ValueError(f"PoseEntailmentScorer: candidate Δ = {int(candidates.delta[cols][bad][0])} is "
+                             f"outside 1..{self.max_delta}, the δ the model was trained with")
+        crops = None
+        if self.crops is not None and len(rows):
+            if not alone:
+                raise ValueError("PoseEntailmentScorer: a matcher on image crops scores one frame per call")
+            q, k = self.crops.pairs(keypoints, np.asarray(boxes, dtype=np.float64).reshape(p, 4), candidates)
+            crops = (q[_torch_index(rows)], k[_torch_index(cols)])
+        size = np.broadcast_to(np.asarray(frame_size, dtype=np.float32), (len(rows), 2))
+        return (p, c), rows, cols, (keypoints[rows], cand_kp[cols], size, candidates.delta[cols], crops)
 
     def pair_scores(self, current, previous, frame_size, delta, crops=None) -> np.ndarray:
         """``[M]`` match probabilities of ``M`` pairs: keypoints ``[M, 15, 3]`` of each side, frame
@@ -419,18 +374,25 @@ class PoseEntailmentScorer:
                 chunk = slice(start, start + self.batch_size)
                 pair_crops = None if crops is None else (crops[0][chunk], crops[1][chunk])
                 batch = self.encoder(cur[chunk], prev[chunk], size[chunk], delta[chunk], pair_crops)
-                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                    logits = self.model(batch)
-                n = len(cur[chunk])
-                if logits.shape != (n, 2):
-                    raise ValueError(f"PoseEntailmentScorer: the model returned logits of shape "
-                                     f"{tuple(logits.shape)}, expected [{n}, 2]")
-                probs.append(torch.softmax(logits.float(), dim=-1)[:, 1])
-                self.forwards += 1
+                probs.append(self._same_person(batch, len(cur[chunk])))
         out[keep] = torch.cat(probs).cpu().numpy()
         self.network_seconds += time.perf_counter() - t0
         self.pairs_scored += m
         return out
+
+    def _same_person(self, batch, n: int) -> torch.Tensor:
+        """``[n]`` probabilities of class 1 ("same person", §3.2) of a batch of ``n`` encoded pairs:
+        one forward of the network, under bfloat16 autocast with ``precision = "bf16"``."""
+        import torch
+
+        bf16 = self.precision == "bf16"
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = self.model(batch)
+        if logits.shape != (n, 2):
+            raise ValueError(f"PoseEntailmentScorer: the model returned logits of shape "
+                             f"{tuple(logits.shape)}, expected [{n}, 2]")
+        self.forwards += 1
+        return torch.softmax(logits.float(), dim=-1)[:, 1]
 
 
 def _torch_index(idx: np.ndarray):

@@ -1,6 +1,7 @@
-"""The online tracker of KeyTrack (§3.1, Fig. 2, A.4) and the frame/keypoint post-processing.
+"""The online tracker of KeyTrack (§3.1, Fig. 2, A.4).
 
-:class:`Tracker` assigns track ids frame by frame, never looking ahead:
+:meth:`Tracker.track_frames` is the tracking step of §3.1; it assigns track ids frame by frame,
+never looking ahead:
 
 1. The poses of frame ``t`` are compared with the tracked poses of the previous ``δ`` timesteps
    (frames ``t-1 .. t-δ``; ``δ = 4`` in the paper), which makes tracking robust to a person the
@@ -39,13 +40,11 @@
 Poses without a keypoint the tracker can see (none with ``c > 0`` and ``c >=
 min_keypoint_confidence``) cannot be compared: each gets a new track id of its own and is not a
 candidate for later frames. Track ids are assigned per video, ``0, 1, 2, ...`` in order of
-appearance.
+appearance; a :class:`Window` holds what a video's next step needs of its past.
 
-Post-processing and frame-rate helpers shared by the ``track`` and ``evaluate`` commands:
-
-* :func:`apply_keypoint_threshold`: A.3's keypoint confidence threshold, applied to the output
-  only (Table 4): tracking sees every keypoint the pose estimator kept.
-* :func:`subsample`: keep every ``k``-th frame, the same videos at ``1/k`` the frame rate.
+Which frames go through a step together (one video at a time, or the current frames of several
+videos in one scorer call) is :mod:`keytrack.tracking.schedule`'s business; the frame and
+keypoint transforms shared with evaluation are in :mod:`keytrack.tracking.transforms`.
 """
 from __future__ import annotations
 
@@ -58,25 +57,14 @@ from keytrack.errors import InputError
 from keytrack.pairs import MOTIONS, pose_centres, pose_motion, resolve_motion
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.tracking.assignment import ASSIGNMENTS
+from keytrack.tracking.schedule import track_together
 from keytrack.tracking.scorers import Candidates, Scorer
 
-__all__ = ["Tracker", "TrackingError", "MOTIONS", "subsample", "apply_keypoint_threshold", "drop_track_ids"]
+__all__ = ["Tracker", "TrackingError", "Window", "MOTIONS"]
 
 
 class TrackingError(InputError):
     """Bad tracker input; the message names the video's file, the frame and the field."""
-
-
-@dataclasses.dataclass
-class _Request:
-    """One frame's question to the scorer: the video and frame it comes from (named in an error)
-    and the scorer's arguments ``(keypoints, boxes, candidates, frame_size, mask)``."""
-
-    video: Video
-    frame: Frame
-    args: tuple
-    #: the detection scores of the poses ``[Q]`` and of the candidates ``[C]`` (step 7; None without it)
-    detection: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclasses.dataclass
@@ -90,6 +78,56 @@ class _Tracked:
     centres: np.ndarray     # [K, 2]
     velocity: np.ndarray    # [K, 2] the track's velocity per timestep (0 for a new track, or without motion)
     scores: np.ndarray      # [K] detection scores
+
+
+class Window:
+    """What the tracking of one video keeps between its frames (§3.1): the tracked, comparable
+    poses of its last ``δ`` timesteps (the candidates of its next frame) and the next new id."""
+
+    def __init__(self, video: Video):
+        self.video = video
+        self.frames: list[_Tracked] = []
+        self.next_id = 0
+
+    def recent(self, index: int, delta: int) -> list[_Tracked]:
+        """The remembered frames at most ``delta`` timesteps before frame ``index``."""
+        return [h for h in self.frames if index - h.index <= delta]
+
+    def slide(self, index: int, delta: int) -> None:
+        """Forgets the frames more than ``delta`` timesteps before frame ``index``."""
+        self.frames = self.recent(index, delta)
+
+    def new_ids(self, count: int) -> np.ndarray:
+        """``count`` track ids never given in this video, in order of appearance."""
+        ids = self.next_id + np.arange(count)
+        self.next_id += count
+        return ids
+
+    def remember(self, frame: Frame, keypoints: np.ndarray, ids: np.ndarray, motion: str) -> None:
+        """Adds the comparable poses of ``frame`` (``keypoints`` as the tracker sees them, their
+        track ``ids``) as candidates for later frames, with their track's velocity (step 6)."""
+        seen = (keypoints[..., 2] > 0).any(axis=-1)
+        if not seen.any():
+            return
+        kp = keypoints[seen]
+        velocity = (_velocity(self.frames, frame.index, ids[seen], kp) if motion == "velocity"
+                    else np.zeros((len(kp), 2)))
+        self.frames.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity,
+                                    frame.scores[seen]))
+
+
+@dataclasses.dataclass
+class _Request:
+    """One frame's question to the scorer: the video and frame it comes from (named in an error),
+    the poses it compares (``query``, indices into the frame) and the scorer's arguments
+    ``(keypoints, boxes, candidates, frame_size, mask)``."""
+
+    video: Video
+    frame: Frame
+    query: np.ndarray
+    args: tuple
+    #: the detection scores of the poses ``[Q]`` and of the candidates ``[C]`` (step 7; None without it)
+    detection: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Tracker:
@@ -113,6 +151,9 @@ class Tracker:
             for), else ``"none"``.
         detection_threshold: ``τ`` of the two-pass assignment, confident detections first (step
             7); None (default, the paper's): one pass.
+
+    ``frames_tracked`` and ``seconds`` add up the frames and the wall-clock time of every
+    :meth:`track_videos`, for frames/s reports.
     """
 
     def __init__(self, scorer: Scorer, delta: int = 4, nearest: int | None = None,
@@ -129,6 +170,9 @@ class Tracker:
             raise ValueError(f"Tracker: nearest must be >= 1 or None, got {nearest}")
         if assignment not in ASSIGNMENTS:
             raise ValueError(f"Tracker: unknown assignment {assignment!r} (known: {', '.join(ASSIGNMENTS)})")
+        if detection_threshold is not None and not np.isfinite(float(detection_threshold)):
+            raise ValueError("Tracker: detection_threshold must be a finite number or None, "
+                             f"got {detection_threshold}")
         self.motion = resolve_motion(motion, scorer, where="Tracker")
         self.scorer = scorer
         self.delta = int(delta)
@@ -137,8 +181,6 @@ class Tracker:
         self._assign = ASSIGNMENTS[assignment]
         self.match_threshold = float(match_threshold)
         self.min_keypoint_confidence = float(min_keypoint_confidence)
-        if detection_threshold is not None and not np.isfinite(float(detection_threshold)):
-            raise ValueError(f"Tracker: detection_threshold must be a finite number or None, got {detection_threshold}")
         self.detection_threshold = None if detection_threshold is None else float(detection_threshold)
         self.frames_tracked = 0
         self.seconds = 0.0
@@ -150,102 +192,77 @@ class Tracker:
         return self.track_videos([video])[0]
 
     def track_dataset(self, dataset: Dataset, videos_at_once: int = 1) -> Dataset:
-        """Every video tracked independently (track ids restart at 0 in each video); see :meth:`track_videos`."""
+        """Every video tracked independently (track ids restart at 0 in each video); see
+        :meth:`track_videos`."""
         return Dataset(self.track_videos(dataset.videos, videos_at_once), dict(dataset.skipped))
 
     def track_videos(self, videos: list[Video], videos_at_once: int = 1) -> list[Video]:
         """Tracked copies of ``videos``, each online and on its own.
 
         ``videos_at_once = k > 1``, for a scorer that can score frames of several videos in one call
-        (``mixes_videos``: a matching network on keypoints, :meth:`PoseEntailmentScorer.score_many`):
-        ``k`` videos advance together, one frame each per step, and the pairs of all ``k`` frames go
-        through one network forward. Each video still sees only its own earlier frames, so the track
-        ids are those of one video at a time; what changes is the batch the network sees (larger
-        batches pay on a GPU). Other scorers track one video at a time.
+        (``mixes_videos``: a matching network on keypoints), lets ``k`` videos advance together and
+        their frames' pairs go through one network forward; the track ids are those of one video at
+        a time (:mod:`keytrack.tracking.schedule`). Other scorers track one video at a time.
         """
         t0 = time.perf_counter()
-        k = max(1, int(videos_at_once)) if getattr(self.scorer, "mixes_videos", False) else 1
-        out: list[Video | None] = [None] * len(videos)
-        waiting = iter(enumerate(videos))
-        active: dict[int, tuple] = {}                     # video's position -> (its tracking, its request)
-
-        def advance(i: int, tracking, scores) -> None:
-            try:
-                active[i] = (tracking, tracking.send(scores))
-            except StopIteration as done:
-                active.pop(i, None)
-                out[i] = done.value
-
-        def refill() -> None:
-            while len(active) < k:
-                nxt = next(waiting, None)
-                if nxt is None:
-                    return
-                i, video = nxt
-                if hasattr(self.scorer, "begin_video"):       # scorers that need the video (image crops)
-                    self.scorer.begin_video(video)
-                advance(i, self._tracking(video), None)
-
-        refill()
-        while active:
-            items = list(active.items())
-            scores = self._score([request for _, (_, request) in items])
-            for (i, (tracking, _)), s in zip(items, scores):
-                advance(i, tracking, s)
-            refill()
+        out = track_together(self, videos, videos_at_once)
         self.frames_tracked += sum(len(v.frames) for v in videos)
         self.seconds += time.perf_counter() - t0
         return out
 
-    # -- internals ---------------------------------------------------------------------------
+    # -- one step ----------------------------------------------------------------------------
 
-    def _score(self, requests: list["_Request"]) -> list[np.ndarray]:
-        """The ``[P, C]`` scores of each request: one scorer call per request, or one ``score_many``
-        for several (a failure there is located by scoring them one by one)."""
-        if len(requests) > 1:
-            try:
-                return self.scorer.score_many([r.args for r in requests])
-            except ValueError:
-                pass
-        out = []
-        for r in requests:
-            try:
-                out.append(self.scorer(*r.args))
-            except ValueError as err:
-                raise TrackingError(f"{_where(r.video, r.frame)}: scoring failed: {err}") from err
-        return out
-
-    def _tracking(self, video: Video):
-        """Tracks ``video`` online, as a generator: yields a :class:`_Request` for each frame that
-        has poses to compare, is sent its scores, and returns the tracked copy of the video."""
+    def start(self, video: Video) -> Window:
+        """The empty window of ``video``, whose frames must come in increasing ``index`` (the tracker is
+        online). A scorer that reads the video's images (``begin_video``) is told which video comes."""
+        if hasattr(self.scorer, "begin_video"):
+            self.scorer.begin_video(video)
         _check_order(video)
-        history: list[_Tracked] = []
-        next_id = 0
-        frames = []
-        for frame in video.frames:
-            _check_frame(video, frame)
-            history = [h for h in history if frame.index - h.index <= self.delta]
-            kp = self._visible(frame.keypoints)
-            seen = (kp[..., 2] > 0).any(axis=-1)
+        return Window(video)
+
+    def compares(self, window: Window, frame: Frame) -> bool:
+        """Whether the step of ``frame`` asks the scorer anything: the frame has a pose the tracker
+        can see and the window a candidate for it."""
+        seen = (self._visible(frame.keypoints)[..., 2] > 0).any()
+        return bool(seen) and bool(window.recent(frame.index, self.delta))
+
+    def track_frames(self, windows: list[Window], frames: list[Frame]) -> list[Frame]:
+        """The next frame of each window's video, with its track ids: one step of the tracker (§3.1).
+
+        Each video is tracked on its own, as in the paper; only the scorer call is shared:
+
+        1. candidates: the frame's poses against the tracked poses of the video's last ``δ``
+           timesteps (the ``n`` nearest of each earlier frame, moved by their track's motion, where
+           asked; steps 1, 2, 6 of the module's description);
+        2. scores: the ``[P, C]`` match score of every (pose, candidate) pair, one scorer call for
+           all frames (step 3);
+        3. assignment: a track scores the maximum over its appearances (A.4) and poses take tracks
+           greedily, highest score first (confident detections first where asked; steps 4, 5, 7);
+        4. new ids: a pose whose best available score is below the match threshold, or that had
+           nothing to compare with, starts a new track.
+
+        The tracked poses join their window as candidates for the frames that follow.
+        """
+        for window, frame in zip(windows, frames):
+            _check_frame(window.video, frame)
+            window.slide(frame.index, self.delta)
+        visible = [self._visible(frame.keypoints) for frame in frames]
+        requests = [self._candidates(w, f, kp) for w, f, kp in zip(windows, frames, visible)]   # 1.
+        scores = iter(self._score([r for r in requests if r is not None]))                      # 2.
+        tracked = []
+        for window, frame, kp, request in zip(windows, frames, visible, requests):
             ids = np.full(frame.num_poses, -1, np.int64)
-            query = np.flatnonzero(seen)
-            if len(query) and history:
-                request = self._request(video, frame, kp, query, history)
-                scores = yield request
-                ids[query] = self._assigned(request, scores)
+            if request is not None:
+                ids[request.query] = self._assigned(request, next(scores))                     # 3.
             new = ids < 0
-            ids[new] = next_id + np.arange(int(new.sum()))
-            next_id += int(new.sum())
+            ids[new] = window.new_ids(int(new.sum()))                                           # 4.
             out = frame.select(np.arange(frame.num_poses))        # copies the arrays
             out.track_ids = ids
-            frames.append(out)
-            if seen.any():
-                kp = kp[seen]
-                velocity = (_velocity(history, frame.index, ids[seen], kp) if self.motion == "velocity"
-                            else np.zeros((len(kp), 2)))
-                history.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity,
-                                        frame.scores[seen]))
-        return dataclasses.replace(video, frames=frames)
+            tracked.append(out)
+            window.remember(frame, kp, ids, self.motion)
+        return tracked
+
+    # -- the parts of a step -----------------------------------------------------------------
 
     def _visible(self, keypoints: np.ndarray) -> np.ndarray:
         """Keypoints as the tracker sees them: ``c`` set to 0 below ``min_keypoint_confidence``."""
@@ -254,14 +271,19 @@ class Tracker:
         kp[..., 2] = np.where((c > 0) & (c >= self.min_keypoint_confidence), c, 0.0)
         return kp
 
-    def _request(self, video: Video, frame: Frame, kp: np.ndarray, query: np.ndarray,
-                 history: list[_Tracked]) -> "_Request":
-        """What the scorer is asked for frame ``frame``: its comparable poses against the window's."""
+    def _candidates(self, window: Window, frame: Frame, kp: np.ndarray) -> _Request | None:
+        """What the scorer is asked for ``frame`` (keypoints ``kp`` as the tracker sees them): its
+        comparable poses against the window's, each candidate moved by its track's motion where
+        asked (step 6); None when there is nothing to compare."""
+        query = np.flatnonzero((kp[..., 2] > 0).any(axis=-1))
+        history = window.frames
+        if not (len(query) and history):
+            return None
         delta = np.concatenate([np.full(len(h.track_ids), frame.index - h.index) for h in history])
         keypoints = np.concatenate([h.keypoints for h in history])
         boxes = np.concatenate([h.boxes for h in history])
         centres = np.concatenate([h.centres for h in history])
-        if self.motion == "velocity":           # step 6: each candidate where its track's motion puts it now
+        if self.motion == "velocity":
             shift = np.concatenate([h.velocity for h in history]) * delta[:, None]
             keypoints = keypoints.copy()
             keypoints[..., :2] += shift[:, None, :]
@@ -279,9 +301,43 @@ class Tracker:
         mask = self._nearest_mask(pose_centres(kp_q), centres, cand.delta)
         detection = (None if self.detection_threshold is None
                      else (frame.scores[query], np.concatenate([h.scores for h in history])))
-        return _Request(video, frame, (kp_q, frame.boxes[query], cand, (video.width, video.height), mask), detection)
+        video = window.video
+        args = (kp_q, frame.boxes[query], cand, (video.width, video.height), mask)
+        return _Request(video, frame, query, args, detection)
 
-    def _assigned(self, request: "_Request", scores: np.ndarray) -> np.ndarray:
+    def _nearest_mask(self, centres: np.ndarray, cand_centres: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """``[Q, C]`` True where the candidate is among the query's ``n`` nearest of its frame (step 2)."""
+        q, c = len(centres), len(cand_centres)
+        if self.nearest is None:
+            return np.ones((q, c), bool)
+        dist = ((centres[:, None, :] - cand_centres[None, :, :]) ** 2).sum(-1)      # [Q, C]
+        mask = np.zeros((q, c), bool)
+        for d in np.unique(delta):                                                   # ≤ δ frames
+            cols = np.flatnonzero(delta == d)
+            if len(cols) <= self.nearest:
+                mask[:, cols] = True
+                continue
+            near = np.argsort(dist[:, cols], axis=1, kind="stable")[:, :self.nearest]  # ties: lower index
+            mask[np.arange(q)[:, None], cols[near]] = True
+        return mask
+
+    def _score(self, requests: list[_Request]) -> list[np.ndarray]:
+        """The ``[P, C]`` scores of each request: one scorer call per request, or one ``score_many``
+        for several (a failure there is located by scoring them one by one)."""
+        if len(requests) > 1:
+            try:
+                return self.scorer.score_many([r.args for r in requests])
+            except ValueError:
+                pass
+        out = []
+        for r in requests:
+            try:
+                out.append(self.scorer(*r.args))
+            except ValueError as err:
+                raise TrackingError(f"{_where(r.video, r.frame)}: scoring failed: {err}") from err
+        return out
+
+    def _assigned(self, request: _Request, scores: np.ndarray) -> np.ndarray:
         """Track ids of the request's poses from their match scores (-1 = new track): steps 4, 5 and 7."""
         _, _, cand, _, mask = request.args
         scores = np.where(mask, np.asarray(scores, dtype=np.float64), -np.inf)
@@ -307,22 +363,6 @@ class Tracker:
             free[left[cols]] = False
         return ids
 
-    def _nearest_mask(self, centres: np.ndarray, cand_centres: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """``[Q, C]`` True where the candidate is among the query's ``n`` nearest of its frame."""
-        q, c = len(centres), len(cand_centres)
-        if self.nearest is None:
-            return np.ones((q, c), bool)
-        dist = ((centres[:, None, :] - cand_centres[None, :, :]) ** 2).sum(-1)      # [Q, C]
-        mask = np.zeros((q, c), bool)
-        for d in np.unique(delta):                                                   # ≤ δ frames
-            cols = np.flatnonzero(delta == d)
-            if len(cols) <= self.nearest:
-                mask[:, cols] = True
-                continue
-            near = np.argsort(dist[:, cols], axis=1, kind="stable")[:, :self.nearest]  # ties: lower index
-            mask[np.arange(q)[:, None], cols[near]] = True
-        return mask
-
 
 def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """``[K, 2]`` velocity per timestep of the tracks ``ids`` now at ``keypoints`` (frame ``index``),
@@ -337,7 +377,8 @@ def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, keypoints: n
     same = ids[:, None] == past_ids[None, :]                                   # [K, H]
     found = same.any(axis=1)
     latest = np.argmax(np.where(same, past_index[None, :], -1), axis=1)        # the latest appearance
-    velocity[found] = pose_motion(keypoints[found], past_keypoints[latest[found]], (index - past_index[latest])[found])
+    velocity[found] = pose_motion(keypoints[found], past_keypoints[latest[found]],
+                                  (index - past_index[latest])[found])
     return velocity
 
 
@@ -358,7 +399,8 @@ def _check_order(video: Video) -> None:
     if len(bad):
         f = video.frames[bad[0] + 1]
         raise TrackingError(f"{_where(video, f)}: frame.index must increase strictly along the video "
-                            f"(previous frame has index {idx[bad[0]]}); the tracker runs online in frame order")
+                            f"(previous frame has index {idx[bad[0]]}); the tracker runs online in frame "
+                            "order")
 
 
 def _check_frame(video: Video, frame: Frame) -> None:
@@ -368,53 +410,3 @@ def _check_frame(video: Video, frame: Frame) -> None:
         p, j = (int(v) for v in np.argwhere(bad)[0])
         raise TrackingError(f"{_where(video, frame)}: keypoints[{p}, {j}] is present (c = {kp[p, j, 2]}) "
                             f"but has non-finite coordinates {kp[p, j, :2].tolist()}")
-
-
-# -- post-processing and frame-rate helpers ---------------------------------------------------
-
-def apply_keypoint_threshold(dataset: Dataset, threshold: float) -> Dataset:
-    """Remove keypoints whose confidence ``c`` is below ``threshold`` (A.3, Table 4).
-
-    Removed keypoints become ``(0, 0, 0)``; the poses themselves, their boxes, scores and track ids
-    are kept, even when no keypoint survives. ``threshold <= 0`` keeps everything. Returns a copy.
-    """
-    threshold = float(threshold)
-
-    def frame_copy(f: Frame) -> Frame:
-        out = f.select(np.arange(f.num_poses))
-        if threshold > 0:
-            out.keypoints[out.keypoints[..., 2] < threshold] = 0.0
-        return out
-
-    return Dataset([dataclasses.replace(v, frames=[frame_copy(f) for f in v.frames]) for v in dataset.videos],
-                   dict(dataset.skipped))
-
-
-def subsample(dataset: Dataset, k: int) -> Dataset:
-    """The same videos at ``1/k`` the frame rate: the frames whose ``index`` is a multiple of ``k``.
-
-    Kept frames are renumbered ``index // k``, so consecutive kept frames are one timestep apart
-    (the ``Δ`` of the tracker and of Pose Entailment counts timesteps of the subsampled video);
-    ``image_id`` and ``file_name`` still name the original images. Selecting by ``index`` (not by
-    list position) makes ground truth and predictions of the same videos agree on the kept frames
-    even when one of them lacks some frames; the evaluator must subsample the ground truth with
-    this same function. ``k = 1`` returns a copy with the same frames.
-    """
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"subsample: k must be >= 1, got {k}")
-    videos = [dataclasses.replace(v, frames=[dataclasses.replace(f, index=f.index // k)
-                                             for f in v.frames if f.index % k == 0])
-              for v in dataset.videos]
-    return Dataset(videos, dict(dataset.skipped))
-
-
-def drop_track_ids(dataset: Dataset) -> Dataset:
-    """A copy with every ``track_ids`` set to -1 (the input of the tracker is untracked)."""
-    def frame_copy(f: Frame) -> Frame:
-        out = f.select(np.arange(f.num_poses))
-        out.track_ids = np.full(f.num_poses, -1, np.int64)
-        return out
-
-    return Dataset([dataclasses.replace(v, frames=[frame_copy(f) for f in v.frames]) for v in dataset.videos],
-                   dict(dataset.skipped))

@@ -191,7 +191,7 @@ def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | 
         header: Markdown put above the timing table (e.g. the command line).
     """
     from keytrack.io import write_posetrack18
-    from keytrack.tracking.tracker import apply_keypoint_threshold
+    from keytrack.tracking.transforms import apply_keypoint_threshold
     from keytrack.video.render import VideoWriter, draw_poses
 
     from keytrack.atomic import write_text

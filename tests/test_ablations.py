@@ -889,7 +889,7 @@ def test_each_ablation_spells_its_options_once(module, cls):
 
 
 @pytest.mark.parametrize("name, option", [("tracker_comparison", "--baseline-nearest"), ("toks", "--estimator"),
-                                          ("sweep", "--no-track"), ("matcher_variants", "--only")])
+                                          ("sweep", "--count"), ("matcher_variants", "--only")])
 def test_keytrack_ablate_runs_the_plugins_with_their_own_options(name, option, capsys):
     """Every ablation is ``keytrack ablate NAME``: the ones that stay code take their own options."""
     from keytrack.cli import main

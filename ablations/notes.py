@@ -19,6 +19,25 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
     """Table notes every tracking-time ablation shares (data, seeds, tracker, match thresholds, cache)
     for a table of ``settings`` and ``matchers``; the sentence on the output keypoint threshold only
     with ``keypoint_threshold``."""
+    output = (f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
+              f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
+              + ("; AP is the keypoints' own, before that threshold." if ap_before_threshold else ".")
+              if keypoint_threshold else "")
+    match = _match_note(opts, matchers, thresholds or {}, label, train_description, filled)
+    notes = [
+        f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
+        "%IDSW = 100 · ID switches / GT joints and MOTA as poseval computes them (§4.1), Total columns.",
+        f"Predicted keypoints: keytrack.perturb, {_seeds_note(opts, settings)}.",
+        f"Tracker (§3.1): {match}; track score = maximum over the window (A.4); "
+        f"{_compared_note(opts, matchers)}.{output}",
+        *_setting_notes(opts, matchers, label),
+        f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
+        "delete a file there to run it again.",
+    ]
+    return notes
+
+
+def _seeds_note(opts: TrackingOptions, settings: Sequence[str]) -> str:
     seeds_used = opts.seeds or DEFAULT_SEEDS
     several = len(seeds_used) > 1
     seeds = f"perturbation seed{'s' if several else ''} {', '.join(map(str, seeds_used))}"
@@ -27,21 +46,28 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
     if several and GT_SETTING in settings and not opts.gt_all_seeds:
         seeds += (f"; GT keypoints: seed {seeds_used[0]} only (without noise the seed only reorders the "
                   "poses of a frame)")
+    return seeds
+
+
+def _candidates(n: int | None) -> str:
+    return f"the {n} nearest poses of each earlier frame" if n else "every pose of the earlier frames"
+
+
+def _compared_note(opts: TrackingOptions, matchers: Sequence[str | None]) -> str:
     learned = [m for m in matchers if base(m) not in NON_LEARNED]
-    baselines = [m for m in matchers if base(m) in LEARNED_BASELINES]
+    if not learned:
+        return f"OKS and IoU compare with {_candidates(None)}"
+    baselines = any(base(m) in LEARNED_BASELINES for m in matchers)
+    return (f"the learned matchers compare with {_candidates(opts.nearest)}"
+            + (f", the learned baselines with {_candidates(opts.baseline_nearest)}" if baselines else "")
+            + ("; OKS and IoU with every pose" if len(learned) < len(matchers) else ""))
 
-    def candidates(n: int | None) -> str:
-        return f"the {n} nearest poses of each earlier frame" if n else "every pose of the earlier frames"
 
-    compared = (f"the learned matchers compare with {candidates(opts.nearest)}" + (
-        f", the learned baselines with {candidates(opts.baseline_nearest)}" if baselines else "") + (
-        "; OKS and IoU with every pose" if len(learned) < len(matchers) else "")) if learned else \
-        f"OKS and IoU compare with {candidates(None)}"
-    output = (f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
-              f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
-              + ("; AP is the keypoints' own, before that threshold." if ap_before_threshold else ".")
-              if keypoint_threshold else "")
-    thresholds = thresholds or {}
+def _match_note(opts: TrackingOptions, matchers: Sequence[str | None], thresholds: Mapping,
+                label: Callable[[str], str], train_description: str, filled: int) -> str:
+    """Each matcher's match threshold: the learned matchers' decision point, each given one, OKS and
+    IoU tuned on the training split (and where the tuned value is an edge of the grid)."""
+    learned = [m for m in matchers if base(m) not in NON_LEARNED]
     tuned = [m for m in matchers if base(m) in NON_LEARNED]
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
     given = {m for m in matchers if m in opts.match_thresholds}          # each with its own --matcher-threshold
@@ -53,30 +79,32 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
             f"{label(m)} per keypoint setting and stride (the Match thr. column)" if isinstance(t, Mapping) else
             f"{label(m)} {t:g}" + (" (given)" if m in given or fixed[base(m)] is not None else "") if t is not None
             else f"{label(m)} none (tuning failed)")
-    if any(fixed[base(m)] is None and m not in given for m in tuned):
-        how = ("each keypoint setting and frame stride of the table, tracked as its cells are"
-               if opts.tune_on == "cell" else "GT keypoints, stride 1")
-        match += (f"; OKS and IoU tuned on the training split ({train_description}, {how}) over "
-                  f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
-        edges = []
-        for m in tuned:
-            t = thresholds.get(m)
-            if fixed[base(m)] is None and m not in given:
-                edges += ([f"{label(m)} ({SETTING_LABELS.get(s, s)}, stride {k})" for (s, k), v in t.items()
-                           if grid_edge(v, opts.grid)] if isinstance(t, Mapping)
-                          else [label(m)] if grid_edge(t, opts.grid) else [])
-        if edges:
-            match += (f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose "
-                      "another")
-        if filled:
-            match += (f"; {filled} ground-truth poses of it without a head box got one (keytrack.evaluation."
-                      "head_boxes) so that PCKh matching can score them")
-    notes = [
-        f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
-        "%IDSW = 100 · ID switches / GT joints and MOTA as poseval computes them (§4.1), Total columns.",
-        f"Predicted keypoints: keytrack.perturb, {seeds}.",
-        f"Tracker (§3.1): {match}; track score = maximum over the window (A.4); {compared}.{output}",
-    ]
+    tuned_here = [m for m in tuned if fixed[base(m)] is None and m not in given]
+    if not tuned_here:
+        return match
+    how = ("each keypoint setting and frame stride of the table, tracked as its cells are"
+           if opts.tune_on == "cell" else "GT keypoints, stride 1")
+    match += (f"; OKS and IoU tuned on the training split ({train_description}, {how}) over "
+              f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
+    edges = []
+    for m in tuned_here:
+        t = thresholds.get(m)
+        edges += ([f"{label(m)} ({SETTING_LABELS.get(s, s)}, stride {k})" for (s, k), v in t.items()
+                   if grid_edge(v, opts.grid)] if isinstance(t, Mapping)
+                  else [label(m)] if grid_edge(t, opts.grid) else [])
+    if edges:
+        match += f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose another"
+    if filled:
+        match += (f"; {filled} ground-truth poses of it without a head box got one (keytrack.evaluation."
+                  "head_boxes) so that PCKh matching can score them")
+    return match
+
+
+def _setting_notes(opts: TrackingOptions, matchers: Sequence[str | None], label: Callable[[str], str]) -> list[str]:
+    """The notes of the tracker settings and matchers beyond the paper's one pass that a table uses."""
+    learned = [m for m in matchers if base(m) not in NON_LEARNED]
+    baselines = [m for m in matchers if base(m) in LEARNED_BASELINES]
+    notes = []
     if opts.detection_threshold is not None:
         notes.append(f"Confident first, for every matcher: poses with detection score >= {opts.detection_threshold:g} "
                      "are assigned first, to the tracks with such an appearance in the window, then every pose left "
@@ -106,6 +134,4 @@ def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval
                      + (f" (the learned baselines: {', '.join(map(str, opts.baseline_train_seeds))})"
                         if baselines and opts.baseline_train_seeds else "")
                      + "; a cell over several trainings is their mean ± sample std.")
-    notes.append(f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
-                 "delete a file there to run it again.")
     return notes

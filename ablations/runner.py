@@ -46,6 +46,9 @@ from keytrack.tracking import ASSIGNMENTS
 
 log = logging.getLogger("ablations.runner")
 
+#: The one-line help of ``keytrack ablate`` (read by keytrack.cli without importing this module).
+HELP = "run an ablation: a spec of experiments/ablations/ or one that stays code"
+
 SPECS = config_path("ablations")
 #: The ablations that stay code (plug-ins): ``keytrack ablate NAME ...`` hands ``...`` to the module's own
 #: options (``add_arguments`` / ``run``). A spec with ``variants`` is run by ``matcher_variants``.
@@ -766,66 +769,89 @@ def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None 
     return train_table(run, rows_raw)
 
 
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def _val_acc(result: dict) -> float | None:
+    return _percent(result.get("best_val_acc"))
+
+
+def _shown(value: Any) -> Any:
+    """A flag of ``train.show`` as ✓, a value as it is."""
+    return ("✓" if value else "") if isinstance(value, bool) or value is None else value
+
+
 def train_table(run: TrainSpecRun, rows_raw: list[dict]) -> Result:
     """The table, notes and plots of a training spec's rows (each done by :func:`train_row`)."""
-    from omegaconf import OmegaConf
-
-    spec, opts, seeds, done, out = run.spec, run.opts, run.seeds, run.done, run.out
-    train, cache, evalset, tracker = spec["train"], run.cache, run.cells.evalset, run.cells.tracker
-
-    def percent(value: float | None) -> float | None:
-        return None if value is None else 100 * value
-
-    def val_acc(result: dict) -> float | None:
-        return percent(result.get("best_val_acc"))
-
-    def shown(value: Any) -> Any:                      # a flag as ✓, a value as it is
-        return ("✓" if value else "") if isinstance(value, bool) or value is None else value
-
-    compare = spec.get("compare") or {}
-    each = list(train.get("each") or {})
     rows, failures, stale = [], [], 0
     for r in rows_raw:
-        d = done[r["key"]]
-        trains, tracks, cost = d["trains"], d["tracks"], d["cost"]
-        ok = [t.result for t in trains if t.ok]
-        tracked = [t.result for t in tracks if t.ok]
-        config = {col: OmegaConf.select(d["cfg"], key) if d["cfg"] is not None else None
-                  for col, key in (train.get("show") or {}).items()}
-        row = {k: _label(spec, k, v) for k, v in r["values"].items()}
-        row.update({
-               **{col: shown(v) for col, v in config.items()},
-               "val_acc": mean_std(val_acc(t) for t in ok), "idsw": mean_std(t["idsw"]["Total"] for t in tracked),
-               "mota": mean_std(t["mota"]["Total"] for t in tracked),
-               "val_rank1": mean_std(percent(trained_metric(t, "val_rank1")) for t in trains),
-               "steps": mean_std(t.get("global_step") for t in ok),
-               "train_seconds": mean_std(t.get("train_seconds") for t in ok),
-               "pairs_per_s": mean_std(t.get("pairs_per_s") for t in tracked), "experiment": r["experiment"]})
-        if cost is not None:
-            row.update(params_m=cost.result["params"] / 1e6 if cost.ok else None,
-                       mflops=cost.result["flops"] / 1e6 if cost.ok else None)
-        if compare and r["row"] != compare["to"]:
-            ref = next((q for q in rows_raw if q["row"] == compare["to"]
-                        and all(q[k] == r[k] for k in each)), None)
-            if ref is not None:
-                ref_trains, ref_tracks = done[ref["key"]]["trains"], done[ref["key"]]["tracks"]
-                for m in compare["metrics"]:
-                    mine, theirs = (trains, ref_trains) if m == "val_acc" else (tracks, ref_tracks)
-                    row[f"d_{m}"] = paired_difference(mine, theirs, val_acc if m == "val_acc" else total(m))
-                if compare.get("videos"):
-                    row["v_idsw"], missing = _video_interval(tracks, ref_tracks)
-                    stale += missing
-        row.update(paper_values(spec, {**r["values"], **config}))    # `when` may name a train.show column
-        train_failed = failure_status(trains, seeds)
-        track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],
-                                      [s for s, x in zip(seeds, trains) if x.ok])
-        row["status"] = "; ".join(x for x in (train_failed and "training " + train_failed,
-                                              track_failed and "tracking " + track_failed,
-                                              cost is not None and cost.failure and "cost failed: " + cost.failure)
-                                  if x) or None
-        failures += [f"{x.key}: {x.failure}" for x in [*trains, *tracks, *([cost] if cost else [])] if not x.ok]
+        row, missing, failed = _train_table_row(run, r, rows_raw)
         rows.append(row)
+        stale += missing
+        failures += failed
+    spec, out, done, seeds = run.spec, run.out, run.done, run.seeds
+    files = list(write_table(rows, out, columns=_columns(spec, rows), notes=_train_notes(run, rows_raw, rows, stale),
+                             title=spec.get("title", run.name)))
+    # a plot's x may be an axis value or a table column (params_m)
+    files += _plots(spec, rows, [{**{k: math.nan if v is None else v for k, v in row.items()}, **r["values"]}
+                                 for row, r in zip(rows, rows_raw)], out)
+    records = {(kind, k, s): rec for k, d in done.items() for kind in ("train", "track")
+               for s, rec in zip(seeds, d[f"{kind}s"])}
+    records.update({("cost", k): d["cost"] for k, d in done.items() if d["cost"] is not None})
+    return Result(rows, out, files, failures, records)
 
+
+def _train_table_row(run: TrainSpecRun, r: dict, rows_raw: list[dict]) -> tuple[dict, int, list[str]]:
+    """One row of a training spec's table: statistics over its seeds' trainings and trackings, its cost,
+    the comparison with the spec's ``compare`` row, the paper's values and its status."""
+    from omegaconf import OmegaConf
+
+    spec, seeds, done, train = run.spec, run.seeds, run.done, run.spec["train"]
+    d = done[r["key"]]
+    trains, tracks, cost = d["trains"], d["tracks"], d["cost"]
+    ok = [t.result for t in trains if t.ok]
+    tracked = [t.result for t in tracks if t.ok]
+    config = {col: OmegaConf.select(d["cfg"], key) if d["cfg"] is not None else None
+              for col, key in (train.get("show") or {}).items()}
+    row = {k: _label(spec, k, v) for k, v in r["values"].items()}
+    row.update({**{col: _shown(v) for col, v in config.items()},
+                "val_acc": mean_std(_val_acc(t) for t in ok), "idsw": mean_std(t["idsw"]["Total"] for t in tracked),
+                "mota": mean_std(t["mota"]["Total"] for t in tracked),
+                "val_rank1": mean_std(_percent(trained_metric(t, "val_rank1")) for t in trains),
+                "steps": mean_std(t.get("global_step") for t in ok),
+                "train_seconds": mean_std(t.get("train_seconds") for t in ok),
+                "pairs_per_s": mean_std(t.get("pairs_per_s") for t in tracked), "experiment": r["experiment"]})
+    if cost is not None:
+        row.update(params_m=cost.result["params"] / 1e6 if cost.ok else None,
+                   mflops=cost.result["flops"] / 1e6 if cost.ok else None)
+    stale = 0
+    compare, each = spec.get("compare") or {}, list(train.get("each") or {})
+    ref = next((q for q in rows_raw if q["row"] == compare["to"] and all(q[k] == r[k] for k in each)), None) \
+        if compare and r["row"] != compare["to"] else None
+    if ref is not None:
+        ref_trains, ref_tracks = done[ref["key"]]["trains"], done[ref["key"]]["tracks"]
+        for m in compare["metrics"]:
+            mine, theirs = (trains, ref_trains) if m == "val_acc" else (tracks, ref_tracks)
+            row[f"d_{m}"] = paired_difference(mine, theirs, _val_acc if m == "val_acc" else total(m))
+        if compare.get("videos"):
+            row["v_idsw"], stale = _video_interval(tracks, ref_tracks)
+    row.update(paper_values(spec, {**r["values"], **config}))    # `when` may name a train.show column
+    train_failed = failure_status(trains, seeds)
+    track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],
+                                  [s for s, x in zip(seeds, trains) if x.ok])
+    row["status"] = "; ".join(x for x in (train_failed and "training " + train_failed,
+                                          track_failed and "tracking " + track_failed,
+                                          cost is not None and cost.failure and "cost failed: " + cost.failure)
+                              if x) or None
+    failures = [f"{x.key}: {x.failure}" for x in [*trains, *tracks, *([cost] if cost else [])] if not x.ok]
+    return row, stale, failures
+
+
+def _train_notes(run: TrainSpecRun, rows_raw: list[dict], rows: list[dict], stale: int) -> list[str]:
+    spec, opts, seeds, done, cache = run.spec, run.opts, run.seeds, run.done, run.cache
+    train, evalset, tracker = spec["train"], run.cells.evalset, run.cells.tracker
+    compare = spec.get("compare") or {}
     first = next((done[r["key"]]["cfg"] for r in rows_raw if done[r["key"]]["cfg"] is not None), None)
     budget = describe_budget(first) if first is not None else "no row's config composed"
     kp = evalset.keypoint_threshold
@@ -836,26 +862,18 @@ def train_table(run: TrainSpecRun, rows_raw: list[dict]) -> Result:
                    f"{opts.profile} profile, each row's experiment with its overrides: {budget}")
     context = {"compare_to": _label(spec, "row", compare["to"]) if compare else ""}
     claims = CLAIMS[spec["claims"]](rows_raw, rows) if spec.get("claims") else []
-    notes = [*(n.format(**context) for n in spec.get("notes") or []),
-             f"Mean ± sample std over training seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
-             "(each seed also draws its own train/val split of the videos).",
-             f"Training: {budget_text}. Train s: wall time of a training (its metrics.json).",
-             f"{run.data_note}, {SETTING_LABELS[evalset.setting]} drawn once "
-             f"with perturbation seed {evalset.seed}; δ = {tracker.delta}, greedy, match threshold "
-             f"{opts.match_threshold:g}, {candidates}"
-             + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "") + ".",
-             *claims, *_stale_notes(stale, cache),
-             f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run now); "
-             f"trained networks in {first.output_dir if first is not None else 'runs'}/<experiment>/<data>-<row>-"
-             "<profile>-<config digest>-seed<k>/. Delete a file there to run it again."]
-    files = list(write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", run.name)))
-    # a plot's x may be an axis value or a table column (params_m)
-    files += _plots(spec, rows, [{**{k: math.nan if v is None else v for k, v in row.items()}, **r["values"]}
-                                 for row, r in zip(rows, rows_raw)], out)
-    records = {(kind, k, s): rec for k, d in done.items() for kind in ("train", "track")
-               for s, rec in zip(seeds, d[f"{kind}s"])}
-    records.update({("cost", k): d["cost"] for k, d in done.items() if d["cost"] is not None})
-    return Result(rows, out, files, failures, records)
+    return [*(n.format(**context) for n in spec.get("notes") or []),
+            f"Mean ± sample std over training seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
+            "(each seed also draws its own train/val split of the videos).",
+            f"Training: {budget_text}. Train s: wall time of a training (its metrics.json).",
+            f"{run.data_note}, {SETTING_LABELS[evalset.setting]} drawn once "
+            f"with perturbation seed {evalset.seed}; δ = {tracker.delta}, greedy, match threshold "
+            f"{opts.match_threshold:g}, {candidates}"
+            + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "") + ".",
+            *claims, *_stale_notes(stale, cache),
+            f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run now); "
+            f"trained networks in {first.output_dir if first is not None else 'runs'}/<experiment>/<data>-<row>-"
+            "<profile>-<config digest>-seed<k>/. Delete a file there to run it again."]
 
 
 # -- command line -------------------------------------------------------------------------------------

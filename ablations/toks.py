@@ -395,39 +395,75 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
     eval_gt = limit_frames(profile.load_eval() if eval_gt is None else eval_gt, opts.max_frames)
     if opts.max_frames is not None:
         description += f", first {opts.max_frames} frames of each video"
+    if images:
+        source = source if source is not None else frame_source(profile)
+        records, model_cache = _image_cells(opts, eval_gt, cache, image_models, source, out)
+    else:
+        records, model_cache = _simulated_cells(opts, eval_gt, cache), None
+    failures = [f"{row.key}" + ("" if images else f"-seed{seed}") + f": {r.failure}"
+                for (row, seed), r in records.items() if not r.ok]
+    table, counts = _rows(opts, records, images)
+    columns = [Column("method", "Detection method"), Column("source", ""), *(Column(p, p) for p in PARTS),
+               Column("gain", "Total − Det.")]
+    if any("status" in r for r in table):
+        columns.append(Column("status", "Status"))
+    notes = _notes(opts, description, eval_gt, image_models if images else None, model_cache, cache)
+    files = list(write_table(table, out, columns=columns, notes=notes,
+                             title="Per-joint AP by the boxes the estimator is given (Table 2, §4.3)"))
+    files += list(write_table(counts, out, name="counts", columns=_count_columns(images),
+                              notes=_count_notes(opts, images), title="What each method did (Table 2's runs)"))
+    return Result(table, out, files, failures, records, tables=["table", "counts"])
+
+
+def _simulated_cells(opts: Options, eval_gt: Dataset, cache: RunCache) -> dict[tuple[Row, int], RunRecord]:
+    """Every (row, seed) cell with the simulated detector and estimator."""
     data_id = dataset_fingerprint(eval_gt)
     simulator_config = dataclasses.asdict(SimulatedConfig())
-
-    records: dict[tuple[Row, int], RunRecord] = {}
     cells = [(row, seed) for row in opts.rows() for seed in opts.seeds]
-    model_cache = None
-    if images:
-        from keytrack.estimators.cached import ModelCache
-
-        source = source if source is not None else frame_source(profile)
-        check_images(eval_gt, source)
-        source_token = str(getattr(source, "cache_token", type(source).__qualname__))
-        digest = hashlib.sha256(f"{image_models.token}\n{source_token}".encode()).hexdigest()[:16]
-        model_cache = ModelCache(out / "runs" / "models" / digest)
-        model_cache.directory.mkdir(parents=True, exist_ok=True)
-        write_text(model_cache.directory / "models.txt", f"{image_models.token}\n{source_token}\n")
+    records = {}
     for i, (row, seed) in enumerate(cells, 1):
-        if images:
-            params = {"data": data_id, "method": row.method, "estimator": opts.estimator, "counts": 2,
-                      "models": image_models.token, "frames": source_token, **opts.method_kwargs(row)}
-            log.info("[%d/%d] %s (%s)", i, len(cells), row.label, opts.estimator)
-            records[row, seed] = cache.run(
-                row.key, lambda r=row: run_image_cell(eval_gt, r, opts, image_models, source, model_cache),
-                params)
-            continue
         params = {"data": data_id, "method": row.method, "seed": seed, "simulator": SIMULATOR_VERSION,
                   "config": simulator_config, **opts.method_kwargs(row)}
         log.info("[%d/%d] %s seed %d", i, len(cells), row.label, seed)
         records[row, seed] = cache.run(f"{row.key}-seed{seed}",
                                        lambda r=row, s=seed: run_cell(eval_gt, r, s, opts), params)
-    failures = [f"{row.key}" + ("" if images else f"-seed{seed}") + f": {r.failure}"
-                for (row, seed), r in records.items() if not r.ok]
+    return records
 
+
+def _image_cells(opts: Options, eval_gt: Dataset, cache: RunCache, image_models: ImageModels, source,
+                 out: Path) -> tuple[dict, object]:
+    """Every row with the image detector and estimator (one run each), their outputs cached per frame."""
+    from keytrack.estimators.cached import ModelCache
+
+    data_id = dataset_fingerprint(eval_gt)
+    check_images(eval_gt, source)
+    source_token = str(getattr(source, "cache_token", type(source).__qualname__))
+    digest = hashlib.sha256(f"{image_models.token}\n{source_token}".encode()).hexdigest()[:16]
+    model_cache = ModelCache(out / "runs" / "models" / digest)
+    model_cache.directory.mkdir(parents=True, exist_ok=True)
+    write_text(model_cache.directory / "models.txt", f"{image_models.token}\n{source_token}\n")
+    cells = [(row, seed) for row in opts.rows() for seed in opts.seeds]
+    records = {}
+    for i, (row, seed) in enumerate(cells, 1):
+        params = {"data": data_id, "method": row.method, "estimator": opts.estimator, "counts": 2,
+                  "models": image_models.token, "frames": source_token, **opts.method_kwargs(row)}
+        log.info("[%d/%d] %s (%s)", i, len(cells), row.label, opts.estimator)
+        records[row, seed] = cache.run(
+            row.key, lambda r=row: run_image_cell(eval_gt, r, opts, image_models, source, model_cache), params)
+    return records, model_cache
+
+
+def _stat(ok: Sequence, name: str, per_frame: bool = False, scale: float = 1.0):
+    """Mean ± std over the successful runs of a method's count (per frame when ``per_frame``)."""
+    values = []
+    for _, r in ok:
+        st = r.result["stats"]
+        values.append(scale * st[name] / (max(st["frames"], 1) if per_frame else 1))
+    return mean_std(values)
+
+
+def _rows(opts: Options, records: dict, images: bool) -> tuple[list[dict], list[dict]]:
+    """The AP table's rows (each followed by Table 2's) and the counts table's rows."""
     paper = paper_table2()
     det_total = {seed: (records[Row("detector"), seed].result or {}).get("ap", {}).get("Total")
                  for seed in opts.seeds if records[Row("detector"), seed].ok}
@@ -449,47 +485,43 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
         if ref is not None:
             table.append({"method": "", "source": "paper", **dict(zip(PARTS, ref)),
                           "gain": ref[-1] - paper["detector"][-1] if row.method != "detector" else None})
+        counts.append(_count_row(row, ok, images))
+    return table, counts
 
-        def stat(name: str, per_frame: bool = False, scale: float = 1.0):
-            values = []
-            for _, r in ok:
-                st = r.result["stats"]
-                frames = max(st["frames"], 1)
-                values.append(scale * st[name] / (frames if per_frame else 1))
-            return mean_std(values)
 
-        missed = mean_std(100.0 * r.result["missed_by_detector"] / r.result["gt_people"] for _, r in ok
-                          if r.result["gt_people"] and r.result.get("missed_by_detector") is not None)
-        extra = {}
-        if images:
-            extra = {"found_pct": mean_std(100.0 * r.result["found"] / r.result["gt_people"] for _, r in ok
-                                           if r.result["gt_people"]),
-                     "missed_found": mean_std(r.result["missed_found"] for _, r in ok
-                                              if r.result.get("missed_found") is not None)
-                     if row.method != "gt_boxes" else None,
-                     "missed_n": mean_std(r.result["missed_by_detector"] for _, r in ok
-                                          if r.result.get("missed_by_detector") is not None)
-                     if row.method != "gt_boxes" else None,
-                     "people": mean_std(r.result["gt_people"] for _, r in ok),
-                     "mirrored_pct": mean_std(100.0 * r.result["lr_mirrored"] / r.result["lr_compared"]
-                                              for _, r in ok if r.result.get("lr_compared"))}
-        counts.append({"method": row.label, "frames": stat("frames"), "poses_per_frame": stat("poses", True),
-                       "missed_pct": missed if row.method != "gt_boxes" else None, **extra,
-                       "recovered": stat("recovered") if row.method == "toks" else None,
-                       "duplicates": stat("duplicates") if row.method == "toks" else None,
-                       "replaced": stat("replaced") if row.method == "toks" else None,
-                       "suppressed": stat("suppressed") if row.method == "box_propagation" else None,
-                       "kp_dropped": stat("keypoint_dropped"),
-                       "detect_ms": stat("detect_seconds", True, 1e3),
-                       "estimate_ms": stat("estimate_seconds", True, 1e3),
-                       "match_ms": stat("match_seconds", True, 1e3)})
-
-    columns = [Column("method", "Detection method"), Column("source", ""), *(Column(p, p) for p in PARTS),
-               Column("gain", "Total − Det.")]
-    if any("status" in r for r in table):
-        columns.append(Column("status", "Status"))
-    seeds = ", ".join(map(str, opts.seeds))
+def _count_row(row: Row, ok: Sequence, images: bool) -> dict:
+    """What one method did: poses, the detector's misses, TOKS' recoveries, NMS, milliseconds per stage."""
+    missed = mean_std(100.0 * r.result["missed_by_detector"] / r.result["gt_people"] for _, r in ok
+                      if r.result["gt_people"] and r.result.get("missed_by_detector") is not None)
+    extra = {}
     if images:
+        detected = row.method != "gt_boxes"
+        extra = {"found_pct": mean_std(100.0 * r.result["found"] / r.result["gt_people"] for _, r in ok
+                                       if r.result["gt_people"]),
+                 "missed_found": mean_std(r.result["missed_found"] for _, r in ok
+                                          if r.result.get("missed_found") is not None) if detected else None,
+                 "missed_n": mean_std(r.result["missed_by_detector"] for _, r in ok
+                                      if r.result.get("missed_by_detector") is not None) if detected else None,
+                 "people": mean_std(r.result["gt_people"] for _, r in ok),
+                 "mirrored_pct": mean_std(100.0 * r.result["lr_mirrored"] / r.result["lr_compared"]
+                                          for _, r in ok if r.result.get("lr_compared"))}
+    toks, prop = row.method == "toks", row.method == "box_propagation"
+    return {"method": row.label, "frames": _stat(ok, "frames"), "poses_per_frame": _stat(ok, "poses", True),
+            "missed_pct": missed if row.method != "gt_boxes" else None, **extra,
+            "recovered": _stat(ok, "recovered") if toks else None,
+            "duplicates": _stat(ok, "duplicates") if toks else None,
+            "replaced": _stat(ok, "replaced") if toks else None,
+            "suppressed": _stat(ok, "suppressed") if prop else None,
+            "kp_dropped": _stat(ok, "keypoint_dropped"),
+            "detect_ms": _stat(ok, "detect_seconds", True, 1e3),
+            "estimate_ms": _stat(ok, "estimate_seconds", True, 1e3),
+            "match_ms": _stat(ok, "match_seconds", True, 1e3)}
+
+
+def _notes(opts: Options, description: str, eval_gt: Dataset, image_models: ImageModels | None, model_cache,
+           cache: RunCache) -> list[str]:
+    seeds = ", ".join(map(str, opts.seeds))
+    if image_models is not None:
         models_note = (f"Boxes and keypoints: {image_models.description}, on "
                        + ("the rendered synthetic frames (keytrack.frames.SyntheticFrames)"
                           if opts.data is None else "the data's image files")
@@ -502,7 +534,7 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
                        f"{SIMULATOR_VERSION}), seeds {seeds}"
                        + (" (mean ± sample std over seeds)" if len(opts.seeds) > 1 else "")
                        + "; every row of a seed sees the same detector and estimator errors.")
-    notes = [
+    return [
         f"Evaluation: {description} ({eval_gt.report()}); the paper: PoseTrack 2018 val with HTC boxes and "
         "HRNet-W48 keypoints. AP as poseval computes it (§4.1), Total = mean over joints; a joint group the "
         "data never annotates (Bonn's nose) leaves its column empty.",
@@ -516,20 +548,24 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
         f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); delete a "
         "file there to run it again.",
     ]
-    files = list(write_table(table, out, columns=columns, notes=notes,
-                             title="Per-joint AP by the boxes the estimator is given (Table 2, §4.3)"))
-    count_columns = [Column("method", "Detection method"), Column("frames", "Frames", 0),
-                     Column("poses_per_frame", "Poses / frame", 2), Column("missed_pct", "Det. missed %"),
-                     Column("recovered", "Recovered", 0), Column("duplicates", "Duplicates removed", 0),
-                     Column("replaced", "Replaced", 0), Column("suppressed", "NMS suppressed", 0),
-                     Column("kp_dropped", "Empty poses dropped", 0),
-                     *([Column("people", "Annotated people", 0), Column("missed_n", "Det. missed", 0),
-                        Column("missed_found", "Missed people found", 0),
-                        Column("found_pct", "People found %"),
-                        Column("mirrored_pct", "L/R mirrored %")]
-                       if images else []),
-                     Column("detect_ms", "Detect ms/frame", 2),
-                     Column("estimate_ms", "Estimate ms/frame", 2), Column("match_ms", "Match ms/frame", 2)]
+
+
+def _count_columns(images: bool) -> list[Column]:
+    return [Column("method", "Detection method"), Column("frames", "Frames", 0),
+            Column("poses_per_frame", "Poses / frame", 2), Column("missed_pct", "Det. missed %"),
+            Column("recovered", "Recovered", 0), Column("duplicates", "Duplicates removed", 0),
+            Column("replaced", "Replaced", 0), Column("suppressed", "NMS suppressed", 0),
+            Column("kp_dropped", "Empty poses dropped", 0),
+            *([Column("people", "Annotated people", 0), Column("missed_n", "Det. missed", 0),
+               Column("missed_found", "Missed people found", 0),
+               Column("found_pct", "People found %"),
+               Column("mirrored_pct", "L/R mirrored %")]
+              if images else []),
+            Column("detect_ms", "Detect ms/frame", 2),
+            Column("estimate_ms", "Estimate ms/frame", 2), Column("match_ms", "Match ms/frame", 2)]
+
+
+def _count_notes(opts: Options, images: bool) -> list[str]:
     image_notes = [
         "Sums over all videos of the one run of each row. Det. missed: annotated people with no detector "
         f"box at score ≥ {opts.box_score:g} matched one-to-one at IoU ≥ {DETECTED_IOU:g} to their box "
@@ -554,9 +590,7 @@ def run_toks(opts: Options, *, eval_gt: Dataset | None = None, image_models: Ima
         "Milliseconds per frame of the simulated models and of the matching step, on this machine's CPU "
         "(the simulator needs no network, so these are not HTC/HRNet timings).",
     ]
-    files += list(write_table(counts, out, name="counts", columns=count_columns, notes=count_notes,
-                              title="What each method did (Table 2's runs)"))
-    return Result(table, out, files, failures, records, tables=["table", "counts"])
+    return image_notes if images else count_notes
 
 
 # -- command line -----------------------------------------------------------------------------------

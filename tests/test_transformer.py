@@ -194,66 +194,63 @@ def _pair_tokens(m: int = 6, seed: int = 0) -> dict:
             "mask": mask}
 
 
-def test_fused_qkv_loads_checkpoints_with_separate_query_key_value():
-    """Checkpoints written before Q, K, V were fused hold ``query`` / ``key`` / ``value``: loading one
-    concatenates them in that order and the network computes the same logits."""
-    torch.manual_seed(0)
-    model = TransformerMatchingNetwork().eval()
-    old = {}
-    for name, tensor in model.state_dict().items():
-        if ".qkv." in name:
-            for part, chunk in zip(("query", "key", "value"), tensor.chunk(3, dim=0)):
-                old[name.replace("qkv", part)] = chunk.clone()
-        else:
-            old[name] = tensor.clone()
-    torch.manual_seed(1)
-    loaded = TransformerMatchingNetwork().eval()
-    loaded.load_state_dict(old)
-    tokens = _pair_tokens()
-    with torch.no_grad():
-        assert torch.allclose(loaded(tokens), model(tokens), atol=1e-6)
-    # A permuted split (value and query exchanged) is another network: the order is checked.
-    swapped = dict(old)
-    swapped["encoder.0.query.weight"], swapped["encoder.0.value.weight"] = (old["encoder.0.value.weight"],
-                                                                            old["encoder.0.query.weight"])
-    loaded.load_state_dict(swapped)
-    with torch.no_grad():
-        assert not torch.allclose(loaded(tokens), model(tokens), atol=1e-4)
-
-
+@pytest.mark.parametrize("masked", [True, False])
 @pytest.mark.parametrize("queries", [30, 1])
-def test_batched_matmul_attention_equals_the_fused_kernel(queries):
-    """The CPU / training attention (heads folded into the batch, mask added by baddbmm) computes
-    what PyTorch's scaled-dot-product kernel computes, padding mask included, gradients too; with
-    one query (the last layer's pooled token) as with all 30."""
-    from einops import rearrange
-
-    from keytrack.models.transformer import EncoderLayer
+def test_cpu_attention_equals_scaled_dot_product_attention(queries, masked):
+    """The CPU path's attention (heads folded into the batch, the mask added by ``baddbmm``) computes
+    what ``F.scaled_dot_product_attention`` computes, outputs and gradients, with the padding mask
+    and without; with one query (the last layer's pooled token) as with all 30."""
+    from keytrack.models import cpu_path
 
     torch.manual_seed(0)
-    layer = EncoderLayer(TransformerConfig(dropout=0.0))
-    m, h = 6, layer.heads
-    q = torch.randn(m, queries, 128, requires_grad=True)
-    k, v = (torch.randn(m, 30, 128, requires_grad=True) for _ in range(2))
-    mask = torch.rand(m, 1, 1, 30) > 0.4
-    mask[:, ..., 0] = True                                     # every row keeps a key
-    ours = layer._attention(q, k, v, mask)
-    split = (rearrange(t, "m s (h d) -> m h s d", h=h) for t in (q, k, v))
-    fused = rearrange(F.scaled_dot_product_attention(*split, attn_mask=mask), "m h s d -> m s (h d)")
-    assert ours.shape == (m, queries, 128)
+    m, heads, d = 6, 4, 32
+    q = torch.randn(m, heads, queries, d, requires_grad=True)
+    k, v = (torch.randn(m, heads, 30, d, requires_grad=True) for _ in range(2))
+    mask = None
+    if masked:
+        mask = torch.rand(m, 1, 1, 30) > 0.4
+        mask[..., 0] = True                                    # every row keeps a key
+    ours = cpu_path.attention(q, k, v, mask)
+    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert ours.shape == (m, heads, queries, d)
     assert torch.allclose(ours, fused, atol=1e-5)
     w = torch.randn_like(ours)
     grads = [torch.autograd.grad((out * w).sum(), (q, k, v), retain_graph=True) for out in (ours, fused)]
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-5)
-    # A masked key changes nothing: moving its value leaves the output where it was.
-    v2 = v.detach().clone()
-    v2[~mask[:, 0, 0]] += 100.0
-    assert torch.allclose(layer._attention(q, k, v2, mask), ours, atol=1e-4)
+    if masked:              # a masked key changes nothing: moving its value leaves the output where it was
+        v2 = v.detach().clone()
+        v2.masked_fill_(~mask[:, :, 0, :, None].expand_as(v2), 100.0)
+        assert torch.allclose(cpu_path.attention(q, k, v2, mask), ours, atol=1e-4)
+
+
+@pytest.mark.parametrize("visible", [0.7, 1.0])
+def test_the_network_computes_the_same_on_both_paths(monkeypatch, visible):
+    """The whole network in eval mode, on the CPU path and on PyTorch's kernels (the switch
+    ``cpu_path.enabled`` turned off): the same logits and parameter gradients, with invisible
+    keypoints (and a pair with none visible) and with every keypoint visible."""
+    from keytrack.models import cpu_path
+
+    torch.manual_seed(0)
+    model = TransformerMatchingNetwork(TransformerConfig(relative_position=True)).eval()
+    tokens = _tokens(200, visible=visible)                    # more than one CPU chunk
+    if visible < 1.0:
+        tokens["mask"][0] = False
+    results = []
+    for on in (True, False):
+        monkeypatch.setattr(cpu_path, "enabled", lambda x, on=on: on and x.device.type == "cpu")
+        model.zero_grad()
+        logits = model(tokens)
+        (logits[:, 1] - logits[:, 0]).pow(2).sum().backward()
+        results.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (a, grads_a), (b, grads_b) = results
+    assert torch.allclose(a, b, atol=1e-5)
+    for name in grads_a:
+        assert torch.allclose(grads_a[name], grads_b[name], atol=1e-5), name
 
 
 def test_cpu_dropout_rate_scale_and_seed():
-    from keytrack.models.transformer import dropout
+    from keytrack.models.cpu_path import dropout
 
     x = torch.ones(400_000)
     torch.manual_seed(5)
@@ -289,8 +286,8 @@ def _every_token_forward(model: TransformerMatchingNetwork, tokens: dict) -> tor
 def test_last_layer_computing_only_the_pooled_token_changes_no_logit_or_gradient():
     """The last layer computes the first token alone (the pooler reads nothing else); logits and
     every parameter's gradient equal those of the network that computes all 30 tokens everywhere,
-    at inference (fused attention) and in training (written-out attention), with masked tokens
-    (including a masked first token) and a pair with no visible token."""
+    at inference and in training, with masked tokens (including a masked first token) and a pair
+    with no visible token."""
     torch.manual_seed(0)
     model = TransformerMatchingNetwork(TransformerConfig(dropout=0.0))
     tokens = _pair_tokens(m=8, seed=3)
@@ -298,9 +295,7 @@ def test_last_layer_computing_only_the_pooled_token_changes_no_logit_or_gradient
     tokens["mask"][1] = False
     with torch.no_grad():
         assert torch.allclose(model.eval()(tokens), _every_token_forward(model, tokens), atol=1e-5)
-    for layer in model.encoder:
-        layer.attention_dropout = 1e-9          # the training path, dropping nothing
-    model.train()
+    model.train()                               # dropout 0: training computes what inference does
     grads = []
     for forward in (model, lambda t: _every_token_forward(model, t)):
         model.zero_grad()
@@ -315,21 +310,23 @@ def test_last_layer_computing_only_the_pooled_token_changes_no_logit_or_gradient
     assert model.encoder[-1](x, tokens["mask"][:, None, None, :] | True, first_tokens=1).shape == (8, 1, 128)
 
 
-def test_cpu_inference_in_chunks_gives_the_logits_of_one_pass():
+def test_cpu_inference_in_chunks_gives_the_logits_of_one_pass(monkeypatch):
     """Large CPU batches go through in cache-sized chunks at inference: the same logits as one pass
     (chunk larger than the batch), the last chunk shorter than the others; training is one pass."""
+    from keytrack.models import cpu_path
+
     torch.manual_seed(0)
     model = TransformerMatchingNetwork(TransformerConfig()).eval()
     tokens = _pair_tokens(m=11)
     with torch.no_grad():
-        model.cpu_inference_chunk = 4                      # chunks of 4, 4 and 3 pairs
+        monkeypatch.setattr(cpu_path, "CHUNK", 4)          # chunks of 4, 4 and 3 pairs
         chunked = model(tokens)
-        model.cpu_inference_chunk = 1000
+        monkeypatch.setattr(cpu_path, "CHUNK", 1000)
         whole = model(tokens)
     assert chunked.shape == (11, 2)
     assert torch.allclose(chunked, whole, atol=1e-6)
     calls = []
-    model.cpu_inference_chunk = 4
+    monkeypatch.setattr(cpu_path, "CHUNK", 4)
     hook = model.pooler.register_forward_hook(lambda mod, inp, out: calls.append(out.shape[0]))
     with torch.no_grad():
         model(tokens)

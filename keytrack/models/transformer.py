@@ -12,6 +12,10 @@ hidden size 128, intermediate size 128, 4 layers of 4 heads, dropout 0.1 everywh
 from N(0, 0.02). The attention mask removes invisible keypoints as keys, "exactly as the
 attention mask in BERT": a ``[M, 1, 1, 30]`` mask broadcast over heads and queries (A.5).
 
+On the CPU, the attention, the dropout and inference over large batches take
+:mod:`keytrack.models.cpu_path`: the same numbers from kernels that are faster there, chosen by
+its one switch, :func:`keytrack.models.cpu_path.enabled`. Elsewhere this file is the whole network.
+
 Parameter count (default config), against Table 6:
 
 =============  ===========  ====================
@@ -40,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+from keytrack.models import cpu_path
 
 
 __all__ = ["TransformerConfig", "TransformerMatchingNetwork", "parameter_breakdown"]
@@ -130,43 +136,36 @@ class Embeddings(nn.Module):
         return self.dropout(self.layer_norm(total))
 
 
-def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """``F.dropout``, with a cheaper random mask on CPU.
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float = 0.0) -> Tensor:
+    """Scaled dot-product attention, Eq. 4: ``softmax(QKᵀ/√d_k + mask) V``, dropout on the
+    probabilities (Table 5).
 
-    On CPU, ``F.dropout`` draws one Bernoulli sample per element from the CPU generator, which is
-    a fifth of a training step of this model (``torch.profiler``; README, "Speed"). Here the mask is
-    read from 16-bit lanes of full-range 64-bit integers (four elements per draw, same generator,
-    so ``torch.manual_seed`` still decides it): an element is dropped with probability
-    ``round(p · 2¹⁶) / 2¹⁶`` (within 1e-5 of ``p``) and the rest are scaled by ``1 / (1 - p)``, as
-    ``F.dropout`` does. Other devices use ``F.dropout``.
+    ``q``: ``[M, heads, s_q, d]``; ``k``, ``v``: ``[M, heads, s, d]``; ``mask``: ``[M, 1, 1, s]`` bool,
+    True = may be attended (BERT's attention mask, broadcast over heads and queries; A.5). On the
+    CPU (:func:`keytrack.models.cpu_path.enabled`) :func:`keytrack.models.cpu_path.attention`
+    computes it, faster there; elsewhere PyTorch's fused kernel.
     """
-    if not training or p <= 0.0:
-        return x
-    if x.device.type != "cpu" or p >= 1.0:
-        return F.dropout(x, p, training=True)
-    n = x.numel()
-    lanes = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None).view(torch.int16)[:n]
-    scale = (lanes >= round(p * 65536) - 32768).view(x.shape).to(x.dtype).mul_(1.0 / (1.0 - p))
-    return x * scale
+    if cpu_path.enabled(q):
+        return cpu_path.attention(q, k, v, mask, dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` through :func:`dropout` (same state, so checkpoints are unchanged)."""
+    """``nn.Dropout`` (A.5: p = 0.1 throughout the network); on the CPU the cheaper random mask of
+    :func:`keytrack.models.cpu_path.dropout`. Its state is ``nn.Dropout``'s (none)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training)
+        if self.training and cpu_path.enabled(x):
+            return cpu_path.dropout(x, self.p, True)
+        return super().forward(x)
 
 
 class EncoderLayer(nn.Module):
-    """One BERT (post-LN) Transformer layer; the attention steps are Table 5's rows.
+    """One BERT (post-LayerNorm) Transformer encoder layer (§3.2, A.5): multi-head self-attention
+    (Table 5's rows), then the feed-forward block, each added to its input and layer-normalised.
 
-    Q, K and V come from one fused ``[H, 3H]`` projection (``qkv``: one GEMM instead of three; the
-    same parameters as BERT's separate ``query`` / ``key`` / ``value``, which older checkpoints
-    hold and :meth:`_load_from_state_dict` concatenates). The attention is :meth:`_attention`
-    (heads folded into one batched matmul, the mask added by ``baddbmm``) on CPU and in training,
-    where attention dropout would send PyTorch's fused kernel to its unfused path anyway, so the
-    dropout on the attention probabilities is :func:`dropout`'s cheaper one; at inference on other
-    devices it is PyTorch's fused scaled-dot-product kernel with the padding mask.
+    Q, K and V come from one ``[H, 3H]`` projection, ``qkv``: BERT's ``query``, ``key`` and ``value``
+    weights stacked in that order, one matrix product instead of three.
     """
 
     def __init__(self, config: TransformerConfig):
@@ -182,20 +181,11 @@ class EncoderLayer(nn.Module):
         self.output_norm = nn.LayerNorm(h, eps=1e-12)
         self.dropout = Dropout(config.dropout)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        names = [f"{prefix}{n}.{w}" for w in ("weight", "bias") for n in ("query", "key", "value")]
-        if all(n in state_dict for n in names):               # a checkpoint with separate Q, K, V
-            for i, w in enumerate(("weight", "bias")):
-                state_dict[f"{prefix}qkv.{w}"] = torch.cat([state_dict.pop(n) for n in names[3 * i:3 * i + 3]])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def forward(self, x: Tensor, attention_mask: Tensor, first_tokens: int | None = None) -> Tensor:
         """``x``: ``[M, 30, H]``; ``attention_mask``: ``[M, 1, 1, 30]`` bool, True = may be attended.
 
-        ``first_tokens = n``: only the first ``n`` tokens' outputs are computed (``[M, n, H]``); their
-        queries still attend to the keys and values of all 30. What the last layer needs when only
-        the pooled first token is read: the same numbers for it, without the query, attention,
-        output and feed-forward work of the other 29 tokens.
+        ``first_tokens = n``: only the first ``n`` tokens are computed (``[M, n, H]``), their queries
+        attending to all 30 keys. The last layer needs only the token the pooler reads (§3.2).
         """
         if first_tokens is None:
             q, k, v = self.qkv(x).chunk(3, dim=-1)
@@ -204,35 +194,13 @@ class EncoderLayer(nn.Module):
             q = F.linear(x[:, :first_tokens], self.qkv.weight[:h], self.qkv.bias[:h])
             k, v = F.linear(x, self.qkv.weight[h:], self.qkv.bias[h:]).chunk(2, dim=-1)
             x = x[:, :first_tokens]
-        # softmax(QKᵀ/√d_k + mask) V with dropout on the attention probabilities (Eq. 4).
-        if x.device.type == "cpu" or (self.training and self.attention_dropout > 0):
-            context = self._attention(q, k, v, attention_mask)
-        else:
-            # Q, K, V [M, s, H] -> multi-head [M, heads, s, H/heads] (Table 5 "resize").
-            q, k, v = (rearrange(t, "m s (h d) -> m h s d", h=self.heads) for t in (q, k, v))
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
-            context = rearrange(context, "m h s d -> m s (h d)")
+        # Table 5: Q, K, V [M, s, H] -> [M, heads, s, H / heads]; Eq. 4; the context back to [M, s, H].
+        q, k, v = (rearrange(t, "m s (h d) -> m h s d", h=self.heads) for t in (q, k, v))
+        context = attention(q, k, v, attention_mask, self.attention_dropout if self.training else 0.0)
+        context = rearrange(context, "m h s d -> m s (h d)")
         x = self.attention_norm(x + self.dropout(self.attention_output(context)))
         ff = self.output(F.gelu(self.intermediate(x)))
         return self.output_norm(x + self.dropout(ff))
-
-    def _attention(self, q: Tensor, k: Tensor, v: Tensor, attention_mask: Tensor) -> Tensor:
-        """Eq. 4 with the heads folded into the batch: one ``baddbmm`` adds the padding mask (as
-        ``-inf``) to ``QKᵀ/√d_k``, one ``bmm`` applies the probabilities to V; dropout on the
-        probabilities in training (:func:`dropout`). On this model's shapes (30 tokens of 32
-        dimensions per head) it is 2.5× faster on CPU than PyTorch's scaled-dot-product kernel
-        with a mask (README, "Speed"), which stays the path on other devices at inference, where
-        its fused kernels pay."""
-        m, heads = q.shape[0], self.heads
-        q, k, v = (rearrange(t, "m s (h d) -> (m h) s d", h=heads) for t in (q, k, v))
-        bias = torch.zeros(attention_mask.shape, dtype=q.dtype, device=q.device)
-        bias = bias.masked_fill_(~attention_mask, float("-inf")).expand(m, heads, 1, k.shape[1])
-        scores = torch.baddbmm(bias.reshape(m * heads, 1, k.shape[1]), q, k.transpose(1, 2),
-                               alpha=q.shape[-1] ** -0.5)
-        probs = torch.softmax(scores, dim=-1)
-        if self.training and self.attention_dropout > 0:
-            probs = dropout(probs, self.attention_dropout, True)
-        return rearrange(torch.bmm(probs, v), "(m h) s d -> m s (h d)", h=heads)
 
 
 class Pooler(nn.Module):
@@ -286,16 +254,10 @@ class TransformerMatchingNetwork(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    #: At inference on CPU, batches larger than this go through in chunks of this many pairs, whose
-    #: activations stay in the caches: 2.6 × the pairs/s of one pass at batch 4096 on the 2-core
-    #: CPU of README "Speed", the same logits (``make bench``).
-    cpu_inference_chunk: int = 128
-
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
-        m, chunk = tokens["mask"].shape[0], self.cpu_inference_chunk
-        if not self.training and m > chunk and tokens["mask"].device.type == "cpu":
-            return torch.cat([self._forward({k: v[i:i + chunk] for k, v in tokens.items()})
-                              for i in range(0, m, chunk)])
+        """Match logits ``[M, 2]``; at inference on the CPU in chunks (:func:`cpu_path.in_chunks`)."""
+        if not self.training and cpu_path.enabled(tokens["mask"]):
+            return cpu_path.in_chunks(self._forward, tokens)
         return self._forward(tokens)
 
     def _forward(self, tokens: dict[str, Tensor]) -> Tensor:

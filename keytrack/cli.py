@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
     "bench": ("keytrack.bench", "the matcher, keytrack train's step and the tracker against the roofline"),
     "cost": ("keytrack.models.cost", "parameters and FLOPs per pose pair of every matcher (Table 6)"),
+    "convert-checkpoint": ("keytrack.convert", "rewrite a checkpoint of a former layout in the current one"),
     "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }
 

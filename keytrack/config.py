@@ -156,37 +156,19 @@ def model_group(name: str, directory: Path | None = None) -> DictConfig:
     return group
 
 
-#: Before matchers had config groups, ``model`` was one flat section for all of them: the keys of
-#: each matcher there, and their names in its group now.
-_FLAT_MODEL_KEYS = {
-    "transformer": {k: k for k in ("hidden", "intermediate", "layers", "heads", "dropout", "init_std")},
-    "cnn_keypoints": {"resolution": "resolution", "cnn_channels": "channels", "cnn_hidden": "hidden"},
-    "cnn_crops": {"resolution": "resolution", "cnn_channels": "channels", "cnn_hidden": "hidden"},
-    "gcn": {"gcn_channels": "channels", "gcn_embedding": "embedding", "gcn_margin": "margin",
-            "gcn_coordinates": "coordinates"},
-}
-
-
-def _ungroup_flat_model(saved: DictConfig) -> DictConfig:
-    """A config saved with the flat ``model`` section, with only its matcher's keys, renamed."""
-    model = saved.get("model")
-    if model is None or not any(str(k).startswith(("cnn_", "gcn_")) for k in model):
-        return saved
-    name = str(model.get("name", "transformer"))
-    keys = _FLAT_MODEL_KEYS.get(name, {})
-    grouped = {k: model[k] for k in ("name", "init_from") if k in model}
-    grouped.update({new: model[old] for old, new in keys.items() if old in model})
-    out = OmegaConf.create(OmegaConf.to_container(saved))
-    out.model = grouped
-    return out
-
-
-def with_defaults(saved: DictConfig, directory: Path | None = None) -> DictConfig:
+def with_defaults(saved: DictConfig, directory: Path | None = None,
+                  source: str | Path | None = None) -> DictConfig:
     """A saved config (a run's ``config.yaml``, a checkpoint's ``cfg``) merged onto the current
     ``experiments/base.yaml`` and its matcher's group: keys added after the run was saved take
     their default values, so an old run equals a new config that leaves the new keys at their
-    defaults (a config of the former flat ``model`` section is read into its matcher's group)."""
-    saved = _ungroup_flat_model(saved)
+    defaults. A config of the former flat ``model`` section is refused (the message names
+    ``source``, the file it came from, and ``keytrack convert-checkpoint``, :mod:`keytrack.convert`)."""
+    from keytrack.convert import flat_model_section
+
+    if flat_model_section(saved):
+        raise ConfigError(f"{source or 'a saved config'}: saved with the former flat model section (the "
+                          f"keys of every matcher); rewrite it with "
+                          f"`keytrack convert-checkpoint {source or 'OLD'} NEW`")
     base = OmegaConf.load(config_path("base.yaml", directory=directory))
     name = OmegaConf.select(saved, "model.name", default=None) or base.model.name
     base.model = OmegaConf.merge(base.model, model_group(str(name), directory))

@@ -100,7 +100,7 @@ def check_resumable(cfg: DictConfig, saved_path: Path) -> None:
     if not saved_path.is_file():
         return
     # Keys added to experiments/base.yaml since the run was saved compare at their defaults.
-    saved = with_defaults(OmegaConf.load(saved_path))
+    saved = with_defaults(OmegaConf.load(saved_path), source=saved_path)
     changed = changed_keys(saved, cfg, resume=True)
     if changed:
         shown = ", ".join(f"{k} ({OmegaConf.select(saved, k)!r} -> {OmegaConf.select(cfg, k)!r})"

@@ -81,8 +81,11 @@ class MatchingModule(pl.LightningModule):
             self.trained_joints.copy_(train_set.joints_seen())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Checkpoints written before the record existed: every joint, as they were tracked then.
-        checkpoint["state_dict"].setdefault("trained_joints", torch.ones(NUM_JOINTS, dtype=torch.bool))
+        """Refuse a checkpoint of a former layout with a message naming the file and
+        ``keytrack convert-checkpoint`` (:mod:`keytrack.convert`), not Lightning's list of keys."""
+        from keytrack.convert import check_current
+
+        check_current(checkpoint, getattr(self._trainer, "ckpt_path", None))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(batch)

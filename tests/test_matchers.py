@@ -12,9 +12,8 @@ import colorsys
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from keytrack.config import ConfigError, load_config, with_defaults
+from keytrack.config import ConfigError, load_config
 from keytrack.encoders import CropEncoder, GraphEncoder, RasterEncoder, TokenEncoder, pair_encoder
 from keytrack.models.cnn import CNNConfig, CNNMatchingNetwork, num_conv_layers
 from keytrack.models.factory import build_matcher, load_matcher, matcher_config
@@ -299,54 +298,6 @@ def test_crop_scorer_cuts_what_training_cuts():
     assert torch.equal(c, crops[first[before.index]:first[before.index] + before.num_poses])
     with pytest.raises(ValueError, match="needs images"):
         PoseEntailmentScorer(build_matcher(matcher_config(cfg)), pair_encoder(cfg))
-
-
-# -- configs saved with the former flat model section ------------------------------------------------
-
-#: ``model`` as base.yaml spelled it for every matcher before matchers had config groups.
-FLAT_MODEL = {"name": "transformer", "init_from": None, "hidden": 128, "intermediate": 128, "layers": 4, "heads": 4,
-              "dropout": 0.1, "init_std": 0.02, "resolution": [24, 18], "cnn_channels": 64, "cnn_hidden": 512,
-              "gcn_channels": 64, "gcn_embedding": 128, "gcn_margin": 1.0, "gcn_coordinates": "box"}
-
-
-def _flat(cfg, **model):
-    old = OmegaConf.to_container(cfg, resolve=True)
-    old["model"] = {**FLAT_MODEL, **model}
-    return OmegaConf.create(old)
-
-
-@pytest.mark.parametrize("name", MATCHERS)
-def test_flat_model_configs_read_into_their_matchers_group(tmp_path, name):
-    from ablations.training import _same_config, _signature
-    from keytrack.runlogs import check_resumable
-
-    cfg = load_config([f"output_dir={tmp_path}", f"model.name={name}"])
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text(OmegaConf.to_yaml(_flat(cfg, name=name)))
-    saved = with_defaults(OmegaConf.load(run / "config.yaml"))
-    assert set(saved.model) == set(cfg.model)                 # only this matcher's keys, renamed
-    check_resumable(cfg, run / "config.yaml")                  # the same run: no error
-    assert _same_config(run, _signature(cfg))
-    key, value = {"transformer": ("layers", 2), "cnn_keypoints": ("channels", 8), "cnn_crops": ("hidden", 64),
-                  "gcn": ("embedding", 64)}[name]
-    changed = load_config([f"output_dir={tmp_path}", f"model.name={name}", f"model.{key}={value}"])
-    with pytest.raises(ConfigError, match=f"model.{key}"):
-        check_resumable(changed, run / "config.yaml")
-    assert not _same_config(run, _signature(changed))
-
-
-def test_a_checkpoint_with_the_flat_model_section_still_loads(tmp_path):
-    torch.manual_seed(0)
-    small = load_config(["model.name=gcn", *TINY_MODELS["gcn"]])
-    model = build_matcher(matcher_config(small))
-    ckpt = tmp_path / "old.ckpt"
-    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(_flat(small, name="gcn", gcn_channels=16,
-                                                                          gcn_embedding=16))},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
-    loaded, saved = load_matcher(str(ckpt))
-    assert saved.model.name == "gcn" and saved.model.channels == 16 and "layers" not in saved.model
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
 
 
 def test_model_keys_belong_to_their_matcher():

@@ -55,13 +55,14 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
     (completed with the current base defaults
     for keys added since, :func:`keytrack.config.with_defaults`), the weights its ``model.*``
     entries. ``model.trained_joints`` is the ``[15]`` bool record of the joints the training data
-    showed (``None`` for checkpoints written before it was kept).
+    showed (``None`` for a checkpoint without it: every joint). A checkpoint of a former layout is
+    refused with a message naming ``keytrack convert-checkpoint`` (:mod:`keytrack.convert`).
     """
     import torch
     from omegaconf import OmegaConf
 
     from keytrack.config import with_defaults
-
+    from keytrack.convert import check_current
     from keytrack.errors import CheckpointError
 
     path = Path(checkpoint)
@@ -73,16 +74,18 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
     except Exception as err:     # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
         raise CheckpointError(f"{checkpoint}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     try:
-        cfg = with_defaults(OmegaConf.create(state["hyper_parameters"]["cfg"]))
+        saved = OmegaConf.create(state["hyper_parameters"]["cfg"])
     except (KeyError, TypeError):
         raise CheckpointError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
+    check_current(state, checkpoint, joints_record=False)
+    cfg = with_defaults(saved, source=checkpoint)
     model = build_matcher(matcher_config(cfg))
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
         raise CheckpointError(f"{checkpoint}: its weights do not fit its own config ({err})") from None
-    # The joints its training data showed (None: a checkpoint from before the record, every joint).
+    # The joints its training data showed (None: a checkpoint without the record, every joint).
     joints = state["state_dict"].get("trained_joints")
     model.trained_joints = None if joints is None else joints.to(torch.bool).cpu()
     return model.eval(), cfg
@@ -94,11 +97,13 @@ def load_weights(model: nn.Module, checkpoint: str) -> nn.Module:
     import torch
 
     from keytrack.config import ConfigError
+    from keytrack.convert import check_current
 
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise ConfigError(f"model.init_from: no checkpoint {checkpoint}") from None
+    check_current(state, checkpoint, joints_record=False)
     weights = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected or not weights:

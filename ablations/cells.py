@@ -8,6 +8,7 @@
   one memo of pair scores between the cells that score the same pose pairs
   (:class:`keytrack.tracking.PairScoreMemo`), and :class:`TrainAndTrack` for one network per table row.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-
+from ablations.evaluate import (
+    GT_SETTING,
+    NON_LEARNED,
+    PAPER_KEYPOINT_THRESHOLD,
+    POSE_ENTAILMENT_THRESHOLD,
+    EvalSet,
+    Evaluator,
+    TrackerSpec,
+)
 from ablations.options import RunOptions, add_options, opt, options_from
 from ablations.profile import Profile, display_path
 from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest
-from ablations.evaluate import (GT_SETTING, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, POSE_ENTAILMENT_THRESHOLD,
-                                   EvalSet, Evaluator, TrackerSpec)
 from ablations.training import budget_overrides, network_or_error
 from keytrack.models import registry
 from keytrack.poses import Dataset
@@ -77,7 +84,8 @@ def motion_of(matcher: str | None) -> str | None:
 
 
 def _pairs(items: Sequence[str], what: str, value: Callable = str) -> dict:
-    """``["a=1", "2"]`` -> ``{"a": value("1"), "*": value("2")}`` (``KEY=VALUE`` items, ``*`` without a key)."""
+    """``["a=1", "2"]`` -> ``{"a": value("1"), "*": value("2")}`` (``KEY=VALUE`` items, ``*`` without a
+    key)."""
     out = {}
     for item in items:
         key, sep, v = item.rpartition("=")
@@ -99,72 +107,140 @@ class TrackingOptions(RunOptions):
     poses within a frame. ``strides``, ``settings``, ``methods`` and ``delta`` replace the spec's axes.
     """
 
-    synthetic_test_videos: int | None = opt(type=int, help="videos of the synthetic test set without --data "
-                                                           "(default: the ablation's own, else 20)")
-    profile: str = opt("quick", choices=PROFILES,
-                       help="training budget of the matching network when it must be trained: quick (experiment "
-                            "default, minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)")
-    seeds: tuple[int, ...] | None = opt(None, "--seeds", "--seed", type=int, nargs="+",
-                                        help="perturbation seeds, mean ± std over them (default: the spec's, else "
-                                             "0 1 2)")
-    gt_all_seeds: bool = opt(False, action="store_true",
-                             help="track GT keypoints with every seed too (default: the first; only the pose "
-                                  "order differs)")
-    strides: tuple[int, ...] | None = opt(type=int, nargs="+", metavar="K",
-                                          help="frame strides (the spec's axes.stride)")
-    settings: tuple[str, ...] | None = opt(nargs="+", metavar="SETTING",
-                                           help="keypoint settings of keytrack.perturb (the spec's axes.setting)")
-    methods: tuple[str, ...] | None = opt(nargs="+", metavar="MATCHER",
-                                          help="matchers (the spec's axes.matcher): pose_entailment / paper, "
-                                               f"pose_entailment_improved / improved, {', '.join(NON_LEARNED)}, "
-                                               f"{', '.join(LEARNED_BASELINES)} or an experiment's name; "
-                                               f"MATCHER{MOTION} tracks with motion")
+    synthetic_test_videos: int | None = opt(
+        type=int,
+        help="videos of the synthetic test set without --data (default: the ablation's own, else 20)",
+    )
+    profile: str = opt(
+        "quick",
+        choices=PROFILES,
+        help="training budget of the matching network when it must be trained: quick (experiment "
+        "default, minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)",
+    )
+    seeds: tuple[int, ...] | None = opt(
+        None,
+        "--seeds",
+        "--seed",
+        type=int,
+        nargs="+",
+        help="perturbation seeds, mean ± std over them (default: the spec's, else 0 1 2)",
+    )
+    gt_all_seeds: bool = opt(
+        False,
+        action="store_true",
+        help="track GT keypoints with every seed too (default: the first; only the pose order differs)",
+    )
+    strides: tuple[int, ...] | None = opt(
+        type=int, nargs="+", metavar="K", help="frame strides (the spec's axes.stride)"
+    )
+    settings: tuple[str, ...] | None = opt(
+        nargs="+", metavar="SETTING", help="keypoint settings of keytrack.perturb (the spec's axes.setting)"
+    )
+    methods: tuple[str, ...] | None = opt(
+        nargs="+",
+        metavar="MATCHER",
+        help="matchers (the spec's axes.matcher): pose_entailment / paper, "
+        f"pose_entailment_improved / improved, {', '.join(NON_LEARNED)}, "
+        f"{', '.join(LEARNED_BASELINES)} or an experiment's name; "
+        f"MATCHER{MOTION} tracks with motion",
+    )
     delta: int | None = opt(type=int, help="δ: timesteps looked back (the spec's axes.delta; paper: 4)")
-    experiment: str | None = opt(help="training experiment of the paper's matching network (default: by --profile)")
-    improved_experiment: str = opt("improved", help="training experiment of the improved matcher (default: "
-                                                    "improved)")
+    experiment: str | None = opt(
+        help="training experiment of the paper's matching network (default: by --profile)"
+    )
+    improved_experiment: str = opt(
+        "improved", help="training experiment of the improved matcher (default: improved)"
+    )
     train_seed: int = opt(0, type=int, help="seed of the training run (default: 0)")
-    train_seeds: tuple[int, ...] | None = opt(type=int, nargs="+",
-                                              help="training seeds: every learned matcher (or a spec's row) is "
-                                                   "trained once per seed; cells show mean ± std")
-    baseline_train_seeds: tuple[int, ...] | None = opt(type=int, nargs="+", metavar="S",
-                                                       help="training seeds of the learned baselines (default: "
-                                                            "those of --train-seeds)")
-    train_overrides: tuple[str, ...] = opt((), "--train-override", action="append", metavar="KEY=VALUE",
-                                           help="extra training config override (repeatable)")
-    improved_overrides: tuple[str, ...] = opt((), "--improved-override", action="append", metavar="KEY=VALUE",
-                                              help="extra training override of the improved matcher (repeatable)")
+    train_seeds: tuple[int, ...] | None = opt(
+        type=int,
+        nargs="+",
+        help="training seeds: every learned matcher (or a spec's row) is "
+        "trained once per seed; cells show mean ± std",
+    )
+    baseline_train_seeds: tuple[int, ...] | None = opt(
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="training seeds of the learned baselines (default: those of --train-seeds)",
+    )
+    train_overrides: tuple[str, ...] = opt(
+        (),
+        "--train-override",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra training config override (repeatable)",
+    )
+    improved_overrides: tuple[str, ...] = opt(
+        (),
+        "--improved-override",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra training override of the improved matcher (repeatable)",
+    )
     checkpoint: str | None = opt(help="use this checkpoint for the paper's matching network, no training")
-    baseline_checkpoint: tuple[str, ...] = opt((), action="append", metavar="MATCHER=CKPT",
-                                               help="use this checkpoint for a learned baseline "
-                                                    f"({', '.join(LEARNED_BASELINES)}), no training (repeatable)")
-    match_threshold: float = opt(POSE_ENTAILMENT_THRESHOLD, type=float,
-                                 help="a learned matcher starts a new track below this match score (default: 0.5)")
-    matcher_threshold: tuple[str, ...] = opt((), nargs="+", metavar="MATCHER=T",
-                                             help="the match threshold of one matcher of --methods (its name as "
-                                                  "given there, +motion included), over --match-threshold, "
-                                                  "--oks-threshold and tuning")
+    baseline_checkpoint: tuple[str, ...] = opt(
+        (),
+        action="append",
+        metavar="MATCHER=CKPT",
+        help="use this checkpoint for a learned baseline "
+        f"({', '.join(LEARNED_BASELINES)}), no training (repeatable)",
+    )
+    match_threshold: float = opt(
+        POSE_ENTAILMENT_THRESHOLD,
+        type=float,
+        help="a learned matcher starts a new track below this match score (default: 0.5)",
+    )
+    matcher_threshold: tuple[str, ...] = opt(
+        (),
+        nargs="+",
+        metavar="MATCHER=T",
+        help="the match threshold of one matcher of --methods (its name as "
+        "given there, +motion included), over --match-threshold, "
+        "--oks-threshold and tuning",
+    )
     oks_threshold: float | None = opt(type=float, help="fix OKS's match threshold (default: tuned)")
     iou_threshold: float | None = opt(type=float, help="fix IoU's match threshold (default: tuned)")
-    grid: tuple[float, ...] = opt(DEFAULT_GRID, type=float, nargs="+",
-                                  help="match thresholds tried for OKS and IoU on the training split")
-    tune_on: str = opt("cell", choices=TUNE_ON,
-                       help="tune OKS and IoU on the training split per keypoint setting and frame stride, "
-                            "tracked as the cells are (cell, the default), or once on its GT keypoints at "
-                            "stride 1 (gt)")
-    keypoint_threshold: float | None = opt(type=float,
-                                           help="output keypoint confidence threshold before MOTA with predicted "
-                                                "keypoints (A.3; default: the spec's, else the paper's "
-                                                f"{PAPER_KEYPOINT_THRESHOLD})")
-    nearest: int | None = opt(type=int, help="compare with the n nearest poses of each earlier frame (default: all)")
-    baseline_nearest: int | None = opt(type=int, help="the learned baselines compare with the n nearest poses of each "
-                                                      "earlier frame (default: all; a CNN cell costs minutes on a CPU)")
-    min_keypoint_confidence: tuple[str, ...] = opt((), nargs="+", metavar="[MATCHER=]TAU",
-                                                   help="predicted keypoints: the tracker matches only keypoints "
-                                                        "with confidence >= TAU, for MATCHER or every matcher")
-    detection_threshold: float | None = opt(type=float, metavar="TAU",
-                                            help="assign the poses with detection score >= TAU first, then the "
-                                                 "others (default: one pass, the paper's)")
+    grid: tuple[float, ...] = opt(
+        DEFAULT_GRID,
+        type=float,
+        nargs="+",
+        help="match thresholds tried for OKS and IoU on the training split",
+    )
+    tune_on: str = opt(
+        "cell",
+        choices=TUNE_ON,
+        help="tune OKS and IoU on the training split per keypoint setting and frame stride, "
+        "tracked as the cells are (cell, the default), or once on its GT keypoints at "
+        "stride 1 (gt)",
+    )
+    keypoint_threshold: float | None = opt(
+        type=float,
+        help="output keypoint confidence threshold before MOTA with predicted "
+        "keypoints (A.3; default: the spec's, else the paper's "
+        f"{PAPER_KEYPOINT_THRESHOLD})",
+    )
+    nearest: int | None = opt(
+        type=int, help="compare with the n nearest poses of each earlier frame (default: all)"
+    )
+    baseline_nearest: int | None = opt(
+        type=int,
+        help="the learned baselines compare with the n nearest poses of each "
+        "earlier frame (default: all; a CNN cell costs minutes on a CPU)",
+    )
+    min_keypoint_confidence: tuple[str, ...] = opt(
+        (),
+        nargs="+",
+        metavar="[MATCHER=]TAU",
+        help="predicted keypoints: the tracker matches only keypoints "
+        "with confidence >= TAU, for MATCHER or every matcher",
+    )
+    detection_threshold: float | None = opt(
+        type=float,
+        metavar="TAU",
+        help="assign the poses with detection score >= TAU first, then the "
+        "others (default: one pass, the paper's)",
+    )
     #: parsed ``baseline_checkpoint`` and ``min_keypoint_confidence``
     checkpoints: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
@@ -184,8 +260,13 @@ class TrackingOptions(RunOptions):
             low = 1 if name == "strides" else 0
             if not values or min(values) < low or len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct integers >= {low}, got {list(values)}")
-        for name in ("match_threshold", "keypoint_threshold", "oks_threshold", "iou_threshold",
-                     "detection_threshold"):
+        for name in (
+            "match_threshold",
+            "keypoint_threshold",
+            "oks_threshold",
+            "iou_threshold",
+            "detection_threshold",
+        ):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
@@ -199,15 +280,21 @@ class TrackingOptions(RunOptions):
         self.checkpoints = {**_pairs(self.baseline_checkpoint, "--baseline-checkpoint"), **self.checkpoints}
         bad = [m for m in self.checkpoints if m not in LEARNED_BASELINES]
         if bad:
-            raise ValueError(f"--baseline-checkpoint: only the learned baselines {list(LEARNED_BASELINES)} take one, "
-                             f"got {bad} (the paper's network takes --checkpoint)")
-        self.confidence = {**_pairs(self.min_keypoint_confidence, "--min-keypoint-confidence", float),
-                           **self.confidence}
+            raise ValueError(
+                f"--baseline-checkpoint: only the learned baselines {list(LEARNED_BASELINES)} take one, "
+                f"got {bad} (the paper's network takes --checkpoint)"
+            )
+        self.confidence = {
+            **_pairs(self.min_keypoint_confidence, "--min-keypoint-confidence", float),
+            **self.confidence,
+        }
         bad = {m: t for m, t in self.confidence.items() if not 0.0 <= float(t) <= 1.0}
         if bad:
             raise ValueError(f"min_keypoint_confidence: τ must lie in [0, 1], got {bad}")
-        self.match_thresholds = {**_pairs(self.matcher_threshold, "--matcher-threshold", float),
-                                 **self.match_thresholds}
+        self.match_thresholds = {
+            **_pairs(self.matcher_threshold, "--matcher-threshold", float),
+            **self.match_thresholds,
+        }
         bad = {m: t for m, t in self.match_thresholds.items() if m == "*" or not 0.0 <= float(t) <= 1.0}
         if bad:
             raise ValueError(f"matcher_threshold: expected MATCHER=T with T in [0, 1], got {bad}")
@@ -253,8 +340,12 @@ class TrackingOptions(RunOptions):
 
     def spec_overrides(self) -> list[str]:
         """``--strides`` / ``--settings`` / ``--methods`` / ``--delta`` as spec overrides of its axes."""
-        axes = {"stride": self.strides, "setting": self.settings, "matcher": self.methods,
-                "delta": None if self.delta is None else [self.delta]}
+        axes = {
+            "stride": self.strides,
+            "setting": self.settings,
+            "matcher": self.methods,
+            "delta": None if self.delta is None else [self.delta],
+        }
         return [f"axes.{a}={json.dumps(list(v))}" for a, v in axes.items() if v is not None]
 
 
@@ -278,16 +369,23 @@ def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, R
 
     if opts.threads:
         torch.set_num_threads(int(opts.threads))
-    profile = Profile.from_data(opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos or 20)
-    out = Path(opts.out) if opts.out else \
-        profile.results_dir(ablation) / ("full" if opts.profile == "full" else "")
+    profile = Profile.from_data(
+        opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos or 20
+    )
+    out = (
+        Path(opts.out)
+        if opts.out
+        else profile.results_dir(ablation) / ("full" if opts.profile == "full" else "")
+    )
     return profile, out, RunCache(out / "runs", retry_failed=opts.retry_failed)
 
 
-def matcher_network(opts: TrackingOptions, profile: Profile, matcher: str,
-                    seed: int) -> tuple[dict | None, str | None]:
+def matcher_network(
+    opts: TrackingOptions, profile: Profile, matcher: str, seed: int
+) -> tuple[dict | None, str | None]:
     """The network of a learned ``matcher`` trained with ``seed``: ``({checkpoint, digest, ...}, None)`` or
-    ``(None, error)``. The paper's (``--checkpoint``, else ``--experiment`` or the profile's), the improved one
+    ``(None, error)``. The paper's (``--checkpoint``, else ``--experiment`` or the profile's), the improved
+    one
     (``--improved-experiment`` with ``--improved-override``), a learned baseline (``--baseline-checkpoint``,
     else its experiment file with Pose Entailment's budget, run ``<data>-<experiment>-budget-seed<k>``),
     or the experiment of that name; trained on the profile's training split, or a finished run reused."""
@@ -297,24 +395,42 @@ def matcher_network(opts: TrackingOptions, profile: Profile, matcher: str,
     what = f"{matcher} network (seed {seed})"
     common = dict(train_seed=seed, wait=opts.wait_for_training)
     if m in PAPER_MATCHERS:
-        return network_or_error(profile, what, checkpoint=opts.checkpoint, experiment=opts.training_experiment,
-                                train_overrides=opts.train_overrides, **common)
+        return network_or_error(
+            profile,
+            what,
+            checkpoint=opts.checkpoint,
+            experiment=opts.training_experiment,
+            train_overrides=opts.train_overrides,
+            **common,
+        )
     if m in IMPROVED_MATCHERS:
-        return network_or_error(profile, what, checkpoint=None, experiment=opts.improved_experiment,
-                                train_overrides=opts.improved_overrides, **common)
+        return network_or_error(
+            profile,
+            what,
+            checkpoint=None,
+            experiment=opts.improved_experiment,
+            train_overrides=opts.improved_overrides,
+            **common,
+        )
     if m in LEARNED_BASELINES:
         if m in opts.checkpoints:
             return network_or_error(profile, what, checkpoint=opts.checkpoints[m], experiment=m, **common)
         try:
             tag = data_tag(load_config(profile.train_overrides()).data)
-            overrides = [*budget_overrides(opts.training_experiment, opts.train_overrides), *opts.train_overrides,
-                         f"run_name={tag}-{opts.training_experiment}-budget-seed{seed}"]
-        except Exception as err:    # noqa: BLE001 - the other matchers still run; this one's cells fail
+            overrides = [
+                *budget_overrides(opts.training_experiment, opts.train_overrides),
+                *opts.train_overrides,
+                f"run_name={tag}-{opts.training_experiment}-budget-seed{seed}",
+            ]
+        except Exception as err:  # noqa: BLE001 - the other matchers still run; this one's cells fail
             log.error("%s: %s: %s", what, type(err).__name__, err)
             return None, f"{type(err).__name__}: {err}"
-        return network_or_error(profile, what, checkpoint=None, experiment=m, train_overrides=overrides, **common)
-    return network_or_error(profile, what, checkpoint=None, experiment=m, train_overrides=opts.train_overrides,
-                            **common)
+        return network_or_error(
+            profile, what, checkpoint=None, experiment=m, train_overrides=overrides, **common
+        )
+    return network_or_error(
+        profile, what, checkpoint=None, experiment=m, train_overrides=opts.train_overrides, **common
+    )
 
 
 def missing_images(profile: Profile, eval_gt: Dataset) -> str | None:
@@ -349,8 +465,15 @@ def threshold_of(thresholds: Mapping, matcher: str | None, setting: str, stride:
     return t.get((setting, stride)) if isinstance(t, Mapping) else t
 
 
-def tune_threshold(evaluator: Evaluator, tracker: TrackerSpec, train: EvalSet, grid: Sequence[float], *,
-                   key: str, label: str | None = None) -> tuple[float | None, list[dict]]:
+def tune_threshold(
+    evaluator: Evaluator,
+    tracker: TrackerSpec,
+    train: EvalSet,
+    grid: Sequence[float],
+    *,
+    key: str,
+    label: str | None = None,
+) -> tuple[float | None, list[dict]]:
     """The match threshold of ``tracker`` (a non-learned scorer) with the lowest %IDSW total on
     ``train`` (ties: the higher MOTA, then the lower threshold), each point of ``grid`` one cached
     evaluation named by ``key``; the grid rows carry ``label``. Returns the threshold (None when
@@ -361,23 +484,39 @@ def tune_threshold(evaluator: Evaluator, tracker: TrackerSpec, train: EvalSet, g
         name = f"tune-{key}" + ("" if gt_stride1 else f"-{train.setting}-stride{train.stride}") + f"-thr{t:g}"
         record = evaluator.run(dataclasses.replace(tracker, match_threshold=t), train, name)
         ok = record.ok
-        rows.append({"method": label or key, "setting": train.setting, "stride": train.stride, "threshold": t,
-                     "idsw_total": record.result["idsw"]["Total"] if ok else None,
-                     "mota": record.result["mota"]["Total"] if ok else None,
-                     "switches": int(record.result["num_switches"]) if ok else None, "status": record.failure})
+        rows.append(
+            {
+                "method": label or key,
+                "setting": train.setting,
+                "stride": train.stride,
+                "threshold": t,
+                "idsw_total": record.result["idsw"]["Total"] if ok else None,
+                "mota": record.result["mota"]["Total"] if ok else None,
+                "switches": int(record.result["num_switches"]) if ok else None,
+                "status": record.failure,
+            }
+        )
     done = [r for r in rows if r["idsw_total"] is not None]
     if not done:
         return None, rows
-    best = min(done, key=lambda r: (r["idsw_total"], -(r["mota"] if r["mota"] is not None else -1e9),
-                                    r["threshold"]))
+    best = min(
+        done, key=lambda r: (r["idsw_total"], -(r["mota"] if r["mota"] is not None else -1e9), r["threshold"])
+    )
     for r in rows:
         r["chosen"] = "yes" if r is best else ""
     return float(best["threshold"]), rows
 
 
-def tune_thresholds(opts: TrackingOptions, profile: Profile, evaluator: Evaluator, matchers: Sequence[str],
-                    delta: int, train_gt: Dataset | None = None, label: Callable[[str], str] = str,
-                    cells: Sequence[tuple[str, int]] = ((GT_SETTING, 1),)) -> tuple[dict, list[dict], int]:
+def tune_thresholds(
+    opts: TrackingOptions,
+    profile: Profile,
+    evaluator: Evaluator,
+    matchers: Sequence[str],
+    delta: int,
+    train_gt: Dataset | None = None,
+    label: Callable[[str], str] = str,
+    cells: Sequence[tuple[str, int]] = ((GT_SETTING, 1),),
+) -> tuple[dict, list[dict], int]:
     """The match threshold of each of ``matchers``: ``--oks-threshold`` / ``--iou-threshold`` when given,
     else tuned for OKS and IoU on the training split (:func:`tune_threshold`, the lowest %IDSW over
     ``--grid``): with ``--tune-on cell`` once per ``(setting, stride)`` of ``cells``, tracked as those
@@ -389,30 +528,54 @@ def tune_thresholds(opts: TrackingOptions, profile: Profile, evaluator: Evaluato
     from keytrack.evaluation.head_boxes import complete_head_boxes
 
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
-    thresholds = {m: opts.match_thresholds.get(m, opts.match_threshold if base(m) not in NON_LEARNED
-                                           else fixed[base(m)]) for m in matchers}
+    thresholds = {
+        m: opts.match_thresholds.get(
+            m, opts.match_threshold if base(m) not in NON_LEARNED else fixed[base(m)]
+        )
+        for m in matchers
+    }
     to_tune = [m for m in matchers if thresholds[m] is None]
     rows, filled = [], 0
     if to_tune:
         if train_gt is None:
-            synthetic = load_config([f"experiment={opts.training_experiment}", *opts.train_overrides]).data.synthetic
+            synthetic = load_config(
+                [f"experiment={opts.training_experiment}", *opts.train_overrides]
+            ).data.synthetic
             train_gt = profile.load_train(int(synthetic.videos), int(synthetic.seed))
         train_gt, filled = complete_head_boxes(train_gt)
     tuned_on = list(dict.fromkeys(cells)) if opts.tune_on == "cell" else [(GT_SETTING, 1)]
     for m in to_tune:
         per_cell = {}
         for setting, stride in tuned_on:
-            tracker = TrackerSpec(base(m), delta=delta, motion=motion_of(m) or "none",
-                                  min_keypoint_confidence=opts.confidence_of(m, setting),
-                                  detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None)
-            train = EvalSet(train_gt, setting, opts.seeds_for(setting)[0], stride, compute_hota=False,
-                            keypoint_threshold=opts.output_keypoint_threshold(setting))
-            per_cell[setting, stride], grid_rows = tune_threshold(evaluator, tracker, train, opts.grid, key=m,
-                                                                  label=label(m))
+            tracker = TrackerSpec(
+                base(m),
+                delta=delta,
+                motion=motion_of(m) or "none",
+                min_keypoint_confidence=opts.confidence_of(m, setting),
+                detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None,
+            )
+            train = EvalSet(
+                train_gt,
+                setting,
+                opts.seeds_for(setting)[0],
+                stride,
+                compute_hota=False,
+                keypoint_threshold=opts.output_keypoint_threshold(setting),
+            )
+            per_cell[setting, stride], grid_rows = tune_threshold(
+                evaluator, tracker, train, opts.grid, key=m, label=label(m)
+            )
             rows += grid_rows
             if grid_edge(per_cell[setting, stride], opts.grid):
-                log.warning("%s (%s, stride %d): the tuned match threshold %g is an edge of the grid %s; a wider "
-                            "--grid may choose another", m, setting, stride, per_cell[setting, stride], list(opts.grid))
+                log.warning(
+                    "%s (%s, stride %d): the tuned match threshold %g is an edge of the grid %s; a wider "
+                    "--grid may choose another",
+                    m,
+                    setting,
+                    stride,
+                    per_cell[setting, stride],
+                    list(opts.grid),
+                )
         thresholds[m] = per_cell if opts.tune_on == "cell" else per_cell[GT_SETTING, 1]
     return thresholds, rows, filled
 
@@ -423,10 +586,13 @@ def describe_network(network: dict | None, error: str | None, name: str = "") ->
     if network is None:
         return f"{what}: unavailable ({error}); every cell of it failed."
     acc, rank1 = network.get("best_val_acc"), network.get("best_val_rank1")
-    return (f"{what}: {display_path(network['checkpoint'])} ({network['source']}"
-            + (f", experiment {network['experiment']}" if network.get("experiment") else "")
-            + (f", val/rank1 {rank1:.4f}" if isinstance(rank1, float) else "")
-            + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "") + ").")
+    return (
+        f"{what}: {display_path(network['checkpoint'])} ({network['source']}"
+        + (f", experiment {network['experiment']}" if network.get("experiment") else "")
+        + (f", val/rank1 {rank1:.4f}" if isinstance(rank1, float) else "")
+        + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "")
+        + ")."
+    )
 
 
 @dataclass(frozen=True)
@@ -450,16 +616,25 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return (f"{self.matcher + '-' if self.matcher else ''}{self.setting}"
-                + (f"-stride{self.stride}" if self.stride != 1 else "")
-                + f"-delta{self.delta}-{self.assignment}-kp{self.keypoint_threshold:g}"
-                + (f"-train{self.train_seed}" if self.several_trainings else "") + f"-seed{self.seed}")
+        return (
+            f"{self.matcher + '-' if self.matcher else ''}{self.setting}"
+            + (f"-stride{self.stride}" if self.stride != 1 else "")
+            + f"-delta{self.delta}-{self.assignment}-kp{self.keypoint_threshold:g}"
+            + (f"-train{self.train_seed}" if self.several_trainings else "")
+            + f"-seed{self.seed}"
+        )
 
 
-def run_cells(cells: Sequence[Cell], *, evaluator: Evaluator, eval_gt: Dataset, opts: TrackingOptions,
-              networks: Mapping[tuple, tuple[dict | None, str | None]],
-              thresholds: Mapping[str | None, float | Mapping | None],
-              logger: logging.Logger = log) -> dict[Cell, RunRecord]:
+def run_cells(
+    cells: Sequence[Cell],
+    *,
+    evaluator: Evaluator,
+    eval_gt: Dataset,
+    opts: TrackingOptions,
+    networks: Mapping[tuple, tuple[dict | None, str | None]],
+    thresholds: Mapping[str | None, float | Mapping | None],
+    logger: logging.Logger = log,
+) -> dict[Cell, RunRecord]:
     """Run (or reuse from the evaluator's cache) every cell; returns each cell's record.
 
     ``networks[(matcher, train_seed)]`` is a learned matcher's ``(network, error)``; ``thresholds`` each
@@ -479,24 +654,43 @@ def run_cells(cells: Sequence[Cell], *, evaluator: Evaluator, eval_gt: Dataset, 
     return records
 
 
-def _run_cell(cell: Cell, evaluator: Evaluator, eval_gt: Dataset, opts: TrackingOptions, networks: Mapping,
-              thresholds: Mapping) -> RunRecord:
+def _run_cell(
+    cell: Cell,
+    evaluator: Evaluator,
+    eval_gt: Dataset,
+    opts: TrackingOptions,
+    networks: Mapping,
+    thresholds: Mapping,
+) -> RunRecord:
     net, error = networks.get((base(cell.matcher), cell.train_seed), (None, None))
     learned = base(cell.matcher) not in NON_LEARNED
     threshold = threshold_of(thresholds, cell.matcher, cell.setting, cell.stride)
-    tracker = TrackerSpec(base(cell.matcher) or "network", net["checkpoint"] if learned and net else None,
-                          match_threshold=threshold if threshold is not None else -1.0, delta=cell.delta,
-                          nearest=opts.nearest_of(cell.matcher), assignment=cell.assignment,
-                          motion=motion_of(cell.matcher),
-                          min_keypoint_confidence=opts.confidence_of(cell.matcher, cell.setting),
-                          detection_threshold=opts.detection_threshold)
-    evalset = EvalSet(eval_gt, cell.setting, cell.seed, cell.stride, keypoint_threshold=cell.keypoint_threshold,
-                      compute_ap=cell.compute_ap, ap_after_threshold=not cell.ap_before_threshold)
+    tracker = TrackerSpec(
+        base(cell.matcher) or "network",
+        net["checkpoint"] if learned and net else None,
+        match_threshold=threshold if threshold is not None else -1.0,
+        delta=cell.delta,
+        nearest=opts.nearest_of(cell.matcher),
+        assignment=cell.assignment,
+        motion=motion_of(cell.matcher),
+        min_keypoint_confidence=opts.confidence_of(cell.matcher, cell.setting),
+        detection_threshold=opts.detection_threshold,
+    )
+    evalset = EvalSet(
+        eval_gt,
+        cell.setting,
+        cell.seed,
+        cell.stride,
+        keypoint_threshold=cell.keypoint_threshold,
+        compute_ap=cell.compute_ap,
+        ap_after_threshold=not cell.ap_before_threshold,
+    )
     if learned and (net is None or error):
         return evaluator.fail(cell.key, f"no {cell.matcher or 'matching'} network: {error}", tracker, evalset)
     if threshold is None:
-        return evaluator.fail(cell.key, f"no match threshold for {cell.matcher} (every tuning run failed)",
-                              tracker, evalset)
+        return evaluator.fail(
+            cell.key, f"no match threshold for {cell.matcher} (every tuning run failed)", tracker, evalset
+        )
     return evaluator.run(tracker, evalset, cell.key)
 
 
@@ -506,38 +700,73 @@ class TrainAndTrack:
     (cached; a record whose checkpoint is gone trains again), :meth:`track` evaluates ``tracker``
     with that network on ``evalset`` (:meth:`Evaluator.run`)."""
 
-    def __init__(self, evaluator: Evaluator, evalset: EvalSet, tracker: TrackerSpec, *,
-                 train_dataset: Dataset | None = None, wait: bool = True, train_fn: Callable | None = None):
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        evalset: EvalSet,
+        tracker: TrackerSpec,
+        *,
+        train_dataset: Dataset | None = None,
+        wait: bool = True,
+        train_fn: Callable | None = None,
+    ):
         self.evaluator, self.cache, self.evalset, self.tracker = evaluator, evaluator.cache, evalset, tracker
         self.train_dataset, self.wait, self.train_fn = train_dataset, wait, train_fn
         self.train_id = dataset_fingerprint(train_dataset) if train_dataset is not None else None
 
-    def train(self, key: str, experiment: str, overrides: Sequence[str], quiet: Sequence[str] = ()) -> RunRecord:
+    def train(
+        self, key: str, experiment: str, overrides: Sequence[str], quiet: Sequence[str] = ()
+    ) -> RunRecord:
         """The training record of ``key``; ``quiet`` overrides reach the training but not the cache key."""
-        from ablations.training import train_or_reuse     # looked up per call: tests stand in for it
+        from ablations.training import train_or_reuse  # looked up per call: tests stand in for it
 
         def run() -> dict:
-            trained = train_or_reuse(experiment, [*overrides, *quiet], dataset=self.train_dataset,
-                                     wait=self.wait, train_fn=self.train_fn)
+            trained = train_or_reuse(
+                experiment,
+                [*overrides, *quiet],
+                dataset=self.train_dataset,
+                wait=self.wait,
+                train_fn=self.train_fn,
+            )
             m = trained.metrics
-            return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
-                    "run_dir": str(trained.run_dir), "reused_run": trained.reused,
-                    "best_val_acc": m.get("best_val_acc"), "global_step": m.get("global_step"),
-                    "train_seconds": m.get("seconds"), "train_pairs": m.get("train_pairs"),
-                    "val_pairs": m.get("val_pairs")}
+            return {
+                "checkpoint": str(trained.checkpoint),
+                "digest": file_digest(trained.checkpoint),
+                "run_dir": str(trained.run_dir),
+                "reused_run": trained.reused,
+                "best_val_acc": m.get("best_val_acc"),
+                "global_step": m.get("global_step"),
+                "train_seconds": m.get("seconds"),
+                "train_pairs": m.get("train_pairs"),
+                "val_pairs": m.get("val_pairs"),
+            }
 
         stored = self.cache.load(key)
-        if stored is not None and stored.ok and not Path(str((stored.result or {}).get("checkpoint"))).is_file():
+        if (
+            stored is not None
+            and stored.ok
+            and not Path(str((stored.result or {}).get("checkpoint"))).is_file()
+        ):
             log.info("run %s: its checkpoint is gone; training again", key)
             self.cache.path(key).unlink(missing_ok=True)
-        return self.cache.run(key, run, {"kind": "train", "experiment": experiment, "overrides": list(overrides),
-                                         "train_data": self.train_id})
+        return self.cache.run(
+            key,
+            run,
+            {
+                "kind": "train",
+                "experiment": experiment,
+                "overrides": list(overrides),
+                "train_data": self.train_id,
+            },
+        )
 
     def track(self, key: str, trained: RunRecord, matcher: str = "network") -> RunRecord:
         """Evaluate the tracker with ``trained``'s network (``matcher``: its registry name)."""
-        tracker = dataclasses.replace(self.tracker, scorer=matcher,
-                                      checkpoint=trained.result["checkpoint"] if trained.ok else None)
+        tracker = dataclasses.replace(
+            self.tracker, scorer=matcher, checkpoint=trained.result["checkpoint"] if trained.ok else None
+        )
         if not trained.ok:
-            return self.evaluator.fail(key, f"no network to track with: training failed ({trained.failure})",
-                                       tracker, self.evalset)
+            return self.evaluator.fail(
+                key, f"no network to track with: training failed ({trained.failure})", tracker, self.evalset
+            )
         return self.evaluator.run(tracker, self.evalset, key)

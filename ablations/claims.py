@@ -7,6 +7,7 @@ values) and the table rows, and adds the lines it returns to the table notes.
   the transformer has fewer ID switches than both CNNs at low resolution, and the CNNs catch up at
   high resolution. Figure 7 gives a plot and no numbers, so the claims are what is checked.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,11 @@ from typing import Callable, Mapping, Sequence
 from keytrack.tables import MeanStd
 
 #: Figure 7's methods (rows of ``experiments/ablations/resolution_sweep.yaml``) and their labels.
-METHODS: dict[str, str] = {"transformer": "Transformer (keypoints)", "cnn_keypoints": "CNN (keypoints)",
-                           "cnn_crops": "CNN (image crops)"}
+METHODS: dict[str, str] = {
+    "transformer": "Transformer (keypoints)",
+    "cnn_keypoints": "CNN (keypoints)",
+    "cnn_crops": "CNN (image crops)",
+}
 #: Low resolutions for the claims: long edge at most the paper's chosen 24 × 18.
 LOW_MAX_EDGE = 24
 
@@ -27,11 +31,11 @@ class Claim:
     """One of the paper's claims and whether our numbers support it."""
 
     claim: str
-    status: str                     # "holds", "does not hold" or "not testable"
+    status: str  # "holds", "does not hold" or "not testable"
     evidence: str
 
     def line(self) -> str:
-        return f"Claim \"{self.claim}\": **{self.status}** ({self.evidence})."
+        return f'Claim "{self.claim}": **{self.status}** ({self.evidence}).'
 
 
 def _mean(value) -> float | None:
@@ -40,8 +44,9 @@ def _mean(value) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def check_claims(idsw: Mapping[str, Mapping[tuple[int, int], MeanStd | float | None]],
-                 low_max_edge: int = LOW_MAX_EDGE) -> list[Claim]:
+def check_claims(
+    idsw: Mapping[str, Mapping[tuple[int, int], MeanStd | float | None]], low_max_edge: int = LOW_MAX_EDGE
+) -> list[Claim]:
     """Figure 7's two claims on ``idsw[method][(w, h)]`` (%IDSW Total, mean over seeds).
 
     1. *The transformer has fewer ID switches than both CNNs at low resolution*: holds when, at every
@@ -69,12 +74,19 @@ def check_claims(idsw: Mapping[str, Mapping[tuple[int, int], MeanStd | float | N
         if not any(x[0] == m for x in comparisons):
             missing.append(m)
     if not comparisons:
-        claims.append(Claim(text1, "not testable", "no resolution with a long edge <= "
-                            f"{low_max_edge} has both the transformer and a CNN"))
+        claims.append(
+            Claim(
+                text1,
+                "not testable",
+                f"no resolution with a long edge <= {low_max_edge} has both the transformer and a CNN",
+            )
+        )
     else:
         ok = all(t < c for _, _, t, c in comparisons)
-        evidence = "; ".join(f"{r[0]}x{r[1]}: transformer {t:.2f} vs {METHODS.get(m, m)} {c:.2f} %IDSW"
-                             for m, r, t, c in comparisons)
+        evidence = "; ".join(
+            f"{r[0]}x{r[1]}: transformer {t:.2f} vs {METHODS.get(m, m)} {c:.2f} %IDSW"
+            for m, r, t, c in comparisons
+        )
         if missing:
             evidence += f"; no numbers for {', '.join(METHODS.get(m, m) for m in missing)}"
         claims.append(Claim(text1, "holds" if ok else "does not hold", evidence))
@@ -87,14 +99,21 @@ def check_claims(idsw: Mapping[str, Mapping[tuple[int, int], MeanStd | float | N
             lo, hi = common[0], common[-1]
             gaps.append((m, lo, _mean(idsw[m][lo]) - tr[lo], hi, _mean(idsw[m][hi]) - tr[hi]))
     if not gaps:
-        claims.append(Claim(text2, "not testable", "no CNN has two resolutions in common with the transformer"))
+        claims.append(
+            Claim(text2, "not testable", "no CNN has two resolutions in common with the transformer")
+        )
     else:
         ok = all(g_hi < g_lo for _, _, g_lo, _, g_hi in gaps)
-        evidence = "; ".join(f"{METHODS.get(m, m)} − transformer: {g_lo:+.2f} at {lo[0]}x{lo[1]}, {g_hi:+.2f} at {hi[0]}x{hi[1]}"
-                             for m, lo, g_lo, hi, g_hi in gaps)
+        evidence = "; ".join(
+            f"{METHODS.get(m, m)} − transformer: {g_lo:+.2f} at {lo[0]}x{lo[1]}, {g_hi:+.2f} at "
+            f"{hi[0]}x{hi[1]}"
+            for m, lo, g_lo, hi, g_hi in gaps
+        )
         if ok and all(g_lo <= 0 for _, _, g_lo, _, _ in gaps):
-            evidence = ("only trivially: no CNN is behind the transformer even at the lowest resolution, so "
-                        "there is nothing to catch up; " + evidence)
+            evidence = (
+                "only trivially: no CNN is behind the transformer even at the lowest resolution, so "
+                "there is nothing to catch up; " + evidence
+            )
         claims.append(Claim(text2, "holds" if ok else "does not hold", evidence))
     return claims
 
@@ -104,11 +123,13 @@ def figure7(raw: Sequence[Mapping], rows: Sequence[Mapping]) -> list[str]:
     idsw: dict = {}
     for r, row in zip(raw, rows):
         idsw.setdefault(r["row"], {})[tuple(r["resolution"])] = row["idsw"]
-    return [*(c.line() for c in check_claims(idsw)),
-            f"Claims are checked on mean %IDSW Total; low resolution = long edge <= {LOW_MAX_EDGE} (the paper's "
-            "24×18 and below); \"catch up\" = the CNN's %IDSW minus the transformer's is smaller at the highest "
-            "resolution than at the lowest. With few seeds and a small budget a difference may be within the "
-            "seed-to-seed spread (see ±)."]
+    return [
+        *(c.line() for c in check_claims(idsw)),
+        f"Claims are checked on mean %IDSW Total; low resolution = long edge <= {LOW_MAX_EDGE} (the paper's "
+        "24×18 and below); \"catch up\" = the CNN's %IDSW minus the transformer's is smaller at the highest "
+        "resolution than at the lowest. With few seeds and a small budget a difference may be within the "
+        "seed-to-seed spread (see ±).",
+    ]
 
 
 #: The plug-ins a spec's ``claims`` may name.

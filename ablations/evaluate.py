@@ -11,6 +11,7 @@ One :class:`Evaluator` keeps what its evaluations share in memory: the perturbed
 pose pairs with another δ or assignment need no new forward), and each tracking output (cells that
 differ only in how the output is scored track once).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,8 +87,11 @@ class EvalSet:
 
 def _non_default(obj) -> dict:
     """The fields of a dataclass that differ from their defaults (a new field keeps old keys valid)."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
-            if f.compare and getattr(obj, f.name) != f.default}
+    return {
+        f.name: getattr(obj, f.name)
+        for f in dataclasses.fields(obj)
+        if f.compare and getattr(obj, f.name) != f.default
+    }
 
 
 class Evaluator:
@@ -99,8 +103,15 @@ class Evaluator:
         image_root, split: the images the crop CNN cuts its crops from (None: the synthetic renderer).
     """
 
-    def __init__(self, cache: RunCache | None = None, *, device: str = "cpu", batch_size: int = 16384,
-                 image_root: str | None = None, split: str | None = None):
+    def __init__(
+        self,
+        cache: RunCache | None = None,
+        *,
+        device: str = "cpu",
+        batch_size: int = 16384,
+        image_root: str | None = None,
+        split: str | None = None,
+    ):
         self.cache, self.device, self.batch_size = cache, device, int(batch_size)
         self.image_root, self.split = image_root, split
         self._ids: dict[int, tuple[Dataset, str]] = {}
@@ -151,12 +162,18 @@ class Evaluator:
         of its inputs); a failed evaluation is recorded, not raised. Without a cache it is computed
         and an error propagates."""
         if self.cache is None:
-            return RunRecord(name or "evaluation", "ok", {}, result=json_safe(self.evaluate(tracker, evalset)))
-        return self.cache.run(name or self.key(tracker, evalset), lambda: self.evaluate(tracker, evalset),
-                              self.params(tracker, evalset))
+            return RunRecord(
+                name or "evaluation", "ok", {}, result=json_safe(self.evaluate(tracker, evalset))
+            )
+        return self.cache.run(
+            name or self.key(tracker, evalset),
+            lambda: self.evaluate(tracker, evalset),
+            self.params(tracker, evalset),
+        )
 
     def fail(self, name: str, message: str, tracker: TrackerSpec, evalset: EvalSet) -> RunRecord:
         """A failed record of an evaluation that cannot run (no network, no threshold), stored as such."""
+
         def raise_() -> dict:
             raise RuntimeError(message)
 
@@ -168,9 +185,17 @@ class Evaluator:
         """Track ``evalset``'s predictions with ``tracker`` and score them against its ground truth:
         :func:`score_tracked`'s columns, the tracking speed and, for a network, its pair counts."""
         gt, out, info = self.track(tracker, evalset)
-        return {**score_tracked(gt, out, keypoint_threshold=evalset.keypoint_threshold,
-                                compute_ap=evalset.compute_ap, ap_after_threshold=evalset.ap_after_threshold,
-                                compute_hota=evalset.compute_hota), **info}
+        return {
+            **score_tracked(
+                gt,
+                out,
+                keypoint_threshold=evalset.keypoint_threshold,
+                compute_ap=evalset.compute_ap,
+                ap_after_threshold=evalset.ap_after_threshold,
+                compute_hota=evalset.compute_hota,
+            ),
+            **info,
+        }
 
     def inputs(self, evalset: EvalSet) -> tuple[Dataset, Dataset]:
         """The ground truth and the predictions of ``evalset``, every ``stride``-th frame."""
@@ -180,10 +205,13 @@ class Evaluator:
         drawn = (self.data_id(evalset.gt), evalset.setting, evalset.seed)
         if drawn not in self._predicted:
             self._predicted[drawn] = perturb(evalset.gt, evalset.setting, evalset.seed)
-        if (*drawn, evalset.stride) not in self._strided:
-            self._strided[*drawn, evalset.stride] = (subsample(evalset.gt, evalset.stride),
-                                                      subsample(self._predicted[drawn], evalset.stride))
-        return self._strided[*drawn, evalset.stride]
+        strided = (*drawn, evalset.stride)
+        if strided not in self._strided:
+            self._strided[strided] = (
+                subsample(evalset.gt, evalset.stride),
+                subsample(self._predicted[drawn], evalset.stride),
+            )
+        return self._strided[strided]
 
     def scorer(self, tracker: TrackerSpec):
         """The scorer of ``tracker``: OKS or IoU, else its checkpoint's network (loaded once)."""
@@ -195,10 +223,16 @@ class Evaluator:
             raise RuntimeError(f"no {tracker.scorer} network to track with (training failed or was not run)")
         key = (tracker.scorer, tracker.checkpoint)
         if key not in self._scorers:
-            batch = min(self.batch_size, CNN_BATCH_SIZE) if tracker.scorer.startswith("cnn_") else self.batch_size
+            batch = (
+                min(self.batch_size, CNN_BATCH_SIZE) if tracker.scorer.startswith("cnn_") else self.batch_size
+            )
             self._scorers[key] = PoseEntailmentScorer.from_checkpoint(
-                tracker.checkpoint, device=self.device, batch_size=batch, image_root=self.image_root,
-                split=self.split)
+                tracker.checkpoint,
+                device=self.device,
+                batch_size=batch,
+                image_root=self.image_root,
+                split=self.split,
+            )
         return self._scorers[key]
 
     def track(self, tracker: TrackerSpec, evalset: EvalSet) -> tuple[Dataset, Dataset, dict]:
@@ -212,23 +246,35 @@ class Evaluator:
             out, info = self._tracked[key]
             return gt, out, {**info, "tracking_reused": True}
         scorer = self.scorer(tracker)
-        if tracker.motion is None and tracker.min_keypoint_confidence == 0:    # the same pose pairs
-            scorer = self._memos.setdefault((tracker.scorer, tracker.checkpoint, *key[:4]), PairScoreMemo(scorer))
+        if tracker.motion is None and tracker.min_keypoint_confidence == 0:  # the same pose pairs
+            scorer = self._memos.setdefault(
+                (tracker.scorer, tracker.checkpoint, *key[:4]), PairScoreMemo(scorer)
+            )
         before = _counts(scorer)
-        run = Tracker(scorer, delta=tracker.delta, nearest=tracker.nearest, assignment=tracker.assignment,
-                      match_threshold=tracker.match_threshold, motion=tracker.motion,
-                      min_keypoint_confidence=tracker.min_keypoint_confidence,
-                      detection_threshold=tracker.detection_threshold)
+        run = Tracker(
+            scorer,
+            delta=tracker.delta,
+            nearest=tracker.nearest,
+            assignment=tracker.assignment,
+            match_threshold=tracker.match_threshold,
+            motion=tracker.motion,
+            min_keypoint_confidence=tracker.min_keypoint_confidence,
+            detection_threshold=tracker.detection_threshold,
+        )
         out = run.track_dataset(predicted)
-        info = {"frames": run.frames_tracked, "poses": predicted.num_poses, "tracking_seconds": run.seconds,
-                "frames_per_s": run.frames_tracked / run.seconds if run.seconds > 0 else None,
-                **_count_changes(scorer, before)}
+        info = {
+            "frames": run.frames_tracked,
+            "poses": predicted.num_poses,
+            "tracking_seconds": run.seconds,
+            "frames_per_s": run.frames_tracked / run.seconds if run.seconds > 0 else None,
+            **_count_changes(scorer, before),
+        }
         self._tracked[key] = (out, info)
         return gt, out, {**info, "tracking_reused": False}
 
 
 def _counts(scorer) -> dict:
-    network = getattr(scorer, "scorer", scorer)        # a memo's scorer, or the scorer itself
+    network = getattr(scorer, "scorer", scorer)  # a memo's scorer, or the scorer itself
     counts = {c: getattr(network, c, 0) for c in ("pairs_scored", "forwards", "network_seconds")}
     if network is not scorer:
         counts.update(memo_scored=scorer.pairs_scored, memo_reused=scorer.pairs_reused)
@@ -239,14 +285,20 @@ def _count_changes(scorer, before: Mapping) -> dict:
     """What one tracking added to a scorer's counters: pairs answered by the memo, network work."""
     now, info = _counts(scorer), {}
     if "memo_scored" in now:
-        info.update(pairs_scored=now["memo_scored"] - before["memo_scored"],
-                    pairs_reused=now["memo_reused"] - before["memo_reused"])
+        info.update(
+            pairs_scored=now["memo_scored"] - before["memo_scored"],
+            pairs_reused=now["memo_reused"] - before["memo_reused"],
+        )
     network = getattr(scorer, "scorer", scorer)
     if hasattr(network, "network_seconds"):
         seconds = now["network_seconds"] - before["network_seconds"]
         pairs = now["pairs_scored"] - before["pairs_scored"]
-        info.update(pairs=pairs, forwards=now["forwards"] - before["forwards"], network_seconds=seconds,
-                    pairs_per_s=pairs / seconds if seconds > 0 else None)
+        info.update(
+            pairs=pairs,
+            forwards=now["forwards"] - before["forwards"],
+            network_seconds=seconds,
+            pairs_per_s=pairs / seconds if seconds > 0 else None,
+        )
     return info
 
 
@@ -265,8 +317,15 @@ def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
     return {k: float(total[k]) for k in HOTA_COLUMNS}
 
 
-def score_tracked(gt: Dataset, tracked: Dataset, *, keypoint_threshold: float = 0.0, compute_ap: bool = False,
-                  ap_after_threshold: bool = False, compute_hota: bool = True) -> dict:
+def score_tracked(
+    gt: Dataset,
+    tracked: Dataset,
+    *,
+    keypoint_threshold: float = 0.0,
+    compute_ap: bool = False,
+    ap_after_threshold: bool = False,
+    compute_hota: bool = True,
+) -> dict:
     """%IDSW and MOTA columns (Head … Ankl, Total), MOT counts, HOTA family and (``compute_ap``) AP
     of ``tracked`` against ``gt``, keypoints below ``keypoint_threshold`` removed first (A.3), and
     ``per_video``: ``{video: [ID switches, GT joints]}`` (for a bootstrap over videos)."""
@@ -275,11 +334,18 @@ def score_tracked(gt: Dataset, tracked: Dataset, *, keypoint_threshold: float = 
 
     shown = apply_keypoint_threshold(tracked, keypoint_threshold) if keypoint_threshold > 0 else tracked
     mot = evaluate(gt, shown, compute_ap=compute_ap and ap_after_threshold)
-    out = {"idsw": mot.columns("idsw"), "mota": mot.columns("mota"),
-           **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")},
-           "per_video": {name: [c["num_switches"], c["num_objects"]] for name, c in mot.per_video.items()}}
+    out = {
+        "idsw": mot.columns("idsw"),
+        "mota": mot.columns("mota"),
+        **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")},
+        "per_video": {name: [c["num_switches"], c["num_objects"]] for name, c in mot.per_video.items()},
+    }
     if compute_hota:
         out["hota"] = keypoint_hota(gt, shown)
     if compute_ap:
-        out["ap"] = mot.columns("ap") if ap_after_threshold else evaluate(gt, tracked, compute_mot=False).columns("ap")
+        out["ap"] = (
+            mot.columns("ap")
+            if ap_after_threshold
+            else evaluate(gt, tracked, compute_mot=False).columns("ap")
+        )
     return out

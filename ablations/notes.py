@@ -1,28 +1,51 @@
 """The notes under every tracking-time table (data, seeds, tracker, match thresholds, cache)."""
+
 from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-from ablations.cells import (DEFAULT_SEEDS, GT_SETTING, IMPROVED_MATCHERS, LEARNED_BASELINES, TrackingOptions, base,
-                                grid_edge, motion_of)
+from ablations.cells import (
+    DEFAULT_SEEDS,
+    GT_SETTING,
+    IMPROVED_MATCHERS,
+    LEARNED_BASELINES,
+    TrackingOptions,
+    base,
+    grid_edge,
+    motion_of,
+)
+from ablations.evaluate import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
 from ablations.profile import Profile
 from ablations.runs import RunCache
-from ablations.evaluate import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
 from keytrack.poses import Dataset
 
 
-def common_notes(opts: TrackingOptions, profile: Profile, eval_gt: Dataset, eval_description: str,
-                 cache: RunCache, settings: Sequence[str], matchers: Sequence[str | None] = (None,), *,
-                 thresholds: Mapping | None = None, label: Callable[[str], str] = str,
-                 keypoint_threshold: bool = True, ap_before_threshold: bool = False,
-                 train_description: str = "", filled: int = 0) -> list[str]:
+def common_notes(
+    opts: TrackingOptions,
+    profile: Profile,
+    eval_gt: Dataset,
+    eval_description: str,
+    cache: RunCache,
+    settings: Sequence[str],
+    matchers: Sequence[str | None] = (None,),
+    *,
+    thresholds: Mapping | None = None,
+    label: Callable[[str], str] = str,
+    keypoint_threshold: bool = True,
+    ap_before_threshold: bool = False,
+    train_description: str = "",
+    filled: int = 0,
+) -> list[str]:
     """Table notes every tracking-time ablation shares (data, seeds, tracker, match thresholds, cache)
     for a table of ``settings`` and ``matchers``; the sentence on the output keypoint threshold only
     with ``keypoint_threshold``."""
-    output = (f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
-              f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
-              + ("; AP is the keypoints' own, before that threshold." if ap_before_threshold else ".")
-              if keypoint_threshold else "")
+    output = (
+        f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
+        f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
+        + ("; AP is the keypoints' own, before that threshold." if ap_before_threshold else ".")
+        if keypoint_threshold
+        else ""
+    )
     match = _match_note(opts, matchers, thresholds or {}, label, train_description, filled)
     notes = [
         f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
@@ -44,8 +67,10 @@ def _seeds_note(opts: TrackingOptions, settings: Sequence[str]) -> str:
     if several:
         seeds += " (mean ± sample std over seeds)"
     if several and GT_SETTING in settings and not opts.gt_all_seeds:
-        seeds += (f"; GT keypoints: seed {seeds_used[0]} only (without noise the seed only reorders the "
-                  "poses of a frame)")
+        seeds += (
+            f"; GT keypoints: seed {seeds_used[0]} only (without noise the seed only reorders the "
+            "poses of a frame)"
+        )
     return seeds
 
 
@@ -58,80 +83,131 @@ def _compared_note(opts: TrackingOptions, matchers: Sequence[str | None]) -> str
     if not learned:
         return f"OKS and IoU compare with {_candidates(None)}"
     baselines = any(base(m) in LEARNED_BASELINES for m in matchers)
-    return (f"the learned matchers compare with {_candidates(opts.nearest)}"
-            + (f", the learned baselines with {_candidates(opts.baseline_nearest)}" if baselines else "")
-            + ("; OKS and IoU with every pose" if len(learned) < len(matchers) else ""))
+    return (
+        f"the learned matchers compare with {_candidates(opts.nearest)}"
+        + (f", the learned baselines with {_candidates(opts.baseline_nearest)}" if baselines else "")
+        + ("; OKS and IoU with every pose" if len(learned) < len(matchers) else "")
+    )
 
 
-def _match_note(opts: TrackingOptions, matchers: Sequence[str | None], thresholds: Mapping,
-                label: Callable[[str], str], train_description: str, filled: int) -> str:
+def _match_note(
+    opts: TrackingOptions,
+    matchers: Sequence[str | None],
+    thresholds: Mapping,
+    label: Callable[[str], str],
+    train_description: str,
+    filled: int,
+) -> str:
     """Each matcher's match threshold: the learned matchers' decision point, each given one, OKS and
     IoU tuned on the training split (and where the tuned value is an edge of the grid)."""
     learned = [m for m in matchers if base(m) not in NON_LEARNED]
     tuned = [m for m in matchers if base(m) in NON_LEARNED]
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
-    given = {m for m in matchers if m in opts.match_thresholds}          # each with its own --matcher-threshold
-    match = (f"match threshold {opts.match_threshold:g} for the learned matchers (the decision point of their "
-             "score, not tuned)" if any(m not in given for m in learned) else "")
+    given = {m for m in matchers if m in opts.match_thresholds}  # each with its own --matcher-threshold
+    match = (
+        f"match threshold {opts.match_threshold:g} for the learned matchers (the decision point of their "
+        "score, not tuned)"
+        if any(m not in given for m in learned)
+        else ""
+    )
     for m in [*(m for m in learned if m in given), *tuned]:
         t = thresholds.get(m)
         match += ("; " if match else "match threshold ") + (
-            f"{label(m)} per keypoint setting and stride (the Match thr. column)" if isinstance(t, Mapping) else
-            f"{label(m)} {t:g}" + (" (given)" if m in given or fixed[base(m)] is not None else "") if t is not None
-            else f"{label(m)} none (tuning failed)")
+            f"{label(m)} per keypoint setting and stride (the Match thr. column)"
+            if isinstance(t, Mapping)
+            else f"{label(m)} {t:g}" + (" (given)" if m in given or fixed[base(m)] is not None else "")
+            if t is not None
+            else f"{label(m)} none (tuning failed)"
+        )
     tuned_here = [m for m in tuned if fixed[base(m)] is None and m not in given]
     if not tuned_here:
         return match
-    how = ("each keypoint setting and frame stride of the table, tracked as its cells are"
-           if opts.tune_on == "cell" else "GT keypoints, stride 1")
-    match += (f"; OKS and IoU tuned on the training split ({train_description}, {how}) over "
-              f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)")
+    how = (
+        "each keypoint setting and frame stride of the table, tracked as its cells are"
+        if opts.tune_on == "cell"
+        else "GT keypoints, stride 1"
+    )
+    match += (
+        f"; OKS and IoU tuned on the training split ({train_description}, {how}) over "
+        f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)"
+    )
     edges = []
     for m in tuned_here:
         t = thresholds.get(m)
-        edges += ([f"{label(m)} ({SETTING_LABELS.get(s, s)}, stride {k})" for (s, k), v in t.items()
-                   if grid_edge(v, opts.grid)] if isinstance(t, Mapping)
-                  else [label(m)] if grid_edge(t, opts.grid) else [])
+        edges += (
+            [
+                f"{label(m)} ({SETTING_LABELS.get(s, s)}, stride {k})"
+                for (s, k), v in t.items()
+                if grid_edge(v, opts.grid)
+            ]
+            if isinstance(t, Mapping)
+            else [label(m)]
+            if grid_edge(t, opts.grid)
+            else []
+        )
     if edges:
-        match += f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose another"
+        match += (
+            f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose another"
+        )
     if filled:
-        match += (f"; {filled} ground-truth poses of it without a head box got one (keytrack.evaluation."
-                  "head_boxes) so that PCKh matching can score them")
+        match += (
+            f"; {filled} ground-truth poses of it without a head box got one (keytrack.evaluation."
+            "head_boxes) so that PCKh matching can score them"
+        )
     return match
 
 
-def _setting_notes(opts: TrackingOptions, matchers: Sequence[str | None], label: Callable[[str], str]) -> list[str]:
+def _setting_notes(
+    opts: TrackingOptions, matchers: Sequence[str | None], label: Callable[[str], str]
+) -> list[str]:
     """The notes of the tracker settings and matchers beyond the paper's one pass that a table uses."""
     learned = [m for m in matchers if base(m) not in NON_LEARNED]
     baselines = [m for m in matchers if base(m) in LEARNED_BASELINES]
     notes = []
     if opts.detection_threshold is not None:
-        notes.append(f"Confident first, for every matcher: poses with detection score >= {opts.detection_threshold:g} "
-                     "are assigned first, to the tracks with such an appearance in the window, then every pose left "
-                     "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
-                     "one pass).")
+        notes.append(
+            f"Confident first, for every matcher: poses with detection score >= {opts.detection_threshold:g} "
+            "are assigned first, to the tracks with such an appearance in the window, then every pose left "
+            "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
+            "one pass)."
+        )
     if opts.confidence:
-        notes.append("Matching uses only the predicted keypoints with confidence ≥ τ (the tracker's "
-                     "min_keypoint_confidence; Figure 10: keypoint predictions \"not used due to low confidence\"): "
-                     + ", ".join(f"{'every matcher' if m == '*' else label(m)} τ = {t:g}"
-                                 for m, t in opts.confidence.items()) + "; the output keeps every keypoint.")
+        notes.append(
+            "Matching uses only the predicted keypoints with confidence ≥ τ (the tracker's "
+            'min_keypoint_confidence; Figure 10: keypoint predictions "not used due to low confidence"): '
+            + ", ".join(
+                f"{'every matcher' if m == '*' else label(m)} τ = {t:g}" for m, t in opts.confidence.items()
+            )
+            + "; the output keeps every keypoint."
+        )
     if any(motion_of(m) for m in matchers):
-        notes.append("+ motion (beyond the paper): the same tracker and scorer, each candidate first moved by its "
-                     "track's velocity times Δ (keytrack.pairs.pose_motion; keytrack.tracking.Tracker, "
-                     "motion='velocity'); its match threshold, for OKS and IoU, tuned with motion too.")
+        notes.append(
+            "+ motion (beyond the paper): the same tracker and scorer, each candidate first moved by its "
+            "track's velocity times Δ (keytrack.pairs.pose_motion; keytrack.tracking.Tracker, "
+            "motion='velocity'); its match threshold, for OKS and IoU, tuned with motion too."
+        )
     if baselines:
-        notes.append(f"Learned baselines (§4.2, §5.2): each trained on the training split from its experiment file "
-                     f"({', '.join(f'experiments/{base(m)}.yaml' for m in dict.fromkeys(baselines))}) with the "
-                     f"training budget of experiment {opts.training_experiment} (its optim, loader and max_epochs, "
-                     "as A.5 trains the CNNs like the transformer).")
+        notes.append(
+            f"Learned baselines (§4.2, §5.2): each trained on the training split from its experiment file "
+            f"({', '.join(f'experiments/{base(m)}.yaml' for m in dict.fromkeys(baselines))}) with the "
+            f"training budget of experiment {opts.training_experiment} (its optim, loader and max_epochs, "
+            "as A.5 trains the CNNs like the transformer)."
+        )
     improved = next((base(m) for m in matchers if base(m) in IMPROVED_MATCHERS), None)
     if improved:
-        notes.append(f"{label(improved)}: experiments/{opts.improved_experiment}.yaml"
-                     + (f" with {' '.join(opts.improved_overrides)}" if opts.improved_overrides else "")
-                     + " (docs/matchers.md).")
+        notes.append(
+            f"{label(improved)}: experiments/{opts.improved_experiment}.yaml"
+            + (f" with {' '.join(opts.improved_overrides)}" if opts.improved_overrides else "")
+            + " (docs/matchers.md)."
+        )
     if len(learned) and len(opts.training_seeds) > 1:
-        notes.append(f"The learned matchers are trained with seeds {', '.join(map(str, opts.training_seeds))}"
-                     + (f" (the learned baselines: {', '.join(map(str, opts.baseline_train_seeds))})"
-                        if baselines and opts.baseline_train_seeds else "")
-                     + "; a cell over several trainings is their mean ± sample std.")
+        notes.append(
+            f"The learned matchers are trained with seeds {', '.join(map(str, opts.training_seeds))}"
+            + (
+                f" (the learned baselines: {', '.join(map(str, opts.baseline_train_seeds))})"
+                if baselines and opts.baseline_train_seeds
+                else ""
+            )
+            + "; a cell over several trainings is their mean ± sample std."
+        )
     return notes

@@ -1,10 +1,10 @@
 """Options dataclasses that are also command lines: each field spelled once (:func:`opt`)."""
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
-
 
 
 def opt(default: Any = None, *flags: str, **argparse_kw: Any) -> Any:
@@ -15,8 +15,9 @@ def opt(default: Any = None, *flags: str, **argparse_kw: Any) -> Any:
     return field(default=default, metadata={"flags": flags, "argparse": argparse_kw})
 
 
-def add_options(parser, cls, ablation: str = "", *, skip: Sequence[str] = (),
-                only: Sequence[str] | None = None) -> None:
+def add_options(
+    parser, cls, ablation: str = "", *, skip: Sequence[str] = (), only: Sequence[str] | None = None
+) -> None:
     """Every :func:`opt` field of the dataclass ``cls`` (those of ``only``, but ``skip``) as an option
     of ``parser``."""
     for f in dataclasses.fields(cls):
@@ -26,8 +27,9 @@ def add_options(parser, cls, ablation: str = "", *, skip: Sequence[str] = (),
         if "help" in kw:
             kw["help"] = kw["help"].replace("{ablation}", ablation)
         default = list(f.default) if isinstance(f.default, tuple) else f.default
-        parser.add_argument(*(f.metadata["flags"] or [f"--{f.name.replace('_', '-')}"]), dest=f.name,
-                            default=default, **kw)
+        parser.add_argument(
+            *(f.metadata["flags"] or [f"--{f.name.replace('_', '-')}"]), dest=f.name, default=default, **kw
+        )
 
 
 @dataclass
@@ -35,22 +37,34 @@ class RunOptions:
     """The options every ablation that trains or tracks shares; each ablation's options extend them
     (:func:`add_options` makes them command-line options)."""
 
-    data: str | None = opt(help="PoseTrack18-layout folder (train split + test, or val) instead of the synthetic "
-                                "default")
+    data: str | None = opt(
+        help="PoseTrack18-layout folder (train split + test, or val) instead of the synthetic default"
+    )
     eval_split: str | None = opt(help="evaluation split under --data (default: test, else val)")
-    out: str | None = opt(help="results folder (default: results/{ablation}, with --data "
-                               "results/{ablation}/<data>-<split>)")
-    synthetic_test_videos: int | None = opt(20, type=int, help="videos of the synthetic test set without --data "
-                                                               "(default: %(default)s)")
+    out: str | None = opt(
+        help="results folder (default: results/{ablation}, with --data results/{ablation}/<data>-<split>)"
+    )
+    synthetic_test_videos: int | None = opt(
+        20, type=int, help="videos of the synthetic test set without --data (default: %(default)s)"
+    )
     device: str = opt("cpu", help="torch device of the matching network")
     batch_size: int = opt(16384, type=int, help="most pose pairs per network forward")
-    threads: int | None = opt(type=int, help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU "
-                                             "shared with other jobs)")
-    retry_failed: bool = opt(True, "--no-retry-failed", action="store_false",
-                             help="keep recorded failures instead of rerunning them")
-    wait_for_training: bool = opt(True, "--no-wait", action="store_false",
-                                  help="do not wait for a training of the same configuration running in another "
-                                       "process")
+    threads: int | None = opt(
+        type=int,
+        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared with other jobs)",
+    )
+    retry_failed: bool = opt(
+        True,
+        "--no-retry-failed",
+        action="store_false",
+        help="keep recorded failures instead of rerunning them",
+    )
+    wait_for_training: bool = opt(
+        True,
+        "--no-wait",
+        action="store_false",
+        help="do not wait for a training of the same configuration running in another process",
+    )
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:

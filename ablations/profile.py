@@ -1,10 +1,10 @@
 """Where an experiment's data comes from: the synthetic default or a PoseTrack18-layout folder."""
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
 
 from keytrack.io import default_eval_split
 from keytrack.poses import Dataset
@@ -64,17 +64,24 @@ class Profile:
         """Ground truth of the training split (all of it: training and validation videos)."""
         if self.data_root is None:
             from keytrack.synth import default_dataset
+
             return default_dataset(num_videos=int(synthetic_videos), seed=int(synthetic_seed))
         from keytrack.io import read_dataset
+
         return read_dataset(self.data_root, split=self.train_split, keep_empty_poses=True)
 
     def load_eval(self) -> Dataset:
         """Ground truth of the evaluation split, read as ``keytrack evaluate`` reads it."""
         if self.data_root is None:
             from keytrack.synth import generate_dataset
-            return generate_dataset(self.synthetic_eval_videos, seed=self.synthetic_eval_seed,
-                                    first_index=self.synthetic_eval_first_index)
+
+            return generate_dataset(
+                self.synthetic_eval_videos,
+                seed=self.synthetic_eval_seed,
+                first_index=self.synthetic_eval_first_index,
+            )
         from keytrack.io import read_dataset
+
         return read_dataset(self.data_root, split=self.eval_split, keep_empty_poses=True)
 
     def describe(self, split: str) -> str:
@@ -82,8 +89,10 @@ class Profile:
         if self.data_root is None:
             if split == "train":
                 return "synthetic default (keytrack.synth.default_dataset)"
-            return (f"synthetic test set: generate_dataset({self.synthetic_eval_videos}, "
-                    f"seed={self.synthetic_eval_seed}, first_index={self.synthetic_eval_first_index})")
+            return (
+                f"synthetic test set: generate_dataset({self.synthetic_eval_videos}, "
+                f"seed={self.synthetic_eval_seed}, first_index={self.synthetic_eval_first_index})"
+            )
         name = self.train_split if split == "train" else self.eval_split
         return f"{display_path(self.data_root)} [{name}]"
 
@@ -93,6 +102,6 @@ def display_path(path: str | Path) -> str:
     path = Path(path)
     try:
         rel = os.path.relpath(path.resolve())
-    except ValueError:           # another drive
+    except ValueError:  # another drive
         return str(path)
     return rel if len(rel) < len(str(path.resolve())) else str(path.resolve())

@@ -13,6 +13,7 @@ the paper's values and plots. Every field is described in docs/ablations.md ("Th
 It writes ``results/<NAME>/`` (``.../<data>-<split>/`` with ``--data``): ``table.md`` / ``table.csv`` and
 the plots; ``key=value`` arguments override the spec (omegaconf dotlist: ``axes.delta=[1,4]``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,21 +25,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ablations.cells import (
+    DEFAULT_SEEDS,
+    GT_SETTING,
+    IMPROVED_MATCHERS,
+    LEARNED_BASELINES,
+    MOTION,
+    PAPER_MATCHERS,
+    PAPER_SETTING,
+    Cell,
+    TrackingOptions,
+    TrainAndTrack,
+    add_tracking_arguments,
+    base,
+    describe_network,
+    matcher_network,
+    missing_images,
+    motion_of,
+    open_results,
+    run_cells,
+    threshold_of,
+    tracking_options,
+    tune_thresholds,
+)
 from ablations.claims import CLAIMS
+from ablations.evaluate import (
+    HOTA_COLUMNS,
+    NON_LEARNED,
+    PAPER_KEYPOINT_THRESHOLD,
+    SETTING_LABELS,
+    EvalSet,
+    Evaluator,
+    TrackerSpec,
+)
 from ablations.notes import common_notes
-from keytrack.config import config_path
-from keytrack.evaluation import COLUMNS as PARTS
-from keytrack.errors import InputError
-from ablations.cells import (DEFAULT_SEEDS, GT_SETTING, IMPROVED_MATCHERS, LEARNED_BASELINES, MOTION, PAPER_MATCHERS,
-                                PAPER_SETTING, Cell, TrackingOptions, TrainAndTrack, add_tracking_arguments, base,
-                                describe_network, matcher_network, missing_images, motion_of, open_results, run_cells,
-                                threshold_of, tracking_options, tune_thresholds)
 from ablations.plots import Panel, Series, save_line_plot
 from ablations.profile import display_path
-from ablations.evaluate import (HOTA_COLUMNS, NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS, EvalSet,
-                                   Evaluator, TrackerSpec)
-from ablations.runs import Result, failure_status, finish, paired_difference, seed_stat, total, video_bootstrap
+from ablations.runs import (
+    Result,
+    failure_status,
+    finish,
+    paired_difference,
+    seed_stat,
+    total,
+    video_bootstrap,
+)
 from ablations.training import budget_file_overrides, describe_budget
+from keytrack.config import config_path
+from keytrack.errors import InputError
+from keytrack.evaluation import COLUMNS as PARTS
 from keytrack.perturb import SETTINGS
 from keytrack.poses import Dataset
 from keytrack.tables import Column, MeanStd, mean_std, write_table
@@ -52,27 +87,66 @@ HELP = "run an ablation: a spec of experiments/ablations/ or one that stays code
 SPECS = config_path("ablations")
 #: The ablations that stay code (plug-ins): ``keytrack ablate NAME ...`` hands ``...`` to the module's own
 #: options (``add_arguments`` / ``run``). A spec with ``variants`` is run by ``matcher_variants``.
-PLUGINS = {"matcher_variants": "ablations.matcher_variants", "toks": "ablations.toks", "sweep": "ablations.sweep"}
+PLUGINS = {
+    "matcher_variants": "ablations.matcher_variants",
+    "toks": "ablations.toks",
+    "sweep": "ablations.sweep",
+}
 #: The axes a spec may vary, in the order a cell is built from.
 AXES = ("setting", "stride", "matcher", "delta", "assignment", "threshold")
-DEFAULT_AXES = {"setting": ["predicted_boxes_predicted_keypoints"], "stride": [1], "matcher": None, "delta": [4],
-                "assignment": ["greedy"], "threshold": None}
-SPEC_KEYS = {"title", "axes", "seeds", "compute_ap", "speed", "compare", "best", "paper", "paper_rows", "labels",
-             "columns", "notes", "plot", "train", "track", "claims"}
+DEFAULT_AXES = {
+    "setting": ["predicted_boxes_predicted_keypoints"],
+    "stride": [1],
+    "matcher": None,
+    "delta": [4],
+    "assignment": ["greedy"],
+    "threshold": None,
+}
+SPEC_KEYS = {
+    "title",
+    "axes",
+    "seeds",
+    "compute_ap",
+    "speed",
+    "compare",
+    "best",
+    "paper",
+    "paper_rows",
+    "labels",
+    "columns",
+    "notes",
+    "plot",
+    "train",
+    "track",
+    "claims",
+}
 #: Fields of ``train`` (a spec that trains one network per row and seed) and of its ``track``.
 TRAIN_KEYS = {"rows", "each", "seeds", "budget", "show", "cost", "only"}
 TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_videos", "keypoint_threshold"}
 PROFILE_KEYS = {"quick", "full"}
 #: Column labels and digits of the keys a row has.
 COLUMN_LABELS = {
-    "setting": ("Keypoints", None), "stride": ("Stride", None), "matcher": ("Matcher", None), "delta": ("δ", None),
+    "setting": ("Keypoints", None),
+    "stride": ("Stride", None),
+    "matcher": ("Matcher", None),
+    "delta": ("δ", None),
     "match_threshold": ("Match thr.", 2),
     "assignment": ("Assignment", None),
-    "threshold": ("Threshold", 2), "idsw": ("%IDSW Total", 2), "mota": ("MOTA", None), "ap": ("AP", None),
-    "switches": ("ID switches", 0), "best": ("", None),
-    "row": ("Row", None), "val_acc": ("Match acc. % (val)", None), "val_acc_paper": ("Match acc. % (paper)", None),
-    "params_m": ("Params (M)", 3), "mflops": ("MFLOPs / pair", 1), "steps": ("Train steps", 0),
-    "train_seconds": ("Train s", 0), "pairs_per_s": ("Pairs/s (tracking)", 0), "experiment": ("Experiment", None),
+    "threshold": ("Threshold", 2),
+    "idsw": ("%IDSW Total", 2),
+    "mota": ("MOTA", None),
+    "ap": ("AP", None),
+    "switches": ("ID switches", 0),
+    "best": ("", None),
+    "row": ("Row", None),
+    "val_acc": ("Match acc. % (val)", None),
+    "val_acc_paper": ("Match acc. % (paper)", None),
+    "params_m": ("Params (M)", 3),
+    "mflops": ("MFLOPs / pair", 1),
+    "steps": ("Train steps", 0),
+    "train_seconds": ("Train s", 0),
+    "pairs_per_s": ("Pairs/s (tracking)", 0),
+    "experiment": ("Experiment", None),
 }
 METRICS = {"idsw": "%IDSW", "mota": "MOTA", "ap": "AP", "val_acc": "match acc."}
 
@@ -121,19 +195,22 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
         if not isinstance(values, list) or not values:
             raise InputError(f"{where}: axes.{axis}: expected a non-empty list, got {values!r}")
     named = (*PAPER_MATCHERS, *IMPROVED_MATCHERS, *NON_LEARNED, *LEARNED_BASELINES)
-    checks = {"setting": (lambda v: v in SETTINGS, f"one of {list(SETTINGS)}"),
-              "assignment": (lambda v: v in ASSIGNMENTS, f"one of {list(ASSIGNMENTS)}"),
-              "stride": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
-              "delta": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
-              "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]"),
-              "matcher": (lambda v: isinstance(v, str) and (base(v) in named
-                                                            or config_path(f"{base(v)}.yaml").is_file()),
-                          f"one of {list(named)} or an experiment of experiments/, each optionally with {MOTION!r}")}
+    checks = {
+        "setting": (lambda v: v in SETTINGS, f"one of {list(SETTINGS)}"),
+        "assignment": (lambda v: v in ASSIGNMENTS, f"one of {list(ASSIGNMENTS)}"),
+        "stride": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
+        "delta": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
+        "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]"),
+        "matcher": (
+            lambda v: isinstance(v, str) and (base(v) in named or config_path(f"{base(v)}.yaml").is_file()),
+            f"one of {list(named)} or an experiment of experiments/, each optionally with {MOTION!r}",
+        ),
+    }
     for axis, (ok, expected) in checks.items():
         wrong = [v for v in (axes[axis] or []) if not ok(v)]
         if wrong:
             raise InputError(f"{where}: axes.{axis}: {wrong} are not {expected}")
-    for axis in ("stride", "delta", "threshold"):        # numeric axes: sorted, each value once
+    for axis in ("stride", "delta", "threshold"):  # numeric axes: sorted, each value once
         if axes[axis] is not None:
             axes[axis] = sorted({float(v) if axis == "threshold" else int(v) for v in axes[axis]})
     if axes["matcher"] is not None:
@@ -144,7 +221,9 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
     spec["axes"] = axes
     compare = spec.get("compare")
     if compare and (compare.get("axis") not in AXES or not compare.get("metrics")):
-        raise InputError(f"{where}: compare: expected {{axis: one of {list(AXES)}, to: value, metrics: [...]}}")
+        raise InputError(
+            f"{where}: compare: expected {{axis: one of {list(AXES)}, to: value, metrics: [...]}}"
+        )
     spec["_path"] = where
     return spec
 
@@ -154,17 +233,23 @@ def _lookup(tree: Any, dotted: str, where: str) -> Any:
         try:
             tree = tree[int(part)] if isinstance(tree, list) else tree[part]
         except (KeyError, IndexError, ValueError, TypeError):
-            raise InputError(f"{where}: paper: no {dotted!r} in keytrack/reference/paper_results.yaml") from None
+            raise InputError(
+                f"{where}: paper: no {dotted!r} in keytrack/reference/paper_results.yaml"
+            ) from None
     return tree
 
 
 def _matches(when: dict, values: dict) -> bool:
     """Whether a row of axis ``values`` meets ``when``; a condition on an axis the table does not have
     (``None``: ``matcher`` with one network) holds."""
+
     def holds(k: str, v: Any) -> bool:
         have = values.get(k)
-        return ((k in AXES and have is None) or have == v
-                or (isinstance(v, float) and isinstance(have, float) and math.isclose(have, v, abs_tol=1e-9)))
+        return (
+            (k in AXES and have is None)
+            or have == v
+            or (isinstance(v, float) and isinstance(have, float) and math.isclose(have, v, abs_tol=1e-9))
+        )
 
     return all(holds(k, v) for k, v in when.items())
 
@@ -182,12 +267,16 @@ def paper_values(spec: dict, values: dict) -> dict:
             source = _lookup(paper_results(), entry["from"].format(**values), spec["_path"])
             if entry.get("match"):
                 axis = entry["match"]
-                source = next((r for r in source if math.isclose(float(r[axis]), float(values[axis]),
-                                                                 abs_tol=1e-9)), None)
+                source = next(
+                    (r for r in source if math.isclose(float(r[axis]), float(values[axis]), abs_tol=1e-9)),
+                    None,
+                )
                 if source is None:
                     continue
         for column, v in (entry.get("values") or {}).items():
-            out[column] = _lookup(source, v, spec["_path"]) if source is not None and isinstance(v, str) else v
+            out[column] = (
+                _lookup(source, v, spec["_path"]) if source is not None and isinstance(v, str) else v
+            )
     return out
 
 
@@ -199,8 +288,9 @@ def _label(spec: dict, axis: str, value: Any) -> Any:
             return f"{_label(spec, axis, base(value))} + motion"
         if value in LEARNED_BASELINES and value not in ((spec.get("labels") or {}).get(axis) or {}):
             from keytrack.models import registry
+
             return registry.get(value).label
-    if isinstance(value, (list, tuple)):                 # a resolution [w, h] is shown as "wxh"
+    if isinstance(value, (list, tuple)):  # a resolution [w, h] is shown as "wxh"
         return "x".join(map(str, value))
     return ((spec.get("labels") or {}).get(axis) or {}).get(value, value)
 
@@ -212,6 +302,7 @@ def hota_stats(records: Sequence) -> dict[str, MeanStd]:
 
 def hota_columns(rows: Sequence[dict]) -> list[Column]:
     """The :data:`HOTA_COLUMNS` of a table where some row has a value that prints."""
+
     def shown(value) -> bool:
         return value is not None and not (isinstance(value, MeanStd) and value.n == 0)
 
@@ -223,12 +314,12 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
     for c in spec.get("columns") or []:
         c = {"key": c} if isinstance(c, str) else dict(c)
         key = c["key"]
-        if key in AXES and not any(key in r for r in rows):      # an axis the table does not have
+        if key in AXES and not any(key in r for r in rows):  # an axis the table does not have
             continue
         if key == "hota":
             cols.extend(hota_columns(rows))
             continue
-        if key == "parts":                               # %IDSW per body part, PoseTrack's columns
+        if key == "parts":  # %IDSW per body part, PoseTrack's columns
             cols.extend(Column(p, p, digits=2) for p in PARTS)
             continue
         label, digits = _metric_label(spec, key)
@@ -247,8 +338,15 @@ def _video_interval(mine: Sequence, theirs: Sequence) -> tuple[Any, bool]:
 
 def _stale_notes(stale: int, cache) -> list[str]:
     """The note of a table whose ``stale`` rows have no interval over the videos (:func:`_video_interval`)."""
-    return [f"{stale} row(s) have no interval over the videos: their cells were cached before per-video counts "
-            f"were recorded; delete their files in {display_path(cache.directory)}/ to run them again."] if stale else []
+    return (
+        [
+            f"{stale} row(s) have no interval over the videos: their cells were cached before per-video "
+            "counts "
+            f"were recorded; delete their files in {display_path(cache.directory)}/ to run them again."
+        ]
+        if stale
+        else []
+    )
 
 
 def _plots(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> list[Path]:
@@ -262,8 +360,11 @@ def _metric_label(spec: dict, key: str) -> tuple[str, int | None]:
     the spec's ``compare``."""
     compare = spec.get("compare") or {}
     if key[:2] in ("d_", "v_") and key[2:] in METRICS:
-        to = f"δ = {compare['to']}" if compare.get("axis") == "delta" else \
-            _label(spec, compare.get("axis"), compare.get("to"))
+        to = (
+            f"δ = {compare['to']}"
+            if compare.get("axis") == "delta"
+            else _label(spec, compare.get("axis"), compare.get("to"))
+        )
         return f"Δ{METRICS[key[2:]]} vs {to}" + (" (95 % CI, videos × seeds)" if key[0] == "v" else ""), 2
     label, digits = COLUMN_LABELS.get(key, (key, None))
     if key.endswith("_paper") and key not in COLUMN_LABELS:
@@ -294,24 +395,46 @@ def _plot(spec: dict, plot: dict, rows: list[dict], raw: list[dict], out: Path) 
         for metric in plot["y"]:
             series = []
             for s in values("series_by"):
-                mine = [(r, v) for r, v in zip(rows, raw) if (g is None or _hashable(v[plot["panel_by"]]) == g)
-                        and (s is None or _hashable(v[plot["series_by"]]) == s)]
+                mine = [
+                    (r, v)
+                    for r, v in zip(rows, raw)
+                    if (g is None or _hashable(v[plot["panel_by"]]) == g)
+                    and (s is None or _hashable(v[plot["series_by"]]) == s)
+                ]
                 name = "ours" if s is None else _label(spec, plot["series_by"], s)
-                series.append(Series(name, [xs(v) for _, v in mine], [r.get(metric) for r, _ in mine],
-                                     plot.get("style", "o-")))
+                series.append(
+                    Series(
+                        name,
+                        [xs(v) for _, v in mine],
+                        [r.get(metric) for r, _ in mine],
+                        plot.get("style", "o-"),
+                    )
+                )
             if metric in paper_series:
                 series.append(Series("paper", *paper_series[metric], "s--"))
-            panels.append(Panel(_metric_label(spec, metric)[0], series,
-                                "" if g is None else _label(spec, plot["panel_by"], g)))
+            panels.append(
+                Panel(
+                    _metric_label(spec, metric)[0],
+                    series,
+                    "" if g is None else _label(spec, plot["panel_by"], g),
+                )
+            )
     ticks = sorted({_hashable(v[x_axis]) for v in raw}, key=lambda t: t[0] if isinstance(t, tuple) else t)
     axis_values = spec.get("axes", {}).get(x_axis) if plot.get("xticks") else None
     if plot.get("xscale"):
         axis_values = [t[0] if isinstance(t, tuple) else t for t in ticks]
-    return save_line_plot(out / plot["file"], panels, xlabel=plot.get("xlabel", x_axis),
-                          title=plot.get("title", spec.get("title", "")), ncols=plot.get("ncols"),
-                          xticks=axis_values, xscale=plot.get("xscale"), zero_line=bool(plot.get("zero")),
-                          dodge=float(plot.get("dodge", 0.0)),
-                          xticklabels=[_label(spec, x_axis, t) for t in ticks] if plot.get("xscale") else None)
+    return save_line_plot(
+        out / plot["file"],
+        panels,
+        xlabel=plot.get("xlabel", x_axis),
+        title=plot.get("title", spec.get("title", "")),
+        ncols=plot.get("ncols"),
+        xticks=axis_values,
+        xscale=plot.get("xscale"),
+        zero_line=bool(plot.get("zero")),
+        dodge=float(plot.get("dodge", 0.0)),
+        xticklabels=[_label(spec, x_axis, t) for t in ticks] if plot.get("xscale") else None,
+    )
 
 
 def _hashable(value: Any) -> Any:
@@ -323,9 +446,14 @@ def with_spec_defaults(opts: TrackingOptions, spec: dict) -> TrackingOptions:
     2) and the output keypoint threshold (its ``track.keypoint_threshold``, else the paper's 0.57)."""
     from dataclasses import replace
 
-    kp = opts.keypoint_threshold if opts.keypoint_threshold is not None else \
-        (spec.get("track") or {}).get("keypoint_threshold", PAPER_KEYPOINT_THRESHOLD)
-    return replace(opts, seeds=opts.seeds or tuple(spec.get("seeds") or DEFAULT_SEEDS), keypoint_threshold=float(kp))
+    kp = (
+        opts.keypoint_threshold
+        if opts.keypoint_threshold is not None
+        else (spec.get("track") or {}).get("keypoint_threshold", PAPER_KEYPOINT_THRESHOLD)
+    )
+    return replace(
+        opts, seeds=opts.seeds or tuple(spec.get("seeds") or DEFAULT_SEEDS), keypoint_threshold=float(kp)
+    )
 
 
 def _matchers(spec: dict, opts: TrackingOptions) -> list[str | None]:
@@ -336,8 +464,14 @@ def _matchers(spec: dict, opts: TrackingOptions) -> list[str | None]:
     return [None] if (opts.checkpoint or opts.experiment) and networks_only else matchers
 
 
-def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
-             eval_gt: Dataset | None = None, train_gt: Dataset | None = None) -> Result:
+def run_spec(
+    spec: dict | str,
+    opts: TrackingOptions,
+    *,
+    name: str | None = None,
+    eval_gt: Dataset | None = None,
+    train_gt: Dataset | None = None,
+) -> Result:
     """Expand ``spec`` into cells, run or reuse each, write the table (and ``tuning.md`` when OKS or IoU
     were tuned, ``speed.md`` with ``speed: true``) and the plot.
 
@@ -347,9 +481,15 @@ def run_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None
     spec = load_spec(spec) if isinstance(spec, str) else spec
     run = _TrackingRun(spec, with_spec_defaults(opts, spec), name or Path(spec["_path"]).stem, eval_gt)
     run.prepare(train_gt)
-    records = run_cells([c for v in run.raw if v["matcher"] not in run.skipped for c in run.cells(v)],
-                        evaluator=run.evaluator, eval_gt=run.eval_gt, opts=run.opts, networks=run.networks,
-                        thresholds=run.thresholds, logger=log)
+    records = run_cells(
+        [c for v in run.raw if v["matcher"] not in run.skipped for c in run.cells(v)],
+        evaluator=run.evaluator,
+        eval_gt=run.eval_gt,
+        opts=run.opts,
+        networks=run.networks,
+        thresholds=run.thresholds,
+        logger=log,
+    )
     run.records = records
     run.failures += [f"{c.key}: {r.failure}" for c, r in records.items() if not r.ok]
     return run.write()
@@ -364,18 +504,34 @@ class _TrackingRun:
         self.profile, self.out, self.cache = open_results(opts, name)
         self.axes = dict(spec["axes"])
         self.axes["matcher"] = self.matchers = _matchers(spec, opts)
-        self.eval_description = self.profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
+        self.eval_description = (
+            self.profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
+        )
         self.eval_gt = self.profile.load_eval() if eval_gt is None else eval_gt
         self.labels = {m: _label(spec, "matcher", m) for m in self.matchers}
         self.compute_ap = spec.get("compute_ap", False)
         self.compare = spec.get("compare") or {}
         image_root = str(self.profile.data_root) if self.profile.data_root is not None else None
-        self.evaluator = Evaluator(self.cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root,
-                                   split=self.profile.eval_split)
+        self.evaluator = Evaluator(
+            self.cache,
+            device=opts.device,
+            batch_size=opts.batch_size,
+            image_root=image_root,
+            split=self.profile.eval_split,
+        )
         axes = self.axes
-        self.raw = [dict(zip(AXES, combo)) for s in axes["setting"]
-                    for combo in itertools.product([s], axes["stride"], self.matchers, axes["delta"],
-                                                   axes["assignment"], self._keypoint_thresholds(s))]
+        self.raw = [
+            dict(zip(AXES, combo))
+            for s in axes["setting"]
+            for combo in itertools.product(
+                [s],
+                axes["stride"],
+                self.matchers,
+                axes["delta"],
+                axes["assignment"],
+                self._keypoint_thresholds(s),
+            )
+        ]
         self.records: dict = {}
 
     def _keypoint_thresholds(self, setting: str) -> list[float]:
@@ -391,25 +547,52 @@ class _TrackingRun:
             reason = missing_images(self.profile, self.eval_gt)
             self.skipped = {m: reason for m in matchers if reason and base(m) == "cnn_crops"}
         self.networks = _networks(opts, self.profile, [m for m in matchers if m not in self.skipped])
-        self.failures = [f"{self.labels.get(m, m) or 'matching'} network (seed {seed}): {error}"
-                         for (m, seed), (_, error) in self.networks.items() if error]
-        self.train_description = (self.profile.describe("train") if train_gt is None
-                                  else "ground truth given by the caller")
+        self.failures = [
+            f"{self.labels.get(m, m) or 'matching'} network (seed {seed}): {error}"
+            for (m, seed), (_, error) in self.networks.items()
+            if error
+        ]
+        self.train_description = (
+            self.profile.describe("train") if train_gt is None else "ground truth given by the caller"
+        )
         self.thresholds, self.tuning_rows, self.filled = tune_thresholds(
-            opts, self.profile, self.evaluator, matchers, max(self.axes["delta"]), train_gt,
-            label=lambda m: self.labels[m], cells=list(itertools.product(self.axes["setting"], self.axes["stride"])))
-        self.failures += [f"{m}{'' if k is None else f' ({k[0]}, stride {k[1]})'}: every tuning run failed"
-                          for m, t in self.thresholds.items()
-                          for k, v in (t.items() if isinstance(t, Mapping) else [(None, t)]) if v is None]
+            opts,
+            self.profile,
+            self.evaluator,
+            matchers,
+            max(self.axes["delta"]),
+            train_gt,
+            label=lambda m: self.labels[m],
+            cells=list(itertools.product(self.axes["setting"], self.axes["stride"])),
+        )
+        self.failures += [
+            f"{m}{'' if k is None else f' ({k[0]}, stride {k[1]})'}: every tuning run failed"
+            for m, t in self.thresholds.items()
+            for k, v in (t.items() if isinstance(t, Mapping) else [(None, t)])
+            if v is None
+        ]
 
     def cells(self, v: dict) -> list[Cell]:
         """The cells of one axis combination: one per training seed and perturbation seed."""
         m, compute_ap = v["matcher"], self.compute_ap
         trainings = (None,) if m is None else self.opts.seeds_of(m)
-        return [Cell(v["setting"], seed, v["delta"], v["assignment"], float(v["threshold"]),
-                     compute_ap=bool(compute_ap), matcher=m, stride=v["stride"], train_seed=t,
-                     ap_before_threshold=compute_ap == "before", several_trainings=len(trainings) > 1)
-                for t in trainings for seed in self.opts.seeds_for(v["setting"])]
+        return [
+            Cell(
+                v["setting"],
+                seed,
+                v["delta"],
+                v["assignment"],
+                float(v["threshold"]),
+                compute_ap=bool(compute_ap),
+                matcher=m,
+                stride=v["stride"],
+                train_seed=t,
+                ap_before_threshold=compute_ap == "before",
+                several_trainings=len(trainings) > 1,
+            )
+            for t in trainings
+            for seed in self.opts.seeds_for(v["setting"])
+        ]
 
     def recs(self, v: dict) -> list:
         return [self.records[c] for c in self.cells(v) if c in self.records]
@@ -419,14 +602,23 @@ class _TrackingRun:
         spec's ``compare`` row, the paper's values) and whether its interval lacks per-video counts."""
         rs, skipped = self.recs(v), self.skipped
         row = {a: _label(self.spec, a, v[a]) for a in shown}
-        seeds = [f"{c.seed}" + (f" (training {c.train_seed})" if c.several_trainings else "") for c in self.cells(v)]
-        row.update(match_threshold=None if v["matcher"] in skipped else
-                   threshold_of(self.thresholds, v["matcher"], v["setting"], v["stride"]),
-                   idsw=seed_stat(rs, total("idsw")), mota=seed_stat(rs, total("mota")), **hota_stats(rs),
-                   **{p: seed_stat(rs, lambda r, p=p: (r.get("idsw") or {}).get(p)) for p in PARTS},
-                   switches=seed_stat(rs, lambda r: r.get("num_switches")),
-                   status=("skipped: " + skipped[v["matcher"]] if v["matcher"] in skipped else
-                           failure_status(rs, seeds)))
+        seeds = [
+            f"{c.seed}" + (f" (training {c.train_seed})" if c.several_trainings else "")
+            for c in self.cells(v)
+        ]
+        row.update(
+            match_threshold=None
+            if v["matcher"] in skipped
+            else threshold_of(self.thresholds, v["matcher"], v["setting"], v["stride"]),
+            idsw=seed_stat(rs, total("idsw")),
+            mota=seed_stat(rs, total("mota")),
+            **hota_stats(rs),
+            **{p: seed_stat(rs, lambda r, p=p: (r.get("idsw") or {}).get(p)) for p in PARTS},
+            switches=seed_stat(rs, lambda r: r.get("num_switches")),
+            status=(
+                "skipped: " + skipped[v["matcher"]] if v["matcher"] in skipped else failure_status(rs, seeds)
+            ),
+        )
         if self.compute_ap:
             row["ap"] = seed_stat(rs, total("ap"))
         stale = self._compared(row, v, rs)
@@ -439,8 +631,11 @@ class _TrackingRun:
         if not compare or (base(own) if compare["axis"] == "matcher" else own) == compare["to"]:
             return 0
         ref = {**v, compare["axis"]: compare["to"]}
-        if compare["axis"] == "matcher" and motion_of(v["matcher"]) and \
-                {**ref, "matcher": ref["matcher"] + MOTION} in self.raw:
+        if (
+            compare["axis"] == "matcher"
+            and motion_of(v["matcher"])
+            and {**ref, "matcher": ref["matcher"] + MOTION} in self.raw
+        ):
             ref["matcher"] += MOTION
         if ref not in self.raw:
             return 0
@@ -455,42 +650,75 @@ class _TrackingRun:
     def write(self) -> Result:
         """The table, its notes, the tuning and speed tables and the plots."""
         spec, axes, compare = self.spec, self.axes, self.compare
-        shown = [a for a in AXES if axes[a] not in (None, [None]) and (a == "setting" or len(axes[a]) > 1
-                                                            or a == compare.get("axis") or a in _column_keys(spec))]
-        rows, stale = [], 0                              # stale: rows whose cached cells lack per-video counts
+        shown = [
+            a
+            for a in AXES
+            if axes[a] not in (None, [None])
+            and (a == "setting" or len(axes[a]) > 1 or a == compare.get("axis") or a in _column_keys(spec))
+        ]
+        rows, stale = [], 0  # stale: rows whose cached cells lack per-video counts
         for v in self.raw:
             row, missing = self.row(v, shown)
             rows.append(row)
             stale += missing
         _mark_best(spec.get("best"), rows, self.raw)
         ours, rows = rows, _with_paper_rows(spec, rows, self.raw, self.matchers, axes)
-        files = list(write_table(rows, self.out, columns=_columns(spec, rows), notes=self.notes(stale),
-                                 title=spec.get("title", self.name)))
+        files = list(
+            write_table(
+                rows,
+                self.out,
+                columns=_columns(spec, rows),
+                notes=self.notes(stale),
+                title=spec.get("title", self.name),
+            )
+        )
         if self.tuning_rows:
             files += _tuning_table(self.tuning_rows, self.out, self.train_description)
         tables = ["table"]
         if spec.get("speed"):
             files += _speed_table(self.raw, self.recs, spec, self.out, self.opts, self.eval_description)
             tables.append("speed")
-        files += _plots(spec, ours, self.raw, self.out)    # one row per cell combination, as raw
-        return Result(rows, self.out, files, self.failures, self.records, tables=tables,
-                      tuning_rows=self.tuning_rows, thresholds=self.thresholds)
+        files += _plots(spec, ours, self.raw, self.out)  # one row per cell combination, as raw
+        return Result(
+            rows,
+            self.out,
+            files,
+            self.failures,
+            self.records,
+            tables=tables,
+            tuning_rows=self.tuning_rows,
+            thresholds=self.thresholds,
+        )
 
     def notes(self, stale: int) -> list[str]:
         spec, axes, compare, labels, opts = self.spec, self.axes, self.compare, self.labels, self.opts
         context = {a: (_label(spec, a, axes[a][0]) if axes[a] else None) for a in AXES}
         context["compare_to"] = _label(spec, compare.get("axis", ""), compare.get("to")) if compare else ""
         several = len(self.matchers) > 1 or len(opts.training_seeds) > 1
-        return [*(n.format(**context) for n in spec.get("notes") or []),
-                *common_notes(opts, self.profile, self.eval_gt, self.eval_description, self.cache, axes["setting"],
-                              self.matchers, thresholds=self.thresholds, label=lambda m: labels.get(m, m),
-                              keypoint_threshold=axes["threshold"] is None,
-                              ap_before_threshold=self.compute_ap == "before",
-                              train_description=self.train_description, filled=self.filled),
-                *(f"{labels[m] or 'Matching network'}: skipped, {reason}." for m, reason in self.skipped.items()),
-                *_stale_notes(stale, self.cache),
-                *(describe_network(*self.networks[m, s], f"{labels.get(m, m)}, seed {s}" if several else "")
-                  for (m, s) in self.networks)]
+        return [
+            *(n.format(**context) for n in spec.get("notes") or []),
+            *common_notes(
+                opts,
+                self.profile,
+                self.eval_gt,
+                self.eval_description,
+                self.cache,
+                axes["setting"],
+                self.matchers,
+                thresholds=self.thresholds,
+                label=lambda m: labels.get(m, m),
+                keypoint_threshold=axes["threshold"] is None,
+                ap_before_threshold=self.compute_ap == "before",
+                train_description=self.train_description,
+                filled=self.filled,
+            ),
+            *(f"{labels[m] or 'Matching network'}: skipped, {reason}." for m, reason in self.skipped.items()),
+            *_stale_notes(stale, self.cache),
+            *(
+                describe_network(*self.networks[m, s], f"{labels.get(m, m)}, seed {s}" if several else "")
+                for (m, s) in self.networks
+            ),
+        ]
 
 
 def _mark_best(best: dict | None, rows: list[dict], raw: list[dict]) -> None:
@@ -513,40 +741,64 @@ def _networks(opts: TrackingOptions, profile, matchers: Sequence[str | None]) ->
     networks = {}
     for m in dict.fromkeys(base(m) for m in matchers if base(m) not in NON_LEARNED):
         for seed in (None,) if m is None else opts.seeds_of(m):
-            networks[m, seed] = matcher_network(opts, profile, m or PAPER_MATCHERS[0],
-                                                opts.train_seed if m is None else seed)
+            networks[m, seed] = matcher_network(
+                opts, profile, m or PAPER_MATCHERS[0], opts.train_seed if m is None else seed
+            )
     return networks
 
 
 def _tuning_table(rows: list[dict], out: Path, train_description: str) -> list:
     """``tuning.md`` / ``.csv``: the match-threshold grid of OKS and IoU on the training split."""
-    per_cell = len({(r["setting"], r["stride"]) for r in rows}) > 1 or rows[0]["setting"] != GT_SETTING \
+    per_cell = (
+        len({(r["setting"], r["stride"]) for r in rows}) > 1
+        or rows[0]["setting"] != GT_SETTING
         or rows[0]["stride"] != 1
-    how = ("each keypoint setting and frame stride tracked as the table's cells are (its perturbation seed, output "
-           "keypoint threshold, τ and confident-first setting)" if per_cell else "GT keypoints (c = 1), stride 1")
+    )
+    how = (
+        "each keypoint setting and frame stride tracked as the table's cells are (its perturbation seed, "
+        "output "
+        "keypoint threshold, τ and confident-first setting)"
+        if per_cell
+        else "GT keypoints (c = 1), stride 1"
+    )
     rows = [{**r, "setting": SETTING_LABELS.get(r["setting"], r["setting"])} for r in rows]
-    return write_table(rows, out, name="tuning", title="Match thresholds of OKS and IoU, tuned on the training split",
-                       notes=[f"Training split: {train_description}, {how}, greedy assignment; chosen: lowest "
-                              "%IDSW Total, then highest MOTA, then lowest threshold."],
-                       columns=[Column("method", "Method"),
-                                *([Column("setting", "Keypoints"), Column("stride", "Stride")] if per_cell else []),
-                                Column("threshold", "Match thr.", digits=2),
-                                Column("idsw_total", "%IDSW Total", digits=2), Column("mota", "MOTA"),
-                                Column("switches", "ID switches"), Column("chosen", "Chosen"),
-                                *([Column("status", "Status")] if any(r["status"] for r in rows) else [])])
+    return write_table(
+        rows,
+        out,
+        name="tuning",
+        title="Match thresholds of OKS and IoU, tuned on the training split",
+        notes=[
+            f"Training split: {train_description}, {how}, greedy assignment; chosen: lowest "
+            "%IDSW Total, then highest MOTA, then lowest threshold."
+        ],
+        columns=[
+            Column("method", "Method"),
+            *([Column("setting", "Keypoints"), Column("stride", "Stride")] if per_cell else []),
+            Column("threshold", "Match thr.", digits=2),
+            Column("idsw_total", "%IDSW Total", digits=2),
+            Column("mota", "MOTA"),
+            Column("switches", "ID switches"),
+            Column("chosen", "Chosen"),
+            *([Column("status", "Status")] if any(r["status"] for r in rows) else []),
+        ],
+    )
 
 
 def _column_keys(spec: dict) -> set[str]:
     return {c if isinstance(c, str) else c["key"] for c in spec.get("columns") or []}
 
 
-def _with_paper_rows(spec: dict, rows: list[dict], raw: list[dict], matchers: Sequence, axes: dict) -> list[dict]:
+def _with_paper_rows(
+    spec: dict, rows: list[dict], raw: list[dict], matchers: Sequence, axes: dict
+) -> list[dict]:
     """``rows`` with the spec's ``paper_rows`` (the paper's values alone, as rows of their own) after each
     setting's stride-1 rows (its last rows without a stride 1); an entry ``unless: <matcher>`` only when
     that matcher is not run."""
     from keytrack.reference import paper_results
 
-    entries = [e for e in spec.get("paper_rows") or [] if not any(base(m) == e.get("unless") for m in matchers)]
+    entries = [
+        e for e in spec.get("paper_rows") or [] if not any(base(m) == e.get("unless") for m in matchers)
+    ]
     if not entries:
         return rows
     out = []
@@ -558,12 +810,21 @@ def _with_paper_rows(spec: dict, rows: list[dict], raw: list[dict], matchers: Se
             for e in entries:
                 src = _lookup(paper_results(), e["from"].format(**v), spec["_path"])
                 extra = {c: _lookup(src, p, spec["_path"]) for c, p in (e.get("values") or {}).items()}
-                out.append({"setting": _label(spec, "setting", v["setting"]), "stride": 1, "matcher": e["label"],
-                            **paper_values(spec, {**v, "stride": 1, "matcher": ""}), **extra})
+                out.append(
+                    {
+                        "setting": _label(spec, "setting", v["setting"]),
+                        "stride": 1,
+                        "matcher": e["label"],
+                        **paper_values(spec, {**v, "stride": 1, "matcher": ""}),
+                        **extra,
+                    }
+                )
     return out
 
 
-def _speed_table(raw: list[dict], recs, spec: dict, out: Path, opts: TrackingOptions, eval_description: str) -> list:
+def _speed_table(
+    raw: list[dict], recs, spec: dict, out: Path, opts: TrackingOptions, eval_description: str
+) -> list:
     """``speed.md`` / ``.csv``: the tracking step's frames/s and the network's pairs/s of every (setting,
     matcher) at stride 1 (else the first stride), from the first cell of each."""
     import os
@@ -579,26 +840,51 @@ def _speed_table(raw: list[dict], recs, spec: dict, out: Path, opts: TrackingOpt
             continue
         record = done[0]
         r = record.result if record.ok else {}
-        rows.append({"setting": _label(spec, "setting", v["setting"]), "matcher": _label(spec, "matcher", v["matcher"]),
-                     **{k: r.get(k) for k in ("frames", "poses", "frames_per_s", "pairs", "forwards", "pairs_per_s")},
-                     "measured": record.finished_at or None, "status": record.failure})
+        rows.append(
+            {
+                "setting": _label(spec, "setting", v["setting"]),
+                "matcher": _label(spec, "matcher", v["matcher"]),
+                **{
+                    k: r.get(k)
+                    for k in ("frames", "poses", "frames_per_s", "pairs", "forwards", "pairs_per_s")
+                },
+                "measured": record.finished_at or None,
+                "status": record.failure,
+            }
+        )
     return write_table(
-        rows, out, name="speed", title=f"Speed of the tracking step (stride {stride})",
-        columns=[Column("setting", "Keypoints"), Column("matcher", "Method"), Column("frames", "Frames"),
-                 Column("poses", "Poses"), Column("frames_per_s", "Frames/s", digits=0),
-                 Column("pairs", "Pairs scored"), Column("forwards", "Network forwards"),
-                 Column("pairs_per_s", "Pairs/s", digits=0), Column("measured", "Measured (UTC)"),
-                 *([Column("status", "Status")] if any(r["status"] for r in rows) else [])],
-        notes=[f"Evaluation split: {eval_description}; perturbation seed {opts.seeds[0]}.",
-               "Frames/s: the whole tracking step per frame (candidates, scoring, assignment); pairs/s: pose pairs "
-               "through the matching network per second of network time, tokenizing included.",
-               f"The learned matchers: one batched forward per frame, nearest = {opts.nearest or 'all'} candidate "
-               f"poses per earlier frame, device {opts.device}, {torch.get_num_threads()} torch threads, "
-               f"{os.cpu_count()} CPUs; measured when each cell last ran (column Measured), on a machine shared "
-               "with other jobs."])
+        rows,
+        out,
+        name="speed",
+        title=f"Speed of the tracking step (stride {stride})",
+        columns=[
+            Column("setting", "Keypoints"),
+            Column("matcher", "Method"),
+            Column("frames", "Frames"),
+            Column("poses", "Poses"),
+            Column("frames_per_s", "Frames/s", digits=0),
+            Column("pairs", "Pairs scored"),
+            Column("forwards", "Network forwards"),
+            Column("pairs_per_s", "Pairs/s", digits=0),
+            Column("measured", "Measured (UTC)"),
+            *([Column("status", "Status")] if any(r["status"] for r in rows) else []),
+        ],
+        notes=[
+            f"Evaluation split: {eval_description}; perturbation seed {opts.seeds[0]}.",
+            "Frames/s: the whole tracking step per frame (candidates, scoring, assignment); pairs/s: pose "
+            "pairs "
+            "through the matching network per second of network time, tokenizing included.",
+            f"The learned matchers: one batched forward per frame, nearest = {opts.nearest or 'all'} "
+            "candidate "
+            f"poses per earlier frame, device {opts.device}, {torch.get_num_threads()} torch threads, "
+            f"{os.cpu_count()} CPUs; measured when each cell last ran (column Measured), on a machine shared "
+            "with other jobs.",
+        ],
+    )
 
 
 # -- ablations that train one network per row ---------------------------------------------------------
+
 
 def _check_train_spec(spec: dict, where: str) -> dict:
     """A spec with ``train`` (Table 3, Figure 7 right): checked; ``{quick: .., full: ..}`` values stay
@@ -641,7 +927,8 @@ def by_profile(node: Any, profile: str) -> Any:
 def train_rows(spec: dict) -> list[dict]:
     """The rows of a training spec: each ``train.rows`` entry for every combination of ``train.each``
     (its overrides formatted with those values: ``"tokens.grid=[{resolution[0]},{resolution[1]}]"``;
-    ``values``: the row's name and those values), in the order of the entries; ``train.only`` keeps the rows of those names."""
+    ``values``: the row's name and those values), in the order of the entries; ``train.only`` keeps the rows
+    of those names."""
     train = spec["train"]
     each = train.get("each") or {}
     only = set(train.get("only") or [])
@@ -652,9 +939,16 @@ def train_rows(spec: dict) -> list[dict]:
         for combo in itertools.product(*each.values()):
             values = dict(zip(each, combo))
             key = "-".join([entry["row"], *(str(_label(spec, k, v)) for k, v in values.items())])
-            out.append({"row": entry["row"], **values, "values": {"row": entry["row"], **values}, "key": key,
-                        "experiment": entry["experiment"],
-                        "overrides": [str(o).format(**values) for o in entry.get("overrides") or []]})
+            out.append(
+                {
+                    "row": entry["row"],
+                    **values,
+                    "values": {"row": entry["row"], **values},
+                    "key": key,
+                    "experiment": entry["experiment"],
+                    "overrides": [str(o).format(**values) for o in entry.get("overrides") or []],
+                }
+            )
     if not out:
         raise InputError(f"{spec['_path']}: train.only: no row is named {sorted(only)}")
     return out
@@ -672,13 +966,19 @@ class TrainSpecRun:
     cache: Any
     cells: TrainAndTrack
     seeds: tuple[int, ...]
-    base_overrides: list[str]                          # the data profile's and the budget's, before each row's
-    data_note: str                                     # the training data and the evaluation split, in words
+    base_overrides: list[str]  # the data profile's and the budget's, before each row's
+    data_note: str  # the training data and the evaluation split, in words
     done: dict = field(default_factory=dict)
 
 
-def start_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
-                     train_dataset: Dataset | None = None, eval_gt: Dataset | None = None) -> TrainSpecRun:
+def start_train_spec(
+    spec: dict | str,
+    opts: TrackingOptions,
+    *,
+    name: str | None = None,
+    train_dataset: Dataset | None = None,
+    eval_gt: Dataset | None = None,
+) -> TrainSpecRun:
     """The spec (its profile's values), options, results folder, cache, evaluation set and tracker that every
     row of a ``train`` spec shares; ``train_dataset`` / ``eval_gt`` replace the profile's (tests)."""
     from dataclasses import replace
@@ -688,29 +988,52 @@ def start_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | Non
     spec = by_profile(spec, opts.profile)
     opts = with_spec_defaults(opts, spec)
     train, track = spec["train"], spec.get("track") or {}
-    opts = replace(opts, synthetic_test_videos=opts.synthetic_test_videos or track.get("synthetic_test_videos", 20),
-                   nearest=opts.nearest if opts.nearest is not None else track.get("nearest"))
+    opts = replace(
+        opts,
+        synthetic_test_videos=opts.synthetic_test_videos or track.get("synthetic_test_videos", 20),
+        nearest=opts.nearest if opts.nearest is not None else track.get("nearest"),
+    )
     profile, out, cache = open_results(opts, name)
     eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
     setting = track.get("setting", PAPER_SETTING)
     image_root = str(profile.data_root) if profile.data_root is not None else None
-    evaluator = Evaluator(cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root,
-                          split=profile.eval_split)
-    evalset = EvalSet(eval_gt, setting, int(track.get("perturb_seed", 0)),
-                      keypoint_threshold=0.0 if setting == GT_SETTING else opts.keypoint_threshold)
-    tracker = TrackerSpec("network", match_threshold=opts.match_threshold, delta=int(track.get("delta", 4)),
-                          nearest=opts.nearest)
-    cells = TrainAndTrack(evaluator, evalset, tracker, train_dataset=train_dataset, wait=opts.wait_for_training)
+    evaluator = Evaluator(
+        cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root, split=profile.eval_split
+    )
+    evalset = EvalSet(
+        eval_gt,
+        setting,
+        int(track.get("perturb_seed", 0)),
+        keypoint_threshold=0.0 if setting == GT_SETTING else opts.keypoint_threshold,
+    )
+    tracker = TrackerSpec(
+        "network",
+        match_threshold=opts.match_threshold,
+        delta=int(track.get("delta", 4)),
+        nearest=opts.nearest,
+    )
+    cells = TrainAndTrack(
+        evaluator, evalset, tracker, train_dataset=train_dataset, wait=opts.wait_for_training
+    )
     budget = budget_file_overrides(train["budget"]) if train.get("budget") else []
     train_data = profile.describe("train") if train_dataset is None else "given by the caller"
-    return TrainSpecRun(spec, name, opts, out, cache, cells, tuple(opts.train_seeds or train.get("seeds") or (0,)),
-                        [*profile.train_overrides(), *budget],
-                        f"Training data: {train_data}. Tracking: {eval_description} ({eval_gt.report()})")
+    return TrainSpecRun(
+        spec,
+        name,
+        opts,
+        out,
+        cache,
+        cells,
+        tuple(opts.train_seeds or train.get("seeds") or (0,)),
+        [*profile.train_overrides(), *budget],
+        f"Training data: {train_data}. Tracking: {eval_description} ({eval_gt.report()})",
+    )
 
 
 def train_row(run: TrainSpecRun, r: dict) -> dict:
-    """One row of a training spec (an entry of :func:`train_rows`): its cost (``train.cost``) and, per training
+    """One row of a training spec (an entry of :func:`train_rows`): its cost (``train.cost``) and, per
+    training
     seed, its training (a finished run of the same configuration is reused) and its tracking, each cached; a
     row whose config does not compose fails alone (its training records why). Kept in ``run.done[key]``."""
     from keytrack.config import data_tag, load_config, overrides_for
@@ -719,26 +1042,36 @@ def train_row(run: TrainSpecRun, r: dict) -> dict:
 
     key, experiment = r["key"], r["experiment"]
     row_overrides = [*r["overrides"], *run.opts.train_overrides]
-    with contextlib.suppress(Exception):               # no such experiment: its training says so
+    with contextlib.suppress(Exception):  # no such experiment: its training says so
         row_overrides = overrides_for(experiment, row_overrides)
-    cost = run.cache.run(f"cost-{key}", lambda: per_pair(experiment, row_overrides),
-                         {"kind": "cost", "experiment": experiment, "overrides": row_overrides}) \
-        if run.spec["train"].get("cost") else None
+    cost = (
+        run.cache.run(
+            f"cost-{key}",
+            lambda: per_pair(experiment, row_overrides),
+            {"kind": "cost", "experiment": experiment, "overrides": row_overrides},
+        )
+        if run.spec["train"].get("cost")
+        else None
+    )
     cfg, trains, tracks = None, [], []
     for seed in run.seeds:
         overrides = [*run.base_overrides, *row_overrides, f"seed={seed}"]
         try:
             run_cfg = load_config([f"experiment={experiment}", *overrides])
-            cfg = run_cfg if cfg is None else cfg      # the row's config: its train.show columns, the budget note
+            cfg = run_cfg if cfg is None else cfg  # the row's config: its train.show columns, the budget note
             # the run's folder: its data, row, profile and config digest (a changed config never resumes it)
-            overrides.append(f"run_name={data_tag(run_cfg.data)}-{key}-{run.opts.profile}-{digest(run_cfg)[:6]}"
-                             f"-seed{seed}")
-        except Exception as err:                       # noqa: BLE001 - recorded by its training, the rows go on
+            overrides.append(
+                f"run_name={data_tag(run_cfg.data)}-{key}-{run.opts.profile}-{digest(run_cfg)[:6]}-seed{seed}"
+            )
+        except Exception as err:  # noqa: BLE001 - recorded by its training, the rows go on
             log.error("%s: %s: %s", key, type(err).__name__, err)
-        trained = run.cells.train(f"train-{key}-seed{seed}", experiment, overrides,
-                                  quiet=["trainer.enable_progress_bar=false"])
+        trained = run.cells.train(
+            f"train-{key}-seed{seed}", experiment, overrides, quiet=["trainer.enable_progress_bar=false"]
+        )
         trains.append(trained)
-        tracks.append(run.cells.track(f"track-{key}-seed{seed}", trained, cfg.model.name if cfg else "network"))
+        tracks.append(
+            run.cells.track(f"track-{key}-seed{seed}", trained, cfg.model.name if cfg else "network")
+        )
     run.done[key] = {"cfg": cfg, "cost": cost, "trains": trains, "tracks": tracks}
     return run.done[key]
 
@@ -749,12 +1082,21 @@ def trained_metric(record, name: str) -> float | None:
 
     path = Path(str((record.result or {}).get("run_dir"))) / "metrics.json"
     value = record.result.get(f"best_{name}") if record.ok else None
-    return value if value is not None or not record.ok or not path.is_file() else \
-        json.loads(path.read_text(encoding="utf-8")).get(f"best_{name}")
+    return (
+        value
+        if value is not None or not record.ok or not path.is_file()
+        else json.loads(path.read_text(encoding="utf-8")).get(f"best_{name}")
+    )
 
 
-def run_train_spec(spec: dict | str, opts: TrackingOptions, *, name: str | None = None,
-                   train_dataset: Dataset | None = None, eval_gt: Dataset | None = None) -> Result:
+def run_train_spec(
+    spec: dict | str,
+    opts: TrackingOptions,
+    *,
+    name: str | None = None,
+    train_dataset: Dataset | None = None,
+    eval_gt: Dataset | None = None,
+) -> Result:
     """Train every (row, training seed) of a ``train`` spec once (cached; a finished run of the same
     configuration is reused), count its cost, track the evaluation split with it, write the table.
 
@@ -791,13 +1133,31 @@ def train_table(run: TrainSpecRun, rows_raw: list[dict]) -> Result:
         stale += missing
         failures += failed
     spec, out, done, seeds = run.spec, run.out, run.done, run.seeds
-    files = list(write_table(rows, out, columns=_columns(spec, rows), notes=_train_notes(run, rows_raw, rows, stale),
-                             title=spec.get("title", run.name)))
+    files = list(
+        write_table(
+            rows,
+            out,
+            columns=_columns(spec, rows),
+            notes=_train_notes(run, rows_raw, rows, stale),
+            title=spec.get("title", run.name),
+        )
+    )
     # a plot's x may be an axis value or a table column (params_m)
-    files += _plots(spec, rows, [{**{k: math.nan if v is None else v for k, v in row.items()}, **r["values"]}
-                                 for row, r in zip(rows, rows_raw)], out)
-    records = {(kind, k, s): rec for k, d in done.items() for kind in ("train", "track")
-               for s, rec in zip(seeds, d[f"{kind}s"])}
+    files += _plots(
+        spec,
+        rows,
+        [
+            {**{k: math.nan if v is None else v for k, v in row.items()}, **r["values"]}
+            for row, r in zip(rows, rows_raw)
+        ],
+        out,
+    )
+    records = {
+        (kind, k, s): rec
+        for k, d in done.items()
+        for kind in ("train", "track")
+        for s, rec in zip(seeds, d[f"{kind}s"])
+    }
     records.update({("cost", k): d["cost"] for k, d in done.items() if d["cost"] is not None})
     return Result(rows, out, files, failures, records)
 
@@ -812,23 +1172,36 @@ def _train_table_row(run: TrainSpecRun, r: dict, rows_raw: list[dict]) -> tuple[
     trains, tracks, cost = d["trains"], d["tracks"], d["cost"]
     ok = [t.result for t in trains if t.ok]
     tracked = [t.result for t in tracks if t.ok]
-    config = {col: OmegaConf.select(d["cfg"], key) if d["cfg"] is not None else None
-              for col, key in (train.get("show") or {}).items()}
+    config = {
+        col: OmegaConf.select(d["cfg"], key) if d["cfg"] is not None else None
+        for col, key in (train.get("show") or {}).items()
+    }
     row = {k: _label(spec, k, v) for k, v in r["values"].items()}
-    row.update({**{col: _shown(v) for col, v in config.items()},
-                "val_acc": mean_std(_val_acc(t) for t in ok), "idsw": mean_std(t["idsw"]["Total"] for t in tracked),
-                "mota": mean_std(t["mota"]["Total"] for t in tracked),
-                "val_rank1": mean_std(_percent(trained_metric(t, "val_rank1")) for t in trains),
-                "steps": mean_std(t.get("global_step") for t in ok),
-                "train_seconds": mean_std(t.get("train_seconds") for t in ok),
-                "pairs_per_s": mean_std(t.get("pairs_per_s") for t in tracked), "experiment": r["experiment"]})
+    row.update(
+        {
+            **{col: _shown(v) for col, v in config.items()},
+            "val_acc": mean_std(_val_acc(t) for t in ok),
+            "idsw": mean_std(t["idsw"]["Total"] for t in tracked),
+            "mota": mean_std(t["mota"]["Total"] for t in tracked),
+            "val_rank1": mean_std(_percent(trained_metric(t, "val_rank1")) for t in trains),
+            "steps": mean_std(t.get("global_step") for t in ok),
+            "train_seconds": mean_std(t.get("train_seconds") for t in ok),
+            "pairs_per_s": mean_std(t.get("pairs_per_s") for t in tracked),
+            "experiment": r["experiment"],
+        }
+    )
     if cost is not None:
-        row.update(params_m=cost.result["params"] / 1e6 if cost.ok else None,
-                   mflops=cost.result["flops"] / 1e6 if cost.ok else None)
+        row.update(
+            params_m=cost.result["params"] / 1e6 if cost.ok else None,
+            mflops=cost.result["flops"] / 1e6 if cost.ok else None,
+        )
     stale = 0
     compare, each = spec.get("compare") or {}, list(train.get("each") or {})
-    ref = next((q for q in rows_raw if q["row"] == compare["to"] and all(q[k] == r[k] for k in each)), None) \
-        if compare and r["row"] != compare["to"] else None
+    ref = (
+        next((q for q in rows_raw if q["row"] == compare["to"] and all(q[k] == r[k] for k in each)), None)
+        if compare and r["row"] != compare["to"]
+        else None
+    )
     if ref is not None:
         ref_trains, ref_tracks = done[ref["key"]]["trains"], done[ref["key"]]["tracks"]
         for m in compare["metrics"]:
@@ -836,14 +1209,23 @@ def _train_table_row(run: TrainSpecRun, r: dict, rows_raw: list[dict]) -> tuple[
             row[f"d_{m}"] = paired_difference(mine, theirs, _val_acc if m == "val_acc" else total(m))
         if compare.get("videos"):
             row["v_idsw"], stale = _video_interval(tracks, ref_tracks)
-    row.update(paper_values(spec, {**r["values"], **config}))    # `when` may name a train.show column
+    row.update(paper_values(spec, {**r["values"], **config}))  # `when` may name a train.show column
     train_failed = failure_status(trains, seeds)
-    track_failed = failure_status([t for t, x in zip(tracks, trains) if x.ok],
-                                  [s for s, x in zip(seeds, trains) if x.ok])
-    row["status"] = "; ".join(x for x in (train_failed and "training " + train_failed,
-                                          track_failed and "tracking " + track_failed,
-                                          cost is not None and cost.failure and "cost failed: " + cost.failure)
-                              if x) or None
+    track_failed = failure_status(
+        [t for t, x in zip(tracks, trains) if x.ok], [s for s, x in zip(seeds, trains) if x.ok]
+    )
+    row["status"] = (
+        "; ".join(
+            x
+            for x in (
+                train_failed and "training " + train_failed,
+                track_failed and "tracking " + track_failed,
+                cost is not None and cost.failure and "cost failed: " + cost.failure,
+            )
+            if x
+        )
+        or None
+    )
     failures = [f"{x.key}: {x.failure}" for x in [*trains, *tracks, *([cost] if cost else [])] if not x.ok]
     return row, stale, failures
 
@@ -855,36 +1237,54 @@ def _train_notes(run: TrainSpecRun, rows_raw: list[dict], rows: list[dict], stal
     first = next((done[r["key"]]["cfg"] for r in rows_raw if done[r["key"]]["cfg"] is not None), None)
     budget = describe_budget(first) if first is not None else "no row's config composed"
     kp = evalset.keypoint_threshold
-    candidates = f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every candidate pose"
-    budget_text = (f"quick profile (experiments/{train['budget']}.yaml added to each row's experiment, the same "
-                   f"for every row): {budget}; --profile full trains each experiment as it is "
-                   "(the paper's 25 epochs, for GPUs)" if train.get("budget") else
-                   f"{opts.profile} profile, each row's experiment with its overrides: {budget}")
+    candidates = (
+        f"the {opts.nearest} nearest poses of each earlier frame" if opts.nearest else "every candidate pose"
+    )
+    budget_text = (
+        f"quick profile (experiments/{train['budget']}.yaml added to each row's experiment, the same "
+        f"for every row): {budget}; --profile full trains each experiment as it is "
+        "(the paper's 25 epochs, for GPUs)"
+        if train.get("budget")
+        else f"{opts.profile} profile, each row's experiment with its overrides: {budget}"
+    )
     context = {"compare_to": _label(spec, "row", compare["to"]) if compare else ""}
     claims = CLAIMS[spec["claims"]](rows_raw, rows) if spec.get("claims") else []
-    return [*(n.format(**context) for n in spec.get("notes") or []),
-            f"Mean ± sample std over training seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
-            "(each seed also draws its own train/val split of the videos).",
-            f"Training: {budget_text}. Train s: wall time of a training (its metrics.json).",
-            f"{run.data_note}, {SETTING_LABELS[evalset.setting]} drawn once "
-            f"with perturbation seed {evalset.seed}; δ = {tracker.delta}, greedy, match threshold "
-            f"{opts.match_threshold:g}, {candidates}"
-            + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "") + ".",
-            *claims, *_stale_notes(stale, cache),
-            f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run now); "
-            f"trained networks in {first.output_dir if first is not None else 'runs'}/<experiment>/<data>-<row>-"
-            "<profile>-<config digest>-seed<k>/. Delete a file there to run it again."]
+    return [
+        *(n.format(**context) for n in spec.get("notes") or []),
+        f"Mean ± sample std over training seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
+        "(each seed also draws its own train/val split of the videos).",
+        f"Training: {budget_text}. Train s: wall time of a training (its metrics.json).",
+        f"{run.data_note}, {SETTING_LABELS[evalset.setting]} drawn once "
+        f"with perturbation seed {evalset.seed}; δ = {tracker.delta}, greedy, match threshold "
+        f"{opts.match_threshold:g}, {candidates}"
+        + (f", keypoints below {kp:g} removed before MOTA and %IDSW (A.3)" if kp else "")
+        + ".",
+        *claims,
+        *_stale_notes(stale, cache),
+        f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run "
+        "now); "
+        f"trained networks in {first.output_dir if first is not None else 'runs'}/<experiment>/<data>-<row>-"
+        "<profile>-<config digest>-seed<k>/. Delete a file there to run it again.",
+    ]
 
 
 # -- command line -------------------------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="the ablation: a spec of experiments/ablations/ (timesteps, assignment, "
-                                     "threshold, tokens, resolution_sweep, matcher_*) or a path to one, or one of "
-                                     f"the ablations that stay code ({', '.join(PLUGINS)}; "
-                                     "keytrack ablate NAME --help lists its options)")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...",
-                        help="the tracking options (keytrack ablate NAME --help) and key=value spec overrides")
+    parser.add_argument(
+        "name",
+        help="the ablation: a spec of experiments/ablations/ (timesteps, assignment, "
+        "threshold, tokens, resolution_sweep, matcher_*) or a path to one, or one of "
+        f"the ablations that stay code ({', '.join(PLUGINS)}; "
+        "keytrack ablate NAME --help lists its options)",
+    )
+    parser.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="the tracking options (keytrack ablate NAME --help) and key=value spec overrides",
+    )
 
 
 def _options_parser(name: str) -> argparse.ArgumentParser:
@@ -899,7 +1299,9 @@ def _plugin(name: str, rest: Sequence[str]) -> int:
     import importlib
 
     module = importlib.import_module(PLUGINS[name])
-    parser = argparse.ArgumentParser(prog=f"keytrack ablate {name}", description=module.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"keytrack ablate {name}", description=module.__doc__.splitlines()[0]
+    )
     module.add_arguments(parser)
     return module.run(parser.parse_args(rest))
 

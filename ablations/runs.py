@@ -7,6 +7,7 @@ same parameters and does only the missing ones; a run that raises is recorded wi
 failed, and does not stop the others. :func:`seed_stat`, :func:`paired_difference` and
 :func:`video_bootstrap` aggregate runs over training seeds and evaluation videos.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,7 +65,7 @@ class RunRecord:
     error: dict | None = None
     seconds: float = 0.0
     finished_at: str = ""
-    reused: bool = field(default=False, compare=False)   # read from the cache (not stored)
+    reused: bool = field(default=False, compare=False)  # read from the cache (not stored)
 
     @property
     def ok(self) -> bool:
@@ -78,8 +79,15 @@ class RunRecord:
         return f"{self.error.get('type', 'Error')}: {self.error.get('message', '')}"
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "status": self.status, "params": self.params, "result": self.result,
-                "error": self.error, "seconds": self.seconds, "finished_at": self.finished_at}
+        return {
+            "key": self.key,
+            "status": self.status,
+            "params": self.params,
+            "result": self.result,
+            "error": self.error,
+            "seconds": self.seconds,
+            "finished_at": self.finished_at,
+        }
 
 
 class RunCache:
@@ -98,13 +106,14 @@ class RunCache:
     def __init__(self, directory: str | Path, retry_failed: bool = True):
         self.directory = Path(directory)
         self.retry_failed = bool(retry_failed)
-        self.computed = 0        # runs executed by this object (not read from the cache)
+        self.computed = 0  # runs executed by this object (not read from the cache)
         self.reused = 0
 
     def path(self, key: str) -> Path:
         if not _KEY.match(key):
-            raise ValueError(f"run key {key!r}: use letters, digits and . _ = + - only "
-                             "(it names the file <key>.json)")
+            raise ValueError(
+                f"run key {key!r}: use letters, digits and . _ = + - only (it names the file <key>.json)"
+            )
         return self.directory / f"{key}.json"
 
     def load(self, key: str) -> RunRecord | None:
@@ -114,11 +123,16 @@ class RunCache:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return RunRecord(key=data["key"], status=data["status"], params=data.get("params") or {},
-                             result=data.get("result"), error=data.get("error"),
-                             seconds=float(data.get("seconds") or 0.0),
-                             finished_at=data.get("finished_at", ""),
-                             reused=True)
+            return RunRecord(
+                key=data["key"],
+                status=data["status"],
+                params=data.get("params") or {},
+                result=data.get("result"),
+                error=data.get("error"),
+                seconds=float(data.get("seconds") or 0.0),
+                finished_at=data.get("finished_at", ""),
+                reused=True,
+            )
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s: unreadable run record (%s: %s); running it again", path, type(err).__name__, err)
             return None
@@ -140,14 +154,23 @@ class RunCache:
         try:
             result = fn()
             if not isinstance(result, Mapping):
-                raise TypeError(f"run {key}: the run function returned {type(result).__name__}, "
-                                "expected a dict of results")
+                raise TypeError(
+                    f"run {key}: the run function returned {type(result).__name__}, "
+                    "expected a dict of results"
+                )
             record = RunRecord(key, "ok", params, result=json_safe(dict(result)))
-            json.dumps(record.result, allow_nan=False)       # must be storable
-        except Exception as err:    # noqa: BLE001 - a failed run is recorded and shown, not fatal
-            record = RunRecord(key, "failed", params, error={
-                "type": type(err).__name__, "message": str(err),
-                "traceback": traceback.format_exc(limit=20)})
+            json.dumps(record.result, allow_nan=False)  # must be storable
+        except Exception as err:  # noqa: BLE001 - a failed run is recorded and shown, not fatal
+            record = RunRecord(
+                key,
+                "failed",
+                params,
+                error={
+                    "type": type(err).__name__,
+                    "message": str(err),
+                    "traceback": traceback.format_exc(limit=20),
+                },
+            )
             log.warning("run %s: FAILED (%s: %s)", key, type(err).__name__, err)
         record.seconds = round(time.perf_counter() - start, 3)
         record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -186,8 +209,9 @@ def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | 
     return mean_std(getter(r.result) for r in records if r.ok)
 
 
-def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecord],
-                      getter: Callable[[Mapping], float | None]) -> MeanStd:
+def paired_difference(
+    records: Sequence[RunRecord], reference: Sequence[RunRecord], getter: Callable[[Mapping], float | None]
+) -> MeanStd:
     """Mean ± std over seeds of ``getter(record) - getter(reference)``, paired by seed (same order);
     a single reference record (OKS, which has no training seed) is paired with every record."""
     if len(reference) == 1:
@@ -201,8 +225,14 @@ def paired_difference(records: Sequence[RunRecord], reference: Sequence[RunRecor
     return mean_std(diffs)
 
 
-def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord], *, level: float = 0.95,
-                    resamples: int = 4000, seed: int = 0) -> Interval | None:
+def video_bootstrap(
+    records: Sequence[RunRecord],
+    reference: Sequence[RunRecord],
+    *,
+    level: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> Interval | None:
     """Pooled %IDSW (100 · ID switches / GT joints, summed over the videos) of ``records`` minus that of
     ``reference``, each video's switches averaged over a side's records (its training and perturbation seeds),
     with a ``level`` confidence interval by a two-way bootstrap: each of ``resamples`` draws takes the
@@ -213,6 +243,7 @@ def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord]
     The interval thus says how much the difference rests on which videos the split holds and on which
     networks the seeds trained; a single reference record (OKS: no training seed) is no source of spread.
     None when a side has no successful record or its records lack ``per_video`` counts."""
+
     def per_video(recs: Sequence[RunRecord]):
         tables = [r.result.get("per_video") for r in recs if r.ok]
         if not tables or not all(tables):
@@ -220,22 +251,25 @@ def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord]
         names = sorted(tables[0])
         if any(sorted(t) != names for t in tables):
             return None
-        return names, np.array([[t[n][0] for n in names] for t in tables], float), \
-            np.array([tables[0][n][1] for n in names], float)
+        return (
+            names,
+            np.array([[t[n][0] for n in names] for t in tables], float),
+            np.array([tables[0][n][1] for n in names], float),
+        )
 
     mine, theirs = per_video(records), per_video(reference)
     if mine is None or theirs is None or mine[0] != theirs[0]:
         return None
-    (_, a, objects), (_, b, _) = mine, theirs            # a: [records, videos], b: [reference records, videos]
+    (_, a, objects), (_, b, _) = mine, theirs  # a: [records, videos], b: [reference records, videos]
 
-    def pooled(a, b, n):                                 # over the last axis
+    def pooled(a, b, n):  # over the last axis
         return 100.0 * (a.sum(-1) - b.sum(-1)) / np.maximum(n.sum(-1), 1)
 
     value = float(pooled(a.mean(0), b.mean(0), objects))
     rng = np.random.default_rng(seed)
     videos = rng.integers(0, a.shape[1], (resamples, a.shape[1]))
 
-    def drawn(side: np.ndarray) -> np.ndarray:          # [draws, videos]: the drawn records' mean, drawn videos
+    def drawn(side: np.ndarray) -> np.ndarray:  # [draws, videos]: the drawn records' mean, drawn videos
         means = side[rng.integers(0, len(side), (resamples, len(side)))].mean(1)
         return np.take_along_axis(means, videos, 1)
 
@@ -246,8 +280,11 @@ def video_bootstrap(records: Sequence[RunRecord], reference: Sequence[RunRecord]
 
 def failure_status(records: Sequence[RunRecord], seeds: Sequence[int]) -> str | None:
     """``"failed: seed 1: <error>; ..."`` for a row with failed runs, else None."""
-    failed = [f"seed {s}: {r.failure}" if len(records) > 1 else r.failure
-              for s, r in zip(seeds, records) if not r.ok]
+    failed = [
+        f"seed {s}: {r.failure}" if len(records) > 1 else r.failure
+        for s, r in zip(seeds, records)
+        if not r.ok
+    ]
     return "failed: " + "; ".join(failed) if failed else None
 
 
@@ -265,26 +302,32 @@ class Result:
     files: list[Path]
     failures: list[str]
     records: dict = field(default_factory=dict)
-    tables: list[str] = field(default_factory=lambda: ["table"])    # printed by finish: <out>/<name>.md
-    tuning_rows: list[dict] = field(default_factory=list)            # OKS / IoU thresholds tuned
-    thresholds: dict = field(default_factory=dict)                   # each matcher's match threshold
+    tables: list[str] = field(default_factory=lambda: ["table"])  # printed by finish: <out>/<name>.md
+    tuning_rows: list[dict] = field(default_factory=list)  # OKS / IoU thresholds tuned
+    thresholds: dict = field(default_factory=dict)  # each matcher's match threshold
 
 
 def finish(name: str, result: Result) -> int:
-    """Print the result's tables (``<out>/<name>.md``) and the files written; exit status 1 when a run failed."""
+    """Print the result's tables (``<out>/<name>.md``) and the files written; exit status 1 when a run
+    failed."""
     import sys
 
     for table in result.tables:
         print((result.out / f"{table}.md").read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(f) for f in result.files))
     if result.failures:
-        print(f"{name}: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr)
+        print(
+            f"{name}: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr
+        )
         return 1
     return 0
 
 
-def command_main(prog: str, doc: str, add_arguments: Callable, run: Callable, argv: Sequence[str] | None) -> int:
-    """``python -m <module>`` of an experiment command: parse ``argv`` with the module's options and run it."""
+def command_main(
+    prog: str, doc: str, add_arguments: Callable, run: Callable, argv: Sequence[str] | None
+) -> int:
+    """``python -m <module>`` of an experiment command: parse ``argv`` with the module's options and run
+    it."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])

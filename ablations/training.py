@@ -1,5 +1,6 @@
 """Matching networks for experiments: trained from an experiment config, or the finished run of the same
 configuration reused (:func:`keytrack.identity.identity` decides what is the same), and training budgets."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-
-from keytrack.config import run_dir
 from ablations.profile import Profile
 from ablations.runs import file_digest
+from keytrack.config import run_dir
 from keytrack.poses import Dataset
 
 log = logging.getLogger("ablations")
@@ -40,8 +40,9 @@ def budget_file_overrides(name: str) -> list[str]:
     path = config_path(f"{name}.yaml")
     budget = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if budget.pop("extends", None):
-        raise ValueError(f"{path}: a training budget file must not use 'extends' "
-                         "(its keys are applied as overrides)")
+        raise ValueError(
+            f"{path}: a training budget file must not use 'extends' (its keys are applied as overrides)"
+        )
     budget.pop("experiment", None)
     return config_dotlist(budget)
 
@@ -56,8 +57,11 @@ def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str
     from keytrack.config import load_config
 
     cfg = load_config([f"experiment={experiment}", *overrides])
-    out = [f"{section}.{key}={json.dumps(value)}" for section in ("optim", "loader")
-           for key, value in OmegaConf.to_container(cfg[section], resolve=True).items()]
+    out = [
+        f"{section}.{key}={json.dumps(value)}"
+        for section in ("optim", "loader")
+        for key, value in OmegaConf.to_container(cfg[section], resolve=True).items()
+    ]
     return [*out, f"trainer.max_epochs={json.dumps(OmegaConf.select(cfg, 'trainer.max_epochs'))}"]
 
 
@@ -66,10 +70,15 @@ def describe_budget(cfg) -> str:
     schedule, epochs and pairs (steps) per epoch."""
     per_epoch = cfg.loader.samples_per_epoch
     epochs = cfg.trainer.get("max_epochs")
-    return (f"batch {cfg.loader.batch_size}, peak lr {cfg.optim.lr:g} (warm-up over "
-            f"{100 * cfg.optim.warmup_fraction:g} % of the steps, then linear decay), {epochs} epoch(s) of "
-            + (f"{per_epoch:,} pairs ({int(epochs) * int(per_epoch) // int(cfg.loader.batch_size):,} steps)"
-               if per_epoch else "every training pair"))
+    return (
+        f"batch {cfg.loader.batch_size}, peak lr {cfg.optim.lr:g} (warm-up over "
+        f"{100 * cfg.optim.warmup_fraction:g} % of the steps, then linear decay), {epochs} epoch(s) of "
+        + (
+            f"{per_epoch:,} pairs ({int(epochs) * int(per_epoch) // int(cfg.loader.batch_size):,} steps)"
+            if per_epoch
+            else "every training pair"
+        )
+    )
 
 
 @dataclass
@@ -100,8 +109,9 @@ def _checkpoint_of(run: Path, metrics: Mapping) -> Path:
     last = run / "checkpoints" / "last.ckpt"
     if last.is_file():
         return last
-    raise FileNotFoundError(f"{run}: finished run (metrics.json) without a checkpoint in "
-                            f"{run / 'checkpoints'}")
+    raise FileNotFoundError(
+        f"{run}: finished run (metrics.json) without a checkpoint in {run / 'checkpoints'}"
+    )
 
 
 def _same_config(run: Path, signature: dict) -> bool:
@@ -138,16 +148,28 @@ def _active_run(cfg, quiet_seconds: float) -> Path | None:
         if (run / "metrics.json").is_file() or not _same_config(run, sig):
             continue
         # The CSV logger writes csv/version_N/metrics.csv (one folder per attempt) every 100 steps.
-        watched = [run / "checkpoints" / "last.ckpt", run / "config.yaml", *run.glob("csv/version_*/metrics.csv")]
+        watched = [
+            run / "checkpoints" / "last.ckpt",
+            run / "config.yaml",
+            *run.glob("csv/version_*/metrics.csv"),
+        ]
         if any(p.is_file() and now - p.stat().st_mtime < quiet_seconds for p in watched):
             return run
     return None
 
 
-def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: Dataset | None = None,
-                   wait: bool = True, quiet_seconds: float = 180.0, poll_seconds: float = 15.0,
-                   train_fn: Callable | None = None) -> TrainedModel:
-    """Train ``experiment`` with ``overrides`` (:func:`lightning_modules.train.train`), or reuse its finished run.
+def train_or_reuse(
+    experiment: str,
+    overrides: Sequence[str] = (),
+    *,
+    dataset: Dataset | None = None,
+    wait: bool = True,
+    quiet_seconds: float = 180.0,
+    poll_seconds: float = 15.0,
+    train_fn: Callable | None = None,
+) -> TrainedModel:
+    """Train ``experiment`` with ``overrides`` (:func:`lightning_modules.train.train`), or reuse its finished
+    run.
 
     A finished run of the same configuration (:func:`find_finished_run`) is reused as is. When a
     run of that configuration is being trained by another process (a checkpoint or log written in
@@ -169,8 +191,11 @@ def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: D
         active = _active_run(cfg, quiet_seconds) if wait else None
         if active is None:
             break
-        log.info("training %s: %s is being trained by another process; waiting for its metrics.json",
-                 cfg.experiment, active)
+        log.info(
+            "training %s: %s is being trained by another process; waiting for its metrics.json",
+            cfg.experiment,
+            active,
+        )
         time.sleep(poll_seconds)
     log.info("training %s/%s (%s)", cfg.experiment, cfg.run_name, " ".join(overrides) or "no overrides")
     if train_fn is None:
@@ -180,8 +205,15 @@ def train_or_reuse(experiment: str, overrides: Sequence[str] = (), *, dataset: D
     return TrainedModel(_checkpoint_of(run, metrics), run, metrics, reused=False)
 
 
-def matching_network(profile: Profile, *, checkpoint: str | None, experiment: str, train_seed: int,
-                     train_overrides: Sequence[str] = (), wait: bool = True) -> dict:
+def matching_network(
+    profile: Profile,
+    *,
+    checkpoint: str | None,
+    experiment: str,
+    train_seed: int,
+    train_overrides: Sequence[str] = (),
+    wait: bool = True,
+) -> dict:
     """The matching network an ablation tracks with: ``checkpoint`` when given, else the finished
     run of ``experiment`` on the profile's training split (trained now if missing). Returns
     ``{checkpoint, digest, source, ...}``; raises when there is none."""
@@ -192,18 +224,25 @@ def matching_network(profile: Profile, *, checkpoint: str | None, experiment: st
         return {"checkpoint": str(path), "digest": file_digest(path), "source": "given"}
     overrides = [*profile.train_overrides(), f"seed={train_seed}", *train_overrides]
     trained = train_or_reuse(experiment, overrides, wait=wait)
-    return {"checkpoint": str(trained.checkpoint), "digest": file_digest(trained.checkpoint),
-            "source": "reused" if trained.reused else "trained", "run_dir": str(trained.run_dir),
-            "best_val_acc": trained.metrics.get("best_val_acc"),
-            "best_val_rank1": trained.metrics.get("best_val_rank1"), "experiment": experiment,
-            "overrides": overrides}
+    return {
+        "checkpoint": str(trained.checkpoint),
+        "digest": file_digest(trained.checkpoint),
+        "source": "reused" if trained.reused else "trained",
+        "run_dir": str(trained.run_dir),
+        "best_val_acc": trained.metrics.get("best_val_acc"),
+        "best_val_rank1": trained.metrics.get("best_val_rank1"),
+        "experiment": experiment,
+        "overrides": overrides,
+    }
 
 
-def network_or_error(profile: Profile, what: str = "matching network", **kwargs) -> tuple[dict | None, str | None]:
+def network_or_error(
+    profile: Profile, what: str = "matching network", **kwargs
+) -> tuple[dict | None, str | None]:
     """:func:`matching_network` as ``(network, None)``, or ``(None, "<error>")`` when there is none
     (logged as ``what``): the cells that need it then fail with that message, the others still run."""
     try:
         return matching_network(profile, **kwargs), None
-    except Exception as err:    # noqa: BLE001 - recorded in the table, the other cells go on
+    except Exception as err:  # noqa: BLE001 - recorded in the table, the other cells go on
         log.error("%s: %s: %s", what, type(err).__name__, err)
         return None, f"{type(err).__name__}: {err}"

@@ -9,6 +9,7 @@ validation videos in whole candidate lists, so the ranking metrics see each pose
 set as the tracker does; the pair metrics (accuracy, F1, AUROC) use the class-balanced subset
 (``pairs.val_balanced``), as before.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,16 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, SequentialSampler
 
 from keytrack.augment import with_predicted_copies
-from keytrack.data import (CandidateLists, EpochRandomSampler, EpochWeightedRandomSampler, ListBatches,
-                           TokenizedPairs, class_balanced_weights, identity_collate, load_dataset)
+from keytrack.data import (
+    CandidateLists,
+    EpochRandomSampler,
+    EpochWeightedRandomSampler,
+    ListBatches,
+    TokenizedPairs,
+    class_balanced_weights,
+    identity_collate,
+    load_dataset,
+)
 from keytrack.encoders import PairEncoder
 from keytrack.frames import frame_source
 from keytrack.pairs import split_videos
@@ -39,9 +48,17 @@ class PosePairDataModule(pl.LightningDataModule):
     are pairs or candidate lists, ``seed`` the split, the sampling and the augmentation.
     """
 
-    def __init__(self, data: DataSettings, pairs: PairSettings, encoder: PairEncoder,
-                 augment: AugmentSettings, loader: LoaderSettings, loss: LossSettings, seed: int,
-                 dataset: Dataset | None = None):
+    def __init__(
+        self,
+        data: DataSettings,
+        pairs: PairSettings,
+        encoder: PairEncoder,
+        augment: AugmentSettings,
+        loader: LoaderSettings,
+        loss: LossSettings,
+        seed: int,
+        dataset: Dataset | None = None,
+    ):
         super().__init__()
         self.data, self.pairs, self.encoder, self.augment = data, pairs, encoder, augment
         self.loader, self.loss, self.seed = loader, loss, int(seed)
@@ -57,23 +74,40 @@ class PosePairDataModule(pl.LightningDataModule):
         seed = self.seed
         train_videos, val_videos = split_videos(len(self.dataset.videos), self.data.val_fraction, seed)
         train_data = self.dataset
-        if self.augment.predicted:                   # + predicted-like copies of the training videos
+        if self.augment.predicted:  # + predicted-like copies of the training videos
             train_data = with_predicted_copies(
                 self.dataset.subset([self.dataset.videos[i].name for i in train_videos]),
-                list(self.augment.predicted), seed)
+                list(self.augment.predicted),
+                seed,
+            )
             train_videos = np.arange(len(train_data.videos))
         frames = frame_source(self.data) if self.encoder.needs_crops else None
-        self.train_set = TokenizedPairs.from_settings(train_data, train_videos, self.encoder, self.pairs,
-                                                      self.augment, seed=seed, frames=frames)
+        self.train_set = TokenizedPairs.from_settings(
+            train_data, train_videos, self.encoder, self.pairs, self.augment, seed=seed, frames=frames
+        )
         # Validation at the same strides, offset 0 only (the frames keytrack track --frame-stride keeps).
-        self.val_set = TokenizedPairs.from_settings(self.dataset, val_videos, self.encoder, self.pairs,
-                                                    balanced="mask" if self.pairs.val_balanced else False,
-                                                    seed=seed, frames=frames, all_offsets=False)
+        self.val_set = TokenizedPairs.from_settings(
+            self.dataset,
+            val_videos,
+            self.encoder,
+            self.pairs,
+            balanced="mask" if self.pairs.val_balanced else False,
+            seed=seed,
+            frames=frames,
+            all_offsets=False,
+        )
         if len(self.train_set) == 0 or 0 in self.train_set.class_counts():
-            raise ValueError(f"training pairs: need both classes, got (non-matching, matching) = "
-                             f"{self.train_set.class_counts()} from {len(train_videos)} videos")
-        log.info("pairs: train %d videos (non-matching, matching) = %s; val %d videos %s", len(train_videos),
-                 self.train_set.class_counts(), len(val_videos), self.val_set.class_counts())
+            raise ValueError(
+                f"training pairs: need both classes, got (non-matching, matching) = "
+                f"{self.train_set.class_counts()} from {len(train_videos)} videos"
+            )
+        log.info(
+            "pairs: train %d videos (non-matching, matching) = %s; val %d videos %s",
+            len(train_videos),
+            self.train_set.class_counts(),
+            len(val_videos),
+            self.val_set.class_counts(),
+        )
 
     @property
     def listwise(self) -> bool:
@@ -99,8 +133,19 @@ class PosePairDataModule(pl.LightningDataModule):
     def _loader(self, dataset, batch_size: int | None = None, sampler=None, batch_sampler=None) -> DataLoader:
         workers = self.loader.num_workers
         if batch_sampler is not None:
-            return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=identity_collate,
-                              num_workers=workers, persistent_workers=workers > 0)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
-                          collate_fn=identity_collate, num_workers=workers,
-                          persistent_workers=workers > 0)
+            return DataLoader(
+                dataset,
+                batch_sampler=batch_sampler,
+                collate_fn=identity_collate,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+            )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            collate_fn=identity_collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )

@@ -1,12 +1,18 @@
 """Draws docs/img/matcher_inputs.png: the inputs of the CNN baselines for one matching and one
 non-matching synthetic pair (run from the project root: .venv/bin/python docs/matcher_inputs.py)."""
-import numpy as np, torch
-import matplotlib; matplotlib.use("Agg")
+
+import matplotlib
+import numpy as np
+import torch
+
+matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from keytrack.synth import generate_dataset
+
 from keytrack.frames import SyntheticFrames, pose_crops
-from keytrack.rasterize import rasterize_pairs
 from keytrack.pairs import sample_pairs
+from keytrack.rasterize import rasterize_pairs
+from keytrack.synth import generate_dataset
+
 ds = generate_dataset(1, 0, first_index=1000)
 table = ds.table()
 pairs = sample_pairs(table, delta=4)
@@ -33,7 +39,12 @@ for row, (i, name) in enumerate(((i_pos, "same person"), (i_neg, "different peop
         col += 1
     axes[row, 0].set_ylabel(name)
 for a in axes.flat:
-    a.set_xticks([]); a.set_yticks([])
-fig.suptitle("Inputs of the CNN baselines (§5.2, A.5): the pair drawn as keypoint images (channels 0-2 | 3-5), and box crops", fontsize=10)
+    a.set_xticks([])
+    a.set_yticks([])
+fig.suptitle(
+    "Inputs of the CNN baselines (§5.2, A.5): the pair drawn as keypoint images (channels 0-2 | 3-5), and "
+    "box crops",
+    fontsize=10,
+)
 fig.tight_layout()
 fig.savefig("docs/img/matcher_inputs.png", dpi=80)

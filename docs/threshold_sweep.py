@@ -2,17 +2,20 @@
 validation videos, summed over the three training seeds and frame strides 1, 2, 4 (predicted boxes and
 keypoints, confident detections first), from the tables of `keytrack ablate matcher_threshold`
 (run from the project root after them: .venv/bin/python docs/threshold_sweep.py)."""
+
 import csv
 import re
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib; matplotlib.use("Agg")
+import matplotlib
+
+matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 TABLES = sorted(Path("results/matcher_variants").glob("bonn_mppt-train-threshold-seed*/table.csv"))
 STRIDES = (1, 2, 4)
-LEARNED_DEFAULT = 0.5          # the learned rows that name no threshold track at the decision point
+LEARNED_DEFAULT = 0.5  # the learned rows that name no threshold track at the decision point
 
 
 def matcher_and_threshold(variant: str):
@@ -34,7 +37,12 @@ for path in TABLES:
             per_seed = sum(float(row[f"ID switches pred. stride {k}"]) for k in STRIDES)
             totals[key[0]].setdefault(key[1], {})[str(path)] = per_seed
 fig, ax = plt.subplots(figsize=(7, 4.2))
-for (matcher, style) in (("improved", "o-"), ("improved + motion", "o--"), ("OKS", "s-"), ("OKS + motion", "s--")):
+for matcher, style in (
+    ("improved", "o-"),
+    ("improved + motion", "o--"),
+    ("OKS", "s-"),
+    ("OKS + motion", "s--"),
+):
     points = sorted((t, sum(v.values())) for t, v in totals[matcher].items() if len(v) == len(TABLES))
     ax.plot([max(t, 0.003) for t, _ in points], [n for _, n in points], style, label=matcher)
 ax.set_xscale("log")

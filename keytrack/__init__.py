@@ -1,4 +1,5 @@
 """keytrack: multi-person pose tracking from keypoints alone (KeyTrack, Snower et al., CVPR 2020)."""
+
 from keytrack.poses import Dataset, Frame, PoseTable, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 

@@ -3,6 +3,7 @@
 The content goes to a temporary file in the target's folder, is flushed to disk, and is then
 moved over the target with :func:`os.replace` (atomic on POSIX and Windows).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,7 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, _MODE)                 # mkstemp creates 0600; give the file the usual mode
+        os.chmod(tmp, _MODE)  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

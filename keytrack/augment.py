@@ -25,6 +25,7 @@ pair, as a pose estimator and a camera would):
 
 A keypoint invisible before stays invisible and untouched; no visible keypoint leaves the frame.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,15 +36,29 @@ from keytrack.skeleton import FLIP
 
 def is_active(options: dict) -> bool:
     """Whether augmentation ``options`` (the ``augment`` config section) change anything."""
-    return bool(options.get("translate") or (options.get("flip") or 0) > 0 or options.get("scale")
-                or (options.get("rotate") or 0) > 0 or (options.get("jitter") or 0) > 0
-                or (options.get("drop") or 0) > 0)
+    return bool(
+        options.get("translate")
+        or (options.get("flip") or 0) > 0
+        or options.get("scale")
+        or (options.get("rotate") or 0) > 0
+        or (options.get("jitter") or 0) > 0
+        or (options.get("drop") or 0) > 0
+    )
 
 
-def augment_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, *, translate: bool = True,
-                  flip: float = 0.5, scale: tuple[float, float] | None = None, rotate: float = 0.0,
-                  jitter: float = 0.0, drop: float = 0.0,
-                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def augment_pairs(
+    current: Tensor,
+    previous: Tensor,
+    frame_size: Tensor,
+    *,
+    translate: bool = True,
+    flip: float = 0.5,
+    scale: tuple[float, float] | None = None,
+    rotate: float = 0.0,
+    jitter: float = 0.0,
+    drop: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """Randomly augmented copies of ``[M, 15, 3]`` pose pairs in frames ``[M, 2]`` (module docstring)."""
     cur, prev = current.clone(), previous.clone()
     m = len(cur)
@@ -58,28 +73,29 @@ def augment_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, *, tran
     if drop > 0:
         for pose in (cur, prev):
             _drop(pose, float(drop), generator)
-    both = torch.cat([cur, prev], dim=1)                          # [M, 30, 3]
+    both = torch.cat([cur, prev], dim=1)  # [M, 30, 3]
     vis = both[..., 2] > 0
     if flip > 0:
         mirror = torch.rand(m, generator=generator) < flip
         perm = torch.as_tensor(FLIP)
         for pose in (cur, prev):
             flipped = pose[mirror][:, perm]
-            flipped[..., 0] = torch.where(flipped[..., 2] > 0, size[mirror, None, 0] - flipped[..., 0],
-                                          flipped[..., 0])
+            flipped[..., 0] = torch.where(
+                flipped[..., 2] > 0, size[mirror, None, 0] - flipped[..., 0], flipped[..., 0]
+            )
             pose[mirror] = flipped
         both = torch.cat([cur, prev], dim=1)
     if translate:
         big = torch.finfo(cur.dtype).max
-        lo = torch.stack([torch.where(vis, both[..., i], big).amin(1) for i in (0, 1)], -1)      # [M, 2]
+        lo = torch.stack([torch.where(vis, both[..., i], big).amin(1) for i in (0, 1)], -1)  # [M, 2]
         hi = torch.stack([torch.where(vis, both[..., i], -big).amax(1) for i in (0, 1)], -1)
-        low, high = -lo, size - 1e-3 - hi                          # allowed offsets
+        low, high = -lo, size - 1e-3 - hi  # allowed offsets
         ok = vis.any(1, keepdim=True) & (high >= low)
         offset = torch.where(ok, low + torch.rand(m, 2, generator=generator) * (high - low), 0.0)
         for pose in (cur, prev):
             present = pose[..., 2:3] > 0
             pose[..., :2] = torch.where(present, pose[..., :2] + offset[:, None, :], pose[..., :2])
-    if flip > 0 or translate:            # a mirrored x = width - 0 lies on the border, outside [0, width)
+    if flip > 0 or translate:  # a mirrored x = width - 0 lies on the border, outside [0, width)
         for pose in (cur, prev):
             _clamp_to_frame(pose, size)
     return cur, prev
@@ -95,12 +111,14 @@ def _scale_rotate(cur: Tensor, prev: Tensor, size: Tensor, scale, rotate: float,
     m = len(cur)
     both = torch.cat([cur, prev], dim=1)
     vis = both[..., 2:3] > 0
-    centre = torch.where(vis, both[..., :2], 0.0).sum(1) / vis.sum(1).clamp_min(1)        # [M, 2]
+    centre = torch.where(vis, both[..., :2], 0.0).sum(1) / vis.sum(1).clamp_min(1)  # [M, 2]
     lo, hi = (float(v) for v in scale) if scale else (1.0, 1.0)
     zoom = lo + torch.rand(m, generator=generator) * (hi - lo)
     angle = (torch.rand(m, generator=generator) * 2 - 1) * rotate * torch.pi / 180.0
     cos, sin = angle.cos() * zoom, angle.sin() * zoom
-    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2).to(cur.dtype)  # [M, 2, 2]
+    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2).to(
+        cur.dtype
+    )  # [M, 2, 2]
     for pose in (cur, prev):
         present = pose[..., 2:3] > 0
         moved = torch.einsum("mij,mkj->mki", rot, pose[..., :2] - centre[:, None]) + centre[:, None]
@@ -114,8 +132,11 @@ def _jitter(pose: Tensor, size: Tensor, fraction: float, generator) -> None:
     lo = torch.where(present[..., None], pose[..., :2], big).amin(1)
     hi = torch.where(present[..., None], pose[..., :2], -big).amax(1)
     extent = torch.where(present.any(1, keepdim=True), hi - lo, 0.0)
-    s = (extent[:, 0] * extent[:, 1]).clamp_min(0).sqrt().clamp_min(1.0)                  # [M]
-    noise = torch.randn(pose[..., :2].shape, generator=generator, dtype=pose.dtype) * (fraction * s)[:, None, None]
+    s = (extent[:, 0] * extent[:, 1]).clamp_min(0).sqrt().clamp_min(1.0)  # [M]
+    noise = (
+        torch.randn(pose[..., :2].shape, generator=generator, dtype=pose.dtype)
+        * (fraction * s)[:, None, None]
+    )
     pose[..., :2] = torch.where(present[..., None], pose[..., :2] + noise, pose[..., :2])
     _clamp_to_frame(pose, size)
 
@@ -154,6 +175,15 @@ def with_predicted_copies(dataset, settings, seed: int = 0):
     videos = list(dataset.videos)
     for setting in settings:
         copy = with_oracle_track_ids(perturb(dataset, setting, int(seed), keep_track_ids=True))
-        videos += [Video(name=f"{v.name}~{setting}", frames=v.frames, width=v.width, height=v.height,
-                         source=v.source, frame_size_origin=v.frame_size_origin) for v in copy.videos]
+        videos += [
+            Video(
+                name=f"{v.name}~{setting}",
+                frames=v.frames,
+                width=v.width,
+                height=v.height,
+                source=v.source,
+                frame_size_origin=v.frame_size_origin,
+            )
+            for v in copy.videos
+        ]
     return Dataset(videos, dict(dataset.skipped))

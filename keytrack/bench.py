@@ -23,6 +23,7 @@ One run measures, in one process (threads, dtype and device stated in the table'
 Writes ``results/bench/table.{md,csv}`` (``--out``). Timings are medians of ``--repeats`` runs
 after a warm-up; they mean something only on an otherwise idle machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ ABLATION = "bench"
 BATCHES = (32, 256, 4096)
 
 
-def _timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None], min_seconds: float = 0.2) -> float:
+def _timed(
+    fn: Callable[[], object], repeats: int, sync: Callable[[], None], min_seconds: float = 0.2
+) -> float:
     """Median seconds of one call of ``fn`` (each sample averages enough calls to last ``min_seconds``)."""
     fn()
     sync()
@@ -84,8 +87,15 @@ class Roofline:
     def measure(self) -> float:
         import torch
 
-        rate = matmul_rate(self.n, self.n, self.n, device=self.device, dtype=torch.float32,
-                           repeats=self.repeats, sync=self.sync)
+        rate = matmul_rate(
+            self.n,
+            self.n,
+            self.n,
+            device=self.device,
+            dtype=torch.float32,
+            repeats=self.repeats,
+            sync=self.sync,
+        )
         self.samples.append(rate)
         return rate
 
@@ -102,8 +112,17 @@ def _batch(cfg, pairs: int, device: str) -> dict:
     return {k: v.to(device) for k, v in example_batch(cfg, pairs).items()}
 
 
-def model_rows(cfg, *, device: str, repeats: int, roofline: Roofline, sync, batches=BATCHES,
-               autocast: bool = False, compiled: bool = False) -> tuple[list[dict], float]:
+def model_rows(
+    cfg,
+    *,
+    device: str,
+    repeats: int,
+    roofline: Roofline,
+    sync,
+    batches=BATCHES,
+    autocast: bool = False,
+    compiled: bool = False,
+) -> tuple[list[dict], float]:
     """Forward and training-step rows of ``cfg``'s matcher; returns them and the FLOPs per pair.
     ``compiled``: the matcher under ``torch.compile`` (``nn.Module.compile``, compiled on the warm-up
     call of each batch size, which the timings leave out)."""
@@ -120,12 +139,15 @@ def model_rows(cfg, *, device: str, repeats: int, roofline: Roofline, sync, batc
     if compiled:
         model.compile()
     dtype = ("bf16 autocast" if autocast else "fp32") + (", torch.compile" if compiled else "")
-    ctx = (lambda: torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)) if autocast \
+    ctx = (
+        (lambda: torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16))
+        if autocast
         else (lambda: torch.autocast(device_type=device.split(":")[0], enabled=False))
+    )
     rows = []
     for b in batches:
         batch = _batch(cfg, b, device)
-        labels = (torch.arange(b, device=device) % 2)
+        labels = torch.arange(b, device=device) % 2
         model.eval()
 
         def forward():
@@ -153,8 +175,17 @@ def _rate_row(what: str, pairs_per_s: float, flops_per_pair: float, roofline: fl
     return {"what": what, "pairs_s": pairs_per_s, "gflops": gflops, "fraction": gflops / roofline}
 
 
-def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, roofline: Roofline,
-                    device: str, repeats: int, sync, steps: int = 120) -> list[dict]:
+def train_step_rows(
+    experiment: str,
+    overrides: Sequence[str],
+    *,
+    flops: float,
+    roofline: Roofline,
+    device: str,
+    repeats: int,
+    sync,
+    steps: int = 120,
+) -> list[dict]:
     """``keytrack train``'s whole step (Lightning + data pipeline) beside the bare step at its batch."""
     import torch
     import torch.nn.functional as F
@@ -180,10 +211,16 @@ def train_step_rows(experiment: str, overrides: Sequence[str], *, flops: float, 
 
     t, roof_bare = roofline.around(lambda: _timed(step, repeats, sync))
     bare = pairs / t
-    rows = [_rate_row(f"bare training step, batch {pairs} pairs", bare, 3 * flops, roof_bare),
-            _rate_row(f"`keytrack train` whole step ({experiment}, batch {cfg.loader.batch_size} "
-                      f"{'lists' if str(cfg.loss.name) == 'listwise' else 'pairs'} ≈ {pairs} pairs)",
-                      pps or float("nan"), 3 * flops, roof_whole)]
+    rows = [
+        _rate_row(f"bare training step, batch {pairs} pairs", bare, 3 * flops, roof_bare),
+        _rate_row(
+            f"`keytrack train` whole step ({experiment}, batch {cfg.loader.batch_size} "
+            f"{'lists' if str(cfg.loss.name) == 'listwise' else 'pairs'} ≈ {pairs} pairs)",
+            pps or float("nan"),
+            3 * flops,
+            roof_whole,
+        ),
+    ]
     rows[-1]["vs_bare"] = (pps or float("nan")) / bare
     return rows
 
@@ -196,17 +233,34 @@ def _train_run(experiment: str, overrides: Sequence[str], out: str, steps: int, 
     from keytrack.config import load_config
 
     batch_size = int(load_config([f"experiment={experiment}"]).loader.batch_size)
-    cfg = load_config([f"experiment={experiment}", *overrides, f"output_dir={out}", "logging.wandb=false",
-                       "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                       "trainer.max_epochs=1", "trainer.limit_val_batches=0",
-                       "trainer.num_sanity_val_steps=0",
-                       f"loader.samples_per_epoch={steps * batch_size}",
-                       f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}"])
+    cfg = load_config(
+        [
+            f"experiment={experiment}",
+            *overrides,
+            f"output_dir={out}",
+            "logging.wandb=false",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "trainer.max_epochs=1",
+            "trainer.limit_val_batches=0",
+            "trainer.num_sanity_val_steps=0",
+            f"loader.samples_per_epoch={steps * batch_size}",
+            f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}",
+        ]
+    )
     return command("train").train(cfg), cfg
 
 
-def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, roofline: Roofline,
-                 runs: Sequence[tuple[str, int]] = (("none", 1), ("velocity", 1), ("none", 8))) -> list[dict]:
+def tracker_rows(
+    cfg,
+    dataset,
+    label: str,
+    *,
+    device: str,
+    flops: float,
+    roofline: Roofline,
+    runs: Sequence[tuple[str, int]] = (("none", 1), ("velocity", 1), ("none", 8)),
+) -> list[dict]:
     """Frames/s of the online tracker (§3.1, δ = 4, all candidates) with a freshly initialised matcher,
     for each ``(motion, videos at once)`` of ``runs``: without and with the tracker's motion (each
     candidate moved by its track's velocity first), one video at a time or several advancing
@@ -223,7 +277,7 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
     frames, rows = dataset.num_frames, []
     for motion, at_once in runs:
         tracker = Tracker(scorer, delta=int(cfg.pairs.delta), match_threshold=0.5, motion=motion)
-        tracker.track_dataset(dataset, videos_at_once=at_once)                   # warm-up
+        tracker.track_dataset(dataset, videos_at_once=at_once)  # warm-up
         scorer.pairs_scored, scorer.network_seconds, scorer.forwards = 0, 0.0, 0
 
         def timed() -> float:
@@ -233,13 +287,20 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
 
         seconds, roof = roofline.around(timed)
         net = scorer.network_seconds
-        row = _rate_row(f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates"
-                        + (", + motion" if motion != "none" else "")
-                        + (f", {min(at_once, len(dataset.videos))} videos at once" if at_once > 1 else ""),
-                        scorer.pairs_scored / seconds, flops, roof)
-        row.update(frames_s=frames / seconds, network_share=net / seconds,
-                   network_frames_s=frames / net if net > 0 else float("nan"),
-                   pairs_per_forward=scorer.pairs_scored / max(scorer.forwards, 1))
+        row = _rate_row(
+            f"tracking {label} ({frames} frames), δ = {cfg.pairs.delta}, all candidates"
+            + (", + motion" if motion != "none" else "")
+            + (f", {min(at_once, len(dataset.videos))} videos at once" if at_once > 1 else ""),
+            scorer.pairs_scored / seconds,
+            flops,
+            roof,
+        )
+        row.update(
+            frames_s=frames / seconds,
+            network_share=net / seconds,
+            network_frames_s=frames / net if net > 0 else float("nan"),
+            pairs_per_forward=scorer.pairs_scored / max(scorer.forwards, 1),
+        )
         rows.append(row)
     return rows
 
@@ -247,8 +308,8 @@ def tracker_rows(cfg, dataset, label: str, *, device: str, flops: float, rooflin
 def measure(args: argparse.Namespace) -> Path:
     import torch
 
-    from keytrack.tables import Column, write_table
     from keytrack.config import load_config
+    from keytrack.tables import Column, write_table
 
     if args.threads:
         torch.set_num_threads(int(args.threads))
@@ -258,54 +319,117 @@ def measure(args: argparse.Namespace) -> Path:
     square = Roofline(args.square, device=device, repeats=args.repeats, sync=sync)
     rows = [{"what": f"roofline: fp32 GEMM {args.square}³ (median of every measurement in this run)"}]
     hidden = int(cfg.model.get("hidden", 128) or 128)
-    shape, roof = square.around(lambda: matmul_rate(256 * 30, hidden, hidden, device=device, dtype=torch.float32,
-                                                    repeats=args.repeats, sync=sync))
-    rows.append({"what": f"fp32 GEMM of the model's shape [{256 * 30}, {hidden}] × [{hidden}, {hidden}]",
-                 "gflops": shape, "fraction": shape / roof})
+    shape, roof = square.around(
+        lambda: matmul_rate(
+            256 * 30, hidden, hidden, device=device, dtype=torch.float32, repeats=args.repeats, sync=sync
+        )
+    )
+    rows.append(
+        {
+            "what": f"fp32 GEMM of the model's shape [{256 * 30}, {hidden}] × [{hidden}, {hidden}]",
+            "gflops": shape,
+            "fraction": shape / roof,
+        }
+    )
     if args.bf16:
-        bf, roof = square.around(lambda: matmul_rate(args.square, args.square, args.square, device=device,
-                                                     dtype=torch.bfloat16, repeats=args.repeats, sync=sync))
+        bf, roof = square.around(
+            lambda: matmul_rate(
+                args.square,
+                args.square,
+                args.square,
+                device=device,
+                dtype=torch.bfloat16,
+                repeats=args.repeats,
+                sync=sync,
+            )
+        )
         rows.append({"what": f"bf16 GEMM {args.square}³", "gflops": bf, "fraction": bf / roof})
     batches = tuple(args.batches)
-    model, flops = model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync, batches=batches)
+    model, flops = model_rows(
+        cfg, device=device, repeats=args.repeats, roofline=square, sync=sync, batches=batches
+    )
     rows += model
     if args.bf16:
-        rows += model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync,
-                           batches=batches[1:2] or batches, autocast=True)[0]
+        rows += model_rows(
+            cfg,
+            device=device,
+            repeats=args.repeats,
+            roofline=square,
+            sync=sync,
+            batches=batches[1:2] or batches,
+            autocast=True,
+        )[0]
     if args.compile:
-        rows += model_rows(cfg, device=device, repeats=args.repeats, roofline=square, sync=sync,
-                           batches=batches[1:2] or batches, compiled=True)[0]
+        rows += model_rows(
+            cfg,
+            device=device,
+            repeats=args.repeats,
+            roofline=square,
+            sync=sync,
+            batches=batches[1:2] or batches,
+            compiled=True,
+        )[0]
     if not args.no_train:
-        rows += train_step_rows(args.experiment, args.overrides, flops=flops, roofline=square, device=device,
-                                repeats=args.repeats, sync=sync, steps=args.train_steps)
+        rows += train_step_rows(
+            args.experiment,
+            args.overrides,
+            flops=flops,
+            roofline=square,
+            device=device,
+            repeats=args.repeats,
+            sync=sync,
+            steps=args.train_steps,
+        )
     from keytrack.synth import generate_dataset
 
     runs = (("none", 1), ("velocity", 1), ("none", args.videos_at_once))
-    rows += tracker_rows(cfg, generate_dataset(args.track_videos, seed=1), f"{args.track_videos} generated videos",
-                         device=device, flops=flops, roofline=square, runs=runs)
+    rows += tracker_rows(
+        cfg,
+        generate_dataset(args.track_videos, seed=1),
+        f"{args.track_videos} generated videos",
+        device=device,
+        flops=flops,
+        roofline=square,
+        runs=runs,
+    )
     if args.data:
-        from keytrack.io import default_eval_split
-        from keytrack.io import read_dataset
+        from keytrack.io import default_eval_split, read_dataset
 
         split = args.split or default_eval_split(args.data)
-        rows += tracker_rows(cfg, read_dataset(args.data, split=split), f"{Path(args.data).name} {split}",
-                             device=device, flops=flops, roofline=square, runs=runs)
+        rows += tracker_rows(
+            cfg,
+            read_dataset(args.data, split=split),
+            f"{Path(args.data).name} {split}",
+            device=device,
+            flops=flops,
+            roofline=square,
+            runs=runs,
+        )
     rows[0].update(gflops=statistics.median(square.samples), fraction=1.0)
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
-    notes = [f"Device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 unless "
-             f"stated; experiment {args.experiment} ({' '.join(args.overrides) or 'no overrides'}), "
-             f"{flops / 1e6:.1f} MFLOPs per pair forward (keytrack.models.cost; a training step counted as 3 ×).",
-             "Fraction: GFLOP/s over the square-GEMM rate (the roofline) measured just before and just after "
-             f"that row (their mean), so that the machine's drift is not read as the code's; the roofline was "
-             f"measured {len(square.samples)} times, {min(square.samples):.1f}-{max(square.samples):.1f} GFLOP/s. "
-             f"Medians of {args.repeats} timings after a warm-up.",
-             "Tracking: a freshly initialised matcher (speed does not depend on the weights); network share = "
-             "time in the network's forward / tracking time; network-bound frames/s = frames / network time."]
-    cols = [Column("what", "What"), Column("pairs_s", "pairs/s", digits=0), Column("gflops", "GFLOP/s", digits=1),
-            Column("fraction", "of roofline", digits=2), Column("vs_bare", "vs bare step", digits=2),
-            Column("frames_s", "frames/s", digits=1), Column("network_share", "network share", digits=2),
-            Column("network_frames_s", "network-bound frames/s", digits=1),
-            Column("pairs_per_forward", "pairs / forward", digits=0)]
+    notes = [
+        f"Device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 "
+        "unless "
+        f"stated; experiment {args.experiment} ({' '.join(args.overrides) or 'no overrides'}), "
+        f"{flops / 1e6:.1f} MFLOPs per pair forward (keytrack.models.cost; a training step counted as 3 ×).",
+        "Fraction: GFLOP/s over the square-GEMM rate (the roofline) measured just before and just after "
+        f"that row (their mean), so that the machine's drift is not read as the code's; the roofline was "
+        f"measured {len(square.samples)} times, {min(square.samples):.1f}-{max(square.samples):.1f} GFLOP/s. "
+        f"Medians of {args.repeats} timings after a warm-up.",
+        "Tracking: a freshly initialised matcher (speed does not depend on the weights); network share = "
+        "time in the network's forward / tracking time; network-bound frames/s = frames / network time.",
+    ]
+    cols = [
+        Column("what", "What"),
+        Column("pairs_s", "pairs/s", digits=0),
+        Column("gflops", "GFLOP/s", digits=1),
+        Column("fraction", "of roofline", digits=2),
+        Column("vs_bare", "vs bare step", digits=2),
+        Column("frames_s", "frames/s", digits=1),
+        Column("network_share", "network share", digits=2),
+        Column("network_frames_s", "network-bound frames/s", digits=1),
+        Column("pairs_per_forward", "pairs / forward", digits=0),
+    ]
     out = Path(args.out) if args.out else Path("results") / ABLATION
     write_table(rows, out, columns=cols, title="Benchmark: where the time goes", notes=notes)
     print((out / "table.md").read_text())
@@ -313,22 +437,34 @@ def measure(args: argparse.Namespace) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--experiment", default=os.environ.get("EXPERIMENT", "improved"),
-                        help="the matcher's experiment (default: improved, what make train trains)")
+    parser.add_argument(
+        "--experiment",
+        default=os.environ.get("EXPERIMENT", "improved"),
+        help="the matcher's experiment (default: improved, what make train trains)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for the matcher")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES), metavar="B")
     parser.add_argument("--square", type=int, default=2048, help="size of the roofline's square GEMM")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--bf16", action="store_true", help="also bf16: the GEMM rate and the matcher under autocast")
-    parser.add_argument("--compile", action="store_true",
-                        help="also the matcher under torch.compile (forward and training step, second batch size)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also bf16: the GEMM rate and the matcher under autocast"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also the matcher under torch.compile (forward and training step, second batch size)",
+    )
     parser.add_argument("--no-train", action="store_true", help="leave out the keytrack train step")
     parser.add_argument("--train-steps", type=int, default=120, help="steps of the short keytrack train run")
     parser.add_argument("--track-videos", type=int, default=6, help="generated videos to track")
-    parser.add_argument("--videos-at-once", type=int, default=8,
-                        help="the tracker row with several videos per forward (keytrack track --videos-at-once)")
+    parser.add_argument(
+        "--videos-at-once",
+        type=int,
+        default=8,
+        help="the tracker row with several videos per forward (keytrack track --videos-at-once)",
+    )
     parser.add_argument("--data", default=None, help="also track this PoseTrack18 folder's evaluation split")
     parser.add_argument("--split", default=None)
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")

@@ -1,5 +1,6 @@
 """``keytrack bench-tokenize``: tokenized pose pairs per second (and, with ``--model``, the default
 transformer's forward and training step on them)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,15 @@ __all__ = ["random_table", "add_arguments", "run"]
 
 # ---------------------------------------------------------------------------------------------
 
-def random_table(videos: int = 8, frames: int = 60, people: int = 6, width: float = 960.0,
-                 height: float = 540.0, seed: int = 0) -> PoseTable:
+
+def random_table(
+    videos: int = 8,
+    frames: int = 60,
+    people: int = 6,
+    width: float = 960.0,
+    height: float = 540.0,
+    seed: int = 0,
+) -> PoseTable:
     """A :class:`PoseTable` of people drifting through ``videos`` scenes (for benchmarks).
 
     Each person is a jittered standing skeleton that random-walks across the frame; keypoints go
@@ -29,10 +37,26 @@ def random_table(videos: int = 8, frames: int = 60, people: int = 6, width: floa
     """
     rng = np.random.default_rng(seed)
     # A standing person ~200 px tall, joints in JOINTS order (offsets from the hip centre).
-    template = np.array([
-        [0, -150], [0, -125], [0, -180], [-30, -115], [30, -115], [-40, -70], [40, -70],
-        [-45, -25], [45, -25], [-15, 0], [15, 0], [-15, 50], [15, 50], [-15, 100], [15, 100],
-    ], dtype=np.float64)
+    template = np.array(
+        [
+            [0, -150],
+            [0, -125],
+            [0, -180],
+            [-30, -115],
+            [30, -115],
+            [-40, -70],
+            [40, -70],
+            [-45, -25],
+            [45, -25],
+            [-15, 0],
+            [15, 0],
+            [-15, 50],
+            [15, 50],
+            [-15, 100],
+            [15, 100],
+        ],
+        dtype=np.float64,
+    )
     v, f, p = videos, frames, people
     start = rng.uniform([0.1 * width, 0.3 * height], [0.9 * width, 0.7 * height], size=(v, 1, p, 2))
     walk = np.cumsum(rng.normal(0.0, 4.0, size=(v, f, p, 2)), axis=1)
@@ -41,14 +65,20 @@ def random_table(videos: int = 8, frames: int = 60, people: int = 6, width: floa
     c = (rng.random((v, f, p, NUM_JOINTS)) > 0.15).astype(np.float64)
     kp = np.concatenate([xy, c[..., None]], axis=-1) * c[..., None]
     present = rng.random((v, f, p)) > 0.10
-    vid, frm, pid = np.broadcast_arrays(np.arange(v)[:, None, None], np.arange(f)[None, :, None],
-                                        np.arange(p)[None, None, :])
+    vid, frm, pid = np.broadcast_arrays(
+        np.arange(v)[:, None, None], np.arange(f)[None, :, None], np.arange(p)[None, None, :]
+    )
     keep = present.reshape(-1)
     kp = kp.reshape(-1, NUM_JOINTS, 3)[keep]
     boxes = np.full((len(kp), 4), np.nan)
-    return PoseTable(kp, pid.reshape(-1)[keep].astype(np.int64), boxes,
-                     vid.reshape(-1)[keep].astype(np.int64),
-                     frm.reshape(-1)[keep].astype(np.int64), np.tile([width, height], (len(kp), 1)))
+    return PoseTable(
+        kp,
+        pid.reshape(-1)[keep].astype(np.int64),
+        boxes,
+        vid.reshape(-1)[keep].astype(np.int64),
+        frm.reshape(-1)[keep].astype(np.int64),
+        np.tile([width, height], (len(kp), 1)),
+    )
 
 
 def _median_seconds(fn, repeats: int, sync=lambda: None) -> float:
@@ -63,23 +93,30 @@ def _median_seconds(fn, repeats: int, sync=lambda: None) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=None,
-                        help="PoseTrack18-layout folder to read (keytrack.io.read_dataset); "
-                             "default: random drifting poses")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="PoseTrack18-layout folder to read (keytrack.io.read_dataset); default: random drifting poses",
+    )
     parser.add_argument("--split", default=None, help="with --data: the split to read (e.g. train)")
     parser.add_argument("--videos", type=int, default=8, help="random poses: number of videos")
     parser.add_argument("--frames", type=int, default=60, help="random poses: frames per video")
     parser.add_argument("--people", type=int, default=6, help="random poses: people per video")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--delta", type=int, default=4, help="δ, frames looked back (paper: 4)")
-    parser.add_argument("--nearest", type=int, default=None,
-                        help="keep the n nearest poses per earlier frame")
+    parser.add_argument(
+        "--nearest", type=int, default=None, help="keep the n nearest poses per earlier frame"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
     parser.add_argument("--device", default="cpu", help="torch device for tokenizing and the model")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: leave as is)")
-    parser.add_argument("--model", action="store_true",
-                        help="also time the default TransformerMatchingNetwork (forward+backward, forward)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: leave as is)"
+    )
+    parser.add_argument(
+        "--model",
+        action="store_true",
+        help="also time the default TransformerMatchingNetwork (forward+backward, forward)",
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 512], help="model batch sizes")
     parser.add_argument("--steps", type=int, default=10, help="model steps per timed repeat")
 
@@ -90,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     if args.data:
-        from keytrack.io import read_dataset   # lazy: only this path needs the readers
+        from keytrack.io import read_dataset  # lazy: only this path needs the readers
 
         dataset = read_dataset(args.data, split=args.split)
         table = dataset.table()
@@ -104,12 +141,15 @@ def run(args: argparse.Namespace) -> int:
     if len(pairs) == 0:
         print(f"{source}: no pose pairs to time")
         return 1
-    t_pairs = _median_seconds(lambda: sample_pairs(table, delta=args.delta, nearest=args.nearest),
-                              args.repeats)
+    t_pairs = _median_seconds(
+        lambda: sample_pairs(table, delta=args.delta, nearest=args.nearest), args.repeats
+    )
     t_tok = _median_seconds(lambda: tokenize_table(table, pairs, config, device=device), args.repeats, sync)
 
-    rows = [(f"sample_pairs (δ={args.delta}, nearest={args.nearest})", len(pairs), len(pairs) / t_pairs),
-            ("tokenize_table (one batch of all pairs)", len(pairs), len(pairs) / t_tok)]
+    rows = [
+        (f"sample_pairs (δ={args.delta}, nearest={args.nearest})", len(pairs), len(pairs) / t_pairs),
+        ("tokenize_table (one batch of all pairs)", len(pairs), len(pairs) / t_tok),
+    ]
     if args.model:
         rows += _bench_model(tokenize_table(table, pairs, config, device=device), config, args, device, sync)
 
@@ -120,11 +160,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_model(tokens: dict[str, Tensor], config: TokenConfig, args: argparse.Namespace,
-                 device: torch.device, sync) -> list[tuple[str, int, float]]:
+def _bench_model(
+    tokens: dict[str, Tensor], config: TokenConfig, args: argparse.Namespace, device: torch.device, sync
+) -> list[tuple[str, int, float]]:
     """Forward+backward and forward-only pairs/s of the default matching network."""
-    from keytrack.models.transformer import TransformerMatchingNetwork
     from keytrack.models.registry import transformer_config
+    from keytrack.models.transformer import TransformerMatchingNetwork
 
     torch.manual_seed(args.seed)
     model = TransformerMatchingNetwork(transformer_config(config)).to(device)
@@ -147,11 +188,13 @@ def _bench_model(tokens: dict[str, Tensor], config: TokenConfig, args: argparse.
                     model(batch)
 
         model.train()
-        train_steps()   # warm-up
+        train_steps()  # warm-up
         t_train = _median_seconds(train_steps, args.repeats, sync) / args.steps
         model.eval()
         infer_steps()
         t_infer = _median_seconds(infer_steps, args.repeats, sync) / args.steps
-        rows += [(f"model forward+backward, batch {b}", b, b / t_train),
-                 (f"model forward (eval), batch {b}", b, b / t_infer)]
+        rows += [
+            (f"model forward+backward, batch {b}", b, b / t_train),
+            (f"model forward (eval), batch {b}", b, b / t_infer),
+        ]
     return rows

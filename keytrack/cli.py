@@ -9,6 +9,7 @@ from the source: listing the commands imports none of them. Bad input (:mod:`key
 prints ``keytrack <command>: error: <message>`` and exits with status 2; ``--debug`` (anywhere on
 the line) or ``KEYTRACK_DEBUG=1`` shows the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,25 @@ PLUGIN_GROUP = "keytrack.commands"
 #: subcommand -> (module, one-line help): the library's own commands
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("keytrack.synth.cli", "write synthetic multi-person scenes as PoseTrack18 JSON"),
-    "render": ("keytrack.synth.render_cli", "render synthetic scenes to MP4/GIF/PNG (optionally with skeletons)"),
+    "render": (
+        "keytrack.synth.render_cli",
+        "render synthetic scenes to MP4/GIF/PNG (optionally with skeletons)",
+    ),
     "data-stats": ("keytrack.stats", "statistics of synthetic scenes beside a real dataset"),
     "bench-tokenize": ("keytrack.bench_tokenize", "measure tokenized pose pairs per second"),
-    "track": ("keytrack.tracking.cli", "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON"),
+    "track": (
+        "keytrack.tracking.cli",
+        "track poses online (Pose Entailment, OKS or IoU), write PoseTrack18 JSON",
+    ),
     "perturb": ("keytrack.perturb", "predicted poses from ground truth (Figure 4's keypoint sources)"),
-    "learning-curve": ("keytrack.learning_curve", "validation ranking metrics of training runs against steps"),
-    "diagnose": ("keytrack.diagnose", "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)"),
+    "learning-curve": (
+        "keytrack.learning_curve",
+        "validation ranking metrics of training runs against steps",
+    ),
+    "diagnose": (
+        "keytrack.diagnose",
+        "rank each pose's candidates as the tracker decides (rank-1, wrong > true, new tracks)",
+    ),
     "evaluate": ("keytrack.evaluation.cli", "PoseTrack evaluation (MOTA, %%IDSW, AP), as poseval"),
     "bench": ("keytrack.bench", "the matcher, keytrack train's step and the tracker against the roofline"),
     "cost": ("keytrack.models.cost", "parameters and FLOPs per pose pair of every matcher (Table 6)"),
@@ -54,8 +67,12 @@ def _source_help(module: str) -> str:
     with open(spec.origin, encoding="utf-8") as f:
         tree = ast.parse(f.read())
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["HELP"]
-                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["HELP"]
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             return node.value.value
     return (ast.get_docstring(tree) or "").strip().split("\n")[0]
 
@@ -80,19 +97,23 @@ def command(name: str) -> ModuleType:
     whatever else it offers (``command("train").train(cfg)`` trains a run in this process)."""
     commands = COMMANDS if name in COMMANDS else plugin_commands()
     if name not in commands:
-        raise LookupError(f"no keytrack command {name!r} is installed (known: {', '.join(all_commands())}; "
-                          f"plug-ins are entry points of {PLUGIN_GROUP!r}: pip install -e . registers them)")
+        raise LookupError(
+            f"no keytrack command {name!r} is installed (known: {', '.join(all_commands())}; "
+            f"plug-ins are entry points of {PLUGIN_GROUP!r}: pip install -e . registers them)"
+        )
     return importlib.import_module(commands[name][0])
 
 
-def build_parser(commands: dict[str, tuple[str, str]] | None = None, *,
-                 arguments: bool = True) -> argparse.ArgumentParser:
+def build_parser(
+    commands: dict[str, tuple[str, str]] | None = None, *, arguments: bool = True
+) -> argparse.ArgumentParser:
     """The parser of ``commands`` (default: every command). ``arguments=False`` lists the commands
     without importing their modules (``keytrack --help``, a mistyped command)."""
     commands = all_commands() if commands is None else commands
     parser = argparse.ArgumentParser(prog="keytrack", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of bad input too (also KEYTRACK_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of bad input too (also KEYTRACK_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_) in commands.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -114,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     known = name in commands
     prog = f"keytrack {name}" if known else "keytrack"
     parser = build_parser({name: commands[name]} if known else commands, arguments=known)
-    args = parser.parse_args(argv)                   # bad arguments: argparse's usage line and status 2
+    args = parser.parse_args(argv)  # bad arguments: argparse's usage line and status 2
     return run_command(prog, lambda: importlib.import_module(args._module).run(args), debug=debug)
 
 

@@ -14,6 +14,7 @@ The base config is a closed schema: an override naming a key that does not exist
 (a typo must not silently train the default). ``trainer`` stays open: it is passed to lightning's
 ``Trainer`` as is, so any of its arguments can be set (``trainer.fast_dev_run=true``).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from keytrack.errors import InputError
+
 
 def experiments_dir() -> Path:
     """The folder of experiment YAMLs: ``KEYTRACK_EXPERIMENTS`` when set (read at every call, so a
@@ -61,7 +63,8 @@ def _experiment_chain(name: str, directory: Path) -> list[DictConfig]:
         path = config_path(f"{name}.yaml", directory=directory)
         if not path.is_file():
             raise ConfigError(
-                f"experiment {name!r}: no file {path} (known: {', '.join(list_experiments(directory))})")
+                f"experiment {name!r}: no file {path} (known: {', '.join(list_experiments(directory))})"
+            )
         cfg = OmegaConf.load(path)
         chain.insert(0, cfg)
         name = cfg.pop("extends", None)
@@ -88,13 +91,15 @@ def load_config(overrides: list[str] | None = None, directory: Path | None = Non
         model = OmegaConf.select(layer, "model.name", default=model)
     cfg.model = OmegaConf.merge(cfg.model, model_group(str(model), directory))
     OmegaConf.set_struct(cfg, True)
-    OmegaConf.set_struct(cfg.trainer, False)   # any lightning Trainer argument may be given
+    OmegaConf.set_struct(cfg.trainer, False)  # any lightning Trainer argument may be given
     for source, layer in layers:
         try:
             cfg = OmegaConf.merge(cfg, layer)
         except ConfigKeyError as err:
-            raise ConfigError(f"{source}: unknown key {err.full_key!r} (not in experiments/base.yaml, nor in "
-                              f"experiments/model/{model}.yaml for model.name={model})") from None
+            raise ConfigError(
+                f"{source}: unknown key {err.full_key!r} (not in experiments/base.yaml, nor in "
+                f"experiments/model/{model}.yaml for model.name={model})"
+            ) from None
     cfg.experiment = experiment
     if cfg.run_name is None:
         cfg.run_name = f"{data_tag(cfg.data)}-seed{cfg.seed}"
@@ -111,14 +116,19 @@ def overrides_for(experiment: str, overrides: list[str], directory: Path | None 
     """
     directory = config_path(directory=directory)
     model = OmegaConf.load(config_path("base.yaml", directory=directory)).model.name
-    layers = [*_experiment_chain(experiment, directory), OmegaConf.from_dotlist([o for o in overrides if "=" in o])]
+    layers = [
+        *_experiment_chain(experiment, directory),
+        OmegaConf.from_dotlist([o for o in overrides if "=" in o]),
+    ]
     for layer in layers:
         model = OmegaConf.select(layer, "model.name", default=model)
     own = {"name", "init_from", *model_group(str(model), directory)}
     anyone = {k for name in model_names(directory) for k in model_group(name, directory)}
+
     def foreign(o: str) -> bool:
         key = o.split("=", 1)[0].split(".")
         return len(key) >= 2 and key[0] == "model" and key[1] not in own and key[1] in anyone
+
     return [o for o in overrides if not foreign(o)]
 
 
@@ -147,17 +157,21 @@ def model_group(name: str, directory: Path | None = None) -> DictConfig:
     """``experiments/model/<name>.yaml``: the keys and defaults of matcher ``name``."""
     path = config_path("model", f"{name}.yaml", directory=directory)
     if not path.is_file():
-        raise ConfigError(f"model.name: unknown matcher {name!r}: no {path} "
-                          f"(known: {', '.join(model_names(directory))})")
+        raise ConfigError(
+            f"model.name: unknown matcher {name!r}: no {path} (known: {', '.join(model_names(directory))})"
+        )
     group = OmegaConf.load(path)
     bad = {"name", "init_from"} & set(group)
     if bad:
-        raise ConfigError(f"{path}: {sorted(bad)} belong to base.yaml's model section, not to a matcher's group")
+        raise ConfigError(
+            f"{path}: {sorted(bad)} belong to base.yaml's model section, not to a matcher's group"
+        )
     return group
 
 
-def with_defaults(saved: DictConfig, directory: Path | None = None,
-                  source: str | Path | None = None) -> DictConfig:
+def with_defaults(
+    saved: DictConfig, directory: Path | None = None, source: str | Path | None = None
+) -> DictConfig:
     """A saved config (a run's ``config.yaml``, a checkpoint's ``cfg``) merged onto the current
     ``experiments/base.yaml`` and its matcher's group: keys added after the run was saved take
     their default values, so an old run equals a new config that leaves the new keys at their
@@ -166,9 +180,11 @@ def with_defaults(saved: DictConfig, directory: Path | None = None,
     from keytrack.convert import flat_model_section
 
     if flat_model_section(saved):
-        raise ConfigError(f"{source or 'a saved config'}: saved with the former flat model section (the "
-                          f"keys of every matcher); rewrite it with "
-                          f"`keytrack convert-checkpoint {source or 'OLD'} NEW`")
+        raise ConfigError(
+            f"{source or 'a saved config'}: saved with the former flat model section (the "
+            f"keys of every matcher); rewrite it with "
+            f"`keytrack convert-checkpoint {source or 'OLD'} NEW`"
+        )
     base = OmegaConf.load(config_path("base.yaml", directory=directory))
     name = OmegaConf.select(saved, "model.name", default=None) or base.model.name
     base.model = OmegaConf.merge(base.model, model_group(str(name), directory))

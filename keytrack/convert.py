@@ -19,6 +19,7 @@ The former layouts, each refused by the loaders with a message that names this c
 A checkpoint in the current layout is left as it is (NEW is not written). The output is written
 atomically: NEW is either the whole converted checkpoint or untouched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +32,27 @@ from keytrack.errors import CheckpointError
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["FLAT_MODEL_KEYS", "flat_model_section", "group_flat_model", "former_layout", "check_current",
-           "convert", "convert_file"]
+__all__ = [
+    "FLAT_MODEL_KEYS",
+    "flat_model_section",
+    "group_flat_model",
+    "former_layout",
+    "check_current",
+    "convert",
+    "convert_file",
+]
 
 #: In the flat ``model`` section, the keys of each matcher and their names in its group now.
 FLAT_MODEL_KEYS = {
     "transformer": {k: k for k in ("hidden", "intermediate", "layers", "heads", "dropout", "init_std")},
     "cnn_keypoints": {"resolution": "resolution", "cnn_channels": "channels", "cnn_hidden": "hidden"},
     "cnn_crops": {"resolution": "resolution", "cnn_channels": "channels", "cnn_hidden": "hidden"},
-    "gcn": {"gcn_channels": "channels", "gcn_embedding": "embedding", "gcn_margin": "margin",
-            "gcn_coordinates": "coordinates"},
+    "gcn": {
+        "gcn_channels": "channels",
+        "gcn_embedding": "embedding",
+        "gcn_margin": "margin",
+        "gcn_coordinates": "coordinates",
+    },
 }
 
 SEPARATE_QKV = "separate query / key / value weights"
@@ -90,12 +102,15 @@ def check_current(checkpoint: dict, path: str | Path | None, *, joints_record: b
     old = [f for f in former_layout(checkpoint) if joints_record or f != NO_JOINTS]
     if old:
         name = str(path) if path else "the checkpoint"
-        raise CheckpointError(f"{name}: a checkpoint of a former layout ({', '.join(old)}); rewrite it with "
-                              f"`keytrack convert-checkpoint {path or 'OLD.ckpt'} NEW.ckpt`")
+        raise CheckpointError(
+            f"{name}: a checkpoint of a former layout ({', '.join(old)}); rewrite it with "
+            f"`keytrack convert-checkpoint {path or 'OLD.ckpt'} NEW.ckpt`"
+        )
 
 
-def _stack_optimizer_moments(optimizer: dict, params: list[tuple[str, Tensor]],
-                             triples: dict[str, tuple[str, str, str]]) -> None:
+def _stack_optimizer_moments(
+    optimizer: dict, params: list[tuple[str, Tensor]], triples: dict[str, tuple[str, str, str]]
+) -> None:
     """Re-index an AdamW state for the parameters with each Q, K, V triple stacked into one.
 
     The optimizer holds the LightningModule's parameters in ``named_parameters`` order (``params``),
@@ -112,20 +127,25 @@ def _stack_optimizer_moments(optimizer: dict, params: list[tuple[str, Tensor]],
     stacked = {part: name for name, parts in triples.items() for part in parts}
     state, start, new_id = {}, 0, 0
     for group in optimizer["param_groups"]:
-        names, start = order[start:start + len(group["params"])], start + len(group["params"])
+        names, start = order[start : start + len(group["params"])], start + len(group["params"])
         new_ids = []
         for name in names:
             parts = triples.get(stacked.get(name), (name,))
             if name != parts[0]:
-                continue                                   # the key or value of a stacked triple
+                continue  # the key or value of a stacked triple
             moments = [optimizer["state"].get(index[p]) for p in parts]
             if all(moments):
                 for p, m in zip(parts, moments):
                     if m["exp_avg"].shape != shape[p].shape:
                         raise CheckpointError(f"its optimizer's moments for {p} are not of its shape")
-                state[new_id] = {**moments[0], **{k: torch.cat([m[k] for m in moments])
-                                                  for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-                                                  if k in moments[0]}}
+                state[new_id] = {
+                    **moments[0],
+                    **{
+                        k: torch.cat([m[k] for m in moments])
+                        for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+                        if k in moments[0]
+                    },
+                }
             new_ids.append(new_id)
             new_id += 1
         group["params"] = new_ids
@@ -149,15 +169,21 @@ def convert(checkpoint: dict) -> tuple[dict, list[str]]:
     state = checkpoint.setdefault("state_dict", {})
     if SEPARATE_QKV in old:
         params = [(k, v) for k, v in state.items() if k.startswith("model.")]
-        triples = {f"{m.group(1)}qkv.{w}": tuple(f"{m.group(1)}{n}.{w}" for n in ("query", "key", "value"))
-                   for m in filter(None, map(_QUERY.fullmatch, state)) for w in ("weight", "bias")}
+        triples = {
+            f"{m.group(1)}qkv.{w}": tuple(f"{m.group(1)}{n}.{w}" for n in ("query", "key", "value"))
+            for m in filter(None, map(_QUERY.fullmatch, state))
+            for w in ("weight", "bias")
+        }
         for optimizer in checkpoint.get("optimizer_states", []):
             _stack_optimizer_moments(optimizer, params, triples)
         first = {parts[0]: name for name, parts in triples.items()}
         rest = {p for parts in triples.values() for p in parts[1:]}
-        state = {first.get(k, k): (torch.cat([state[p] for p in triples[first[k]]]) if k in first else v)
-                 for k, v in state.items() if k not in rest}
-    if NO_JOINTS in old:                # they were tracked with every joint
+        state = {
+            first.get(k, k): (torch.cat([state[p] for p in triples[first[k]]]) if k in first else v)
+            for k, v in state.items()
+            if k not in rest
+        }
+    if NO_JOINTS in old:  # they were tracked with every joint
         state = {"trained_joints": torch.ones(NUM_JOINTS, dtype=torch.bool), **state}
     checkpoint["state_dict"] = state
     if FLAT_MODEL in old:
@@ -165,8 +191,11 @@ def convert(checkpoint: dict) -> tuple[dict, list[str]]:
         cfg = hyper["cfg"]
         cfg = OmegaConf.to_container(cfg) if OmegaConf.is_config(cfg) else dict(cfg)
         hyper["cfg"] = group_flat_model(cfg)
-    changes = {SEPARATE_QKV: "Q, K, V weights stacked into qkv", FLAT_MODEL: "model section grouped",
-               NO_JOINTS: "trained_joints recorded as every joint"}
+    changes = {
+        SEPARATE_QKV: "Q, K, V weights stacked into qkv",
+        FLAT_MODEL: "model section grouped",
+        NO_JOINTS: "trained_joints recorded as every joint",
+    }
     return checkpoint, [changes[f] for f in old]
 
 
@@ -189,9 +218,10 @@ def convert_file(old: str | Path, new: str | Path) -> list[str]:
         return ["model section grouped"]
     try:
         checkpoint = torch.load(old, map_location="cpu", weights_only=False)
-    except Exception as err:     # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
-        raise CheckpointError(f"{old}: not a readable torch checkpoint ({type(err).__name__}: {err})") \
-            from err
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(
+            f"{old}: not a readable torch checkpoint ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{old}: not a keytrack training checkpoint (no state_dict)")
     try:

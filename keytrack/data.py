@@ -12,16 +12,21 @@
 * :func:`class_balanced_weights` gives the per-pair weights with which a
   ``WeightedRandomSampler`` draws matching and non-matching pairs equally often (A.4).
 """
+
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from keytrack.augment import augment_pairs, is_active
-from keytrack.encoders import (PairEncoder, TokenEncoder, pair_encoder,  # noqa: F401 (re-exported)
-                               token_config)
+from keytrack.encoders import (
+    PairEncoder,
+    TokenEncoder,
+    pair_encoder,  # noqa: F401 (re-exported)
+)
 from keytrack.pairs import PairIndex, moved_previous, sample_pairs
 from keytrack.poses import Dataset
 from keytrack.settings import AugmentSettings, DataSettings, PairSettings
@@ -41,8 +46,9 @@ def load_dataset(data: DataSettings | DictConfig) -> Dataset:
     else:
         from keytrack.io import read_dataset
 
-        dataset = read_dataset(str(data.root), split=data.split,
-                               default_frame_size=tuple(data.default_frame_size))
+        dataset = read_dataset(
+            str(data.root), split=data.split, default_frame_size=tuple(data.default_frame_size)
+        )
         log.info("data: %s split %s (%s)", data.root, data.split, dataset.report())
     if not dataset.videos:
         raise ValueError(f"data: no videos found (root={data.root!r}, split={data.split!r})")
@@ -104,11 +110,21 @@ class TokenizedPairs(torch.utils.data.Dataset):
     poses and ``crop_index`` ``[M, 2]`` the rows of each pair's current and earlier pose in it.
     """
 
-    def __init__(self, current: torch.Tensor, previous: torch.Tensor, frame_size: torch.Tensor,
-                 delta: torch.Tensor, labels: torch.Tensor, config: TokenConfig | PairEncoder,
-                 augment: dict | None = None, seed: int = 0, crops: torch.Tensor | None = None,
-                 crop_index: torch.Tensor | None = None, query: torch.Tensor | None = None,
-                 balanced: torch.Tensor | None = None):
+    def __init__(
+        self,
+        current: torch.Tensor,
+        previous: torch.Tensor,
+        frame_size: torch.Tensor,
+        delta: torch.Tensor,
+        labels: torch.Tensor,
+        config: TokenConfig | PairEncoder,
+        augment: dict | None = None,
+        seed: int = 0,
+        crops: torch.Tensor | None = None,
+        crop_index: torch.Tensor | None = None,
+        query: torch.Tensor | None = None,
+        balanced: torch.Tensor | None = None,
+    ):
         self.current, self.previous, self.frame_size, self.delta = current, previous, frame_size, delta
         self.labels = labels
         m = len(labels)
@@ -124,8 +140,10 @@ class TokenizedPairs(torch.utils.data.Dataset):
         if self.encoder.needs_crops:
             m = len(labels)
             if crops is None or crop_index is None or tuple(crop_index.shape) != (m, 2):
-                raise ValueError(f"TokenizedPairs: the {type(self.encoder).__name__} needs crops "
-                                 f"[N, 3, h, w] and crop_index [{m}, 2]")
+                raise ValueError(
+                    f"TokenizedPairs: the {type(self.encoder).__name__} needs crops "
+                    f"[N, 3, h, w] and crop_index [{m}, 2]"
+                )
 
     @property
     def config(self) -> TokenConfig | None:
@@ -133,9 +151,18 @@ class TokenizedPairs(torch.utils.data.Dataset):
         return getattr(self.encoder, "config", None)
 
     @classmethod
-    def build(cls, dataset: Dataset, videos: np.ndarray, cfg: DictConfig, balanced: bool = False,
-              seed: int = 0, augment: bool = False, frames=None, strides=(1,),
-              all_offsets: bool = True) -> "TokenizedPairs":
+    def build(
+        cls,
+        dataset: Dataset,
+        videos: np.ndarray,
+        cfg: DictConfig,
+        balanced: bool = False,
+        seed: int = 0,
+        augment: bool = False,
+        frames=None,
+        strides=(1,),
+        all_offsets: bool = True,
+    ) -> "TokenizedPairs":
         """:meth:`from_settings` with the pair encoder and the ``pairs`` / ``augment`` settings of the
         experiment config ``cfg`` (``augment=True`` applies its augmentation); ``frames`` defaults to
         :func:`keytrack.frames.frame_source` of ``cfg.data`` when the encoder needs crops."""
@@ -146,14 +173,34 @@ class TokenizedPairs(torch.utils.data.Dataset):
             from keytrack.frames import frame_source
 
             frames = frame_source(cfg.data)
-        return cls.from_settings(dataset, videos, encoder, pair_settings(cfg.pairs),
-                                 augment_settings(cfg.augment) if augment else None, balanced=balanced,
-                                 seed=seed, frames=frames, strides=strides, all_offsets=all_offsets)
+        return cls.from_settings(
+            dataset,
+            videos,
+            encoder,
+            pair_settings(cfg.pairs),
+            augment_settings(cfg.augment) if augment else None,
+            balanced=balanced,
+            seed=seed,
+            frames=frames,
+            strides=strides,
+            all_offsets=all_offsets,
+        )
 
     @classmethod
-    def from_settings(cls, dataset: Dataset, videos: np.ndarray, encoder: PairEncoder, pairs: PairSettings,
-                      augment: AugmentSettings | None = None, *, balanced: bool | str = False, seed: int = 0,
-                      frames=None, strides=None, all_offsets: bool = True) -> "TokenizedPairs":
+    def from_settings(
+        cls,
+        dataset: Dataset,
+        videos: np.ndarray,
+        encoder: PairEncoder,
+        pairs: PairSettings,
+        augment: AugmentSettings | None = None,
+        *,
+        balanced: bool | str = False,
+        seed: int = 0,
+        frames=None,
+        strides=None,
+        all_offsets: bool = True,
+    ) -> "TokenizedPairs":
         """The pairs of ``videos`` (indices into ``dataset.videos``), encoded by ``encoder``.
 
         ``pairs`` picks them (δ, the nearest candidates, the motion); ``strides`` (default
@@ -168,13 +215,14 @@ class TokenizedPairs(torch.utils.data.Dataset):
         subset = dataset.subset([dataset.videos[i].name for i in videos])
         if strides != (1,):
             if encoder.needs_crops:
-                raise ValueError("pairs.strides: the crop matcher cuts crops by frame index; "
-                                 "train it at stride 1")
+                raise ValueError(
+                    "pairs.strides: the crop matcher cuts crops by frame index; train it at stride 1"
+                )
             subset = with_frame_strides(subset, strides, all_offsets)
         table = subset.table()
         index = sample_pairs(table, delta=pairs.delta, nearest=pairs.nearest)
         in_balanced = None
-        if balanced == "mask" and len(index):           # keep every pair, mark the balanced subset
+        if balanced == "mask" and len(index):  # keep every pair, mark the balanced subset
             in_balanced = np.zeros(len(index), bool)
             in_balanced[balance_index(index, seed)] = True
         elif balanced and len(index):
@@ -182,19 +230,32 @@ class TokenizedPairs(torch.utils.data.Dataset):
         crops = crop_index = None
         if encoder.needs_crops:
             if frames is None:
-                raise ValueError(f"TokenizedPairs: the {type(encoder).__name__} cuts crops from frames: "
-                                 f"give frames")
+                raise ValueError(
+                    f"TokenizedPairs: the {type(encoder).__name__} cuts crops from frames: give frames"
+                )
             crops, crop_index = _pair_crops(subset, index, encoder, frames)
         kp = torch.as_tensor(table.keypoints, dtype=torch.float32)
         size = torch.as_tensor(table.frame_size, dtype=torch.float32)
         cur = torch.as_tensor(index.current)
-        previous = (torch.as_tensor(moved_previous(table, index, pairs.delta), dtype=torch.float32)
-                    if pairs.motion == "velocity" else kp[torch.as_tensor(index.previous)])
-        return cls(kp[cur], previous, size[cur], torch.as_tensor(index.delta),
-                   torch.as_tensor(index.label, dtype=torch.long), encoder,
-                   augment=None if augment is None else augment.pair_options(), seed=seed, crops=crops,
-                   crop_index=crop_index, query=torch.as_tensor(index.current),
-                   balanced=None if in_balanced is None else torch.as_tensor(in_balanced))
+        previous = (
+            torch.as_tensor(moved_previous(table, index, pairs.delta), dtype=torch.float32)
+            if pairs.motion == "velocity"
+            else kp[torch.as_tensor(index.previous)]
+        )
+        return cls(
+            kp[cur],
+            previous,
+            size[cur],
+            torch.as_tensor(index.delta),
+            torch.as_tensor(index.label, dtype=torch.long),
+            encoder,
+            augment=None if augment is None else augment.pair_options(),
+            seed=seed,
+            crops=crops,
+            crop_index=crop_index,
+            query=torch.as_tensor(index.current),
+            balanced=None if in_balanced is None else torch.as_tensor(in_balanced),
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed the augmentation generator from ``(seed, epoch)``."""
@@ -343,8 +404,9 @@ class ListBatches(torch.utils.data.BatchSampler):
         return sum(1 for _ in self.__iter__())
 
 
-def _pair_crops(dataset: Dataset, pairs: PairIndex, encoder: PairEncoder,
-                source) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair_crops(
+    dataset: Dataset, pairs: PairIndex, encoder: PairEncoder, source
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Crops ``[N, 3, h, w]`` of the poses of ``dataset.table()`` used by ``pairs``, cut from the
     frames of ``source``, and ``[M, 2]`` rows into them of each pair's current and earlier pose (crops
     of poses in no pair are dropped)."""
@@ -373,6 +435,7 @@ def identity_collate(batch):
 
 # -- samplers whose order depends only on (seed, epoch) -----------------------------------------------
 
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit seed for epoch ``epoch`` of a run seeded ``seed`` (independent streams per epoch)."""
     state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0]
@@ -397,7 +460,7 @@ class _EpochSeeded:
 
     def __iter__(self):
         self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
-        self.epoch += 1                      # the next pass, unless set_epoch says otherwise
+        self.epoch += 1  # the next pass, unless set_epoch says otherwise
         return super().__iter__()
 
 

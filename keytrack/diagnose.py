@@ -21,9 +21,8 @@ batches. Writes to ``--output`` (default
 * ``worst_frames.md`` / ``.csv``: the frames with the most poses whose best wrong candidate beats
   the true one, with the largest margin.
 """
-from __future__ import annotations
 
-from keytrack.errors import InputError
+from __future__ import annotations
 
 import argparse
 import logging
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from keytrack.atomic import write_text
+from keytrack.errors import InputError
 from keytrack.pairs import MOTIONS
 from keytrack.tables import Column, csv_table, markdown_table
 
@@ -50,14 +50,21 @@ def score_pairs(scorer, table, pairs, previous: np.ndarray | None = None) -> np.
     if getattr(scorer, "name", "") == "oks":
         from keytrack.tracking.scorers import _filled_boxes, oks_pairs
 
-        boxes = _filled_boxes(np.asarray(table.boxes)[pairs.previous], kp[pairs.previous])   # the scale only
+        boxes = _filled_boxes(np.asarray(table.boxes)[pairs.previous], kp[pairs.previous])  # the scale only
         return oks_pairs(kp[pairs.current], b, boxes)
     size = np.asarray(table.frame_size, dtype=np.float32)
     return scorer.pair_scores(kp[pairs.current], b, size[pairs.current], pairs.delta)
 
 
-def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, worst: int = 10,
-             motion: str | None = None) -> dict:
+def diagnose(
+    dataset,
+    scorer,
+    *,
+    delta: int = 4,
+    match_threshold: float = 0.5,
+    worst: int = 10,
+    motion: str | None = None,
+) -> dict:
     """The numbers of the module docstring for ``dataset`` (ground truth with track ids);
     ``motion`` None: the scorer's (what its network was trained for), else ``"none"``."""
     import torch
@@ -71,14 +78,17 @@ def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, w
     pairs = sample_pairs(table, delta=delta)
     if len(pairs) == 0:
         raise ValueError("diagnose: the data has no pose pairs (poses with track ids in consecutive frames)")
-    scores = score_pairs(scorer, table, pairs,
-                         moved_previous(table, pairs, delta) if motion == "velocity" else None)
+    scores = score_pairs(
+        scorer, table, pairs, moved_previous(table, pairs, delta) if motion == "velocity" else None
+    )
     s, lab, q = (torch.as_tensor(x) for x in (scores, pairs.label, pairs.current))
     rows = [{"candidates": f"window Δ = 1..{delta}", **ranking_stats(s, lab, q, match_threshold)}]
     for d in range(1, delta + 1):
         sel = torch.as_tensor(pairs.delta == d)
         if sel.any():
-            rows.append({"candidates": f"Δ = {d}", **ranking_stats(s[sel], lab[sel], q[sel], match_threshold)})
+            rows.append(
+                {"candidates": f"Δ = {d}", **ranking_stats(s[sel], lab[sel], q[sel], match_threshold)}
+            )
     ids, best_true, best_wrong, has_true = (x.numpy() for x in per_query(s, lab, q))
     # Worst frames: queries whose best wrong candidate beats the true one.
     bad = has_true & (best_wrong > best_true)
@@ -88,24 +98,46 @@ def diagnose(dataset, scorer, *, delta: int = 4, match_threshold: float = 0.5, w
         entry = frames.setdefault((int(v), int(f)), {"wrong": 0, "margin": 0.0})
         entry["wrong"] += 1
         entry["margin"] = max(entry["margin"], float(margin))
-    keys, counts = np.unique(np.stack([np.asarray(table.video), np.asarray(table.frame)], 1), axis=0,
-                             return_counts=True)
+    keys, counts = np.unique(
+        np.stack([np.asarray(table.video), np.asarray(table.frame)], 1), axis=0, return_counts=True
+    )
     poses = {(int(v), int(f)): int(n) for (v, f), n in zip(keys, counts)}
     ranked = sorted(frames.items(), key=lambda kv: (-kv[1]["wrong"], -kv[1]["margin"], kv[0]))[:worst]
-    worst_rows = [{"video": dataset.videos[v].name, "frame": f, "poses": poses[v, f], "wrong_first": e["wrong"],
-                   "worst_margin": e["margin"]} for (v, f), e in ranked]
-    return {"rows": rows, "worst": worst_rows, "true": best_true[has_true], "wrong": best_wrong[has_true],
-            "pairs": len(pairs)}
+    worst_rows = [
+        {
+            "video": dataset.videos[v].name,
+            "frame": f,
+            "poses": poses[v, f],
+            "wrong_first": e["wrong"],
+            "worst_margin": e["margin"],
+        }
+        for (v, f), e in ranked
+    ]
+    return {
+        "rows": rows,
+        "worst": worst_rows,
+        "true": best_true[has_true],
+        "wrong": best_wrong[has_true],
+        "pairs": len(pairs),
+    }
 
 
-RANKING_COLUMNS = [Column("candidates", "Candidates", align="left"), Column("rank1", "Rank-1", fmt=".4f"),
-                   Column("wrong_beats_true", "Best wrong > true", fmt=".4f"),
-                   Column("new_track", "New track ok", fmt=".4f"), Column("accepted", "Accepted", fmt=".4f"),
-                   Column("continuing", "Continuing poses", fmt="d"), Column("new", "New poses", fmt="d")]
-WORST_COLUMNS = [Column("video", "Video", align="left"), Column("frame", "Frame", fmt="d"),
-                 Column("poses", "Poses", fmt="d"),
-                 Column("wrong_first", "Poses with a wrong candidate first", fmt="d"),
-                 Column("worst_margin", "Largest margin", fmt=".4f")]
+RANKING_COLUMNS = [
+    Column("candidates", "Candidates", align="left"),
+    Column("rank1", "Rank-1", fmt=".4f"),
+    Column("wrong_beats_true", "Best wrong > true", fmt=".4f"),
+    Column("new_track", "New track ok", fmt=".4f"),
+    Column("accepted", "Accepted", fmt=".4f"),
+    Column("continuing", "Continuing poses", fmt="d"),
+    Column("new", "New poses", fmt="d"),
+]
+WORST_COLUMNS = [
+    Column("video", "Video", align="left"),
+    Column("frame", "Frame", fmt="d"),
+    Column("poses", "Poses", fmt="d"),
+    Column("wrong_first", "Poses with a wrong candidate first", fmt="d"),
+    Column("worst_margin", "Largest margin", fmt=".4f"),
+]
 
 
 def write_report(result: dict, out: Path, title: str) -> list[Path]:
@@ -116,10 +148,14 @@ def write_report(result: dict, out: Path, title: str) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, heading, rows, columns in (("ranking", title, result["rows"], RANKING_COLUMNS),
-                                         ("worst_frames", f"Worst frames: {title}", result["worst"], WORST_COLUMNS)):
-        files += [write_text(out / f"{name}.md", f"# {heading}\n\n{markdown_table(rows, columns)}\n"),
-                  write_text(out / f"{name}.csv", csv_table(rows, [c.key for c in columns]))]
+    for name, heading, rows, columns in (
+        ("ranking", title, result["rows"], RANKING_COLUMNS),
+        ("worst_frames", f"Worst frames: {title}", result["worst"], WORST_COLUMNS),
+    ):
+        files += [
+            write_text(out / f"{name}.md", f"# {heading}\n\n{markdown_table(rows, columns)}\n"),
+            write_text(out / f"{name}.csv", csv_table(rows, [c.key for c in columns])),
+        ]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bins = np.linspace(0, 1, 41)
     ax.hist(result["true"], bins=bins, alpha=0.6, label="true continuation")
@@ -140,22 +176,40 @@ def write_report(result: dict, out: Path, title: str) -> list[Path]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="training checkpoint of the matching network")
-    parser.add_argument("--scorer", choices=("pose_entailment", "oks"), default="pose_entailment",
-                        help="pose_entailment (needs --checkpoint) or oks")
+    parser.add_argument(
+        "--scorer",
+        choices=("pose_entailment", "oks"),
+        default="pose_entailment",
+        help="pose_entailment (needs --checkpoint) or oks",
+    )
     parser.add_argument("--input", required=True, help="PoseTrack18-layout folder or file with track ids")
     parser.add_argument("--split", default=None, help="annotation split under --input (e.g. test)")
-    parser.add_argument("--frame-stride", type=int, default=1, help="keep every k-th frame (as keytrack track)")
+    parser.add_argument(
+        "--frame-stride", type=int, default=1, help="keep every k-th frame (as keytrack track)"
+    )
     parser.add_argument("--delta", type=int, default=4, help="δ: frames looked back (paper: 4)")
-    parser.add_argument("--match-threshold", type=float, default=0.5,
-                        help="the tracker's threshold for the new-track and accepted shares")
-    parser.add_argument("--keypoints", default="gt_boxes_gt_keypoints", metavar="SETTING",
-                        help="score the input as it is (default) or the perturbation protocol's predictions "
-                             "of it (gt_boxes_predicted_keypoints, predicted_boxes_predicted_keypoints; seed "
-                             "--perturb-seed), each predicted pose keeping the identity it was drawn from")
+    parser.add_argument(
+        "--match-threshold",
+        type=float,
+        default=0.5,
+        help="the tracker's threshold for the new-track and accepted shares",
+    )
+    parser.add_argument(
+        "--keypoints",
+        default="gt_boxes_gt_keypoints",
+        metavar="SETTING",
+        help="score the input as it is (default) or the perturbation protocol's predictions "
+        "of it (gt_boxes_predicted_keypoints, predicted_boxes_predicted_keypoints; seed "
+        "--perturb-seed), each predicted pose keeping the identity it was drawn from",
+    )
     parser.add_argument("--perturb-seed", type=int, default=0, help="seed of the perturbation protocol")
-    parser.add_argument("--motion", choices=MOTIONS, default=None,
-                        help="move each candidate by its track's velocity first (default: what the checkpoint "
-                             "was trained for, none for OKS)")
+    parser.add_argument(
+        "--motion",
+        choices=MOTIONS,
+        default=None,
+        help="move each candidate by its track's velocity first (default: what the checkpoint "
+        "was trained for, none for OKS)",
+    )
     parser.add_argument("--worst", type=int, default=10, help="worst frames listed")
     parser.add_argument("--output", default=None, help="folder for the report (default results/diagnose/...)")
     parser.add_argument("--device", default="cpu")
@@ -179,18 +233,34 @@ def run(args: argparse.Namespace) -> int:
         from keytrack.perturb import SETTINGS, perturb, with_oracle_track_ids
 
         if args.keypoints not in SETTINGS:
-            raise InputError(f"--keypoints: unknown setting {args.keypoints!r} (known: {', '.join(SETTINGS)})")
-        dataset = with_oracle_track_ids(perturb(dataset, args.keypoints, int(args.perturb_seed), keep_track_ids=True))
+            raise InputError(
+                f"--keypoints: unknown setting {args.keypoints!r} (known: {', '.join(SETTINGS)})"
+            )
+        dataset = with_oracle_track_ids(
+            perturb(dataset, args.keypoints, int(args.perturb_seed), keep_track_ids=True)
+        )
     dataset = subsample(dataset, int(args.frame_stride))
-    result = diagnose(dataset, scorer, delta=args.delta, match_threshold=args.match_threshold, worst=args.worst,
-                      motion=args.motion)
+    result = diagnose(
+        dataset,
+        scorer,
+        delta=args.delta,
+        match_threshold=args.match_threshold,
+        worst=args.worst,
+        motion=args.motion,
+    )
     name = Path(args.input).resolve().name + (f"-{args.split}" if args.split else "")
     who = Path(args.checkpoint).parent.parent.name if args.scorer == "pose_entailment" else "oks"
     if args.keypoints != "gt_boxes_gt_keypoints":
         name += f"-{args.keypoints}-seed{args.perturb_seed}"
-    out = Path(args.output) if args.output else Path("results") / "diagnose" / f"{name}-{who}-stride{args.frame_stride}"
-    title = (f"{args.scorer} ({args.checkpoint or 'no learning'}) on {name}, stride {args.frame_stride}, "
-             f"δ = {args.delta}, {result['pairs']:,} pairs")
+    out = (
+        Path(args.output)
+        if args.output
+        else Path("results") / "diagnose" / f"{name}-{who}-stride{args.frame_stride}"
+    )
+    title = (
+        f"{args.scorer} ({args.checkpoint or 'no learning'}) on {name}, stride {args.frame_stride}, "
+        f"δ = {args.delta}, {result['pairs']:,} pairs"
+    )
     files = write_report(result, out, title)
     print((out / "ranking.md").read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(f) for f in files))

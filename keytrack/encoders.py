@@ -20,6 +20,7 @@ tensors with a leading ``M`` dimension, in **one** call per batch: the pairs dat
 (:class:`keytrack.tracking.scorers.PoseEntailmentScorer`) both go through it, so training and
 tracking feed a matcher identically. :func:`pair_encoder` picks the encoder of an experiment config.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,15 @@ from torch import Tensor
 from keytrack.skeleton import NUM_JOINTS
 from keytrack.tokenize import TokenConfig, tokenize_pairs
 
-__all__ = ["PairEncoder", "TokenEncoder", "RasterEncoder", "CropEncoder", "GraphEncoder", "token_config",
-           "pair_encoder"]
+__all__ = [
+    "PairEncoder",
+    "TokenEncoder",
+    "RasterEncoder",
+    "CropEncoder",
+    "GraphEncoder",
+    "token_config",
+    "pair_encoder",
+]
 
 
 @runtime_checkable
@@ -47,8 +55,14 @@ class PairEncoder(Protocol):
     delta: int
     needs_crops: bool
 
-    def __call__(self, current: Tensor, previous: Tensor, frame_size: Tensor, delta: Tensor,
-                 crops: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]: ...
+    def __call__(
+        self,
+        current: Tensor,
+        previous: Tensor,
+        frame_size: Tensor,
+        delta: Tensor,
+        crops: tuple[Tensor, Tensor] | None = None,
+    ) -> dict[str, Tensor]: ...
 
 
 def _check_delta(delta: Tensor, max_delta: int, who: str) -> None:
@@ -64,8 +78,10 @@ def _check_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta: T
             raise ValueError(f"{who}: {name} must be [M, {NUM_JOINTS}, 3], got {tuple(t.shape)}")
     m = current.shape[0]
     if previous.shape[0] != m or tuple(frame_size.shape) != (m, 2) or tuple(delta.shape) != (m,):
-        raise ValueError(f"{who}: previous {tuple(previous.shape)}, frame_size {tuple(frame_size.shape)} and "
-                         f"delta {tuple(delta.shape)} must match current's {m} pairs")
+        raise ValueError(
+            f"{who}: previous {tuple(previous.shape)}, frame_size {tuple(frame_size.shape)} and "
+            f"delta {tuple(delta.shape)} must match current's {m} pairs"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,8 @@ class TokenEncoder:
 
 @dataclass(frozen=True)
 class RasterEncoder:
-    """The CNN on keypoints (§5.2, A.5): ``image [M, 6, h, w]`` from :func:`keytrack.rasterize.rasterize_pairs`."""
+    """The CNN on keypoints (§5.2, A.5): ``image [M, 6, h, w]`` from
+    :func:`keytrack.rasterize.rasterize_pairs`."""
 
     resolution: tuple[int, int] = (24, 18)
     delta: int = 4
@@ -116,14 +133,18 @@ class CropEncoder:
         _check_pairs(current, previous, frame_size, delta, "CropEncoder")
         _check_delta(delta, self.delta, "CropEncoder")
         if crops is None:
-            raise ValueError("CropEncoder: the cnn_crops matcher needs the crops of both poses "
-                             "(crops=(current_crops, previous_crops))")
+            raise ValueError(
+                "CropEncoder: the cnn_crops matcher needs the crops of both poses "
+                "(crops=(current_crops, previous_crops))"
+            )
         w, h = (int(r) for r in self.resolution)
         m = current.shape[0]
         for name, c in zip(("current", "previous"), crops):
             if tuple(c.shape) != (m, 3, h, w):
-                raise ValueError(f"CropEncoder: {name} crops must be [{m}, 3, {h}, {w}] (model.resolution "
-                                 f"= [{w}, {h}]), got {tuple(c.shape)}")
+                raise ValueError(
+                    f"CropEncoder: {name} crops must be [{m}, 3, {h}, {w}] (model.resolution "
+                    f"= [{w}, {h}]), got {tuple(c.shape)}"
+                )
         image = torch.cat([crops[0], crops[1]], dim=1).to(device=current.device, dtype=torch.float32)
         return {"image": image / 255.0 - 0.5}
 
@@ -154,29 +175,36 @@ class GraphEncoder:
         delta = torch.as_tensor(delta, device=current.device)
         _check_pairs(current, previous, frame_size, delta, "GraphEncoder")
         _check_delta(delta, self.delta, "GraphEncoder")
-        kp = torch.stack([current, previous], dim=1).float()                # [M, 2, 15, 3]
-        vis = (kp[..., 2] > 0) & torch.isfinite(kp[..., :2]).all(-1)         # [M, 2, 15]
+        kp = torch.stack([current, previous], dim=1).float()  # [M, 2, 15, 3]
+        vis = (kp[..., 2] > 0) & torch.isfinite(kp[..., :2]).all(-1)  # [M, 2, 15]
         xy = torch.where(vis[..., None], kp[..., :2], 0.0)
         if self.coordinates == "box":
             inf = torch.tensor(float("inf"), device=kp.device)
-            origin = torch.where(vis[..., None], xy, inf).amin(dim=2, keepdim=True)   # [M, 2, 1, 2]
+            origin = torch.where(vis[..., None], xy, inf).amin(dim=2, keepdim=True)  # [M, 2, 1, 2]
             origin = torch.where(torch.isfinite(origin), origin, 0.0)
             xy = (xy - origin) / frame_size[:, None, None, 1:2]
         else:
             xy = xy / frame_size[:, None, None, :]
-        feats = torch.cat([xy * vis[..., None], vis[..., None].float()], dim=-1)   # [M, 2, 15, 3]
+        feats = torch.cat([xy * vis[..., None], vis[..., None].float()], dim=-1)  # [M, 2, 15, 3]
         return {"current": feats[:, 0], "previous": feats[:, 1]}
 
 
 def token_config(cfg: DictConfig) -> TokenConfig:
     """The :class:`TokenConfig` of a full experiment config (``tokens`` + ``pairs.delta``)."""
     t = cfg.tokens
-    return TokenConfig(grid=tuple(t.grid), delta=int(cfg.pairs.delta), position=bool(t.position),
-                       type=bool(t.type), segment=bool(t.segment),
-                       relative_position=bool(t.relative_position),
-                       position_encoding=str(t.position_encoding), fourier_bands=int(t.fourier_bands),
-                       displacement=bool(t.displacement), oks_prior=bool(t.get("oks_prior", False)),
-                       confidence=bool(t.get("confidence", False)))
+    return TokenConfig(
+        grid=tuple(t.grid),
+        delta=int(cfg.pairs.delta),
+        position=bool(t.position),
+        type=bool(t.type),
+        segment=bool(t.segment),
+        relative_position=bool(t.relative_position),
+        position_encoding=str(t.position_encoding),
+        fourier_bands=int(t.fourier_bands),
+        displacement=bool(t.displacement),
+        oks_prior=bool(t.get("oks_prior", False)),
+        confidence=bool(t.get("confidence", False)),
+    )
 
 
 def pair_encoder(cfg: DictConfig) -> PairEncoder:

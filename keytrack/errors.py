@@ -13,6 +13,7 @@ arguments), with the traceback only under ``--debug`` or ``KEYTRACK_DEBUG=1``; a
 exception is a bug and keeps its traceback. ``keytrack``'s console script and every
 ``python -m ablations.<name>`` and ``python -m ablations.sweep`` go through it.
 """
+
 from __future__ import annotations
 
 import os

@@ -23,6 +23,7 @@ to ``size``. A pose without any box or present keypoint gets a black crop. Boxes
 annotation's pixels; when an image's size differs from the video's ``width x height`` (a
 synthetic source rendered at ``scale``) they are scaled to the image.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,8 +81,9 @@ class SyntheticFrames:
     def cache_token(self) -> str:
         """What the rendered pixels depend on (seed, configuration, scale, renderer source)."""
         here = Path(__file__).parent / "synth"
-        code = hashlib.sha256(b"".join((here / n).read_bytes()
-                                       for n in ("render.py", "scene.py", "motion.py"))).hexdigest()
+        code = hashlib.sha256(
+            b"".join((here / n).read_bytes() for n in ("render.py", "scene.py", "motion.py"))
+        ).hexdigest()
         return f"synthetic:{self.seed}:{self.config.to_json()}:{self.scale}:{code}"
 
     def renderer(self, video: Video):
@@ -91,8 +93,10 @@ class SyntheticFrames:
 
         match = _SYNTH_NAME.match(video.name)
         if match is None:
-            raise ValueError(f"SyntheticFrames: video {video.name!r} ({video.source or 'no source'}) "
-                             "is not a synthetic scene (expected a name like synth_000012)")
+            raise ValueError(
+                f"SyntheticFrames: video {video.name!r} ({video.source or 'no source'}) "
+                "is not a synthetic scene (expected a name like synth_000012)"
+            )
         index = int(match.group(1))
         if index in self._renderers:
             self._renderers.move_to_end(index)
@@ -102,7 +106,8 @@ class SyntheticFrames:
             raise ValueError(
                 f"SyntheticFrames: video {video.name} is {video.width:g}x{video.height:g} but scene "
                 f"{index} of seed {self.seed} is {geometry.width:g}x{geometry.height:g}: the dataset "
-                "was generated with another seed or configuration")
+                "was generated with another seed or configuration"
+            )
         renderer = SceneRenderer(geometry, self.seed, index, self.scale)
         self._renderers[index] = renderer
         while len(self._renderers) > self._cache_size:
@@ -113,8 +118,10 @@ class SyntheticFrames:
         renderer = self.renderer(video)
         number = scene_frame_number(frame)
         if not 0 <= number < renderer.num_frames:
-            raise ValueError(f"SyntheticFrames: {video.name} has frames 0..{renderer.num_frames - 1}, "
-                             f"asked for frame {number}")
+            raise ValueError(
+                f"SyntheticFrames: {video.name} has frames 0..{renderer.num_frames - 1}, "
+                f"asked for frame {number}"
+            )
         return renderer.render(number)
 
 
@@ -143,8 +150,12 @@ class ImageFiles:
     def path(self, video: Video, frame: Frame) -> Path:
         """The image file of ``frame``; :class:`DataError` when the annotation names none."""
         if not frame.file_name:
-            raise DataError(video.source or video.name, "no image file named for this frame",
-                            frame=frame_label(frame.index, frame.image_id), field="images[].file_name")
+            raise DataError(
+                video.source or video.name,
+                "no image file named for this frame",
+                frame=frame_label(frame.index, frame.image_id),
+                field="images[].file_name",
+            )
         return self.root / frame.file_name
 
     def image(self, video: Video, frame: Frame) -> np.ndarray:
@@ -154,17 +165,20 @@ class ImageFiles:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        where = dict(frame=frame_label(frame.index, frame.image_id, frame.file_name),
-                     field="images[].file_name")
+        where = dict(
+            frame=frame_label(frame.index, frame.image_id, frame.file_name), field="images[].file_name"
+        )
         if not path.is_file():
-            raise DataError(video.source or video.name,
-                            f"image file {path} not found (data root {self.root})", **where)
+            raise DataError(
+                video.source or video.name, f"image file {path} not found (data root {self.root})", **where
+            )
         try:
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB"))
         except (UnidentifiedImageError, OSError) as err:
-            raise DataError(video.source or video.name, f"image file {path} is unreadable: {err}",
-                            **where) from None
+            raise DataError(
+                video.source or video.name, f"image file {path} is unreadable: {err}", **where
+            ) from None
         if self._cache_size:
             self._cache[path] = rgb
             while len(self._cache) > self._cache_size:
@@ -182,8 +196,9 @@ def frame_source(data_cfg) -> FrameSource:
     return ImageFiles(root)
 
 
-def crop_boxes(image: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tensor,
-               size: tuple[int, int] = (96, 72)) -> torch.Tensor:
+def crop_boxes(
+    image: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tensor, size: tuple[int, int] = (96, 72)
+) -> torch.Tensor:
     """``[N, 3, h, w]`` uint8 crops of ``boxes`` ``[N, 4]`` (``x, y, w, h`` pixels) from
     ``image`` ``[H, W, 3]`` uint8, each box resized to ``size = (w, h)`` bilinearly.
 
@@ -195,13 +210,14 @@ def crop_boxes(image: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tenso
     if isinstance(image, torch.Tensor):
         img = image
     else:
-        with warnings.catch_warnings():      # a read-only array (PIL's) is only read from here
+        with warnings.catch_warnings():  # a read-only array (PIL's) is only read from here
             warnings.simplefilter("ignore", UserWarning)
             img = torch.as_tensor(np.asarray(image))
     if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != torch.uint8:
         raise ValueError(f"crop_boxes: image must be [H, W, 3] uint8, got {tuple(img.shape)} {img.dtype}")
-    b = torch.as_tensor(np.asarray(boxes, np.float64) if not isinstance(boxes, torch.Tensor) else boxes,
-                        dtype=torch.float32)
+    b = torch.as_tensor(
+        np.asarray(boxes, np.float64) if not isinstance(boxes, torch.Tensor) else boxes, dtype=torch.float32
+    )
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"crop_boxes: boxes must be [N, 4] (x, y, w, h), got {tuple(b.shape)}")
     cw, ch = (int(v) for v in size)
@@ -211,14 +227,14 @@ def crop_boxes(image: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tenso
     if n == 0:
         return torch.zeros((0, 3, ch, cw), dtype=torch.uint8)
     height, width = img.shape[:2]
-    fx = (torch.arange(cw, dtype=torch.float32) + 0.5) / cw                  # [cw] in (0, 1)
-    fy = (torch.arange(ch, dtype=torch.float32) + 0.5) / ch                  # [ch]
-    x = b[:, 0, None] + fx[None] * b[:, 2, None]                              # [N, cw] image pixels
-    y = b[:, 1, None] + fy[None] * b[:, 3, None]                              # [N, ch]
+    fx = (torch.arange(cw, dtype=torch.float32) + 0.5) / cw  # [cw] in (0, 1)
+    fy = (torch.arange(ch, dtype=torch.float32) + 0.5) / ch  # [ch]
+    x = b[:, 0, None] + fx[None] * b[:, 2, None]  # [N, cw] image pixels
+    y = b[:, 1, None] + fy[None] * b[:, 3, None]  # [N, ch]
     bad = torch.isnan(b).any(1)
     x = torch.where(bad[:, None], torch.full_like(x, -10.0 * width - 10), x)  # far outside: black
     y = torch.where(bad[:, None], torch.full_like(y, -10.0 * height - 10), y)
-    gx = (2 * x / width - 1)[:, None, :].expand(n, ch, cw)                    # align_corners=False
+    gx = (2 * x / width - 1)[:, None, :].expand(n, ch, cw)  # align_corners=False
     gy = (2 * y / height - 1)[:, :, None].expand(n, ch, cw)
     grid = rearrange(torch.stack([gx, gy], -1), "n h w c -> 1 (n h) w c")
     src = rearrange(img, "h w c -> 1 c h w").float()
@@ -227,8 +243,9 @@ def crop_boxes(image: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tenso
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def crop_regions(table_keypoints: np.ndarray, table_boxes: np.ndarray,
-                 dilation: float = BOX_DILATION) -> np.ndarray:
+def crop_regions(
+    table_keypoints: np.ndarray, table_boxes: np.ndarray, dilation: float = BOX_DILATION
+) -> np.ndarray:
     """``[N, 4]`` crop boxes of poses: the box, NaN → tight box of the present keypoints, then
     enlarged ``dilation`` times about its centre."""
     boxes = np.array(table_boxes, np.float64, copy=True).reshape(-1, 4)
@@ -254,8 +271,12 @@ def _content_key(dataset: Dataset, source: FrameSource, size: tuple[int, int]) -
     return h.hexdigest()[:20]
 
 
-def pose_crops(dataset: Dataset, source: FrameSource, size: tuple[int, int] = (96, 72),
-               cache_dir: str | os.PathLike | None = None) -> torch.Tensor:
+def pose_crops(
+    dataset: Dataset,
+    source: FrameSource,
+    size: tuple[int, int] = (96, 72),
+    cache_dir: str | os.PathLike | None = None,
+) -> torch.Tensor:
     """``[N, 3, h, w]`` uint8 crop of every pose, in ``dataset.table()`` row order (crop boxes as
     the module docstring says), ``size = (w, h)``. Frames are read or rendered one at a time.
 
@@ -280,8 +301,10 @@ def pose_crops(dataset: Dataset, source: FrameSource, size: tuple[int, int] = (9
         video = dataset.videos[int(vi)]
         indices = [f.index for f in video.frames]
         if len(set(indices)) != len(indices):
-            raise ValueError(f"pose_crops: video {video.name} ({video.source or 'no source'}) has "
-                             "several frames with the same index")
+            raise ValueError(
+                f"pose_crops: video {video.name} ({video.source or 'no source'}) has "
+                "several frames with the same index"
+            )
     by_index = {vi: {f.index: f for f in v.frames} for vi, v in enumerate(dataset.videos)}
     for s, e in zip(starts, ends):
         video = dataset.videos[int(table.video[s])]

@@ -20,6 +20,7 @@ messages. ``keytrack train`` refuses to resume a run whose saved config differs 
 resume identity and names them; :func:`ablations.training.find_finished_run` (the ablations' and the
 sweep runner's reuse of finished trainings) reuses a run only when the full identity agrees.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,9 +34,15 @@ __all__ = ["OBSERVING", "EXTENDING", "NEUTRAL", "identity", "digest", "changed_k
 
 #: Dotted keys (or whole sections) that never change what a run computes.
 OBSERVING: tuple[str, ...] = (
-    "experiment", "run_name", "output_dir", "logging",
-    "loader.num_workers", "loader.val_batch_size",
-    "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "experiment",
+    "run_name",
+    "output_dir",
+    "logging",
+    "loader.num_workers",
+    "loader.val_batch_size",
+    "trainer.log_every_n_steps",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
     "trainer.default_root_dir",
 )
 #: Dotted keys that only extend a run: a resumed run may change them.

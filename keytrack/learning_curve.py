@@ -8,6 +8,7 @@ Reads each run's CSV logs (:func:`keytrack.runlogs.read_metrics`, every resumed 
 coloured by experiment; writes ``curve.png`` and ``curve.csv`` (run, experiment, step, epoch,
 metrics) under ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,15 @@ def curve_rows(run: Path) -> list[dict]:
     rows = []
     for r in read_metrics(run):
         if r.get("val/rank1"):
-            rows.append({"run": run.name, "experiment": experiment, "step": int(r["step"]),
-                         "epoch": int(r["epoch"]),
-                         **{m: float(r[m]) for m in METRICS if r.get(m)}})
+            rows.append(
+                {
+                    "run": run.name,
+                    "experiment": experiment,
+                    "step": int(r["step"]),
+                    "epoch": int(r["epoch"]),
+                    **{m: float(r[m]) for m in METRICS if r.get(m)},
+                }
+            )
     return rows
 
 

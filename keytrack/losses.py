@@ -17,6 +17,7 @@
   the tracker's threshold 0.5 keeps its meaning. Every other person in the frame is a negative
   of the list: the hard negatives (people nearby, look-alikes) are all there by construction.
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,19 +47,24 @@ def listwise_loss(logits: Tensor, labels: Tensor, group: Tensor, num_groups: int
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"listwise_loss: logits must be [M, 2], got {tuple(logits.shape)}")
     if labels.shape != group.shape or labels.shape[0] != logits.shape[0]:
-        raise ValueError(f"listwise_loss: labels {tuple(labels.shape)} and group {tuple(group.shape)} must be "
-                         f"[{logits.shape[0]}]")
+        raise ValueError(
+            f"listwise_loss: labels {tuple(labels.shape)} and group {tuple(group.shape)} must be "
+            f"[{logits.shape[0]}]"
+        )
     z = match_logit(logits).float()
     if len(z) == 0:
         return logits.sum() * 0.0
     g = int(num_groups if num_groups is not None else int(group.max()) + 1)
     group = group.long()
     # logsumexp over each list and its no-match logit 0, stabilised by the list's maximum.
-    top = torch.zeros(g, dtype=z.dtype, device=z.device).scatter_reduce(0, group, z.detach(), "amax",
-                                                                          include_self=True)
+    top = torch.zeros(g, dtype=z.dtype, device=z.device).scatter_reduce(
+        0, group, z.detach(), "amax", include_self=True
+    )
     total = torch.exp(-top).scatter_add(0, group, torch.exp(z - top[group]))
     lse = top + torch.log(total)
-    target = torch.zeros(g, dtype=z.dtype, device=z.device).scatter_add(0, group, z * (labels > 0).to(z.dtype))
+    target = torch.zeros(g, dtype=z.dtype, device=z.device).scatter_add(
+        0, group, z * (labels > 0).to(z.dtype)
+    )
     return (lse - target).mean()
 
 

@@ -12,6 +12,7 @@ Everything works on the columns of a :class:`~keytrack.poses.PoseTable`: candida
 with ``searchsorted`` on a (video, frame) key and pairs are expanded with ``np.repeat``; the only
 Python loop runs over ``Δ = 1..δ``.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -22,8 +23,17 @@ import numpy as np
 from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
 
-__all__ = ["PairIndex", "sample_pairs", "split_videos", "pose_centres", "pose_motion", "track_velocity",
-           "moved_previous", "MOTIONS", "resolve_motion"]
+__all__ = [
+    "PairIndex",
+    "sample_pairs",
+    "split_videos",
+    "pose_centres",
+    "pose_motion",
+    "track_velocity",
+    "moved_previous",
+    "MOTIONS",
+    "resolve_motion",
+]
 
 #: How the earlier pose of a pair is shown to the matcher: where it was (the paper), or moved by
 #: its track's velocity to where the track is heading (``pairs.motion``; the tracker's ``motion``).
@@ -47,10 +57,10 @@ class PairIndex:
     ``t - delta`` (premise) of the same video; ``label`` is 1 when both have the same track id.
     """
 
-    current: np.ndarray   # [M] int64
+    current: np.ndarray  # [M] int64
     previous: np.ndarray  # [M] int64
-    delta: np.ndarray     # [M] int64, 1..δ
-    label: np.ndarray     # [M] int64, 1 = matching, 0 = non-matching
+    delta: np.ndarray  # [M] int64, 1..δ
+    label: np.ndarray  # [M] int64, 1 = matching, 0 = non-matching
 
     def __len__(self) -> int:
         return len(self.current)
@@ -76,7 +86,7 @@ def pose_centres(keypoints: np.ndarray) -> np.ndarray:
     n = vis.sum(axis=-1, keepdims=True)
     total = np.where(vis[..., None], kp[..., :2], 0.0).sum(axis=-2)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # 0/0 for a pose without keypoints
+        warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 for a pose without keypoints
         return np.where(n > 0, total / n, np.nan)
 
 
@@ -142,12 +152,12 @@ def sample_pairs(table: PoseTable, delta: int = 4, nearest: int | None = None) -
         total = int(counts.sum())
         if total == 0:
             continue
-        query = np.repeat(np.arange(len(rows)), counts)          # position of the current pose
-        first = np.cumsum(counts) - counts                       # first pair of each query
-        cand = lo[query] + (np.arange(total) - first[query])     # position of the earlier pose
+        query = np.repeat(np.arange(len(rows)), counts)  # position of the current pose
+        first = np.cumsum(counts) - counts  # first pair of each query
+        cand = lo[query] + (np.arange(total) - first[query])  # position of the earlier pose
         if nearest is not None:
             dist = ((centres[query] - centres[cand]) ** 2).sum(axis=-1)
-            by_dist = np.lexsort((rows[cand], dist, query))     # per query: nearest first, then row
+            by_dist = np.lexsort((rows[cand], dist, query))  # per query: nearest first, then row
             rank = np.arange(total) - first[query[by_dist]]
             keep = by_dist[rank < nearest]
             query, cand = query[keep], cand[keep]
@@ -168,12 +178,12 @@ def pose_motion(now: np.ndarray, past: np.ndarray, frames: np.ndarray) -> np.nda
     (the change of the pose centre when no joint is visible in both). Joints seen in one pose only
     do not move the estimate, so a joint that appears or vanishes is not taken for motion."""
     now, past = np.asarray(now, dtype=np.float64), np.asarray(past, dtype=np.float64)
-    both = (now[..., 2] > 0) & (past[..., 2] > 0)                               # [K, 15]
+    both = (now[..., 2] > 0) & (past[..., 2] > 0)  # [K, 15]
     n = both.sum(axis=-1, keepdims=True)
     shift = np.where(both[..., None], now[..., :2] - past[..., :2], 0.0).sum(axis=-2)
     common = np.divide(shift, n, out=np.zeros_like(shift), where=n > 0)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # centres of poses without keypoints
+        warnings.simplefilter("ignore", RuntimeWarning)  # centres of poses without keypoints
         moved = np.where(n > 0, common, pose_centres(now) - pose_centres(past))
     return np.nan_to_num(moved) / np.maximum(np.asarray(frames, dtype=np.float64), 1)[:, None]
 
@@ -194,7 +204,7 @@ def track_velocity(table: PoseTable, delta: int) -> np.ndarray:
     if len(rows) < 2:
         return velocity
     video, frame = np.asarray(table.video)[rows], np.asarray(table.frame, dtype=np.int64)[rows]
-    order = np.lexsort((frame, track[rows], video))                 # by video, track, frame
+    order = np.lexsort((frame, track[rows], video))  # by video, track, frame
     rows, video, frame = rows[order], video[order], frame[order]
     gap = np.diff(frame)
     same = (np.diff(video) == 0) & (np.diff(track[rows]) == 0) & (gap >= 1) & (gap <= int(delta))

@@ -15,6 +15,7 @@ every writer consumes them; nothing downstream re-parses files. Arrays are numpy
 :meth:`Dataset.table` flattens a dataset into a :class:`PoseTable`, the columnar form that the
 vectorised pair sampler and tokenizer work on.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,15 +34,15 @@ def _empty(shape: tuple[int, ...], fill: float = np.nan, dtype=np.float64) -> np
 class Frame:
     """One frame: its poses and the bookkeeping a PoseTrack file carries."""
 
-    index: int                                  # position of the frame in its video (0-based)
+    index: int  # position of the frame in its video (0-based)
     keypoints: np.ndarray = field(default_factory=lambda: _empty((0, NUM_JOINTS, 3), 0.0))
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     boxes: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
     head_boxes: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    image_id: int | None = None                 # the file's image id (PoseTrack18 ``images[].id``)
-    file_name: str = ""                         # image path as written in the annotation file
-    is_labeled: bool = True                     # PoseTrack's ``is_labeled``: False = not annotated
+    image_id: int | None = None  # the file's image id (PoseTrack18 ``images[].id``)
+    file_name: str = ""  # image path as written in the annotation file
+    is_labeled: bool = True  # PoseTrack's ``is_labeled``: False = not annotated
     ignore_regions: list[np.ndarray] = field(default_factory=list)  # polygons, each [N, 2] x, y
 
     def __post_init__(self) -> None:
@@ -64,20 +65,28 @@ class Frame:
     def select(self, keep: np.ndarray) -> "Frame":
         """A copy holding only the poses where ``keep`` (bool mask or indices) selects."""
         return Frame(
-            index=self.index, keypoints=self.keypoints[keep], track_ids=self.track_ids[keep],
-            boxes=self.boxes[keep], head_boxes=self.head_boxes[keep], scores=self.scores[keep],
-            image_id=self.image_id, file_name=self.file_name, is_labeled=self.is_labeled,
+            index=self.index,
+            keypoints=self.keypoints[keep],
+            track_ids=self.track_ids[keep],
+            boxes=self.boxes[keep],
+            head_boxes=self.head_boxes[keep],
+            scores=self.scores[keep],
+            image_id=self.image_id,
+            file_name=self.file_name,
+            is_labeled=self.is_labeled,
             ignore_regions=list(self.ignore_regions),
         )
 
     @staticmethod
-    def from_poses(index: int, keypoints, track_ids=None, boxes=None, head_boxes=None,
-                   scores=None, **kwargs) -> "Frame":
+    def from_poses(
+        index: int, keypoints, track_ids=None, boxes=None, head_boxes=None, scores=None, **kwargs
+    ) -> "Frame":
         """Build a frame, filling absent per-pose columns (boxes default to the keypoints' box)."""
         kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
         p = len(kp)
         return Frame(
-            index=index, keypoints=kp,
+            index=index,
+            keypoints=kp,
             track_ids=np.full(p, -1) if track_ids is None else track_ids,
             boxes=keypoint_boxes(kp) if boxes is None else boxes,
             head_boxes=_empty((p, 4)) if head_boxes is None else head_boxes,
@@ -94,8 +103,8 @@ class Video:
     frames: list[Frame]
     width: float
     height: float
-    source: str = ""                            # file it was read from (for error messages)
-    frame_size_origin: str = ""                 # "annotation", "image header", "default", "synthetic"
+    source: str = ""  # file it was read from (for error messages)
+    frame_size_origin: str = ""  # "annotation", "image header", "default", "synthetic"
 
     @property
     def num_poses(self) -> int:
@@ -110,12 +119,12 @@ class PoseTable:
     ``frame_size`` is ``[N, 2]`` (width, height) of the pose's video.
     """
 
-    keypoints: np.ndarray       # [N, 15, 3]
-    track_ids: np.ndarray       # [N]
-    boxes: np.ndarray           # [N, 4]
-    video: np.ndarray           # [N]
-    frame: np.ndarray           # [N]
-    frame_size: np.ndarray      # [N, 2]
+    keypoints: np.ndarray  # [N, 15, 3]
+    track_ids: np.ndarray  # [N]
+    boxes: np.ndarray  # [N, 4]
+    video: np.ndarray  # [N]
+    frame: np.ndarray  # [N]
+    frame_size: np.ndarray  # [N, 2]
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -126,7 +135,7 @@ class Dataset:
     """A list of videos plus the report of what reading them skipped on purpose."""
 
     videos: list[Video]
-    skipped: dict[str, int] = field(default_factory=dict)   # reason -> count, never silent
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count, never silent
 
     @property
     def num_poses(self) -> int:
@@ -155,13 +164,24 @@ class Dataset:
                 cols["frm"].append(np.full(p, frame.index))
                 cols["size"].append(np.tile([video.width, video.height], (p, 1)))
         if not cols["kp"]:
-            return PoseTable(np.zeros((0, NUM_JOINTS, 3)), np.zeros(0, np.int64), np.zeros((0, 4)),
-                             np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)))
+            return PoseTable(
+                np.zeros((0, NUM_JOINTS, 3)),
+                np.zeros(0, np.int64),
+                np.zeros((0, 4)),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                np.zeros((0, 2)),
+            )
         cat = {k: np.concatenate(v) for k, v in cols.items()}
         order = np.lexsort((cat["frm"], cat["vid"]))
-        return PoseTable(cat["kp"][order], cat["tid"][order].astype(np.int64), cat["box"][order],
-                         cat["vid"][order].astype(np.int64), cat["frm"][order].astype(np.int64),
-                         cat["size"][order].astype(np.float64))
+        return PoseTable(
+            cat["kp"][order],
+            cat["tid"][order].astype(np.int64),
+            cat["box"][order],
+            cat["vid"][order].astype(np.int64),
+            cat["frm"][order].astype(np.int64),
+            cat["size"][order].astype(np.float64),
+        )
 
     def report(self) -> str:
         """One line: what was read and what was skipped, with counts."""
@@ -178,8 +198,7 @@ def keypoint_boxes(keypoints: np.ndarray) -> np.ndarray:
     xs = np.where(vis, kp[..., 0], np.nan)
     ys = np.where(vis, kp[..., 1], np.nan)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # "All-NaN slice": pose with no keypoint
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": pose with no keypoint
         x0, y0 = np.nanmin(xs, axis=-1), np.nanmin(ys, axis=-1)
         x1, y1 = np.nanmax(xs, axis=-1), np.nanmax(ys, axis=-1)
     return np.stack([x0, y0, x1 - x0, y1 - y0], axis=-1)
-

@@ -20,6 +20,7 @@ Queries without any candidate are not counted (the tracker has no decision to ma
 is a scatter over the pairs, no Python loop. :class:`TrackingRanking` is the torchmetrics form
 used during validation (``val/rank1`` etc.).
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,13 +46,17 @@ def per_query(scores: Tensor, labels: Tensor, query: Tensor) -> tuple[Tensor, Te
     return ids, best_true, best_wrong, has_true
 
 
-def ranking_stats(scores: Tensor, labels: Tensor, query: Tensor, match_threshold: float = 0.5) -> dict[str, float]:
+def ranking_stats(
+    scores: Tensor, labels: Tensor, query: Tensor, match_threshold: float = 0.5
+) -> dict[str, float]:
     """The metrics of the module docstring from ``[M]`` pair scores, labels and query ids,
     plus ``queries``, ``continuing`` and ``new`` (the counts they are shares of). A share of no
     query is NaN."""
     if not (scores.shape == labels.shape == query.shape):
-        raise ValueError(f"ranking_stats: scores {tuple(scores.shape)}, labels {tuple(labels.shape)} and "
-                         f"query {tuple(query.shape)} must have one shape [M]")
+        raise ValueError(
+            f"ranking_stats: scores {tuple(scores.shape)}, labels {tuple(labels.shape)} and "
+            f"query {tuple(query.shape)} must have one shape [M]"
+        )
     _, best_true, best_wrong, has_true = per_query(scores, labels, query)
     cont, new = int(has_true.sum()), int((~has_true).sum())
     first = has_true & (best_true > best_wrong)
@@ -64,7 +69,9 @@ def ranking_stats(scores: Tensor, labels: Tensor, query: Tensor, match_threshold
         "wrong_beats_true": share(has_true & (best_wrong > best_true), cont),
         "new_track": share(~has_true & (best_wrong < match_threshold), new),
         "accepted": share(first & (best_true >= match_threshold), cont),
-        "queries": cont + new, "continuing": cont, "new": new,
+        "queries": cont + new,
+        "continuing": cont,
+        "new": new,
     }
 
 

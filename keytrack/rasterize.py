@@ -28,6 +28,7 @@ How this module reads it:
 
 Everything is one scatter into a zero tensor per batch; no Python loop over poses or keypoints.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -60,8 +61,9 @@ def type_colours(num_types: int = NUM_JOINTS) -> Tensor:
     return type_values(num_types)[:, None] * _base_rgb()[None, :]
 
 
-def rasterize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor,
-                    resolution: tuple[int, int] = (24, 18)) -> Tensor:
+def rasterize_pairs(
+    current: Tensor, previous: Tensor, frame_size: Tensor, resolution: tuple[int, int] = (24, 18)
+) -> Tensor:
     """``[M, 6, h, w]`` float images of ``M`` pose pairs (see the module docstring).
 
     Args:
@@ -78,25 +80,29 @@ def rasterize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor,
             raise ValueError(f"rasterize_pairs: {name} must be [M, {NUM_JOINTS}, 3], got {tuple(t.shape)}")
     m = current.shape[0]
     if previous.shape[0] != m or tuple(frame_size.shape) != (m, 2):
-        raise ValueError(f"rasterize_pairs: previous {tuple(previous.shape)} and frame_size "
-                         f"{tuple(frame_size.shape)} must match current's {m} pairs")
+        raise ValueError(
+            f"rasterize_pairs: previous {tuple(previous.shape)} and frame_size "
+            f"{tuple(frame_size.shape)} must match current's {m} pairs"
+        )
     device = current.device
-    kp = torch.stack([current, previous], dim=1).float()                 # [M, 2, 15, 3]
+    kp = torch.stack([current, previous], dim=1).float()  # [M, 2, 15, 3]
     size = frame_size.to(device=device, dtype=torch.float32)
     if m and not (torch.isfinite(size).all() and (size > 0).all()):
         i = int((~(torch.isfinite(size) & (size > 0)).all(-1)).nonzero()[0, 0])
-        raise ValueError(f"rasterize_pairs: frame_size of pair {i} is {size[i].tolist()}, "
-                         "expected positive finite (width, height)")
-    visible = (kp[..., 2] > 0) & torch.isfinite(kp[..., :2]).all(-1)     # [M, 2, 15]
-    scale = torch.tensor([w, h], dtype=torch.float32, device=device) / size   # [M, 2]
+        raise ValueError(
+            f"rasterize_pairs: frame_size of pair {i} is {size[i].tolist()}, "
+            "expected positive finite (width, height)"
+        )
+    visible = (kp[..., 2] > 0) & torch.isfinite(kp[..., :2]).all(-1)  # [M, 2, 15]
+    scale = torch.tensor([w, h], dtype=torch.float32, device=device) / size  # [M, 2]
     xy = torch.where(visible[..., None], kp[..., :2], 0.0) * scale[:, None, None, :]
     col = torch.floor(xy[..., 0]).clamp_(0, w - 1).long()
     row = torch.floor(xy[..., 1]).clamp_(0, h - 1).long()
-    plane = torch.arange(2 * m, device=device).view(m, 2, 1)             # one plane per pose
-    flat = (plane * h + row) * w + col                                  # [M, 2, 15]
+    plane = torch.arange(2 * m, device=device).view(m, 2, 1)  # one plane per pose
+    flat = (plane * h + row) * w + col  # [M, 2, 15]
     value = type_values().to(device).expand(m, 2, NUM_JOINTS) * visible  # 0 = not drawn
     canvas = torch.zeros(2 * m * h * w, dtype=torch.float32, device=device)
     canvas.scatter_reduce_(0, flat.reshape(-1), value.reshape(-1), reduce="amax")
     rgb = _base_rgb().to(device)
-    image = canvas.view(m, 2, 1, h, w) * rgb.view(1, 1, 3, 1, 1)         # [M, 2, 3, h, w]
+    image = canvas.view(m, 2, 1, h, w) * rgb.view(1, 1, 3, 1, 1)  # [M, 2, 3, h, w]
     return image.reshape(m, CHANNELS, h, w)

@@ -6,6 +6,7 @@ a resumed run adds a file) and, when training ends, ``metrics.json``. The traini
 (``keytrack train``) writes them; the learning curves, the sweep runner and the ablations read them
 through here.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from keytrack.config import ConfigError, with_defaults
 
-__all__ = ["read_metrics", "metrics_at_best", "finite", "usable_checkpoint", "progress_from_checkpoint",
-           "check_resumable"]
+__all__ = [
+    "read_metrics",
+    "metrics_at_best",
+    "finite",
+    "usable_checkpoint",
+    "progress_from_checkpoint",
+    "check_resumable",
+]
 
 log = logging.getLogger("keytrack.runlogs")
 
@@ -33,8 +40,9 @@ def finite(value) -> float | None:
 
 def read_metrics(out: str | Path) -> list[dict[str, str]]:
     """Every row the CSV logger wrote for a run, across resumed attempts, in order."""
-    files = sorted(Path(out).glob("csv/version_*/metrics.csv"),
-                   key=lambda p: int(p.parent.name.split("_")[1]))
+    files = sorted(
+        Path(out).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])
+    )
     rows: list[dict[str, str]] = []
     for path in files:
         with open(path, newline="") as f:
@@ -69,11 +77,16 @@ def usable_checkpoint(last: Path) -> bool:
     try:
         torch.load(last, map_location="cpu", weights_only=False, mmap=True)
         return True
-    except Exception as err:     # noqa: BLE001 - any failure to load means: do not resume from it
+    except Exception as err:  # noqa: BLE001 - any failure to load means: do not resume from it
         aside = last.with_name(last.name + ".unreadable")
         os.replace(last, aside)
-        log.warning("%s cannot be read (%s: %s); moved to %s, starting the run over", last,
-                    type(err).__name__, err, aside.name)
+        log.warning(
+            "%s cannot be read (%s: %s); moved to %s, starting the run over",
+            last,
+            type(err).__name__,
+            err,
+            aside.name,
+        )
         return False
 
 
@@ -103,9 +116,11 @@ def check_resumable(cfg: DictConfig, saved_path: Path) -> None:
     saved = with_defaults(OmegaConf.load(saved_path), source=saved_path)
     changed = changed_keys(saved, cfg, resume=True)
     if changed:
-        shown = ", ".join(f"{k} ({OmegaConf.select(saved, k)!r} -> {OmegaConf.select(cfg, k)!r})"
-                          for k in changed[:8])
+        shown = ", ".join(
+            f"{k} ({OmegaConf.select(saved, k)!r} -> {OmegaConf.select(cfg, k)!r})" for k in changed[:8]
+        )
         shown += f" and {len(changed) - 8} more" if len(changed) > 8 else ""
         raise ConfigError(
             f"{saved_path.parent}: the run there was trained with another config: {shown}; "
-            f"set run_name=<new name> for a new run, or logging.resume=never to start this one over")
+            f"set run_name=<new name> for a new run, or logging.resume=never to start this one over"
+        )

@@ -11,6 +11,7 @@ matcher is refused before a run folder is made), and the training command hands 
 Each dataclass mirrors one section of ``experiments/base.yaml`` key for key; the defaults stay in
 the YAML, so every field is required here.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -24,9 +25,24 @@ if TYPE_CHECKING:
     from keytrack.encoders import PairEncoder
     from keytrack.models.registry import MatcherConfig
 
-__all__ = ["SyntheticData", "DataSettings", "PairSettings", "AugmentSettings", "LossSettings",
-           "OptimSettings", "LoaderSettings", "ValidationSettings", "TrainingSettings", "data_settings",
-           "pair_settings", "augment_settings", "loss_settings", "training_settings", "as_settings", "plain"]
+__all__ = [
+    "SyntheticData",
+    "DataSettings",
+    "PairSettings",
+    "AugmentSettings",
+    "LossSettings",
+    "OptimSettings",
+    "LoaderSettings",
+    "ValidationSettings",
+    "TrainingSettings",
+    "data_settings",
+    "pair_settings",
+    "augment_settings",
+    "loss_settings",
+    "training_settings",
+    "as_settings",
+    "plain",
+]
 
 
 @dataclass(frozen=True)
@@ -75,8 +91,14 @@ class AugmentSettings:
 
     def pair_options(self) -> dict:
         """The keyword arguments of :func:`keytrack.augment.augment_pairs`."""
-        return {"translate": self.translate, "flip": self.flip, "scale": self.scale, "rotate": self.rotate,
-                "jitter": self.jitter, "drop": self.drop}
+        return {
+            "translate": self.translate,
+            "flip": self.flip,
+            "scale": self.scale,
+            "rotate": self.rotate,
+            "jitter": self.jitter,
+            "drop": self.drop,
+        }
 
 
 @dataclass(frozen=True)
@@ -137,8 +159,8 @@ class TrainingSettings:
     loader: LoaderSettings
     validation: ValidationSettings
     matcher: MatcherConfig
-    encoder: PairEncoder               # the matcher's pair encoder
-    init_from: str | None              # a checkpoint whose matcher weights start the training
+    encoder: PairEncoder  # the matcher's pair encoder
+    init_from: str | None  # a checkpoint whose matcher weights start the training
 
 
 def _optional(value, kind):
@@ -147,29 +169,40 @@ def _optional(value, kind):
 
 def data_settings(data: DictConfig) -> DataSettings:
     """The ``data`` section of an experiment config, typed."""
-    return DataSettings(root=_optional(data.root, str), split=str(data.split),
-                        val_fraction=float(data.val_fraction),
-                        default_frame_size=tuple(int(v) for v in data.default_frame_size),
-                        synthetic=SyntheticData(int(data.synthetic.videos), int(data.synthetic.seed)))
+    return DataSettings(
+        root=_optional(data.root, str),
+        split=str(data.split),
+        val_fraction=float(data.val_fraction),
+        default_frame_size=tuple(int(v) for v in data.default_frame_size),
+        synthetic=SyntheticData(int(data.synthetic.videos), int(data.synthetic.seed)),
+    )
 
 
 def pair_settings(pairs: DictConfig) -> PairSettings:
     """The ``pairs`` section, typed; an unknown ``pairs.motion`` is refused."""
     from keytrack.pairs import resolve_motion
 
-    return PairSettings(delta=int(pairs.delta), nearest=_optional(pairs.nearest, int),
-                        strides=tuple(int(s) for s in pairs.strides),
-                        motion=resolve_motion(pairs.get("motion", "none"), where="pairs.motion"),
-                        val_balanced=bool(pairs.val_balanced))
+    return PairSettings(
+        delta=int(pairs.delta),
+        nearest=_optional(pairs.nearest, int),
+        strides=tuple(int(s) for s in pairs.strides),
+        motion=resolve_motion(pairs.get("motion", "none"), where="pairs.motion"),
+        val_balanced=bool(pairs.val_balanced),
+    )
 
 
 def augment_settings(augment: DictConfig) -> AugmentSettings:
     """The ``augment`` section, typed."""
     a = augment
-    return AugmentSettings(translate=bool(a.translate), flip=float(a.flip),
-                           scale=None if a.scale is None else tuple(float(v) for v in a.scale),
-                           rotate=float(a.rotate), jitter=float(a.jitter), drop=float(a.drop),
-                           predicted=tuple(str(p) for p in (a.get("predicted") or ())))
+    return AugmentSettings(
+        translate=bool(a.translate),
+        flip=float(a.flip),
+        scale=None if a.scale is None else tuple(float(v) for v in a.scale),
+        rotate=float(a.rotate),
+        jitter=float(a.jitter),
+        drop=float(a.drop),
+        predicted=tuple(str(p) for p in (a.get("predicted") or ())),
+    )
 
 
 def loss_settings(loss: DictConfig) -> LossSettings:
@@ -182,18 +215,27 @@ def training_settings(cfg: DictConfig) -> TrainingSettings:
     from keytrack.encoders import pair_encoder
     from keytrack.models.factory import matcher_config
 
-    o, l, v = cfg.optim, cfg.loader, cfg.validation
+    o, loader, v = cfg.optim, cfg.loader, cfg.validation
     return TrainingSettings(
-        seed=int(cfg.seed), data=data_settings(cfg.data), pairs=pair_settings(cfg.pairs),
-        augment=augment_settings(cfg.augment), loss=loss_settings(cfg.loss),
-        optim=OptimSettings(lr=float(o.lr), weight_decay=float(o.weight_decay),
-                            warmup_fraction=float(o.warmup_fraction)),
-        loader=LoaderSettings(batch_size=int(l.batch_size), val_batch_size=int(l.val_batch_size),
-                              num_workers=int(l.num_workers),
-                              samples_per_epoch=_optional(l.samples_per_epoch, int)),
+        seed=int(cfg.seed),
+        data=data_settings(cfg.data),
+        pairs=pair_settings(cfg.pairs),
+        augment=augment_settings(cfg.augment),
+        loss=loss_settings(cfg.loss),
+        optim=OptimSettings(
+            lr=float(o.lr), weight_decay=float(o.weight_decay), warmup_fraction=float(o.warmup_fraction)
+        ),
+        loader=LoaderSettings(
+            batch_size=int(loader.batch_size),
+            val_batch_size=int(loader.val_batch_size),
+            num_workers=int(loader.num_workers),
+            samples_per_epoch=_optional(loader.samples_per_epoch, int),
+        ),
         validation=ValidationSettings(match_threshold=float(v.match_threshold), monitor=str(v.monitor)),
-        matcher=matcher_config(cfg), encoder=pair_encoder(cfg),
-        init_from=_optional(OmegaConf.select(cfg, "model.init_from"), str))
+        matcher=matcher_config(cfg),
+        encoder=pair_encoder(cfg),
+        init_from=_optional(OmegaConf.select(cfg, "model.init_from"), str),
+    )
 
 
 def as_settings(kind: type, value: Any) -> Any:
@@ -203,13 +245,14 @@ def as_settings(kind: type, value: Any) -> Any:
     if isinstance(value, kind):
         return value
     if isinstance(value, Mapping):
-        from_dict = getattr(kind, "from_dict", None)      # nested settings read their own plain form
+        from_dict = getattr(kind, "from_dict", None)  # nested settings read their own plain form
         return from_dict(value) if from_dict else kind(**dict(value))
     raise TypeError(f"expected a {kind.__name__} or a mapping of its fields, got {type(value).__name__}")
 
 
 def plain(settings: Any) -> dict:
     """A settings dataclass as plain values (lists for tuples), for a checkpoint's hyperparameters."""
+
     def convert(value):
         if isinstance(value, Mapping):
             return {k: convert(x) for k, x in value.items()}

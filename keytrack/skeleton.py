@@ -4,16 +4,30 @@ KeyTrack (§3.2) tokenizes |K| = 15 keypoints per pose: PoseTrack18's 17-point l
 two ear placeholders (``left_ear``/``right_ear``), which PoseTrack never annotates. Everything in
 memory uses :data:`JOINTS` order; readers and writers translate from and to file layouts.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 #: PoseTrack18's 17 keypoint names, in file order.
 POSETRACK18_JOINTS: tuple[str, ...] = (
-    "nose", "head_bottom", "head_top", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "head_bottom",
+    "head_top",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 
 #: The 15 joints keytrack works with (PoseTrack18 order without the ears).
@@ -27,13 +41,21 @@ FROM_POSETRACK18: np.ndarray = np.array([POSETRACK18_JOINTS.index(j) for j in JO
 LIMBS: tuple[tuple[int, int], ...] = tuple(
     (JOINTS.index(a), JOINTS.index(b))
     for a, b in [
-        ("head_top", "nose"), ("nose", "head_bottom"),
-        ("head_bottom", "left_shoulder"), ("head_bottom", "right_shoulder"),
-        ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
-        ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-        ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"), ("left_hip", "right_hip"),
-        ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
-        ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+        ("head_top", "nose"),
+        ("nose", "head_bottom"),
+        ("head_bottom", "left_shoulder"),
+        ("head_bottom", "right_shoulder"),
+        ("left_shoulder", "left_elbow"),
+        ("left_elbow", "left_wrist"),
+        ("right_shoulder", "right_elbow"),
+        ("right_elbow", "right_wrist"),
+        ("left_shoulder", "left_hip"),
+        ("right_shoulder", "right_hip"),
+        ("left_hip", "right_hip"),
+        ("left_hip", "left_knee"),
+        ("left_knee", "left_ankle"),
+        ("right_hip", "right_knee"),
+        ("right_knee", "right_ankle"),
     ]
 )
 
@@ -45,6 +67,5 @@ FLIP: np.ndarray = np.array(
 #: COCO-style per-joint OKS sigmas for :data:`JOINTS` (head_bottom/head_top borrow the ear/eye
 #: values, as PoseTrack-based trackers do).
 OKS_SIGMAS: np.ndarray = np.array(
-    [0.026, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-     0.107, 0.107, 0.087, 0.087, 0.089, 0.089]
+    [0.026, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089]
 )

@@ -6,6 +6,7 @@ aligns their keys, and :class:`MeanStd` (:func:`mean_std`) is a value over sever
 ``m ± s`` and written to CSV as two columns; :class:`Interval` is an estimate with its confidence
 interval, shown as ``v [lo, hi]`` and written to CSV as three columns.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,17 @@ import numpy as np
 
 from keytrack.atomic import write_text
 
-__all__ = ["MeanStd", "mean_std", "format_mean_std", "Interval", "Column", "format_value", "markdown_table", "csv_table",
-           "write_table"]
+__all__ = [
+    "MeanStd",
+    "mean_std",
+    "format_mean_std",
+    "Interval",
+    "Column",
+    "format_value",
+    "markdown_table",
+    "csv_table",
+    "write_table",
+]
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,11 @@ class Column:
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or \
-        (isinstance(value, MeanStd) and value.n == 0)
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, MeanStd) and value.n == 0)
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -134,14 +147,21 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def markdown_table(rows: Sequence[Mapping], columns: Sequence[str | Column] | None = None,
-                   digits: int = 1) -> str:
+def markdown_table(
+    rows: Sequence[Mapping], columns: Sequence[str | Column] | None = None, digits: int = 1
+) -> str:
     """A GitHub Markdown table (no trailing newline); columns without text right-aligned."""
     cols = _columns(rows, columns)
-    right = [c.align == "right" if c.align else
-             all(_is_number(r.get(c.key)) for r in rows if not _is_missing(r.get(c.key))) for c in cols]
-    lines = ["| " + " | ".join(_md_escape(c.title) for c in cols) + " |",
-             "|" + "|".join("---:" if n else "---" for n in right) + "|"]
+    right = [
+        c.align == "right"
+        if c.align
+        else all(_is_number(r.get(c.key)) for r in rows if not _is_missing(r.get(c.key)))
+        for c in cols
+    ]
+    lines = [
+        "| " + " | ".join(_md_escape(c.title) for c in cols) + " |",
+        "|" + "|".join("---:" if n else "---" for n in right) + "|",
+    ]
     for row in rows:
         lines.append("| " + " | ".join(_md_escape(c.cell(row.get(c.key), digits)) for c in cols) + " |")
     return "\n".join(lines)
@@ -161,14 +181,20 @@ def _csv_value(value: Any) -> str:
 
 def csv_table(rows: Sequence[Mapping], columns: Sequence[str | Column] | None = None) -> str:
     """CSV text at full precision; a :class:`MeanStd` column becomes ``<header>`` (mean) and
-    ``<header> std`` columns, an :class:`Interval` column ``<header>``, ``<header> low`` and ``<header> high``."""
+    ``<header> std`` columns, an :class:`Interval` column ``<header>``, ``<header> low`` and ``<header>
+    high``."""
     cols = _columns(rows, columns)
     split = [any(isinstance(r.get(c.key), MeanStd) for r in rows) for c in cols]
     interval = [any(isinstance(r.get(c.key), Interval) for r in rows) for c in cols]
     header: list[str] = []
     for c, s, i in zip(cols, split, interval):
-        header += [c.title, f"{c.title} std"] if s else [c.title, f"{c.title} low", f"{c.title} high"] if i \
+        header += (
+            [c.title, f"{c.title} std"]
+            if s
+            else [c.title, f"{c.title} low", f"{c.title} high"]
+            if i
             else [c.title]
+        )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -177,22 +203,38 @@ def csv_table(rows: Sequence[Mapping], columns: Sequence[str | Column] | None = 
         for c, s, i in zip(cols, split, interval):
             v = row.get(c.key)
             if i:
-                out += [_csv_value(x) for x in (v.value, v.low, v.high)] if isinstance(v, Interval) else \
-                    ["", "", ""]
+                out += (
+                    [_csv_value(x) for x in (v.value, v.low, v.high)]
+                    if isinstance(v, Interval)
+                    else ["", "", ""]
+                )
             elif s:
-                ms = v if isinstance(v, MeanStd) else \
-                    (None if _is_missing(v) else MeanStd(float(v), math.nan, 1))
-                out += ["", ""] if ms is None or ms.n == 0 else \
-                    [_csv_value(ms.mean), _csv_value(ms.std) if ms.n > 1 else ""]
+                ms = (
+                    v
+                    if isinstance(v, MeanStd)
+                    else (None if _is_missing(v) else MeanStd(float(v), math.nan, 1))
+                )
+                out += (
+                    ["", ""]
+                    if ms is None or ms.n == 0
+                    else [_csv_value(ms.mean), _csv_value(ms.std) if ms.n > 1 else ""]
+                )
             else:
                 out.append(_csv_value(v))
         writer.writerow(out)
     return buf.getvalue()
 
 
-def write_table(rows: Sequence[Mapping], directory: str | Path, *, name: str = "table",
-                columns: Sequence[str | Column] | None = None, title: str | None = None,
-                notes: Sequence[str] = (), digits: int = 1) -> tuple[Path, Path]:
+def write_table(
+    rows: Sequence[Mapping],
+    directory: str | Path,
+    *,
+    name: str = "table",
+    columns: Sequence[str | Column] | None = None,
+    title: str | None = None,
+    notes: Sequence[str] = (),
+    digits: int = 1,
+) -> tuple[Path, Path]:
     """Write ``<directory>/<name>.md`` and ``<name>.csv`` atomically; returns both paths.
 
     ``rows`` are dicts; ``columns`` picks and orders their keys (default: every key, in order of

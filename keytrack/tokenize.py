@@ -1,4 +1,5 @@
-"""Tokenizing pose pairs (KeyTrack §3.2, A.5, Table 3); ``keytrack bench-tokenize`` times it (:mod:`keytrack.bench_tokenize`).
+"""Tokenizing pose pairs (KeyTrack §3.2, A.5, Table 3); ``keytrack bench-tokenize`` times it
+(:mod:`keytrack.bench_tokenize`).
 
 A pose pair becomes a "sentence" of ``2|K| = 30`` tokens: first the 15 keypoints of the current
 pose ``p^t`` (hypothesis), then the 15 of the earlier pose ``p^{t-Δ}`` (premise), as in Eq. 1-3.
@@ -57,6 +58,7 @@ truth alone it is the constant 1.
 
 All functions are batched tensor code and run on whatever device their inputs are on.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,8 +72,15 @@ from keytrack.pairs import PairIndex
 from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS, OKS_SIGMAS
 
-__all__ = ["TokenConfig", "TokenizeError", "tokenize_pairs", "tokenize_table", "pair_geometry",
-           "POSITION_ENCODINGS", "pair_oks"]
+__all__ = [
+    "TokenConfig",
+    "TokenizeError",
+    "tokenize_pairs",
+    "tokenize_table",
+    "pair_geometry",
+    "POSITION_ENCODINGS",
+    "pair_oks",
+]
 
 SEQUENCE_LENGTH = 2 * NUM_JOINTS
 #: The values of ``TokenConfig.position_encoding``.
@@ -84,22 +93,24 @@ DISPLACEMENT_FEATURES = 4
 class TokenConfig:
     """Which tokens a pair gets and their vocabularies (A.5; Table 3 ablates the flags)."""
 
-    grid: tuple[int, int] = (24, 18)   # w × h position grid → w*h = 432 Position tokens
-    delta: int = 4                     # δ: Segment vocabulary is 0..δ
+    grid: tuple[int, int] = (24, 18)  # w × h position grid → w*h = 432 Position tokens
+    delta: int = 4  # δ: Segment vocabulary is 0..δ
     position: bool = True
     type: bool = True
     segment: bool = True
     relative_position: bool = False
     position_encoding: str = "lookup"  # lookup (paper) | factorised | fourier
-    fourier_bands: int = 6             # fourier: frequencies π 2^k / 8, k = 0..bands-1
-    displacement: bool = False         # per-joint motion between the two poses as features
-    oks_prior: bool = False            # the pair's OKS as a token ("oks" [M]) for the network's skip
-    confidence: bool = False           # each keypoint's confidence c (1 for ground truth) as a feature
+    fourier_bands: int = 6  # fourier: frequencies π 2^k / 8, k = 0..bands-1
+    displacement: bool = False  # per-joint motion between the two poses as features
+    oks_prior: bool = False  # the pair's OKS as a token ("oks" [M]) for the network's skip
+    confidence: bool = False  # each keypoint's confidence c (1 for ground truth) as a feature
 
     def __post_init__(self) -> None:
         if self.position_encoding not in POSITION_ENCODINGS:
-            raise TokenizeError(f"TokenConfig.position_encoding must be one of {', '.join(POSITION_ENCODINGS)}, "
-                             f"got {self.position_encoding!r}")
+            raise TokenizeError(
+                f"TokenConfig.position_encoding must be one of {', '.join(POSITION_ENCODINGS)}, "
+                f"got {self.position_encoding!r}"
+            )
         if int(self.fourier_bands) < 0:
             raise TokenizeError(f"TokenConfig.fourier_bands must be >= 0, got {self.fourier_bands}")
         w, h = self.grid
@@ -107,8 +118,14 @@ class TokenConfig:
             raise TokenizeError(f"TokenConfig.grid must be two positive ints (w, h), got {self.grid}")
         if int(self.delta) < 1:
             raise TokenizeError(f"TokenConfig.delta must be >= 1, got {self.delta}")
-        if not (self.position or self.type or self.segment or self.relative_position or self.displacement
-                or self.oks_prior):
+        if not (
+            self.position
+            or self.type
+            or self.segment
+            or self.relative_position
+            or self.displacement
+            or self.oks_prior
+        ):
             raise TokenizeError("TokenConfig enables no token kind: at least one must be on")
 
     @property
@@ -152,8 +169,9 @@ def _grid_cell(x: Tensor, y: Tensor, w: int, h: int) -> Tensor:
     return col + w * row
 
 
-def _check_inputs(current: Tensor, previous: Tensor, frame_size: Tensor, delta: Tensor,
-                  config: TokenConfig) -> None:
+def _check_inputs(
+    current: Tensor, previous: Tensor, frame_size: Tensor, delta: Tensor, config: TokenConfig
+) -> None:
     shape = (NUM_JOINTS, 3)
     for name, t in (("current", current), ("previous", previous)):
         if t.ndim != 3 or tuple(t.shape[1:]) != shape:
@@ -172,24 +190,32 @@ def _check_inputs(current: Tensor, previous: Tensor, frame_size: Tensor, delta: 
     bad = ~(torch.isfinite(frame_size).all(-1) & (frame_size > 0).all(-1))
     if bad.any():
         i = int(bad.nonzero()[0, 0])
-        raise TokenizeError(f"tokenize_pairs: frame_size of pair {i} is {frame_size[i].tolist()}, "
-                            "expected positive finite (width, height)", i)
+        raise TokenizeError(
+            f"tokenize_pairs: frame_size of pair {i} is {frame_size[i].tolist()}, "
+            "expected positive finite (width, height)",
+            i,
+        )
     bad = (delta < 1) | (delta > config.delta)
     if bad.any():
         i = int(bad.nonzero()[0, 0])
-        raise TokenizeError(f"tokenize_pairs: delta of pair {i} is {int(delta[i])}, "
-                            f"expected 1..{config.delta}", i)
+        raise TokenizeError(
+            f"tokenize_pairs: delta of pair {i} is {int(delta[i])}, expected 1..{config.delta}", i
+        )
     for name, t in (("current", current), ("previous", previous)):
         bad = ((t[..., 2] > 0) & ~torch.isfinite(t[..., :2]).all(-1)).any(-1)
         if bad.any():
             i = int(bad.nonzero()[0, 0])
             j = int(((t[i, :, 2] > 0) & ~torch.isfinite(t[i, :, :2]).all(-1)).nonzero()[0, 0])
-            raise TokenizeError(f"tokenize_pairs: {name} keypoint {j} of pair {i} is visible but has "
-                                f"non-finite coordinates {t[i, j, :2].tolist()}", i)
+            raise TokenizeError(
+                f"tokenize_pairs: {name} keypoint {j} of pair {i} is visible but has "
+                f"non-finite coordinates {t[i, j, :2].tolist()}",
+                i,
+            )
 
 
-def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta: Tensor,
-                   config: TokenConfig = TokenConfig()) -> dict[str, Tensor]:
+def tokenize_pairs(
+    current: Tensor, previous: Tensor, frame_size: Tensor, delta: Tensor, config: TokenConfig = TokenConfig()
+) -> dict[str, Tensor]:
     """Tokens of ``M`` pose pairs (§3.2, Eq. 1-3), as ``[M, 30]`` tensors.
 
     Args:
@@ -214,11 +240,11 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
     m = current.shape[0]
     w, h = (int(g) for g in config.grid)
 
-    kp = torch.cat([current, previous], dim=1)                    # [M, 30, 3]
-    mask = kp[..., 2] > 0                                         # [M, 30]
+    kp = torch.cat([current, previous], dim=1)  # [M, 30, 3]
+    mask = kp[..., 2] > 0  # [M, 30]
     # Pixel → grid cells; one cell is (width / w) × (height / h) pixels of the frame.
     cells = torch.tensor([w, h], dtype=kp.dtype, device=device)
-    scale = (cells / frame_size.to(kp.dtype))[:, None, :]        # [M, 1, 2]
+    scale = (cells / frame_size.to(kp.dtype))[:, None, :]  # [M, 1, 2]
     xy = torch.where(mask[..., None], kp[..., :2], torch.zeros((), dtype=kp.dtype, device=device)) * scale
 
     tokens: dict[str, Tensor] = {}
@@ -235,14 +261,18 @@ def tokenize_pairs(current: Tensor, previous: Tensor, frame_size: Tensor, delta:
         tokens["type"] = torch.arange(NUM_JOINTS, device=device).repeat(2).expand(m, -1).contiguous()
     if config.segment:
         tokens["segment"] = torch.cat(
-            [torch.zeros(m, NUM_JOINTS, dtype=torch.long, device=device),
-             delta.long()[:, None].expand(m, NUM_JOINTS)], dim=1)
+            [
+                torch.zeros(m, NUM_JOINTS, dtype=torch.long, device=device),
+                delta.long()[:, None].expand(m, NUM_JOINTS),
+            ],
+            dim=1,
+        )
     if config.relative_position:
         per_pose = xy.view(m, 2, NUM_JOINTS, 2)
         vis = mask.view(m, 2, NUM_JOINTS, 1)
         centre = per_pose.sum(2, keepdim=True) / vis.sum(2, keepdim=True).clamp_min(1)
         rel = (per_pose - centre).view(m, SEQUENCE_LENGTH, 2)
-        relative = _grid_cell(rel[..., 0] + w // 2, rel[..., 1] + h // 2, w, h)   # centre cell (w//2, h//2)
+        relative = _grid_cell(rel[..., 0] + w // 2, rel[..., 1] + h // 2, w, h)  # centre cell (w//2, h//2)
         tokens["relative"] = relative.masked_fill_(~mask, 0)
     if config.oks_prior:
         tokens["oks"] = pair_oks(kp, mask, geometry[1])
@@ -257,12 +287,12 @@ def pair_geometry(kp: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     prev_xy = kp[:, NUM_JOINTS:, :2]
     prev_vis = mask[:, NUM_JOINTS:, None]
     n = prev_vis.sum(1).clamp_min(1)
-    centre = torch.where(prev_vis, prev_xy, 0.0).sum(1) / n                          # [M, 2]
+    centre = torch.where(prev_vis, prev_xy, 0.0).sum(1) / n  # [M, 2]
     big = torch.finfo(kp.dtype).max
     lo = torch.where(prev_vis, prev_xy, big).amin(1)
     hi = torch.where(prev_vis, prev_xy, -big).amax(1)
     extent = torch.where(prev_vis.any(1), hi - lo, torch.zeros_like(hi))
-    scale = (extent[:, 0] * extent[:, 1]).clamp_min(0).sqrt().clamp_min(1.0)        # [M]
+    scale = (extent[:, 0] * extent[:, 1]).clamp_min(0).sqrt().clamp_min(1.0)  # [M]
     u = (kp[..., :2] - centre[:, None, :]) / scale[:, None, None]
     return torch.where(mask[..., None], u, 0.0), scale
 
@@ -274,10 +304,10 @@ def pair_oks(kp: Tensor, mask: Tensor, scale: Tensor | None = None) -> Tensor:
     :func:`keytrack.tracking.scorers.oks_matrix` with keypoint boxes."""
     if scale is None:
         _, scale = pair_geometry(kp, mask)
-    both = mask[:, :NUM_JOINTS] & mask[:, NUM_JOINTS:]                                   # [M, 15]
+    both = mask[:, :NUM_JOINTS] & mask[:, NUM_JOINTS:]  # [M, 15]
     d2 = ((kp[:, :NUM_JOINTS, :2] - kp[:, NUM_JOINTS:, :2]) ** 2).sum(-1)
     var = (2.0 * torch.as_tensor(OKS_SIGMAS, dtype=kp.dtype, device=kp.device)) ** 2
-    e = torch.where(both, d2, 0.0) / (2.0 * (scale ** 2)[:, None] * var)
+    e = torch.where(both, d2, 0.0) / (2.0 * (scale**2)[:, None] * var)
     sim = torch.where(both, torch.exp(-e), 0.0).sum(-1)
     return sim / both.sum(-1).clamp_min(1)
 
@@ -288,25 +318,34 @@ def _continuous_features(kp: Tensor, mask: Tensor, config: TokenConfig, u: Tenso
     parts = []
     if config.position and config.position_encoding == "fourier":
         bands = int(config.fourier_bands)
-        freq = torch.pi * 2.0 ** torch.arange(bands, dtype=kp.dtype, device=kp.device) / 8.0   # [F]
-        angle = u[..., None] * freq                                                             # [M, 30, 2, F]
+        freq = torch.pi * 2.0 ** torch.arange(bands, dtype=kp.dtype, device=kp.device) / 8.0  # [F]
+        angle = u[..., None] * freq  # [M, 30, 2, F]
         parts += [torch.tanh(u / 4.0), angle.sin().flatten(2), angle.cos().flatten(2)]
     if config.displacement:
         cur, prev = kp[:, :NUM_JOINTS], kp[:, NUM_JOINTS:]
-        both = mask[:, :NUM_JOINTS] & mask[:, NUM_JOINTS:]                               # [M, 15]
+        both = mask[:, :NUM_JOINTS] & mask[:, NUM_JOINTS:]  # [M, 15]
         d = torch.where(both[..., None], (cur[..., :2] - prev[..., :2]) / scale[:, None, None], 0.0)
-        joint = torch.cat([torch.tanh(d / 2.0), torch.tanh((d ** 2).sum(-1, keepdim=True) / 4.0),
-                           both[..., None].to(kp.dtype)], dim=-1)                        # [M, 15, 4]
-        parts.append(joint.repeat(1, 2, 1))                                              # both tokens of j
+        joint = torch.cat(
+            [
+                torch.tanh(d / 2.0),
+                torch.tanh((d**2).sum(-1, keepdim=True) / 4.0),
+                both[..., None].to(kp.dtype),
+            ],
+            dim=-1,
+        )  # [M, 15, 4]
+        parts.append(joint.repeat(1, 2, 1))  # both tokens of j
     if config.confidence:
-        parts.append(kp[..., 2:3].clamp(0.0, 1.0))                                      # the keypoint's own c
+        parts.append(kp[..., 2:3].clamp(0.0, 1.0))  # the keypoint's own c
     out = torch.cat(parts, dim=-1)
     return torch.where(mask[..., None], out, 0.0)
 
 
-def tokenize_table(table: PoseTable, pairs: PairIndex,
-                   config: TokenConfig = TokenConfig(),
-                   device: str | torch.device = "cpu") -> dict[str, Tensor]:
+def tokenize_table(
+    table: PoseTable,
+    pairs: PairIndex,
+    config: TokenConfig = TokenConfig(),
+    device: str | torch.device = "cpu",
+) -> dict[str, Tensor]:
     """Gather the pairs' rows from ``table`` and tokenize them; adds ``labels`` (``[M]`` int64).
 
     Both poses of a pair come from the same video, so the current pose's ``frame_size`` is used.
@@ -326,6 +365,8 @@ def tokenize_table(table: PoseTable, pairs: PairIndex,
         raise TokenizeError(
             f"{err} [pair {i}: current = table row {c} (video {int(table.video[c])}, frame "
             f"{int(table.frame[c])}), previous = table row {p} (video {int(table.video[p])}, "
-            f"frame {int(table.frame[p])})]", i) from err
+            f"frame {int(table.frame[p])})]",
+            i,
+        ) from err
     tokens["labels"] = torch.as_tensor(pairs.label, dtype=torch.long, device=device)
     return tokens

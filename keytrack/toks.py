@@ -47,6 +47,7 @@ models of :mod:`keytrack.estimators.simulated` and returns the untracked predict
 Poses are handled as arrays over all poses of a frame (OKS matrix, argmax, scatter); only the
 greedy suppression steps loop, once per kept pose.
 """
+
 from __future__ import annotations
 
 import time
@@ -60,12 +61,24 @@ from keytrack.poses import Dataset, Frame, Video, keypoint_boxes
 from keytrack.skeleton import OKS_SIGMAS
 from keytrack.tracking.scorers import iou_matrix, oks_matrix
 
-__all__ = ["MethodStats", "TOKS", "DetectorOnly", "BoxPropagationNMS", "METHODS", "make_method",
-           "toks_dataset",
-           "dilate_boxes", "threshold_keypoints", "pose_confidence", "box_nms", "toks_merge"]
+__all__ = [
+    "MethodStats",
+    "TOKS",
+    "DetectorOnly",
+    "BoxPropagationNMS",
+    "METHODS",
+    "make_method",
+    "toks_dataset",
+    "dilate_boxes",
+    "threshold_keypoints",
+    "pose_confidence",
+    "box_nms",
+    "toks_merge",
+]
 
 
 # -- building blocks ------------------------------------------------------------------------------
+
 
 def dilate_boxes(boxes: np.ndarray, alpha: float) -> np.ndarray:
     """``[N, 4]`` ``x, y, w, h`` boxes scaled by ``alpha`` about their centres (Algorithm 1, step 1)."""
@@ -119,8 +132,9 @@ def _oks(a: np.ndarray, b: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     return oks_matrix(a, b, keypoint_boxes(b), sigmas)
 
 
-def toks_merge(detected: Poses, propagated: Poses, oks_threshold: float,
-               sigmas: np.ndarray = OKS_SIGMAS) -> tuple[Poses, dict[str, int]]:
+def toks_merge(
+    detected: Poses, propagated: Poses, oks_threshold: float, sigmas: np.ndarray = OKS_SIGMAS
+) -> tuple[Poses, dict[str, int]]:
     """Algorithm 1, step 3, for all poses of a frame at once.
 
     Each propagated pose is compared by OKS with every detected pose (the detected pose is the
@@ -137,7 +151,7 @@ def toks_merge(detected: Poses, propagated: Poses, oks_threshold: float,
         return detected, {"recovered": 0, "duplicates": 0, "replaced": 0}
     conf_p = pose_confidence(propagated.keypoints)
     if n:
-        oks = _oks(propagated.keypoints, detected.keypoints, sigmas)              # [M, N]
+        oks = _oks(propagated.keypoints, detected.keypoints, sigmas)  # [M, N]
         best = oks.argmax(1)
         same = oks[np.arange(m), best] >= oks_threshold
     else:
@@ -148,42 +162,56 @@ def toks_merge(detected: Poses, propagated: Poses, oks_threshold: float,
     matched = np.flatnonzero(same)
     replaced = 0
     if len(matched):
-        order = matched[np.lexsort((-conf_p[matched], best[matched]))]          # by detection, best first
+        order = matched[np.lexsort((-conf_p[matched], best[matched]))]  # by detection, best first
         first = order[np.r_[True, best[order][1:] != best[order][:-1]]]
         target = best[first]
         better = conf_p[first] > pose_confidence(detected.keypoints[target])
         src, dst = first[better], target[better]
-        out_kp[dst], out_boxes[dst], out_scores[dst] = (propagated.keypoints[src], propagated.boxes[src],
-                                                         propagated.scores[src])
+        out_kp[dst], out_boxes[dst], out_scores[dst] = (
+            propagated.keypoints[src],
+            propagated.boxes[src],
+            propagated.scores[src],
+        )
         replaced = int(better.sum())
 
     new = np.flatnonzero(~same)
-    keep_new = _greedy_suppress(_oks(propagated.keypoints[new], propagated.keypoints[new], sigmas),
-                                conf_p[new], oks_threshold) if len(new) else np.zeros(0, bool)
+    keep_new = (
+        _greedy_suppress(
+            _oks(propagated.keypoints[new], propagated.keypoints[new], sigmas), conf_p[new], oks_threshold
+        )
+        if len(new)
+        else np.zeros(0, bool)
+    )
     added = new[keep_new]
-    merged = Poses(np.concatenate([out_kp, propagated.keypoints[added]]),
-                   np.concatenate([out_boxes, propagated.boxes[added]]),
-                   np.concatenate([out_scores, propagated.scores[added]]))
-    return merged, {"recovered": int(len(added)), "duplicates": int(len(matched) + (~keep_new).sum()),
-                    "replaced": replaced}
+    merged = Poses(
+        np.concatenate([out_kp, propagated.keypoints[added]]),
+        np.concatenate([out_boxes, propagated.boxes[added]]),
+        np.concatenate([out_scores, propagated.scores[added]]),
+    )
+    return merged, {
+        "recovered": int(len(added)),
+        "duplicates": int(len(matched) + (~keep_new).sum()),
+        "replaced": replaced,
+    }
 
 
 # -- methods --------------------------------------------------------------------------------------
+
 
 @dataclass
 class MethodStats:
     """What a method did: counts over every frame since construction, and seconds per stage."""
 
     frames: int = 0
-    detections: int = 0              # detector boxes at or above the box score
-    propagated: int = 0              # boxes propagated from the previous frame
-    estimated: int = 0               # boxes given to the estimator
-    poses: int = 0                   # poses output
-    keypoint_dropped: int = 0        # estimated poses left with no keypoint above the keypoint score
-    recovered: int = 0               # TOKS: propagated poses added (people the detector missed)
-    duplicates: int = 0              # TOKS: propagated poses removed as the same person as a kept pose
-    replaced: int = 0                # TOKS: detections replaced by a better propagated pose
-    suppressed: int = 0              # box propagation: boxes removed by NMS
+    detections: int = 0  # detector boxes at or above the box score
+    propagated: int = 0  # boxes propagated from the previous frame
+    estimated: int = 0  # boxes given to the estimator
+    poses: int = 0  # poses output
+    keypoint_dropped: int = 0  # estimated poses left with no keypoint above the keypoint score
+    recovered: int = 0  # TOKS: propagated poses added (people the detector missed)
+    duplicates: int = 0  # TOKS: propagated poses removed as the same person as a kept pose
+    replaced: int = 0  # TOKS: detections replaced by a better propagated pose
+    suppressed: int = 0  # box propagation: boxes removed by NMS
     detect_seconds: float = 0.0
     estimate_seconds: float = 0.0
     match_seconds: float = 0.0
@@ -197,8 +225,14 @@ class _Method:
 
     name = "method"
 
-    def __init__(self, detector: Detector, estimator: PoseEstimator, *, box_score: float = 0.2,
-                 keypoint_score: float = 0.1):
+    def __init__(
+        self,
+        detector: Detector,
+        estimator: PoseEstimator,
+        *,
+        box_score: float = 0.2,
+        keypoint_score: float = 0.1,
+    ):
         for label, value in (("box_score", box_score), ("keypoint_score", keypoint_score)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{type(self).__name__}: {label} must lie in [0, 1], got {value}")
@@ -232,8 +266,10 @@ class _Method:
         t0 = time.perf_counter()
         poses = self.estimator.estimate(image, boxes) if len(boxes) else Poses()
         if len(poses) != len(boxes):
-            raise ValueError(f"{type(self.estimator).__name__}.estimate returned {len(poses)} poses for "
-                             f"{len(boxes)} boxes (expected one per box)")
+            raise ValueError(
+                f"{type(self.estimator).__name__}.estimate returned {len(poses)} poses for "
+                f"{len(boxes)} boxes (expected one per box)"
+            )
         self.stats.estimate_seconds += time.perf_counter() - t0
         self.stats.estimated += len(boxes)
         kept, mask = threshold_keypoints(poses, self.keypoint_score)
@@ -273,8 +309,16 @@ class BoxPropagationNMS(_Method):
 
     name = "box_propagation"
 
-    def __init__(self, detector: Detector, estimator: PoseEstimator, *, alpha: float = 1.25,
-                 nms_iou: float = 0.5, box_score: float = 0.2, keypoint_score: float = 0.1):
+    def __init__(
+        self,
+        detector: Detector,
+        estimator: PoseEstimator,
+        *,
+        alpha: float = 1.25,
+        nms_iou: float = 0.5,
+        box_score: float = 0.2,
+        keypoint_score: float = 0.1,
+    ):
         super().__init__(detector, estimator, box_score=box_score, keypoint_score=keypoint_score)
         if not alpha > 0:
             raise ValueError(f"BoxPropagationNMS: alpha must be > 0, got {alpha}")
@@ -317,9 +361,16 @@ class TOKS(_Method):
 
     name = "toks"
 
-    def __init__(self, detector: Detector, estimator: PoseEstimator, alpha: float = 1.25,
-                 oks_threshold: float = 0.35, box_score: float = 0.2, keypoint_score: float = 0.1,
-                 sigmas: np.ndarray = OKS_SIGMAS):
+    def __init__(
+        self,
+        detector: Detector,
+        estimator: PoseEstimator,
+        alpha: float = 1.25,
+        oks_threshold: float = 0.35,
+        box_score: float = 0.2,
+        keypoint_score: float = 0.1,
+        sigmas: np.ndarray = OKS_SIGMAS,
+    ):
         super().__init__(detector, estimator, box_score=box_score, keypoint_score=keypoint_score)
         if not alpha > 0:
             raise ValueError(f"TOKS: alpha must be > 0, got {alpha}")
@@ -332,7 +383,7 @@ class TOKS(_Method):
         det = self._detect(image)
         prop_boxes = self._propagated_boxes(self.alpha)
         poses, kept = self._estimate(image, np.concatenate([det.boxes, prop_boxes]))
-        n_det = int(kept[:len(det)].sum())
+        n_det = int(kept[: len(det)].sum())
         detected, propagated = poses.take(slice(0, n_det)), poses.take(slice(n_det, None))
         t0 = time.perf_counter()
         merged, counts = toks_merge(detected, propagated, self.oks_threshold, self.sigmas)
@@ -362,8 +413,9 @@ def make_method(name: str, **kwargs) -> _Method:
     return cls(SimulatedDetector(ground_truth_boxes=gt_boxes), SimulatedEstimator(), **kwargs)
 
 
-def toks_dataset(gt: Dataset, method: str | _Method = "toks", seed: int = 0, config=None,
-                 **kwargs) -> Dataset:
+def toks_dataset(
+    gt: Dataset, method: str | _Method = "toks", seed: int = 0, config=None, **kwargs
+) -> Dataset:
     """Predicted poses of every video of ``gt`` by ``method`` with the simulated models.
 
     ``method`` is a :data:`METHODS` name (``kwargs`` such as ``oks_threshold`` go to it) or a
@@ -388,9 +440,20 @@ def toks_dataset(gt: Dataset, method: str | _Method = "toks", seed: int = 0, con
         for sim_frame, f in zip(scene.frames(), video.frames):
             poses = method.step(sim_frame)
             p = len(poses)
-            frames.append(Frame(index=f.index, keypoints=poses.keypoints, track_ids=np.full(p, -1, np.int64),
-                                boxes=poses.boxes, head_boxes=np.full((p, 4), np.nan), scores=poses.scores,
-                                image_id=f.image_id, file_name=f.file_name, is_labeled=f.is_labeled))
-        videos.append(Video(video.name, frames, video.width, video.height, video.source,
-                            video.frame_size_origin))
+            frames.append(
+                Frame(
+                    index=f.index,
+                    keypoints=poses.keypoints,
+                    track_ids=np.full(p, -1, np.int64),
+                    boxes=poses.boxes,
+                    head_boxes=np.full((p, 4), np.nan),
+                    scores=poses.scores,
+                    image_id=f.image_id,
+                    file_name=f.file_name,
+                    is_labeled=f.is_labeled,
+                )
+            )
+        videos.append(
+            Video(video.name, frames, video.width, video.height, video.source, video.frame_size_origin)
+        )
     return Dataset(videos, dict(gt.skipped))

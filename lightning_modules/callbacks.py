@@ -1,4 +1,5 @@
 """Callbacks of ``keytrack train``: throughput, per-epoch reseeding, the run's config in every checkpoint."""
+
 from __future__ import annotations
 
 import random
@@ -68,12 +69,12 @@ class EpochSeed(Callback):
         np.random.seed(s % 2**32)
         random.seed(s)
         train_set = getattr(getattr(trainer, "datamodule", None), "train_set", None)
-        if hasattr(train_set, "set_epoch"):                  # its augmentation generator
+        if hasattr(train_set, "set_epoch"):  # its augmentation generator
             train_set.set_epoch(trainer.current_epoch)
         # Lightning numbers the sampler's epochs by *processed* epochs, which a checkpoint saved at
         # the end of validation counts one short; the epoch being trained is what decides.
         loader = trainer.train_dataloader
-        for dl in (loader if isinstance(loader, (list, tuple)) else [loader]):
+        for dl in loader if isinstance(loader, (list, tuple)) else [loader]:
             if dl is not None:
                 _set_sampler_epoch(dl, trainer.current_epoch)
 

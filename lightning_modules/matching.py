@@ -16,6 +16,7 @@ Validation logs, on the validation videos:
 * ``val/loss``: the training objective (pair cross entropy on the balanced pairs, or the listwise
   loss over every candidate list).
 """
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -53,16 +54,29 @@ class MatchingModule(pl.LightningModule):
     fields), so ``MatchingModule.load_from_checkpoint`` rebuilds the module.
     """
 
-    def __init__(self, matcher: MatcherConfig, optim: OptimSettings, loss: LossSettings,
-                 validation: ValidationSettings, init_from: str | None = None):
+    def __init__(
+        self,
+        matcher: MatcherConfig,
+        optim: OptimSettings,
+        loss: LossSettings,
+        validation: ValidationSettings,
+        init_from: str | None = None,
+    ):
         super().__init__()
         matcher, optim = as_settings(MatcherConfig, matcher), as_settings(OptimSettings, optim)
         loss, validation = as_settings(LossSettings, loss), as_settings(ValidationSettings, validation)
-        self.save_hyperparameters({"matcher": matcher.to_dict(), "optim": plain(optim), "loss": plain(loss),
-                                   "validation": plain(validation), "init_from": init_from})
+        self.save_hyperparameters(
+            {
+                "matcher": matcher.to_dict(),
+                "optim": plain(optim),
+                "loss": plain(loss),
+                "validation": plain(validation),
+                "init_from": init_from,
+            }
+        )
         self.optim = optim
         self.model = build_matcher(matcher)
-        if init_from:                                # fine-tuning: start from another run's weights
+        if init_from:  # fine-tuning: start from another run's weights
             from keytrack.models.factory import load_weights
 
             load_weights(self.model, str(init_from))
@@ -115,8 +129,11 @@ class MatchingModule(pl.LightningModule):
         logits = self(batch)
         prob = logits.softmax(-1)[:, 1]
         self.val_ranking.update(prob, batch["label"], batch["query"])
-        sel = (batch["balanced"].bool() if "balanced" in batch
-               else torch.ones_like(batch["label"], dtype=torch.bool))
+        sel = (
+            batch["balanced"].bool()
+            if "balanced" in batch
+            else torch.ones_like(batch["label"], dtype=torch.bool)
+        )
         if self.objective == "listwise" and "group" in batch:
             loss, n = listwise_loss(logits, batch["label"], batch["group"]), len(logits)
         else:
@@ -129,16 +146,19 @@ class MatchingModule(pl.LightningModule):
     def on_validation_epoch_end(self):
         self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
-        self.log_dict({f"val/{k}": v for k, v in self.val_ranking.compute().items()}, prog_bar=False,
-                      sync_dist=True)
+        self.log_dict(
+            {f"val/{k}": v for k, v in self.val_ranking.compute().items()}, prog_bar=False, sync_dist=True
+        )
         self.val_ranking.reset()
 
     def configure_optimizers(self):
         o = self.optim
         decay = [p for n, p in self.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in self.named_parameters() if p.ndim < 2]   # biases and LayerNorm, as BERT
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
+        no_decay = [p for n, p in self.named_parameters() if p.ndim < 2]  # biases and LayerNorm, as BERT
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=o.lr,
+        )
         total = int(self.trainer.estimated_stepping_batches)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total, o.warmup_fraction))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

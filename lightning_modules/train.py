@@ -14,6 +14,7 @@ Everything a run writes goes to ``<output_dir>/<experiment>/<run_name>/``: ``con
 training ends, ``metrics.json``. Running the same command again resumes from ``last.ckpt``
 (``logging.resume=auto``); ``logging.resume=never`` starts over.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,13 @@ from datamodules import PosePairDataModule
 from keytrack.atomic import write_json, write_text
 from keytrack.config import load_config, run_dir, to_yaml
 from keytrack.poses import Dataset
-from keytrack.runlogs import (check_resumable, finite, metrics_at_best, progress_from_checkpoint,
-                              usable_checkpoint)
+from keytrack.runlogs import (
+    check_resumable,
+    finite,
+    metrics_at_best,
+    progress_from_checkpoint,
+    usable_checkpoint,
+)
 from keytrack.settings import TrainingSettings, training_settings
 from lightning_modules.callbacks import ConfigRecord, EpochSeed, Throughput
 from lightning_modules.matching import MatchingModule
@@ -48,8 +54,9 @@ log = logging.getLogger("keytrack.train")
 def datamodule(settings: TrainingSettings, dataset: Dataset | None = None) -> PosePairDataModule:
     """The run's DataModule, from its typed settings (``dataset``: skip reading ``settings.data``)."""
     s = settings
-    return PosePairDataModule(s.data, s.pairs, s.encoder, s.augment, s.loader, s.loss, s.seed,
-                              dataset=dataset)
+    return PosePairDataModule(
+        s.data, s.pairs, s.encoder, s.augment, s.loader, s.loss, s.seed, dataset=dataset
+    )
 
 
 def matching_module(settings: TrainingSettings) -> MatchingModule:
@@ -63,21 +70,34 @@ def _loggers(cfg: DictConfig, out: Path) -> list:
     loggers = [CSVLogger(save_dir=str(out), name="csv")]
     if cfg.logging.wandb:
         mode = os.environ.get("WANDB_MODE", cfg.logging.mode)
-        loggers.append(WandbLogger(project=cfg.logging.project, name=f"{cfg.experiment}/{cfg.run_name}",
-                                   id=f"{cfg.experiment}-{cfg.run_name}".replace("/", "-"), resume="allow",
-                                   save_dir=str(out), mode=mode, config=dict(cfg)))
+        loggers.append(
+            WandbLogger(
+                project=cfg.logging.project,
+                name=f"{cfg.experiment}/{cfg.run_name}",
+                id=f"{cfg.experiment}-{cfg.run_name}".replace("/", "-"),
+                resume="allow",
+                save_dir=str(out),
+                mode=mode,
+                config=dict(cfg),
+            )
+        )
     return loggers
 
 
 def _trainer(cfg: DictConfig, out: Path, checkpoint: ModelCheckpoint, throughput: Throughput) -> pl.Trainer:
     """Lightning's Trainer with ``cfg.trainer`` as is, the run's loggers and callbacks."""
-    callbacks = [checkpoint, throughput, EpochSeed(int(cfg.seed)),
-                 ConfigRecord(OmegaConf.to_container(cfg, resolve=True))]
+    callbacks = [
+        checkpoint,
+        throughput,
+        EpochSeed(int(cfg.seed)),
+        ConfigRecord(OmegaConf.to_container(cfg, resolve=True)),
+    ]
     trainer_args = dict(cfg.trainer)
     if cfg.logging.wandb or not trainer_args.get("fast_dev_run"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return pl.Trainer(default_root_dir=str(out), logger=_loggers(cfg, out), callbacks=callbacks,
-                      **trainer_args)
+    return pl.Trainer(
+        default_root_dir=str(out), logger=_loggers(cfg, out), callbacks=callbacks, **trainer_args
+    )
 
 
 def _resume_from(cfg: DictConfig, out: Path) -> str | None:
@@ -92,7 +112,7 @@ def _resume_from(cfg: DictConfig, out: Path) -> str | None:
 
 def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     """Fit the configured matcher; returns (and writes to ``metrics.json``) the final numbers."""
-    settings = training_settings(cfg)                # every part's, checked before any file is written
+    settings = training_settings(cfg)  # every part's, checked before any file is written
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,8 +121,14 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
 
     data, module = datamodule(settings, dataset), matching_module(settings)
     monitor = settings.validation.monitor
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:02d}",
-                                 monitor=monitor, mode="max", save_top_k=1, save_last=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="best-{epoch:02d}",
+        monitor=monitor,
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+    )
     throughput = Throughput()
     trainer = _trainer(cfg, out, checkpoint, throughput)
     start = time.perf_counter()
@@ -112,37 +138,52 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     best_path = checkpoint.best_model_path or None
     best_score = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
     last = out / "checkpoints" / "last.ckpt"
-    if data.train_set is None:                       # ddp_spawn: only the spawned workers trained
+    if data.train_set is None:  # ddp_spawn: only the spawned workers trained
         data.setup("fit")
         epochs, step, best_path, best_score = progress_from_checkpoint(last, best_path, best_score)
     at_best = metrics_at_best(out, best_path)
     # Under DDP every process measures its own share of the batches: the run's rate is their sum.
     pairs_per_s, world = throughput.pairs_per_second, int(trainer.world_size)
     result = {
-        "experiment": cfg.experiment, "run_name": cfg.run_name, "run_dir": str(out),
-        "epochs": epochs, "global_step": step, "resumed_from": resume, "seconds": seconds,
+        "experiment": cfg.experiment,
+        "run_name": cfg.run_name,
+        "run_dir": str(out),
+        "epochs": epochs,
+        "global_step": step,
+        "resumed_from": resume,
+        "seconds": seconds,
         "train_pairs_per_s": None if pairs_per_s is None else pairs_per_s * world,
-        "batch_size": settings.loader.batch_size, "mean_batch_pairs": throughput.mean_batch_pairs,
-        "world_size": world, "parameters": sum(p.numel() for p in module.model.parameters()),
-        "train_pairs": len(data.train_set), "val_pairs": len(data.val_set),
+        "batch_size": settings.loader.batch_size,
+        "mean_batch_pairs": throughput.mean_batch_pairs,
+        "world_size": world,
+        "parameters": sum(p.numel() for p in module.model.parameters()),
+        "train_pairs": len(data.train_set),
+        "val_pairs": len(data.val_set),
         "best_checkpoint": best_path,
         "best_val_acc": at_best.get("val/acc", best_score if monitor == "val/acc" else None),
         "best_val_rank1": at_best.get("val/rank1", best_score if monitor == "val/rank1" else None),
-        "monitor": monitor, "best_score": best_score, "metrics_at_best": at_best,
+        "monitor": monitor,
+        "best_score": best_score,
+        "metrics_at_best": at_best,
         "last_checkpoint": str(last) if last.is_file() else None,
-        "metrics": {k: finite(v) for k, v in trainer.callback_metrics.items()
-                    if k.startswith(("val/", "train/"))},
+        "metrics": {
+            k: finite(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))
+        },
         "global_zero": bool(trainer.is_global_zero),
     }
-    if trainer.is_global_zero:                       # one metrics.json per run, however many processes
+    if trainer.is_global_zero:  # one metrics.json per run, however many processes
         write_json(out / "metrics.json", result)
     return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="experiment=<name> picks experiments/<name>.yaml; any other key=value "
-                             "overrides the config (e.g. data.root=DIR trainer.max_epochs=3)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="experiment=<name> picks experiments/<name>.yaml; any other key=value "
+        "overrides the config (e.g. data.root=DIR trainer.max_epochs=3)",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the composed config and exit")
 
 
@@ -153,16 +194,18 @@ def run(args: argparse.Namespace) -> int:
         print(to_yaml(cfg), end="")
         return 0
     result = train(cfg)
-    if not result.get("global_zero", True):          # DDP: the other processes stay quiet
+    if not result.get("global_zero", True):  # DDP: the other processes stay quiet
         return 0
     acc, rank1, pps = result["best_val_acc"], result["best_val_rank1"], result["train_pairs_per_s"]
     world = result["world_size"]
     processes = "" if world == 1 else f" ({world} processes)"
-    print(f"{cfg.experiment}/{cfg.run_name}: best val/acc {acc if acc is None else f'{acc:.4f}'}, "
-          f"val/rank1 {rank1 if rank1 is None else f'{rank1:.4f}'} "
-          f"(checkpoint chosen by {result['monitor']}), "
-          f"{result['train_pairs']} train pairs, "
-          f"{'n/a' if pps is None else f'{pps:.0f}'} train pairs/s at batch {result['batch_size']}"
-          f"{processes}; "
-          f"run dir {result['run_dir']}")
+    print(
+        f"{cfg.experiment}/{cfg.run_name}: best val/acc {acc if acc is None else f'{acc:.4f}'}, "
+        f"val/rank1 {rank1 if rank1 is None else f'{rank1:.4f}'} "
+        f"(checkpoint chosen by {result['monitor']}), "
+        f"{result['train_pairs']} train pairs, "
+        f"{'n/a' if pps is None else f'{pps:.0f}'} train pairs/s at batch {result['batch_size']}"
+        f"{processes}; "
+        f"run dir {result['run_dir']}"
+    )
     return 0

@@ -4,6 +4,7 @@
 PoseTrack18-layout folder of the user's; without it those tests are not collected, since every
 other test runs on data the project generates itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,12 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--data", default=None, metavar="DIR",
-                     help="also check a PoseTrack18-layout dataset (readers, pairs, tokens, training, evaluation)")
+    parser.addoption(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="also check a PoseTrack18-layout dataset (readers, pairs, tokens, training, evaluation)",
+    )
 
 
 def pytest_ignore_collect(collection_path, config):

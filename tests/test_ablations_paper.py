@@ -3,22 +3,22 @@
 Every test generates its own scenes; the matching network is either an untrained one saved in the
 checkpoint format of ``keytrack.models.factory.load_matcher`` or trained for two steps.
 """
+
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from ablations import runner
-from ablations import cells, training
+from ablations import cells, runner, training
 from ablations.cells import TrackingOptions
-from keytrack.tables import MeanStd
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
+from keytrack.tables import MeanStd
 
 TINY = SynthConfig(frames_per_video=(10, 14), people_per_video=(2, 4))
 
@@ -48,8 +48,13 @@ def checkpoint(tmp_path_factory):
     cfg = load_config(["model.layers=1", "model.hidden=32", "model.intermediate=32", "model.heads=2"])
     model = build_matcher(matcher_config(cfg))
     path = tmp_path_factory.mktemp("ckpt") / "untrained.ckpt"
-    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg, resolve=True)},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    torch.save(
+        {
+            "hyper_parameters": {"cfg": OmegaConf.to_container(cfg, resolve=True)},
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        path,
+    )
     return str(path)
 
 
@@ -58,6 +63,7 @@ def _finite(value) -> bool:
 
 
 # -- configs ------------------------------------------------------------------------------------------
+
 
 def test_each_tokens_row_takes_the_paper_value_of_its_own_scheme():
     """The spec's rows, their ✓ columns and the Table 3 row each takes its paper value from agree."""
@@ -68,12 +74,16 @@ def test_each_tokens_row_takes_the_paper_value_of_its_own_scheme():
     rows = runner.train_rows(runner.by_profile(spec, "quick"))
     with_paper = [r for r in rows if any(e["when"] == {"row": r["row"]} for e in spec["paper"])]
     assert len(with_paper) == len(paper) and [r["row"] for r in rows if r not in with_paper] == ["improved"]
-    assert runner.paper_values(spec, {"row": "improved"}) == {}     # beyond the paper: no value beside it
-    flags = {"position": "absolute_position", "type": "type", "segment": "segment",
-             "relative_position": "relative_position"}
+    assert runner.paper_values(spec, {"row": "improved"}) == {}  # beyond the paper: no value beside it
+    flags = {
+        "position": "absolute_position",
+        "type": "type",
+        "segment": "segment",
+        "relative_position": "relative_position",
+    }
     for r in with_paper:
         cfg = load_config([f"experiment={r['experiment']}"])
-        assert cfg.trainer.max_epochs == 25 and cfg.optim.lr == 1e-4     # the paper's training
+        assert cfg.trainer.max_epochs == 25 and cfg.optim.lr == 1e-4  # the paper's training
         entry = next(e for e in spec["paper"] if e["when"] == {"row": r["row"]})
         source = paper[int(entry["from"].rsplit(".", 1)[1])]
         assert {k: bool(cfg.tokens[k]) for k in flags} == {k: source[v] for k, v in flags.items()}, r["row"]
@@ -85,7 +95,7 @@ def test_quick_budget_is_the_ablation_quick_experiment():
     from ablations.training import budget_file_overrides
 
     spec = runner.load_spec("tokens")
-    assert runner.by_profile(spec, "full")["train"]["budget"] is None     # the paper's training as it is
+    assert runner.by_profile(spec, "full")["train"]["budget"] is None  # the paper's training as it is
     overrides = budget_file_overrides(runner.by_profile(spec, "quick")["train"]["budget"])
     assert overrides and not any(o.startswith(("experiment=", "extends=")) for o in overrides)
     composed = load_config(["experiment=tokens_all", *overrides])
@@ -101,16 +111,19 @@ def test_training_specs_are_checked_with_the_file_and_the_field():
     from keytrack.errors import InputError
 
     assert {"tokens", "resolution_sweep"} <= set(runner.spec_names())
-    for overrides, message in ((["train.speed=1"], "train: unknown field(s) ['speed']"),
-                               (["track.setting=noisy"], "track.setting: 'noisy' is not one of"),
-                               (["compare.axis=seed"], "compare.axis: a training spec compares rows"),
-                               (["claims=figure9"], "claims: 'figure9' is not one of"),
-                               (["train.rows=[]"], "train.rows: expected a non-empty list")):
+    for overrides, message in (
+        (["train.speed=1"], "train: unknown field(s) ['speed']"),
+        (["track.setting=noisy"], "track.setting: 'noisy' is not one of"),
+        (["compare.axis=seed"], "compare.axis: a training spec compares rows"),
+        (["claims=figure9"], "claims: 'figure9' is not one of"),
+        (["train.rows=[]"], "train.rows: expected a non-empty list"),
+    ):
         with pytest.raises(InputError, match=re.escape(message)):
             runner.load_spec("tokens", overrides)
 
 
 # -- the pair-score memo ------------------------------------------------------------------------------
+
 
 def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoint):
     from keytrack.perturb import perturb
@@ -135,30 +148,32 @@ def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoin
 
 # -- tracking-time ablations --------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     from ablations.evaluate import keypoint_hota
     from keytrack.evaluation import evaluate
-    from keytrack.tracking import Tracker, apply_keypoint_threshold
     from keytrack.perturb import perturb
-    from keytrack.tracking import PoseEntailmentScorer
+    from keytrack.tracking import PoseEntailmentScorer, Tracker, apply_keypoint_threshold
 
     # δ = 5 exceeds the network's Segment vocabulary (Δ = 1..4): those cells fail, the others go on
     opts = TrackingOptions(out=str(tmp_path / "t"), checkpoint=checkpoint, seeds=(0, 1), threads=1)
     spec = runner.load_spec("timesteps", ["axes.delta=[5,1,2,4,2]"])
     result = runner.run_spec(spec, opts, eval_gt=eval_gt)
     assert [(r["setting"], r["delta"]) for r in result.rows] == [
-        (s, d) for s in ("predicted boxes, predicted keypoints", "GT boxes, GT keypoints")
-        for d in (1, 2, 4, 5)]
+        (s, d)
+        for s in ("predicted boxes, predicted keypoints", "GT boxes, GT keypoints")
+        for d in (1, 2, 4, 5)
+    ]
     for row in result.rows:
         if row["delta"] == 5:
             assert row["status"].startswith("failed") and "exceeds" in row["status"] and row["mota"].n == 0
         else:
             assert row["status"] is None and _finite(row["mota"]) and _finite(row["idsw"])
     pred_rows = [r for r in result.rows if r["setting"].startswith("predicted")]
-    assert pred_rows[0]["mota"].n == 2 and result.rows[-2]["mota"].n == 1      # GT keypoints: first seed only
+    assert pred_rows[0]["mota"].n == 2 and result.rows[-2]["mota"].n == 1  # GT keypoints: first seed only
     assert pred_rows[2]["mota_paper"] == 66.6 and pred_rows[0]["d_mota_paper"] == -0.3
-    assert len(result.failures) == 3                                              # 2 seeds + 1 GT cell
+    assert len(result.failures) == 3  # 2 seeds + 1 GT cell
     md = (tmp_path / "t" / "table.md").read_text()
     assert "exceeds" in md and md.count("\n| ") == 9
     assert (tmp_path / "t" / "table.csv").is_file()
@@ -175,7 +190,9 @@ def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
     direct = evaluate(eval_gt, shown, compute_ap=False)
     assert result.records[cell].result["idsw"]["Total"] == pytest.approx(direct.columns("idsw")["Total"])
     assert result.records[cell].result["mota"]["Total"] == pytest.approx(direct.columns("mota")["Total"])
-    assert result.records[cell].result["hota"] == pytest.approx(keypoint_hota(eval_gt, shown))   # same HOTA, IDF1
+    assert result.records[cell].result["hota"] == pytest.approx(
+        keypoint_hota(eval_gt, shown)
+    )  # same HOTA, IDF1
     assert "| HOTA | DetA | AssA | IDF1 |" in md
 
     # running again reuses every finished cell and retries only the failed ones
@@ -190,8 +207,14 @@ def test_assignment_table(tmp_path, eval_gt, checkpoint):
     opts = TrackingOptions(out=str(tmp_path / "a"), checkpoint=checkpoint, seeds=(0, 1), threads=1)
     result = runner.run_spec("assignment", opts, eval_gt=eval_gt)
     assert [(r["setting"], r["assignment"]) for r in result.rows] == [
-        (s, a) for s in ("GT boxes, GT keypoints", "GT boxes, predicted keypoints",
-                         "predicted boxes, predicted keypoints") for a in ("greedy (KeyTrack)", "Hungarian")]
+        (s, a)
+        for s in (
+            "GT boxes, GT keypoints",
+            "GT boxes, predicted keypoints",
+            "predicted boxes, predicted keypoints",
+        )
+        for a in ("greedy (KeyTrack)", "Hungarian")
+    ]
     assert not result.failures and all(r["status"] is None and _finite(r["mota"]) for r in result.rows)
     for greedy, hungarian in zip(result.rows[::2], result.rows[1::2]):
         assert greedy["mota_paper"] is not None and "d_mota" not in greedy and "paper" not in greedy
@@ -205,11 +228,15 @@ def test_assignment_table(tmp_path, eval_gt, checkpoint):
 @pytest.mark.slow
 def test_threshold_table(tmp_path, eval_gt, checkpoint):
     opts = TrackingOptions(out=str(tmp_path / "k"), checkpoint=checkpoint, seeds=(0,), threads=1)
-    result = runner.run_spec(runner.load_spec("threshold", ["axes.threshold=[0.6,0.05,0.5]"]), opts,
-                             eval_gt=eval_gt)
+    result = runner.run_spec(
+        runner.load_spec("threshold", ["axes.threshold=[0.6,0.05,0.5]"]), opts, eval_gt=eval_gt
+    )
     assert [r["threshold"] for r in result.rows] == [0.05, 0.5, 0.6]
-    assert [(r["ap_paper"], r["mota_paper"]) for r in result.rows] == [(81.6, 42.0), (76.7, 66.5),
-                                                                       (72.8, 66.0)]
+    assert [(r["ap_paper"], r["mota_paper"]) for r in result.rows] == [
+        (81.6, 42.0),
+        (76.7, 66.5),
+        (72.8, 66.0),
+    ]
     ap = [r["ap"].mean for r in result.rows]
     assert all(math.isfinite(a) for a in ap) and ap[0] >= ap[1] >= ap[2] and ap[0] > ap[2]
     assert sum(r["best"] == "best MOTA" for r in result.rows) == 1
@@ -226,8 +253,9 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
 
     asked = []
 
-    def network(profile, *, checkpoint: str | None, experiment: str, train_seed: int, train_overrides=(),
-                wait=True):
+    def network(
+        profile, *, checkpoint: str | None, experiment: str, train_seed: int, train_overrides=(), wait=True
+    ):
         asked.append(experiment)
         path = given if experiment == "default" else str(tmp_path / "other.ckpt")
         if experiment != "default" and not os.path.exists(path):
@@ -235,14 +263,18 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
         return {"checkpoint": path, "digest": file_digest(path), "source": "given", "experiment": asked[-1]}
 
     given = checkpoint
-    monkeypatch.setattr(training, "matching_network", network)        # what every matcher's network comes from
+    monkeypatch.setattr(training, "matching_network", network)  # what every matcher's network comes from
     opts = TrackingOptions(out=str(tmp_path / "m"), seeds=(0,), threads=1)
     spec = runner.load_spec("threshold", ["axes.threshold=[0.05,0.5]"])
     assert spec["axes"]["matcher"] == ["paper", "improved"]
     result = runner.run_spec(spec, opts, eval_gt=eval_gt)
-    assert asked == ["default", "improved"]                  # quick profile: the paper's model is `default`
+    assert asked == ["default", "improved"]  # quick profile: the paper's model is `default`
     assert [(r["matcher"], r["threshold"]) for r in result.rows] == [
-        ("paper's model", 0.05), ("paper's model", 0.5), ("improved", 0.05), ("improved", 0.5)]
+        ("paper's model", 0.05),
+        ("paper's model", 0.5),
+        ("improved", 0.05),
+        ("improved", 0.5),
+    ]
     assert [r.get("mota_paper") for r in result.rows] == [42.0, 66.5, None, None]
     assert {c.matcher for c in result.records} == {"paper", "improved"}
     assert len({c.key for c in result.records}) == 4
@@ -252,8 +284,11 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
     md = (tmp_path / "m" / "table.md").read_text()
     assert "| Matcher |" in md and "Matching network of improved" in md
     # one network given: no matcher column, the paper's values beside it as before
-    one = runner.run_spec(spec, TrackingOptions(out=str(tmp_path / "c"), checkpoint=checkpoint, seeds=(0,),
-                                                threads=1), eval_gt=eval_gt)
+    one = runner.run_spec(
+        spec,
+        TrackingOptions(out=str(tmp_path / "c"), checkpoint=checkpoint, seeds=(0,), threads=1),
+        eval_gt=eval_gt,
+    )
     assert "matcher" not in one.rows[0] and [r["mota_paper"] for r in one.rows] == [42.0, 66.5]
     assert "| Matcher |" not in (tmp_path / "c" / "table.md").read_text()
 
@@ -268,6 +303,7 @@ def test_missing_network_fails_every_cell_but_writes_the_table(tmp_path, eval_gt
 
 # -- tokens (Table 3) ---------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, monkeypatch):
     train_data = generate_dataset(3, seed=11, config=TINY)
@@ -280,18 +316,31 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
             raise RuntimeError("out of memory (simulated)")
         return real(experiment, overrides, **kwargs)
 
-    monkeypatch.setattr(training, "train_or_reuse", flaky)      # what TrainAndTrack trains with
+    monkeypatch.setattr(training, "train_or_reuse", flaky)  # what TrainAndTrack trains with
     fail = True
-    opts = TrackingOptions(out=str(tmp_path / "res"), train_seeds=(0,), threads=1, train_overrides=(
-        f"output_dir={tmp_path / 'runs'}", "logging.wandb=false",
-        "loader.samples_per_epoch=128",                                     # 2 steps of batch 64
-        "trainer.limit_val_batches=1", "loader.val_batch_size=256", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "model.layers=1", "model.hidden=32", "model.intermediate=32"))
-    spec = runner.load_spec("tokens", ["compare.videos=true"])           # and the interval over the videos
+    opts = TrackingOptions(
+        out=str(tmp_path / "res"),
+        train_seeds=(0,),
+        threads=1,
+        train_overrides=(
+            f"output_dir={tmp_path / 'runs'}",
+            "logging.wandb=false",
+            "loader.samples_per_epoch=128",  # 2 steps of batch 64
+            "trainer.limit_val_batches=1",
+            "loader.val_batch_size=256",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "model.layers=1",
+            "model.hidden=32",
+            "model.intermediate=32",
+        ),
+    )
+    spec = runner.load_spec("tokens", ["compare.videos=true"])  # and the interval over the videos
     result = runner.run_train_spec(spec, opts, name="tokens", train_dataset=train_data, eval_gt=eval_gt)
 
-    assert [r["experiment"] for r in result.rows] == [f"tokens_{s}" for s in (
-        "pos_type", "pos_segment", "pos_type_segment", "type_segment_rel", "all")] + ["improved"]
+    assert [r["experiment"] for r in result.rows] == [
+        f"tokens_{s}" for s in ("pos_type", "pos_segment", "pos_type_segment", "type_segment_rel", "all")
+    ] + ["improved"]
     assert [r.get("val_acc_paper") for r in result.rows] == [72.6, 90.0, 93.2, 91.3, 92.0, None]
     assert [r["relative_position"] for r in result.rows] == ["", "", "", "✓", "✓", ""]
     for row in result.rows:
@@ -301,7 +350,7 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
         else:
             assert row["status"] is None and row["steps"].mean == 2
             assert 0 <= row["val_acc"].mean <= 100 and _finite(row["mota"]) and _finite(row["idsw"])
-            if row["experiment"] == "tokens_pos_type_segment":      # the reference of the paired Δ
+            if row["experiment"] == "tokens_pos_type_segment":  # the reference of the paired Δ
                 assert "d_val_acc" not in row
             else:
                 assert row["d_val_acc"].n == 1 and row["d_idsw"].n == 1
@@ -317,8 +366,9 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
     again = runner.run_train_spec("tokens", opts, train_dataset=train_data, eval_gt=eval_gt)
     assert calls == ["tokens_pos_segment"]
     assert all(r["status"] is None for r in again.rows)
-    assert [r["val_acc"] for r in again.rows if r["experiment"] != "tokens_pos_segment"] == \
-        [r["val_acc"] for r in result.rows if r["experiment"] != "tokens_pos_segment"]
+    assert [r["val_acc"] for r in again.rows if r["experiment"] != "tokens_pos_segment"] == [
+        r["val_acc"] for r in result.rows if r["experiment"] != "tokens_pos_segment"
+    ]
     assert not again.failures
 
     # a recorded training whose checkpoint was deleted is looked up again, not trusted
@@ -331,8 +381,13 @@ def test_tokens_trains_tracks_records_failures_and_reuses(tmp_path, eval_gt, mon
 def test_cli_parsers_build_options():
     # keytrack ablate: tracking options and spec overrides in any order
     parsed = runner._options_parser("timesteps").parse_intermixed_args(
-        ["axes.delta=[1,4]", "--seeds", "3", "4", "--profile", "full", "plot.ncols=1", "--train-seeds", "5"])
-    assert parsed.seeds == [3, 4] and parsed.profile == "full" and parsed.overrides == ["axes.delta=[1,4]", "plot.ncols=1"]
+        ["axes.delta=[1,4]", "--seeds", "3", "4", "--profile", "full", "plot.ncols=1", "--train-seeds", "5"]
+    )
+    assert (
+        parsed.seeds == [3, 4]
+        and parsed.profile == "full"
+        and parsed.overrides == ["axes.delta=[1,4]", "plot.ncols=1"]
+    )
     assert cells.tracking_options(parsed).train_seeds == (5,)
     assert runner.load_spec("timesteps", parsed.overrides)["axes"]["delta"] == [1, 4]
     with pytest.raises(ValueError, match="seeds"):
@@ -347,11 +402,13 @@ def test_ablation_specs_are_checked_with_the_file_and_the_field(tmp_path):
     assert {"timesteps", "assignment", "threshold"} <= set(runner.spec_names())
     spec = runner.load_spec("threshold", ["axes.threshold=[0.6,0.05,0.6]"])
     assert spec["axes"]["threshold"] == [0.05, 0.6] and spec["axes"]["delta"] == [4]
-    for overrides, message in ((["axes.delta=[0]"], "axes.delta: [0] are not integers >= 1"),
-                               (["axes.setting=[noisy]"], "axes.setting: ['noisy'] are not one of"),
-                               (["axes.speed=[1]"], "axes: unknown axis ['speed']"),
-                               (["colour=red"], "unknown field(s) ['colour']"),
-                               (["axes.assignment=[]"], "axes.assignment: expected a non-empty list")):
+    for overrides, message in (
+        (["axes.delta=[0]"], "axes.delta: [0] are not integers >= 1"),
+        (["axes.setting=[noisy]"], "axes.setting: ['noisy'] are not one of"),
+        (["axes.speed=[1]"], "axes: unknown axis ['speed']"),
+        (["colour=red"], "unknown field(s) ['colour']"),
+        (["axes.assignment=[]"], "axes.assignment: expected a non-empty list"),
+    ):
         with pytest.raises(InputError, match=re.escape(message)) as err:
             runner.load_spec("timesteps", overrides)
         assert "timesteps.yaml" in str(err.value)
@@ -362,16 +419,26 @@ def test_ablation_specs_are_checked_with_the_file_and_the_field(tmp_path):
     with pytest.raises(InputError, match="broken.yaml: "):
         runner.load_spec(str(broken))
     bad = tmp_path / "mine.yaml"
-    bad.write_text("axes: {delta: [4]}\npaper: [{when: {delta: 4}, from: 'nowhere.{setting}', values: {x: y}}]\n")
-    with pytest.raises(InputError, match="mine.yaml: paper: no 'nowhere.predicted_boxes_predicted_keypoints'"):
-        runner.paper_values(runner.load_spec(str(bad)), {"setting": "predicted_boxes_predicted_keypoints",
-                                                          "delta": 4})
+    bad.write_text(
+        "axes: {delta: [4]}\npaper: [{when: {delta: 4}, from: 'nowhere.{setting}', values: {x: y}}]\n"
+    )
+    with pytest.raises(
+        InputError, match="mine.yaml: paper: no 'nowhere.predicted_boxes_predicted_keypoints'"
+    ):
+        runner.paper_values(
+            runner.load_spec(str(bad)), {"setting": "predicted_boxes_predicted_keypoints", "delta": 4}
+        )
     # the paper's values come from keytrack/reference/paper_results.yaml, by axis value
-    values = runner.paper_values(runner.load_spec("threshold"),
-                                 {"setting": "predicted_boxes_predicted_keypoints", "threshold": 0.57})
+    values = runner.paper_values(
+        runner.load_spec("threshold"), {"setting": "predicted_boxes_predicted_keypoints", "threshold": 0.57}
+    )
     assert values == {"ap_paper": 74.3, "idsw_paper": 0.8, "mota_paper": 66.6}
-    assert runner.paper_values(runner.load_spec("threshold"),
-                               {"setting": "gt_boxes_gt_keypoints", "threshold": 0.57}) == {}
+    assert (
+        runner.paper_values(
+            runner.load_spec("threshold"), {"setting": "gt_boxes_gt_keypoints", "threshold": 0.57}
+        )
+        == {}
+    )
 
 
 def test_paper_rows_follow_each_settings_stride_one_rows_or_its_last():
@@ -387,7 +454,13 @@ def test_paper_rows_follow_each_settings_stride_one_rows_or_its_last():
     raw, rows = table([1, 4], ["oks", "iou"])
     out = runner._with_paper_rows(spec, rows, raw, ["oks", "iou"], {"stride": [1, 4]})
     assert [(r["matcher"], r["stride"]) for r in out[:6]] == [
-        ("oks", 1), ("iou", 1), ("GCN (paper)", 1), ("Optical Flow (paper)", 1), ("oks", 4), ("iou", 4)]
+        ("oks", 1),
+        ("iou", 1),
+        ("GCN (paper)", 1),
+        ("Optical Flow (paper)", 1),
+        ("oks", 4),
+        ("iou", 4),
+    ]
     assert out[2]["mota_paper"] == 98.5 and out[2]["ap_paper"] == 100 and len(out) == 12
     raw, rows = table([2, 4], ["oks", "gcn"])
     out = runner._with_paper_rows(spec, rows, raw, ["oks", "gcn"], {"stride": [2, 4]})

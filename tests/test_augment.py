@@ -1,4 +1,5 @@
 """Pair augmentation: label-preserving, inside the frame, applied to training pairs only."""
+
 import numpy as np
 import torch
 
@@ -13,14 +14,16 @@ def _pair():
     cur[..., 1] = 100 + 80 * torch.rand(64, 15, generator=g)
     cur[..., 2] = (torch.rand(64, 15, generator=g) > 0.2).float()
     prev = cur.clone()
-    prev[..., :2] += 5.0                                     # the earlier pose, moved a little
+    prev[..., :2] += 5.0  # the earlier pose, moved a little
     size = torch.tensor([[640.0, 480.0]]).expand(64, 2)
     return cur, prev, size
 
 
 def test_translation_keeps_pairs_in_frame_and_their_relative_motion():
     cur, prev, size = _pair()
-    a, b = augment_pairs(cur, prev, size, translate=True, flip=0.0, generator=torch.Generator().manual_seed(1))
+    a, b = augment_pairs(
+        cur, prev, size, translate=True, flip=0.0, generator=torch.Generator().manual_seed(1)
+    )
     vis = cur[..., 2] > 0
     assert torch.equal(a[..., 2], cur[..., 2]) and torch.equal(b[..., 2], prev[..., 2])
     shift = (a[..., :2] - cur[..., :2])[vis]

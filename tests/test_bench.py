@@ -1,4 +1,5 @@
 """``keytrack bench`` (make bench): every row measured, rates and fractions of the roofline."""
+
 from __future__ import annotations
 
 import csv
@@ -15,15 +16,22 @@ def test_bench_writes_every_row_with_rates_and_fractions(tmp_path):
     rows = list(csv.DictReader(open(out / "table.csv")))
     what = [r["What"] for r in rows]
     assert what[0].startswith("roofline") and float(rows[0]["of roofline"]) == 1.0
-    assert sum(w.startswith("matcher forward") for w in what) == 2 and sum("training step" in w for w in what) == 3
+    assert (
+        sum(w.startswith("matcher forward") for w in what) == 2
+        and sum("training step" in w for w in what) == 3
+    )
     assert any(w.startswith("`keytrack train` whole step") for w in what)
     tracking = [w for w in what if w.startswith("tracking 2 generated videos")]
     assert [w.endswith("+ motion") for w in tracking] == [False, True, False]
     assert tracking[2].endswith("2 videos at once")
     one, together = (next(r for r in rows if r["What"] == w) for w in (tracking[0], tracking[2]))
-    assert float(together["pairs / forward"]) > float(one["pairs / forward"]) > 0      # the same pairs, fewer forwards
+    assert (
+        float(together["pairs / forward"]) > float(one["pairs / forward"]) > 0
+    )  # the same pairs, fewer forwards
     for r in rows:
-        assert float(r["GFLOP/s"]) > 0 and float(r["of roofline"]) > 0 and math.isfinite(float(r["of roofline"]))
+        assert (
+            float(r["GFLOP/s"]) > 0 and float(r["of roofline"]) > 0 and math.isfinite(float(r["of roofline"]))
+        )
     track = next(r for r in rows if r["What"].startswith("tracking"))
     assert float(track["frames/s"]) > 0 and 0 < float(track["network share"]) <= 1
     md = (out / "table.md").read_text()
@@ -40,6 +48,26 @@ def bench_args(tmp_path):
 
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    return parser.parse_args(["--experiment", "quick", "--batches", "8", "16", "--repeats", "1", "--square", "128",
-                              "--train-steps", "12", "--track-videos", "2", "--out", str(tmp_path / "bench"),
-                              "model.layers=1", "model.hidden=32", "model.intermediate=32", "model.heads=2"])
+    return parser.parse_args(
+        [
+            "--experiment",
+            "quick",
+            "--batches",
+            "8",
+            "16",
+            "--repeats",
+            "1",
+            "--square",
+            "128",
+            "--train-steps",
+            "12",
+            "--track-videos",
+            "2",
+            "--out",
+            str(tmp_path / "bench"),
+            "model.layers=1",
+            "model.hidden=32",
+            "model.intermediate=32",
+            "model.heads=2",
+        ]
+    )

@@ -1,8 +1,9 @@
 """The `keytrack` command line: every subcommand is registered and documents itself."""
-import pytest
 
 import subprocess
 import sys
+
+import pytest
 
 from keytrack.cli import COMMANDS, all_commands, build_parser, command, main, plugin_commands
 
@@ -17,11 +18,13 @@ def test_top_level_help_lists_every_command_without_importing_any(capsys):
     out = capsys.readouterr().out
     for name in [*COMMANDS, *PLUGINS]:
         assert name in out
-    assert "train a matching network" in out                 # a plug-in's HELP, read from its source
+    assert "train a matching network" in out  # a plug-in's HELP, read from its source
     # In a fresh process: listing the commands imports none of their modules, nor torch.
-    probe = ("import sys\nfrom keytrack.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
-             "    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('torch', 'pytorch_lightning', 'lightning_modules', 'ablations', 'datamodules')))")
+    probe = (
+        "import sys\nfrom keytrack.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
+        "    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'pytorch_lightning', 'lightning_modules', 'ablations', 'datamodules')))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
 
@@ -29,7 +32,7 @@ def test_top_level_help_lists_every_command_without_importing_any(capsys):
 def test_the_commands_outside_the_library_are_entry_point_plugins():
     found = plugin_commands()
     assert {name: found[name][0] for name in PLUGINS} == PLUGINS
-    assert not set(PLUGINS) & set(COMMANDS)                  # the library names no outside package
+    assert not set(PLUGINS) & set(COMMANDS)  # the library names no outside package
     assert command("train").train.__module__ == "lightning_modules.train"
     with pytest.raises(LookupError, match="no keytrack command 'nope'"):
         command("nope")
@@ -47,8 +50,6 @@ def test_each_command_has_help(name, capsys):
 
 import json  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from keytrack.errors import CheckpointError, InputError, run_command  # noqa: E402
@@ -77,8 +78,9 @@ def nan_folder(tmp_path_factory):
     from keytrack.synth import SynthConfig, generate_dataset
 
     root = tmp_path_factory.mktemp("nan")
-    paths = write_posetrack18(generate_dataset(2, seed=4, config=SynthConfig(frames_per_video=(5, 6))),
-                              root / "annotations" / "val")
+    paths = write_posetrack18(
+        generate_dataset(2, seed=4, config=SynthConfig(frames_per_video=(5, 6))), root / "annotations" / "val"
+    )
     data = json.loads(Path(paths[0]).read_text())
     data["annotations"][1]["keypoints"][:3] = [float("nan"), 10.0, 1]
     Path(paths[0]).write_text(json.dumps(data))
@@ -86,19 +88,49 @@ def nan_folder(tmp_path_factory):
 
 
 def test_bad_annotation_is_one_line_naming_file_frame_and_field(nan_folder, tmp_path):
-    out = _run(KEYTRACK, "track", "--scorer", "oks", "--input", str(nan_folder), "--split", "val",
-               "--output", str(tmp_path / "o"))
+    out = _run(
+        KEYTRACK,
+        "track",
+        "--scorer",
+        "oks",
+        "--input",
+        str(nan_folder),
+        "--split",
+        "val",
+        "--output",
+        str(tmp_path / "o"),
+    )
     _clean_failure(out, "keytrack track", ".json", "frame", "field 'annotations[1].keypoints'")
-    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())     # nothing half-written
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())  # nothing half-written
     for debug in ({"args": ["--debug"]}, {"env": {"KEYTRACK_DEBUG": "1"}}):
-        out = _run(KEYTRACK, *debug.get("args", []), "track", "--scorer", "oks", "--input", str(nan_folder),
-                   "--split", "val", "--output", str(tmp_path / "o"), env=debug.get("env"))
+        out = _run(
+            KEYTRACK,
+            *debug.get("args", []),
+            "track",
+            "--scorer",
+            "oks",
+            "--input",
+            str(nan_folder),
+            "--split",
+            "val",
+            "--output",
+            str(tmp_path / "o"),
+            env=debug.get("env"),
+        )
         assert out.returncode == 1 and "Traceback" in out.stderr and "DataError" in out.stderr
 
 
 def test_missing_and_unreadable_checkpoints(nan_folder, tmp_path):
-    out = _run(KEYTRACK, "track", "--checkpoint", str(tmp_path / "missing.ckpt"), "--input", str(nan_folder),
-               "--output", str(tmp_path / "o"))
+    out = _run(
+        KEYTRACK,
+        "track",
+        "--checkpoint",
+        str(tmp_path / "missing.ckpt"),
+        "--input",
+        str(nan_folder),
+        "--output",
+        str(tmp_path / "o"),
+    )
     _clean_failure(out, "keytrack track", "missing.ckpt: no such checkpoint")
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
@@ -108,22 +140,46 @@ def test_missing_and_unreadable_checkpoints(nan_folder, tmp_path):
 
 def test_config_and_tokenizer_errors(tmp_path):
     _clean_failure(_run(KEYTRACK, "train", "experiment=nope"), "keytrack train", "experiment 'nope'")
-    _clean_failure(_run(KEYTRACK, "train", "--print-config", "model.layerz=2"), "keytrack train",
-                   "unknown key 'model.layerz'")
-    _clean_failure(_run(KEYTRACK, "train", "--print-config", "experiment=gcn", "model.layers=2"), "keytrack train",
-                   "experiments/model/gcn.yaml")
-    out = _run(KEYTRACK, "train", "experiment=quick", "tokens.grid=[0,18]", f"output_dir={tmp_path}",
-               "logging.wandb=false", "trainer.fast_dev_run=true")
+    _clean_failure(
+        _run(KEYTRACK, "train", "--print-config", "model.layerz=2"),
+        "keytrack train",
+        "unknown key 'model.layerz'",
+    )
+    _clean_failure(
+        _run(KEYTRACK, "train", "--print-config", "experiment=gcn", "model.layers=2"),
+        "keytrack train",
+        "experiments/model/gcn.yaml",
+    )
+    out = _run(
+        KEYTRACK,
+        "train",
+        "experiment=quick",
+        "tokens.grid=[0,18]",
+        f"output_dir={tmp_path}",
+        "logging.wandb=false",
+        "trainer.fast_dev_run=true",
+    )
     _clean_failure(out, "keytrack train", "TokenConfig.grid")
 
 
 def test_unreadable_video_and_missing_data_folder_of_an_ablation(tmp_path):
-    _clean_failure(_run(KEYTRACK, "track-video", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "v")),
-                   "keytrack track-video", "missing.mp4")
-    out = _run(KEYTRACK, "ablate", "threshold", "--data", str(tmp_path / "nowhere"),
-               cwd=str(Path(__file__).resolve().parents[1]))
+    _clean_failure(
+        _run(KEYTRACK, "track-video", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "v")),
+        "keytrack track-video",
+        "missing.mp4",
+    )
+    out = _run(
+        KEYTRACK,
+        "ablate",
+        "threshold",
+        "--data",
+        str(tmp_path / "nowhere"),
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
     _clean_failure(out, "keytrack ablate", "nowhere")
-    out = _run(KEYTRACK, "ablate", "threshold", "axes.delta=[0]", cwd=str(Path(__file__).resolve().parents[1]))
+    out = _run(
+        KEYTRACK, "ablate", "threshold", "axes.delta=[0]", cwd=str(Path(__file__).resolve().parents[1])
+    )
     _clean_failure(out, "keytrack ablate", "threshold.yaml: axes.delta: [0] are not integers >= 1")
 
 

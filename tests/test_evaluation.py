@@ -1,4 +1,5 @@
 """PoseTrack evaluation (paper §4.1–4.2) on hand-computable scenes, quirks of poseval included."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 
 from keytrack.evaluation import (
-    POSEVAL_JOINTS, EvaluationError, evaluate,
+    POSEVAL_JOINTS,
+    EvaluationError,
+    evaluate,
 )
 from keytrack.evaluation import cli as eval_cli
 from keytrack.evaluation.ap import compute_rpc, voc_ap
@@ -17,8 +20,8 @@ from keytrack.evaluation.protocol import FramePoses, match_frame, points_in_poly
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 
-HEAD = [0.0, 0.0, 30.0, 40.0]     # diagonal 50 -> head size 0.6 * 50 = 30 -> PCKh radius 15 px
-A, B = (100.0, 100.0), (400.0, 100.0)   # two people far apart (300 px >> 15 px)
+HEAD = [0.0, 0.0, 30.0, 40.0]  # diagonal 50 -> head size 0.6 * 50 = 30 -> PCKh radius 15 px
+A, B = (100.0, 100.0), (400.0, 100.0)  # two people far apart (300 px >> 15 px)
 J = len(POSEVAL_JOINTS)
 
 
@@ -35,8 +38,9 @@ def pose(centre, drop=(), offset=(0.0, 0.0), score=1.0) -> np.ndarray:
 
 def frame(index: int, poses: list[np.ndarray], ids: list[int], **kwargs) -> Frame:
     kp = np.stack(poses) if poses else np.zeros((0, NUM_JOINTS, 3))
-    return Frame.from_poses(index, kp, track_ids=np.array(ids, dtype=np.int64),
-                            head_boxes=np.tile(HEAD, (len(kp), 1)), **kwargs)
+    return Frame.from_poses(
+        index, kp, track_ids=np.array(ids, dtype=np.int64), head_boxes=np.tile(HEAD, (len(kp), 1)), **kwargs
+    )
 
 
 def dataset(frames: list[Frame], name: str = "v1") -> Dataset:
@@ -55,6 +59,7 @@ def all_equal(values, expected) -> bool:
 # Whole pipeline on small scenes
 # ---------------------------------------------------------------------------------------------
 
+
 def test_perfect_prediction_scores_100_everywhere():
     gt = two_people_gt()
     pred = dataset([frame(i, [pose(A), pose(B)], [7, 3]) for i in range(4)])
@@ -67,26 +72,28 @@ def test_perfect_prediction_scores_100_everywhere():
     # poseval leaves the last scored frame of every video out of the MOT accumulators
     assert r.num_frames == 4 and r.num_mot_frames == 3
     assert all_equal(r["num_objects"], 6) and all_equal(r["num_gt_joints"], 8)
-    assert r.columns("mota") == {c: 100.0 for c in
-                                 ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total")}
+    assert r.columns("mota") == {
+        c: 100.0 for c in ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total")
+    }
 
 
 def test_swapped_identities_count_two_switches_per_joint():
     gt = two_people_gt()
-    pred = dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 2 else [20, 10])
-                    for i in range(4)])
+    pred = dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 2 else [20, 10]) for i in range(4)])
     r = evaluate(gt, pred)
     assert all_equal(r["num_switches"], 2) and r.total["num_switches"] == 2 * J
     assert all_equal(r["num_misses"], 0) and all_equal(r["num_false_positives"], 0)
     assert all_equal(r["mota"], 100 * (1 - 2 / 6))
     assert all_equal(r["idsw"], 100 * 2 / 6) and math.isclose(r.total["idsw"], 100 / 3)
-    assert all_equal(r["ap"], 100.0)                 # AP ignores identities
+    assert all_equal(r["ap"], 100.0)  # AP ignores identities
 
 
 def test_per_video_counts_add_up_to_the_totals():
     # one video with a swap (2 switches per joint), one tracked cleanly: the switches are the first's
-    gt, pred = two_people_gt(), dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 2 else [20, 10])
-                                         for i in range(4)])
+    gt, pred = (
+        two_people_gt(),
+        dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 2 else [20, 10]) for i in range(4)]),
+    )
     clean = dataset([frame(i, [pose(A), pose(B)], [1, 2]) for i in range(4)], name="v2")
     r = evaluate(Dataset([*gt.videos, *clean.videos]), Dataset([*pred.videos, *clean.videos]))
     assert r.per_video["v1"]["num_switches"] == 2 * J and r.per_video["v2"]["num_switches"] == 0
@@ -97,8 +104,7 @@ def test_per_video_counts_add_up_to_the_totals():
 
 def test_swap_in_the_last_frame_is_not_counted():
     gt = two_people_gt()
-    pred = dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 3 else [20, 10])
-                    for i in range(4)])
+    pred = dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 3 else [20, 10]) for i in range(4)])
     r = evaluate(gt, pred)
     assert all_equal(r["num_switches"], 0) and r.total["mota"] == 100.0
 
@@ -114,7 +120,7 @@ def test_missed_joint_is_a_miss_for_that_joint_only():
     assert all_equal(r["num_misses"], expected_miss)
     assert r.joint("mota", "left_wrist") == pytest.approx(100 * (1 - 1 / 6))
     assert r.joint("recall", "left_wrist") == pytest.approx(100 * 5 / 6)
-    assert r.joint("ap", "left_wrist") == pytest.approx(100 * 7 / 8)     # 7 of 8 GT wrists found
+    assert r.joint("ap", "left_wrist") == pytest.approx(100 * 7 / 8)  # 7 of 8 GT wrists found
     assert r.joint("ap", "right_wrist") == 100.0
     assert r.columns("mota")["Wri"] == pytest.approx((100 + 100 * (1 - 1 / 6)) / 2)
     assert r.total["mota"] == pytest.approx((14 * 100 + 100 * (1 - 1 / 6)) / 15)
@@ -141,8 +147,7 @@ def test_ignore_region_removes_points_on_both_sides():
     gt_frames[1] = frame(1, [pose(A), pose(B)], [1, 2], ignore_regions=[around_b])
     pred_frames = [frame(i, [pose(A), pose(B)], [1, 2]) for i in range(4)]
     # inside the region: B is predicted badly, plus a stray pose; both must disappear
-    pred_frames[1] = frame(1, [pose(A), pose(B, offset=(20.0, 0.0)), pose((390.0, 85.0))],
-                           [1, 2, 3])
+    pred_frames[1] = frame(1, [pose(A), pose(B, offset=(20.0, 0.0)), pose((390.0, 85.0))], [1, 2, 3])
     r = evaluate(dataset(gt_frames), dataset(pred_frames))
     # B's joints in frame 1 are removed from the GT: 4 + 4 - 1 = 7 GT poses
     assert all_equal(r["num_gt_joints"], 7)
@@ -156,8 +161,11 @@ def test_ignore_region_keeps_points_outside_and_on_its_border():
     pts = np.array([[5.0, 5.0], [10.0, 5.0], [0.0, 0.0], [5.0, 10.0], [11.0, 5.0], [9.999, 0.001]])
     assert points_in_polygons(pts, [square]).tolist() == [True, False, False, False, False, True]
     triangle = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
-    assert points_in_polygons(np.array([[2.0, 2.0], [6.0, 6.0], [5.0, 5.0]]),
-                              [triangle]).tolist() == [True, False, False]
+    assert points_in_polygons(np.array([[2.0, 2.0], [6.0, 6.0], [5.0, 5.0]]), [triangle]).tolist() == [
+        True,
+        False,
+        False,
+    ]
     assert not points_in_polygons(pts, [np.zeros((0, 2))]).any()
 
 
@@ -171,13 +179,13 @@ def test_empty_prediction_frame_counts_one_miss_and_one_false_positive():
     assert all_equal(r["num_objects"], 2 + 1 + 2)
     assert all_equal(r["num_misses"], 1) and all_equal(r["num_false_positives"], 1)
     assert all_equal(r["mota"], 100 * (1 - 2 / 5))
-    assert all_equal(r["ap"], 100 * 6 / 8)           # AP counts the GT joints properly
+    assert all_equal(r["ap"], 100 * 6 / 8)  # AP counts the GT joints properly
 
 
 def test_prediction_without_keypoints_is_not_an_empty_frame():
     gt = two_people_gt()
     frames = [frame(i, [pose(A), pose(B)], [1, 2]) for i in range(4)]
-    frames[1] = frame(1, [pose(A, score=0.0)], [1])        # a pose, but no keypoint present
+    frames[1] = frame(1, [pose(A, score=0.0)], [1])  # a pose, but no keypoint present
     r = evaluate(gt, dataset(frames))
     assert all_equal(r["num_objects"], 6)
     assert all_equal(r["num_misses"], 2) and all_equal(r["num_false_positives"], 0)
@@ -187,7 +195,7 @@ def test_frames_without_gt_people_are_not_scored():
     gt_frames = [frame(i, [pose(A)], [1]) for i in range(4)]
     gt_frames[2] = frame(2, [], [], is_labeled=True)
     pred_frames = [frame(i, [pose(A)], [1]) for i in range(4)]
-    pred_frames[2] = frame(2, [pose(A), pose(B)], [1, 2])     # nothing to compare with: ignored
+    pred_frames[2] = frame(2, [pose(A), pose(B)], [1, 2])  # nothing to compare with: ignored
     r = evaluate(dataset(gt_frames), dataset(pred_frames))
     assert r.num_frames == 3 and r.num_mot_frames == 2
     assert r.total["mota"] == 100.0 and r.total["ap"] == 100.0
@@ -198,9 +206,9 @@ def test_joint_never_annotated_is_nan_and_left_out_of_totals():
     pred = dataset([frame(i, [pose(A, drop=["nose"])], [1]) for i in range(3)])
     r = evaluate(gt, pred)
     assert math.isnan(r.joint("mota", "nose")) and math.isnan(r.joint("idsw", "nose"))
-    assert r.joint("ap", "nose") == 0.0               # no predicted nose: poseval's AP stays 0
-    assert math.isnan(r.columns("mota")["Head"])      # plain mean over head_top, neck, nose
-    assert r.total["mota"] == 100.0                   # the total skips NaN joints
+    assert r.joint("ap", "nose") == 0.0  # no predicted nose: poseval's AP stays 0
+    assert math.isnan(r.columns("mota")["Head"])  # plain mean over head_top, neck, nose
+    assert r.total["mota"] == 100.0  # the total skips NaN joints
     assert r.total["ap"] == pytest.approx(100 * 14 / 15)
     pred_nose = dataset([frame(i, [pose(A)], [1]) for i in range(3)])
     r2 = evaluate(gt, pred_nose)
@@ -223,6 +231,7 @@ def test_motp_is_poseval_with_motmetrics_raw_events():
 # Pieces: matching threshold, greedy assignment, precision/recall and AP
 # ---------------------------------------------------------------------------------------------
 
+
 def _poses(kps: list[np.ndarray], ids=None) -> FramePoses:
     f = frame(0, kps, ids if ids is not None else list(range(len(kps))))
     return FramePoses.from_frame(f, Video("v", [f], 1.0, 1.0), "test")
@@ -230,7 +239,7 @@ def _poses(kps: list[np.ndarray], ids=None) -> FramePoses:
 
 def test_pckh_threshold_is_half_a_head_size_inclusive():
     gt = _poses([pose(A)])
-    on = match_frame(gt, _poses([pose(A, offset=(9.0, 12.0))]))         # 15 px: 0.5 head sizes
+    on = match_frame(gt, _poses([pose(A, offset=(9.0, 12.0))]))  # 15 px: 0.5 head sizes
     off = match_frame(gt, _poses([pose(A, offset=(9.0, 12.001))]))
     assert on.match.all() and np.allclose(on.dist, 0.5)
     assert not off.match.any()
@@ -239,10 +248,10 @@ def test_pckh_threshold_is_half_a_head_size_inclusive():
 def test_greedy_assignment_keeps_the_best_prediction_per_gt():
     gt = _poses([pose(A)])
     half = pose(A, offset=(40.0, 0.0))
-    half[:8, 0] -= 40.0                                  # 8 of 15 joints on target
+    half[:8, 0] -= 40.0  # 8 of 15 joints on target
     m = match_frame(gt, _poses([half, pose(A)]))
     assert m.pred_to_gt.tolist() == [-1, 0]
-    assert m.labels[0].sum() == 0 and m.labels[1].all()   # the loser's good joints are FPs too
+    assert m.labels[0].sum() == 0 and m.labels[1].all()  # the loser's good joints are FPs too
 
 
 def test_precision_recall_and_voc_ap_by_hand():
@@ -256,6 +265,7 @@ def test_precision_recall_and_voc_ap_by_hand():
 # ---------------------------------------------------------------------------------------------
 # Refusals
 # ---------------------------------------------------------------------------------------------
+
 
 def test_duplicate_track_id_in_a_frame_is_refused():
     frames = [frame(i, [pose(A), pose(B)], [1, 2]) for i in range(4)]
@@ -299,21 +309,20 @@ def test_evaluate_cli_draws_missing_head_boxes_where_asked(monkeypatch, capsys):
     assert eval_cli.run(Namespace(**args, complete_head_boxes=True)) == 0
     printed = capsys.readouterr().out
     assert "drew 1 missing ground-truth head boxes" in printed and "| MOTA | 100.0 |" in printed
-    assert np.isnan(gt.videos[0].frames[1].head_boxes[1]).all()        # the ground truth read is not changed
+    assert np.isnan(gt.videos[0].frames[1].head_boxes[1]).all()  # the ground truth read is not changed
 
 
 # ---------------------------------------------------------------------------------------------
 # Output: table, JSON, command line
 # ---------------------------------------------------------------------------------------------
 
+
 def test_table_json_and_cli(tmp_path, monkeypatch, capsys):
     gt = two_people_gt()
-    pred = dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 2 else [20, 10])
-                    for i in range(4)])
+    pred = dataset([frame(i, [pose(A), pose(B)], [10, 20] if i < 2 else [20, 10]) for i in range(4)])
     monkeypatch.setattr(eval_cli, "_read_dataset", lambda path: gt if path == "GT" else pred)
     out = tmp_path / "sub" / "eval.json"
-    assert eval_cli.run(Namespace(gt="GT", pred="PRED", json=str(out), no_ap=False,
-                                  no_mot=False)) == 0
+    assert eval_cli.run(Namespace(gt="GT", pred="PRED", json=str(out), no_ap=False, no_mot=False)) == 0
     printed = capsys.readouterr().out
     assert "| Metric | Head | Shou | Elb | Wri | Hip | Knee | Ankl | Total |" in printed
     assert "| MOTA | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 |" in printed
@@ -337,34 +346,69 @@ def test_json_writes_nan_as_null(tmp_path):
 def _posetrack18_file(path, frames: list[list[tuple[int, np.ndarray]]], scores: bool) -> None:
     """A PoseTrack18 file: ``frames[k]`` lists ``(track_id, [15, 3] keytrack-order pose)``."""
     from keytrack.skeleton import FROM_POSETRACK18, POSETRACK18_JOINTS
+
     images, annotations = [], []
     for k, people in enumerate(frames):
         image_id = 10_000 + k
-        images.append({"id": image_id, "frame_id": image_id, "is_labeled": True,
-                       "file_name": f"images/val/000001_mpii_test/{k:06d}.jpg",
-                       "width": 960, "height": 540})
+        images.append(
+            {
+                "id": image_id,
+                "frame_id": image_id,
+                "is_labeled": True,
+                "file_name": f"images/val/000001_mpii_test/{k:06d}.jpg",
+                "width": 960,
+                "height": 540,
+            }
+        )
         for tid, kp in people:
             kp17 = np.zeros((17, 3))
             kp17[FROM_POSETRACK18] = kp
-            ann = {"id": len(annotations), "image_id": image_id, "track_id": tid, "category_id": 1,
-                   "keypoints": kp17.ravel().tolist(), "bbox_head": HEAD}
+            ann = {
+                "id": len(annotations),
+                "image_id": image_id,
+                "track_id": tid,
+                "category_id": 1,
+                "keypoints": kp17.ravel().tolist(),
+                "bbox_head": HEAD,
+            }
             if scores:
                 ann["scores"] = kp17[:, 2].tolist()
             annotations.append(ann)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [
-        {"id": 1, "name": "person", "keypoints": list(POSETRACK18_JOINTS), "skeleton": []}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [
+                    {"id": 1, "name": "person", "keypoints": list(POSETRACK18_JOINTS), "skeleton": []}
+                ],
+            }
+        )
+    )
 
 
 def test_command_line_on_posetrack18_files(tmp_path, capsys):
     from keytrack.cli import main
+
     gt = [[(1, pose(A)), (2, pose(B))] for _ in range(4)]
-    pred = [[(10, pose(A)), (20, pose(B))] if k < 2 else [(20, pose(A)), (10, pose(B))]
-            for k in range(4)]
+    pred = [[(10, pose(A)), (20, pose(B))] if k < 2 else [(20, pose(A)), (10, pose(B))] for k in range(4)]
     _posetrack18_file(tmp_path / "gt" / "000001_mpii_test.json", gt, scores=False)
     _posetrack18_file(tmp_path / "pred" / "000001_mpii_test.json", pred, scores=True)
-    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"),
-                 "--json", str(tmp_path / "out.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--gt",
+                str(tmp_path / "gt"),
+                "--pred",
+                str(tmp_path / "pred"),
+                "--json",
+                str(tmp_path / "out.json"),
+            ]
+        )
+        == 0
+    )
     assert "| MOTA | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 |" in capsys.readouterr().out
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["per_joint"]["num_switches"] == [2] * J and data["total"]["ap"] == 100.0
@@ -372,8 +416,10 @@ def test_command_line_on_posetrack18_files(tmp_path, capsys):
 
 def test_counts_agree_with_motmetrics_compute():
     import motmetrics as mm
+
     from keytrack.evaluation.mot import MOT_COUNTS, VideoAccumulators
     from keytrack.evaluation.protocol import prepare_video
+
     rng = np.random.default_rng(3)
     gt_frames, pred_frames = [], []
     for k in range(6):

@@ -1,4 +1,5 @@
 """Rendered synthetic frames (keytrack.synth.render), frame sources and pose crops (keytrack.frames)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,16 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from keytrack.frames import (BOX_DILATION, FrameSource, ImageFiles, SyntheticFrames, crop_boxes,
-                             crop_regions, frame_source, pose_crops)
+from keytrack.frames import (
+    BOX_DILATION,
+    FrameSource,
+    ImageFiles,
+    SyntheticFrames,
+    crop_boxes,
+    crop_regions,
+    frame_source,
+    pose_crops,
+)
 from keytrack.io import DataError
 from keytrack.poses import Frame, Video
 from keytrack.skeleton import JOINTS
@@ -25,6 +34,7 @@ LOOKALIKE = replace(SMALL, people_per_video=(4, 4), lookalike_prob=1.0, group_pr
 
 
 # ---- the keypoints stay as they were --------------------------------------------------------------
+
 
 def test_default_keypoints_are_unchanged_by_the_renderer():
     before = generate_dataset(2, 0).table()
@@ -44,6 +54,7 @@ def test_default_keypoints_are_unchanged_by_the_renderer():
 
 
 # ---- renderer -------------------------------------------------------------------------------------
+
 
 def test_renderer_is_deterministic_and_depends_on_the_seed():
     _, a = render_scene(1, 3, SMALL)
@@ -68,7 +79,7 @@ def test_lookalikes_share_colours_and_other_people_differ():
         for colours in (pal.shirt, pal.trousers, pal.skin, pal.hair):
             np.testing.assert_array_equal(colours[a], colours[b])
         assert pal.long_sleeves[a] == pal.long_sleeves[b]
-        others = [i for i in range(len(look)) if i != b]          # one per distinct look
+        others = [i for i in range(len(look)) if i != b]  # one per distinct look
         shirts = {tuple(pal.shirt[i]) for i in others}
         assert len(shirts) == len(others)
 
@@ -101,9 +112,9 @@ def test_nearer_people_cover_farther_ones():
         renderer = SceneRenderer(geometry, 0, index)
         depth = np.where(geometry.depth[0] > 0.3, geometry.depth[0], np.inf)
         near = int(np.argmin(depth))
-        only = np.where(np.arange(geometry.num_people) == near, geometry.depth, 0.0)   # others culled
+        only = np.where(np.arange(geometry.num_people) == near, geometry.depth, 0.0)  # others culled
         alone = SceneRenderer(replace(geometry, depth=only), 0, index).render(0)
-        covered = np.any(alone != renderer.render(0, people=False), -1)    # the nearest person's pixels
+        covered = np.any(alone != renderer.render(0, people=False), -1)  # the nearest person's pixels
         # the nearest person is drawn last: on top of everyone
         np.testing.assert_array_equal(renderer.render(0)[covered], alone[covered])
         checked += int(covered.sum())
@@ -128,13 +139,18 @@ def test_camera_pan_moves_the_background():
 
 # ---- crops ----------------------------------------------------------------------------------------
 
+
 def test_crop_boxes_of_a_coloured_square_and_outside_the_image():
     image = np.zeros((50, 60, 3), np.uint8)
     image[10:30, 20:40] = (200, 50, 10)
-    boxes = np.array([[22, 12, 16, 16],        # inside the square
-                      [-100, -100, 20, 20],    # outside the image
-                      [np.nan, 0, 5, 5],       # no box
-                      [10, 10, 20, 20]])       # left half outside the square (black image part)
+    boxes = np.array(
+        [
+            [22, 12, 16, 16],  # inside the square
+            [-100, -100, 20, 20],  # outside the image
+            [np.nan, 0, 5, 5],  # no box
+            [10, 10, 20, 20],
+        ]
+    )  # left half outside the square (black image part)
     crops = crop_boxes(image, boxes, size=(8, 6))
     assert crops.shape == (4, 3, 6, 8) and crops.dtype == torch.uint8
     assert (crops[0] == torch.tensor([200, 50, 10], dtype=torch.uint8)[:, None, None]).all()
@@ -173,15 +189,15 @@ class _PaintedFrames:
 
 def test_pose_crops_follow_table_order_and_are_cached(tmp_path):
     dataset = generate_dataset(2, 1, SMALL)
-    dataset.videos[0].frames.reverse()                      # table() sorts frames; crops must too
+    dataset.videos[0].frames.reverse()  # table() sorts frames; crops must too
     f = dataset.videos[1].frames[1]
-    f.boxes[:] = np.nan                                     # box from the keypoints instead
+    f.boxes[:] = np.nan  # box from the keypoints instead
     source = _PaintedFrames()
     assert isinstance(source, FrameSource)
     crops = pose_crops(dataset, source, size=(9, 7))
     table = dataset.table()
     assert crops.shape == (len(table), 3, 7, 9)
-    assert source.calls == dataset.num_frames               # one image per frame
+    assert source.calls == dataset.num_frames  # one image per frame
     np.testing.assert_array_equal(crops[:, 0, 3, 4].numpy(), table.video + 1)
     np.testing.assert_array_equal(crops[:, 1, 3, 4].numpy(), table.frame + 1)
     # within a frame: the poses' own order, same as cropping frame by frame
@@ -206,12 +222,13 @@ def test_pose_crops_follow_table_order_and_are_cached(tmp_path):
             raise AssertionError("cache not used")
 
     torch.testing.assert_close(pose_crops(dataset, Refuse(), size=(12, 16), cache_dir=tmp_path), crops)
-    pose_crops(dataset, real, size=(16, 12), cache_dir=tmp_path)        # another size: another file
+    pose_crops(dataset, real, size=(16, 12), cache_dir=tmp_path)  # another size: another file
     assert len(list(tmp_path.glob("pose_crops-*.npy"))) == 2
     assert not list(tmp_path.glob(".*tmp"))
 
 
 # ---- frame sources --------------------------------------------------------------------------------
+
 
 def test_synthetic_frames_render_the_named_video_and_refuse_others():
     dataset = generate_dataset(2, 5, SMALL)
@@ -242,9 +259,16 @@ def test_image_files_read_frames_and_name_a_missing_file(tmp_path):
     folder.mkdir(parents=True)
     pixels = np.random.default_rng(0).integers(0, 255, (12, 16, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(folder / "000000.png")
-    video = Video("000001", [Frame(index=0, file_name="images/val/000001/000000.png", image_id=7),
-                             Frame(index=1, file_name="images/val/000001/000001.jpg", image_id=8)],
-                  16, 12, source="annotations/val/000001.json")
+    video = Video(
+        "000001",
+        [
+            Frame(index=0, file_name="images/val/000001/000000.png", image_id=7),
+            Frame(index=1, file_name="images/val/000001/000001.jpg", image_id=8),
+        ],
+        16,
+        12,
+        source="annotations/val/000001.json",
+    )
     source = ImageFiles(tmp_path)
     np.testing.assert_array_equal(source.image(video, video.frames[0]), pixels)
     with pytest.raises(DataError) as err:
@@ -267,6 +291,7 @@ def test_frame_source_follows_the_data_config(tmp_path):
 
 
 # ---- command line ---------------------------------------------------------------------------------
+
 
 def test_render_command_writes_stills_and_videos(tmp_path, capsys):
     from keytrack.cli import main

@@ -3,6 +3,7 @@
 Every pose below has all 15 joints unless said otherwise, so each joint sees the same events and
 per-joint values equal the totals. HEAD gives a head size of 0.6 x 50 = 30 px.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from test_evaluation import dataset, frame  # noqa: E402  (the same hand-made frames)
 
 from keytrack.evaluation import EvaluationError
 from keytrack.evaluation.hota import ALPHAS, hota
@@ -17,7 +19,6 @@ from keytrack.io import read_dataset, write_posetrack21
 from keytrack.poses import Dataset
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 
-from test_evaluation import dataset, frame  # noqa: E402  (the same hand-made frames)
 A, B, C = (100.0, 100.0), (400.0, 100.0), (700.0, 100.0)
 
 
@@ -46,8 +47,7 @@ def check_all_joints(r: dict, metric: str, expected: float) -> None:
 
 def test_perfect_track_is_100():
     r = hota(one_track(), dataset([frame(i, [pose(A)], [5]) for i in range(4)]))
-    for metric in ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr",
-                   "IDF1", "IDP", "IDR"):
+    for metric in ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr", "IDF1", "IDP", "IDR"):
         check_all_joints(r, metric, 100.0)
     assert close(r["counts"]["TP"][:, :NUM_JOINTS], 4) and r["num_frames"] == 4
 
@@ -79,8 +79,9 @@ def test_missed_detection():
     # B missed in frame 3: TP 7, FN 1 -> DetA 7/8; A(a) = 4/4 = 1, A(b) = 3 / (4 + 3 - 3) = 3/4,
     # AssA = (4 * 1 + 3 * 3/4) / 7 = 6.25 / 7; HOTA = sqrt(7/8 * 6.25/7).
     gt = dataset([frame(i, [pose(A), pose(B)], [1, 2]) for i in range(4)])
-    pred = dataset([frame(i, [pose(A), pose(B)] if i < 3 else [pose(A)], [1, 2] if i < 3 else [1])
-                    for i in range(4)])
+    pred = dataset(
+        [frame(i, [pose(A), pose(B)] if i < 3 else [pose(A)], [1, 2] if i < 3 else [1]) for i in range(4)]
+    )
     r = hota(gt, pred)
     check_all_joints(r, "DetA", 100 * 7 / 8)
     check_all_joints(r, "DetRe", 100 * 7 / 8)
@@ -101,8 +102,9 @@ def test_frame_without_predictions_counts_every_gt_joint_of_the_video_as_missed(
 
 def test_false_positive():
     # an extra pose far from anyone in frame 0: TP 4, FP 1 -> DetA = DetPr = 4/5, AssA 1.
-    pred = dataset([frame(i, [pose(A), pose(C)] if i == 0 else [pose(A)], [1, 9] if i == 0 else [1])
-                    for i in range(4)])
+    pred = dataset(
+        [frame(i, [pose(A), pose(C)] if i == 0 else [pose(A)], [1, 9] if i == 0 else [1]) for i in range(4)]
+    )
     r = hota(one_track(), pred)
     check_all_joints(r, "DetA", 80.0)
     check_all_joints(r, "DetPr", 80.0)
@@ -115,8 +117,7 @@ def test_frame_without_gt_counts_every_predicted_joint_of_the_video_as_false_pos
     # frame 3 is labeled but has no GT person: the kit adds the sequence's predicted joint count
     # (4 per joint: 3 matched + the stray one) to FP. TP 3, FP 4 -> DetA 3/7.
     gt = dataset([frame(i, [pose(A)] if i < 3 else [], [1] if i < 3 else []) for i in range(4)])
-    pred = dataset([frame(i, [pose(A)] if i < 3 else [pose(C)], [1] if i < 3 else [2])
-                    for i in range(4)])
+    pred = dataset([frame(i, [pose(A)] if i < 3 else [pose(C)], [1] if i < 3 else [2]) for i in range(4)])
     r = hota(gt, pred, compute_idf1=False)
     check_all_joints(r, "DetA", 100 * 3 / 7)
 
@@ -153,8 +154,10 @@ def test_total_averages_each_videos_mean_over_joints():
 def test_videos_combine_weighted_by_true_positives():
     # video 1 perfect (AssA 1, TP 4), video 2 one switch (AssA 0.5, TP 4): AssA 0.75
     gt = Dataset(one_track(name="a").videos + one_track(name="b").videos)
-    pred = Dataset(dataset([frame(i, [pose(A)], [1]) for i in range(4)], "a").videos
-                   + dataset([frame(i, [pose(A)], [1 if i < 2 else 2]) for i in range(4)], "b").videos)
+    pred = Dataset(
+        dataset([frame(i, [pose(A)], [1]) for i in range(4)], "a").videos
+        + dataset([frame(i, [pose(A)], [1 if i < 2 else 2]) for i in range(4)], "b").videos
+    )
     r = hota(gt, pred, compute_idf1=False)
     check_all_joints(r, "AssA", 75.0)
     check_all_joints(r, "HOTA", 100 * math.sqrt(0.75))
@@ -162,11 +165,22 @@ def test_videos_combine_weighted_by_true_positives():
 
 def test_unlabeled_frames_and_ignore_regions_are_not_scored():
     region = [np.array([[650.0, 50.0], [900.0, 50.0], [900.0, 300.0], [650.0, 300.0]])]
-    gt = dataset([frame(0, [pose(A)], [1], ignore_regions=region),    # C lies inside the region
-                  frame(1, [pose(A)], [1], is_labeled=False),          # wrong prediction, unlabeled
-                  frame(2, [pose(A)], [1]), frame(3, [pose(A)], [1])])
-    pred = dataset([frame(0, [pose(A), pose(C)], [1, 9]), frame(1, [pose(B)], [4]),
-                    frame(2, [pose(A)], [1]), frame(3, [pose(A)], [1])])
+    gt = dataset(
+        [
+            frame(0, [pose(A)], [1], ignore_regions=region),  # C lies inside the region
+            frame(1, [pose(A)], [1], is_labeled=False),  # wrong prediction, unlabeled
+            frame(2, [pose(A)], [1]),
+            frame(3, [pose(A)], [1]),
+        ]
+    )
+    pred = dataset(
+        [
+            frame(0, [pose(A), pose(C)], [1, 9]),
+            frame(1, [pose(B)], [4]),
+            frame(2, [pose(A)], [1]),
+            frame(3, [pose(A)], [1]),
+        ]
+    )
     r = hota(gt, pred, compute_idf1=False)
     assert r["num_frames"] == 3
     check_all_joints(r, "HOTA", 100.0)
@@ -190,8 +204,13 @@ def test_untracked_predictions_are_refused():
 
 def test_posetrack21_writer_round_trips(tmp_path):
     region = [np.array([[650.0, 50.0], [900.0, 50.0], [900.0, 300.0]])]
-    data = dataset([frame(0, [pose(A), pose(B, drop=("nose",))], [1, 2], ignore_regions=region),
-                    frame(1, [], [], is_labeled=False), frame(2, [pose(A)], [1])])
+    data = dataset(
+        [
+            frame(0, [pose(A), pose(B, drop=("nose",))], [1, 2], ignore_regions=region),
+            frame(1, [], [], is_labeled=False),
+            frame(2, [pose(A)], [1]),
+        ]
+    )
     (path,) = write_posetrack21(data, tmp_path)
     doc = json.loads(path.read_text())
     assert all("ignore_regions_x" in im and "ignore_regions_y" in im for im in doc["images"])
@@ -212,62 +231,144 @@ def test_evaluate_command_adds_hota_and_idf1_beside_poseval(tmp_path, capsys):
     from keytrack.synth import SynthConfig, generate_dataset
 
     gt = generate_dataset(2, seed=8, config=SynthConfig(frames_per_video=(8, 10)))
-    for video in gt.videos:                                     # never annotate the nose, as Bonn
+    for video in gt.videos:  # never annotate the nose, as Bonn
         for f in video.frames:
             f.keypoints[:, JOINTS.index("nose")] = 0.0
     write_posetrack18(gt, tmp_path / "gt")
-    assert main(["track", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "pred")]) == 0
+    assert (
+        main(
+            ["track", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "pred")]
+        )
+        == 0
+    )
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"),
-                 "--metrics", "poseval,hota,idf1", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--gt",
+                str(tmp_path / "gt"),
+                "--pred",
+                str(tmp_path / "pred"),
+                "--metrics",
+                "poseval,hota,idf1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "MOTA" in printed and "%IDSW" in printed
     for row in ("| HOTA |", "| DetA |", "| AssA |", "| LocA |", "| IDF1 |"):
         assert row in printed
     result = json.loads(out.read_text())
-    direct = hota(read_dataset(tmp_path / "gt", keep_empty_poses=True), read_dataset(tmp_path / "pred", keep_empty_poses=True))
+    direct = hota(
+        read_dataset(tmp_path / "gt", keep_empty_poses=True),
+        read_dataset(tmp_path / "pred", keep_empty_poses=True),
+    )
     assert result["hota"]["HOTA"]["total"] == pytest.approx(direct["total"]["HOTA"])
     assert set(result["hota"]["AssA"]["per_joint"]) == set(JOINTS) and "IDF1" in result["idf1"]
-    assert result["idf1"]["IDF1"]["per_joint"]["nose"] is None          # NaN written as null
-    assert "total" in result                                    # poseval's numbers are still there
-    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--metrics", "hota,x"]) == 2
+    assert result["idf1"]["IDF1"]["per_joint"]["nose"] is None  # NaN written as null
+    assert "total" in result  # poseval's numbers are still there
+    assert (
+        main(
+            [
+                "evaluate",
+                "--gt",
+                str(tmp_path / "gt"),
+                "--pred",
+                str(tmp_path / "pred"),
+                "--metrics",
+                "hota,x",
+            ]
+        )
+        == 2
+    )
     assert "--metrics: unknown ['x']" in capsys.readouterr().err
 
 
-def _pt21_annotation(image_id: int, ann_id: int, track_id: int, person_id: int, centre, with_keypoints=True) -> dict:
+def _pt21_annotation(
+    image_id: int, ann_id: int, track_id: int, person_id: int, centre, with_keypoints=True
+) -> dict:
     kp17 = np.zeros((17, 3))
     if with_keypoints:
         kp17[:, 0] = centre[0] + 3.0 * np.arange(17)
         kp17[:, 1] = centre[1] + 5.0 * np.arange(17)
         kp17[:, 2] = 1.0
-        kp17[[3, 4]] = 0.0                       # PoseTrack21's ears are placeholders
-    return {"image_id": image_id, "id": ann_id, "category_id": 1, "track_id": track_id, "person_id": person_id,
-            "keypoints": kp17.ravel().tolist(), "bbox": [centre[0] - 10, centre[1] - 10, 80, 110],
-            "bbox_head": [centre[0], centre[1], 30, 30]}
+        kp17[[3, 4]] = 0.0  # PoseTrack21's ears are placeholders
+    return {
+        "image_id": image_id,
+        "id": ann_id,
+        "category_id": 1,
+        "track_id": track_id,
+        "person_id": person_id,
+        "keypoints": kp17.ravel().tolist(),
+        "bbox": [centre[0] - 10, centre[1] - 10, 80, 110],
+        "bbox_head": [centre[0], centre[1], 30, 30],
+    }
 
 
 def test_posetrack21_layout_is_read_as_the_kit_reads_it(tmp_path):
     """posetrack_data/<split>/, identity from track_id (not person_id), box-only people dropped and
     counted, unlabeled frames and ignore regions kept: HOTA of the file against itself is 100."""
-    images = [{"id": 10 + t, "frame_id": 10 + t, "file_name": f"images/val/000001_x/{t:06d}.jpg",
-               "is_labeled": t != 1, "has_labeled_person": True, "nframes": 3, "vid_id": "000001",
-               "ignore_regions_x": [[600, 900, 900]] if t == 2 else [],
-               "ignore_regions_y": [[50, 50, 300]] if t == 2 else []} for t in range(3)]
-    anns = [_pt21_annotation(10, 1, 0, 1024, A), _pt21_annotation(10, 2, 1, 77, B),
-            _pt21_annotation(10, 3, 2, 5, C, with_keypoints=False),
-            _pt21_annotation(12, 4, 0, 1024, A), _pt21_annotation(12, 5, 1, 77, B)]
-    doc = {"images": images, "annotations": anns,
-           "categories": [{"id": 1, "name": "person", "keypoints": [
-               "nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-               "right_knee", "left_ankle", "right_ankle"]}]}
+    images = [
+        {
+            "id": 10 + t,
+            "frame_id": 10 + t,
+            "file_name": f"images/val/000001_x/{t:06d}.jpg",
+            "is_labeled": t != 1,
+            "has_labeled_person": True,
+            "nframes": 3,
+            "vid_id": "000001",
+            "ignore_regions_x": [[600, 900, 900]] if t == 2 else [],
+            "ignore_regions_y": [[50, 50, 300]] if t == 2 else [],
+        }
+        for t in range(3)
+    ]
+    anns = [
+        _pt21_annotation(10, 1, 0, 1024, A),
+        _pt21_annotation(10, 2, 1, 77, B),
+        _pt21_annotation(10, 3, 2, 5, C, with_keypoints=False),
+        _pt21_annotation(12, 4, 0, 1024, A),
+        _pt21_annotation(12, 5, 1, 77, B),
+    ]
+    doc = {
+        "images": images,
+        "annotations": anns,
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "keypoints": [
+                    "nose",
+                    "head_bottom",
+                    "head_top",
+                    "left_ear",
+                    "right_ear",
+                    "left_shoulder",
+                    "right_shoulder",
+                    "left_elbow",
+                    "right_elbow",
+                    "left_wrist",
+                    "right_wrist",
+                    "left_hip",
+                    "right_hip",
+                    "left_knee",
+                    "right_knee",
+                    "left_ankle",
+                    "right_ankle",
+                ],
+            }
+        ],
+    }
     folder = tmp_path / "posetrack_data" / "val"
     folder.mkdir(parents=True)
     (folder / "000001_x_val.json").write_text(json.dumps(doc))
     data = read_dataset(tmp_path, split="val")
     (video,) = data.videos
-    assert [f.track_ids.tolist() for f in video.frames] == [[0, 1], [], [0, 1]]     # track_id, never person_id
-    assert sum(data.skipped.values()) == 1                                           # the box-only person
+    assert [f.track_ids.tolist() for f in video.frames] == [[0, 1], [], [0, 1]]  # track_id, never person_id
+    assert sum(data.skipped.values()) == 1  # the box-only person
     assert [f.is_labeled for f in video.frames] == [True, False, True]
     assert len(video.frames[2].ignore_regions) == 1 and not video.frames[0].ignore_regions
     r = hota(data, data)

@@ -1,4 +1,5 @@
 """One run identity (keytrack.identity): what makes two training configs the same run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,21 +10,37 @@ from keytrack.identity import changed_keys, digest, identity
 
 def test_identity_ignores_where_a_run_writes_and_how_it_logs():
     a = load_config(["experiment=quick"])
-    b = load_config(["experiment=quick", "run_name=elsewhere", "output_dir=/tmp/x", "logging.wandb=false",
-                     "trainer.log_every_n_steps=1", "loader.num_workers=2", "loader.val_batch_size=7"])
+    b = load_config(
+        [
+            "experiment=quick",
+            "run_name=elsewhere",
+            "output_dir=/tmp/x",
+            "logging.wandb=false",
+            "trainer.log_every_n_steps=1",
+            "loader.num_workers=2",
+            "loader.val_batch_size=7",
+        ]
+    )
     assert identity(a) == identity(b) and digest(a) == digest(b)
     assert changed_keys(a, b) == []
 
 
 def test_identity_names_every_changed_setting_and_max_epochs_only_extends():
     a = load_config(["experiment=quick", "trainer.max_epochs=1"])
-    b = load_config(["experiment=quick", "trainer.max_epochs=1", "optim.lr=0.5", "loader.batch_size=7",
-                     "trainer.check_val_every_n_epoch=3"])
+    b = load_config(
+        [
+            "experiment=quick",
+            "trainer.max_epochs=1",
+            "optim.lr=0.5",
+            "loader.batch_size=7",
+            "trainer.check_val_every_n_epoch=3",
+        ]
+    )
     assert changed_keys(a, b) == ["loader.batch_size", "optim.lr", "trainer.check_val_every_n_epoch"]
     assert digest(a) != digest(b)
     longer = load_config(["experiment=quick", "trainer.max_epochs=5"])
-    assert changed_keys(a, longer) == ["trainer.max_epochs"]          # another finished result ...
-    assert changed_keys(a, longer, resume=True) == []                 # ... but the same run to resume
+    assert changed_keys(a, longer) == ["trainer.max_epochs"]  # another finished result ...
+    assert changed_keys(a, longer, resume=True) == []  # ... but the same run to resume
     assert digest(a, resume=True) == digest(longer, resume=True) and digest(a) != digest(longer)
 
 
@@ -41,7 +58,7 @@ def test_a_setting_added_later_at_its_neutral_value_keeps_older_runs_the_same_ru
 
     now = load_config(["experiment=improved"])
     older = OmegaConf.to_container(now, resolve=True)
-    for key in NEUTRAL:                        # a run saved before these settings existed
+    for key in NEUTRAL:  # a run saved before these settings existed
         *parents, leaf = key.split(".")
         section = older
         for p in parents:

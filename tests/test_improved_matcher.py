@@ -1,5 +1,6 @@
 """The improved matcher's parts: listwise loss, ranking metrics, position encodings, augmentation,
 candidate lists, and ``keytrack diagnose`` end to end."""
+
 from __future__ import annotations
 
 import math
@@ -26,14 +27,15 @@ def _logits(z):
 
 # -- listwise loss ------------------------------------------------------------------------------------
 
+
 def test_listwise_loss_value_on_a_hand_made_frame():
     # List 0: three candidates, the second is the person. List 1: two candidates, none is (new person).
     z = torch.tensor([1.0, 2.0, -1.0, 0.5, -0.5])
     labels = torch.tensor([0, 1, 0, 0, 0])
     group = torch.tensor([0, 0, 0, 1, 1])
     got = listwise_loss(_logits(z), labels, group)
-    l0 = -(2.0 - math.log(math.exp(1) + math.exp(2) + math.exp(-1) + 1.0))     # + no-match logit 0
-    l1 = -(0.0 - math.log(math.exp(0.5) + math.exp(-0.5) + 1.0))               # target: no match
+    l0 = -(2.0 - math.log(math.exp(1) + math.exp(2) + math.exp(-1) + 1.0))  # + no-match logit 0
+    l1 = -(0.0 - math.log(math.exp(0.5) + math.exp(-0.5) + 1.0))  # target: no match
     assert got.item() == pytest.approx((l0 + l1) / 2, rel=1e-6)
 
 
@@ -43,9 +45,9 @@ def test_listwise_loss_gradient_raises_the_true_candidate_and_lowers_the_others(
     group = torch.tensor([0, 0, 0, 1, 1])
     listwise_loss(_logits(z), labels, group).backward()
     g = z.grad
-    assert g[1] < 0                                 # gradient descent raises the true candidate's logit
-    assert g[0] > 0 and g[2] > 0                    # and lowers the wrong ones of its list
-    assert g[3] > 0 and g[4] > 0                    # a new person: every candidate goes down
+    assert g[1] < 0  # gradient descent raises the true candidate's logit
+    assert g[0] > 0 and g[2] > 0  # and lowers the wrong ones of its list
+    assert g[3] > 0 and g[4] > 0  # a new person: every candidate goes down
     # The gradient of a list sums to softmax mass minus target: p_no_match - 0 for list 0.
     p_none = 1.0 / (math.exp(1) + math.exp(2) + math.exp(-1) + 1.0)
     assert g[:3].sum().item() * 2 == pytest.approx(-p_none, rel=1e-5)
@@ -59,9 +61,11 @@ def test_listwise_loss_is_stable_for_large_logits():
 
 # -- ranking metrics -----------------------------------------------------------------------------------
 
+
 def test_ranking_stats_on_hand_made_scores():
     # query 0: true 0.9 beats wrong 0.2 -> rank 1, accepted.   query 1: wrong 0.8 beats true 0.6.
-    # query 2: true 0.4 first but below 0.5 -> rank 1, not accepted.   query 3: new person, best 0.3 -> new ok.
+    # query 2: true 0.4 first but below 0.5 -> rank 1, not accepted.   query 3: new person, best 0.3 -> new
+    # ok.
     # query 4: new person, a candidate at 0.7 -> wrongly continued.
     scores = torch.tensor([0.9, 0.2, 0.6, 0.8, 0.4, 0.3, 0.7, 0.1])
     labels = torch.tensor([1, 0, 1, 0, 1, 0, 0, 0])
@@ -77,7 +81,7 @@ def test_tracking_ranking_accumulates_queries_split_across_batches():
     labels = torch.tensor([1, 0, 1, 0, 1, 0, 0, 0])
     query = torch.tensor([0, 0, 1, 1, 2, 3, 4, 4])
     metric = TrackingRanking(0.5)
-    for sl in (slice(0, 3), slice(3, 7), slice(7, 8)):           # query 1 and 4 cut across batches
+    for sl in (slice(0, 3), slice(3, 7), slice(7, 8)):  # query 1 and 4 cut across batches
         metric.update(scores[sl], labels[sl], query[sl])
     got = metric.compute()
     want = ranking_stats(scores, labels, query, 0.5)
@@ -86,18 +90,22 @@ def test_tracking_ranking_accumulates_queries_split_across_batches():
 
 # -- position encodings ------------------------------------------------------------------------------
 
+
 def _pairs(m=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(m, 1, 2, generator=g) * torch.tensor([600.0, 300.0]) + 100
-    prev = torch.cat([base + torch.randn(m, NUM_JOINTS, 2, generator=g) * 30, torch.ones(m, NUM_JOINTS, 1)], -1)
+    prev = torch.cat(
+        [base + torch.randn(m, NUM_JOINTS, 2, generator=g) * 30, torch.ones(m, NUM_JOINTS, 1)], -1
+    )
     cur = prev.clone()
     cur[..., :2] += torch.randn(m, 1, 2, generator=g) * 10 + torch.randn(m, NUM_JOINTS, 2, generator=g)
-    cur[:, 3, :] = 0.0                                            # one joint missing in the current pose
+    cur[:, 3, :] = 0.0  # one joint missing in the current pose
     return cur, prev, torch.tensor([[960.0, 540.0]]).repeat(m, 1), torch.randint(1, 5, (m,), generator=g)
 
 
-@pytest.mark.parametrize("encoding,keys", [("lookup", {"position"}), ("factorised", {"column", "row"}),
-                                           ("fourier", {"features"})])
+@pytest.mark.parametrize(
+    "encoding,keys", [("lookup", {"position"}), ("factorised", {"column", "row"}), ("fourier", {"features"})]
+)
 def test_position_encoding_shapes(encoding, keys):
     cur, prev, size, delta = _pairs()
     cfg = TokenConfig(position_encoding=encoding, fourier_bands=3)
@@ -106,8 +114,11 @@ def test_position_encoding_shapes(encoding, keys):
     for k in keys:
         assert tok[k].shape[:2] == (6, 2 * NUM_JOINTS)
     if encoding == "fourier":
-        assert tok["features"].shape[2] == cfg.num_features == 2 + 4 * 3 and tok["features"].dtype == torch.float32
-        assert (tok["features"][:, 3] == 0).all()                 # the missing joint carries nothing
+        assert (
+            tok["features"].shape[2] == cfg.num_features == 2 + 4 * 3
+            and tok["features"].dtype == torch.float32
+        )
+        assert (tok["features"][:, 3] == 0).all()  # the missing joint carries nothing
     if encoding == "factorised":
         assert int(tok["column"].max()) < 24 and int(tok["row"].max()) < 18
 
@@ -124,12 +135,15 @@ def test_fourier_and_displacement_are_translation_and_scale_free_lookup_is_not()
     assert torch.allclose(a, b, atol=1e-4)
     # Scaling the pair about the earlier pose's centre leaves u (and the features) unchanged too.
     u, scale = pair_geometry(torch.cat([cur, prev], 1), torch.cat([cur, prev], 1)[..., 2] > 0)
-    u2, scale2 = pair_geometry(torch.cat([cur, prev], 1) * torch.tensor([2.0, 2.0, 1.0]),
-                               torch.cat([cur, prev], 1)[..., 2] > 0)
+    u2, scale2 = pair_geometry(
+        torch.cat([cur, prev], 1) * torch.tensor([2.0, 2.0, 1.0]), torch.cat([cur, prev], 1)[..., 2] > 0
+    )
     assert torch.allclose(u, u2, atol=1e-5) and torch.allclose(scale2, 2 * scale)
     lookup = TokenConfig()
-    assert not torch.equal(tokenize_pairs(cur, prev, size, delta, lookup)["position"],
-                           tokenize_pairs(*moved, size, delta, lookup)["position"])
+    assert not torch.equal(
+        tokenize_pairs(cur, prev, size, delta, lookup)["position"],
+        tokenize_pairs(*moved, size, delta, lookup)["position"],
+    )
 
 
 def test_displacement_features_are_zero_where_a_joint_is_missing_and_grow_with_motion():
@@ -137,37 +151,48 @@ def test_displacement_features_are_zero_where_a_joint_is_missing_and_grow_with_m
     cfg = TokenConfig(position=False, displacement=True)
     f = tokenize_pairs(cur, prev, size, delta, cfg)["features"]
     assert f.shape == (6, 2 * NUM_JOINTS, 4)
-    assert (f[:, 3] == 0).all() and (f[:, NUM_JOINTS + 3] == 0).all()      # joint 3 missing in one pose
+    assert (f[:, 3] == 0).all() and (f[:, NUM_JOINTS + 3] == 0).all()  # joint 3 missing in one pose
     assert torch.equal(f[:, :NUM_JOINTS][:, [0, 1, 2]], f[:, NUM_JOINTS:][:, [0, 1, 2]])  # both tokens of j
     far = cur.clone()
     far[..., :2] += 300.0
     g = tokenize_pairs(far, prev, size, delta, cfg)["features"]
-    assert (g[:, 0, 2] > f[:, 0, 2]).all()                                   # tanh(|d|²/4) grows
+    assert (g[:, 0, 2] > f[:, 0, 2]).all()  # tanh(|d|²/4) grows
 
 
 def test_confidence_feature_is_each_keypoints_own_c_and_zero_where_missing():
     cur, prev, size, delta = _pairs()
-    cur[..., 2] = torch.linspace(0.05, 0.95, NUM_JOINTS)              # predicted-like confidences
-    cur[:, 3, 2] = 0.0                                               # a missing keypoint
-    prev[..., 2] = 2.0                                               # a flag above 1 is full confidence
+    cur[..., 2] = torch.linspace(0.05, 0.95, NUM_JOINTS)  # predicted-like confidences
+    cur[:, 3, 2] = 0.0  # a missing keypoint
+    prev[..., 2] = 2.0  # a flag above 1 is full confidence
     cfg = TokenConfig(position_encoding="fourier", displacement=True, confidence=True)
     f = tokenize_pairs(cur, prev, size, delta, cfg)["features"]
-    assert f.shape[-1] == cfg.num_features == TokenConfig(position_encoding="fourier", displacement=True).num_features + 1
-    assert torch.allclose(f[:, :NUM_JOINTS, -1], cur[..., 2])          # the current pose's c (0 where missing)
-    assert (f[:, NUM_JOINTS:, -1] == 1.0).all()                       # clipped to 1
+    assert (
+        f.shape[-1]
+        == cfg.num_features
+        == TokenConfig(position_encoding="fourier", displacement=True).num_features + 1
+    )
+    assert torch.allclose(f[:, :NUM_JOINTS, -1], cur[..., 2])  # the current pose's c (0 where missing)
+    assert (f[:, NUM_JOINTS:, -1] == 1.0).all()  # clipped to 1
     # the other features do not depend on it
-    plain = tokenize_pairs(cur, prev, size, delta, TokenConfig(position_encoding="fourier", displacement=True))
+    plain = tokenize_pairs(
+        cur, prev, size, delta, TokenConfig(position_encoding="fourier", displacement=True)
+    )
     assert torch.equal(f[..., :-1], plain["features"])
 
 
 def test_transformer_reads_every_encoding():
-    from keytrack.models.transformer import TransformerMatchingNetwork
     from keytrack.models.registry import transformer_config
+    from keytrack.models.transformer import TransformerMatchingNetwork
 
     cur, prev, size, delta = _pairs()
-    for cfg in (TokenConfig(position_encoding="factorised"), TokenConfig(position_encoding="fourier", displacement=True),
-                TokenConfig(position_encoding="fourier", displacement=True, confidence=True)):
-        model = TransformerMatchingNetwork(transformer_config(cfg, hidden=16, intermediate=16, layers=1, heads=2))
+    for cfg in (
+        TokenConfig(position_encoding="factorised"),
+        TokenConfig(position_encoding="fourier", displacement=True),
+        TokenConfig(position_encoding="fourier", displacement=True, confidence=True),
+    ):
+        model = TransformerMatchingNetwork(
+            transformer_config(cfg, hidden=16, intermediate=16, layers=1, heads=2)
+        )
         out = model(tokenize_pairs(cur, prev, size, delta, cfg))
         assert out.shape == (6, 2) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="position_encoding"):
@@ -193,14 +218,15 @@ def test_oks_prior_network_ranks_as_oks_before_training_and_learns_a_correction(
     from keytrack.models.transformer import TransformerMatchingNetwork
 
     cur, prev, size, delta = _pairs()
-    cur = cur + torch.linspace(0, 40, 6)[:, None, None] * torch.tensor([1.0, 0.0, 0.0])   # growing motion
+    cur = cur + torch.linspace(0, 40, 6)[:, None, None] * torch.tensor([1.0, 0.0, 0.0])  # growing motion
     cfg = TokenConfig(position_encoding="fourier", displacement=True, oks_prior=True)
-    model = TransformerMatchingNetwork(transformer_config(cfg, hidden=16, intermediate=16, layers=1, heads=2,
-                                                          oks_prior_weight=2.0)).eval()
+    model = TransformerMatchingNetwork(
+        transformer_config(cfg, hidden=16, intermediate=16, layers=1, heads=2, oks_prior_weight=2.0)
+    ).eval()
     tokens = tokenize_pairs(cur, prev, size, delta, cfg)
     z = (lambda lg: lg[:, 1] - lg[:, 0])(model(tokens)).detach()
     oks = tokens["oks"].clamp(1e-4, 1 - 1e-4)
-    assert torch.allclose(z, 2.0 * torch.logit(oks), atol=1e-5)        # exactly OKS's ranking at the start
+    assert torch.allclose(z, 2.0 * torch.logit(oks), atol=1e-5)  # exactly OKS's ranking at the start
     # one step of the listwise loss moves the network part (it is not frozen at OKS)
     model.train()
     loss = listwise_loss(model(tokens), torch.tensor([1, 0, 0, 0, 0, 0]), torch.zeros(6, dtype=torch.long))
@@ -219,24 +245,41 @@ def test_oks_prior_network_ranks_as_oks_before_training_and_learns_a_correction(
 
 # -- augmentation ------------------------------------------------------------------------------------
 
+
 def test_augmentation_keeps_visibility_and_frame_bounds():
     cur, prev, size, _ = _pairs(m=64, seed=3)
-    prev[:, 0, :] = 0.0                                           # invisible joints stay untouched
+    prev[:, 0, :] = 0.0  # invisible joints stay untouched
     g = torch.Generator().manual_seed(0)
     for flip in (0.0, 1.0):
-        a, b = augment_pairs(cur, prev, size, translate=True, flip=flip, scale=(0.7, 1.4), rotate=20.0,
-                             jitter=0.2, drop=0.5, generator=g)
+        a, b = augment_pairs(
+            cur,
+            prev,
+            size,
+            translate=True,
+            flip=flip,
+            scale=(0.7, 1.4),
+            rotate=20.0,
+            jitter=0.2,
+            drop=0.5,
+            generator=g,
+        )
         for before, after in ((cur, a), (prev, b)):
             was = before[..., 2] > 0
-            if flip:                                              # a mirrored pose swaps left and right joints
+            if flip:  # a mirrored pose swaps left and right joints
                 from keytrack.skeleton import FLIP
+
                 was = was[:, torch.as_tensor(FLIP)]
             now = after[..., 2] > 0
-            assert not (now & ~was).any()                         # nothing invisible becomes visible
-            assert now.any(1).all()                               # every pose keeps a keypoint
+            assert not (now & ~was).any()  # nothing invisible becomes visible
+            assert now.any(1).all()  # every pose keeps a keypoint
             xy = after[..., :2][now]
             w, h = size[0]
-            assert (xy[:, 0] >= 0).all() and (xy[:, 0] < w).all() and (xy[:, 1] >= 0).all() and (xy[:, 1] < h).all()
+            assert (
+                (xy[:, 0] >= 0).all()
+                and (xy[:, 0] < w).all()
+                and (xy[:, 1] >= 0).all()
+                and (xy[:, 1] < h).all()
+            )
         # Some keypoints were dropped, and the pair actually moved.
         assert ((a[..., 2] > 0).sum() < (cur[..., 2] > 0).sum()) and not torch.allclose(a, cur)
 
@@ -248,6 +291,7 @@ def test_augmentation_with_nothing_on_is_the_identity():
 
 
 # -- candidate lists ---------------------------------------------------------------------------------
+
 
 def test_candidate_lists_hold_one_pose_and_one_delta_with_at_most_one_match():
     from omegaconf import OmegaConf
@@ -262,8 +306,10 @@ def test_candidate_lists_hold_one_pose_and_one_delta_with_at_most_one_match():
     assert int(lists.length.sum()) == len(pairs) and len(lists) > 0
     batch = lists.__getitems__(list(range(len(lists))))
     g = batch["group"]
-    for key in ("query", "delta"):                                # constant within a list
-        first = torch.zeros(len(lists), dtype=torch.long).scatter_reduce(0, g, batch[key], "amin", include_self=False)
+    for key in ("query", "delta"):  # constant within a list
+        first = torch.zeros(len(lists), dtype=torch.long).scatter_reduce(
+            0, g, batch[key], "amin", include_self=False
+        )
         assert torch.equal(first[g], batch[key])
     matches = torch.zeros(len(lists), dtype=torch.long).scatter_add(0, g, batch["label"])
     assert int(matches.max()) <= 1 and int(matches.sum()) > 0
@@ -290,20 +336,21 @@ def test_hide_true_turns_lists_into_no_match_targets():
 
     pairs.set_epoch(0)
     hidden = CandidateLists(pairs, hide_true=1.0).__getitems__(every)
-    assert int(hidden["label"].sum()) == 0                          # every true candidate is gone
+    assert int(hidden["label"].sum()) == 0  # every true candidate is gone
     assert len(hidden["label"]) == len(full["label"]) - int(with_true.sum())
     # Lists emptied by it (a pose with one candidate) are dropped; the rest are renumbered 0..G-1.
     assert torch.equal(torch.unique(hidden["group"]), torch.arange(int(hidden["group"].max()) + 1))
     logits = torch.zeros(len(hidden["label"]), 2, requires_grad=True)
     listwise_loss(logits, hidden["label"], hidden["group"]).backward()
-    assert (logits.grad[:, 1] > 0).all()                            # every candidate pushed below "no match"
+    assert (logits.grad[:, 1] > 0).all()  # every candidate pushed below "no match"
 
     def kept_true(epoch):
         pairs.set_epoch(epoch)
         return CandidateLists(pairs, hide_true=0.5).__getitems__(every)["label"].sum().item()
-    assert kept_true(1) == kept_true(1)                             # same epoch, same lists hidden
+
+    assert kept_true(1) == kept_true(1)  # same epoch, same lists hidden
     kept = [kept_true(e) for e in range(6)]
-    assert len(set(kept)) > 1                                       # another epoch, other lists
+    assert len(set(kept)) > 1  # another epoch, other lists
     assert all(0.3 < k / int(with_true.sum()) < 0.7 for k in kept)  # about half of them
     with pytest.raises(ValueError, match="hide_true"):
         CandidateLists(pairs, hide_true=1.5)
@@ -311,26 +358,48 @@ def test_hide_true_turns_lists_into_no_match_targets():
 
 # -- keytrack diagnose --------------------------------------------------------------------------------
 
+
 def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
     from keytrack.cli import main
     from keytrack.config import load_config
     from keytrack.io import write_posetrack18
     from keytrack.models.factory import build_matcher, matcher_config
-    from omegaconf import OmegaConf
 
     gt = generate_dataset(2, seed=21, config=TINY)
     write_posetrack18(gt, tmp_path / "gt")
-    cfg = load_config(["experiment=improved", "model.hidden=16", "model.intermediate=16", "model.layers=1",
-                       "model.heads=2"])
+    cfg = load_config(
+        ["experiment=improved", "model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"]
+    )
     torch.manual_seed(0)
     model = build_matcher(matcher_config(cfg))
     ckpt = tmp_path / "run" / "checkpoints" / "tiny.ckpt"
     ckpt.parent.mkdir(parents=True)
-    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    torch.save(
+        {
+            "hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        ckpt,
+    )
     out = tmp_path / "diag"
-    assert main(["diagnose", "--checkpoint", str(ckpt), "--input", str(tmp_path / "gt"), "--output", str(out),
-                 "--frame-stride", "2"]) == 0
+    assert (
+        main(
+            [
+                "diagnose",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(tmp_path / "gt"),
+                "--output",
+                str(out),
+                "--frame-stride",
+                "2",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| window Δ = 1..4 |" in printed and "| Δ = 4 |" in printed
     for name in ("ranking.md", "ranking.csv", "worst_frames.md", "worst_frames.csv", "scores.png"):
@@ -339,19 +408,40 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
     rows = (out / "ranking.csv").read_text().splitlines()
     assert rows[0].startswith("candidates,rank1") and len(rows) == 1 + 5
     # OKS on ground-truth keypoints of slow synthetic people ranks (nearly) every pose first.
-    assert main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            ["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "o")]
+        )
+        == 0
+    )
     window = (tmp_path / "o" / "ranking.csv").read_text().splitlines()[1].split(",")
     assert float(window[1]) > 0.9
     # On the protocol's predictions of the same videos (identities kept): OKS ranks worse than on GT,
     # and the counts include the false positives as people of their own (new tracks).
-    assert main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "p"),
-                 "--keypoints", "predicted_boxes_predicted_keypoints"]) == 0
+    assert (
+        main(
+            [
+                "diagnose",
+                "--scorer",
+                "oks",
+                "--input",
+                str(tmp_path / "gt"),
+                "--output",
+                str(tmp_path / "p"),
+                "--keypoints",
+                "predicted_boxes_predicted_keypoints",
+            ]
+        )
+        == 0
+    )
     head = (tmp_path / "p" / "ranking.csv").read_text().splitlines()[0].split(",")
     pred = dict(zip(head, (tmp_path / "p" / "ranking.csv").read_text().splitlines()[1].split(",")))
     gt_row = dict(zip(head, window))
     assert float(pred["rank1"]) < float(gt_row["rank1"]) and int(pred["new"]) > int(gt_row["new"])
     capsys.readouterr()
-    assert main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--keypoints", "nonsense"]) == 2
+    assert (
+        main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--keypoints", "nonsense"]) == 2
+    )
     assert "--keypoints: unknown setting 'nonsense'" in capsys.readouterr().err
 
 
@@ -359,13 +449,19 @@ def test_learning_curve_reads_every_attempt_and_plots(tmp_path, capsys):
     from keytrack.cli import main
 
     run = tmp_path / "runs" / "improved" / "r0"
-    for version, text in ((0, "epoch,step,train/loss,val/rank1,val/wrong_beats_true\n0,9,0.5,,\n0,9,,0.9,0.1\n"),
-                          (1, "epoch,step,val/rank1,val/wrong_beats_true\n1,19,0.95,0.05\n")):
+    for version, text in (
+        (0, "epoch,step,train/loss,val/rank1,val/wrong_beats_true\n0,9,0.5,,\n0,9,,0.9,0.1\n"),
+        (1, "epoch,step,val/rank1,val/wrong_beats_true\n1,19,0.95,0.05\n"),
+    ):
         (run / "csv" / f"version_{version}").mkdir(parents=True)
         (run / "csv" / f"version_{version}" / "metrics.csv").write_text(text)
     assert main(["learning-curve", str(run), "--out", str(tmp_path / "out")]) == 0
     lines = (tmp_path / "out" / "curve.csv").read_text().splitlines()
-    assert len(lines) == 3 and lines[1].startswith("r0,improved,9,0,0.9") and lines[2].startswith("r0,improved,19,1,0.95")
+    assert (
+        len(lines) == 3
+        and lines[1].startswith("r0,improved,9,0,0.9")
+        and lines[2].startswith("r0,improved,19,1,0.95")
+    )
     assert (tmp_path / "out" / "curve.png").read_bytes()[:4] == b"\x89PNG"
     # a folder without validation metrics: a clear error, nothing written
     capsys.readouterr()
@@ -387,7 +483,7 @@ def test_frame_strides_add_every_offset_as_its_own_video_with_timestep_deltas():
         frames = sum(len(v.frames) for v in out.videos if f"@{k}+" in v.name)
         assert frames == ds.num_frames
     v = next(v for v in out.videos if v.name == f"{ds.videos[0].name}@4+1")
-    assert [f.index for f in v.frames] == list(range(len(v.frames)))       # consecutive timesteps
+    assert [f.index for f in v.frames] == list(range(len(v.frames)))  # consecutive timesteps
     assert np.array_equal(v.frames[1].keypoints, ds.videos[0].frames[5].keypoints)
     # A Δ = 1 pair of a 4-strided video is 4 frames apart in the original.
     assert len(sample_pairs(out.table(), delta=4)) > len(sample_pairs(ds.table(), delta=4))
@@ -407,8 +503,13 @@ def test_init_from_copies_weights_and_refuses_another_architecture(tmp_path):
     torch.manual_seed(1)
     source = build_matcher(matcher_config(cfg))
     ckpt = tmp_path / "a.ckpt"
-    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
-                "state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}}, ckpt)
+    torch.save(
+        {
+            "hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
+            "state_dict": {f"model.{k}": v for k, v in source.state_dict().items()},
+        },
+        ckpt,
+    )
     torch.manual_seed(2)
     target = load_weights(build_matcher(matcher_config(cfg)), str(ckpt))
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
@@ -423,8 +524,9 @@ def test_predicted_copies_keep_identities_and_give_false_positives_their_own():
 
     ds = generate_dataset(2, seed=6, config=TINY)
     out = with_predicted_copies(ds, ["predicted_boxes_predicted_keypoints"], seed=0)
-    assert [v.name for v in out.videos] == [v.name for v in ds.videos] + \
-        [f"{v.name}~predicted_boxes_predicted_keypoints" for v in ds.videos]
+    assert [v.name for v in out.videos] == [v.name for v in ds.videos] + [
+        f"{v.name}~predicted_boxes_predicted_keypoints" for v in ds.videos
+    ]
     for orig, copy in zip(ds.videos, out.videos[2:]):
         gt_ids = {int(t) for f in orig.frames for t in f.track_ids}
         ids = np.concatenate([f.track_ids for f in copy.frames])
@@ -455,4 +557,4 @@ def test_training_on_predicted_copies_adds_their_pairs_to_training_only(tmp_path
     more = datamodule(training_settings(predicted), ds)
     more.setup("fit")
     assert len(more.train_set) > 1.5 * len(plain.train_set)
-    assert len(more.val_set) == len(plain.val_set)            # validation stays ground truth
+    assert len(more.val_set) == len(plain.val_set)  # validation stays ground truth

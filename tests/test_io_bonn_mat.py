@@ -1,4 +1,5 @@
 """Bonn Multi-Person PoseTrack ``.mat`` reader on tiny files written with scipy.io.savemat."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,43 @@ from keytrack.io.bonn_mat import read_bonn_mat
 from keytrack.skeleton import JOINTS
 
 # MPII joint ids as the Bonn files use them, written out here (upper neck = our head_bottom).
-MPII = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis",
-        "thorax", "head_bottom", "head_top", "right_wrist", "right_elbow", "right_shoulder",
-        "left_shoulder", "left_elbow", "left_wrist"]
-PT18 = ["nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder",
-        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+MPII = [
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "pelvis",
+    "thorax",
+    "head_bottom",
+    "head_top",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+]
+PT18 = [
+    "nose",
+    "head_bottom",
+    "head_top",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+]
 POINT = [("x", "O"), ("y", "O"), ("id", "O"), ("is_visible", "O"), ("is_truncated", "O")]
 
 
@@ -26,8 +58,13 @@ def cell(points, head):
     """One ``annopoints{p, t}`` struct: points ``[(id, x, y, is_visible)]``, head ``x1 y1 x2 y2``."""
     pts = np.zeros((1, len(points)), dtype=POINT)
     for k, (i, x, y, v) in enumerate(points):
-        pts[0, k] = (np.array([[x]]), np.array([[y]]), np.array([[i]], np.uint8),
-                     np.array([[v]], np.uint8), np.array([[0]], np.uint8))
+        pts[0, k] = (
+            np.array([[x]]),
+            np.array([[y]]),
+            np.array([[i]], np.uint8),
+            np.array([[v]], np.uint8),
+            np.array([[0]], np.uint8),
+        )
     s = np.zeros((1, 1), dtype=[("point", "O"), ("head_rect", "O")])
     s[0, 0]["point"] = pts
     s[0, 0]["head_rect"] = np.array([head], float) if head is not None else np.zeros((0, 0))
@@ -36,8 +73,10 @@ def cell(points, head):
 
 def write_mat(path, videos):
     """``videos``: ``[(name, {(p, t): (points, head)}, persons, frames)]``, the Bonn layout."""
-    annolist = np.zeros((len(videos), 1), dtype=[("num_frames", "O"), ("name", "O"),
-                                                 ("num_persons", "O"), ("annopoints", "O")])
+    annolist = np.zeros(
+        (len(videos), 1),
+        dtype=[("num_frames", "O"), ("name", "O"), ("num_persons", "O"), ("annopoints", "O")],
+    )
     for v, (name, poses, persons, frames) in enumerate(videos):
         cells = np.empty((persons, frames), dtype=object)
         for idx in np.ndindex(persons, frames):
@@ -55,8 +94,8 @@ def random_poses(rng, persons, frames, ids=(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 
     for p in range(persons):
         for t in range(frames):
             if rng.random() < 0.25:
-                continue                              # person p not in frame t
-            chosen = rng.permutation(ids)[:int(rng.integers(1, len(ids) + 1))]
+                continue  # person p not in frame t
+            chosen = rng.permutation(ids)[: int(rng.integers(1, len(ids) + 1))]
             points = [(int(i), *rng.uniform(1, 900, 2).round(3), int(rng.integers(0, 2))) for i in chosen]
             x1, y1 = rng.uniform(0, 500, 2).round(3)
             head = [x1, y1, x1 + 40.0, y1 + 52.5] if rng.random() < 0.7 else None
@@ -83,7 +122,7 @@ def test_poses_track_ids_and_head_boxes(tmp_path, caplog):
             points, head = poses[p, t]
             expect = np.zeros((len(JOINTS), 3))
             for i, x, y, _ in points:
-                expect[JOINTS.index(MPII[i])] = (x, y, 1)        # occluded joints stay present
+                expect[JOINTS.index(MPII[i])] = (x, y, 1)  # occluded joints stay present
             np.testing.assert_allclose(frame.keypoints[row], expect)
             if head is None:
                 assert np.isnan(frame.head_boxes[row]).all()
@@ -101,12 +140,16 @@ def test_occluded_as_absent_uses_is_visible(tmp_path):
 
 
 def test_pelvis_and_thorax_are_counted_as_skipped(tmp_path):
-    poses = {(0, 0): ([(6, 1.0, 2.0, 1), (7, 3.0, 4.0, 1), (9, 5.0, 6.0, 1)], None),
-             (0, 1): ([(6, 1.0, 2.0, 1)], None)}
+    poses = {
+        (0, 0): ([(6, 1.0, 2.0, 1), (7, 3.0, 4.0, 1), (9, 5.0, 6.0, 1)], None),
+        (0, 1): ([(6, 1.0, 2.0, 1)], None),
+    }
     path = write_mat(tmp_path / "a.mat", [("000001", poses, 1, 2)])
     data = read_dataset(path)
-    assert data.skipped == {"keypoints without a KeyTrack joint (pelvis, thorax)": 3,
-                            "poses with no visible keypoint": 1}
+    assert data.skipped == {
+        "keypoints without a KeyTrack joint (pelvis, thorax)": 3,
+        "poses with no visible keypoint": 1,
+    }
     assert [f.num_poses for f in data.videos[0].frames] == [1, 0]
     assert (data.videos[0].frames[0].keypoints[0, :, 2] > 0).sum() == 1
 
@@ -115,15 +158,22 @@ def test_same_poses_as_the_posetrack18_json_of_the_same_content(tmp_path):
     rng = np.random.default_rng(1)
     poses = random_poses(rng, 4, 6)
     path = write_mat(tmp_path / "a.mat", [("000003", poses, 4, 6)])
-    images = [{"id": t, "frame_id": t, "file_name": f"{t}.jpg", "width": 960, "height": 540}
-              for t in range(6)]
+    images = [
+        {"id": t, "frame_id": t, "file_name": f"{t}.jpg", "width": 960, "height": 540} for t in range(6)
+    ]
     anns = []
     for (p, t), (points, head) in sorted(poses.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         kp = np.zeros((17, 3))
         for i, x, y, _ in points:
             kp[PT18.index(MPII[i])] = (x, y, 1)
-        anns.append({"image_id": t, "track_id": p, "keypoints": kp.reshape(-1).tolist(),
-                     "bbox_head": [] if head is None else [head[0], head[1], 40.0, 52.5]})
+        anns.append(
+            {
+                "image_id": t,
+                "track_id": p,
+                "keypoints": kp.reshape(-1).tolist(),
+                "bbox_head": [] if head is None else [head[0], head[1], 40.0, 52.5],
+            }
+        )
     (tmp_path / "000003.json").write_text(json.dumps({"images": images, "annotations": anns}))
     from_mat = read_video(path, default_frame_size=(960, 540))
     from_json = read_video(tmp_path / "000003.json")
@@ -134,9 +184,13 @@ def test_same_poses_as_the_posetrack18_json_of_the_same_content(tmp_path):
 
 def test_squeezed_shapes_one_person_one_frame(tmp_path):
     rng = np.random.default_rng(2)
-    path = write_mat(tmp_path / "a.mat", [("000001", random_poses(rng, 1, 1) or
-                                           {(0, 0): ([(9, 1.0, 1.0, 1)], None)}, 1, 1),
-                                          ("000002", {(0, 2): ([(9, 5.0, 6.0, 1)], [1, 2, 3, 4])}, 1, 4)])
+    path = write_mat(
+        tmp_path / "a.mat",
+        [
+            ("000001", random_poses(rng, 1, 1) or {(0, 0): ([(9, 1.0, 1.0, 1)], None)}, 1, 1),
+            ("000002", {(0, 2): ([(9, 5.0, 6.0, 1)], [1, 2, 3, 4])}, 1, 4),
+        ],
+    )
     videos = read_bonn_mat(path)
     assert [len(v.frames) for v in videos] == [1, 4]
     assert [f.num_poses for f in videos[1].frames] == [0, 0, 1, 0]

@@ -1,4 +1,5 @@
 """Bad input gives a DataError naming file, frame and field."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,15 @@ def kp(n=17, x=5.0):
 
 def good_doc():
     return {
-        "images": [{"id": 11, "frame_id": 11, "file_name": "images/v/000000.jpg", "width": 4, "height": 3},
-                   {"id": 12, "frame_id": 12, "file_name": "images/v/000001.jpg", "width": 4, "height": 3}],
-        "annotations": [{"image_id": 11, "track_id": 0, "keypoints": kp()},
-                        {"image_id": 12, "track_id": 0, "keypoints": kp()},
-                        {"image_id": 12, "track_id": 1, "keypoints": kp()}],
+        "images": [
+            {"id": 11, "frame_id": 11, "file_name": "images/v/000000.jpg", "width": 4, "height": 3},
+            {"id": 12, "frame_id": 12, "file_name": "images/v/000001.jpg", "width": 4, "height": 3},
+        ],
+        "annotations": [
+            {"image_id": 11, "track_id": 0, "keypoints": kp()},
+            {"image_id": 12, "track_id": 0, "keypoints": kp()},
+            {"image_id": 12, "track_id": 1, "keypoints": kp()},
+        ],
     }
 
 
@@ -36,24 +41,33 @@ def test_good_document_reads(tmp_path):
 def test_data_error_is_a_value_error_with_its_parts():
     err = DataError("a/b.json", "went wrong", frame="image 3 (x.jpg, frame 0)", field="annotations[1].bbox")
     assert isinstance(err, ValueError)
-    assert (err.file, err.frame, err.field, err.reason) == \
-        ("a/b.json", "image 3 (x.jpg, frame 0)", "annotations[1].bbox", "went wrong")
+    assert (err.file, err.frame, err.field, err.reason) == (
+        "a/b.json",
+        "image 3 (x.jpg, frame 0)",
+        "annotations[1].bbox",
+        "went wrong",
+    )
     assert str(err) == "a/b.json: image 3 (x.jpg, frame 0): field 'annotations[1].bbox': went wrong"
 
 
 def test_malformed_json_names_line_and_column(tmp_path):
     text = json.dumps(good_doc(), indent=1).replace('"track_id": 1', '"track_id": 1,,')
-    line = text[:text.index(",,")].count("\n") + 1
+    line = text[: text.index(",,")].count("\n") + 1
     with pytest.raises(DataError, match=rf"vid\.json: malformed JSON at line {line}, column \d+"):
         read_video(write(tmp_path, text))
 
 
-@pytest.mark.parametrize("edit, pattern", [
-    (lambda d: d.pop("annotations"), r"vid\.json: field 'annotations': missing required field"),
-    (lambda d: d["images"][1].pop("id"),
-     r"images\[1\] \(images/v/000001\.jpg\): field 'images\[1\]\.id': missing"),
-    (lambda d: d["annotations"][2].pop("image_id"), r"field 'annotations\[2\]\.image_id': missing"),
-])
+@pytest.mark.parametrize(
+    "edit, pattern",
+    [
+        (lambda d: d.pop("annotations"), r"vid\.json: field 'annotations': missing required field"),
+        (
+            lambda d: d["images"][1].pop("id"),
+            r"images\[1\] \(images/v/000001\.jpg\): field 'images\[1\]\.id': missing",
+        ),
+        (lambda d: d["annotations"][2].pop("image_id"), r"field 'annotations\[2\]\.image_id': missing"),
+    ],
+)
 def test_missing_required_field(tmp_path, edit, pattern):
     doc = good_doc()
     edit(doc)
@@ -64,15 +78,18 @@ def test_missing_required_field(tmp_path, edit, pattern):
 def test_wrong_keypoint_count(tmp_path):
     doc = good_doc()
     doc["annotations"][2]["keypoints"] = kp(16)
-    with pytest.raises(DataError, match=r"image 12 \(images/v/000001\.jpg, frame 1\): "
-                                        r"field 'annotations\[2\]\.keypoints': 48 values, expected 51"):
+    with pytest.raises(
+        DataError,
+        match=r"image 12 \(images/v/000001\.jpg, frame 1\): "
+        r"field 'annotations\[2\]\.keypoints': 48 values, expected 51",
+    ):
         read_video(write(tmp_path, doc))
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_coordinates(tmp_path, value):
     doc = good_doc()
-    doc["annotations"][1]["keypoints"][4] = value          # json.dumps writes NaN / Infinity
+    doc["annotations"][1]["keypoints"][4] = value  # json.dumps writes NaN / Infinity
     with pytest.raises(DataError, match=r"frame 1\): field 'annotations\[1\]\.keypoints': NaN or infinite"):
         read_video(write(tmp_path, doc))
     doc = good_doc()
@@ -91,10 +108,13 @@ def test_non_numeric_keypoint(tmp_path):
 def test_repeated_track_id_in_one_frame(tmp_path):
     doc = good_doc()
     doc["annotations"][2]["track_id"] = 0
-    with pytest.raises(DataError, match=r"image 12 .*frame 1\): field 'annotations\[2\]\.track_id': "
-                                        r"track id 0 appears twice"):
+    with pytest.raises(
+        DataError,
+        match=r"image 12 .*frame 1\): field 'annotations\[2\]\.track_id': "
+        r"track id 0 appears twice",
+    ):
         read_video(write(tmp_path, doc))
-    doc["annotations"][1]["track_id"] = doc["annotations"][2]["track_id"] = -1    # untracked: fine
+    doc["annotations"][1]["track_id"] = doc["annotations"][2]["track_id"] = -1  # untracked: fine
     assert read_video(write(tmp_path, doc)).frames[1].track_ids.tolist() == [-1, -1]
 
 

@@ -1,4 +1,5 @@
 """PoseTrack17 (``annolist``) reader on files written to tmp_path."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,42 @@ from keytrack.io import DataError, read_dataset, read_video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 
 # PoseTrack17 joint ids (poseval's Joint: 12 is "neck", our head_bottom), written out here.
-PT17 = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-        "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
-        "head_bottom", "nose", "head_top"]
-PT18 = ["nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder",
-        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+PT17 = [
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "head_bottom",
+    "nose",
+    "head_top",
+]
+PT18 = [
+    "nose",
+    "head_bottom",
+    "head_top",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+]
 
 
 def random_people(rng, frames=3, people=3):
@@ -24,7 +55,7 @@ def random_people(rng, frames=3, people=3):
     for _ in range(frames):
         rows = []
         for tid in rng.permutation(9)[:people]:
-            ids = rng.permutation(15)[:int(rng.integers(1, 16))]
+            ids = rng.permutation(15)[: int(rng.integers(1, 16))]
             pts = {int(i): tuple(rng.uniform(1, 700, 2).round(3)) for i in ids}
             x1, y1 = rng.uniform(0, 400, 2).round(2)
             rows.append((int(tid), pts, [x1, y1, x1 + 30.5, y1 + 41.25]))
@@ -36,12 +67,32 @@ def pt17_doc(frames, wrap=True):
     w = (lambda v: [v]) if wrap else (lambda v: v)
     annolist = []
     for t, rows in enumerate(frames):
-        rects = [{"track_id": w(tid), "x1": w(h[0]), "y1": w(h[1]), "x2": w(h[2]), "y2": w(h[3]),
-                  "annopoints": [{"point": [{"id": w(i), "x": w(x), "y": w(y), "is_visible": w(i % 2)}
-                                            for i, (x, y) in pts.items()]}]}
-                 for tid, pts, h in rows]
-        annolist.append({"image": [{"name": f"images/bonn/000001/{t + 1:05d}.jpg"}], "imgnum": [t + 1],
-                         "is_labeled": [1], "annorect": rects})
+        rects = [
+            {
+                "track_id": w(tid),
+                "x1": w(h[0]),
+                "y1": w(h[1]),
+                "x2": w(h[2]),
+                "y2": w(h[3]),
+                "annopoints": [
+                    {
+                        "point": [
+                            {"id": w(i), "x": w(x), "y": w(y), "is_visible": w(i % 2)}
+                            for i, (x, y) in pts.items()
+                        ]
+                    }
+                ],
+            }
+            for tid, pts, h in rows
+        ]
+        annolist.append(
+            {
+                "image": [{"name": f"images/bonn/000001/{t + 1:05d}.jpg"}],
+                "imgnum": [t + 1],
+                "is_labeled": [1],
+                "annorect": rects,
+            }
+        )
     return {"annolist": annolist}
 
 
@@ -53,8 +104,14 @@ def pt18_doc(frames):
             kp = np.zeros((17, 3))
             for i, (x, y) in pts.items():
                 kp[PT18.index(PT17[i])] = (x, y, 1)
-            anns.append({"image_id": t, "track_id": tid, "keypoints": kp.reshape(-1).tolist(),
-                         "bbox_head": [h[0], h[1], h[2] - h[0], h[3] - h[1]]})
+            anns.append(
+                {
+                    "image_id": t,
+                    "track_id": tid,
+                    "keypoints": kp.reshape(-1).tolist(),
+                    "bbox_head": [h[0], h[1], h[2] - h[0], h[3] - h[1]],
+                }
+            )
     return {"images": images, "annotations": anns}
 
 
@@ -82,18 +139,40 @@ def test_joint_ids_map_by_name(tmp_path):
 
 
 def test_scores_placeholders_regions_and_skips(tmp_path):
-    doc = {"annolist": [
-        {"image": [{"name": "a/00001.jpg"}], "is_labeled": [0], "annorect": [],
-         "ignore_regions": [{"point": [{"x": [1], "y": [2]}, {"x": [5], "y": [2]}, {"x": [5], "y": [9]}]}]},
-        {"image": {"name": "a/00002.jpg"}, "annorect": [
-            {"track_id": [0], "score": [0.7], "annopoints": [{"point": [
-                {"id": [13], "x": [3.5], "y": [4.5], "score": [0.25]},
-                {"id": [0], "x": [0], "y": [0], "is_visible": [0]}]}]},
-            {"track_id": [1], "x1": [0], "y1": [0], "x2": [1], "y2": [1]},          # head box only
-            {"track_id": [2], "annopoints": [{"point": [
-                {"id": [1], "x": [0], "y": [0], "is_visible": [0]}]}]},
-        ]},
-    ]}
+    doc = {
+        "annolist": [
+            {
+                "image": [{"name": "a/00001.jpg"}],
+                "is_labeled": [0],
+                "annorect": [],
+                "ignore_regions": [
+                    {"point": [{"x": [1], "y": [2]}, {"x": [5], "y": [2]}, {"x": [5], "y": [9]}]}
+                ],
+            },
+            {
+                "image": {"name": "a/00002.jpg"},
+                "annorect": [
+                    {
+                        "track_id": [0],
+                        "score": [0.7],
+                        "annopoints": [
+                            {
+                                "point": [
+                                    {"id": [13], "x": [3.5], "y": [4.5], "score": [0.25]},
+                                    {"id": [0], "x": [0], "y": [0], "is_visible": [0]},
+                                ]
+                            }
+                        ],
+                    },
+                    {"track_id": [1], "x1": [0], "y1": [0], "x2": [1], "y2": [1]},  # head box only
+                    {
+                        "track_id": [2],
+                        "annopoints": [{"point": [{"id": [1], "x": [0], "y": [0], "is_visible": [0]}]}],
+                    },
+                ],
+            },
+        ]
+    }
     (tmp_path / "v.json").write_text(json.dumps(doc))
     data = read_dataset(tmp_path / "v.json")
     f0, f1 = data.videos[0].frames
@@ -102,7 +181,7 @@ def test_scores_placeholders_regions_and_skips(tmp_path):
     assert f1.track_ids.tolist() == [0] and f1.scores.tolist() == [0.7]
     kp = f1.keypoints[0]
     np.testing.assert_array_equal(kp[JOINTS.index("nose")], [3.5, 4.5, 0.25])
-    assert (kp[..., 2] > 0).sum() == 1                     # the 0, 0 placeholder is absent
+    assert (kp[..., 2] > 0).sum() == 1  # the 0, 0 placeholder is absent
     assert np.isnan(f1.head_boxes).all()
     assert data.skipped == {"annotations without keypoints": 1, "poses with no visible keypoint": 1}
     assert data.videos[0].frame_size_origin == "default"

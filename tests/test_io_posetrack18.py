@@ -1,4 +1,5 @@
 """PoseTrack18 JSON reader and writer (keytrack.io.posetrack18) on files written to tmp_path."""
+
 from __future__ import annotations
 
 import json
@@ -14,19 +15,48 @@ from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 
 # PoseTrack18's file order, written out here rather than imported, so the tests check the mapping.
-PT18 = ["nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder",
-        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+PT18 = [
+    "nose",
+    "head_bottom",
+    "head_top",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+]
 
 
 def image(i: int, **extra) -> dict:
-    return {"id": 10000 + i, "frame_id": 10000 + i, "file_name": f"images/v/{i:06d}.jpg",
-            "vid_id": "000001", "nframes": 3, "is_labeled": True, "width": 640, "height": 480, **extra}
+    return {
+        "id": 10000 + i,
+        "frame_id": 10000 + i,
+        "file_name": f"images/v/{i:06d}.jpg",
+        "vid_id": "000001",
+        "nframes": 3,
+        "is_labeled": True,
+        "width": 640,
+        "height": 480,
+        **extra,
+    }
 
 
 def ann(image_id: int, track_id, kp: np.ndarray, **extra) -> dict:
-    a = {"image_id": image_id, "category_id": 1, "keypoints": np.asarray(kp, float).reshape(-1).tolist(),
-         **extra}
+    a = {
+        "image_id": image_id,
+        "category_id": 1,
+        "keypoints": np.asarray(kp, float).reshape(-1).tolist(),
+        **extra,
+    }
     if track_id is not None:
         a["track_id"] = track_id
     return a
@@ -35,7 +65,7 @@ def ann(image_id: int, track_id, kp: np.ndarray, **extra) -> dict:
 def pose17(rng: np.random.Generator, present: float = 0.8) -> np.ndarray:
     kp = np.zeros((17, 3))
     vis = rng.random(17) < present
-    vis[[3, 4]] = False                                   # PoseTrack never annotates the ears
+    vis[[3, 4]] = False  # PoseTrack never annotates the ears
     vis[5] = True
     kp[vis, :2] = rng.uniform(1, 600, (vis.sum(), 2)).round(3)
     kp[vis, 2] = 1
@@ -50,23 +80,30 @@ def dump(tmp_path, doc, name="000001_test.json"):
 
 def test_keypoints_map_by_joint_name_and_ears_are_dropped(tmp_path):
     kp = np.array([[10.0 * k + 1, 10.0 * k + 2, 1] for k in range(17)])
-    doc = {"images": [image(0)], "annotations": [ann(10000, 7, kp, bbox=[1, 2, 3, 4],
-                                                     bbox_head=[5, 6, 7, 8], score=0.5)]}
+    doc = {
+        "images": [image(0)],
+        "annotations": [ann(10000, 7, kp, bbox=[1, 2, 3, 4], bbox_head=[5, 6, 7, 8], score=0.5)],
+    }
     video = read_video(dump(tmp_path, doc))
     frame = video.frames[0]
     assert frame.keypoints.shape == (1, NUM_JOINTS, 3)
     for j, name in enumerate(JOINTS):
         k = PT18.index(name)
         np.testing.assert_array_equal(frame.keypoints[0, j], [10 * k + 1, 10 * k + 2, 1])
-    assert not ({10 * PT18.index("left_ear") + 1, 10 * PT18.index("right_ear") + 1}
-                & set(frame.keypoints[0, :, 0]))
+    assert not (
+        {10 * PT18.index("left_ear") + 1, 10 * PT18.index("right_ear") + 1} & set(frame.keypoints[0, :, 0])
+    )
     assert frame.track_ids.tolist() == [7]
     np.testing.assert_array_equal(frame.boxes[0], [1, 2, 3, 4])
     np.testing.assert_array_equal(frame.head_boxes[0], [5, 6, 7, 8])
     assert frame.scores.tolist() == [0.5]
     assert (frame.image_id, frame.file_name, frame.index) == (10000, "images/v/000000.jpg", 0)
-    assert (video.name, video.width, video.height, video.frame_size_origin) == \
-        ("000001_test", 640, 480, "annotation")
+    assert (video.name, video.width, video.height, video.frame_size_origin) == (
+        "000001_test",
+        640,
+        480,
+        "annotation",
+    )
 
 
 def test_frames_follow_frame_id_and_every_image_is_a_frame(tmp_path):
@@ -79,9 +116,10 @@ def test_frames_follow_frame_id_and_every_image_is_a_frame(tmp_path):
     assert [f.index for f in video.frames] == [0, 1, 2]
     assert [f.num_poses for f in video.frames] == [2, 0, 1]
     assert [f.is_labeled for f in video.frames] == [True, False, True]
-    assert video.frames[0].track_ids.tolist() == [5, 3]          # file order within a frame
-    np.testing.assert_array_equal(video.frames[0].keypoints[1, :, 0],
-                                  poses[2][[PT18.index(j) for j in JOINTS], 0])
+    assert video.frames[0].track_ids.tolist() == [5, 3]  # file order within a frame
+    np.testing.assert_array_equal(
+        video.frames[0].keypoints[1, :, 0], poses[2][[PT18.index(j) for j in JOINTS], 0]
+    )
 
 
 def test_absent_fields_get_defaults(tmp_path):
@@ -105,15 +143,18 @@ def test_prediction_scores_are_the_keypoint_confidence(tmp_path):
     frame = read_video(dump(tmp_path, doc)).frames[0]
     for j, name in enumerate(JOINTS):
         k = PT18.index(name)
-        want = scores[k] if kp[k, 2] > 0 else 0.0               # 0, 0, 0 placeholders stay absent
+        want = scores[k] if kp[k, 2] > 0 else 0.0  # 0, 0, 0 placeholders stay absent
         assert frame.keypoints[0, j, 2] == pytest.approx(want)
 
 
 def test_keypoint_order_comes_from_categories(tmp_path):
     names = PT18[::-1]
     kp = np.array([[10.0 * k + 1, 10.0 * k + 2, 1] for k in range(17)])
-    doc = {"images": [image(0)], "annotations": [ann(10000, 0, kp)],
-           "categories": [{"id": 1, "name": "person", "keypoints": names}]}
+    doc = {
+        "images": [image(0)],
+        "annotations": [ann(10000, 0, kp)],
+        "categories": [{"id": 1, "name": "person", "keypoints": names}],
+    }
     frame = read_video(dump(tmp_path, doc)).frames[0]
     for j, name in enumerate(JOINTS):
         assert frame.keypoints[0, j, 0] == 10 * names.index(name) + 1
@@ -121,8 +162,12 @@ def test_keypoint_order_comes_from_categories(tmp_path):
 
 def test_skipped_annotations_are_counted_and_reported(tmp_path):
     rng = np.random.default_rng(3)
-    anns = [ann(10000, 0, pose17(rng)), {"image_id": 10000, "track_id": 1, "bbox": [0, 0, 5, 5]},
-            ann(10000, 2, np.zeros((17, 3))), ann(10001, 2, np.zeros((17, 3)))]
+    anns = [
+        ann(10000, 0, pose17(rng)),
+        {"image_id": 10000, "track_id": 1, "bbox": [0, 0, 5, 5]},
+        ann(10000, 2, np.zeros((17, 3))),
+        ann(10001, 2, np.zeros((17, 3))),
+    ]
     path = dump(tmp_path, {"images": [image(0), image(1)], "annotations": anns})
     data = read_dataset(path)
     assert data.num_poses == 1
@@ -185,10 +230,19 @@ def random_video(rng: np.random.Generator, name: str, frames: int = 4, with_ids:
         if p:
             tids[0] = -1
         regions = [rng.uniform(0, 500, (int(rng.integers(3, 6)), 2)) for _ in range(int(rng.integers(0, 3)))]
-        out.append(Frame.from_poses(
-            t, kp, track_ids=tids, head_boxes=heads, scores=rng.uniform(0, 1, p),
-            image_id=(20000 + 3 * t) if with_ids else None, file_name=f"images/{name}/{t:06d}.jpg",
-            is_labeled=t != 2, ignore_regions=regions))
+        out.append(
+            Frame.from_poses(
+                t,
+                kp,
+                track_ids=tids,
+                head_boxes=heads,
+                scores=rng.uniform(0, 1, p),
+                image_id=(20000 + 3 * t) if with_ids else None,
+                file_name=f"images/{name}/{t:06d}.jpg",
+                is_labeled=t != 2,
+                ignore_regions=regions,
+            )
+        )
     return Video(name, out, width=960, height=540)
 
 
@@ -239,7 +293,7 @@ def test_written_file_is_posetrack18(tmp_path):
         assert len(a["scores"]) == 17 and a["track_id"] == frame.track_ids[p]
         assert ("bbox_head" in a) == bool(np.isfinite(frame.head_boxes[p]).all())
         assert set(kp[:, 2]) <= {0.0, 1.0}
-    assert os.stat(path).st_mode & 0o777 != 0o600          # not mkstemp's private mode
+    assert os.stat(path).st_mode & 0o777 != 0o600  # not mkstemp's private mode
 
 
 def test_writes_are_atomic(tmp_path, monkeypatch):
@@ -256,7 +310,7 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
         write_video_posetrack18(video, path)
     monkeypatch.undo()
     assert path.read_text() == "previous content"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json"]      # no temporary left over
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json"]  # no temporary left over
 
     video.frames[0].keypoints[...] = np.nan
     video.frames[0].keypoints[..., 2] = 1

@@ -6,6 +6,7 @@ them, nor Lightning, neither by an import statement nor by a module path in a st
 ``__import__``, a command table). The commands that live there reach the command line as entry
 points (setup.cfg's ``keytrack.commands``), which the library finds without naming them.
 """
+
 from __future__ import annotations
 
 import ast
@@ -17,8 +18,14 @@ import keytrack
 ROOT = Path(keytrack.__file__).parent
 
 #: Packages the library must not import.
-OUTSIDE = ("lightning_modules", "datamodules", "ablations", "pytorch_lightning", "lightning",
-           "lightning_fabric")
+OUTSIDE = (
+    "lightning_modules",
+    "datamodules",
+    "ablations",
+    "pytorch_lightning",
+    "lightning",
+    "lightning_fabric",
+)
 
 #: A string naming a module of the project's outside packages as a module path ("ablations.runner").
 MODULE_PATH = re.compile(r"^(ablations|datamodules|lightning_modules)(\.\w+)*$")
@@ -45,8 +52,11 @@ def offenders(source: str, where: str) -> list[str]:
 
 def test_the_library_imports_neither_lightning_nor_the_lightning_layer_nor_the_ablations():
     paths = sorted(ROOT.rglob("*.py"))
-    found = [o for path in paths
-             for o in offenders(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT.parent)))]
+    found = [
+        o
+        for path in paths
+        for o in offenders(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT.parent)))
+    ]
     assert len(paths) > 50 and not found, "\n".join(found)
 
 
@@ -62,9 +72,12 @@ def test_the_check_sees_every_kind_of_reference():
     }
     for source, count in bad.items():
         assert len(offenders(source, "x.py")) == count, source
-    fine = ["from keytrack.lab import cells", "import torch",
-            '"""The ablations: see ablations.runner and docs/ablations.md."""',
-            "help_ = 'run an ablation: a spec of experiments/ablations/'",
-            "from .relative import lightning_modules"]
+    fine = [
+        "from keytrack.lab import cells",
+        "import torch",
+        '"""The ablations: see ablations.runner and docs/ablations.md."""',
+        "help_ = 'run an ablation: a spec of experiments/ablations/'",
+        "from .relative import lightning_modules",
+    ]
     for source in fine:
         assert offenders(source, "x.py") == [], source

@@ -5,6 +5,7 @@ round-trips through ``load_matcher`` and tracks a two-video synthetic set throug
 ``PoseEntailmentScorer.from_checkpoint``; the rasteriser, encoders, CNN depth and GCN score mapping
 are checked on hand-made inputs.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -24,11 +25,13 @@ from keytrack.skeleton import NUM_JOINTS
 from keytrack.synth import generate_dataset
 
 MATCHERS = ("transformer", "cnn_keypoints", "cnn_crops", "gcn")
-SEED = 5                      # synthetic scenes and data.synthetic.seed agree, so crops show the right scene
-TINY_MODELS = {"transformer": ["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"],
-               "cnn_keypoints": ["model.resolution=[16,12]", "model.channels=8", "model.hidden=32"],
-               "cnn_crops": ["model.resolution=[16,12]", "model.channels=8", "model.hidden=32"],
-               "gcn": ["model.channels=16", "model.embedding=16"]}
+SEED = 5  # synthetic scenes and data.synthetic.seed agree, so crops show the right scene
+TINY_MODELS = {
+    "transformer": ["model.hidden=16", "model.intermediate=16", "model.layers=1", "model.heads=2"],
+    "cnn_keypoints": ["model.resolution=[16,12]", "model.channels=8", "model.hidden=32"],
+    "cnn_crops": ["model.resolution=[16,12]", "model.channels=8", "model.hidden=32"],
+    "gcn": ["model.channels=16", "model.embedding=16"],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +48,18 @@ def scenes():
 
 
 def _cfg(out, name, *overrides):
-    return load_config([f"model.name={name}", f"output_dir={out}", "logging.wandb=false",
-                        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                        f"data.synthetic.seed={SEED}", *TINY_MODELS[name], *overrides])
+    return load_config(
+        [
+            f"model.name={name}",
+            f"output_dir={out}",
+            "logging.wandb=false",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            f"data.synthetic.seed={SEED}",
+            *TINY_MODELS[name],
+            *overrides,
+        ]
+    )
 
 
 def _pose(x0: float, y0: float, step: float = 4.0) -> np.ndarray:
@@ -60,16 +72,17 @@ def _pose(x0: float, y0: float, step: float = 4.0) -> np.ndarray:
 
 # -- rasteriser -------------------------------------------------------------------------------------
 
+
 def test_rasterizer_colours_and_pixel_positions():
     # Frame 100 × 50 onto a 10 × 5 image: one pixel per 10 × 10 frame pixels.
     cur = torch.zeros(1, NUM_JOINTS, 3)
     prev = torch.zeros(1, NUM_JOINTS, 3)
-    cur[0, 0] = torch.tensor([5.0, 5.0, 1.0])      # type 0 → pixel (row 0, col 0)
-    cur[0, 7] = torch.tensor([99.0, 49.0, 1.0])    # type 7 → (4, 9), the last pixel
-    cur[0, 3] = torch.tensor([35.0, 25.0, 0.0])    # invisible: not drawn
-    cur[0, 4] = torch.tensor([250.0, -3.0, 0.9])   # outside the frame: clamped to (0, 9)
+    cur[0, 0] = torch.tensor([5.0, 5.0, 1.0])  # type 0 → pixel (row 0, col 0)
+    cur[0, 7] = torch.tensor([99.0, 49.0, 1.0])  # type 7 → (4, 9), the last pixel
+    cur[0, 3] = torch.tensor([35.0, 25.0, 0.0])  # invisible: not drawn
+    cur[0, 4] = torch.tensor([250.0, -3.0, 0.9])  # outside the frame: clamped to (0, 9)
     prev[0, 14] = torch.tensor([42.0, 21.0, 1.0])  # type 14 → (2, 4) in the earlier pose's channels
-    prev[0, 2] = torch.tensor([45.0, 29.0, 1.0])   # type 2, same pixel: the brighter type 14 wins
+    prev[0, 2] = torch.tensor([45.0, 29.0, 1.0])  # type 2, same pixel: the brighter type 14 wins
     image = rasterize_pairs(cur, prev, torch.tensor([[100.0, 50.0]]), resolution=(10, 5))
     assert image.shape == (1, 6, 5, 10)
     colours = type_colours()
@@ -97,7 +110,7 @@ def test_rasterizer_matches_position_tokens_and_is_batched():
     image = rasterize_pairs(kp[0], kp[1], size, (24, 18))
     tokens = tokenize_pairs(kp[0], kp[1], size, torch.ones(m, dtype=torch.long), TokenConfig())
     # Every visible keypoint lights the pixel of its Position token, in its pose's channel group.
-    lit = image.view(m, 2, 3, 18 * 24)[..., 0, :] > 0                          # [M, 2, 432]
+    lit = image.view(m, 2, 3, 18 * 24)[..., 0, :] > 0  # [M, 2, 432]
     pos = tokens["position"].view(m, 2, NUM_JOINTS)
     vis = tokens["mask"].view(m, 2, NUM_JOINTS)
     assert lit.gather(2, pos)[vis].all()
@@ -109,10 +122,13 @@ def test_rasterizer_matches_position_tokens_and_is_batched():
 
 # -- encoders and networks --------------------------------------------------------------------------
 
+
 def _pairs(m: int = 5):
     rng = np.random.default_rng(1)
     cur = torch.tensor(np.stack([_pose(100 + 50 * i, 80) for i in range(m)]), dtype=torch.float32)
-    prev = cur + torch.tensor(rng.normal(0, 3, (m, NUM_JOINTS, 3)), dtype=torch.float32) * torch.tensor([1, 1, 0])
+    prev = cur + torch.tensor(rng.normal(0, 3, (m, NUM_JOINTS, 3)), dtype=torch.float32) * torch.tensor(
+        [1, 1, 0]
+    )
     prev[0, 3:, 2] = 0
     size = torch.tensor([[960.0, 540.0]]).expand(m, 2)
     delta = torch.tensor([1, 2, 3, 4, 1][:m])
@@ -121,12 +137,16 @@ def _pairs(m: int = 5):
 
 def test_encoder_shapes_for_every_matcher():
     cur, prev, size, delta = _pairs()
-    crops = (torch.randint(0, 256, (5, 3, 12, 16), dtype=torch.uint8),
-             torch.randint(0, 256, (5, 3, 12, 16), dtype=torch.uint8))
-    expected = {"transformer": {"position": (5, 30), "type": (5, 30), "segment": (5, 30), "mask": (5, 30)},
-                "cnn_keypoints": {"image": (5, 6, 12, 16)},
-                "cnn_crops": {"image": (5, 6, 12, 16)},
-                "gcn": {"current": (5, 15, 3), "previous": (5, 15, 3)}}
+    crops = (
+        torch.randint(0, 256, (5, 3, 12, 16), dtype=torch.uint8),
+        torch.randint(0, 256, (5, 3, 12, 16), dtype=torch.uint8),
+    )
+    expected = {
+        "transformer": {"position": (5, 30), "type": (5, 30), "segment": (5, 30), "mask": (5, 30)},
+        "cnn_keypoints": {"image": (5, 6, 12, 16)},
+        "cnn_crops": {"image": (5, 6, 12, 16)},
+        "gcn": {"current": (5, 15, 3), "previous": (5, 15, 3)},
+    }
     for name in MATCHERS:
         cfg = load_config([f"model.name={name}", *TINY_MODELS[name]])
         enc = pair_encoder(cfg)
@@ -139,14 +159,15 @@ def test_encoder_shapes_for_every_matcher():
             enc(cur, prev, size, torch.tensor([1, 2, 3, 4, 5]), crops)
     assert isinstance(pair_encoder(load_config([])), TokenEncoder)
     crop_batch = CropEncoder((16, 12))(cur, prev, size, delta, crops)["image"]
-    assert torch.equal(crop_batch[:, :3], crops[0].float() / 255 - 0.5)      # current pose first
+    assert torch.equal(crop_batch[:, :3], crops[0].float() / 255 - 0.5)  # current pose first
     assert torch.equal(crop_batch[:, 3:], crops[1].float() / 255 - 0.5)
     with pytest.raises(ValueError, match="needs the crops"):
         CropEncoder((16, 12))(cur, prev, size, delta)
     with pytest.raises(ValueError, match="model.resolution"):
         CropEncoder((24, 18))(cur, prev, size, delta, crops)
-    assert torch.equal(RasterEncoder((16, 12))(cur, prev, size, delta)["image"],
-                       rasterize_pairs(cur, prev, size, (16, 12)))
+    assert torch.equal(
+        RasterEncoder((16, 12))(cur, prev, size, delta)["image"], rasterize_pairs(cur, prev, size, (16, 12))
+    )
 
 
 def test_graph_encoder_box_and_frame_coordinates():
@@ -170,7 +191,7 @@ def test_cnn_depth_follows_a5():
     assert [num_conv_layers(r) for r in [(24, 18), (32, 32), (64, 48), (8, 6), (4, 3)]] == [3, 4, 5, 2, 1]
     net = CNNMatchingNetwork(CNNConfig(resolution=(24, 18)))
     convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
-    assert [c.out_channels for c in convs] == [64, 128, 256]                     # doubled after each pool
+    assert [c.out_channels for c in convs] == [64, 128, 256]  # doubled after each pool
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.features) == 3
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in net.features) == 3
@@ -183,8 +204,8 @@ def test_cnn_depth_follows_a5():
 def test_gcn_graph_score_mapping_and_loss():
     a = spatial_adjacency()
     assert a.shape == (3, NUM_JOINTS, NUM_JOINTS)
-    assert np.allclose(a.sum(0).sum(0), 1.0)                       # A D^-1: every column sums to 1
-    assert np.allclose(np.diag(a[0]), a.sum(0).diagonal())        # self links are the root partition
+    assert np.allclose(a.sum(0).sum(0), 1.0)  # A D^-1: every column sums to 1
+    assert np.allclose(np.diag(a[0]), a.sum(0).diagonal())  # self links are the root partition
     torch.manual_seed(0)
     model = SiameseGCN(GCNConfig(channels=8, embedding=8, margin=2.0)).eval()
     cur, prev, size, delta = _pairs()
@@ -194,19 +215,24 @@ def test_gcn_graph_score_mapping_and_loss():
     p = logits.softmax(-1)[:, 1]
     assert torch.allclose(p, torch.sigmoid(10.0 / 2.0 * (1.0 - d)), atol=1e-6)  # 0.5 at d = m/2
     labels = torch.tensor([1, 0, 1, 0, 0])
-    assert model.loss(logits, labels).item() == pytest.approx(contrastive_loss(d, labels, 2.0).item(), rel=1e-5)
+    assert model.loss(logits, labels).item() == pytest.approx(
+        contrastive_loss(d, labels, 2.0).item(), rel=1e-5
+    )
     same = {"current": batch["current"], "previous": batch["current"]}
-    assert (model(same).softmax(-1)[:, 1] > 0.99).all()           # identical poses: distance ~0
+    assert (model(same).softmax(-1)[:, 1] > 0.99).all()  # identical poses: distance ~0
     # Hand-computed contrastive loss: match at d = 0.5, non-match at d = 0.5 with margin 2.
-    assert contrastive_loss(torch.tensor([0.5, 0.5]), torch.tensor([1, 0]), 2.0).item() == \
-        pytest.approx((0.25 + 1.5 ** 2) / 2 / 2)
+    assert contrastive_loss(torch.tensor([0.5, 0.5]), torch.tensor([1, 0]), 2.0).item() == pytest.approx(
+        (0.25 + 1.5**2) / 2 / 2
+    )
 
 
 # -- training, checkpoints, tracking ----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, scenes):
-    """Each matcher trained 80 steps by ``lightning_modules.train.train``: name -> (cfg, result, losses)."""
+    """Each matcher trained 80 steps by ``lightning_modules.train.train``: name -> (cfg, result,
+    losses)."""
     from keytrack.runlogs import read_metrics
     from lightning_modules.train import train
 
@@ -214,10 +240,19 @@ def trained(tmp_path_factory, scenes):
     out = tmp_path_factory.mktemp("runs")
     runs = {}
     for name in MATCHERS:
-        experiment = "base" if name == "transformer" else name               # experiments/<name>.yaml
-        cfg = _cfg(out, name, f"experiment={experiment}", "loader.samples_per_epoch=1280", "trainer.max_epochs=2",
-                   "optim.lr=3e-3", "trainer.log_every_n_steps=4", "loader.val_batch_size=256",
-                   "trainer.limit_val_batches=2", "validation.monitor=val/acc")   # judged by pair accuracy
+        experiment = "base" if name == "transformer" else name  # experiments/<name>.yaml
+        cfg = _cfg(
+            out,
+            name,
+            f"experiment={experiment}",
+            "loader.samples_per_epoch=1280",
+            "trainer.max_epochs=2",
+            "optim.lr=3e-3",
+            "trainer.log_every_n_steps=4",
+            "loader.val_batch_size=256",
+            "trainer.limit_val_batches=2",
+            "validation.monitor=val/acc",
+        )  # judged by pair accuracy
         result = train(cfg, scenes)
         losses = [float(r["train/loss"]) for r in read_metrics(result["run_dir"]) if r.get("train/loss")]
         runs[name] = (cfg, result, losses)
@@ -230,7 +265,7 @@ def test_each_matcher_trains_with_the_loss_going_down(trained, name):
     cfg, result, losses = trained[name]
     assert result["global_step"] == 80 and len(losses) >= 10
     assert np.mean(losses[-4:]) < np.mean(losses[:4]), losses
-    if name != "transformer":       # the transformer needs more steps (tests/test_training.py trains 300)
+    if name != "transformer":  # the transformer needs more steps (tests/test_training.py trains 300)
         assert result["best_val_acc"] > 0.7, result["best_val_acc"]
     assert result["parameters"] == sum(p.numel() for p in build_matcher(matcher_config(cfg)).parameters())
 
@@ -259,7 +294,7 @@ def test_tracking_with_each_matcher(trained, name):
     from keytrack.tracking import PoseEntailmentScorer, Tracker
 
     _, result, _ = trained[name]
-    videos = generate_dataset(2, seed=SEED, first_index=1000)        # unseen scenes of the same seed
+    videos = generate_dataset(2, seed=SEED, first_index=1000)  # unseen scenes of the same seed
     scorer = PoseEntailmentScorer.from_checkpoint(result["last_checkpoint"])
     calls = []
     forward = scorer.model.forward
@@ -268,13 +303,16 @@ def test_tracking_with_each_matcher(trained, name):
     frames = [f for v in tracked.videos for f in v.frames]
     assert len(frames) == videos.num_frames
     with_candidates = sum(len(v.frames) - 1 for v in tracked.videos if v.frames)
-    assert len(calls) == scorer.forwards == with_candidates                   # one forward per frame
+    assert len(calls) == scorer.forwards == with_candidates  # one forward per frame
     assert sum(calls) == scorer.pairs_scored > 0
     for f in frames:
         assert len(np.unique(f.track_ids)) == f.num_poses and (f.track_ids >= 0).all()
     # Some people keep their id from one frame to the next.
-    kept = sum(len(np.intersect1d(a.track_ids, b.track_ids))
-               for v in tracked.videos for a, b in zip(v.frames, v.frames[1:]))
+    kept = sum(
+        len(np.intersect1d(a.track_ids, b.track_ids))
+        for v in tracked.videos
+        for a, b in zip(v.frames, v.frames[1:])
+    )
     assert kept > 0
 
 
@@ -291,11 +329,16 @@ def test_crop_scorer_cuts_what_training_cuts():
     scorer = PoseEntailmentScorer(build_matcher(matcher_config(cfg)), pair_encoder(cfg), frames=source)
     scorer.begin_video(video)
     now, before = video.frames[3], video.frames[1]
-    cand = Candidates(before.keypoints, before.boxes, before.track_ids, np.full(before.num_poses, 2),
-                      frame=np.full(before.num_poses, before.index))
+    cand = Candidates(
+        before.keypoints,
+        before.boxes,
+        before.track_ids,
+        np.full(before.num_poses, 2),
+        frame=np.full(before.num_poses, before.index),
+    )
     q, c = scorer.crops.pairs(now.keypoints, now.boxes, cand)
-    assert torch.equal(q, crops[first[now.index]:first[now.index] + now.num_poses])
-    assert torch.equal(c, crops[first[before.index]:first[before.index] + before.num_poses])
+    assert torch.equal(q, crops[first[now.index] : first[now.index] + now.num_poses])
+    assert torch.equal(c, crops[first[before.index] : first[before.index] + before.num_poses])
     with pytest.raises(ValueError, match="needs images"):
         PoseEntailmentScorer(build_matcher(matcher_config(cfg)), pair_encoder(cfg))
 
@@ -305,20 +348,23 @@ def test_model_keys_belong_to_their_matcher():
     from keytrack.models import registry
 
     assert sorted(registry.names()) == sorted(MATCHERS)
-    for name in registry.names():                              # a group file per registered matcher
+    for name in registry.names():  # a group file per registered matcher
         assert registry.get(name).group_file().is_file()
     with pytest.raises(ConfigError, match="unknown key 'model.layers'"):
-        load_config(["experiment=gcn", "model.layers=2"])      # the GCN has no layers
+        load_config(["experiment=gcn", "model.layers=2"])  # the GCN has no layers
     with pytest.raises(ConfigError, match="unknown matcher 'lstm'"):
         load_config(["model.name=lstm"])
     shared = ["model.layers=1", "model.channels=8", "optim.lr=0.1", "model.layerz=3"]
     assert overrides_for("gcn", shared) == ["model.channels=8", "optim.lr=0.1", "model.layerz=3"]
     assert overrides_for("default", shared) == ["model.layers=1", "optim.lr=0.1", "model.layerz=3"]
-    assert overrides_for("default", ["model.name=gcn", *shared])[1:] == ["model.channels=8", "optim.lr=0.1",
-                                                                         "model.layerz=3"]
+    assert overrides_for("default", ["model.name=gcn", *shared])[1:] == [
+        "model.channels=8",
+        "optim.lr=0.1",
+        "model.layerz=3",
+    ]
 
 
 def test_new_experiment_files_pick_their_matchers():
     for name in ("cnn_keypoints", "cnn_crops", "gcn"):
         cfg = load_config([f"experiment={name}"])
-        assert cfg.model.name == name and cfg.optim.lr == load_config([]).optim.lr   # A.5: same training
+        assert cfg.model.name == name and cfg.optim.lr == load_config([]).optim.lr  # A.5: same training

@@ -1,4 +1,5 @@
 """Pose pair sampling (§3.1, §3.2) checked against a plain-Python enumeration."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ from keytrack.skeleton import NUM_JOINTS
 def _pose(cx: float, cy: float, visible: int = NUM_JOINTS) -> np.ndarray:
     """A pose whose visible keypoints are centred on (cx, cy)."""
     kp = np.zeros((NUM_JOINTS, 3))
-    offsets = np.arange(NUM_JOINTS, dtype=np.float64) - NUM_JOINTS // 2   # sum 0: exact centres
+    offsets = np.arange(NUM_JOINTS, dtype=np.float64) - NUM_JOINTS // 2  # sum 0: exact centres
     kp[:, 0] = cx + offsets
     kp[:, 1] = cy - offsets
     kp[:visible, 2] = 1.0
@@ -26,10 +27,15 @@ def _random_table(rng: np.random.Generator, videos=3, frames=9, max_people=4) ->
     vids = []
     for v in range(videos):
         fr = []
-        for f in sorted(rng.choice(frames + 3, size=frames, replace=False)):   # gaps in indices
+        for f in sorted(rng.choice(frames + 3, size=frames, replace=False)):  # gaps in indices
             p = int(rng.integers(0, max_people + 1))
-            kp = np.stack([_pose(*rng.uniform(0, 100, 2), visible=int(rng.integers(0, 3)) * 7)
-                           for _ in range(p)]) if p else np.zeros((0, NUM_JOINTS, 3))
+            kp = (
+                np.stack(
+                    [_pose(*rng.uniform(0, 100, 2), visible=int(rng.integers(0, 3)) * 7) for _ in range(p)]
+                )
+                if p
+                else np.zeros((0, NUM_JOINTS, 3))
+            )
             tid = rng.integers(-1, 5, size=p)
             fr.append(Frame.from_poses(int(f), kp, track_ids=tid))
         vids.append(Video(f"v{v}", fr, 100.0, 100.0))
@@ -45,8 +51,11 @@ def _reference(table: PoseTable, delta: int, nearest: int | None) -> list[tuple[
         if not ok[i]:
             continue
         for d in range(1, delta + 1):
-            cands = [j for j in range(len(table)) if ok[j] and table.video[j] == table.video[i]
-                     and table.frame[j] == table.frame[i] - d]
+            cands = [
+                j
+                for j in range(len(table))
+                if ok[j] and table.video[j] == table.video[i] and table.frame[j] == table.frame[i] - d
+            ]
             if nearest is not None:
                 cands.sort(key=lambda j: (float(((centres[i] - centres[j]) ** 2).sum()), j))
                 cands = cands[:nearest]
@@ -60,11 +69,14 @@ def _as_tuples(p: PairIndex) -> list[tuple[int, int, int, int]]:
 
 def _two_people_video() -> Dataset:
     """Video 0: persons 7 and 9 in frames 0..3, frame 4 missing, person 7 alone in frame 5."""
-    frames = [Frame.from_poses(f, np.stack([_pose(10 + f, 10), _pose(80, 80 - f)]), track_ids=[7, 9])
-              for f in range(4)]
+    frames = [
+        Frame.from_poses(f, np.stack([_pose(10 + f, 10), _pose(80, 80 - f)]), track_ids=[7, 9])
+        for f in range(4)
+    ]
     frames.append(Frame.from_poses(5, _pose(15, 10)[None], track_ids=[7]))
-    other = Video("other", [Frame.from_poses(f, _pose(10, 10)[None], track_ids=[7]) for f in range(3)],
-                  100, 100)
+    other = Video(
+        "other", [Frame.from_poses(f, _pose(10, 10)[None], track_ids=[7]) for f in range(3)], 100, 100
+    )
     return Dataset([Video("two", frames, 100, 100), other])
 
 
@@ -78,9 +90,11 @@ def test_hand_enumerated_pairs():
         for cur in (2 * f, 2 * f + 1):
             for d in (1, 2):
                 if f - d >= 0:
-                    expected += [(cur, d, 2 * (f - d), int(cur % 2 == 0)),
-                                 (cur, d, 2 * (f - d) + 1, int(cur % 2 == 1))]
-    expected += [(8, 2, 6, 1), (8, 2, 7, 0)]            # frame 5 - 2 = frame 3; frame 4 is missing
+                    expected += [
+                        (cur, d, 2 * (f - d), int(cur % 2 == 0)),
+                        (cur, d, 2 * (f - d) + 1, int(cur % 2 == 1)),
+                    ]
+    expected += [(8, 2, 6, 1), (8, 2, 7, 0)]  # frame 5 - 2 = frame 3; frame 4 is missing
     expected += [(10, 1, 9, 1), (11, 1, 10, 1), (11, 2, 9, 1)]
     assert _as_tuples(pairs) == sorted(expected)
     assert pairs.current.dtype == pairs.previous.dtype == pairs.delta.dtype == pairs.label.dtype == np.int64
@@ -118,10 +132,16 @@ def test_matches_enumeration_on_random_tables(seed, delta, nearest):
 def test_order_of_table_rows_does_not_matter():
     table = _random_table(np.random.default_rng(11))
     perm = np.random.default_rng(0).permutation(len(table))
-    shuffled = PoseTable(table.keypoints[perm], table.track_ids[perm], table.boxes[perm],
-                         table.video[perm], table.frame[perm], table.frame_size[perm])
+    shuffled = PoseTable(
+        table.keypoints[perm],
+        table.track_ids[perm],
+        table.boxes[perm],
+        table.video[perm],
+        table.frame[perm],
+        table.frame_size[perm],
+    )
     a = sample_pairs(table, delta=3, nearest=2)
-    b = sample_pairs(shuffled, delta=3, nearest=2)   # shuffled row r is original row perm[r]
+    b = sample_pairs(shuffled, delta=3, nearest=2)  # shuffled row r is original row perm[r]
     assert sorted(zip(perm[b.current], b.delta, perm[b.previous], b.label)) == sorted(_as_tuples(a))
 
 
@@ -132,8 +152,9 @@ def test_empty_and_bad_inputs():
         sample_pairs(table, delta=0)
     with pytest.raises(ValueError, match="nearest"):
         sample_pairs(table, nearest=0)
-    broken = PoseTable(table.keypoints, table.track_ids[:-1], table.boxes, table.video, table.frame,
-                       table.frame_size)
+    broken = PoseTable(
+        table.keypoints, table.track_ids[:-1], table.boxes, table.video, table.frame, table.frame_size
+    )
     with pytest.raises(ValueError, match="track_ids"):
         sample_pairs(broken)
 
@@ -169,11 +190,11 @@ def test_pose_motion_is_the_mean_shift_of_joints_seen_in_both_poses():
 
     past = np.zeros((2, NUM_JOINTS, 3))
     past[:, :, :2] = np.arange(NUM_JOINTS)[:, None] * 10.0
-    past[:, :5, 2] = 1.0                                # joints 0-4 visible
+    past[:, :5, 2] = 1.0  # joints 0-4 visible
     now = past.copy()
-    now[:, :, 0] += 12.0                                # everything moved 12 px right over 3 frames
-    now[0, 10, 2] = 1.0                                 # joint 10 appears far below: not motion
-    now[1, :5, 2] = 0.0                                 # no joint seen in both: the centres' change
+    now[:, :, 0] += 12.0  # everything moved 12 px right over 3 frames
+    now[0, 10, 2] = 1.0  # joint 10 appears far below: not motion
+    now[1, :5, 2] = 0.0  # no joint seen in both: the centres' change
     now[1, 5:7, 2] = 1.0
     v = pose_motion(now, past, np.array([3, 2]))
     assert np.allclose(v[0], [4.0, 0.0])

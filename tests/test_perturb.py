@@ -1,4 +1,5 @@
 """The perturbation protocol of keytrack.perturb: Figure 4's three keypoint sources from ground truth."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,15 @@ import pytest
 from scipy.stats import spearmanr
 
 from keytrack.perturb import (
-    JOINT_GROUPS, SETTINGS, TEMPLATE, PerturbConfig, add_arguments, fit_template, perturb, person_scale, run,
+    JOINT_GROUPS,
+    SETTINGS,
+    TEMPLATE,
+    PerturbConfig,
+    add_arguments,
+    fit_template,
+    person_scale,
+    perturb,
+    run,
     with_oracle_track_ids,
 )
 from keytrack.poses import Dataset, Frame, Video, keypoint_boxes
@@ -19,8 +28,15 @@ from keytrack.synth import generate_dataset
 
 GT_BOXES, PREDICTED = SETTINGS[1], SETTINGS[2]
 #: detector errors off: no misses, no false positives, perfect boxes
-NO_DETECTOR_ERRORS = dict(miss_prob=0.0, duplicate_prob=0.0, clutter_rate=0.0, box_shift=0.0, box_scale=0.0,
-                          box_jitter_gain=0.0, box_margin=10.0)
+NO_DETECTOR_ERRORS = dict(
+    miss_prob=0.0,
+    duplicate_prob=0.0,
+    clutter_rate=0.0,
+    box_shift=0.0,
+    box_scale=0.0,
+    box_jitter_gain=0.0,
+    box_margin=10.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +44,14 @@ def scenes() -> Dataset:
     return generate_dataset(5, seed=11)
 
 
-def template_scene(heights=(120.0,), frames: int = 30, videos: int = 1, hide: float = 0.0, seed: int = 0,
-                   size: tuple[float, float] = (1920.0, 1080.0)) -> tuple[Dataset, list[np.ndarray]]:
+def template_scene(
+    heights=(120.0,),
+    frames: int = 30,
+    videos: int = 1,
+    hide: float = 0.0,
+    seed: int = 0,
+    size: tuple[float, float] = (1920.0, 1080.0),
+) -> tuple[Dataset, list[np.ndarray]]:
     """People shaped like :data:`TEMPLATE` (one per height, side by side), walking right.
 
     Returns the dataset and, per video, the true ``[F, P, 15, 2]`` positions of every joint,
@@ -45,11 +67,12 @@ def template_scene(heights=(120.0,), frames: int = 30, videos: int = 1, hide: fl
             origin = np.c_[x0 + 2.0 * t, np.full(len(heights), 100.0)]
             xy = origin[:, None] + heights[:, None, None] * (TEMPLATE + rng.normal(0, 0.01, TEMPLATE.shape))
             vis = rng.random((len(heights), NUM_JOINTS)) >= hide
-            vis[:, 3] = vis[:, 4] = True                             # shoulders always annotated
+            vis[:, 3] = vis[:, 4] = True  # shoulders always annotated
             kp = np.concatenate([xy * vis[..., None], vis[..., None].astype(float)], -1)
             head = np.c_[origin[:, 0] - 0.05 * heights, origin[:, 1], 0.10 * heights, 0.13 * heights]
-            frame_list.append(Frame.from_poses(t, kp, track_ids=np.arange(len(heights)) + 100 * v,
-                                               head_boxes=head))
+            frame_list.append(
+                Frame.from_poses(t, kp, track_ids=np.arange(len(heights)) + 100 * v, head_boxes=head)
+            )
             xy_all.append(xy)
         out.append(Video(f"video{v}", frame_list, *size, source=f"memory/video{v}.json"))
         truth.append(np.stack(xy_all))
@@ -79,17 +102,25 @@ def paired_errors(gt: Dataset, pred: Dataset):
 
 
 def frames_equal(a: Dataset, b: Dataset) -> bool:
-    return all(np.array_equal(fa.keypoints, fb.keypoints) and np.array_equal(fa.scores, fb.scores)
-               and np.array_equal(fa.track_ids, fb.track_ids)
-               and np.array_equal(fa.boxes, fb.boxes, equal_nan=True)
-               for va, vb in zip(a.videos, b.videos) for fa, fb in zip(va.frames, vb.frames))
+    return all(
+        np.array_equal(fa.keypoints, fb.keypoints)
+        and np.array_equal(fa.scores, fb.scores)
+        and np.array_equal(fa.track_ids, fb.track_ids)
+        and np.array_equal(fa.boxes, fb.boxes, equal_nan=True)
+        for va, vb in zip(a.videos, b.videos)
+        for fa, fb in zip(va.frames, vb.frames)
+    )
 
 
 # -- the contract ---------------------------------------------------------------------------------
 
+
 def test_settings_are_figure_4s_three():
-    assert SETTINGS == ("gt_boxes_gt_keypoints", "gt_boxes_predicted_keypoints",
-                        "predicted_boxes_predicted_keypoints")
+    assert SETTINGS == (
+        "gt_boxes_gt_keypoints",
+        "gt_boxes_predicted_keypoints",
+        "predicted_boxes_predicted_keypoints",
+    )
     with pytest.raises(ValueError, match="gt_boxes_predicted_keypoints"):
         perturb(Dataset([]), "predicted_keypoints")
 
@@ -100,10 +131,15 @@ def test_deterministic_per_seed_and_input_untouched(scenes, setting):
     a, b = perturb(scenes, setting, seed=4), perturb(scenes, setting, seed=4)
     assert frames_equal(a, b)
     c = perturb(scenes, setting, seed=5)
-    if setting == SETTINGS[0]:      # the identity: another seed only lists the poses in another order
-        assert all(np.array_equal(np.unique(fa.keypoints.reshape(fa.num_poses, 3 * NUM_JOINTS), axis=0),
-                                  np.unique(fc.keypoints.reshape(fc.num_poses, 3 * NUM_JOINTS), axis=0))
-                   for va, vc in zip(a.videos, c.videos) for fa, fc in zip(va.frames, vc.frames))
+    if setting == SETTINGS[0]:  # the identity: another seed only lists the poses in another order
+        assert all(
+            np.array_equal(
+                np.unique(fa.keypoints.reshape(fa.num_poses, 3 * NUM_JOINTS), axis=0),
+                np.unique(fc.keypoints.reshape(fc.num_poses, 3 * NUM_JOINTS), axis=0),
+            )
+            for va, vc in zip(a.videos, c.videos)
+            for fa, fc in zip(va.frames, vc.frames)
+        )
     else:
         assert not frames_equal(a, c)
     for vb, va in zip(before.videos, scenes.videos):
@@ -117,7 +153,7 @@ def test_deterministic_per_seed_and_input_untouched(scenes, setting):
 
 def test_videos_are_seeded_independently(scenes):
     first = perturb(Dataset(scenes.videos[:2]), PREDICTED, seed=2)
-    other = Dataset([scenes.videos[3], scenes.videos[1]])          # video 0 replaced
+    other = Dataset([scenes.videos[3], scenes.videos[1]])  # video 0 replaced
     second = perturb(other, PREDICTED, seed=2)
     assert frames_equal(Dataset(first.videos[1:]), Dataset(second.videos[1:]))
     assert not frames_equal(Dataset(first.videos[:1]), Dataset(second.videos[:1]))
@@ -149,8 +185,11 @@ def test_track_ids_removed_unless_kept(scenes, setting):
     ids = np.concatenate([f.track_ids for v in kept.videos for f in v.frames])
     assert set(ids[ids >= 0].tolist()) <= gt_ids and (ids >= 0).any()
     # the ids are the only difference: same keypoints, in the same order
-    assert all(np.array_equal(fa.keypoints, fb.keypoints) for va, vb in zip(plain.videos, kept.videos)
-               for fa, fb in zip(va.frames, vb.frames))
+    assert all(
+        np.array_equal(fa.keypoints, fb.keypoints)
+        for va, vb in zip(plain.videos, kept.videos)
+        for fa, fb in zip(va.frames, vb.frames)
+    )
 
 
 def test_gt_boxes_keep_every_person_and_predicted_boxes_add_detector_errors(scenes):
@@ -160,9 +199,12 @@ def test_gt_boxes_keep_every_person_and_predicted_boxes_add_detector_errors(scen
     for gv, av, bv in zip(scenes.videos, gt_boxes.videos, predicted.videos):
         for gf, af, bf in zip(gv.frames, av.frames, bv.frames):
             truth = sorted(gf.track_ids[(gf.keypoints[..., 2] > 0).any(1)].tolist())
-            assert sorted(af.track_ids.tolist()) == truth                      # nobody missed, nothing added
-            assert np.array_equal(af.boxes, gf.boxes[np.argsort(gf.track_ids)][
-                np.searchsorted(np.sort(gf.track_ids), af.track_ids)], equal_nan=True)
+            assert sorted(af.track_ids.tolist()) == truth  # nobody missed, nothing added
+            assert np.array_equal(
+                af.boxes,
+                gf.boxes[np.argsort(gf.track_ids)][np.searchsorted(np.sort(gf.track_ids), af.track_ids)],
+                equal_nan=True,
+            )
             found = bf.track_ids[bf.track_ids >= 0]
             assert len(set(found.tolist())) == len(found) and set(found.tolist()) <= set(truth)
             missed += len(truth) - len(found)
@@ -177,27 +219,40 @@ def test_gt_boxes_keep_every_person_and_predicted_boxes_add_detector_errors(scen
 def test_gt_boxes_never_lose_a_person_to_dropped_joints():
     data, _ = template_scene(heights=(100.0,) * 3, frames=5)
     for f in data.videos[0].frames:
-        f.keypoints[:, 5:, :] = 0                                # head and shoulders only
+        f.keypoints[:, 5:, :] = 0  # head and shoulders only
     cfg = PerturbConfig(drop_prob=1.0, hallucinate_prob=0.0)
     pred = perturb(data, GT_BOXES, seed=0, config=cfg, keep_track_ids=True)
     for f in pred.videos[0].frames:
         assert sorted(f.track_ids.tolist()) == [0, 1, 2]
-        assert ((f.keypoints[..., 2] > 0).sum(1) == 1).all()     # everything dropped but one joint
+        assert ((f.keypoints[..., 2] > 0).sum(1) == 1).all()  # everything dropped but one joint
 
 
 def test_misses_come_in_runs_and_hit_small_occluded_people_more():
     data, _ = template_scene(heights=(40.0,) * 4 + (400.0,) * 4, frames=60, videos=3, hide=0.0)
-    cfg = PerturbConfig(miss_prob=0.03, miss_run_length=4.0, miss_size_ref=0.03, miss_size_power=1.0,
-                        duplicate_prob=0.0, clutter_rate=0.0)
+    cfg = PerturbConfig(
+        miss_prob=0.03,
+        miss_run_length=4.0,
+        miss_size_ref=0.03,
+        miss_size_power=1.0,
+        duplicate_prob=0.0,
+        clutter_rate=0.0,
+    )
     pred = perturb(data, PREDICTED, seed=0, config=cfg, keep_track_ids=True)
-    present = np.array([[np.isin(np.arange(8) + 100 * vi, f.track_ids) for f in v.frames]
-                        for vi, v in enumerate(pred.videos)])                    # [V, F, 8]
+    present = np.array(
+        [
+            [np.isin(np.arange(8) + 100 * vi, f.track_ids) for f in v.frames]
+            for vi, v in enumerate(pred.videos)
+        ]
+    )  # [V, F, 8]
     small, large = 1 - present[..., :4].mean(), 1 - present[..., 4:].mean()
     assert small > 3 * large and small > 0.05
-    runs = [len(r) for track in present.transpose(0, 2, 1).reshape(-1, 60)
-            for r in np.split(np.arange(60), np.flatnonzero(np.diff(track.astype(int))) + 1)
-            if not track[r[0]]]
-    assert np.mean(runs) > 2.0                                                   # geometric, mean 4
+    runs = [
+        len(r)
+        for track in present.transpose(0, 2, 1).reshape(-1, 60)
+        for r in np.split(np.arange(60), np.flatnonzero(np.diff(track.astype(int))) + 1)
+        if not track[r[0]]
+    ]
+    assert np.mean(runs) > 2.0  # geometric, mean 4
     # occlusion: the same sizes with half the joints unannotated are missed more
     occluded, _ = template_scene(heights=(40.0,) * 4 + (400.0,) * 4, frames=60, videos=3, hide=0.5)
     pred_occ = perturb(occluded, PREDICTED, seed=0, config=cfg, keep_track_ids=True)
@@ -227,7 +282,7 @@ def test_jitter_scales_with_person_size():
         head = 0.6 * np.hypot(0.10, 0.13) * height
         pixel_err.append(err * head)
     ratio = np.median(pixel_err[1]) / np.median(pixel_err[0])
-    assert 3.3 < ratio < 4.7, ratio                                            # heights differ 4x
+    assert 3.3 < ratio < 4.7, ratio  # heights differ 4x
     # in head sizes the spread is the configured one: median of a 2-D Gaussian's radius = 1.18 σ
     sigma = cfg.per_joint("joint_sigma")
     assert 0.8 < np.median(pixel_err[0] / head * (240 / 60)) / (1.18 * sigma.mean()) < 1.25
@@ -268,7 +323,7 @@ def test_unannotated_joints_hallucinated_plausibly_with_low_confidence():
     hall_err, hall_conf, vis_conf = map(np.concatenate, (hall_err, hall_conf, vis_conf))
     assert abs(len(hall_err) / hidden - cfg.hallucinate_prob) < 0.05
     head = 0.6 * np.hypot(0.10, 0.13) * 200
-    assert np.median(hall_err) < 1.5 * head                      # near where the joint really is
+    assert np.median(hall_err) < 1.5 * head  # near where the joint really is
     assert np.median(hall_conf) < np.median(vis_conf) - 0.2
 
 
@@ -280,7 +335,7 @@ def test_false_positives_score_lower_and_poses_are_listed_by_score(scenes):
     assert ((scores > 0) & (scores < 1)).all()
     assert all((np.diff(f.scores) <= 0).all() for v in pred.videos for f in v.frames)
     kp = np.concatenate([f.keypoints for v in pred.videos for f in v.frames])
-    assert ((kp[..., 2] > 0).any(1)).all()                      # no empty pose is output
+    assert ((kp[..., 2] > 0).any(1)).all()  # no empty pose is output
     assert np.isfinite(kp[kp[..., 2] > 0]).all()
 
 
@@ -297,12 +352,12 @@ def test_predicted_boxes_share_the_keypoint_draws_of_gt_boxes(scenes):
 def test_person_scale_prefers_head_box_then_person_box_then_keypoints():
     kp = np.zeros((3, NUM_JOINTS, 3))
     kp[:, 0] = [0, 0, 1]
-    kp[:, 14] = [30, 40, 1]                                      # keypoint box 30 x 40, diagonal 50
+    kp[:, 14] = [30, 40, 1]  # keypoint box 30 x 40, diagonal 50
     boxes = np.array([[0, 0, 60, 80], [0, 0, 60, 80], [np.nan] * 4])
     heads = np.array([[0, 0, 3, 4], [np.nan] * 4, [np.nan] * 4])
     np.testing.assert_allclose(person_scale(kp, boxes, heads), [0.6 * 5, 0.1 * 100, 0.1 * 50])
     single = kp[2:].copy()
-    single[:, 14] = 0                                            # one keypoint: no size at all
+    single[:, 14] = 0  # one keypoint: no size at all
     assert np.isnan(person_scale(single, boxes[2:], heads[2:])).all()
 
 
@@ -314,7 +369,7 @@ def test_fit_template_recovers_a_similarity_and_its_mirror():
     t = np.where(mirror[:, None], -TEMPLATE[:, 0], TEMPLATE[:, 0]) + 1j * TEMPLATE[:, 1]
     z = a[:, None] * t + b[:, None]
     kp = np.stack([z.real, z.imag, np.ones_like(z.real)], -1)
-    kp[:, :6, 2] = 0                                             # upper body unannotated
+    kp[:, :6, 2] = 0  # upper body unannotated
     kp[:, :6, :2] = 0
     fa, fb, fm = fit_template(kp, np.abs(a) * 0.6 * np.hypot(0.10, 0.13))
     np.testing.assert_allclose(fa, a, rtol=1e-9)
@@ -328,6 +383,7 @@ def test_fit_template_recovers_a_similarity_and_its_mirror():
 
 
 # -- bad input and the command line --------------------------------------------------------------
+
 
 def test_unknown_frame_size_and_missing_boxes_fall_back():
     data, _ = template_scene(heights=(100.0, 200.0), frames=10, size=(float("nan"), float("nan")))
@@ -366,8 +422,22 @@ def test_command_line_writes_and_evaluates(tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--videos", "2", "--synth-seed", "1", "--setting", SETTINGS[0], "--out",
-                              str(tmp_path), "--evaluate", "--thresholds", "0", "0.5"])
+    args = parser.parse_args(
+        [
+            "--videos",
+            "2",
+            "--synth-seed",
+            "1",
+            "--setting",
+            SETTINGS[0],
+            "--out",
+            str(tmp_path),
+            "--evaluate",
+            "--thresholds",
+            "0",
+            "0.5",
+        ]
+    )
     assert run(args) == 0
     table = capsys.readouterr().out
     rows = [line for line in table.splitlines() if line.startswith(f"| {SETTINGS[0]}")]

@@ -2,13 +2,13 @@
 
 Not collected without ``--data``: the default suite uses generated data only.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from keytrack.config import load_config
 from keytrack.io import annotation_files, read_dataset, read_video, write_video_posetrack18
@@ -54,8 +54,15 @@ def test_pairs_tokens_and_a_training_step(real_data_root, split, dataset, tmp_pa
     from keytrack.settings import training_settings
     from lightning_modules.train import datamodule, train
 
-    cfg = load_config([f"data.root={real_data_root}", f"data.split={split}", f"output_dir={tmp_path}",
-                       "logging.wandb=false", "trainer.fast_dev_run=true"])
+    cfg = load_config(
+        [
+            f"data.root={real_data_root}",
+            f"data.split={split}",
+            f"output_dir={tmp_path}",
+            "logging.wandb=false",
+            "trainer.fast_dev_run=true",
+        ]
+    )
     dm = datamodule(training_settings(cfg), dataset)
     dm.setup("fit")
     neg, pos = dm.train_set.class_counts()

@@ -1,4 +1,5 @@
 """keytrack.stats: dataset statistics checked against values worked out by hand."""
+
 from __future__ import annotations
 
 import csv
@@ -26,16 +27,26 @@ def _frame(index: int, poses: dict[int, tuple[float, float]], labeled: bool = Tr
 
 @pytest.fixture
 def hand_built() -> Dataset:
-    video_a = Video("a", [
-        _frame(0, {0: (0, 0), 1: (10, 0)}),
-        _frame(1, {0: (1, 0), 2: (0, 20)}),                 # track 0 moves 1 px; 1 is gone; 2 enters
-        _frame(2, {0: (1, 2), 1: (10, 0), 2: (0, 20)}),     # track 0 moves 2 px; 1 comes back
-    ], width=100, height=200)
-    video_b = Video("b", [
-        _frame(0, {0: (50, 50)}),
-        _frame(1, {0: (60, 50), 5: (0, 0)}, labeled=False),  # not annotated: must be ignored
-        _frame(2, {}),                                      # annotated, nobody there
-    ], width=100, height=100)
+    video_a = Video(
+        "a",
+        [
+            _frame(0, {0: (0, 0), 1: (10, 0)}),
+            _frame(1, {0: (1, 0), 2: (0, 20)}),  # track 0 moves 1 px; 1 is gone; 2 enters
+            _frame(2, {0: (1, 2), 1: (10, 0), 2: (0, 20)}),  # track 0 moves 2 px; 1 comes back
+        ],
+        width=100,
+        height=200,
+    )
+    video_b = Video(
+        "b",
+        [
+            _frame(0, {0: (50, 50)}),
+            _frame(1, {0: (60, 50), 5: (0, 0)}, labeled=False),  # not annotated: must be ignored
+            _frame(2, {}),  # annotated, nobody there
+        ],
+        width=100,
+        height=100,
+    )
     return Dataset([video_a, video_b])
 
 
@@ -45,7 +56,7 @@ def test_statistics_match_hand_computed_values(hand_built):
 
     people = np.array([2, 2, 3, 1, 0])
     assert s["people_mean"] == pytest.approx(1.6)
-    assert s["people_p90"] == pytest.approx(2.6)            # sorted [0,1,2,2,3]: 2 + 0.6 * (3 - 2)
+    assert s["people_p90"] == pytest.approx(2.6)  # sorted [0,1,2,2,3]: 2 + 0.6 * (3 - 2)
     assert s["people_p90"] == pytest.approx(np.quantile(people, 0.9))
     assert s["people_max"] == 3
 
@@ -67,7 +78,7 @@ def test_statistics_match_hand_computed_values(hand_built):
     assert s["nn_p10"] == pytest.approx(np.quantile(nn, 0.1))
 
     assert s["visibility"] == pytest.approx(2 / 15)
-    assert s["visibility_annotated"] == pytest.approx(1.0)    # only joints 0 and 1 are ever annotated
+    assert s["visibility_annotated"] == pytest.approx(1.0)  # only joints 0 and 1 are ever annotated
 
     # lengths: a/0 = 3, a/1 = 2, a/2 = 2, b/0 = 1 (its unlabelled frame does not count)
     assert s["track_len_mean"] == pytest.approx(2.0)
@@ -86,7 +97,7 @@ def test_displacement_is_relative_to_person_size():
 
     one, twice = compute_stats(Dataset([video(1.0)])), compute_stats(Dataset([video(2.0)]))
     assert one["disp_median"] == pytest.approx(2 / 5)
-    assert twice["disp_median"] == pytest.approx(one["disp_median"])     # twice the motion, twice the size
+    assert twice["disp_median"] == pytest.approx(one["disp_median"])  # twice the motion, twice the size
 
 
 def test_untracked_poses_count_for_crowding_but_not_for_tracks():
@@ -119,19 +130,35 @@ def test_table_and_csv_have_one_column_per_dataset(hand_built, tmp_path):
     assert dict((r[0], float(r[1])) for r in rows[1:])["people_mean"] == pytest.approx(1.6)
 
 
-def test_data_stats_command_compares_synthetic_with_a_posetrack18_folder(hand_built, tmp_path,
-                                                                        monkeypatch, capsys):
+def test_data_stats_command_compares_synthetic_with_a_posetrack18_folder(
+    hand_built, tmp_path, monkeypatch, capsys
+):
     from keytrack import io
     from keytrack.cli import main
 
     monkeypatch.setenv("KEYTRACK_CACHE", str(tmp_path / "cache"))
     io.write_posetrack18(Dataset(hand_built.videos[:1]), tmp_path / "real" / "annotations" / "train")
     out = tmp_path / "docs" / "stats.md"
-    assert main(["data-stats", "--data", str(tmp_path / "real"), "--split", "train", "--videos", "2",
-                 "--no-stride-1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "data-stats",
+                "--data",
+                str(tmp_path / "real"),
+                "--split",
+                "train",
+                "--videos",
+                "2",
+                "--no-stride-1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     header = "| statistic | synthetic default | real train |"
     assert header in printed and out.read_text().startswith(header)
-    assert "| tracks | " in printed and "| 3 |" in out.read_text()          # the real column: 3 tracks
+    assert "| tracks | " in printed and "| 3 |" in out.read_text()  # the real column: 3 tracks
     assert (tmp_path / "docs" / "stats.csv").exists()
     assert list((tmp_path / "cache" / "synth").glob("*/dataset.npz"))

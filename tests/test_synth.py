@@ -1,4 +1,5 @@
 """Synthetic scenes (keytrack.synth): determinism, annotation invariants, the hard cases, cache, CLI."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -20,14 +21,21 @@ LS, RS = JOINTS.index("left_shoulder"), JOINTS.index("right_shoulder")
 def _arrays(dataset: Dataset) -> dict[str, np.ndarray]:
     t = dataset.table()
     heads = np.concatenate([f.head_boxes for v in dataset.videos for f in v.frames])
-    return {"kp": t.keypoints, "tid": t.track_ids, "box": t.boxes, "vid": t.video, "frm": t.frame,
-            "head": heads}
+    return {
+        "kp": t.keypoints,
+        "tid": t.track_ids,
+        "box": t.boxes,
+        "vid": t.video,
+        "frm": t.frame,
+        "head": heads,
+    }
 
 
 def _assert_same(a: Dataset, b: Dataset) -> None:
     assert [v.name for v in a.videos] == [v.name for v in b.videos]
-    assert [(v.width, v.height, len(v.frames)) for v in a.videos] == \
-        [(v.width, v.height, len(v.frames)) for v in b.videos]
+    assert [(v.width, v.height, len(v.frames)) for v in a.videos] == [
+        (v.width, v.height, len(v.frames)) for v in b.videos
+    ]
     for key, x in _arrays(a).items():
         np.testing.assert_array_equal(x, _arrays(b)[key], err_msg=key)
 
@@ -44,12 +52,18 @@ def _tracks(dataset: Dataset):
 
 # ---- determinism ------------------------------------------------------------------------------
 
+
 def test_same_seed_same_data_and_different_seed_different_data():
     a, b = generate_dataset(3, 7, SMALL), generate_dataset(3, 7, SMALL)
     _assert_same(a, b)
     c = generate_dataset(3, 8, SMALL)
-    assert not all(np.array_equal(x, y) for x, y in zip(
-        [f.keypoints for v in a.videos for f in v.frames], [f.keypoints for v in c.videos for f in v.frames]))
+    assert not all(
+        np.array_equal(x, y)
+        for x, y in zip(
+            [f.keypoints for v in a.videos for f in v.frames],
+            [f.keypoints for v in c.videos for f in v.frames],
+        )
+    )
 
 
 def test_a_video_does_not_depend_on_how_many_are_generated():
@@ -60,6 +74,7 @@ def test_a_video_does_not_depend_on_how_many_are_generated():
 
 
 # ---- annotation invariants ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small_set() -> Dataset:
@@ -90,7 +105,7 @@ def test_track_ids_unique_per_frame_and_poses_follow_the_visibility_rules(small_
             vis = f.visible
             assert (vis.sum(1) >= SMALL.min_visible_joints).all()
             assert set(np.unique(f.keypoints[..., 2])) <= {0.0, 1.0}
-            assert (f.keypoints[~vis] == 0).all()                 # absent keypoints are 0, 0, 0
+            assert (f.keypoints[~vis] == 0).all()  # absent keypoints are 0, 0, 0
             x, y = f.keypoints[..., 0][vis], f.keypoints[..., 1][vis]
             assert ((x >= 0) & (x < v.width) & (y >= 0) & (y < v.height)).all()
 
@@ -118,11 +133,23 @@ def test_head_box_is_centred_between_head_top_and_head_bottom():
 
 # ---- dynamics and hard cases ----------------------------------------------------------------
 
+
 def test_walkers_enter_and_leave_the_frame_at_its_sides():
-    cfg = replace(SynthConfig(), frames_per_video=(50, 50), people_per_video=(4, 4), frame_strides={2: 1.0},
-                  motion_mix={"walk": 1.0}, entry_rate=0.5, exit_rate=0.5, camera_motion_prob=0.0,
-                  body_occlusion=False, joint_occlusion_rate=0.0, group_prob=0.0, lookalike_prob=0.0,
-                  crossing_prob=0.0)
+    cfg = replace(
+        SynthConfig(),
+        frames_per_video=(50, 50),
+        people_per_video=(4, 4),
+        frame_strides={2: 1.0},
+        motion_mix={"walk": 1.0},
+        entry_rate=0.5,
+        exit_rate=0.5,
+        camera_motion_prob=0.0,
+        body_occlusion=False,
+        joint_occlusion_rate=0.0,
+        group_prob=0.0,
+        lookalike_prob=0.0,
+        crossing_prob=0.0,
+    )
     data = generate_dataset(6, 1, cfg)
     entering = leaving = 0
     for (vi, tid), frames in _tracks(data).items():
@@ -139,8 +166,15 @@ def test_walkers_enter_and_leave_the_frame_at_its_sides():
 
 
 def test_random_occlusion_hides_about_the_configured_fraction():
-    cfg = replace(SMALL, motion_mix={"stand": 1.0}, scale_range=(0.15, 0.25), camera_motion_prob=0.0,
-                  body_occlusion=False, joint_occlusion_rate=0.25, min_visible_joints=1)
+    cfg = replace(
+        SMALL,
+        motion_mix={"stand": 1.0},
+        scale_range=(0.15, 0.25),
+        camera_motion_prob=0.0,
+        body_occlusion=False,
+        joint_occlusion_rate=0.25,
+        min_visible_joints=1,
+    )
     vis = generate_dataset(6, 2, cfg).table().keypoints[..., 2] > 0
     none = generate_dataset(6, 2, replace(cfg, joint_occlusion_rate=0.0)).table().keypoints[..., 2] > 0
     assert none.mean() > 0.98
@@ -150,25 +184,44 @@ def test_random_occlusion_hides_about_the_configured_fraction():
 def test_people_in_front_hide_the_joints_behind_them():
     # two upright stick people, the second one shifted by a few pixels: overlapping bodies
     person = np.zeros((NUM_JOINTS, 2))
-    ys = {"head_top": 0, "nose": 10, "head_bottom": 20, "left_shoulder": 30, "right_shoulder": 30,
-          "left_elbow": 55, "right_elbow": 55, "left_wrist": 80, "right_wrist": 80, "left_hip": 90,
-          "right_hip": 90, "left_knee": 140, "right_knee": 140, "left_ankle": 190, "right_ankle": 190}
+    ys = {
+        "head_top": 0,
+        "nose": 10,
+        "head_bottom": 20,
+        "left_shoulder": 30,
+        "right_shoulder": 30,
+        "left_elbow": 55,
+        "right_elbow": 55,
+        "left_wrist": 80,
+        "right_wrist": 80,
+        "left_hip": 90,
+        "right_hip": 90,
+        "left_knee": 140,
+        "right_knee": 140,
+        "left_ankle": 190,
+        "right_ankle": 190,
+    }
     for name, y in ys.items():
         side = 15 if name.startswith("left") else -15 if name.startswith("right") else 0
         person[JOINTS.index(name)] = (100 + side, y)
-    points = np.stack([person, person + [5.0, 0.0], person + [400.0, 0.0]])[None]   # [1, 3, 15, 2]
+    points = np.stack([person, person + [5.0, 0.0], person + [400.0, 0.0]])[None]  # [1, 3, 15, 2]
     height = np.full((1, 3), 200.0)
     hidden = body_occlusion(points, np.array([[2.0, 3.0, 1.0]]), height)
-    assert not hidden[0, 0].any()                   # nearest of the overlapping two: nothing hidden
-    assert hidden[0, 1].sum() >= 10                 # the one behind it: most joints hidden
-    assert not hidden[0, 2].any()                   # far to the side: nearer but not overlapping
+    assert not hidden[0, 0].any()  # nearest of the overlapping two: nothing hidden
+    assert hidden[0, 1].sum() >= 10  # the one behind it: most joints hidden
+    assert not hidden[0, 2].any()  # far to the side: nearer but not overlapping
     swapped = body_occlusion(points, np.array([[3.0, 2.0, 1.0]]), height)
     assert swapped[0, 0].sum() >= 10 and not swapped[0, 1].any()
 
 
 def test_scenes_with_crowds_have_joints_hidden_by_others():
-    cfg = replace(SMALL, people_per_video=(8, 8), joint_occlusion_rate=0.0, occluded_label_rate=0.0,
-                  camera_motion_prob=0.0)
+    cfg = replace(
+        SMALL,
+        people_per_video=(8, 8),
+        joint_occlusion_rate=0.0,
+        occluded_label_rate=0.0,
+        camera_motion_prob=0.0,
+    )
     with_occ = generate_dataset(4, 3, cfg).table()
     without = generate_dataset(4, 3, replace(cfg, body_occlusion=False)).table()
     assert (with_occ.keypoints[..., 2] > 0).sum() < 0.95 * (without.keypoints[..., 2] > 0).sum()
@@ -184,8 +237,16 @@ def test_lower_frame_rate_gives_larger_displacement():
 
 
 def test_turning_swaps_left_and_right_while_standing_people_mostly_face_the_camera():
-    cfg = replace(SMALL, frames_per_video=(40, 40), jitter=0.0, group_prob=0.0, lookalike_prob=0.0,
-                  crossing_prob=0.0, joint_occlusion_rate=0.0, body_occlusion=False)
+    cfg = replace(
+        SMALL,
+        frames_per_video=(40, 40),
+        jitter=0.0,
+        group_prob=0.0,
+        lookalike_prob=0.0,
+        crossing_prob=0.0,
+        joint_occlusion_rate=0.0,
+        body_occlusion=False,
+    )
 
     def signs(motion):
         t = generate_dataset(4, 6, replace(cfg, motion_mix={motion: 1.0})).table()
@@ -197,7 +258,7 @@ def test_turning_swaps_left_and_right_while_standing_people_mostly_face_the_came
     swapped = [np.unique(s[key == k]).size == 2 for k in np.unique(key)]
     assert np.mean(swapped) > 0.5
     _, s = signs("stand")
-    assert np.mean(s > 0) > 0.6         # facing the camera: the left shoulder is on the image right
+    assert np.mean(s > 0) > 0.6  # facing the camera: the left shoulder is on the image right
 
 
 def test_camera_motion_moves_standing_people_in_the_image():
@@ -232,6 +293,7 @@ def test_config_rejects_bad_knobs_by_name():
 
 # ---- cache ---------------------------------------------------------------------------------------
 
+
 def test_default_dataset_is_cached_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYTRACK_CACHE", str(tmp_path))
     first = default_dataset(num_videos=2, seed=1, config=SMALL)
@@ -245,7 +307,7 @@ def test_default_dataset_is_cached_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(synth_cache, "generate_dataset", fail)
     _assert_same(default_dataset(num_videos=2, seed=1, config=SMALL), first)
     with pytest.raises(AssertionError, match="generated again"):
-        default_dataset(num_videos=2, seed=2, config=SMALL)         # another seed: another entry
+        default_dataset(num_videos=2, seed=2, config=SMALL)  # another seed: another entry
     other = tmp_path / "elsewhere"
     monkeypatch.setattr(synth_cache, "generate_dataset", generate_dataset)
     default_dataset(num_videos=1, seed=1, cache_dir=other, config=SMALL)
@@ -254,20 +316,35 @@ def test_default_dataset_is_cached_and_reused(tmp_path, monkeypatch):
 
 def test_npz_round_trip_keeps_every_field(tmp_path):
     frames = [
-        Frame.from_poses(0, np.arange(2 * NUM_JOINTS * 3, dtype=float).reshape(2, NUM_JOINTS, 3),
-                         track_ids=[3, -1], image_id=None, file_name="a/0.jpg",
-                         ignore_regions=[np.array([[0.0, 0.0], [5.0, 0.0], [5.0, 5.0]])]),
+        Frame.from_poses(
+            0,
+            np.arange(2 * NUM_JOINTS * 3, dtype=float).reshape(2, NUM_JOINTS, 3),
+            track_ids=[3, -1],
+            image_id=None,
+            file_name="a/0.jpg",
+            ignore_regions=[np.array([[0.0, 0.0], [5.0, 0.0], [5.0, 5.0]])],
+        ),
         Frame(index=4, image_id=17, file_name="a/4.jpg", is_labeled=False),
     ]
-    data = Dataset([Video("v", frames, 640, 480, source="x.json", frame_size_origin="annotation"),
-                    Video("w", [], 320, 240)], {"bad poses": 2})
+    data = Dataset(
+        [
+            Video("v", frames, 640, 480, source="x.json", frame_size_origin="annotation"),
+            Video("w", [], 320, 240),
+        ],
+        {"bad poses": 2},
+    )
     back = load_npz(save_npz(data, tmp_path / "d.npz"))
     assert back.skipped == {"bad poses": 2}
-    assert [(v.name, v.width, v.height, v.source, v.frame_size_origin, len(v.frames))
-            for v in back.videos] == [("v", 640, 480, "x.json", "annotation", 2), ("w", 320, 240, "", "", 0)]
+    assert [
+        (v.name, v.width, v.height, v.source, v.frame_size_origin, len(v.frames)) for v in back.videos
+    ] == [("v", 640, 480, "x.json", "annotation", 2), ("w", 320, 240, "", "", 0)]
     for a, b in zip(frames, back.videos[0].frames):
-        assert (a.index, a.image_id, a.file_name, a.is_labeled) == \
-            (b.index, b.image_id, b.file_name, b.is_labeled)
+        assert (a.index, a.image_id, a.file_name, a.is_labeled) == (
+            b.index,
+            b.image_id,
+            b.file_name,
+            b.is_labeled,
+        )
         for key in ("keypoints", "track_ids", "boxes", "head_boxes", "scores"):
             np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
         assert len(a.ignore_regions) == len(b.ignore_regions)
@@ -277,16 +354,39 @@ def test_npz_round_trip_keeps_every_field(tmp_path):
 
 # ---- command line ----------------------------------------------------------------------------
 
+
 def test_synth_cli_writes_posetrack18_that_reads_back_equal(tmp_path, capsys):
     from keytrack import io
     from keytrack.cli import main
 
-    assert main(["synth", "--out", str(tmp_path), "--videos", "2", "--val-videos", "1", "--seed", "4",
-                 "--frames", "6-9", "--people", "2-5", "--set", "jitter=0.01"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(tmp_path),
+                "--videos",
+                "2",
+                "--val-videos",
+                "1",
+                "--seed",
+                "4",
+                "--frames",
+                "6-9",
+                "--people",
+                "2-5",
+                "--set",
+                "jitter=0.01",
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().out.strip()
     assert "\n" not in line and "train: 2 videos" in line and "val: 1 videos" in line
-    assert sorted(p.name for p in (tmp_path / "annotations" / "train").iterdir()) == \
-        ["synth_000000.json", "synth_000001.json"]
+    assert sorted(p.name for p in (tmp_path / "annotations" / "train").iterdir()) == [
+        "synth_000000.json",
+        "synth_000001.json",
+    ]
     cfg = replace(SynthConfig(), frames_per_video=(6, 9), people_per_video=(2, 5), jitter=0.01)
     _assert_same(io.read_dataset(tmp_path, split="train"), generate_dataset(2, 4, cfg))
     _assert_same(io.read_dataset(tmp_path, split="val"), generate_dataset(1, 4, cfg, first_index=2))

@@ -1,4 +1,5 @@
 """Pose pair tokens (§3.2, Eq. 1-3, Table 3) checked against tokens worked out by hand."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from keytrack.bench_tokenize import random_table
 from keytrack.cli import main
 from keytrack.pairs import sample_pairs
 from keytrack.poses import Dataset, Frame, PoseTable, Video
 from keytrack.skeleton import NUM_JOINTS
-from keytrack.bench_tokenize import random_table
 from keytrack.tokenize import TokenConfig, TokenizeError, tokenize_pairs, tokenize_table
 
 ALL = TokenConfig(relative_position=True)
@@ -31,14 +32,35 @@ def _hand_pairs():
     Pair A: 240 × 180 frame (10 px cells on the 24 × 18 grid), Δ = 3.
     Pair B: 480 × 360 frame (20 px cells), Δ = 1.
     """
-    cur_a = _pose({0: (5, 5, 1), 1: (235, 175, 0.3), 2: (100, 50, 1), 3: (-20, 300, 1),
-                   4: (19.99, 10, 1), 5: (80.01, 0, 0.9), 6: (50, 50, -1.0)})   # c <= 0: invisible
+    cur_a = _pose(
+        {
+            0: (5, 5, 1),
+            1: (235, 175, 0.3),
+            2: (100, 50, 1),
+            3: (-20, 300, 1),
+            4: (19.99, 10, 1),
+            5: (80.01, 0, 0.9),
+            6: (50, 50, -1.0),
+        }
+    )  # c <= 0: invisible
     prev_a = _pose({0: (240, 0, 1), 5: (60, 90, 1)})
-    cur_b = _pose({0: (100, 90, 1), 1: (140, 90, 1), 2: (120, 30, 1), 3: (120, 150, 1),
-                   4: (-200, 90, 1), 5: (440, 90, 1)})
+    cur_b = _pose(
+        {
+            0: (100, 90, 1),
+            1: (140, 90, 1),
+            2: (120, 30, 1),
+            3: (120, 150, 1),
+            4: (-200, 90, 1),
+            5: (440, 90, 1),
+        }
+    )
     prev_b = _pose({14: (240, 180, 1)})
-    return (torch.stack([cur_a, cur_b]), torch.stack([prev_a, prev_b]),
-            torch.tensor([[240.0, 180.0], [480.0, 360.0]]), torch.tensor([3, 1]))
+    return (
+        torch.stack([cur_a, cur_b]),
+        torch.stack([prev_a, prev_b]),
+        torch.tensor([[240.0, 180.0], [480.0, 360.0]]),
+        torch.tensor([3, 1]),
+    )
 
 
 def _row(values: dict[int, int]) -> list[int]:
@@ -49,7 +71,7 @@ def _row(values: dict[int, int]) -> list[int]:
     return row
 
 
-P = NUM_JOINTS   # offset of the earlier pose's tokens in the sequence
+P = NUM_JOINTS  # offset of the earlier pose's tokens in the sequence
 
 
 def test_tokens_by_hand():
@@ -90,11 +112,15 @@ def test_config_flags_choose_the_tokens():
     args = _hand_pairs()
     assert set(tokenize_pairs(*args, TokenConfig())) == {"position", "type", "segment", "mask"}
     assert set(tokenize_pairs(*args, TokenConfig(segment=False, position=False, relative_position=True))) == {
-        "type", "relative", "mask"}
+        "type",
+        "relative",
+        "mask",
+    }
     cfg = TokenConfig(grid=(4, 3), delta=2)
     assert (cfg.num_positions, cfg.num_segments) == (12, 3)
-    tokens = tokenize_pairs(args[0], args[1], args[2], torch.tensor([2, 1]),
-                            dataclasses.replace(cfg, relative_position=True))
+    tokens = tokenize_pairs(
+        args[0], args[1], args[2], torch.tensor([2, 1]), dataclasses.replace(cfg, relative_position=True)
+    )
     assert tokens["position"].max() < 12 and tokens["relative"].max() < 12
     # A current (240 x 180 frame, 60 px cells): (100, 50) -> (1, 0) = 1.
     assert tokens["position"][0, 2] == 1
@@ -117,7 +143,7 @@ def test_batch_equals_one_by_one():
 def test_invisible_keypoints_do_not_matter():
     cur, prev, size, delta = _hand_pairs()
     cur2, prev2 = cur.clone(), prev.clone()
-    cur2[:, 6:, :2] = torch.tensor([float("nan"), 1e9], dtype=torch.float64)   # invisible: ignored
+    cur2[:, 6:, :2] = torch.tensor([float("nan"), 1e9], dtype=torch.float64)  # invisible: ignored
     prev2[0, 1:5, :2] = -77.0
     a = tokenize_pairs(cur, prev, size, delta, ALL)
     b = tokenize_pairs(cur2, prev2, size, delta, ALL)
@@ -152,14 +178,20 @@ def test_bad_input_names_the_pair():
 
 
 def _table_with(keypoints: np.ndarray, frames: list[int], track_ids: list[int]) -> PoseTable:
-    vids = [Video("v", [Frame.from_poses(f, keypoints[i][None], track_ids=[track_ids[i]])
-                        for i, f in enumerate(frames)], 240.0, 180.0)]
+    vids = [
+        Video(
+            "v",
+            [Frame.from_poses(f, keypoints[i][None], track_ids=[track_ids[i]]) for i, f in enumerate(frames)],
+            240.0,
+            180.0,
+        )
+    ]
     return Dataset(vids).table()
 
 
 def test_tokenize_table_gathers_rows_and_labels():
     cur, prev, _, _ = _hand_pairs()
-    kp = torch.stack([prev[0], cur[0], prev[0]]).numpy()   # frames 0, 2, 2; ids 4, 4, 5
+    kp = torch.stack([prev[0], cur[0], prev[0]]).numpy()  # frames 0, 2, 2; ids 4, 4, 5
     table = _table_with(kp, [0, 2, 2], [4, 4, 5])
     pairs = sample_pairs(table, delta=3)
     assert list(zip(pairs.current, pairs.previous, pairs.delta, pairs.label)) == [(1, 0, 2, 1), (2, 0, 2, 0)]
@@ -180,11 +212,29 @@ def test_tokenize_table_error_names_video_and_frame():
 
 
 def test_bench_command_prints_a_markdown_table(capsys):
-    code = main(["bench-tokenize", "--videos", "2", "--frames", "6", "--people", "2", "--repeats", "1",
-                 "--model", "--batch-sizes", "4", "--steps", "1", "--threads", "1"])
+    code = main(
+        [
+            "bench-tokenize",
+            "--videos",
+            "2",
+            "--frames",
+            "6",
+            "--people",
+            "2",
+            "--repeats",
+            "1",
+            "--model",
+            "--batch-sizes",
+            "4",
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     lines = [ln for ln in out.splitlines() if ln.startswith("|")]
     assert lines[0] == "| stage | pairs per call | pairs/s |"
-    assert len(lines) == 2 + 4   # header, rule, pairs, tokens, model fwd+bwd, model fwd
+    assert len(lines) == 2 + 4  # header, rule, pairs, tokens, model fwd+bwd, model fwd
     assert all(float(ln.split("|")[3].replace(",", "")) > 0 for ln in lines[2:])

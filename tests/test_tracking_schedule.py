@@ -1,5 +1,6 @@
 """The tracker's step (§3.1) on its own, and which frames :mod:`keytrack.tracking.schedule` hands
 one step together."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,5 +61,6 @@ def test_frames_that_ask_nothing_do_not_take_a_shared_step():
     assert [f.track_ids.tolist() for f in out.videos[0].frames] == [[0, 1]] * 3
     assert [f.track_ids.tolist() for f in out.videos[1].frames] == [[0], [0], [1], [1]]
     one = Tracker(OKSScorer(), delta=4, match_threshold=0.05).track_dataset(Dataset([a, gap]))
-    assert [f.track_ids.tolist() for v in one.videos for f in v.frames] == \
-           [f.track_ids.tolist() for v in out.videos for f in v.frames]
+    assert [f.track_ids.tolist() for v in one.videos for f in v.frames] == [
+        f.track_ids.tolist() for v in out.videos for f in v.frames
+    ]

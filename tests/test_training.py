@@ -1,4 +1,5 @@
 """Configs, the balanced pair DataModule, the LightningModule and `keytrack train` end to end."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import torch
 
 from keytrack.cli import main
 from keytrack.config import ConfigError, list_experiments, load_config
-from keytrack.synth import generate_dataset
 from keytrack.runlogs import read_metrics
 from keytrack.settings import training_settings
+from keytrack.synth import generate_dataset
 from lightning_modules.matching import warmup_linear_decay
 from lightning_modules.train import datamodule, train
 
@@ -22,17 +23,25 @@ def scenes():
 
 
 def _cfg(tmp_path, *overrides):
-    return load_config([f"output_dir={tmp_path}", "logging.wandb=false", "trainer.enable_progress_bar=false",
-                        "trainer.enable_model_summary=false", *overrides])
+    return load_config(
+        [
+            f"output_dir={tmp_path}",
+            "logging.wandb=false",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            *overrides,
+        ]
+    )
 
 
 # -- configs -------------------------------------------------------------------------------------
 
+
 def test_config_layers_base_experiment_and_overrides():
     cfg = load_config(["experiment=quick", "trainer.max_epochs=3", "model.layers=2"])
     assert cfg.experiment == "quick"
-    assert cfg.trainer.max_epochs == 3                      # override beats experiment file
-    assert cfg.loader.samples_per_epoch == 2048             # from experiments/quick.yaml
+    assert cfg.trainer.max_epochs == 3  # override beats experiment file
+    assert cfg.loader.samples_per_epoch == 2048  # from experiments/quick.yaml
     assert cfg.model.layers == 2 and cfg.model.hidden == 128  # override / base
 
 
@@ -47,6 +56,7 @@ def test_config_extends(tmp_path):
     import shutil
 
     from keytrack.config import config_path
+
     (tmp_path / "base.yaml").write_text(config_path("base.yaml").read_text())
     shutil.copytree(config_path("model"), tmp_path / "model")
     (tmp_path / "a.yaml").write_text("model:\n  layers: 2\n  heads: 2\n")
@@ -63,13 +73,14 @@ def test_print_config_cli(capsys):
 
 def test_warmup_then_linear_decay():
     f = warmup_linear_decay(total_steps=1000, warmup_fraction=0.01)
-    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)     # 10 warm-up steps
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)  # 10 warm-up steps
     assert f(10) == pytest.approx(1.0)
     assert f(505) == pytest.approx(0.5)
     assert f(1000) == 0.0
 
 
 # -- data module ---------------------------------------------------------------------------------
+
 
 def test_sampler_draws_classes_equally_and_deterministically(tmp_path, scenes):
     cfg = _cfg(tmp_path, "loader.samples_per_epoch=4000", "loader.batch_size=200")
@@ -82,7 +93,9 @@ def test_sampler_draws_classes_equally_and_deterministically(tmp_path, scenes):
     assert abs(labels.float().mean().item() - 0.5) < 0.04
     again = datamodule(training_settings(cfg), scenes)
     again.setup("fit")
-    assert torch.equal(next(iter(again.train_dataloader()))["label"], next(iter(dm.train_dataloader()))["label"])
+    assert torch.equal(
+        next(iter(again.train_dataloader()))["label"], next(iter(dm.train_dataloader()))["label"]
+    )
     # validation: whole videos held out, every pair kept (the ranking metrics need all candidates),
     # the pair metrics' subset class-balanced
     labels = dm.val_set.labels[dm.val_set.balanced]
@@ -102,14 +115,20 @@ def test_batches_carry_tokens_and_labels(tmp_path, scenes):
 
 # -- training ------------------------------------------------------------------------------------
 
+
 def _losses(run_dir):
     return [float(r["train/loss"]) for r in read_metrics(run_dir) if r.get("train/loss")]
 
 
 @pytest.mark.slow
 def test_short_training_lowers_loss_and_writes_checkpoints(tmp_path, scenes):
-    cfg = _cfg(tmp_path, "loader.samples_per_epoch=3200", "trainer.max_epochs=3", "optim.lr=1e-3",
-               "trainer.log_every_n_steps=10")
+    cfg = _cfg(
+        tmp_path,
+        "loader.samples_per_epoch=3200",
+        "trainer.max_epochs=3",
+        "optim.lr=1e-3",
+        "trainer.log_every_n_steps=10",
+    )
     result = train(cfg, scenes)
     losses = _losses(tmp_path / "base" / "synthetic-seed0")
     assert len(losses) >= 10
@@ -134,17 +153,38 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
     epochs = {r["epoch"] for r in read_metrics(tmp_path / "base" / "synthetic-seed0") if r.get("val/acc")}
     assert epochs == {"0", "1"}, "the first attempt's metrics must survive the resume"
     with pytest.raises(ConfigError, match="model.layers"):
-        train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=3", "model.layers=2"), scenes)
+        train(
+            _cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=3", "model.layers=2"), scenes
+        )
     # Settings outside the model and data (optimiser, loader) make another run too, never a "resume"
     # that reports the finished run's numbers as theirs.
     with pytest.raises(ConfigError, match=r"loader\.batch_size \(32 -> 7\), optim\.lr \(0\.0001 -> 0\.5\)"):
-        train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=2", "optim.lr=0.5",
-                   "loader.batch_size=7"), scenes)
+        train(
+            _cfg(
+                tmp_path,
+                "loader.samples_per_epoch=320",
+                "trainer.max_epochs=2",
+                "optim.lr=0.5",
+                "loader.batch_size=7",
+            ),
+            scenes,
+        )
     # ... while where it writes and how it logs may change.
-    again = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=2", "logging.project=x",
-                       "trainer.log_every_n_steps=3", "loader.val_batch_size=64"), scenes)
+    again = train(
+        _cfg(
+            tmp_path,
+            "loader.samples_per_epoch=320",
+            "trainer.max_epochs=2",
+            "logging.project=x",
+            "trainer.log_every_n_steps=3",
+            "loader.val_batch_size=64",
+        ),
+        scenes,
+    )
     assert again["resumed_from"].endswith("last.ckpt") and again["global_step"] == 20
-    fresh = train(_cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1", "run_name=other"), scenes)
+    fresh = train(
+        _cfg(tmp_path, "loader.samples_per_epoch=320", "trainer.max_epochs=1", "run_name=other"), scenes
+    )
     assert fresh["resumed_from"] is None and fresh["global_step"] == 10
 
 
@@ -153,8 +193,13 @@ def test_wandb_offline_run_is_written(tmp_path, scenes, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     # (fast_dev_run would swap every logger for a dummy one)
-    cfg = _cfg(tmp_path, "logging.wandb=true", "trainer.max_steps=3", "trainer.limit_val_batches=1",
-               "trainer.log_every_n_steps=1")
+    cfg = _cfg(
+        tmp_path,
+        "logging.wandb=true",
+        "trainer.max_steps=3",
+        "trainer.limit_val_batches=1",
+        "trainer.log_every_n_steps=1",
+    )
     train(cfg, scenes)
     runs = list((tmp_path / "base" / "synthetic-seed0" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert runs and runs[0].stat().st_size > 0, "W&B offline run file missing"
@@ -178,25 +223,48 @@ def test_data_parallel_training_on_two_cpu_processes(tmp_path, strategy):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "keytrack.cli", "train", "experiment=quick", f"output_dir={tmp_path}",
-           "run_name=ddp", "logging.wandb=false", "trainer.enable_progress_bar=false",
-           "trainer.enable_model_summary=false", "trainer.max_epochs=1", "loader.samples_per_epoch=640",
-           "trainer.accelerator=cpu", "trainer.devices=2", f"trainer.strategy={strategy}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "keytrack.cli",
+        "train",
+        "experiment=quick",
+        f"output_dir={tmp_path}",
+        "run_name=ddp",
+        "logging.wandb=false",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "trainer.max_epochs=1",
+        "loader.samples_per_epoch=640",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"trainer.strategy={strategy}",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("quick/ddp: best val/acc") == 1 and "(2 processes)" in done.stdout
     saved = json.loads((tmp_path / "quick" / "ddp" / "metrics.json").read_text())
     assert saved["world_size"] == 2
-    assert saved["global_step"] == 640 // 32 // 2 and saved["epochs"] == 1    # each process: half the batches
+    assert saved["global_step"] == 640 // 32 // 2 and saved["epochs"] == 1  # each process: half the batches
     assert 0.0 <= saved["best_val_acc"] <= 1.0
-    assert saved["best_checkpoint"].endswith(".ckpt") and (tmp_path / "quick" / "ddp" / "checkpoints").is_dir()
+    assert (
+        saved["best_checkpoint"].endswith(".ckpt") and (tmp_path / "quick" / "ddp" / "checkpoints").is_dir()
+    )
 
 
 @pytest.mark.slow
-def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_accuracy_there(tmp_path, scenes):
-    cfg = _cfg(tmp_path, "experiment=improved", "loader.samples_per_epoch=320", "trainer.max_epochs=2",
-               "trainer.check_val_every_n_epoch=1",
-               "optim.lr=1e-3", "trainer.log_every_n_steps=5")
+def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_accuracy_there(
+    tmp_path, scenes
+):
+    cfg = _cfg(
+        tmp_path,
+        "experiment=improved",
+        "loader.samples_per_epoch=320",
+        "trainer.max_epochs=2",
+        "trainer.check_val_every_n_epoch=1",
+        "optim.lr=1e-3",
+        "trainer.log_every_n_steps=5",
+    )
     result = train(cfg, scenes)
     assert result["monitor"] == "val/rank1" and result["global_step"] == 20
     at_best = result["metrics_at_best"]
@@ -204,8 +272,11 @@ def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_
     assert result["best_val_rank1"] == pytest.approx(result["best_score"])
     assert 0.0 <= at_best["val/rank1"] <= 1.0 and result["best_val_acc"] == at_best["val/acc"]
     # The best checkpoint's epoch has the highest val/rank1 of the run.
-    per_epoch = {r["epoch"]: float(r["val/rank1"]) for r in read_metrics(tmp_path / "improved" / "synthetic-seed0")
-                 if r.get("val/rank1")}
+    per_epoch = {
+        r["epoch"]: float(r["val/rank1"])
+        for r in read_metrics(tmp_path / "improved" / "synthetic-seed0")
+        if r.get("val/rank1")
+    }
     assert len(per_epoch) == 2 and max(per_epoch.values()) == pytest.approx(at_best["val/rank1"])
     losses = _losses(tmp_path / "improved" / "synthetic-seed0")
     assert np.mean(losses[-2:]) < np.mean(losses[:2])
@@ -223,8 +294,15 @@ def test_checkpoint_keeps_the_joints_training_showed_and_tracking_hides_the_othe
     for v in no_nose.videos:
         for f in v.frames:
             f.keypoints[:, 0, 2] = 0
-    cfg = _cfg(tmp_path, "loader.samples_per_epoch=64", "trainer.max_epochs=1", "model.hidden=16",
-               "model.intermediate=16", "model.layers=1", "model.heads=2")
+    cfg = _cfg(
+        tmp_path,
+        "loader.samples_per_epoch=64",
+        "trainer.max_epochs=1",
+        "model.hidden=16",
+        "model.intermediate=16",
+        "model.layers=1",
+        "model.heads=2",
+    )
     result = train(cfg, no_nose)
     model, _ = load_matcher(result["best_checkpoint"])
     assert model.trained_joints.tolist() == [False] + [True] * 14
@@ -234,10 +312,14 @@ def test_checkpoint_keeps_the_joints_training_showed_and_tracking_hides_the_othe
     frame = next(f for v in scenes.videos for f in v.frames if f.num_poses >= 2)
     w, h = scenes.videos[0].width, scenes.videos[0].height
     cur = frame.keypoints.copy()
-    cand = Candidates(frame.keypoints.copy(), np.full((frame.num_poses, 4), np.nan),
-                      np.arange(frame.num_poses), np.ones(frame.num_poses, int))
+    cand = Candidates(
+        frame.keypoints.copy(),
+        np.full((frame.num_poses, 4), np.nan),
+        np.arange(frame.num_poses),
+        np.ones(frame.num_poses, int),
+    )
     before = scorer(cur, frame.boxes, cand, (w, h))
-    cur[:, 0, :2] += 80.0                                            # a wildly wrong visible nose
+    cur[:, 0, :2] += 80.0  # a wildly wrong visible nose
     cur[:, 0, 2] = 0.9
     after = scorer(cur, frame.boxes, cand, (w, h))
     np.testing.assert_allclose(after, before, atol=1e-6)
@@ -256,7 +338,9 @@ def test_checkpoint_keeps_the_joints_training_showed_and_tracking_hides_the_othe
             f.keypoints[:, 0, 2] = 0.7
     clean, noisy = no_nose.table(), hallucinated.table()
     pairs = sample_pairs(clean)
-    np.testing.assert_allclose(score_pairs(scorer, noisy, pairs), score_pairs(scorer, clean, pairs), atol=1e-6)
+    np.testing.assert_allclose(
+        score_pairs(scorer, noisy, pairs), score_pairs(scorer, clean, pairs), atol=1e-6
+    )
     # A pose with nothing but the untrained joint cannot be compared: it scores 0.
     lone = np.zeros_like(cur[:1])
     lone[0, 0] = [100.0, 100.0, 1.0]
@@ -272,13 +356,19 @@ def test_joints_seen_counts_both_poses_of_the_pairs():
     prev = torch.zeros(200, 15, 3)
     cur[:, 1:, 2] = 1
     prev[:, 1:, 2] = 1
-    prev[:3, 0, 2] = 1                    # 3 of 400 poses: under 1 %
+    prev[:3, 0, 2] = 1  # 3 of 400 poses: under 1 %
     cur[:5, 14, 2] = 0
-    pairs = TokenizedPairs(cur, prev, torch.full((200, 2), 100.0), torch.ones(200, dtype=torch.long),
-                           torch.zeros(200, dtype=torch.long), TokenConfig())
+    pairs = TokenizedPairs(
+        cur,
+        prev,
+        torch.full((200, 2), 100.0),
+        torch.ones(200, dtype=torch.long),
+        torch.zeros(200, dtype=torch.long),
+        TokenConfig(),
+    )
     assert pairs.joints_seen().tolist() == [False] + [True] * 14
     prev[:2, 0, 2] = 1
-    prev[3:5, 0, 2] = 1                   # 5 of 400 poses
+    prev[3:5, 0, 2] = 1  # 5 of 400 poses
     assert pairs.joints_seen(min_share=0.01).tolist()[0] is True
     assert pairs.joints_seen(min_share=0.02).tolist()[0] is False
 
@@ -288,9 +378,18 @@ def test_bf16_mixed_training_through_lightning(tmp_path, scenes):
     and its checkpoint tracks like any other."""
     from keytrack.models.factory import load_matcher
 
-    cfg = _cfg(tmp_path, "experiment=improved", "trainer.precision=bf16-mixed", "loader.samples_per_epoch=64",
-               "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "model.hidden=16",
-               "model.intermediate=16", "model.layers=1", "model.heads=2")
+    cfg = _cfg(
+        tmp_path,
+        "experiment=improved",
+        "trainer.precision=bf16-mixed",
+        "loader.samples_per_epoch=64",
+        "trainer.max_epochs=1",
+        "trainer.check_val_every_n_epoch=1",
+        "model.hidden=16",
+        "model.intermediate=16",
+        "model.layers=1",
+        "model.heads=2",
+    )
     result = train(cfg, scenes)
     assert result["global_step"] == 2 and np.isfinite(result["metrics"]["train/loss"])
     model, saved = load_matcher(result["best_checkpoint"])

@@ -1,4 +1,5 @@
 """The Transformer Matching Network (A.5, Table 5, Table 6)."""
+
 from __future__ import annotations
 
 import math
@@ -14,11 +15,17 @@ from keytrack.tokenize import TokenConfig
 SEQ = 30
 
 
-def _tokens(m: int, config: TransformerConfig = TransformerConfig(), seed: int = 0,
-            visible: float = 0.8) -> dict[str, torch.Tensor]:
+def _tokens(
+    m: int, config: TransformerConfig = TransformerConfig(), seed: int = 0, visible: float = 0.8
+) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    segment = torch.cat([torch.zeros(m, 15, dtype=torch.long),
-                         torch.randint(1, config.num_segments, (m, 1), generator=g).expand(m, 15)], 1)
+    segment = torch.cat(
+        [
+            torch.zeros(m, 15, dtype=torch.long),
+            torch.randint(1, config.num_segments, (m, 1), generator=g).expand(m, 15),
+        ],
+        1,
+    )
     return {
         "position": torch.randint(0, config.num_positions, (m, SEQ), generator=g),
         "type": torch.arange(15).repeat(2).expand(m, -1),
@@ -46,10 +53,15 @@ def test_parameter_count_against_table_6():
     # one layer: 4 * (128*128 + 128) + 2 * (128*128 + 128) + 2 LayerNorms * 2*128
     # pooler: 128*128 + 128; classifier: 128*2 + 2
     layer = 6 * (128 * 128 + 128) + 4 * 128
-    assert parts == {"embeddings": 452 * 128 + 256, "encoder": 4 * layer, "pooler": 128 * 128 + 128,
-                     "classifier": 258, "total": 473_218}
+    assert parts == {
+        "embeddings": 452 * 128 + 256,
+        "encoder": 4 * layer,
+        "pooler": 128 * 128 + 128,
+        "classifier": 258,
+        "total": 473_218,
+    }
     table6 = {"embeddings": 0.06, "encoder": 0.40, "pooler": 0.02, "classifier": 0.01}
-    for name, paper in table6.items():   # Table 6 reads as counts rounded up to 0.01 M
+    for name, paper in table6.items():  # Table 6 reads as counts rounded up to 0.01 M
         assert math.ceil(parts[name] / 1e4) / 100 == pytest.approx(paper), name
     # Table 6's total (0.41 M) is the count without the three lookup tables, truncated.
     lookup = 452 * 128
@@ -58,11 +70,15 @@ def test_parameter_count_against_table_6():
 
 
 def test_transformer_config_fits_the_token_config():
-    model = TransformerMatchingNetwork(transformer_config(TokenConfig(grid=(8, 6), delta=2), hidden=64, heads=2))
+    model = TransformerMatchingNetwork(
+        transformer_config(TokenConfig(grid=(8, 6), delta=2), hidden=64, heads=2)
+    )
     emb = model.embeddings
     assert emb.position_embeddings.num_embeddings == 48 and emb.segment_embeddings.num_embeddings == 3
     assert model.config.hidden == 64 and model.config.heads == 2 and emb.relative_position_embeddings is None
-    model = TransformerMatchingNetwork(transformer_config(TokenConfig(relative_position=True, position=False)))
+    model = TransformerMatchingNetwork(
+        transformer_config(TokenConfig(relative_position=True, position=False))
+    )
     assert model.embeddings.position_embeddings is None
     assert model.embeddings.relative_position_embeddings.num_embeddings == 432
     with pytest.raises(TypeError, match="unknown TransformerConfig fields"):
@@ -71,11 +87,14 @@ def test_transformer_config_fits_the_token_config():
         TransformerConfig(hidden=130, heads=4)
 
 
-@pytest.mark.parametrize("flag,attr,key", [
-    ("position", "position_embeddings", "position"),
-    ("type", "type_embeddings", "type"),
-    ("segment", "segment_embeddings", "segment"),
-])
+@pytest.mark.parametrize(
+    "flag,attr,key",
+    [
+        ("position", "position_embeddings", "position"),
+        ("type", "type_embeddings", "type"),
+        ("segment", "segment_embeddings", "segment"),
+    ],
+)
 def test_disabled_embedding_has_no_table(flag, attr, key):
     full = TransformerMatchingNetwork(_small())
     off = TransformerMatchingNetwork(_small(**{flag: False}))
@@ -86,7 +105,7 @@ def test_disabled_embedding_has_no_table(flag, attr, key):
     tokens = _tokens(3, _small())
     del tokens[key]
     off.eval()
-    assert off(tokens).shape == (3, 2)     # the disabled kind is not needed
+    assert off(tokens).shape == (3, 2)  # the disabled kind is not needed
     with pytest.raises(KeyError, match=f"'{key}'"):
         full(tokens)
     assert TransformerMatchingNetwork(_small()).embeddings.relative_position_embeddings is None
@@ -99,7 +118,7 @@ def test_masked_tokens_are_not_attended():
     model = TransformerMatchingNetwork(_small(relative_position=True)).eval()
     tokens = _tokens(16, _small())
     tokens["mask"][:, 0] = True
-    tokens["mask"][:, 5] = False    # token 5 (a current-pose keypoint) and 20 (an earlier one) hidden
+    tokens["mask"][:, 5] = False  # token 5 (a current-pose keypoint) and 20 (an earlier one) hidden
     tokens["mask"][:, 20] = False
     tokens["mask"][:, 21] = True
     base = model(tokens)
@@ -111,7 +130,7 @@ def test_masked_tokens_are_not_attended():
         assert torch.equal(model(changed), base)
         visible = {k: v.clone() for k, v in tokens.items()}
         visible["position"][:, 21] = (visible["position"][:, 21] + 17) % 432
-        assert not torch.allclose(model(visible), base)   # a visible token does matter
+        assert not torch.allclose(model(visible), base)  # a visible token does matter
 
 
 def test_fully_masked_rows_stay_finite():
@@ -140,8 +159,9 @@ def test_training_lowers_the_loss_on_a_separable_problem():
     # Matching pairs: the earlier pose sits on the same positions as the current one.
     tokens = _tokens(64, cfg, seed=1, visible=1.0)
     labels = torch.arange(64) % 2
-    tokens["position"][:, 15:] = torch.where(labels[:, None] == 1, tokens["position"][:, :15],
-                                             (tokens["position"][:, :15] + 200) % 432)
+    tokens["position"][:, 15:] = torch.where(
+        labels[:, None] == 1, tokens["position"][:, :15], (tokens["position"][:, :15] + 200) % 432
+    )
     model = TransformerMatchingNetwork(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
@@ -165,8 +185,9 @@ def test_initialisation_is_bert_like_and_seeded():
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not torch.equal(sa["encoder.0.qkv.weight"], sc["encoder.0.qkv.weight"])
-    weights = torch.cat([p.flatten() for n, p in a.named_parameters()
-                         if n.endswith("weight") and "norm" not in n])
+    weights = torch.cat(
+        [p.flatten() for n, p in a.named_parameters() if n.endswith("weight") and "norm" not in n]
+    )
     assert weights.mean().abs() < 1e-3 and weights.std().item() == pytest.approx(0.02, rel=0.02)
     for n, p in a.named_parameters():
         if "norm" in n:
@@ -188,10 +209,12 @@ def test_dropout_only_in_training():
 def _pair_tokens(m: int = 6, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     mask = torch.rand(m, 30, generator=g) > 0.3
-    return {"position": torch.randint(0, 432, (m, 30), generator=g),
-            "type": torch.arange(15).repeat(2).expand(m, 30).clone(),
-            "segment": torch.cat([torch.zeros(m, 15, dtype=torch.long), torch.ones(m, 15, dtype=torch.long)], 1),
-            "mask": mask}
+    return {
+        "position": torch.randint(0, 432, (m, 30), generator=g),
+        "type": torch.arange(15).repeat(2).expand(m, 30).clone(),
+        "segment": torch.cat([torch.zeros(m, 15, dtype=torch.long), torch.ones(m, 15, dtype=torch.long)], 1),
+        "mask": mask,
+    }
 
 
 @pytest.mark.parametrize("masked", [True, False])
@@ -209,7 +232,7 @@ def test_cpu_attention_equals_scaled_dot_product_attention(queries, masked):
     mask = None
     if masked:
         mask = torch.rand(m, 1, 1, 30) > 0.4
-        mask[..., 0] = True                                    # every row keeps a key
+        mask[..., 0] = True  # every row keeps a key
     ours = cpu_path.attention(q, k, v, mask)
     fused = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert ours.shape == (m, heads, queries, d)
@@ -218,7 +241,7 @@ def test_cpu_attention_equals_scaled_dot_product_attention(queries, masked):
     grads = [torch.autograd.grad((out * w).sum(), (q, k, v), retain_graph=True) for out in (ours, fused)]
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-5)
-    if masked:              # a masked key changes nothing: moving its value leaves the output where it was
+    if masked:  # a masked key changes nothing: moving its value leaves the output where it was
         v2 = v.detach().clone()
         v2.masked_fill_(~mask[:, :, 0, :, None].expand_as(v2), 100.0)
         assert torch.allclose(cpu_path.attention(q, k, v2, mask), ours, atol=1e-4)
@@ -233,7 +256,7 @@ def test_the_network_computes_the_same_on_both_paths(monkeypatch, visible):
 
     torch.manual_seed(0)
     model = TransformerMatchingNetwork(TransformerConfig(relative_position=True)).eval()
-    tokens = _tokens(200, visible=visible)                    # more than one CPU chunk
+    tokens = _tokens(200, visible=visible)  # more than one CPU chunk
     if visible < 1.0:
         tokens["mask"][0] = False
     results = []
@@ -256,11 +279,11 @@ def test_cpu_dropout_rate_scale_and_seed():
     torch.manual_seed(5)
     y = dropout(x, 0.1, True)
     dropped = (y == 0).float().mean().item()
-    assert abs(dropped - 0.1) < 0.003                       # binomial std ≈ 0.0005
+    assert abs(dropped - 0.1) < 0.003  # binomial std ≈ 0.0005
     assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
-    assert abs(y.mean().item() - 1.0) < 0.005               # unbiased, as F.dropout
+    assert abs(y.mean().item() - 1.0) < 0.005  # unbiased, as F.dropout
     torch.manual_seed(5)
-    assert torch.equal(dropout(x, 0.1, True), y)            # the global seed decides the mask
+    assert torch.equal(dropout(x, 0.1, True), y)  # the global seed decides the mask
     assert not torch.equal(dropout(x, 0.1, True), y)
     assert torch.equal(dropout(x, 0.1, False), x) and torch.equal(dropout(x, 0.0, True), x)
     assert torch.equal(dropout(x, 1.0, True), torch.zeros_like(x))
@@ -268,7 +291,7 @@ def test_cpu_dropout_rate_scale_and_seed():
     d = (dropout(torch.ones(400_000), 0.5, True) == 0).float().view(-1, 4)
     assert abs((d[:, 0] * d[:, 1]).mean().item() - 0.25) < 0.01
     z = torch.ones(10, 3, requires_grad=True)
-    dropout(z, 0.3, True).sum().backward()                  # gradient through the mask and scale
+    dropout(z, 0.3, True).sum().backward()  # gradient through the mask and scale
     assert set(z.grad.unique().tolist()) <= {0.0, torch.tensor(1 / 0.7).item()}
 
 
@@ -295,7 +318,7 @@ def test_last_layer_computing_only_the_pooled_token_changes_no_logit_or_gradient
     tokens["mask"][1] = False
     with torch.no_grad():
         assert torch.allclose(model.eval()(tokens), _every_token_forward(model, tokens), atol=1e-5)
-    model.train()                               # dropout 0: training computes what inference does
+    model.train()  # dropout 0: training computes what inference does
     grads = []
     for forward in (model, lambda t: _every_token_forward(model, t)):
         model.zero_grad()
@@ -319,7 +342,7 @@ def test_cpu_inference_in_chunks_gives_the_logits_of_one_pass(monkeypatch):
     model = TransformerMatchingNetwork(TransformerConfig()).eval()
     tokens = _pair_tokens(m=11)
     with torch.no_grad():
-        monkeypatch.setattr(cpu_path, "CHUNK", 4)          # chunks of 4, 4 and 3 pairs
+        monkeypatch.setattr(cpu_path, "CHUNK", 4)  # chunks of 4, 4 and 3 pairs
         chunked = model(tokens)
         monkeypatch.setattr(cpu_path, "CHUNK", 1000)
         whole = model(tokens)

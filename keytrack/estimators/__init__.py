@@ -3,6 +3,7 @@
 :mod:`keytrack.estimators.base` defines what the rest of the pipeline (TOKS, ``track-video``)
 needs of them; implementations live in sibling modules.
 """
+
 from keytrack.estimators.base import Detections, Detector, PoseEstimator, Poses
 
 __all__ = ["Detections", "Detector", "PoseEstimator", "Poses"]

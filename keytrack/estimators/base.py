@@ -14,6 +14,7 @@ plug in through two calls:
 ``image`` is whatever the frame source yields: an ``[H, W, 3]`` uint8 RGB array for real models,
 or a frame handle for the simulated estimator of synthetic scenes (which needs no pixels).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -68,8 +69,11 @@ class Poses:
     def cat(parts: list["Poses"]) -> "Poses":
         if not parts:
             return Poses()
-        return Poses(np.concatenate([p.keypoints for p in parts]), np.concatenate([p.boxes for p in parts]),
-                     np.concatenate([p.scores for p in parts]))
+        return Poses(
+            np.concatenate([p.keypoints for p in parts]),
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+        )
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ tracklab do with their detection and pose caches:
 A box is keyed by its ``x, y, w, h`` rounded to 0.01 px. The cache folder must be specific to the
 models, their settings and the frames (the caller names it by a hash of those).
 """
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,7 @@ class FrameRef:
 
 def box_keys(boxes: np.ndarray) -> list[str]:
     """One string per ``[N, 4]`` box: its coordinates rounded to 0.01 px."""
-    rounded = np.round(np.asarray(boxes, np.float64).reshape(-1, 4), 2) + 0.0     # no "-0.00"
+    rounded = np.round(np.asarray(boxes, np.float64).reshape(-1, 4), 2) + 0.0  # no "-0.00"
     return [",".join(f"{v:.2f}" for v in row) for row in rounded]
 
 
@@ -98,12 +99,15 @@ class ModelCache:
                     for i, k in enumerate(z["det_keys"].tolist()):
                         s, e = bounds[i], bounds[i + 1]
                         g.det[k] = (z["det_boxes"][s:e], z["det_scores"][s:e], float(z["det_seconds"][i]))
-                    for k, kp, sc, sec in zip(z["est_keys"].tolist(), z["est_keypoints"], z["est_scores"],
-                                              z["est_seconds"]):
+                    for k, kp, sc, sec in zip(
+                        z["est_keys"].tolist(), z["est_keypoints"], z["est_scores"], z["est_seconds"]
+                    ):
                         g.est[k] = (kp, float(sc), float(sec))
             except (OSError, ValueError, KeyError) as err:
-                raise ValueError(f"{path}: unreadable model cache ({type(err).__name__}: {err}); "
-                                 "delete it to compute these outputs again") from None
+                raise ValueError(
+                    f"{path}: unreadable model cache ({type(err).__name__}: {err}); "
+                    "delete it to compute these outputs again"
+                ) from None
         self._groups[name] = g
         return g
 
@@ -118,13 +122,13 @@ class ModelCache:
             arrays = {
                 "det_keys": np.array([k for k, _ in det], dtype=str),
                 "det_counts": np.array([len(v[1]) for _, v in det], np.int64),
-                "det_boxes": (np.concatenate([v[0] for _, v in det]).reshape(-1, 4) if det
-                              else np.zeros((0, 4))),
+                "det_boxes": (
+                    np.concatenate([v[0] for _, v in det]).reshape(-1, 4) if det else np.zeros((0, 4))
+                ),
                 "det_scores": np.concatenate([v[1] for _, v in det]) if det else np.zeros(0),
                 "det_seconds": np.array([v[2] for _, v in det], np.float64),
                 "est_keys": np.array([k for k, _ in est], dtype=str),
-                "est_keypoints": (np.stack([v[0] for _, v in est]) if est
-                                  else np.zeros((0, NUM_JOINTS, 3))),
+                "est_keypoints": (np.stack([v[0] for _, v in est]) if est else np.zeros((0, NUM_JOINTS, 3))),
                 "est_scores": np.array([v[1] for _, v in est], np.float64),
                 "est_seconds": np.array([v[2] for _, v in est], np.float64),
             }
@@ -196,8 +200,10 @@ class CachedEstimator:
             poses = self.inner.estimate(frame.image, new)
             seconds = (time.perf_counter() - t0) / len(todo)
             if len(poses) != len(todo):
-                raise ValueError(f"{type(self.inner).__name__}.estimate returned {len(poses)} poses for "
-                                 f"{len(todo)} boxes (expected one per box)")
+                raise ValueError(
+                    f"{type(self.inner).__name__}.estimate returned {len(poses)} poses for "
+                    f"{len(todo)} boxes (expected one per box)"
+                )
             self.calls += 1
             self.boxes_computed += len(todo)
             for i, kp, sc in zip(todo, np.asarray(poses.keypoints, np.float64), poses.scores):

@@ -31,6 +31,7 @@ bowed or turned head bends them with it; they are approximations, which is why t
 is the smallest confidence of the joints they are built from (a missing nose or shoulder, ``c =
 0``, makes them missing too).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,10 +40,23 @@ from keytrack.skeleton import JOINTS, NUM_JOINTS
 
 #: COCO's 17 keypoint names, in the order COCO-trained models output them.
 COCO17_JOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 
 #: ``head_bottom = neck + HEAD_BOTTOM_FRACTION · (nose − neck)``.
@@ -64,7 +78,7 @@ def coco17_to_posetrack15(keypoints: np.ndarray) -> np.ndarray:
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim < 2 or kp.shape[-2:] != (len(COCO17_JOINTS), 3):
         raise ValueError(f"coco17_to_posetrack15: expected keypoints [..., 17, 3], got shape {kp.shape}")
-    out = kp[..., np.maximum(_SOURCE, 0), :].copy()            # derived joints overwritten below
+    out = kp[..., np.maximum(_SOURCE, 0), :].copy()  # derived joints overwritten below
     nose, lsho, rsho = kp[..., _NOSE, :], kp[..., _LSHO, :], kp[..., _RSHO, :]
     neck = (lsho[..., :2] + rsho[..., :2]) / 2
     up = nose[..., :2] - neck
@@ -73,7 +87,7 @@ def coco17_to_posetrack15(keypoints: np.ndarray) -> np.ndarray:
     out[..., _HEAD_TOP, :2] = nose[..., :2] + HEAD_TOP_FACTOR * up
     out[..., [_HEAD_BOTTOM, _HEAD_TOP], 2] = conf[..., None]
     missing = out[..., 2] <= 0
-    out[missing] = 0.0                                         # the project's "absent": (0, 0, 0)
+    out[missing] = 0.0  # the project's "absent": (0, 0, 0)
     assert out.shape[-2] == NUM_JOINTS
     return out
 

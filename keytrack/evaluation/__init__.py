@@ -9,11 +9,25 @@ quirks included (see ``docs/evaluation.md``)::
     print(result.to_markdown())
     result.write_json("results/eval.json")
 """
+
 from keytrack.evaluation.evaluator import METRICS, EvaluationResult, evaluate
 from keytrack.evaluation.protocol import (
-    PCKH_THRESHOLD, POSEVAL_JOINTS, POSEVAL_NAMES, TO_POSEVAL, EvaluationError,
+    PCKH_THRESHOLD,
+    POSEVAL_JOINTS,
+    POSEVAL_NAMES,
+    TO_POSEVAL,
+    EvaluationError,
 )
 from keytrack.evaluation.table import COLUMNS
 
-__all__ = ["evaluate", "EvaluationResult", "EvaluationError", "METRICS", "COLUMNS",
-           "POSEVAL_JOINTS", "POSEVAL_NAMES", "TO_POSEVAL", "PCKH_THRESHOLD"]
+__all__ = [
+    "evaluate",
+    "EvaluationResult",
+    "EvaluationError",
+    "METRICS",
+    "COLUMNS",
+    "POSEVAL_JOINTS",
+    "POSEVAL_NAMES",
+    "TO_POSEVAL",
+    "PCKH_THRESHOLD",
+]

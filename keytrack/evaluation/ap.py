@@ -5,6 +5,7 @@ Predicted joints are first labelled true/false positive by the greedy PCKh pose 
 ranked by their score and turned into a precision/recall curve (``eval_helpers.computeRPC``) whose
 area is taken the PASCAL VOC way (``eval_helpers.VOCap``), per joint (``evaluateAP.computeMetrics``).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -15,8 +16,9 @@ import numpy as np
 from keytrack.evaluation.protocol import NUM_POSEVAL_JOINTS, FrameMatch
 
 
-def compute_rpc(scores: np.ndarray, labels: np.ndarray, total_positives: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def compute_rpc(
+    scores: np.ndarray, labels: np.ndarray, total_positives: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision and recall after each detection, best score first (``computeRPC``).
 
     The order is ``scores.argsort()[::-1]`` exactly as poseval writes it (numpy's default sort,

@@ -20,31 +20,46 @@ only every ``K``-th frame: the ground truth is subsampled with the same
 :func:`keytrack.tracking.subsample` (frames whose index is a multiple of ``K``, renumbered
 ``index // K``) before it is compared with them.
 """
+
 from __future__ import annotations
 
-from keytrack.errors import InputError
-
 import argparse
+
+from keytrack.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", required=True, help="folder (or file) of ground-truth annotations")
     parser.add_argument("--pred", required=True, help="folder (or file) of predictions, one per video")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write all per-joint numbers to this JSON file")
+    parser.add_argument(
+        "--json", default=None, metavar="OUT", help="also write all per-joint numbers to this JSON file"
+    )
     parser.add_argument("--no-ap", action="store_true", help="skip AP (pose estimation)")
-    parser.add_argument("--no-mot", action="store_true",
-                        help="skip MOT metrics (for predictions without track ids)")
-    parser.add_argument("--metrics", default="poseval", metavar="LIST",
-                        help="comma-separated: poseval (AP, MOTA, %%IDSW), hota (PoseTrack21 kit's keypoint "
-                             "HOTA, DetA, AssA, LocA), idf1 (IDF1, IDP, IDR); default poseval")
-    parser.add_argument("--complete-head-boxes", action="store_true",
-                        help="draw the head box of every ground-truth pose that lacks one, as PoseTrack draws them "
-                             "(keytrack.evaluation.head_boxes; for splits annotated with few, such as Bonn train), "
-                             "instead of refusing them")
-    parser.add_argument("--frame-stride", type=int, default=1, metavar="K",
-                        help="the predictions come from `keytrack track --frame-stride K`: score them "
-                             "against every K-th ground-truth frame (frames with index %% K == 0; default 1)")
+    parser.add_argument(
+        "--no-mot", action="store_true", help="skip MOT metrics (for predictions without track ids)"
+    )
+    parser.add_argument(
+        "--metrics",
+        default="poseval",
+        metavar="LIST",
+        help="comma-separated: poseval (AP, MOTA, %%IDSW), hota (PoseTrack21 kit's keypoint "
+        "HOTA, DetA, AssA, LocA), idf1 (IDF1, IDP, IDR); default poseval",
+    )
+    parser.add_argument(
+        "--complete-head-boxes",
+        action="store_true",
+        help="draw the head box of every ground-truth pose that lacks one, as PoseTrack draws them "
+        "(keytrack.evaluation.head_boxes; for splits annotated with few, such as Bonn train), "
+        "instead of refusing them",
+    )
+    parser.add_argument(
+        "--frame-stride",
+        type=int,
+        default=1,
+        metavar="K",
+        help="the predictions come from `keytrack track --frame-stride K`: score them "
+        "against every K-th ground-truth frame (frames with index %% K == 0; default 1)",
+    )
 
 
 def _read_dataset(path: str):
@@ -55,6 +70,7 @@ def _read_dataset(path: str):
     as one without predictions).
     """
     from keytrack.io import read_dataset
+
     return read_dataset(path, keep_empty_poses=True)
 
 
@@ -75,14 +91,15 @@ def _subsample_gt(gt, pred, k: int):
             raise InputError(
                 f"{video.source or video.name}: the prediction has all {n} frames of "
                 f"video {video.name!r}, but --frame-stride {k} keeps {kept[video.name]}; predictions "
-                f"for --frame-stride {k} come from `keytrack track --frame-stride {k}`")
+                f"for --frame-stride {k} come from `keytrack track --frame-stride {k}`"
+            )
     return sub
 
 
 def run(args: argparse.Namespace) -> int:
     from keytrack.evaluation import evaluate
 
-    stride = int(getattr(args, "frame_stride", 1))      # namespaces built without the option: every frame
+    stride = int(getattr(args, "frame_stride", 1))  # namespaces built without the option: every frame
     if stride < 1:
         raise InputError(f"--frame-stride must be >= 1, got {stride}")
     gt = _read_dataset(args.gt)
@@ -107,13 +124,23 @@ def run(args: argparse.Namespace) -> int:
         from keytrack.evaluation.table import json_number
 
         # NaN (a joint never annotated, as Bonn's nose) is written as null, like poseval's numbers
-        extra = {group: {name: {"per_joint": dict(zip(h["joints"], map(json_number, h["per_joint"][name]))),
-                                "total": json_number(h["total"][name])} for name in names}
-                 for group, names in groups.items() if group in metrics}
+        extra = {
+            group: {
+                name: {
+                    "per_joint": dict(zip(h["joints"], map(json_number, h["per_joint"][name]))),
+                    "total": json_number(h["total"][name]),
+                }
+                for name in names
+            }
+            for group, names in groups.items()
+            if group in metrics
+        }
     if "poseval" in metrics:
         result = evaluate(gt, pred, compute_ap=not args.no_ap, compute_mot=not args.no_mot)
-        print(f"scored {result.num_videos} videos, {result.num_frames} frames "
-              f"({result.num_mot_frames} for MOT)\n")
+        print(
+            f"scored {result.num_videos} videos, {result.num_frames} frames "
+            f"({result.num_mot_frames} for MOT)\n"
+        )
         print(result.to_markdown())
         out = result.to_dict()
     else:
@@ -135,8 +162,9 @@ def _metrics(text: str) -> set[str]:
     chosen = {m.strip() for m in str(text).split(",") if m.strip()}
     bad = chosen - set(METRIC_GROUPS)
     if bad or not chosen:
-        raise InputError(f"--metrics: unknown {sorted(bad) or 'nothing'}; "
-                         f"choose from {', '.join(METRIC_GROUPS)}")
+        raise InputError(
+            f"--metrics: unknown {sorted(bad) or 'nothing'}; choose from {', '.join(METRIC_GROUPS)}"
+        )
     return chosen
 
 

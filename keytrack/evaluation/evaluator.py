@@ -4,6 +4,7 @@ The whole of poseval's ``evaluate.py -e -t`` on in-memory datasets (paper §4.1�
 protocol of :mod:`keytrack.evaluation.protocol`, AP of :mod:`keytrack.evaluation.ap`, MOT metrics
 of :mod:`keytrack.evaluation.mot`, the table of :mod:`keytrack.evaluation.table`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,8 +40,17 @@ METRICS: dict[str, str] = {
 }
 #: Metrics whose total is a sum over joints; every other total is poseval's NaN-skipping mean.
 SUMMED: frozenset[str] = frozenset(
-    {"num_gt_joints", "num_switches", "num_misses", "num_false_positives", "num_objects",
-     "num_detections", "sum_distance", "sum_match_distance"})
+    {
+        "num_gt_joints",
+        "num_switches",
+        "num_misses",
+        "num_false_positives",
+        "num_objects",
+        "num_detections",
+        "sum_distance",
+        "sum_match_distance",
+    }
+)
 
 
 @dataclass
@@ -77,19 +87,32 @@ class EvaluationResult:
 
     def to_markdown(self) -> str:
         """The familiar PoseTrack tables: AP, MOTA and %IDSW per body part, then MOT totals."""
-        rows = {label: self.columns(name) for name, label in
-                (("ap", "AP"), ("mota", "MOTA"), ("idsw", "%IDSW")) if name in self.per_joint}
+        rows = {
+            label: self.columns(name)
+            for name, label in (("ap", "AP"), ("mota", "MOTA"), ("idsw", "%IDSW"))
+            if name in self.per_joint
+        }
         text = markdown_table(rows)
         if "mota" in self.per_joint:
             from keytrack.tables import Column
             from keytrack.tables import markdown_table as table
 
             t = self.total
-            columns = [*(Column(k, h, fmt=".1f", align="right") for k, h in
-                         (("mota", "MOTA"), ("motp", "MOTP"), ("precision", "Prec"), ("recall", "Rec"))),
-                       *(Column(k, h, fmt=lambda v: str(int(v)), align="right") for k, h in
-                         (("num_switches", "IDSW"), ("num_misses", "Misses"), ("num_false_positives", "FP"),
-                          ("num_objects", "GT")))]
+            columns = [
+                *(
+                    Column(k, h, fmt=".1f", align="right")
+                    for k, h in (("mota", "MOTA"), ("motp", "MOTP"), ("precision", "Prec"), ("recall", "Rec"))
+                ),
+                *(
+                    Column(k, h, fmt=lambda v: str(int(v)), align="right")
+                    for k, h in (
+                        ("num_switches", "IDSW"),
+                        ("num_misses", "Misses"),
+                        ("num_false_positives", "FP"),
+                        ("num_objects", "GT"),
+                    )
+                ),
+            ]
             text += "\n\n" + table([t], columns)
         return text
 
@@ -99,8 +122,7 @@ class EvaluationResult:
         NaN (a joint without GT, say) is written as ``null``.
         """
         return {
-            "protocol": "PoseTrack poseval (PCKh 0.5, per-joint MOT with motmetrics "
-                        f"{mm.__version__})",
+            "protocol": f"PoseTrack poseval (PCKh 0.5, per-joint MOT with motmetrics {mm.__version__})",
             "joints": list(self.joints),
             "poseval_joint_names": list(POSEVAL_NAMES),
             "num_videos": self.num_videos,
@@ -108,20 +130,24 @@ class EvaluationResult:
             "num_mot_frames": self.num_mot_frames,
             "per_joint": {k: [json_number(v) for v in a] for k, a in self.per_joint.items()},
             "total": {k: json_number(v) for k, v in self.total.items()},
-            "columns": {k: {c: json_number(v) for c, v in self.columns(k).items()}
-                        for k in ("ap", "mota", "idsw", "motp", "precision", "recall")
-                        if k in self.per_joint},
+            "columns": {
+                k: {c: json_number(v) for c, v in self.columns(k).items()}
+                for k in ("ap", "mota", "idsw", "motp", "precision", "recall")
+                if k in self.per_joint
+            },
             "per_video": self.per_video,
         }
 
     def write_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` atomically (temporary file, then rename)."""
         from keytrack.io.jsonfile import write_json_atomic
+
         return write_json_atomic(self.to_dict(), path)
 
 
-def evaluate(gt: Dataset, pred: Dataset, *, compute_ap: bool = True,
-             compute_mot: bool = True) -> EvaluationResult:
+def evaluate(
+    gt: Dataset, pred: Dataset, *, compute_ap: bool = True, compute_mot: bool = True
+) -> EvaluationResult:
     """Score ``pred`` against ``gt`` as PoseTrack's official poseval does (paper §4.1–4.2).
 
     Videos are matched by name; every GT video needs a prediction covering the same frames, and
@@ -157,12 +183,18 @@ def evaluate(gt: Dataset, pred: Dataset, *, compute_ap: bool = True,
         total.update({k: nan_mean(ap[k]) for k in ("ap", "ap_precision", "ap_recall")})
         total["num_gt_joints"] = float(ap["num_gt_joints"].sum())
     if compute_mot:
-        if not sums:        # no video: empty counts, every rate NaN
+        if not sums:  # no video: empty counts, every rate NaN
             sums = VideoAccumulators().counts()
         rates = mot_metrics(sums)
         per_joint.update(rates)
         per_joint.update(sums)
         total.update(mot_totals(rates))
         total.update({k: float(np.sum(v)) for k, v in sums.items()})
-    return EvaluationResult(per_joint=per_joint, total=total, num_videos=len(pairs),
-                            num_frames=num_frames, num_mot_frames=num_mot_frames, per_video=per_video)
+    return EvaluationResult(
+        per_joint=per_joint,
+        total=total,
+        num_videos=len(pairs),
+        num_frames=num_frames,
+        num_mot_frames=num_mot_frames,
+        per_video=per_video,
+    )

@@ -4,6 +4,7 @@ PoseTrack's PCKh matching (:mod:`keytrack.evaluation.protocol`) normalises every
 head size and refuses a scored GT pose without a head box. :func:`complete_head_boxes` draws the
 missing ones, so that a split annotated with few (Bonn train) can be scored too.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,7 @@ def complete_head_boxes(dataset: Dataset) -> tuple[Dataset, int]:
     from keytrack.skeleton import JOINTS
 
     top, bottom = JOINTS.index("head_top"), JOINTS.index("head_bottom")
-    aspect = math.hypot(0.8, 1.0)                  # diagonal of a 0.8 × 1 box
+    aspect = math.hypot(0.8, 1.0)  # diagonal of a 0.8 × 1 box
 
     def draw(kp: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Rules 1 and 2 for poses ``kp [M, 15, 3]``; NaN rows where neither applies."""
@@ -63,7 +64,7 @@ def complete_head_boxes(dataset: Dataset) -> tuple[Dataset, int]:
         for frame in video.frames:
             missing = ~np.isfinite(frame.head_boxes).all(-1) & (frame.keypoints[..., 2] > 0).any(-1)
             if missing.any():
-                frame = frame.select(np.arange(frame.num_poses))          # copies the arrays
+                frame = frame.select(np.arange(frame.num_poses))  # copies the arrays
                 frame.head_boxes[missing] = draw(frame.keypoints[missing], frame.boxes[missing])
             frames.append(frame)
         hb = np.concatenate([f.head_boxes for f in frames]) if frames else np.zeros((0, 4))
@@ -84,7 +85,9 @@ def complete_head_boxes(dataset: Dataset) -> tuple[Dataset, int]:
                 size = np.broadcast_to(median, centre.shape)
                 frame.head_boxes[left] = np.concatenate([centre - 0.5 * size, size], -1)
 
-    added = sum(int((np.isfinite(new.head_boxes).all(-1) & ~np.isfinite(old.head_boxes).all(-1)).sum())
-                for v_new, v_old in zip(videos, dataset.videos)
-                for new, old in zip(v_new.frames, v_old.frames))
+    added = sum(
+        int((np.isfinite(new.head_boxes).all(-1) & ~np.isfinite(old.head_boxes).all(-1)).sum())
+        for v_new, v_old in zip(videos, dataset.videos)
+        for new, old in zip(v_new.frames, v_old.frames)
+    )
     return Dataset(videos, dict(dataset.skipped)), added

@@ -15,6 +15,7 @@ files and commit in ``docs/evaluation.md``). Every joint is its own detection cl
 
 Quirks of the kit are reproduced on purpose; ``docs/evaluation.md`` lists them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,15 @@ from scipy.optimize import linear_sum_assignment
 from keytrack.evaluation.ap import nan_mean
 from keytrack.evaluation.mot import VideoAccumulators
 from keytrack.evaluation.protocol import (
-    EvaluationError, POSEVAL_JOINTS, _check_polygons, _where, check_same_frames, head_sizes,
-    pair_videos, points_in_polygons, prepare_video,
+    POSEVAL_JOINTS,
+    EvaluationError,
+    _check_polygons,
+    _where,
+    check_same_frames,
+    head_sizes,
+    pair_videos,
+    points_in_polygons,
+    prepare_video,
 )
 from keytrack.poses import Dataset, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
@@ -45,6 +53,7 @@ ID_METRICS: tuple[str, ...] = ("IDF1", "IDP", "IDR")
 # --------------------------------------------------------------------------------------------
 # One sequence: preprocessing and similarity (datasets/posetrack.py)
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class SequenceData:
@@ -97,12 +106,16 @@ def _check_ids(video: Video, side: str) -> None:
     for frame in video.frames:
         ids = frame.track_ids
         if (ids < 0).any():
-            raise EvaluationError(f"{_where(video, frame)}: field 'track_ids': {side} pose "
-                                  f"{int(np.flatnonzero(ids < 0)[0])} has no track id (-1)")
+            raise EvaluationError(
+                f"{_where(video, frame)}: field 'track_ids': {side} pose "
+                f"{int(np.flatnonzero(ids < 0)[0])} has no track id (-1)"
+            )
         uniq, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
-            raise EvaluationError(f"{_where(video, frame)}: field 'track_ids': {side} track ids "
-                                  f"{uniq[counts > 1].tolist()} repeat in one frame")
+            raise EvaluationError(
+                f"{_where(video, frame)}: field 'track_ids': {side} track ids "
+                f"{uniq[counts > 1].tolist()} repeat in one frame"
+            )
 
 
 def prepare_sequence(gt: Video, pred: Video) -> SequenceData:
@@ -130,7 +143,8 @@ def prepare_sequence(gt: Video, pred: Video) -> SequenceData:
         if len(px) and (valid_joints(gx).any(1) & ~np.isfinite(hs)).any():
             raise EvaluationError(
                 f"{_where(gt, g_frame)}: field 'head_boxes': a ground-truth pose has keypoints but "
-                "no head box; the kit normalises distances by the head size")
+                "no head box; the kit normalises distances by the head size"
+            )
         out["gx"].append(gx)
         out["px"].append(px)
         out["gi"].append(g_frame.track_ids[g_keep])
@@ -157,6 +171,7 @@ def keypoint_similarity(gt_xy: np.ndarray, pred_xy: np.ndarray, head_size: np.nd
 # One sequence: matching and counts (metrics/hota_pose.py, HOTAeypoints.eval_sequence)
 # --------------------------------------------------------------------------------------------
 
+
 def sequence_counts(seq: SequenceData) -> dict[str, np.ndarray]:
     """``[19, 15]`` per alpha and joint: ``TP``, ``FN``, ``FP``, ``AssA``, ``AssRe``, ``AssPr``,
     ``LocA`` of one sequence, as ``HOTAeypoints.eval_sequence`` computes them.
@@ -176,8 +191,15 @@ def sequence_counts(seq: SequenceData) -> dict[str, np.ndarray]:
         np.add.at(pred_count, ids, valid_joints(xy))
     num_gt_joints, num_pred_joints = gt_count.sum(0), pred_count.sum(0)
     zeros = np.zeros((A, J))
-    res = {"TP": zeros.copy(), "FN": zeros.copy(), "FP": zeros.copy(), "AssA": zeros.copy(),
-           "AssRe": zeros.copy(), "AssPr": zeros.copy(), "LocA": np.ones((A, J))}
+    res = {
+        "TP": zeros.copy(),
+        "FN": zeros.copy(),
+        "FP": zeros.copy(),
+        "AssA": zeros.copy(),
+        "AssRe": zeros.copy(),
+        "AssPr": zeros.copy(),
+        "LocA": np.ones((A, J)),
+    }
     num_pred_dets = sum(len(i) for i in seq.pred_ids)
     if num_pred_dets == 0:
         res["FN"] += num_gt_joints
@@ -206,7 +228,7 @@ def sequence_counts(seq: SequenceData) -> dict[str, np.ndarray]:
             pairs["sim"].append(sim[rows, cols, j])
     g, p, j = (np.concatenate([np.zeros(0, np.int64), *pairs[k]]) for k in ("g", "p", "j"))
     s = np.concatenate([np.zeros(0), *pairs["sim"]])
-    hit = s[None] >= ALPHAS[:, None] - EPS                                   # [A, M]
+    hit = s[None] >= ALPHAS[:, None] - EPS  # [A, M]
     key, inv = np.unique((g * seq.num_pred_ids + p) * J + j, return_inverse=True)
     kg, kp, kj = key // J // seq.num_pred_ids, key // J % seq.num_pred_ids, key % J
     for a in range(A):
@@ -216,11 +238,12 @@ def sequence_counts(seq: SequenceData) -> dict[str, np.ndarray]:
         res["FP"][a] = base_fp - tp
         loc = np.bincount(j[hit[a]], weights=s[hit[a]], minlength=J)
         res["LocA"][a] = np.maximum(1e-10, loc) / np.maximum(1e-10, tp)
-        m = np.bincount(inv[hit[a]], minlength=len(key)).astype(float)      # matches per id pair
+        m = np.bincount(inv[hit[a]], minlength=len(key)).astype(float)  # matches per id pair
         gc, pc = gt_count[kg, kj], pred_count[kp, kj]
         for name, denom in (("AssA", gc + pc - m), ("AssRe", gc), ("AssPr", pc)):
-            res[name][a] = np.bincount(kj, weights=m * m / np.maximum(1, denom),
-                                       minlength=J) / np.maximum(1, tp)
+            res[name][a] = np.bincount(kj, weights=m * m / np.maximum(1, denom), minlength=J) / np.maximum(
+                1, tp
+            )
     return res
 
 
@@ -228,10 +251,13 @@ def sequence_counts(seq: SequenceData) -> dict[str, np.ndarray]:
 # All sequences (HOTAeypoints.combine_sequences, _compute_final_fields)
 # --------------------------------------------------------------------------------------------
 
+
 def _with_total(res: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Append the kit's 16th "total" column: sum over joints for counts, mean for scores."""
-    return {k: np.concatenate([v, (v.sum if k in ("TP", "FN", "FP") else v.mean)(1, keepdims=True)], 1)
-            for k, v in res.items()}
+    return {
+        k: np.concatenate([v, (v.sum if k in ("TP", "FN", "FP") else v.mean)(1, keepdims=True)], 1)
+        for k, v in res.items()
+    }
 
 
 def combine(per_sequence: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -244,8 +270,14 @@ def combine(per_sequence: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """
     seqs = [_with_total(r) for r in per_sequence]
     if not seqs:
-        seqs = [_with_total({k: np.zeros((len(ALPHAS), NUM_JOINTS)) for k in
-                             ("TP", "FN", "FP", "AssA", "AssRe", "AssPr", "LocA")})]
+        seqs = [
+            _with_total(
+                {
+                    k: np.zeros((len(ALPHAS), NUM_JOINTS))
+                    for k in ("TP", "FN", "FP", "AssA", "AssRe", "AssPr", "LocA")
+                }
+            )
+        ]
     res = {k: sum(r[k] for r in seqs) for k in ("TP", "FN", "FP")}
     tp = res["TP"]
     for k in ("AssA", "AssRe", "AssPr"):
@@ -261,6 +293,7 @@ def combine(per_sequence: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # IDF1 on poseval's matching
 # --------------------------------------------------------------------------------------------
+
 
 def identity_metrics(gt: Dataset, pred: Dataset) -> dict[str, np.ndarray]:
     """``[15]`` IDF1, IDP, IDR (%) per joint, joints in :data:`keytrack.skeleton.JOINTS` order.
@@ -285,15 +318,19 @@ def identity_metrics(gt: Dataset, pred: Dataset) -> dict[str, np.ndarray]:
             sums[:, j] += [values[n] for n in names]
     idtp, idfn, idfp, objects, predictions = sums
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = {"IDF1": 2 * idtp / (objects + predictions), "IDP": idtp / (idtp + idfp),
-               "IDR": idtp / (idtp + idfn)}
-    order = np.array([POSEVAL_JOINTS.index(name) for name in JOINTS])      # poseval -> keytrack
+        out = {
+            "IDF1": 2 * idtp / (objects + predictions),
+            "IDP": idtp / (idtp + idfp),
+            "IDR": idtp / (idtp + idfn),
+        }
+    order = np.array([POSEVAL_JOINTS.index(name) for name in JOINTS])  # poseval -> keytrack
     return {k: 100 * np.where(np.isfinite(v), v, np.nan)[order] for k, v in out.items()}
 
 
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
+
 
 def hota(gt: Dataset, pred: Dataset, *, compute_idf1: bool = True) -> dict:
     """The PoseTrack21 kit's keypoint HOTA of ``pred`` against ``gt``, plus IDF1 / IDP / IDR.
@@ -316,12 +353,14 @@ def hota(gt: Dataset, pred: Dataset, *, compute_idf1: bool = True) -> dict:
     res = combine([sequence_counts(s) for s in seqs])
     per_alpha = {k: 100 * res[k] for k in HOTA_METRICS}
     out = {
-        "joints": JOINTS, "alphas": ALPHAS.copy(),
+        "joints": JOINTS,
+        "alphas": ALPHAS.copy(),
         "per_joint": {k: v[:, :NUM_JOINTS].mean(0) for k, v in per_alpha.items()},
         "total": {k: float(v[:, NUM_JOINTS].mean()) for k, v in per_alpha.items()},
         "per_alpha": per_alpha,
         "counts": {k: res[k] for k in ("TP", "FN", "FP")},
-        "num_videos": len(pairs), "num_frames": sum(len(s.gt_ids) for s in seqs),
+        "num_videos": len(pairs),
+        "num_frames": sum(len(s.gt_ids) for s in seqs),
     }
     if compute_idf1:
         ident = identity_metrics(gt, pred)

@@ -8,6 +8,7 @@ over last frame's pairs, then a minimum-cost assignment) and flags identity swit
 are summed over videos and turned into MOTA, MOTP, precision and recall per joint
 (``evaluateTracking.computeMetrics``), plus the paper's %IDSW (§4.1: IDSW / GT per joint).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -19,8 +20,13 @@ from keytrack.evaluation.ap import nan_mean
 from keytrack.evaluation.protocol import NUM_POSEVAL_JOINTS, FrameMatch
 
 #: motmetrics counts poseval reads from every accumulator (``metricsMidNames``).
-MOT_COUNTS: tuple[str, ...] = ("num_misses", "num_switches", "num_false_positives", "num_objects",
-                               "num_detections")
+MOT_COUNTS: tuple[str, ...] = (
+    "num_misses",
+    "num_switches",
+    "num_false_positives",
+    "num_objects",
+    "num_detections",
+)
 
 
 class VideoAccumulators:
@@ -60,8 +66,9 @@ class VideoAccumulators:
         ``MATCH``/``SWITCH``, so this sum is not the CLEAR-MOT one; that one (matches and switches
         only) is returned as ``sum_match_distance``.
         """
-        out = {name: np.zeros(NUM_POSEVAL_JOINTS) for name in
-               (*MOT_COUNTS, "sum_distance", "sum_match_distance")}
+        out = {
+            name: np.zeros(NUM_POSEVAL_JOINTS) for name in (*MOT_COUNTS, "sum_distance", "sum_match_distance")
+        }
         if self.num_frames == 0:
             return out
         for j, acc in enumerate(self.accumulators):
@@ -97,8 +104,9 @@ def mot_metrics(counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     fp, det = counts["num_false_positives"], counts["num_detections"]
     with np.errstate(divide="ignore", invalid="ignore"):
         mota = 100 * (1.0 - (counts["num_misses"] + counts["num_switches"] + fp) / objects)
-        motp = np.where((det == 0) | np.isnan(counts["sum_distance"]), 0.0,
-                        100 * (1.0 - counts["sum_distance"] / det))
+        motp = np.where(
+            (det == 0) | np.isnan(counts["sum_distance"]), 0.0, 100 * (1.0 - counts["sum_distance"] / det)
+        )
         total_det = np.where(fp + det > 0, fp + det, np.nan)
         precision = 100 * (1.0 * det / total_det)
         recall = 100 * (1.0 * det / objects)
@@ -110,5 +118,4 @@ def mot_totals(per_joint: dict[str, np.ndarray]) -> dict[str, float]:
     """Totals of the rate metrics: the mean over joints where the metric is not NaN."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return {name: nan_mean(per_joint[name])
-                for name in ("mota", "motp", "precision", "recall", "idsw")}
+        return {name: nan_mean(per_joint[name]) for name in ("mota", "motp", "precision", "recall", "idsw")}

@@ -18,6 +18,7 @@ evaluation (``leonid-pishchulin/poseval``) does between reading the files and co
 :mod:`keytrack.evaluation.mot` (``evaluateTracking``). Every departure of poseval from the
 textbook metric is kept on purpose and listed in ``docs/evaluation.md``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,9 +31,21 @@ from keytrack.skeleton import JOINTS
 
 #: poseval's 15 joints in its own id order (``eval_helpers.Joint``), under keytrack's names.
 POSEVAL_JOINTS: tuple[str, ...] = (
-    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
-    "head_bottom", "nose", "head_top",
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "head_bottom",
+    "nose",
+    "head_top",
 )
 #: The names poseval itself prints for them (``Joint().name``: it calls ``head_bottom`` "neck").
 POSEVAL_NAMES: tuple[str, ...] = tuple("neck" if j == "head_bottom" else j for j in POSEVAL_JOINTS)
@@ -69,6 +82,7 @@ def _where(video: Video, frame: Frame | None = None) -> str:
 # Per-frame arrays in poseval's joint order
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class FramePoses:
     """One side (GT or prediction) of one frame, joints in :data:`POSEVAL_JOINTS` order.
@@ -90,8 +104,14 @@ class FramePoses:
         return len(self.xy)
 
     def select(self, keep: np.ndarray) -> "FramePoses":
-        return FramePoses(self.xy[keep], self.present[keep], self.score[keep],
-                          self.track_ids[keep], self.head_size[keep], self.index[keep])
+        return FramePoses(
+            self.xy[keep],
+            self.present[keep],
+            self.score[keep],
+            self.track_ids[keep],
+            self.head_size[keep],
+            self.index[keep],
+        )
 
     @staticmethod
     def from_frame(frame: Frame, video: Video, role: str) -> "FramePoses":
@@ -106,10 +126,16 @@ class FramePoses:
             p, j = np.argwhere(bad)[0]
             raise EvaluationError(
                 f"{_where(video, frame)}: {role} pose {p} field 'keypoints': joint "
-                f"{POSEVAL_JOINTS[j]!r} is present (c > 0) but its x, y is not finite")
-        return FramePoses(xy=kp[..., :2], present=present, score=kp[..., 2],
-                          track_ids=frame.track_ids.copy(), head_size=head_sizes(frame.head_boxes),
-                          index=np.arange(len(kp)))
+                f"{POSEVAL_JOINTS[j]!r} is present (c > 0) but its x, y is not finite"
+            )
+        return FramePoses(
+            xy=kp[..., :2],
+            present=present,
+            score=kp[..., 2],
+            track_ids=frame.track_ids.copy(),
+            head_size=head_sizes(frame.head_boxes),
+            index=np.arange(len(kp)),
+        )
 
 
 def head_sizes(head_boxes: np.ndarray) -> np.ndarray:
@@ -132,16 +158,21 @@ def points_in_polygons(points: np.ndarray, polygons: list[np.ndarray]) -> np.nda
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     inside = np.zeros(len(pts), dtype=bool)
-    px, py = pts[:, :1], pts[:, 1:]                                 # [N, 1]
+    px, py = pts[:, :1], pts[:, 1:]  # [N, 1]
     for poly in polygons:
         poly = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
         if len(poly) == 0:
             continue
-        a, b = poly, np.roll(poly, -1, axis=0)                      # edges a -> b, [V, 2]
-        ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]         # broadcast to [N, V]
+        a, b = poly, np.roll(poly, -1, axis=0)  # edges a -> b, [V, 2]
+        ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]  # broadcast to [N, V]
         cross = (bx - ax) * (py - ay) - (by - ay) * (px - ax)
-        on_edge = ((cross == 0) & (px >= np.minimum(ax, bx)) & (px <= np.maximum(ax, bx))
-                   & (py >= np.minimum(ay, by)) & (py <= np.maximum(ay, by))).any(1)
+        on_edge = (
+            (cross == 0)
+            & (px >= np.minimum(ax, bx))
+            & (px <= np.maximum(ax, bx))
+            & (py >= np.minimum(ay, by))
+            & (py <= np.maximum(ay, by))
+        ).any(1)
         straddles = (ay > py) != (by > py)
         with np.errstate(divide="ignore", invalid="ignore"):
             x_cross = ax + (py - ay) * (bx - ax) / (by - ay)
@@ -158,7 +189,8 @@ def _check_polygons(frame: Frame, video: Video) -> list[np.ndarray]:
         if 0 < len(poly) < 3 or not np.isfinite(poly).all():
             raise EvaluationError(
                 f"{_where(video, frame)}: field 'ignore_regions[{r}]': {len(poly)} vertices, "
-                "a polygon needs at least 3 finite ones")
+                "a polygon needs at least 3 finite ones"
+            )
         polys.append(poly)
     return polys
 
@@ -171,14 +203,16 @@ def remove_ignored(poses: FramePoses, polygons: list[np.ndarray]) -> FramePoses:
     dropped as well (its point list is empty after the filter).
     """
     inside = points_in_polygons(poses.xy.reshape(-1, 2), polygons).reshape(poses.present.shape)
-    out = FramePoses(poses.xy, poses.present & ~inside, poses.score, poses.track_ids,
-                     poses.head_size, poses.index)
+    out = FramePoses(
+        poses.xy, poses.present & ~inside, poses.score, poses.track_ids, poses.head_size, poses.index
+    )
     return out.select(out.present.any(1))
 
 
 # --------------------------------------------------------------------------------------------
 # assignGTmulti, one frame
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class FrameMatch:
@@ -223,7 +257,7 @@ class FrameMatch:
             return (np.array([DUMMY_TRACK_ID]), np.array([DUMMY_TRACK_ID]), np.full((1, 1), np.nan))
         gi = np.flatnonzero(self.gt.present[:, joint])
         pi = np.flatnonzero(self.pred.present[:, joint])
-        d = self.dist[pi[None, :], gi[:, None], joint]                  # [G_j, P_j]
+        d = self.dist[pi[None, :], gi[:, None], joint]  # [G_j, P_j]
         return self.gt.track_ids[gi], self.pred.track_ids[pi], np.where(d <= PCKH_THRESHOLD, d, np.nan)
 
 
@@ -242,18 +276,18 @@ def match_frame(gt: FramePoses, pred: FramePoses) -> FrameMatch:
     labels = np.zeros((P, J), dtype=bool)
     dummy = P == 0 or G == 0
     if not dummy:
-        both = pred.present[:, None] & gt.present[None]                                # [P, G, J]
+        both = pred.present[:, None] & gt.present[None]  # [P, G, J]
         with np.errstate(divide="ignore", invalid="ignore"):
             norm = np.linalg.norm(gt.xy[None] - pred.xy[:, None], axis=-1) / gt.head_size[None, :, None]
         dist = np.where(both, norm, np.inf)
         match = dist <= PCKH_THRESHOLD
-        n_gt = gt.present.sum(1)                                                        # [G]
+        n_gt = gt.present.sum(1)  # [G]
         pck = match.sum(2).astype(np.float64)
         pck = np.where(n_gt > 0, pck / np.maximum(n_gt, 1), pck)
-        best = pck.argmax(1)                                                            # [P]
+        best = pck.argmax(1)  # [P]
         kept = np.zeros_like(pck)
         kept[np.arange(P), best] = pck[np.arange(P), best]
-        winner = kept.argmax(0)                                                         # [G]
+        winner = kept.argmax(0)  # [G]
         winner[kept.max(0) == 0] = -1
         assigned = np.flatnonzero(winner >= 0)
         pred_to_gt[winner[assigned]] = assigned
@@ -261,13 +295,15 @@ def match_frame(gt: FramePoses, pred: FramePoses) -> FrameMatch:
         labels[hit] = match[np.flatnonzero(hit), pred_to_gt[hit]]
     else:
         match = np.zeros((P, G, J), dtype=bool)
-    return FrameMatch(gt=gt, pred=pred, dist=dist, match=match, pred_to_gt=pred_to_gt,
-                      labels=labels, dummy=dummy)
+    return FrameMatch(
+        gt=gt, pred=pred, dist=dist, match=match, pred_to_gt=pred_to_gt, labels=labels, dummy=dummy
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # load_data_dir + cleanupData + removeIgnoredPoints, one video
 # --------------------------------------------------------------------------------------------
+
 
 def pair_videos(gt: Dataset, pred: Dataset) -> list[tuple[Video, Video]]:
     """GT videos with their predictions, matched by name, in GT order.
@@ -285,7 +321,8 @@ def pair_videos(gt: Dataset, pred: Dataset) -> list[tuple[Video, Video]]:
     if missing:
         raise EvaluationError(
             f"no prediction for {len(missing)} ground-truth video(s): {missing[:10]}"
-            + (" ..." if len(missing) > 10 else ""))
+            + (" ..." if len(missing) > 10 else "")
+        )
     return [(v, by_name[v.name]) for v in gt.videos]
 
 
@@ -299,13 +336,16 @@ def check_same_frames(gt: Video, pred: Video) -> None:
     if len(gt.frames) != len(pred.frames):
         raise EvaluationError(
             f"{_where(pred)}: prediction has {len(pred.frames)} frames, ground truth "
-            f"{_where(gt)} has {len(gt.frames)}; PoseTrack scores the prediction frame by frame")
+            f"{_where(gt)} has {len(gt.frames)}; PoseTrack scores the prediction frame by frame"
+        )
     for g, p in zip(gt.frames, pred.frames):
-        if g.index != p.index or (g.image_id is not None and p.image_id is not None
-                                  and g.image_id != p.image_id):
+        if g.index != p.index or (
+            g.image_id is not None and p.image_id is not None and g.image_id != p.image_id
+        ):
             raise EvaluationError(
                 f"{_where(pred, p)}: does not match ground-truth {_where(gt, g)}; the prediction "
-                "must cover the same frames in the same order")
+                "must cover the same frames in the same order"
+            )
 
 
 def check_track_ids(gt: Video, pred: Video, *, tracking: bool) -> None:
@@ -323,12 +363,14 @@ def check_track_ids(gt: Video, pred: Video, *, tracking: bool) -> None:
                 if (counts > 1).any():
                     raise EvaluationError(
                         f"{_where(video, frame)}: field 'track_ids': non-unique predicted track ids "
-                        f"{uniq[counts > 1].tolist()} in one frame")
+                        f"{uniq[counts > 1].tolist()} in one frame"
+                    )
             if tracking and (ids < 0).any():
                 raise EvaluationError(
                     f"{_where(video, frame)}: field 'track_ids': {side} pose "
                     f"{int(np.flatnonzero(ids < 0)[0])} has no track id (-1); MOT metrics need "
-                    "every pose tracked (or evaluate with compute_mot=False)")
+                    "every pose tracked (or evaluate with compute_mot=False)"
+                )
 
 
 def scored_frames(gt: Video) -> list[int]:
@@ -367,6 +409,7 @@ def prepare_video(gt: Video, pred: Video, *, tracking: bool = True) -> list[Fram
                     f"{_where(gt, g_frame)}: field 'head_boxes': ground-truth pose "
                     f"{int(g.index[bad][0])} has keypoints but no head box; PoseTrack's "
                     "PCKh matching normalises distances by the head size (keytrack evaluate "
-                    "--complete-head-boxes draws the missing ones as PoseTrack does)")
+                    "--complete-head-boxes draws the missing ones as PoseTrack does)"
+                )
         matches.append(match_frame(g, p))
     return matches

@@ -6,6 +6,7 @@ its column NaN, e.g. "Head" on data that never annotates the nose), while "Total
 total: the mean over the 15 joints that are not NaN, *not* the mean of the 7 columns. Cells are
 formatted with ``"%1.1f"`` as in ``eval_helpers.formatCell``.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,10 @@ def markdown_table(rows: dict[str, dict[str, float]], first: str = "Metric") -> 
     """A Markdown table: one row per metric, one column per body part."""
     from keytrack import tables
 
-    columns = [tables.Column(first, align="left"),
-               *(tables.Column(c, fmt=format_cell, align="right") for c in (*COLUMNS, "Total"))]
+    columns = [
+        tables.Column(first, align="left"),
+        *(tables.Column(c, fmt=format_cell, align="right") for c in (*COLUMNS, "Total")),
+    ]
     return tables.markdown_table([{first: name, **cols} for name, cols in rows.items()], columns)
 
 

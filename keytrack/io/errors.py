@@ -5,6 +5,7 @@ the file, the frame and the field; what it leaves out on purpose (an annotation 
 a pose with no visible keypoint, ...) is counted per reason in ``Dataset.skipped`` and logged, so
 nothing disappears silently.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,9 @@ class DataError(InputError):
     'annotations[3].keypoints': 48 values, expected 51 (17 keypoints x 3)``.
     """
 
-    def __init__(self, file: str | PathLike, message: str, *, frame: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, file: str | PathLike, message: str, *, frame: str | None = None, field: str | None = None
+    ) -> None:
         self.file = str(file)
         self.frame = frame
         self.field = field

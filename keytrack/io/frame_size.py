@@ -6,6 +6,7 @@ video needs its width and height. PoseTrack18 image entries carry them; PoseTrac
 annotations, and the configured default is used otherwise. The choice is logged and kept in
 ``Video.frame_size_origin``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,13 +53,17 @@ def image_header_size(file_names: Sequence[str], roots: Sequence[Path]) -> tuple
                     return image.size
             except (UnidentifiedImageError, OSError) as err:
                 log.warning("%s: not a readable image (%s); frame size not taken from it", path, err)
-        return None     # only the first named frame is looked up: one stat per root, not per frame
+        return None  # only the first named frame is looked up: one stat per root, not per frame
     return None
 
 
-def resolve_frame_size(source: str | Path, annotated: Sequence[tuple[float, float]],
-                       file_names: Sequence[str], default: tuple[float, float],
-                       roots: Sequence[Path] = ()) -> tuple[float, float, str]:
+def resolve_frame_size(
+    source: str | Path,
+    annotated: Sequence[tuple[float, float]],
+    file_names: Sequence[str],
+    default: tuple[float, float],
+    roots: Sequence[Path] = (),
+) -> tuple[float, float, str]:
     """``(width, height, origin)`` of one video.
 
     ``annotated`` holds the ``(width, height)`` of every frame that states one; all must agree.
@@ -67,12 +72,12 @@ def resolve_frame_size(source: str | Path, annotated: Sequence[tuple[float, floa
     if annotated:
         sizes = set(annotated)
         if len(sizes) > 1:
-            raise DataError(source, f"frames disagree on the frame size: {sorted(sizes)[:4]}",
-                            field="width/height")
+            raise DataError(
+                source, f"frames disagree on the frame size: {sorted(sizes)[:4]}", field="width/height"
+            )
         width, height = next(iter(sizes))
         if not (width > 0 and height > 0):
-            raise DataError(source, f"frame size {width} x {height} is not positive",
-                            field="width/height")
+            raise DataError(source, f"frame size {width} x {height} is not positive", field="width/height")
         log.debug("%s: frame size %g x %g from the annotation", source, width, height)
         return float(width), float(height), ANNOTATION
     size = image_header_size(file_names, roots) if roots else None
@@ -80,6 +85,10 @@ def resolve_frame_size(source: str | Path, annotated: Sequence[tuple[float, floa
         log.info("%s: frame size %d x %d from the image header", source, *size)
         return float(size[0]), float(size[1]), IMAGE_HEADER
     width, height = default
-    log.warning("%s: the annotation states no frame size and no image header was read; using "
-                "the default %g x %g", source, width, height)
+    log.warning(
+        "%s: the annotation states no frame size and no image header was read; using the default %g x %g",
+        source,
+        width,
+        height,
+    )
     return float(width), float(height), DEFAULT

@@ -1,4 +1,5 @@
 """Reading JSON with errors that point at the file and line, and writing it atomically."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,7 @@ def load_json(path: str | Path) -> Any:
         with path.open("rb") as f:
             return json.load(f)
     except json.JSONDecodeError as err:
-        raise DataError(path, f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") \
-            from err
+        raise DataError(path, f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
     except UnicodeDecodeError as err:
         raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from err
 

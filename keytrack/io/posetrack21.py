@@ -20,6 +20,7 @@ the kit's pose-tracking evaluation (``trackeval/datasets/posetrack.py``) reads i
 * **Ignore regions** (``ignore_regions_x/y``) are kept per frame: HOTA removes predicted joints
   inside them (:mod:`keytrack.evaluation.hota`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

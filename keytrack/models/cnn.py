@@ -27,6 +27,7 @@ follows:
 
 Input: ``batch["image"]``, ``[M, in_channels, h, w]`` float (6 channels: two RGB images).
 """
+
 from __future__ import annotations
 
 import math
@@ -47,10 +48,10 @@ def num_conv_layers(resolution: tuple[int, int]) -> int:
 class CNNConfig:
     """Sizes of the CNN matcher; defaults follow A.5 at the transformer's 24 × 18 resolution."""
 
-    resolution: tuple[int, int] = (24, 18)   # (w, h) of the input image
-    in_channels: int = 6                     # two RGB images (current pose, earlier pose)
-    channels: int = 64                       # filters of the first conv; doubled after each max-pool
-    hidden: int | None = 512                 # first linear layer; None = its input size (A.5)
+    resolution: tuple[int, int] = (24, 18)  # (w, h) of the input image
+    in_channels: int = 6  # two RGB images (current pose, earlier pose)
+    channels: int = 64  # filters of the first conv; doubled after each max-pool
+    hidden: int | None = 512  # first linear layer; None = its input size (A.5)
 
     def __post_init__(self) -> None:
         self.resolution = tuple(int(r) for r in self.resolution)
@@ -81,23 +82,32 @@ class CNNMatchingNetwork(nn.Module):
         blocks = []
         c_in, c_out = config.in_channels, config.channels
         for i in range(config.layers):
-            blocks += [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)]
+            blocks += [
+                nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True),
+            ]
             c_in, c_out = c_out, c_out * 2
         self.features = nn.Sequential(*blocks)
         c, h, w = config.feature_shape
         flat = c * h * w
         hidden = config.hidden or flat
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(inplace=True),
-                                        nn.Linear(hidden, 2))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2)
+        )
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         image = batch["image"]
         w, h = self.config.resolution
         if image.ndim != 4 or tuple(image.shape[1:]) != (self.config.in_channels, h, w):
-            raise ValueError(f"CNNMatchingNetwork: image must be [M, {self.config.in_channels}, {h}, {w}], "
-                             f"got {tuple(image.shape)}")
+            raise ValueError(
+                f"CNNMatchingNetwork: image must be [M, {self.config.in_channels}, {h}, {w}], "
+                f"got {tuple(image.shape)}"
+            )
         return self.classifier(self.features(image))
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items()) + f", layers={self.config.layers}"
+        return (
+            ", ".join(f"{k}={v}" for k, v in asdict(self.config).items()) + f", layers={self.config.layers}"
+        )

@@ -29,6 +29,7 @@ Every matcher is built from its experiment config (:func:`keytrack.models.factor
 and fed an example pair by its own encoder, so the counts follow the configs: change
 ``model.resolution`` in ``experiments/cnn_keypoints.yaml`` and the table follows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,8 @@ import logging
 from collections import defaultdict
 from typing import Sequence
 
-from keytrack.tables import Column, write_table
 from keytrack.reference import paper_results
+from keytrack.tables import Column, write_table
 
 log = logging.getLogger("keytrack.cost")
 
@@ -97,11 +98,12 @@ def count(model, batch) -> dict:
     flops[""] = counts.get(root, 0)
     for child, _ in model.named_children():
         prefix = f"{root}.{child}"
-        if prefix in counts:                               # a module that is called
+        if prefix in counts:  # a module that is called
             flops[child] = counts[prefix]
-        else:                                              # a container (ModuleList): its members
-            flops[child] = sum(n for name, n in counts.items()
-                               if name.startswith(prefix + ".") and name.count(".") == 2)
+        else:  # a container (ModuleList): its members
+            flops[child] = sum(
+                n for name, n in counts.items() if name.startswith(prefix + ".") and name.count(".") == 2
+            )
     params = {"": sum(p.numel() for p in model.parameters())}
     for child, module in model.named_children():
         params[child] = sum(p.numel() for p in module.parameters())
@@ -136,9 +138,16 @@ def rows_for(experiment: str, paper: dict, overrides: Sequence[str] = ()) -> lis
     def row(component: str, module: str, paper_key: str | None) -> dict:
         p = paper.get(paper_key, {}) if paper_key else {}
         flops = c["flops"].get(module, 0)
-        return {"matcher": label, "component": component, "experiment": experiment,
-                "params_m": c["params"].get(module, 0) / 1e6, "paper_params_m": p.get("params_m"),
-                "mflops": flops / 1e6, "mmacs": flops / 2e6, "paper_mflops": p.get("mflops")}
+        return {
+            "matcher": label,
+            "component": component,
+            "experiment": experiment,
+            "params_m": c["params"].get(module, 0) / 1e6,
+            "paper_params_m": p.get("params_m"),
+            "mflops": flops / 1e6,
+            "mmacs": flops / 2e6,
+            "paper_mflops": p.get("mflops"),
+        }
 
     out = [row("total", "", MATCHERS.get(experiment))]
     if name == "transformer":
@@ -151,10 +160,19 @@ def rows_for(experiment: str, paper: dict, overrides: Sequence[str] = ()) -> lis
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--experiments", nargs="+", default=list(MATCHERS),
-                        help="matcher experiments (experiments/<name>.yaml; default: %(default)s)")
-    parser.add_argument("--resolutions", nargs="+", default=["24x18", "96x72"], metavar="WxH",
-                        help="input resolutions of the CNNs (model.resolution; default: %(default)s)")
+    parser.add_argument(
+        "--experiments",
+        nargs="+",
+        default=list(MATCHERS),
+        help="matcher experiments (experiments/<name>.yaml; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--resolutions",
+        nargs="+",
+        default=["24x18", "96x72"],
+        metavar="WxH",
+        help="input resolutions of the CNNs (model.resolution; default: %(default)s)",
+    )
     parser.add_argument("--out", default=f"results/{ABLATION}", help="results folder (default: %(default)s)")
 
 
@@ -164,25 +182,43 @@ def write_cost_table(args: argparse.Namespace) -> list[dict]:
     variants = []
     for experiment in args.experiments:
         if experiment.startswith("cnn_"):
-            variants += [(experiment, [f"model.resolution=[{r.lower().replace('x', ',')}]"])
-                         for r in args.resolutions]
+            variants += [
+                (experiment, [f"model.resolution=[{r.lower().replace('x', ',')}]"]) for r in args.resolutions
+            ]
         else:
             variants.append((experiment, []))
     for experiment, overrides in variants:
         try:
             rows.extend(rows_for(experiment, paper, overrides))
-        except Exception as err:                       # one broken matcher does not hide the others
+        except Exception as err:  # one broken matcher does not hide the others
             log.error("%s: %s", experiment, err)
-            rows.append({"matcher": experiment, "component": f"failed: {type(err).__name__}: {err}",
-                         "experiment": experiment})
+            rows.append(
+                {
+                    "matcher": experiment,
+                    "component": f"failed: {type(err).__name__}: {err}",
+                    "experiment": experiment,
+                }
+            )
     for key in ("optical_flow",):
         p = paper.get(key, {})
-        rows.append({"matcher": "Optical flow (paper only)", "component": "total",
-                     "paper_params_m": p.get("params_m"), "paper_mflops": p.get("mflops")})
-    columns = [Column("matcher", "Matcher"), Column("component", "Component"),
-               Column("params_m", "Params (M)", 4), Column("paper_params_m", "Params (M, paper)", 3),
-               Column("mflops", "MFLOPs / pair", 2), Column("mmacs", "MMACs / pair", 2),
-               Column("paper_mflops", "MFLOPs (paper)", 3), Column("experiment", "Experiment")]
+        rows.append(
+            {
+                "matcher": "Optical flow (paper only)",
+                "component": "total",
+                "paper_params_m": p.get("params_m"),
+                "paper_mflops": p.get("mflops"),
+            }
+        )
+    columns = [
+        Column("matcher", "Matcher"),
+        Column("component", "Component"),
+        Column("params_m", "Params (M)", 4),
+        Column("paper_params_m", "Params (M, paper)", 3),
+        Column("mflops", "MFLOPs / pair", 2),
+        Column("mmacs", "MMACs / pair", 2),
+        Column("paper_mflops", "MFLOPs (paper)", 3),
+        Column("experiment", "Experiment"),
+    ]
     notes = [
         "Counted from the models: parameters with numel(); FLOPs of one pose pair (batch 1) with "
         "torch.utils.flop_counter.FlopCounterMode (matrix products and convolutions, 2 FLOPs per "
@@ -193,8 +229,9 @@ def write_cost_table(args: argparse.Namespace) -> list[dict]:
         "The paper's GCN and optical-flow rows are its own baselines (LightTrack's GCN, FlowNet2-S); "
         "our GCN row is our implementation of LightTrack's matcher.",
     ]
-    md, csv = write_table(rows, args.out, columns=columns, title="Cost of the matchers (Table 6, §5.2)",
-                          notes=notes, digits=3)
+    md, csv = write_table(
+        rows, args.out, columns=columns, title="Cost of the matchers (Table 6, §5.2)", notes=notes, digits=3
+    )
     print(md.read_text(encoding="utf-8"))
     log.info("wrote %s and %s", md, csv)
     return rows

@@ -17,6 +17,7 @@ tensor it says yes to (those on the CPU) and PyTorch's own kernels otherwise. Wh
 Each is measured by ``keytrack bench`` (README, "Speed"); ``tests/test_transformer.py`` checks that
 both paths compute the same numbers.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -48,11 +49,11 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropo
     s = k.shape[2]
     q, k, v = (t.reshape(m * heads, t.shape[2], d) for t in (q, k, v))
     if mask is None:
-        scores = torch.bmm(q, k.transpose(1, 2)).mul_(d ** -0.5)
+        scores = torch.bmm(q, k.transpose(1, 2)).mul_(d**-0.5)
     else:
         bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
         bias = bias.expand(m, heads, 1, s).reshape(m * heads, 1, s)
-        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=d ** -0.5)
+        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=d**-0.5)
     probs = dropout(torch.softmax(scores, dim=-1), dropout_p, dropout_p > 0.0)
     return torch.bmm(probs, v).view(m, heads, s_q, d)
 
@@ -69,7 +70,7 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     if p >= 1.0:
         return F.dropout(x, p, training=True)
     n = x.numel()
-    lanes = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None).view(torch.int16)[:n]
+    lanes = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[:n]
     scale = (lanes >= round(p * 65536) - 32768).view(x.shape).to(x.dtype).mul_(1.0 / (1.0 - p))
     return x * scale
 
@@ -80,4 +81,4 @@ def in_chunks(forward: Callable[[dict[str, Tensor]], Tensor], tokens: dict[str, 
     m, chunk = len(tokens["mask"]), CHUNK
     if m <= chunk:
         return forward(tokens)
-    return torch.cat([forward({k: v[i:i + chunk] for k, v in tokens.items()}) for i in range(0, m, chunk)])
+    return torch.cat([forward({k: v[i : i + chunk] for k, v in tokens.items()}) for i in range(0, m, chunk)])

@@ -13,6 +13,7 @@ from its pair encoder (:func:`keytrack.encoders.pair_encoder`):
 A matcher may define ``loss(logits, labels)``; the LightningModule then optimises that instead of
 cross entropy (the GCN does).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,14 @@ from torch import nn
 from keytrack.models import registry
 from keytrack.models.registry import MatcherConfig
 
-__all__ = ["MatcherConfig", "matcher_config", "build_matcher", "build_encoder", "load_matcher",
-           "load_weights"]
+__all__ = [
+    "MatcherConfig",
+    "matcher_config",
+    "build_matcher",
+    "build_encoder",
+    "load_matcher",
+    "load_weights",
+]
 
 
 def matcher_config(cfg: DictConfig) -> MatcherConfig:
@@ -37,8 +44,10 @@ def matcher_config(cfg: DictConfig) -> MatcherConfig:
 def build_matcher(matcher: MatcherConfig) -> nn.Module:
     """The network of ``matcher`` (:mod:`keytrack.models.registry`), freshly initialised."""
     if not isinstance(matcher, MatcherConfig):
-        raise TypeError(f"build_matcher takes a MatcherConfig (keytrack.models.factory.matcher_config(cfg) "
-                        f"reads one from an experiment config), got {type(matcher).__name__}")
+        raise TypeError(
+            f"build_matcher takes a MatcherConfig (keytrack.models.factory.matcher_config(cfg) "
+            f"reads one from an experiment config), got {type(matcher).__name__}"
+        )
     return registry.get(matcher.name).build(matcher.network)
 
 
@@ -67,16 +76,22 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
 
     path = Path(checkpoint)
     if not path.is_file():
-        raise CheckpointError(f"{checkpoint}: no such checkpoint" + (" (a folder; give its checkpoints/best-*.ckpt)"
-                                                                      if path.is_dir() else ""))
+        raise CheckpointError(
+            f"{checkpoint}: no such checkpoint"
+            + (" (a folder; give its checkpoints/best-*.ckpt)" if path.is_dir() else "")
+        )
     try:
         state = torch.load(checkpoint, map_location=map_location, weights_only=False)
-    except Exception as err:     # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
-        raise CheckpointError(f"{checkpoint}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(
+            f"{checkpoint}: not a readable torch checkpoint ({type(err).__name__}: {err})"
+        ) from err
     try:
         saved = OmegaConf.create(state["hyper_parameters"]["cfg"])
     except (KeyError, TypeError):
-        raise CheckpointError(f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)") from None
+        raise CheckpointError(
+            f"{checkpoint}: not a keytrack training checkpoint (no hyper_parameters.cfg)"
+        ) from None
     check_current(state, checkpoint, joints_record=False)
     cfg = with_defaults(saved, source=checkpoint)
     model = build_matcher(matcher_config(cfg))
@@ -104,9 +119,13 @@ def load_weights(model: nn.Module, checkpoint: str) -> nn.Module:
     except FileNotFoundError:
         raise ConfigError(f"model.init_from: no checkpoint {checkpoint}") from None
     check_current(state, checkpoint, joints_record=False)
-    weights = {k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
+    weights = {
+        k.removeprefix("model."): v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")
+    }
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected or not weights:
-        raise ConfigError(f"model.init_from: {checkpoint} does not fit this matcher (missing {sorted(missing)[:5]}, "
-                          f"unexpected {sorted(unexpected)[:5]})")
+        raise ConfigError(
+            f"model.init_from: {checkpoint} does not fit this matcher (missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]})"
+        )
     return model

@@ -31,6 +31,7 @@ pulls matches (``d = 0``) and pushes non-matches (``d ≥ m``), ≈ 0.993 at ``d
 ``d = m`` (``score_scale = 10``). The tracker's default threshold 0.5 is thus ``d < m / 2``.
 :meth:`SiameseGCN.loss` recovers ``d`` from the logits exactly (``d = m/2 − logit_1 / s``).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -52,8 +53,8 @@ def spatial_adjacency(center: int = JOINTS.index("head_bottom")) -> np.ndarray:
     a = np.eye(v)
     i, j = np.array(LIMBS).T
     a[i, j] = a[j, i] = 1.0
-    a = a / a.sum(axis=0, keepdims=True)                      # A D^-1 (column-normalised)
-    hops = shortest_path(a > 0, unweighted=True)               # joint-to-joint hop counts
+    a = a / a.sum(axis=0, keepdims=True)  # A D^-1 (column-normalised)
+    hops = shortest_path(a > 0, unweighted=True)  # joint-to-joint hop counts
     to_center = hops[:, center]
     # Entry [j, i]: the contribution of joint j to joint i (as ST-GCN's a_root[j, i]).
     neighbour = hops == 1
@@ -75,15 +76,17 @@ def contrastive_loss(distance: Tensor, labels: Tensor, margin: float) -> Tensor:
 class GCNConfig:
     """Sizes of the Siamese GCN; defaults are LightTrack's (``graph/config/train.yaml``)."""
 
-    in_channels: int = 3          # x, y, visible
-    channels: int = 64            # both graph convolutions
-    embedding: int = 128          # LightTrack's ``num_class: 128`` (output feature size)
-    margin: float = 1.0           # contrastive loss margin m
-    score_scale: float = 10.0     # s · m: sharpness of the match score sigmoid(s (m/2 − d))
+    in_channels: int = 3  # x, y, visible
+    channels: int = 64  # both graph convolutions
+    embedding: int = 128  # LightTrack's ``num_class: 128`` (output feature size)
+    margin: float = 1.0  # contrastive loss margin m
+    score_scale: float = 10.0  # s · m: sharpness of the match score sigmoid(s (m/2 − d))
 
     def __post_init__(self) -> None:
         if min(self.in_channels, self.channels, self.embedding) < 1:
-            raise ValueError(f"GCNConfig: in_channels, channels and embedding must be >= 1, got {asdict(self)}")
+            raise ValueError(
+                f"GCNConfig: in_channels, channels and embedding must be >= 1, got {asdict(self)}"
+            )
         if not (self.margin > 0 and self.score_scale > 0):
             raise ValueError(f"GCNConfig: margin and score_scale must be > 0, got {asdict(self)}")
 
@@ -97,7 +100,7 @@ class GraphConv(nn.Module):
         self.k, self.c_out = k, c_out
         self.linear = nn.Linear(c_in, k * c_out)
 
-    def forward(self, x: Tensor, a: Tensor) -> Tensor:       # x [N, V, C_in], a [K, V, V]
+    def forward(self, x: Tensor, a: Tensor) -> Tensor:  # x [N, V, C_in], a [K, V, V]
         n, v, _ = x.shape
         h = self.linear(x).view(n, v, self.k, self.c_out)
         return torch.relu(torch.einsum("nvkc,kvw->nwc", h, a))
@@ -113,8 +116,12 @@ class SiameseGCN(nn.Module):
         self.register_buffer("adjacency", a)
         k = a.shape[0]
         self.data_bn = nn.BatchNorm1d(NUM_JOINTS * config.in_channels)
-        self.gcn = nn.ModuleList([GraphConv(config.in_channels, config.channels, k),
-                                  GraphConv(config.channels, config.channels, k)])
+        self.gcn = nn.ModuleList(
+            [
+                GraphConv(config.in_channels, config.channels, k),
+                GraphConv(config.channels, config.channels, k),
+            ]
+        )
         self.edge_importance = nn.ParameterList([nn.Parameter(torch.ones_like(a)) for _ in self.gcn])
         self.fc = nn.Linear(config.channels, config.embedding)
 
@@ -135,8 +142,10 @@ class SiameseGCN(nn.Module):
         cur, prev = batch["current"], batch["previous"]
         shape = (NUM_JOINTS, self.config.in_channels)
         if cur.ndim != 3 or tuple(cur.shape[1:]) != shape or cur.shape != prev.shape:
-            raise ValueError(f"SiameseGCN: current and previous must be [M, {shape[0]}, {shape[1]}], "
-                             f"got {tuple(cur.shape)} and {tuple(prev.shape)}")
+            raise ValueError(
+                f"SiameseGCN: current and previous must be [M, {shape[0]}, {shape[1]}], "
+                f"got {tuple(cur.shape)} and {tuple(prev.shape)}"
+            )
         e = self.embed(torch.cat([cur, prev]))
         e1, e2 = e.chunk(2)
         return ((e1 - e2).pow(2).sum(-1) + 1e-9).sqrt()

@@ -18,6 +18,7 @@ Adding a matcher: write its network, its config dataclass and encoder, its
 tracker's scorer, the datamodule, the ablations and ``make cost`` take it from here
 (``keytrack.models.registry.MATCHERS``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -33,11 +34,11 @@ __all__ = ["Matcher", "MatcherConfig", "MATCHERS", "register", "get", "names", "
 @dataclass(frozen=True)
 class Matcher:
     name: str
-    label: str                                       # how tables and plots name it
-    classes: Callable[[], tuple[type, type[nn.Module]]]   # (its config dataclass, its network class)
-    configure: Callable[[DictConfig], Any]    # its network's typed config, from a full experiment config
-    encoder: Callable[[DictConfig], object]   # its PairEncoder, from a full experiment config
-    baseline: bool = True                     # a baseline of Pose Entailment (not the transformer)
+    label: str  # how tables and plots name it
+    classes: Callable[[], tuple[type, type[nn.Module]]]  # (its config dataclass, its network class)
+    configure: Callable[[DictConfig], Any]  # its network's typed config, from a full experiment config
+    encoder: Callable[[DictConfig], object]  # its PairEncoder, from a full experiment config
+    baseline: bool = True  # a baseline of Pose Entailment (not the transformer)
 
     def group_file(self, directory: Path | None = None) -> Path:
         from keytrack.config import config_path
@@ -48,8 +49,9 @@ class Matcher:
         """The network from its typed config (an instance of this matcher's config dataclass)."""
         config_type, network_type = self.classes()
         if not isinstance(network, config_type):
-            raise TypeError(f"matcher {self.name!r} is built from a {config_type.__name__}, "
-                            f"got {type(network).__name__}")
+            raise TypeError(
+                f"matcher {self.name!r} is built from a {config_type.__name__}, got {type(network).__name__}"
+            )
         return network_type(network)
 
 
@@ -64,8 +66,10 @@ class MatcherConfig:
     def __post_init__(self) -> None:
         config_type = get(self.name).classes()[0]
         if not isinstance(self.network, config_type):
-            raise TypeError(f"MatcherConfig {self.name!r}: network must be a {config_type.__name__}, "
-                            f"got {type(self.network).__name__}")
+            raise TypeError(
+                f"MatcherConfig {self.name!r}: network must be a {config_type.__name__}, "
+                f"got {type(self.network).__name__}"
+            )
 
     def to_dict(self) -> dict:
         """Plain values (lists, numbers, strings), as a checkpoint's hyperparameters keep it."""
@@ -103,6 +107,7 @@ def get(name: str) -> Matcher:
 
 # -- the transformer (§3.2, A.5) ------------------------------------------------------------------
 
+
 def transformer_config(token_config, **sizes):
     """The :class:`~keytrack.models.transformer.TransformerConfig` whose vocabularies and embeddings
     fit ``token_config`` (a :class:`keytrack.tokenize.TokenConfig`); ``sizes`` set the others
@@ -110,11 +115,16 @@ def transformer_config(token_config, **sizes):
     from keytrack.models.transformer import TransformerConfig
 
     values = dict(
-        num_positions=token_config.num_positions, num_segments=token_config.num_segments,
-        position=token_config.position_lookup, type=token_config.type, segment=token_config.segment,
+        num_positions=token_config.num_positions,
+        num_segments=token_config.num_segments,
+        position=token_config.position_lookup,
+        type=token_config.type,
+        segment=token_config.segment,
         relative_position=token_config.relative_position,
-        num_columns=int(token_config.grid[0]), num_rows=int(token_config.grid[1]),
-        factorised_position=token_config.position_factorised, num_features=token_config.num_features,
+        num_columns=int(token_config.grid[0]),
+        num_rows=int(token_config.grid[1]),
+        factorised_position=token_config.position_factorised,
+        num_features=token_config.num_features,
         oks_prior=token_config.oks_prior,
     )
     known = {f.name for f in fields(TransformerConfig)}
@@ -134,9 +144,15 @@ def _transformer_config(cfg: DictConfig):
     from keytrack.encoders import token_config
 
     m = cfg.model
-    return transformer_config(token_config(cfg), hidden=int(m.hidden), intermediate=int(m.intermediate),
-                              layers=int(m.layers), heads=int(m.heads), dropout=float(m.dropout),
-                              init_std=float(m.init_std))
+    return transformer_config(
+        token_config(cfg),
+        hidden=int(m.hidden),
+        intermediate=int(m.intermediate),
+        layers=int(m.layers),
+        heads=int(m.heads),
+        dropout=float(m.dropout),
+        init_std=float(m.init_std),
+    )
 
 
 def _token_encoder(cfg: DictConfig):
@@ -146,6 +162,7 @@ def _token_encoder(cfg: DictConfig):
 
 
 # -- the CNNs (§5.2, A.5) and LightTrack's GCN (§4.2) ---------------------------------------------------
+
 
 def _cnn_classes():
     from keytrack.models.cnn import CNNConfig, CNNMatchingNetwork
@@ -157,15 +174,20 @@ def _cnn_config(cfg: DictConfig):
     from keytrack.models.cnn import CNNConfig
 
     m = cfg.model
-    return CNNConfig(resolution=tuple(m.resolution), in_channels=6, channels=int(m.channels),
-                     hidden=None if m.hidden is None else int(m.hidden))
+    return CNNConfig(
+        resolution=tuple(m.resolution),
+        in_channels=6,
+        channels=int(m.channels),
+        hidden=None if m.hidden is None else int(m.hidden),
+    )
 
 
 def _resolution(cfg: DictConfig) -> tuple[int, int]:
     resolution = tuple(int(r) for r in cfg.model.resolution)
     if len(resolution) != 2 or min(resolution) < 1:
-        raise ValueError(f"model.resolution must be [w, h] with positive ints, "
-                         f"got {list(cfg.model.resolution)}")
+        raise ValueError(
+            f"model.resolution must be [w, h] with positive ints, got {list(cfg.model.resolution)}"
+        )
     return resolution
 
 
@@ -200,8 +222,16 @@ def _graph_encoder(cfg: DictConfig):
     return GraphEncoder(coordinates=str(cfg.model.coordinates), delta=int(cfg.pairs.delta))
 
 
-register(Matcher("transformer", "Pose Entailment", _transformer_classes, _transformer_config, _token_encoder,
-                 baseline=False))
+register(
+    Matcher(
+        "transformer",
+        "Pose Entailment",
+        _transformer_classes,
+        _transformer_config,
+        _token_encoder,
+        baseline=False,
+    )
+)
 register(Matcher("cnn_keypoints", "CNN on keypoints", _cnn_classes, _cnn_config, _raster_encoder))
 register(Matcher("cnn_crops", "CNN on image crops", _cnn_classes, _cnn_config, _crop_encoder))
 register(Matcher("gcn", "GCN (ours)", _gcn_classes, _gcn_config, _graph_encoder))

@@ -36,6 +36,7 @@ the three embedding lookup tables (473,218 − 57,856 = 415,362, i.e. 0.415 M, a
 likeliest reading, since no variant of this architecture with the stated sizes has 0.41 M
 parameters in all. Figure 7's 0.43 M for the same configuration is a third, inconsistent figure.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -47,7 +48,6 @@ from torch import Tensor, nn
 
 from keytrack.models import cpu_path
 
-
 __all__ = ["TransformerConfig", "TransformerMatchingNetwork", "parameter_breakdown"]
 
 
@@ -55,11 +55,11 @@ __all__ = ["TransformerConfig", "TransformerMatchingNetwork", "parameter_breakdo
 class TransformerConfig:
     """Sizes of the Transformer Matching Network; defaults are the paper's (A.5)."""
 
-    num_positions: int = 432     # w × h Position grid (also the Relative position vocabulary)
-    num_types: int = 15          # |K| keypoint types
-    num_segments: int = 5        # δ + 1 (0 = current pose, 1..δ = earlier pose)
-    hidden: int = 128            # H
-    intermediate: int = 128      # feed-forward size
+    num_positions: int = 432  # w × h Position grid (also the Relative position vocabulary)
+    num_types: int = 15  # |K| keypoint types
+    num_segments: int = 5  # δ + 1 (0 = current pose, 1..δ = earlier pose)
+    hidden: int = 128  # H
+    intermediate: int = 128  # feed-forward size
     layers: int = 4
     heads: int = 4
     dropout: float = 0.1
@@ -68,19 +68,27 @@ class TransformerConfig:
     type: bool = True
     segment: bool = True
     relative_position: bool = False
-    num_columns: int = 24        # factorised position: columns of the grid (0 = off)
-    num_rows: int = 18           # factorised position: rows of the grid
+    num_columns: int = 24  # factorised position: columns of the grid (0 = off)
+    num_rows: int = 18  # factorised position: rows of the grid
     factorised_position: bool = False
-    num_features: int = 0        # width of the continuous per-token features (0 = none)
-    oks_prior: bool = False      # add a·logit(tokens["oks"]) + b to the match logit (a, b learnt)
+    num_features: int = 0  # width of the continuous per-token features (0 = none)
+    oks_prior: bool = False  # add a·logit(tokens["oks"]) + b to the match logit (a, b learnt)
     oks_prior_weight: float = 1.0  # initial a
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
-            raise ValueError(f"TransformerConfig.hidden ({self.hidden}) must be divisible by "
-                             f"heads ({self.heads})")
-        if not (self.position or self.type or self.segment or self.relative_position
-                or self.factorised_position or self.num_features or self.oks_prior):
+            raise ValueError(
+                f"TransformerConfig.hidden ({self.hidden}) must be divisible by heads ({self.heads})"
+            )
+        if not (
+            self.position
+            or self.type
+            or self.segment
+            or self.relative_position
+            or self.factorised_position
+            or self.num_features
+            or self.oks_prior
+        ):
             raise ValueError("TransformerConfig enables no embedding: at least one must be on")
         if self.num_features < 0:
             raise ValueError(f"TransformerConfig.num_features must be >= 0, got {self.num_features}")
@@ -112,7 +120,9 @@ class Embeddings(nn.Module):
         for flag, attr, size in self.KINDS.values():
             table = nn.Embedding(getattr(config, size), config.hidden) if getattr(config, flag) else None
             setattr(self, attr, table)
-        self.feature_projection = nn.Linear(config.num_features, config.hidden) if config.num_features else None
+        self.feature_projection = (
+            nn.Linear(config.num_features, config.hidden) if config.num_features else None
+        )
         self.layer_norm = nn.LayerNorm(config.hidden, eps=1e-12)
         self.dropout = Dropout(config.dropout)
 
@@ -123,14 +133,18 @@ class Embeddings(nn.Module):
             if table is None:
                 continue
             if key not in tokens:
-                raise KeyError(f"the matching network embeds '{key}' tokens but the batch has only "
-                               f"{sorted(tokens)}; tokenize with the same TokenConfig")
+                raise KeyError(
+                    f"the matching network embeds '{key}' tokens but the batch has only "
+                    f"{sorted(tokens)}; tokenize with the same TokenConfig"
+                )
             e = table(tokens[key])
             total = e if total is None else total + e
         if self.feature_projection is not None:
             if "features" not in tokens:
-                raise KeyError(f"the matching network projects continuous 'features' but the batch has only "
-                               f"{sorted(tokens)}; tokenize with the same TokenConfig")
+                raise KeyError(
+                    f"the matching network projects continuous 'features' but the batch has only "
+                    f"{sorted(tokens)}; tokenize with the same TokenConfig"
+                )
             e = self.feature_projection(tokens["features"].to(self.feature_projection.weight.dtype))
             total = e if total is None else total + e
         return self.dropout(self.layer_norm(total))
@@ -264,7 +278,7 @@ class TransformerMatchingNetwork(nn.Module):
         mask = tokens["mask"].bool()
         # A row with no visible token attends to all of them rather than to nothing (NaN).
         mask = mask | ~mask.any(dim=-1, keepdim=True)
-        attention_mask = mask[:, None, None, :]                  # [M, 1, 1, 30], as in A.5
+        attention_mask = mask[:, None, None, :]  # [M, 1, 1, 30], as in A.5
         x = self.embeddings(tokens)
         # The pooler reads the first token only, so the last layer computes that token alone.
         for i, layer in enumerate(self.encoder):
@@ -273,8 +287,10 @@ class TransformerMatchingNetwork(nn.Module):
         if self.oks_prior is None:
             return logits
         if "oks" not in tokens:
-            raise KeyError(f"the matching network adds the pair's OKS but the batch has only "
-                           f"{sorted(tokens)}; tokenize with the same TokenConfig")
+            raise KeyError(
+                f"the matching network adds the pair's OKS but the batch has only "
+                f"{sorted(tokens)}; tokenize with the same TokenConfig"
+            )
         # In fp32 even under bf16 autocast: bf16 cannot tell OKS 0.995 from 0.999, which is
         # where the true continuation and its nearest rival usually differ.
         oks = tokens["oks"].float().clamp(1e-4, 1.0 - 1e-4)
@@ -287,10 +303,10 @@ class TransformerMatchingNetwork(nn.Module):
 
 def parameter_breakdown(model: TransformerMatchingNetwork) -> dict[str, int]:
     """Trainable parameters per Table 6 row: embeddings, encoder, pooler, classifier, total."""
+
     def count(module: nn.Module) -> int:
         return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
     parts = {name: count(getattr(model, name)) for name in ("embeddings", "encoder", "pooler", "classifier")}
     parts["total"] = count(model)
     return parts
-

@@ -51,6 +51,7 @@ The package: :mod:`~keytrack.perturb.config` (settings, :class:`PerturbConfig`),
 :mod:`~keytrack.perturb.draws` (the building blocks, public for estimators that reuse the draws),
 :mod:`~keytrack.perturb.protocol` (:func:`perturb`), :mod:`~keytrack.perturb.cli` (``keytrack perturb``).
 """
+
 from __future__ import annotations
 
 from keytrack.perturb.cli import add_arguments, evaluate_protocol, run
@@ -58,5 +59,17 @@ from keytrack.perturb.config import JOINT_GROUPS, SETTINGS, TEMPLATE, TEMPLATE_H
 from keytrack.perturb.draws import fit_template, person_scale
 from keytrack.perturb.protocol import perturb, with_oracle_track_ids
 
-__all__ = ["SETTINGS", "JOINT_GROUPS", "TEMPLATE", "TEMPLATE_HEAD_SIZE", "PerturbConfig", "perturb", "person_scale",
-           "fit_template", "with_oracle_track_ids", "evaluate_protocol", "add_arguments", "run"]
+__all__ = [
+    "SETTINGS",
+    "JOINT_GROUPS",
+    "TEMPLATE",
+    "TEMPLATE_HEAD_SIZE",
+    "PerturbConfig",
+    "perturb",
+    "person_scale",
+    "fit_template",
+    "with_oracle_track_ids",
+    "evaluate_protocol",
+    "add_arguments",
+    "run",
+]

@@ -1,4 +1,5 @@
 """``python -m keytrack.perturb`` (the same as ``keytrack perturb``)."""
+
 import argparse
 import sys
 

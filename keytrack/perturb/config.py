@@ -1,5 +1,6 @@
 """The protocol's settings and knobs: Figure 4's keypoint sources, joint groups, the canonical
 skeleton and :class:`PerturbConfig` (calibration in ``docs/perturbation.md``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -32,12 +33,25 @@ _GROUP_OF_JOINT = np.array([next(i for i, js in enumerate(JOINT_GROUPS.values())
 
 #: A canonical standing person facing the camera, :data:`JOINTS` order, in units of its height
 #: (x right, y down, head top at the origin; the person's left side is on the image's right).
-TEMPLATE: np.ndarray = np.array([
-    [0.00, 0.07], [0.00, 0.13], [0.00, 0.00],                   # nose, head_bottom, head_top
-    [0.11, 0.19], [-0.11, 0.19], [0.14, 0.34], [-0.14, 0.34],   # shoulders, elbows (left, right)
-    [0.15, 0.48], [-0.15, 0.48], [0.07, 0.52], [-0.07, 0.52],   # wrists, hips
-    [0.08, 0.75], [-0.08, 0.75], [0.08, 0.97], [-0.08, 0.97],   # knees, ankles
-])
+TEMPLATE: np.ndarray = np.array(
+    [
+        [0.00, 0.07],
+        [0.00, 0.13],
+        [0.00, 0.00],  # nose, head_bottom, head_top
+        [0.11, 0.19],
+        [-0.11, 0.19],
+        [0.14, 0.34],
+        [-0.14, 0.34],  # shoulders, elbows (left, right)
+        [0.15, 0.48],
+        [-0.15, 0.48],
+        [0.07, 0.52],
+        [-0.07, 0.52],  # wrists, hips
+        [0.08, 0.75],
+        [-0.08, 0.75],
+        [0.08, 0.97],
+        [-0.08, 0.97],  # knees, ankles
+    ]
+)
 #: PoseTrack head size of :data:`TEMPLATE` (``0.6 ·`` diagonal of a 0.10 × 0.13 head box).
 TEMPLATE_HEAD_SIZE: float = 0.6 * float(np.hypot(0.10, 0.13))
 
@@ -68,11 +82,17 @@ class PerturbConfig:
     # -- keypoint localisation (both predicted settings) ------------------------------------------
     #: per-axis std of the inlier error, per joint group (Table 2's columns: wrists and ankles
     #: worse than shoulders; hips ambiguous to annotate, hence also loose).
-    joint_sigma: Mapping[str, float] = field(default_factory=lambda: _groups(
-        head=0.12, shoulder=0.12, elbow=0.14, wrist=0.17, hip=0.18, knee=0.15, ankle=0.17))
+    joint_sigma: Mapping[str, float] = field(
+        default_factory=lambda: _groups(
+            head=0.12, shoulder=0.12, elbow=0.14, wrist=0.17, hip=0.18, knee=0.15, ankle=0.17
+        )
+    )
     #: probability of a gross error instead of an inlier error, per joint group.
-    gross_prob: Mapping[str, float] = field(default_factory=lambda: _groups(
-        head=0.045, shoulder=0.05, elbow=0.075, wrist=0.10, hip=0.11, knee=0.085, ankle=0.09))
+    gross_prob: Mapping[str, float] = field(
+        default_factory=lambda: _groups(
+            head=0.045, shoulder=0.05, elbow=0.075, wrist=0.10, hip=0.11, knee=0.085, ankle=0.09
+        )
+    )
     #: median length of a gross error (log-normal), and the std of its log.
     gross_scale: float = 1.5
     gross_spread: float = 0.5
@@ -150,14 +170,26 @@ class PerturbConfig:
         for name in ("joint_sigma", "gross_prob"):
             value = getattr(self, name)
             if set(value) != set(JOINT_GROUPS):
-                raise ValueError(f"PerturbConfig.{name} must have exactly the joint groups "
-                                 f"{list(JOINT_GROUPS)}, got {sorted(value)}")
-            bad = {g: v for g, v in value.items() if not np.isfinite(v) or v < 0
-                   or (name == "gross_prob" and v > 1)}
+                raise ValueError(
+                    f"PerturbConfig.{name} must have exactly the joint groups "
+                    f"{list(JOINT_GROUPS)}, got {sorted(value)}"
+                )
+            bad = {
+                g: v
+                for g, v in value.items()
+                if not np.isfinite(v) or v < 0 or (name == "gross_prob" and v > 1)
+            }
             if bad:
                 raise ValueError(f"PerturbConfig.{name} has out-of-range values {bad}")
-        probabilities = {"swap_prob", "drop_prob", "hallucinate_prob", "miss_prob", "miss_prob_max",
-                         "duplicate_prob", "clutter_keep_prob"}
+        probabilities = {
+            "swap_prob",
+            "drop_prob",
+            "hallucinate_prob",
+            "miss_prob",
+            "miss_prob_max",
+            "duplicate_prob",
+            "clutter_keep_prob",
+        }
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Mapping):

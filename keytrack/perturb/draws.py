@@ -1,6 +1,7 @@
 """The protocol's building blocks, public for estimators that reuse its draws
 (:mod:`keytrack.estimators.simulated`): head sizes, the fitted skeleton, the keypoint error and
 confidence model, crops, missed runs, duplicates and clutter poses of one video."""
+
 from __future__ import annotations
 
 import warnings
@@ -8,14 +9,35 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from keytrack.perturb.config import TEMPLATE, TEMPLATE_HEAD_SIZE, PerturbConfig, _ADJACENT
+from keytrack.perturb.config import _ADJACENT, TEMPLATE, TEMPLATE_HEAD_SIZE, PerturbConfig
 from keytrack.poses import Video, keypoint_boxes
 from keytrack.skeleton import FLIP, JOINTS, NUM_JOINTS
 
-__all__ = ["box_diagonal", "template", "sigmoid", "logit", "Poses", "gather_poses", "fill_scale", "KeypointDraws", "draw_keypoints", "crop_of", "estimate_keypoints", "predict_keypoints", "person_crop", "missed", "duplicates", "frame_extent", "clutter", "person_scale", "fit_template"]
+__all__ = [
+    "box_diagonal",
+    "template",
+    "sigmoid",
+    "logit",
+    "Poses",
+    "gather_poses",
+    "fill_scale",
+    "KeypointDraws",
+    "draw_keypoints",
+    "crop_of",
+    "estimate_keypoints",
+    "predict_keypoints",
+    "person_crop",
+    "missed",
+    "duplicates",
+    "frame_extent",
+    "clutter",
+    "person_scale",
+    "fit_template",
+]
 
 
 # -- geometry -------------------------------------------------------------------------------------
+
 
 def box_diagonal(boxes: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
@@ -23,8 +45,9 @@ def box_diagonal(boxes: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(diag) & (diag > 0), diag, np.nan)
 
 
-def person_scale(keypoints: np.ndarray, boxes: np.ndarray, head_boxes: np.ndarray,
-                 head_size_per_box_diagonal: float = 0.1) -> np.ndarray:
+def person_scale(
+    keypoints: np.ndarray, boxes: np.ndarray, head_boxes: np.ndarray, head_size_per_box_diagonal: float = 0.1
+) -> np.ndarray:
     """``[P]`` head size ``s`` of each pose in pixels, the unit of PoseTrack's PCKh (NaN if unknown).
 
     ``0.6 ·`` the head box's diagonal where there is a head box (as PoseTrack's evaluation
@@ -49,13 +72,13 @@ def fit_template(keypoints: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, 
     template of that head size centred on the present keypoints instead.
     """
     kp = np.asarray(keypoints, np.float64)
-    w = (kp[..., 2] > 0).astype(np.float64)                          # [P, 15]
+    w = (kp[..., 2] > 0).astype(np.float64)  # [P, 15]
     n = w.sum(1)
     z = np.where(w > 0, kp[..., 0] + 1j * kp[..., 1], 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_z = (w * z).sum(1) / n
         fits = []
-        for sign in (1, -1):                                          # template, mirror image
+        for sign in (1, -1):  # template, mirror image
             t = sign * TEMPLATE[:, 0] + 1j * TEMPLATE[:, 1]
             tc, zc = t - (w * t).sum(1, keepdims=True) / n[:, None], z - mean_z[:, None]
             a = (w * np.conj(tc) * zc).sum(1) / (w * np.abs(tc) ** 2).sum(1)
@@ -88,15 +111,16 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 # -- one video ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Poses:
     """Predicted poses of one video as columns (one row per pose)."""
 
-    frame: np.ndarray       # [N] position in video.frames
-    keypoints: np.ndarray   # [N, 15, 3]
-    boxes: np.ndarray       # [N, 4]
-    scores: np.ndarray      # [N]
-    track_ids: np.ndarray   # [N]
+    frame: np.ndarray  # [N] position in video.frames
+    keypoints: np.ndarray  # [N, 15, 3]
+    boxes: np.ndarray  # [N, 4]
+    scores: np.ndarray  # [N]
+    track_ids: np.ndarray  # [N]
 
     @staticmethod
     def cat(parts: list["Poses"]) -> "Poses":
@@ -111,8 +135,13 @@ def gather_poses(video: Video) -> tuple[np.ndarray, ...]:
     counts = np.array([f.num_poses for f in video.frames], dtype=np.int64)
     frame = np.repeat(np.arange(len(video.frames)), counts)
     if counts.sum() == 0:
-        return (frame, np.zeros((0, NUM_JOINTS, 3)), np.zeros(0, np.int64), np.zeros((0, 4)),
-                np.zeros((0, 4)))
+        return (
+            frame,
+            np.zeros((0, NUM_JOINTS, 3)),
+            np.zeros(0, np.int64),
+            np.zeros((0, 4)),
+            np.zeros((0, 4)),
+        )
     kp = np.concatenate([f.keypoints for f in video.frames])
     tid = np.concatenate([f.track_ids for f in video.frames])
     boxes = np.concatenate([f.boxes for f in video.frames])
@@ -122,9 +151,11 @@ def gather_poses(video: Video) -> tuple[np.ndarray, ...]:
         row, joint = np.argwhere(bad)[0]
         pose = row - np.searchsorted(frame, frame[row])
         where = f"{video.source or video.name}: frame {video.frames[frame[row]].index}, pose {pose}"
-        raise ValueError(f"{where}: "
-                         f"field 'keypoints', joint {JOINTS[joint]} has x, y, c = {kp[row, joint].tolist()} "
-                         "(a present keypoint needs finite x, y; c must be finite)")
+        raise ValueError(
+            f"{where}: "
+            f"field 'keypoints', joint {JOINTS[joint]} has x, y, c = {kp[row, joint].tolist()} "
+            "(a present keypoint needs finite x, y; c must be finite)"
+        )
     return frame, kp, tid, boxes, heads
 
 
@@ -133,8 +164,11 @@ def fill_scale(s: np.ndarray, frame_height: float) -> np.ndarray:
     known = np.isfinite(s)
     if known.all():
         return s
-    fallback = np.median(s[known]) if known.any() else (
-        0.03 * frame_height if np.isfinite(frame_height) and frame_height > 0 else 10.0)
+    fallback = (
+        np.median(s[known])
+        if known.any()
+        else (0.03 * frame_height if np.isfinite(frame_height) and frame_height > 0 else 10.0)
+    )
     return np.where(known, s, fallback)
 
 
@@ -146,15 +180,15 @@ class KeypointDraws:
     frame yields the same errors through any crop (:mod:`keytrack.estimators.simulated` relies on it).
     """
 
-    inlier: np.ndarray       # [N, 15, 2] standard normal
-    u_gross: np.ndarray      # [N, 15]
-    gross_len: np.ndarray    # [N, 15] head sizes
-    gross_dir: np.ndarray    # [N, 15] radians
-    u_swap: np.ndarray       # [N]
-    u_drop: np.ndarray       # [N, 15]
-    u_hall: np.ndarray       # [N, 15]
-    hall_noise: np.ndarray   # [N, 15, 2] standard normal
-    conf_noise: np.ndarray   # [N, 15] standard normal
+    inlier: np.ndarray  # [N, 15, 2] standard normal
+    u_gross: np.ndarray  # [N, 15]
+    gross_len: np.ndarray  # [N, 15] head sizes
+    gross_dir: np.ndarray  # [N, 15] radians
+    u_swap: np.ndarray  # [N]
+    u_drop: np.ndarray  # [N, 15]
+    u_hall: np.ndarray  # [N, 15]
+    hall_noise: np.ndarray  # [N, 15, 2] standard normal
+    conf_noise: np.ndarray  # [N, 15] standard normal
 
     def take(self, index: np.ndarray) -> "KeypointDraws":
         return KeypointDraws(*(getattr(self, f.name)[index] for f in fields(KeypointDraws)))
@@ -173,12 +207,14 @@ def draw_keypoints(n: int, cfg: PerturbConfig, rng_kp: np.random.Generator) -> K
     u_hall = rng_kp.random((n, NUM_JOINTS))
     hall_noise = rng_kp.standard_normal((n, NUM_JOINTS, 2))
     conf_noise = rng_kp.standard_normal((n, NUM_JOINTS))
-    return KeypointDraws(inlier, u_gross, gross_len, gross_dir, u_swap, u_drop, u_hall, hall_noise,
-                          conf_noise)
+    return KeypointDraws(
+        inlier, u_gross, gross_len, gross_dir, u_swap, u_drop, u_hall, hall_noise, conf_noise
+    )
 
 
-def crop_of(person_box: np.ndarray, shift: np.ndarray, log_scale: np.ndarray,
-             cfg: PerturbConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def crop_of(
+    person_box: np.ndarray, shift: np.ndarray, log_scale: np.ndarray, cfg: PerturbConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """§3.3's imperfect box: ``(lo [N, 2], hi [N, 2], inlier std gain [N])`` of the estimator's crop.
 
     The crop is ``person_box`` enlarged by :attr:`PerturbConfig.box_margin` per side, its centre
@@ -193,9 +229,14 @@ def crop_of(person_box: np.ndarray, shift: np.ndarray, log_scale: np.ndarray,
     return centre - half, centre + half, gain
 
 
-def estimate_keypoints(kp: np.ndarray, s: np.ndarray, draws: KeypointDraws, cfg: PerturbConfig,
-                        crop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                        confidence_offset: np.ndarray | None = None) -> np.ndarray:
+def estimate_keypoints(
+    kp: np.ndarray,
+    s: np.ndarray,
+    draws: KeypointDraws,
+    cfg: PerturbConfig,
+    crop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    confidence_offset: np.ndarray | None = None,
+) -> np.ndarray:
     """``[N, 15, 3]`` predicted keypoints of annotated poses ``kp`` from their ``draws``.
 
     ``crop = (lo, hi, gain)`` (:func:`crop_of`) confines the predictions to the crop and scales
@@ -216,7 +257,7 @@ def estimate_keypoints(kp: np.ndarray, s: np.ndarray, draws: KeypointDraws, cfg:
     swap = (draws.u_swap < cfg.swap_prob)[:, None] & vis & vis[:, FLIP]
     source = np.where(swap, FLIP, np.arange(NUM_JOINTS))
     pred = np.take_along_axis(xy, source[..., None], axis=1) + s[:, None, None] * error
-    if crop is not None:   # a heatmap estimator cannot point outside its crop
+    if crop is not None:  # a heatmap estimator cannot point outside its crop
         pred = np.clip(pred, lo[:, None, :], hi[:, None, :])
     err = np.linalg.norm(pred - xy, axis=-1) / s[:, None]
     logit = cfg.confidence_bias - cfg.confidence_error_gain * err + cfg.confidence_noise * draws.conf_noise
@@ -230,8 +271,10 @@ def estimate_keypoints(kp: np.ndarray, s: np.ndarray, draws: KeypointDraws, cfg:
     dropped = vis & (draws.u_drop < cfg.drop_prob * (1 + cfg.drop_boundary_gain * boundary))
     a, b, mirrored = fit_template(kp, s)
     plausible = a[:, None] * template(mirrored) + b[:, None]
-    plausible = np.stack([plausible.real, plausible.imag], -1) + \
-        cfg.hallucinate_sigma * s[:, None, None] * draws.hall_noise
+    plausible = (
+        np.stack([plausible.real, plausible.imag], -1)
+        + cfg.hallucinate_sigma * s[:, None, None] * draws.hall_noise
+    )
     hallucinated = ~vis & (draws.u_hall < cfg.hallucinate_prob)
     if crop is not None:
         plausible = np.clip(plausible, lo[:, None, :], hi[:, None, :])
@@ -251,14 +294,20 @@ def estimate_keypoints(kp: np.ndarray, s: np.ndarray, draws: KeypointDraws, cfg:
     return out
 
 
-def predict_keypoints(kp: np.ndarray, s: np.ndarray, person_box: np.ndarray, predicted_boxes: bool,
-                       cfg: PerturbConfig, rng_kp: np.random.Generator,
-                       rng_box: np.random.Generator) -> np.ndarray:
+def predict_keypoints(
+    kp: np.ndarray,
+    s: np.ndarray,
+    person_box: np.ndarray,
+    predicted_boxes: bool,
+    cfg: PerturbConfig,
+    rng_kp: np.random.Generator,
+    rng_box: np.random.Generator,
+) -> np.ndarray:
     """``[N, 15, 3]`` predicted keypoints of the annotated poses (§4.2's "predicted keypoints")."""
     n = len(kp)
     draws = draw_keypoints(n, cfg, rng_kp)
     crop = None
-    if predicted_boxes:   # §3.3's imperfect boxes: a shifted, mis-scaled crop
+    if predicted_boxes:  # §3.3's imperfect boxes: a shifted, mis-scaled crop
         shift = cfg.box_shift * rng_box.standard_normal((n, 2))
         log_scale = cfg.box_scale * rng_box.standard_normal(n)
         crop = crop_of(person_box, shift, log_scale, cfg)
@@ -275,8 +324,9 @@ def person_crop(gt_box: np.ndarray, s: np.ndarray, min_size: float = 4.0) -> np.
     return crop
 
 
-def missed(key: np.ndarray, frame: np.ndarray, p_start: np.ndarray,
-            rng: np.random.Generator, mean_run: float) -> np.ndarray:
+def missed(
+    key: np.ndarray, frame: np.ndarray, p_start: np.ndarray, rng: np.random.Generator, mean_run: float
+) -> np.ndarray:
     """``[N]`` bool: poses a detector misses, in runs over each track's consecutive appearances.
 
     A run starts at a pose with probability ``p_start`` and covers it and the next ``L - 1``
@@ -315,9 +365,12 @@ def duplicates(base: Poses, s: np.ndarray, cfg: PerturbConfig, rng: np.random.Ge
         warnings.simplefilter("ignore", RuntimeWarning)
         centre = np.nanmean(np.where(emitted[..., None], kp[..., :2], np.nan), axis=1)
     height = s / TEMPLATE_HEAD_SIZE
-    xy = (centre[:, None] + np.exp(log_scale)[:, None, None] * (kp[..., :2] - centre[:, None])
-          + (cfg.duplicate_shift * height[:, None] * shift)[:, None]
-          + cfg.duplicate_sigma * s[:, None, None] * jitter)
+    xy = (
+        centre[:, None]
+        + np.exp(log_scale)[:, None, None] * (kp[..., :2] - centre[:, None])
+        + (cfg.duplicate_shift * height[:, None] * shift)[:, None]
+        + cfg.duplicate_sigma * s[:, None, None] * jitter
+    )
     c = sigmoid(logit(kp[..., 2]) - cfg.duplicate_confidence_drop + cfg.confidence_noise * conf_noise)
     out = np.concatenate([xy, np.clip(c, 1e-3, 1.0)[..., None]], -1)
     out[~emitted] = 0.0
@@ -336,8 +389,14 @@ def frame_extent(video: Video, kp: np.ndarray) -> np.ndarray | None:
     return np.r_[xy.min(0), xy.max(0)]
 
 
-def clutter(video: Video, labeled: np.ndarray, sizes: np.ndarray, extent: np.ndarray | None,
-             cfg: PerturbConfig, rng: np.random.Generator) -> Poses:
+def clutter(
+    video: Video,
+    labeled: np.ndarray,
+    sizes: np.ndarray,
+    extent: np.ndarray | None,
+    cfg: PerturbConfig,
+    rng: np.random.Generator,
+) -> Poses:
     """False positives in the background: random template poses anywhere in labelled frames.
 
     Each is :data:`TEMPLATE`, randomly mirrored and tilted, the head size of a random person of

@@ -1,27 +1,32 @@
 """The protocol itself: :func:`perturb` (one call per dataset, one independent seed stream per
 video) and :func:`with_oracle_track_ids`."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from keytrack.perturb.config import SETTINGS, PerturbConfig
 from keytrack.perturb import draws
+from keytrack.perturb.config import SETTINGS, PerturbConfig
 from keytrack.poses import Dataset, Frame, Video, keypoint_boxes
 
 __all__ = ["perturb", "with_oracle_track_ids"]
 
 
-def _perturb_video(video: Video, index: int, setting: str, seed: int, cfg: PerturbConfig,
-                   keep_track_ids: bool) -> Video:
+def _perturb_video(
+    video: Video, index: int, setting: str, seed: int, cfg: PerturbConfig, keep_track_ids: bool
+) -> Video:
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(5)]
     rng_order, rng_kp, rng_box, rng_miss, rng_fp = streams
     frame, kp, tid, boxes, heads = draws.gather_poses(video)
-    present = (kp[..., 2] > 0).any(1)            # an annotation without keypoints yields no pose
+    present = (kp[..., 2] > 0).any(1)  # an annotation without keypoints yields no pose
     frame, kp, tid, boxes, heads = frame[present], kp[present], tid[present], boxes[present], heads[present]
     n = len(kp)
     vis = kp[..., 2] > 0
-    gt_box = np.where(np.isfinite(boxes).all(1, keepdims=True) & (boxes[:, 2:] > 0).all(1, keepdims=True),
-                      boxes, keypoint_boxes(kp))
+    gt_box = np.where(
+        np.isfinite(boxes).all(1, keepdims=True) & (boxes[:, 2:] > 0).all(1, keepdims=True),
+        boxes,
+        keypoint_boxes(kp),
+    )
     ids = tid if keep_track_ids else np.full(n, -1, np.int64)
     fp_penalty = np.zeros(n)
 
@@ -30,7 +35,9 @@ def _perturb_video(video: Video, index: int, setting: str, seed: int, cfg: Pertu
         out[..., 2] = vis
         poses = draws.Poses(frame, out, gt_box, np.ones(n), ids)
     else:
-        s = draws.fill_scale(draws.person_scale(kp, boxes, heads, cfg.head_size_per_box_diagonal), video.height)
+        s = draws.fill_scale(
+            draws.person_scale(kp, boxes, heads, cfg.head_size_per_box_diagonal), video.height
+        )
         predicted_boxes = setting == SETTINGS[2]
         crop = draws.person_crop(gt_box, s)
         pred = draws.predict_keypoints(kp, s, crop, predicted_boxes, cfg, rng_kp, rng_box)
@@ -38,8 +45,11 @@ def _perturb_video(video: Video, index: int, setting: str, seed: int, cfg: Pertu
         if predicted_boxes:
             known_height = np.isfinite(video.height) and video.height > 0
             rel = s / video.height if known_height else np.full(n, cfg.miss_size_ref)
-            p_start = cfg.miss_prob * (cfg.miss_size_ref / rel) ** cfg.miss_size_power \
+            p_start = (
+                cfg.miss_prob
+                * (cfg.miss_size_ref / rel) ** cfg.miss_size_power
                 * (1 + cfg.miss_occlusion_gain * (1 - vis.mean(1)))
+            )
             key = np.where(tid >= 0, tid, -1 - np.arange(n))
             p_start = np.minimum(p_start, cfg.miss_prob_max)
             missed = draws.missed(key, frame, p_start, rng_miss, cfg.miss_run_length)
@@ -56,7 +66,9 @@ def _perturb_video(video: Video, index: int, setting: str, seed: int, cfg: Pertu
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_c = np.where(emitted.any(1), (c * emitted).sum(1) / emitted.sum(1), 0.5)
         noise = rng_order.standard_normal(len(c))
-        poses.scores = draws.sigmoid(draws.logit(mean_c) + cfg.score_noise * noise - cfg.fp_score_penalty * fp_penalty)
+        poses.scores = draws.sigmoid(
+            draws.logit(mean_c) + cfg.score_noise * noise - cfg.fp_score_penalty * fp_penalty
+        )
         poses = poses.take(emitted.any(1))
 
     # a detector lists its poses by descending score; ties broken at random
@@ -68,16 +80,36 @@ def _perturb_video(video: Video, index: int, setting: str, seed: int, cfg: Pertu
     for i, f in enumerate(video.frames):
         sl = slice(bounds[i], bounds[i + 1])
         m = sl.stop - sl.start
-        frames.append(Frame(index=f.index, keypoints=poses.keypoints[sl], track_ids=poses.track_ids[sl],
-                            boxes=poses.boxes[sl], head_boxes=np.full((m, 4), np.nan),
-                            scores=poses.scores[sl], image_id=f.image_id, file_name=f.file_name,
-                            is_labeled=f.is_labeled))
-    return Video(name=video.name, frames=frames, width=video.width, height=video.height, source=video.source,
-                 frame_size_origin=video.frame_size_origin)
+        frames.append(
+            Frame(
+                index=f.index,
+                keypoints=poses.keypoints[sl],
+                track_ids=poses.track_ids[sl],
+                boxes=poses.boxes[sl],
+                head_boxes=np.full((m, 4), np.nan),
+                scores=poses.scores[sl],
+                image_id=f.image_id,
+                file_name=f.file_name,
+                is_labeled=f.is_labeled,
+            )
+        )
+    return Video(
+        name=video.name,
+        frames=frames,
+        width=video.width,
+        height=video.height,
+        source=video.source,
+        frame_size_origin=video.frame_size_origin,
+    )
 
 
-def perturb(dataset: Dataset, setting: str, seed: int = 0, config: PerturbConfig | None = None,
-            keep_track_ids: bool = False) -> Dataset:
+def perturb(
+    dataset: Dataset,
+    setting: str,
+    seed: int = 0,
+    config: PerturbConfig | None = None,
+    keep_track_ids: bool = False,
+) -> Dataset:
     """Predicted poses for ``dataset`` (ground truth) under one of Figure 4's :data:`SETTINGS`.
 
     Returns a new :class:`~keytrack.poses.Dataset` with the same videos and frames (frame indices,
@@ -93,12 +125,14 @@ def perturb(dataset: Dataset, setting: str, seed: int = 0, config: PerturbConfig
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"perturb: seed must be a non-negative int, got {seed!r}")
     config = PerturbConfig() if config is None else config
-    videos = [_perturb_video(v, i, setting, int(seed), config, keep_track_ids)
-              for i, v in enumerate(dataset.videos)]
+    videos = [
+        _perturb_video(v, i, setting, int(seed), config, keep_track_ids) for i, v in enumerate(dataset.videos)
+    ]
     return Dataset(videos, dict(dataset.skipped))
 
 
 # -- oracle evaluation and command line ----------------------------------------------------------
+
 
 def with_oracle_track_ids(predicted: Dataset) -> Dataset:
     """Predictions from ``perturb(..., keep_track_ids=True)`` with a fresh id on each false positive.
@@ -118,6 +152,7 @@ def with_oracle_track_ids(predicted: Dataset) -> Dataset:
             out.track_ids[new] = next_id + np.arange(len(new))
             next_id += len(new)
             frames.append(out)
-        videos.append(Video(video.name, frames, video.width, video.height, video.source,
-                            video.frame_size_origin))
+        videos.append(
+            Video(video.name, frames, video.width, video.height, video.source, video.frame_size_origin)
+        )
     return Dataset(videos, dict(predicted.skipped))

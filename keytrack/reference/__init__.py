@@ -11,6 +11,7 @@ Ablation reports print these values beside the project's own::
 Values are percentages unless the entry says otherwise, and refer to PoseTrack 2018 val unless the
 entry says otherwise.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,13 +26,14 @@ RESOURCE = "paper_results.yaml"
 
 @lru_cache(maxsize=1)
 def _load() -> dict:
-    import yaml    # PyYAML, a dependency of omegaconf
+    import yaml  # PyYAML, a dependency of omegaconf
 
     text = resources.files(__name__).joinpath(RESOURCE).read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise ValueError(f"{__name__}/{RESOURCE}: expected a mapping at the top level, "
-                         f"got {type(data).__name__}")
+        raise ValueError(
+            f"{__name__}/{RESOURCE}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 

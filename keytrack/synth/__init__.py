@@ -7,11 +7,21 @@
 * :func:`default_dataset`: the default set, generated once and cached
   (:mod:`keytrack.synth.cache`).
 """
+
 from keytrack.synth.cache import DEFAULT_NUM_VIDEOS, cache_root, default_dataset, load_npz, save_npz
 from keytrack.synth.config import MOTIONS, SynthConfig
 from keytrack.synth.scene import film_video, generate_dataset, generate_video, video_name
 
 __all__ = [
-    "DEFAULT_NUM_VIDEOS", "MOTIONS", "SynthConfig", "cache_root", "default_dataset", "film_video",
-    "generate_dataset", "generate_video", "load_npz", "save_npz", "video_name",
+    "DEFAULT_NUM_VIDEOS",
+    "MOTIONS",
+    "SynthConfig",
+    "cache_root",
+    "default_dataset",
+    "film_video",
+    "generate_dataset",
+    "generate_video",
+    "load_npz",
+    "save_npz",
+    "video_name",
 ]

@@ -6,9 +6,8 @@
 ``DIR/annotations/val/`` (video indices ``N .. N+M-1`` of the same seed). Every
 :class:`~keytrack.synth.SynthConfig` knob can be set with ``--set KNOB=VALUE`` (JSON values).
 """
-from __future__ import annotations
 
-from keytrack.errors import InputError
+from __future__ import annotations
 
 import argparse
 import dataclasses
@@ -16,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from keytrack.errors import InputError
 from keytrack.synth.cache import DEFAULT_NUM_VIDEOS
 from keytrack.synth.config import SynthConfig
 from keytrack.synth.scene import generate_dataset
@@ -55,7 +55,8 @@ def _knob(text: str) -> tuple[str, object]:
     fields = {f.name for f in dataclasses.fields(SynthConfig)}
     if not eq or name not in fields:
         raise argparse.ArgumentTypeError(
-            f"expected KNOB=VALUE with KNOB one of {sorted(fields)}, got {text!r}")
+            f"expected KNOB=VALUE with KNOB one of {sorted(fields)}, got {text!r}"
+        )
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
@@ -93,27 +94,55 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True,
-                        help="dataset root; files go to OUT/annotations/<split>/")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="dataset root; files go to OUT/annotations/<split>/"
+    )
     parser.add_argument("--videos", type=int, default=DEFAULT_NUM_VIDEOS, help="videos in --split")
     parser.add_argument("--seed", type=int, default=0, help="seed (video i is seeded by (seed, i))")
     parser.add_argument("--split", default="train", help="split name of the --videos videos")
-    parser.add_argument("--val-videos", type=int, default=0,
-                        help="also write this many further videos (indices after --videos) as --val-split")
+    parser.add_argument(
+        "--val-videos",
+        type=int,
+        default=0,
+        help="also write this many further videos (indices after --videos) as --val-split",
+    )
     parser.add_argument("--val-split", default="val", help="split name of the --val-videos videos")
-    parser.add_argument("--frames", type=_int_range, default=None, metavar="F|A-B",
-                        help="annotated frames per video")
-    parser.add_argument("--people", type=_int_range, default=None, metavar="N|A-B",
-                        help="people placed per video")
-    parser.add_argument("--strides", type=lambda s: _weights(s, int), default=None, metavar="S[=W],...",
-                        help="frame strides and their weights, e.g. 1=0.5,4=0.5")
-    parser.add_argument("--motions", type=_weights, default=None, metavar="M[=W],...",
-                        help="motion mix, e.g. walk=0.5,dance=0.5 (walk run turn jump dance stand)")
-    parser.add_argument("--size", type=_size, action="append", default=None, metavar="WxH",
-                        help="frame size choice (repeat for several)")
-    parser.add_argument("--set", type=_knob, action="append", default=None, metavar="KNOB=VALUE",
-                        help="any SynthConfig knob, JSON value (e.g. --set jitter=0.01 "
-                             "--set 'scale_range=[0.2,0.9]')")
+    parser.add_argument(
+        "--frames", type=_int_range, default=None, metavar="F|A-B", help="annotated frames per video"
+    )
+    parser.add_argument(
+        "--people", type=_int_range, default=None, metavar="N|A-B", help="people placed per video"
+    )
+    parser.add_argument(
+        "--strides",
+        type=lambda s: _weights(s, int),
+        default=None,
+        metavar="S[=W],...",
+        help="frame strides and their weights, e.g. 1=0.5,4=0.5",
+    )
+    parser.add_argument(
+        "--motions",
+        type=_weights,
+        default=None,
+        metavar="M[=W],...",
+        help="motion mix, e.g. walk=0.5,dance=0.5 (walk run turn jump dance stand)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        action="append",
+        default=None,
+        metavar="WxH",
+        help="frame size choice (repeat for several)",
+    )
+    parser.add_argument(
+        "--set",
+        type=_knob,
+        action="append",
+        default=None,
+        metavar="KNOB=VALUE",
+        help="any SynthConfig knob, JSON value (e.g. --set jitter=0.01 --set 'scale_range=[0.2,0.9]')",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
         folder = args.out / "annotations" / split
         write_posetrack18(dataset, folder)
         tracks = sum(len({int(t) for f in v.frames for t in f.track_ids}) for v in dataset.videos)
-        parts.append(f"{split}: {len(dataset.videos)} videos, {dataset.num_frames} frames, "
-                     f"{dataset.num_poses} poses, {tracks} tracks -> {folder}")
+        parts.append(
+            f"{split}: {len(dataset.videos)} videos, {dataset.num_frames} frames, "
+            f"{dataset.num_poses} poses, {tracks} tracks -> {folder}"
+        )
     print(f"keytrack synth (seed {args.seed}, {time.perf_counter() - start:.1f} s): " + "; ".join(parts))
     return 0

@@ -6,6 +6,7 @@ toward the statistics of real fully-annotated video (``keytrack data-stats``, se
 people who move alike, people hidden behind others, and low frame rates (§3.2's segment token
 exists because frames are skipped).
 """
+
 from __future__ import annotations
 
 import json
@@ -127,8 +128,16 @@ class SynthConfig:
     fps: float = 25.0
     frame_strides: dict[int, float] = field(default_factory=lambda: {1: 0.4, 2: 0.2, 3: 0.2, 4: 0.2})
 
-    motion_mix: dict[str, float] = field(default_factory=lambda: {
-        "walk": 0.2, "run": 0.04, "turn": 0.08, "jump": 0.06, "dance": 0.18, "stand": 0.44})
+    motion_mix: dict[str, float] = field(
+        default_factory=lambda: {
+            "walk": 0.2,
+            "run": 0.04,
+            "turn": 0.08,
+            "jump": 0.06,
+            "dance": 0.18,
+            "stand": 0.44,
+        }
+    )
     height_range: tuple[float, float] = (1.5, 1.95)
     proportion_jitter: float = 0.04
     speed_jitter: float = 0.15
@@ -164,16 +173,18 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         _range("people_per_video", self.people_per_video, 1, 1000, integer=True)
-        _range("frames_per_video", self.frames_per_video, 1, 10_000, integer=True)   # image ids
+        _range("frames_per_video", self.frames_per_video, 1, 10_000, integer=True)  # image ids
         if not self.frame_sizes or any(len(s) != 2 or min(s) <= 0 for s in self.frame_sizes):
-            raise ValueError(f"SynthConfig.frame_sizes: expected (width, height) pairs > 0, "
-                             f"got {self.frame_sizes!r}")
+            raise ValueError(
+                f"SynthConfig.frame_sizes: expected (width, height) pairs > 0, got {self.frame_sizes!r}"
+            )
         if self.fps <= 0:
             raise ValueError(f"SynthConfig.fps: must be > 0, got {self.fps!r}")
         _weights("frame_strides", self.frame_strides)
         if any(int(s) != s or s < 1 for s in self.frame_strides):
-            raise ValueError(f"SynthConfig.frame_strides: strides must be integers >= 1, "
-                             f"got {list(self.frame_strides)}")
+            raise ValueError(
+                f"SynthConfig.frame_strides: strides must be integers >= 1, got {list(self.frame_strides)}"
+            )
         _weights("motion_mix", self.motion_mix, MOTIONS)
         _range("height_range", self.height_range, 0.3, 3.0)
         _range("scale_range", self.scale_range, 1e-3, 5.0)
@@ -183,11 +194,27 @@ class SynthConfig:
         _range("crossing_depth_gap", self.crossing_depth_gap, 0.0, 100.0)
         _range("centre_row", self.centre_row, -10.0, 10.0)
         _range("camera_height", self.camera_height, 0.0, 100.0)
-        for name in ("group_prob", "lookalike_prob", "crossing_prob", "entry_rate", "exit_rate",
-                     "camera_motion_prob", "joint_occlusion_rate", "occluded_label_rate"):
+        for name in (
+            "group_prob",
+            "lookalike_prob",
+            "crossing_prob",
+            "entry_rate",
+            "exit_rate",
+            "camera_motion_prob",
+            "joint_occlusion_rate",
+            "occluded_label_rate",
+        ):
             _probability(name, getattr(self, name))
-        for name in ("proportion_jitter", "speed_jitter", "phase_offset", "camera_pan", "camera_zoom",
-                     "camera_roll", "jitter", "occluder_width"):
+        for name in (
+            "proportion_jitter",
+            "speed_jitter",
+            "phase_offset",
+            "camera_pan",
+            "camera_zoom",
+            "camera_roll",
+            "jitter",
+            "occluder_width",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"SynthConfig.{name}: must be >= 0, got {getattr(self, name)!r}")
         if self.camera_period <= 0:
@@ -195,8 +222,9 @@ class SynthConfig:
         if self.occlusion_duration <= 0:
             raise ValueError(f"SynthConfig.occlusion_duration: must be > 0, got {self.occlusion_duration!r}")
         if not 1 <= self.min_visible_joints <= 15:
-            raise ValueError(f"SynthConfig.min_visible_joints: must be in 1..15, "
-                             f"got {self.min_visible_joints!r}")
+            raise ValueError(
+                f"SynthConfig.min_visible_joints: must be in 1..15, got {self.min_visible_joints!r}"
+            )
 
     def to_json(self) -> str:
         """Canonical JSON of every knob (the cache key of :func:`keytrack.synth.default_dataset`)."""

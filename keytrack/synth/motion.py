@@ -11,6 +11,7 @@ flight phase of running.
 Everything is vectorised over people and time: angle arrays are ``[n, T]`` and the kinematics
 returns ``[n, T, 15, 3]``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,30 +24,44 @@ J = {name: i for i, name in enumerate(JOINTS)}
 
 #: Canonical segment lengths as fractions of body height (anthropometric tables, rounded).
 PROPORTIONS: dict[str, float] = {
-    "pelvis_to_neck": 0.29,     # pelvis centre to the shoulder line
-    "neck_to_chin": 0.035,      # shoulder line to head_bottom
-    "head": 0.145,              # head_bottom to head_top
-    "shoulder_half": 0.115,     # half the shoulder width
-    "hip_half": 0.085,          # half the hip width
+    "pelvis_to_neck": 0.29,  # pelvis centre to the shoulder line
+    "neck_to_chin": 0.035,  # shoulder line to head_bottom
+    "head": 0.145,  # head_bottom to head_top
+    "shoulder_half": 0.115,  # half the shoulder width
+    "hip_half": 0.085,  # half the hip width
     "upper_arm": 0.17,
     "forearm": 0.155,
     "thigh": 0.245,
     "shank": 0.245,
-    "ankle": 0.04,              # ankle joint height above the ground
+    "ankle": 0.04,  # ankle joint height above the ground
 }
 
 #: Angle channels (radians; ``lift`` in body heights). ``_l``/``_r`` are the person's left/right.
 CHANNELS: tuple[str, ...] = (
-    "pitch", "roll", "twist", "head_pitch", "lift",
-    "sh_flex_l", "sh_flex_r", "sh_abd_l", "sh_abd_r", "elbow_l", "elbow_r",
-    "hip_flex_l", "hip_flex_r", "hip_abd_l", "hip_abd_r", "knee_l", "knee_r",
+    "pitch",
+    "roll",
+    "twist",
+    "head_pitch",
+    "lift",
+    "sh_flex_l",
+    "sh_flex_r",
+    "sh_abd_l",
+    "sh_abd_r",
+    "elbow_l",
+    "elbow_r",
+    "hip_flex_l",
+    "hip_flex_r",
+    "hip_abd_l",
+    "hip_abd_r",
+    "knee_l",
+    "knee_r",
 )
 
 #: Nominal cycle frequency (Hz) and forward speed (body heights per cycle) of each motion type.
 NOMINAL: dict[str, tuple[float, float]] = {
-    "walk": (0.9, 0.85),     # ~1.3 m/s for a 1.7 m person
-    "run": (1.4, 1.2),       # ~2.9 m/s
-    "turn": (0.8, 0.3),      # slow steps while the heading sweeps
+    "walk": (0.9, 0.85),  # ~1.3 m/s for a 1.7 m person
+    "run": (1.4, 1.2),  # ~2.9 m/s
+    "turn": (0.8, 0.3),  # slow steps while the heading sweeps
     "jump": (1.2, 0.0),
     "dance": (0.7, 0.0),
     "stand": (0.3, 0.0),
@@ -61,11 +76,13 @@ class Bodies:
     lengths: dict[str, np.ndarray]
 
     @staticmethod
-    def sample(rng: np.random.Generator, n: int, height_range: tuple[float, float],
-               jitter: float) -> "Bodies":
+    def sample(
+        rng: np.random.Generator, n: int, height_range: tuple[float, float], jitter: float
+    ) -> "Bodies":
         height = rng.uniform(*height_range, size=n)
-        lengths = {k: v * np.clip(1 + jitter * rng.standard_normal(n), 0.7, 1.3)
-                   for k, v in PROPORTIONS.items()}
+        lengths = {
+            k: v * np.clip(1 + jitter * rng.standard_normal(n), 0.7, 1.3) for k, v in PROPORTIONS.items()
+        }
         return Bodies(height, lengths)
 
     def take(self, index: np.ndarray) -> "Bodies":
@@ -76,8 +93,9 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0)
 
 
-def motion_angles(motion: str, phase: np.ndarray, amp: np.ndarray,
-                  style: np.ndarray) -> dict[str, np.ndarray]:
+def motion_angles(
+    motion: str, phase: np.ndarray, amp: np.ndarray, style: np.ndarray
+) -> dict[str, np.ndarray]:
     """Joint-angle channels of ``motion`` for ``n`` people over ``T`` steps.
 
     ``phase`` is ``[n, T]`` (radians), ``amp`` ``[n, 1]`` a per-person amplitude multiplier and
@@ -88,7 +106,7 @@ def motion_angles(motion: str, phase: np.ndarray, amp: np.ndarray,
     sp, cp = np.sin(phase + np.pi), np.cos(phase + np.pi)
     z = np.zeros_like(phase)
     a = {k: z.copy() for k in CHANNELS}
-    st = [style[:, i:i + 1] for i in range(style.shape[1])]
+    st = [style[:, i : i + 1] for i in range(style.shape[1])]
     if motion in ("walk", "turn"):
         k = 0.6 if motion == "turn" else 1.0
         a["pitch"] = z + 0.04 * amp
@@ -109,10 +127,10 @@ def motion_angles(motion: str, phase: np.ndarray, amp: np.ndarray,
         a["sh_flex_l"], a["sh_flex_r"] = -0.6 * amp * s, -0.6 * amp * sp
         a["sh_abd_l"] = a["sh_abd_r"] = z + 0.15
         a["elbow_l"] = a["elbow_r"] = z + 1.45
-        a["lift"] = 0.03 * amp * _relu(np.sin(2 * phase))          # flight phase, twice a cycle
+        a["lift"] = 0.03 * amp * _relu(np.sin(2 * phase))  # flight phase, twice a cycle
     elif motion == "jump":
-        up = _relu(s)                                             # airborne half of the cycle
-        down = _relu(-s)                                          # landing / push-off crouch
+        up = _relu(s)  # airborne half of the cycle
+        down = _relu(-s)  # landing / push-off crouch
         a["lift"] = (0.1 + 0.15 * st[0]) * amp * up
         a["knee_l"] = a["knee_r"] = 0.1 + 1.0 * amp * down
         a["hip_flex_l"] = a["hip_flex_r"] = 0.05 + 0.55 * amp * down
@@ -121,7 +139,7 @@ def motion_angles(motion: str, phase: np.ndarray, amp: np.ndarray,
         a["sh_abd_l"] = a["sh_abd_r"] = 0.15 + 0.5 * st[2] * up
         a["elbow_l"] = a["elbow_r"] = 0.3 + 0.3 * down
     elif motion == "dance":
-        mirror = np.where(st[0] < 0.5, 0.0, np.pi)                # arms in phase or alternating
+        mirror = np.where(st[0] < 0.5, 0.0, np.pi)  # arms in phase or alternating
         a["sh_abd_l"] = 1.5 + 1.0 * amp * s
         a["sh_abd_r"] = 1.5 + 1.0 * amp * np.sin(phase + mirror)
         a["sh_flex_l"] = 0.3 * st[1] + 0.3 * amp * np.sin(0.5 * phase)
@@ -156,8 +174,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def _limb_dir(frame: tuple[np.ndarray, np.ndarray, np.ndarray], side: float,
-              flex: np.ndarray, abd: np.ndarray) -> np.ndarray:
+def _limb_dir(
+    frame: tuple[np.ndarray, np.ndarray, np.ndarray], side: float, flex: np.ndarray, abd: np.ndarray
+) -> np.ndarray:
     """Direction ``[n, T, 3]`` of a limb hanging down, flexed forward by ``flex`` and abducted
     outward by ``abd``, in the given (lateral, up, forward) frame."""
     lat, up, fwd = frame
@@ -170,7 +189,7 @@ def forward_kinematics(angles: dict[str, np.ndarray], bodies: Bodies) -> np.ndar
     """``[n, T, 15, 3]`` joint positions in the body frame, in body heights, feet on the ground
     (``y = 0`` is the ground, the pelvis is at ``x = z = 0``)."""
     n, t = angles["pitch"].shape
-    L = {k: v[:, None, None] for k, v in bodies.lengths.items()}      # [n, 1, 1]
+    L = {k: v[:, None, None] for k, v in bodies.lengths.items()}  # [n, 1, 1]
     shape = (n, t, 3)
     x_hat = np.broadcast_to([1.0, 0.0, 0.0], shape)
     y_hat = np.broadcast_to([0.0, 1.0, 0.0], shape)
@@ -207,8 +226,14 @@ def forward_kinematics(angles: dict[str, np.ndarray], bodies: Bodies) -> np.ndar
         flex, abd = angles[f"hip_flex_{sfx}"], angles[f"hip_abd_{sfx}"]
         knee = hip + L["thigh"] * _limb_dir(leg_frame, side, flex, abd)
         ankle = knee + L["shank"] * _limb_dir(leg_frame, side, flex - angles[f"knee_{sfx}"], abd)
-        for joint, value in (("shoulder", shoulder), ("elbow", elbow), ("wrist", wrist),
-                             ("hip", hip), ("knee", knee), ("ankle", ankle)):
+        for joint, value in (
+            ("shoulder", shoulder),
+            ("elbow", elbow),
+            ("wrist", wrist),
+            ("hip", hip),
+            ("knee", knee),
+            ("ankle", ankle),
+        ):
             out[:, :, J[f"{name}_{joint}"]] = value
 
     # feet on the ground: raise the body so the lower ankle sits at ankle height, plus any lift

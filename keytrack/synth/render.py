@@ -27,6 +27,7 @@ Frames are drawn with PIL (one affine warp of the background texture, then one f
 body part); a 1280x720 frame takes a few milliseconds. ``scale`` renders at a fraction of the
 video's size (keypoint ``(x, y)`` is at pixel ``(x, y) * scale``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,13 +56,22 @@ _SC, _HC = 15, 16
 _PARTS: tuple[tuple[str, tuple[tuple[int, int], ...], float], ...] = (
     ("trousers", ((J["left_hip"], J["left_knee"]), (J["left_knee"], J["left_ankle"])), 0.055),
     ("trousers", ((J["right_hip"], J["right_knee"]), (J["right_knee"], J["right_ankle"])), 0.055),
-    ("shirt", ((_SC, _HC), (J["left_shoulder"], J["left_hip"]), (J["right_shoulder"], J["right_hip"]),
-               (J["left_shoulder"], J["right_shoulder"]), (J["head_bottom"], _SC)), 0.05),
+    (
+        "shirt",
+        (
+            (_SC, _HC),
+            (J["left_shoulder"], J["left_hip"]),
+            (J["right_shoulder"], J["right_hip"]),
+            (J["left_shoulder"], J["right_shoulder"]),
+            (J["head_bottom"], _SC),
+        ),
+        0.05,
+    ),
     ("arm", ((J["left_shoulder"], J["left_elbow"]), (J["left_elbow"], J["left_wrist"])), 0.035),
     ("arm", ((J["right_shoulder"], J["right_elbow"]), (J["right_elbow"], J["right_wrist"])), 0.035),
     ("head", ((J["head_top"], J["nose"]), (J["nose"], J["head_bottom"])), 0.06),
 )
-_TRUNK_RADIUS = 0.1             # the trunk core capsule (shoulder centre to hip centre)
+_TRUNK_RADIUS = 0.1  # the trunk core capsule (shoulder centre to hip centre)
 _PART_JOINTS = [sorted({j for seg in segs for j in seg if j < 15}) for _, segs, _ in _PARTS]
 _PART_JOINTS[2] = [J[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
 #: ``[parts, 15]`` averaging matrix: a part's depth is the mean depth of its joints
@@ -69,8 +79,10 @@ _PART_MEAN = np.zeros((len(_PARTS), len(JOINTS)))
 for _p, _js in enumerate(_PART_JOINTS):
     _PART_MEAN[_p, _js] = 1.0 / len(_js)
 
-_SKIN_TONES = np.array([[255, 219, 172], [241, 194, 125], [224, 172, 105], [198, 134, 66],
-                        [141, 85, 36], [92, 58, 32]], np.float64)
+_SKIN_TONES = np.array(
+    [[255, 219, 172], [241, 194, 125], [224, 172, 105], [198, 134, 66], [141, 85, 36], [92, 58, 32]],
+    np.float64,
+)
 
 
 def render_rng(seed: int, index: int) -> np.random.Generator:
@@ -149,12 +161,13 @@ class SceneRenderer:
         g, s = self.geometry, self.scale
         c = np.array([g.width / 2, g.height / 2])
         cos_r, sin_r = np.cos(g.roll[frame]), np.sin(g.roll[frame])
-        a = np.array([[cos_r, sin_r], [-sin_r, cos_r]]) / g.zoom[frame]          # R(-roll) / zoom
+        a = np.array([[cos_r, sin_r], [-sin_r, cos_r]]) / g.zoom[frame]  # R(-roll) / zoom
         # output pixel o -> image p = o / s -> still-camera q = c + A (p - pan - c) -> texture (q - origin) s
         b = s * (c - self._origin - a @ (g.pan[frame] + c))
         data = (a[0, 0], a[0, 1], b[0], a[1, 0], a[1, 1], b[1])
-        return self._texture.transform(self.size, Image.Transform.AFFINE, data,
-                                       resample=Image.Resampling.NEAREST)
+        return self._texture.transform(
+            self.size, Image.Transform.AFFINE, data, resample=Image.Resampling.NEAREST
+        )
 
     def render(self, frame: int, people: bool = True) -> np.ndarray:
         """``[H, W, 3]`` uint8 RGB image of annotated frame ``frame`` (without people: background)."""
@@ -165,22 +178,37 @@ class SceneRenderer:
 
     def _draw_people(self, draw: ImageDraw.ImageDraw, f: int) -> None:
         g, s, pal = self.geometry, self.scale, self.palette
-        pts = g.points[f] * s                                                   # [N, 15, 2]
-        ext = np.concatenate([pts, pts[:, [J["left_shoulder"], J["right_shoulder"]]].mean(1, keepdims=True),
-                              pts[:, [J["left_hip"], J["right_hip"]]].mean(1, keepdims=True)], 1)
-        height = g.pixel_height[f] * s                                          # [N]
-        part_depth = g.joint_depth[f] @ _PART_MEAN.T                            # [N, parts]
+        pts = g.points[f] * s  # [N, 15, 2]
+        ext = np.concatenate(
+            [
+                pts,
+                pts[:, [J["left_shoulder"], J["right_shoulder"]]].mean(1, keepdims=True),
+                pts[:, [J["left_hip"], J["right_hip"]]].mean(1, keepdims=True),
+            ],
+            1,
+        )
+        height = g.pixel_height[f] * s  # [N]
+        part_depth = g.joint_depth[f] @ _PART_MEAN.T  # [N, parts]
         jd = g.joint_depth[f]
         from_behind = jd[:, J["nose"]] > (jd[:, J["head_top"]] + jd[:, J["head_bottom"]]) / 2
         # cull people out of the picture or too near, then far to near
         pad = 0.12 * height[:, None]
         lo, hi = pts.min(1) - pad, pts.max(1) + pad
-        show = ((g.depth[f] > MIN_DEPTH) & (hi[:, 0] >= 0) & (hi[:, 1] >= 0)
-                & (lo[:, 0] < self.size[0]) & (lo[:, 1] < self.size[1]))
+        show = (
+            (g.depth[f] > MIN_DEPTH)
+            & (hi[:, 0] >= 0)
+            & (hi[:, 1] >= 0)
+            & (lo[:, 0] < self.size[0])
+            & (lo[:, 1] < self.size[1])
+        )
         people = np.flatnonzero(show)
         for i in people[np.argsort(-g.depth[f, people], kind="stable")]:
-            colours = {"shirt": tuple(pal.shirt[i]), "trousers": tuple(pal.trousers[i]),
-                       "skin": tuple(pal.skin[i]), "hair": tuple(pal.hair[i])}
+            colours = {
+                "shirt": tuple(pal.shirt[i]),
+                "trousers": tuple(pal.trousers[i]),
+                "skin": tuple(pal.skin[i]),
+                "hair": tuple(pal.hair[i]),
+            }
             sleeve = colours["shirt"] if pal.long_sleeves[i] else colours["skin"]
             h = float(height[i])
             for p in np.argsort(-part_depth[i], kind="stable"):
@@ -196,13 +224,13 @@ class SceneRenderer:
                     (a, e), (_, w) = segs
                     _capsule(draw, ext[i, a], ext[i, e], r, colours["shirt"])
                     _capsule(draw, ext[i, e], ext[i, w], 0.9 * r, sleeve)
-                    _disc(draw, ext[i, w], 1.15 * r, colours["skin"])                  # hand
+                    _disc(draw, ext[i, w], 1.15 * r, colours["skin"])  # hand
                 elif key == "trousers":
                     (a, k), (_, an) = segs
                     _capsule(draw, ext[i, a], ext[i, k], r, colours["trousers"])
                     _capsule(draw, ext[i, k], ext[i, an], 0.9 * r, colours["trousers"])
-                    _disc(draw, ext[i, an], 0.9 * r, (40, 36, 34))                     # shoe
-                else:                                                                 # head
+                    _disc(draw, ext[i, an], 0.9 * r, (40, 36, 34))  # shoe
+                else:  # head
                     face = colours["hair"] if from_behind[i] else colours["skin"]
                     for a, b in segs:
                         _capsule(draw, ext[i, a], ext[i, b], r, face)
@@ -228,8 +256,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float)
     return np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BILINEAR))
 
 
-def _background_texture(g: SceneGeometry, rng: np.random.Generator, scale: float,
-                        size: tuple[int, int]) -> tuple[Image.Image, np.ndarray]:
+def _background_texture(
+    g: SceneGeometry, rng: np.random.Generator, scale: float, size: tuple[int, int]
+) -> tuple[Image.Image, np.ndarray]:
     """The background in still-camera pixel coordinates, covering every frame's view.
 
     Returns the RGB texture (``scale`` texture pixels per image pixel) and the still-camera
@@ -241,12 +270,12 @@ def _background_texture(g: SceneGeometry, rng: np.random.Generator, scale: float
     corners = np.array([[0, 0], [g.width, 0], [0, g.height], [g.width, g.height]], np.float64)
     cos_r, sin_r = np.cos(g.roll), np.sin(g.roll)
     inv = np.stack([np.stack([cos_r, sin_r], -1), np.stack([-sin_r, cos_r], -1)], -2) / g.zoom[:, None, None]
-    q = c + np.einsum("fij,fkj->fki", inv, corners[None] - g.pan[:, None] - c)   # [F, 4, 2]
+    q = c + np.einsum("fij,fkj->fki", inv, corners[None] - g.pan[:, None] - c)  # [F, 4, 2]
     lo = np.floor(q.reshape(-1, 2).min(0)) - 4
     hi = np.ceil(q.reshape(-1, 2).max(0)) + 4
     tw, th = (max(1, int(np.ceil(v))) for v in (hi - lo) * scale)
-    u = (lo[0] + (np.arange(tw, dtype=np.float32) + 0.5) / scale)[None, :]        # still-camera x
-    v = (lo[1] + (np.arange(th, dtype=np.float32) + 0.5) / scale)[:, None]        # still-camera y
+    u = (lo[0] + (np.arange(tw, dtype=np.float32) + 0.5) / scale)[None, :]  # still-camera x
+    v = (lo[1] + (np.arange(th, dtype=np.float32) + 0.5) / scale)[:, None]  # still-camera y
 
     # ground: tiles on the plane y = 0 seen from camera_height, fading toward the horizon
     below = v - g.horizon
@@ -255,34 +284,38 @@ def _background_texture(g: SceneGeometry, rng: np.random.Generator, scale: float
     tile = rng.uniform(0.8, 1.6)
     checker = ((np.floor(x / tile) + np.floor(z / tile)) % 2) * 2 - 1
     fade = np.clip((25.0 - z) / 15.0, 0.0, 1.0)
-    ground_rgb = _hsv_to_rgb(np.array(rng.uniform(0.05, 0.35)), np.array(rng.uniform(0.15, 0.5)),
-                             np.array(rng.uniform(0.35, 0.6)))
+    ground_rgb = _hsv_to_rgb(
+        np.array(rng.uniform(0.05, 0.35)), np.array(rng.uniform(0.15, 0.5)), np.array(rng.uniform(0.35, 0.6))
+    )
     # skyline: walls of random width, height and brightness standing on the horizon
     bw = rng.uniform(60, 220)
     band = np.floor((u - lo[0]) / bw).astype(np.int64)
     n_bands = int(band.max()) + 1
     top = (g.horizon - rng.uniform(0.1, 0.6, n_bands) * g.height).astype(np.float32)
     shade = rng.uniform(0.6, 1.2, n_bands).astype(np.float32)
-    wall_rgb = _hsv_to_rgb(np.array(rng.random()), np.array(rng.uniform(0.05, 0.35)),
-                           np.array(rng.uniform(0.45, 0.8)))
+    wall_rgb = _hsv_to_rgb(
+        np.array(rng.random()), np.array(rng.uniform(0.05, 0.35)), np.array(rng.uniform(0.45, 0.8))
+    )
     sky_rgb = np.array([150.0, 190.0, 230.0]) * rng.uniform(0.85, 1.05)
 
-    noise = (0.12 * _smooth_noise(rng, (th, tw), 48 * scale)
-             + 0.04 * rng.standard_normal((th, tw), dtype=np.float32))
+    noise = 0.12 * _smooth_noise(rng, (th, tw), 48 * scale) + 0.04 * rng.standard_normal(
+        (th, tw), dtype=np.float32
+    )
     is_ground = below > 0
     is_wall = ~is_ground & (v >= top[band])
     gain_ground = 1 + 0.12 * checker * fade + noise
     gain_wall = shade[band] * (1 + 0.5 * noise)
     gain_sky = 1 + 0.15 * (v - lo[1]) / g.height + 0.3 * noise
     gain = np.where(is_ground, gain_ground, np.where(is_wall, gain_wall, gain_sky))
-    kind = np.where(is_ground, 0, np.where(is_wall, 1, 2))                  # ground, wall, sky
+    kind = np.where(is_ground, 0, np.where(is_wall, 1, 2))  # ground, wall, sky
     rgb = np.stack([ground_rgb, wall_rgb, sky_rgb]).astype(np.float32)[kind] * gain[..., None]
     rgb = np.clip(rgb, 0, 255, out=rgb).astype(np.uint8)
     return Image.fromarray(rgb), lo
 
 
-def render_scene(index: int, seed: int, config: SynthConfig | None = None,
-                 scale: float = 1.0) -> tuple[Video, SceneRenderer]:
+def render_scene(
+    index: int, seed: int, config: SynthConfig | None = None, scale: float = 1.0
+) -> tuple[Video, SceneRenderer]:
     """The synthetic video ``index`` of ``seed`` (equal to ``generate_video(index, seed, config)``)
     and the renderer of its frames."""
     video, geometry = film_video(index, seed, config)
@@ -290,8 +323,9 @@ def render_scene(index: int, seed: int, config: SynthConfig | None = None,
 
 
 #: Colours of drawn skeletons, by track id.
-_TRACK_COLOURS = (_hsv_to_rgb((np.arange(12) * 0.6180339887) % 1.0, np.full(12, 0.9), np.full(12, 1.0))
-                  .astype(np.uint8))
+_TRACK_COLOURS = _hsv_to_rgb((np.arange(12) * 0.6180339887) % 1.0, np.full(12, 0.9), np.full(12, 1.0)).astype(
+    np.uint8
+)
 
 
 def draw_skeletons(image: np.ndarray, frame: Frame, scale: float = 1.0) -> np.ndarray:

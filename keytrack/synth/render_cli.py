@@ -8,9 +8,8 @@ draws the annotated poses on top, coloured by track id. ``--scale`` renders smal
 ``--set KNOB=VALUE`` changes any :class:`~keytrack.synth.SynthConfig` knob as for ``keytrack synth``.
 Every file is written atomically.
 """
-from __future__ import annotations
 
-from keytrack.errors import InputError
+from __future__ import annotations
 
 import argparse
 import dataclasses
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from keytrack.atomic import atomic_path
+from keytrack.errors import InputError
 from keytrack.synth.cli import _knob, _tuples
 from keytrack.synth.config import SynthConfig
 
@@ -30,13 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", type=int, default=1, help="number of videos to render")
     parser.add_argument("--first", type=int, default=0, help="index of the first video")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes")
-    parser.add_argument("--format", choices=("mp4", "gif", "png"), default="mp4",
-                        help="mp4 or gif: the whole video; png: one still (--frame)")
+    parser.add_argument(
+        "--format",
+        choices=("mp4", "gif", "png"),
+        default="mp4",
+        help="mp4 or gif: the whole video; png: one still (--frame)",
+    )
     parser.add_argument("--frame", type=int, default=None, help="frame of the png still (default: middle)")
     parser.add_argument("--scale", type=float, default=1.0, help="frame size relative to the video's")
     parser.add_argument("--skeletons", action="store_true", help="draw the annotated poses on top")
-    parser.add_argument("--set", type=_knob, action="append", default=None, metavar="KNOB=VALUE",
-                        help="any SynthConfig knob, JSON value (as for keytrack synth)")
+    parser.add_argument(
+        "--set",
+        type=_knob,
+        action="append",
+        default=None,
+        metavar="KNOB=VALUE",
+        help="any SynthConfig knob, JSON value (as for keytrack synth)",
+    )
 
 
 def _config(args: argparse.Namespace) -> SynthConfig:
@@ -64,15 +74,22 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
             from PIL import Image
 
             images = [Image.fromarray(f) for f in frames]
-            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                           duration=max(20, round(1000 / fps)), loop=0)
+            images[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=images[1:],
+                duration=max(20, round(1000 / fps)),
+                loop=0,
+            )
         else:
             import imageio.v2 as imageio
 
-            named = tmp.with_name(tmp.name + path.suffix)    # ffmpeg picks the container by name
+            named = tmp.with_name(tmp.name + path.suffix)  # ffmpeg picks the container by name
             try:
-                with imageio.get_writer(named, format="FFMPEG", fps=fps, codec="libx264",
-                                        macro_block_size=1, quality=7) as writer:
+                with imageio.get_writer(
+                    named, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, quality=7
+                ) as writer:
                     for f in frames:
                         writer.append_data(_even(f))
                 os.replace(named, tmp)
@@ -112,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
                 Image.fromarray(frames[0]).save(tmp, format="PNG", optimize=True)
         else:
             write_video(path, frames, config.fps / renderer.geometry.stride)
-        print(f"{path}: {len(frames)} frames, {renderer.size[0]}x{renderer.size[1]}, "
-              f"{renderer.geometry.num_people} people")
+        print(
+            f"{path}: {len(frames)} frames, {renderer.size[0]}x{renderer.size[1]}, "
+            f"{renderer.geometry.num_people} people"
+        )
     seconds = time.perf_counter() - start
     print(f"rendered {rendered} frames of {args.videos} videos in {seconds:.1f} s")
     return 0

@@ -12,14 +12,39 @@
   dropping the input's track ids, shared with evaluation.
 * :mod:`~keytrack.tracking.cli`: the ``keytrack track`` command.
 """
+
 from keytrack.tracking.assignment import ASSIGNMENTS, greedy_assignment, hungarian_assignment
-from keytrack.tracking.scorers import (SCORERS, Candidates, IoUScorer, OKSScorer, PairScoreMemo,
-                                       PoseEntailmentScorer, Scorer, iou_matrix, oks_matrix)
+from keytrack.tracking.scorers import (
+    SCORERS,
+    Candidates,
+    IoUScorer,
+    OKSScorer,
+    PairScoreMemo,
+    PoseEntailmentScorer,
+    Scorer,
+    iou_matrix,
+    oks_matrix,
+)
 from keytrack.tracking.tracker import MOTIONS, Tracker, TrackingError
 from keytrack.tracking.transforms import apply_keypoint_threshold, drop_track_ids, subsample
 
 __all__ = [
-    "ASSIGNMENTS", "SCORERS", "Candidates", "IoUScorer", "OKSScorer", "PairScoreMemo", "PoseEntailmentScorer",
-    "Scorer", "MOTIONS", "Tracker", "TrackingError", "apply_keypoint_threshold", "drop_track_ids",
-    "greedy_assignment", "hungarian_assignment", "iou_matrix", "oks_matrix", "subsample",
+    "ASSIGNMENTS",
+    "SCORERS",
+    "Candidates",
+    "IoUScorer",
+    "OKSScorer",
+    "PairScoreMemo",
+    "PoseEntailmentScorer",
+    "Scorer",
+    "MOTIONS",
+    "Tracker",
+    "TrackingError",
+    "apply_keypoint_threshold",
+    "drop_track_ids",
+    "greedy_assignment",
+    "hungarian_assignment",
+    "iou_matrix",
+    "oks_matrix",
+    "subsample",
 ]

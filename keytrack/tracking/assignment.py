@@ -14,6 +14,7 @@ once, and poses left out start new tracks in the tracker.
   (``scipy.optimize.linear_sum_assignment``), the alternative §5.1 reports as worse on detected
   poses; pairs scoring below the threshold are rejected after solving.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def greedy_assignment(scores: np.ndarray, threshold: float) -> tuple[np.ndarray,
     """
     scores, valid = _valid(scores, threshold)
     p, t = scores.shape
-    rows, cols = np.nonzero(valid)                        # row-major: pose, then track order
+    rows, cols = np.nonzero(valid)  # row-major: pose, then track order
     order = np.argsort(-scores[rows, cols], kind="stable")
     pose_taken = np.zeros(p, bool)
     track_taken = np.zeros(t, bool)
@@ -62,7 +63,7 @@ def hungarian_assignment(scores: np.ndarray, threshold: float) -> tuple[np.ndarr
     value of leaving pose and track unmatched (scores lie in ``[0, 1]``), and are dropped from its
     answer; the result is thus a maximum-weight matching over the accepted pairs only.
     """
-    from scipy.optimize import linear_sum_assignment   # imported on use: scipy.optimize is slow to import
+    from scipy.optimize import linear_sum_assignment  # imported on use: scipy.optimize is slow to import
 
     scores, valid = _valid(scores, threshold)
     if scores.size == 0:

@@ -7,6 +7,7 @@ the chosen scorer, removes keypoints below ``--keypoint-threshold`` from the out
 writes one PoseTrack18 file per video to ``--output`` (each file written atomically). Prints the
 tracking speed in frames/s and, for Pose Entailment, the pairs/s through the network.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,47 +25,100 @@ def _at_least_one(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True,
-                        help="PoseTrack18-layout folder or file of pose predictions")
+    parser.add_argument(
+        "--input", required=True, help="PoseTrack18-layout folder or file of pose predictions"
+    )
     parser.add_argument("--output", required=True, help="folder for the tracked PoseTrack18 files")
-    parser.add_argument("--scorer", choices=sorted(SCORERS), default="pose_entailment",
-                        help="pose similarity (default: pose_entailment)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="training checkpoint of the matching network "
-                             "(needed by --scorer pose_entailment)")
+    parser.add_argument(
+        "--scorer",
+        choices=sorted(SCORERS),
+        default="pose_entailment",
+        help="pose similarity (default: pose_entailment)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="training checkpoint of the matching network (needed by --scorer pose_entailment)",
+    )
     parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
-    parser.add_argument("--nearest", type=int, default=None,
-                        help="compare with the n spatially nearest poses of each earlier frame only "
-                             "(default: all)")
-    parser.add_argument("--assignment", choices=sorted(ASSIGNMENTS), default="greedy",
-                        help="greedy (the paper's) or hungarian")
-    parser.add_argument("--motion", choices=MOTIONS, default=None,
-                        help="move each candidate by its track's velocity before scoring (velocity), or "
-                             "not (none, the paper's tracker); default: what the checkpoint was trained "
-                             "for (its pairs.motion), none for OKS and IoU")
-    parser.add_argument("--match-threshold", type=float, default=0.5,
-                        help="a pose whose best track score is below this starts a new track (default 0.5)")
-    parser.add_argument("--detection-threshold", type=float, default=None, metavar="TAU",
-                        help="assign the poses whose detection score is >= TAU first, then the others "
-                             "over the tracks left (ByteTrack's two passes; default: one pass, the paper's)")
-    parser.add_argument("--keypoint-threshold", type=float, default=0.0,
-                        help="remove output keypoints with confidence below this (A.3; default 0 = keep all)")
-    parser.add_argument("--min-keypoint-confidence", type=float, default=0.0,
-                        help="keypoints below this confidence are invisible to the tracker "
-                             "(the pose estimator's minimum; default 0 = every keypoint with c > 0)")
-    parser.add_argument("--frame-stride", type=int, default=1,
-                        help="track every k-th frame only (frames with index %% k == 0); the output "
-                             "holds only those frames")
+    parser.add_argument(
+        "--nearest",
+        type=int,
+        default=None,
+        help="compare with the n spatially nearest poses of each earlier frame only (default: all)",
+    )
+    parser.add_argument(
+        "--assignment",
+        choices=sorted(ASSIGNMENTS),
+        default="greedy",
+        help="greedy (the paper's) or hungarian",
+    )
+    parser.add_argument(
+        "--motion",
+        choices=MOTIONS,
+        default=None,
+        help="move each candidate by its track's velocity before scoring (velocity), or "
+        "not (none, the paper's tracker); default: what the checkpoint was trained "
+        "for (its pairs.motion), none for OKS and IoU",
+    )
+    parser.add_argument(
+        "--match-threshold",
+        type=float,
+        default=0.5,
+        help="a pose whose best track score is below this starts a new track (default 0.5)",
+    )
+    parser.add_argument(
+        "--detection-threshold",
+        type=float,
+        default=None,
+        metavar="TAU",
+        help="assign the poses whose detection score is >= TAU first, then the others "
+        "over the tracks left (ByteTrack's two passes; default: one pass, the paper's)",
+    )
+    parser.add_argument(
+        "--keypoint-threshold",
+        type=float,
+        default=0.0,
+        help="remove output keypoints with confidence below this (A.3; default 0 = keep all)",
+    )
+    parser.add_argument(
+        "--min-keypoint-confidence",
+        type=float,
+        default=0.0,
+        help="keypoints below this confidence are invisible to the tracker "
+        "(the pose estimator's minimum; default 0 = every keypoint with c > 0)",
+    )
+    parser.add_argument(
+        "--frame-stride",
+        type=int,
+        default=1,
+        help="track every k-th frame only (frames with index %% k == 0); the output holds only those frames",
+    )
     parser.add_argument("--split", default=None, help="annotation split under --input (e.g. val)")
-    parser.add_argument("--default-frame-size", type=float, nargs=2, default=(1920.0, 1080.0),
-                        metavar=("W", "H"), help="frame size when neither the file nor the image gives it")
+    parser.add_argument(
+        "--default-frame-size",
+        type=float,
+        nargs=2,
+        default=(1920.0, 1080.0),
+        metavar=("W", "H"),
+        help="frame size when neither the file nor the image gives it",
+    )
     parser.add_argument("--device", default="cpu", help="torch device of the matching network")
     parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
-    parser.add_argument("--videos-at-once", type=_at_least_one, default=1, metavar="K",
-                        help="k videos advance together, their frames' pairs in one network forward (each "
-                             "video still online and on its own: the same track ids); pays on a GPU")
-    parser.add_argument("--precision", choices=SCORERS["pose_entailment"].PRECISIONS, default="fp32",
-                        help="the matching network's forward in fp32, or under bf16 autocast")
+    parser.add_argument(
+        "--videos-at-once",
+        type=_at_least_one,
+        default=1,
+        metavar="K",
+        help="k videos advance together, their frames' pairs in one network forward (each "
+        "video still online and on its own: the same track ids); pays on a GPU",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=SCORERS["pose_entailment"].PRECISIONS,
+        default="fp32",
+        help="the matching network's forward in fp32, or under bf16 autocast",
+    )
 
 
 def build_scorer(args: argparse.Namespace):
@@ -76,10 +130,14 @@ def build_scorer(args: argparse.Namespace):
         from pathlib import Path
 
         image_root = args.input if Path(args.input).is_dir() else None
-        return SCORERS["pose_entailment"].from_checkpoint(args.checkpoint, device=args.device,
-                                                         precision=args.precision,
-                                                         batch_size=args.batch_size, image_root=image_root,
-                                                         split=args.split)
+        return SCORERS["pose_entailment"].from_checkpoint(
+            args.checkpoint,
+            device=args.device,
+            precision=args.precision,
+            batch_size=args.batch_size,
+            image_root=image_root,
+            split=args.split,
+        )
     return SCORERS[args.scorer]()
 
 
@@ -89,13 +147,20 @@ def run(args: argparse.Namespace) -> int:
     from keytrack.tracking.transforms import apply_keypoint_threshold, drop_track_ids, subsample
 
     scorer = build_scorer(args)
-    tracker = Tracker(scorer, delta=args.delta, nearest=args.nearest, assignment=args.assignment,
-                      match_threshold=args.match_threshold,
-                      min_keypoint_confidence=args.min_keypoint_confidence, motion=args.motion,
-                      detection_threshold=args.detection_threshold)
+    tracker = Tracker(
+        scorer,
+        delta=args.delta,
+        nearest=args.nearest,
+        assignment=args.assignment,
+        match_threshold=args.match_threshold,
+        min_keypoint_confidence=args.min_keypoint_confidence,
+        motion=args.motion,
+        detection_threshold=args.detection_threshold,
+    )
     dataset = read_dataset(args.input, split=args.split, default_frame_size=tuple(args.default_frame_size))
     if not dataset.videos:
         from keytrack.io import DataError
+
         raise DataError(args.input, "no videos found" + (f" (split {args.split})" if args.split else ""))
     print(f"input: {args.input}: {dataset.report()} (input track ids dropped)")
     dataset = drop_track_ids(dataset)
@@ -108,15 +173,22 @@ def run(args: argparse.Namespace) -> int:
     paths = write_posetrack18(tracked, args.output)
 
     fps = tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else float("inf")
-    print(f"tracked {tracker.frames_tracked} frames of {len(tracked.videos)} videos with {args.scorer} "
-          f"(δ={tracker.delta}, nearest={tracker.nearest}, {tracker.assignment}, motion {tracker.motion}, "
-          f"threshold {tracker.match_threshold}"
-          + ("" if tracker.detection_threshold is None
-             else f", confident detections first at {tracker.detection_threshold}")
-          + f"): {fps:,.1f} frames/s")
+    print(
+        f"tracked {tracker.frames_tracked} frames of {len(tracked.videos)} videos with {args.scorer} "
+        f"(δ={tracker.delta}, nearest={tracker.nearest}, {tracker.assignment}, motion {tracker.motion}, "
+        f"threshold {tracker.match_threshold}"
+        + (
+            ""
+            if tracker.detection_threshold is None
+            else f", confident detections first at {tracker.detection_threshold}"
+        )
+        + f"): {fps:,.1f} frames/s"
+    )
     if hasattr(scorer, "pairs_scored"):
         pps = scorer.pairs_scored / scorer.network_seconds if scorer.network_seconds > 0 else 0.0
-        print(f"network: {scorer.pairs_scored:,} pairs in {scorer.forwards} forwards: {pps:,.0f} pairs/s "
-              f"(tokenizing included, device {args.device})")
+        print(
+            f"network: {scorer.pairs_scored:,} pairs in {scorer.forwards} forwards: {pps:,.0f} pairs/s "
+            f"(tokenizing included, device {args.device})"
+        )
     print(f"wrote {len(paths)} PoseTrack18 files to {args.output}")
     return 0

@@ -8,6 +8,7 @@ with (:func:`keytrack.frames.crop_regions`: the box, or the keypoints' tight box
 absent, enlarged 1.25 ×), so that tracking shows the network what training showed it. The images
 of the last ``δ + 1`` frames are kept, as many as one frame's comparisons read.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -46,8 +47,9 @@ class FrameCrops:
         self._frames_by_index = {f.index: f for f in video.frames}
         self._images = {}
 
-    def pairs(self, keypoints: np.ndarray, boxes: np.ndarray,
-              candidates: Candidates) -> tuple[torch.Tensor, torch.Tensor]:
+    def pairs(
+        self, keypoints: np.ndarray, boxes: np.ndarray, candidates: Candidates
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``[P, 3, h, w]`` crops of the current poses and ``[C, 3, h, w]`` of the candidates (uint8),
         cut as :func:`keytrack.frames.pose_crops` cuts the training poses (``crop_regions``)."""
         import torch
@@ -56,14 +58,16 @@ class FrameCrops:
 
         current = np.unique(candidates.frame + candidates.delta)
         if len(current) != 1:
-            raise ValueError(f"PoseEntailmentScorer: candidates disagree on the current frame "
-                             f"(frame + Δ = {current.tolist()})")
+            raise ValueError(
+                f"PoseEntailmentScorer: candidates disagree on the current frame "
+                f"(frame + Δ = {current.tolist()})"
+            )
         now = int(current[0])
         self._images = {i: im for i, im in self._images.items() if now - i <= self.delta}
         query = torch.as_tensor(self._cut(now, crop_regions(keypoints, boxes)))
         regions = crop_regions(candidates.keypoints, candidates.boxes)
         cand = torch.empty((len(candidates), *query.shape[1:]), dtype=torch.uint8)
-        for f in np.unique(candidates.frame):                          # ≤ δ earlier frames
+        for f in np.unique(candidates.frame):  # ≤ δ earlier frames
             sel = np.flatnonzero(candidates.frame == f)
             cand[torch.as_tensor(sel)] = torch.as_tensor(self._cut(int(f), regions[sel]))
         return query, cand
@@ -71,12 +75,15 @@ class FrameCrops:
     def _image(self, index: int) -> np.ndarray:
         if index not in self._images:
             if self._video is None:
-                raise ValueError("PoseEntailmentScorer: a matcher on image crops needs begin_video(video) "
-                                 "before scoring (the Tracker calls it)")
+                raise ValueError(
+                    "PoseEntailmentScorer: a matcher on image crops needs begin_video(video) "
+                    "before scoring (the Tracker calls it)"
+                )
             frame = self._frames_by_index.get(int(index))
             if frame is None:
-                raise ValueError(f"PoseEntailmentScorer: video {self._video.name!r} has no frame with "
-                                 f"index {index}")
+                raise ValueError(
+                    f"PoseEntailmentScorer: video {self._video.name!r} has no frame with index {index}"
+                )
             self._images[int(index)] = self.frames.image(self._video, frame)
         return self._images[int(index)]
 

@@ -8,11 +8,13 @@ videos in one call (``mixes_videos``: a matching network on keypoints,
 advance together: each step takes the next frame of every active video, and their pairs go
 through one network forward. A frame that asks the scorer nothing (the first of a video, one
 without a visible pose, one after a gap longer than ``δ``) is tracked at once on its own, so that
-a shared step holds a frame with pairs to score from every active video. Each video still sees only its own earlier frames, so the
+a shared step holds a frame with pairs to score from every active video. Each video still sees only its own
+earlier frames, so the
 track ids are those of one video at a time; what changes is the batch the network sees. Other
 scorers (OKS, IoU, the CNN on image crops, which reads the images of the current video) track one
 video at a time.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -16,6 +16,7 @@ into the same :class:`~keytrack.tracking.tracker.Tracker`:
 
 :data:`SCORERS` maps the names used on the command line to the classes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,13 +30,22 @@ from keytrack.poses import keypoint_boxes
 from keytrack.skeleton import NUM_JOINTS, OKS_SIGMAS
 from keytrack.tracking.crops import FrameCrops, checkpoint_frames
 
-if TYPE_CHECKING:   # torch is imported only when a network is used (evaluation imports this package)
+if TYPE_CHECKING:  # torch is imported only when a network is used (evaluation imports this package)
     import torch
     from torch import nn
 
-__all__ = ["Candidates", "Scorer", "PoseEntailmentScorer", "OKSScorer", "IoUScorer", "SCORERS",
-           "PairScoreMemo",
-           "oks_matrix", "oks_pairs", "iou_matrix"]
+__all__ = [
+    "Candidates",
+    "Scorer",
+    "PoseEntailmentScorer",
+    "OKSScorer",
+    "IoUScorer",
+    "SCORERS",
+    "PairScoreMemo",
+    "oks_matrix",
+    "oks_pairs",
+    "iou_matrix",
+]
 
 
 @dataclass
@@ -46,11 +56,11 @@ class Candidates:
     current one; it is the Segment token of Pose Entailment (§3.2, Eq. 3).
     """
 
-    keypoints: np.ndarray                                   # [C, 15, 3]
-    boxes: np.ndarray                                       # [C, 4] x, y, w, h
-    track_ids: np.ndarray                                   # [C] int64
-    delta: np.ndarray                                       # [C] int64, 1..δ
-    frame: np.ndarray | None = None                         # [C] frame index (bookkeeping only)
+    keypoints: np.ndarray  # [C, 15, 3]
+    boxes: np.ndarray  # [C, 4] x, y, w, h
+    track_ids: np.ndarray  # [C] int64
+    delta: np.ndarray  # [C] int64, 1..δ
+    frame: np.ndarray | None = None  # [C] frame index (bookkeeping only)
 
     def __post_init__(self) -> None:
         c = len(self.keypoints)
@@ -58,8 +68,9 @@ class Candidates:
         self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(c, 4)
         self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(c)
         self.delta = np.asarray(self.delta, dtype=np.int64).reshape(c)
-        self.frame = (np.zeros(c, np.int64) if self.frame is None
-                      else np.asarray(self.frame, dtype=np.int64).reshape(c))
+        self.frame = (
+            np.zeros(c, np.int64) if self.frame is None else np.asarray(self.frame, dtype=np.int64).reshape(c)
+        )
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -78,8 +89,14 @@ class Scorer(Protocol):
     name: str
     max_delta: int | None
 
-    def __call__(self, keypoints: np.ndarray, boxes: np.ndarray, candidates: Candidates,
-                 frame_size: tuple[float, float], mask: np.ndarray | None = None) -> np.ndarray: ...
+    def __call__(
+        self,
+        keypoints: np.ndarray,
+        boxes: np.ndarray,
+        candidates: Candidates,
+        frame_size: tuple[float, float],
+        mask: np.ndarray | None = None,
+    ) -> np.ndarray: ...
 
 
 def _filled_boxes(boxes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -92,8 +109,9 @@ def _filled_boxes(boxes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def oks_matrix(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray,
-               sigmas: np.ndarray = OKS_SIGMAS) -> np.ndarray:
+def oks_matrix(
+    a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray, sigmas: np.ndarray = OKS_SIGMAS
+) -> np.ndarray:
     """``[P, C]`` object keypoint similarity of poses ``a [P, 15, 3]`` with poses ``b [C, 15, 3]``.
 
     COCO's definition, ``OKS = mean_j exp(-d_j² / (2 s² k_j²))`` with ``k_j = 2 σ_j`` and the scale
@@ -107,20 +125,25 @@ def oks_matrix(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray,
     return _oks(a[:, None], b[None, :], area[None, :], sigmas)
 
 
-def oks_pairs(a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray,
-              sigmas: np.ndarray = OKS_SIGMAS) -> np.ndarray:
+def oks_pairs(
+    a: np.ndarray, b: np.ndarray, b_boxes: np.ndarray, sigmas: np.ndarray = OKS_SIGMAS
+) -> np.ndarray:
     """``[M]`` OKS of pose ``a[i]`` with pose ``b[i]`` (``[M, 15, 3]`` each), as :func:`oks_matrix`."""
     b_boxes = np.asarray(b_boxes, dtype=np.float64)
-    return _oks(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
-                b_boxes[:, 2] * b_boxes[:, 3], sigmas)
+    return _oks(
+        np.asarray(a, dtype=np.float64),
+        np.asarray(b, dtype=np.float64),
+        b_boxes[:, 2] * b_boxes[:, 3],
+        sigmas,
+    )
 
 
 def _oks(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """OKS of broadcastable poses ``a``, ``b`` (``[..., 15, 3]``) with ``b``'s box areas ``[...]``."""
-    both = (a[..., 2] > 0) & (b[..., 2] > 0)                                  # [..., 15]
+    both = (a[..., 2] > 0) & (b[..., 2] > 0)  # [..., 15]
     d2 = ((a[..., :2] - b[..., :2]) ** 2).sum(-1)
     area = np.where(np.isfinite(area) & (area > 0), area, np.finfo(np.float64).eps)
-    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2                    # [15]
+    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # [15]
     e = d2 / (2.0 * area[..., None] * var)
     sim = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(-1)
     n = both.sum(-1)
@@ -223,8 +246,16 @@ class PoseEntailmentScorer:
     #: The values of ``precision``.
     PRECISIONS = ("fp32", "bf16")
 
-    def __init__(self, model: nn.Module, encoder, device: str | torch.device = "cpu",
-                 batch_size: int = 16384, frames=None, precision: str = "fp32", motion: str = "none"):
+    def __init__(
+        self,
+        model: nn.Module,
+        encoder,
+        device: str | torch.device = "cpu",
+        batch_size: int = 16384,
+        frames=None,
+        precision: str = "fp32",
+        motion: str = "none",
+    ):
         import torch
 
         from keytrack.encoders import TokenEncoder
@@ -233,20 +264,27 @@ class PoseEntailmentScorer:
         if int(batch_size) < 1:
             raise ValueError(f"PoseEntailmentScorer: batch_size must be >= 1, got {batch_size}")
         if precision not in self.PRECISIONS:
-            raise ValueError(f"PoseEntailmentScorer: precision must be one of {', '.join(self.PRECISIONS)}, "
-                             f"got {precision!r}")
+            raise ValueError(
+                f"PoseEntailmentScorer: precision must be one of {', '.join(self.PRECISIONS)}, "
+                f"got {precision!r}"
+            )
         self.precision = precision
         self.motion = str(motion)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.encoder = TokenEncoder(encoder) if isinstance(encoder, TokenConfig) else encoder
         if self.encoder.needs_crops and frames is None:
-            raise ValueError(f"PoseEntailmentScorer: the {type(self.encoder).__name__} needs images: "
-                             "pass frames=<keytrack.frames.FrameSource>")
+            raise ValueError(
+                f"PoseEntailmentScorer: the {type(self.encoder).__name__} needs images: "
+                "pass frames=<keytrack.frames.FrameSource>"
+            )
         self.frames = frames
         #: The crops of a matcher on images (None for the others).
-        self.crops = (FrameCrops(frames, self.encoder.resolution, self.encoder.delta)
-                      if self.encoder.needs_crops else None)
+        self.crops = (
+            FrameCrops(frames, self.encoder.resolution, self.encoder.delta)
+            if self.encoder.needs_crops
+            else None
+        )
         joints = getattr(model, "trained_joints", None)
         self.trained_joints = None if joints is None else np.asarray(joints, dtype=bool).reshape(NUM_JOINTS)
         self.batch_size = int(batch_size)
@@ -270,9 +308,16 @@ class PoseEntailmentScorer:
         return not self.encoder.needs_crops
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str, device: str | torch.device = "cpu",
-                        batch_size: int = 16384, frames=None, image_root: str | None = None,
-                        split: str | None = None, precision: str = "fp32") -> "PoseEntailmentScorer":
+    def from_checkpoint(
+        cls,
+        checkpoint: str,
+        device: str | torch.device = "cpu",
+        batch_size: int = 16384,
+        frames=None,
+        image_root: str | None = None,
+        split: str | None = None,
+        precision: str = "fp32",
+    ) -> "PoseEntailmentScorer":
         """The scorer of a training checkpoint (:func:`keytrack.models.factory.load_matcher`).
 
         For a matcher on image crops, ``frames`` is the image source; by default that of the
@@ -286,8 +331,15 @@ class PoseEntailmentScorer:
         encoder = pair_encoder(cfg)
         if encoder.needs_crops and frames is None:
             frames = checkpoint_frames(cfg.data, image_root, split)
-        return cls(model, encoder, device=device, batch_size=batch_size, frames=frames, precision=precision,
-                   motion=str(cfg.pairs.get("motion", "none")))
+        return cls(
+            model,
+            encoder,
+            device=device,
+            batch_size=batch_size,
+            frames=frames,
+            precision=precision,
+            motion=str(cfg.pairs.get("motion", "none")),
+        )
 
     def begin_video(self, video) -> None:
         """Called by the tracker before the first frame of ``video``: the frames crops come from."""
@@ -314,8 +366,10 @@ class PoseEntailmentScorer:
         outs = [np.zeros(shape) for shape, _, _, _ in asked]
         if sum(len(rows) for _, rows, _, _ in asked):
             parts = [part for _, _, _, part in asked]
-            scores = self.pair_scores(*(np.concatenate([part[i] for part in parts]) for i in range(4)),
-                                      parts[0][4] if len(parts) == 1 else None)
+            scores = self.pair_scores(
+                *(np.concatenate([part[i] for part in parts]) for i in range(4)),
+                parts[0][4] if len(parts) == 1 else None,
+            )
             ends = np.cumsum([len(rows) for _, rows, _, _ in asked])
             for out, (_, rows, cols, _), chunk in zip(outs, asked, np.split(scores, ends[:-1])):
                 out[rows, cols] = chunk
@@ -327,7 +381,8 @@ class PoseEntailmentScorer:
         keypoints, frame sizes, ``Δ``, crops). Crops are cut for a frame scored ``alone`` only."""
         keypoints = self.hide_untrained(np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
         cand_kp = self.hide_untrained(
-            np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+            np.asarray(candidates.keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
+        )
         p, c = len(keypoints), len(candidates)
         mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
         if mask.shape != (p, c):
@@ -335,8 +390,10 @@ class PoseEntailmentScorer:
         rows, cols = np.nonzero(mask)
         bad = (candidates.delta[cols] < 1) | (candidates.delta[cols] > self.max_delta)
         if bad.any():
-            raise ValueError(f"PoseEntailmentScorer: candidate Δ = {int(candidates.delta[cols][bad][0])} is "
-                             f"outside 1..{self.max_delta}, the δ the model was trained with")
+            raise ValueError(
+                f"PoseEntailmentScorer: candidate Δ = {int(candidates.delta[cols][bad][0])} is "
+                f"outside 1..{self.max_delta}, the δ the model was trained with"
+            )
         crops = None
         if self.crops is not None and len(rows):
             if not alone:
@@ -389,8 +446,10 @@ class PoseEntailmentScorer:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = self.model(batch)
         if logits.shape != (n, 2):
-            raise ValueError(f"PoseEntailmentScorer: the model returned logits of shape "
-                             f"{tuple(logits.shape)}, expected [{n}, 2]")
+            raise ValueError(
+                f"PoseEntailmentScorer: the model returned logits of shape "
+                f"{tuple(logits.shape)}, expected [{n}, 2]"
+            )
         self.forwards += 1
         return torch.softmax(logits.float(), dim=-1)[:, 1]
 
@@ -448,9 +507,15 @@ class PairScoreMemo:
 
     @staticmethod
     def _pose_keys(keypoints: np.ndarray, boxes: np.ndarray) -> list[bytes]:
-        rows = np.ascontiguousarray(np.concatenate(
-            [np.asarray(keypoints, np.float64).reshape(len(keypoints), -1),
-             np.asarray(boxes, np.float64).reshape(len(boxes), -1)], axis=1))
+        rows = np.ascontiguousarray(
+            np.concatenate(
+                [
+                    np.asarray(keypoints, np.float64).reshape(len(keypoints), -1),
+                    np.asarray(boxes, np.float64).reshape(len(boxes), -1),
+                ],
+                axis=1,
+            )
+        )
         return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
 
     def __call__(self, keypoints, boxes, candidates, frame_size, mask=None) -> np.ndarray:
@@ -474,8 +539,9 @@ class PairScoreMemo:
             fresh = np.asarray(self.scorer(keypoints, boxes, candidates, frame_size, need), np.float64)
             new_rows, new_cols = rows[~known], cols[~known]
             scores[new_rows, new_cols] = fresh[new_rows, new_cols]
-            self.scores.update(zip((k for k, hit in zip(keys, known) if not hit),
-                                   fresh[new_rows, new_cols].tolist()))
+            self.scores.update(
+                zip((k for k, hit in zip(keys, known) if not hit), fresh[new_rows, new_cols].tolist())
+            )
         self.pairs_reused += int(known.sum())
         self.pairs_scored += int((~known).sum())
         return scores

@@ -46,6 +46,7 @@ Which frames go through a step together (one video at a time, or the current fra
 videos in one scorer call) is :mod:`keytrack.tracking.schedule`'s business; the frame and
 keypoint transforms shared with evaluation are in :mod:`keytrack.tracking.transforms`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,12 +73,12 @@ class _Tracked:
     """The tracked, comparable poses of one earlier frame."""
 
     index: int
-    keypoints: np.ndarray   # [K, 15, 3] as the tracker sees them
-    boxes: np.ndarray       # [K, 4]
-    track_ids: np.ndarray   # [K]
-    centres: np.ndarray     # [K, 2]
-    velocity: np.ndarray    # [K, 2] the track's velocity per timestep (0 for a new track, or without motion)
-    scores: np.ndarray      # [K] detection scores
+    keypoints: np.ndarray  # [K, 15, 3] as the tracker sees them
+    boxes: np.ndarray  # [K, 4]
+    track_ids: np.ndarray  # [K]
+    centres: np.ndarray  # [K, 2]
+    velocity: np.ndarray  # [K, 2] the track's velocity per timestep (0 for a new track, or without motion)
+    scores: np.ndarray  # [K] detection scores
 
 
 class Window:
@@ -110,10 +111,16 @@ class Window:
         if not seen.any():
             return
         kp = keypoints[seen]
-        velocity = (_velocity(self.frames, frame.index, ids[seen], kp) if motion == "velocity"
-                    else np.zeros((len(kp), 2)))
-        self.frames.append(_Tracked(frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity,
-                                    frame.scores[seen]))
+        velocity = (
+            _velocity(self.frames, frame.index, ids[seen], kp)
+            if motion == "velocity"
+            else np.zeros((len(kp), 2))
+        )
+        self.frames.append(
+            _Tracked(
+                frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity, frame.scores[seen]
+            )
+        )
 
 
 @dataclasses.dataclass
@@ -156,23 +163,33 @@ class Tracker:
     :meth:`track_videos`, for frames/s reports.
     """
 
-    def __init__(self, scorer: Scorer, delta: int = 4, nearest: int | None = None,
-                 assignment: str = "greedy", match_threshold: float = 0.5,
-                 min_keypoint_confidence: float = 0.0, motion: str | None = None,
-                 detection_threshold: float | None = None):
+    def __init__(
+        self,
+        scorer: Scorer,
+        delta: int = 4,
+        nearest: int | None = None,
+        assignment: str = "greedy",
+        match_threshold: float = 0.5,
+        min_keypoint_confidence: float = 0.0,
+        motion: str | None = None,
+        detection_threshold: float | None = None,
+    ):
         if int(delta) < 1:
             raise ValueError(f"Tracker: delta must be >= 1, got {delta}")
         max_delta = getattr(scorer, "max_delta", None)
         if max_delta is not None and int(delta) > int(max_delta):
-            raise ValueError(f"Tracker: delta = {delta} exceeds the scorer's δ = {max_delta} "
-                             "(the Segment vocabulary the matching network was trained with)")
+            raise ValueError(
+                f"Tracker: delta = {delta} exceeds the scorer's δ = {max_delta} "
+                "(the Segment vocabulary the matching network was trained with)"
+            )
         if nearest is not None and int(nearest) < 1:
             raise ValueError(f"Tracker: nearest must be >= 1 or None, got {nearest}")
         if assignment not in ASSIGNMENTS:
             raise ValueError(f"Tracker: unknown assignment {assignment!r} (known: {', '.join(ASSIGNMENTS)})")
         if detection_threshold is not None and not np.isfinite(float(detection_threshold)):
-            raise ValueError("Tracker: detection_threshold must be a finite number or None, "
-                             f"got {detection_threshold}")
+            raise ValueError(
+                f"Tracker: detection_threshold must be a finite number or None, got {detection_threshold}"
+            )
         self.motion = resolve_motion(motion, scorer, where="Tracker")
         self.scorer = scorer
         self.delta = int(delta)
@@ -247,16 +264,16 @@ class Tracker:
             _check_frame(window.video, frame)
             window.slide(frame.index, self.delta)
         visible = [self._visible(frame.keypoints) for frame in frames]
-        requests = [self._candidates(w, f, kp) for w, f, kp in zip(windows, frames, visible)]   # 1.
-        scores = iter(self._score([r for r in requests if r is not None]))                      # 2.
+        requests = [self._candidates(w, f, kp) for w, f, kp in zip(windows, frames, visible)]  # 1.
+        scores = iter(self._score([r for r in requests if r is not None]))  # 2.
         tracked = []
         for window, frame, kp, request in zip(windows, frames, visible, requests):
             ids = np.full(frame.num_poses, -1, np.int64)
             if request is not None:
-                ids[request.query] = self._assigned(request, next(scores))                     # 3.
+                ids[request.query] = self._assigned(request, next(scores))  # 3.
             new = ids < 0
-            ids[new] = window.new_ids(int(new.sum()))                                           # 4.
-            out = frame.select(np.arange(frame.num_poses))        # copies the arrays
+            ids[new] = window.new_ids(int(new.sum()))  # 4.
+            out = frame.select(np.arange(frame.num_poses))  # copies the arrays
             out.track_ids = ids
             tracked.append(out)
             window.remember(frame, kp, ids, self.motion)
@@ -299,8 +316,11 @@ class Tracker:
         )
         kp_q = kp[query]
         mask = self._nearest_mask(pose_centres(kp_q), centres, cand.delta)
-        detection = (None if self.detection_threshold is None
-                     else (frame.scores[query], np.concatenate([h.scores for h in history])))
+        detection = (
+            None
+            if self.detection_threshold is None
+            else (frame.scores[query], np.concatenate([h.scores for h in history]))
+        )
         video = window.video
         args = (kp_q, frame.boxes[query], cand, (video.width, video.height), mask)
         return _Request(video, frame, query, args, detection)
@@ -310,14 +330,14 @@ class Tracker:
         q, c = len(centres), len(cand_centres)
         if self.nearest is None:
             return np.ones((q, c), bool)
-        dist = ((centres[:, None, :] - cand_centres[None, :, :]) ** 2).sum(-1)      # [Q, C]
+        dist = ((centres[:, None, :] - cand_centres[None, :, :]) ** 2).sum(-1)  # [Q, C]
         mask = np.zeros((q, c), bool)
-        for d in np.unique(delta):                                                   # ≤ δ frames
+        for d in np.unique(delta):  # ≤ δ frames
             cols = np.flatnonzero(delta == d)
             if len(cols) <= self.nearest:
                 mask[:, cols] = True
                 continue
-            near = np.argsort(dist[:, cols], axis=1, kind="stable")[:, :self.nearest]  # ties: lower index
+            near = np.argsort(dist[:, cols], axis=1, kind="stable")[:, : self.nearest]  # ties: lower index
             mask[np.arange(q)[:, None], cols[near]] = True
         return mask
 
@@ -348,7 +368,7 @@ class Tracker:
         ids = np.full(len(mask), -1, np.int64)
         every_pose, every_track = np.ones(len(mask), bool), np.ones(len(tracks), bool)
         passes = [(every_pose, every_track)]
-        if request.detection is not None:                          # step 7: confident first
+        if request.detection is not None:  # step 7: confident first
             pose_scores, candidate_scores = request.detection
             confident_track = np.zeros(len(tracks), bool)
             np.logical_or.at(confident_track, col, _confident(candidate_scores, self.detection_threshold))
@@ -374,11 +394,12 @@ def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, keypoints: n
     past_ids = np.concatenate([h.track_ids for h in history])
     past_index = np.concatenate([np.full(len(h.track_ids), h.index) for h in history])
     past_keypoints = np.concatenate([h.keypoints for h in history])
-    same = ids[:, None] == past_ids[None, :]                                   # [K, H]
+    same = ids[:, None] == past_ids[None, :]  # [K, H]
     found = same.any(axis=1)
-    latest = np.argmax(np.where(same, past_index[None, :], -1), axis=1)        # the latest appearance
-    velocity[found] = pose_motion(keypoints[found], past_keypoints[latest[found]],
-                                  (index - past_index[latest])[found])
+    latest = np.argmax(np.where(same, past_index[None, :], -1), axis=1)  # the latest appearance
+    velocity[found] = pose_motion(
+        keypoints[found], past_keypoints[latest[found]], (index - past_index[latest])[found]
+    )
     return velocity
 
 
@@ -398,9 +419,11 @@ def _check_order(video: Video) -> None:
     bad = np.flatnonzero(np.diff(idx) <= 0)
     if len(bad):
         f = video.frames[bad[0] + 1]
-        raise TrackingError(f"{_where(video, f)}: frame.index must increase strictly along the video "
-                            f"(previous frame has index {idx[bad[0]]}); the tracker runs online in frame "
-                            "order")
+        raise TrackingError(
+            f"{_where(video, f)}: frame.index must increase strictly along the video "
+            f"(previous frame has index {idx[bad[0]]}); the tracker runs online in frame "
+            "order"
+        )
 
 
 def _check_frame(video: Video, frame: Frame) -> None:
@@ -408,5 +431,7 @@ def _check_frame(video: Video, frame: Frame) -> None:
     bad = (kp[..., 2] > 0) & ~np.isfinite(kp[..., :2]).all(-1)
     if bad.any():
         p, j = (int(v) for v in np.argwhere(bad)[0])
-        raise TrackingError(f"{_where(video, frame)}: keypoints[{p}, {j}] is present (c = {kp[p, j, 2]}) "
-                            f"but has non-finite coordinates {kp[p, j, :2].tolist()}")
+        raise TrackingError(
+            f"{_where(video, frame)}: keypoints[{p}, {j}] is present (c = {kp[p, j, 2]}) "
+            f"but has non-finite coordinates {kp[p, j, :2].tolist()}"
+        )

@@ -8,6 +8,7 @@
 
 Each returns a copy and keeps ``Dataset.skipped``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,13 @@ def apply_keypoint_threshold(dataset: Dataset, threshold: float) -> Dataset:
     are kept, even when no keypoint survives. ``threshold <= 0`` keeps everything. Returns a copy.
     """
     threshold = float(threshold)
-    return Dataset([dataclasses.replace(v, frames=[_thresholded(f, threshold) for f in v.frames])
-                    for v in dataset.videos], dict(dataset.skipped))
+    return Dataset(
+        [
+            dataclasses.replace(v, frames=[_thresholded(f, threshold) for f in v.frames])
+            for v in dataset.videos
+        ],
+        dict(dataset.skipped),
+    )
 
 
 def subsample(dataset: Dataset, k: int) -> Dataset:
@@ -43,16 +49,21 @@ def subsample(dataset: Dataset, k: int) -> Dataset:
     k = int(k)
     if k < 1:
         raise ValueError(f"subsample: k must be >= 1, got {k}")
-    videos = [dataclasses.replace(v, frames=[dataclasses.replace(f, index=f.index // k)
-                                             for f in v.frames if f.index % k == 0])
-              for v in dataset.videos]
+    videos = [
+        dataclasses.replace(
+            v, frames=[dataclasses.replace(f, index=f.index // k) for f in v.frames if f.index % k == 0]
+        )
+        for v in dataset.videos
+    ]
     return Dataset(videos, dict(dataset.skipped))
 
 
 def drop_track_ids(dataset: Dataset) -> Dataset:
     """A copy with every ``track_ids`` set to -1 (the input of the tracker is untracked)."""
-    return Dataset([dataclasses.replace(v, frames=[_untracked(f) for f in v.frames]) for v in dataset.videos],
-                   dict(dataset.skipped))
+    return Dataset(
+        [dataclasses.replace(v, frames=[_untracked(f) for f in v.frames]) for v in dataset.videos],
+        dict(dataset.skipped),
+    )
 
 
 def _thresholded(frame: Frame, threshold: float) -> Frame:

@@ -9,8 +9,17 @@ The whole top-down pipeline of the paper on a real video or a folder of frames:
 * :mod:`~keytrack.video.render`: skeletons coloured by track id, written as MP4 or GIF.
 * :mod:`~keytrack.video.cli`: the ``track-video`` command.
 """
+
 from keytrack.video.frames import FrameSource, VideoError, open_frames
 from keytrack.video.pipeline import StageTimer, TimedDetector, TimedEstimator, VideoResult, run_pipeline
 
-__all__ = ["FrameSource", "StageTimer", "TimedDetector", "TimedEstimator", "VideoError", "VideoResult",
-           "open_frames", "run_pipeline"]
+__all__ = [
+    "FrameSource",
+    "StageTimer",
+    "TimedDetector",
+    "TimedEstimator",
+    "VideoError",
+    "VideoResult",
+    "open_frames",
+    "run_pipeline",
+]

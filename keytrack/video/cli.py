@@ -13,13 +13,14 @@ missed).
   says so.
 * ``--no-toks``: the detector's poses only (Table 2's "Det."), without the temporal boxes.
 """
-from __future__ import annotations
 
-from keytrack.errors import InputError
+from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+
+from keytrack.errors import InputError
 
 ESTIMATORS = ("yolo",)
 
@@ -27,44 +28,91 @@ ESTIMATORS = ("yolo",)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="video file (mp4, avi, anything FFmpeg reads) or folder of frames")
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--estimator", choices=ESTIMATORS, default="yolo",
-                        help="detector + pose estimator (yolo: YOLO11n-pose, optional extra '.[yolo]')")
-    parser.add_argument("--imgsz", type=int, default=1280,
-                        help="detector input size, longest side (default 1280: people ≈ 60 px tall are "
-                             "missed at 640)")
-    parser.add_argument("--crop-size", type=int, default=256,
-                        help="pose estimator input size for each dilated box (default 256)")
-    parser.add_argument("--estimate-all-boxes", action="store_true",
-                        help="estimate every detector box on its crop too, instead of reusing the pose "
-                             "the detector's pass already gave it (slower)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="Pose Entailment checkpoint; default: none, the OKS scorer tracks")
+    parser.add_argument(
+        "--estimator",
+        choices=ESTIMATORS,
+        default="yolo",
+        help="detector + pose estimator (yolo: YOLO11n-pose, optional extra '.[yolo]')",
+    )
+    parser.add_argument(
+        "--imgsz",
+        type=int,
+        default=1280,
+        help="detector input size, longest side (default 1280: people ≈ 60 px tall are missed at 640)",
+    )
+    parser.add_argument(
+        "--crop-size",
+        type=int,
+        default=256,
+        help="pose estimator input size for each dilated box (default 256)",
+    )
+    parser.add_argument(
+        "--estimate-all-boxes",
+        action="store_true",
+        help="estimate every detector box on its crop too, instead of reusing the pose "
+        "the detector's pass already gave it (slower)",
+    )
+    parser.add_argument(
+        "--checkpoint", default=None, help="Pose Entailment checkpoint; default: none, the OKS scorer tracks"
+    )
     parser.add_argument("--no-toks", action="store_true", help="detector boxes only, no Temporal OKS (§3.3)")
     parser.add_argument("--alpha", type=float, default=1.25, help="TOKS box dilation α (A.1: 1.25)")
     parser.add_argument("--oks-threshold", type=float, default=0.35, help="TOKS OKS threshold (A.4: 0.35)")
     parser.add_argument("--box-score", type=float, default=0.2, help="minimum detector box score (A.4: 0.2)")
-    parser.add_argument("--keypoint-score", type=float, default=0.1,
-                        help="minimum keypoint confidence for TOKS and the tracker (A.4: 0.1)")
+    parser.add_argument(
+        "--keypoint-score",
+        type=float,
+        default=0.1,
+        help="minimum keypoint confidence for TOKS and the tracker (A.4: 0.1)",
+    )
     parser.add_argument("--delta", type=int, default=4, help="δ: timesteps the tracker looks back (paper: 4)")
-    parser.add_argument("--match-threshold", type=float, default=None,
-                        help="a pose whose best track score is below this starts a new track "
-                             "(default: 0.5 with a checkpoint, 0.2 with OKS)")
-    parser.add_argument("--detection-threshold", type=float, default=None, metavar="TAU",
-                        help="assign the poses scoring >= TAU, and the tracks they made, first "
-                             "(keytrack track --detection-threshold; default: one pass, the paper's)")
-    parser.add_argument("--keypoint-threshold", type=float, default=0.0,
-                        help="remove output keypoints below this confidence (A.3; default 0 = keep all)")
-    parser.add_argument("--draw-threshold", type=float, default=0.3,
-                        help="draw keypoints with at least this confidence (default 0.3)")
-    parser.add_argument("--max-frames", type=int, default=None,
-                        help="process at most this many (kept) frames")
+    parser.add_argument(
+        "--match-threshold",
+        type=float,
+        default=None,
+        help="a pose whose best track score is below this starts a new track "
+        "(default: 0.5 with a checkpoint, 0.2 with OKS)",
+    )
+    parser.add_argument(
+        "--detection-threshold",
+        type=float,
+        default=None,
+        metavar="TAU",
+        help="assign the poses scoring >= TAU, and the tracks they made, first "
+        "(keytrack track --detection-threshold; default: one pass, the paper's)",
+    )
+    parser.add_argument(
+        "--keypoint-threshold",
+        type=float,
+        default=0.0,
+        help="remove output keypoints below this confidence (A.3; default 0 = keep all)",
+    )
+    parser.add_argument(
+        "--draw-threshold",
+        type=float,
+        default=0.3,
+        help="draw keypoints with at least this confidence (default 0.3)",
+    )
+    parser.add_argument(
+        "--max-frames", type=int, default=None, help="process at most this many (kept) frames"
+    )
     parser.add_argument("--stride", type=int, default=1, help="keep every k-th frame")
-    parser.add_argument("--fps", type=float, default=None,
-                        help="frame rate of the input (default: the video's own; 10 for a folder)")
-    parser.add_argument("--format", choices=("mp4", "gif", "none"), default="mp4", dest="fmt",
-                        help="rendered video format (default mp4; none: no video)")
-    parser.add_argument("--render-scale", type=float, default=1.0,
-                        help="size of the rendered video (default 1)")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate of the input (default: the video's own; 10 for a folder)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("mp4", "gif", "none"),
+        default="mp4",
+        dest="fmt",
+        help="rendered video format (default mp4; none: no video)",
+    )
+    parser.add_argument(
+        "--render-scale", type=float, default=1.0, help="size of the rendered video (default 1)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="torch device of the models")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -77,8 +125,9 @@ def build_models(args: argparse.Namespace):
 
         model = YoloModel(device=args.device)
         detector = YoloDetector(imgsz=args.imgsz, conf=min(0.1, args.box_score), model=model)
-        estimator = YoloEstimator(imgsz=args.crop_size, model=model,
-                                  share_detections=None if args.estimate_all_boxes else detector)
+        estimator = YoloEstimator(
+            imgsz=args.crop_size, model=model, share_detections=None if args.estimate_all_boxes else detector
+        )
         return detector, estimator
     raise InputError(f"unknown estimator {args.estimator!r}")
 
@@ -93,8 +142,13 @@ def build_tracker(args: argparse.Namespace):
     else:
         scorer, name = OKSScorer(), "oks"
         threshold = 0.2 if args.match_threshold is None else args.match_threshold
-    tracker = Tracker(scorer, delta=args.delta, match_threshold=threshold,
-                      min_keypoint_confidence=args.keypoint_score, detection_threshold=args.detection_threshold)
+    tracker = Tracker(
+        scorer,
+        delta=args.delta,
+        match_threshold=threshold,
+        min_keypoint_confidence=args.keypoint_score,
+        detection_threshold=args.detection_threshold,
+    )
     return tracker, name
 
 
@@ -105,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         import torch
+
         torch.set_num_threads(int(args.threads))
     source = open_frames(args.input, stride=args.stride, max_frames=args.max_frames, fps=args.fps)
     try:
@@ -114,41 +169,75 @@ def run(args: argparse.Namespace) -> int:
         return 2
     tracker, scorer_name = build_tracker(args)
     if not args.checkpoint:
-        print("keytrack track-video: no --checkpoint: tracking with the OKS scorer "
-              f"(match threshold {tracker.match_threshold}); pass a Pose Entailment checkpoint "
-              "for §3.2's network")
+        print(
+            "keytrack track-video: no --checkpoint: tracking with the OKS scorer "
+            f"(match threshold {tracker.match_threshold}); pass a Pose Entailment checkpoint "
+            "for §3.2's network"
+        )
 
     timer = StageTimer()
     det = TimedDetector(detector, timer)
     est = TimedEstimator(estimator, timer)
     thresholds = dict(box_score=args.box_score, keypoint_score=args.keypoint_score)
-    stepper = (DetectorOnly(det, est, **thresholds) if args.no_toks
-               else TOKS(det, est, alpha=args.alpha, oks_threshold=args.oks_threshold, **thresholds))
-    command = "keytrack track-video " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
-        if len(sys.argv) > 1 and sys.argv[1] == "track-video" else f"keytrack track-video {args.input}"
-    header = (f"`{command}`\n\nestimator {args.estimator} "
-              f"(detector input {args.imgsz}, crops {args.crop_size}), "
-              f"{'detector only' if args.no_toks else f'TOKS (α {args.alpha}, OKS {args.oks_threshold})'}, "
-              f"tracker {scorer_name} (δ {tracker.delta}, threshold {tracker.match_threshold}), "
-              f"torch threads {args.threads or 'default'}, device {args.device}.")
-    print(f"input: {source.path} ({source.width} x {source.height}, {source.fps:g} fps, "
-          f"{source.expected_frames if source.expected_frames is not None else '?'} frames to process)")
-    result = run_pipeline(source, stepper, tracker, args.output, timer=timer, estimator=est,
-                          fmt=None if args.fmt == "none" else args.fmt, render_scale=args.render_scale,
-                          draw_threshold=args.draw_threshold, keypoint_threshold=args.keypoint_threshold,
-                          progress=not args.no_progress, header=header)
+    stepper = (
+        DetectorOnly(det, est, **thresholds)
+        if args.no_toks
+        else TOKS(det, est, alpha=args.alpha, oks_threshold=args.oks_threshold, **thresholds)
+    )
+    command = (
+        "keytrack track-video " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if len(sys.argv) > 1 and sys.argv[1] == "track-video"
+        else f"keytrack track-video {args.input}"
+    )
+    header = (
+        f"`{command}`\n\nestimator {args.estimator} "
+        f"(detector input {args.imgsz}, crops {args.crop_size}), "
+        f"{'detector only' if args.no_toks else f'TOKS (α {args.alpha}, OKS {args.oks_threshold})'}, "
+        f"tracker {scorer_name} (δ {tracker.delta}, threshold {tracker.match_threshold}), "
+        f"torch threads {args.threads or 'default'}, device {args.device}."
+    )
+    print(
+        f"input: {source.path} ({source.width} x {source.height}, {source.fps:g} fps, "
+        f"{source.expected_frames if source.expected_frames is not None else '?'} frames to process)"
+    )
+    result = run_pipeline(
+        source,
+        stepper,
+        tracker,
+        args.output,
+        timer=timer,
+        estimator=est,
+        fmt=None if args.fmt == "none" else args.fmt,
+        render_scale=args.render_scale,
+        draw_threshold=args.draw_threshold,
+        keypoint_threshold=args.keypoint_threshold,
+        progress=not args.no_progress,
+        header=header,
+    )
 
     print(timer.table(result.wall_seconds, result.frames))
     stats = result.counters
     if stats:
-        keys = ("frames", "detections", "propagated", "estimated", "poses", "recovered", "duplicates",
-                "replaced")
+        keys = (
+            "frames",
+            "detections",
+            "propagated",
+            "estimated",
+            "poses",
+            "recovered",
+            "duplicates",
+            "replaced",
+        )
         print("TOKS counters: " + ", ".join(f"{k} {stats[k]}" for k in keys if k in stats))
     shared = getattr(estimator, "poses_shared", None)
     if shared is not None:
-        print(f"estimator: {estimator.crops_estimated} boxes estimated on crops, "
-              f"{shared} detector poses reused")
+        print(
+            f"estimator: {estimator.crops_estimated} boxes estimated on crops, {shared} detector poses reused"
+        )
     print(f"{result.frames} frames, {result.poses} poses, {result.tracks} tracks")
-    print(f"wrote {result.json_path}" + (f", {result.video_path}" if result.video_path else "")
-          + f", {result.timing_path}")
+    print(
+        f"wrote {result.json_path}"
+        + (f", {result.video_path}" if result.video_path else "")
+        + f", {result.timing_path}"
+    )
     return 0

@@ -11,6 +11,7 @@ in file-name order with Pillow.
 position among the kept frames, so the tracker's ``Δ`` counts timesteps of the strided video,
 while ``source_index`` names the original frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,6 +91,7 @@ class FrameSource:
                 yield i, _read_image(f, (self.height, self.width))
             return
         import imageio.v3 as iio
+
         try:
             for i, image in enumerate(iio.imiter(self.path, plugin="FFMPEG")):
                 yield i, _rgb(image, self.path)
@@ -112,19 +114,24 @@ def _rgb(image: np.ndarray, path: Path) -> np.ndarray:
 
 def _read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as im:
             image = np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError) as err:
         raise VideoError(path, f"cannot read the image: {err}") from err
     if shape is not None and image.shape[:2] != shape:
-        raise VideoError(path, f"frame size {image.shape[1]} x {image.shape[0]} differs from the first "
-                         f"frame's {shape[1]} x {shape[0]}")
+        raise VideoError(
+            path,
+            f"frame size {image.shape[1]} x {image.shape[0]} differs from the first "
+            f"frame's {shape[1]} x {shape[0]}",
+        )
     return image
 
 
-def open_frames(path: str | Path, stride: int = 1, max_frames: int | None = None,
-                fps: float | None = None) -> FrameSource:
+def open_frames(
+    path: str | Path, stride: int = 1, max_frames: int | None = None, fps: float | None = None
+) -> FrameSource:
     """A :class:`FrameSource` for a video file or a folder of images (checked, not yet decoded).
 
     ``fps`` overrides the source's frame rate (a folder has none: 10 unless given).
@@ -142,9 +149,19 @@ def open_frames(path: str | Path, stride: int = 1, max_frames: int | None = None
         if not files:
             raise VideoError(path, f"the folder holds no frames (looked for {', '.join(IMAGE_SUFFIXES)})")
         h, w = _read_image(files[0]).shape[:2]
-        return FrameSource(path, path.name, w, h, float(fps or 10.0), int(stride),
-                           None if max_frames is None else int(max_frames), files, len(files))
+        return FrameSource(
+            path,
+            path.name,
+            w,
+            h,
+            float(fps or 10.0),
+            int(stride),
+            None if max_frames is None else int(max_frames),
+            files,
+            len(files),
+        )
     import imageio.v3 as iio
+
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
     except (OSError, RuntimeError, ValueError, StopIteration) as err:
@@ -157,9 +174,17 @@ def open_frames(path: str | Path, stride: int = 1, max_frames: int | None = None
     if not (isinstance(nframes, (int, float)) and math.isfinite(nframes)):
         duration = meta.get("duration")
         nframes = round(float(duration) * src_fps) if duration else None
-    return FrameSource(path, path.stem, int(size[0]), int(size[1]), float(fps or src_fps), int(stride),
-                       None if max_frames is None else int(max_frames), (),
-                       None if nframes is None else int(nframes))
+    return FrameSource(
+        path,
+        path.stem,
+        int(size[0]),
+        int(size[1]),
+        float(fps or src_fps),
+        int(stride),
+        None if max_frames is None else int(max_frames),
+        (),
+        None if nframes is None else int(nframes),
+    )
 
 
 __all__ = ["FrameSource", "IMAGE_SUFFIXES", "VideoError", "open_frames"]

@@ -7,6 +7,7 @@ and its track id is written above its highest visible keypoint. Drawing uses Pil
 frame; a GIF keeps palette frames (one byte a pixel) until it is saved. Both write to a temporary
 file beside the target and rename it when complete (a file is whole or absent).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,25 +26,31 @@ def track_colours(track_ids: np.ndarray) -> np.ndarray:
     from matplotlib import colormaps
 
     table = (np.asarray(colormaps["tab20"].colors) * 255).round().astype(np.uint8)
-    table = np.concatenate([table[0::2], table[1::2]])     # the 10 strong colours first
+    table = np.concatenate([table[0::2], table[1::2]])  # the 10 strong colours first
     ids = np.asarray(track_ids, dtype=np.int64)
     return np.where((ids >= 0)[:, None], table[np.mod(ids, len(table))], np.uint8(160))
 
 
-def draw_poses(image: np.ndarray, keypoints: np.ndarray, track_ids: np.ndarray, threshold: float = 0.3,
-               scale: float = 1.0) -> np.ndarray:
+def draw_poses(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    track_ids: np.ndarray,
+    threshold: float = 0.3,
+    scale: float = 1.0,
+) -> np.ndarray:
     """A copy of ``image`` (``[H, W, 3]`` uint8) with the poses drawn, resized by ``scale``."""
     from PIL import Image, ImageDraw, ImageFont
 
     pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
     if scale != 1.0:
-        pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))),
-                         Image.Resampling.BILINEAR)
+        pil = pil.resize(
+            (max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.BILINEAR
+        )
     kp = np.asarray(keypoints, dtype=np.float64).reshape(len(track_ids), NUM_JOINTS, 3)
     if not len(kp):
         return np.asarray(pil)
     xy = kp[..., :2] * scale
-    ok = kp[..., 2] >= max(threshold, 1e-12)                                  # [P, 15]
+    ok = kp[..., 2] >= max(threshold, 1e-12)  # [P, 15]
     colours = [tuple(int(v) for v in c) for c in track_colours(track_ids)]
     size = max(pil.width, pil.height)
     width = max(1, round(size / 400))
@@ -51,18 +58,25 @@ def draw_poses(image: np.ndarray, keypoints: np.ndarray, track_ids: np.ndarray, 
     font = ImageFont.load_default(size=max(10, round(size / 45)))
     draw = ImageDraw.Draw(pil)
     limbs = np.asarray(LIMBS)
-    both = ok[:, limbs[:, 0]] & ok[:, limbs[:, 1]]                          # [P, L]
-    for p, l in zip(*np.nonzero(both)):
-        a, b = xy[p, limbs[l, 0]], xy[p, limbs[l, 1]]
+    both = ok[:, limbs[:, 0]] & ok[:, limbs[:, 1]]  # [P, L]
+    for p, limb in zip(*np.nonzero(both)):
+        a, b = xy[p, limbs[limb, 0]], xy[p, limbs[limb, 1]]
         draw.line([tuple(a), tuple(b)], fill=colours[p], width=width)
     for p, j in zip(*np.nonzero(ok)):
         x, y = xy[p, j]
         draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colours[p])
-    top = np.where(ok, xy[..., 1], np.inf).argmin(axis=1)                    # highest visible joint
+    top = np.where(ok, xy[..., 1], np.inf).argmin(axis=1)  # highest visible joint
     for p in np.flatnonzero(ok.any(axis=1)):
         x, y = xy[p, top[p]]
-        draw.text((x, y - radius - 2), str(int(track_ids[p])), fill=colours[p], font=font, anchor="mb",
-                  stroke_width=max(1, width // 2 + 1), stroke_fill=(0, 0, 0))
+        draw.text(
+            (x, y - radius - 2),
+            str(int(track_ids[p])),
+            fill=colours[p],
+            font=font,
+            anchor="mb",
+            stroke_width=max(1, width // 2 + 1),
+            stroke_fill=(0, 0, 0),
+        )
     return np.asarray(pil)
 
 
@@ -83,8 +97,9 @@ class VideoWriter:
             raise ValueError(f"{self.path}: fps must be positive, got {fps}")
         self.fps = float(fps)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".tmp.{self.fmt}",
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=f".tmp.{self.fmt}", dir=self.path.parent
+        )
         os.close(fd)
         self.tmp = Path(tmp)
         self.frames = 0
@@ -95,14 +110,23 @@ class VideoWriter:
         image = np.asarray(image, dtype=np.uint8)
         if self.fmt == "gif":
             from PIL import Image
+
             self._gif.append(Image.fromarray(image).quantize(colors=255, method=Image.Quantize.MEDIANCUT))
         else:
             if self._writer is None:
                 import imageio.v2 as iio2
-                self._writer = iio2.get_writer(self.tmp, format="FFMPEG", mode="I", fps=self.fps,
-                                               codec="libx264",
-                                               quality=7, macro_block_size=2, pixelformat="yuv420p",
-                                               ffmpeg_log_level="error")
+
+                self._writer = iio2.get_writer(
+                    self.tmp,
+                    format="FFMPEG",
+                    mode="I",
+                    fps=self.fps,
+                    codec="libx264",
+                    quality=7,
+                    macro_block_size=2,
+                    pixelformat="yuv420p",
+                    ffmpeg_log_level="error",
+                )
             self._writer.append_data(image)
         self.frames += 1
 
@@ -111,8 +135,16 @@ class VideoWriter:
         if self.fmt == "gif":
             if not self._gif:
                 raise ValueError(f"{self.path}: no frames to write")
-            self._gif[0].save(self.tmp, format="GIF", save_all=True, append_images=self._gif[1:],
-                              duration=round(1000 / self.fps), loop=0, optimize=False, disposal=1)
+            self._gif[0].save(
+                self.tmp,
+                format="GIF",
+                save_all=True,
+                append_images=self._gif[1:],
+                duration=round(1000 / self.fps),
+                loop=0,
+                optimize=False,
+                disposal=1,
+            )
             self._gif = []
         else:
             if self._writer is None:
@@ -127,7 +159,7 @@ class VideoWriter:
         if self._writer is not None:
             try:
                 self._writer.close()
-            except Exception:       # the file is discarded anyway
+            except Exception:  # the file is discarded anyway
                 pass
             self._writer = None
         self.tmp.unlink(missing_ok=True)
@@ -140,5 +172,6 @@ class VideoWriter:
             self.abort()
         elif self.tmp.exists():
             self.close()
+
 
 __all__ = ["FORMATS", "VideoWriter", "draw_poses", "track_colours"]

@@ -1,34 +1,14 @@
 """What makes the learned matcher track: every variant of ``experiments/ablations/matcher_variants.yaml``.
 
-    python -m ablations.matcher_variants                                  # synthetic default
-    python -m ablations.matcher_variants --data ../shared/data/bonn_mppt  # Bonn train split
-
-Each variant (an experiment and overrides, plus the spec's common budget) is trained on the
-training videos of the training split (:func:`ablations.training.train_or_reuse`: a finished run of
-the same configuration is reused; ``train_data: synthetic`` trains on the embedded synthetic scenes
-instead, ``init_from: <earlier variant>`` starts from that variant's weights; ``motion`` and
-``min_keypoint_confidence`` and ``detection_threshold`` are the tracker's settings for that variant,
-``match_threshold`` the tracker's match threshold (default 0.5), ``predicted_only`` skips the ranking and
-GT-keypoint cells; ``oks_motion``, ``oks_min_keypoint_confidence`` and ``oks_detection_threshold`` add OKS
-rows with them, ``oks_thresholds`` OKS rows at those match thresholds, predicted keypoints only) and
-measured on the split's *validation* videos only:
-
-* the ranking metrics of the best checkpoint (:func:`keytrack.diagnose.diagnose`: rank-1 and
-  "best wrong beats true" over the tracker's window) at frame strides 1 and 4 (the spec's
-  ``strides``), and the pair
-  accuracy ``val/acc`` logged by training;
-* tracking those validation videos (GT keypoints, δ = 4, greedy, match threshold 0.5) at the
-  same frame strides, %IDSW and MOTA by :mod:`keytrack.evaluation`, and their predicted boxes and
-  keypoints (the perturbation protocol) at the same strides, %IDSW; OKS with the same tracker (its
-  threshold tuned on the training videos) is the reference row.
-
-Writes ``results/matcher_variants/[<data>-train/]table.{md,csv}``. Cells are cached runs
-(:class:`ablations.runs.RunCache`).
+Each variant is trained on the training split's training videos (a finished run is reused) and measured
+on its validation videos only: ranking (rank-1, wrong > true) and tracking (%IDSW, MOTA; GT and
+predicted keypoints) at each frame stride, beside OKS. Spec keys and columns: ``docs/matchers.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 from pathlib import Path
@@ -59,8 +39,7 @@ GT, PREDICTED = "gt_boxes_gt_keypoints", "predicted_boxes_predicted_keypoints"
 def load_spec(path: str | Path = SPEC) -> dict:
     spec = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     for i, v in enumerate(spec.get("variants") or []):
-        missing = {"name", "experiment"} - set(v)
-        if missing:
+        if missing := {"name", "experiment"} - set(v):
             raise ValueError(f"{path}: variants[{i}] lacks {sorted(missing)}")
     if not spec.get("variants"):
         raise ValueError(f"{path}: no variants")
@@ -92,19 +71,14 @@ class _Variants:
         self.strides = tuple(int(k) for k in spec.get("strides", STRIDES))
         self.val_id = dataset_fingerprint(val)
         self.evaluator = Evaluator(cache)
-        # OKS's threshold tuned on the training videos (as the tracker comparison tunes it)
-        tuned, _ = tune_threshold(
-            self.evaluator,
-            TrackerSpec("oks", motion="none"),
-            EvalSet(fit, GT, compute_hota=False),
-            OKS_GRID,
-            key="oks",
-        )
+        oks, fit_set = TrackerSpec("oks", motion="none"), EvalSet(fit, GT, compute_hota=False)
+        tuned, _ = tune_threshold(self.evaluator, oks, fit_set, OKS_GRID, key="oks")  # as the comparison does
         self.oks_threshold = 0.05 if tuned is None else tuned
 
     def _tracker(self, checkpoint, threshold, motion=None, confidence=0.0, detection=None) -> TrackerSpec:
+        kind = "oks" if checkpoint is None else "network"
         return TrackerSpec(
-            "oks" if checkpoint is None else "network",
+            kind,
             checkpoint,
             threshold,
             motion=motion,
@@ -113,9 +87,8 @@ class _Variants:
         )
 
     def _evalset(self, setting: str, stride: int) -> EvalSet:
-        return EvalSet(
-            self.val, setting, 0, stride, keypoint_threshold=0.0 if setting == GT else KEYPOINT_THRESHOLD
-        )
+        threshold = 0.0 if setting == GT else KEYPOINT_THRESHOLD
+        return EvalSet(self.val, setting, 0, stride, keypoint_threshold=threshold)
 
     def _ranking(self, checkpoint, stride: int, motion=None) -> dict:
         from keytrack.diagnose import diagnose
@@ -123,29 +96,20 @@ class _Variants:
 
         scorer = self.evaluator.scorer(self._tracker(checkpoint, 0.5))
         threshold = 0.5 if checkpoint else self.oks_threshold
-        return diagnose(subsample(self.val, stride), scorer, match_threshold=threshold, motion=motion)[
-            "rows"
-        ][0]
+        found = diagnose(subsample(self.val, stride), scorer, match_threshold=threshold, motion=motion)
+        return found["rows"][0]
 
     def measure(
-        self,
-        row: dict,
-        key: str,
-        params: dict,
-        checkpoint: str | None,
-        threshold: float,
-        motion: str | None = None,
-        confidence: float = 0.0,
-        detection: float | None = None,
-        predicted_only: bool = False,
+        self, row: dict, key: str, params: dict, checkpoint, threshold: float, settings: dict
     ) -> None:
-        """Fill ``row``, per stride: the ranking and GT-keypoint tracking (unless ``predicted_only``),
-        and predicted boxes and keypoints with the tracker's ``confidence`` / ``detection`` settings.
-        Cells are named by the matcher (``key``) and the tracker's settings, so rows of one network
-        share their ranking and GT cells."""
+        """Fill ``row`` per stride: ranking and GT-keypoint tracking (unless ``settings["predicted_only"]``),
+        then predicted boxes and keypoints with the tracker's ``settings`` (``motion``, ``confidence``,
+        ``detection``); cells are named by ``key`` and those settings (shared by the rows of one network)."""
+        motion, confidence, detection = (settings.get(k) for k in ("motion", "confidence", "detection"))
+        confidence = confidence or 0.0
         for k in self.strides:
             cell = f"{key}-stride{k}" + (f"-motion-{motion}" if motion else "")
-            if not predicted_only:
+            if not settings.get("predicted_only"):
                 p = {"data": self.val_id, **params, "stride": k, **({"motion": motion} if motion else {})}
                 rec = self.cache.run(f"{cell}-ranking", lambda k=k: self._ranking(checkpoint, k, motion), p)
                 row[f"rank1_{k}"] = rec.result["rank1"] if rec.ok else None
@@ -157,68 +121,43 @@ class _Variants:
                 row[f"mota{k}"] = rec.result["mota"]["Total"] if rec.ok else None
                 if not rec.ok:
                     row["status"] = rec.failure
-            name = (
-                f"{cell}-predicted"
-                + (f"-conf{confidence:g}" if confidence else "")
-                + ("" if detection is None else f"-det{detection:g}")
-            )
-            rec = self.evaluator.run(
-                self._tracker(checkpoint, threshold, motion, confidence, detection),
-                self._evalset(PREDICTED, k),
-                name,
-            )
+            name = f"{cell}-predicted" + (f"-conf{confidence:g}" if confidence else "")
+            name += "" if detection is None else f"-det{detection:g}"
+            tracker = self._tracker(checkpoint, threshold, motion, confidence, detection)
+            rec = self.evaluator.run(tracker, self._evalset(PREDICTED, k), name)
             row[f"pidsw{k}"] = rec.result["idsw"]["Total"] if rec.ok else None
             row[f"pswitches{k}"] = rec.result["num_switches"] if rec.ok else None
             if not rec.ok:
                 row["status"] = rec.failure
 
     def oks_rows(self) -> list[dict]:
-        """OKS at its tuned threshold (as it is, with the tracker's motion, matching only confident
-        keypoints, confident detections first; the last two with predicted keypoints only: ground
-        truth has c = 1 and scores 1), then at the spec's other thresholds (predicted keypoints)."""
+        """OKS at its tuned threshold (plain, with motion, confident keypoints, confident detections
+        first; the last two predicted only), then at the spec's other thresholds (predicted only)."""
         spec, t = self.spec, self.oks_threshold
         motions = (None, "velocity") if spec.get("oks_motion") else (None,)
-        rows = [({"variant": f"OKS (no learning, threshold {t:g} tuned on the training videos)"}, {})]
+        detections = spec.get("oks_detection_threshold") or []
+        rows = [(f"OKS (no learning, threshold {t:g} tuned on the training videos)", {})]
         if spec.get("oks_motion"):
-            rows.append(({"variant": f"OKS + motion (threshold {t:g})"}, {"motion": "velocity"}))
-        rows += [
-            (
-                {"variant": f"OKS{' + motion' if m else ''}, keypoints c ≥ {tau:g} (threshold {t:g})"},
-                {"motion": m, "confidence": float(tau), "predicted_only": True},
-            )
-            for tau in spec.get("oks_min_keypoint_confidence", [])
-            for m in motions
-        ]
-        rows += [
-            (
-                {"variant": f"OKS, confident detections first τ = {tau:g} (threshold {t:g})"},
-                {"detection": float(tau), "predicted_only": True},
-            )
-            for tau in spec.get("oks_detection_threshold", [])
-        ]
-        for other in spec.get("oks_thresholds", []):
-            for m in motions:
-                for tau in spec.get("oks_detection_threshold") or [None]:
-                    rows.append(
-                        (
-                            {
-                                "variant": f"OKS{' + motion' if m else ''}, threshold {other:g}"
-                                + ("" if tau is None else f", confident detections first τ = {tau:g}")
-                            },
-                            {
-                                "key": f"oks{other:g}",
-                                "threshold": float(other),
-                                "motion": m,
-                                "detection": None if tau is None else float(tau),
-                                "predicted_only": True,
-                            },
-                        )
-                    )
-        for row, settings in rows:
+            rows.append((f"OKS + motion (threshold {t:g})", {"motion": "velocity"}))
+        for tau, m in itertools.product(spec.get("oks_min_keypoint_confidence", []), motions):
+            name = f"OKS{' + motion' if m else ''}, keypoints c ≥ {tau:g} (threshold {t:g})"
+            rows.append((name, {"motion": m, "confidence": float(tau), "predicted_only": True}))
+        for tau in detections:
+            name = f"OKS, confident detections first τ = {tau:g} (threshold {t:g})"
+            rows.append((name, {"detection": float(tau), "predicted_only": True}))
+        for other, m, tau in itertools.product(spec.get("oks_thresholds", []), motions, detections or [None]):
+            name = f"OKS{' + motion' if m else ''}, threshold {other:g}"
+            name += "" if tau is None else f", confident detections first τ = {tau:g}"
+            detection = None if tau is None else float(tau)
+            settings = {"motion": m, "detection": detection, "predicted_only": True}
+            rows.append((name, {"key": f"oks{other:g}", "threshold": float(other), **settings}))
+        out = []
+        for name, settings in rows:
             threshold = settings.pop("threshold", t)
+            out.append({"variant": name})
             key = settings.pop("key", f"oks{t:g}")
-            self.measure(row, key, {"threshold": threshold}, None, threshold, **settings)
-        return [row for row, _ in rows]
+            self.measure(out[-1], key, {"threshold": threshold}, None, threshold, settings)
+        return out
 
     def variant_row(self, v: dict, overrides: list[str], checkpoints: dict[str, str]) -> dict:
         """Train (or reuse) the variant ``v`` and measure its network."""
@@ -240,31 +179,25 @@ class _Variants:
         digest = file_digest(trained.checkpoint)
         threshold = float(v.get("match_threshold", 0.5))  # the tracker's, for this network
         detection = v.get("detection_threshold")  # the tracker's, predicted boxes
+        key = f"net{digest}" + ("" if threshold == 0.5 else f"-thr{threshold:g}")
+        settings = {
+            "motion": v.get("motion"),
+            "confidence": float(v.get("min_keypoint_confidence", 0.0)),
+            "detection": None if detection is None else float(detection),
+            "predicted_only": bool(v.get("predicted_only", False)),
+        }
+        checkpoint = str(trained.checkpoint)
         self.measure(
-            row,
-            f"net{digest}" + ("" if threshold == 0.5 else f"-thr{threshold:g}"),
-            {"checkpoint": digest, "threshold": threshold},
-            str(trained.checkpoint),
-            threshold,
-            v.get("motion"),
-            float(v.get("min_keypoint_confidence", 0.0)),
-            None if detection is None else float(detection),
-            predicted_only=bool(v.get("predicted_only", False)),
+            row, key, {"checkpoint": digest, "threshold": threshold}, checkpoint, threshold, settings
         )
         return row
 
 
 def _overrides(
-    v: dict,
-    base: list[str],
-    extra: Sequence[str],
-    tag: str,
-    seed: int,
-    checkpoints: dict[str, str],
-    spec_path,
-) -> list[str]:
-    """The training overrides of variant ``v``: the common ones (less the data's for a variant that
-    trains on the synthetic scenes), its own, ``init_from`` an earlier variant's weights, its run name."""
+    v: dict, base: list, extra: Sequence[str], tag: str, seed: int, checkpoints: dict, spec_path
+) -> list:
+    """Variant ``v``'s training overrides: the common ones (less the data's for ``train_data: synthetic``),
+    its own, ``init_from`` an earlier variant's weights, its run name."""
     synthetic = v.get("train_data") == "synthetic"
     own = [*(o for o in base if not (synthetic and o.startswith("data."))), *v.get("overrides", []), *extra]
     if v.get("init_from"):
@@ -305,11 +238,8 @@ def run_variants(
     rows, checkpoints = [], {}
     for v in spec["variants"]:
         if not only or v["name"] in only:
-            rows.append(
-                cells.variant_row(
-                    v, _overrides(v, base, extra, tag, seed, checkpoints, spec_path), checkpoints
-                )
-            )
+            overrides = _overrides(v, base, extra, tag, seed, checkpoints, spec_path)
+            rows.append(cells.variant_row(v, overrides, checkpoints))
     rows += reference
     write_table(
         rows,
@@ -324,41 +254,27 @@ def run_variants(
 
 
 def _detection_shown(spec: dict) -> bool:
-    return bool(spec.get("oks_detection_threshold")) or any(
-        "detection_threshold" in v for v in spec["variants"]
-    )
+    variants = any("detection_threshold" in v for v in spec["variants"])
+    return bool(spec.get("oks_detection_threshold")) or variants
+
+
+#: Per-stride column groups in table order: (key prefix, header, digits) of each column of a group.
+STRIDE_GROUPS = (
+    (("rank1_", "rank-1 stride", 4), ("wrong_", "wrong > true stride", 4)),
+    (("idsw", "%IDSW stride", 2), ("mota", "MOTA stride", None)),
+    (("pidsw", "%IDSW pred. stride", 2),),
+    (("pswitches", "ID switches pred. stride", 0),),  # only where detections are shown
+)
 
 
 def _columns(spec: dict, rows: list[dict], strides: Sequence[int]) -> list[Column]:
-    cols = [
-        Column("variant", "Variant"),
-        *(
-            c
-            for k in strides
-            for c in (
-                Column(f"rank1_{k}", f"rank-1 stride {k}", digits=4),
-                Column(f"wrong_{k}", f"wrong > true stride {k}", digits=4),
-            )
-        ),
-        *(
-            c
-            for k in strides
-            for c in (
-                Column(f"idsw{k}", f"%IDSW stride {k}", digits=2),
-                Column(f"mota{k}", f"MOTA stride {k}"),
-            )
-        ),
-        *(Column(f"pidsw{k}", f"%IDSW pred. stride {k}", digits=2) for k in strides),
-        *(
-            (Column(f"pswitches{k}", f"ID switches pred. stride {k}", digits=0) for k in strides)
-            if _detection_shown(spec)
-            else ()
-        ),
-        Column("acc", "val pair acc.", digits=3),
-        Column("steps", "Steps"),
-        Column("minutes", "Train min", digits=1),
-        Column("params", "Params"),
+    groups = STRIDE_GROUPS if _detection_shown(spec) else STRIDE_GROUPS[:-1]
+    cols = [Column("variant", "Variant")]
+    cols += [
+        Column(f"{key}{k}", f"{head} {k}", digits=d) for g in groups for k in strides for key, head, d in g
     ]
+    cols += [Column("acc", "val pair acc.", digits=3), Column("steps", "Steps")]
+    cols += [Column("minutes", "Train min", digits=1), Column("params", "Params")]
     if any(r.get("status") for r in rows):
         cols.append(Column("status", "Status"))
     return cols
@@ -379,9 +295,8 @@ def _notes(spec: dict, spec_path, profile: Profile, val, cfg0, seed: int) -> lis
         "under the perturbation protocol's predicted boxes and keypoints (keytrack.perturb, seed 0), "
         f"keypoints below {KEYPOINT_THRESHOLD:g} removed before %IDSW (A.3).",
     ]
-    if spec.get("oks_min_keypoint_confidence") or any(
-        v.get("min_keypoint_confidence") for v in spec["variants"]
-    ):
+    variants = spec["variants"]
+    if spec.get("oks_min_keypoint_confidence") or any(v.get("min_keypoint_confidence") for v in variants):
         notes.append(
             "Keypoints c ≥ τ: the tracker matches only the predicted keypoints whose confidence is at "
             'least τ (keytrack.tracking.Tracker, min_keypoint_confidence; Figure 10: "keypoint '
@@ -395,7 +310,7 @@ def _notes(spec: dict, spec_path, profile: Profile, val, cfg0, seed: int) -> lis
             "first, then every pose left over every track left (keytrack.tracking.Tracker, "
             "detection_threshold); ground truth (scores 1) is unaffected."
         )
-    if spec.get("oks_motion") or any(v.get("motion") for v in spec["variants"]):
+    if spec.get("oks_motion") or any(v.get("motion") for v in variants):
         notes.append(
             "Motion (beyond the paper): the tracker moves each candidate by its track's velocity times Δ "
             "before scoring (keytrack.tracking.Tracker, motion='velocity'); the ranking columns move "
@@ -406,13 +321,9 @@ def _notes(spec: dict, spec_path, profile: Profile, val, cfg0, seed: int) -> lis
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data", default=None, help="PoseTrack18-layout folder (its train split); default synthetic"
-    )
+    parser.add_argument("--data", help="PoseTrack18-layout folder (its train split); default synthetic")
     parser.add_argument("--spec", default=str(SPEC), help="the variants (YAML)")
-    parser.add_argument(
-        "--out", default=None, help="output folder (default results/matcher_variants[/<data>])"
-    )
+    parser.add_argument("--out", help="output folder (default results/matcher_variants[/<data>])")
     parser.add_argument(
         "--seed", type=int, default=0, help="training seed (also picks the validation videos)"
     )

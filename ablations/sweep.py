@@ -1,16 +1,8 @@
 """W&B sweep YAMLs run without a W&B server, into Figure 7 (left)'s table (§5.1).
 
-    keytrack ablate sweep experiments/sweeps/quick.yaml [--data DIR] [--count N] [--extra KEY=VALUE ...]
-
-Each ``experiments/sweeps/<name>.yaml`` is a sweep in W&B's own format whose ``command`` runs
-``keytrack train`` with W&B's ``${args_no_hyphens}`` macro, so ``wandb sweep`` + ``wandb agent`` run it
-unchanged against a server. Offline, W&B's search engine (the ``sweeps`` package) proposes each run
-(``sweeps.next_run``: grid, random, bayes); the proposal, formatted as ``wandb agent`` formats it, becomes
-a row of the training spec ``experiments/ablations/figure7.yaml`` (Figure 7 left's columns, the paper's
-values, tracking and plot), and :func:`ablations.runner.train_row` trains, costs and tracks it (cached).
-A random or bayes search is told each run's metric before it proposes the next, and continues from the
-runs of an earlier invocation. Hyperband early termination (``early_terminate``) needs a server: offline
-every run trains its whole budget. Writes ``results/sweep_<name>/`` (``.../<data>-<split>/`` with ``--data``).
+W&B's search engine (the ``sweeps`` package) proposes each run of ``experiments/sweeps/<name>.yaml``; the
+proposal, as ``wandb agent`` formats it, becomes a row of ``experiments/ablations/figure7.yaml`` trained by
+:func:`ablations.runner.train_row`. Offline there is no early termination. Writes ``results/sweep_<name>/``.
 """
 
 from __future__ import annotations
@@ -37,14 +29,11 @@ from keytrack.errors import InputError
 
 log = logging.getLogger("ablations.sweep")
 
-#: Where the sweep YAMLs live; ``keytrack ablate sweep quick`` means ``<SWEEPS_DIR>/quick.yaml``.
 SWEEPS_DIR = config_path("sweeps")
-#: The W&B macro whose ``key=value`` format ``keytrack train`` reads as omegaconf overrides.
+#: W&B's macro for the proposed values, ``key=value`` as ``keytrack train`` reads them.
 ARGS_MACRO = "${args_no_hyphens}"
-#: The training spec whose table every sweep fills: Figure 7 (left).
 TABLE_SPEC = "figure7"
-#: Overrides of a sweep's command for a W&B agent's runs alone: offline the runner names each run, and
-#: W&B logs offline.
+#: Overrides of a sweep's command for W&B agents only (offline the runner names runs, W&B logs offline).
 AGENT_ONLY = ("run_name=", "logging.mode=")
 
 
@@ -53,7 +42,7 @@ class SweepConfigError(InputError):
 
 
 def _sweeps():
-    """W&B's ``sweeps`` package (its pydantic models warn about v1 config keys on import)."""
+    """W&B's ``sweeps`` package (quiet: it warns about pydantic v1 keys on import)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -74,17 +63,9 @@ class SweepSpec:
     path: Path
     config: dict
 
-    @property
-    def method(self) -> str:
-        return str(self.config["method"])
-
-    @property
-    def metric(self) -> str:
-        return str(self.config["metric"]["name"])
-
-    @property
-    def command(self) -> list[str]:
-        return [str(c) for c in self.config["command"]]
+    method = property(lambda self: str(self.config["method"]))
+    metric = property(lambda self: str(self.config["metric"]["name"]))
+    command = property(lambda self: [str(c) for c in self.config["command"]])
 
     @property
     def swept(self) -> list[str]:
@@ -93,12 +74,8 @@ class SweepSpec:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep YAML (a path, or a name in :data:`SWEEPS_DIR`).
-
-    Validation is W&B's own: ``sweeps.schema_violations_from_proposed_config`` (what ``wandb
-    sweep`` checks), then ``sweeps.SweepConfig`` fills the defaults. The offline runner also needs a
-    ``metric`` and a ``command`` that runs ``keytrack train`` with ``${args_no_hyphens}``.
-    """
+    """Read and validate a sweep YAML (a path, or a name in :data:`SWEEPS_DIR`) as ``wandb sweep`` does,
+    plus a ``metric`` and a ``command`` running ``keytrack train`` with ``${args_no_hyphens}``."""
     import yaml
 
     sweeps = _sweeps()
@@ -114,8 +91,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise SweepConfigError(f"{p}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise SweepConfigError(f"{p}: a sweep config is a mapping, got {type(raw).__name__}")
-    violations = sweeps.schema_violations_from_proposed_config(raw)
-    if violations:
+    if violations := sweeps.schema_violations_from_proposed_config(raw):
         raise SweepConfigError(f"{p}: not a valid W&B sweep config:\n  - " + "\n  - ".join(violations))
     try:
         config = json.loads(json.dumps(dict(sweeps.SweepConfig(raw))))
@@ -141,12 +117,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 
 def agent_args(run_config: Mapping) -> list[str]:
-    """``${args_no_hyphens}`` of a proposed run, formatted by the function ``wandb agent`` uses.
-
-    ``run_config`` is a W&B run config (``{"model.layers": {"value": 2}}``); the result is what
-    ``wandb agent`` puts on the command line (``["model.layers=2"]``; a dict value is written as
-    Python writes it, ``model={'layers': 2}``, which omegaconf reads as a mapping).
-    """
+    """``${args_no_hyphens}`` of a proposed run as ``wandb agent`` writes it: ``{"a.b": {"value": 2}}`` →
+    ``["a.b=2"]`` (a dict value as Python writes it, which omegaconf reads as a mapping)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
@@ -178,24 +150,20 @@ def flatten_proposal(run_config: Mapping) -> dict:
 
 
 def sweep_row(sweep: SweepSpec, run_config: Mapping) -> dict:
-    """A proposed run as a row of a training spec (as :func:`ablations.runner.train_rows` makes them): named
-    by its swept values (``layers2-hidden128``), with the experiment and the overrides that the sweep's
-    command would give ``keytrack train``."""
+    """A proposed run as a row of a training spec, named by its swept values (``layers2-hidden128``), with
+    the experiment and overrides the sweep's command would give ``keytrack train``."""
     overrides = [
         o for o in train_overrides(sweep.command, agent_args(run_config)) if not o.startswith(AGENT_ONLY)
     ]
     experiments = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
     swept = flatten_proposal({k: v for k, v in run_config.items() if k in sweep.swept})
-    name = re.sub(
-        r"[^A-Za-z0-9._=+-]+",
-        "_",
-        "-".join(
-            f"{k.rsplit('.', 1)[-1]}{'' if isinstance(v, (int, float)) else '-'}{v}" for k, v in swept.items()
-        ),
+    words = (
+        f"{k.rsplit('.', 1)[-1]}{'' if isinstance(v, (int, float)) else '-'}{v}" for k, v in swept.items()
     )
-    name = name.strip("_-") or "run"
+    name = re.sub(r"[^A-Za-z0-9._=+-]+", "_", "-".join(words)).strip("_-") or "run"
     if len(name) > 80:
-        name = f"{name[:60]}-{hashlib.sha256(json.dumps(swept, sort_keys=True).encode()).hexdigest()[:8]}"
+        digest = hashlib.sha256(json.dumps(swept, sort_keys=True).encode()).hexdigest()[:8]
+        name = f"{name[:60]}-{digest}"
     return {
         "row": name,
         "key": name,
@@ -206,8 +174,7 @@ def sweep_row(sweep: SweepSpec, run_config: Mapping) -> dict:
 
 
 def sweep_spec(sweep: SweepSpec) -> dict:
-    """The training spec a sweep's runs fill (its rows are the proposals): :data:`TABLE_SPEC` with the
-    sweep's title and a note on the sweep."""
+    """:data:`TABLE_SPEC` with the sweep's title and a note on it; its rows are the proposals."""
     spec = runner.load_spec(TABLE_SPEC)
     shared = " ".join(
         o for o in train_overrides(sweep.command) if o != ARGS_MACRO and not o.startswith(AGENT_ONLY)
@@ -227,8 +194,7 @@ def sweep_spec(sweep: SweepSpec) -> dict:
 
 @dataclass
 class SweepOptions(RunOptions):
-    """An offline sweep's options besides its YAML: the runner's, how many runs, the search's seed, and
-    overrides for every run."""
+    """An offline sweep's options: the runner's, how many runs, the search's seed, overrides for every run."""
 
     synthetic_test_videos: int | None = opt(
         type=int,
@@ -249,8 +215,7 @@ class SweepOptions(RunOptions):
         super().__post_init__()
         if self.count is not None and self.count < 1:
             raise ValueError(f"count must be >= 1, got {self.count}")
-        bad = [e for e in self.extra if "=" not in e]
-        if bad:
+        if bad := [e for e in self.extra if "=" not in e]:
             raise ValueError(f"--extra takes key=value overrides, got {bad}")
 
     def tracking(self) -> TrackingOptions:
@@ -264,8 +229,8 @@ class SweepOptions(RunOptions):
 def run_sweep(
     path: str | Path, opts: SweepOptions | None = None, *, train_dataset=None, eval_gt=None
 ) -> Result:
-    """Propose, train, cost and track the runs of a sweep YAML one at a time (each cached), then write
-    its table; ``train_dataset`` / ``eval_gt`` replace the profile's (tests)."""
+    """Propose, train and track a sweep's runs one at a time (each cached; a random or bayes search
+    continues an earlier invocation's), then write its table; ``train_dataset`` / ``eval_gt``: tests'."""
     import numpy as np
 
     opts = opts or SweepOptions()
@@ -284,14 +249,10 @@ def run_sweep(
         train_dataset=train_dataset,
         eval_gt=eval_gt,
     )
-    # A random or bayes search continues from the proposals of an earlier invocation of the same sweep.
     state, saved = json_safe({"config": sweep.config, "extra": list(opts.extra)}), run.out / "proposals.json"
     earlier = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
-    earlier = (
-        earlier.get("runs", [])
-        if sweep.method != "grid" and {k: earlier.get(k) for k in state} == state
-        else []
-    )
+    resume = sweep.method != "grid" and {k: earlier.get(k) for k in state} == state
+    earlier = earlier.get("runs", []) if resume else []
     runs, rows, metric = [], [], sweep.metric.replace("/", "_")  # val/acc: its training's best_val_acc
     while limit is None or len(runs) < limit:
         if len(runs) < len(earlier):
@@ -305,9 +266,8 @@ def run_sweep(
                 break
             run_config = json.loads(json.dumps(proposal.config))
         row = sweep_row(sweep, run_config)
-        log.info(
-            "sweep %s: run %d%s: %s", sweep.name, len(runs) + 1, f"/{limit}" if limit else "", row["key"]
-        )
+        of = f"/{limit}" if limit else ""
+        log.info("sweep %s: run %d%s: %s", sweep.name, len(runs) + 1, of, row["key"])
         done = runner.train_row(run, row)
         rows.append(row)
         values = [v for v in (runner.trained_metric(t, metric) for t in done["trains"]) if v is not None]
@@ -326,20 +286,13 @@ def run_sweep(
     return runner.train_table(run, rows)
 
 
-# -- command line -------------------------------------------------------------------------------------
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", help="sweep YAML (experiments/sweeps/<name>.yaml, or just <name>)")
     add_options(parser, SweepOptions, "sweep_<name>")
 
 
-def options_from_args(args: argparse.Namespace) -> SweepOptions:
-    return options_from(SweepOptions, args)
-
-
 def run(args: argparse.Namespace) -> int:
-    return finish(f"sweep {args.sweep}", run_sweep(args.sweep, options_from_args(args)))
+    return finish(f"sweep {args.sweep}", run_sweep(args.sweep, options_from(SweepOptions, args)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,13 +1,7 @@
 """Table 2 (§4.3): per-joint AP when the pose estimator is given different boxes, TOKS among them.
 
-    keytrack ablate toks [--data DIR] [--estimator yolo]
-
-Rows: GT boxes, the detector's, detector + box propagation with NMS, and TOKS (§3.3, Algorithm 1) at
-OKS 0.3 / 0.35 / 0.5, all run by :mod:`keytrack.toks` around the simulated detector and estimator of
-:mod:`keytrack.estimators.simulated` (one seed, one world of their errors) or, with ``--estimator
-yolo``, YOLO11n-pose on pixels (the optional extra in ``.venv-yolo``; its outputs cached per frame).
-Writes ``table`` (AP per joint group beside Table 2) and ``counts`` (what each method did); see
-``docs/toks.md``.
+Rows: GT boxes, the detector's, detector + box propagation (NMS), TOKS (§3.3, Algorithm 1) at each OKS
+threshold; simulated models, or YOLO11n-pose on pixels with ``--estimator yolo``. See ``docs/toks.md``.
 """
 
 from __future__ import annotations
@@ -25,13 +19,13 @@ import numpy as np
 
 from ablations.options import RunOptions, add_options, opt, options_from
 from ablations.profile import Profile
-from ablations.runs import Result, RunCache, RunRecord, command_main, dataset_fingerprint, file_digest, finish
+from ablations.runs import Result, RunCache, command_main, dataset_fingerprint, file_digest, finish
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
 from keytrack.estimators.yolo import yolo_available
 from keytrack.evaluation import COLUMNS
 from keytrack.io.errors import DataError
-from keytrack.poses import Dataset, Frame, Video
+from keytrack.poses import Dataset, Frame
 from keytrack.tables import Column, mean_std, write_table
 
 log = logging.getLogger("ablations.toks")
@@ -39,24 +33,28 @@ log = logging.getLogger("ablations.toks")
 ABLATION = "toks"
 #: Bumped when the simulated models change what they output, so cached runs are redone.
 SIMULATOR_VERSION = 1
-#: Table 2's joint groups as PoseTrack's table names them.
 PARTS: tuple[str, ...] = (*COLUMNS, "Total")
-#: Table 2's OKS thresholds.
 PAPER_OKS: tuple[float, ...] = (0.3, 0.35, 0.5)
-#: Where boxes and keypoints come from: the simulator (no pixels) or YOLO11n-pose on images.
 ESTIMATORS: tuple[str, ...] = ("simulated", "yolo")
-#: Evaluation videos without ``--data``, per estimator (YOLO takes about a second per frame).
 DEFAULT_SYNTHETIC_VIDEOS = {"simulated": 20, "yolo": 5}
-#: How to get the YOLO extra, said when it is missing.
 YOLO_INSTALL = (
     "--estimator yolo needs the optional yolo extra (YOLO11n-pose, AGPL-3.0), which lives in its "
     "own environment: run `make install-yolo`, then `.venv-yolo/bin/python -m ablations.toks "
     "--estimator yolo` (or `make ablation-toks-yolo`)"
 )
-#: OKS (against the annotated pose) at which an output pose counts as finding a person (counts only).
+#: Counts only: OKS at which an output pose finds a person, IoU at which a detector box detects one.
 FOUND_OKS = 0.5
-#: IoU with the annotated box at which a detector box counts as detecting a person (counts only).
 DETECTED_IOU = 0.5
+#: Options that must lie in a range: (names, test, the range as the error says it).
+RANGES = (
+    (("max_frames",), lambda v: v is None or v >= 1, "be >= 1"),
+    (("imgsz", "crop_size"), lambda v: v >= 32, "be >= 32"),
+    (("crop_dilation",), lambda v: v >= 1.0, "be >= 1"),
+    (("crop_conf", "box_score", "keypoint_score"), lambda v: 0.0 <= v <= 1.0, "lie in [0, 1]"),
+    (("oks_thresholds",), lambda ts: all(0.0 <= t <= 1.0 for t in ts), "lie in [0, 1]"),
+    (("alpha",), lambda v: v > 0, "be > 0"),
+    (("nms_iou",), lambda v: 0.0 < v <= 1.0, "lie in (0, 1]"),
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,8 @@ class Row:
 
 @dataclass
 class Options(RunOptions):
-    """Everything the table depends on (the command-line options; ``device``, ``batch_size`` and
-    ``wait_for_training`` of :class:`RunOptions` are not used: nothing here trains)."""
+    """Everything the table depends on (nothing here trains: ``device``, ``batch_size`` and
+    ``wait_for_training`` are unused)."""
 
     synthetic_test_videos: int | None = opt(
         type=int, help="videos of the synthetic test set without --data (default: 20; yolo: 5)"
@@ -126,43 +124,25 @@ class Options(RunOptions):
             raise ValueError(f"estimator must be one of {list(ESTIMATORS)}, got {self.estimator!r}")
         if self.seeds is None:
             self.seeds = (0, 1, 2) if self.estimator == "simulated" else (0,)
-        elif self.estimator != "simulated" and len(tuple(self.seeds)) > 1:
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if self.estimator != "simulated" and len(self.seeds) > 1:
             raise ValueError(
                 f"--estimator {self.estimator} is deterministic (one run); --seeds applies to "
                 "the simulated estimator only"
             )
-        if self.synthetic_test_videos is None:
-            self.synthetic_test_videos = DEFAULT_SYNTHETIC_VIDEOS[self.estimator]
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
-        if self.imgsz < 32 or self.crop_size < 32:
-            raise ValueError(f"imgsz and crop_size must be >= 32, got {self.imgsz}, {self.crop_size}")
-        if self.crop_dilation < 1.0 or not 0.0 <= self.crop_conf <= 1.0:
-            raise ValueError(
-                f"crop_dilation must be >= 1 and crop_conf in [0, 1], got {self.crop_dilation}, "
-                f"{self.crop_conf}"
-            )
-        self.seeds = tuple(int(s) for s in self.seeds)
         if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
+        if self.synthetic_test_videos is None:
+            self.synthetic_test_videos = DEFAULT_SYNTHETIC_VIDEOS[self.estimator]
         self.oks_thresholds = tuple(sorted({float(t) for t in self.oks_thresholds}))
-        if not all(0.0 <= t <= 1.0 for t in self.oks_thresholds):
-            raise ValueError(f"oks thresholds must lie in [0, 1], got {list(self.oks_thresholds)}")
-        for name in ("box_score", "keypoint_score"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if not self.alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha}")
-        if not 0.0 < self.nms_iou <= 1.0:
-            raise ValueError(f"nms_iou must lie in (0, 1], got {self.nms_iou}")
+        for names, ok, bound in RANGES:
+            for name in names:
+                if not ok(getattr(self, name)):
+                    raise ValueError(f"{name} must {bound}, got {getattr(self, name)}")
 
     def rows(self) -> list[Row]:
-        return [
-            Row("gt_boxes"),
-            Row("detector"),
-            Row("box_propagation"),
-            *(Row("toks", t) for t in self.oks_thresholds),
-        ]
+        toks = (Row("toks", t) for t in self.oks_thresholds)
+        return [Row("gt_boxes"), Row("detector"), Row("box_propagation"), *toks]
 
     def method_kwargs(self, row: Row) -> dict:
         kw = {"box_score": self.box_score, "keypoint_score": self.keypoint_score}
@@ -171,13 +151,6 @@ class Options(RunOptions):
         if row.method == "toks":
             kw.update(alpha=self.alpha, oks_threshold=row.oks_threshold)
         return kw
-
-
-def paper_table2() -> dict[str, list[float]]:
-    """Table 2's rows by name (``gt_boxes``, ``detector``, ...), values in :data:`PARTS` order."""
-    from keytrack.reference import paper_results
-
-    return paper_results()["box_improvement"]["rows"]
 
 
 def run_cell(eval_gt: Dataset, row: Row, seed: int, opts: Options) -> dict:
@@ -197,13 +170,10 @@ def run_cell(eval_gt: Dataset, row: Row, seed: int, opts: Options) -> dict:
     return {"ap": ap, "stats": method.stats.to_dict(), "gt_people": people, "missed_by_detector": missed}
 
 
-# -- a real detector and estimator on images -------------------------------------------------------
-
-
 @dataclass
 class ImageModels:
-    """A detector and a top-down estimator that take ``[H, W, 3]`` uint8 images, and ``token``: what
-    their outputs depend on (names their cache; change it when the models or settings change)."""
+    """A detector and a top-down estimator of ``[H, W, 3]`` uint8 images; ``token`` names what their
+    outputs depend on (and so their cache)."""
 
     detector: Any
     estimator: Any
@@ -212,10 +182,8 @@ class ImageModels:
 
 
 def load_yolo_models(opts: Options) -> ImageModels:
-    """YOLO11n-pose as the detector (whole frame, ``opts.imgsz``) and as the estimator (the crop of
-    every box, ``opts.crop_size``; no pose is reused from the detector's pass, so every row's poses
-    come from crops as HRNet's do in A.4). Raises :class:`SystemExit` saying how to install the
-    extra when it is missing."""
+    """YOLO11n-pose as the detector (whole frame) and as the estimator (each box's crop, as HRNet in
+    A.4); :class:`SystemExit` saying how to install the extra when it is missing."""
     if not yolo_available():
         raise SystemExit(f"toks: {YOLO_INSTALL}")
     from importlib.metadata import version
@@ -250,14 +218,13 @@ def frame_source(profile: Profile):
     """Pixels of the evaluation videos: the rendered synthetic scenes, or the data's image files."""
     from keytrack.frames import ImageFiles, SyntheticFrames
 
-    if profile.data_root is None:
-        return SyntheticFrames(profile.synthetic_eval_seed)
-    return ImageFiles(profile.data_root)
+    synthetic = profile.data_root is None
+    return SyntheticFrames(profile.synthetic_eval_seed) if synthetic else ImageFiles(profile.data_root)
 
 
 def check_images(eval_gt: Dataset, source) -> None:
-    """Every frame's image file exists (for :class:`~keytrack.frames.ImageFiles`); raises the
-    :class:`DataError` naming the first missing one, with how many are missing."""
+    """Every frame's image file exists (:class:`~keytrack.frames.ImageFiles`), else the
+    :class:`DataError` of the first missing one, with how many are missing."""
     if not hasattr(source, "path"):
         return
     missing = [(v, f) for v in eval_gt.videos for f in v.frames if not source.path(v, f).is_file()]
@@ -280,16 +247,13 @@ def limit_frames(dataset: Dataset, max_frames: int | None) -> Dataset:
     """The first ``max_frames`` frames of every video (all of them for None)."""
     if max_frames is None:
         return dataset
-    videos = [
-        Video(v.name, v.frames[:max_frames], v.width, v.height, v.source, v.frame_size_origin)
-        for v in dataset.videos
-    ]
+    videos = [dataclasses.replace(v, frames=v.frames[:max_frames]) for v in dataset.videos]
     return Dataset(videos, dict(dataset.skipped))
 
 
 class _GroundTruthBoxes:
     """Table 2's "GT" detector on :class:`~keytrack.estimators.cached.FrameRef` frames: the annotated
-    people's boxes (enlarged as the simulated detector's, score 1) from the frame's ``payload``."""
+    boxes (enlarged as the simulated detector's, score 1) of the frame's ``payload``."""
 
     def __init__(self) -> None:
         from keytrack.estimators.simulated import SimulatedDetector
@@ -325,12 +289,8 @@ def _detected(gt_boxes: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
 
 
 def _mirrored(gt_kp: np.ndarray, poses_kp: np.ndarray) -> tuple[int, int]:
-    """Annotated people compared and those whose output pose is left/right mirrored.
-
-    Each person is compared with the output pose whose keypoint box overlaps theirs most (IoU ≥
-    :data:`DETECTED_IOU`); "mirrored" when the summed ``x_left - x_right`` of shoulders and hips
-    (pairs present in both) has the opposite sign in the two poses.
-    """
+    """Annotated people compared with the output pose overlapping theirs most (IoU ≥ :data:`DETECTED_IOU`),
+    and those of them whose pose is left/right mirrored (shoulders' and hips' ``x_left - x_right``)."""
     from keytrack.poses import keypoint_boxes
     from keytrack.skeleton import JOINTS
     from keytrack.tracking.scorers import iou_matrix
@@ -351,9 +311,8 @@ def _mirrored(gt_kp: np.ndarray, poses_kp: np.ndarray) -> tuple[int, int]:
 
 
 def run_image_cell(eval_gt: Dataset, row: Row, opts: Options, models: ImageModels, source, cache) -> dict:
-    """One method over every video with an image detector and estimator (outputs through ``cache``,
-    a :class:`~keytrack.estimators.cached.ModelCache`); AP, the method's counts, the detector's misses
-    and how many of the missed people the method's poses found."""
+    """One method over every video with image models (outputs through ``cache``, a ModelCache): AP, the
+    method's counts, the detector's misses and how many of the missed people the method's poses found."""
     from keytrack.estimators.cached import CachedDetector, CachedEstimator, FrameRef
     from keytrack.estimators.simulated import SimFrame, SimScene
     from keytrack.evaluation import evaluate
@@ -371,21 +330,14 @@ def run_image_cell(eval_gt: Dataset, row: Row, opts: Options, models: ImageModel
             method.reset()
             frames = []
             for pos, f in enumerate(video.frames):
-                ref = FrameRef(
-                    video.name,
-                    str(f.index),
-                    lambda v=video, fr=f: source.image(v, fr),
-                    payload=SimFrame(scene, pos),
-                )
+                image = lambda v=video, fr=f: source.image(v, fr)  # noqa: E731 - loaded at most once
+                ref = FrameRef(video.name, str(f.index), image, payload=SimFrame(scene, pos))
                 poses = method.step(ref)
-                n = len(poses)
                 frames.append(
-                    Frame(
-                        index=f.index,
-                        keypoints=poses.keypoints,
-                        track_ids=np.full(n, -1, np.int64),
+                    Frame.from_poses(
+                        f.index,
+                        poses.keypoints,
                         boxes=poses.boxes,
-                        head_boxes=np.full((n, 4), np.nan),
                         scores=poses.scores,
                         image_id=f.image_id,
                         file_name=f.file_name,
@@ -394,27 +346,26 @@ def run_image_cell(eval_gt: Dataset, row: Row, opts: Options, models: ImageModel
                 )
                 lo, hi = scene.person_bounds[pos], scene.person_bounds[pos + 1]
                 hit = _found(scene.keypoints[lo:hi], poses.keypoints)
-                people += hi - lo
-                found += int(hit.sum())
+                people, found = people + hi - lo, found + int(hit.sum())
                 c, m = _mirrored(scene.keypoints[lo:hi], poses.keypoints)
                 compared, mirrored = compared + c, mirrored + m
                 if not gt_boxes:
                     det = detector.lookup(ref)
-                    det_boxes = det.boxes[det.scores >= opts.box_score]
-                    miss = ~_detected(scene.person_box[lo:hi], det_boxes)
-                    missed += int(miss.sum())
-                    missed_found += int((miss & hit).sum())
-            videos.append(
-                Video(video.name, frames, video.width, video.height, video.source, video.frame_size_origin)
-            )
+                    miss = ~_detected(scene.person_box[lo:hi], det.boxes[det.scores >= opts.box_score])
+                    missed, missed_found = missed + int(miss.sum()), missed_found + int((miss & hit).sum())
+            videos.append(dataclasses.replace(video, frames=frames))
             cache.flush()
     finally:
         cache.flush()
-    predicted = Dataset(videos, dict(eval_gt.skipped))
-    ap = evaluate(eval_gt, predicted, compute_mot=False).columns("ap")
+    ap = evaluate(eval_gt, Dataset(videos, dict(eval_gt.skipped)), compute_mot=False).columns("ap")
     stats = method.stats.to_dict()
     stats["detect_seconds"] = detector.model_seconds if not gt_boxes else stats["detect_seconds"]
     stats["estimate_seconds"] = estimator.model_seconds
+    calls = {
+        "detect": detector.calls,
+        "estimate": estimator.calls,
+        "boxes_estimated": estimator.boxes_computed,
+    }
     return {
         "ap": ap,
         "stats": stats,
@@ -424,26 +375,15 @@ def run_image_cell(eval_gt: Dataset, row: Row, opts: Options, models: ImageModel
         "missed_found": missed_found if not gt_boxes else None,
         "lr_compared": compared,
         "lr_mirrored": mirrored,
-        "model_calls": {
-            "detect": detector.calls,
-            "estimate": estimator.calls,
-            "boxes_estimated": estimator.boxes_computed,
-        },
+        "model_calls": calls,
     }
-
-
-def _ap(part: str):
-    return lambda result: (result.get("ap") or {}).get(part)
 
 
 def run_toks(
     opts: Options, *, eval_gt: Dataset | None = None, image_models: ImageModels | None = None, source=None
 ) -> Result:
-    """Run (or reuse) every (row, seed) cell and write ``table`` and ``counts``.
-
-    With ``opts.estimator == "yolo"``, ``image_models`` (default :func:`load_yolo_models`) and the
-    frame ``source`` (default :func:`frame_source`) replace the simulated models.
-    """
+    """Run (or reuse) every (row, seed) cell and write ``table`` and ``counts``; with ``--estimator yolo``,
+    ``image_models`` (default :func:`load_yolo_models`) and ``source`` (default :func:`frame_source`)."""
     images = opts.estimator != "simulated"
     if images and image_models is None:
         image_models = load_yolo_models(opts)  # fails first when the extra is missing
@@ -459,223 +399,148 @@ def run_toks(
     eval_gt = limit_frames(profile.load_eval() if eval_gt is None else eval_gt, opts.max_frames)
     if opts.max_frames is not None:
         description += f", first {opts.max_frames} frames of each video"
+    data_id, model_cache = dataset_fingerprint(eval_gt), None
     if images:
         source = source if source is not None else frame_source(profile)
-        records, model_cache = _image_cells(opts, eval_gt, cache, image_models, source, out)
+        model_cache, frames = _model_cache(eval_gt, image_models, source, out)
+        fixed = {"estimator": opts.estimator, "counts": 2, "models": image_models.token, "frames": frames}
+
+        def compute(row: Row, seed: int) -> dict:
+            return run_image_cell(eval_gt, row, opts, image_models, source, model_cache)
     else:
-        records, model_cache = _simulated_cells(opts, eval_gt, cache), None
-    failures = [
-        f"{row.key}" + ("" if images else f"-seed{seed}") + f": {r.failure}"
-        for (row, seed), r in records.items()
-        if not r.ok
-    ]
+        fixed = {"simulator": SIMULATOR_VERSION, "config": dataclasses.asdict(SimulatedConfig())}
+
+        def compute(row: Row, seed: int) -> dict:
+            return run_cell(eval_gt, row, seed, opts)
+
+    records, cells = {}, [(row, seed) for row in opts.rows() for seed in opts.seeds]
+    for i, (row, seed) in enumerate(cells, 1):
+        log.info(
+            "[%d/%d] %s %s", i, len(cells), row.label, f"({opts.estimator})" if images else f"seed {seed}"
+        )
+        params = {"data": data_id, "method": row.method, **({} if images else {"seed": seed}), **fixed}
+        records[row, seed] = cache.run(
+            _cell_key(row, seed, images),
+            lambda r=row, s=seed: compute(r, s),
+            {**params, **opts.method_kwargs(row)},
+        )
+    failures = [f"{_cell_key(*cell, images)}: {r.failure}" for cell, r in records.items() if not r.ok]
     table, counts = _rows(opts, records, images)
-    columns = [
-        Column("method", "Detection method"),
-        Column("source", ""),
-        *(Column(p, p) for p in PARTS),
-        Column("gain", "Total − Det."),
-    ]
+    columns = [Column("method", "Detection method"), Column("source", ""), *(Column(p, p) for p in PARTS)]
+    columns.append(Column("gain", "Total − Det."))
     if any("status" in r for r in table):
         columns.append(Column("status", "Status"))
     notes = _notes(opts, description, eval_gt, image_models if images else None, model_cache, cache)
-    files = list(
-        write_table(
-            table,
-            out,
-            columns=columns,
-            notes=notes,
-            title="Per-joint AP by the boxes the estimator is given (Table 2, §4.3)",
-        )
-    )
-    files += list(
-        write_table(
-            counts,
-            out,
-            name="counts",
-            columns=_count_columns(images),
-            notes=_count_notes(opts, images),
-            title="What each method did (Table 2's runs)",
-        )
+    title = "Per-joint AP by the boxes the estimator is given (Table 2, §4.3)"
+    files = list(write_table(table, out, columns=columns, notes=notes, title=title))
+    files += write_table(
+        counts,
+        out,
+        name="counts",
+        columns=_count_columns(images),
+        notes=_count_notes(opts, images),
+        title="What each method did (Table 2's runs)",
     )
     return Result(table, out, files, failures, records, tables=["table", "counts"])
 
 
-def _simulated_cells(opts: Options, eval_gt: Dataset, cache: RunCache) -> dict[tuple[Row, int], RunRecord]:
-    """Every (row, seed) cell with the simulated detector and estimator."""
-    data_id = dataset_fingerprint(eval_gt)
-    simulator_config = dataclasses.asdict(SimulatedConfig())
-    cells = [(row, seed) for row in opts.rows() for seed in opts.seeds]
-    records = {}
-    for i, (row, seed) in enumerate(cells, 1):
-        params = {
-            "data": data_id,
-            "method": row.method,
-            "seed": seed,
-            "simulator": SIMULATOR_VERSION,
-            "config": simulator_config,
-            **opts.method_kwargs(row),
-        }
-        log.info("[%d/%d] %s seed %d", i, len(cells), row.label, seed)
-        records[row, seed] = cache.run(
-            f"{row.key}-seed{seed}", lambda r=row, s=seed: run_cell(eval_gt, r, s, opts), params
-        )
-    return records
+def _cell_key(row: Row, seed: int, images: bool) -> str:
+    return row.key if images else f"{row.key}-seed{seed}"
 
 
-def _image_cells(
-    opts: Options, eval_gt: Dataset, cache: RunCache, image_models: ImageModels, source, out: Path
-) -> tuple[dict, object]:
-    """Every row with the image detector and estimator (one run each), their outputs cached per frame."""
+def _model_cache(eval_gt: Dataset, models: ImageModels, source, out: Path) -> tuple[Any, str]:
+    """The image models' output cache (named by the models and the frames) and the frames' token."""
     from keytrack.estimators.cached import ModelCache
 
-    data_id = dataset_fingerprint(eval_gt)
     check_images(eval_gt, source)
     source_token = str(getattr(source, "cache_token", type(source).__qualname__))
-    digest = hashlib.sha256(f"{image_models.token}\n{source_token}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{models.token}\n{source_token}".encode()).hexdigest()[:16]
     model_cache = ModelCache(out / "runs" / "models" / digest)
     model_cache.directory.mkdir(parents=True, exist_ok=True)
-    write_text(model_cache.directory / "models.txt", f"{image_models.token}\n{source_token}\n")
-    cells = [(row, seed) for row in opts.rows() for seed in opts.seeds]
-    records = {}
-    for i, (row, seed) in enumerate(cells, 1):
-        params = {
-            "data": data_id,
-            "method": row.method,
-            "estimator": opts.estimator,
-            "counts": 2,
-            "models": image_models.token,
-            "frames": source_token,
-            **opts.method_kwargs(row),
-        }
-        log.info("[%d/%d] %s (%s)", i, len(cells), row.label, opts.estimator)
-        records[row, seed] = cache.run(
-            row.key, lambda r=row: run_image_cell(eval_gt, r, opts, image_models, source, model_cache), params
-        )
-    return records, model_cache
+    write_text(model_cache.directory / "models.txt", f"{models.token}\n{source_token}\n")
+    return model_cache, source_token
 
 
 def _stat(ok: Sequence, name: str, per_frame: bool = False, scale: float = 1.0):
     """Mean ± std over the successful runs of a method's count (per frame when ``per_frame``)."""
-    values = []
-    for _, r in ok:
-        st = r.result["stats"]
-        values.append(scale * st[name] / (max(st["frames"], 1) if per_frame else 1))
-    return mean_std(values)
+    stats = [r.result["stats"] for _, r in ok]
+    return mean_std(scale * st[name] / (max(st["frames"], 1) if per_frame else 1) for st in stats)
 
 
 def _rows(opts: Options, records: dict, images: bool) -> tuple[list[dict], list[dict]]:
     """The AP table's rows (each followed by Table 2's) and the counts table's rows."""
-    paper = paper_table2()
-    det_total = {
-        seed: (records[Row("detector"), seed].result or {}).get("ap", {}).get("Total")
-        for seed in opts.seeds
-        if records[Row("detector"), seed].ok
-    }
+    from keytrack.reference import paper_results
+
+    paper = paper_results()["box_improvement"]["rows"]
+    detector = {s: records[Row("detector"), s] for s in opts.seeds}
+    det_total = {s: (r.result or {}).get("ap", {}).get("Total") for s, r in detector.items() if r.ok}
     table, counts = [], []
     for row in opts.rows():
-        recs = [records[row, s] for s in opts.seeds]
-        ok = [(s, r) for s, r in zip(opts.seeds, recs) if r.ok]
-        line = {
-            "method": row.label,
-            "source": "ours",
-            **{p: mean_std(_ap(p)(r.result) for _, r in ok) for p in PARTS},
-            "gain": mean_std(
+        recs = {s: records[row, s] for s in opts.seeds}
+        ok = [(s, r) for s, r in recs.items() if r.ok]
+        gain = None
+        if row.method != "detector":
+            gain = mean_std(
                 r.result["ap"]["Total"] - det_total[s]
                 for s, r in ok
                 if s in det_total and r.result["ap"].get("Total") is not None
             )
-            if row.method != "detector"
-            else None,
-        }
-        bad = [
-            ("" if images else f"seed {s}: ") + str(r.failure) for s, r in zip(opts.seeds, recs) if not r.ok
-        ]
+        aps = {p: mean_std((r.result.get("ap") or {}).get(p) for _, r in ok) for p in PARTS}
+        table.append({"method": row.label, "source": "ours", **aps, "gain": gain})
+        bad = [("" if images else f"seed {s}: ") + str(r.failure) for s, r in recs.items() if not r.ok]
         if bad:
-            line["status"] = "failed: " + "; ".join(bad)
-        table.append(line)
+            table[-1]["status"] = "failed: " + "; ".join(bad)
         ref = paper.get(row.key)
         if ref is not None:
-            table.append(
-                {
-                    "method": "",
-                    "source": "paper",
-                    **dict(zip(PARTS, ref)),
-                    "gain": ref[-1] - paper["detector"][-1] if row.method != "detector" else None,
-                }
-            )
+            gain = ref[-1] - paper["detector"][-1] if row.method != "detector" else None
+            table.append({"method": "", "source": "paper", **dict(zip(PARTS, ref)), "gain": gain})
         counts.append(_count_row(row, ok, images))
     return table, counts
 
 
 def _count_row(row: Row, ok: Sequence, images: bool) -> dict:
     """What one method did: poses, the detector's misses, TOKS' recoveries, NMS, milliseconds per stage."""
-    missed = mean_std(
-        100.0 * r.result["missed_by_detector"] / r.result["gt_people"]
-        for _, r in ok
-        if r.result["gt_people"] and r.result.get("missed_by_detector") is not None
-    )
+    results = [r.result for _, r in ok]
+    detected = row.method != "gt_boxes"
+
+    def percent(part: str, whole: str):
+        return mean_std(
+            100.0 * x[part] / x[whole] for x in results if x.get(whole) and x.get(part) is not None
+        )
+
     extra = {}
     if images:
-        detected = row.method != "gt_boxes"
         extra = {
-            "found_pct": mean_std(
-                100.0 * r.result["found"] / r.result["gt_people"] for _, r in ok if r.result["gt_people"]
-            ),
-            "missed_found": mean_std(
-                r.result["missed_found"] for _, r in ok if r.result.get("missed_found") is not None
-            )
-            if detected
-            else None,
-            "missed_n": mean_std(
-                r.result["missed_by_detector"]
-                for _, r in ok
-                if r.result.get("missed_by_detector") is not None
-            )
-            if detected
-            else None,
-            "people": mean_std(r.result["gt_people"] for _, r in ok),
-            "mirrored_pct": mean_std(
-                100.0 * r.result["lr_mirrored"] / r.result["lr_compared"]
-                for _, r in ok
-                if r.result.get("lr_compared")
-            ),
+            "found_pct": percent("found", "gt_people"),
+            "missed_found": mean_std(x["missed_found"] for x in results) if detected else None,
+            "missed_n": mean_std(x["missed_by_detector"] for x in results) if detected else None,
+            "people": mean_std(x["gt_people"] for x in results),
+            "mirrored_pct": percent("lr_mirrored", "lr_compared"),
         }
-    toks, prop = row.method == "toks", row.method == "box_propagation"
     return {
         "method": row.label,
         "frames": _stat(ok, "frames"),
         "poses_per_frame": _stat(ok, "poses", True),
-        "missed_pct": missed if row.method != "gt_boxes" else None,
+        "missed_pct": percent("missed_by_detector", "gt_people") if detected else None,
         **extra,
-        "recovered": _stat(ok, "recovered") if toks else None,
-        "duplicates": _stat(ok, "duplicates") if toks else None,
-        "replaced": _stat(ok, "replaced") if toks else None,
-        "suppressed": _stat(ok, "suppressed") if prop else None,
+        **{
+            k: _stat(ok, k) if row.method == "toks" else None for k in ("recovered", "duplicates", "replaced")
+        },
+        "suppressed": _stat(ok, "suppressed") if row.method == "box_propagation" else None,
         "kp_dropped": _stat(ok, "keypoint_dropped"),
-        "detect_ms": _stat(ok, "detect_seconds", True, 1e3),
-        "estimate_ms": _stat(ok, "estimate_seconds", True, 1e3),
-        "match_ms": _stat(ok, "match_seconds", True, 1e3),
+        **{f"{k}_ms": _stat(ok, f"{k}_seconds", True, 1e3) for k in ("detect", "estimate", "match")},
     }
 
 
 def _notes(
-    opts: Options,
-    description: str,
-    eval_gt: Dataset,
-    image_models: ImageModels | None,
-    model_cache,
-    cache: RunCache,
+    opts: Options, description: str, eval_gt: Dataset, models, model_cache, cache: RunCache
 ) -> list[str]:
-    seeds = ", ".join(map(str, opts.seeds))
-    if image_models is not None:
+    """The table's notes; ``models``: the image models (None: the simulated ones)."""
+    if models is not None:
+        frames = "the rendered synthetic frames (keytrack.frames.SyntheticFrames)"
         models_note = (
-            f"Boxes and keypoints: {image_models.description}, on "
-            + (
-                "the rendered synthetic frames (keytrack.frames.SyntheticFrames)"
-                if opts.data is None
-                else "the data's image files"
-            )
+            f"Boxes and keypoints: {models.description}, on "
+            + (frames if opts.data is None else "the data's image files")
             + '. One deterministic run per row (no seeds, so no std). "GT" gives the estimator '
             "the annotated boxes enlarged 10 % per side (as the simulated GT row). The network's "
             f"outputs are cached in {model_cache.directory}/ (detections per frame, poses per "
@@ -684,7 +549,7 @@ def _notes(
     else:
         models_note = (
             "Boxes and keypoints: keytrack.estimators.simulated (simulator version "
-            f"{SIMULATOR_VERSION}), seeds {seeds}"
+            f"{SIMULATOR_VERSION}), seeds {', '.join(map(str, opts.seeds))}"
             + (" (mean ± sample std over seeds)" if len(opts.seeds) > 1 else "")
             + "; every row of a seed sees the same detector and estimator errors."
         )
@@ -704,6 +569,15 @@ def _notes(
     ]
 
 
+IMAGE_COUNT_COLUMNS = (
+    Column("people", "Annotated people", 0),
+    Column("missed_n", "Det. missed", 0),
+    Column("missed_found", "Missed people found", 0),
+    Column("found_pct", "People found %"),
+    Column("mirrored_pct", "L/R mirrored %"),
+)
+
+
 def _count_columns(images: bool) -> list[Column]:
     return [
         Column("method", "Detection method"),
@@ -715,17 +589,7 @@ def _count_columns(images: bool) -> list[Column]:
         Column("replaced", "Replaced", 0),
         Column("suppressed", "NMS suppressed", 0),
         Column("kp_dropped", "Empty poses dropped", 0),
-        *(
-            [
-                Column("people", "Annotated people", 0),
-                Column("missed_n", "Det. missed", 0),
-                Column("missed_found", "Missed people found", 0),
-                Column("found_pct", "People found %"),
-                Column("mirrored_pct", "L/R mirrored %"),
-            ]
-            if images
-            else []
-        ),
+        *(IMAGE_COUNT_COLUMNS if images else ()),
         Column("detect_ms", "Detect ms/frame", 2),
         Column("estimate_ms", "Estimate ms/frame", 2),
         Column("match_ms", "Match ms/frame", 2),
@@ -733,40 +597,31 @@ def _count_columns(images: bool) -> list[Column]:
 
 
 def _count_notes(opts: Options, images: bool) -> list[str]:
-    image_notes = [
-        "Sums over all videos of the one run of each row. Det. missed: annotated people with no detector "
-        f"box at score ≥ {opts.box_score:g} matched one-to-one at IoU ≥ {DETECTED_IOU:g} to their box "
-        f"(enlarged 10 % per side). People found: annotated people some output pose matches at OKS ≥ "
-        f"{FOUND_OKS:g} (their keypoint box as scale); Missed people found: those of them the detector "
-        "missed. L/R mirrored: of the annotated "
-        "people with an output pose whose keypoint box overlaps theirs at IoU ≥ 0.5, those whose pose has "
-        "left and right swapped (shoulders and hips). Recovered: propagated poses "
-        "TOKS added (no detection at OKS ≥ threshold), not all of them people. Duplicates removed, Replaced, "
-        "NMS suppressed, Empty poses dropped: as in the simulated table.",
-        "Detect / Estimate ms/frame: seconds of the network when each output was computed (stored with it in "
-        "the cache, a batch's time shared by its boxes), per frame of the row, on this machine's CPU; Match: "
-        "TOKS' propagation, OKS and merge (or Box Prop.'s NMS).",
-    ]
-    count_notes = (
-        image_notes
-        if images
-        else [
-            "Sums over all videos of a run, mean ± std over seeds. Det. missed %: annotated people the "
-            "simulated detector outputs no box for (before the box-score threshold). Recovered: propagated "
-            "poses TOKS added (no detection at OKS ≥ threshold). Duplicates removed: propagated poses "
-            "dropped "
-            "as the same person as a kept pose. Replaced: detections whose pose a better-scoring propagated "
-            "pose replaced. NMS suppressed: boxes (detected or propagated) removed by Box Prop.'s NMS. Empty "
-            "poses dropped: "
-            "estimated poses without a keypoint at or above the keypoint score.",
-            "Milliseconds per frame of the simulated models and of the matching step, on this machine's CPU "
-            "(the simulator needs no network, so these are not HTC/HRNet timings).",
+    if images:
+        return [
+            "Sums over all videos of the one run of each row. Det. missed: annotated people with no "
+            f"detector box at score ≥ {opts.box_score:g} matched one-to-one at IoU ≥ {DETECTED_IOU:g} to "
+            "their box (enlarged 10 % per side). People found: annotated people some output pose matches "
+            f"at OKS ≥ {FOUND_OKS:g} (their keypoint box as scale); Missed people found: those of them the "
+            "detector missed. L/R mirrored: of the annotated people with an output pose whose keypoint box "
+            "overlaps theirs at IoU ≥ 0.5, those whose pose has left and right swapped (shoulders and hips). "
+            "Recovered: propagated poses TOKS added (no detection at OKS ≥ threshold), not all of them "
+            "people. Duplicates removed, Replaced, NMS suppressed, Empty poses dropped: as in the simulated "
+            "table.",
+            "Detect / Estimate ms/frame: seconds of the network when each output was computed (stored with "
+            "it in the cache, a batch's time shared by its boxes), per frame of the row, on this machine's "
+            "CPU; Match: TOKS' propagation, OKS and merge (or Box Prop.'s NMS).",
         ]
-    )
-    return image_notes if images else count_notes
-
-
-# -- command line -----------------------------------------------------------------------------------
+    return [
+        "Sums over all videos of a run, mean ± std over seeds. Det. missed %: annotated people the "
+        "simulated detector outputs no box for (before the box-score threshold). Recovered: propagated "
+        "poses TOKS added (no detection at OKS ≥ threshold). Duplicates removed: propagated poses dropped "
+        "as the same person as a kept pose. Replaced: detections whose pose a better-scoring propagated "
+        "pose replaced. NMS suppressed: boxes (detected or propagated) removed by Box Prop.'s NMS. Empty "
+        "poses dropped: estimated poses without a keypoint at or above the keypoint score.",
+        "Milliseconds per frame of the simulated models and of the matching step, on this machine's CPU "
+        "(the simulator needs no network, so these are not HTC/HRNet timings).",
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

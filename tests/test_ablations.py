@@ -360,7 +360,7 @@ def _ours(result) -> list[dict]:
 
 @pytest.mark.slow
 def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
-    from ablations.scoring import SETTING_LABELS
+    from ablations.evaluate import SETTING_LABELS
     from keytrack.perturb import SETTINGS
 
     labels = {"pose_entailment": "Pose Entailment", "oks": "OKS (greedy)", "iou": "IoU (greedy)"}

@@ -34,7 +34,7 @@ import argparse
 import csv
 import math
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,15 +107,10 @@ def _segment_min_pairwise(centres: np.ndarray, group: np.ndarray) -> np.ndarray:
     return np.minimum.reduceat(dist, np.r_[0, np.cumsum(size_of_row)[:-1]])
 
 
-def compute_stats(dataset: Dataset) -> dict[str, float]:
-    """The statistics of :data:`STATISTICS` for ``dataset`` (definitions in the module docstring).
-
-    Only labelled frames count; poses of unlabelled frames are ignored. Poses with track id ``-1``
-    count for crowding and visibility but not for the track statistics.
-    """
-    frame_vid, frame_idx = _labelled_frames(dataset)
+def _labelled_poses(dataset: Dataset, frame_vid: np.ndarray, frame_idx: np.ndarray):
+    """Keypoints, track ids and videos of the poses of labelled frames, and each pose's frame row
+    in ``(frame_vid, frame_idx)``."""
     table = dataset.table()
-    # Keep poses of labelled frames only, and give each its frame's row in (frame_vid, frame_idx).
     frame_key = frame_vid * (1 << 32) + frame_idx
     pose_key = table.video * (1 << 32) + table.frame
     if len(frame_key):
@@ -123,83 +118,139 @@ def compute_stats(dataset: Dataset) -> dict[str, float]:
         keep = frame_key[row] == pose_key
     else:
         row, keep = np.zeros(len(table), np.int64), np.zeros(len(table), bool)
-    kp, tid, vid, row = table.keypoints[keep], table.track_ids[keep], table.video[keep], row[keep]
+    return table.keypoints[keep], table.track_ids[keep], table.video[keep], row[keep]
 
+
+def _crowding(row: np.ndarray, num_frames: int) -> dict[str, float]:
+    """People per labelled frame: mean, p90, max."""
+    people = np.bincount(row, minlength=num_frames).astype(np.float64)
+    return {"people_mean": _mean(people), "people_p90": _quantile(people, 0.9),
+            "people_max": float(people.max()) if len(people) else math.nan}
+
+
+def _size_and_visibility(dataset: Dataset, present: np.ndarray, size: np.ndarray,
+                         vid: np.ndarray) -> dict[str, float]:
+    """Person size relative to the frame height, and the joint visibility rates."""
+    heights = np.array([v.height for v in dataset.videos], dtype=np.float64)
+    annotated = present.any(0)                  # joints the set annotates at all (Bonn: no nose)
+    return {
+        "size_rel_height": _quantile(size / heights[vid], 0.5),
+        "visibility": float(present.mean()) if len(present) else math.nan,
+        "visibility_annotated": float(present[:, annotated].mean()) if annotated.any() else math.nan,
+    }
+
+
+def _nearest_neighbours(box: np.ndarray, size: np.ndarray, row: np.ndarray) -> dict[str, float]:
+    """Nearest-neighbour distance inside each frame (poses are sorted by frame row already)."""
+    centre = box[:, :2] + box[:, 2:] / 2
+    nn = _segment_min_pairwise(np.nan_to_num(centre, nan=np.inf), row) if len(box) else np.zeros(0)
+    nn = np.where(np.isfinite(nn), nn, np.nan) / size
+    return {"nn_median": _quantile(nn, 0.5), "nn_p10": _quantile(nn, 0.1)}
+
+
+@dataclass
+class _Tracks:
+    """The poses with a track id, sorted by (video, track, frame rank); ``same_track[i]`` and
+    ``consecutive[i]`` relate pose ``i + 1`` to pose ``i``."""
+
+    vid: np.ndarray
+    tid: np.ndarray
+    rank: np.ndarray
+    kp: np.ndarray
+    present: np.ndarray
+    size: np.ndarray
+    same_track: np.ndarray
+    consecutive: np.ndarray
+
+
+def _tracks(kp: np.ndarray, present: np.ndarray, size: np.ndarray, tid: np.ndarray, vid: np.ndarray,
+            rank: np.ndarray) -> _Tracks:
+    """:class:`_Tracks` from the per-pose columns (``rank``: frame rank of each pose)."""
+    tracked = tid >= 0
+    order = np.lexsort((rank[tracked], tid[tracked], vid[tracked]))
+    t_vid, t_tid, t_rank = vid[tracked][order], tid[tracked][order], rank[tracked][order]
+    same_track = (t_vid[1:] == t_vid[:-1]) & (t_tid[1:] == t_tid[:-1])
+    return _Tracks(vid=t_vid, tid=t_tid, rank=t_rank, kp=kp[tracked][order],
+                   present=present[tracked][order], size=size[tracked][order], same_track=same_track,
+                   consecutive=same_track & (t_rank[1:] == t_rank[:-1] + 1))
+
+
+def _check_one_pose_per_track_and_frame(t: _Tracks, dataset: Dataset, frame_vid: np.ndarray,
+                                        frame_idx: np.ndarray) -> None:
+    """Refuse a track id that occurs twice in one frame, naming the video and frame."""
+    if not len(t.vid):
+        return
+    dup = t.same_track & (t.rank[1:] == t.rank[:-1])
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        video = dataset.videos[int(t.vid[i])]
+        index = frame_idx[np.searchsorted(frame_vid, t.vid[i]) + t.rank[i]]
+        raise ValueError(f"{video.source or video.name}: frame {int(index)}: track id {int(t.tid[i])} "
+                         "occurs twice (field 'track_ids')")
+
+
+def _displacement(t: _Tracks) -> dict[str, float]:
+    """Displacement between consecutive frames of a track relative to the person size."""
+    both = t.present[1:] & t.present[:-1]
+    step = np.linalg.norm(t.kp[1:, :, :2] - t.kp[:-1, :, :2], axis=-1)
+    n_both = both.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        disp = np.where(both, step, 0.0).sum(-1) / n_both / ((t.size[1:] + t.size[:-1]) / 2)
+    disp = disp[t.consecutive & (n_both > 0)]
+    return {"disp_median": _quantile(disp, 0.5), "disp_p90": _quantile(disp, 0.9)}
+
+
+def _track_lengths(t: _Tracks) -> dict[str, float]:
+    """Number of tracks and their lengths in labelled frames."""
+    new_track = np.r_[True, ~t.same_track] if len(t.vid) else np.zeros(0, bool)
+    track_start = np.flatnonzero(new_track)
+    lengths = np.diff(np.r_[track_start, len(t.vid)]).astype(np.float64)
+    return {"tracks": float(len(lengths)), "track_len_mean": _mean(lengths),
+            "track_len_median": _quantile(lengths, 0.5)}
+
+
+def _entering_and_leaving(t: _Tracks, frame_vid: np.ndarray, frames_in_video: np.ndarray) -> dict[str, float]:
+    """Fraction of frames where a track enters (present at rank r > 0 and not at r - 1) or leaves
+    (present at r < last and not at r + 1)."""
+    has_prev = np.r_[False, t.consecutive] if len(t.vid) else np.zeros(0, bool)
+    has_next = np.r_[t.consecutive, False] if len(t.vid) else np.zeros(0, bool)
+    last_rank = frames_in_video[t.vid] - 1
+    frame_row = np.searchsorted(frame_vid, t.vid, side="left") + t.rank
+    entering = np.unique(frame_row[~has_prev & (t.rank > 0)])
+    leaving = np.unique(frame_row[~has_next & (t.rank < last_rank)])
+    n_videos_with_frames = int((frames_in_video > 0).sum())
+    eligible = len(frame_vid) - n_videos_with_frames            # all frames but each video's first
+    return {"enter_frac": len(entering) / eligible if eligible else math.nan,
+            "leave_frac": len(leaving) / eligible if eligible else math.nan}
+
+
+def compute_stats(dataset: Dataset) -> dict[str, float]:
+    """The statistics of :data:`STATISTICS` for ``dataset`` (definitions in the module docstring).
+
+    Only labelled frames count; poses of unlabelled frames are ignored. Poses with track id ``-1``
+    count for crowding and visibility but not for the track statistics.
+    """
+    frame_vid, frame_idx = _labelled_frames(dataset)
+    kp, tid, vid, row = _labelled_poses(dataset, frame_vid, frame_idx)
     # rank of each labelled frame inside its video
-    video_start = np.searchsorted(frame_vid, frame_vid, side="left")
-    frame_rank = np.arange(len(frame_vid)) - video_start
+    frame_rank = np.arange(len(frame_vid)) - np.searchsorted(frame_vid, frame_vid, side="left")
     frames_in_video = np.bincount(frame_vid, minlength=len(dataset.videos))
 
     stats: dict[str, float] = {
         "videos": float(len(dataset.videos)), "frames": float(len(frame_vid)), "poses": float(len(kp)),
     }
-    people = np.bincount(row, minlength=len(frame_vid)).astype(np.float64)
-    stats["people_mean"] = _mean(people)
-    stats["people_p90"] = _quantile(people, 0.9)
-    stats["people_max"] = float(people.max()) if len(people) else math.nan
-
+    stats.update(_crowding(row, len(frame_vid)))
     present = kp[..., 2] > 0
     box = keypoint_boxes(kp)
     size = np.hypot(box[:, 2], box[:, 3])
     size = np.where(size > 0, size, np.nan)                     # one keypoint: no extent
-    heights = np.array([v.height for v in dataset.videos], dtype=np.float64)
-    stats["size_rel_height"] = _quantile(size / heights[vid], 0.5)
-    stats["visibility"] = float(present.mean()) if len(kp) else math.nan
-    annotated = present.any(0)                  # joints the set annotates at all (Bonn: no nose)
-    stats["visibility_annotated"] = float(present[:, annotated].mean()) if annotated.any() else math.nan
-
-    # nearest neighbour inside each frame (poses are sorted by frame row already)
-    centre = box[:, :2] + box[:, 2:] / 2
-    nn = _segment_min_pairwise(np.nan_to_num(centre, nan=np.inf), row) if len(kp) else np.zeros(0)
-    nn = np.where(np.isfinite(nn), nn, np.nan) / size
-    stats["nn_median"] = _quantile(nn, 0.5)
-    stats["nn_p10"] = _quantile(nn, 0.1)
-
-    # tracks: sort by (video, track, frame rank)
-    tracked = tid >= 0
-    t_vid, t_tid, t_rank = vid[tracked], tid[tracked], frame_rank[row[tracked]]
-    t_kp, t_present, t_size = kp[tracked], present[tracked], size[tracked]
-    order = np.lexsort((t_rank, t_tid, t_vid))
-    t_vid, t_tid, t_rank = t_vid[order], t_tid[order], t_rank[order]
-    t_kp, t_present, t_size = t_kp[order], t_present[order], t_size[order]
-    same_track = (t_vid[1:] == t_vid[:-1]) & (t_tid[1:] == t_tid[:-1])
-    if len(t_vid):
-        dup = same_track & (t_rank[1:] == t_rank[:-1])
-        if dup.any():
-            i = int(np.flatnonzero(dup)[0])
-            video = dataset.videos[int(t_vid[i])]
-            index = frame_idx[np.searchsorted(frame_vid, t_vid[i]) + t_rank[i]]
-            raise ValueError(f"{video.source or video.name}: frame {int(index)}: track id {int(t_tid[i])} "
-                             "occurs twice (field 'track_ids')")
-
-    consecutive = same_track & (t_rank[1:] == t_rank[:-1] + 1)
-    both = t_present[1:] & t_present[:-1]
-    step = np.linalg.norm(t_kp[1:, :, :2] - t_kp[:-1, :, :2], axis=-1)
-    n_both = both.sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        disp = np.where(both, step, 0.0).sum(-1) / n_both / ((t_size[1:] + t_size[:-1]) / 2)
-    disp = disp[consecutive & (n_both > 0)]
-    stats["disp_median"] = _quantile(disp, 0.5)
-    stats["disp_p90"] = _quantile(disp, 0.9)
-
-    new_track = np.r_[True, ~same_track] if len(t_vid) else np.zeros(0, bool)
-    track_start = np.flatnonzero(new_track)
-    lengths = np.diff(np.r_[track_start, len(t_vid)]).astype(np.float64)
-    stats["tracks"] = float(len(lengths))
-    stats["track_len_mean"] = _mean(lengths)
-    stats["track_len_median"] = _quantile(lengths, 0.5)
-
-    # enter: present at rank r > 0 and not at r - 1; leave: present at r < last and not at r + 1
-    has_prev = np.r_[False, consecutive] if len(t_vid) else np.zeros(0, bool)
-    has_next = np.r_[consecutive, False] if len(t_vid) else np.zeros(0, bool)
-    last_rank = frames_in_video[t_vid] - 1
-    frame_row = np.searchsorted(frame_vid, t_vid, side="left") + t_rank
-    entering = np.unique(frame_row[~has_prev & (t_rank > 0)])
-    leaving = np.unique(frame_row[~has_next & (t_rank < last_rank)])
-    n_videos_with_frames = int((frames_in_video > 0).sum())
-    eligible = len(frame_vid) - n_videos_with_frames            # all frames but each video's first
-    stats["enter_frac"] = len(entering) / eligible if eligible else math.nan
-    stats["leave_frac"] = len(leaving) / eligible if eligible else math.nan
+    stats.update(_size_and_visibility(dataset, present, size, vid))
+    stats.update(_nearest_neighbours(box, size, row))
+    tracks = _tracks(kp, present, size, tid, vid, frame_rank[row])
+    _check_one_pose_per_track_and_frame(tracks, dataset, frame_vid, frame_idx)
+    stats.update(_displacement(tracks))
+    stats.update(_track_lengths(tracks))
+    stats.update(_entering_and_leaving(tracks, frame_vid, frames_in_video))
     return stats
 
 

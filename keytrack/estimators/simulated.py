@@ -136,30 +136,45 @@ class SimScene:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"SimScene: seed must be a non-negative int, got {seed!r}")
         self.video, self.index, self.seed = video, int(index), int(seed)
-        self.config = cfg = config or SimulatedConfig()
-        pcfg = cfg.perturb
+        self.config = config or SimulatedConfig()
         streams = [np.random.default_rng(s) for s in np.random.SeedSequence([self.seed, self.index]).spawn(8)]
         _, rng_kp, rng_box, rng_miss, _, rng_det, rng_phantom, _ = streams
-        num_frames = len(video.frames)
+        self._annotated_people(rng_kp)
+        person_det, person_score, bad = self._person_boxes(rng_box, rng_det)
+        #: ``[N]`` bool: the detector outputs no box for this person in this frame
+        self.missed = self._missed(rng_miss)
+        self.bad_box = bad
+        dup, dup_box, dup_score = self._duplicates(person_det, rng_det)
+        phantom_frame, phantom_score = self._phantoms(rng_phantom)
+        self._detections(person_det, person_score, dup, dup_box, dup_score, phantom_frame, phantom_score)
 
+    def _annotated_people(self, rng_kp: np.random.Generator) -> None:
+        """The annotated people with a present keypoint, the boxes the detector aims at, and the
+        estimator's keypoint draws."""
+        video, cfg = self.video, self.config
+        pcfg = cfg.perturb
         frame, kp, tid, boxes, heads = draws.gather_poses(video)
         present = (kp[..., 2] > 0).any(1)
         frame, kp, tid = frame[present], kp[present], tid[present]
         boxes, heads = boxes[present], heads[present]
-        n = len(kp)
-        vis = kp[..., 2] > 0
         gt_box = np.where(np.isfinite(boxes).all(1, keepdims=True) & (boxes[:, 2:] > 0).all(1, keepdims=True),
                           boxes, keypoint_boxes(kp))
-        s = draws.fill_scale(draws.person_scale(kp, boxes, heads, pcfg.head_size_per_box_diagonal), video.height)
+        s = draws.fill_scale(draws.person_scale(kp, boxes, heads, pcfg.head_size_per_box_diagonal),
+                             video.height)
         #: annotated people, one row each, sorted by frame: keypoints, head size, track id, person box
         self.frame, self.keypoints, self.scale, self.track_ids = frame, kp, s, tid
         extent = cfg.box_extent * gt_box[:, 2:]
         gt_box = np.concatenate([gt_box[:, :2] - extent, gt_box[:, 2:] + 2 * extent], -1)
         self.person_box = draws.person_crop(gt_box, s, cfg.min_box_size)
-        self.person_bounds = _by_frame(frame, num_frames)
-        self.draws = draws.draw_keypoints(n, pcfg, rng_kp)
+        self.person_bounds = _by_frame(frame, len(video.frames))
+        self.draws = draws.draw_keypoints(len(kp), pcfg, rng_kp)
 
-        # -- detector: imperfect boxes, misses in runs, scores, duplicates --------------------------
+    def _person_boxes(self, rng_box: np.random.Generator,
+                      rng_det: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each person's detector box (imperfect, now and then grossly wrong), its score, and
+        whether the box is grossly wrong."""
+        cfg = self.config
+        pcfg, n = cfg.perturb, len(self.keypoints)
         shift = pcfg.box_shift * rng_box.standard_normal((n, 2))
         log_scale = pcfg.box_scale * rng_box.standard_normal(n)
         bad = rng_det.random(n) < cfg.bad_box_prob
@@ -167,15 +182,26 @@ class SimScene:
         log_scale = log_scale + bad * cfg.bad_box_scale * rng_det.standard_normal(n)
         person_det = _box_from(self.person_box, shift, log_scale)
         person_score = draws.sigmoid(cfg.score_bias + cfg.score_noise * rng_det.standard_normal(n))
+        return person_det, person_score, bad
+
+    def _missed(self, rng_miss: np.random.Generator) -> np.ndarray:
+        """``[N]`` bool: missed people, in runs over their track (small and occluded people more often)."""
+        video, cfg = self.video, self.config
+        pcfg, s, tid, n = cfg.perturb, self.scale, self.track_ids, len(self.keypoints)
+        vis = self.keypoints[..., 2] > 0
         known_height = np.isfinite(video.height) and video.height > 0
         rel = s / video.height if known_height else np.full(n, pcfg.miss_size_ref)
         p_start = np.minimum(cfg.miss_prob * (pcfg.miss_size_ref / rel) ** pcfg.miss_size_power
                              * (1 + pcfg.miss_occlusion_gain * (1 - vis.mean(1))), pcfg.miss_prob_max)
         key = np.where(tid >= 0, tid, -1 - np.arange(n))
-        #: ``[N]`` bool: the detector outputs no box for this person in this frame
-        self.missed = draws.missed(key, frame, p_start, rng_miss, cfg.miss_run_length)
-        self.bad_box = bad
+        return draws.missed(key, self.frame, p_start, rng_miss, cfg.miss_run_length)
 
+    def _duplicates(self, person_det: np.ndarray,
+                    rng_det: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(dup, dup_box, dup_score)``: which detected people get a second box nearby, that box,
+        and the noise of its score."""
+        cfg = self.config
+        pcfg, n = cfg.perturb, len(self.keypoints)
         u_dup = rng_det.random(n)
         dup_shift = rng_det.standard_normal((n, 2))
         dup_scale = pcfg.duplicate_scale * rng_det.standard_normal(n)
@@ -185,11 +211,15 @@ class SimScene:
         dup_box = person_det.copy()
         dup_box[:, :2] += pcfg.duplicate_shift * height * dup_shift
         dup_box = _box_from(dup_box, np.zeros((n, 2)), dup_scale)
+        return dup, dup_box, dup_score
 
-        # -- phantoms: the protocol's clutter poses, boxed by the detector ---------------------------
+    def _phantoms(self, rng_phantom: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The protocol's clutter poses, boxed by the detector: ``(frame, score)`` of each box."""
+        video, cfg = self.video, self.config
+        pcfg = cfg.perturb
         labeled = np.array([f.is_labeled for f in video.frames], dtype=np.int64)
-        phantoms = draws.clutter(video, labeled, s, draws.frame_extent(video, kp),
-                            replace(pcfg, clutter_rate=cfg.phantom_rate), rng_phantom)
+        phantoms = draws.clutter(video, labeled, self.scale, draws.frame_extent(video, self.keypoints),
+                                 replace(pcfg, clutter_rate=cfg.phantom_rate), rng_phantom)
         enough = (phantoms.keypoints[..., 2] > 0).sum(1) >= 2
         phantom_frame, phantom_kp = phantoms.frame[enough], phantoms.keypoints[enough]
         phantom_box = keypoint_boxes(phantom_kp)
@@ -199,20 +229,26 @@ class SimScene:
         phantom_score = draws.sigmoid(cfg.phantom_score + cfg.score_noise * phantom_noise)
         #: phantoms (person-like background) per frame: keypoints and boxes
         self.phantom_keypoints, self.phantom_box = phantom_kp, phantom_box
-        self.phantom_bounds = _by_frame(phantom_frame, num_frames)
+        self.phantom_bounds = _by_frame(phantom_frame, len(video.frames))
+        return phantom_frame, phantom_score
 
-        det_frame = np.r_[frame[~self.missed], frame[dup], phantom_frame]
-        det_box = np.concatenate([person_det[~self.missed], dup_box[dup], phantom_box])
-        det_score = np.r_[person_score[~self.missed],
-                          draws.sigmoid(draws.logit(person_score[dup]) - cfg.duplicate_score_drop + dup_score[dup]),
-                          phantom_score]
+    def _detections(self, person_det: np.ndarray, person_score: np.ndarray, dup: np.ndarray,
+                    dup_box: np.ndarray, dup_score: np.ndarray, phantom_frame: np.ndarray,
+                    phantom_score: np.ndarray) -> None:
+        """The detector's output: people not missed, duplicates and phantoms, per frame by
+        descending score."""
+        kept = ~self.missed
+        det_frame = np.r_[self.frame[kept], self.frame[dup], phantom_frame]
+        det_box = np.concatenate([person_det[kept], dup_box[dup], self.phantom_box])
+        dup_logit = draws.logit(person_score[dup]) - self.config.duplicate_score_drop + dup_score[dup]
+        det_score = np.r_[person_score[kept], draws.sigmoid(dup_logit), phantom_score]
         #: 0 person, 1 duplicate, 2 phantom (for analysis)
-        det_kind = np.r_[np.zeros((~self.missed).sum(), np.int64), np.ones(dup.sum(), np.int64),
-                         np.full(len(phantom_kp), 2, np.int64)]
+        det_kind = np.r_[np.zeros(kept.sum(), np.int64), np.ones(dup.sum(), np.int64),
+                         np.full(len(self.phantom_keypoints), 2, np.int64)]
         order = np.lexsort((-det_score, det_frame))
         self.det_frame, self.det_box, self.det_score, self.det_kind = (
             det_frame[order], det_box[order], det_score[order], det_kind[order])
-        self.det_bounds = _by_frame(self.det_frame, num_frames)
+        self.det_bounds = _by_frame(self.det_frame, len(self.video.frames))
 
     def __len__(self) -> int:
         return len(self.video.frames)

@@ -20,6 +20,7 @@ logged; person boxes are the tight boxes around the present keypoints.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,29 @@ def _record(value, names: tuple[str, ...], source: Path, where: str, field: str)
     return arr.reshape(-1)[0]
 
 
-def _video(entry: np.void, v: int, source: Path, keep_empty_poses: bool,
-           occluded_as_absent: bool, skipped: dict[str, int] | None) -> tuple[str, list[Frame]]:
-    """Name and frames of ``annolist[v]``."""
+@dataclass
+class _Rows:
+    """One row per annotated (person, frame) of a video; each point field concatenated over all
+    rows (``point_cols[key]``: one array per row that has points)."""
+
+    where: str
+    rows_p: list[int]
+    rows_t: list[int]
+    heads: list[list[float]]
+    point_cols: dict[str, list[np.ndarray]]
+    counts: np.ndarray                     # points per row
+    row_of_point: np.ndarray
+
+    def point_where(self, k: int) -> tuple[str, str]:
+        """``(frame, field)`` of point ``k`` for error messages."""
+        r = int(self.row_of_point[k])
+        first = int(np.concatenate([[0], np.cumsum(self.counts)])[r])
+        return (f"{self.where}, frame {self.rows_t[r]}, person {self.rows_p[r]}",
+                f"annopoints{{{self.rows_p[r] + 1},{self.rows_t[r] + 1}}}.point({k - first + 1})")
+
+
+def _video_header(entry: np.void, v: int, source: Path) -> tuple[str, str, int, int]:
+    """``(name, where, num_frames, num_persons)`` of ``annolist[v]``; ``where`` names it in errors."""
     where = f"annolist[{v}]"
     name = entry["name"]
     if not isinstance(name, str) or not name:
@@ -88,10 +109,43 @@ def _video(entry: np.void, v: int, source: Path, keep_empty_poses: bool,
     except (TypeError, ValueError) as err:
         raise DataError(source, f"num_frames/num_persons must be integers ({err})", frame=where,
                         field="num_frames/num_persons") from err
-    cells = _cells(entry["annopoints"], persons, frames, source, where)
+    return name, where, frames, persons
 
-    # One row per annotated (person, frame); each point field concatenated over all rows.
-    need = ("id", "x", "y", "is_visible") if occluded_as_absent else ("id", "x", "y")
+
+def _head_box(rec: np.void, source: Path, where: str, field: str) -> list[float]:
+    """The cell's ``head_rect`` as ``x, y, w, h`` (NaN when empty)."""
+    try:
+        head = np.asarray(rec["head_rect"], dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise DataError(source, f"not numbers ({err})", frame=where,
+                        field=f"{field}.head_rect") from err
+    if head.size == 4 and not np.isfinite(head).all():
+        raise DataError(source, "NaN or infinite value", frame=where,
+                        field=f"{field}.head_rect")
+    if head.size == 4:
+        return [head[0], head[1], head[2] - head[0], head[3] - head[1]]
+    if head.size == 0:
+        return [np.nan] * 4
+    raise DataError(source, f"{head.size} values, expected x1, y1, x2, y2 or none",
+                    frame=where, field=f"{field}.head_rect")
+
+
+def _cell_points(rec: np.void, need: tuple[str, ...], source: Path, where: str, field: str) -> np.ndarray:
+    """The cell's ``point`` struct array (checked to hold the fields in ``need``)."""
+    points = np.atleast_1d(np.asarray(rec["point"]))
+    if points.size:
+        if points.dtype.names is None:
+            raise DataError(source, "expected a struct array", frame=where,
+                            field=f"{field}.point")
+        missing = [k for k in need if k not in points.dtype.names]
+        if missing:
+            raise DataError(source, "missing required field", frame=where,
+                            field=f"{field}.point.{missing[0]}")
+    return points
+
+
+def _gather(cells: np.ndarray, need: tuple[str, ...], source: Path, where: str) -> _Rows:
+    """The annotated cells of a video as :class:`_Rows`, in (person, frame) order."""
     rows_p, rows_t, heads, counts = [], [], [], []
     point_cols: dict[str, list[np.ndarray]] = {k: [] for k in need}
     for (p, t), cell in np.ndenumerate(cells):
@@ -100,100 +154,104 @@ def _video(entry: np.void, v: int, source: Path, keep_empty_poses: bool,
         cell_where = f"{where}, frame {t}, person {p}"
         cell_field = f"annopoints{{{p + 1},{t + 1}}}"
         rec = _record(cell, ("point", "head_rect"), source, cell_where, cell_field)
-        try:
-            head = np.asarray(rec["head_rect"], dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as err:
-            raise DataError(source, f"not numbers ({err})", frame=cell_where,
-                            field=f"{cell_field}.head_rect") from err
-        if head.size == 4 and not np.isfinite(head).all():
-            raise DataError(source, "NaN or infinite value", frame=cell_where,
-                            field=f"{cell_field}.head_rect")
-        if head.size == 4:
-            heads.append([head[0], head[1], head[2] - head[0], head[3] - head[1]])
-        elif head.size == 0:
-            heads.append([np.nan] * 4)
-        else:
-            raise DataError(source, f"{head.size} values, expected x1, y1, x2, y2 or none",
-                            frame=cell_where, field=f"{cell_field}.head_rect")
-        points = np.atleast_1d(np.asarray(rec["point"]))
+        heads.append(_head_box(rec, source, cell_where, cell_field))
+        points = _cell_points(rec, need, source, cell_where, cell_field)
         if points.size:
-            if points.dtype.names is None:
-                raise DataError(source, "expected a struct array", frame=cell_where,
-                                field=f"{cell_field}.point")
-            missing = [k for k in need if k not in points.dtype.names]
-            if missing:
-                raise DataError(source, "missing required field", frame=cell_where,
-                                field=f"{cell_field}.point.{missing[0]}")
             for key in need:
                 point_cols[key].append(points[key].reshape(-1))
         rows_p.append(p)
         rows_t.append(t)
         counts.append(points.size)
-
-    n_rows = len(rows_p)
     counts_arr = np.array(counts, dtype=np.int64)
-    row_of_point = np.repeat(np.arange(n_rows), counts_arr)
+    return _Rows(where, rows_p, rows_t, heads, point_cols, counts_arr,
+                 np.repeat(np.arange(len(rows_p)), counts_arr))
 
-    def point_where(k: int) -> tuple[str, str]:
-        r = int(row_of_point[k])
-        first = int(np.concatenate([[0], np.cumsum(counts_arr)])[r])
-        return (f"{where}, frame {rows_t[r]}, person {rows_p[r]}",
-                f"annopoints{{{rows_p[r] + 1},{rows_t[r] + 1}}}.point({k - first + 1})")
 
+def _point_columns(rows: _Rows, need: tuple[str, ...], source: Path) -> dict[str, np.ndarray]:
+    """Each point field in ``need`` as one float array over all points (one number per point)."""
     cols = {}
     for key in need:
-        obj = np.concatenate(point_cols[key]) if point_cols[key] else np.zeros(0, dtype=object)
+        obj = np.concatenate(rows.point_cols[key]) if rows.point_cols[key] else np.zeros(0, dtype=object)
         try:
             cols[key] = np.asarray(obj, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError):
             bad = next(k for k, o in enumerate(obj) if np.asarray(o).size != 1)
-            frame, field = point_where(bad)
+            frame, field = rows.point_where(bad)
             raise DataError(source, "expected one number", frame=frame, field=f"{field}.{key}") from None
         bad = ~np.isfinite(cols[key])
         if bad.any():
-            frame, field = point_where(int(np.argmax(bad)))
+            frame, field = rows.point_where(int(np.argmax(bad)))
             raise DataError(source, "NaN or infinite value", frame=frame, field=f"{field}.{key}")
-    ids = cols["id"]
+    return cols
+
+
+def _point_joints(rows: _Rows, ids: np.ndarray, source: Path) -> np.ndarray:
+    """KeyTrack joint of every point (``-1`` for pelvis and thorax); unknown ids are refused."""
     bad = (ids != np.round(ids)) | (ids < 0) | (ids >= len(BONN_JOINTS))
     if bad.any():
         k = int(np.argmax(bad))
-        frame, field = point_where(k)
+        frame, field = rows.point_where(k)
         raise DataError(source, f"joint id {ids[k]:g} is not one of 0..{len(BONN_JOINTS) - 1}",
                         frame=frame, field=f"{field}.id")
-    joint = FROM_BONN_ID[ids.astype(np.int64)]
+    return FROM_BONN_ID[ids.astype(np.int64)]
+
+
+def _keypoint_array(rows: _Rows, cols: dict[str, np.ndarray], occluded_as_absent: bool, source: Path,
+                    name: str, skipped: dict[str, int] | None) -> np.ndarray:
+    """``[rows, 15, 3]`` keypoints; points without a KeyTrack joint are counted in ``skipped`` and
+    a joint given twice for one person is refused."""
+    ids = cols["id"]
+    joint = _point_joints(rows, ids, source)
     has_joint = joint >= 0
     count_skipped(skipped, SKIP_NO_JOINT, int((~has_joint).sum()), f"{source} [{name}]")
-    flat = row_of_point * NUM_JOINTS + joint
+    flat = rows.row_of_point * NUM_JOINTS + joint
     seen, first = np.unique(flat[has_joint], return_index=True)
     if len(seen) < int(has_joint.sum()):
         k = int(np.flatnonzero(has_joint)[np.setdiff1d(np.arange(int(has_joint.sum())), first)[0]])
-        frame, field = point_where(k)
+        frame, field = rows.point_where(k)
         raise DataError(source, f"joint id {ids[k]:g} is given twice for this person", frame=frame,
                         field=f"{field}.id")
     present = np.ones(len(ids)) if not occluded_as_absent else (cols["is_visible"] > 0).astype(float)
-    keypoints = np.zeros((n_rows, NUM_JOINTS, 3))
-    keypoints[row_of_point[has_joint], joint[has_joint]] = np.stack(
+    keypoints = np.zeros((len(rows.rows_p), NUM_JOINTS, 3))
+    keypoints[rows.row_of_point[has_joint], joint[has_joint]] = np.stack(
         [cols["x"], cols["y"], present], axis=1)[has_joint]
     keypoints[keypoints[..., 2] <= 0] = 0.0
+    return keypoints
 
+
+def _frames(rows: _Rows, keypoints: np.ndarray, keep: np.ndarray, frames: int) -> list[Frame]:
+    """``frames`` frames holding the kept poses, ordered by person row; track id = person row."""
+    n_rows = len(rows.rows_p)
+    p_arr, t_arr = np.array(rows.rows_p, dtype=np.int64), np.array(rows.rows_t, dtype=np.int64)
+    head_arr = np.array(rows.heads, dtype=np.float64).reshape(n_rows, 4)
+    box_arr = keypoint_boxes(keypoints)
+    sel_rows = np.flatnonzero(keep)
+    sel_rows = sel_rows[np.lexsort((p_arr[sel_rows], t_arr[sel_rows]))]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(t_arr[sel_rows], minlength=frames))])
+    out = []
+    for t in range(frames):
+        sel = sel_rows[bounds[t]:bounds[t + 1]]
+        out.append(Frame(index=t, keypoints=keypoints[sel], track_ids=p_arr[sel],
+                         boxes=box_arr[sel], head_boxes=head_arr[sel],
+                         scores=np.ones(len(sel))))
+    return out
+
+
+def _video(entry: np.void, v: int, source: Path, keep_empty_poses: bool,
+           occluded_as_absent: bool, skipped: dict[str, int] | None) -> tuple[str, list[Frame]]:
+    """Name and frames of ``annolist[v]``."""
+    name, where, frames, persons = _video_header(entry, v, source)
+    cells = _cells(entry["annopoints"], persons, frames, source, where)
+    need = ("id", "x", "y", "is_visible") if occluded_as_absent else ("id", "x", "y")
+    rows = _gather(cells, need, source, where)
+    cols = _point_columns(rows, need, source)
+    keypoints = _keypoint_array(rows, cols, occluded_as_absent, source, name, skipped)
     keep = (keypoints[..., 2] > 0).any(axis=1)
     if keep_empty_poses:
         keep[:] = True
     else:
         count_skipped(skipped, SKIP_EMPTY_POSE, int((~keep).sum()), f"{source} [{name}]")
-    p_arr, t_arr = np.array(rows_p, dtype=np.int64), np.array(rows_t, dtype=np.int64)
-    head_arr = np.array(heads, dtype=np.float64).reshape(n_rows, 4)
-    box_arr = keypoint_boxes(keypoints)
-    rows = np.flatnonzero(keep)
-    rows = rows[np.lexsort((p_arr[rows], t_arr[rows]))]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(t_arr[rows], minlength=frames))])
-    out = []
-    for t in range(frames):
-        sel = rows[bounds[t]:bounds[t + 1]]
-        out.append(Frame(index=t, keypoints=keypoints[sel], track_ids=p_arr[sel],
-                         boxes=box_arr[sel], head_boxes=head_arr[sel],
-                         scores=np.ones(len(sel))))
-    return name, out
+    return name, _frames(rows, keypoints, keep, frames)
 
 
 def read_bonn_mat(path: str | Path, *, default_frame_size: tuple[float, float] = (1920, 1080),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,265 @@ def _as_array(rows: list, width: int, source: Path, locate, finite: bool = True)
     return arr
 
 
+def _check_document(doc: Any, source: Path) -> None:
+    """Refuse a document that is not an object with ``images`` and ``annotations`` lists."""
+    if not isinstance(doc, dict):
+        raise DataError(source, f"expected a JSON object, found {type(doc).__name__}")
+    for key in ("images", "annotations"):
+        if key not in doc:
+            raise DataError(source, "missing required field", field=key)
+        if not isinstance(doc[key], list):
+            raise DataError(source, f"expected a list, found {type(doc[key]).__name__}", field=key)
+
+
+def _check_images(images: list, source: Path) -> None:
+    """Every ``images`` entry is an object with an integer ``id``."""
+    for i, im in enumerate(images):
+        if not isinstance(im, dict):
+            raise DataError(source, "expected an object", field=f"images[{i}]")
+        if "id" not in im:
+            raise DataError(source, "missing required field", frame=f"images[{i}] "
+                            f"({im.get('file_name', '')})", field=f"images[{i}].id")
+        if not _is_int(im["id"]):
+            raise DataError(source, f"image id {im['id']!r} is not an integer", field=f"images[{i}].id")
+
+
+def _frame_order(images: list[dict], source: Path) -> np.ndarray:
+    """Positions of ``images`` sorted by ``frame_id``; file order unless every image has one."""
+    has_frame_id = [im.get("frame_id") is not None for im in images]
+    if all(has_frame_id):
+        bad = [i for i, im in enumerate(images) if not _is_int(im["frame_id"])]
+        if bad:
+            im = images[bad[0]]
+            raise DataError(source, f"frame_id {im['frame_id']!r} is not an integer",
+                            frame=frame_label(None, im["id"], str(im.get("file_name", ""))),
+                            field=f"images[{bad[0]}].frame_id")
+        return np.argsort(np.array([im["frame_id"] for im in images], dtype=np.int64), kind="stable")
+    if any(has_frame_id):
+        log.warning("%s: frame_id missing on some images; frames kept in file order", source)
+    return np.arange(len(images))
+
+
+class _Images:
+    """The ``images`` of a file in frame order: the frame of each image id and the frame labels
+    that error messages name."""
+
+    def __init__(self, images: list[dict], source: Path) -> None:
+        self.images = images
+        self.frame_of: dict[int, int] = {}
+        for k, im in enumerate(images):
+            if im["id"] in self.frame_of:
+                raise DataError(source, "repeated image id", frame=frame_label(k, im["id"], im.get(
+                    "file_name", "")), field="images[].id")
+            self.frame_of[im["id"]] = k
+        self.file_names = [str(im.get("file_name") or "") for im in images]
+
+    def where(self, k: int) -> str:
+        """Label of frame ``k`` for error messages."""
+        return frame_label(k, self.images[k]["id"], self.file_names[k])
+
+
+@dataclass
+class _Annotations:
+    """The annotations that have keypoints, one entry per pose in file order, values as the file
+    gives them (checked for shape and type, converted in bulk later)."""
+
+    idx: list[int] = field(default_factory=list)           # annotation position in the file
+    frm: list[int] = field(default_factory=list)           # frame of the pose
+    kps: list[Any] = field(default_factory=list)
+    kp_scores: dict[int, Any] = field(default_factory=dict)   # row -> per-keypoint scores list
+    tids: list[int] = field(default_factory=list)
+    boxes: list[Any] = field(default_factory=list)
+    heads: list[Any] = field(default_factory=list)
+    pose_scores: list[float] = field(default_factory=list)
+    no_keypoints: int = 0                                  # annotations skipped for lack of keypoints
+
+
+class _AnnotationReader:
+    """Checks the ``annotations`` of a file one by one and gathers them as :class:`_Annotations`."""
+
+    def __init__(self, images: _Images, n_kp: int, source: Path) -> None:
+        self.images, self.n_kp, self.source = images, n_kp, source
+        self.out = _Annotations()
+
+    def read(self, anns: list) -> _Annotations:
+        for i, a in enumerate(anns):
+            k = self._frame(a, i)
+            kp = a.get("keypoints")
+            if kp is None or kp == []:
+                self.out.no_keypoints += 1
+                continue
+            self._add(a, i, k, kp)
+        return self.out
+
+    def _fail(self, reason: str, k: int, i: int, name: str) -> DataError:
+        return DataError(self.source, reason, frame=self.images.where(k), field=f"annotations[{i}].{name}")
+
+    def _frame(self, a: Any, i: int) -> int:
+        """The frame of annotation ``i`` (from its ``image_id``)."""
+        if not isinstance(a, dict):
+            raise DataError(self.source, "expected an object", field=f"annotations[{i}]")
+        if "image_id" not in a:
+            raise DataError(self.source, "missing required field", field=f"annotations[{i}].image_id")
+        k = self.images.frame_of.get(a["image_id"]) if _is_int(a["image_id"]) else None
+        if k is None:
+            raise DataError(self.source, f"image_id {a['image_id']!r} names no entry of 'images'",
+                            frame=f"image {a['image_id']!r}", field=f"annotations[{i}].image_id")
+        return k
+
+    def _add(self, a: dict, i: int, k: int, kp: Any) -> None:
+        """Check annotation ``i`` (in frame ``k``, with keypoints ``kp``) and append it."""
+        n_kp, out = self.n_kp, self.out
+        if not isinstance(kp, list) or len(kp) != 3 * n_kp:
+            got = f"{len(kp)} values" if isinstance(kp, list) else type(kp).__name__
+            raise self._fail(f"{got}, expected {3 * n_kp} ({n_kp} keypoints x 3)", k, i, "keypoints")
+        row = len(out.idx)
+        out.idx.append(i)
+        out.frm.append(k)
+        out.kps.append(kp)
+        sc = a.get("scores")
+        if sc not in (None, []):
+            if not isinstance(sc, list) or len(sc) != n_kp:
+                got = f"{len(sc)} values" if isinstance(sc, list) else type(sc).__name__
+                raise self._fail(f"{got}, expected {n_kp} (one per keypoint)", k, i, "scores")
+            out.kp_scores[row] = sc
+        out.tids.append(self._track_id(a, i, k))
+        for value, rows, name in ((a.get("bbox"), out.boxes, "bbox"),
+                                  (a.get("bbox_head"), out.heads, "bbox_head")):
+            if value is None or value == []:
+                rows.append(_NAN4)
+            elif isinstance(value, list) and len(value) == 4:
+                rows.append(value)
+            else:
+                raise self._fail(f"expected [x, y, w, h] or [], found {value!r}", k, i, name)
+        out.pose_scores.append(self._pose_score(a, i, k))
+
+    def _track_id(self, a: dict, i: int, k: int) -> int:
+        tid = a.get("track_id")
+        if tid is None:
+            return -1
+        if _is_number(tid) and float(tid).is_integer() and tid >= -1:
+            return int(tid)
+        raise self._fail(f"track id {tid!r} is not an integer >= -1", k, i, "track_id")
+
+    def _pose_score(self, a: dict, i: int, k: int) -> float:
+        score = a.get("score", 1.0)
+        if score is None:
+            score = 1.0
+        if not _is_number(score) or not np.isfinite(score):
+            raise self._fail(f"pose score {score!r} is not a finite number", k, i, "score")
+        return float(score)
+
+
+class _Locate:
+    """``locate(i) -> (frame, field)`` for :func:`_as_array`: where the ``name`` field of pose row
+    ``i`` (of row ``rows[i]`` when ``rows`` is given) sits in the file."""
+
+    def __init__(self, anns: _Annotations, images: _Images, name: str, rows: np.ndarray | None = None):
+        self.anns, self.images, self.name, self.rows = anns, images, name, rows
+
+    def __call__(self, i: int) -> tuple[str, str]:
+        r = i if self.rows is None else int(self.rows[i])
+        return self.images.where(self.anns.frm[r]), f"annotations[{self.anns.idx[r]}].{self.name}"
+
+
+@dataclass
+class _PoseArrays:
+    """The gathered poses as arrays, one row per pose: what each :class:`Frame` is cut from."""
+
+    frame: np.ndarray
+    keypoints: np.ndarray
+    track_ids: np.ndarray
+    boxes: np.ndarray
+    head_boxes: np.ndarray
+    scores: np.ndarray
+
+
+def _keypoint_array(anns: _Annotations, images: _Images, take: np.ndarray, n_kp: int,
+                    source: Path) -> np.ndarray:
+    """``[N, 15, 3]`` keypoints in KeyTrack's order, ``c`` from the scores where given."""
+    n = len(anns.idx)
+    kp17 = _as_array(anns.kps, 3 * n_kp, source, _Locate(anns, images, "keypoints")).reshape(n, n_kp, 3)
+    if anns.kp_scores:
+        srows = np.fromiter(anns.kp_scores, dtype=np.int64, count=len(anns.kp_scores))
+        sc = _as_array(list(anns.kp_scores.values()), n_kp, source, _Locate(anns, images, "scores", srows))
+        placeholder = (kp17[srows] == 0).all(axis=-1)            # 0, 0, 0: an unannotated point
+        kp17[srows, :, 2] = np.where(placeholder, 0.0, sc)
+    keypoints = kp17[:, take, :]
+    keypoints[keypoints[..., 2] <= 0] = 0.0
+    return keypoints
+
+
+def _box_arrays(anns: _Annotations, images: _Images, source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``[N, 4]`` person and head boxes, NaN where absent; partly non-finite boxes are refused."""
+    box_arr = _as_array(anns.boxes, 4, source, _Locate(anns, images, "bbox"), finite=False)
+    head_arr = _as_array(anns.heads, 4, source, _Locate(anns, images, "bbox_head"), finite=False)
+    for arr, name in ((box_arr, "bbox"), (head_arr, "bbox_head")):
+        bad = ~np.isnan(arr).all(axis=1) & ~np.isfinite(arr).all(axis=1)
+        if bad.any():
+            frame, field_ = _Locate(anns, images, name)(int(np.argmax(bad)))
+            raise DataError(source, "NaN or infinite value", frame=frame, field=field_)
+    return box_arr, head_arr
+
+
+def _pose_arrays(anns: _Annotations, images: _Images, take: np.ndarray, n_kp: int,
+                 source: Path) -> _PoseArrays:
+    """Convert the gathered annotations in bulk; person boxes missing from the file are the
+    tight boxes around the keypoints."""
+    keypoints = _keypoint_array(anns, images, take, n_kp, source)
+    box_arr, head_arr = _box_arrays(anns, images, source)
+    derive = np.isnan(box_arr).all(axis=1)
+    if derive.any():
+        box_arr[derive] = keypoint_boxes(keypoints[derive])
+    return _PoseArrays(frame=np.array(anns.frm, dtype=np.int64), keypoints=keypoints,
+                       track_ids=np.array(anns.tids, dtype=np.int64), boxes=box_arr, head_boxes=head_arr,
+                       scores=np.array(anns.pose_scores, dtype=np.float64))
+
+
+def _check_unique_track_ids(poses: _PoseArrays, anns: _Annotations, images: _Images,
+                            source: Path) -> None:
+    """One track id per person and frame (``-1``, unknown, may repeat)."""
+    frm_arr, tid_arr = poses.frame, poses.track_ids
+    known = np.flatnonzero(tid_arr >= 0)
+    o = known[np.lexsort((tid_arr[known], frm_arr[known]))]
+    dup = (frm_arr[o][1:] == frm_arr[o][:-1]) & (tid_arr[o][1:] == tid_arr[o][:-1])
+    if dup.any():
+        r = int(o[1:][np.argmax(dup)])
+        raise DataError(source, f"track id {tid_arr[r]} appears twice in this frame",
+                        frame=images.where(anns.frm[r]), field=f"annotations[{anns.idx[r]}].track_id")
+
+
+def _kept_poses(keypoints: np.ndarray, keep_empty_poses: bool, skipped: dict[str, int] | None,
+                source: Path) -> np.ndarray:
+    """``[N]`` bool: the poses to keep (those with a present keypoint unless ``keep_empty_poses``)."""
+    keep = (keypoints[..., 2] > 0).any(axis=1)
+    if not keep_empty_poses:
+        count_skipped(skipped, SKIP_EMPTY_POSE, int((~keep).sum()), source)
+    else:
+        keep[:] = True
+    return keep
+
+
+def _frames(images: _Images, poses: _PoseArrays, keep: np.ndarray, source: Path) -> list[Frame]:
+    """One :class:`Frame` per image entry, holding its kept poses in file order."""
+    rows = np.flatnonzero(keep)
+    rows = rows[np.argsort(poses.frame[rows], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(poses.frame[rows], minlength=len(images.images)))])
+    frames = []
+    for k, im in enumerate(images.images):
+        sel = rows[bounds[k]:bounds[k + 1]]
+        labeled = im.get("is_labeled", True)
+        if isinstance(labeled, list) and len(labeled) == 1:
+            labeled = labeled[0]
+        frames.append(Frame(
+            index=k, keypoints=poses.keypoints[sel], track_ids=poses.track_ids[sel], boxes=poses.boxes[sel],
+            head_boxes=poses.head_boxes[sel], scores=poses.scores[sel], image_id=int(im["id"]),
+            file_name=images.file_names[k], is_labeled=bool(labeled),
+            ignore_regions=_ignore_regions(im, source, images.where(k)),
+        ))
+    return frames
+
+
 def parse_posetrack18(doc: Any, source: str | Path, *, name: str | None = None,
                       default_frame_size: tuple[float, float] = (1920, 1080),
                       keep_empty_poses: bool = False, skipped: dict[str, int] | None = None,
@@ -144,183 +404,19 @@ def parse_posetrack18(doc: Any, source: str | Path, *, name: str | None = None,
     ``keep_empty_poses``; both are counted in ``skipped``.
     """
     source = Path(source)
-    if not isinstance(doc, dict):
-        raise DataError(source, f"expected a JSON object, found {type(doc).__name__}")
-    for key in ("images", "annotations"):
-        if key not in doc:
-            raise DataError(source, "missing required field", field=key)
-        if not isinstance(doc[key], list):
-            raise DataError(source, f"expected a list, found {type(doc[key]).__name__}", field=key)
+    _check_document(doc, source)
     take, n_kp = keypoint_layout(doc.get("categories"), source)
-
-    # --- images: one frame each --------------------------------------------------------------
-    images = doc["images"]
-    for i, im in enumerate(images):
-        if not isinstance(im, dict):
-            raise DataError(source, "expected an object", field=f"images[{i}]")
-        if "id" not in im:
-            raise DataError(source, "missing required field", frame=f"images[{i}] "
-                            f"({im.get('file_name', '')})", field=f"images[{i}].id")
-        if not _is_int(im["id"]):
-            raise DataError(source, f"image id {im['id']!r} is not an integer", field=f"images[{i}].id")
-    has_frame_id = [im.get("frame_id") is not None for im in images]
-    if all(has_frame_id):
-        bad = [i for i, im in enumerate(images) if not _is_int(im["frame_id"])]
-        if bad:
-            im = images[bad[0]]
-            raise DataError(source, f"frame_id {im['frame_id']!r} is not an integer",
-                            frame=frame_label(None, im["id"], str(im.get("file_name", ""))),
-                            field=f"images[{bad[0]}].frame_id")
-        order = np.argsort(np.array([im["frame_id"] for im in images], dtype=np.int64), kind="stable")
-    else:
-        if any(has_frame_id):
-            log.warning("%s: frame_id missing on some images; frames kept in file order", source)
-        order = np.arange(len(images))
-    images = [images[i] for i in order]
-    frame_of: dict[int, int] = {}
-    for k, im in enumerate(images):
-        if im["id"] in frame_of:
-            raise DataError(source, "repeated image id", frame=frame_label(k, im["id"], im.get(
-                "file_name", "")), field="images[].id")
-        frame_of[im["id"]] = k
-    file_names = [str(im.get("file_name") or "") for im in images]
-
-    def where_frame(k: int) -> str:
-        return frame_label(k, images[k]["id"], file_names[k])
-
-    # --- annotations: gather per pose, then convert in bulk ------------------------------------
-    anns = doc["annotations"]
-    idx: list[int] = []                       # annotation position in the file
-    frm: list[int] = []
-    kps: list[Any] = []
-    kp_scores: dict[int, Any] = {}            # row -> per-keypoint scores list
-    tids: list[int] = []
-    boxes: list[Any] = []
-    heads: list[Any] = []
-    pose_scores: list[float] = []
-    no_keypoints = 0
-    for i, a in enumerate(anns):
-        if not isinstance(a, dict):
-            raise DataError(source, "expected an object", field=f"annotations[{i}]")
-        if "image_id" not in a:
-            raise DataError(source, "missing required field", field=f"annotations[{i}].image_id")
-        k = frame_of.get(a["image_id"]) if _is_int(a["image_id"]) else None
-        if k is None:
-            raise DataError(source, f"image_id {a['image_id']!r} names no entry of 'images'",
-                            frame=f"image {a['image_id']!r}", field=f"annotations[{i}].image_id")
-        kp = a.get("keypoints")
-        if kp is None or kp == []:
-            no_keypoints += 1
-            continue
-        if not isinstance(kp, list) or len(kp) != 3 * n_kp:
-            got = f"{len(kp)} values" if isinstance(kp, list) else type(kp).__name__
-            raise DataError(source, f"{got}, expected {3 * n_kp} ({n_kp} keypoints x 3)",
-                            frame=where_frame(k), field=f"annotations[{i}].keypoints")
-        row = len(idx)
-        idx.append(i)
-        frm.append(k)
-        kps.append(kp)
-        sc = a.get("scores")
-        if sc not in (None, []):
-            if not isinstance(sc, list) or len(sc) != n_kp:
-                got = f"{len(sc)} values" if isinstance(sc, list) else type(sc).__name__
-                raise DataError(source, f"{got}, expected {n_kp} (one per keypoint)",
-                                frame=where_frame(k), field=f"annotations[{i}].scores")
-            kp_scores[row] = sc
-        tid = a.get("track_id")
-        if tid is None:
-            tid = -1
-        elif _is_number(tid) and float(tid).is_integer() and tid >= -1:
-            tid = int(tid)
-        else:
-            raise DataError(source, f"track id {tid!r} is not an integer >= -1",
-                            frame=where_frame(k), field=f"annotations[{i}].track_id")
-        tids.append(tid)
-        for value, out, field in ((a.get("bbox"), boxes, "bbox"), (a.get("bbox_head"), heads, "bbox_head")):
-            if value is None or value == []:
-                out.append(_NAN4)
-            elif isinstance(value, list) and len(value) == 4:
-                out.append(value)
-            else:
-                raise DataError(source, f"expected [x, y, w, h] or [], found {value!r}",
-                                frame=where_frame(k), field=f"annotations[{i}].{field}")
-        score = a.get("score", 1.0)
-        if score is None:
-            score = 1.0
-        if not _is_number(score) or not np.isfinite(score):
-            raise DataError(source, f"pose score {score!r} is not a finite number",
-                            frame=where_frame(k), field=f"annotations[{i}].score")
-        pose_scores.append(float(score))
-    count_skipped(skipped, SKIP_NO_KEYPOINTS_FIELD, no_keypoints, source)
-
-    n = len(idx)
-    frm_arr = np.array(frm, dtype=np.int64)
-
-    def where_row(r: int) -> str:
-        return where_frame(frm[r])
-
-    def locate(field: str, rows=None):
-        def at(i: int) -> tuple[str, str]:
-            r = i if rows is None else int(rows[i])
-            return where_row(r), f"annotations[{idx[r]}].{field}"
-        return at
-
-    kp17 = _as_array(kps, 3 * n_kp, source, locate("keypoints")).reshape(n, n_kp, 3)
-    if kp_scores:
-        srows = np.fromiter(kp_scores, dtype=np.int64, count=len(kp_scores))
-        sc = _as_array(list(kp_scores.values()), n_kp, source, locate("scores", srows))
-        placeholder = (kp17[srows] == 0).all(axis=-1)            # 0, 0, 0: an unannotated point
-        kp17[srows, :, 2] = np.where(placeholder, 0.0, sc)
-    keypoints = kp17[:, take, :]
-    keypoints[keypoints[..., 2] <= 0] = 0.0
-    box_arr = _as_array(boxes, 4, source, locate("bbox"), finite=False)
-    head_arr = _as_array(heads, 4, source, locate("bbox_head"), finite=False)
-    for arr, field in ((box_arr, "bbox"), (head_arr, "bbox_head")):
-        bad = ~np.isnan(arr).all(axis=1) & ~np.isfinite(arr).all(axis=1)
-        if bad.any():
-            frame, name_ = locate(field)(int(np.argmax(bad)))
-            raise DataError(source, "NaN or infinite value", frame=frame, field=name_)
-    derive = np.isnan(box_arr).all(axis=1)
-    if derive.any():
-        box_arr[derive] = keypoint_boxes(keypoints[derive])
-    tid_arr = np.array(tids, dtype=np.int64)
-    score_arr = np.array(pose_scores, dtype=np.float64)
-
-    # --- one track id per person and frame ------------------------------------------------------
-    known = np.flatnonzero(tid_arr >= 0)
-    o = known[np.lexsort((tid_arr[known], frm_arr[known]))]
-    dup = (frm_arr[o][1:] == frm_arr[o][:-1]) & (tid_arr[o][1:] == tid_arr[o][:-1])
-    if dup.any():
-        r = int(o[1:][np.argmax(dup)])
-        raise DataError(source, f"track id {tid_arr[r]} appears twice in this frame",
-                        frame=where_row(r), field=f"annotations[{idx[r]}].track_id")
-
-    keep = (keypoints[..., 2] > 0).any(axis=1)
-    if not keep_empty_poses:
-        count_skipped(skipped, SKIP_EMPTY_POSE, int((~keep).sum()), source)
-    else:
-        keep[:] = True
-
-    # --- split per frame ----------------------------------------------------------------------
-    rows = np.flatnonzero(keep)
-    rows = rows[np.argsort(frm_arr[rows], kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(frm_arr[rows], minlength=len(images)))])
-    frames = []
-    for k, im in enumerate(images):
-        sel = rows[bounds[k]:bounds[k + 1]]
-        labeled = im.get("is_labeled", True)
-        if isinstance(labeled, list) and len(labeled) == 1:
-            labeled = labeled[0]
-        frames.append(Frame(
-            index=k, keypoints=keypoints[sel], track_ids=tid_arr[sel], boxes=box_arr[sel],
-            head_boxes=head_arr[sel], scores=score_arr[sel], image_id=int(im["id"]),
-            file_name=file_names[k], is_labeled=bool(labeled),
-            ignore_regions=_ignore_regions(im, source, where_frame(k)),
-        ))
-
-    sizes = [(im["width"], im["height"]) for im in images
+    _check_images(doc["images"], source)
+    images = _Images([doc["images"][i] for i in _frame_order(doc["images"], source)], source)
+    anns = _AnnotationReader(images, n_kp, source).read(doc["annotations"])
+    count_skipped(skipped, SKIP_NO_KEYPOINTS_FIELD, anns.no_keypoints, source)
+    poses = _pose_arrays(anns, images, take, n_kp, source)
+    _check_unique_track_ids(poses, anns, images, source)
+    keep = _kept_poses(poses.keypoints, keep_empty_poses, skipped, source)
+    frames = _frames(images, poses, keep, source)
+    sizes = [(im["width"], im["height"]) for im in images.images
              if _is_number(im.get("width")) and _is_number(im.get("height"))]
-    width, height, origin = resolve_frame_size(source, sizes, file_names, default_frame_size,
+    width, height, origin = resolve_frame_size(source, sizes, images.file_names, default_frame_size,
                                                image_roots(source) if roots is None else roots)
     return Video(name=name or source.stem, frames=frames, width=width, height=height,
                  source=str(source), frame_size_origin=origin)

@@ -176,6 +176,22 @@ class _Layout:
         self.body_src = np.arange(n)         # look-alikes share a body: index of the body to use
 
 
+@dataclass
+class _Unit:
+    """What the members of one unit share: motion, gait, facing and start position."""
+
+    motion: int
+    freq: float
+    speed: float
+    amp: float
+    style: np.ndarray
+    phase0: float
+    facing: float = 0.0
+    yaw_rate: float = 0.0
+    x: float = 0.0
+    z: float = 0.0
+
+
 def _facing(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Forward ``(X, Z)`` ground-plane components for facing angle ``alpha`` (0 = toward the
     camera, +π/2 = toward image right)."""
@@ -227,22 +243,34 @@ class SceneSampler:
     def _unit(self, lay: _Layout, members: np.ndarray, bodies: Bodies, kind: str) -> None:
         """Fill the parameters of one unit: a single person, a group in sync, a look-alike pair,
         or a crossing pair (``kind``)."""
+        h = float(bodies.height[members[0]])
+        unit = self._draw_gait(kind, h)
+        name = MOTIONS[unit.motion]
+        unit.facing, unit.yaw_rate = self._draw_facing(name, kind)
+        unit.x, unit.z = self._place(unit, name, kind, h)
+        dx, dz, phases = self._spread(kind, len(members), unit)
+        self._fill(lay, members, unit, kind, dx, dz, phases)
+
+    def _draw_gait(self, kind: str, h: float) -> _Unit:
+        """Motion, cycle frequency, speed, amplitude, style and phase of a unit led by a person
+        ``h`` metres tall."""
         rng, cfg = self.rng, self.cfg
-        lead = members[0]
-        h = float(bodies.height[lead])
         if kind == "crossing":
             motion = MOTIONS.index("run" if rng.random() < 0.2 else "walk")
         else:
             motion = self._draw_motion(exclude=("turn",) if kind in ("group", "lookalike") else ())
-        name = MOTIONS[motion]
-        f_nom, stride_len = NOMINAL[name]
+        f_nom, stride_len = NOMINAL[MOTIONS[motion]]
         freq = f_nom * float(np.clip(1 + cfg.speed_jitter * rng.standard_normal(), 0.5, 1.5))
         speed = stride_len * h * freq
         amp = rng.uniform(0.75, 1.25)
         style = rng.random(4)
         phase0 = rng.uniform(0, 2 * np.pi)
-        yaw_rate = 0.0
+        return _Unit(motion=motion, freq=freq, speed=speed, amp=amp, style=style, phase0=phase0)
 
+    def _draw_facing(self, name: str, kind: str) -> tuple[float, float]:
+        """``(facing, yaw_rate)`` of a unit performing motion ``name``."""
+        rng = self.rng
+        yaw_rate = 0.0
         if name in _MOVING:
             if kind == "crossing":                                  # exactly sideways (set by _cross)
                 facing = np.pi / 2
@@ -255,63 +283,84 @@ class SceneSampler:
             yaw_rate = rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.8)
         else:
             facing = 0.6 * rng.standard_normal() if rng.random() < 0.8 else rng.uniform(-np.pi, np.pi)
+        return facing, yaw_rate
 
+    def _place(self, unit: _Unit, name: str, kind: str, h: float) -> tuple[float, float]:
+        """``(x, z)`` start position on the ground plane: walkers across the image may walk in or
+        out, everyone else takes one of the stratified image columns."""
         z = self._draw_depth(h)
-        fx, fz = _facing(np.array(facing))
+        fx, fz = _facing(np.array(unit.facing))
+        speed = unit.speed
         vx, vz = speed * float(fx), speed * float(fz)
         half = self._half_width(z)
         if name in _MOVING and abs(vx) > 0.5 * speed:
-            margin = 0.3                                            # metres beyond the frame edge
-            u = rng.random()
-            if kind == "crossing":
-                x = 0.0                                             # set by the caller
-            elif u < cfg.entry_rate:                                # walks in at t_in
-                t_in = rng.uniform(0.05, 0.7) * self.duration
-                x = -np.sign(vx) * (half + margin) - vx * t_in
-                z = z - vz * t_in
-            elif u < cfg.entry_rate + (1 - cfg.entry_rate) * cfg.exit_rate:   # walks out at t_out
-                t_out = rng.uniform(0.3, 0.95) * self.duration
-                x = np.sign(vx) * (half + margin) - vx * t_out
-                z = z - vz * t_out
-            else:                                                   # stays in view if it can
-                span = abs(vx) * self.duration
-                room = max(2 * half * 0.85 - span, 0.0)
-                start = -half * 0.85 + rng.uniform(0, room) if room > 0 else -span / 2
-                x = start if vx > 0 else -start
+            x, z = self._walker_start(kind, vx, vz, z, half)
         else:
             x = (0.08 + 0.84 * self._columns.pop() - 0.5) * 2 * half
         if name in _MOVING:
             # keep walkers toward the camera from walking into it
-            z_min = h / (1.2 * cfg.scale_range[1])
+            z_min = h / (1.2 * self.cfg.scale_range[1])
             z = max(z, z_min - min(vz, 0.0) * self.duration)
+        return x, z
 
-        k = len(members)
+    def _walker_start(self, kind: str, vx: float, vz: float, z: float, half: float) -> tuple[float, float]:
+        """``(x, z)`` start of a walker with velocity ``(vx, vz)`` that crosses the image: walks in,
+        walks out, or stays in view (``half``: half the visible width at depth ``z``)."""
+        rng, cfg = self.rng, self.cfg
+        margin = 0.3                                            # metres beyond the frame edge
+        u = rng.random()
+        if kind == "crossing":
+            x = 0.0                                             # set by the caller
+        elif u < cfg.entry_rate:                                # walks in at t_in
+            t_in = rng.uniform(0.05, 0.7) * self.duration
+            x = -np.sign(vx) * (half + margin) - vx * t_in
+            z = z - vz * t_in
+        elif u < cfg.entry_rate + (1 - cfg.entry_rate) * cfg.exit_rate:   # walks out at t_out
+            t_out = rng.uniform(0.3, 0.95) * self.duration
+            x = np.sign(vx) * (half + margin) - vx * t_out
+            z = z - vz * t_out
+        else:                                                   # stays in view if it can
+            span = abs(vx) * self.duration
+            room = max(2 * half * 0.85 - span, 0.0)
+            start = -half * 0.85 + rng.uniform(0, room) if room > 0 else -span / 2
+            x = start if vx > 0 else -start
+        return x, z
+
+    def _spread(self, kind: str, k: int, unit: _Unit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(dx, dz, phases)`` of the ``k`` members: side by side (groups, look-alikes) with
+        nearly the same phase, or all at the unit's position."""
+        rng, cfg = self.rng, self.cfg
         if kind in ("group", "lookalike"):
             spacing = rng.uniform(*(cfg.group_spacing if kind == "group" else cfg.lookalike_spacing))
-            lat = np.array([np.cos(facing), np.sin(facing)])        # person's left in (X, Z)
+            lat = np.array([np.cos(unit.facing), np.sin(unit.facing)])   # person's left in (X, Z)
             offsets = (np.arange(k) - (k - 1) / 2) * spacing
             dx = offsets * lat[0] + 0.1 * rng.standard_normal(k)
             dz = offsets * lat[1] + 0.1 * rng.standard_normal(k)
-            phases = phase0 + cfg.phase_offset * rng.standard_normal(k)
+            phases = unit.phase0 + cfg.phase_offset * rng.standard_normal(k)
         else:
-            dx, dz, phases = np.zeros(k), np.zeros(k), np.full(k, phase0)
+            dx, dz, phases = np.zeros(k), np.zeros(k), np.full(k, unit.phase0)
+        return dx, dz, phases
 
-        lay.motion[members] = motion
-        lay.freq[members] = freq
-        lay.speed[members] = speed
-        lay.amp[members] = amp
-        lay.style[members] = style
+    def _fill(self, lay: _Layout, members: np.ndarray, unit: _Unit, kind: str, dx: np.ndarray,
+              dz: np.ndarray, phases: np.ndarray) -> None:
+        """Write the unit's parameters into ``lay`` for each member."""
+        rng, k = self.rng, len(members)
+        lay.motion[members] = unit.motion
+        lay.freq[members] = unit.freq
+        lay.speed[members] = unit.speed
+        lay.amp[members] = unit.amp
+        lay.style[members] = unit.style
         lay.phase0[members] = phases
-        lay.facing0[members] = facing
-        lay.yaw_rate[members] = yaw_rate
-        lay.x0[members] = x + dx
-        lay.z0[members] = z + dz
+        lay.facing0[members] = unit.facing
+        lay.yaw_rate[members] = unit.yaw_rate
+        lay.x0[members] = unit.x + dx
+        lay.z0[members] = unit.z + dz
         if kind == "group":
             # a group moves alike but its members are different people with their own styles
-            lay.amp[members] = amp * (1 + 0.08 * rng.standard_normal(k))
-            lay.style[members] = np.clip(style + 0.1 * rng.standard_normal((k, 4)), 0, 1)
+            lay.amp[members] = unit.amp * (1 + 0.08 * rng.standard_normal(k))
+            lay.style[members] = np.clip(unit.style + 0.1 * rng.standard_normal((k, 4)), 0, 1)
         if kind == "lookalike":
-            lay.body_src[members] = lead
+            lay.body_src[members] = members[0]
 
     def layout(self) -> tuple[_Layout, Bodies]:
         """Everyone's parameters and bodies: a crossing pair, a group in sync and a look-alike

@@ -169,6 +169,76 @@ def _progress(iterable, total: int | None, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, unit="frame", dynamic_ncols=True, leave=True)
 
 
+def _step(stepper: Stepper, image: Any, timer: StageTimer, estimator: TimedEstimator | None) -> Poses:
+    """One stepper call; the part of its time not spent in the detector or estimator is TOKS'."""
+    if estimator is not None:
+        estimator.new_frame()
+    before = timer.seconds["detection"] + timer.seconds["estimation"]
+    t0 = time.perf_counter()
+    poses = stepper.step(image)
+    spent = time.perf_counter() - t0
+    models = timer.seconds["detection"] + timer.seconds["estimation"] - before
+    timer.add("TOKS", max(0.0, spent - models), 1)
+    return poses
+
+
+def _estimate_frames(source: FrameSource, stepper: Stepper, timer: StageTimer,
+                     estimator: TimedEstimator | None, progress: bool) -> list[Frame]:
+    """Stages 1–4 on every frame of ``source``, in order: one :class:`Frame` of poses each."""
+    stepper.reset()
+    frames: list[Frame] = []
+    it = iter(source.frames())
+    bar = _progress(range(source.expected_frames or 10**12), source.expected_frames,
+                    f"{source.name}: detect+estimate", progress)
+    for _ in bar:
+        with timer.time("decoding"):
+            item = next(it, None)
+        if item is None:
+            break
+        index, source_index, image = item
+        poses = _step(stepper, image, timer, estimator)
+        frames.append(Frame.from_poses(index, poses.keypoints, boxes=poses.boxes, scores=poses.scores,
+                                       file_name=f"{source.name}/{source_index:06d}.jpg"))
+    if hasattr(bar, "close"):
+        bar.close()
+    timer.frames["decoding"] = len(frames)
+    if not frames:
+        from keytrack.video.frames import VideoError
+        raise VideoError(source.path, "no frames could be read")
+    return frames
+
+
+def _render(source: FrameSource, tracked: Video, path: Path, fmt: str, num_frames: int, timer: StageTimer,
+            draw_threshold: float, render_scale: float, progress: bool) -> Path:
+    """Stage 7: decode the frames again, draw the tracked skeletons, write the video to ``path``."""
+    from keytrack.video.render import VideoWriter, draw_poses
+
+    by_index = {f.index: f for f in tracked.frames}
+    with VideoWriter(path, source.kept_fps, fmt) as writer:
+        bar = _progress(source.frames(), num_frames, f"{source.name}: render", progress)
+        for index, _, image in bar:
+            with timer.time("rendering"):
+                f = by_index[index]
+                writer.append(draw_poses(image, f.keypoints, f.track_ids, draw_threshold, render_scale))
+        return writer.close()
+
+
+def _timing_report(source: FrameSource, header: str, frames: int, poses: int, tracks: int,
+                   timing_table: str, counters: dict[str, Any]) -> str:
+    """The Markdown of ``<name>.timing.md``: what ran, the stage table and the stepper's counters."""
+    text = [f"# Timing: {source.name}", ""]
+    if header:
+        text += [header, ""]
+    text += [f"{frames} frames of {source.width} x {source.height}, {poses} poses, {tracks} tracks.", "",
+             timing_table, ""]
+    if counters:
+        from keytrack.tables import Column, markdown_table
+
+        text += [markdown_table([{"counter": k, "value": v} for k, v in counters.items()],
+                                [Column("counter"), Column("value", digits=2, align="right")]), ""]
+    return "\n".join(text)
+
+
 def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | Path, *,
                  timer: StageTimer | None = None, estimator: TimedEstimator | None = None,
                  fmt: str | None = "mp4", render_scale: float = 1.0, draw_threshold: float = 0.3,
@@ -190,42 +260,14 @@ def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | 
         progress: show tqdm progress bars.
         header: Markdown put above the timing table (e.g. the command line).
     """
+    from keytrack.atomic import write_text
     from keytrack.io import write_posetrack18
     from keytrack.tracking.transforms import apply_keypoint_threshold
-    from keytrack.video.render import VideoWriter, draw_poses
-
-    from keytrack.atomic import write_text
 
     out_dir = Path(out_dir)
     timer = timer or StageTimer()
     t_start = time.perf_counter()
-    stepper.reset()
-    frames: list[Frame] = []
-    it = iter(source.frames())
-    bar = _progress(range(source.expected_frames or 10**12), source.expected_frames,
-                    f"{source.name}: detect+estimate", progress)
-    for _ in bar:
-        with timer.time("decoding"):
-            item = next(it, None)
-        if item is None:
-            break
-        index, source_index, image = item
-        if estimator is not None:
-            estimator.new_frame()
-        before = timer.seconds["detection"] + timer.seconds["estimation"]
-        t0 = time.perf_counter()
-        poses = stepper.step(image)
-        spent = time.perf_counter() - t0
-        models = timer.seconds["detection"] + timer.seconds["estimation"] - before
-        timer.add("TOKS", max(0.0, spent - models), 1)
-        frames.append(Frame.from_poses(index, poses.keypoints, boxes=poses.boxes, scores=poses.scores,
-                                       file_name=f"{source.name}/{source_index:06d}.jpg"))
-    if hasattr(bar, "close"):
-        bar.close()
-    timer.frames["decoding"] = len(frames)
-    if not frames:
-        from keytrack.video.frames import VideoError
-        raise VideoError(source.path, "no frames could be read")
+    frames = _estimate_frames(source, stepper, timer, estimator, progress)
 
     video = Video(source.name, frames, float(source.width), float(source.height), source=str(source.path),
                   frame_size_origin="image header")
@@ -236,30 +278,16 @@ def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | 
 
     video_path = None
     if fmt:
-        by_index = {f.index: f for f in tracked.frames}
-        with VideoWriter(out_dir / f"{source.name}.{fmt}", source.kept_fps, fmt) as writer:
-            bar = _progress(source.frames(), len(frames), f"{source.name}: render", progress)
-            for index, _, image in bar:
-                with timer.time("rendering"):
-                    f = by_index[index]
-                    writer.append(draw_poses(image, f.keypoints, f.track_ids, draw_threshold, render_scale))
-            video_path = writer.close()
+        video_path = _render(source, tracked, out_dir / f"{source.name}.{fmt}", fmt, len(frames), timer,
+                             draw_threshold, render_scale, progress)
     wall = time.perf_counter() - t_start
 
     counters = stepper_counters(stepper)
     poses = sum(f.num_poses for f in tracked.frames)
     tracks = len({int(t) for f in tracked.frames for t in f.track_ids})
-    text = [f"# Timing: {source.name}", ""]
-    if header:
-        text += [header, ""]
-    text += [f"{len(frames)} frames of {source.width} x {source.height}, {poses} poses, {tracks} tracks.", "",
-             timer.table(wall, len(frames)), ""]
-    if counters:
-        from keytrack.tables import Column, markdown_table
-
-        text += [markdown_table([{"counter": k, "value": v} for k, v in counters.items()],
-                                [Column("counter"), Column("value", digits=2, align="right")]), ""]
-    timing_path = write_text(out_dir / f"{source.name}.timing.md", "\n".join(text))
+    text = _timing_report(source, header, len(frames), poses, tracks, timer.table(wall, len(frames)),
+                          counters)
+    timing_path = write_text(out_dir / f"{source.name}.timing.md", text)
     return VideoResult(source.name, len(frames), poses, tracks, json_path, video_path, timing_path, timer,
                        wall, counters, tracked)
 

@@ -1,12 +1,8 @@
 """Tracking cells: one evaluation split tracked many times with small changes (§4.2, §5.1, A.4).
 
-* the options of a grid of cells (:class:`TrackingOptions`, also the command line of ``keytrack ablate``);
-* the matchers a cell tracks with (:func:`matcher_network`, :func:`tune_thresholds`): the paper's network,
-  any experiment's, the learned baselines trained with Pose Entailment's budget, OKS and IoU with their
-  threshold tuned on the training split;
-* the cells (:class:`Cell`, :func:`run_cells`), each a cached run, sharing one perturbation per seed and
-  one memo of pair scores between the cells that score the same pose pairs
-  (:class:`keytrack.tracking.PairScoreMemo`), and :class:`TrainAndTrack` for one network per table row.
+Their options (:class:`TrackingOptions`, also ``keytrack ablate``'s command line), the matchers a cell
+tracks with (:func:`matcher_network`, OKS / IoU thresholds by :func:`tune_thresholds`), and the cells
+(:class:`Cell`, :func:`run_cells`, :class:`TrainAndTrack`), each a cached run of the :class:`Evaluator`.
 """
 
 from __future__ import annotations
@@ -37,39 +33,19 @@ from keytrack.poses import Dataset
 
 log = logging.getLogger("ablations.cells")
 
-#: Training budgets: ``quick`` (minutes on a CPU) and ``full`` (the paper's 25 epochs, for GPUs).
-PROFILES: tuple[str, ...] = ("quick", "full")
-
-#: The experiment that trains the δ = 4 matching network in each profile.
-PROFILE_EXPERIMENTS: dict[str, str] = {"quick": "default", "full": "paper"}
-
-#: The keypoint setting of the paper's tracking-pipeline analysis (A.4): predicted boxes and keypoints.
-PAPER_SETTING = "predicted_boxes_predicted_keypoints"
-
-#: Perturbation seeds of a table whose spec names none.
-DEFAULT_SEEDS = (0, 1, 2)
-
-#: The ``matcher`` values that stand for the paper's model (the profile's experiment or ``--experiment``)
-#: and for the improved one (``--improved-experiment``); any other value is a learned baseline of the
-#: registry (trained with Pose Entailment's budget), OKS / IoU, or an experiment's name.
+PROFILES: tuple[str, ...] = ("quick", "full")  # training budgets: minutes on a CPU, the paper's 25 epochs
+PROFILE_EXPERIMENTS: dict[str, str] = {"quick": "default", "full": "paper"}  # each one's δ = 4 network
+PAPER_SETTING = "predicted_boxes_predicted_keypoints"  # the tracking-pipeline analysis's setting (A.4)
+DEFAULT_SEEDS = (0, 1, 2)  # perturbation seeds of a table whose spec names none
+#: Names of the paper's model (``--experiment``) and the improved one (``--improved-experiment``).
 PAPER_MATCHERS = ("paper", "pose_entailment")
-
 IMPROVED_MATCHERS = ("improved", "pose_entailment_improved")
-
 #: Learned baselines (§4.2, §5.2): every registered matcher but the transformer.
 LEARNED_BASELINES: tuple[str, ...] = tuple(m.name for m in registry.MATCHERS.values() if m.baseline)
-
-#: A matcher name with this suffix (``oks+motion``) tracks with each candidate moved by its track's
-#: velocity (keytrack.tracking.Tracker, motion="velocity").
-MOTION = "+motion"
-
-#: Match thresholds tried for OKS and IoU on the training split. It reaches down to 0: with few false
-#: positives the lowest threshold tracks best, and a grid whose floor is chosen handicaps the baseline.
+MOTION = "+motion"  # ``oks+motion``: each candidate moved by its track's velocity
+#: OKS / IoU thresholds tried on the training split, down to 0 (with few false positives the lowest wins).
 DEFAULT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-
-#: How OKS and IoU are tuned: ``cell``, per keypoint setting and frame stride, tracked as the table's
-#: cells are (their keypoint source, output keypoint threshold, τ, confident first); ``gt``, once, on
-#: ground-truth keypoints at stride 1 (the protocol of the tables made before ``cell``).
+#: Tune OKS / IoU per keypoint setting and stride as the cells track (``cell``) or once on GT keypoints.
 TUNE_ON: tuple[str, ...] = ("cell", "gt")
 
 
@@ -84,8 +60,7 @@ def motion_of(matcher: str | None) -> str | None:
 
 
 def _pairs(items: Sequence[str], what: str, value: Callable = str) -> dict:
-    """``["a=1", "2"]`` -> ``{"a": value("1"), "*": value("2")}`` (``KEY=VALUE`` items, ``*`` without a
-    key)."""
+    """``["a=1", "2"]`` -> ``{"a": value("1"), "*": value("2")}``."""
     out = {}
     for item in items:
         key, sep, v = item.rpartition("=")
@@ -96,207 +71,121 @@ def _pairs(items: Sequence[str], what: str, value: Callable = str) -> dict:
     return out
 
 
+_IN_0_1 = ("match_threshold", "keypoint_threshold", "oks_threshold", "iou_threshold", "detection_threshold")
+
+
 @dataclass
 class TrackingOptions(RunOptions):
-    """Options every tracking-time ablation takes (its command-line options).
-
-    ``seeds`` are perturbation seeds (:func:`keytrack.perturb.perturb`): each gives another draw of
-    predicted keypoints for the same ground truth, and tables show mean ± sample std over them
-    (default: the spec's ``seeds``, else 0 1 2). The ground-truth-keypoint setting is tracked with the
-    first seed only (``gt_all_seeds=False``): without noise its seed only changes the order of the
-    poses within a frame. ``strides``, ``settings``, ``methods`` and ``delta`` replace the spec's axes.
-    """
+    """Options of every tracking-time ablation. ``seeds`` are perturbation seeds (tables: mean ± std over
+    them); GT keypoints are tracked with the first only unless ``gt_all_seeds`` (their seed only reorders
+    poses). ``strides``, ``settings``, ``methods`` and ``delta`` replace the spec's axes."""
 
     synthetic_test_videos: int | None = opt(
-        type=int,
-        help="videos of the synthetic test set without --data (default: the ablation's own, else 20)",
+        type=int, help="videos of the synthetic test set without --data (default: the ablation's, else 20)"
     )
     profile: str = opt(
-        "quick",
-        choices=PROFILES,
-        help="training budget of the matching network when it must be trained: quick (experiment "
-        "default, minutes on a CPU) or full (experiment paper, 25 epochs, for GPUs)",
+        "quick", choices=PROFILES, help="training budget: quick (experiment default) or full (paper, GPUs)"
     )
     seeds: tuple[int, ...] | None = opt(
-        None,
-        "--seeds",
-        "--seed",
-        type=int,
-        nargs="+",
-        help="perturbation seeds, mean ± std over them (default: the spec's, else 0 1 2)",
+        None, "--seeds", "--seed", type=int, nargs="+", help="perturbation seeds (default: spec's or 0 1 2)"
     )
-    gt_all_seeds: bool = opt(
-        False,
-        action="store_true",
-        help="track GT keypoints with every seed too (default: the first; only the pose order differs)",
-    )
+    gt_all_seeds: bool = opt(False, action="store_true", help="track GT keypoints with every seed too")
     strides: tuple[int, ...] | None = opt(
-        type=int, nargs="+", metavar="K", help="frame strides (the spec's axes.stride)"
+        type=int, nargs="+", metavar="K", help="frame strides (axes.stride)"
     )
     settings: tuple[str, ...] | None = opt(
-        nargs="+", metavar="SETTING", help="keypoint settings of keytrack.perturb (the spec's axes.setting)"
+        nargs="+", metavar="SETTING", help="keypoint settings of keytrack.perturb (axes.setting)"
     )
     methods: tuple[str, ...] | None = opt(
         nargs="+",
         metavar="MATCHER",
-        help="matchers (the spec's axes.matcher): pose_entailment / paper, "
-        f"pose_entailment_improved / improved, {', '.join(NON_LEARNED)}, "
-        f"{', '.join(LEARNED_BASELINES)} or an experiment's name; "
-        f"MATCHER{MOTION} tracks with motion",
+        help=f"matchers (axes.matcher): paper, improved (or pose_entailment[_improved]), "
+        f"{', '.join(NON_LEARNED + LEARNED_BASELINES)} or an experiment; MATCHER{MOTION} tracks with motion",
     )
-    delta: int | None = opt(type=int, help="δ: timesteps looked back (the spec's axes.delta; paper: 4)")
-    experiment: str | None = opt(
-        help="training experiment of the paper's matching network (default: by --profile)"
-    )
-    improved_experiment: str = opt(
-        "improved", help="training experiment of the improved matcher (default: improved)"
-    )
+    delta: int | None = opt(type=int, help="δ: timesteps looked back (axes.delta; paper: 4)")
+    experiment: str | None = opt(help="experiment of the paper's matching network (default: by --profile)")
+    improved_experiment: str = opt("improved", help="experiment of the improved matcher (default: improved)")
     train_seed: int = opt(0, type=int, help="seed of the training run (default: 0)")
     train_seeds: tuple[int, ...] | None = opt(
-        type=int,
-        nargs="+",
-        help="training seeds: every learned matcher (or a spec's row) is "
-        "trained once per seed; cells show mean ± std",
+        type=int, nargs="+", help="training seeds of every learned matcher; cells show mean ± std"
     )
     baseline_train_seeds: tuple[int, ...] | None = opt(
-        type=int,
-        nargs="+",
-        metavar="S",
-        help="training seeds of the learned baselines (default: those of --train-seeds)",
+        type=int, nargs="+", metavar="S", help="learned baselines' training seeds (default: --train-seeds)"
     )
     train_overrides: tuple[str, ...] = opt(
-        (),
-        "--train-override",
-        action="append",
-        metavar="KEY=VALUE",
-        help="extra training config override (repeatable)",
+        (), "--train-override", action="append", metavar="KEY=VALUE", help="training config override"
     )
     improved_overrides: tuple[str, ...] = opt(
-        (),
-        "--improved-override",
-        action="append",
-        metavar="KEY=VALUE",
-        help="extra training override of the improved matcher (repeatable)",
+        (), "--improved-override", action="append", metavar="KEY=VALUE", help="improved matcher's override"
     )
-    checkpoint: str | None = opt(help="use this checkpoint for the paper's matching network, no training")
+    checkpoint: str | None = opt(help="checkpoint of the paper's matching network (no training)")
     baseline_checkpoint: tuple[str, ...] = opt(
-        (),
-        action="append",
-        metavar="MATCHER=CKPT",
-        help="use this checkpoint for a learned baseline "
-        f"({', '.join(LEARNED_BASELINES)}), no training (repeatable)",
+        (), action="append", metavar="MATCHER=CKPT", help="checkpoint of a learned baseline (repeatable)"
     )
     match_threshold: float = opt(
-        POSE_ENTAILMENT_THRESHOLD,
-        type=float,
-        help="a learned matcher starts a new track below this match score (default: 0.5)",
+        POSE_ENTAILMENT_THRESHOLD, type=float, help="learned matchers' match threshold (default: 0.5)"
     )
     matcher_threshold: tuple[str, ...] = opt(
-        (),
-        nargs="+",
-        metavar="MATCHER=T",
-        help="the match threshold of one matcher of --methods (its name as "
-        "given there, +motion included), over --match-threshold, "
-        "--oks-threshold and tuning",
+        (), nargs="+", metavar="MATCHER=T", help="one matcher's match threshold, over the others and tuning"
     )
     oks_threshold: float | None = opt(type=float, help="fix OKS's match threshold (default: tuned)")
     iou_threshold: float | None = opt(type=float, help="fix IoU's match threshold (default: tuned)")
     grid: tuple[float, ...] = opt(
-        DEFAULT_GRID,
-        type=float,
-        nargs="+",
-        help="match thresholds tried for OKS and IoU on the training split",
+        DEFAULT_GRID, type=float, nargs="+", help="OKS / IoU match thresholds tried on the training split"
     )
     tune_on: str = opt(
-        "cell",
-        choices=TUNE_ON,
-        help="tune OKS and IoU on the training split per keypoint setting and frame stride, "
-        "tracked as the cells are (cell, the default), or once on its GT keypoints at "
-        "stride 1 (gt)",
+        "cell", choices=TUNE_ON, help="tune OKS / IoU per setting and stride (cell) or on GT keypoints (gt)"
     )
     keypoint_threshold: float | None = opt(
         type=float,
-        help="output keypoint confidence threshold before MOTA with predicted "
-        "keypoints (A.3; default: the spec's, else the paper's "
-        f"{PAPER_KEYPOINT_THRESHOLD})",
+        help=f"output keypoint threshold before MOTA (A.3; default: spec's, else {PAPER_KEYPOINT_THRESHOLD})",
     )
-    nearest: int | None = opt(
-        type=int, help="compare with the n nearest poses of each earlier frame (default: all)"
-    )
-    baseline_nearest: int | None = opt(
-        type=int,
-        help="the learned baselines compare with the n nearest poses of each "
-        "earlier frame (default: all; a CNN cell costs minutes on a CPU)",
-    )
+    nearest: int | None = opt(type=int, help="compare with the n nearest poses of each earlier frame")
+    baseline_nearest: int | None = opt(type=int, help="--nearest of the learned baselines (default: all)")
     min_keypoint_confidence: tuple[str, ...] = opt(
-        (),
-        nargs="+",
-        metavar="[MATCHER=]TAU",
-        help="predicted keypoints: the tracker matches only keypoints "
-        "with confidence >= TAU, for MATCHER or every matcher",
+        (), nargs="+", metavar="[MATCHER=]TAU", help="match only keypoints of confidence >= TAU"
     )
     detection_threshold: float | None = opt(
-        type=float,
-        metavar="TAU",
-        help="assign the poses with detection score >= TAU first, then the "
-        "others (default: one pass, the paper's)",
+        type=float, metavar="TAU", help="assign poses of detection score >= TAU first (default: one pass)"
     )
-    #: parsed ``baseline_checkpoint`` and ``min_keypoint_confidence``
+    #: parsed ``baseline_checkpoint``, ``min_keypoint_confidence`` and ``matcher_threshold``
     checkpoints: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
-    #: parsed ``matcher_threshold``
     match_thresholds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.profile not in PROFILES:
-            raise ValueError(f"profile: expected one of {list(PROFILES)}, got {self.profile!r}")
+        for name, choices in (("profile", PROFILES), ("tune_on", TUNE_ON)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name}: expected one of {list(choices)}, got {getattr(self, name)!r}")
         for name in ("seeds", "train_seeds", "baseline_train_seeds", "strides"):
-            values = getattr(self, name)
-            if values is None:
+            if getattr(self, name) is None:
                 continue
-            values = tuple(int(s) for s in values)
+            values, low = tuple(int(s) for s in getattr(self, name)), 1 if name == "strides" else 0
             setattr(self, name, values)
-            low = 1 if name == "strides" else 0
             if not values or min(values) < low or len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct integers >= {low}, got {list(values)}")
-        for name in (
-            "match_threshold",
-            "keypoint_threshold",
-            "oks_threshold",
-            "iou_threshold",
-            "detection_threshold",
-        ):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
+        for name in _IN_0_1:
+            if (value := getattr(self, name)) is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        if self.tune_on not in TUNE_ON:
-            raise ValueError(f"tune_on: expected one of {list(TUNE_ON)}, got {self.tune_on!r}")
         if not self.grid or not all(0.0 <= t <= 1.0 for t in self.grid):
             raise ValueError(f"grid: match thresholds must lie in [0, 1], got {list(self.grid)}")
         for n in (self.nearest, self.baseline_nearest, self.delta):
             if n is not None and n < 1:
                 raise ValueError(f"nearest, baseline_nearest and delta must be >= 1, got {n}")
         self.checkpoints = {**_pairs(self.baseline_checkpoint, "--baseline-checkpoint"), **self.checkpoints}
-        bad = [m for m in self.checkpoints if m not in LEARNED_BASELINES]
-        if bad:
+        if bad := [m for m in self.checkpoints if m not in LEARNED_BASELINES]:
             raise ValueError(
                 f"--baseline-checkpoint: only the learned baselines {list(LEARNED_BASELINES)} take one, "
                 f"got {bad} (the paper's network takes --checkpoint)"
             )
-        self.confidence = {
-            **_pairs(self.min_keypoint_confidence, "--min-keypoint-confidence", float),
-            **self.confidence,
-        }
-        bad = {m: t for m, t in self.confidence.items() if not 0.0 <= float(t) <= 1.0}
-        if bad:
+        parsed = _pairs(self.min_keypoint_confidence, "--min-keypoint-confidence", float)
+        self.confidence = {**parsed, **self.confidence}
+        if bad := {m: t for m, t in self.confidence.items() if not 0.0 <= float(t) <= 1.0}:
             raise ValueError(f"min_keypoint_confidence: τ must lie in [0, 1], got {bad}")
-        self.match_thresholds = {
-            **_pairs(self.matcher_threshold, "--matcher-threshold", float),
-            **self.match_thresholds,
-        }
-        bad = {m: t for m, t in self.match_thresholds.items() if m == "*" or not 0.0 <= float(t) <= 1.0}
-        if bad:
+        parsed = _pairs(self.matcher_threshold, "--matcher-threshold", float)
+        self.match_thresholds = {**parsed, **self.match_thresholds}
+        if bad := {m: t for m, t in self.match_thresholds.items() if m == "*" or not 0.0 <= float(t) <= 1.0}:
             raise ValueError(f"matcher_threshold: expected MATCHER=T with T in [0, 1], got {bad}")
 
     @property
@@ -360,11 +249,7 @@ def tracking_options(args: argparse.Namespace) -> TrackingOptions:
 
 
 def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, RunCache]:
-    """The data profile, the results folder and the run cache of an ablation run with ``opts``.
-
-    ``results/<ablation>/`` (``.../<data>-<split>/`` with ``--data``), and ``.../full/`` below it
-    for the full training profile, so that the two profiles' tables sit side by side.
-    """
+    """The data profile, results folder (``results/<ablation>[/<data>-<split>][/full]``) and run cache."""
     import torch
 
     if opts.threads:
@@ -372,49 +257,28 @@ def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, R
     profile = Profile.from_data(
         opts.data, opts.eval_split, synthetic_eval_videos=opts.synthetic_test_videos or 20
     )
-    out = (
-        Path(opts.out)
-        if opts.out
-        else profile.results_dir(ablation) / ("full" if opts.profile == "full" else "")
-    )
+    full = "full" if opts.profile == "full" else ""
+    out = Path(opts.out) if opts.out else profile.results_dir(ablation) / full
     return profile, out, RunCache(out / "runs", retry_failed=opts.retry_failed)
 
 
 def matcher_network(
     opts: TrackingOptions, profile: Profile, matcher: str, seed: int
 ) -> tuple[dict | None, str | None]:
-    """The network of a learned ``matcher`` trained with ``seed``: ``({checkpoint, digest, ...}, None)`` or
-    ``(None, error)``. The paper's (``--checkpoint``, else ``--experiment`` or the profile's), the improved
-    one
-    (``--improved-experiment`` with ``--improved-override``), a learned baseline (``--baseline-checkpoint``,
-    else its experiment file with Pose Entailment's budget, run ``<data>-<experiment>-budget-seed<k>``),
-    or the experiment of that name; trained on the profile's training split, or a finished run reused."""
+    """``({checkpoint, digest, ...}, None)`` or ``(None, error)``: the network of a learned ``matcher``
+    trained with ``seed`` on the profile's training split (or a finished run reused, or a checkpoint
+    given); a learned baseline with Pose Entailment's budget, run ``<data>-<experiment>-budget-seed<k>``."""
     from keytrack.config import data_tag, load_config
 
-    m = base(matcher)
-    what = f"{matcher} network (seed {seed})"
-    common = dict(train_seed=seed, wait=opts.wait_for_training)
+    m, what = base(matcher), f"{matcher} network (seed {seed})"
+    checkpoint, experiment, overrides = None, m, opts.train_overrides
     if m in PAPER_MATCHERS:
-        return network_or_error(
-            profile,
-            what,
-            checkpoint=opts.checkpoint,
-            experiment=opts.training_experiment,
-            train_overrides=opts.train_overrides,
-            **common,
-        )
-    if m in IMPROVED_MATCHERS:
-        return network_or_error(
-            profile,
-            what,
-            checkpoint=None,
-            experiment=opts.improved_experiment,
-            train_overrides=opts.improved_overrides,
-            **common,
-        )
-    if m in LEARNED_BASELINES:
-        if m in opts.checkpoints:
-            return network_or_error(profile, what, checkpoint=opts.checkpoints[m], experiment=m, **common)
+        checkpoint, experiment = opts.checkpoint, opts.training_experiment
+    elif m in IMPROVED_MATCHERS:
+        experiment, overrides = opts.improved_experiment, opts.improved_overrides
+    elif m in LEARNED_BASELINES and m in opts.checkpoints:
+        checkpoint = opts.checkpoints[m]
+    elif m in LEARNED_BASELINES:
         try:
             tag = data_tag(load_config(profile.train_overrides()).data)
             overrides = [
@@ -425,11 +289,14 @@ def matcher_network(
         except Exception as err:  # noqa: BLE001 - the other matchers still run; this one's cells fail
             log.error("%s: %s: %s", what, type(err).__name__, err)
             return None, f"{type(err).__name__}: {err}"
-        return network_or_error(
-            profile, what, checkpoint=None, experiment=m, train_overrides=overrides, **common
-        )
     return network_or_error(
-        profile, what, checkpoint=None, experiment=m, train_overrides=opts.train_overrides, **common
+        profile,
+        what,
+        checkpoint=checkpoint,
+        experiment=experiment,
+        train_overrides=overrides,
+        train_seed=seed,
+        wait=opts.wait_for_training,
     )
 
 
@@ -474,28 +341,22 @@ def tune_threshold(
     key: str,
     label: str | None = None,
 ) -> tuple[float | None, list[dict]]:
-    """The match threshold of ``tracker`` (a non-learned scorer) with the lowest %IDSW total on
-    ``train`` (ties: the higher MOTA, then the lower threshold), each point of ``grid`` one cached
-    evaluation named by ``key``; the grid rows carry ``label``. Returns the threshold (None when
-    every point failed) and the grid rows."""
+    """The threshold of ``grid`` with the lowest %IDSW of ``tracker`` (OKS / IoU) on ``train`` (ties: higher
+    MOTA, then lower threshold; None when every point failed), and the grid rows (labelled ``label``)."""
     gt_stride1 = (train.setting, train.stride) == (GT_SETTING, 1)
     rows = []
     for t in grid:
         name = f"tune-{key}" + ("" if gt_stride1 else f"-{train.setting}-stride{train.stride}") + f"-thr{t:g}"
         record = evaluator.run(dataclasses.replace(tracker, match_threshold=t), train, name)
-        ok = record.ok
-        rows.append(
-            {
-                "method": label or key,
-                "setting": train.setting,
-                "stride": train.stride,
-                "threshold": t,
-                "idsw_total": record.result["idsw"]["Total"] if ok else None,
-                "mota": record.result["mota"]["Total"] if ok else None,
-                "switches": int(record.result["num_switches"]) if ok else None,
-                "status": record.failure,
-            }
-        )
+        row = {"method": label or key, "setting": train.setting, "stride": train.stride, "threshold": t}
+        if record.ok:
+            r = record.result
+            row.update(
+                idsw_total=r["idsw"]["Total"], mota=r["mota"]["Total"], switches=int(r["num_switches"])
+            )
+        else:
+            row.update(idsw_total=None, mota=None, switches=None)
+        rows.append({**row, "status": record.failure})
     done = [r for r in rows if r["idsw_total"] is not None]
     if not done:
         return None, rows
@@ -517,30 +378,21 @@ def tune_thresholds(
     label: Callable[[str], str] = str,
     cells: Sequence[tuple[str, int]] = ((GT_SETTING, 1),),
 ) -> tuple[dict, list[dict], int]:
-    """The match threshold of each of ``matchers``: ``--oks-threshold`` / ``--iou-threshold`` when given,
-    else tuned for OKS and IoU on the training split (:func:`tune_threshold`, the lowest %IDSW over
-    ``--grid``): with ``--tune-on cell`` once per ``(setting, stride)`` of ``cells``, tracked as those
-    cells are (``{(setting, stride): threshold}``), with ``--tune-on gt`` once, on GT keypoints at
-    stride 1. A learned matcher's is ``--match-threshold``. Returns the thresholds (None where every
-    tuning run failed), the tuning table's rows (``label``: a matcher's) and how many head boxes were
-    drawn on the training split's ground truth."""
+    """Each matcher's match threshold: given, else OKS's and IoU's tuned on the training split
+    (:func:`tune_threshold`), per ``(setting, stride)`` of ``cells`` with ``--tune-on cell``
+    (``{(setting, stride): threshold}``), else once on GT keypoints at stride 1. Returns the thresholds,
+    the tuning rows and how many head boxes were drawn on the training ground truth."""
     from keytrack.config import load_config
     from keytrack.evaluation.head_boxes import complete_head_boxes
 
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
-    thresholds = {
-        m: opts.match_thresholds.get(
-            m, opts.match_threshold if base(m) not in NON_LEARNED else fixed[base(m)]
-        )
-        for m in matchers
-    }
+    thresholds = {m: opts.match_thresholds.get(m, fixed.get(base(m), opts.match_threshold)) for m in matchers}
     to_tune = [m for m in matchers if thresholds[m] is None]
     rows, filled = [], 0
     if to_tune:
         if train_gt is None:
-            synthetic = load_config(
-                [f"experiment={opts.training_experiment}", *opts.train_overrides]
-            ).data.synthetic
+            cfg = load_config([f"experiment={opts.training_experiment}", *opts.train_overrides])
+            synthetic = cfg.data.synthetic
             train_gt = profile.load_train(int(synthetic.videos), int(synthetic.seed))
         train_gt, filled = complete_head_boxes(train_gt)
     tuned_on = list(dict.fromkeys(cells)) if opts.tune_on == "cell" else [(GT_SETTING, 1)]
@@ -554,26 +406,19 @@ def tune_thresholds(
                 min_keypoint_confidence=opts.confidence_of(m, setting),
                 detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None,
             )
-            train = EvalSet(
-                train_gt,
-                setting,
-                opts.seeds_for(setting)[0],
-                stride,
-                compute_hota=False,
-                keypoint_threshold=opts.output_keypoint_threshold(setting),
-            )
-            per_cell[setting, stride], grid_rows = tune_threshold(
-                evaluator, tracker, train, opts.grid, key=m, label=label(m)
-            )
+            seed, kp = opts.seeds_for(setting)[0], opts.output_keypoint_threshold(setting)
+            train = EvalSet(train_gt, setting, seed, stride, compute_hota=False, keypoint_threshold=kp)
+            t, grid_rows = tune_threshold(evaluator, tracker, train, opts.grid, key=m, label=label(m))
+            per_cell[setting, stride] = t
             rows += grid_rows
-            if grid_edge(per_cell[setting, stride], opts.grid):
+            if grid_edge(t, opts.grid):
                 log.warning(
                     "%s (%s, stride %d): the tuned match threshold %g is an edge of the grid %s; a wider "
                     "--grid may choose another",
                     m,
                     setting,
                     stride,
-                    per_cell[setting, stride],
+                    t,
                     list(opts.grid),
                 )
         thresholds[m] = per_cell if opts.tune_on == "cell" else per_cell[GT_SETTING, 1]
@@ -597,10 +442,8 @@ def describe_network(network: dict | None, error: str | None, name: str = "") ->
 
 @dataclass(frozen=True)
 class Cell:
-    """One tracking + evaluation run: predictions of ``setting`` drawn with ``seed``, every ``stride``-th
-    frame, tracked by ``matcher`` (None: a table's only network; trained with ``train_seed``) with δ =
-    ``delta`` and ``assignment``, keypoints below ``keypoint_threshold`` removed before scoring; AP
-    (``compute_ap``) after that threshold (Table 4) or, ``ap_before_threshold``, before it (Figure 4)."""
+    """One tracking + evaluation run (:class:`EvalSet`'s and :class:`TrackerSpec`'s fields); ``matcher``
+    None is a table's only network, trained with ``train_seed``."""
 
     setting: str
     seed: int
@@ -635,13 +478,9 @@ def run_cells(
     thresholds: Mapping[str | None, float | Mapping | None],
     logger: logging.Logger = log,
 ) -> dict[Cell, RunRecord]:
-    """Run (or reuse from the evaluator's cache) every cell; returns each cell's record.
-
-    ``networks[(matcher, train_seed)]`` is a learned matcher's ``(network, error)``; ``thresholds`` each
-    matcher's match threshold. The cells of one setting and seed run together, largest δ first, so that
-    the :class:`Evaluator` answers the smaller δ from its memo of pair scores and tracks the cells that
-    differ only in their output keypoint threshold once. A cell that fails is recorded and the others go on.
-    """
+    """Each cell's record, run or reused; ``networks[(matcher, train_seed)]`` is ``(network, error)``.
+    The cells of one setting and seed run together, largest δ first, so the evaluator's memo of pair
+    scores answers the smaller δ."""
     groups: dict[tuple[str, int], list[Cell]] = {}
     for cell in cells:
         groups.setdefault((cell.setting, cell.seed), []).append(cell)
@@ -695,10 +534,8 @@ def _run_cell(
 
 
 class TrainAndTrack:
-    """The cells of the ablations that train one network per row and track with it (Table 3's token
-    schemes, the resolution sweep): :meth:`train` trains ``experiment`` with ``overrides`` once
-    (cached; a record whose checkpoint is gone trains again), :meth:`track` evaluates ``tracker``
-    with that network on ``evalset`` (:meth:`Evaluator.run`)."""
+    """Ablations that train one network per row and track with it (Table 3's tokens, the resolution
+    sweep): :meth:`train` once per key (cached while its checkpoint exists), :meth:`track` with it."""
 
     def __init__(
         self,
@@ -749,16 +586,10 @@ class TrainAndTrack:
         ):
             log.info("run %s: its checkpoint is gone; training again", key)
             self.cache.path(key).unlink(missing_ok=True)
-        return self.cache.run(
-            key,
-            run,
-            {
-                "kind": "train",
-                "experiment": experiment,
-                "overrides": list(overrides),
-                "train_data": self.train_id,
-            },
+        params = dict(
+            kind="train", experiment=experiment, overrides=list(overrides), train_data=self.train_id
         )
+        return self.cache.run(key, run, params)
 
     def track(self, key: str, trained: RunRecord, matcher: str = "network") -> RunRecord:
         """Evaluate the tracker with ``trained``'s network (``matcher``: its registry name)."""

@@ -1,15 +1,7 @@
 """The one evaluate path: a tracker on an evaluation set, scored as poseval does (§3.1, §4.1, A.3).
 
-Every number of every table comes from :meth:`Evaluator.run`: a :class:`TrackerSpec` (a scorer,
-OKS / IoU or a checkpoint's network, and the §3.1 tracker's settings) tracks an :class:`EvalSet`
-(ground truth, the keypoint setting its predictions are drawn in, a perturbation seed, a frame
-stride, and how the output is scored), and the result is cached under a digest of those inputs.
-
-One :class:`Evaluator` keeps what its evaluations share in memory: the perturbed predictions of a
-(data, setting, seed), their subsampling per stride, one scorer per network, one
-:class:`keytrack.tracking.PairScoreMemo` per network and prediction set (cells that score the same
-pose pairs with another δ or assignment need no new forward), and each tracking output (cells that
-differ only in how the output is scored track once).
+:meth:`Evaluator.run` tracks an :class:`EvalSet` with a :class:`TrackerSpec` and caches the result under
+its inputs; the evaluator shares predictions, scorers, pair-score memos and tracking outputs between runs.
 """
 
 from __future__ import annotations
@@ -26,32 +18,24 @@ from keytrack.poses import Dataset
 
 log = logging.getLogger("ablations.evaluate")
 
-#: The keypoint setting without perturbation noise (its seed only reorders the poses of a frame).
-GT_SETTING = "gt_boxes_gt_keypoints"
-#: Figure 4's keypoint settings, as the tables label them.
-SETTING_LABELS: dict[str, str] = {
+GT_SETTING = "gt_boxes_gt_keypoints"  # no perturbation noise: its seed only reorders a frame's poses
+SETTING_LABELS: dict[str, str] = {  # Figure 4's keypoint settings, as the tables label them
     "gt_boxes_gt_keypoints": "GT boxes, GT keypoints",
     "gt_boxes_predicted_keypoints": "GT boxes, predicted keypoints",
     "predicted_boxes_predicted_keypoints": "predicted boxes, predicted keypoints",
 }
-#: A learned matcher's match threshold: the decision point of its score.
-POSE_ENTAILMENT_THRESHOLD = 0.5
-#: The output keypoint threshold of A.3 (the paper's, optimal for MOTA in Table 4).
-PAPER_KEYPOINT_THRESHOLD = 0.57
-#: The output keypoint threshold of the tables that compare trackers on the same predictions.
-COMPARISON_KEYPOINT_THRESHOLD = 0.5
-#: The similarities that need no training (keytrack.tracking's scorers); every other scorer is a network.
-NON_LEARNED = ("oks", "iou")
-#: Most pose pairs per forward of a CNN matcher (its activations are far larger than the transformer's).
-CNN_BATCH_SIZE = 512
-#: The HOTA-family and identity totals the tracking tables show (keytrack.evaluation.hota).
-HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")
+POSE_ENTAILMENT_THRESHOLD = 0.5  # a learned matcher's match threshold: the decision point of its score
+PAPER_KEYPOINT_THRESHOLD = 0.57  # A.3's output keypoint threshold, optimal for MOTA in Table 4
+COMPARISON_KEYPOINT_THRESHOLD = 0.5  # that of the tables comparing trackers on the same predictions
+NON_LEARNED = ("oks", "iou")  # the scorers that need no training; every other one is a network
+CNN_BATCH_SIZE = 512  # most pose pairs per forward of a CNN matcher (far larger activations)
+HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")  # the HOTA-family totals the tracking tables show
 
 
 @dataclass(frozen=True)
 class TrackerSpec:
     """A tracker (§3.1): ``scorer`` is ``oks``, ``iou`` or a learned matcher's name (its network read
-    from ``checkpoint``); the rest are :class:`keytrack.tracking.Tracker`'s settings."""
+    from ``checkpoint``); the other fields are :class:`keytrack.tracking.Tracker`'s keywords."""
 
     scorer: str = "oks"
     checkpoint: str | None = None
@@ -70,10 +54,9 @@ class TrackerSpec:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """What a tracker is evaluated on: ``gt``'s predictions drawn as ``setting`` with ``seed``
-    (:func:`keytrack.perturb.perturb`), every ``stride``-th frame; keypoints below
-    ``keypoint_threshold`` removed from the output before MOTA, %IDSW and HOTA (A.3); AP
-    (``compute_ap``) after that threshold (Table 4) or before it (Figure 4)."""
+    """``gt``'s predictions drawn as ``setting`` with ``seed``, every ``stride``-th frame; output keypoints
+    below ``keypoint_threshold`` removed before MOTA, %IDSW and HOTA (A.3), and before AP unless
+    ``ap_after_threshold`` is off (Figure 4)."""
 
     gt: Dataset = field(compare=False, repr=False)
     setting: str = GT_SETTING
@@ -95,13 +78,8 @@ def _non_default(obj) -> dict:
 
 
 class Evaluator:
-    """Tracks and scores, with a cache of results and a memory of what evaluations share.
-
-    Args:
-        cache: where :meth:`run` stores each result (None: nothing is stored).
-        device, batch_size: the networks' device and most pose pairs per forward.
-        image_root, split: the images the crop CNN cuts its crops from (None: the synthetic renderer).
-    """
+    """Tracks and scores, storing results in ``cache`` (None: nowhere); ``image_root`` and ``split`` are
+    the images the crop CNN cuts from (None: the synthetic renderer)."""
 
     def __init__(
         self,
@@ -126,8 +104,6 @@ class Evaluator:
         self._memos: dict[tuple, object] = {}
         self._tracked: dict[tuple, tuple[Dataset, dict]] = {}
 
-    # -- identities ------------------------------------------------------------------------------
-
     def data_id(self, gt: Dataset) -> str:
         """The fingerprint of a ground truth (computed once per object)."""
         held = self._ids.get(id(gt))
@@ -136,15 +112,13 @@ class Evaluator:
         return held[1]
 
     def checkpoint_id(self, checkpoint: str | None) -> str | None:
-        if checkpoint is None:
-            return None
-        if checkpoint not in self._digests:
+        if checkpoint is not None and checkpoint not in self._digests:
             self._digests[checkpoint] = file_digest(checkpoint)
-        return self._digests[checkpoint]
+        return self._digests.get(checkpoint)
 
     def params(self, tracker: TrackerSpec, evalset: EvalSet) -> dict:
-        """The inputs of an evaluation as stored with its result: what differs from the defaults,
-        the data by its fingerprint and a network by its checkpoint's digest."""
+        """The inputs of an evaluation as stored with its result: fields off their defaults, the data's
+        fingerprint and the checkpoint's digest."""
         t = _non_default(tracker)
         if tracker.checkpoint is not None:
             t["checkpoint"] = self.checkpoint_id(tracker.checkpoint)
@@ -155,12 +129,9 @@ class Evaluator:
         text = json.dumps(self.params(tracker, evalset), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    # -- the path --------------------------------------------------------------------------------
-
     def run(self, tracker: TrackerSpec, evalset: EvalSet, name: str | None = None) -> RunRecord:
-        """The cached record of :meth:`evaluate` (``name``: its file in the cache, default the digest
-        of its inputs); a failed evaluation is recorded, not raised. Without a cache it is computed
-        and an error propagates."""
+        """The cached record of :meth:`evaluate` (``name``: its cache file, default :meth:`key`); without a
+        cache it is computed and an error propagates."""
         if self.cache is None:
             return RunRecord(
                 name or "evaluation", "ok", {}, result=json_safe(self.evaluate(tracker, evalset))
@@ -182,20 +153,9 @@ class Evaluator:
         return self.cache.run(name, raise_, self.params(tracker, evalset))
 
     def evaluate(self, tracker: TrackerSpec, evalset: EvalSet) -> dict:
-        """Track ``evalset``'s predictions with ``tracker`` and score them against its ground truth:
-        :func:`score_tracked`'s columns, the tracking speed and, for a network, its pair counts."""
+        """:func:`score_tracked`'s columns of ``tracker`` on ``evalset``, its speed and pair counts."""
         gt, out, info = self.track(tracker, evalset)
-        return {
-            **score_tracked(
-                gt,
-                out,
-                keypoint_threshold=evalset.keypoint_threshold,
-                compute_ap=evalset.compute_ap,
-                ap_after_threshold=evalset.ap_after_threshold,
-                compute_hota=evalset.compute_hota,
-            ),
-            **info,
-        }
+        return {**score_tracked(gt, out, evalset), **info}
 
     def inputs(self, evalset: EvalSet) -> tuple[Dataset, Dataset]:
         """The ground truth and the predictions of ``evalset``, every ``stride``-th frame."""
@@ -223,9 +183,8 @@ class Evaluator:
             raise RuntimeError(f"no {tracker.scorer} network to track with (training failed or was not run)")
         key = (tracker.scorer, tracker.checkpoint)
         if key not in self._scorers:
-            batch = (
-                min(self.batch_size, CNN_BATCH_SIZE) if tracker.scorer.startswith("cnn_") else self.batch_size
-            )
+            cnn = tracker.scorer.startswith("cnn_")
+            batch = min(self.batch_size, CNN_BATCH_SIZE) if cnn else self.batch_size
             self._scorers[key] = PoseEntailmentScorer.from_checkpoint(
                 tracker.checkpoint,
                 device=self.device,
@@ -247,20 +206,11 @@ class Evaluator:
             return gt, out, {**info, "tracking_reused": True}
         scorer = self.scorer(tracker)
         if tracker.motion is None and tracker.min_keypoint_confidence == 0:  # the same pose pairs
-            scorer = self._memos.setdefault(
-                (tracker.scorer, tracker.checkpoint, *key[:4]), PairScoreMemo(scorer)
-            )
+            memo = (tracker.scorer, tracker.checkpoint, *key[:4])
+            scorer = self._memos.setdefault(memo, PairScoreMemo(scorer))
         before = _counts(scorer)
-        run = Tracker(
-            scorer,
-            delta=tracker.delta,
-            nearest=tracker.nearest,
-            assignment=tracker.assignment,
-            match_threshold=tracker.match_threshold,
-            motion=tracker.motion,
-            min_keypoint_confidence=tracker.min_keypoint_confidence,
-            detection_threshold=tracker.detection_threshold,
-        )
+        settings = {k: v for k, v in dataclasses.asdict(tracker).items() if k not in ("scorer", "checkpoint")}
+        run = Tracker(scorer, **settings)
         out = run.track_dataset(predicted)
         info = {
             "frames": run.frames_tracked,
@@ -284,28 +234,19 @@ def _counts(scorer) -> dict:
 def _count_changes(scorer, before: Mapping) -> dict:
     """What one tracking added to a scorer's counters: pairs answered by the memo, network work."""
     now, info = _counts(scorer), {}
-    if "memo_scored" in now:
-        info.update(
-            pairs_scored=now["memo_scored"] - before["memo_scored"],
-            pairs_reused=now["memo_reused"] - before["memo_reused"],
-        )
-    network = getattr(scorer, "scorer", scorer)
-    if hasattr(network, "network_seconds"):
-        seconds = now["network_seconds"] - before["network_seconds"]
-        pairs = now["pairs_scored"] - before["pairs_scored"]
-        info.update(
-            pairs=pairs,
-            forwards=now["forwards"] - before["forwards"],
-            network_seconds=seconds,
-            pairs_per_s=pairs / seconds if seconds > 0 else None,
-        )
+    d = {k: now[k] - before[k] for k in now}
+    if "memo_scored" in d:
+        info.update(pairs_scored=d["memo_scored"], pairs_reused=d["memo_reused"])
+    if hasattr(getattr(scorer, "scorer", scorer), "network_seconds"):
+        seconds, pairs = d["network_seconds"], d["pairs_scored"]
+        pairs_per_s = pairs / seconds if seconds > 0 else None
+        info.update(pairs=pairs, forwards=d["forwards"], network_seconds=seconds, pairs_per_s=pairs_per_s)
     return info
 
 
 def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
-    """``{HOTA, DetA, AssA, IDF1}`` totals (0-100) of ``tracked`` against ``gt``, the PoseTrack21
-    kit's keypoint HOTA; ``{"error": message}`` when the kit's protocol cannot score this ground
-    truth (a pose with keypoints but no head box), so the tracking cell itself still counts."""
+    """``{HOTA, DetA, AssA, IDF1}`` totals (0-100) of the PoseTrack21 kit's keypoint HOTA, or
+    ``{"error": message}`` when it cannot score this ground truth (the cell itself still counts)."""
     from keytrack.evaluation import EvaluationError
     from keytrack.evaluation.hota import hota
 
@@ -317,35 +258,23 @@ def keypoint_hota(gt: Dataset, tracked: Dataset) -> dict:
     return {k: float(total[k]) for k in HOTA_COLUMNS}
 
 
-def score_tracked(
-    gt: Dataset,
-    tracked: Dataset,
-    *,
-    keypoint_threshold: float = 0.0,
-    compute_ap: bool = False,
-    ap_after_threshold: bool = False,
-    compute_hota: bool = True,
-) -> dict:
-    """%IDSW and MOTA columns (Head … Ankl, Total), MOT counts, HOTA family and (``compute_ap``) AP
-    of ``tracked`` against ``gt``, keypoints below ``keypoint_threshold`` removed first (A.3), and
+def score_tracked(gt: Dataset, tracked: Dataset, e: EvalSet) -> dict:
+    """%IDSW and MOTA columns, MOT counts, HOTA and AP of ``tracked`` as ``e`` scores them (A.3), and
     ``per_video``: ``{video: [ID switches, GT joints]}`` (for a bootstrap over videos)."""
     from keytrack.evaluation import evaluate
     from keytrack.tracking import apply_keypoint_threshold
 
-    shown = apply_keypoint_threshold(tracked, keypoint_threshold) if keypoint_threshold > 0 else tracked
-    mot = evaluate(gt, shown, compute_ap=compute_ap and ap_after_threshold)
+    shown = apply_keypoint_threshold(tracked, e.keypoint_threshold) if e.keypoint_threshold > 0 else tracked
+    mot = evaluate(gt, shown, compute_ap=e.compute_ap and e.ap_after_threshold)
     out = {
         "idsw": mot.columns("idsw"),
         "mota": mot.columns("mota"),
         **{k: mot.total[k] for k in ("num_switches", "num_misses", "num_false_positives", "num_objects")},
         "per_video": {name: [c["num_switches"], c["num_objects"]] for name, c in mot.per_video.items()},
     }
-    if compute_hota:
+    if e.compute_hota:
         out["hota"] = keypoint_hota(gt, shown)
-    if compute_ap:
-        out["ap"] = (
-            mot.columns("ap")
-            if ap_after_threshold
-            else evaluate(gt, tracked, compute_mot=False).columns("ap")
-        )
+    if e.compute_ap:
+        ap_of = mot if e.ap_after_threshold else evaluate(gt, tracked, compute_mot=False)
+        out["ap"] = ap_of.columns("ap")
     return out

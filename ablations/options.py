@@ -8,18 +8,15 @@ from typing import Any, Sequence
 
 
 def opt(default: Any = None, *flags: str, **argparse_kw: Any) -> Any:
-    """A field of an options dataclass that is also its command-line option, spelled once: ``flags``
-    (default ``--<name>``, underscores as dashes) and ``argparse_kw`` as ``add_argument`` takes them;
-    the field's name is the option's ``dest`` and its default the option's (tuples as lists).
-    ``{ablation}`` in the help is the ablation's name (:func:`add_options`)."""
+    """A dataclass field that is also a command-line option: ``flags`` (default ``--<name>``) and
+    ``add_argument``'s keywords; ``{ablation}`` in the help is the ablation's name (:func:`add_options`)."""
     return field(default=default, metadata={"flags": flags, "argparse": argparse_kw})
 
 
 def add_options(
     parser, cls, ablation: str = "", *, skip: Sequence[str] = (), only: Sequence[str] | None = None
 ) -> None:
-    """Every :func:`opt` field of the dataclass ``cls`` (those of ``only``, but ``skip``) as an option
-    of ``parser``."""
+    """Every :func:`opt` field of the dataclass ``cls`` (those of ``only``, but ``skip``) as an option."""
     for f in dataclasses.fields(cls):
         if "argparse" not in f.metadata or f.name in skip or (only is not None and f.name not in only):
             continue
@@ -34,48 +31,33 @@ def add_options(
 
 @dataclass
 class RunOptions:
-    """The options every ablation that trains or tracks shares; each ablation's options extend them
-    (:func:`add_options` makes them command-line options)."""
+    """The options every ablation that trains or tracks shares; each ablation's options extend them."""
 
-    data: str | None = opt(
-        help="PoseTrack18-layout folder (train split + test, or val) instead of the synthetic default"
-    )
+    data: str | None = opt(help="PoseTrack18-layout folder (train split + test, or val) instead of synthetic")
     eval_split: str | None = opt(help="evaluation split under --data (default: test, else val)")
-    out: str | None = opt(
-        help="results folder (default: results/{ablation}, with --data results/{ablation}/<data>-<split>)"
-    )
+    out: str | None = opt(help="results folder (default: results/{ablation}[/<data>-<split>])")
     synthetic_test_videos: int | None = opt(
         20, type=int, help="videos of the synthetic test set without --data (default: %(default)s)"
     )
     device: str = opt("cpu", help="torch device of the matching network")
     batch_size: int = opt(16384, type=int, help="most pose pairs per network forward")
-    threads: int | None = opt(
-        type=int,
-        help="torch CPU threads (default: torch's choice; 1 is fastest on a CPU shared with other jobs)",
-    )
+    threads: int | None = opt(type=int, help="torch CPU threads (default: torch's; 1 on a shared CPU)")
     retry_failed: bool = opt(
-        True,
-        "--no-retry-failed",
-        action="store_false",
-        help="keep recorded failures instead of rerunning them",
+        True, "--no-retry-failed", action="store_false", help="keep recorded failures, do not rerun them"
     )
     wait_for_training: bool = opt(
-        True,
-        "--no-wait",
-        action="store_false",
-        help="do not wait for a training of the same configuration running in another process",
+        True, "--no-wait", action="store_false", help="do not wait for the same training in another process"
     )
 
     def __post_init__(self) -> None:
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if self.synthetic_test_videos is not None and self.synthetic_test_videos < 1:
-            raise ValueError(f"synthetic_test_videos must be >= 1, got {self.synthetic_test_videos}")
+        for name in ("threads", "synthetic_test_videos"):
+            if (value := getattr(self, name)) is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 def options_from(cls, args, **given):
-    """An options dataclass ``cls`` from parsed arguments: each field from the argument of the same
-    name (lists as tuples), ``given`` as they are; fields without an argument keep their defaults."""
+    """``cls`` from parsed arguments: each field from the argument of its name (lists as tuples), or
+    from ``given``; fields without either keep their defaults."""
     values = dict(given)
     for f in dataclasses.fields(cls):
         if f.name not in values and hasattr(args, f.name):

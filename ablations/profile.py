@@ -12,16 +12,9 @@ from keytrack.poses import Dataset
 
 @dataclass(frozen=True)
 class Profile:
-    """Where an ablation's data comes from.
-
-    ``quick`` (``data_root is None``): training on the embedded synthetic default (what
-    ``keytrack train`` uses without ``data.root``; its ``data.synthetic`` config picks the videos),
-    evaluation on ``synthetic_eval_videos`` synthetic videos numbered from
-    ``synthetic_eval_first_index``, disjoint from the training videos. Minutes on a laptop CPU.
-
-    ``full``: ``data_root`` is a PoseTrack18-layout folder; ``train_split`` trains (and tunes
-    baselines), ``eval_split`` evaluates (default: ``test``, else ``val``).
-    """
+    """``quick`` (``data_root`` None): train on the synthetic default (its ``data.synthetic`` config),
+    evaluate on ``synthetic_eval_videos`` synthetic videos disjoint from it. ``full``: a PoseTrack18
+    folder; ``train_split`` trains (and tunes baselines), ``eval_split`` evaluates (test, else val)."""
 
     data_root: Path | None = None
     train_split: str = "train"
@@ -41,16 +34,12 @@ class Profile:
         return cls(root, eval_split=eval_split or default_eval_split(root), **kwargs)
 
     @property
-    def name(self) -> str:
-        return "quick" if self.data_root is None else "full"
-
-    @property
     def tag(self) -> str:
         """``synthetic`` or ``<data folder>-<eval split>``, a name for the results of this profile."""
         return "synthetic" if self.data_root is None else f"{self.data_root.name}-{self.eval_split}"
 
     def results_dir(self, ablation: str, root: str | Path = "results") -> Path:
-        """``results/<ablation>/`` for ``quick``, ``results/<ablation>/<tag>/`` for ``full``."""
+        """``results/<ablation>/``, with data ``results/<ablation>/<tag>/``."""
         base = Path(root) / ablation
         return base if self.data_root is None else base / self.tag
 
@@ -75,10 +64,9 @@ class Profile:
         if self.data_root is None:
             from keytrack.synth import generate_dataset
 
+            first = self.synthetic_eval_first_index
             return generate_dataset(
-                self.synthetic_eval_videos,
-                seed=self.synthetic_eval_seed,
-                first_index=self.synthetic_eval_first_index,
+                self.synthetic_eval_videos, seed=self.synthetic_eval_seed, first_index=first
             )
         from keytrack.io import read_dataset
 
@@ -86,15 +74,15 @@ class Profile:
 
     def describe(self, split: str) -> str:
         """Human-readable name of a split (``"train"`` or ``"eval"``) of this profile."""
-        if self.data_root is None:
-            if split == "train":
-                return "synthetic default (keytrack.synth.default_dataset)"
-            return (
-                f"synthetic test set: generate_dataset({self.synthetic_eval_videos}, "
-                f"seed={self.synthetic_eval_seed}, first_index={self.synthetic_eval_first_index})"
-            )
-        name = self.train_split if split == "train" else self.eval_split
-        return f"{display_path(self.data_root)} [{name}]"
+        if self.data_root is not None:
+            name = self.train_split if split == "train" else self.eval_split
+            return f"{display_path(self.data_root)} [{name}]"
+        if split == "train":
+            return "synthetic default (keytrack.synth.default_dataset)"
+        return (
+            f"synthetic test set: generate_dataset({self.synthetic_eval_videos}, "
+            f"seed={self.synthetic_eval_seed}, first_index={self.synthetic_eval_first_index})"
+        )
 
 
 def display_path(path: str | Path) -> str:

@@ -1,15 +1,9 @@
-"""Runs of an experiment: each cached as one JSON file, and the statistics over them.
-
-An experiment (an ablation table, a sweep, a tracker comparison) is a list of *runs*, each named by a key
-(one training, one tracking + evaluation cell, one point of a sweep). :class:`RunCache` stores each run's
-result as ``<directory>/<key>.json`` (written atomically); running again reuses every finished run with the
-same parameters and does only the missing ones; a run that raises is recorded with its error, shown as
-failed, and does not stop the others. :func:`seed_stat`, :func:`paired_difference` and
-:func:`video_bootstrap` aggregate runs over training seeds and evaluation videos.
-"""
+"""Runs of an experiment (a training, a tracking cell, a sweep point), each cached as one JSON file
+(:class:`RunCache`), and the statistics over them across training seeds and evaluation videos."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -79,29 +73,12 @@ class RunRecord:
         return f"{self.error.get('type', 'Error')}: {self.error.get('message', '')}"
 
     def to_dict(self) -> dict:
-        return {
-            "key": self.key,
-            "status": self.status,
-            "params": self.params,
-            "result": self.result,
-            "error": self.error,
-            "seconds": self.seconds,
-            "finished_at": self.finished_at,
-        }
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "reused"}
 
 
 class RunCache:
-    """Results of an ablation's runs, one JSON file per run: ``<directory>/<key>.json``.
-
-    :meth:`run` returns the stored record when the run finished before with the same parameters,
-    and otherwise calls the function, stores what it returns (a JSON-able dict) or the exception
-    it raised, and returns that. Failed runs are run again next time (``retry_failed``); a run
-    whose stored parameters differ from the requested ones is stale and is run again.
-
-    Args:
-        directory: where the ``<key>.json`` files live (an ablation uses ``results/<name>/runs``).
-        retry_failed: run a recorded failure again instead of returning it.
-    """
+    """Results of runs as ``<directory>/<key>.json``: :meth:`run` reuses a run stored with the same
+    parameters (a failure only without ``retry_failed``), else runs it and stores its result or error."""
 
     def __init__(self, directory: str | Path, retry_failed: bool = True):
         self.directory = Path(directory)
@@ -122,17 +99,11 @@ class RunCache:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return RunRecord(
-                key=data["key"],
-                status=data["status"],
-                params=data.get("params") or {},
-                result=data.get("result"),
-                error=data.get("error"),
-                seconds=float(data.get("seconds") or 0.0),
-                finished_at=data.get("finished_at", ""),
-                reused=True,
-            )
+            d = json.loads(path.read_text(encoding="utf-8"))
+            record = RunRecord(d["key"], d["status"], d.get("params") or {}, d.get("result"), d.get("error"))
+            record.seconds, record.finished_at = float(d.get("seconds") or 0.0), d.get("finished_at", "")
+            record.reused = True
+            return record
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s: unreadable run record (%s: %s); running it again", path, type(err).__name__, err)
             return None
@@ -154,23 +125,13 @@ class RunCache:
         try:
             result = fn()
             if not isinstance(result, Mapping):
-                raise TypeError(
-                    f"run {key}: the run function returned {type(result).__name__}, "
-                    "expected a dict of results"
-                )
+                what = type(result).__name__
+                raise TypeError(f"run {key}: the run function returned {what}, expected a dict of results")
             record = RunRecord(key, "ok", params, result=json_safe(dict(result)))
             json.dumps(record.result, allow_nan=False)  # must be storable
         except Exception as err:  # noqa: BLE001 - a failed run is recorded and shown, not fatal
-            record = RunRecord(
-                key,
-                "failed",
-                params,
-                error={
-                    "type": type(err).__name__,
-                    "message": str(err),
-                    "traceback": traceback.format_exc(limit=20),
-                },
-            )
+            error = dict(type=type(err).__name__, message=str(err), traceback=traceback.format_exc(limit=20))
+            record = RunRecord(key, "failed", params, error=error)
             log.warning("run %s: FAILED (%s: %s)", key, type(err).__name__, err)
         record.seconds = round(time.perf_counter() - start, 3)
         record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -212,17 +173,11 @@ def seed_stat(records: Iterable[RunRecord], getter: Callable[[Mapping], float | 
 def paired_difference(
     records: Sequence[RunRecord], reference: Sequence[RunRecord], getter: Callable[[Mapping], float | None]
 ) -> MeanStd:
-    """Mean ± std over seeds of ``getter(record) - getter(reference)``, paired by seed (same order);
-    a single reference record (OKS, which has no training seed) is paired with every record."""
-    if len(reference) == 1:
-        reference = list(reference) * len(records)
-    diffs = []
-    for r, ref in zip(records, reference):
-        if r.ok and ref.ok:
-            a, b = getter(r.result), getter(ref.result)
-            if a is not None and b is not None:
-                diffs.append(a - b)
-    return mean_std(diffs)
+    """Mean ± std of ``getter(record) - getter(reference)``, paired by seed; a single reference record
+    (OKS: no training seed) is paired with every record."""
+    pairs = zip(records, list(reference) * len(records) if len(reference) == 1 else reference)
+    values = [(getter(r.result), getter(ref.result)) for r, ref in pairs if r.ok and ref.ok]
+    return mean_std([a - b for a, b in values if a is not None and b is not None])
 
 
 def video_bootstrap(
@@ -233,16 +188,9 @@ def video_bootstrap(
     resamples: int = 4000,
     seed: int = 0,
 ) -> Interval | None:
-    """Pooled %IDSW (100 · ID switches / GT joints, summed over the videos) of ``records`` minus that of
-    ``reference``, each video's switches averaged over a side's records (its training and perturbation seeds),
-    with a ``level`` confidence interval by a two-way bootstrap: each of ``resamples`` draws takes the
-    evaluation videos with replacement (the same videos for both sides) and, independently, each side's
-    records with replacement (percentile interval; Owen 2007, "The pigeonhole bootstrap", for data crossed
-    by two random factors).
-
-    The interval thus says how much the difference rests on which videos the split holds and on which
-    networks the seeds trained; a single reference record (OKS: no training seed) is no source of spread.
-    None when a side has no successful record or its records lack ``per_video`` counts."""
+    """Pooled %IDSW (100 · switches / GT joints) of ``records`` minus ``reference``'s, each video's switches
+    averaged over a side's records, with a ``level`` percentile interval of a two-way bootstrap over videos
+    and records (Owen 2007, "The pigeonhole bootstrap"); None without ``per_video`` counts on both sides."""
 
     def per_video(recs: Sequence[RunRecord]):
         tables = [r.result.get("per_video") for r in recs if r.ok]
@@ -308,8 +256,7 @@ class Result:
 
 
 def finish(name: str, result: Result) -> int:
-    """Print the result's tables (``<out>/<name>.md``) and the files written; exit status 1 when a run
-    failed."""
+    """Print the result's tables and the files written; exit status 1 when a run failed."""
     import sys
 
     for table in result.tables:
@@ -326,8 +273,7 @@ def finish(name: str, result: Result) -> int:
 def command_main(
     prog: str, doc: str, add_arguments: Callable, run: Callable, argv: Sequence[str] | None
 ) -> int:
-    """``python -m <module>`` of an experiment command: parse ``argv`` with the module's options and run
-    it."""
+    """``python -m <module>`` of an experiment command: parse ``argv`` and run it."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])

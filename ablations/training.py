@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from ablations.profile import Profile
 from ablations.runs import file_digest
@@ -22,17 +22,15 @@ def config_dotlist(node: Mapping, prefix: str = "") -> list[str]:
     """``key=value`` overrides (values as JSON, which is YAML) of every leaf of a nested mapping."""
     out = []
     for key, value in node.items():
-        name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out += config_dotlist(value, f"{name}.")
+            out += config_dotlist(value, f"{prefix}{key}.")
         else:
-            out.append(f"{name}={json.dumps(value)}")
+            out.append(f"{prefix}{key}={json.dumps(value)}")
     return out
 
 
 def budget_file_overrides(name: str) -> list[str]:
-    """The ``key=value`` overrides of a training-budget file ``experiments/<name>.yaml`` (less its
-    ``experiment`` name), which an ablation's quick profile adds to each experiment it trains."""
+    """The overrides of a training-budget file ``experiments/<name>.yaml`` (less its ``experiment``)."""
     from omegaconf import OmegaConf
 
     from keytrack.config import config_path
@@ -48,10 +46,9 @@ def budget_file_overrides(name: str) -> list[str]:
 
 
 def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str]:
-    """The training budget of ``experiment`` (with ``overrides``) as ``key=value`` overrides: its
-    ``optim`` and ``loader`` sections and ``trainer.max_epochs``. Added to a learned baseline's own
-    experiment file, they train it as Pose Entailment's network was trained (A.5: "the batch size,
-    learning rate, and number of training epochs are the same")."""
+    """``experiment``'s ``optim``, ``loader`` and ``trainer.max_epochs`` as overrides: a learned baseline
+    trained as Pose Entailment's network was (A.5: "the batch size, learning rate, and number of training
+    epochs are the same")."""
     from omegaconf import OmegaConf
 
     from keytrack.config import load_config
@@ -66,18 +63,13 @@ def budget_overrides(experiment: str, overrides: Sequence[str] = ()) -> list[str
 
 
 def describe_budget(cfg) -> str:
-    """The training budget of a composed config in words, for table notes: batch, peak lr and its
-    schedule, epochs and pairs (steps) per epoch."""
-    per_epoch = cfg.loader.samples_per_epoch
-    epochs = cfg.trainer.get("max_epochs")
+    """The training budget of a composed config in words, for table notes."""
+    per_epoch, epochs = cfg.loader.samples_per_epoch, cfg.trainer.get("max_epochs")
+    steps = int(epochs) * int(per_epoch) // int(cfg.loader.batch_size) if per_epoch else 0
     return (
         f"batch {cfg.loader.batch_size}, peak lr {cfg.optim.lr:g} (warm-up over "
         f"{100 * cfg.optim.warmup_fraction:g} % of the steps, then linear decay), {epochs} epoch(s) of "
-        + (
-            f"{per_epoch:,} pairs ({int(epochs) * int(per_epoch) // int(cfg.loader.batch_size):,} steps)"
-            if per_epoch
-            else "every training pair"
-        )
+        + (f"{per_epoch:,} pairs ({steps:,} steps)" if per_epoch else "every training pair")
     )
 
 
@@ -91,24 +83,13 @@ class TrainedModel:
     reused: bool
 
 
-def _signature(cfg) -> dict:
-    """What decides the result of a finished training (:func:`keytrack.identity.identity`)."""
-    from keytrack.identity import identity
-
-    return identity(cfg)
-
-
 def _checkpoint_of(run: Path, metrics: Mapping) -> Path:
-    for key in ("best_checkpoint", "last_checkpoint"):
-        value = metrics.get(key)
-        if not value:
-            continue
-        for path in (Path(value), run / "checkpoints" / Path(value).name):
+    for value in (metrics.get("best_checkpoint"), metrics.get("last_checkpoint")):
+        for path in (Path(value), run / "checkpoints" / Path(value).name) if value else ():
             if path.is_file():
                 return path
-    last = run / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        return last
+    if (run / "checkpoints" / "last.ckpt").is_file():
+        return run / "checkpoints" / "last.ckpt"
     raise FileNotFoundError(
         f"{run}: finished run (metrics.json) without a checkpoint in {run / 'checkpoints'}"
     )
@@ -118,42 +99,41 @@ def _same_config(run: Path, signature: dict) -> bool:
     from omegaconf import OmegaConf
 
     from keytrack.config import with_defaults
+    from keytrack.identity import identity
 
     saved = run / "config.yaml"
     # A run saved before experiments/base.yaml gained a key compares with that key at its default.
-    return saved.is_file() and _signature(with_defaults(OmegaConf.load(saved))) == signature
+    return saved.is_file() and identity(with_defaults(OmegaConf.load(saved))) == signature
+
+
+def _runs(cfg) -> Iterator[Path]:
+    """The run folders of ``cfg``'s experiment that hold its configuration, its own folder first."""
+    from keytrack.identity import identity
+
+    own, sig = run_dir(cfg), identity(cfg)
+    others = sorted(p for p in (Path(cfg.output_dir) / cfg.experiment).glob("*") if p.is_dir() and p != own)
+    return (r for r in [own, *others] if _same_config(r, sig))
 
 
 def find_finished_run(cfg) -> Path | None:
-    """The run folder of a finished training (``metrics.json`` present) of the same configuration.
-
-    ``<output_dir>/<experiment>/<run_name>`` first; otherwise any other run of the experiment whose
-    ``config.yaml`` has the same :func:`keytrack.identity.identity` (a run started under another
-    name).
-    """
-    sig = _signature(cfg)
-    own = run_dir(cfg)
-    finished = (Path(cfg.output_dir) / cfg.experiment).glob("*/metrics.json")
-    candidates = [own] + sorted(p.parent for p in finished if p.parent != own)
-    return next((r for r in candidates if (r / "metrics.json").is_file() and _same_config(r, sig)), None)
+    """The folder of a finished training (``metrics.json``) of the same configuration: its own run
+    folder first, else any other run of the experiment of the same identity."""
+    return next((r for r in _runs(cfg) if (r / "metrics.json").is_file()), None)
 
 
 def _active_run(cfg, quiet_seconds: float) -> Path | None:
     """A run of the same configuration without ``metrics.json`` that wrote a file recently."""
-    sig = _signature(cfg)
-    own = run_dir(cfg)
-    runs = [own] + [p for p in (Path(cfg.output_dir) / cfg.experiment).glob("*") if p.is_dir() and p != own]
     now = time.time()
-    for run in runs:
-        if (run / "metrics.json").is_file() or not _same_config(run, sig):
-            continue
+    for run in _runs(cfg):
         # The CSV logger writes csv/version_N/metrics.csv (one folder per attempt) every 100 steps.
         watched = [
             run / "checkpoints" / "last.ckpt",
             run / "config.yaml",
             *run.glob("csv/version_*/metrics.csv"),
         ]
-        if any(p.is_file() and now - p.stat().st_mtime < quiet_seconds for p in watched):
+        if not (run / "metrics.json").is_file() and any(
+            p.is_file() and now - p.stat().st_mtime < quiet_seconds for p in watched
+        ):
             return run
     return None
 
@@ -168,16 +148,9 @@ def train_or_reuse(
     poll_seconds: float = 15.0,
     train_fn: Callable | None = None,
 ) -> TrainedModel:
-    """Train ``experiment`` with ``overrides`` (:func:`lightning_modules.train.train`), or reuse its finished
-    run.
-
-    A finished run of the same configuration (:func:`find_finished_run`) is reused as is. When a
-    run of that configuration is being trained by another process (a checkpoint or log written in
-    the last ``quiet_seconds``), this waits for its ``metrics.json`` instead of training a second
-    copy (``wait=False`` trains at once, which resumes from its ``last.ckpt``). Returns the best
-    checkpoint (by validation accuracy) of the run. ``train_fn(cfg, dataset) -> metrics`` replaces
-    :func:`lightning_modules.train.train` (which is imported, with Lightning, only when a run is trained).
-    """
+    """Train ``experiment`` with ``overrides``, or reuse the finished run of its configuration; while
+    another process trains it (a file written in the last ``quiet_seconds``) wait for that unless
+    ``wait=False``. ``train_fn(cfg, dataset) -> metrics`` replaces :func:`lightning_modules.train.train`."""
     from keytrack.config import load_config, overrides_for
 
     # One override list may serve several matchers: each takes the model keys of its own group.
@@ -214,9 +187,8 @@ def matching_network(
     train_overrides: Sequence[str] = (),
     wait: bool = True,
 ) -> dict:
-    """The matching network an ablation tracks with: ``checkpoint`` when given, else the finished
-    run of ``experiment`` on the profile's training split (trained now if missing). Returns
-    ``{checkpoint, digest, source, ...}``; raises when there is none."""
+    """``{checkpoint, digest, source, ...}`` of ``checkpoint`` when given, else of the finished run of
+    ``experiment`` on the profile's training split (trained now if missing); raises when there is none."""
     if checkpoint is not None:
         path = Path(checkpoint)
         if not path.is_file():
@@ -239,8 +211,8 @@ def matching_network(
 def network_or_error(
     profile: Profile, what: str = "matching network", **kwargs
 ) -> tuple[dict | None, str | None]:
-    """:func:`matching_network` as ``(network, None)``, or ``(None, "<error>")`` when there is none
-    (logged as ``what``): the cells that need it then fail with that message, the others still run."""
+    """:func:`matching_network` as ``(network, None)``, or ``(None, "<error>")`` (logged as ``what``):
+    the cells that need it then fail with that message, the others still run."""
     try:
         return matching_network(profile, **kwargs), None
     except Exception as err:  # noqa: BLE001 - recorded in the table, the other cells go on

@@ -28,6 +28,7 @@ Definitions (all computed on ground-truth poses, vectorised over :class:`keytrac
   that was absent from the previous labelled frame; a labelled frame (not the video's last) where
   some track is present that is absent from the next one. Reported as the fraction of such frames.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -124,15 +125,19 @@ def _labelled_poses(dataset: Dataset, frame_vid: np.ndarray, frame_idx: np.ndarr
 def _crowding(row: np.ndarray, num_frames: int) -> dict[str, float]:
     """People per labelled frame: mean, p90, max."""
     people = np.bincount(row, minlength=num_frames).astype(np.float64)
-    return {"people_mean": _mean(people), "people_p90": _quantile(people, 0.9),
-            "people_max": float(people.max()) if len(people) else math.nan}
+    return {
+        "people_mean": _mean(people),
+        "people_p90": _quantile(people, 0.9),
+        "people_max": float(people.max()) if len(people) else math.nan,
+    }
 
 
-def _size_and_visibility(dataset: Dataset, present: np.ndarray, size: np.ndarray,
-                         vid: np.ndarray) -> dict[str, float]:
+def _size_and_visibility(
+    dataset: Dataset, present: np.ndarray, size: np.ndarray, vid: np.ndarray
+) -> dict[str, float]:
     """Person size relative to the frame height, and the joint visibility rates."""
     heights = np.array([v.height for v in dataset.videos], dtype=np.float64)
-    annotated = present.any(0)                  # joints the set annotates at all (Bonn: no nose)
+    annotated = present.any(0)  # joints the set annotates at all (Bonn: no nose)
     return {
         "size_rel_height": _quantile(size / heights[vid], 0.5),
         "visibility": float(present.mean()) if len(present) else math.nan,
@@ -163,20 +168,29 @@ class _Tracks:
     consecutive: np.ndarray
 
 
-def _tracks(kp: np.ndarray, present: np.ndarray, size: np.ndarray, tid: np.ndarray, vid: np.ndarray,
-            rank: np.ndarray) -> _Tracks:
+def _tracks(
+    kp: np.ndarray, present: np.ndarray, size: np.ndarray, tid: np.ndarray, vid: np.ndarray, rank: np.ndarray
+) -> _Tracks:
     """:class:`_Tracks` from the per-pose columns (``rank``: frame rank of each pose)."""
     tracked = tid >= 0
     order = np.lexsort((rank[tracked], tid[tracked], vid[tracked]))
     t_vid, t_tid, t_rank = vid[tracked][order], tid[tracked][order], rank[tracked][order]
     same_track = (t_vid[1:] == t_vid[:-1]) & (t_tid[1:] == t_tid[:-1])
-    return _Tracks(vid=t_vid, tid=t_tid, rank=t_rank, kp=kp[tracked][order],
-                   present=present[tracked][order], size=size[tracked][order], same_track=same_track,
-                   consecutive=same_track & (t_rank[1:] == t_rank[:-1] + 1))
+    return _Tracks(
+        vid=t_vid,
+        tid=t_tid,
+        rank=t_rank,
+        kp=kp[tracked][order],
+        present=present[tracked][order],
+        size=size[tracked][order],
+        same_track=same_track,
+        consecutive=same_track & (t_rank[1:] == t_rank[:-1] + 1),
+    )
 
 
-def _check_one_pose_per_track_and_frame(t: _Tracks, dataset: Dataset, frame_vid: np.ndarray,
-                                        frame_idx: np.ndarray) -> None:
+def _check_one_pose_per_track_and_frame(
+    t: _Tracks, dataset: Dataset, frame_vid: np.ndarray, frame_idx: np.ndarray
+) -> None:
     """Refuse a track id that occurs twice in one frame, naming the video and frame."""
     if not len(t.vid):
         return
@@ -185,8 +199,10 @@ def _check_one_pose_per_track_and_frame(t: _Tracks, dataset: Dataset, frame_vid:
         i = int(np.flatnonzero(dup)[0])
         video = dataset.videos[int(t.vid[i])]
         index = frame_idx[np.searchsorted(frame_vid, t.vid[i]) + t.rank[i]]
-        raise ValueError(f"{video.source or video.name}: frame {int(index)}: track id {int(t.tid[i])} "
-                         "occurs twice (field 'track_ids')")
+        raise ValueError(
+            f"{video.source or video.name}: frame {int(index)}: track id {int(t.tid[i])} "
+            "occurs twice (field 'track_ids')"
+        )
 
 
 def _displacement(t: _Tracks) -> dict[str, float]:
@@ -205,8 +221,11 @@ def _track_lengths(t: _Tracks) -> dict[str, float]:
     new_track = np.r_[True, ~t.same_track] if len(t.vid) else np.zeros(0, bool)
     track_start = np.flatnonzero(new_track)
     lengths = np.diff(np.r_[track_start, len(t.vid)]).astype(np.float64)
-    return {"tracks": float(len(lengths)), "track_len_mean": _mean(lengths),
-            "track_len_median": _quantile(lengths, 0.5)}
+    return {
+        "tracks": float(len(lengths)),
+        "track_len_mean": _mean(lengths),
+        "track_len_median": _quantile(lengths, 0.5),
+    }
 
 
 def _entering_and_leaving(t: _Tracks, frame_vid: np.ndarray, frames_in_video: np.ndarray) -> dict[str, float]:
@@ -219,9 +238,11 @@ def _entering_and_leaving(t: _Tracks, frame_vid: np.ndarray, frames_in_video: np
     entering = np.unique(frame_row[~has_prev & (t.rank > 0)])
     leaving = np.unique(frame_row[~has_next & (t.rank < last_rank)])
     n_videos_with_frames = int((frames_in_video > 0).sum())
-    eligible = len(frame_vid) - n_videos_with_frames            # all frames but each video's first
-    return {"enter_frac": len(entering) / eligible if eligible else math.nan,
-            "leave_frac": len(leaving) / eligible if eligible else math.nan}
+    eligible = len(frame_vid) - n_videos_with_frames  # all frames but each video's first
+    return {
+        "enter_frac": len(entering) / eligible if eligible else math.nan,
+        "leave_frac": len(leaving) / eligible if eligible else math.nan,
+    }
 
 
 def compute_stats(dataset: Dataset) -> dict[str, float]:
@@ -237,13 +258,15 @@ def compute_stats(dataset: Dataset) -> dict[str, float]:
     frames_in_video = np.bincount(frame_vid, minlength=len(dataset.videos))
 
     stats: dict[str, float] = {
-        "videos": float(len(dataset.videos)), "frames": float(len(frame_vid)), "poses": float(len(kp)),
+        "videos": float(len(dataset.videos)),
+        "frames": float(len(frame_vid)),
+        "poses": float(len(kp)),
     }
     stats.update(_crowding(row, len(frame_vid)))
     present = kp[..., 2] > 0
     box = keypoint_boxes(kp)
     size = np.hypot(box[:, 2], box[:, 3])
-    size = np.where(size > 0, size, np.nan)                     # one keypoint: no extent
+    size = np.where(size > 0, size, np.nan)  # one keypoint: no extent
     stats.update(_size_and_visibility(dataset, present, size, vid))
     stats.update(_nearest_neighbours(box, size, row))
     tracks = _tracks(kp, present, size, tid, vid, frame_rank[row])
@@ -264,10 +287,17 @@ def markdown_table(columns: dict[str, dict[str, float]]) -> str:
     """One row per statistic, one column per dataset (``columns``: name -> :func:`compute_stats`)."""
     from keytrack import tables
 
-    rows = [{"statistic": label, **{n: format_value(key, columns[n][key]) for n in columns}}
-            for key, label, _ in STATISTICS]
-    return tables.markdown_table(rows, [tables.Column("statistic", align="left"),
-                                        *(tables.Column(n, align="right") for n in columns)]) + "\n"
+    rows = [
+        {"statistic": label, **{n: format_value(key, columns[n][key]) for n in columns}}
+        for key, label, _ in STATISTICS
+    ]
+    return (
+        tables.markdown_table(
+            rows,
+            [tables.Column("statistic", align="left"), *(tables.Column(n, align="right") for n in columns)],
+        )
+        + "\n"
+    )
 
 
 def write_csv(columns: dict[str, dict[str, float]], path: Path) -> None:
@@ -284,21 +314,45 @@ def write_csv(columns: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=None,
-                        help="a PoseTrack18-layout dataset root to compare with (read by keytrack.io)")
-    parser.add_argument("--split", action="append", default=None,
-                        help="split(s) of --data to measure, one column each (repeat or comma-separate; "
-                             "default: the whole root as one column)")
-    parser.add_argument("--videos", type=int, default=None,
-                        help="number of synthetic videos (default: the default set's size)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="a PoseTrack18-layout dataset root to compare with (read by keytrack.io)",
+    )
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=None,
+        help="split(s) of --data to measure, one column each (repeat or comma-separate; "
+        "default: the whole root as one column)",
+    )
+    parser.add_argument(
+        "--videos",
+        type=int,
+        default=None,
+        help="number of synthetic videos (default: the default set's size)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes")
-    parser.add_argument("--stride-1", dest="stride1", action=argparse.BooleanOptionalAction, default=True,
-                        help="add a column for the synthetic scenes sampled at every simulated frame "
-                             "(frame stride 1, like fully annotated real video)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="generate the synthetic default instead of reading the cached copy")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the Markdown table here, and a CSV beside it (same stem)")
+    parser.add_argument(
+        "--stride-1",
+        dest="stride1",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a column for the synthetic scenes sampled at every simulated frame "
+        "(frame stride 1, like fully annotated real video)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="generate the synthetic default instead of reading the cached copy",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the Markdown table here, and a CSV beside it (same stem)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -306,8 +360,11 @@ def run(args: argparse.Namespace) -> int:
 
     num_videos = DEFAULT_NUM_VIDEOS if args.videos is None else args.videos
     columns: dict[str, dict[str, float]] = {}
-    synth = (generate_dataset(num_videos, args.seed) if args.no_cache
-             else default_dataset(num_videos=num_videos, seed=args.seed))
+    synth = (
+        generate_dataset(num_videos, args.seed)
+        if args.no_cache
+        else default_dataset(num_videos=num_videos, seed=args.seed)
+    )
     columns["synthetic default"] = compute_stats(synth)
     if args.stride1:
         config = replace(SynthConfig(), frame_strides={1: 1.0})

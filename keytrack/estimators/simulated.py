@@ -37,6 +37,7 @@ keypoint draws are the very draws of ``perturb(..., seed)``):
 Every call is deterministic: the same scene, frame and boxes give the same output, whatever was
 asked before. ``docs/toks.md`` lists the knobs and what they yield.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -51,8 +52,14 @@ from keytrack.poses import Dataset, Video, keypoint_boxes
 from keytrack.skeleton import NUM_JOINTS
 from keytrack.tracking.scorers import iou_matrix
 
-__all__ = ["SimulatedConfig", "SimScene", "SimFrame", "SimulatedDetector", "SimulatedEstimator",
-           "simulated_scenes"]
+__all__ = [
+    "SimulatedConfig",
+    "SimScene",
+    "SimFrame",
+    "SimulatedDetector",
+    "SimulatedEstimator",
+    "simulated_scenes",
+]
 
 
 @dataclass(frozen=True)
@@ -74,21 +81,21 @@ class SimulatedConfig:
     min_box_size: float = 2.0
     # -- ... with the protocol's small noise and, now and then, a gross error ---------------------
     bad_box_prob: float = 0.12
-    bad_box_shift: float = 0.25          # std of the extra centre shift (fraction of the box size)
-    bad_box_scale: float = 0.3           # std of the extra log scale
+    bad_box_shift: float = 0.25  # std of the extra centre shift (fraction of the box size)
+    bad_box_scale: float = 0.3  # std of the extra log scale
     # -- detection scores -----------------------------------------------------------------------
-    score_bias: float = 2.5              # logit of a person's box score ...
-    score_noise: float = 1.0             # ... plus this std
-    duplicate_score_drop: float = 2.0    # logit drop of a duplicate box
+    score_bias: float = 2.5  # logit of a person's box score ...
+    score_noise: float = 1.0  # ... plus this std
+    duplicate_score_drop: float = 2.0  # logit drop of a duplicate box
     # -- false positives --------------------------------------------------------------------------
     duplicate_prob: float = 0.04
-    phantom_rate: float = 2.0            # phantoms per labelled frame (Poisson)
-    phantom_score: float = -1.4          # mean logit of a phantom's box score (≈ 0.2)
+    phantom_rate: float = 2.0  # phantoms per labelled frame (Poisson)
+    phantom_score: float = -1.4  # mean logit of a phantom's box score (≈ 0.2)
     # -- estimator --------------------------------------------------------------------------------
-    min_coverage: float = 0.5            # fraction of a person's keypoints inside the crop
-    crop_tolerance: float = 0.15         # crop error without confidence penalty ...
-    crop_confidence_gain: float = 3.0    # ... and the logit penalty per unit of error above it
-    junk_confidence: float = -4.5        # logit of the keypoints of a box covering nobody
+    min_coverage: float = 0.5  # fraction of a person's keypoints inside the crop
+    crop_tolerance: float = 0.15  # crop error without confidence penalty ...
+    crop_confidence_gain: float = 3.0  # ... and the logit penalty per unit of error above it
+    junk_confidence: float = -4.5  # logit of the keypoints of a box covering nobody
 
     def __post_init__(self) -> None:
         probabilities = ("miss_prob", "bad_box_prob", "duplicate_prob", "min_coverage")
@@ -97,8 +104,9 @@ class SimulatedConfig:
             value = getattr(self, f.name)
             if f.name == "perturb":
                 if not isinstance(value, PerturbConfig):
-                    raise ValueError("SimulatedConfig.perturb must be a PerturbConfig, "
-                                     f"got {type(value).__name__}")
+                    raise ValueError(
+                        f"SimulatedConfig.perturb must be a PerturbConfig, got {type(value).__name__}"
+                    )
                 continue
             if not np.isfinite(value):
                 raise ValueError(f"SimulatedConfig.{f.name} must be finite, got {value}")
@@ -107,8 +115,9 @@ class SimulatedConfig:
             if f.name not in signed and value < 0:
                 raise ValueError(f"SimulatedConfig.{f.name} must be >= 0, got {value}")
         if self.miss_run_length < 1:
-            raise ValueError("SimulatedConfig.miss_run_length must be >= 1 frame, "
-                             f"got {self.miss_run_length}")
+            raise ValueError(
+                f"SimulatedConfig.miss_run_length must be >= 1 frame, got {self.miss_run_length}"
+            )
 
 
 def _box_from(box: np.ndarray, shift: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
@@ -157,10 +166,14 @@ class SimScene:
         present = (kp[..., 2] > 0).any(1)
         frame, kp, tid = frame[present], kp[present], tid[present]
         boxes, heads = boxes[present], heads[present]
-        gt_box = np.where(np.isfinite(boxes).all(1, keepdims=True) & (boxes[:, 2:] > 0).all(1, keepdims=True),
-                          boxes, keypoint_boxes(kp))
-        s = draws.fill_scale(draws.person_scale(kp, boxes, heads, pcfg.head_size_per_box_diagonal),
-                             video.height)
+        gt_box = np.where(
+            np.isfinite(boxes).all(1, keepdims=True) & (boxes[:, 2:] > 0).all(1, keepdims=True),
+            boxes,
+            keypoint_boxes(kp),
+        )
+        s = draws.fill_scale(
+            draws.person_scale(kp, boxes, heads, pcfg.head_size_per_box_diagonal), video.height
+        )
         #: annotated people, one row each, sorted by frame: keypoints, head size, track id, person box
         self.frame, self.keypoints, self.scale, self.track_ids = frame, kp, s, tid
         extent = cfg.box_extent * gt_box[:, 2:]
@@ -169,8 +182,9 @@ class SimScene:
         self.person_bounds = _by_frame(frame, len(video.frames))
         self.draws = draws.draw_keypoints(len(kp), pcfg, rng_kp)
 
-    def _person_boxes(self, rng_box: np.random.Generator,
-                      rng_det: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _person_boxes(
+        self, rng_box: np.random.Generator, rng_det: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each person's detector box (imperfect, now and then grossly wrong), its score, and
         whether the box is grossly wrong."""
         cfg = self.config
@@ -191,13 +205,18 @@ class SimScene:
         vis = self.keypoints[..., 2] > 0
         known_height = np.isfinite(video.height) and video.height > 0
         rel = s / video.height if known_height else np.full(n, pcfg.miss_size_ref)
-        p_start = np.minimum(cfg.miss_prob * (pcfg.miss_size_ref / rel) ** pcfg.miss_size_power
-                             * (1 + pcfg.miss_occlusion_gain * (1 - vis.mean(1))), pcfg.miss_prob_max)
+        p_start = np.minimum(
+            cfg.miss_prob
+            * (pcfg.miss_size_ref / rel) ** pcfg.miss_size_power
+            * (1 + pcfg.miss_occlusion_gain * (1 - vis.mean(1))),
+            pcfg.miss_prob_max,
+        )
         key = np.where(tid >= 0, tid, -1 - np.arange(n))
         return draws.missed(key, self.frame, p_start, rng_miss, cfg.miss_run_length)
 
-    def _duplicates(self, person_det: np.ndarray,
-                    rng_det: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _duplicates(
+        self, person_det: np.ndarray, rng_det: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(dup, dup_box, dup_score)``: which detected people get a second box nearby, that box,
         and the noise of its score."""
         cfg = self.config
@@ -218,8 +237,14 @@ class SimScene:
         video, cfg = self.video, self.config
         pcfg = cfg.perturb
         labeled = np.array([f.is_labeled for f in video.frames], dtype=np.int64)
-        phantoms = draws.clutter(video, labeled, self.scale, draws.frame_extent(video, self.keypoints),
-                                 replace(pcfg, clutter_rate=cfg.phantom_rate), rng_phantom)
+        phantoms = draws.clutter(
+            video,
+            labeled,
+            self.scale,
+            draws.frame_extent(video, self.keypoints),
+            replace(pcfg, clutter_rate=cfg.phantom_rate),
+            rng_phantom,
+        )
         enough = (phantoms.keypoints[..., 2] > 0).sum(1) >= 2
         phantom_frame, phantom_kp = phantoms.frame[enough], phantoms.keypoints[enough]
         phantom_box = keypoint_boxes(phantom_kp)
@@ -232,9 +257,16 @@ class SimScene:
         self.phantom_bounds = _by_frame(phantom_frame, len(video.frames))
         return phantom_frame, phantom_score
 
-    def _detections(self, person_det: np.ndarray, person_score: np.ndarray, dup: np.ndarray,
-                    dup_box: np.ndarray, dup_score: np.ndarray, phantom_frame: np.ndarray,
-                    phantom_score: np.ndarray) -> None:
+    def _detections(
+        self,
+        person_det: np.ndarray,
+        person_score: np.ndarray,
+        dup: np.ndarray,
+        dup_box: np.ndarray,
+        dup_score: np.ndarray,
+        phantom_frame: np.ndarray,
+        phantom_score: np.ndarray,
+    ) -> None:
         """The detector's output: people not missed, duplicates and phantoms, per frame by
         descending score."""
         kept = ~self.missed
@@ -243,11 +275,18 @@ class SimScene:
         dup_logit = draws.logit(person_score[dup]) - self.config.duplicate_score_drop + dup_score[dup]
         det_score = np.r_[person_score[kept], draws.sigmoid(dup_logit), phantom_score]
         #: 0 person, 1 duplicate, 2 phantom (for analysis)
-        det_kind = np.r_[np.zeros(kept.sum(), np.int64), np.ones(dup.sum(), np.int64),
-                         np.full(len(self.phantom_keypoints), 2, np.int64)]
+        det_kind = np.r_[
+            np.zeros(kept.sum(), np.int64),
+            np.ones(dup.sum(), np.int64),
+            np.full(len(self.phantom_keypoints), 2, np.int64),
+        ]
         order = np.lexsort((-det_score, det_frame))
         self.det_frame, self.det_box, self.det_score, self.det_kind = (
-            det_frame[order], det_box[order], det_score[order], det_kind[order])
+            det_frame[order],
+            det_box[order],
+            det_score[order],
+            det_kind[order],
+        )
         self.det_bounds = _by_frame(self.det_frame, len(self.video.frames))
 
     def __len__(self) -> int:
@@ -259,8 +298,10 @@ class SimScene:
 
     def rows(self, bounds: np.ndarray, position: int) -> slice:
         if not 0 <= position < len(self):
-            raise ValueError(f"{self.video.source or self.video.name}: frame position {position} outside "
-                             f"0..{len(self) - 1}")
+            raise ValueError(
+                f"{self.video.source or self.video.name}: frame position {position} outside "
+                f"0..{len(self) - 1}"
+            )
         return slice(int(bounds[position]), int(bounds[position + 1]))
 
 
@@ -277,8 +318,9 @@ class SimFrame:
         return self.scene.video.frames[self.position].index
 
 
-def simulated_scenes(dataset: Dataset, seed: int = 0,
-                     config: SimulatedConfig | None = None) -> Iterator[SimScene]:
+def simulated_scenes(
+    dataset: Dataset, seed: int = 0, config: SimulatedConfig | None = None
+) -> Iterator[SimScene]:
     """One :class:`SimScene` per video of ``dataset`` (video ``i`` seeded by ``(seed, i)``), lazily."""
     for i, video in enumerate(dataset.videos):
         yield SimScene(video, i, seed, config)
@@ -350,7 +392,7 @@ class SimulatedEstimator:
         margin = 1 + 2 * pcfg.box_margin
         centre = boxes[:, :2] + size / 2
         lo, hi = centre - size * margin / 2, centre + size * margin / 2
-        present = cand_kp[..., 2] > 0                                                      # [C, 15]
+        present = cand_kp[..., 2] > 0  # [C, 15]
         xy = cand_kp[None, :, :, :2]
         inside = ((xy >= lo[:, None, None]) & (xy <= hi[:, None, None])).all(-1) & present[None]  # [N, C, 15]
         coverage = inside.sum(-1) / np.maximum(present.sum(-1), 1)[None]
@@ -370,9 +412,14 @@ class SimulatedEstimator:
         if person.any():
             idx = people.start + best[person]
             gain = 1 + pcfg.box_jitter_gain * error[person]
-            out[person] = draws.estimate_keypoints(scene.keypoints[idx], scene.scale[idx], scene.draws.take(idx),
-                                              pcfg,
-                                              (lo[person], hi[person], gain), offset[person])
+            out[person] = draws.estimate_keypoints(
+                scene.keypoints[idx],
+                scene.scale[idx],
+                scene.draws.take(idx),
+                pcfg,
+                (lo[person], hi[person], gain),
+                offset[person],
+            )
         phantom = matched & (best >= g)
         if phantom.any():
             kp = cand_kp[best[phantom]].copy()

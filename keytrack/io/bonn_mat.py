@@ -18,6 +18,7 @@ PoseTrack18 JSON and in PoseTrack's ground truth; ``occluded_as_absent=True`` in
 whose ``is_visible`` is 0. The file states no frame size, so the configured default is used and
 logged; person boxes are the tight boxes around the present keypoints.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,9 +34,22 @@ from keytrack.skeleton import JOINTS, NUM_JOINTS
 
 #: MPII joint names by the ``.mat`` files' joint id (``upper_neck`` is our ``head_bottom``).
 BONN_JOINTS: tuple[str, ...] = (
-    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-    "pelvis", "thorax", "head_bottom", "head_top", "right_wrist", "right_elbow",
-    "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "pelvis",
+    "thorax",
+    "head_bottom",
+    "head_top",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
 )
 
 #: Index into :data:`keytrack.skeleton.JOINTS` of each joint id, ``-1`` for pelvis and thorax.
@@ -52,14 +66,18 @@ def _cells(value, persons: int, frames: int, source: Path, where: str) -> np.nda
     ``squeeze_me`` drops singleton dimensions (one person, one frame), so the shape is restored
     from ``num_persons`` and ``num_frames``.
     """
-    if isinstance(value, np.ndarray) and value.dtype.names is not None:   # a lone 1x1 struct
+    if isinstance(value, np.ndarray) and value.dtype.names is not None:  # a lone 1x1 struct
         cells = np.empty(1, dtype=object)
         cells[0] = value
     else:
         cells = np.asarray(value, dtype=object)
     if cells.size != persons * frames:
-        raise DataError(source, f"{cells.size} cells for num_persons={persons} x "
-                        f"num_frames={frames}", frame=where, field="annopoints")
+        raise DataError(
+            source,
+            f"{cells.size} cells for num_persons={persons} x num_frames={frames}",
+            frame=where,
+            field="annopoints",
+        )
     return cells.reshape(persons, frames)
 
 
@@ -84,15 +102,17 @@ class _Rows:
     rows_t: list[int]
     heads: list[list[float]]
     point_cols: dict[str, list[np.ndarray]]
-    counts: np.ndarray                     # points per row
+    counts: np.ndarray  # points per row
     row_of_point: np.ndarray
 
     def point_where(self, k: int) -> tuple[str, str]:
         """``(frame, field)`` of point ``k`` for error messages."""
         r = int(self.row_of_point[k])
         first = int(np.concatenate([[0], np.cumsum(self.counts)])[r])
-        return (f"{self.where}, frame {self.rows_t[r]}, person {self.rows_p[r]}",
-                f"annopoints{{{self.rows_p[r] + 1},{self.rows_t[r] + 1}}}.point({k - first + 1})")
+        return (
+            f"{self.where}, frame {self.rows_t[r]}, person {self.rows_p[r]}",
+            f"annopoints{{{self.rows_p[r] + 1},{self.rows_t[r] + 1}}}.point({k - first + 1})",
+        )
 
 
 def _video_header(entry: np.void, v: int, source: Path) -> tuple[str, str, int, int]:
@@ -100,15 +120,20 @@ def _video_header(entry: np.void, v: int, source: Path) -> tuple[str, str, int, 
     where = f"annolist[{v}]"
     name = entry["name"]
     if not isinstance(name, str) or not name:
-        raise DataError(source, f"video name {name!r} is not a non-empty string", frame=where,
-                        field=f"{where}.name")
+        raise DataError(
+            source, f"video name {name!r} is not a non-empty string", frame=where, field=f"{where}.name"
+        )
     where = f"video {name} ({where})"
     try:
         frames = int(entry["num_frames"])
         persons = int(entry["num_persons"])
     except (TypeError, ValueError) as err:
-        raise DataError(source, f"num_frames/num_persons must be integers ({err})", frame=where,
-                        field="num_frames/num_persons") from err
+        raise DataError(
+            source,
+            f"num_frames/num_persons must be integers ({err})",
+            frame=where,
+            field="num_frames/num_persons",
+        ) from err
     return name, where, frames, persons
 
 
@@ -117,17 +142,19 @@ def _head_box(rec: np.void, source: Path, where: str, field: str) -> list[float]
     try:
         head = np.asarray(rec["head_rect"], dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
-        raise DataError(source, f"not numbers ({err})", frame=where,
-                        field=f"{field}.head_rect") from err
+        raise DataError(source, f"not numbers ({err})", frame=where, field=f"{field}.head_rect") from err
     if head.size == 4 and not np.isfinite(head).all():
-        raise DataError(source, "NaN or infinite value", frame=where,
-                        field=f"{field}.head_rect")
+        raise DataError(source, "NaN or infinite value", frame=where, field=f"{field}.head_rect")
     if head.size == 4:
         return [head[0], head[1], head[2] - head[0], head[3] - head[1]]
     if head.size == 0:
         return [np.nan] * 4
-    raise DataError(source, f"{head.size} values, expected x1, y1, x2, y2 or none",
-                    frame=where, field=f"{field}.head_rect")
+    raise DataError(
+        source,
+        f"{head.size} values, expected x1, y1, x2, y2 or none",
+        frame=where,
+        field=f"{field}.head_rect",
+    )
 
 
 def _cell_points(rec: np.void, need: tuple[str, ...], source: Path, where: str, field: str) -> np.ndarray:
@@ -135,12 +162,12 @@ def _cell_points(rec: np.void, need: tuple[str, ...], source: Path, where: str, 
     points = np.atleast_1d(np.asarray(rec["point"]))
     if points.size:
         if points.dtype.names is None:
-            raise DataError(source, "expected a struct array", frame=where,
-                            field=f"{field}.point")
+            raise DataError(source, "expected a struct array", frame=where, field=f"{field}.point")
         missing = [k for k in need if k not in points.dtype.names]
         if missing:
-            raise DataError(source, "missing required field", frame=where,
-                            field=f"{field}.point.{missing[0]}")
+            raise DataError(
+                source, "missing required field", frame=where, field=f"{field}.point.{missing[0]}"
+            )
     return points
 
 
@@ -150,7 +177,7 @@ def _gather(cells: np.ndarray, need: tuple[str, ...], source: Path, where: str) 
     point_cols: dict[str, list[np.ndarray]] = {k: [] for k in need}
     for (p, t), cell in np.ndenumerate(cells):
         if isinstance(cell, np.ndarray) and cell.size == 0:
-            continue                                     # person p is not in frame t
+            continue  # person p is not in frame t
         cell_where = f"{where}, frame {t}, person {p}"
         cell_field = f"annopoints{{{p + 1},{t + 1}}}"
         rec = _record(cell, ("point", "head_rect"), source, cell_where, cell_field)
@@ -163,8 +190,9 @@ def _gather(cells: np.ndarray, need: tuple[str, ...], source: Path, where: str) 
         rows_t.append(t)
         counts.append(points.size)
     counts_arr = np.array(counts, dtype=np.int64)
-    return _Rows(where, rows_p, rows_t, heads, point_cols, counts_arr,
-                 np.repeat(np.arange(len(rows_p)), counts_arr))
+    return _Rows(
+        where, rows_p, rows_t, heads, point_cols, counts_arr, np.repeat(np.arange(len(rows_p)), counts_arr)
+    )
 
 
 def _point_columns(rows: _Rows, need: tuple[str, ...], source: Path) -> dict[str, np.ndarray]:
@@ -191,13 +219,23 @@ def _point_joints(rows: _Rows, ids: np.ndarray, source: Path) -> np.ndarray:
     if bad.any():
         k = int(np.argmax(bad))
         frame, field = rows.point_where(k)
-        raise DataError(source, f"joint id {ids[k]:g} is not one of 0..{len(BONN_JOINTS) - 1}",
-                        frame=frame, field=f"{field}.id")
+        raise DataError(
+            source,
+            f"joint id {ids[k]:g} is not one of 0..{len(BONN_JOINTS) - 1}",
+            frame=frame,
+            field=f"{field}.id",
+        )
     return FROM_BONN_ID[ids.astype(np.int64)]
 
 
-def _keypoint_array(rows: _Rows, cols: dict[str, np.ndarray], occluded_as_absent: bool, source: Path,
-                    name: str, skipped: dict[str, int] | None) -> np.ndarray:
+def _keypoint_array(
+    rows: _Rows,
+    cols: dict[str, np.ndarray],
+    occluded_as_absent: bool,
+    source: Path,
+    name: str,
+    skipped: dict[str, int] | None,
+) -> np.ndarray:
     """``[rows, 15, 3]`` keypoints; points without a KeyTrack joint are counted in ``skipped`` and
     a joint given twice for one person is refused."""
     ids = cols["id"]
@@ -209,12 +247,14 @@ def _keypoint_array(rows: _Rows, cols: dict[str, np.ndarray], occluded_as_absent
     if len(seen) < int(has_joint.sum()):
         k = int(np.flatnonzero(has_joint)[np.setdiff1d(np.arange(int(has_joint.sum())), first)[0]])
         frame, field = rows.point_where(k)
-        raise DataError(source, f"joint id {ids[k]:g} is given twice for this person", frame=frame,
-                        field=f"{field}.id")
+        raise DataError(
+            source, f"joint id {ids[k]:g} is given twice for this person", frame=frame, field=f"{field}.id"
+        )
     present = np.ones(len(ids)) if not occluded_as_absent else (cols["is_visible"] > 0).astype(float)
     keypoints = np.zeros((len(rows.rows_p), NUM_JOINTS, 3))
     keypoints[rows.row_of_point[has_joint], joint[has_joint]] = np.stack(
-        [cols["x"], cols["y"], present], axis=1)[has_joint]
+        [cols["x"], cols["y"], present], axis=1
+    )[has_joint]
     keypoints[keypoints[..., 2] <= 0] = 0.0
     return keypoints
 
@@ -230,15 +270,28 @@ def _frames(rows: _Rows, keypoints: np.ndarray, keep: np.ndarray, frames: int) -
     bounds = np.concatenate([[0], np.cumsum(np.bincount(t_arr[sel_rows], minlength=frames))])
     out = []
     for t in range(frames):
-        sel = sel_rows[bounds[t]:bounds[t + 1]]
-        out.append(Frame(index=t, keypoints=keypoints[sel], track_ids=p_arr[sel],
-                         boxes=box_arr[sel], head_boxes=head_arr[sel],
-                         scores=np.ones(len(sel))))
+        sel = sel_rows[bounds[t] : bounds[t + 1]]
+        out.append(
+            Frame(
+                index=t,
+                keypoints=keypoints[sel],
+                track_ids=p_arr[sel],
+                boxes=box_arr[sel],
+                head_boxes=head_arr[sel],
+                scores=np.ones(len(sel)),
+            )
+        )
     return out
 
 
-def _video(entry: np.void, v: int, source: Path, keep_empty_poses: bool,
-           occluded_as_absent: bool, skipped: dict[str, int] | None) -> tuple[str, list[Frame]]:
+def _video(
+    entry: np.void,
+    v: int,
+    source: Path,
+    keep_empty_poses: bool,
+    occluded_as_absent: bool,
+    skipped: dict[str, int] | None,
+) -> tuple[str, list[Frame]]:
     """Name and frames of ``annolist[v]``."""
     name, where, frames, persons = _video_header(entry, v, source)
     cells = _cells(entry["annopoints"], persons, frames, source, where)
@@ -254,11 +307,16 @@ def _video(entry: np.void, v: int, source: Path, keep_empty_poses: bool,
     return name, _frames(rows, keypoints, keep, frames)
 
 
-def read_bonn_mat(path: str | Path, *, default_frame_size: tuple[float, float] = (1920, 1080),
-                  keep_empty_poses: bool = False, skipped: dict[str, int] | None = None,
-                  occluded_as_absent: bool = False) -> list[Video]:
+def read_bonn_mat(
+    path: str | Path,
+    *,
+    default_frame_size: tuple[float, float] = (1920, 1080),
+    keep_empty_poses: bool = False,
+    skipped: dict[str, int] | None = None,
+    occluded_as_absent: bool = False,
+) -> list[Video]:
     """All videos of one Bonn ``annolist.mat`` file (see the module docstring for the mapping)."""
-    import scipy.io      # here, not at module level: scipy.io costs ~0.5 s to import
+    import scipy.io  # here, not at module level: scipy.io costs ~0.5 s to import
 
     path = Path(path)
     try:
@@ -278,11 +336,20 @@ def read_bonn_mat(path: str | Path, *, default_frame_size: tuple[float, float] =
     for v, entry in enumerate(annolist):
         name, frames = _video(entry, v, path, keep_empty_poses, occluded_as_absent, skipped)
         if name in names:
-            raise DataError(path, f"video name {name!r} repeats", frame=f"annolist[{v}]",
-                            field=f"annolist[{v}].name")
+            raise DataError(
+                path, f"video name {name!r} repeats", frame=f"annolist[{v}]", field=f"annolist[{v}].name"
+            )
         names.add(name)
-        videos.append(Video(name=name, frames=frames, width=width, height=height,
-                            source=str(path), frame_size_origin=origin))
+        videos.append(
+            Video(
+                name=name,
+                frames=frames,
+                width=width,
+                height=height,
+                source=str(path),
+                frame_size_origin=origin,
+            )
+        )
     return videos
 
 

@@ -15,6 +15,7 @@ only, occluded ones included, and ``is_visible`` is not a presence flag); the ``
 ``is_visible = 0`` that converted PoseTrack18 files use for "not annotated" is absent. Person boxes
 are not in the format and are the tight box around the present keypoints.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,9 +34,21 @@ from keytrack.skeleton import JOINTS, NUM_JOINTS
 
 #: PoseTrack17's joint names by joint id (poseval's ``Joint``; ``neck`` is our ``head_bottom``).
 POSETRACK17_JOINTS: tuple[str, ...] = (
-    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
-    "head_bottom", "nose", "head_top",
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "head_bottom",
+    "nose",
+    "head_top",
 )
 
 #: Index into :data:`keytrack.skeleton.JOINTS` of each PoseTrack17 joint id.
@@ -80,9 +93,18 @@ def _regions(entry: dict, source: Path, frame: str, i: int) -> list[np.ndarray]:
         pts = _listed(region["point"])
         if not all(isinstance(p, dict) and "x" in p and "y" in p for p in pts):
             raise DataError(source, "every point needs 'x' and 'y'", frame=frame, field=field)
-        regions.append(np.array([[_number(p["x"], source, frame, field + "[].x"),
-                                  _number(p["y"], source, frame, field + "[].y")] for p in pts],
-                                dtype=np.float64).reshape(-1, 2))
+        regions.append(
+            np.array(
+                [
+                    [
+                        _number(p["x"], source, frame, field + "[].x"),
+                        _number(p["y"], source, frame, field + "[].y"),
+                    ]
+                    for p in pts
+                ],
+                dtype=np.float64,
+            ).reshape(-1, 2)
+        )
     return regions
 
 
@@ -91,22 +113,22 @@ class _Gathered:
     """A document's frames, one row per rect (person) and one per listed point, as the file gives
     them (checked for structure; the points are converted and scattered in bulk later)."""
 
-    file_names: list[str] = field(default_factory=list)          # per frame
+    file_names: list[str] = field(default_factory=list)  # per frame
     labeled: list[bool] = field(default_factory=list)
     regions: list[list[np.ndarray]] = field(default_factory=list)
-    r_frame: list[int] = field(default_factory=list)             # per rect
+    r_frame: list[int] = field(default_factory=list)  # per rect
     r_where: list[tuple[str, str]] = field(default_factory=list)
     tids: list[int] = field(default_factory=list)
     heads: list[list[float]] = field(default_factory=list)
     pscores: list[float] = field(default_factory=list)
-    p_rect: list[int] = field(default_factory=list)              # per point
+    p_rect: list[int] = field(default_factory=list)  # per point
     p_k: list[int] = field(default_factory=list)
     p_id: list[Any] = field(default_factory=list)
     p_x: list[Any] = field(default_factory=list)
     p_y: list[Any] = field(default_factory=list)
     p_score: list[Any] = field(default_factory=list)
     p_vis: list[Any] = field(default_factory=list)
-    no_points: int = 0                                           # rects skipped: no annopoints
+    no_points: int = 0  # rects skipped: no annopoints
 
     def point_where(self, k: int) -> tuple[str, str]:
         """``(frame, field)`` of point ``k`` for error messages."""
@@ -116,10 +138,10 @@ class _Gathered:
 
 def _track_id(rect: dict, source: Path, frame: str, where: str) -> int:
     tid = _one(rect.get("track_id"), source, frame, where + ".track_id", -1)
-    if not isinstance(tid, Real) or isinstance(tid, bool) or not float(tid).is_integer() \
-            or tid < -1:
-        raise DataError(source, f"track id {tid!r} is not an integer >= -1", frame=frame,
-                        field=where + ".track_id")
+    if not isinstance(tid, Real) or isinstance(tid, bool) or not float(tid).is_integer() or tid < -1:
+        raise DataError(
+            source, f"track id {tid!r} is not an integer >= -1", frame=frame, field=where + ".track_id"
+        )
     return int(tid)
 
 
@@ -127,12 +149,12 @@ def _head_box(rect: dict, source: Path, frame: str, where: str) -> list[float]:
     """The head box ``x, y, w, h`` from ``x1, y1, x2, y2`` (NaN when the rect has none)."""
     has_head = [k in rect for k in ("x1", "y1", "x2", "y2")]
     if all(has_head):
-        x1, y1, x2, y2 = (_number(rect[k], source, frame, f"{where}.{k}")
-                          for k in ("x1", "y1", "x2", "y2"))
+        x1, y1, x2, y2 = (_number(rect[k], source, frame, f"{where}.{k}") for k in ("x1", "y1", "x2", "y2"))
         return [x1, y1, x2 - x1, y2 - y1]
     if any(has_head):
-        raise DataError(source, "head box needs all of x1, y1, x2, y2", frame=frame,
-                        field=where + ".x1/y1/x2/y2")
+        raise DataError(
+            source, "head box needs all of x1, y1, x2, y2", frame=frame, field=where + ".x1/y1/x2/y2"
+        )
     return [np.nan] * 4
 
 
@@ -140,16 +162,18 @@ def _add_points(g: _Gathered, row: int, points: list, source: Path, frame: str, 
     """Append the listed ``points`` of rect ``row``, values unwrapped but not yet converted."""
     for k, pt in enumerate(points):
         if not isinstance(pt, dict) or not all(key in pt for key in ("id", "x", "y")):
-            raise DataError(source, "a point needs 'id', 'x' and 'y'", frame=frame,
-                            field=f"{where}.annopoints[0].point[{k}]")
+            raise DataError(
+                source,
+                "a point needs 'id', 'x' and 'y'",
+                frame=frame,
+                field=f"{where}.annopoints[0].point[{k}]",
+            )
     g.p_rect += [row] * len(points)
     g.p_id += [_one(pt["id"], source, frame, where + ".point[].id") for pt in points]
     g.p_x += [_one(pt["x"], source, frame, where + ".point[].x") for pt in points]
     g.p_y += [_one(pt["y"], source, frame, where + ".point[].y") for pt in points]
-    g.p_score += [_one(pt.get("score"), source, frame, where + ".point[].score", None)
-                  for pt in points]
-    g.p_vis += [_one(pt.get("is_visible"), source, frame, where + ".point[].is_visible", 1)
-                for pt in points]
+    g.p_score += [_one(pt.get("score"), source, frame, where + ".point[].score", None) for pt in points]
+    g.p_vis += [_one(pt.get("is_visible"), source, frame, where + ".point[].is_visible", 1) for pt in points]
     g.p_k += range(len(points))
 
 
@@ -181,12 +205,14 @@ def _gather(annolist: list, source: Path) -> _Gathered:
             raise DataError(source, "expected an object", field=f"annolist[{i}]")
         image = _one(entry.get("image"), source, f"annolist[{i}]", f"annolist[{i}].image", None)
         if not isinstance(image, dict) or not isinstance(image.get("name"), str):
-            raise DataError(source, "missing required field", frame=frame_label(i),
-                            field=f"annolist[{i}].image[0].name")
+            raise DataError(
+                source, "missing required field", frame=frame_label(i), field=f"annolist[{i}].image[0].name"
+            )
         g.file_names.append(image["name"])
         frame = frame_label(i, None, image["name"])
-        g.labeled.append(bool(_one(entry.get("is_labeled"), source, frame,
-                                   f"annolist[{i}].is_labeled", True)))
+        g.labeled.append(
+            bool(_one(entry.get("is_labeled"), source, frame, f"annolist[{i}].is_labeled", True))
+        )
         g.regions.append(_regions(entry, source, frame, i))
         _add_rects(g, entry, i, source, frame)
     return g
@@ -196,14 +222,19 @@ def _point_values(g: _Gathered, source: Path) -> tuple[np.ndarray, np.ndarray]:
     """Joint ids ``[P]`` and ``x, y, score, is_visible`` ``[4, P]`` of every point, as floats."""
     try:
         ids = np.array(g.p_id, dtype=np.float64)
-        vals = np.array([g.p_x, g.p_y, [1.0 if v is None else v for v in g.p_score], g.p_vis],
-                        dtype=np.float64)
+        vals = np.array(
+            [g.p_x, g.p_y, [1.0 if v is None else v for v in g.p_score], g.p_vis], dtype=np.float64
+        )
     except (TypeError, ValueError):
-        bad = next(k for k, v in enumerate(zip(g.p_id, g.p_x, g.p_y, g.p_score, g.p_vis))
-                   if not all(isinstance(u, Real) or u is None for u in v))
+        bad = next(
+            k
+            for k, v in enumerate(zip(g.p_id, g.p_x, g.p_y, g.p_score, g.p_vis))
+            if not all(isinstance(u, Real) or u is None for u in v)
+        )
         frame, where = g.point_where(bad)
-        raise DataError(source, "id, x, y, score and is_visible must be numbers", frame=frame,
-                        field=where) from None
+        raise DataError(
+            source, "id, x, y, score and is_visible must be numbers", frame=frame, field=where
+        ) from None
     bad = ~np.isfinite(vals).all(axis=0)
     if bad.any():
         frame, where = g.point_where(int(np.argmax(bad)))
@@ -216,17 +247,22 @@ def _point_joints(g: _Gathered, ids: np.ndarray, source: Path) -> tuple[np.ndarr
     bad = (ids != np.round(ids)) | (ids < 0) | (ids >= len(POSETRACK17_JOINTS))
     if bad.any():
         frame, where = g.point_where(int(np.argmax(bad)))
-        raise DataError(source, f"joint id {g.p_id[int(np.argmax(bad))]!r} is not one of "
-                        f"PoseTrack17's 0..{len(POSETRACK17_JOINTS) - 1}", frame=frame,
-                        field=where + ".id")
+        raise DataError(
+            source,
+            f"joint id {g.p_id[int(np.argmax(bad))]!r} is not one of "
+            f"PoseTrack17's 0..{len(POSETRACK17_JOINTS) - 1}",
+            frame=frame,
+            field=where + ".id",
+        )
     rect, joint = np.array(g.p_rect), FROM_POSETRACK17_ID[ids.astype(np.int64)]
     flat = rect * NUM_JOINTS + joint
     _, first, counts = np.unique(flat, return_index=True, return_counts=True)
     if (counts > 1).any():
         k = int(np.sort(np.setdiff1d(np.arange(len(flat)), first))[0])
         frame, where = g.point_where(k)
-        raise DataError(source, f"joint id {g.p_id[k]} is listed twice for this person",
-                        frame=frame, field=where + ".id")
+        raise DataError(
+            source, f"joint id {g.p_id[k]} is listed twice for this person", frame=frame, field=where + ".id"
+        )
     return rect, joint
 
 
@@ -237,7 +273,7 @@ def _keypoint_array(g: _Gathered, source: Path) -> np.ndarray:
         has_score = np.array([v is not None for v in g.p_score])
         ids, vals = _point_values(g, source)
         x, y, score, vis = vals
-        placeholder = (x == 0) & (y == 0) & (vis == 0)        # "not annotated" in converted files
+        placeholder = (x == 0) & (y == 0) & (vis == 0)  # "not annotated" in converted files
         c = np.where(placeholder, 0.0, np.where(has_score, score, 1.0))
         rect, joint = _point_joints(g, ids, source)
         keypoints[rect, joint] = np.stack([x, y, c], axis=1)
@@ -253,34 +289,53 @@ def _check_unique_track_ids(g: _Gathered, tid_arr: np.ndarray, frm: np.ndarray, 
     if dup.any():
         r = int(o[1:][np.argmax(dup)])
         frame, where = g.r_where[r]
-        raise DataError(source, f"track id {tid_arr[r]} appears twice in this frame", frame=frame,
-                        field=where + ".track_id")
+        raise DataError(
+            source,
+            f"track id {tid_arr[r]} appears twice in this frame",
+            frame=frame,
+            field=where + ".track_id",
+        )
 
 
-def _frames(g: _Gathered, keypoints: np.ndarray, tid_arr: np.ndarray, frm: np.ndarray,
-            keep: np.ndarray) -> list[Frame]:
+def _frames(
+    g: _Gathered, keypoints: np.ndarray, tid_arr: np.ndarray, frm: np.ndarray, keep: np.ndarray
+) -> list[Frame]:
     """One :class:`Frame` per ``annolist`` entry with its kept poses."""
     n = len(g.tids)
     head_arr = np.array(g.heads, dtype=np.float64).reshape(n, 4)
     score_arr = np.array(g.pscores, dtype=np.float64)
     box_arr = keypoint_boxes(keypoints)
-    rows = np.flatnonzero(keep)           # already in frame order: rects are gathered frame by frame
+    rows = np.flatnonzero(keep)  # already in frame order: rects are gathered frame by frame
     bounds = np.concatenate([[0], np.cumsum(np.bincount(frm[rows], minlength=len(g.file_names)))])
     frames = []
     for i in range(len(g.file_names)):
-        sel = rows[bounds[i]:bounds[i + 1]]
-        frames.append(Frame(
-            index=i, keypoints=keypoints[sel], track_ids=tid_arr[sel],
-            boxes=box_arr[sel], head_boxes=head_arr[sel], scores=score_arr[sel],
-            file_name=g.file_names[i], is_labeled=g.labeled[i], ignore_regions=g.regions[i],
-        ))
+        sel = rows[bounds[i] : bounds[i + 1]]
+        frames.append(
+            Frame(
+                index=i,
+                keypoints=keypoints[sel],
+                track_ids=tid_arr[sel],
+                boxes=box_arr[sel],
+                head_boxes=head_arr[sel],
+                scores=score_arr[sel],
+                file_name=g.file_names[i],
+                is_labeled=g.labeled[i],
+                ignore_regions=g.regions[i],
+            )
+        )
     return frames
 
 
-def parse_posetrack17(doc: Any, source: str | Path, *, name: str | None = None,
-                      default_frame_size: tuple[float, float] = (1920, 1080),
-                      keep_empty_poses: bool = False, skipped: dict[str, int] | None = None,
-                      roots: list[Path] | None = None) -> Video:
+def parse_posetrack17(
+    doc: Any,
+    source: str | Path,
+    *,
+    name: str | None = None,
+    default_frame_size: tuple[float, float] = (1920, 1080),
+    keep_empty_poses: bool = False,
+    skipped: dict[str, int] | None = None,
+    roots: list[Path] | None = None,
+) -> Video:
     """One video from a parsed PoseTrack17 document (see the module docstring for the mapping).
 
     Frames follow ``annolist``; rects without ``annopoints`` are skipped, as are poses with no
@@ -301,10 +356,17 @@ def parse_posetrack17(doc: Any, source: str | Path, *, name: str | None = None,
     else:
         count_skipped(skipped, SKIP_EMPTY_POSE, int((~keep).sum()), source)
     frames = _frames(g, keypoints, tid_arr, frm, keep)
-    width, height, origin = resolve_frame_size(source, [], g.file_names, default_frame_size,
-                                               image_roots(source) if roots is None else roots)
-    return Video(name=name or source.stem, frames=frames, width=width, height=height,
-                 source=str(source), frame_size_origin=origin)
+    width, height, origin = resolve_frame_size(
+        source, [], g.file_names, default_frame_size, image_roots(source) if roots is None else roots
+    )
+    return Video(
+        name=name or source.stem,
+        frames=frames,
+        width=width,
+        height=height,
+        source=str(source),
+        frame_size_origin=origin,
+    )
 
 
 def read_posetrack17(path: str | Path, **kwargs) -> Video:

@@ -13,6 +13,7 @@ Keypoint presence follows the in-memory convention (``c > 0``): ``c`` is the fil
 ``scores`` entry when the annotation has one, its ``v`` flag otherwise, and ``0`` for the
 ``0, 0, 0`` placeholder of an unannotated point. Absent keypoints are stored as ``0, 0, 0``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,25 @@ SKIP_EMPTY_POSE = "poses with no visible keypoint"
 
 #: PoseTrack18's limb list (1-based indices into the 17 keypoints), as its files carry it.
 POSETRACK18_SKELETON: list[list[int]] = [
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],
-    [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
+    [16, 14],
+    [14, 12],
+    [17, 15],
+    [15, 13],
+    [12, 13],
+    [6, 12],
+    [7, 13],
+    [6, 7],
+    [6, 8],
+    [7, 9],
+    [8, 10],
+    [9, 11],
+    [2, 3],
+    [1, 2],
+    [1, 3],
+    [2, 4],
+    [3, 5],
+    [4, 6],
+    [5, 7],
 ]
 
 _NAN4 = [float("nan")] * 4
@@ -83,15 +101,20 @@ def _ignore_regions(image: dict, source: Path, where: str) -> list[np.ndarray]:
         return []
     if xs is None or ys is None:
         field = "ignore_regions_y" if ys is None else "ignore_regions_x"
-        raise DataError(source, "missing (the other ignore-region coordinate list is given)",
-                        frame=where, field=field)
+        raise DataError(
+            source, "missing (the other ignore-region coordinate list is given)", frame=where, field=field
+        )
     if not isinstance(xs, list) or not isinstance(ys, list):
         raise DataError(source, "expected lists of polygons", frame=where, field="ignore_regions_x")
-    if xs and all(_is_number(v) for v in xs + ys):        # a single polygon written flat
+    if xs and all(_is_number(v) for v in xs + ys):  # a single polygon written flat
         xs, ys = [xs], [ys]
     if len(xs) != len(ys):
-        raise DataError(source, f"{len(xs)} x lists but {len(ys)} y lists", frame=where,
-                        field="ignore_regions_x/ignore_regions_y")
+        raise DataError(
+            source,
+            f"{len(xs)} x lists but {len(ys)} y lists",
+            frame=where,
+            field="ignore_regions_x/ignore_regions_y",
+        )
     regions = []
     for r, (rx, ry) in enumerate(zip(xs, ys)):
         field = f"ignore_regions_x[{r}]/ignore_regions_y[{r}]"
@@ -100,8 +123,7 @@ def _ignore_regions(image: dict, source: Path, where: str) -> list[np.ndarray]:
         except (TypeError, ValueError) as err:
             raise DataError(source, f"not a list of numbers ({err})", frame=where, field=field) from err
         if x.ndim != 1 or x.shape != y.shape:
-            raise DataError(source, f"x has shape {x.shape}, y has shape {y.shape}", frame=where,
-                            field=field)
+            raise DataError(source, f"x has shape {x.shape}, y has shape {y.shape}", frame=where, field=field)
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise DataError(source, "NaN or infinite coordinate", frame=where, field=field)
         regions.append(np.stack([x, y], axis=1))
@@ -117,13 +139,12 @@ def _as_array(rows: list, width: int, source: Path, locate, finite: bool = True)
     try:
         arr = np.array(rows, dtype=np.float64).reshape(len(rows), width)
     except (TypeError, ValueError):
-        for i, row in enumerate(rows):       # slow path, only to name the offending row
+        for i, row in enumerate(rows):  # slow path, only to name the offending row
             try:
                 np.array(row, dtype=np.float64)
             except (TypeError, ValueError) as err:
                 frame, field = locate(i)
-                raise DataError(source, f"not a list of numbers ({err})", frame=frame, field=field) \
-                    from err
+                raise DataError(source, f"not a list of numbers ({err})", frame=frame, field=field) from err
         raise
     if finite:
         bad = ~np.isfinite(arr).all(axis=1)
@@ -150,8 +171,12 @@ def _check_images(images: list, source: Path) -> None:
         if not isinstance(im, dict):
             raise DataError(source, "expected an object", field=f"images[{i}]")
         if "id" not in im:
-            raise DataError(source, "missing required field", frame=f"images[{i}] "
-                            f"({im.get('file_name', '')})", field=f"images[{i}].id")
+            raise DataError(
+                source,
+                "missing required field",
+                frame=f"images[{i}] ({im.get('file_name', '')})",
+                field=f"images[{i}].id",
+            )
         if not _is_int(im["id"]):
             raise DataError(source, f"image id {im['id']!r} is not an integer", field=f"images[{i}].id")
 
@@ -163,9 +188,12 @@ def _frame_order(images: list[dict], source: Path) -> np.ndarray:
         bad = [i for i, im in enumerate(images) if not _is_int(im["frame_id"])]
         if bad:
             im = images[bad[0]]
-            raise DataError(source, f"frame_id {im['frame_id']!r} is not an integer",
-                            frame=frame_label(None, im["id"], str(im.get("file_name", ""))),
-                            field=f"images[{bad[0]}].frame_id")
+            raise DataError(
+                source,
+                f"frame_id {im['frame_id']!r} is not an integer",
+                frame=frame_label(None, im["id"], str(im.get("file_name", ""))),
+                field=f"images[{bad[0]}].frame_id",
+            )
         return np.argsort(np.array([im["frame_id"] for im in images], dtype=np.int64), kind="stable")
     if any(has_frame_id):
         log.warning("%s: frame_id missing on some images; frames kept in file order", source)
@@ -181,8 +209,12 @@ class _Images:
         self.frame_of: dict[int, int] = {}
         for k, im in enumerate(images):
             if im["id"] in self.frame_of:
-                raise DataError(source, "repeated image id", frame=frame_label(k, im["id"], im.get(
-                    "file_name", "")), field="images[].id")
+                raise DataError(
+                    source,
+                    "repeated image id",
+                    frame=frame_label(k, im["id"], im.get("file_name", "")),
+                    field="images[].id",
+                )
             self.frame_of[im["id"]] = k
         self.file_names = [str(im.get("file_name") or "") for im in images]
 
@@ -196,15 +228,15 @@ class _Annotations:
     """The annotations that have keypoints, one entry per pose in file order, values as the file
     gives them (checked for shape and type, converted in bulk later)."""
 
-    idx: list[int] = field(default_factory=list)           # annotation position in the file
-    frm: list[int] = field(default_factory=list)           # frame of the pose
+    idx: list[int] = field(default_factory=list)  # annotation position in the file
+    frm: list[int] = field(default_factory=list)  # frame of the pose
     kps: list[Any] = field(default_factory=list)
-    kp_scores: dict[int, Any] = field(default_factory=dict)   # row -> per-keypoint scores list
+    kp_scores: dict[int, Any] = field(default_factory=dict)  # row -> per-keypoint scores list
     tids: list[int] = field(default_factory=list)
     boxes: list[Any] = field(default_factory=list)
     heads: list[Any] = field(default_factory=list)
     pose_scores: list[float] = field(default_factory=list)
-    no_keypoints: int = 0                                  # annotations skipped for lack of keypoints
+    no_keypoints: int = 0  # annotations skipped for lack of keypoints
 
 
 class _AnnotationReader:
@@ -235,8 +267,12 @@ class _AnnotationReader:
             raise DataError(self.source, "missing required field", field=f"annotations[{i}].image_id")
         k = self.images.frame_of.get(a["image_id"]) if _is_int(a["image_id"]) else None
         if k is None:
-            raise DataError(self.source, f"image_id {a['image_id']!r} names no entry of 'images'",
-                            frame=f"image {a['image_id']!r}", field=f"annotations[{i}].image_id")
+            raise DataError(
+                self.source,
+                f"image_id {a['image_id']!r} names no entry of 'images'",
+                frame=f"image {a['image_id']!r}",
+                field=f"annotations[{i}].image_id",
+            )
         return k
 
     def _add(self, a: dict, i: int, k: int, kp: Any) -> None:
@@ -256,8 +292,10 @@ class _AnnotationReader:
                 raise self._fail(f"{got}, expected {n_kp} (one per keypoint)", k, i, "scores")
             out.kp_scores[row] = sc
         out.tids.append(self._track_id(a, i, k))
-        for value, rows, name in ((a.get("bbox"), out.boxes, "bbox"),
-                                  (a.get("bbox_head"), out.heads, "bbox_head")):
+        for value, rows, name in (
+            (a.get("bbox"), out.boxes, "bbox"),
+            (a.get("bbox_head"), out.heads, "bbox_head"),
+        ):
             if value is None or value == []:
                 rows.append(_NAN4)
             elif isinstance(value, list) and len(value) == 4:
@@ -307,15 +345,16 @@ class _PoseArrays:
     scores: np.ndarray
 
 
-def _keypoint_array(anns: _Annotations, images: _Images, take: np.ndarray, n_kp: int,
-                    source: Path) -> np.ndarray:
+def _keypoint_array(
+    anns: _Annotations, images: _Images, take: np.ndarray, n_kp: int, source: Path
+) -> np.ndarray:
     """``[N, 15, 3]`` keypoints in KeyTrack's order, ``c`` from the scores where given."""
     n = len(anns.idx)
     kp17 = _as_array(anns.kps, 3 * n_kp, source, _Locate(anns, images, "keypoints")).reshape(n, n_kp, 3)
     if anns.kp_scores:
         srows = np.fromiter(anns.kp_scores, dtype=np.int64, count=len(anns.kp_scores))
         sc = _as_array(list(anns.kp_scores.values()), n_kp, source, _Locate(anns, images, "scores", srows))
-        placeholder = (kp17[srows] == 0).all(axis=-1)            # 0, 0, 0: an unannotated point
+        placeholder = (kp17[srows] == 0).all(axis=-1)  # 0, 0, 0: an unannotated point
         kp17[srows, :, 2] = np.where(placeholder, 0.0, sc)
     keypoints = kp17[:, take, :]
     keypoints[keypoints[..., 2] <= 0] = 0.0
@@ -334,8 +373,9 @@ def _box_arrays(anns: _Annotations, images: _Images, source: Path) -> tuple[np.n
     return box_arr, head_arr
 
 
-def _pose_arrays(anns: _Annotations, images: _Images, take: np.ndarray, n_kp: int,
-                 source: Path) -> _PoseArrays:
+def _pose_arrays(
+    anns: _Annotations, images: _Images, take: np.ndarray, n_kp: int, source: Path
+) -> _PoseArrays:
     """Convert the gathered annotations in bulk; person boxes missing from the file are the
     tight boxes around the keypoints."""
     keypoints = _keypoint_array(anns, images, take, n_kp, source)
@@ -343,13 +383,17 @@ def _pose_arrays(anns: _Annotations, images: _Images, take: np.ndarray, n_kp: in
     derive = np.isnan(box_arr).all(axis=1)
     if derive.any():
         box_arr[derive] = keypoint_boxes(keypoints[derive])
-    return _PoseArrays(frame=np.array(anns.frm, dtype=np.int64), keypoints=keypoints,
-                       track_ids=np.array(anns.tids, dtype=np.int64), boxes=box_arr, head_boxes=head_arr,
-                       scores=np.array(anns.pose_scores, dtype=np.float64))
+    return _PoseArrays(
+        frame=np.array(anns.frm, dtype=np.int64),
+        keypoints=keypoints,
+        track_ids=np.array(anns.tids, dtype=np.int64),
+        boxes=box_arr,
+        head_boxes=head_arr,
+        scores=np.array(anns.pose_scores, dtype=np.float64),
+    )
 
 
-def _check_unique_track_ids(poses: _PoseArrays, anns: _Annotations, images: _Images,
-                            source: Path) -> None:
+def _check_unique_track_ids(poses: _PoseArrays, anns: _Annotations, images: _Images, source: Path) -> None:
     """One track id per person and frame (``-1``, unknown, may repeat)."""
     frm_arr, tid_arr = poses.frame, poses.track_ids
     known = np.flatnonzero(tid_arr >= 0)
@@ -357,12 +401,17 @@ def _check_unique_track_ids(poses: _PoseArrays, anns: _Annotations, images: _Ima
     dup = (frm_arr[o][1:] == frm_arr[o][:-1]) & (tid_arr[o][1:] == tid_arr[o][:-1])
     if dup.any():
         r = int(o[1:][np.argmax(dup)])
-        raise DataError(source, f"track id {tid_arr[r]} appears twice in this frame",
-                        frame=images.where(anns.frm[r]), field=f"annotations[{anns.idx[r]}].track_id")
+        raise DataError(
+            source,
+            f"track id {tid_arr[r]} appears twice in this frame",
+            frame=images.where(anns.frm[r]),
+            field=f"annotations[{anns.idx[r]}].track_id",
+        )
 
 
-def _kept_poses(keypoints: np.ndarray, keep_empty_poses: bool, skipped: dict[str, int] | None,
-                source: Path) -> np.ndarray:
+def _kept_poses(
+    keypoints: np.ndarray, keep_empty_poses: bool, skipped: dict[str, int] | None, source: Path
+) -> np.ndarray:
     """``[N]`` bool: the poses to keep (those with a present keypoint unless ``keep_empty_poses``)."""
     keep = (keypoints[..., 2] > 0).any(axis=1)
     if not keep_empty_poses:
@@ -379,23 +428,37 @@ def _frames(images: _Images, poses: _PoseArrays, keep: np.ndarray, source: Path)
     bounds = np.concatenate([[0], np.cumsum(np.bincount(poses.frame[rows], minlength=len(images.images)))])
     frames = []
     for k, im in enumerate(images.images):
-        sel = rows[bounds[k]:bounds[k + 1]]
+        sel = rows[bounds[k] : bounds[k + 1]]
         labeled = im.get("is_labeled", True)
         if isinstance(labeled, list) and len(labeled) == 1:
             labeled = labeled[0]
-        frames.append(Frame(
-            index=k, keypoints=poses.keypoints[sel], track_ids=poses.track_ids[sel], boxes=poses.boxes[sel],
-            head_boxes=poses.head_boxes[sel], scores=poses.scores[sel], image_id=int(im["id"]),
-            file_name=images.file_names[k], is_labeled=bool(labeled),
-            ignore_regions=_ignore_regions(im, source, images.where(k)),
-        ))
+        frames.append(
+            Frame(
+                index=k,
+                keypoints=poses.keypoints[sel],
+                track_ids=poses.track_ids[sel],
+                boxes=poses.boxes[sel],
+                head_boxes=poses.head_boxes[sel],
+                scores=poses.scores[sel],
+                image_id=int(im["id"]),
+                file_name=images.file_names[k],
+                is_labeled=bool(labeled),
+                ignore_regions=_ignore_regions(im, source, images.where(k)),
+            )
+        )
     return frames
 
 
-def parse_posetrack18(doc: Any, source: str | Path, *, name: str | None = None,
-                      default_frame_size: tuple[float, float] = (1920, 1080),
-                      keep_empty_poses: bool = False, skipped: dict[str, int] | None = None,
-                      roots: list[Path] | None = None) -> Video:
+def parse_posetrack18(
+    doc: Any,
+    source: str | Path,
+    *,
+    name: str | None = None,
+    default_frame_size: tuple[float, float] = (1920, 1080),
+    keep_empty_poses: bool = False,
+    skipped: dict[str, int] | None = None,
+    roots: list[Path] | None = None,
+) -> Video:
     """One video from a parsed PoseTrack18 document (see the module docstring for the mapping).
 
     Frames follow ``images`` sorted by ``frame_id`` (file order where ``frame_id`` is absent);
@@ -414,12 +477,22 @@ def parse_posetrack18(doc: Any, source: str | Path, *, name: str | None = None,
     _check_unique_track_ids(poses, anns, images, source)
     keep = _kept_poses(poses.keypoints, keep_empty_poses, skipped, source)
     frames = _frames(images, poses, keep, source)
-    sizes = [(im["width"], im["height"]) for im in images.images
-             if _is_number(im.get("width")) and _is_number(im.get("height"))]
-    width, height, origin = resolve_frame_size(source, sizes, images.file_names, default_frame_size,
-                                               image_roots(source) if roots is None else roots)
-    return Video(name=name or source.stem, frames=frames, width=width, height=height,
-                 source=str(source), frame_size_origin=origin)
+    sizes = [
+        (im["width"], im["height"])
+        for im in images.images
+        if _is_number(im.get("width")) and _is_number(im.get("height"))
+    ]
+    width, height, origin = resolve_frame_size(
+        source, sizes, images.file_names, default_frame_size, image_roots(source) if roots is None else roots
+    )
+    return Video(
+        name=name or source.stem,
+        frames=frames,
+        width=width,
+        height=height,
+        source=str(source),
+        frame_size_origin=origin,
+    )
 
 
 def read_posetrack18(path: str | Path, **kwargs) -> Video:
@@ -430,6 +503,7 @@ def read_posetrack18(path: str | Path, **kwargs) -> Video:
 # ------------------------------------------------------------------------------------------------
 # Writer
 # ------------------------------------------------------------------------------------------------
+
 
 def _image_ids(video: Video) -> tuple[list[int], list[int]]:
     """``(ids, frame_ids)`` for the image entries of ``video``.
@@ -453,22 +527,30 @@ def _image_ids(video: Video) -> tuple[list[int], list[int]]:
 def video_to_posetrack18(video: Video) -> dict:
     """A PoseTrack18 document for ``video`` (17 keypoints, ears ``0, 0, 0``; see module docstring)."""
     if not (np.isfinite([video.width, video.height]).all() and video.width > 0 and video.height > 0):
-        raise DataError(video.source or video.name, f"frame size {video.width} x {video.height} is "
-                        "not positive and finite", field="Video.width/height")
+        raise DataError(
+            video.source or video.name,
+            f"frame size {video.width} x {video.height} is not positive and finite",
+            field="Video.width/height",
+        )
     ids, frame_ids = _image_ids(video)
     digits = re.match(r"\d+", video.name)
     vid_id = digits.group() if digits else video.name
     source = video.source or video.name
     per_frame = [f.num_poses for f in video.frames]
-    running = max(per_frame, default=0) >= 100       # PoseTrack's image_id * 100 + p would collide
+    running = max(per_frame, default=0) >= 100  # PoseTrack's image_id * 100 + p would collide
     images, annotations = [], []
     next_id = 1
     for frame, image_id, frame_id in zip(video.frames, ids, frame_ids):
         where = frame_label(frame.index, frame.image_id, frame.file_name)
         entry: dict[str, Any] = {
-            "id": image_id, "vid_id": vid_id, "frame_id": frame_id, "file_name": frame.file_name,
-            "nframes": len(video.frames), "is_labeled": bool(frame.is_labeled),
-            "width": _num(video.width), "height": _num(video.height),
+            "id": image_id,
+            "vid_id": vid_id,
+            "frame_id": frame_id,
+            "file_name": frame.file_name,
+            "nframes": len(video.frames),
+            "is_labeled": bool(frame.is_labeled),
+            "width": _num(video.width),
+            "height": _num(video.height),
         }
         if frame.ignore_regions:
             regions = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in frame.ignore_regions]
@@ -484,33 +566,54 @@ def video_to_posetrack18(video: Video) -> dict:
         bad = (~np.isfinite(kp).all(axis=-1) & present).any(axis=-1)
         if bad.any():
             p = int(np.argmax(bad))
-            raise DataError(source, "NaN or infinite coordinate of a present keypoint", frame=where,
-                            field=f"keypoints[{p}]")
+            raise DataError(
+                source,
+                "NaN or infinite coordinate of a present keypoint",
+                frame=where,
+                field=f"keypoints[{p}]",
+            )
         kp17 = np.zeros((frame.num_poses, len(POSETRACK18_JOINTS), 3))
         kp17[:, FROM_POSETRACK18, :2] = np.where(present[..., None], kp[..., :2], 0.0)
         kp17[:, FROM_POSETRACK18, 2] = present
         scores17 = np.zeros(kp17.shape[:2])
         scores17[:, FROM_POSETRACK18] = np.where(present, kp[..., 2], 0.0)
-        for p, (flat, sc, n_vis, box, head, tid, score) in enumerate(zip(
-                kp17.reshape(len(kp17), -1).tolist(), scores17.tolist(), present.sum(axis=1).tolist(),
-                frame.boxes.tolist(), frame.head_boxes.tolist(), frame.track_ids.tolist(),
-                frame.scores.tolist())):
+        for p, (flat, sc, n_vis, box, head, tid, score) in enumerate(
+            zip(
+                kp17.reshape(len(kp17), -1).tolist(),
+                scores17.tolist(),
+                present.sum(axis=1).tolist(),
+                frame.boxes.tolist(),
+                frame.head_boxes.tolist(),
+                frame.track_ids.tolist(),
+                frame.scores.tolist(),
+            )
+        ):
             if not np.isfinite(score):
                 raise DataError(source, "pose score is NaN or infinite", frame=where, field=f"scores[{p}]")
             ann: dict[str, Any] = {
-                "id": next_id if running else image_id * 100 + p, "image_id": image_id,
-                "track_id": int(tid), "category_id": 1, "keypoints": flat, "scores": sc,
-                "num_keypoints": int(n_vis), "score": score,
+                "id": next_id if running else image_id * 100 + p,
+                "image_id": image_id,
+                "track_id": int(tid),
+                "category_id": 1,
+                "keypoints": flat,
+                "scores": sc,
+                "num_keypoints": int(n_vis),
+                "score": score,
                 "bbox": box if np.isfinite(box).all() else [],
             }
             if np.isfinite(head).all():
                 ann["bbox_head"] = head
             annotations.append(ann)
             next_id += 1
-    categories = [{
-        "supercategory": "person", "id": 1, "name": "person",
-        "keypoints": list(POSETRACK18_JOINTS), "skeleton": POSETRACK18_SKELETON,
-    }]
+    categories = [
+        {
+            "supercategory": "person",
+            "id": 1,
+            "name": "person",
+            "keypoints": list(POSETRACK18_JOINTS),
+            "skeleton": POSETRACK18_SKELETON,
+        }
+    ]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
@@ -531,8 +634,7 @@ def write_video_posetrack18(video: Video, path: str | Path) -> Path:
     return write_json_atomic(video_to_posetrack18(video), path)
 
 
-def write_posetrack18(dataset: Dataset, out_dir: str | Path, *,
-                      writer=write_video_posetrack18) -> list[Path]:
+def write_posetrack18(dataset: Dataset, out_dir: str | Path, *, writer=write_video_posetrack18) -> list[Path]:
     """Write every video of ``dataset`` to ``out_dir/<video.name>.json``; returns the paths.
 
     ``writer(video, path)`` writes one file (PoseTrack21's writer reuses the checks here).
@@ -541,8 +643,11 @@ def write_posetrack18(dataset: Dataset, out_dir: str | Path, *,
     names = [v.name for v in dataset.videos]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise DataError(out_dir, f"video names {repeated} repeat: one file per video needs unique names",
-                        field="Video.name")
+        raise DataError(
+            out_dir,
+            f"video names {repeated} repeat: one file per video needs unique names",
+            field="Video.name",
+        )
     unsafe = [n for n in names if not n or Path(n).name != n or n in (".", "..")]
     if unsafe:
         raise DataError(out_dir, f"video names {unsafe} are not plain file names", field="Video.name")
@@ -551,6 +656,12 @@ def write_posetrack18(dataset: Dataset, out_dir: str | Path, *,
 
 
 __all__ = [
-    "SKIP_EMPTY_POSE", "SKIP_NO_KEYPOINTS_FIELD", "keypoint_layout", "parse_posetrack18",
-    "read_posetrack18", "video_to_posetrack18", "write_posetrack18", "write_video_posetrack18",
+    "SKIP_EMPTY_POSE",
+    "SKIP_NO_KEYPOINTS_FIELD",
+    "keypoint_layout",
+    "parse_posetrack18",
+    "read_posetrack18",
+    "video_to_posetrack18",
+    "write_posetrack18",
+    "write_video_posetrack18",
 ]

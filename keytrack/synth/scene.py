@@ -20,7 +20,8 @@ same generator yields video-rate data and the sparse frame rates that KeyTrack's
    image), projected, and moved by a smooth per-frame similarity transform (pan, zoom, roll).
 4. **Visibility.** A keypoint is absent when it is out of the frame, inside the body of a person
    nearer to the camera (limb and torso capsules, head disc) unless an annotator could infer it,
-   or hidden by the random, temporally correlated per-joint occlusion. Annotation noise is added to every keypoint. Poses
+   or hidden by the random, temporally correlated per-joint occlusion. Annotation noise is added to every
+   keypoint. Poses
    with fewer than ``min_visible_joints`` present joints are not annotated.
 
 Every video is drawn from its own generator seeded by ``(seed, video index)``, so a video does not
@@ -28,6 +29,7 @@ depend on how many others are generated with it. :func:`film_video` returns the 
 with its noise-free :class:`SceneGeometry` (everyone's image positions, depths and the camera),
 from which :mod:`keytrack.synth.render` draws RGB frames.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,7 +72,7 @@ def _occluder_segments() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             segs.append((a, b, radius["leg"]))
         else:
             segs.append((a, b, radius["torso"] / 2))
-    segs.append((15, 16, radius["torso"]))                                  # trunk core
+    segs.append((15, 16, radius["torso"]))  # trunk core
     segs.append((J["left_shoulder"], J["right_hip"], radius["torso"] / 2))
     segs.append((J["right_shoulder"], J["left_hip"], radius["torso"] / 2))
     a, b, r = zip(*segs)
@@ -80,8 +82,9 @@ def _occluder_segments() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _SEG_A, _SEG_B, _SEG_R = _occluder_segments()
 
 
-def body_occlusion(points: np.ndarray, depth: np.ndarray, pixel_height: np.ndarray,
-                   width: float = 1.0) -> np.ndarray:
+def body_occlusion(
+    points: np.ndarray, depth: np.ndarray, pixel_height: np.ndarray, width: float = 1.0
+) -> np.ndarray:
     """``[F, N, 15]`` bool: joint inside the body of a person nearer to the camera.
 
     ``points`` ``[F, N, 15, 2]`` image positions, ``depth`` ``[F, N]`` root depths, and
@@ -91,27 +94,31 @@ def body_occlusion(points: np.ndarray, depth: np.ndarray, pixel_height: np.ndarr
     hidden = np.zeros((f, n, NUM_JOINTS), bool)
     if n < 2:
         return hidden
-    ext = np.concatenate([
-        points,
-        points[:, :, [J["left_shoulder"], J["right_shoulder"]]].mean(2, keepdims=True),
-        points[:, :, [J["left_hip"], J["right_hip"]]].mean(2, keepdims=True),
-    ], axis=2)
-    radius = width * _SEG_R[None, None] * pixel_height[..., None]       # [F, N, S]
+    ext = np.concatenate(
+        [
+            points,
+            points[:, :, [J["left_shoulder"], J["right_shoulder"]]].mean(2, keepdims=True),
+            points[:, :, [J["left_hip"], J["right_hip"]]].mean(2, keepdims=True),
+        ],
+        axis=2,
+    )
+    radius = width * _SEG_R[None, None] * pixel_height[..., None]  # [F, N, S]
     # candidate (frame, occluded j, occluder i): i nearer than j and their boxes overlap
     pad = radius.max(-1, initial=0.0)[..., None]
-    lo, hi = points.min(2), points.max(2)                               # [F, N, 2]
-    overlap = ((lo[:, :, None] <= hi[:, None] + pad[:, None])
-               & (hi[:, :, None] >= lo[:, None] - pad[:, None])).all(-1)  # [F, Nj, Ni]
-    in_front = depth[:, None, :] < depth[:, :, None]                    # [F, Nj, Ni]: i nearer than j
+    lo, hi = points.min(2), points.max(2)  # [F, N, 2]
+    overlap = (
+        (lo[:, :, None] <= hi[:, None] + pad[:, None]) & (hi[:, :, None] >= lo[:, None] - pad[:, None])
+    ).all(-1)  # [F, Nj, Ni]
+    in_front = depth[:, None, :] < depth[:, :, None]  # [F, Nj, Ni]: i nearer than j
     fi, j, i = np.nonzero(overlap & in_front)
     if len(fi) == 0:
         return hidden
-    a, b = ext[fi, i][:, _SEG_A], ext[fi, i][:, _SEG_B]                 # [K, S, 2]
-    ab = (b - a)[:, None]                                               # [K, 1, S, 2]
-    q = points[fi, j][:, :, None]                                       # [K, 15, 1, 2]
+    a, b = ext[fi, i][:, _SEG_A], ext[fi, i][:, _SEG_B]  # [K, S, 2]
+    ab = (b - a)[:, None]  # [K, 1, S, 2]
+    q = points[fi, j][:, :, None]  # [K, 15, 1, 2]
     t = np.clip(np.sum((q - a[:, None]) * ab, -1) / np.maximum(np.sum(ab * ab, -1), 1e-9), 0.0, 1.0)
-    dist2 = np.sum((q - (a[:, None] + t[..., None] * ab)) ** 2, -1)     # [K, 15, S]
-    inside = (dist2 <= radius[fi, i][:, None] ** 2).any(-1)             # [K, 15]
+    dist2 = np.sum((q - (a[:, None] + t[..., None] * ab)) ** 2, -1)  # [K, 15, S]
+    inside = (dist2 <= radius[fi, i][:, None] ** 2).any(-1)  # [K, 15]
     np.logical_or.at(hidden, (fi, j), inside)
     return hidden
 
@@ -173,7 +180,7 @@ class _Layout:
         self.speed = np.zeros(n)
         self.x0 = np.zeros(n)
         self.z0 = np.ones(n)
-        self.body_src = np.arange(n)         # look-alikes share a body: index of the body to use
+        self.body_src = np.arange(n)  # look-alikes share a body: index of the body to use
 
 
 @dataclass
@@ -217,12 +224,14 @@ class SceneSampler:
         # horizon such that a person at the middle depth has its body centre at `centre_row`
         mid_height = float(np.mean(config.height_range))
         mid_depth = mid_height / float(np.sqrt(np.prod(config.scale_range)))
-        self.horizon = (self.height * rng.uniform(*config.centre_row)
-                        - self.focal * (self.cam_height - mid_height / 2) / mid_depth)
+        self.horizon = (
+            self.height * rng.uniform(*config.centre_row)
+            - self.focal * (self.cam_height - mid_height / 2) / mid_depth
+        )
         names = list(config.motion_mix)
         w = np.array([config.motion_mix[m] for m in names], dtype=np.float64)
         self._motion_names, self._motion_p = names, w / w.sum()
-        self._columns: list[float] = []          # image columns left for people placed in view
+        self._columns: list[float] = []  # image columns left for people placed in view
 
     # ---- people ---------------------------------------------------------------------------------
 
@@ -232,7 +241,7 @@ class SceneSampler:
 
     def _draw_motion(self, exclude: tuple[str, ...] = ()) -> int:
         p = np.array([0.0 if m in exclude else q for m, q in zip(self._motion_names, self._motion_p)])
-        if p.sum() == 0:            # every allowed motion has weight 0: fall back to walking
+        if p.sum() == 0:  # every allowed motion has weight 0: fall back to walking
             return MOTIONS.index("walk")
         return MOTIONS.index(self._motion_names[self.rng.choice(len(p), p=p / p.sum())])
 
@@ -272,11 +281,11 @@ class SceneSampler:
         rng = self.rng
         yaw_rate = 0.0
         if name in _MOVING:
-            if kind == "crossing":                                  # exactly sideways (set by _cross)
+            if kind == "crossing":  # exactly sideways (set by _cross)
                 facing = np.pi / 2
-            elif rng.random() < 0.75:                               # mostly across the image
+            elif rng.random() < 0.75:  # mostly across the image
                 facing = np.pi / 2 * rng.choice([-1.0, 1.0]) + 0.3 * rng.standard_normal()
-            else:                                                   # toward or away from the camera
+            else:  # toward or away from the camera
                 facing = rng.choice([0.0, np.pi]) + 0.3 * rng.standard_normal()
         elif name == "turn":
             facing = rng.uniform(-np.pi, np.pi)
@@ -307,19 +316,19 @@ class SceneSampler:
         """``(x, z)`` start of a walker with velocity ``(vx, vz)`` that crosses the image: walks in,
         walks out, or stays in view (``half``: half the visible width at depth ``z``)."""
         rng, cfg = self.rng, self.cfg
-        margin = 0.3                                            # metres beyond the frame edge
+        margin = 0.3  # metres beyond the frame edge
         u = rng.random()
         if kind == "crossing":
-            x = 0.0                                             # set by the caller
-        elif u < cfg.entry_rate:                                # walks in at t_in
+            x = 0.0  # set by the caller
+        elif u < cfg.entry_rate:  # walks in at t_in
             t_in = rng.uniform(0.05, 0.7) * self.duration
             x = -np.sign(vx) * (half + margin) - vx * t_in
             z = z - vz * t_in
-        elif u < cfg.entry_rate + (1 - cfg.entry_rate) * cfg.exit_rate:   # walks out at t_out
+        elif u < cfg.entry_rate + (1 - cfg.entry_rate) * cfg.exit_rate:  # walks out at t_out
             t_out = rng.uniform(0.3, 0.95) * self.duration
             x = np.sign(vx) * (half + margin) - vx * t_out
             z = z - vz * t_out
-        else:                                                   # stays in view if it can
+        else:  # stays in view if it can
             span = abs(vx) * self.duration
             room = max(2 * half * 0.85 - span, 0.0)
             start = -half * 0.85 + rng.uniform(0, room) if room > 0 else -span / 2
@@ -332,7 +341,7 @@ class SceneSampler:
         rng, cfg = self.rng, self.cfg
         if kind in ("group", "lookalike"):
             spacing = rng.uniform(*(cfg.group_spacing if kind == "group" else cfg.lookalike_spacing))
-            lat = np.array([np.cos(unit.facing), np.sin(unit.facing)])   # person's left in (X, Z)
+            lat = np.array([np.cos(unit.facing), np.sin(unit.facing)])  # person's left in (X, Z)
             offsets = (np.arange(k) - (k - 1) / 2) * spacing
             dx = offsets * lat[0] + 0.1 * rng.standard_normal(k)
             dz = offsets * lat[1] + 0.1 * rng.standard_normal(k)
@@ -341,8 +350,16 @@ class SceneSampler:
             dx, dz, phases = np.zeros(k), np.zeros(k), np.full(k, unit.phase0)
         return dx, dz, phases
 
-    def _fill(self, lay: _Layout, members: np.ndarray, unit: _Unit, kind: str, dx: np.ndarray,
-              dz: np.ndarray, phases: np.ndarray) -> None:
+    def _fill(
+        self,
+        lay: _Layout,
+        members: np.ndarray,
+        unit: _Unit,
+        kind: str,
+        dx: np.ndarray,
+        dz: np.ndarray,
+        phases: np.ndarray,
+    ) -> None:
         """Write the unit's parameters into ``lay`` for each member."""
         rng, k = self.rng, len(members)
         lay.motion[members] = unit.motion
@@ -367,7 +384,7 @@ class SceneSampler:
         pair (each with its probability), then independent people."""
         rng, cfg = self.rng, self.cfg
         lo, hi = cfg.people_per_video
-        n = min(int(np.exp(rng.uniform(np.log(lo), np.log(hi + 1)))), hi)     # log-uniform
+        n = min(int(np.exp(rng.uniform(np.log(lo), np.log(hi + 1)))), hi)  # log-uniform
         bodies = Bodies.sample(rng, n, cfg.height_range, cfg.proportion_jitter)
         lay = _Layout(n)
         free = list(range(n))
@@ -450,18 +467,17 @@ class SceneSampler:
             sel = lay.motion == m
             for c, v in motion_angles(MOTIONS[m], phase[sel], lay.amp[sel, None], lay.style[sel]).items():
                 angles[c][sel] = v
-        local = forward_kinematics(angles, bodies) * bodies.height[:, None, None, None]   # metres
+        local = forward_kinematics(angles, bodies) * bodies.height[:, None, None, None]  # metres
 
         # body frame -> ground plane -> image (weak perspective at the root depth)
-        lx = np.cos(facing)                                           # X of the person's left
+        lx = np.cos(facing)  # X of the person's left
         world_x = x[..., None] + local[..., 0] * lx[..., None] + local[..., 2] * fx[..., None]
         depth = np.maximum(z, 1e-3)
         # depth of each joint (the person's left is (cos, sin) in (X, Z)): orders limbs when drawn
-        joint_depth = (z[..., None] + local[..., 0] * np.sin(facing)[..., None]
-                       + local[..., 2] * fz[..., None])
+        joint_depth = z[..., None] + local[..., 0] * np.sin(facing)[..., None] + local[..., 2] * fz[..., None]
         u = self.width / 2 + self.focal * world_x / depth[..., None]
         v = self.horizon + self.focal * (self.cam_height - local[..., 1]) / depth[..., None]
-        pixel_height = self.focal * bodies.height[:, None] / depth                         # [N, T]
+        pixel_height = self.focal * bodies.height[:, None] / depth  # [N, T]
 
         pan, zoom, roll = self._camera()
         centre = np.array([self.width / 2, self.height / 2])
@@ -473,8 +489,8 @@ class SceneSampler:
         pixel_height = pixel_height * zoom[None]
 
         keep = np.arange(0, steps, self.stride)
-        pts = np.stack([u[:, keep], v[:, keep]], -1).transpose(1, 0, 2, 3)       # [F, N, 15, 2]
-        depth_f, height_f = depth[:, keep].T, pixel_height[:, keep].T               # [F, N]
+        pts = np.stack([u[:, keep], v[:, keep]], -1).transpose(1, 0, 2, 3)  # [F, N, 15, 2]
+        depth_f, height_f = depth[:, keep].T, pixel_height[:, keep].T  # [F, N]
         # random occlusion, and which joints hidden by others an annotator would still label:
         # both temporally correlated per (person, joint), drawn in simulated time, then subsampled
         hidden = self._smooth_noise(n, steps)[keep] > ndtri(1 - cfg.joint_occlusion_rate)
@@ -485,23 +501,35 @@ class SceneSampler:
             guessed = (self._smooth_noise(n, steps)[keep] < ndtri(cfg.occluded_label_rate)) & in_view
             hidden |= behind & ~guessed
         pts = pts + cfg.jitter * height_f[..., None, None] * rng.standard_normal(pts.shape)
-        in_frame = ((pts[..., 0] >= 0) & (pts[..., 0] < self.width)
-                    & (pts[..., 1] >= 0) & (pts[..., 1] < self.height))
+        in_frame = (
+            (pts[..., 0] >= 0) & (pts[..., 0] < self.width) & (pts[..., 1] >= 0) & (pts[..., 1] < self.height)
+        )
         present = in_frame & ~hidden & (depth_f[..., None] > 0.3)
         video = self._annotate(pts, present)
         geometry = SceneGeometry(
-            width=self.width, height=self.height, stride=self.stride, focal=self.focal,
-            horizon=self.horizon, camera_height=self.cam_height,
+            width=self.width,
+            height=self.height,
+            stride=self.stride,
+            focal=self.focal,
+            horizon=self.horizon,
+            camera_height=self.cam_height,
             points=np.stack([u[:, keep], v[:, keep]], -1).transpose(1, 0, 2, 3),
-            joint_depth=joint_depth[:, keep].transpose(1, 0, 2), depth=depth_f, pixel_height=height_f,
-            pan=pan[keep], zoom=zoom[keep], roll=roll[keep], look=lay.body_src.copy(),
-            track_id=_track_ids(present.sum(-1) >= cfg.min_visible_joints))
+            joint_depth=joint_depth[:, keep].transpose(1, 0, 2),
+            depth=depth_f,
+            pixel_height=height_f,
+            pan=pan[keep],
+            zoom=zoom[keep],
+            roll=roll[keep],
+            look=lay.body_src.copy(),
+            track_id=_track_ids(present.sum(-1) >= cfg.min_visible_joints),
+        )
         return video, geometry
 
     def _smooth_noise(self, n: int, steps: int) -> np.ndarray:
         """``[T, n, 15]`` standard-normal noise, smooth over ~``occlusion_duration`` steps."""
-        noise = gaussian_filter1d(self.rng.standard_normal((steps, n, NUM_JOINTS)),
-                                  self.cfg.occlusion_duration / 2, axis=0)
+        noise = gaussian_filter1d(
+            self.rng.standard_normal((steps, n, NUM_JOINTS)), self.cfg.occlusion_duration / 2, axis=0
+        )
         return noise / max(float(noise.std()), 1e-12)
 
     # ---- annotation -----------------------------------------------------------------------------
@@ -509,15 +537,17 @@ class SceneSampler:
     def _annotate(self, pts: np.ndarray, present: np.ndarray) -> Video:
         """Frames of poses from ``[F, N, 15, 2]`` points and ``[F, N, 15]`` presence."""
         cfg = self.cfg
-        seen = present.sum(-1) >= cfg.min_visible_joints                           # [F, N]
+        seen = present.sum(-1) >= cfg.min_visible_joints  # [F, N]
         # head box as PoseTrack draws it: around head_top/head_bottom, 0.8 as wide as tall
         top, bottom = pts[:, :, J["head_top"]], pts[:, :, J["head_bottom"]]
         head_len = np.linalg.norm(top - bottom, axis=-1)
         mid = (top + bottom) / 2
-        head_boxes = np.concatenate([mid - np.stack([0.4 * head_len, 0.5 * head_len], -1),
-                                     np.stack([0.8 * head_len, head_len], -1)], -1)  # [F, N, 4]
+        head_boxes = np.concatenate(
+            [mid - np.stack([0.4 * head_len, 0.5 * head_len], -1), np.stack([0.8 * head_len, head_len], -1)],
+            -1,
+        )  # [F, N, 4]
         keypoints = np.concatenate([pts, present[..., None].astype(np.float64)], -1)
-        keypoints[~present] = 0.0                        # absent keypoints are (0, 0, 0), as in files
+        keypoints[~present] = 0.0  # absent keypoints are (0, 0, 0), as in files
         track_id = _track_ids(seen)
         name = video_name(self.index)
         frames = []
@@ -525,14 +555,27 @@ class SceneSampler:
             rows = np.flatnonzero(seen[fi])
             rows = rows[np.argsort(track_id[rows])]
             kp = keypoints[fi, rows]
-            frames.append(Frame(
-                index=fi, keypoints=kp, track_ids=track_id[rows], boxes=keypoint_boxes(kp),
-                head_boxes=head_boxes[fi, rows], scores=np.ones(len(rows)),
-                image_id=10_000_000_000 + 10_000 * self.index + fi,     # PoseTrack18's scheme
-                file_name=f"images/synthetic/{name}/{fi:06d}.jpg", is_labeled=True,
-            ))
-        return Video(name=name, frames=frames, width=self.width, height=self.height,
-                     source="synthetic", frame_size_origin="synthetic")
+            frames.append(
+                Frame(
+                    index=fi,
+                    keypoints=kp,
+                    track_ids=track_id[rows],
+                    boxes=keypoint_boxes(kp),
+                    head_boxes=head_boxes[fi, rows],
+                    scores=np.ones(len(rows)),
+                    image_id=10_000_000_000 + 10_000 * self.index + fi,  # PoseTrack18's scheme
+                    file_name=f"images/synthetic/{name}/{fi:06d}.jpg",
+                    is_labeled=True,
+                )
+            )
+        return Video(
+            name=name,
+            frames=frames,
+            width=self.width,
+            height=self.height,
+            source="synthetic",
+            frame_size_origin="synthetic",
+        )
 
 
 def _track_ids(seen: np.ndarray) -> np.ndarray:
@@ -562,8 +605,9 @@ def film_video(index: int, seed: int, config: SynthConfig | None = None) -> tupl
     return _sampler(index, seed, config).film()
 
 
-def generate_dataset(num_videos: int, seed: int, config: SynthConfig | None = None,
-                     first_index: int = 0) -> Dataset:
+def generate_dataset(
+    num_videos: int, seed: int, config: SynthConfig | None = None, first_index: int = 0
+) -> Dataset:
     """``num_videos`` synthetic videos (indices ``first_index ...``), deterministic per ``seed``.
 
     Videos are seeded by ``(seed, index)``: video ``i`` is the same whatever ``num_videos`` is, and

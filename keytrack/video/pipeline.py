@@ -25,6 +25,7 @@ Then, after the last frame:
 
 Every output file is written to a temporary file and renamed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -88,11 +89,27 @@ class StageTimer:
 
         rows = [dict(zip(("stage", "seconds", "frames", "fps", "ms"), r)) for r in self.rows()]
         if wall_seconds is not None and frames:
-            rows.append({"stage": "**end to end**", "seconds": wall_seconds, "frames": frames,
-                         "fps": f"{frames / wall_seconds:,.2f}", "ms": 1000 * wall_seconds / frames})
-        return markdown_table(rows, [Column("stage"), Column("seconds", digits=2), Column("frames"),
-                                     Column("fps", "frames/s", fmt=lambda v: v if isinstance(v, str) else f"{v:,.1f}",
-                                            align="right"), Column("ms", "ms/frame", digits=1)])
+            rows.append(
+                {
+                    "stage": "**end to end**",
+                    "seconds": wall_seconds,
+                    "frames": frames,
+                    "fps": f"{frames / wall_seconds:,.2f}",
+                    "ms": 1000 * wall_seconds / frames,
+                }
+            )
+        return markdown_table(
+            rows,
+            [
+                Column("stage"),
+                Column("seconds", digits=2),
+                Column("frames"),
+                Column(
+                    "fps", "frames/s", fmt=lambda v: v if isinstance(v, str) else f"{v:,.1f}", align="right"
+                ),
+                Column("ms", "ms/frame", digits=1),
+            ],
+        )
 
 
 class TimedDetector:
@@ -166,6 +183,7 @@ def _progress(iterable, total: int | None, desc: str, enabled: bool):
     if not enabled:
         return iterable
     from tqdm import tqdm
+
     return tqdm(iterable, total=total, desc=desc, unit="frame", dynamic_ncols=True, leave=True)
 
 
@@ -182,14 +200,19 @@ def _step(stepper: Stepper, image: Any, timer: StageTimer, estimator: TimedEstim
     return poses
 
 
-def _estimate_frames(source: FrameSource, stepper: Stepper, timer: StageTimer,
-                     estimator: TimedEstimator | None, progress: bool) -> list[Frame]:
+def _estimate_frames(
+    source: FrameSource, stepper: Stepper, timer: StageTimer, estimator: TimedEstimator | None, progress: bool
+) -> list[Frame]:
     """Stages 1–4 on every frame of ``source``, in order: one :class:`Frame` of poses each."""
     stepper.reset()
     frames: list[Frame] = []
     it = iter(source.frames())
-    bar = _progress(range(source.expected_frames or 10**12), source.expected_frames,
-                    f"{source.name}: detect+estimate", progress)
+    bar = _progress(
+        range(source.expected_frames or 10**12),
+        source.expected_frames,
+        f"{source.name}: detect+estimate",
+        progress,
+    )
     for _ in bar:
         with timer.time("decoding"):
             item = next(it, None)
@@ -197,19 +220,36 @@ def _estimate_frames(source: FrameSource, stepper: Stepper, timer: StageTimer,
             break
         index, source_index, image = item
         poses = _step(stepper, image, timer, estimator)
-        frames.append(Frame.from_poses(index, poses.keypoints, boxes=poses.boxes, scores=poses.scores,
-                                       file_name=f"{source.name}/{source_index:06d}.jpg"))
+        frames.append(
+            Frame.from_poses(
+                index,
+                poses.keypoints,
+                boxes=poses.boxes,
+                scores=poses.scores,
+                file_name=f"{source.name}/{source_index:06d}.jpg",
+            )
+        )
     if hasattr(bar, "close"):
         bar.close()
     timer.frames["decoding"] = len(frames)
     if not frames:
         from keytrack.video.frames import VideoError
+
         raise VideoError(source.path, "no frames could be read")
     return frames
 
 
-def _render(source: FrameSource, tracked: Video, path: Path, fmt: str, num_frames: int, timer: StageTimer,
-            draw_threshold: float, render_scale: float, progress: bool) -> Path:
+def _render(
+    source: FrameSource,
+    tracked: Video,
+    path: Path,
+    fmt: str,
+    num_frames: int,
+    timer: StageTimer,
+    draw_threshold: float,
+    render_scale: float,
+    progress: bool,
+) -> Path:
     """Stage 7: decode the frames again, draw the tracked skeletons, write the video to ``path``."""
     from keytrack.video.render import VideoWriter, draw_poses
 
@@ -223,26 +263,53 @@ def _render(source: FrameSource, tracked: Video, path: Path, fmt: str, num_frame
         return writer.close()
 
 
-def _timing_report(source: FrameSource, header: str, frames: int, poses: int, tracks: int,
-                   timing_table: str, counters: dict[str, Any]) -> str:
+def _timing_report(
+    source: FrameSource,
+    header: str,
+    frames: int,
+    poses: int,
+    tracks: int,
+    timing_table: str,
+    counters: dict[str, Any],
+) -> str:
     """The Markdown of ``<name>.timing.md``: what ran, the stage table and the stepper's counters."""
     text = [f"# Timing: {source.name}", ""]
     if header:
         text += [header, ""]
-    text += [f"{frames} frames of {source.width} x {source.height}, {poses} poses, {tracks} tracks.", "",
-             timing_table, ""]
+    text += [
+        f"{frames} frames of {source.width} x {source.height}, {poses} poses, {tracks} tracks.",
+        "",
+        timing_table,
+        "",
+    ]
     if counters:
         from keytrack.tables import Column, markdown_table
 
-        text += [markdown_table([{"counter": k, "value": v} for k, v in counters.items()],
-                                [Column("counter"), Column("value", digits=2, align="right")]), ""]
+        text += [
+            markdown_table(
+                [{"counter": k, "value": v} for k, v in counters.items()],
+                [Column("counter"), Column("value", digits=2, align="right")],
+            ),
+            "",
+        ]
     return "\n".join(text)
 
 
-def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | Path, *,
-                 timer: StageTimer | None = None, estimator: TimedEstimator | None = None,
-                 fmt: str | None = "mp4", render_scale: float = 1.0, draw_threshold: float = 0.3,
-                 keypoint_threshold: float = 0.0, progress: bool = True, header: str = "") -> VideoResult:
+def run_pipeline(
+    source: FrameSource,
+    stepper: Stepper,
+    tracker,
+    out_dir: str | Path,
+    *,
+    timer: StageTimer | None = None,
+    estimator: TimedEstimator | None = None,
+    fmt: str | None = "mp4",
+    render_scale: float = 1.0,
+    draw_threshold: float = 0.3,
+    keypoint_threshold: float = 0.0,
+    progress: bool = True,
+    header: str = "",
+) -> VideoResult:
     """Run the whole pipeline on ``source`` and write ``out_dir/<name>.{json,mp4|gif,timing.md}``.
 
     Args:
@@ -269,8 +336,14 @@ def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | 
     t_start = time.perf_counter()
     frames = _estimate_frames(source, stepper, timer, estimator, progress)
 
-    video = Video(source.name, frames, float(source.width), float(source.height), source=str(source.path),
-                  frame_size_origin="image header")
+    video = Video(
+        source.name,
+        frames,
+        float(source.width),
+        float(source.height),
+        source=str(source.path),
+        frame_size_origin="image header",
+    )
     with timer.time("tracking", frames=len(frames)):
         tracked = tracker.track_video(video)
     tracked = apply_keypoint_threshold(Dataset([tracked]), keypoint_threshold).videos[0]
@@ -278,19 +351,48 @@ def run_pipeline(source: FrameSource, stepper: Stepper, tracker, out_dir: str | 
 
     video_path = None
     if fmt:
-        video_path = _render(source, tracked, out_dir / f"{source.name}.{fmt}", fmt, len(frames), timer,
-                             draw_threshold, render_scale, progress)
+        video_path = _render(
+            source,
+            tracked,
+            out_dir / f"{source.name}.{fmt}",
+            fmt,
+            len(frames),
+            timer,
+            draw_threshold,
+            render_scale,
+            progress,
+        )
     wall = time.perf_counter() - t_start
 
     counters = stepper_counters(stepper)
     poses = sum(f.num_poses for f in tracked.frames)
     tracks = len({int(t) for f in tracked.frames for t in f.track_ids})
-    text = _timing_report(source, header, len(frames), poses, tracks, timer.table(wall, len(frames)),
-                          counters)
+    text = _timing_report(
+        source, header, len(frames), poses, tracks, timer.table(wall, len(frames)), counters
+    )
     timing_path = write_text(out_dir / f"{source.name}.timing.md", text)
-    return VideoResult(source.name, len(frames), poses, tracks, json_path, video_path, timing_path, timer,
-                       wall, counters, tracked)
+    return VideoResult(
+        source.name,
+        len(frames),
+        poses,
+        tracks,
+        json_path,
+        video_path,
+        timing_path,
+        timer,
+        wall,
+        counters,
+        tracked,
+    )
 
 
-__all__ = ["STAGES", "StageTimer", "Stepper", "TimedDetector", "TimedEstimator", "VideoResult",
-           "run_pipeline", "stepper_counters"]
+__all__ = [
+    "STAGES",
+    "StageTimer",
+    "Stepper",
+    "TimedDetector",
+    "TimedEstimator",
+    "VideoResult",
+    "run_pipeline",
+    "stepper_counters",
+]

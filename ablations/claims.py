@@ -1,11 +1,7 @@
-"""The paper's claims that a table is checked against, as plug-ins of :mod:`ablations.runner`.
+"""The paper's claims a table is checked against (a spec's ``claims: <name>``; lines of its notes).
 
-A spec names one with ``claims: <name>``; the runner calls it with the expanded rows (their axis
-values) and the table rows, and adds the lines it returns to the table notes.
-
-* ``figure7`` (§5.2, Figure 7 right, ``keytrack/reference/paper_results.yaml``: ``resolution_sweep``):
-  the transformer has fewer ID switches than both CNNs at low resolution, and the CNNs catch up at
-  high resolution. Figure 7 gives a plot and no numbers, so the claims are what is checked.
+``figure7`` (§5.2, Figure 7 right gives no numbers): the transformer has fewer ID switches than both CNNs
+at low resolution, and the CNNs catch up at high resolution.
 """
 
 from __future__ import annotations
@@ -28,8 +24,6 @@ LOW_MAX_EDGE = 24
 
 @dataclass
 class Claim:
-    """One of the paper's claims and whether our numbers support it."""
-
     claim: str
     status: str  # "holds", "does not hold" or "not testable"
     evidence: str
@@ -47,18 +41,7 @@ def _mean(value) -> float | None:
 def check_claims(
     idsw: Mapping[str, Mapping[tuple[int, int], MeanStd | float | None]], low_max_edge: int = LOW_MAX_EDGE
 ) -> list[Claim]:
-    """Figure 7's two claims on ``idsw[method][(w, h)]`` (%IDSW Total, mean over seeds).
-
-    1. *The transformer has fewer ID switches than both CNNs at low resolution*: holds when, at every
-       resolution whose long edge is at most ``low_max_edge`` (the paper's 24 × 18) where the
-       transformer and a CNN both have a value, the transformer's mean %IDSW is below each CNN's.
-    2. *CNNs catch up at high resolution*: with ``gap = CNN − transformer`` %IDSW, holds when for
-       every CNN the gap at the highest resolution both have is smaller than at the lowest one (the
-       CNN's disadvantage narrows or turns into an advantage); the evidence says "only trivially"
-       when no CNN is behind at the lowest resolution.
-
-    A claim is "not testable" without the transformer and at least one CNN at the resolutions it needs.
-    """
+    """Figure 7's two claims on ``idsw[method][(w, h)]`` (mean %IDSW Total); docs/ablations_paper.md."""
     cnns = [m for m in ("cnn_keypoints", "cnn_crops") if m in idsw]
     tr = {r: _mean(v) for r, v in idsw.get("transformer", {}).items()}
     tr = {r: v for r, v in tr.items() if v is not None}

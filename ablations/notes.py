@@ -15,14 +15,12 @@ from ablations.cells import (
     motion_of,
 )
 from ablations.evaluate import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
-from ablations.profile import Profile
 from ablations.runs import RunCache
 from keytrack.poses import Dataset
 
 
 def common_notes(
     opts: TrackingOptions,
-    profile: Profile,
     eval_gt: Dataset,
     eval_description: str,
     cache: RunCache,
@@ -36,9 +34,8 @@ def common_notes(
     train_description: str = "",
     filled: int = 0,
 ) -> list[str]:
-    """Table notes every tracking-time ablation shares (data, seeds, tracker, match thresholds, cache)
-    for a table of ``settings`` and ``matchers``; the sentence on the output keypoint threshold only
-    with ``keypoint_threshold``."""
+    """The notes of a table of ``settings`` and ``matchers``; the output keypoint threshold's only with
+    ``keypoint_threshold``."""
     output = (
         f" With predicted keypoints, keypoints below {opts.keypoint_threshold:g} are removed from the "
         f"output before MOTA and %IDSW (A.3; the paper: {PAPER_KEYPOINT_THRESHOLD})"
@@ -47,7 +44,7 @@ def common_notes(
         else ""
     )
     match = _match_note(opts, matchers, thresholds or {}, label, train_description, filled)
-    notes = [
+    return [
         f"Evaluation: {eval_description} ({eval_gt.report()}); the paper: PoseTrack 2018 val. "
         "%IDSW = 100 · ID switches / GT joints and MOTA as poseval computes them (§4.1), Total columns.",
         f"Predicted keypoints: keytrack.perturb, {_seeds_note(opts, settings)}.",
@@ -57,20 +54,17 @@ def common_notes(
         f"Runs are cached in {cache.directory}/ ({cache.reused} reused, {cache.computed} run now); "
         "delete a file there to run it again.",
     ]
-    return notes
 
 
 def _seeds_note(opts: TrackingOptions, settings: Sequence[str]) -> str:
-    seeds_used = opts.seeds or DEFAULT_SEEDS
-    several = len(seeds_used) > 1
-    seeds = f"perturbation seed{'s' if several else ''} {', '.join(map(str, seeds_used))}"
-    if several:
-        seeds += " (mean ± sample std over seeds)"
-    if several and GT_SETTING in settings and not opts.gt_all_seeds:
-        seeds += (
-            f"; GT keypoints: seed {seeds_used[0]} only (without noise the seed only reorders the "
-            "poses of a frame)"
-        )
+    used = opts.seeds or DEFAULT_SEEDS
+    seeds = f"perturbation seed{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}"
+    if len(used) <= 1:
+        return seeds
+    seeds += " (mean ± sample std over seeds)"
+    if GT_SETTING in settings and not opts.gt_all_seeds:
+        seeds += f"; GT keypoints: seed {used[0]} only (without noise the seed only reorders the poses of a "
+        seeds += "frame)"
     return seeds
 
 
@@ -98,8 +92,7 @@ def _match_note(
     train_description: str,
     filled: int,
 ) -> str:
-    """Each matcher's match threshold: the learned matchers' decision point, each given one, OKS and
-    IoU tuned on the training split (and where the tuned value is an edge of the grid)."""
+    """Each matcher's match threshold: the learned matchers' decision point, given, or tuned (OKS, IoU)."""
     learned = [m for m in matchers if base(m) not in NON_LEARNED]
     tuned = [m for m in matchers if base(m) in NON_LEARNED]
     fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
@@ -134,17 +127,11 @@ def _match_note(
     edges = []
     for m in tuned_here:
         t = thresholds.get(m)
-        edges += (
-            [
-                f"{label(m)} ({SETTING_LABELS.get(s, s)}, stride {k})"
-                for (s, k), v in t.items()
-                if grid_edge(v, opts.grid)
-            ]
-            if isinstance(t, Mapping)
-            else [label(m)]
-            if grid_edge(t, opts.grid)
-            else []
-        )
+        edges += [
+            label(m) if k is None else f"{label(m)} ({SETTING_LABELS.get(k[0], k[0])}, stride {k[1]})"
+            for k, v in (t.items() if isinstance(t, Mapping) else [(None, t)])
+            if grid_edge(v, opts.grid)
+        ]
     if edges:
         match += (
             f"; for {', '.join(edges)} that is an edge of the grid, where a wider --grid may choose another"
@@ -160,7 +147,7 @@ def _match_note(
 def _setting_notes(
     opts: TrackingOptions, matchers: Sequence[str | None], label: Callable[[str], str]
 ) -> list[str]:
-    """The notes of the tracker settings and matchers beyond the paper's one pass that a table uses."""
+    """The notes of the tracker settings and matchers beyond the paper's that a table uses."""
     learned = [m for m in matchers if base(m) not in NON_LEARNED]
     baselines = [m for m in matchers if base(m) in LEARNED_BASELINES]
     notes = []

@@ -13,8 +13,6 @@ from keytrack.tables import Interval, MeanStd
 
 @dataclass
 class Series:
-    """One line of a plot: y values (:class:`MeanStd`, drawn with error bars) at x."""
-
     label: str
     x: Sequence[float]
     y: Sequence[MeanStd | float | None]
@@ -23,8 +21,6 @@ class Series:
 
 @dataclass
 class Panel:
-    """One plot: its y label, its lines and a title."""
-
     ylabel: str
     series: Sequence[Series]
     title: str = ""
@@ -43,11 +39,8 @@ def save_line_plot(
     zero_line: bool = False,
     dodge: float = 0.0,
 ) -> Path:
-    """Line plots (``ncols`` per row, default all in one row) written as one PNG, atomically (Agg);
-    ``xscale="log2"`` draws x on a log2 axis. A :class:`MeanStd` point has ± std error bars, an
-    :class:`Interval` its interval; ``zero_line`` draws y = 0 (for differences); ``dodge`` shifts the
-    i-th of n series by ``(i - (n - 1) / 2) · dodge`` in x, so that their error bars do not hide each
-    other."""
+    """Line plots (``ncols`` per row) as one PNG, written atomically; error bars ± std (:class:`MeanStd`)
+    or an :class:`Interval`; ``dodge`` shifts the series apart in x so that error bars do not overlap."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -61,25 +54,12 @@ def save_line_plot(
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
 
-    def centre(y):
-        return y.mean if isinstance(y, MeanStd) else y.value if isinstance(y, Interval) else float(y)
-
     for ax, panel in zip(axes, panels):
-        drawn = [
-            (
-                s,
-                [
-                    (x, y)
-                    for x, y in zip(s.x, s.y)
-                    if y is not None and (not isinstance(y, MeanStd) or y.n > 0) and np.isfinite(centre(y))
-                ],
-            )
-            for s in panel.series
-        ]
+        drawn = [(s, [(x, y) for x, y in zip(s.x, s.y) if _drawn(y)]) for s in panel.series]
         drawn = [(s, points) for s, points in drawn if points]
         for i, (s, points) in enumerate(drawn):
             shift = (i - (len(drawn) - 1) / 2) * dodge
-            means = [centre(y) for _, y in points]
+            means = [_centre(y) for _, y in points]
             below = [
                 y.value - y.low
                 if isinstance(y, Interval)
@@ -118,3 +98,11 @@ def save_line_plot(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     return path
+
+
+def _centre(y) -> float:
+    return y.mean if isinstance(y, MeanStd) else y.value if isinstance(y, Interval) else float(y)
+
+
+def _drawn(y) -> bool:
+    return y is not None and (not isinstance(y, MeanStd) or y.n > 0) and bool(np.isfinite(_centre(y)))

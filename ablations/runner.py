@@ -1,17 +1,8 @@
 """``keytrack ablate NAME``: an ablation as data, one runner for all of them.
 
-    keytrack ablate tracker_comparison --train-seeds 0 1 2       # Figure 4: matchers × settings × strides
-    keytrack ablate timesteps                                    # §5.1: δ = 1..4 at tracking time
-    keytrack ablate threshold --seeds 0 axes.threshold=[0.3,0.5] # A.3 / Table 4, spec values overridden
-    keytrack ablate tokens --train-seeds 0 1 2                   # Table 3: one network per token scheme
-    keytrack ablate resolution_sweep --profile full --device cuda  # Figure 7 (right), the paper's training
-
-An ablation is a YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path): ``axes`` (what varies at
-tracking time, expanded into the cells of :func:`ablations.cells.run_cells` by :func:`run_spec`) or
-``train`` (one network per row and training seed, :func:`run_train_spec`), and the table, comparisons,
-the paper's values and plots. Every field is described in docs/ablations.md ("The spec of an ablation").
-It writes ``results/<NAME>/`` (``.../<data>-<split>/`` with ``--data``): ``table.md`` / ``table.csv`` and
-the plots; ``key=value`` arguments override the spec (omegaconf dotlist: ``axes.delta=[1,4]``).
+A YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), varies ``axes`` at tracking time
+(:func:`run_spec`) or trains a network per ``train`` row and seed (:func:`run_train_spec`); it writes
+``results/<NAME>/`` (table.md / .csv, plots); ``key=value`` arguments override it. Format: docs/ablations.md.
 """
 
 from __future__ import annotations
@@ -21,7 +12,7 @@ import contextlib
 import itertools
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -85,41 +76,17 @@ log = logging.getLogger("ablations.runner")
 HELP = "run an ablation: a spec of experiments/ablations/ or one that stays code"
 
 SPECS = config_path("ablations")
-#: The ablations that stay code (plug-ins): ``keytrack ablate NAME ...`` hands ``...`` to the module's own
-#: options (``add_arguments`` / ``run``). A spec with ``variants`` is run by ``matcher_variants``.
-PLUGINS = {
-    "matcher_variants": "ablations.matcher_variants",
-    "toks": "ablations.toks",
-    "sweep": "ablations.sweep",
-}
+#: The ablations that stay code: ``keytrack ablate NAME ...`` hands ``...`` to the module's own options.
+PLUGINS = {name: f"ablations.{name}" for name in ("matcher_variants", "toks", "sweep")}
 #: The axes a spec may vary, in the order a cell is built from.
 AXES = ("setting", "stride", "matcher", "delta", "assignment", "threshold")
-DEFAULT_AXES = {
-    "setting": ["predicted_boxes_predicted_keypoints"],
-    "stride": [1],
-    "matcher": None,
-    "delta": [4],
-    "assignment": ["greedy"],
-    "threshold": None,
-}
-SPEC_KEYS = {
-    "title",
-    "axes",
-    "seeds",
-    "compute_ap",
-    "speed",
-    "compare",
-    "best",
-    "paper",
-    "paper_rows",
-    "labels",
-    "columns",
-    "notes",
-    "plot",
-    "train",
-    "track",
-    "claims",
-}
+DEFAULT_AXES = dict(
+    setting=[PAPER_SETTING], stride=[1], matcher=None, delta=[4], assignment=["greedy"], threshold=None
+)
+SPEC_KEYS = set(
+    "title axes seeds compute_ap speed compare best paper paper_rows labels columns notes plot train track "
+    "claims".split()
+)
 #: Fields of ``train`` (a spec that trains one network per row and seed) and of its ``track``.
 TRAIN_KEYS = {"rows", "each", "seeds", "budget", "show", "cost", "only"}
 TRACK_KEYS = {"setting", "perturb_seed", "delta", "nearest", "synthetic_test_videos", "keypoint_threshold"}
@@ -163,9 +130,19 @@ def spec_path(name: str) -> Path:
     return Path(name) if name.endswith((".yaml", ".yml")) else SPECS / f"{name}.yaml"
 
 
+def _check(ok: Any, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+def _known(where: str, fields: Any, known: set[str]) -> None:
+    unknown = sorted(set(fields) - known)
+    _check(not unknown, f"{where}: unknown field(s) {unknown} (known: {sorted(known)})")
+
+
 def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
-    """The spec ``name`` (a name under ``experiments/ablations/`` or a path) with ``key=value``
-    ``overrides``, checked: an error names the file and the field."""
+    """The spec ``name`` (under ``experiments/ablations/`` or a path) with ``key=value`` ``overrides``,
+    checked: an error names the file and the field."""
     import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -179,21 +156,15 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
     except (OmegaConfBaseException, ValueError, yaml.YAMLError) as err:
         raise InputError(f"{path}: {err}") from None
     where = str(path)
-    unknown = sorted(set(spec) - SPEC_KEYS)
-    if unknown:
-        raise InputError(f"{where}: unknown field(s) {unknown} (known: {sorted(SPEC_KEYS)})")
+    _known(where, spec, SPEC_KEYS)
     if "train" in spec:
         return _check_train_spec(spec, where)
     axes = {**DEFAULT_AXES, **(spec.get("axes") or {})}
     bad = sorted(set(axes) - set(AXES))
-    if bad:
-        raise InputError(f"{where}: axes: unknown axis {bad} (known: {list(AXES)})")
-    for axis in AXES:
-        values = axes[axis]
-        if axis in ("threshold", "matcher") and values is None:
-            continue
-        if not isinstance(values, list) or not values:
-            raise InputError(f"{where}: axes.{axis}: expected a non-empty list, got {values!r}")
+    _check(not bad, f"{where}: axes: unknown axis {bad} (known: {list(AXES)})")
+    for axis, values in axes.items():
+        ok = (isinstance(values, list) and values) or (values is None and axis in ("threshold", "matcher"))
+        _check(ok, f"{where}: axes.{axis}: expected a non-empty list, got {values!r}")
     named = (*PAPER_MATCHERS, *IMPROVED_MATCHERS, *NON_LEARNED, *LEARNED_BASELINES)
     checks = {
         "setting": (lambda v: v in SETTINGS, f"one of {list(SETTINGS)}"),
@@ -208,22 +179,19 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
     }
     for axis, (ok, expected) in checks.items():
         wrong = [v for v in (axes[axis] or []) if not ok(v)]
-        if wrong:
-            raise InputError(f"{where}: axes.{axis}: {wrong} are not {expected}")
+        _check(not wrong, f"{where}: axes.{axis}: {wrong} are not {expected}")
     for axis in ("stride", "delta", "threshold"):  # numeric axes: sorted, each value once
         if axes[axis] is not None:
             axes[axis] = sorted({float(v) if axis == "threshold" else int(v) for v in axes[axis]})
     if axes["matcher"] is not None:
         axes["matcher"] = list(dict.fromkeys(axes["matcher"]))
-    unknown = sorted(set(spec.get("track") or {}) - {"keypoint_threshold"})
-    if unknown:
-        raise InputError(f"{where}: track: unknown field(s) {unknown} (known: ['keypoint_threshold'])")
+    _known(f"{where}: track", spec.get("track") or {}, {"keypoint_threshold"})
     spec["axes"] = axes
     compare = spec.get("compare")
-    if compare and (compare.get("axis") not in AXES or not compare.get("metrics")):
-        raise InputError(
-            f"{where}: compare: expected {{axis: one of {list(AXES)}, to: value, metrics: [...]}}"
-        )
+    _check(
+        not compare or (compare.get("axis") in AXES and compare.get("metrics")),
+        f"{where}: compare: expected {{axis: one of {list(AXES)}, to: value, metrics: [...]}}",
+    )
     spec["_path"] = where
     return spec
 
@@ -239,16 +207,19 @@ def _lookup(tree: Any, dotted: str, where: str) -> Any:
     return tree
 
 
+def _close(a: Any, b: Any) -> bool:
+    return math.isclose(float(a), float(b), abs_tol=1e-9)
+
+
 def _matches(when: dict, values: dict) -> bool:
-    """Whether a row of axis ``values`` meets ``when``; a condition on an axis the table does not have
-    (``None``: ``matcher`` with one network) holds."""
+    """Whether a row of axis ``values`` meets ``when``; one on an axis the table lacks (None) holds."""
 
     def holds(k: str, v: Any) -> bool:
         have = values.get(k)
         return (
             (k in AXES and have is None)
             or have == v
-            or (isinstance(v, float) and isinstance(have, float) and math.isclose(have, v, abs_tol=1e-9))
+            or (isinstance(v, float) and isinstance(have, float) and _close(have, v))
         )
 
     return all(holds(k, v) for k, v in when.items())
@@ -267,10 +238,7 @@ def paper_values(spec: dict, values: dict) -> dict:
             source = _lookup(paper_results(), entry["from"].format(**values), spec["_path"])
             if entry.get("match"):
                 axis = entry["match"]
-                source = next(
-                    (r for r in source if math.isclose(float(r[axis]), float(values[axis]), abs_tol=1e-9)),
-                    None,
-                )
+                source = next((r for r in source if _close(r[axis], values[axis])), None)
                 if source is None:
                     continue
         for column, v in (entry.get("values") or {}).items():
@@ -281,32 +249,19 @@ def paper_values(spec: dict, values: dict) -> dict:
 
 
 def _label(spec: dict, axis: str, value: Any) -> Any:
+    labels = (spec.get("labels") or {}).get(axis) or {}
     if axis == "setting":
         return SETTING_LABELS[value]
     if axis == "matcher" and value:
         if value.endswith(MOTION):
             return f"{_label(spec, axis, base(value))} + motion"
-        if value in LEARNED_BASELINES and value not in ((spec.get("labels") or {}).get(axis) or {}):
+        if value in LEARNED_BASELINES and value not in labels:
             from keytrack.models import registry
 
             return registry.get(value).label
     if isinstance(value, (list, tuple)):  # a resolution [w, h] is shown as "wxh"
         return "x".join(map(str, value))
-    return ((spec.get("labels") or {}).get(axis) or {}).get(value, value)
-
-
-def hota_stats(records: Sequence) -> dict[str, MeanStd]:
-    """:data:`HOTA_COLUMNS` of a row: each the mean ± std over its successful records."""
-    return {k: seed_stat(records, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS}
-
-
-def hota_columns(rows: Sequence[dict]) -> list[Column]:
-    """The :data:`HOTA_COLUMNS` of a table where some row has a value that prints."""
-
-    def shown(value) -> bool:
-        return value is not None and not (isinstance(value, MeanStd) and value.n == 0)
-
-    return [Column(k, k) for k in HOTA_COLUMNS if any(shown(r.get(k)) for r in rows)]
+    return labels.get(value, value)
 
 
 def _columns(spec: dict, rows: list[dict]) -> list[Column]:
@@ -316,11 +271,15 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
         key = c["key"]
         if key in AXES and not any(key in r for r in rows):  # an axis the table does not have
             continue
-        if key == "hota":
-            cols.extend(hota_columns(rows))
+        if key == "hota":  # the HOTA columns where some row has a value that prints
+            cols += [
+                Column(k, k)
+                for k in HOTA_COLUMNS
+                if any(r.get(k) is not None and not (isinstance(r[k], MeanStd) and r[k].n == 0) for r in rows)
+            ]
             continue
         if key == "parts":  # %IDSW per body part, PoseTrack's columns
-            cols.extend(Column(p, p, digits=2) for p in PARTS)
+            cols += [Column(p, p, digits=2) for p in PARTS]
             continue
         label, digits = _metric_label(spec, key)
         cols.append(Column(key, c.get("label", label), digits=c.get("digits", digits)))
@@ -330,41 +289,27 @@ def _columns(spec: dict, rows: list[dict]) -> list[Column]:
 
 
 def _video_interval(mine: Sequence, theirs: Sequence) -> tuple[Any, bool]:
-    """A row's ``v_idsw`` against its reference (:func:`video_bootstrap`), and whether it is missing only
-    because their cached cells predate the per-video counts."""
+    """A row's ``v_idsw`` (:func:`video_bootstrap`), and whether it lacks one only because the cached
+    cells predate the per-video counts."""
     interval = video_bootstrap(mine, theirs)
     return interval, interval is None and any(r.ok for r in mine) and any(r.ok for r in theirs)
 
 
 def _stale_notes(stale: int, cache) -> list[str]:
-    """The note of a table whose ``stale`` rows have no interval over the videos (:func:`_video_interval`)."""
-    return (
-        [
-            f"{stale} row(s) have no interval over the videos: their cells were cached before per-video "
-            "counts "
-            f"were recorded; delete their files in {display_path(cache.directory)}/ to run them again."
-        ]
-        if stale
-        else []
-    )
-
-
-def _plots(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> list[Path]:
-    """The spec's ``plot`` (one, or a list), each written by :func:`_plot`."""
-    plots = spec.get("plot") or []
-    return [_plot(spec, p, rows, raw, out) for p in (plots if isinstance(plots, list) else [plots])]
+    if not stale:
+        return []
+    return [
+        f"{stale} row(s) have no interval over the videos: their cells were cached before per-video counts "
+        f"were recorded; delete their files in {display_path(cache.directory)}/ to run them again."
+    ]
 
 
 def _metric_label(spec: dict, key: str) -> tuple[str, int | None]:
-    """The header and digits of a table column (a plot's y label): ``d_<metric>`` / ``v_<metric>`` name
-    the spec's ``compare``."""
+    """The header and digits of a column (a plot's y label); ``d_`` / ``v_`` name the spec's ``compare``."""
     compare = spec.get("compare") or {}
     if key[:2] in ("d_", "v_") and key[2:] in METRICS:
-        to = (
-            f"δ = {compare['to']}"
-            if compare.get("axis") == "delta"
-            else _label(spec, compare.get("axis"), compare.get("to"))
-        )
+        axis, to = compare.get("axis"), compare.get("to")
+        to = f"δ = {compare['to']}" if axis == "delta" else _label(spec, axis, to)
         return f"Δ{METRICS[key[2:]]} vs {to}" + (" (95 % CI, videos × seeds)" if key[0] == "v" else ""), 2
     label, digits = COLUMN_LABELS.get(key, (key, None))
     if key.endswith("_paper") and key not in COLUMN_LABELS:
@@ -372,64 +317,60 @@ def _metric_label(spec: dict, key: str) -> tuple[str, int | None]:
     return label, digits
 
 
-def _plot(spec: dict, plot: dict, rows: list[dict], raw: list[dict], out: Path) -> Path:
-    """One ``plot`` of the spec: one panel per ``y`` metric (and per ``panel_by`` value), one line per
-    ``series_by`` value (else ours and the paper's), ``x`` a numeric axis (a list value [w, h] by w)."""
-    x_axis = plot["x"]
+def _plots(spec: dict, rows: list[dict], raw: list[dict], out: Path) -> list[Path]:
+    """The spec's ``plot`` (one, or a list): one panel per ``y`` metric (and ``panel_by`` value), one line
+    per ``series_by`` value (else ours and the paper's), ``x`` a numeric axis (a value [w, h] by w)."""
+    plots = spec.get("plot") or []
+    return [_plot(spec, p, rows, raw, out) for p in (plots if isinstance(plots, list) else [plots])]
 
-    def xs(v):
-        return v[x_axis][0] if isinstance(v[x_axis], (list, tuple)) else v[x_axis]
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, (list, tuple)) else value
+
+
+def _plot(spec: dict, plot: dict, rows: list[dict], raw: list[dict], out: Path) -> Path:
+    x_axis, panel_by, series_by = plot["x"], plot.get("panel_by"), plot.get("series_by")
 
     def values(key):
-        return [None] if not plot.get(key) else list(dict.fromkeys(_hashable(v[plot[key]]) for v in raw))
+        return [None] if not key else list(dict.fromkeys(_hashable(v[key]) for v in raw))
 
     paper_series = {}
     if plot.get("paper"):
         from keytrack.reference import paper_results
 
-        src = _lookup(paper_results(), plot["paper"]["from"], spec["_path"])
-        if all(_matches(plot["paper"].get("when") or {}, v) for v in raw):
-            paper_series = {m: ([p[plot["paper"]["x"]] for p in src], [p[m] for p in src]) for m in plot["y"]}
+        p = plot["paper"]
+        src = _lookup(paper_results(), p["from"], spec["_path"])
+        if all(_matches(p.get("when") or {}, v) for v in raw):
+            paper_series = {m: ([q[p["x"]] for q in src], [q[m] for q in src]) for m in plot["y"]}
     panels = []
-    for g in values("panel_by"):
+    for g in values(panel_by):
         for metric in plot["y"]:
             series = []
-            for s in values("series_by"):
+            for s in values(series_by):
                 mine = [
                     (r, v)
                     for r, v in zip(rows, raw)
-                    if (g is None or _hashable(v[plot["panel_by"]]) == g)
-                    and (s is None or _hashable(v[plot["series_by"]]) == s)
+                    if (g is None or _hashable(v[panel_by]) == g)
+                    and (s is None or _hashable(v[series_by]) == s)
                 ]
-                name = "ours" if s is None else _label(spec, plot["series_by"], s)
-                series.append(
-                    Series(
-                        name,
-                        [xs(v) for _, v in mine],
-                        [r.get(metric) for r, _ in mine],
-                        plot.get("style", "o-"),
-                    )
-                )
+                name = "ours" if s is None else _label(spec, series_by, s)
+                xs, ys = [_first(v[x_axis]) for _, v in mine], [r.get(metric) for r, _ in mine]
+                series.append(Series(name, xs, ys, plot.get("style", "o-")))
             if metric in paper_series:
                 series.append(Series("paper", *paper_series[metric], "s--"))
-            panels.append(
-                Panel(
-                    _metric_label(spec, metric)[0],
-                    series,
-                    "" if g is None else _label(spec, plot["panel_by"], g),
-                )
-            )
-    ticks = sorted({_hashable(v[x_axis]) for v in raw}, key=lambda t: t[0] if isinstance(t, tuple) else t)
-    axis_values = spec.get("axes", {}).get(x_axis) if plot.get("xticks") else None
+            title = "" if g is None else _label(spec, panel_by, g)
+            panels.append(Panel(_metric_label(spec, metric)[0], series, title))
+    ticks = sorted({_hashable(v[x_axis]) for v in raw}, key=_first)
+    xticks = spec.get("axes", {}).get(x_axis) if plot.get("xticks") else None
     if plot.get("xscale"):
-        axis_values = [t[0] if isinstance(t, tuple) else t for t in ticks]
+        xticks = [_first(t) for t in ticks]
     return save_line_plot(
         out / plot["file"],
         panels,
         xlabel=plot.get("xlabel", x_axis),
         title=plot.get("title", spec.get("title", "")),
         ncols=plot.get("ncols"),
-        xticks=axis_values,
+        xticks=xticks,
         xscale=plot.get("xscale"),
         zero_line=bool(plot.get("zero")),
         dodge=float(plot.get("dodge", 0.0)),
@@ -442,26 +383,14 @@ def _hashable(value: Any) -> Any:
 
 
 def with_spec_defaults(opts: TrackingOptions, spec: dict) -> TrackingOptions:
-    """``opts`` with what the options leave to the spec: the perturbation ``seeds`` (the spec's, else 0 1
-    2) and the output keypoint threshold (its ``track.keypoint_threshold``, else the paper's 0.57)."""
-    from dataclasses import replace
-
-    kp = (
-        opts.keypoint_threshold
-        if opts.keypoint_threshold is not None
-        else (spec.get("track") or {}).get("keypoint_threshold", PAPER_KEYPOINT_THRESHOLD)
-    )
+    """``opts`` with the spec's perturbation ``seeds`` (else 0 1 2) and output keypoint threshold (its
+    ``track.keypoint_threshold``, else the paper's 0.57) where the options leave them open."""
+    kp = opts.keypoint_threshold
+    if kp is None:
+        kp = (spec.get("track") or {}).get("keypoint_threshold", PAPER_KEYPOINT_THRESHOLD)
     return replace(
         opts, seeds=opts.seeds or tuple(spec.get("seeds") or DEFAULT_SEEDS), keypoint_threshold=float(kp)
     )
-
-
-def _matchers(spec: dict, opts: TrackingOptions) -> list[str | None]:
-    """The spec's matchers; ``--checkpoint`` / ``--experiment`` replace a spec of networks alone by the one
-    network they name (None), and otherwise are the paper's matcher."""
-    matchers = spec["axes"]["matcher"] or [None]
-    networks_only = all(base(m) not in (*NON_LEARNED, *LEARNED_BASELINES) for m in matchers if m)
-    return [None] if (opts.checkpoint or opts.experiment) and networks_only else matchers
 
 
 def run_spec(
@@ -472,16 +401,13 @@ def run_spec(
     eval_gt: Dataset | None = None,
     train_gt: Dataset | None = None,
 ) -> Result:
-    """Expand ``spec`` into cells, run or reuse each, write the table (and ``tuning.md`` when OKS or IoU
-    were tuned, ``speed.md`` with ``speed: true``) and the plot.
-
-    ``name``: the results folder (default: the spec file's name); ``eval_gt`` / ``train_gt`` replace
-    the profile's evaluation ground truth and the training ground truth that OKS and IoU are tuned on
-    (tests, other data)."""
+    """Expand ``spec`` into cells, run or reuse each, write the table (``tuning.md`` when OKS or IoU were
+    tuned, ``speed.md`` with ``speed: true``) and the plots. ``name``: the results folder (default: the
+    spec's file name); ``eval_gt`` / ``train_gt`` replace the profile's evaluation and tuning ground truth."""
     spec = load_spec(spec) if isinstance(spec, str) else spec
     run = _TrackingRun(spec, with_spec_defaults(opts, spec), name or Path(spec["_path"]).stem, eval_gt)
     run.prepare(train_gt)
-    records = run_cells(
+    run.records = run_cells(
         [c for v in run.raw if v["matcher"] not in run.skipped for c in run.cells(v)],
         evaluator=run.evaluator,
         eval_gt=run.eval_gt,
@@ -490,9 +416,12 @@ def run_spec(
         thresholds=run.thresholds,
         logger=log,
     )
-    run.records = records
-    run.failures += [f"{c.key}: {r.failure}" for c, r in records.items() if not r.ok]
+    run.failures += [f"{c.key}: {r.failure}" for c, r in run.records.items() if not r.ok]
     return run.write()
+
+
+def _given(data: Dataset | None, describe) -> str:
+    return describe() if data is None else "ground truth given by the caller"
 
 
 class _TrackingRun:
@@ -502,62 +431,57 @@ class _TrackingRun:
     def __init__(self, spec: dict, opts: TrackingOptions, name: str, eval_gt: Dataset | None):
         self.spec, self.opts, self.name = spec, opts, name
         self.profile, self.out, self.cache = open_results(opts, name)
-        self.axes = dict(spec["axes"])
-        self.axes["matcher"] = self.matchers = _matchers(spec, opts)
-        self.eval_description = (
-            self.profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
-        )
+        # --checkpoint / --experiment replace a spec of networks alone by the one network they name (None)
+        matchers = spec["axes"]["matcher"] or [None]
+        networks_only = all(base(m) not in (*NON_LEARNED, *LEARNED_BASELINES) for m in matchers if m)
+        matchers = [None] if (opts.checkpoint or opts.experiment) and networks_only else matchers
+        self.axes = {**spec["axes"], "matcher": matchers}
+        self.matchers = matchers
+        self.eval_description = _given(eval_gt, lambda: self.profile.describe("eval"))
         self.eval_gt = self.profile.load_eval() if eval_gt is None else eval_gt
-        self.labels = {m: _label(spec, "matcher", m) for m in self.matchers}
+        self.labels = {m: _label(spec, "matcher", m) for m in matchers}
         self.compute_ap = spec.get("compute_ap", False)
         self.compare = spec.get("compare") or {}
-        image_root = str(self.profile.data_root) if self.profile.data_root is not None else None
-        self.evaluator = Evaluator(
-            self.cache,
-            device=opts.device,
-            batch_size=opts.batch_size,
-            image_root=image_root,
-            split=self.profile.eval_split,
-        )
-        axes = self.axes
+        self.evaluator = _evaluator(self.cache, opts, self.profile)
+        axes, threshold = self.axes, self.axes["threshold"]
+        kps = {
+            s: threshold if threshold is not None else [opts.output_keypoint_threshold(s)]
+            for s in axes["setting"]
+        }
         self.raw = [
-            dict(zip(AXES, combo))
+            dict(zip(AXES, (s, *combo)))
             for s in axes["setting"]
             for combo in itertools.product(
-                [s],
-                axes["stride"],
-                self.matchers,
-                axes["delta"],
-                axes["assignment"],
-                self._keypoint_thresholds(s),
+                axes["stride"], matchers, axes["delta"], axes["assignment"], kps[s]
             )
         ]
         self.records: dict = {}
 
-    def _keypoint_thresholds(self, setting: str) -> list[float]:
-        axis = self.axes["threshold"]
-        return axis if axis is not None else [self.opts.output_keypoint_threshold(setting)]
-
     def prepare(self, train_gt: Dataset | None) -> None:
-        """The matchers: each learned one trained once per training seed (or reused), the crop CNN skipped
-        on data without image files, OKS and IoU tuned on the training split."""
-        opts, matchers = self.opts, self.matchers
+        """Each learned matcher trained once per training seed (or reused), the crop CNN skipped on data
+        without image files, OKS and IoU tuned on the training split."""
+        opts, matchers, profile = self.opts, self.matchers, self.profile
         self.skipped: dict[str, str] = {}
         if any(base(m) == "cnn_crops" for m in matchers) and "cnn_crops" not in opts.checkpoints:
-            reason = missing_images(self.profile, self.eval_gt)
+            reason = missing_images(profile, self.eval_gt)
             self.skipped = {m: reason for m in matchers if reason and base(m) == "cnn_crops"}
-        self.networks = _networks(opts, self.profile, [m for m in matchers if m not in self.skipped])
+        self.networks = {}  # {(matcher, training seed): (network, error)}; None: the options' one network
+        for m in dict.fromkeys(
+            base(m) for m in matchers if m not in self.skipped and base(m) not in NON_LEARNED
+        ):
+            for seed in (None,) if m is None else opts.seeds_of(m):
+                self.networks[m, seed] = matcher_network(
+                    opts, profile, m or PAPER_MATCHERS[0], opts.train_seed if m is None else seed
+                )
         self.failures = [
             f"{self.labels.get(m, m) or 'matching'} network (seed {seed}): {error}"
             for (m, seed), (_, error) in self.networks.items()
             if error
         ]
-        self.train_description = (
-            self.profile.describe("train") if train_gt is None else "ground truth given by the caller"
-        )
+        self.train_description = _given(train_gt, lambda: profile.describe("train"))
         self.thresholds, self.tuning_rows, self.filled = tune_thresholds(
             opts,
-            self.profile,
+            profile,
             self.evaluator,
             matchers,
             max(self.axes["delta"]),
@@ -598,26 +522,24 @@ class _TrackingRun:
         return [self.records[c] for c in self.cells(v) if c in self.records]
 
     def row(self, v: dict, shown: Sequence[str]) -> tuple[dict, int]:
-        """The table row of one axis combination (statistics over its cells, the comparison with the
-        spec's ``compare`` row, the paper's values) and whether its interval lacks per-video counts."""
-        rs, skipped = self.recs(v), self.skipped
-        row = {a: _label(self.spec, a, v[a]) for a in shown}
+        """The row of one axis combination (statistics over its cells, the ``compare`` row's difference,
+        the paper's values) and whether its interval lacks per-video counts."""
+        rs, m = self.recs(v), v["matcher"]
         seeds = [
             f"{c.seed}" + (f" (training {c.train_seed})" if c.several_trainings else "")
             for c in self.cells(v)
         ]
+        row = {a: _label(self.spec, a, v[a]) for a in shown}
         row.update(
             match_threshold=None
-            if v["matcher"] in skipped
-            else threshold_of(self.thresholds, v["matcher"], v["setting"], v["stride"]),
+            if m in self.skipped
+            else threshold_of(self.thresholds, m, v["setting"], v["stride"]),
             idsw=seed_stat(rs, total("idsw")),
             mota=seed_stat(rs, total("mota")),
-            **hota_stats(rs),
+            **{k: seed_stat(rs, lambda r, k=k: (r.get("hota") or {}).get(k)) for k in HOTA_COLUMNS},
             **{p: seed_stat(rs, lambda r, p=p: (r.get("idsw") or {}).get(p)) for p in PARTS},
             switches=seed_stat(rs, lambda r: r.get("num_switches")),
-            status=(
-                "skipped: " + skipped[v["matcher"]] if v["matcher"] in skipped else failure_status(rs, seeds)
-            ),
+            status="skipped: " + self.skipped[m] if m in self.skipped else failure_status(rs, seeds),
         )
         if self.compute_ap:
             row["ap"] = seed_stat(rs, total("ap"))
@@ -650,11 +572,12 @@ class _TrackingRun:
     def write(self) -> Result:
         """The table, its notes, the tuning and speed tables and the plots."""
         spec, axes, compare = self.spec, self.axes, self.compare
+        keys = {c if isinstance(c, str) else c["key"] for c in spec.get("columns") or []}
         shown = [
             a
             for a in AXES
             if axes[a] not in (None, [None])
-            and (a == "setting" or len(axes[a]) > 1 or a == compare.get("axis") or a in _column_keys(spec))
+            and (a == "setting" or len(axes[a]) > 1 or a == compare.get("axis") or a in keys)
         ]
         rows, stale = [], 0  # stale: rows whose cached cells lack per-video counts
         for v in self.raw:
@@ -663,14 +586,9 @@ class _TrackingRun:
             stale += missing
         _mark_best(spec.get("best"), rows, self.raw)
         ours, rows = rows, _with_paper_rows(spec, rows, self.raw, self.matchers, axes)
+        title = spec.get("title", self.name)
         files = list(
-            write_table(
-                rows,
-                self.out,
-                columns=_columns(spec, rows),
-                notes=self.notes(stale),
-                title=spec.get("title", self.name),
-            )
+            write_table(rows, self.out, columns=_columns(spec, rows), notes=self.notes(stale), title=title)
         )
         if self.tuning_rows:
             files += _tuning_table(self.tuning_rows, self.out, self.train_description)
@@ -699,7 +617,6 @@ class _TrackingRun:
             *(n.format(**context) for n in spec.get("notes") or []),
             *common_notes(
                 opts,
-                self.profile,
                 self.eval_gt,
                 self.eval_description,
                 self.cache,
@@ -721,43 +638,39 @@ class _TrackingRun:
         ]
 
 
+def _evaluator(cache, opts: TrackingOptions, profile) -> Evaluator:
+    image_root = str(profile.data_root) if profile.data_root is not None else None
+    return Evaluator(
+        cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root, split=profile.eval_split
+    )
+
+
 def _mark_best(best: dict | None, rows: list[dict], raw: list[dict]) -> None:
     """The spec's ``best``: the label on the best row of each matcher by its metric."""
     if not best:
         return
-    tops = {}
+    metric, tops = best["metric"], {}
     for r, v in zip(rows, raw):
         top = tops.get(v["matcher"])
-        if r[best["metric"]].n and (top is None or r[best["metric"]].mean > top[best["metric"]].mean):
+        if r[metric].n and (top is None or r[metric].mean > top[metric].mean):
             tops[v["matcher"]] = r
     for r in rows:
         r["best"] = best.get("label", "best") if any(r is t for t in tops.values()) else ""
 
 
-def _networks(opts: TrackingOptions, profile, matchers: Sequence[str | None]) -> dict:
-    """``{(matcher, training seed): (network, error)}`` of the learned ``matchers`` (their motion suffix
-    dropped), each trained once per training seed or reused; ``(None, None)``: the options' one network,
-    the paper's matcher with ``--checkpoint`` / ``--experiment`` and ``--train-seed``."""
-    networks = {}
-    for m in dict.fromkeys(base(m) for m in matchers if base(m) not in NON_LEARNED):
-        for seed in (None,) if m is None else opts.seeds_of(m):
-            networks[m, seed] = matcher_network(
-                opts, profile, m or PAPER_MATCHERS[0], opts.train_seed if m is None else seed
-            )
-    return networks
+def _status_column(rows: list[dict]) -> list[Column]:
+    return [Column("status", "Status")] if any(r["status"] for r in rows) else []
 
 
 def _tuning_table(rows: list[dict], out: Path, train_description: str) -> list:
     """``tuning.md`` / ``.csv``: the match-threshold grid of OKS and IoU on the training split."""
-    per_cell = (
-        len({(r["setting"], r["stride"]) for r in rows}) > 1
-        or rows[0]["setting"] != GT_SETTING
-        or rows[0]["stride"] != 1
-    )
+    per_cell = len({(r["setting"], r["stride"]) for r in rows}) > 1 or (
+        rows[0]["setting"],
+        rows[0]["stride"],
+    ) != (GT_SETTING, 1)
     how = (
         "each keypoint setting and frame stride tracked as the table's cells are (its perturbation seed, "
-        "output "
-        "keypoint threshold, τ and confident-first setting)"
+        "output keypoint threshold, τ and confident-first setting)"
         if per_cell
         else "GT keypoints (c = 1), stride 1"
     )
@@ -779,21 +692,16 @@ def _tuning_table(rows: list[dict], out: Path, train_description: str) -> list:
             Column("mota", "MOTA"),
             Column("switches", "ID switches"),
             Column("chosen", "Chosen"),
-            *([Column("status", "Status")] if any(r["status"] for r in rows) else []),
+            *_status_column(rows),
         ],
     )
-
-
-def _column_keys(spec: dict) -> set[str]:
-    return {c if isinstance(c, str) else c["key"] for c in spec.get("columns") or []}
 
 
 def _with_paper_rows(
     spec: dict, rows: list[dict], raw: list[dict], matchers: Sequence, axes: dict
 ) -> list[dict]:
-    """``rows`` with the spec's ``paper_rows`` (the paper's values alone, as rows of their own) after each
-    setting's stride-1 rows (its last rows without a stride 1); an entry ``unless: <matcher>`` only when
-    that matcher is not run."""
+    """``rows`` with the spec's ``paper_rows`` (the paper's values as rows) after each setting's stride-1
+    rows (else its last rows); an entry ``unless: <matcher>`` only when that matcher is not run."""
     from keytrack.reference import paper_results
 
     entries = [
@@ -806,19 +714,20 @@ def _with_paper_rows(
         out.append(row)
         nxt = raw[i + 1] if i + 1 < len(raw) else None
         last = nxt is None or nxt["setting"] != v["setting"] or (v["stride"] == 1 and nxt["stride"] != 1)
-        if last and (v["stride"] == 1 or 1 not in axes["stride"]):
-            for e in entries:
-                src = _lookup(paper_results(), e["from"].format(**v), spec["_path"])
-                extra = {c: _lookup(src, p, spec["_path"]) for c, p in (e.get("values") or {}).items()}
-                out.append(
-                    {
-                        "setting": _label(spec, "setting", v["setting"]),
-                        "stride": 1,
-                        "matcher": e["label"],
-                        **paper_values(spec, {**v, "stride": 1, "matcher": ""}),
-                        **extra,
-                    }
-                )
+        if not (last and (v["stride"] == 1 or 1 not in axes["stride"])):
+            continue
+        for e in entries:
+            src = _lookup(paper_results(), e["from"].format(**v), spec["_path"])
+            extra = {c: _lookup(src, p, spec["_path"]) for c, p in (e.get("values") or {}).items()}
+            out.append(
+                {
+                    "setting": _label(spec, "setting", v["setting"]),
+                    "stride": 1,
+                    "matcher": e["label"],
+                    **paper_values(spec, {**v, "stride": 1, "matcher": ""}),
+                    **extra,
+                }
+            )
     return out
 
 
@@ -831,15 +740,13 @@ def _speed_table(
 
     import torch
 
-    strides = sorted({v["stride"] for v in raw})
-    stride = 1 if 1 in strides else strides[0]
+    stride = min(v["stride"] for v in raw)
     rows = []
     for v in raw:
         done = recs(v) if v["stride"] == stride else []
         if not done:
             continue
-        record = done[0]
-        r = record.result if record.ok else {}
+        r = done[0].result if done[0].ok else {}
         rows.append(
             {
                 "setting": _label(spec, "setting", v["setting"]),
@@ -848,8 +755,8 @@ def _speed_table(
                     k: r.get(k)
                     for k in ("frames", "poses", "frames_per_s", "pairs", "forwards", "pairs_per_s")
                 },
-                "measured": record.finished_at or None,
-                "status": record.failure,
+                "measured": done[0].finished_at or None,
+                "status": done[0].failure,
             }
         )
     return write_table(
@@ -867,18 +774,16 @@ def _speed_table(
             Column("forwards", "Network forwards"),
             Column("pairs_per_s", "Pairs/s", digits=0),
             Column("measured", "Measured (UTC)"),
-            *([Column("status", "Status")] if any(r["status"] for r in rows) else []),
+            *_status_column(rows),
         ],
         notes=[
             f"Evaluation split: {eval_description}; perturbation seed {opts.seeds[0]}.",
             "Frames/s: the whole tracking step per frame (candidates, scoring, assignment); pairs/s: pose "
-            "pairs "
-            "through the matching network per second of network time, tokenizing included.",
+            "pairs through the matching network per second of network time, tokenizing included.",
             f"The learned matchers: one batched forward per frame, nearest = {opts.nearest or 'all'} "
-            "candidate "
-            f"poses per earlier frame, device {opts.device}, {torch.get_num_threads()} torch threads, "
-            f"{os.cpu_count()} CPUs; measured when each cell last ran (column Measured), on a machine shared "
-            "with other jobs.",
+            f"candidate poses per earlier frame, device {opts.device}, {torch.get_num_threads()} torch "
+            f"threads, {os.cpu_count()} CPUs; measured when each cell last ran (column Measured), on a "
+            "machine shared with other jobs.",
         ],
     )
 
@@ -887,28 +792,28 @@ def _speed_table(
 
 
 def _check_train_spec(spec: dict, where: str) -> dict:
-    """A spec with ``train`` (Table 3, Figure 7 right): checked; ``{quick: .., full: ..}`` values stay
+    """A spec with ``train`` (Table 3, Figure 7 right), checked; ``{quick: .., full: ..}`` values stay
     until the profile is known (:func:`by_profile`)."""
     train, track = spec["train"] or {}, spec.get("track") or {}
-    for section, fields, known in (("train", train, TRAIN_KEYS), ("track", track, TRACK_KEYS)):
-        unknown = sorted(set(fields) - known)
-        if unknown:
-            raise InputError(f"{where}: {section}: unknown field(s) {unknown} (known: {sorted(known)})")
+    _known(f"{where}: train", train, TRAIN_KEYS)
+    _known(f"{where}: track", track, TRACK_KEYS)
     rows = train.get("rows")
-    if not isinstance(rows, list) or not rows:
-        raise InputError(f"{where}: train.rows: expected a non-empty list of {{row, experiment, overrides}}")
+    _check(
+        isinstance(rows, list) and rows,
+        f"{where}: train.rows: expected a non-empty list of {{row, experiment, overrides}}",
+    )
     for i, r in enumerate(rows):
         missing = {"row", "experiment"} - set(r or {})
-        if missing:
-            raise InputError(f"{where}: train.rows[{i}]: lacks {sorted(missing)}")
+        _check(not missing, f"{where}: train.rows[{i}]: lacks {sorted(missing)}")
     setting = by_profile(track, "quick").get("setting", PAPER_SETTING)
-    if setting not in SETTINGS:
-        raise InputError(f"{where}: track.setting: {setting!r} is not one of {list(SETTINGS)}")
+    _check(setting in SETTINGS, f"{where}: track.setting: {setting!r} is not one of {list(SETTINGS)}")
     compare = spec.get("compare")
-    if compare and compare.get("axis") != "row":
-        raise InputError(f"{where}: compare.axis: a training spec compares rows (axis: row)")
-    if spec.get("claims") and spec["claims"] not in CLAIMS:
-        raise InputError(f"{where}: claims: {spec['claims']!r} is not one of {list(CLAIMS)}")
+    _check(
+        not compare or compare.get("axis") == "row",
+        f"{where}: compare.axis: a training spec compares rows (axis: row)",
+    )
+    claims = spec.get("claims")
+    _check(not claims or claims in CLAIMS, f"{where}: claims: {claims!r} is not one of {list(CLAIMS)}")
     spec["_path"] = where
     return spec
 
@@ -925,26 +830,22 @@ def by_profile(node: Any, profile: str) -> Any:
 
 
 def train_rows(spec: dict) -> list[dict]:
-    """The rows of a training spec: each ``train.rows`` entry for every combination of ``train.each``
-    (its overrides formatted with those values: ``"tokens.grid=[{resolution[0]},{resolution[1]}]"``;
-    ``values``: the row's name and those values), in the order of the entries; ``train.only`` keeps the rows
-    of those names."""
+    """The rows of a training spec: each ``train.rows`` entry (of those ``train.only`` names) for every
+    combination of ``train.each``, its overrides formatted with those values."""
     train = spec["train"]
-    each = train.get("each") or {}
-    only = set(train.get("only") or [])
+    each, only = train.get("each") or {}, set(train.get("only") or [])
     out = []
     for entry in train["rows"]:
         if only and entry["row"] not in only:
             continue
         for combo in itertools.product(*each.values()):
             values = dict(zip(each, combo))
-            key = "-".join([entry["row"], *(str(_label(spec, k, v)) for k, v in values.items())])
             out.append(
                 {
                     "row": entry["row"],
                     **values,
                     "values": {"row": entry["row"], **values},
-                    "key": key,
+                    "key": "-".join([entry["row"], *(str(_label(spec, k, v)) for k, v in values.items())]),
                     "experiment": entry["experiment"],
                     "overrides": [str(o).format(**values) for o in entry.get("overrides") or []],
                 }
@@ -979,34 +880,23 @@ def start_train_spec(
     train_dataset: Dataset | None = None,
     eval_gt: Dataset | None = None,
 ) -> TrainSpecRun:
-    """The spec (its profile's values), options, results folder, cache, evaluation set and tracker that every
-    row of a ``train`` spec shares; ``train_dataset`` / ``eval_gt`` replace the profile's (tests)."""
-    from dataclasses import replace
-
+    """What every row of a ``train`` spec shares: the spec (its profile's values), options, results folder,
+    cache, evaluation set and tracker; ``train_dataset`` / ``eval_gt`` replace the profile's (tests)."""
     spec = load_spec(spec) if isinstance(spec, str) else spec
     name = name or Path(spec["_path"]).stem
     spec = by_profile(spec, opts.profile)
-    opts = with_spec_defaults(opts, spec)
     train, track = spec["train"], spec.get("track") or {}
     opts = replace(
-        opts,
+        with_spec_defaults(opts, spec),
         synthetic_test_videos=opts.synthetic_test_videos or track.get("synthetic_test_videos", 20),
         nearest=opts.nearest if opts.nearest is not None else track.get("nearest"),
     )
     profile, out, cache = open_results(opts, name)
-    eval_description = profile.describe("eval") if eval_gt is None else "ground truth given by the caller"
+    eval_description = _given(eval_gt, lambda: profile.describe("eval"))
     eval_gt = profile.load_eval() if eval_gt is None else eval_gt
     setting = track.get("setting", PAPER_SETTING)
-    image_root = str(profile.data_root) if profile.data_root is not None else None
-    evaluator = Evaluator(
-        cache, device=opts.device, batch_size=opts.batch_size, image_root=image_root, split=profile.eval_split
-    )
-    evalset = EvalSet(
-        eval_gt,
-        setting,
-        int(track.get("perturb_seed", 0)),
-        keypoint_threshold=0.0 if setting == GT_SETTING else opts.keypoint_threshold,
-    )
+    kp = 0.0 if setting == GT_SETTING else opts.keypoint_threshold
+    evalset = EvalSet(eval_gt, setting, int(track.get("perturb_seed", 0)), keypoint_threshold=kp)
     tracker = TrackerSpec(
         "network",
         match_threshold=opts.match_threshold,
@@ -1014,10 +904,14 @@ def start_train_spec(
         nearest=opts.nearest,
     )
     cells = TrainAndTrack(
-        evaluator, evalset, tracker, train_dataset=train_dataset, wait=opts.wait_for_training
+        _evaluator(cache, opts, profile),
+        evalset,
+        tracker,
+        train_dataset=train_dataset,
+        wait=opts.wait_for_training,
     )
     budget = budget_file_overrides(train["budget"]) if train.get("budget") else []
-    train_data = profile.describe("train") if train_dataset is None else "given by the caller"
+    train_data = "given by the caller" if train_dataset is not None else profile.describe("train")
     return TrainSpecRun(
         spec,
         name,
@@ -1032,10 +926,9 @@ def start_train_spec(
 
 
 def train_row(run: TrainSpecRun, r: dict) -> dict:
-    """One row of a training spec (an entry of :func:`train_rows`): its cost (``train.cost``) and, per
-    training
-    seed, its training (a finished run of the same configuration is reused) and its tracking, each cached; a
-    row whose config does not compose fails alone (its training records why). Kept in ``run.done[key]``."""
+    """One row of a training spec (of :func:`train_rows`): its cost (``train.cost``) and, per training
+    seed, its training (a finished run of the same configuration is reused) and its tracking, each cached;
+    a row whose config does not compose fails alone (its training says why). Kept in ``run.done[key]``."""
     from keytrack.config import data_tag, load_config, overrides_for
     from keytrack.identity import digest
     from keytrack.models.cost import per_pair
@@ -1044,15 +937,10 @@ def train_row(run: TrainSpecRun, r: dict) -> dict:
     row_overrides = [*r["overrides"], *run.opts.train_overrides]
     with contextlib.suppress(Exception):  # no such experiment: its training says so
         row_overrides = overrides_for(experiment, row_overrides)
-    cost = (
-        run.cache.run(
-            f"cost-{key}",
-            lambda: per_pair(experiment, row_overrides),
-            {"kind": "cost", "experiment": experiment, "overrides": row_overrides},
-        )
-        if run.spec["train"].get("cost")
-        else None
-    )
+    cost = None
+    if run.spec["train"].get("cost"):
+        info = {"kind": "cost", "experiment": experiment, "overrides": row_overrides}
+        cost = run.cache.run(f"cost-{key}", lambda: per_pair(experiment, row_overrides), info)
     cfg, trains, tracks = None, [], []
     for seed in run.seeds:
         overrides = [*run.base_overrides, *row_overrides, f"seed={seed}"]
@@ -1082,11 +970,9 @@ def trained_metric(record, name: str) -> float | None:
 
     path = Path(str((record.result or {}).get("run_dir"))) / "metrics.json"
     value = record.result.get(f"best_{name}") if record.ok else None
-    return (
-        value
-        if value is not None or not record.ok or not path.is_file()
-        else json.loads(path.read_text(encoding="utf-8")).get(f"best_{name}")
-    )
+    if value is not None or not record.ok or not path.is_file():
+        return value
+    return json.loads(path.read_text(encoding="utf-8")).get(f"best_{name}")
 
 
 def run_train_spec(
@@ -1097,12 +983,9 @@ def run_train_spec(
     train_dataset: Dataset | None = None,
     eval_gt: Dataset | None = None,
 ) -> Result:
-    """Train every (row, training seed) of a ``train`` spec once (cached; a finished run of the same
-    configuration is reused), count its cost, track the evaluation split with it, write the table.
-
-    The budget is ``experiments/<train.budget>.yaml`` added to each row's experiment (quick profile),
-    or each experiment as it is (full: the paper's training). ``train_dataset`` / ``eval_gt``
-    replace the profile's training data and evaluation ground truth (tests)."""
+    """Train every (row, training seed) of a ``train`` spec once (cached), count its cost, track the
+    evaluation split with it, write the table. The budget is ``experiments/<train.budget>.yaml`` added to
+    each row's experiment (quick profile) or none (full: the paper's training)."""
     run = start_train_spec(spec, opts, name=name, train_dataset=train_dataset, eval_gt=eval_gt)
     rows_raw = train_rows(run.spec)
     for i, r in enumerate(rows_raw):
@@ -1119,11 +1002,6 @@ def _val_acc(result: dict) -> float | None:
     return _percent(result.get("best_val_acc"))
 
 
-def _shown(value: Any) -> Any:
-    """A flag of ``train.show`` as ✓, a value as it is."""
-    return ("✓" if value else "") if isinstance(value, bool) or value is None else value
-
-
 def train_table(run: TrainSpecRun, rows_raw: list[dict]) -> Result:
     """The table, notes and plots of a training spec's rows (each done by :func:`train_row`)."""
     rows, failures, stale = [], [], 0
@@ -1132,39 +1010,30 @@ def train_table(run: TrainSpecRun, rows_raw: list[dict]) -> Result:
         rows.append(row)
         stale += missing
         failures += failed
-    spec, out, done, seeds = run.spec, run.out, run.done, run.seeds
+    spec, out = run.spec, run.out
+    notes = _train_notes(run, rows_raw, rows, stale)
     files = list(
-        write_table(
-            rows,
-            out,
-            columns=_columns(spec, rows),
-            notes=_train_notes(run, rows_raw, rows, stale),
-            title=spec.get("title", run.name),
-        )
+        write_table(rows, out, columns=_columns(spec, rows), notes=notes, title=spec.get("title", run.name))
     )
     # a plot's x may be an axis value or a table column (params_m)
-    files += _plots(
-        spec,
-        rows,
-        [
-            {**{k: math.nan if v is None else v for k, v in row.items()}, **r["values"]}
-            for row, r in zip(rows, rows_raw)
-        ],
-        out,
-    )
+    raw = [
+        {**{k: math.nan if v is None else v for k, v in row.items()}, **r["values"]}
+        for row, r in zip(rows, rows_raw)
+    ]
+    files += _plots(spec, rows, raw, out)
     records = {
         (kind, k, s): rec
-        for k, d in done.items()
+        for k, d in run.done.items()
         for kind in ("train", "track")
-        for s, rec in zip(seeds, d[f"{kind}s"])
+        for s, rec in zip(run.seeds, d[f"{kind}s"])
     }
-    records.update({("cost", k): d["cost"] for k, d in done.items() if d["cost"] is not None})
+    records.update({("cost", k): d["cost"] for k, d in run.done.items() if d["cost"] is not None})
     return Result(rows, out, files, failures, records)
 
 
 def _train_table_row(run: TrainSpecRun, r: dict, rows_raw: list[dict]) -> tuple[dict, int, list[str]]:
     """One row of a training spec's table: statistics over its seeds' trainings and trackings, its cost,
-    the comparison with the spec's ``compare`` row, the paper's values and its status."""
+    the difference from the spec's ``compare`` row, the paper's values and its status."""
     from omegaconf import OmegaConf
 
     spec, seeds, done, train = run.spec, run.seeds, run.done, run.spec["train"]
@@ -1179,7 +1048,11 @@ def _train_table_row(run: TrainSpecRun, r: dict, rows_raw: list[dict]) -> tuple[
     row = {k: _label(spec, k, v) for k, v in r["values"].items()}
     row.update(
         {
-            **{col: _shown(v) for col, v in config.items()},
+            # a flag of train.show as ✓, a value as it is
+            **{
+                col: ("✓" if v else "") if isinstance(v, bool) or v is None else v
+                for col, v in config.items()
+            },
             "val_acc": mean_std(_val_acc(t) for t in ok),
             "idsw": mean_std(t["idsw"]["Total"] for t in tracked),
             "mota": mean_std(t["mota"]["Total"] for t in tracked),
@@ -1197,11 +1070,11 @@ def _train_table_row(run: TrainSpecRun, r: dict, rows_raw: list[dict]) -> tuple[
         )
     stale = 0
     compare, each = spec.get("compare") or {}, list(train.get("each") or {})
-    ref = (
-        next((q for q in rows_raw if q["row"] == compare["to"] and all(q[k] == r[k] for k in each)), None)
-        if compare and r["row"] != compare["to"]
-        else None
-    )
+    ref = None
+    if compare and r["row"] != compare["to"]:
+        ref = next(
+            (q for q in rows_raw if q["row"] == compare["to"] and all(q[k] == r[k] for k in each)), None
+        )
     if ref is not None:
         ref_trains, ref_tracks = done[ref["key"]]["trains"], done[ref["key"]]["tracks"]
         for m in compare["metrics"]:
@@ -1214,18 +1087,12 @@ def _train_table_row(run: TrainSpecRun, r: dict, rows_raw: list[dict]) -> tuple[
     track_failed = failure_status(
         [t for t, x in zip(tracks, trains) if x.ok], [s for s, x in zip(seeds, trains) if x.ok]
     )
-    row["status"] = (
-        "; ".join(
-            x
-            for x in (
-                train_failed and "training " + train_failed,
-                track_failed and "tracking " + track_failed,
-                cost is not None and cost.failure and "cost failed: " + cost.failure,
-            )
-            if x
-        )
-        or None
+    status = (
+        train_failed and "training " + train_failed,
+        track_failed and "tracking " + track_failed,
+        cost is not None and cost.failure and "cost failed: " + cost.failure,
     )
+    row["status"] = "; ".join(x for x in status if x) or None
     failures = [f"{x.key}: {x.failure}" for x in [*trains, *tracks, *([cost] if cost else [])] if not x.ok]
     return row, stale, failures
 
@@ -1262,9 +1129,8 @@ def _train_notes(run: TrainSpecRun, rows_raw: list[dict], rows: list[dict], stal
         *claims,
         *_stale_notes(stale, cache),
         f"Runs are cached in {display_path(cache.directory)}/ ({cache.reused} reused, {cache.computed} run "
-        "now); "
-        f"trained networks in {first.output_dir if first is not None else 'runs'}/<experiment>/<data>-<row>-"
-        "<profile>-<config digest>-seed<k>/. Delete a file there to run it again.",
+        f"now); trained networks in {first.output_dir if first is not None else 'runs'}/<experiment>/<data>-"
+        "<row>-<profile>-<config digest>-seed<k>/. Delete a file there to run it again.",
     ]
 
 
@@ -1306,20 +1172,15 @@ def _plugin(name: str, rest: Sequence[str]) -> int:
     return module.run(parser.parse_args(rest))
 
 
-def _is_variants_spec(name: str) -> bool:
-    """Whether ``name`` is a spec of matcher variants (``variants:``, run by ``matcher_variants``)."""
-    from omegaconf import OmegaConf
-
-    path = spec_path(name)
-    return path.is_file() and "variants" in (OmegaConf.load(path) or {})
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.name in PLUGINS:
         return _plugin(args.name, args.rest)
-    if _is_variants_spec(args.name):
-        return _plugin("matcher_variants", ["--spec", str(spec_path(args.name)), *args.rest])
+    from omegaconf import OmegaConf
+
+    path = spec_path(args.name)
+    if path.is_file() and "variants" in (OmegaConf.load(path) or {}):  # run by matcher_variants
+        return _plugin("matcher_variants", ["--spec", str(path), *args.rest])
     name = Path(args.name).stem
     parsed = _options_parser(name).parse_intermixed_args(args.rest)
     try:

@@ -306,10 +306,12 @@ def tracker_rows(
 
 
 def measure(args: argparse.Namespace) -> Path:
+    """Measure every row of the benchmark (GEMMs, the network, a training step, tracking), each
+    against the square-GEMM roofline taken around it, and write and print the table."""
     import torch
 
     from keytrack.config import load_config
-    from keytrack.tables import Column, write_table
+    from keytrack.tables import write_table
 
     if args.threads:
         torch.set_num_threads(int(args.threads))
@@ -317,6 +319,24 @@ def measure(args: argparse.Namespace) -> Path:
     sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
     cfg = load_config([f"experiment={args.experiment}", *args.overrides])
     square = Roofline(args.square, device=device, repeats=args.repeats, sync=sync)
+    rows = _gemm_rows(args, cfg, square, sync)
+    model, flops = _network_rows(args, cfg, square, sync)
+    rows += model
+    rows += _tracking_rows(args, cfg, flops, square)
+    rows[0].update(gflops=statistics.median(square.samples), fraction=1.0)
+    notes = _measure_notes(args, flops, square)
+    out = Path(args.out) if args.out else Path("results") / ABLATION
+    write_table(rows, out, columns=_measure_columns(), title="Benchmark: where the time goes", notes=notes)
+    print((out / "table.md").read_text())
+    return out
+
+
+def _gemm_rows(args: argparse.Namespace, cfg, square: Roofline, sync: Callable[[], None]) -> list[dict]:
+    """The roofline's own row (filled in at the end), an fp32 GEMM of the model's shape and, with
+    ``--bf16``, a square bf16 GEMM: what the hardware does on plain matrix products."""
+    import torch
+
+    device = args.device
     rows = [{"what": f"roofline: fp32 GEMM {args.square}³ (median of every measurement in this run)"}]
     hidden = int(cfg.model.get("hidden", 128) or 128)
     shape, roof = square.around(
@@ -344,11 +364,19 @@ def measure(args: argparse.Namespace) -> Path:
             )
         )
         rows.append({"what": f"bf16 GEMM {args.square}³", "gflops": bf, "fraction": bf / roof})
+    return rows
+
+
+def _network_rows(
+    args: argparse.Namespace, cfg, square: Roofline, sync: Callable[[], None]
+) -> tuple[list[dict], float]:
+    """The network's forward at each batch size (plus bf16 autocast and ``torch.compile`` when
+    asked) and a training step, with the FLOPs of one pair forward that later rows are rated by."""
+    device = args.device
     batches = tuple(args.batches)
-    model, flops = model_rows(
+    rows, flops = model_rows(
         cfg, device=device, repeats=args.repeats, roofline=square, sync=sync, batches=batches
     )
-    rows += model
     if args.bf16:
         rows += model_rows(
             cfg,
@@ -380,10 +408,16 @@ def measure(args: argparse.Namespace) -> Path:
             sync=sync,
             steps=args.train_steps,
         )
+    return rows, flops
+
+
+def _tracking_rows(args: argparse.Namespace, cfg, flops: float, square: Roofline) -> list[dict]:
+    """Tracking speed on generated videos and, with ``--data``, on a real split."""
     from keytrack.synth import generate_dataset
 
+    device = args.device
     runs = (("none", 1), ("velocity", 1), ("none", args.videos_at_once))
-    rows += tracker_rows(
+    rows = tracker_rows(
         cfg,
         generate_dataset(args.track_videos, seed=1),
         f"{args.track_videos} generated videos",
@@ -405,9 +439,17 @@ def measure(args: argparse.Namespace) -> Path:
             roofline=square,
             runs=runs,
         )
-    rows[0].update(gflops=statistics.median(square.samples), fraction=1.0)
+    return rows
+
+
+def _measure_notes(args: argparse.Namespace, flops: float, square: Roofline) -> list[str]:
+    """The table's notes: the device and settings, how fractions of the roofline are taken, and
+    what the tracking columns mean."""
+    import torch
+
+    device = args.device
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
-    notes = [
+    return [
         f"Device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 "
         "unless "
         f"stated; experiment {args.experiment} ({' '.join(args.overrides) or 'no overrides'}), "
@@ -419,7 +461,13 @@ def measure(args: argparse.Namespace) -> Path:
         "Tracking: a freshly initialised matcher (speed does not depend on the weights); network share = "
         "time in the network's forward / tracking time; network-bound frames/s = frames / network time.",
     ]
-    cols = [
+
+
+def _measure_columns() -> list:
+    """The benchmark table's columns, in order."""
+    from keytrack.tables import Column
+
+    return [
         Column("what", "What"),
         Column("pairs_s", "pairs/s", digits=0),
         Column("gflops", "GFLOP/s", digits=1),
@@ -430,10 +478,6 @@ def measure(args: argparse.Namespace) -> Path:
         Column("network_frames_s", "network-bound frames/s", digits=1),
         Column("pairs_per_forward", "pairs / forward", digits=0),
     ]
-    out = Path(args.out) if args.out else Path("results") / ABLATION
-    write_table(rows, out, columns=cols, title="Benchmark: where the time goes", notes=notes)
-    print((out / "table.md").read_text())
-    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

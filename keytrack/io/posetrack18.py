@@ -542,69 +542,12 @@ def video_to_posetrack18(video: Video) -> dict:
     next_id = 1
     for frame, image_id, frame_id in zip(video.frames, ids, frame_ids):
         where = frame_label(frame.index, frame.image_id, frame.file_name)
-        entry: dict[str, Any] = {
-            "id": image_id,
-            "vid_id": vid_id,
-            "frame_id": frame_id,
-            "file_name": frame.file_name,
-            "nframes": len(video.frames),
-            "is_labeled": bool(frame.is_labeled),
-            "width": _num(video.width),
-            "height": _num(video.height),
-        }
-        if frame.ignore_regions:
-            regions = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in frame.ignore_regions]
-            if not all(np.isfinite(r).all() for r in regions):
-                raise DataError(source, "NaN or infinite coordinate", frame=where, field="ignore_regions")
-            entry["ignore_regions_x"] = [r[:, 0].tolist() for r in regions]
-            entry["ignore_regions_y"] = [r[:, 1].tolist() for r in regions]
-        images.append(entry)
+        images.append(_image_entry(video, frame, image_id, frame_id, vid_id, source, where))
         if frame.num_poses == 0:
             continue
-        kp = frame.keypoints
-        present = kp[..., 2] > 0
-        bad = (~np.isfinite(kp).all(axis=-1) & present).any(axis=-1)
-        if bad.any():
-            p = int(np.argmax(bad))
-            raise DataError(
-                source,
-                "NaN or infinite coordinate of a present keypoint",
-                frame=where,
-                field=f"keypoints[{p}]",
-            )
-        kp17 = np.zeros((frame.num_poses, len(POSETRACK18_JOINTS), 3))
-        kp17[:, FROM_POSETRACK18, :2] = np.where(present[..., None], kp[..., :2], 0.0)
-        kp17[:, FROM_POSETRACK18, 2] = present
-        scores17 = np.zeros(kp17.shape[:2])
-        scores17[:, FROM_POSETRACK18] = np.where(present, kp[..., 2], 0.0)
-        for p, (flat, sc, n_vis, box, head, tid, score) in enumerate(
-            zip(
-                kp17.reshape(len(kp17), -1).tolist(),
-                scores17.tolist(),
-                present.sum(axis=1).tolist(),
-                frame.boxes.tolist(),
-                frame.head_boxes.tolist(),
-                frame.track_ids.tolist(),
-                frame.scores.tolist(),
-            )
-        ):
-            if not np.isfinite(score):
-                raise DataError(source, "pose score is NaN or infinite", frame=where, field=f"scores[{p}]")
-            ann: dict[str, Any] = {
-                "id": next_id if running else image_id * 100 + p,
-                "image_id": image_id,
-                "track_id": int(tid),
-                "category_id": 1,
-                "keypoints": flat,
-                "scores": sc,
-                "num_keypoints": int(n_vis),
-                "score": score,
-                "bbox": box if np.isfinite(box).all() else [],
-            }
-            if np.isfinite(head).all():
-                ann["bbox_head"] = head
-            annotations.append(ann)
-            next_id += 1
+        anns = _pose_annotations(frame, image_id, source, where, next_id if running else None)
+        annotations += anns
+        next_id += len(anns)
     categories = [
         {
             "supercategory": "person",
@@ -615,6 +558,85 @@ def video_to_posetrack18(video: Video) -> dict:
         }
     ]
     return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _image_entry(
+    video: Video, frame: Frame, image_id: int, frame_id: int, vid_id: str, source: str, where: str
+) -> dict[str, Any]:
+    """The ``images`` entry of one frame, with its ignore regions (which must be finite)."""
+    entry: dict[str, Any] = {
+        "id": image_id,
+        "vid_id": vid_id,
+        "frame_id": frame_id,
+        "file_name": frame.file_name,
+        "nframes": len(video.frames),
+        "is_labeled": bool(frame.is_labeled),
+        "width": _num(video.width),
+        "height": _num(video.height),
+    }
+    if frame.ignore_regions:
+        regions = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in frame.ignore_regions]
+        if not all(np.isfinite(r).all() for r in regions):
+            raise DataError(source, "NaN or infinite coordinate", frame=where, field="ignore_regions")
+        entry["ignore_regions_x"] = [r[:, 0].tolist() for r in regions]
+        entry["ignore_regions_y"] = [r[:, 1].tolist() for r in regions]
+    return entry
+
+
+def _pose_annotations(
+    frame: Frame, image_id: int, source: str, where: str, first_id: int | None
+) -> list[dict[str, Any]]:
+    """The ``annotations`` entries of one frame's poses, in PoseTrack18's 17 joints.
+
+    Ids are ``first_id, first_id + 1, ...`` when given (a frame of 100 or more poses somewhere
+    in the video), PoseTrack's ``image_id * 100 + p`` otherwise. Present keypoints and pose scores
+    must be finite.
+    """
+    kp = frame.keypoints
+    present = kp[..., 2] > 0
+    bad = (~np.isfinite(kp).all(axis=-1) & present).any(axis=-1)
+    if bad.any():
+        p = int(np.argmax(bad))
+        raise DataError(
+            source,
+            "NaN or infinite coordinate of a present keypoint",
+            frame=where,
+            field=f"keypoints[{p}]",
+        )
+    kp17 = np.zeros((frame.num_poses, len(POSETRACK18_JOINTS), 3))
+    kp17[:, FROM_POSETRACK18, :2] = np.where(present[..., None], kp[..., :2], 0.0)
+    kp17[:, FROM_POSETRACK18, 2] = present
+    scores17 = np.zeros(kp17.shape[:2])
+    scores17[:, FROM_POSETRACK18] = np.where(present, kp[..., 2], 0.0)
+    annotations = []
+    for p, (flat, sc, n_vis, box, head, tid, score) in enumerate(
+        zip(
+            kp17.reshape(len(kp17), -1).tolist(),
+            scores17.tolist(),
+            present.sum(axis=1).tolist(),
+            frame.boxes.tolist(),
+            frame.head_boxes.tolist(),
+            frame.track_ids.tolist(),
+            frame.scores.tolist(),
+        )
+    ):
+        if not np.isfinite(score):
+            raise DataError(source, "pose score is NaN or infinite", frame=where, field=f"scores[{p}]")
+        ann: dict[str, Any] = {
+            "id": first_id + p if first_id is not None else image_id * 100 + p,
+            "image_id": image_id,
+            "track_id": int(tid),
+            "category_id": 1,
+            "keypoints": flat,
+            "scores": sc,
+            "num_keypoints": int(n_vis),
+            "score": score,
+            "bbox": box if np.isfinite(box).all() else [],
+        }
+        if np.isfinite(head).all():
+            ann["bbox_head"] = head
+        annotations.append(ann)
+    return annotations
 
 
 def _num(value: float) -> int | float:

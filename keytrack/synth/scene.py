@@ -445,29 +445,12 @@ class SceneSampler:
     def film(self) -> tuple[Video, SceneGeometry]:
         """:meth:`simulate`'s video plus the noise-free :class:`SceneGeometry` behind it (for
         rendering frames); the random streams are consumed exactly as :meth:`simulate` does."""
-        cfg, rng = self.cfg, self.rng
+        cfg = self.cfg
         lay, bodies = self.layout()
         n, steps = len(lay.motion), self.num_steps
         t = np.arange(steps) * self.dt
-
-        # trajectories on the ground plane
-        facing = lay.facing0[:, None] + lay.yaw_rate[:, None] * t[None]
-        dance = lay.motion == MOTIONS.index("dance")
-        # dancers sway their heading at half their cycle frequency
-        facing[dance] += 0.4 * np.sin(np.pi * lay.freq[dance, None] * t[None] + lay.phase0[dance, None])
-        fx, fz = _facing(facing)
-        vel = lay.speed[:, None] * self.dt
-        x = lay.x0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(vel * fx, 1)[:, :-1]], 1)
-        z = lay.z0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(vel * fz, 1)[:, :-1]], 1)
-
-        # articulation
-        phase = lay.phase0[:, None] + 2 * np.pi * lay.freq[:, None] * t[None]
-        angles = {c: np.zeros((n, steps)) for c in CHANNELS}
-        for m in np.unique(lay.motion):
-            sel = lay.motion == m
-            for c, v in motion_angles(MOTIONS[m], phase[sel], lay.amp[sel, None], lay.style[sel]).items():
-                angles[c][sel] = v
-        local = forward_kinematics(angles, bodies) * bodies.height[:, None, None, None]  # metres
+        facing, fx, fz, x, z = self._trajectories(lay, t)
+        local = self._articulate(lay, bodies, t)
 
         # body frame -> ground plane -> image (weak perspective at the root depth)
         lx = np.cos(facing)  # X of the person's left
@@ -478,33 +461,13 @@ class SceneSampler:
         u = self.width / 2 + self.focal * world_x / depth[..., None]
         v = self.horizon + self.focal * (self.cam_height - local[..., 1]) / depth[..., None]
         pixel_height = self.focal * bodies.height[:, None] / depth  # [N, T]
-
         pan, zoom, roll = self._camera()
-        centre = np.array([self.width / 2, self.height / 2])
-        cos_r, sin_r = np.cos(roll)[None, :, None], np.sin(roll)[None, :, None]
-        du, dv = u - centre[0], v - centre[1]
-        s = zoom[None, :, None]
-        u = centre[0] + s * (cos_r * du - sin_r * dv) + pan[None, :, None, 0]
-        v = centre[1] + s * (sin_r * du + cos_r * dv) + pan[None, :, None, 1]
+        u, v = self._apply_camera(u, v, pan, zoom, roll)
         pixel_height = pixel_height * zoom[None]
 
         keep = np.arange(0, steps, self.stride)
-        pts = np.stack([u[:, keep], v[:, keep]], -1).transpose(1, 0, 2, 3)  # [F, N, 15, 2]
         depth_f, height_f = depth[:, keep].T, pixel_height[:, keep].T  # [F, N]
-        # random occlusion, and which joints hidden by others an annotator would still label:
-        # both temporally correlated per (person, joint), drawn in simulated time, then subsampled
-        hidden = self._smooth_noise(n, steps)[keep] > ndtri(1 - cfg.joint_occlusion_rate)
-        if cfg.body_occlusion:
-            behind = body_occlusion(pts, depth_f, height_f, cfg.occluder_width)
-            # an annotator infers a hidden joint only from a person mostly in plain view
-            in_view = (~behind).sum(-1, keepdims=True) >= NUM_JOINTS // 2 + 1
-            guessed = (self._smooth_noise(n, steps)[keep] < ndtri(cfg.occluded_label_rate)) & in_view
-            hidden |= behind & ~guessed
-        pts = pts + cfg.jitter * height_f[..., None, None] * rng.standard_normal(pts.shape)
-        in_frame = (
-            (pts[..., 0] >= 0) & (pts[..., 0] < self.width) & (pts[..., 1] >= 0) & (pts[..., 1] < self.height)
-        )
-        present = in_frame & ~hidden & (depth_f[..., None] > 0.3)
+        pts, present = self._observe(u, v, depth_f, height_f, keep, n, steps)
         video = self._annotate(pts, present)
         geometry = SceneGeometry(
             width=self.width,
@@ -524,6 +487,75 @@ class SceneSampler:
             track_id=_track_ids(present.sum(-1) >= cfg.min_visible_joints),
         )
         return video, geometry
+
+    def _trajectories(self, lay: _Layout, t: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Everyone's path on the ground plane over the step times ``t``: heading ``facing``, its
+        unit vector ``(fx, fz)`` and position ``(x, z)``, each ``[N, T]``."""
+        n = len(lay.motion)
+        facing = lay.facing0[:, None] + lay.yaw_rate[:, None] * t[None]
+        dance = lay.motion == MOTIONS.index("dance")
+        # dancers sway their heading at half their cycle frequency
+        facing[dance] += 0.4 * np.sin(np.pi * lay.freq[dance, None] * t[None] + lay.phase0[dance, None])
+        fx, fz = _facing(facing)
+        vel = lay.speed[:, None] * self.dt
+        x = lay.x0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(vel * fx, 1)[:, :-1]], 1)
+        z = lay.z0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(vel * fz, 1)[:, :-1]], 1)
+        return facing, fx, fz, x, z
+
+    @staticmethod
+    def _articulate(lay: _Layout, bodies: Bodies, t: np.ndarray) -> np.ndarray:
+        """Joint positions ``[N, T, 15, 3]`` in each person's body frame, in metres, from their
+        motion's joint angles at the step times ``t``."""
+        n, steps = len(lay.motion), len(t)
+        phase = lay.phase0[:, None] + 2 * np.pi * lay.freq[:, None] * t[None]
+        angles = {c: np.zeros((n, steps)) for c in CHANNELS}
+        for m in np.unique(lay.motion):
+            sel = lay.motion == m
+            for c, v in motion_angles(MOTIONS[m], phase[sel], lay.amp[sel, None], lay.style[sel]).items():
+                angles[c][sel] = v
+        return forward_kinematics(angles, bodies) * bodies.height[:, None, None, None]  # metres
+
+    def _apply_camera(
+        self, u: np.ndarray, v: np.ndarray, pan: np.ndarray, zoom: np.ndarray, roll: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Image points ``(u, v)`` ``[N, T, 15]`` as the moving camera sees them: rolled and
+        zoomed about the image centre, then panned."""
+        centre = np.array([self.width / 2, self.height / 2])
+        cos_r, sin_r = np.cos(roll)[None, :, None], np.sin(roll)[None, :, None]
+        du, dv = u - centre[0], v - centre[1]
+        s = zoom[None, :, None]
+        u = centre[0] + s * (cos_r * du - sin_r * dv) + pan[None, :, None, 0]
+        v = centre[1] + s * (sin_r * du + cos_r * dv) + pan[None, :, None, 1]
+        return u, v
+
+    def _observe(
+        self,
+        u: np.ndarray,
+        v: np.ndarray,
+        depth_f: np.ndarray,
+        height_f: np.ndarray,
+        keep: np.ndarray,
+        n: int,
+        steps: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The annotated frames' jittered points ``[F, N, 15, 2]`` and which joints an annotator
+        labels ``[F, N, 15]``: inside the image, not occluded, and in front of the camera."""
+        cfg, rng = self.cfg, self.rng
+        pts = np.stack([u[:, keep], v[:, keep]], -1).transpose(1, 0, 2, 3)  # [F, N, 15, 2]
+        # random occlusion, and which joints hidden by others an annotator would still label:
+        # both temporally correlated per (person, joint), drawn in simulated time, then subsampled
+        hidden = self._smooth_noise(n, steps)[keep] > ndtri(1 - cfg.joint_occlusion_rate)
+        if cfg.body_occlusion:
+            behind = body_occlusion(pts, depth_f, height_f, cfg.occluder_width)
+            # an annotator infers a hidden joint only from a person mostly in plain view
+            in_view = (~behind).sum(-1, keepdims=True) >= NUM_JOINTS // 2 + 1
+            guessed = (self._smooth_noise(n, steps)[keep] < ndtri(cfg.occluded_label_rate)) & in_view
+            hidden |= behind & ~guessed
+        pts = pts + cfg.jitter * height_f[..., None, None] * rng.standard_normal(pts.shape)
+        in_frame = (
+            (pts[..., 0] >= 0) & (pts[..., 0] < self.width) & (pts[..., 1] >= 0) & (pts[..., 1] < self.height)
+        )
+        return pts, in_frame & ~hidden & (depth_f[..., None] > 0.3)
 
     def _smooth_noise(self, n: int, steps: int) -> np.ndarray:
         """``[T, n, 15]`` standard-normal noise, smooth over ~``occlusion_duration`` steps."""

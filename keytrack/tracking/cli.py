@@ -25,6 +25,15 @@ def _at_least_one(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``keytrack track``, grouped by topic; their order is the order of ``--help``."""
+    _add_input_output_arguments(parser)
+    _add_tracker_arguments(parser)
+    _add_keypoint_and_frame_arguments(parser)
+    _add_network_arguments(parser)
+
+
+def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the predictions come from and the tracked files go, and the pose similarity that links them."""
     parser.add_argument(
         "--input", required=True, help="PoseTrack18-layout folder or file of pose predictions"
     )
@@ -40,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="training checkpoint of the matching network (needed by --scorer pose_entailment)",
     )
+
+
+def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the tracker matches poses to tracks: look-back, candidates, assignment, motion, thresholds."""
     parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
     parser.add_argument(
         "--nearest",
@@ -75,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="assign the poses whose detection score is >= TAU first, then the others "
         "over the tracks left (ByteTrack's two passes; default: one pass, the paper's)",
     )
+
+
+def _add_keypoint_and_frame_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which keypoints and frames are tracked and written, and the frame size when none is known."""
     parser.add_argument(
         "--keypoint-threshold",
         type=float,
@@ -103,6 +120,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("W", "H"),
         help="frame size when neither the file nor the image gives it",
     )
+
+
+def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how the matching network runs (Pose Entailment only): device, batching, precision."""
     parser.add_argument("--device", default="cpu", help="torch device of the matching network")
     parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
     parser.add_argument(

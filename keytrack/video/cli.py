@@ -26,6 +26,15 @@ ESTIMATORS = ("yolo",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``keytrack track-video``, grouped by topic; their order is the order of ``--help``."""
+    _add_estimator_arguments(parser)
+    _add_toks_tracker_arguments(parser)
+    _add_output_arguments(parser)
+    _add_runtime_arguments(parser)
+
+
+def _add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input, the output folder, and the detector and pose estimator that read the frames."""
     parser.add_argument("input", help="video file (mp4, avi, anything FFmpeg reads) or folder of frames")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument(
@@ -52,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="estimate every detector box on its crop too, instead of reusing the pose "
         "the detector's pass already gave it (slower)",
     )
+
+
+def _add_toks_tracker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Temporal OKS and the tracker: scorer, box dilation, score thresholds, look-back."""
     parser.add_argument(
         "--checkpoint", default=None, help="Pose Entailment checkpoint; default: none, the OKS scorer tracks"
     )
@@ -81,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="assign the poses scoring >= TAU, and the tracks they made, first "
         "(keytrack track --detection-threshold; default: one pass, the paper's)",
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """What is written and drawn, and which frames of the input are processed."""
     parser.add_argument(
         "--keypoint-threshold",
         type=float,
@@ -113,6 +130,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--render-scale", type=float, default=1.0, help="size of the rendered video (default 1)"
     )
+
+
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the models run, and whether progress bars show."""
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="torch device of the models")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -153,9 +174,10 @@ def build_tracker(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from keytrack.toks import TOKS, DetectorOnly
+    """Run the whole pipeline on ``args.input`` as the options say, write its outputs and print
+    the timing table and counters; 2 when the estimator's optional extra is not installed."""
     from keytrack.video.frames import open_frames
-    from keytrack.video.pipeline import StageTimer, TimedDetector, TimedEstimator, run_pipeline
+    from keytrack.video.pipeline import StageTimer, TimedEstimator, run_pipeline
 
     if args.threads:
         import torch
@@ -176,26 +198,8 @@ def run(args: argparse.Namespace) -> int:
         )
 
     timer = StageTimer()
-    det = TimedDetector(detector, timer)
     est = TimedEstimator(estimator, timer)
-    thresholds = dict(box_score=args.box_score, keypoint_score=args.keypoint_score)
-    stepper = (
-        DetectorOnly(det, est, **thresholds)
-        if args.no_toks
-        else TOKS(det, est, alpha=args.alpha, oks_threshold=args.oks_threshold, **thresholds)
-    )
-    command = (
-        "keytrack track-video " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-        if len(sys.argv) > 1 and sys.argv[1] == "track-video"
-        else f"keytrack track-video {args.input}"
-    )
-    header = (
-        f"`{command}`\n\nestimator {args.estimator} "
-        f"(detector input {args.imgsz}, crops {args.crop_size}), "
-        f"{'detector only' if args.no_toks else f'TOKS (α {args.alpha}, OKS {args.oks_threshold})'}, "
-        f"tracker {scorer_name} (δ {tracker.delta}, threshold {tracker.match_threshold}), "
-        f"torch threads {args.threads or 'default'}, device {args.device}."
-    )
+    stepper = _stepper(args, detector, est, timer)
     print(
         f"input: {source.path} ({source.width} x {source.height}, {source.fps:g} fps, "
         f"{source.expected_frames if source.expected_frames is not None else '?'} frames to process)"
@@ -212,9 +216,46 @@ def run(args: argparse.Namespace) -> int:
         draw_threshold=args.draw_threshold,
         keypoint_threshold=args.keypoint_threshold,
         progress=not args.no_progress,
-        header=header,
+        header=_header(args, tracker, scorer_name),
+    )
+    _print_summary(timer, result, estimator)
+    return 0
+
+
+def _stepper(args: argparse.Namespace, detector, est, timer):
+    """TOKS over the timed ``detector`` and estimator ``est``, or the detector's poses alone with
+    ``--no-toks``."""
+    from keytrack.toks import TOKS, DetectorOnly
+    from keytrack.video.pipeline import TimedDetector
+
+    det = TimedDetector(detector, timer)
+    thresholds = dict(box_score=args.box_score, keypoint_score=args.keypoint_score)
+    return (
+        DetectorOnly(det, est, **thresholds)
+        if args.no_toks
+        else TOKS(det, est, alpha=args.alpha, oks_threshold=args.oks_threshold, **thresholds)
     )
 
+
+def _header(args: argparse.Namespace, tracker, scorer_name: str) -> str:
+    """The timing file's header: the command as typed and the settings that shape the speed."""
+    command = (
+        "keytrack track-video " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if len(sys.argv) > 1 and sys.argv[1] == "track-video"
+        else f"keytrack track-video {args.input}"
+    )
+    return (
+        f"`{command}`\n\nestimator {args.estimator} "
+        f"(detector input {args.imgsz}, crops {args.crop_size}), "
+        f"{'detector only' if args.no_toks else f'TOKS (α {args.alpha}, OKS {args.oks_threshold})'}, "
+        f"tracker {scorer_name} (δ {tracker.delta}, threshold {tracker.match_threshold}), "
+        f"torch threads {args.threads or 'default'}, device {args.device}."
+    )
+
+
+def _print_summary(timer, result, estimator) -> None:
+    """Print the timing table, TOKS' counters, the estimator's reuse of detector poses, the
+    totals and the files written."""
     print(timer.table(result.wall_seconds, result.frames))
     stats = result.counters
     if stats:
@@ -240,4 +281,3 @@ def run(args: argparse.Namespace) -> int:
         + (f", {result.video_path}" if result.video_path else "")
         + f", {result.timing_path}"
     )
-    return 0

@@ -295,6 +295,26 @@ def _timing_report(
     return "\n".join(text)
 
 
+def _track_frames(
+    source: FrameSource, frames: list[Frame], tracker, timer: StageTimer, keypoint_threshold: float
+) -> Video:
+    """The video of ``source``'s estimated ``frames`` tracked (timed as the ``tracking`` stage),
+    its keypoints below ``keypoint_threshold`` then removed (A.3: after tracking, which sees them)."""
+    from keytrack.tracking.transforms import apply_keypoint_threshold
+
+    video = Video(
+        source.name,
+        frames,
+        float(source.width),
+        float(source.height),
+        source=str(source.path),
+        frame_size_origin="image header",
+    )
+    with timer.time("tracking", frames=len(frames)):
+        tracked = tracker.track_video(video)
+    return apply_keypoint_threshold(Dataset([tracked]), keypoint_threshold).videos[0]
+
+
 def run_pipeline(
     source: FrameSource,
     stepper: Stepper,
@@ -329,24 +349,12 @@ def run_pipeline(
     """
     from keytrack.atomic import write_text
     from keytrack.io import write_posetrack18
-    from keytrack.tracking.transforms import apply_keypoint_threshold
 
     out_dir = Path(out_dir)
     timer = timer or StageTimer()
     t_start = time.perf_counter()
     frames = _estimate_frames(source, stepper, timer, estimator, progress)
-
-    video = Video(
-        source.name,
-        frames,
-        float(source.width),
-        float(source.height),
-        source=str(source.path),
-        frame_size_origin="image header",
-    )
-    with timer.time("tracking", frames=len(frames)):
-        tracked = tracker.track_video(video)
-    tracked = apply_keypoint_threshold(Dataset([tracked]), keypoint_threshold).videos[0]
+    tracked = _track_frames(source, frames, tracker, timer, keypoint_threshold)
     json_path = write_posetrack18(Dataset([tracked]), out_dir)[0]
 
     video_path = None

@@ -134,6 +134,10 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     seconds = round(time.perf_counter() - start, 2)
+    if cfg.logging.wandb:  # the next training of this process (a spec's row, a sweep's run) gets its own run
+        import wandb
+
+        wandb.finish()
     epochs, step = trainer.current_epoch, trainer.global_step
     best_path = checkpoint.best_model_path or None
     best_score = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None

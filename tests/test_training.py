@@ -190,19 +190,23 @@ def test_interrupted_run_resumes_from_last_checkpoint(tmp_path, scenes):
 
 @pytest.mark.slow
 def test_wandb_offline_run_is_written(tmp_path, scenes, monkeypatch):
+    """Each training writes its own W&B run, also when several train in one process (a training
+    spec's rows, a sweep): the run of one is finished before the next starts."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    # (fast_dev_run would swap every logger for a dummy one)
-    cfg = _cfg(
-        tmp_path,
-        "logging.wandb=true",
-        "trainer.max_steps=3",
-        "trainer.limit_val_batches=1",
-        "trainer.log_every_n_steps=1",
-    )
-    train(cfg, scenes)
-    runs = list((tmp_path / "base" / "synthetic-seed0" / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert runs and runs[0].stat().st_size > 0, "W&B offline run file missing"
+    for name in ("first", "second"):
+        # (fast_dev_run would swap every logger for a dummy one)
+        cfg = _cfg(
+            tmp_path,
+            "logging.wandb=true",
+            "trainer.max_steps=3",
+            "trainer.limit_val_batches=1",
+            "trainer.log_every_n_steps=1",
+            f"run_name={name}",
+        )
+        train(cfg, scenes)
+        runs = list((tmp_path / "base" / name / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(runs) == 1 and runs[0].stat().st_size > 0, f"W&B offline run file of {name} missing"
 
 
 @pytest.mark.slow

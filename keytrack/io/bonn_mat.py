@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keytrack.io.errors import DataError, count_skipped
-from keytrack.io.frame_size import resolve_frame_size
+from keytrack.io.errors import DataError, count_skipped, first_outside_frame
+from keytrack.io.frame_size import DEFAULT, resolve_frame_size
 from keytrack.io.posetrack18 import SKIP_EMPTY_POSE
 from keytrack.poses import Frame, Video, keypoint_boxes
 from keytrack.skeleton import JOINTS, NUM_JOINTS
@@ -235,9 +235,11 @@ def _keypoint_array(
     source: Path,
     name: str,
     skipped: dict[str, int] | None,
+    size: tuple[float, float, str],
 ) -> np.ndarray:
-    """``[rows, 15, 3]`` keypoints; points without a KeyTrack joint are counted in ``skipped`` and
-    a joint given twice for one person is refused."""
+    """``[rows, 15, 3]`` keypoints; points without a KeyTrack joint are counted in ``skipped``, a
+    joint given twice for one person is refused, and so is a present point far outside the
+    ``(width, height, origin)`` frame (:func:`first_outside_frame`)."""
     ids = cols["id"]
     joint = _point_joints(rows, ids, source)
     has_joint = joint >= 0
@@ -251,6 +253,13 @@ def _keypoint_array(
             source, f"joint id {ids[k]:g} is given twice for this person", frame=frame, field=f"{field}.id"
         )
     present = np.ones(len(ids)) if not occluded_as_absent else (cols["is_visible"] > 0).astype(float)
+    width, height, origin = size
+    found = first_outside_frame(
+        cols["x"], cols["y"], has_joint & (present > 0), width, height, origin != DEFAULT
+    )
+    if found is not None:
+        frame, field = rows.point_where(found[0])
+        raise DataError(source, f"keypoint {JOINTS[joint[found[0]]]}: {found[1]}", frame=frame, field=field)
     keypoints = np.zeros((len(rows.rows_p), NUM_JOINTS, 3))
     keypoints[rows.row_of_point[has_joint], joint[has_joint]] = np.stack(
         [cols["x"], cols["y"], present], axis=1
@@ -291,6 +300,7 @@ def _video(
     keep_empty_poses: bool,
     occluded_as_absent: bool,
     skipped: dict[str, int] | None,
+    size: tuple[float, float, str],
 ) -> tuple[str, list[Frame]]:
     """Name and frames of ``annolist[v]``."""
     name, where, frames, persons = _video_header(entry, v, source)
@@ -298,7 +308,7 @@ def _video(
     need = ("id", "x", "y", "is_visible") if occluded_as_absent else ("id", "x", "y")
     rows = _gather(cells, need, source, where)
     cols = _point_columns(rows, need, source)
-    keypoints = _keypoint_array(rows, cols, occluded_as_absent, source, name, skipped)
+    keypoints = _keypoint_array(rows, cols, occluded_as_absent, source, name, skipped, size)
     keep = (keypoints[..., 2] > 0).any(axis=1)
     if keep_empty_poses:
         keep[:] = True
@@ -334,7 +344,9 @@ def read_bonn_mat(
     if missing:
         raise DataError(path, "missing required field", field=f"annolist.{missing[0]}")
     for v, entry in enumerate(annolist):
-        name, frames = _video(entry, v, path, keep_empty_poses, occluded_as_absent, skipped)
+        name, frames = _video(
+            entry, v, path, keep_empty_poses, occluded_as_absent, skipped, (width, height, origin)
+        )
         if name in names:
             raise DataError(
                 path, f"video name {name!r} repeats", frame=f"annolist[{v}]", field=f"annolist[{v}].name"

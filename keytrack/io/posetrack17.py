@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from keytrack.io.errors import DataError, count_skipped, frame_label
-from keytrack.io.frame_size import image_roots, resolve_frame_size
+from keytrack.io.errors import DataError, count_skipped, first_outside_frame, frame_label
+from keytrack.io.frame_size import DEFAULT, image_roots, resolve_frame_size
 from keytrack.io.jsonfile import load_json
 from keytrack.io.posetrack18 import SKIP_EMPTY_POSE, SKIP_NO_KEYPOINTS_FIELD
 from keytrack.poses import Frame, Video, keypoint_boxes
@@ -266,8 +266,9 @@ def _point_joints(g: _Gathered, ids: np.ndarray, source: Path) -> tuple[np.ndarr
     return rect, joint
 
 
-def _keypoint_array(g: _Gathered, source: Path) -> np.ndarray:
-    """``[rects, 15, 3]`` keypoints: the points scattered into KeyTrack's joint order."""
+def _keypoint_array(g: _Gathered, source: Path, size: tuple[float, float, str]) -> np.ndarray:
+    """``[rects, 15, 3]`` keypoints: the points scattered into KeyTrack's joint order; a present
+    point far outside the ``(width, height, origin)`` frame is refused (:func:`first_outside_frame`)."""
     keypoints = np.zeros((len(g.tids), NUM_JOINTS, 3))
     if g.p_rect:
         has_score = np.array([v is not None for v in g.p_score])
@@ -276,6 +277,12 @@ def _keypoint_array(g: _Gathered, source: Path) -> np.ndarray:
         placeholder = (x == 0) & (y == 0) & (vis == 0)  # "not annotated" in converted files
         c = np.where(placeholder, 0.0, np.where(has_score, score, 1.0))
         rect, joint = _point_joints(g, ids, source)
+        found = first_outside_frame(x, y, c > 0, size[0], size[1], size[2] != DEFAULT)
+        if found is not None:
+            frame, where = g.point_where(found[0])
+            raise DataError(
+                source, f"keypoint {JOINTS[joint[found[0]]]}: {found[1]}", frame=frame, field=where
+            )
         keypoints[rect, joint] = np.stack([x, y, c], axis=1)
         keypoints[keypoints[..., 2] <= 0] = 0.0
     return keypoints
@@ -346,7 +353,10 @@ def parse_posetrack17(
         raise DataError(source, "missing required field", field="annolist")
     g = _gather(_listed(doc["annolist"]), source)
     count_skipped(skipped, SKIP_NO_KEYPOINTS_FIELD, g.no_points, source)
-    keypoints = _keypoint_array(g, source)
+    width, height, origin = resolve_frame_size(
+        source, [], g.file_names, default_frame_size, image_roots(source) if roots is None else roots
+    )
+    keypoints = _keypoint_array(g, source, (width, height, origin))
     tid_arr = np.array(g.tids, dtype=np.int64)
     frm = np.array(g.r_frame, dtype=np.int64)
     _check_unique_track_ids(g, tid_arr, frm, source)
@@ -356,9 +366,6 @@ def parse_posetrack17(
     else:
         count_skipped(skipped, SKIP_EMPTY_POSE, int((~keep).sum()), source)
     frames = _frames(g, keypoints, tid_arr, frm, keep)
-    width, height, origin = resolve_frame_size(
-        source, [], g.file_names, default_frame_size, image_roots(source) if roots is None else roots
-    )
     return Video(
         name=name or source.stem,
         frames=frames,

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from keytrack.io.errors import DataError, count_skipped, frame_label
-from keytrack.io.frame_size import image_roots, resolve_frame_size
+from keytrack.io.errors import DataError, count_skipped, first_outside_frame, frame_label
+from keytrack.io.frame_size import DEFAULT, image_roots, resolve_frame_size
 from keytrack.io.jsonfile import load_json, write_json_atomic
 from keytrack.poses import Dataset, Frame, Video, keypoint_boxes
 from keytrack.skeleton import FROM_POSETRACK18, JOINTS, POSETRACK18_JOINTS
@@ -409,6 +409,19 @@ def _check_unique_track_ids(poses: _PoseArrays, anns: _Annotations, images: _Ima
         )
 
 
+def _check_in_frame(
+    poses: _PoseArrays, anns: _Annotations, images: _Images, source: Path, size: tuple[float, float, str]
+) -> None:
+    """Refuse a present keypoint far outside the frame (see :func:`first_outside_frame`)."""
+    kp = poses.keypoints.reshape(-1, 3)
+    width, height, origin = size
+    found = first_outside_frame(kp[:, 0], kp[:, 1], kp[:, 2] > 0, width, height, origin != DEFAULT)
+    if found is not None:
+        r, j = divmod(found[0], len(JOINTS))
+        frame, field_ = _Locate(anns, images, "keypoints")(r)
+        raise DataError(source, f"keypoint {JOINTS[j]}: {found[1]}", frame=frame, field=field_)
+
+
 def _kept_poses(
     keypoints: np.ndarray, keep_empty_poses: bool, skipped: dict[str, int] | None, source: Path
 ) -> np.ndarray:
@@ -475,8 +488,6 @@ def parse_posetrack18(
     count_skipped(skipped, SKIP_NO_KEYPOINTS_FIELD, anns.no_keypoints, source)
     poses = _pose_arrays(anns, images, take, n_kp, source)
     _check_unique_track_ids(poses, anns, images, source)
-    keep = _kept_poses(poses.keypoints, keep_empty_poses, skipped, source)
-    frames = _frames(images, poses, keep, source)
     sizes = [
         (im["width"], im["height"])
         for im in images.images
@@ -485,6 +496,9 @@ def parse_posetrack18(
     width, height, origin = resolve_frame_size(
         source, sizes, images.file_names, default_frame_size, image_roots(source) if roots is None else roots
     )
+    _check_in_frame(poses, anns, images, source, (width, height, origin))
+    keep = _kept_poses(poses.keypoints, keep_empty_poses, skipped, source)
+    frames = _frames(images, poses, keep, source)
     return Video(
         name=name or source.stem,
         frames=frames,

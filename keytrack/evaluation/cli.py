@@ -15,6 +15,11 @@ to the JSON (``hota``, ``idf1``: per joint and total).
 (:func:`keytrack.evaluation.head_boxes.complete_head_boxes`), which PCKh matching needs: a split annotated
 with few (Bonn train) can then be scored; without it such a pose is refused, naming its file and frame.
 
+``--json`` is checked before any work (a folder, or a parent that is a file or not writable, is
+refused), and a ``--pred`` folder written by ``keytrack track`` is checked against its manifest
+(:func:`keytrack.outputs.verify_manifest`): a file added, missing or changed is refused; a folder
+without a manifest is scored as it is.
+
 ``--frame-stride K`` scores predictions made by ``keytrack track --frame-stride K``, which hold
 only every ``K``-th frame: the ground truth is subsampled with the same
 :func:`keytrack.tracking.subsample` (frames whose index is a multiple of ``K``, renumbered
@@ -98,10 +103,15 @@ def _subsample_gt(gt, pred, k: int):
 
 def run(args: argparse.Namespace) -> int:
     from keytrack.evaluation import evaluate
+    from keytrack.outputs import check_output_file, verify_manifest
 
     stride = int(getattr(args, "frame_stride", 1))  # namespaces built without the option: every frame
     if stride < 1:
         raise InputError(f"--frame-stride must be >= 1, got {stride}")
+    if args.json:
+        check_output_file(args.json, option="--json")
+    if verify_manifest(args.pred) is not None:
+        print(f"prediction files agree with {args.pred}'s manifest")
     gt = _read_dataset(args.gt)
     pred = _read_dataset(args.pred)
     print(f"ground truth: {gt.report()}")

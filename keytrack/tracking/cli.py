@@ -4,8 +4,14 @@ Reads a PoseTrack18-layout folder with :func:`keytrack.io.read_dataset`, drops w
 ids the input carries (the input is treated as untracked pose estimates), optionally keeps every
 ``k``-th frame only (:func:`~keytrack.tracking.transforms.subsample`), tracks every video online with
 the chosen scorer, removes keypoints below ``--keypoint-threshold`` from the output (A.3), and
-writes one PoseTrack18 file per video to ``--output`` (each file written atomically). Prints the
-tracking speed in frames/s and, for Pose Entailment, the pairs/s through the network.
+writes one PoseTrack18 file per video to ``--output``. Prints the tracking speed in frames/s and,
+for Pose Entailment, the pairs/s through the network.
+
+``--output`` is checked before any work (:func:`keytrack.outputs.check_output_folder`): an existing
+file, an unwritable parent, or a folder already holding files without ``--overwrite`` is refused.
+The folder is written whole (:func:`keytrack.outputs.write_folder`: a temporary sibling renamed
+into place) with a manifest of the settings, the input and checkpoint digests and the sha256 of
+every file, which ``keytrack evaluate`` checks.
 """
 
 from __future__ import annotations
@@ -37,7 +43,18 @@ def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input", required=True, help="PoseTrack18-layout folder or file of pose predictions"
     )
-    parser.add_argument("--output", required=True, help="folder for the tracked PoseTrack18 files")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="folder for the tracked PoseTrack18 files (written whole: filled beside it, then "
+        "renamed into place, with a keytrack.manifest of its files' sha256)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --output folder that already holds files (atomically; without it such "
+        "a folder is refused)",
+    )
     parser.add_argument(
         "--scorer",
         choices=sorted(SCORERS),
@@ -162,11 +179,39 @@ def build_scorer(args: argparse.Namespace):
     return SCORERS[args.scorer]()
 
 
+def _manifest(args: argparse.Namespace, dataset) -> dict:
+    """How the folder was made: the command, its settings, and digests of the checkpoint and input."""
+    import sys
+    from pathlib import Path
+
+    from keytrack.outputs import digest_files, sha256_file
+
+    settings = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in sorted(vars(args).items())
+        if not k.startswith("_") and (v is None or isinstance(v, (str, int, float, bool, tuple, list)))
+    }
+    sources = [v.source for v in dataset.videos if v.source and Path(v.source).is_file()]
+    checkpoint = None
+    if args.scorer == "pose_entailment" and args.checkpoint:
+        checkpoint = {"path": str(args.checkpoint), "sha256": sha256_file(args.checkpoint)}
+    return {
+        "command": ["keytrack", *sys.argv[1:]]
+        if Path(sys.argv[0]).name == "keytrack"
+        else ["keytrack", "track"],
+        "settings": settings,
+        "checkpoint": checkpoint,
+        "input": {"path": str(args.input), "files": len(set(sources)), "sha256": digest_files(sources)},
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from keytrack.io import read_dataset, write_posetrack18
+    from keytrack.outputs import check_output_folder, write_folder
     from keytrack.tracking.tracker import Tracker
     from keytrack.tracking.transforms import apply_keypoint_threshold, drop_track_ids, subsample
 
+    check_output_folder(args.output, overwrite=getattr(args, "overwrite", False))
     scorer = build_scorer(args)
     tracker = Tracker(
         scorer,
@@ -191,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
 
     tracked = tracker.track_dataset(dataset, videos_at_once=args.videos_at_once)
     tracked = apply_keypoint_threshold(tracked, args.keypoint_threshold)
-    paths = write_posetrack18(tracked, args.output)
+    with write_folder(args.output, _manifest(args, dataset)) as folder:
+        paths = write_posetrack18(tracked, folder)
 
     fps = tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else float("inf")
     print(

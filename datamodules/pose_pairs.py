@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, SequentialSampler
 
 from keytrack.augment import with_predicted_copies
+from keytrack.config import ConfigError
 from keytrack.data import (
     CandidateLists,
     EpochRandomSampler,
@@ -36,6 +37,25 @@ from keytrack.poses import Dataset
 from keytrack.settings import AugmentSettings, DataSettings, LoaderSettings, LossSettings, PairSettings
 
 log = logging.getLogger("keytrack.data")
+
+
+def check_split(num_videos: int, data: DataSettings) -> None:
+    """Refuse data whose videos cannot be split into training and validation videos (pairs never
+    cross videos, so validation needs a video of its own): a clear message instead of an empty
+    validation set failing deep in Lightning."""
+    where = f"data.root={data.root} (split {data.split})" if data.root else "the synthetic data"
+    if num_videos < 2:
+        raise ConfigError(
+            f"{where}: {num_videos} video(s), too few videos to hold out validation (whole videos "
+            f"are held out, data.val_fraction={data.val_fraction}); give a folder with at least 2 "
+            f"videos (and data.val_fraction > 0, e.g. data.val_fraction=0.5), or another split "
+            f"with data.split=<name>"
+        )
+    if data.val_fraction <= 0:
+        raise ConfigError(
+            f"{where}: data.val_fraction={data.val_fraction} holds out no video for validation; set "
+            f"data.val_fraction to a share in (0, 1), e.g. data.val_fraction=0.2"
+        )
 
 
 class PosePairDataModule(pl.LightningDataModule):
@@ -72,6 +92,7 @@ class PosePairDataModule(pl.LightningDataModule):
         if self.dataset is None:
             self.dataset = load_dataset(self.data)
         seed = self.seed
+        check_split(len(self.dataset.videos), self.data)
         train_videos, val_videos = split_videos(len(self.dataset.videos), self.data.val_fraction, seed)
         train_data = self.dataset
         if self.augment.predicted:  # + predicted-like copies of the training videos
@@ -97,7 +118,7 @@ class PosePairDataModule(pl.LightningDataModule):
             all_offsets=False,
         )
         if len(self.train_set) == 0 or 0 in self.train_set.class_counts():
-            raise ValueError(
+            raise ConfigError(
                 f"training pairs: need both classes, got (non-matching, matching) = "
                 f"{self.train_set.class_counts()} from {len(train_videos)} videos"
             )

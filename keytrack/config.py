@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from keytrack.errors import InputError
@@ -90,6 +90,7 @@ def load_config(overrides: list[str] | None = None, directory: Path | None = Non
     for _, layer in layers:
         model = OmegaConf.select(layer, "model.name", default=model)
     cfg.model = OmegaConf.merge(cfg.model, model_group(str(model), directory))
+    reference = cfg.copy()
     OmegaConf.set_struct(cfg, True)
     OmegaConf.set_struct(cfg.trainer, False)  # any lightning Trainer argument may be given
     for source, layer in layers:
@@ -104,7 +105,54 @@ def load_config(overrides: list[str] | None = None, directory: Path | None = Non
     if cfg.run_name is None:
         cfg.run_name = f"{data_tag(cfg.data)}-seed{cfg.seed}"
     OmegaConf.resolve(cfg)
+    check_types(cfg, reference, str(model))
     return cfg
+
+
+def _type_name(value) -> str:
+    if isinstance(value, DictConfig):
+        return "mapping"
+    if isinstance(value, ListConfig):
+        return "list"
+    return type(value).__name__
+
+
+def _same_kind(value, default) -> bool:
+    """Whether ``value`` may stand where the reference config has ``default``: the same kind of
+    value (an int for a float too, any scalar but a bool for a string); a null default takes any."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    if isinstance(default, ListConfig):
+        return isinstance(value, ListConfig)
+    if isinstance(default, DictConfig):
+        return isinstance(value, DictConfig)
+    return True
+
+
+def check_types(cfg: DictConfig, reference: DictConfig, model: str, prefix: str = "") -> None:
+    """Refuse a value of another type than the reference config's (base.yaml with the matcher
+    ``model``'s group; ``trainer`` aside: lightning's ``Trainer`` takes other types than base.yaml's
+    examples, and the training command checks its arguments against the Trainer's annotations)."""
+    for key in reference:
+        full = f"{prefix}{key}"
+        if full == "trainer" or key not in cfg:
+            continue
+        default, value = reference[key], cfg[key]
+        if not _same_kind(value, default):
+            group = full.startswith("model.") and full not in ("model.name", "model.init_from")
+            source = f"experiments/model/{model}.yaml" if group else "experiments/base.yaml"
+            got = f"{value!r} ({_type_name(value)})"
+            raise ConfigError(f"{full}: expected {_type_name(default)} (as in {source}), got {got}")
+        if isinstance(default, DictConfig) and isinstance(value, DictConfig):
+            check_types(value, default, model, f"{full}.")
 
 
 def overrides_for(experiment: str, overrides: list[str], directory: Path | None = None) -> list[str]:

@@ -9,16 +9,22 @@ through here.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import logging
 import math
 import os
 import re
+import socket
+import tempfile
+import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from keytrack.config import ConfigError, with_defaults
+from keytrack.errors import InputError
 
 __all__ = [
     "read_metrics",
@@ -27,6 +33,9 @@ __all__ = [
     "usable_checkpoint",
     "progress_from_checkpoint",
     "check_resumable",
+    "RunLocked",
+    "run_lock",
+    "finished_run",
 ]
 
 log = logging.getLogger("keytrack.runlogs")
@@ -124,3 +133,107 @@ def check_resumable(cfg: DictConfig, saved_path: Path) -> None:
             f"{saved_path.parent}: the run there was trained with another config: {shown}; "
             f"set run_name=<new name> for a new run, or logging.resume=never to start this one over"
         )
+
+
+#: The file in a run's folder that says which process trains it.
+LOCK_NAME = "train.lock"
+
+
+class RunLocked(InputError):
+    """Another process is training the run in this folder."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _read_lock(lock: Path) -> dict | None:
+    try:
+        holder = json.loads(lock.read_text())
+        return holder if isinstance(holder, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Hold ``<out>/train.lock`` (the pid and host of this process) while a run trains: a second
+    training of the same folder is refused (:class:`RunLocked`) while the holder lives. A lock whose
+    pid no longer runs on this host (a killed training) is stale and taken over. Every DDP rank
+    runs this command (Lightning starts the others as children running the same command) and trains
+    under rank zero's lock (only rank zero takes it)."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        yield
+        return
+    lock, host, pid = Path(out) / LOCK_NAME, socket.gethostname(), os.getpid()
+    fd, tmp = tempfile.mkstemp(prefix=".train.lock.", dir=out)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": pid, "host": host, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
+    owned = False
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, lock)  # atomic: fails when a lock is there
+                owned = True
+                break
+            except FileExistsError:
+                pass
+            holder = _read_lock(lock)
+            if holder is None:  # released meanwhile
+                continue
+            other, where = holder.get("pid"), holder.get("host")
+            if where == host and isinstance(other, int) and not _alive(other):
+                log.warning("%s: taking over the stale lock of pid %s (not running)", lock, other)
+                os.replace(tmp, lock)
+                owned = True
+                break
+            if not holder:
+                raise RunLocked(f"{lock}: unreadable lock file; delete it if no training runs in {out}")
+            raise RunLocked(
+                f"{out}: another keytrack train (pid {other} on {where}, since "
+                f"{holder.get('started', '?')}) is training this run; wait for it, or set "
+                f"run_name=<new name> for another run (a stale lock is taken over when its pid no "
+                f"longer runs on {where}; delete {lock} if it is gone)"
+            )
+        else:
+            raise RunLocked(f"{lock}: could not take the lock; try again")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    try:
+        yield
+    finally:
+        if owned and (_read_lock(lock) or {}).get("pid") == pid:
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+
+
+def finished_run(cfg: DictConfig, out: Path) -> dict | None:
+    """The run's ``metrics.json`` when the run in ``out`` already trained as far as ``cfg.trainer``
+    asks (``max_epochs``, or ``max_steps``), else None. The caller has checked that the saved config
+    is this one (:func:`check_resumable`)."""
+    path = Path(out) / "metrics.json"
+    if not path.is_file() or not (Path(out) / "checkpoints" / "last.ckpt").is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    trainer = cfg.trainer
+    if trainer.get("fast_dev_run"):
+        return None
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    epochs, steps = saved.get("epochs"), saved.get("global_step")
+    if isinstance(max_steps, int) and max_steps > 0 and isinstance(steps, int) and steps >= max_steps:
+        return saved
+    if isinstance(max_epochs, int) and max_epochs >= 0 and isinstance(epochs, int) and epochs >= max_epochs:
+        return saved
+    return None

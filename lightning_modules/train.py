@@ -18,9 +18,13 @@ training ends, ``metrics.json``. Running the same command again resumes from ``l
 from __future__ import annotations
 
 import argparse
+import difflib
+import inspect
 import logging
 import os
 import time
+import types
+import typing
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -29,21 +33,25 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from datamodules import PosePairDataModule
+from datamodules.pose_pairs import check_split
 from keytrack.atomic import write_json, write_text
-from keytrack.config import load_config, run_dir, to_yaml
+from keytrack.config import ConfigError, load_config, run_dir, to_yaml
+from keytrack.data import load_dataset
 from keytrack.poses import Dataset
 from keytrack.runlogs import (
     check_resumable,
+    finished_run,
     finite,
     metrics_at_best,
     progress_from_checkpoint,
+    run_lock,
     usable_checkpoint,
 )
 from keytrack.settings import TrainingSettings, training_settings
 from lightning_modules.callbacks import ConfigRecord, EpochSeed, Throughput
 from lightning_modules.matching import MatchingModule
 
-__all__ = ["train", "datamodule", "matching_module", "add_arguments", "run"]
+__all__ = ["train", "datamodule", "matching_module", "check_trainer_args", "add_arguments", "run"]
 
 #: ``keytrack --help``'s line for this command (read from the source, without importing Lightning).
 HELP = "train a matching network (omegaconf key=value overrides)"
@@ -100,6 +108,75 @@ def _trainer(cfg: DictConfig, out: Path, checkpoint: ModelCheckpoint, throughput
     )
 
 
+#: Trainer arguments keytrack train sets itself.
+_OWN_TRAINER_ARGS = ("default_root_dir", "logger", "callbacks")
+
+_SIMPLE = {int: "int", float: "float", bool: "bool", str: "str", type(None): "None"}
+
+
+def _accepted(annotation) -> list | None:
+    """The simple alternatives of a Trainer annotation (types among int, float, bool, str, None, or
+    a ``Literal``'s values), or None when any alternative is something else (not checked)."""
+    if annotation in _SIMPLE:
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return [("literal", v) for v in typing.get_args(annotation)]
+    if origin in (typing.Union, types.UnionType):
+        found = []
+        for arg in typing.get_args(annotation):
+            sub = _accepted(arg)
+            if sub is None:
+                return None
+            found.extend(sub)
+        return found
+    return None
+
+
+def _fits(value, kind) -> bool:
+    if isinstance(kind, tuple):
+        return type(value) is type(kind[1]) and value == kind[1]
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is type(None):
+        return value is None
+    return isinstance(value, kind)
+
+
+def check_trainer_args(cfg: DictConfig) -> None:
+    """Refuse a ``trainer.*`` key that is no argument of ``pytorch_lightning.Trainer`` (a typo must
+    not fail after the run's folder and W&B run exist), one this command sets itself, and a value
+    whose type the argument's annotation rules out (where it is simple: int, float, bool, str,
+    None, literals)."""
+    params = {
+        n: p.annotation
+        for n, p in inspect.signature(pl.Trainer.__init__, eval_str=True).parameters.items()
+        if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    valid = sorted(n for n in params if n not in _OWN_TRAINER_ARGS)
+    for key, value in cfg.trainer.items():
+        if key in _OWN_TRAINER_ARGS:
+            raise ConfigError(f"trainer.{key}: set by keytrack train itself; it cannot be overridden")
+        if key not in params:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean trainer.{close[0]}?)" if close else ""
+            raise ConfigError(
+                f"trainer.{key}: not an argument of pytorch_lightning.Trainer{hint}; valid trainer.* "
+                f"keys: {', '.join(valid)}"
+            )
+        kinds = _accepted(params[key])
+        if kinds and not any(_fits(value, k) for k in kinds):
+            names = list(dict.fromkeys(repr(k[1]) if isinstance(k, tuple) else _SIMPLE[k] for k in kinds))
+            raise ConfigError(
+                f"trainer.{key}: expected {' or '.join(names)} (pytorch_lightning.Trainer's {key}), "
+                f"got {value!r} ({type(value).__name__})"
+            )
+
+
 def _resume_from(cfg: DictConfig, out: Path) -> str | None:
     """``last.ckpt`` when the run resumes from it (refused when its saved config differs)."""
     last = out / "checkpoints" / "last.ckpt"
@@ -113,12 +190,25 @@ def _resume_from(cfg: DictConfig, out: Path) -> str | None:
 def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     """Fit the configured matcher; returns (and writes to ``metrics.json``) the final numbers."""
     settings = training_settings(cfg)  # every part's, checked before any file is written
+    check_trainer_args(cfg)
+    if dataset is None:
+        dataset = load_dataset(settings.data)
+    check_split(len(dataset.videos), settings.data)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    resume = _resume_from(cfg, out)
-    write_text(out / "config.yaml", to_yaml(cfg))
+    with run_lock(out):
+        resume = _resume_from(cfg, out)
+        done = finished_run(cfg, out) if resume else None
+        if done is not None:
+            return {**done, "finished_before": True}
+        write_text(out / "config.yaml", to_yaml(cfg))
+        return _fit(cfg, settings, dataset, out, resume)
 
+
+def _fit(
+    cfg: DictConfig, settings: TrainingSettings, dataset: Dataset, out: Path, resume: str | None
+) -> dict:
     data, module = datamodule(settings, dataset), matching_module(settings)
     monitor = settings.validation.monitor
     checkpoint = ModelCheckpoint(
@@ -194,11 +284,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     cfg = load_config(args.overrides)
+    check_trainer_args(cfg)
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
     result = train(cfg)
     if not result.get("global_zero", True):  # DDP: the other processes stay quiet
+        return 0
+    if result.get("finished_before"):
+        print(
+            f"{cfg.experiment}/{cfg.run_name}: already trained ({result['epochs']} epochs, "
+            f"trainer.max_epochs={cfg.trainer.get('max_epochs')}); nothing to do (a larger "
+            f"trainer.max_epochs extends it); metrics in {result['run_dir']}/metrics.json"
+        )
         return 0
     acc, rank1, pps = result["best_val_acc"], result["best_val_rank1"], result["train_pairs_per_s"]
     world = result["world_size"]

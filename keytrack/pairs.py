@@ -40,12 +40,15 @@ __all__ = [
 MOTIONS: tuple[str, ...] = ("none", "velocity")
 
 
-def resolve_motion(motion: str | None, scorer=None, where: str = "motion") -> str:
+def resolve_motion(
+    motion: str | None, scorer=None, where: str = "motion", known: tuple[str, ...] = MOTIONS
+) -> str:
     """``motion``, or when None the ``scorer``'s (a matching network's ``pairs.motion``, what it was
-    trained for; ``"none"`` for a scorer without one); an unknown value raises, naming ``where``."""
+    trained for; ``"none"`` for a scorer without one); a value not in ``known`` raises, naming
+    ``where``."""
     motion = str(getattr(scorer, "motion", "none")) if motion is None else str(motion)
-    if motion not in MOTIONS:
-        raise ValueError(f"{where}: unknown motion {motion!r} (known: {', '.join(MOTIONS)})")
+    if motion not in known:
+        raise ValueError(f"{where}: unknown motion {motion!r} (known: {', '.join(known)})")
     return motion
 
 

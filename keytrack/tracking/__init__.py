@@ -8,6 +8,8 @@
   OKS, IoU), each giving a ``[P, C]`` score matrix per frame; :mod:`~keytrack.tracking.crops`
   cuts the image crops a matcher on crops compares.
 * :mod:`~keytrack.tracking.assignment`: greedy (the paper's) and Hungarian assignment.
+* :mod:`~keytrack.tracking.kalman`: the per-track constant-velocity Kalman filters of
+  ``motion="kalman"`` (beyond the paper).
 * :mod:`~keytrack.tracking.transforms`: the output keypoint threshold, frame subsampling and
   dropping the input's track ids, shared with evaluation.
 * :mod:`~keytrack.tracking.cli`: the ``keytrack track`` command.

@@ -87,9 +87,10 @@ def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
         "--motion",
         choices=MOTIONS,
         default=None,
-        help="move each candidate by its track's velocity before scoring (velocity), or "
-        "not (none, the paper's tracker); default: what the checkpoint was trained "
-        "for (its pairs.motion), none for OKS and IoU",
+        help="move each candidate by its track's velocity before scoring (velocity), by its "
+        "track's constant-velocity Kalman prediction (kalman), or not (none, the paper's "
+        "tracker); default: what the checkpoint was trained for (its pairs.motion), none for "
+        "OKS and IoU",
     )
     parser.add_argument(
         "--match-threshold",

@@ -25,6 +25,10 @@ never looking ahead:
    seen ``Δ`` timesteps ago is translated, keypoints and box, by ``Δ`` times that velocity before
    any scorer sees it. It uses the tracker's own earlier output only, so tracking stays online;
    it matters most at low frame rates, where people move far between frames (docs/matchers.md).
+   With ``motion = "kalman"`` each track has a constant-velocity Kalman filter instead
+   (:mod:`keytrack.tracking.kalman`, after OC-SORT's observation-centric re-update), and a
+   candidate is moved by its track's predicted position at frame ``t`` minus the track's
+   observed position at the candidate's frame.
 7. With ``detection_threshold = τ`` (beyond the paper; None, the paper's, assigns every pose in
    one pass), confident detections and the tracks they made come first, in the spirit of
    ByteTrack (Zhang et al., ECCV 2022): the poses whose detection score (``Frame.scores``) is at
@@ -54,14 +58,20 @@ import time
 
 import numpy as np
 
+from keytrack import pairs
 from keytrack.errors import InputError
-from keytrack.pairs import MOTIONS, pose_centres, pose_motion, resolve_motion
+from keytrack.pairs import pose_centres, pose_motion, resolve_motion
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.tracking.assignment import ASSIGNMENTS
+from keytrack.tracking.kalman import KalmanTracks
 from keytrack.tracking.schedule import track_together
 from keytrack.tracking.scorers import Candidates, Scorer
 
 __all__ = ["Tracker", "TrackingError", "Window", "MOTIONS"]
+
+#: The tracker's motion models (step 6): those a matching network can be trained for
+#: (:data:`keytrack.pairs.MOTIONS`) and ``"kalman"``.
+MOTIONS: tuple[str, ...] = (*pairs.MOTIONS, "kalman")
 
 
 class TrackingError(InputError):
@@ -79,6 +89,7 @@ class _Tracked:
     centres: np.ndarray  # [K, 2]
     velocity: np.ndarray  # [K, 2] the track's velocity per timestep (0 for a new track, or without motion)
     scores: np.ndarray  # [K] detection scores
+    anchors: np.ndarray | None = None  # [K, 2] the track's Kalman observation here (motion "kalman")
 
 
 class Window:
@@ -89,6 +100,7 @@ class Window:
         self.video = video
         self.frames: list[_Tracked] = []
         self.next_id = 0
+        self.kalman = KalmanTracks()
 
     def recent(self, index: int, delta: int) -> list[_Tracked]:
         """The remembered frames at most ``delta`` timesteps before frame ``index``."""
@@ -97,6 +109,7 @@ class Window:
     def slide(self, index: int, delta: int) -> None:
         """Forgets the frames more than ``delta`` timesteps before frame ``index``."""
         self.frames = self.recent(index, delta)
+        self.kalman.forget(index - delta)
 
     def new_ids(self, count: int) -> np.ndarray:
         """``count`` track ids never given in this video, in order of appearance."""
@@ -110,17 +123,36 @@ class Window:
         seen = (keypoints[..., 2] > 0).any(axis=-1)
         if not seen.any():
             return
-        kp = keypoints[seen]
-        velocity = (
-            _velocity(self.frames, frame.index, ids[seen], kp)
-            if motion == "velocity"
-            else np.zeros((len(kp), 2))
-        )
+        kp, anchors = keypoints[seen], None
+        if motion == "velocity":
+            velocity = _velocity(self.frames, frame.index, ids[seen], kp)
+        elif motion == "kalman":
+            anchors = self.kalman.observe(frame.index, ids[seen], kp)
+            velocity = self.kalman.velocity(ids[seen])
+        else:
+            velocity = np.zeros((len(kp), 2))
         self.frames.append(
             _Tracked(
-                frame.index, kp, frame.boxes[seen], ids[seen], pose_centres(kp), velocity, frame.scores[seen]
+                frame.index,
+                kp,
+                frame.boxes[seen],
+                ids[seen],
+                pose_centres(kp),
+                velocity,
+                frame.scores[seen],
+                anchors,
             )
         )
+
+    def motion_shift(self, index: int, delta: np.ndarray, motion: str) -> np.ndarray | None:
+        """``[C, 2]`` how far each remembered pose (in window order, ``delta`` timesteps before frame
+        ``index``) is moved by its track's motion before scoring (step 6); None without motion."""
+        if motion == "velocity":
+            return np.concatenate([h.velocity for h in self.frames]) * delta[:, None]
+        if motion == "kalman":
+            ids = np.concatenate([h.track_ids for h in self.frames])
+            return self.kalman.predict(ids, index) - np.concatenate([h.anchors for h in self.frames])
+        return None
 
 
 @dataclasses.dataclass
@@ -152,8 +184,9 @@ class Tracker:
         min_keypoint_confidence: keypoints with ``c`` below this are invisible to the tracker
             (the pose estimator's own minimum; A.4 uses 0.1). Default 0: every keypoint with
             ``c > 0``. The output keeps all keypoints either way.
-        motion: ``"none"`` (the paper's) or ``"velocity"``: candidates are translated by their
-            track's velocity times ``Δ`` before scoring (step 6 above). None (default):
+        motion: ``"none"`` (the paper's), ``"velocity"``: candidates are translated by their
+            track's velocity times ``Δ`` before scoring (step 6 above), or ``"kalman"``: by their
+            track's Kalman prediction (:mod:`keytrack.tracking.kalman`). None (default):
             the scorer's ``motion`` (a matching network's ``pairs.motion``, what it was trained
             for), else ``"none"``.
         detection_threshold: ``τ`` of the two-pass assignment, confident detections first (step
@@ -190,7 +223,7 @@ class Tracker:
             raise ValueError(
                 f"Tracker: detection_threshold must be a finite number or None, got {detection_threshold}"
             )
-        self.motion = resolve_motion(motion, scorer, where="Tracker")
+        self.motion = resolve_motion(motion, scorer, where="Tracker", known=MOTIONS)
         self.scorer = scorer
         self.delta = int(delta)
         self.nearest = None if nearest is None else int(nearest)
@@ -300,8 +333,8 @@ class Tracker:
         keypoints = np.concatenate([h.keypoints for h in history])
         boxes = np.concatenate([h.boxes for h in history])
         centres = np.concatenate([h.centres for h in history])
-        if self.motion == "velocity":
-            shift = np.concatenate([h.velocity for h in history]) * delta[:, None]
+        shift = window.motion_shift(frame.index, delta, self.motion)
+        if shift is not None:
             keypoints = keypoints.copy()
             keypoints[..., :2] += shift[:, None, :]
             boxes = boxes.copy()

@@ -152,15 +152,15 @@ def check_trainer_args(cfg: DictConfig) -> None:
     not fail after the run's folder and W&B run exist), one this command sets itself, and a value
     whose type the argument's annotation rules out (where it is simple: int, float, bool, str,
     None, literals)."""
-    params = {
-        n: p.annotation
-        for n, p in inspect.signature(pl.Trainer.__init__, eval_str=True).parameters.items()
-        if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
-    }
+    signature = inspect.signature(pl.Trainer.__init__, eval_str=True).parameters
+    params = {n: p.annotation for n, p in signature.items() if n != "self" and p.kind is not p.VAR_KEYWORD}
+    any_key = any(p.kind is p.VAR_KEYWORD for p in signature.values())  # a Trainer wrapped to take any key
     valid = sorted(n for n in params if n not in _OWN_TRAINER_ARGS)
     for key, value in cfg.trainer.items():
         if key in _OWN_TRAINER_ARGS:
             raise ConfigError(f"trainer.{key}: set by keytrack train itself; it cannot be overridden")
+        if key not in params and any_key:
+            continue
         if key not in params:
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" (did you mean trainer.{close[0]}?)" if close else ""

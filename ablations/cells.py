@@ -43,20 +43,28 @@ IMPROVED_MATCHERS = ("improved", "pose_entailment_improved")
 #: Learned baselines (§4.2, §5.2): every registered matcher but the transformer.
 LEARNED_BASELINES: tuple[str, ...] = tuple(m.name for m in registry.MATCHERS.values() if m.baseline)
 MOTION = "+motion"  # ``oks+motion``: each candidate moved by its track's velocity
+KALMAN = "+kalman"  # ``oks+kalman``: each candidate moved by its track's Kalman prediction
+#: A matcher name's suffix and the tracker's ``motion`` it asks for.
+MOTION_SUFFIXES = {MOTION: "velocity", KALMAN: "kalman"}
 #: OKS / IoU thresholds tried on the training split, down to 0 (with few false positives the lowest wins).
 DEFAULT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 #: Tune OKS / IoU per keypoint setting and stride as the cells track (``cell``) or once on GT keypoints.
 TUNE_ON: tuple[str, ...] = ("cell", "gt")
 
 
+def suffix(matcher: str | None) -> str:
+    """The motion suffix of a matcher name (``+motion``, ``+kalman``), or ``""``."""
+    return next((s for s in MOTION_SUFFIXES if matcher and matcher.endswith(s)), "")
+
+
 def base(matcher: str | None) -> str | None:
     """The matcher of a name without its motion suffix: ``oks+motion`` -> ``oks``."""
-    return None if matcher is None else matcher.removesuffix(MOTION)
+    return None if matcher is None else matcher.removesuffix(suffix(matcher))
 
 
 def motion_of(matcher: str | None) -> str | None:
     """The tracker's ``motion`` of a matcher name (None: the scorer's own)."""
-    return "velocity" if matcher and matcher.endswith(MOTION) else None
+    return MOTION_SUFFIXES.get(suffix(matcher))
 
 
 def _pairs(items: Sequence[str], what: str, value: Callable = str) -> dict:
@@ -100,7 +108,8 @@ class TrackingOptions(RunOptions):
         nargs="+",
         metavar="MATCHER",
         help=f"matchers (axes.matcher): paper, improved (or pose_entailment[_improved]), "
-        f"{', '.join(NON_LEARNED + LEARNED_BASELINES)} or an experiment; MATCHER{MOTION} tracks with motion",
+        f"{', '.join(NON_LEARNED + LEARNED_BASELINES)} or an experiment; MATCHER{MOTION} / MATCHER{KALMAN} "
+        "track with motion",
     )
     delta: int | None = opt(type=int, help="δ: timesteps looked back (axes.delta; paper: 4)")
     experiment: str | None = opt(help="experiment of the paper's matching network (default: by --profile)")

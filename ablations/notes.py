@@ -167,7 +167,14 @@ def _setting_notes(
             )
             + "; the output keeps every keypoint."
         )
-    if any(motion_of(m) for m in matchers):
+    if any(motion_of(m) == "kalman" for m in matchers):
+        notes.append(
+            "+ Kalman (beyond the paper): the same tracker and scorer, each candidate first moved by its "
+            "track's constant-velocity Kalman prediction, re-updated along the straight line between "
+            "observations after missed frames (OC-SORT; keytrack.tracking.kalman, motion='kalman'); its "
+            "match threshold, for OKS and IoU, tuned with it too."
+        )
+    if any(motion_of(m) == "velocity" for m in matchers):
         notes.append(
             "+ motion (beyond the paper): the same tracker and scorer, each candidate first moved by its "
             "track's velocity times Δ (keytrack.pairs.pose_motion; keytrack.tracking.Tracker, "

@@ -20,6 +20,7 @@ from ablations.cells import (
     DEFAULT_SEEDS,
     GT_SETTING,
     IMPROVED_MATCHERS,
+    KALMAN,
     LEARNED_BASELINES,
     MOTION,
     PAPER_MATCHERS,
@@ -32,9 +33,9 @@ from ablations.cells import (
     describe_network,
     matcher_network,
     missing_images,
-    motion_of,
     open_results,
     run_cells,
+    suffix,
     threshold_of,
     tracking_options,
     tune_thresholds,
@@ -174,7 +175,8 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
         "threshold": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "numbers in [0, 1]"),
         "matcher": (
             lambda v: isinstance(v, str) and (base(v) in named or config_path(f"{base(v)}.yaml").is_file()),
-            f"one of {list(named)} or an experiment of experiments/, each optionally with {MOTION!r}",
+            f"one of {list(named)} or an experiment of experiments/, each optionally with {MOTION!r} or "
+            f"{KALMAN!r}",
         ),
     }
     for axis, (ok, expected) in checks.items():
@@ -253,8 +255,8 @@ def _label(spec: dict, axis: str, value: Any) -> Any:
     if axis == "setting":
         return SETTING_LABELS[value]
     if axis == "matcher" and value:
-        if value.endswith(MOTION):
-            return f"{_label(spec, axis, base(value))} + motion"
+        if suffix(value):
+            return f"{_label(spec, axis, base(value))} + {'motion' if suffix(value) == MOTION else 'Kalman'}"
         if value in LEARNED_BASELINES and value not in labels:
             from keytrack.models import registry
 
@@ -553,12 +555,9 @@ class _TrackingRun:
         if not compare or (base(own) if compare["axis"] == "matcher" else own) == compare["to"]:
             return 0
         ref = {**v, compare["axis"]: compare["to"]}
-        if (
-            compare["axis"] == "matcher"
-            and motion_of(v["matcher"])
-            and {**ref, "matcher": ref["matcher"] + MOTION} in self.raw
-        ):
-            ref["matcher"] += MOTION
+        moved = suffix(v["matcher"]) if compare["axis"] == "matcher" else ""
+        if moved and {**ref, "matcher": ref["matcher"] + moved} in self.raw:
+            ref["matcher"] += moved
         if ref not in self.raw:
             return 0
         theirs = self.recs(ref)

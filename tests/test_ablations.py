@@ -474,6 +474,36 @@ def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_th
         runner.load_spec("tracker_comparison", ["axes.matcher=[oks+speed]"])
 
 
+def test_tracker_comparison_runs_a_method_with_the_kalman_motion_beside_it(tmp_path, one_thread):
+    """``oks+kalman`` tracks with motion="kalman", is tuned with it, labelled and noted as such."""
+    eval_gt = generate_dataset(2, seed=12, config=TINY)
+    result = _compare(
+        tmp_path,
+        eval_gt,
+        generate_dataset(2, seed=11, config=TINY),
+        strides=(4,),
+        grid=(0.1, 0.5),
+        methods=("oks", "oks+motion", "oks+kalman"),
+        settings=("gt_boxes_gt_keypoints",),
+    )
+    assert result.failures == []
+    assert [r["matcher"] for r in _ours(result)] == [
+        "OKS (greedy)",
+        "OKS (greedy) + motion",
+        "OKS (greedy) + Kalman",
+    ]
+    cells = [
+        _flat(json.loads(p.read_text())["params"])
+        for p in (tmp_path / "tc" / "runs").glob("oks+kalman*.json")
+    ]
+    assert cells and all(c["motion"] == "kalman" for c in cells)
+    tuned = [
+        json.loads(p.read_text())["params"] for p in (tmp_path / "tc" / "runs").glob("tune-oks+kalman*.json")
+    ]
+    assert tuned and all(t["tracker"]["motion"] == "kalman" for t in tuned)
+    assert "+ Kalman (beyond the paper)" in (tmp_path / "tc" / "table.md").read_text()
+
+
 def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_path, one_thread):
     eval_gt = generate_dataset(4, seed=12, config=TINY)
     result = _compare(

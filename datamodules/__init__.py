@@ -1,3 +1,4 @@
 from datamodules.pose_pairs import PosePairDataModule
+from datamodules.track_lists import TrackListDataModule
 
-__all__ = ["PosePairDataModule"]
+__all__ = ["PosePairDataModule", "TrackListDataModule"]

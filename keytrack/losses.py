@@ -16,6 +16,11 @@
   ``softmax(logits)[1] = sigmoid(z_c)``, is then the probability that ``c`` beats "no match", so
   the tracker's threshold 0.5 keeps its meaning. Every other person in the frame is a negative
   of the list: the hard negatives (people nearby, look-alikes) are all there by construction.
+* ``track_listwise_loss`` (the track-level matcher, :mod:`keytrack.models.track_transformer`; not in
+  the paper): the same softmax, over the *tracks* alive in the window and "no match". Each list is one
+  pose of frame ``t`` with one logit ``z_k`` per track (the pose against the track's last appearances),
+  and ``L = -log softmax([z_1, ..., z_T, b])[target]`` with ``b`` the no-match logit (0 by default, so
+  ``sigmoid(z_k) > 0.5`` exactly when the track beats "new track").
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["LOSSES", "match_logit", "listwise_loss", "pair_loss"]
+__all__ = [
+    "LOSSES",
+    "match_logit",
+    "listwise_loss",
+    "pair_loss",
+    "track_listwise_loss",
+    "track_list_choice",
+    "list_positions",
+]
 
 #: The values of the ``loss.name`` setting.
 LOSSES = ("bce", "listwise")
@@ -71,3 +84,83 @@ def listwise_loss(logits: Tensor, labels: Tensor, group: Tensor, num_groups: int
 def pair_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """The paper's per-pair 2-way cross entropy (A.4)."""
     return F.cross_entropy(logits, labels)
+
+
+def list_positions(group: Tensor, num_groups: int) -> Tensor:
+    """``[E]`` the position of each entry within its list (``0..len-1``, in the entries' order),
+    for ``group [E]`` the list of each entry, ``0..G-1`` (any order)."""
+    group = group.long()
+    counts = torch.bincount(group, minlength=num_groups)
+    order = torch.argsort(group, stable=True)
+    first = torch.cumsum(counts, 0) - counts
+    pos = torch.empty_like(group)
+    pos[order] = torch.arange(len(group), device=group.device) - first[group[order]]
+    return pos
+
+
+def _check_track_lists(logits: Tensor, group: Tensor, target: Tensor, where: str) -> int:
+    if logits.ndim != 1:
+        raise ValueError(f"{where}: logits must be [E] (one per query-track pair), got {tuple(logits.shape)}")
+    if group.shape != logits.shape:
+        raise ValueError(f"{where}: group must be [{len(logits)}] like logits, got {tuple(group.shape)}")
+    if target.ndim != 1:
+        raise ValueError(f"{where}: target must be [G] (one per list), got {tuple(target.shape)}")
+    g = len(target)
+    if len(group) and (int(group.min()) < 0 or int(group.max()) >= g):
+        raise ValueError(f"{where}: group values must lie in 0..{g - 1} (target has {g} lists)")
+    counts = torch.bincount(group.long(), minlength=g)
+    bad = (target < -1) | (target >= counts)
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{where}: target[{i}] = {int(target[i])} but list {i} holds {int(counts[i])} tracks "
+            "(expected -1 for no match or 0..len-1)"
+        )
+    return g
+
+
+def track_listwise_loss(
+    logits: Tensor, group: Tensor, target: Tensor, no_match: Tensor | float = 0.0
+) -> Tensor:
+    """Mean over lists of ``-log softmax([z_1..z_T, b])[target]`` (module docstring).
+
+    Args:
+        logits: ``[E]`` one logit per (query pose, track) pair.
+        group: ``[E]`` the list (query pose) of each pair, ``0..G-1``.
+        target: ``[G]`` each list's true track as its position among the list's pairs (in the
+            order they appear in ``logits``), or ``-1`` for "no match" (a new track).
+        no_match: ``b``, the no-match logit (a number, or a learnt scalar tensor).
+    """
+    g = _check_track_lists(logits, group, target, "track_listwise_loss")
+    if g == 0:
+        return logits.sum() * 0.0
+    z, group, target = logits.float(), group.long(), target.long()
+    b = torch.as_tensor(no_match, dtype=z.dtype, device=z.device).expand(g)
+    # logsumexp over each list and its no-match logit, stabilised by the list's maximum.
+    top = b.detach().clone().scatter_reduce(0, group, z.detach(), "amax", include_self=True)
+    total = torch.exp(b - top).scatter_add(0, group, torch.exp(z - top[group]))
+    lse = top + torch.log(total)
+    hit = list_positions(group, g) == target[group]
+    true_logit = torch.zeros(g, dtype=z.dtype, device=z.device).scatter_add(
+        0, group, torch.where(hit, z, 0.0)
+    )
+    return (lse - torch.where(target >= 0, true_logit, b)).mean()
+
+
+def track_list_choice(logits: Tensor, group: Tensor, num_groups: int, no_match: float = 0.0) -> Tensor:
+    """``[G]`` the argmax of each list over its tracks and "no match": the position of the best track
+    when its logit beats ``no_match``, else ``-1`` (what the tracker decides for a pose alone)."""
+    z, group = logits.detach().float(), group.long()
+    none = torch.full((num_groups,), -1, dtype=torch.long, device=z.device)
+    if len(z) == 0:
+        return none
+    top = torch.full((num_groups,), float("-inf"), device=z.device).scatter_reduce(
+        0, group, z, "amax", include_self=True
+    )
+    index = torch.arange(len(z), device=z.device)
+    # the first entry of each list that reaches the list's maximum
+    first = torch.full((num_groups,), len(z), dtype=torch.long, device=z.device).scatter_reduce(
+        0, group, torch.where(z == top[group], index, len(z)), "amin", include_self=True
+    )
+    best = list_positions(group, num_groups)[first.clamp_max(len(z) - 1)]
+    return torch.where((first < len(z)) & (top > no_match), best, none)

@@ -1,3 +1,4 @@
 from lightning_modules.matching import MatchingModule
+from lightning_modules.track_matching import TrackMatchingModule
 
-__all__ = ["MatchingModule"]
+__all__ = ["MatchingModule", "TrackMatchingModule"]

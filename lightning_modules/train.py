@@ -6,7 +6,11 @@ A command plug-in of the ``keytrack`` command line (the entry point ``train`` of
 ``keytrack.commands`` in setup.cfg): the library names no Lightning module, and this one names them
 all. The config is read and checked once (:func:`keytrack.settings.training_settings`), and each part
 gets its typed settings: the DataModule (:class:`datamodules.PosePairDataModule`) and the
-LightningModule (:class:`lightning_modules.MatchingModule`).
+LightningModule (:class:`lightning_modules.MatchingModule`). A config with ``model.name =
+track_transformer`` (``experiments/track.yaml``; beyond the paper) trains the track-level matcher
+instead: its settings (:func:`keytrack.track_lists.track_training_settings`) go to
+:class:`datamodules.TrackListDataModule` and :class:`lightning_modules.TrackMatchingModule`, through
+the same trainer, callbacks and run folder.
 
 Everything a run writes goes to ``<output_dir>/<experiment>/<run_name>/``: ``config.yaml``,
 ``checkpoints/{last,best-*}.ckpt``, ``csv/version_N/metrics.csv`` (one per attempt; see
@@ -34,9 +38,11 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from datamodules import PosePairDataModule
 from datamodules.pose_pairs import check_split
+from datamodules.track_lists import TrackListDataModule
 from keytrack.atomic import write_json, write_text
 from keytrack.config import ConfigError, load_config, run_dir, to_yaml
 from keytrack.data import load_dataset
+from keytrack.models.track_transformer import is_track_config
 from keytrack.poses import Dataset
 from keytrack.runlogs import (
     check_resumable,
@@ -48,8 +54,10 @@ from keytrack.runlogs import (
     usable_checkpoint,
 )
 from keytrack.settings import TrainingSettings, training_settings
+from keytrack.track_lists import TrackTrainingSettings, track_training_settings
 from lightning_modules.callbacks import ConfigRecord, EpochSeed, Throughput
 from lightning_modules.matching import MatchingModule
+from lightning_modules.track_matching import TrackMatchingModule
 
 __all__ = ["train", "datamodule", "matching_module", "check_trainer_args", "add_arguments", "run"]
 
@@ -59,17 +67,27 @@ HELP = "train a matching network (omegaconf key=value overrides)"
 log = logging.getLogger("keytrack.train")
 
 
-def datamodule(settings: TrainingSettings, dataset: Dataset | None = None) -> PosePairDataModule:
+def datamodule(
+    settings: TrainingSettings | TrackTrainingSettings, dataset: Dataset | None = None
+) -> PosePairDataModule | TrackListDataModule:
     """The run's DataModule, from its typed settings (``dataset``: skip reading ``settings.data``)."""
     s = settings
+    if isinstance(s, TrackTrainingSettings):
+        return TrackListDataModule(
+            s.data, s.pairs, s.augment, s.loader, s.model.history, s.hide_true, s.seed, dataset=dataset
+        )
     return PosePairDataModule(
         s.data, s.pairs, s.encoder, s.augment, s.loader, s.loss, s.seed, dataset=dataset
     )
 
 
-def matching_module(settings: TrainingSettings) -> MatchingModule:
+def matching_module(
+    settings: TrainingSettings | TrackTrainingSettings,
+) -> MatchingModule | TrackMatchingModule:
     """The run's LightningModule, from its typed settings."""
     s = settings
+    if isinstance(s, TrackTrainingSettings):
+        return TrackMatchingModule(s.model, s.optim, s.validation)
     return MatchingModule(s.matcher, s.optim, s.loss, s.validation, init_from=s.init_from)
 
 
@@ -189,7 +207,8 @@ def _resume_from(cfg: DictConfig, out: Path) -> str | None:
 
 def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
     """Fit the configured matcher; returns (and writes to ``metrics.json``) the final numbers."""
-    settings = training_settings(cfg)  # every part's, checked before any file is written
+    # every part's, checked before any file is written
+    settings = track_training_settings(cfg) if is_track_config(cfg) else training_settings(cfg)
     check_trainer_args(cfg)
     if dataset is None:
         dataset = load_dataset(settings.data)
@@ -207,7 +226,11 @@ def train(cfg: DictConfig, dataset: Dataset | None = None) -> dict:
 
 
 def _fit(
-    cfg: DictConfig, settings: TrainingSettings, dataset: Dataset, out: Path, resume: str | None
+    cfg: DictConfig,
+    settings: TrainingSettings | TrackTrainingSettings,
+    dataset: Dataset,
+    out: Path,
+    resume: str | None,
 ) -> dict:
     data, module = datamodule(settings, dataset), matching_module(settings)
     monitor = settings.validation.monitor

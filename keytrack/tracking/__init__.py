@@ -6,7 +6,8 @@
   current frames of several videos in one network forward).
 * :mod:`~keytrack.tracking.scorers`: pose similarities behind one interface (Pose Entailment,
   OKS, IoU), each giving a ``[P, C]`` score matrix per frame; :mod:`~keytrack.tracking.crops`
-  cuts the image crops a matcher on crops compares.
+  cuts the image crops a matcher on crops compares; :mod:`~keytrack.tracking.track_scorer` scores
+  poses against whole tracks (the track-level matcher, beyond the paper).
 * :mod:`~keytrack.tracking.assignment`: greedy (the paper's) and Hungarian assignment.
 * :mod:`~keytrack.tracking.kalman`: the per-track constant-velocity Kalman filters of
   ``motion="kalman"`` (beyond the paper).
@@ -27,6 +28,7 @@ from keytrack.tracking.scorers import (
     iou_matrix,
     oks_matrix,
 )
+from keytrack.tracking.track_scorer import TrackEntailmentScorer
 from keytrack.tracking.tracker import MOTIONS, Tracker, TrackingError
 from keytrack.tracking.transforms import apply_keypoint_threshold, drop_track_ids, subsample
 
@@ -39,6 +41,7 @@ __all__ = [
     "PairScoreMemo",
     "PoseEntailmentScorer",
     "Scorer",
+    "TrackEntailmentScorer",
     "MOTIONS",
     "Tracker",
     "TrackingError",

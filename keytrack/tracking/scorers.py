@@ -322,10 +322,17 @@ class PoseEntailmentScorer:
 
         For a matcher on image crops, ``frames`` is the image source; by default that of the
         checkpoint's ``data`` config, with ``root`` (and ``split``) replaced by ``image_root``
-        (``split``) when given (:func:`~keytrack.tracking.crops.checkpoint_frames`).
+        (``split``) when given (:func:`~keytrack.tracking.crops.checkpoint_frames`). A checkpoint of
+        the track-level matcher gives a :class:`~keytrack.tracking.track_scorer.TrackEntailmentScorer`.
         """
         from keytrack.encoders import pair_encoder
         from keytrack.models.factory import load_matcher
+        from keytrack.tracking.track_scorer import TrackEntailmentScorer, is_track_checkpoint
+
+        if is_track_checkpoint(checkpoint):
+            return TrackEntailmentScorer.from_checkpoint(
+                checkpoint, device=device, batch_size=batch_size, precision=precision
+            )
 
         model, cfg = load_matcher(checkpoint, map_location="cpu")
         encoder = pair_encoder(cfg)
@@ -519,6 +526,11 @@ class PairScoreMemo:
         return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
 
     def __call__(self, keypoints, boxes, candidates, frame_size, mask=None) -> np.ndarray:
+        if getattr(self.scorer, "scores_tracks", False):  # a track's score is no pair's: nothing to reuse
+            before = getattr(self.scorer, "pairs_scored", 0)
+            scores = self.scorer(keypoints, boxes, candidates, frame_size, mask)
+            self.pairs_scored += getattr(self.scorer, "pairs_scored", 0) - before
+            return scores
         p, c = len(keypoints), len(candidates)
         mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
         scores = np.zeros((p, c))

@@ -13,7 +13,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
 PHONY_EXTRA := matcher-variants diagnose test-slow bench lint
-.PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo track-video clean
+.PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo install-baselines track-video clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,17 @@ $(VENV)-yolo/.installed: setup.cfg constraints-yolo.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)-yolo
 	$(VENV)-yolo/bin/pip install --quiet --upgrade pip
 	$(VENV)-yolo/bin/pip install --quiet -c constraints-yolo.txt torch==2.14.1 torchvision==0.29.1 -e '.[test,yolo]'
+	touch $@
+
+# The optional `baselines` extra (boxmot's motion trackers, AGPL-3.0) in its own environment, for the
+# tracker comparison's practitioner rows: boxmot needs torchvision (the pair of constraints-baselines.txt).
+# `make tracker-comparison` runs there once it is installed.
+install-baselines: $(VENV)-baselines/.installed
+
+$(VENV)-baselines/.installed: setup.cfg constraints-baselines.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)-baselines
+	$(VENV)-baselines/bin/pip install --quiet --upgrade pip
+	$(VENV)-baselines/bin/pip install --quiet -c constraints-baselines.txt torch==2.14.1 torchvision==0.29.1 -e '.[test,baselines]'
 	touch $@
 
 train: install
@@ -61,7 +72,7 @@ bench-tokenize: install
 	$(BIN)/keytrack bench-tokenize $(if $(DATA),--data $(DATA) --split $(or $(SPLIT),train),) --model $(ARGS)
 
 tracker-comparison: install
-	$(BIN)/keytrack ablate tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(if $(wildcard $(VENV)-baselines/.installed),$(VENV)-baselines/bin,$(BIN))/keytrack ablate tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
 
 matcher-variants: install
 	$(BIN)/keytrack ablate matcher_variants $(if $(DATA),--data $(DATA),) $(ARGS)

@@ -30,6 +30,7 @@ from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest
 from ablations.training import budget_overrides, network_or_error
 from keytrack.models import registry
 from keytrack.poses import Dataset
+from keytrack.tracking.boxmot_trackers import boxmot_method
 
 log = logging.getLogger("ablations.cells")
 
@@ -377,6 +378,22 @@ def tune_threshold(
     return float(best["threshold"]), rows
 
 
+def fixed_thresholds(opts: TrackingOptions, matchers: Sequence[str | None]) -> dict[str, float | None]:
+    """The thresholds of the tuned trackers, None where tuned: OKS's and IoU's when given, a boxmot
+    tracker's ``_defaults`` method at boxmot's default."""
+    fixed: dict[str, float | None] = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
+    for m in matchers:
+        if found := boxmot_method(base(m)):
+            fixed[base(m)] = found[0].default if found[1] else None
+    return fixed
+
+
+def grid_of(opts: TrackingOptions, matcher: str) -> tuple[float, ...]:
+    """The thresholds ``matcher`` is tuned over: a boxmot tracker's own grid, else ``--grid``."""
+    found = boxmot_method(base(matcher))
+    return found[0].grid if found else tuple(opts.grid)
+
+
 def tune_thresholds(
     opts: TrackingOptions,
     profile: Profile,
@@ -394,7 +411,7 @@ def tune_thresholds(
     from keytrack.config import load_config
     from keytrack.evaluation.head_boxes import complete_head_boxes
 
-    fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
+    fixed = fixed_thresholds(opts, matchers)
     thresholds = {m: opts.match_thresholds.get(m, fixed.get(base(m), opts.match_threshold)) for m in matchers}
     to_tune = [m for m in matchers if thresholds[m] is None]
     rows, filled = [], 0
@@ -417,10 +434,11 @@ def tune_thresholds(
             )
             seed, kp = opts.seeds_for(setting)[0], opts.output_keypoint_threshold(setting)
             train = EvalSet(train_gt, setting, seed, stride, compute_hota=False, keypoint_threshold=kp)
-            t, grid_rows = tune_threshold(evaluator, tracker, train, opts.grid, key=m, label=label(m))
+            grid = grid_of(opts, m)
+            t, grid_rows = tune_threshold(evaluator, tracker, train, grid, key=m, label=label(m))
             per_cell[setting, stride] = t
             rows += grid_rows
-            if grid_edge(t, opts.grid):
+            if grid_edge(t, grid):
                 log.warning(
                     "%s (%s, stride %d): the tuned match threshold %g is an edge of the grid %s; a wider "
                     "--grid may choose another",
@@ -428,7 +446,7 @@ def tune_thresholds(
                     setting,
                     stride,
                     t,
-                    list(opts.grid),
+                    list(grid),
                 )
         thresholds[m] = per_cell if opts.tune_on == "cell" else per_cell[GT_SETTING, 1]
     return thresholds, rows, filled

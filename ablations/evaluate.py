@@ -15,6 +15,7 @@ from typing import Mapping
 
 from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest, json_safe
 from keytrack.poses import Dataset
+from keytrack.tracking.boxmot_trackers import BOXMOT_METHODS
 
 log = logging.getLogger("ablations.evaluate")
 
@@ -27,7 +28,11 @@ SETTING_LABELS: dict[str, str] = {  # Figure 4's keypoint settings, as the table
 POSE_ENTAILMENT_THRESHOLD = 0.5  # a learned matcher's match threshold: the decision point of its score
 PAPER_KEYPOINT_THRESHOLD = 0.57  # A.3's output keypoint threshold, optimal for MOTA in Table 4
 COMPARISON_KEYPOINT_THRESHOLD = 0.5  # that of the tables comparing trackers on the same predictions
-NON_LEARNED = ("oks", "iou")  # the scorers that need no training; every other one is a network
+NON_LEARNED = (
+    "oks",
+    "iou",
+    *BOXMOT_METHODS,
+)  # the trackers that need no training; every other one is a network
 CNN_BATCH_SIZE = 512  # most pose pairs per forward of a CNN matcher (far larger activations)
 HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")  # the HOTA-family totals the tracking tables show
 
@@ -35,7 +40,9 @@ HOTA_COLUMNS = ("HOTA", "DetA", "AssA", "IDF1")  # the HOTA-family totals the tr
 @dataclass(frozen=True)
 class TrackerSpec:
     """A tracker (§3.1): ``scorer`` is ``oks``, ``iou`` or a learned matcher's name (its network read
-    from ``checkpoint``); the other fields are :class:`keytrack.tracking.Tracker`'s keywords."""
+    from ``checkpoint``); the other fields are :class:`keytrack.tracking.Tracker`'s keywords. A boxmot
+    tracker's name (:data:`BOXMOT_METHODS`) tracks with it instead, ``match_threshold`` its association
+    threshold (:mod:`keytrack.tracking.boxmot_trackers`)."""
 
     scorer: str = "oks"
     checkpoint: str | None = None
@@ -204,6 +211,8 @@ class Evaluator:
         if key in self._tracked:
             out, info = self._tracked[key]
             return gt, out, {**info, "tracking_reused": True}
+        if tracker.scorer in BOXMOT_METHODS:
+            return gt, *self._track_boxmot(tracker, predicted, key)
         scorer = self.scorer(tracker)
         if tracker.motion is None and tracker.min_keypoint_confidence == 0:  # the same pose pairs
             memo = (tracker.scorer, tracker.checkpoint, *key[:4])
@@ -212,15 +221,29 @@ class Evaluator:
         settings = {k: v for k, v in dataclasses.asdict(tracker).items() if k not in ("scorer", "checkpoint")}
         run = Tracker(scorer, **settings)
         out = run.track_dataset(predicted)
-        info = {
-            "frames": run.frames_tracked,
-            "poses": predicted.num_poses,
-            "tracking_seconds": run.seconds,
-            "frames_per_s": run.frames_tracked / run.seconds if run.seconds > 0 else None,
-            **_count_changes(scorer, before),
-        }
+        info = {**_speed(run, predicted), **_count_changes(scorer, before)}
         self._tracked[key] = (out, info)
         return gt, out, {**info, "tracking_reused": False}
+
+    def _track_boxmot(self, tracker: TrackerSpec, predicted: Dataset, key: tuple) -> tuple[Dataset, dict]:
+        from keytrack.tracking.boxmot_trackers import BoxmotTracker
+
+        run = BoxmotTracker(tracker.scorer, tracker.match_threshold, tracker.min_keypoint_confidence)
+        out = run.track_dataset(predicted)
+        info = _speed(run, predicted)
+        self._tracked[key] = (out, info)
+        return out, {**info, "tracking_reused": False}
+
+
+def _speed(run, predicted: Dataset) -> dict:
+    """The frames, poses and wall-clock time of a tracker's run."""
+    fps = run.frames_tracked / run.seconds if run.seconds > 0 else None
+    return {
+        "frames": run.frames_tracked,
+        "poses": predicted.num_poses,
+        "tracking_seconds": run.seconds,
+        "frames_per_s": fps,
+    }
 
 
 def _counts(scorer) -> dict:

@@ -11,12 +11,15 @@ from ablations.cells import (
     LEARNED_BASELINES,
     TrackingOptions,
     base,
+    fixed_thresholds,
     grid_edge,
+    grid_of,
     motion_of,
 )
 from ablations.evaluate import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
 from ablations.runs import RunCache
 from keytrack.poses import Dataset
+from keytrack.tracking.boxmot_trackers import boxmot_method
 
 
 def common_notes(
@@ -95,7 +98,7 @@ def _match_note(
     """Each matcher's match threshold: the learned matchers' decision point, given, or tuned (OKS, IoU)."""
     learned = [m for m in matchers if base(m) not in NON_LEARNED]
     tuned = [m for m in matchers if base(m) in NON_LEARNED]
-    fixed = {"oks": opts.oks_threshold, "iou": opts.iou_threshold}
+    fixed = fixed_thresholds(opts, matchers)
     given = {m for m in matchers if m in opts.match_thresholds}  # each with its own --matcher-threshold
     match = (
         f"match threshold {opts.match_threshold:g} for the learned matchers (the decision point of their "
@@ -108,11 +111,12 @@ def _match_note(
         match += ("; " if match else "match threshold ") + (
             f"{label(m)} per keypoint setting and stride (the Match thr. column)"
             if isinstance(t, Mapping)
-            else f"{label(m)} {t:g}" + (" (given)" if m in given or fixed[base(m)] is not None else "")
+            else f"{label(m)} {t:g}"
+            + (_fixed_how(m, given) if m in given or fixed.get(base(m)) is not None else "")
             if t is not None
             else f"{label(m)} none (tuning failed)"
         )
-    tuned_here = [m for m in tuned if fixed[base(m)] is None and m not in given]
+    tuned_here = [m for m in tuned if fixed.get(base(m)) is None and m not in given]
     if not tuned_here:
         return match
     how = (
@@ -120,9 +124,14 @@ def _match_note(
         if opts.tune_on == "cell"
         else "GT keypoints, stride 1"
     )
+    grids = {}  # the tuned trackers of each grid
+    for m in tuned_here:
+        grids.setdefault(grid_of(opts, m), []).append(label(m))
     match += (
-        f"; OKS and IoU tuned on the training split ({train_description}, {how}) over "
-        f"{', '.join(f'{t:g}' for t in opts.grid)} for the lowest %IDSW Total (tuning.md)"
+        f"; tuned on the training split ({train_description}, {how}) for the lowest %IDSW Total (tuning.md): "
+        + "; ".join(
+            f"{', '.join(names)} over {', '.join(f'{t:g}' for t in grid)}" for grid, names in grids.items()
+        )
     )
     edges = []
     for m in tuned_here:
@@ -130,7 +139,7 @@ def _match_note(
         edges += [
             label(m) if k is None else f"{label(m)} ({SETTING_LABELS.get(k[0], k[0])}, stride {k[1]})"
             for k, v in (t.items() if isinstance(t, Mapping) else [(None, t)])
-            if grid_edge(v, opts.grid)
+            if grid_edge(v, grid_of(opts, m))
         ]
     if edges:
         match += (
@@ -142,6 +151,13 @@ def _match_note(
             "head_boxes) so that PCKh matching can score them"
         )
     return match
+
+
+def _fixed_how(matcher: str, given: set) -> str:
+    found = boxmot_method(base(matcher))
+    if found and found[1] and matcher not in given:
+        return f" (boxmot's default {found[0].threshold})"
+    return " (given)"
 
 
 def _setting_notes(
@@ -173,6 +189,21 @@ def _setting_notes(
             "track's constant-velocity Kalman prediction, re-updated along the straight line between "
             "observations after missed frames (OC-SORT; keytrack.tracking.kalman, motion='kalman'); its "
             "match threshold, for OKS and IoU, tuned with it too."
+        )
+    if any(boxmot_method(base(m)) for m in matchers):
+        import importlib.metadata as md
+
+        try:
+            version = f"boxmot {md.version('boxmot')}"
+        except md.PackageNotFoundError:
+            version = "boxmot (not installed: its cells failed)"
+        notes.append(
+            f"boxmot rows ({version}; keytrack.tracking.boxmot_trackers): the practitioner's Kalman-filter "
+            "trackers, fed one box per pose (its visible keypoints' extent plus 10 % per side) and the "
+            "pose's detection score, appearance (ReID) and camera-motion compensation off, every other "
+            "setting at the tracker's default; (tuned): the association threshold tuned on the training "
+            "split as OKS's is, (defaults): boxmot's. A pose the tracker does not report is left out (its "
+            "joints count as misses), so compare them at their MOTA."
         )
     if any(motion_of(m) == "velocity" for m in matchers):
         notes.append(

@@ -305,6 +305,44 @@ def tracker_rows(
     return rows
 
 
+def comparison_rows(dataset, label: str, *, device: str) -> list[dict]:
+    """Frames/s of the trackers the tracker comparison ranks, on the same frames: OKS without motion and
+    with the Kalman motion, the track-level matcher (freshly initialised, experiment ``track``) with the
+    Kalman motion, and each boxmot tracker at its defaults where the ``baselines`` extra is installed
+    (:mod:`keytrack.tracking.boxmot_trackers`). Each tracker runs once after a warm-up run."""
+    import importlib.util
+
+    import torch
+
+    from keytrack.config import load_config
+    from keytrack.models.track_transformer import TrackTransformer, track_model_config
+    from keytrack.tracking import OKSScorer, Tracker
+    from keytrack.tracking.boxmot_trackers import BOXMOT_TRACKERS, BoxmotTracker
+    from keytrack.tracking.track_scorer import TrackEntailmentScorer
+
+    torch.manual_seed(0)
+    model = TrackTransformer(track_model_config(load_config(["experiment=track"])))
+    runs = {
+        "OKS": lambda: Tracker(OKSScorer(), motion="none"),
+        "OKS + Kalman": lambda: Tracker(OKSScorer(), motion="kalman"),
+        "track-level matcher + Kalman": lambda: Tracker(
+            TrackEntailmentScorer(model, device), motion="kalman"
+        ),
+    }
+    if importlib.util.find_spec("boxmot") is not None:
+        runs.update({f"boxmot {n} (defaults)": (lambda n=n: BoxmotTracker(n)) for n in BOXMOT_TRACKERS})
+    else:
+        log.warning("boxmot is not installed (make install-baselines): no boxmot rows")
+    rows = []
+    for what, make in runs.items():
+        make().track_dataset(dataset)  # warm-up
+        tracker = make()
+        tracker.track_dataset(dataset)
+        frames_s = tracker.frames_tracked / tracker.seconds
+        rows.append({"what": f"tracking {label} ({dataset.num_frames} frames): {what}", "frames_s": frames_s})
+    return rows
+
+
 def measure(args: argparse.Namespace) -> Path:
     """Measure every row of the benchmark (GEMMs, the network, a training step, tracking), each
     against the square-GEMM roofline taken around it, and write and print the table."""
@@ -430,15 +468,9 @@ def _tracking_rows(args: argparse.Namespace, cfg, flops: float, square: Roofline
         from keytrack.io import default_eval_split, read_dataset
 
         split = args.split or default_eval_split(args.data)
-        rows += tracker_rows(
-            cfg,
-            read_dataset(args.data, split=split),
-            f"{Path(args.data).name} {split}",
-            device=device,
-            flops=flops,
-            roofline=square,
-            runs=runs,
-        )
+        data, label = read_dataset(args.data, split=split), f"{Path(args.data).name} {split}"
+        rows += tracker_rows(cfg, data, label, device=device, flops=flops, roofline=square, runs=runs)
+        rows += comparison_rows(data, label, device=device)
     return rows
 
 

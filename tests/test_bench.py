@@ -71,3 +71,27 @@ def bench_args(tmp_path):
             "model.heads=2",
         ]
     )
+
+
+def test_comparison_rows_time_each_tracker_on_the_same_frames():
+    import importlib.util
+
+    from keytrack.bench import comparison_rows
+    from keytrack.synth import generate_dataset
+
+    import torch
+
+    data = generate_dataset(1, seed=3)
+    data.videos[0].frames = data.videos[0].frames[:12]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared CPU: several threads wait on each other
+    try:
+        rows = comparison_rows(data, "one video", device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    names = [r["what"].split(": ", 1)[1] for r in rows]
+    boxmot = importlib.util.find_spec("boxmot") is not None
+    assert names[:3] == ["OKS", "OKS + Kalman", "track-level matcher + Kalman"]
+    assert len(names) == 3 + 5 * boxmot  # a row per boxmot tracker where the extra is installed
+    assert all(r["what"].startswith(f"tracking one video ({data.num_frames} frames)") for r in rows)
+    assert all(math.isfinite(r["frames_s"]) and r["frames_s"] > 0 for r in rows)

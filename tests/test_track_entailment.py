@@ -187,6 +187,31 @@ def test_list_dataset_batches_augment_and_hide_the_true_track():
     assert flipped["target"].tolist() == batch["target"].tolist()
 
 
+def test_list_dataset_moves_history_by_track_velocity():
+    frames = [Frame.from_poses(t, [_pose(100 + 5 * t, 100)], track_ids=[1]) for t in range(4)]
+    lists = build_track_lists(Dataset([Video("m", frames, 640.0, 480.0)]).table(), 4, 3, motion="velocity")
+    batch = TrackListDataset(lists).batch(torch.tensor([len(lists) - 1]), augment=False)
+    # frame 3's list: frames 2 and 1 moved by their track's 5 px per frame to where it is at frame 3;
+    # frame 0, the track's first pose, has no velocity yet and stays where it was (as in the tracker)
+    assert batch["delta"].tolist() == [[1, 2, 3]]
+    assert torch.allclose(batch["history"][0, :2], batch["query"][0].expand(2, -1, -1))
+    assert torch.allclose(batch["history"][0, 2, :, 0], batch["query"][0, :, 0] - 15)
+
+
+def test_track_settings_refuse_bad_keys():
+    from keytrack.config import ConfigError, load_config
+    from keytrack.track_lists import track_training_settings
+
+    settings = track_training_settings(load_config(["experiment=track"]))
+    assert (
+        settings.model.history == 4 and settings.model.max_delta == 4 and settings.pairs.strides == (1, 2, 4)
+    )
+    with pytest.raises(ConfigError, match="model.history"):
+        track_training_settings(load_config(["experiment=track", "model.history=5"]))
+    with pytest.raises(ConfigError, match="pairs.nearest"):
+        track_training_settings(load_config(["experiment=track", "pairs.nearest=3"]))
+
+
 # -- the scorer ------------------------------------------------------------------------------------
 
 

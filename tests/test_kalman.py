@@ -197,3 +197,38 @@ def test_keytrack_track_motion_kalman_console_script(tmp_path):
     got = {v.name: [f.track_ids.tolist() for f in v.frames] for v in written.videos}
     assert got == {v.name: [f.track_ids.tolist() for f in v.frames] for v in expect.videos}
     assert sum(len(f.track_ids) for v in written.videos for f in v.frames) > 0
+
+
+def test_keytrack_track_defaults_to_oks_with_kalman_at_its_tuned_threshold(tmp_path):
+    """Without --scorer, --motion and --match-threshold: the default tracker (OKS + Kalman) at OKS's own
+    tuned threshold for that motion, never a network's decision point; a network's default is 0.5."""
+    import json
+
+    from keytrack.cli import main
+    from keytrack.io import read_dataset, write_posetrack18
+    from keytrack.synth import SynthConfig, generate_dataset
+    from keytrack.tracking.cli import (
+        DEFAULT_MATCH_THRESHOLDS,
+        DEFAULT_MOTION,
+        DEFAULT_SCORER,
+        default_match_threshold,
+    )
+
+    assert (DEFAULT_SCORER, DEFAULT_MOTION) == ("oks", "kalman")
+    assert default_match_threshold("oks", "kalman") == DEFAULT_MATCH_THRESHOLDS["oks", "kalman"] != 0.5
+    assert default_match_threshold("pose_entailment", "velocity") == 0.5
+    data = generate_dataset(2, seed=4, config=SynthConfig(frames_per_video=(6, 7)))
+    write_posetrack18(data, tmp_path / "annotations" / "val")
+    output = tmp_path / "out"
+    assert main(["track", "--input", str(tmp_path), "--split", "val", "--output", str(output)]) == 0
+    settings = json.loads((output / "keytrack.manifest").read_text())["settings"]
+    threshold = DEFAULT_MATCH_THRESHOLDS["oks", "kalman"]
+    assert (settings["scorer"], settings["motion"], settings["match_threshold"]) == (
+        "oks",
+        "kalman",
+        threshold,
+    )
+    inputs = drop_track_ids(read_dataset(tmp_path, split="val"))
+    expect = Tracker(OKSScorer(), motion="kalman", match_threshold=threshold).track_dataset(inputs)
+    got = {v.name: [f.track_ids.tolist() for f in v.frames] for v in read_dataset(output).videos}
+    assert got == {v.name: [f.track_ids.tolist() for f in v.frames] for v in expect.videos}

@@ -385,6 +385,7 @@ def test_yolo_real_model_on_generated_images(tmp_path):
 def test_cli_builds_the_tracker_it_is_asked_for():
     import argparse
 
+    from keytrack.tracking import cli as cli_defaults
     from keytrack.video import cli
 
     parser = argparse.ArgumentParser()
@@ -392,6 +393,9 @@ def test_cli_builds_the_tracker_it_is_asked_for():
     tracker, name = cli.build_tracker(
         parser.parse_args(["clip.mp4", "--output", "out", "--detection-threshold", "0.3"])
     )
-    assert name == "oks" and tracker.detection_threshold == 0.3 and tracker.match_threshold == 0.2
+    assert name == "oks" and tracker.detection_threshold == 0.3 and tracker.motion == "kalman"
+    assert tracker.match_threshold == cli_defaults.default_match_threshold(
+        "oks", "kalman"
+    )  # keytrack track's
     tracker, _ = cli.build_tracker(parser.parse_args(["clip.mp4", "--output", "out"]))
     assert tracker.detection_threshold is None and tracker.min_keypoint_confidence == 0.1

@@ -22,6 +22,29 @@ from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import SCORERS
 from keytrack.tracking.tracker import MOTIONS
 
+#: The tracker of ``keytrack track`` without ``--scorer`` and ``--checkpoint``, and the motion of OKS and IoU
+#: without ``--motion``: OKS with the Kalman motion, the best tracker without a trained network on Bonn
+#: train (docs/tracking.md, "Defaults").
+DEFAULT_SCORER, DEFAULT_MOTION = "oks", "kalman"
+#: Each scorer's match threshold without ``--match-threshold``, by motion: OKS's and IoU's tuned on Bonn
+#: train with predicted boxes and keypoints at stride 1 (the lowest %IDSW of the tuning grid,
+#: results/tracker_comparison/bonn_mppt-test-practitioner/tuning.md); a matching network's is the decision
+#: point of its own score, 0.5.
+DEFAULT_MATCH_THRESHOLDS: dict[tuple[str, str], float] = {
+    ("oks", "none"): 0.01,
+    ("oks", "velocity"): 0.01,
+    ("oks", "kalman"): 0.01,
+    ("iou", "none"): 0.1,
+    ("iou", "velocity"): 0.1,
+    ("iou", "kalman"): 0.1,
+}
+NETWORK_MATCH_THRESHOLD = 0.5
+
+
+def default_match_threshold(scorer: str, motion: str) -> float:
+    """``--match-threshold``'s default for ``scorer`` tracking with ``motion`` (module constants)."""
+    return DEFAULT_MATCH_THRESHOLDS.get((scorer, motion), NETWORK_MATCH_THRESHOLD)
+
 
 def _at_least_one(value: str) -> int:
     k = int(value)
@@ -58,8 +81,10 @@ def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scorer",
         choices=sorted(SCORERS),
-        default="pose_entailment",
-        help="pose similarity (default: pose_entailment)",
+        default=None,
+        help="pose similarity (default: pose_entailment with --checkpoint, a pair or a track-level "
+        f"matcher; else {DEFAULT_SCORER} with the {DEFAULT_MOTION} motion, the best tracker without a "
+        "trained network on Bonn train)",
     )
     parser.add_argument(
         "--checkpoint",
@@ -89,14 +114,17 @@ def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="move each candidate by its track's velocity before scoring (velocity), by its "
         "track's constant-velocity Kalman prediction (kalman), or not (none, the paper's "
-        "tracker); default: what the checkpoint was trained for (its pairs.motion), none for "
-        "OKS and IoU",
+        "tracker); default: what the checkpoint was trained for (its pairs.motion), "
+        f"{DEFAULT_MOTION} for OKS and IoU",
     )
     parser.add_argument(
         "--match-threshold",
         type=float,
-        default=0.5,
-        help="a pose whose best track score is below this starts a new track (default 0.5)",
+        default=None,
+        help="a pose whose best track score is below this starts a new track (default: the scorer's "
+        "own: "
+        + ", ".join(f"{s} {m} {t:g}" for (s, m), t in DEFAULT_MATCH_THRESHOLDS.items())
+        + f" (tuned on Bonn train), a network's {NETWORK_MATCH_THRESHOLD:g} (its decision point))",
     )
     parser.add_argument(
         "--detection-threshold",
@@ -160,6 +188,15 @@ def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def resolve_defaults(args: argparse.Namespace) -> None:
+    """``--scorer`` and, for OKS and IoU, ``--motion`` where not given (module constants); the match
+    threshold waits for the scorer (:func:`default_match_threshold`)."""
+    if args.scorer is None:
+        args.scorer = "pose_entailment" if args.checkpoint else DEFAULT_SCORER
+    if args.motion is None and args.scorer != "pose_entailment":
+        args.motion = DEFAULT_MOTION
+
+
 def build_scorer(args: argparse.Namespace):
     """The scorer ``args`` ask for (loads the checkpoint for Pose Entailment)."""
     if args.scorer == "pose_entailment":
@@ -213,7 +250,13 @@ def run(args: argparse.Namespace) -> int:
     from keytrack.tracking.transforms import apply_keypoint_threshold, drop_track_ids, subsample
 
     check_output_folder(args.output, overwrite=getattr(args, "overwrite", False))
+    resolve_defaults(args)
     scorer = build_scorer(args)
+    if args.match_threshold is None:
+        from keytrack.pairs import resolve_motion
+
+        motion = resolve_motion(args.motion, scorer, where="keytrack track", known=MOTIONS)
+        args.match_threshold = default_match_threshold(args.scorer, motion)
     tracker = Tracker(
         scorer,
         delta=args.delta,

@@ -84,7 +84,7 @@ def _add_toks_tracker_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="a pose whose best track score is below this starts a new track "
-        "(default: 0.5 with a checkpoint, 0.2 with OKS)",
+        "(default: the scorer's own, as keytrack track's)",
     )
     parser.add_argument(
         "--detection-threshold",
@@ -155,18 +155,19 @@ def build_models(args: argparse.Namespace):
 
 def build_tracker(args: argparse.Namespace):
     from keytrack.tracking import OKSScorer, PoseEntailmentScorer, Tracker
+    from keytrack.tracking.cli import DEFAULT_MOTION, DEFAULT_SCORER, default_match_threshold
 
     if args.checkpoint:
         scorer = PoseEntailmentScorer.from_checkpoint(args.checkpoint, device=args.device)
-        name = "pose_entailment"
-        threshold = 0.5 if args.match_threshold is None else args.match_threshold
+        name, motion = "pose_entailment", str(getattr(scorer, "motion", "none"))
     else:
-        scorer, name = OKSScorer(), "oks"
-        threshold = 0.2 if args.match_threshold is None else args.match_threshold
+        scorer, name, motion = OKSScorer(), DEFAULT_SCORER, DEFAULT_MOTION
+    threshold = args.match_threshold
     tracker = Tracker(
         scorer,
         delta=args.delta,
-        match_threshold=threshold,
+        match_threshold=default_match_threshold(name, motion) if threshold is None else threshold,
+        motion=motion,
         min_keypoint_confidence=args.keypoint_score,
         detection_threshold=args.detection_threshold,
     )

@@ -116,7 +116,7 @@ def build_parser(
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_) in commands.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_.replace("%%", "%"))  # help is %-formatted
         p.set_defaults(_module=module)
         if arguments:
             importlib.import_module(module).add_arguments(p)

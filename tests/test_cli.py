@@ -202,3 +202,10 @@ def test_run_command_keeps_the_traceback_of_a_bug(capsys):
 
     assert run_command("keytrack x", missing) == 2
     assert capsys.readouterr().err == "keytrack x: error: /nonexistent/file.json: no such file or directory\n"
+
+
+def test_help_shows_percent_signs_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    assert "(MOTA, %IDSW, AP)" in out and "%%" not in out

@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import Callback
 
 from keytrack.data import epoch_seed
 
-__all__ = ["Throughput", "EpochSeed", "ConfigRecord"]
+__all__ = ["Throughput", "EpochSeed", "ConfigRecord", "EpochLine"]
 
 
 class Throughput(Callback):
@@ -90,3 +90,26 @@ class ConfigRecord(Callback):
 
     def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint.setdefault("hyper_parameters", {})["cfg"] = self.cfg
+
+
+class EpochLine(Callback):
+    """One line per epoch instead of a progress bar (a log file or a pipe: no TTY to redraw on): the
+    epoch, its steps, seconds and the logged ``train/loss`` and ``val/*`` numbers."""
+
+    def __init__(self, log=print):
+        self.say, self._t0 = log, 0.0
+
+    def on_train_epoch_start(self, trainer, module):
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        shown = [k for k in sorted(metrics) if k.startswith("val/") or k == "train/loss"]
+        numbers = ", ".join(f"{k} {float(metrics[k]):.4f}" for k in shown)
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
+        self.say(
+            f"epoch {trainer.current_epoch + 1}/{epochs}: step {trainer.global_step}, "
+            f"{time.perf_counter() - self._t0:.0f} s" + (f"; {numbers}" if numbers else "")
+        )

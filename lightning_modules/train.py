@@ -26,9 +26,11 @@ import difflib
 import inspect
 import logging
 import os
+import sys
 import time
 import types
 import typing
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -55,7 +57,7 @@ from keytrack.runlogs import (
 )
 from keytrack.settings import TrainingSettings, training_settings
 from keytrack.track_lists import TrackTrainingSettings, track_training_settings
-from lightning_modules.callbacks import ConfigRecord, EpochSeed, Throughput
+from lightning_modules.callbacks import ConfigRecord, EpochLine, EpochSeed, Throughput
 from lightning_modules.matching import MatchingModule
 from lightning_modules.track_matching import TrackMatchingModule
 
@@ -107,6 +109,8 @@ def _loggers(cfg: DictConfig, out: Path) -> list:
                 config=dict(cfg),
             )
         )
+        # Lightning passes anonymous=None, which W&B >= 0.19 warns about on every run; None is its default
+        getattr(loggers[-1], "_wandb_init", {}).pop("anonymous", None)
     return loggers
 
 
@@ -121,6 +125,10 @@ def _trainer(cfg: DictConfig, out: Path, checkpoint: ModelCheckpoint, throughput
     trainer_args = dict(cfg.trainer)
     if cfg.logging.wandb or not trainer_args.get("fast_dev_run"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    # A progress bar redraws in place: on a terminal only; a log file gets one line per epoch.
+    trainer_args.setdefault("enable_progress_bar", sys.stderr.isatty())
+    if not trainer_args["enable_progress_bar"]:
+        callbacks.append(EpochLine(lambda line: log.info("%s/%s: %s", cfg.experiment, cfg.run_name, line)))
     return pl.Trainer(
         default_root_dir=str(out), logger=_loggers(cfg, out), callbacks=callbacks, **trainer_args
     )
@@ -304,8 +312,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the composed config and exit")
 
 
+def quiet_libraries() -> None:
+    """Keep the console to what a run says: Lightning's hardware lines and tips, W&B's banners and
+    library deprecation notices about code that is not keytrack's are left out (warnings stay)."""
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    quiet_libraries()
     cfg = load_config(args.overrides)
     check_trainer_args(cfg)
     if args.print_config:
@@ -333,4 +352,21 @@ def run(args: argparse.Namespace) -> int:
         f"{processes}; "
         f"run dir {result['run_dir']}"
     )
+    if (warning := chance_warning(result)) is not None:
+        print(f"keytrack train: warning: {warning}", file=sys.stderr)
     return 0
+
+
+CHANCE_ACCURACY = 0.55  # a pair classifier on balanced validation pairs at or below this has learned ~nothing
+
+
+def chance_warning(result: dict) -> str | None:
+    """What to say when the best validation accuracy is at chance (balanced pairs: 0.5), else None."""
+    acc = result.get("best_val_acc")
+    if acc is None or acc > CHANCE_ACCURACY:
+        return None
+    return (
+        f"best val/acc {acc:.3f} is at chance (0.5 on balanced pairs): this network has not learned to "
+        f"match poses and will track badly; train longer (trainer.max_epochs, loader.samples_per_epoch; "
+        f"{result.get('global_step')} steps ran) or with more data"
+    )

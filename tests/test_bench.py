@@ -76,10 +76,10 @@ def bench_args(tmp_path):
 def test_comparison_rows_time_each_tracker_on_the_same_frames():
     import importlib.util
 
+    import torch
+
     from keytrack.bench import comparison_rows
     from keytrack.synth import generate_dataset
-
-    import torch
 
     data = generate_dataset(1, seed=3)
     data.videos[0].frames = data.videos[0].frames[:12]

@@ -243,6 +243,26 @@ def _manifest(args: argparse.Namespace, dataset) -> dict:
     }
 
 
+def _track_with_progress(tracker, dataset, videos_at_once: int):
+    """``tracker.track_dataset`` in groups of ``videos_at_once`` videos (each tracked on its own either
+    way), a line after each group: how many videos and frames are done, at what rate."""
+    import sys
+
+    from keytrack.poses import Dataset
+
+    videos, done, total = [], 0, len(dataset.videos)
+    for start in range(0, total, videos_at_once):
+        videos += tracker.track_videos(dataset.videos[start : start + videos_at_once], videos_at_once)
+        done = len(videos)
+        fps = tracker.frames_tracked / tracker.seconds if tracker.seconds > 0 else float("inf")
+        print(
+            f"tracked {done}/{total} videos ({tracker.frames_tracked} frames, {fps:,.1f} frames/s)",
+            end="\r" if sys.stdout.isatty() and done < total else "\n",
+            flush=True,
+        )
+    return Dataset(videos, dict(dataset.skipped))
+
+
 def run(args: argparse.Namespace) -> int:
     from keytrack.io import read_dataset, write_posetrack18
     from keytrack.outputs import check_output_folder, write_folder
@@ -278,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = subsample(dataset, args.frame_stride)
         print(f"frame stride {args.frame_stride}: {dataset.num_frames} frames kept")
 
-    tracked = tracker.track_dataset(dataset, videos_at_once=args.videos_at_once)
+    tracked = _track_with_progress(tracker, dataset, args.videos_at_once)
     tracked = apply_keypoint_threshold(tracked, args.keypoint_threshold)
     with write_folder(args.output, _manifest(args, dataset)) as folder:
         paths = write_posetrack18(tracked, folder)

@@ -26,7 +26,7 @@ from ablations.evaluate import (
 )
 from ablations.options import RunOptions, add_options, opt, options_from
 from ablations.profile import Profile, display_path
-from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest
+from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest, pooled_mota
 from ablations.training import budget_overrides, network_or_error
 from keytrack.models import registry
 from keytrack.poses import Dataset
@@ -362,10 +362,13 @@ def tune_threshold(
         if record.ok:
             r = record.result
             row.update(
-                idsw_total=r["idsw"]["Total"], mota=r["mota"]["Total"], switches=int(r["num_switches"])
+                idsw_total=r["idsw"]["Total"],
+                mota=r["mota"]["Total"],
+                mota_pooled=pooled_mota(r),
+                switches=int(r["num_switches"]),
             )
         else:
-            row.update(idsw_total=None, mota=None, switches=None)
+            row.update(idsw_total=None, mota=None, mota_pooled=None, switches=None)
         rows.append({**row, "status": record.failure})
     done = [r for r in rows if r["idsw_total"] is not None]
     if not done:

@@ -241,6 +241,17 @@ def total(metric: str) -> Callable[[Mapping], float | None]:
     return lambda result: (result.get(metric) or {}).get("Total")
 
 
+def pooled_mota(result: Mapping) -> float | None:
+    """MOTA over the joints pooled, ``100 · (1 - (misses + false positives + switches) / GT joints)``:
+    unlike poseval's Total (the mean of the per-joint MOTAs), a joint with almost no ground truth (Bonn's
+    nose: a handful of GT points) cannot drag it to minus thousands when a tracker reports poses there."""
+    objects = result.get("num_objects")
+    if not objects:
+        return None
+    errors = sum(float(result.get(k) or 0) for k in ("num_misses", "num_false_positives", "num_switches"))
+    return 100.0 * (1.0 - errors / float(objects))
+
+
 @dataclass
 class Result:
     """What an ablation run produced: table rows, the files written and the failed runs."""

@@ -121,3 +121,11 @@ def test_the_evaluator_tracks_and_tunes_a_boxmot_tracker():
     assert 0 < result["num_objects"] <= 2 * 12 * 15 and result["mota"]["Total"] > 50
     best, rows = tune_threshold(evaluator, TrackerSpec("ocsort"), EvalSet(gt), (0.1, 0.3), key="ocsort")
     assert best in (0.1, 0.3) and [r["threshold"] for r in rows] == [0.1, 0.3]
+
+
+def test_pooled_mota_is_not_swamped_by_a_joint_without_ground_truth():
+    from ablations.runs import pooled_mota
+
+    cell = {"num_objects": 200, "num_misses": 20, "num_false_positives": 10, "num_switches": 2}
+    assert pooled_mota(cell) == 84.0
+    assert pooled_mota({"num_objects": 0}) is None and pooled_mota({}) is None

@@ -251,6 +251,21 @@ def test_scorer_gives_a_track_one_score_in_every_column_and_respects_the_mask():
         scorer(query, None, cand, (640, 480), np.ones((2, 4), bool))
 
 
+def test_several_videos_share_a_forward_and_get_the_same_ids():
+    from keytrack.synth import SynthConfig, generate_dataset
+    from keytrack.tracking import Tracker
+
+    torch.manual_seed(0)
+    scorer = TrackEntailmentScorer(TrackTransformer(SMALL))
+    data = generate_dataset(3, seed=2, config=SynthConfig(frames_per_video=(8, 10)))
+    one = Tracker(scorer, motion="kalman").track_dataset(data, videos_at_once=1)
+    forwards = scorer.forwards
+    three = Tracker(scorer, motion="kalman").track_dataset(data, videos_at_once=3)
+    assert scorer.forwards - forwards < forwards  # frames of three videos per forward
+    for a, b in zip(one.videos, three.videos):
+        assert [f.track_ids.tolist() for f in a.frames] == [f.track_ids.tolist() for f in b.frames]
+
+
 def test_pair_memo_passes_a_track_scorer_by():
     from keytrack.tracking import PairScoreMemo
 

@@ -109,7 +109,8 @@ class TrackEntailmentScorer:
 
     @property
     def mixes_videos(self) -> bool:
-        return False
+        """Frames of several videos may share a forward (``score_many``; ``--videos-at-once``)."""
+        return True
 
     @classmethod
     def from_checkpoint(
@@ -124,6 +125,28 @@ class TrackEntailmentScorer:
         return cls(model, device, batch_size, precision, motion=str(cfg.pairs.get("motion", "none")))
 
     def __call__(self, keypoints, boxes, candidates: Candidates, frame_size=None, mask=None) -> np.ndarray:
+        return self.score_many([(keypoints, boxes, candidates, frame_size, mask)])[0]
+
+    def score_many(self, requests) -> list[np.ndarray]:
+        """The ``[P, C]`` score matrices of several frames' ``(keypoints, boxes, candidates, frame_size,
+        mask)`` (frames of different videos, :mod:`keytrack.tracking.schedule`), as ``__call__`` gives
+        each, with the (pose, track) pairs of all of them in one batched forward."""
+        asked = [self._asked(*request) for request in requests]
+        parts = [a for a in asked if a[1] is not None]
+        if not parts:
+            return [out for out, *_ in asked]
+        scores = self.track_scores(*(np.concatenate([p[2][i] for p in parts]) for i in range(3)))
+        ends = np.cumsum([len(p[2][0]) for p in parts])
+        for part, chunk in zip(parts, np.split(scores, ends[:-1])):
+            out, (pose, track, column_track, mask), _ = part
+            table = np.zeros((len(out), column_track.max() + 1))
+            table[pose, track] = chunk
+            out[:] = np.where(mask, table[:, column_track], 0.0)
+        return [out for out, *_ in asked]
+
+    def _asked(self, keypoints, boxes, candidates: Candidates, frame_size=None, mask=None):
+        """``(out [P, C] zeros, where, (query, history, Δ))`` of one request: ``where`` = (the asked
+        pairs' pose and track indices, each column's track, the mask), None when nothing is asked."""
         keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
         p, c = len(keypoints), len(candidates)
         mask = np.ones((p, c), bool) if mask is None else np.asarray(mask, bool)
@@ -137,18 +160,16 @@ class TrackEntailmentScorer:
             )
         out = np.zeros((p, c))
         if p == 0 or c == 0:
-            return out
+            return out, None, None
         tracks, column_track, rows, delta = track_histories(candidates, self.history)
         asked = np.zeros((p, len(tracks)), bool)
         np.logical_or.at(asked.T, column_track, mask.T)  # a track is asked when a candidate of it is
         seen = (keypoints[..., 2] > 0).any(-1)
         pose, track = np.nonzero(asked & seen[:, None])
         if len(pose) == 0:
-            return out
+            return out, None, None
         history = np.where((delta > 0)[..., None, None], candidates.keypoints[rows.clip(0)], 0.0)
-        scores = np.zeros((p, len(tracks)))
-        scores[pose, track] = self.track_scores(keypoints[pose], history[track], delta[track])
-        return np.where(mask, scores[:, column_track], 0.0)
+        return out, (pose, track, column_track, mask), (keypoints[pose], history[track], delta[track])
 
     def track_scores(self, query: np.ndarray, history: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """``[N]`` ``sigmoid(z)`` of ``N`` (pose ``[N, 15, 3]``, history ``[N, k, 15, 3]``, ``Δ [N, k]``)

@@ -305,7 +305,7 @@ def tracker_rows(
     return rows
 
 
-def comparison_rows(dataset, label: str, *, device: str) -> list[dict]:
+def comparison_rows(dataset, label: str, *, device: str, videos_at_once: int = 8) -> list[dict]:
     """Frames/s of the trackers the tracker comparison ranks, on the same frames: OKS without motion and
     with the Kalman motion, the track-level matcher (freshly initialised, experiment ``track``) with the
     Kalman motion, and each boxmot tracker at its defaults where the ``baselines`` extra is installed
@@ -322,22 +322,26 @@ def comparison_rows(dataset, label: str, *, device: str) -> list[dict]:
 
     torch.manual_seed(0)
     model = TrackTransformer(track_model_config(load_config(["experiment=track"])))
-    runs = {
-        "OKS": lambda: Tracker(OKSScorer(), motion="none"),
-        "OKS + Kalman": lambda: Tracker(OKSScorer(), motion="kalman"),
-        "track-level matcher + Kalman": lambda: Tracker(
-            TrackEntailmentScorer(model, device), motion="kalman"
-        ),
+
+    def track_level():
+        return Tracker(TrackEntailmentScorer(model, device), motion="kalman")
+
+    runs = {  # what: (tracker, videos at once)
+        "OKS": (lambda: Tracker(OKSScorer(), motion="none"), 1),
+        "OKS + Kalman": (lambda: Tracker(OKSScorer(), motion="kalman"), 1),
+        "track-level matcher + Kalman": (track_level, 1),
+        f"track-level matcher + Kalman, {videos_at_once} videos at once": (track_level, videos_at_once),
     }
     if importlib.util.find_spec("boxmot") is not None:
-        runs.update({f"boxmot {n} (defaults)": (lambda n=n: BoxmotTracker(n)) for n in BOXMOT_TRACKERS})
+        runs.update({f"boxmot {n} (defaults)": ((lambda n=n: BoxmotTracker(n)), 1) for n in BOXMOT_TRACKERS})
     else:
         log.warning("boxmot is not installed (make install-baselines): no boxmot rows")
     rows = []
-    for what, make in runs.items():
-        make().track_dataset(dataset)  # warm-up
+    for what, (make, at_once) in runs.items():
+        kwargs = {"videos_at_once": at_once} if at_once > 1 else {}
+        make().track_dataset(dataset, **kwargs)  # warm-up
         tracker = make()
-        tracker.track_dataset(dataset)
+        tracker.track_dataset(dataset, **kwargs)
         frames_s = tracker.frames_tracked / tracker.seconds
         rows.append({"what": f"tracking {label} ({dataset.num_frames} frames): {what}", "frames_s": frames_s})
     return rows
@@ -470,7 +474,7 @@ def _tracking_rows(args: argparse.Namespace, cfg, flops: float, square: Roofline
         split = args.split or default_eval_split(args.data)
         data, label = read_dataset(args.data, split=split), f"{Path(args.data).name} {split}"
         rows += tracker_rows(cfg, data, label, device=device, flops=flops, roofline=square, runs=runs)
-        rows += comparison_rows(data, label, device=device)
+        rows += comparison_rows(data, label, device=device, videos_at_once=args.videos_at_once)
     return rows
 
 

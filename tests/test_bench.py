@@ -91,7 +91,12 @@ def test_comparison_rows_time_each_tracker_on_the_same_frames():
         torch.set_num_threads(threads)
     names = [r["what"].split(": ", 1)[1] for r in rows]
     boxmot = importlib.util.find_spec("boxmot") is not None
-    assert names[:3] == ["OKS", "OKS + Kalman", "track-level matcher + Kalman"]
-    assert len(names) == 3 + 5 * boxmot  # a row per boxmot tracker where the extra is installed
+    assert names[:4] == [
+        "OKS",
+        "OKS + Kalman",
+        "track-level matcher + Kalman",
+        "track-level matcher + Kalman, 8 videos at once",
+    ]
+    assert len(names) == 4 + 5 * boxmot  # a row per boxmot tracker where the extra is installed
     assert all(r["what"].startswith(f"tracking one video ({data.num_frames} frames)") for r in rows)
     assert all(math.isfinite(r["frames_s"]) and r["frames_s"] > 0 for r in rows)

@@ -810,5 +810,5 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
         )
     assert "--videos-at-once: must be an integer >= 1" in capsys.readouterr().err
 
-    with pytest.raises(SystemExit, match="--checkpoint"):
-        _track_cli(["--input", src, "--output", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--checkpoint"):  # without --scorer: OKS + Kalman (test_kalman.py)
+        _track_cli(["--input", src, "--output", str(tmp_path / "x"), "--scorer", "pose_entailment"])

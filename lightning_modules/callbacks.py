@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from typing import Any, Mapping
@@ -94,22 +95,25 @@ class ConfigRecord(Callback):
 
 class EpochLine(Callback):
     """One line per epoch instead of a progress bar (a log file or a pipe: no TTY to redraw on): the
-    epoch, its steps, seconds and the logged ``train/loss`` and ``val/*`` numbers."""
+    epoch, its steps, seconds and the logged ``train/loss`` and ``val/*`` numbers, logged after
+    ``prefix`` to ``keytrack.train`` (a plain object: ``ddp_spawn`` pickles the callbacks)."""
 
-    def __init__(self, log=print):
-        self.say, self._t0 = log, 0.0
+    def __init__(self, prefix: str = ""):
+        self.prefix, self._t0 = prefix, 0.0
 
     def on_train_epoch_start(self, trainer, module):
         self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, module):
-        if not trainer.is_global_zero:
-            return
+        if trainer.is_global_zero:
+            logging.getLogger("keytrack.train").info("%s%s", self.prefix, self.line(trainer))
+
+    def line(self, trainer) -> str:
         metrics = trainer.callback_metrics
         shown = [k for k in sorted(metrics) if k.startswith("val/") or k == "train/loss"]
         numbers = ", ".join(f"{k} {float(metrics[k]):.4f}" for k in shown)
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
-        self.say(
+        return (
             f"epoch {trainer.current_epoch + 1}/{epochs}: step {trainer.global_step}, "
             f"{time.perf_counter() - self._t0:.0f} s" + (f"; {numbers}" if numbers else "")
         )

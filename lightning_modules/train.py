@@ -128,7 +128,7 @@ def _trainer(cfg: DictConfig, out: Path, checkpoint: ModelCheckpoint, throughput
     # A progress bar redraws in place: on a terminal only; a log file gets one line per epoch.
     trainer_args.setdefault("enable_progress_bar", sys.stderr.isatty())
     if not trainer_args["enable_progress_bar"]:
-        callbacks.append(EpochLine(lambda line: log.info("%s/%s: %s", cfg.experiment, cfg.run_name, line)))
+        callbacks.append(EpochLine(f"{cfg.experiment}/{cfg.run_name}: "))
     return pl.Trainer(
         default_root_dir=str(out), logger=_loggers(cfg, out), callbacks=callbacks, **trainer_args
     )

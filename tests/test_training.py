@@ -401,7 +401,8 @@ def test_bf16_mixed_training_through_lightning(tmp_path, scenes):
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def test_a_run_at_chance_is_called_so_and_a_log_gets_a_line_per_epoch():
+def test_a_run_at_chance_is_called_so_and_a_log_gets_a_line_per_epoch(caplog):
+    import logging
     from types import SimpleNamespace
 
     import torch
@@ -412,13 +413,16 @@ def test_a_run_at_chance_is_called_so_and_a_log_gets_a_line_per_epoch():
     warning = chance_warning({"best_val_acc": 0.5, "global_step": 12})
     assert "at chance" in warning and "12 steps ran" in warning and "trainer.max_epochs" in warning
     assert chance_warning({"best_val_acc": 0.9}) is None and chance_warning({"best_val_acc": None}) is None
-    lines = []
-    epoch = EpochLine(lines.append)
+    import pickle
+
+    epoch = pickle.loads(pickle.dumps(EpochLine("quick/run: ")))  # ddp_spawn pickles the callbacks
     metrics = {"val/rank1": torch.tensor(0.75), "train/loss": torch.tensor(0.25), "lr": torch.tensor(1.0)}
     trainer = SimpleNamespace(
         is_global_zero=True, callback_metrics=metrics, max_epochs=4, current_epoch=1, global_step=20
     )
     epoch.on_train_epoch_start(trainer, None)
-    epoch.on_train_epoch_end(trainer, None)
-    assert lines == [lines[0]] and lines[0].startswith("epoch 2/4: step 20, ")
-    assert lines[0].endswith("train/loss 0.2500, val/rank1 0.7500")
+    with caplog.at_level(logging.INFO, logger="keytrack.train"):
+        epoch.on_train_epoch_end(trainer, None)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "keytrack.train"]
+    assert line.startswith("quick/run: epoch 2/4: step 20, ")
+    assert line.endswith("train/loss 0.2500, val/rank1 0.7500")

@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-PHONY_EXTRA := matcher-variants diagnose test-slow bench lint
+PHONY_EXTRA := matcher-variants diagnose test-slow bench lint weights
 .PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo install-baselines track-video clean
 
 install: $(VENV)/.installed
@@ -49,6 +49,13 @@ $(VENV)-baselines/.installed: setup.cfg constraints-baselines.txt pyproject.toml
 train: install
 	$(BIN)/keytrack train experiment=$(EXPERIMENT) $(DATA_ARG) $(ARGS)
 
+# The shipped matcher keytrack/weights/keytrack-synthetic.pt (keytrack.weights, `--checkpoint keytrack-synthetic`):
+# the improved matcher trained on the synthetic default scenes with seed 0 (about 10 minutes on a CPU; a
+# finished run is reused), its best checkpoint stripped to weights and config. Synthetic data only: no DATA.
+weights: install
+	$(BIN)/keytrack train experiment=improved seed=0 logging.wandb=false trainer.enable_progress_bar=false
+	$(BIN)/keytrack export-weights runs/improved/synthetic-seed0 keytrack/weights/keytrack-synthetic.pt
+
 # The fast tier (the README's test command; a few minutes here); test-slow: trainings, DDP, sweeps,
 # end-to-end ablations (pytest -m slow); .ci/run runs both.
 test: install
@@ -82,7 +89,7 @@ diagnose: install
 	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --input $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
 
 sweep: install
-	$(BIN)/keytrack ablate sweep experiments/sweeps/$(SWEEP).yaml $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate sweep $(SWEEP) $(if $(DATA),--data $(DATA),) $(ARGS)
 
 ablation-tokens: install
 	$(BIN)/keytrack ablate tokens $(if $(DATA),--data $(DATA),) $(ARGS)

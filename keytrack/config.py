@@ -1,6 +1,8 @@
 """Experiment configuration with omegaconf: a base config, small experiment files, CLI overrides.
 
-``load_config(["experiment=quick", "trainer.max_epochs=3"])`` merges, in order:
+The experiment files live in the package, ``keytrack/experiments/`` (:func:`experiments_dir`); paths
+below are relative to ``keytrack/``. ``load_config(["experiment=quick", "trainer.max_epochs=3"])``
+merges, in order:
 
 1. ``experiments/base.yaml``, the paper's settings (A.4, A.5);
 2. ``experiments/model/<model.name>.yaml`` under ``model``: the chosen matcher's own keys and their
@@ -28,9 +30,10 @@ from keytrack.errors import InputError
 
 def experiments_dir() -> Path:
     """The folder of experiment YAMLs: ``KEYTRACK_EXPERIMENTS`` when set (read at every call, so a
-    test or a tool may point it elsewhere), else the project's ``experiments/``. Every path to a
-    config file goes through here (:func:`config_path`)."""
-    return Path(os.environ.get("KEYTRACK_EXPERIMENTS") or Path(__file__).resolve().parents[1] / "experiments")
+    test or a tool may point it elsewhere), else the package's own ``keytrack/experiments/``, installed
+    with it as package data (so every command finds the configs from any directory, editable install
+    or wheel). Every path to a config file goes through here (:func:`config_path`)."""
+    return Path(os.environ.get("KEYTRACK_EXPERIMENTS") or Path(__file__).resolve().parent / "experiments")
 
 
 def config_path(*parts: str, directory: Path | str | None = None) -> Path:

@@ -11,7 +11,7 @@ from :class:`InputError`, a ``ValueError`` whose message names what is wrong and
 ``<prog>: error: <message>``, on stderr and exits with status 2 (as argparse does for bad
 arguments), with the traceback only under ``--debug`` or ``KEYTRACK_DEBUG=1``; any other
 exception is a bug and keeps its traceback. ``keytrack``'s console script and every
-``python -m ablations.<name>`` and ``python -m ablations.sweep`` go through it.
+``python -m keytrack.ablations.<name>`` (``sweep``, ``toks``, ``matcher_variants``) go through it.
 """
 
 from __future__ import annotations

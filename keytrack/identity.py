@@ -17,7 +17,7 @@ overrides) except the settings listed here:
 :func:`identity` is the config with those keys removed (and ``data.root`` made absolute);
 :func:`digest` its hash; :func:`changed_keys` the dotted keys where two configs differ, for
 messages. ``keytrack train`` refuses to resume a run whose saved config differs in any key of the
-resume identity and names them; :func:`ablations.training.find_finished_run` (the ablations' and the
+resume identity and names them; :func:`keytrack.ablations.training.find_finished_run` (the ablations' and the
 sweep runner's reuse of finished trainings) reuses a run only when the full identity agrees.
 """
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ablations import options as lab_options
-from ablations import training
-from ablations.runs import RunCache
-from ablations.training import train_or_reuse
+from keytrack.ablations import options as lab_options
+from keytrack.ablations import training
+from keytrack.ablations.runs import RunCache
+from keytrack.ablations.training import train_or_reuse
 from keytrack.evaluation.head_boxes import complete_head_boxes
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.skeleton import JOINTS, NUM_JOINTS
@@ -107,7 +107,7 @@ def test_an_interval_is_one_markdown_cell_and_three_csv_columns(tmp_path):
 def _video_records(switches: list[list[float]], objects: list[float]) -> list:
     """Run records of tracking cells whose videos ``v0, v1, ...`` had these ID switches (one list per
     record)."""
-    from ablations.runs import RunRecord
+    from keytrack.ablations.runs import RunRecord
 
     return [
         RunRecord(
@@ -121,7 +121,7 @@ def _video_records(switches: list[list[float]], objects: list[float]) -> list:
 
 
 def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos_and_seeds():
-    from ablations.runs import video_bootstrap
+    from keytrack.ablations.runs import video_bootstrap
     from keytrack.tables import Interval
 
     objects = [100.0] * 10
@@ -142,7 +142,7 @@ def test_video_bootstrap_gives_the_pooled_difference_and_an_interval_over_videos
     # reproducible: the draws come from a seeded generator
     assert video_bootstrap(_video_records([[1.0] * 9 + [21.0]], objects), oks) == one
     # no per-video counts (a cell stored before they were recorded), or another set of videos: no interval
-    from ablations.runs import RunRecord
+    from keytrack.ablations.runs import RunRecord
 
     assert video_bootstrap([RunRecord("x", "ok", {}, result={})], oks) is None
     assert video_bootstrap(_video_records([[1.0] * 9], objects[:9]), oks) is None
@@ -345,8 +345,8 @@ def tiny_checkpoint(tmp_path_factory):
 def _compare(tmp_path, eval_gt, train_gt=None, out="tc", **options):
     """``keytrack ablate tracker_comparison`` with ``options`` (``strides``, ``methods``, ... as the
     command line gives them) on the given ground truth."""
-    from ablations import runner
-    from ablations.cells import TrackingOptions
+    from keytrack.ablations import runner
+    from keytrack.ablations.cells import TrackingOptions
 
     opts = TrackingOptions(out=str(tmp_path / out), **options)
     spec = runner.load_spec("tracker_comparison", opts.spec_overrides())
@@ -360,7 +360,7 @@ def _ours(result) -> list[dict]:
 
 @pytest.mark.slow
 def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
-    from ablations.evaluate import SETTING_LABELS
+    from keytrack.ablations.evaluate import SETTING_LABELS
     from keytrack.perturb import SETTINGS
 
     labels = {"pose_entailment": "Pose Entailment", "oks": "OKS (greedy)", "iou": "IoU (greedy)"}
@@ -423,7 +423,7 @@ def test_tracker_comparison_end_to_end(tmp_path, tiny_checkpoint, one_thread):
 
 
 def test_tracker_comparison_runs_a_method_with_motion_beside_it(tmp_path, one_thread):
-    from ablations import runner
+    from keytrack.ablations import runner
     from keytrack.errors import InputError
 
     train_gt = generate_dataset(2, seed=11, config=TINY)
@@ -567,8 +567,8 @@ def test_tracker_comparison_compares_each_matcher_with_oks_over_the_videos(tmp_p
 
 
 def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_path, one_thread):
-    from ablations.cells import TrackingOptions
-    from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
+    from keytrack.ablations.cells import TrackingOptions
+    from keytrack.ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 
     eval_gt = generate_dataset(2, seed=12, config=TINY)
     predicted = "predicted_boxes_predicted_keypoints"
@@ -617,7 +617,7 @@ def test_tracker_comparison_matches_only_confident_keypoints_where_asked(tmp_pat
 
 
 def test_grid_edge_flags_a_tuned_threshold_at_either_end_of_its_grid():
-    from ablations.cells import grid_edge
+    from keytrack.ablations.cells import grid_edge
 
     grid = (0.05, 0.1, 0.2)
     assert [grid_edge(t, grid) for t in grid] == [True, False, True]
@@ -631,8 +631,8 @@ def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_pat
     switches
     on the training split drawn in that setting, every k-th frame, tracked with the cells' tracker settings;
     ``--tune-on gt``: one threshold, on GT keypoints at stride 1."""
-    from ablations.cells import TrackingOptions, tune_thresholds
-    from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
+    from keytrack.ablations.cells import TrackingOptions, tune_thresholds
+    from keytrack.ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 
     train_gt, _ = complete_head_boxes(generate_dataset(3, seed=11, config=TINY))
     predicted, gt = "predicted_boxes_predicted_keypoints", "gt_boxes_gt_keypoints"
@@ -678,7 +678,7 @@ def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_pat
 def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
     """``--matcher-threshold MATCHER=T`` sets that matcher's match threshold only; OKS given one is not tuned
     (no training data is read: the profile and cache are not touched)."""
-    from ablations.cells import TrackingOptions, tune_thresholds
+    from keytrack.ablations.cells import TrackingOptions, tune_thresholds
 
     opts = TrackingOptions(matcher_threshold=("improved=0.9", "oks+motion=0.05"), oks_threshold=0.2)
     thresholds, rows, filled = tune_thresholds(
@@ -692,7 +692,7 @@ def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
 
 
 def test_tracker_comparison_assigns_confident_detections_first_where_asked(tmp_path, one_thread):
-    from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
+    from keytrack.ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 
     eval_gt = generate_dataset(2, seed=12, config=TINY)
     predicted = "predicted_boxes_predicted_keypoints"
@@ -795,7 +795,7 @@ def test_tracker_comparison_with_a_learned_gcn_adds_cells_beside_the_paper(
 
 
 def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_path, monkeypatch):
-    from ablations.training import budget_overrides
+    from keytrack.ablations.training import budget_overrides
 
     budget = budget_overrides("default")
     assert "loader.samples_per_epoch=24000" in budget and "trainer.max_epochs=6" in budget
@@ -826,8 +826,8 @@ def test_tracker_comparison_learned_baselines_take_pose_entailments_budget(tmp_p
 
 
 def test_crop_cnn_is_skipped_on_data_without_images(tmp_path):
-    from ablations.cells import missing_images
-    from ablations.profile import Profile
+    from keytrack.ablations.cells import missing_images
+    from keytrack.ablations.profile import Profile
     from keytrack.io import write_posetrack18
 
     gt = generate_dataset(2, seed=13, config=TINY)
@@ -1001,7 +1001,7 @@ def test_tracker_comparison_shows_the_improved_matcher_over_several_training_see
 def test_matcher_variants_table_trains_each_variant_once_and_chains_init_from(
     tmp_path, tiny_checkpoint, monkeypatch, one_thread
 ):
-    from ablations import matcher_variants as mv
+    from keytrack.ablations import matcher_variants as mv
 
     spec = tmp_path / "variants.yaml"
     spec.write_text(
@@ -1088,8 +1088,8 @@ def test_matcher_variants_track_at_each_variants_match_threshold(
 ):
     """A variant's ``match_threshold`` and the spec's ``oks_thresholds`` reach the tracker; predicted-only
     rows have no ranking or ground-truth cells."""
-    from ablations import matcher_variants as mv
-    from ablations.evaluate import Evaluator
+    from keytrack.ablations import matcher_variants as mv
+    from keytrack.ablations.evaluate import Evaluator
 
     spec = tmp_path / "variants.yaml"
     spec.write_text(
@@ -1139,13 +1139,13 @@ def test_matcher_variants_track_at_each_variants_match_threshold(
     "module, cls", [("toks", "Options"), ("sweep", "SweepOptions"), ("cells", "TrackingOptions")]
 )
 def test_each_ablation_spells_its_options_once(module, cls):
-    """The command line is made from the options dataclass (ablations.options.opt): no option given, every
-    field keeps the dataclass's default; each option given sets its own field."""
+    """The command line is made from the options dataclass (keytrack.ablations.options.opt): no option
+    given, every field keeps the dataclass's default; each option given sets its own field."""
     import argparse
     import dataclasses
     import importlib
 
-    mod = importlib.import_module(f"ablations.{module}" if module == "toks" else f"ablations.{module}")
+    mod = importlib.import_module(f"keytrack.ablations.{module}")
     options = getattr(mod, cls)
     parser = argparse.ArgumentParser()
     if module == "cells":
@@ -1212,7 +1212,7 @@ def test_keytrack_ablate_runs_the_plugins_with_their_own_options(name, option, c
 
 
 def test_keytrack_ablate_hands_a_variants_spec_to_matcher_variants(monkeypatch):
-    from ablations import matcher_variants
+    from keytrack.ablations import matcher_variants
     from keytrack.cli import main
 
     calls = []

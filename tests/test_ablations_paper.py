@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from ablations import cells, runner, training
-from ablations.cells import TrackingOptions
+from keytrack.ablations import cells, runner, training
+from keytrack.ablations.cells import TrackingOptions
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
 from keytrack.tables import MeanStd
@@ -92,7 +92,7 @@ def test_each_tokens_row_takes_the_paper_value_of_its_own_scheme():
 
 
 def test_quick_budget_is_the_ablation_quick_experiment():
-    from ablations.training import budget_file_overrides
+    from keytrack.ablations.training import budget_file_overrides
 
     spec = runner.load_spec("tokens")
     assert runner.by_profile(spec, "full")["train"]["budget"] is None  # the paper's training as it is
@@ -151,7 +151,7 @@ def test_pair_score_memo_reuses_scores_and_tracks_identically(eval_gt, checkpoin
 
 @pytest.mark.slow
 def test_timesteps_table_failures_and_reuse(tmp_path, eval_gt, checkpoint):
-    from ablations.evaluate import keypoint_hota
+    from keytrack.ablations.evaluate import keypoint_hota
     from keytrack.evaluation import evaluate
     from keytrack.perturb import perturb
     from keytrack.tracking import PoseEntailmentScorer, Tracker, apply_keypoint_threshold
@@ -249,7 +249,7 @@ def test_matcher_axis_tracks_each_network_side_by_side(tmp_path, eval_gt, checkp
     """``axes.matcher``: one network per matcher (the paper's model by the profile's experiment, others by
     name), cells keyed by matcher, the paper's values beside the paper's model only, best row per matcher;
     ``--checkpoint`` tracks its one network."""
-    from ablations.runs import file_digest
+    from keytrack.ablations.runs import file_digest
 
     asked = []
 

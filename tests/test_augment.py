@@ -54,9 +54,9 @@ def test_same_generator_seed_same_augmentation():
 
 def test_datamodule_augments_training_pairs_only(tmp_path):
     from keytrack.config import load_config
+    from keytrack.lightning.train import datamodule
     from keytrack.settings import training_settings
     from keytrack.synth import generate_dataset
-    from lightning_modules.train import datamodule
 
     cfg = load_config([f"output_dir={tmp_path}", "augment.translate=true", "augment.flip=0.5"])
     dm = datamodule(training_settings(cfg), generate_dataset(4, seed=1))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from ablations.cells import TrackingOptions, fixed_thresholds, grid_of
+from keytrack.ablations.cells import TrackingOptions, fixed_thresholds, grid_of
 from keytrack.errors import InputError
 from keytrack.poses import Dataset, Frame, Video
 from keytrack.tracking.boxmot_trackers import (
@@ -111,8 +111,8 @@ def test_the_evaluator_tracks_and_tunes_a_boxmot_tracker():
     pytest.importorskip(
         "boxmot", reason="boxmot's trackers need the `baselines` extra (make install-baselines)"
     )
-    from ablations.cells import tune_threshold
-    from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
+    from keytrack.ablations.cells import tune_threshold
+    from keytrack.ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 
     gt = Dataset([_scene(12)])
     evaluator = Evaluator()
@@ -124,7 +124,7 @@ def test_the_evaluator_tracks_and_tunes_a_boxmot_tracker():
 
 
 def test_pooled_mota_is_not_swamped_by_a_joint_without_ground_truth():
-    from ablations.runs import pooled_mota
+    from keytrack.ablations.runs import pooled_mota
 
     cell = {"num_objects": 200, "num_misses": 20, "num_false_positives": 10, "num_switches": 2}
     assert pooled_mota(cell) == 84.0

@@ -8,7 +8,7 @@ import pytest
 from keytrack.cli import COMMANDS, all_commands, build_parser, command, main, plugin_commands
 
 #: The commands that live outside the library, registered as entry points (setup.cfg).
-PLUGINS = {"train": "lightning_modules.train", "ablate": "ablations.runner"}
+PLUGINS = {"train": "keytrack.lightning.train", "ablate": "keytrack.ablations.runner"}
 
 
 def test_top_level_help_lists_every_command_without_importing_any(capsys):
@@ -22,8 +22,9 @@ def test_top_level_help_lists_every_command_without_importing_any(capsys):
     # In a fresh process: listing the commands imports none of their modules, nor torch.
     probe = (
         "import sys\nfrom keytrack.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
-        "    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'pytorch_lightning', 'lightning_modules', 'ablations', 'datamodules')))"
+        "    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pytorch_lightning') "
+        "or m.split('.')[:2] in (['keytrack', 'lightning'], ['keytrack', 'ablations'], "
+        "['keytrack', 'datamodules'])))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
@@ -33,7 +34,7 @@ def test_the_commands_outside_the_library_are_entry_point_plugins():
     found = plugin_commands()
     assert {name: found[name][0] for name in PLUGINS} == PLUGINS
     assert not set(PLUGINS) & set(COMMANDS)  # the library names no outside package
-    assert command("train").train.__module__ == "lightning_modules.train"
+    assert command("train").train.__module__ == "keytrack.lightning.train"
     with pytest.raises(LookupError, match="no keytrack command 'nope'"):
         command("nope")
 

@@ -81,8 +81,8 @@ def _trained_checkpoint(overrides=()) -> tuple[dict, torch.nn.Module]:
     """A current-layout checkpoint as ``keytrack train`` writes it: weights, ``trained_joints``, the
     module's hyperparameters and the run's config, AdamW's state after one step (groups from
     ``MatchingModule.configure_optimizers``)."""
+    from keytrack.lightning.train import matching_module
     from keytrack.settings import training_settings
-    from lightning_modules.train import matching_module
 
     cfg = load_config([*TINY, *overrides])
     torch.manual_seed(0)
@@ -190,8 +190,8 @@ def test_an_old_checkpoint_converts_to_the_current_one(tmp_path, capsys):
 
 
 def test_an_old_checkpoint_is_refused_until_converted(tmp_path):
+    from keytrack.lightning.train import matching_module
     from keytrack.settings import training_settings
-    from lightning_modules.train import matching_module
 
     current, _ = _trained_checkpoint()
     old_path = tmp_path / "old.ckpt"

@@ -82,7 +82,7 @@ def test_a_wrongly_typed_value_is_refused_naming_key_type_and_value(tmp_path):
     _refused(out, "optim.lr", "expected float", "experiments/base.yaml", "'fast'")
     assert not any(tmp_path.iterdir())
     from keytrack.config import ConfigError, load_config
-    from lightning_modules.train import check_trainer_args
+    from keytrack.lightning.train import check_trainer_args
 
     with pytest.raises(ConfigError, match=r"model.layers: expected int .*model/transformer.yaml.*1.5"):
         load_config(["model.layers=1.5"])

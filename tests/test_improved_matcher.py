@@ -546,8 +546,8 @@ def test_predicted_copies_keep_identities_and_give_false_positives_their_own():
 
 def test_training_on_predicted_copies_adds_their_pairs_to_training_only(tmp_path):
     from keytrack.config import load_config
+    from keytrack.lightning.train import datamodule
     from keytrack.settings import training_settings
-    from lightning_modules.train import datamodule
 
     ds = generate_dataset(5, seed=6, config=TINY)
     base = ["experiment=improved", "data.val_fraction=0.4"]

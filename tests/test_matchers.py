@@ -1,6 +1,6 @@
 """The matchers behind one interface: transformer, CNN on keypoints, CNN on crops, GCN (§4.2, §5.2, A.5).
 
-Each trains a few steps through ``lightning_modules.train.train`` on generated scenes (loss must go down),
+Each trains a few steps through ``keytrack.lightning.train.train`` on generated scenes (loss must go down),
 round-trips through ``load_matcher`` and tracks a two-video synthetic set through
 ``PoseEntailmentScorer.from_checkpoint``; the rasteriser, encoders, CNN depth and GCN score mapping
 are checked on hand-made inputs.
@@ -231,10 +231,10 @@ def test_gcn_graph_score_mapping_and_loss():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, scenes):
-    """Each matcher trained 80 steps by ``lightning_modules.train.train``: name -> (cfg, result,
+    """Each matcher trained 80 steps by ``keytrack.lightning.train.train``: name -> (cfg, result,
     losses)."""
+    from keytrack.lightning.train import train
     from keytrack.runlogs import read_metrics
-    from lightning_modules.train import train
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("runs")
@@ -274,7 +274,7 @@ def test_each_matcher_trains_with_the_loss_going_down(trained, name):
 @pytest.mark.parametrize("name", MATCHERS)
 def test_load_matcher_round_trip(trained, name, scenes):
     from keytrack.data import TokenizedPairs
-    from lightning_modules import MatchingModule
+    from keytrack.lightning import MatchingModule
 
     cfg, result, _ = trained[name]
     model, saved = load_matcher(result["last_checkpoint"])

@@ -51,8 +51,8 @@ def test_writer_round_trip_on_first_video(real_data_root, split, tmp_path):
 
 
 def test_pairs_tokens_and_a_training_step(real_data_root, split, dataset, tmp_path):
+    from keytrack.lightning.train import datamodule, train
     from keytrack.settings import training_settings
-    from lightning_modules.train import datamodule, train
 
     cfg = load_config(
         [

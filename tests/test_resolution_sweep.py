@@ -1,5 +1,5 @@
 """The resolution sweep of Figure 7 (right) end to end on tiny data (``keytrack ablate
-resolution_sweep``, a training spec of :mod:`ablations.runner`), and its claims checker."""
+resolution_sweep``, a training spec of :mod:`keytrack.ablations.runner`), and its claims checker."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from ablations import claims, runner
-from ablations.cells import TrackingOptions
-from ablations.training import budget_file_overrides
+from keytrack.ablations import claims, runner
+from keytrack.ablations.cells import TrackingOptions
+from keytrack.ablations.training import budget_file_overrides
 from keytrack.config import load_config
 from keytrack.synth import generate_dataset
 from keytrack.tables import MeanStd
@@ -130,7 +130,7 @@ def test_sweep_trains_tracks_records_a_failure_and_reuses(tmp_path, monkeypatch)
     train_data = generate_dataset(3, seed=3)
     eval_gt = generate_dataset(1, seed=3, first_index=1000)
     calls = []
-    from ablations import training
+    from keytrack.ablations import training
 
     real = training.train_or_reuse
     fail = True

@@ -20,7 +20,7 @@ import os, signal, sys
 import pytorch_lightning as pl
 from keytrack.config import load_config
 from keytrack.synth import SynthConfig, generate_dataset
-from lightning_modules.train import train
+from keytrack.lightning.train import train
 
 kill_at = int(os.environ.get("KILL_AT", "-1"))
 # A process started in the background by a non-interactive shell (CI) inherits SIGINT ignored;

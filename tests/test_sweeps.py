@@ -1,5 +1,5 @@
-"""W&B sweep YAMLs (experiments/sweeps/), run offline by ablations.sweep into the training spec of Figure 7
-(left), experiments/ablations/figure7.yaml."""
+"""W&B sweep YAMLs (keytrack/experiments/sweeps/), run offline by keytrack.ablations.sweep into the training
+spec of Figure 7 (left), keytrack/experiments/ablations/figure7.yaml."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ablations import cells, runner
-from ablations import sweep as sw
+from keytrack.ablations import cells, runner
+from keytrack.ablations import sweep as sw
 from keytrack.config import load_config
 from keytrack.reference import paper_results
 from keytrack.synth import SynthConfig, generate_dataset
@@ -134,7 +134,7 @@ def test_every_proposed_run_is_a_valid_keytrack_train_config(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
 def test_first_proposed_run_trains_with_fast_dev_run(path, tmp_path):
-    from lightning_modules.train import train
+    from keytrack.lightning.train import train
 
     spec = sw.load_sweep(path)
     row = sw.sweep_row(spec, _proposals(spec, limit=1)[0])
@@ -406,8 +406,9 @@ def test_offline_runner_runs_the_quick_grid_then_reuses_it(tmp_path, eval_gt, mo
 
 
 def test_keytrack_ablate_sweep_fills_results_sweep_name(monkeypatch):
-    """``make sweep SWEEP=figure7`` runs ``keytrack ablate sweep experiments/sweeps/figure7.yaml``: the
-    figure7 spec, its rows the proposals, written to results/sweep_figure7/."""
+    """``make sweep SWEEP=figure7`` runs ``keytrack ablate sweep figure7``
+    (keytrack/experiments/sweeps/figure7.yaml): the figure7 spec, its rows the proposals, written to
+    results/sweep_figure7/."""
     calls = []
 
     class Started(Exception):

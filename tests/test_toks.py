@@ -290,7 +290,7 @@ def test_toks_dataset_is_untracked_and_covers_every_frame(scenes):
 
 @pytest.mark.slow
 def test_ablation_smoke(tmp_path):
-    from ablations import toks as ablation
+    from keytrack.ablations import toks as ablation
 
     out = tmp_path / "toks"
     argv = ["--out", str(out), "--synthetic-test-videos", "2", "--seeds", "0", "1"]
@@ -311,7 +311,7 @@ def test_ablation_smoke(tmp_path):
 
 
 def test_ablation_failed_cell_is_shown_not_fatal(tmp_path, monkeypatch):
-    from ablations import toks as ablation
+    from keytrack.ablations import toks as ablation
 
     real = ablation.run_cell
 
@@ -402,7 +402,7 @@ def image_world():
 
 
 def _fake_models(monkeypatch, world):
-    from ablations import toks as ablation
+    from keytrack.ablations import toks as ablation
 
     models = ablation.ImageModels(
         ImageDetector(world), ImageEstimator(world), "fake-image-models v1", "fakes"
@@ -419,7 +419,7 @@ def _ours(csv_path):
 
 
 def test_ablation_image_estimator_plumbing_and_caches(tmp_path, monkeypatch, image_world):
-    from ablations import toks as ablation
+    from keytrack.ablations import toks as ablation
 
     models = _fake_models(monkeypatch, image_world)
     out = tmp_path / "toks"
@@ -510,7 +510,7 @@ def test_model_cache_round_trip_and_estimates_only_new_boxes(tmp_path, image_wor
 
 
 def test_ablation_yolo_missing_says_how_to_install(tmp_path, monkeypatch):
-    from ablations import toks as ablation
+    from keytrack.ablations import toks as ablation
 
     monkeypatch.setattr(ablation, "yolo_available", lambda: False)
     with pytest.raises(SystemExit) as err:
@@ -522,7 +522,7 @@ def test_ablation_yolo_missing_says_how_to_install(tmp_path, monkeypatch):
 
 
 def test_ablation_image_estimator_needs_the_data_images(tmp_path, monkeypatch, image_world):
-    from ablations import toks as ablation
+    from keytrack.ablations import toks as ablation
     from keytrack.io import write_posetrack18
 
     models = _fake_models(monkeypatch, image_world)
@@ -542,7 +542,7 @@ def test_ablation_real_yolo_on_rendered_frames(tmp_path):
         reason="optional yolo extra not installed (AGPL-3.0, its own venv): "
         "make install-yolo && .venv-yolo/bin/pytest tests/test_toks.py",
     )
-    from ablations import toks as ablation
+    from keytrack.ablations import toks as ablation
 
     out = tmp_path / "toks"
     argv = [

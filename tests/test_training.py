@@ -10,11 +10,11 @@ import torch
 
 from keytrack.cli import main
 from keytrack.config import ConfigError, list_experiments, load_config
+from keytrack.lightning.matching import warmup_linear_decay
+from keytrack.lightning.train import datamodule, train
 from keytrack.runlogs import read_metrics
 from keytrack.settings import training_settings
 from keytrack.synth import generate_dataset
-from lightning_modules.matching import warmup_linear_decay
-from lightning_modules.train import datamodule, train
 
 
 @pytest.fixture(scope="module")
@@ -407,8 +407,8 @@ def test_a_run_at_chance_is_called_so_and_a_log_gets_a_line_per_epoch(caplog):
 
     import torch
 
-    from lightning_modules.callbacks import EpochLine
-    from lightning_modules.train import chance_warning
+    from keytrack.lightning.callbacks import EpochLine
+    from keytrack.lightning.train import chance_warning
 
     warning = chance_warning({"best_val_acc": 0.5, "global_step": 12})
     assert "at chance" in warning and "12 steps ran" in warning and "trainer.max_epochs" in warning

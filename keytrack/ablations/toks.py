@@ -17,9 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ablations.options import RunOptions, add_options, opt, options_from
-from ablations.profile import Profile
-from ablations.runs import Result, RunCache, command_main, dataset_fingerprint, file_digest, finish
+from keytrack.ablations.options import RunOptions, add_options, opt, options_from
+from keytrack.ablations.profile import Profile
+from keytrack.ablations.runs import Result, RunCache, command_main, dataset_fingerprint, file_digest, finish
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
 from keytrack.estimators.yolo import yolo_available
@@ -28,7 +28,7 @@ from keytrack.io.errors import DataError
 from keytrack.poses import Dataset, Frame
 from keytrack.tables import Column, mean_std, write_table
 
-log = logging.getLogger("ablations.toks")
+log = logging.getLogger("keytrack.ablations.toks")
 
 ABLATION = "toks"
 #: Bumped when the simulated models change what they output, so cached runs are redone.
@@ -39,7 +39,7 @@ ESTIMATORS: tuple[str, ...] = ("simulated", "yolo")
 DEFAULT_SYNTHETIC_VIDEOS = {"simulated": 20, "yolo": 5}
 YOLO_INSTALL = (
     "--estimator yolo needs the optional yolo extra (YOLO11n-pose, AGPL-3.0), which lives in its "
-    "own environment: run `make install-yolo`, then `.venv-yolo/bin/python -m ablations.toks "
+    "own environment: run `make install-yolo`, then `.venv-yolo/bin/python -m keytrack.ablations.toks "
     "--estimator yolo` (or `make ablation-toks-yolo`)"
 )
 #: Counts only: OKS at which an output pose finds a person, IoU at which a detector box detects one.
@@ -642,10 +642,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return command_main("python -m ablations.toks", __doc__, add_arguments, run, argv)
+    return command_main("python -m keytrack.ablations.toks", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
     from keytrack.errors import run_command
 
-    sys.exit(run_command("python -m ablations.toks", main))
+    sys.exit(run_command("python -m keytrack.ablations.toks", main))

@@ -2,7 +2,7 @@
 
 Trained with :func:`keytrack.losses.track_listwise_loss`: per list (one pose with the tracks of its
 window), softmax cross entropy over the tracks' logits and a "no match" logit fixed at 0. AdamW with
-the warm-up and linear decay of :class:`lightning_modules.MatchingModule` (A.4).
+the warm-up and linear decay of :class:`keytrack.lightning.MatchingModule` (A.4).
 
 Validation logs, over every list of the validation videos:
 
@@ -19,10 +19,10 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import MeanMetric
 
+from keytrack.lightning.matching import warmup_linear_decay
 from keytrack.losses import track_list_choice, track_listwise_loss
 from keytrack.models.track_transformer import TrackTransformer, TrackTransformerConfig
 from keytrack.settings import OptimSettings, ValidationSettings, as_settings, plain
-from lightning_modules.matching import warmup_linear_decay
 
 
 class TrackMatchingModule(pl.LightningModule):

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-from ablations.profile import Profile
-from ablations.runs import file_digest
+from keytrack.ablations.profile import Profile
+from keytrack.ablations.runs import file_digest
 from keytrack.config import run_dir
 from keytrack.poses import Dataset
 
-log = logging.getLogger("ablations")
+log = logging.getLogger("keytrack.ablations")
 
 
 def config_dotlist(node: Mapping, prefix: str = "") -> list[str]:
@@ -150,7 +150,7 @@ def train_or_reuse(
 ) -> TrainedModel:
     """Train ``experiment`` with ``overrides``, or reuse the finished run of its configuration; while
     another process trains it (a file written in the last ``quiet_seconds``) wait for that unless
-    ``wait=False``. ``train_fn(cfg, dataset) -> metrics`` replaces :func:`lightning_modules.train.train`."""
+    ``wait=False``. ``train_fn(cfg, dataset) -> metrics`` replaces :func:`keytrack.lightning.train.train`."""
     from keytrack.config import load_config, overrides_for
 
     # One override list may serve several matchers: each takes the model keys of its own group.
@@ -172,7 +172,7 @@ def train_or_reuse(
         time.sleep(poll_seconds)
     log.info("training %s/%s (%s)", cfg.experiment, cfg.run_name, " ".join(overrides) or "no overrides")
     if train_fn is None:
-        from lightning_modules.train import train as train_fn
+        from keytrack.lightning.train import train as train_fn
     metrics = train_fn(cfg, dataset)
     run = run_dir(cfg)
     return TrainedModel(_checkpoint_of(run, metrics), run, metrics, reused=False)

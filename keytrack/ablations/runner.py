@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ablations.cells import (
+from keytrack.ablations.cells import (
     DEFAULT_SEEDS,
     GT_SETTING,
     IMPROVED_MATCHERS,
@@ -40,8 +40,8 @@ from ablations.cells import (
     tracking_options,
     tune_thresholds,
 )
-from ablations.claims import CLAIMS
-from ablations.evaluate import (
+from keytrack.ablations.claims import CLAIMS
+from keytrack.ablations.evaluate import (
     HOTA_COLUMNS,
     NON_LEARNED,
     PAPER_KEYPOINT_THRESHOLD,
@@ -50,10 +50,10 @@ from ablations.evaluate import (
     Evaluator,
     TrackerSpec,
 )
-from ablations.notes import common_notes
-from ablations.plots import Panel, Series, save_line_plot
-from ablations.profile import display_path
-from ablations.runs import (
+from keytrack.ablations.notes import common_notes
+from keytrack.ablations.plots import Panel, Series, save_line_plot
+from keytrack.ablations.profile import display_path
+from keytrack.ablations.runs import (
     Result,
     failure_status,
     finish,
@@ -63,7 +63,7 @@ from ablations.runs import (
     total,
     video_bootstrap,
 )
-from ablations.training import budget_file_overrides, describe_budget
+from keytrack.ablations.training import budget_file_overrides, describe_budget
 from keytrack.config import config_path
 from keytrack.errors import InputError
 from keytrack.evaluation import COLUMNS as PARTS
@@ -72,14 +72,14 @@ from keytrack.poses import Dataset
 from keytrack.tables import Column, MeanStd, mean_std, write_table
 from keytrack.tracking import ASSIGNMENTS
 
-log = logging.getLogger("ablations.runner")
+log = logging.getLogger("keytrack.ablations.runner")
 
 #: The one-line help of ``keytrack ablate`` (read by keytrack.cli without importing this module).
 HELP = "run an ablation: a spec of experiments/ablations/ or one that stays code"
 
 SPECS = config_path("ablations")
 #: The ablations that stay code: ``keytrack ablate NAME ...`` hands ``...`` to the module's own options.
-PLUGINS = {name: f"ablations.{name}" for name in ("matcher_variants", "toks", "sweep")}
+PLUGINS = {name: f"keytrack.ablations.{name}" for name in ("matcher_variants", "toks", "sweep")}
 #: The axes a spec may vary, in the order a cell is built from.
 AXES = ("setting", "stride", "matcher", "delta", "assignment", "threshold")
 DEFAULT_AXES = dict(

@@ -1,8 +1,9 @@
 """W&B sweep YAMLs run without a W&B server, into Figure 7 (left)'s table (§5.1).
 
-W&B's search engine (the ``sweeps`` package) proposes each run of ``experiments/sweeps/<name>.yaml``; the
-proposal, as ``wandb agent`` formats it, becomes a row of ``experiments/ablations/figure7.yaml`` trained by
-:func:`ablations.runner.train_row`. Offline there is no early termination. Writes ``results/sweep_<name>/``.
+W&B's search engine (the ``sweeps`` package) proposes each run of ``keytrack/experiments/sweeps/<name>.yaml``;
+the proposal, as ``wandb agent`` formats it, becomes a row of ``keytrack/experiments/ablations/figure7.yaml``
+trained by :func:`keytrack.ablations.runner.train_row`. Offline there is no early termination. Writes
+``results/sweep_<name>/``.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ablations import runner
-from ablations.cells import TrackingOptions
-from ablations.options import RunOptions, add_options, opt, options_from
-from ablations.runs import Result, command_main, finish, json_safe
+from keytrack.ablations import runner
+from keytrack.ablations.cells import TrackingOptions
+from keytrack.ablations.options import RunOptions, add_options, opt, options_from
+from keytrack.ablations.runs import Result, command_main, finish, json_safe
 from keytrack.atomic import write_json
 from keytrack.config import config_path
 from keytrack.errors import InputError
 
-log = logging.getLogger("ablations.sweep")
+log = logging.getLogger("keytrack.ablations.sweep")
 
 SWEEPS_DIR = config_path("sweeps")
 #: W&B's macro for the proposed values, ``key=value`` as ``keytrack train`` reads them.
@@ -297,10 +298,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    return command_main("python -m ablations.sweep", __doc__, add_arguments, run, argv)
+    return command_main("python -m keytrack.ablations.sweep", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
     from keytrack.errors import run_command
 
-    sys.exit(run_command("python -m ablations.sweep", main))
+    sys.exit(run_command("python -m keytrack.ablations.sweep", main))

@@ -5,11 +5,11 @@
 A command plug-in of the ``keytrack`` command line (the entry point ``train`` of the group
 ``keytrack.commands`` in setup.cfg): the library names no Lightning module, and this one names them
 all. The config is read and checked once (:func:`keytrack.settings.training_settings`), and each part
-gets its typed settings: the DataModule (:class:`datamodules.PosePairDataModule`) and the
-LightningModule (:class:`lightning_modules.MatchingModule`). A config with ``model.name =
+gets its typed settings: the DataModule (:class:`keytrack.datamodules.PosePairDataModule`) and the
+LightningModule (:class:`keytrack.lightning.MatchingModule`). A config with ``model.name =
 track_transformer`` (``experiments/track.yaml``; beyond the paper) trains the track-level matcher
 instead: its settings (:func:`keytrack.track_lists.track_training_settings`) go to
-:class:`datamodules.TrackListDataModule` and :class:`lightning_modules.TrackMatchingModule`, through
+:class:`keytrack.datamodules.TrackListDataModule` and :class:`keytrack.lightning.TrackMatchingModule`, through
 the same trainer, callbacks and run folder.
 
 Everything a run writes goes to ``<output_dir>/<experiment>/<run_name>/``: ``config.yaml``,
@@ -38,12 +38,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from datamodules import PosePairDataModule
-from datamodules.pose_pairs import check_split
-from datamodules.track_lists import TrackListDataModule
 from keytrack.atomic import write_json, write_text
 from keytrack.config import ConfigError, load_config, run_dir, to_yaml
 from keytrack.data import load_dataset
+from keytrack.datamodules import PosePairDataModule
+from keytrack.datamodules.pose_pairs import check_split
+from keytrack.datamodules.track_lists import TrackListDataModule
+from keytrack.lightning.callbacks import ConfigRecord, EpochLine, EpochSeed, Throughput
+from keytrack.lightning.matching import MatchingModule
+from keytrack.lightning.track_matching import TrackMatchingModule
 from keytrack.models.track_transformer import is_track_config
 from keytrack.poses import Dataset
 from keytrack.runlogs import (
@@ -57,9 +60,6 @@ from keytrack.runlogs import (
 )
 from keytrack.settings import TrainingSettings, training_settings
 from keytrack.track_lists import TrackTrainingSettings, track_training_settings
-from lightning_modules.callbacks import ConfigRecord, EpochLine, EpochSeed, Throughput
-from lightning_modules.matching import MatchingModule
-from lightning_modules.track_matching import TrackMatchingModule
 
 __all__ = ["train", "datamodule", "matching_module", "check_trainer_args", "add_arguments", "run"]
 

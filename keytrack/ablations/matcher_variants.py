@@ -16,18 +16,18 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from ablations.cells import tune_threshold
-from ablations.evaluate import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
-from ablations.evaluate import EvalSet, Evaluator, TrackerSpec
-from ablations.options import RunOptions, add_options
-from ablations.profile import Profile, display_path
-from ablations.runs import RunCache, command_main, dataset_fingerprint, file_digest
-from ablations.training import train_or_reuse
+from keytrack.ablations.cells import tune_threshold
+from keytrack.ablations.evaluate import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
+from keytrack.ablations.evaluate import EvalSet, Evaluator, TrackerSpec
+from keytrack.ablations.options import RunOptions, add_options
+from keytrack.ablations.profile import Profile, display_path
+from keytrack.ablations.runs import RunCache, command_main, dataset_fingerprint, file_digest
+from keytrack.ablations.training import train_or_reuse
 from keytrack.config import config_path
 from keytrack.evaluation.head_boxes import complete_head_boxes
 from keytrack.tables import Column, write_table
 
-log = logging.getLogger("ablations.matcher_variants")
+log = logging.getLogger("keytrack.ablations.matcher_variants")
 
 ABLATION = "matcher_variants"
 SPEC = config_path("ablations", f"{ABLATION}.yaml")
@@ -340,10 +340,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return command_main("python -m ablations.matcher_variants", __doc__, add_arguments, run, argv)
+    return command_main("python -m keytrack.ablations.matcher_variants", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
     from keytrack.errors import run_command
 
-    sys.exit(run_command("python -m ablations.matcher_variants", main))
+    sys.exit(run_command("python -m keytrack.ablations.matcher_variants", main))

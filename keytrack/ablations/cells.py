@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ablations.evaluate import (
+from keytrack.ablations.evaluate import (
     GT_SETTING,
     NON_LEARNED,
     PAPER_KEYPOINT_THRESHOLD,
@@ -24,15 +24,15 @@ from ablations.evaluate import (
     Evaluator,
     TrackerSpec,
 )
-from ablations.options import RunOptions, add_options, opt, options_from
-from ablations.profile import Profile, display_path
-from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest, pooled_mota
-from ablations.training import budget_overrides, network_or_error
+from keytrack.ablations.options import RunOptions, add_options, opt, options_from
+from keytrack.ablations.profile import Profile, display_path
+from keytrack.ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest, pooled_mota
+from keytrack.ablations.training import budget_overrides, network_or_error
 from keytrack.models import registry
 from keytrack.poses import Dataset
 from keytrack.tracking.boxmot_trackers import boxmot_method
 
-log = logging.getLogger("ablations.cells")
+log = logging.getLogger("keytrack.ablations.cells")
 
 PROFILES: tuple[str, ...] = ("quick", "full")  # training budgets: minutes on a CPU, the paper's 25 epochs
 PROFILE_EXPERIMENTS: dict[str, str] = {"quick": "default", "full": "paper"}  # each one's δ = 4 network
@@ -585,7 +585,7 @@ class TrainAndTrack:
         self, key: str, experiment: str, overrides: Sequence[str], quiet: Sequence[str] = ()
     ) -> RunRecord:
         """The training record of ``key``; ``quiet`` overrides reach the training but not the cache key."""
-        from ablations.training import train_or_reuse  # looked up per call: tests stand in for it
+        from keytrack.ablations.training import train_or_reuse  # looked up per call: tests stand in for it
 
         def run() -> dict:
             trained = train_or_reuse(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-from ablations.cells import (
+from keytrack.ablations.cells import (
     DEFAULT_SEEDS,
     GT_SETTING,
     IMPROVED_MATCHERS,
@@ -16,8 +16,8 @@ from ablations.cells import (
     grid_of,
     motion_of,
 )
-from ablations.evaluate import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
-from ablations.runs import RunCache
+from keytrack.ablations.evaluate import NON_LEARNED, PAPER_KEYPOINT_THRESHOLD, SETTING_LABELS
+from keytrack.ablations.runs import RunCache
 from keytrack.poses import Dataset
 from keytrack.tracking.boxmot_trackers import boxmot_method
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-from datamodules.pose_pairs import check_split
 from keytrack.augment import with_predicted_copies
 from keytrack.config import ConfigError
 from keytrack.data import EpochRandomSampler, identity_collate, load_dataset
+from keytrack.datamodules.pose_pairs import check_split
 from keytrack.pairs import split_videos
 from keytrack.poses import Dataset
 from keytrack.settings import AugmentSettings, DataSettings, LoaderSettings, PairSettings
@@ -28,7 +28,7 @@ log = logging.getLogger("keytrack.data")
 
 
 class TrackListDataModule(pl.LightningDataModule):
-    """Train/val track lists split by video (seeded, as :class:`datamodules.PosePairDataModule`).
+    """Train/val track lists split by video (seeded, as :class:`keytrack.datamodules.PosePairDataModule`).
 
     Typed arguments (:mod:`keytrack.settings`): ``data`` the poses (skipped when ``dataset`` is given)
     and the validation share, ``pairs`` the window ``δ``, the strides and the motion, ``augment`` the

@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest, json_safe
+from keytrack.ablations.runs import RunCache, RunRecord, dataset_fingerprint, file_digest, json_safe
 from keytrack.poses import Dataset
 from keytrack.tracking.boxmot_trackers import BOXMOT_METHODS
 
-log = logging.getLogger("ablations.evaluate")
+log = logging.getLogger("keytrack.ablations.evaluate")
 
 GT_SETTING = "gt_boxes_gt_keypoints"  # no perturbation noise: its seed only reorders a frame's poses
 SETTING_LABELS: dict[str, str] = {  # Figure 4's keypoint settings, as the tables label them

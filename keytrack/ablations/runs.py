@@ -22,7 +22,7 @@ from keytrack.atomic import write_json
 from keytrack.poses import Dataset
 from keytrack.tables import Interval, MeanStd, mean_std
 
-log = logging.getLogger("ablations")
+log = logging.getLogger("keytrack.ablations")
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 

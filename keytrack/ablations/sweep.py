@@ -288,7 +288,10 @@ def run_sweep(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sweep", help="sweep YAML (experiments/sweeps/<name>.yaml, or just <name>)")
+    parser.add_argument(
+        "sweep",
+        help="a sweep of keytrack/experiments/sweeps/ by name (quick, figure7, ...), or a sweep YAML's path",
+    )
     add_options(parser, SweepOptions, "sweep_<name>")
 
 

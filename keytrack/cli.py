@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("keytrack.bench", "the matcher, keytrack train's step and the tracker against the roofline"),
     "cost": ("keytrack.models.cost", "parameters and FLOPs per pose pair of every matcher (Table 6)"),
     "convert-checkpoint": ("keytrack.convert", "rewrite a checkpoint of a former layout in the current one"),
+    "export-weights": (
+        "keytrack.weights.cli",
+        "strip a training checkpoint to its weights and config (the shipped matchers' format)",
+    ),
     "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }
 

@@ -2,6 +2,7 @@
 
     keytrack diagnose --checkpoint runs/improved/<run>/checkpoints/best-*.ckpt --input DIR [--split S]
                       [--frame-stride K] [--output DIR]
+    keytrack diagnose --checkpoint keytrack-synthetic --input DIR   # a shipped matcher (keytrack.weights)
     keytrack diagnose --scorer oks --input DIR                 # the same numbers for OKS
 
 Every pose of a frame ``t`` (with a ground-truth track id) is a query; its candidates are the
@@ -34,6 +35,8 @@ from keytrack.atomic import write_text
 from keytrack.errors import InputError
 from keytrack.pairs import MOTIONS
 from keytrack.tables import Column, csv_table, markdown_table
+from keytrack.weights import checkpoint_argument
+from keytrack.weights import names as shipped_names
 
 log = logging.getLogger("keytrack.diagnose")
 
@@ -174,8 +177,22 @@ def write_report(result: dict, out: Path, title: str) -> list[Path]:
     return [*files, out / "scores.png"]
 
 
+def _network_label(checkpoint: str) -> str:
+    """A network's name in a report's folder: a shipped matcher's own, else its run's folder name."""
+    from keytrack.weights import WEIGHTS_DIR
+
+    path = Path(checkpoint)
+    return path.stem if path.resolve().parent == WEIGHTS_DIR else path.parent.parent.name
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=None, help="training checkpoint of the matching network")
+    parser.add_argument(
+        "--checkpoint",
+        type=checkpoint_argument,
+        default=None,
+        help="training checkpoint of the matching network, or a shipped matcher's name "
+        f"({', '.join(shipped_names())})",
+    )
     parser.add_argument(
         "--scorer",
         choices=("pose_entailment", "oks"),
@@ -249,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         motion=args.motion,
     )
     name = Path(args.input).resolve().name + (f"-{args.split}" if args.split else "")
-    who = Path(args.checkpoint).parent.parent.name if args.scorer == "pose_entailment" else "oks"
+    who = _network_label(args.checkpoint) if args.scorer == "pose_entailment" else "oks"
     if args.keypoints != "gt_boxes_gt_keypoints":
         name += f"-{args.keypoints}-seed{args.perturb_seed}"
     out = (

@@ -16,8 +16,6 @@ cross entropy (the GCN does).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 from torch import nn
 
@@ -66,6 +64,7 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
     entries. ``model.trained_joints`` is the ``[15]`` bool record of the joints the training data
     showed (``None`` for a checkpoint without it: every joint). A checkpoint of a former layout is
     refused with a message naming ``keytrack convert-checkpoint`` (:mod:`keytrack.convert`).
+    ``checkpoint`` may name a shipped matcher instead (:func:`keytrack.weights.resolve_checkpoint`).
     """
     import torch
     from omegaconf import OmegaConf
@@ -73,13 +72,9 @@ def load_matcher(checkpoint: str, map_location: str = "cpu") -> tuple[nn.Module,
     from keytrack.config import with_defaults
     from keytrack.convert import check_current
     from keytrack.errors import CheckpointError
+    from keytrack.weights import resolve_checkpoint
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(
-            f"{checkpoint}: no such checkpoint"
-            + (" (a folder; give its checkpoints/best-*.ckpt)" if path.is_dir() else "")
-        )
+    checkpoint = str(resolve_checkpoint(checkpoint))
     try:
         state = torch.load(checkpoint, map_location=map_location, weights_only=False)
     except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint

@@ -317,15 +317,15 @@ def track_model_config(cfg) -> TrackTransformerConfig:
 
 
 def _read_checkpoint(checkpoint: str | Path, map_location: str = "cpu"):
-    """``(state, cfg)`` of a training checkpoint (the config completed with the current defaults)."""
+    """``(state, cfg)`` of a training checkpoint, or of a shipped matcher's name
+    (:func:`keytrack.weights.resolve_checkpoint`); the config completed with the current defaults."""
     from omegaconf import OmegaConf
 
     from keytrack.config import with_defaults
     from keytrack.errors import CheckpointError
+    from keytrack.weights import resolve_checkpoint
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"{checkpoint}: no such checkpoint")
+    path = resolve_checkpoint(checkpoint)
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
         saved = OmegaConf.create(state["hyper_parameters"]["cfg"])

@@ -21,6 +21,8 @@ import argparse
 from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import SCORERS
 from keytrack.tracking.tracker import MOTIONS
+from keytrack.weights import checkpoint_argument
+from keytrack.weights import names as shipped_names
 
 #: The tracker of ``keytrack track`` without ``--scorer`` and ``--checkpoint``, and the motion of OKS and IoU
 #: without ``--motion``: OKS with the Kalman motion, the best tracker without a trained network on Bonn
@@ -89,8 +91,10 @@ def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--checkpoint",
+        type=checkpoint_argument,
         default=None,
-        help="training checkpoint of the matching network (needed by --scorer pose_entailment)",
+        help="training checkpoint of the matching network, or a shipped matcher's name "
+        f"({', '.join(shipped_names())}: keytrack.weights); needed by --scorer pose_entailment",
     )
 
 

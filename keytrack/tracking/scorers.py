@@ -324,11 +324,14 @@ class PoseEntailmentScorer:
         checkpoint's ``data`` config, with ``root`` (and ``split``) replaced by ``image_root``
         (``split``) when given (:func:`~keytrack.tracking.crops.checkpoint_frames`). A checkpoint of
         the track-level matcher gives a :class:`~keytrack.tracking.track_scorer.TrackEntailmentScorer`.
+        ``checkpoint`` may name a shipped matcher (:func:`keytrack.weights.resolve_checkpoint`).
         """
         from keytrack.encoders import pair_encoder
         from keytrack.models.factory import load_matcher
         from keytrack.tracking.track_scorer import TrackEntailmentScorer, is_track_checkpoint
+        from keytrack.weights import resolve_checkpoint
 
+        checkpoint = str(resolve_checkpoint(checkpoint))
         if is_track_checkpoint(checkpoint):
             return TrackEntailmentScorer.from_checkpoint(
                 checkpoint, device=device, batch_size=batch_size, precision=precision

@@ -21,6 +21,8 @@ import shlex
 import sys
 
 from keytrack.errors import InputError
+from keytrack.weights import checkpoint_argument
+from keytrack.weights import names as shipped_names
 
 ESTIMATORS = ("yolo",)
 
@@ -66,7 +68,11 @@ def _add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_toks_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     """Temporal OKS and the tracker: scorer, box dilation, score thresholds, look-back."""
     parser.add_argument(
-        "--checkpoint", default=None, help="Pose Entailment checkpoint; default: none, the OKS scorer tracks"
+        "--checkpoint",
+        type=checkpoint_argument,
+        default=None,
+        help="Pose Entailment checkpoint, or a shipped matcher's name "
+        f"({', '.join(shipped_names())}); default: none, the OKS scorer tracks",
     )
     parser.add_argument("--no-toks", action="store_true", help="detector boxes only, no Temporal OKS (§3.3)")
     parser.add_argument("--alpha", type=float, default=1.25, help="TOKS box dilation α (A.1: 1.25)")

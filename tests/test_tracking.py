@@ -812,3 +812,26 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
 
     with pytest.raises(SystemExit, match="--checkpoint"):  # without --scorer: OKS + Kalman (test_kalman.py)
         _track_cli(["--input", src, "--output", str(tmp_path / "x"), "--scorer", "pose_entailment"])
+
+
+def test_only_confident_poses_start_tracks():
+    # Frame 0: a person (0.9) and a false positive far away (0.2). Frame 1: the person again at a low
+    # score (0.3), a new confident person (0.8) and a new unconfident one (0.1).
+    frames = [[pose(100), pose(600)], [pose(104), pose(300), pose(800)], [pose(108), pose(302)]]
+    scores = [[0.9, 0.2], [0.3, 0.8, 0.1], [np.nan, 0.9]]
+    kept = Tracker(OKSScorer(), match_threshold=0.1).track_video(_with_scores(video(frames), scores))
+    assert [f.track_ids.tolist() for f in kept.frames] == [[0, 1], [0, 2, 3], [0, 2]]
+    tracked = Tracker(OKSScorer(), match_threshold=0.1, new_track_threshold=0.5).track_video(
+        _with_scores(video(frames), scores)
+    )
+    # The false positives are left out (they start no track), the low-scored pose of a tracked person
+    # keeps its track, a pose without a score (NaN) counts as confident; ids stay dense.
+    assert [f.track_ids.tolist() for f in tracked.frames] == [[0], [0, 1], [0, 1]]
+    assert [f.keypoints[:, 0, 0].tolist() for f in tracked.frames] == [
+        [100 + TEMPLATE[0, 0]],
+        [104 + TEMPLATE[0, 0], 300 + TEMPLATE[0, 0]],
+        [108 + TEMPLATE[0, 0], 302 + TEMPLATE[0, 0]],
+    ]
+    assert [f.scores.tolist()[:1] for f in tracked.frames][:2] == [[0.9], [0.3]]
+    with pytest.raises(ValueError, match="new_track_threshold"):
+        Tracker(OKSScorer(), new_track_threshold=float("inf"))

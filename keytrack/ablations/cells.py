@@ -30,7 +30,7 @@ from keytrack.ablations.runs import RunCache, RunRecord, dataset_fingerprint, fi
 from keytrack.ablations.training import budget_overrides, network_or_error
 from keytrack.models import registry
 from keytrack.poses import Dataset
-from keytrack.tracking.boxmot_trackers import boxmot_method
+from keytrack.tracking.boxmot_trackers import BOXMOT_METHODS, boxmot_method
 
 log = logging.getLogger("keytrack.ablations.cells")
 
@@ -80,7 +80,14 @@ def _pairs(items: Sequence[str], what: str, value: Callable = str) -> dict:
     return out
 
 
-_IN_0_1 = ("match_threshold", "keypoint_threshold", "oks_threshold", "iou_threshold", "detection_threshold")
+_IN_0_1 = (
+    "match_threshold",
+    "keypoint_threshold",
+    "oks_threshold",
+    "iou_threshold",
+    "detection_threshold",
+    "new_track_threshold",
+)
 
 
 @dataclass
@@ -158,6 +165,12 @@ class TrackingOptions(RunOptions):
     detection_threshold: float | None = opt(
         type=float, metavar="TAU", help="assign poses of detection score >= TAU first (default: one pass)"
     )
+    new_track_threshold: float | None = opt(
+        type=float,
+        metavar="TAU",
+        help="keytrack's trackers: a pose of detection score < TAU starts no track, it is left out "
+        "(default: every pose kept)",
+    )
     #: parsed ``baseline_checkpoint``, ``min_keypoint_confidence`` and ``matcher_threshold``
     checkpoints: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
@@ -230,6 +243,13 @@ class TrackingOptions(RunOptions):
         if setting == GT_SETTING:
             return 0.0
         return float(self.confidence.get(matcher, self.confidence.get("*", 0.0)))
+
+    def new_track_of(self, matcher: str | None, setting: str) -> float | None:
+        """The tracker's ``new_track_threshold`` for ``matcher`` in ``setting``: None with GT keypoints
+        (every score 1) and for boxmot's trackers (their own rule)."""
+        if setting == GT_SETTING or base(matcher) in BOXMOT_METHODS:
+            return None
+        return self.new_track_threshold
 
     def nearest_of(self, matcher: str | None) -> int | None:
         """How many nearest poses of each earlier frame ``matcher`` compares with (OKS / IoU: all)."""
@@ -434,6 +454,7 @@ def tune_thresholds(
                 motion=motion_of(m) or "none",
                 min_keypoint_confidence=opts.confidence_of(m, setting),
                 detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None,
+                new_track_threshold=opts.new_track_of(m, setting) if opts.tune_on == "cell" else None,
             )
             seed, kp = opts.seeds_for(setting)[0], opts.output_keypoint_threshold(setting)
             train = EvalSet(train_gt, setting, seed, stride, compute_hota=False, keypoint_threshold=kp)
@@ -544,6 +565,7 @@ def _run_cell(
         motion=motion_of(cell.matcher),
         min_keypoint_confidence=opts.confidence_of(cell.matcher, cell.setting),
         detection_threshold=opts.detection_threshold,
+        new_track_threshold=opts.new_track_of(cell.matcher, cell.setting),
     )
     evalset = EvalSet(
         eval_gt,

@@ -56,6 +56,7 @@ class TrackerSpec:
     motion: str | None = None
     min_keypoint_confidence: float = 0.0
     detection_threshold: float | None = None
+    new_track_threshold: float | None = None
 
     @property
     def learned(self) -> bool:

@@ -174,6 +174,13 @@ def _setting_notes(
             "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
             "one pass)."
         )
+    if opts.new_track_threshold is not None:
+        notes.append(
+            "Confident births, for keytrack's trackers with predicted keypoints: a pose of detection "
+            f"score < {opts.new_track_threshold:g} that continues no track is left out "
+            "(--new-track-threshold, keytrack.tracking.tracker step 8, ByteTrack's new-track rule; the "
+            "paper keeps every pose). boxmot's trackers apply their own rule."
+        )
     if opts.confidence:
         notes.append(
             "Matching uses only the predicted keypoints with confidence ≥ τ (the tracker's "

@@ -40,6 +40,13 @@ never looking ahead:
    because the matcher happens to score that pair a little higher. Nothing is dropped: a pose
    left over still continues a track or starts one. A pose without a score (NaN) counts as
    confident.
+8. With ``new_track_threshold = τ_new`` (beyond the paper; None, the paper's, keeps every pose),
+   only a confident detection may start a track, as in ByteTrack's and the SORT family's trackers
+   (Zhang et al., ECCV 2022: ``new_track_thresh``): a pose that continues no track and whose
+   detection score is below ``τ_new`` is left out of the output and of the window. A detector's
+   false positives rarely continue a track, so they no longer count as false positives, nor
+   start tracks that take a person's identity later; a low-score pose of a tracked person keeps
+   its track. A pose without a score (NaN) counts as confident; ground truth is never dropped.
 
 Poses without a keypoint the tracker can see (none with ``c > 0`` and ``c >=
 min_keypoint_confidence``) cannot be compared: each gets a new track id of its own and is not a
@@ -191,6 +198,9 @@ class Tracker:
             for), else ``"none"``.
         detection_threshold: ``τ`` of the two-pass assignment, confident detections first (step
             7); None (default, the paper's): one pass.
+        new_track_threshold: ``τ_new``: a pose that continues no track starts one only if its
+            detection score is at least this, else it is left out (step 8); None (default, the
+            paper's): every pose is kept.
 
     ``frames_tracked`` and ``seconds`` add up the frames and the wall-clock time of every
     :meth:`track_videos`, for frames/s reports.
@@ -206,6 +216,7 @@ class Tracker:
         min_keypoint_confidence: float = 0.0,
         motion: str | None = None,
         detection_threshold: float | None = None,
+        new_track_threshold: float | None = None,
     ):
         if int(delta) < 1:
             raise ValueError(f"Tracker: delta must be >= 1, got {delta}")
@@ -223,6 +234,10 @@ class Tracker:
             raise ValueError(
                 f"Tracker: detection_threshold must be a finite number or None, got {detection_threshold}"
             )
+        if new_track_threshold is not None and not np.isfinite(float(new_track_threshold)):
+            raise ValueError(
+                f"Tracker: new_track_threshold must be a finite number or None, got {new_track_threshold}"
+            )
         self.motion = resolve_motion(motion, scorer, where="Tracker", known=MOTIONS)
         self.scorer = scorer
         self.delta = int(delta)
@@ -232,6 +247,7 @@ class Tracker:
         self.match_threshold = float(match_threshold)
         self.min_keypoint_confidence = float(min_keypoint_confidence)
         self.detection_threshold = None if detection_threshold is None else float(detection_threshold)
+        self.new_track_threshold = None if new_track_threshold is None else float(new_track_threshold)
         self.frames_tracked = 0
         self.seconds = 0.0
 
@@ -289,7 +305,8 @@ class Tracker:
         3. assignment: a track scores the maximum over its appearances (A.4) and poses take tracks
            greedily, highest score first (confident detections first where asked; steps 4, 5, 7);
         4. new ids: a pose whose best available score is below the match threshold, or that had
-           nothing to compare with, starts a new track.
+           nothing to compare with, starts a new track (if its detection score allows it, step 8;
+           else it is left out of the frame).
 
         The tracked poses join their window as candidates for the frames that follow.
         """
@@ -305,11 +322,13 @@ class Tracker:
             if request is not None:
                 ids[request.query] = self._assigned(request, next(scores))  # 3.
             new = ids < 0
+            kept = ~(new & ~_confident(frame.scores, self.new_track_threshold))  # 8.
+            new &= kept
             ids[new] = window.new_ids(int(new.sum()))  # 4.
-            out = frame.select(np.arange(frame.num_poses))  # copies the arrays
-            out.track_ids = ids
+            out = frame.select(np.flatnonzero(kept))  # copies the arrays
+            out.track_ids = ids[kept]
             tracked.append(out)
-            window.remember(frame, kp, ids, self.motion)
+            window.remember(out, kp[kept], out.track_ids, self.motion)
         return tracked
 
     # -- the parts of a step -----------------------------------------------------------------
@@ -436,9 +455,10 @@ def _velocity(history: list[_Tracked], index: int, ids: np.ndarray, keypoints: n
     return velocity
 
 
-def _confident(detection_scores: np.ndarray, threshold: float) -> np.ndarray:
-    """True where a detection score is at least ``threshold``, or unknown (NaN)."""
-    return ~(np.asarray(detection_scores, np.float64) < threshold)
+def _confident(detection_scores: np.ndarray, threshold: float | None) -> np.ndarray:
+    """True where a detection score is at least ``threshold``, or unknown (NaN), or ``threshold`` is None."""
+    scores = np.asarray(detection_scores, np.float64)
+    return np.ones(scores.shape, bool) if threshold is None else ~(scores < threshold)
 
 
 def _where(video: Video, frame: Frame) -> str:

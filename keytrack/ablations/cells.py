@@ -135,7 +135,10 @@ class TrackingOptions(RunOptions):
     improved_overrides: tuple[str, ...] = opt(
         (), "--improved-override", action="append", metavar="KEY=VALUE", help="improved matcher's override"
     )
-    checkpoint: str | None = opt(help="checkpoint of the paper's matching network (no training)")
+    checkpoint: str | None = opt(
+        help="checkpoint of the paper's matching network (no training), or a shipped matcher's name "
+        "(keytrack.weights); the improved matcher does not take it"
+    )
     baseline_checkpoint: tuple[str, ...] = opt(
         (), action="append", metavar="MATCHER=CKPT", help="checkpoint of a learned baseline (repeatable)"
     )

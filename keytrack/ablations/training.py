@@ -187,12 +187,13 @@ def matching_network(
     train_overrides: Sequence[str] = (),
     wait: bool = True,
 ) -> dict:
-    """``{checkpoint, digest, source, ...}`` of ``checkpoint`` when given, else of the finished run of
-    ``experiment`` on the profile's training split (trained now if missing); raises when there is none."""
+    """``{checkpoint, digest, source, ...}`` of ``checkpoint`` when given (a file or a shipped matcher's
+    name, :func:`keytrack.weights.resolve_checkpoint`), else of the finished run of ``experiment`` on the
+    profile's training split (trained now if missing); raises when there is none."""
     if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"--checkpoint {path}: no such file")
+        from keytrack.weights import resolve_checkpoint
+
+        path = resolve_checkpoint(checkpoint)
         return {"checkpoint": str(path), "digest": file_digest(path), "source": "given"}
     overrides = [*profile.train_overrides(), f"seed={train_seed}", *train_overrides]
     trained = train_or_reuse(experiment, overrides, wait=wait)

@@ -804,6 +804,14 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
         == 0
     )
     assert _read_output(tmp_path / "pe2" / "000001.json") == doc
+    # Behind the OKS gate: the same ids, the settled poses never reach the network.
+    gate = ["--gate", "0.5", "0.1", "--new-track-threshold", "0.5"]
+    argv = ["--input", src, "--output", str(tmp_path / "pe3"), "--checkpoint", str(ckpt)]
+    argv += ["--frame-stride", "2"]
+    assert _track_cli([*argv, "--nearest", "1", "--match-threshold", "0", *gate]) == 0
+    printed = capsys.readouterr().out
+    assert "poses settled by OKS without the network" in printed and "new tracks from >= 0.5" in printed
+    assert _read_output(tmp_path / "pe3" / "000001.json") == doc
     with pytest.raises(SystemExit):
         _track_cli(
             ["--input", src, "--output", str(tmp_path / "x"), "--scorer", "oks", "--videos-at-once", "0"]

@@ -57,6 +57,8 @@ class TrackerSpec:
     min_keypoint_confidence: float = 0.0
     detection_threshold: float | None = None
     new_track_threshold: float | None = None
+    #: ``(high, low)`` of an OKS gate in front of a learned matcher (:mod:`keytrack.tracking.gate`)
+    gate: tuple[float, float] | None = None
 
     @property
     def learned(self) -> bool:
@@ -212,6 +214,7 @@ class Evaluator:
         """Ground truth, tracked output and the tracking's counts (``tracking_reused`` when an
         evaluation of the same tracker and predictions tracked them already)."""
         from keytrack.tracking import PairScoreMemo, Tracker
+        from keytrack.tracking.gate import GatedScorer
 
         gt, predicted = self.inputs(evalset)
         key = (self.data_id(evalset.gt), evalset.setting, evalset.seed, evalset.stride, tracker)
@@ -225,10 +228,14 @@ class Evaluator:
             memo = (tracker.scorer, tracker.checkpoint, *key[:4])
             scorer = self._memos.setdefault(memo, PairScoreMemo(scorer))
         before = _counts(scorer)
-        settings = {k: v for k, v in dataclasses.asdict(tracker).items() if k not in ("scorer", "checkpoint")}
-        run = Tracker(scorer, **settings)
+        gated = GatedScorer(scorer, *tracker.gate) if tracker.gate is not None and tracker.learned else None
+        omit = ("scorer", "checkpoint", "gate")
+        settings = {k: v for k, v in dataclasses.asdict(tracker).items() if k not in omit}
+        run = Tracker(gated or scorer, **settings)
         out = run.track_dataset(predicted, videos_at_once=self.videos_at_once)
         info = {**_speed(run, predicted), **_count_changes(scorer, before)}
+        if gated is not None:
+            info.update(settled_poses=gated.settled_poses, asked_poses=gated.asked_poses)
         self._tracked[key] = (out, info)
         return gt, out, {**info, "tracking_reused": False}
 

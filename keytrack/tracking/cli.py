@@ -139,6 +139,29 @@ def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
         help="assign the poses whose detection score is >= TAU first, then the others "
         "over the tracks left (ByteTrack's two passes; default: one pass, the paper's)",
     )
+    add_confidence_and_gate_arguments(parser)
+
+
+def add_confidence_and_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which poses may start a track, and the OKS gate in front of a network (``track``, ``track-video``)."""
+    parser.add_argument(
+        "--new-track-threshold",
+        type=float,
+        default=None,
+        metavar="TAU",
+        help="only poses whose detection score is >= TAU start tracks: a pose below it that continues no "
+        "track is left out (ByteTrack's rule; default: every pose kept, the paper's)",
+    )
+    parser.add_argument(
+        "--gate",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("HIGH", "LOW"),
+        help="with a network: a pose whose best track has OKS >= HIGH while no other track, and no other "
+        "pose with that track, reaches LOW is assigned by OKS without the network (faster; e.g. 0.5 0.1; "
+        "default: the network scores every pose)",
+    )
 
 
 def _add_keypoint_and_frame_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,7 +234,7 @@ def build_scorer(args: argparse.Namespace):
         from pathlib import Path
 
         image_root = args.input if Path(args.input).is_dir() else None
-        return SCORERS["pose_entailment"].from_checkpoint(
+        network = SCORERS["pose_entailment"].from_checkpoint(
             args.checkpoint,
             device=args.device,
             precision=args.precision,
@@ -219,7 +242,17 @@ def build_scorer(args: argparse.Namespace):
             image_root=image_root,
             split=args.split,
         )
+        return gated(network, args.gate)
     return SCORERS[args.scorer]()
+
+
+def gated(network, gate):
+    """``network`` behind an OKS gate ``(high, low)`` (:mod:`keytrack.tracking.gate`), or itself."""
+    if gate is None:
+        return network
+    from keytrack.tracking.gate import GatedScorer
+
+    return GatedScorer(network, *gate)
 
 
 def _manifest(args: argparse.Namespace, dataset) -> dict:
@@ -291,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
         min_keypoint_confidence=args.min_keypoint_confidence,
         motion=args.motion,
         detection_threshold=args.detection_threshold,
+        new_track_threshold=args.new_track_threshold,
     )
     dataset = read_dataset(args.input, split=args.split, default_frame_size=tuple(args.default_frame_size))
     if not dataset.videos:
@@ -318,8 +352,12 @@ def run(args: argparse.Namespace) -> int:
             if tracker.detection_threshold is None
             else f", confident detections first at {tracker.detection_threshold}"
         )
+        + ("" if (births := tracker.new_track_threshold) is None else f", new tracks from >= {births}")
         + f"): {fps:,.1f} frames/s"
     )
+    if hasattr(scorer, "settled_poses"):
+        asked = scorer.settled_poses + scorer.asked_poses
+        print(f"gate: {scorer.settled_poses:,} of {asked:,} poses settled by OKS without the network")
     if hasattr(scorer, "pairs_scored"):
         pps = scorer.pairs_scored / scorer.network_seconds if scorer.network_seconds > 0 else 0.0
         print(

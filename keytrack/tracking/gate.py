@@ -88,10 +88,8 @@ class GatedScorer:
             self.asked_poses += int(hard.sum())
             gated.append((keypoints, boxes, candidates, frame_size, mask & hard[:, None] & ~taken[None, :]))
             decided.append((rows, ids, mask))
-        if len(gated) == 1:
-            scores = [self.scorer(*gated[0])]
-        else:
-            scores = self.scorer.score_many(gated)
+        many = getattr(self.scorer, "score_many", None)
+        scores = many(gated) if many is not None and len(gated) > 1 else [self.scorer(*g) for g in gated]
         out = []
         for (_, _, candidates, _, _), (rows, ids, mask), s in zip(gated, decided, scores):
             s = np.array(s, dtype=np.float64)

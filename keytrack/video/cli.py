@@ -21,6 +21,7 @@ import shlex
 import sys
 
 from keytrack.errors import InputError
+from keytrack.tracking.cli import add_confidence_and_gate_arguments
 from keytrack.weights import checkpoint_argument
 from keytrack.weights import names as shipped_names
 
@@ -100,6 +101,7 @@ def _add_toks_tracker_arguments(parser: argparse.ArgumentParser) -> None:
         help="assign the poses scoring >= TAU, and the tracks they made, first "
         "(keytrack track --detection-threshold; default: one pass, the paper's)",
     )
+    add_confidence_and_gate_arguments(parser)
 
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,11 +163,12 @@ def build_models(args: argparse.Namespace):
 
 def build_tracker(args: argparse.Namespace):
     from keytrack.tracking import OKSScorer, PoseEntailmentScorer, Tracker
-    from keytrack.tracking.cli import DEFAULT_MOTION, DEFAULT_SCORER, default_match_threshold
+    from keytrack.tracking.cli import DEFAULT_MOTION, DEFAULT_SCORER, default_match_threshold, gated
 
     if args.checkpoint:
-        scorer = PoseEntailmentScorer.from_checkpoint(args.checkpoint, device=args.device)
-        name, motion = "pose_entailment", str(getattr(scorer, "motion", "none"))
+        network = PoseEntailmentScorer.from_checkpoint(args.checkpoint, device=args.device)
+        name, motion = "pose_entailment", str(getattr(network, "motion", "none"))
+        scorer = gated(network, args.gate)
     else:
         scorer, name, motion = OKSScorer(), DEFAULT_SCORER, DEFAULT_MOTION
     threshold = args.match_threshold
@@ -176,6 +179,7 @@ def build_tracker(args: argparse.Namespace):
         motion=motion,
         min_keypoint_confidence=args.keypoint_score,
         detection_threshold=args.detection_threshold,
+        new_track_threshold=args.new_track_threshold,
     )
     return tracker, name
 

@@ -9,7 +9,7 @@ videos" (run from the project root after them: .venv/bin/python docs/data_scalin
 import csv
 from pathlib import Path
 
-from ablations.plots import Panel, Series, save_line_plot
+from keytrack.ablations.plots import Panel, Series, save_line_plot
 from keytrack.tables import Interval
 
 TABLES = {

@@ -14,7 +14,7 @@ tensor it says yes to (those on the CPU) and PyTorch's own kernels otherwise. Wh
 * :func:`in_chunks`: inference over a large batch in chunks of :data:`CHUNK` pairs, whose
   activations stay in the CPU caches.
 
-Each is measured by ``keytrack bench`` (README, "Speed"); ``tests/test_transformer.py`` checks that
+Each is measured by ``keytrack bench`` (docs/performance.md); ``tests/test_transformer.py`` checks that
 both paths compute the same numbers.
 """
 

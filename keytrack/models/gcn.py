@@ -22,7 +22,7 @@ locations". :class:`SiameseGCN` follows LightTrack's ``graph/gcn_utils/gcn_model
 Training: LightTrack's contrastive loss (Hadsell et al. 2006) with margin ``m`` (1.0) on the
 Euclidean distance ``d`` of the two embeddings, ``y d² + (1 − y) max(0, m − d)²``, averaged over
 the pairs and halved (LightTrack sums and halves). :meth:`SiameseGCN.loss` is what
-:class:`lightning_modules.MatchingModule` optimises instead of cross entropy.
+:class:`keytrack.lightning.MatchingModule` optimises instead of cross entropy.
 
 Scores: so that the tracker, metrics and scorer treat it as any other matcher, ``forward`` returns
 2-way logits ``[0, s · (m/2 − d)]`` with ``s = score_scale / m``: ``softmax(logits)[:, 1] =

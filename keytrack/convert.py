@@ -1,6 +1,6 @@
 """``keytrack convert-checkpoint OLD NEW``: a checkpoint of a former layout rewritten into the current one.
 
-    keytrack convert-checkpoint runs/old/checkpoints/best-epoch=07.ckpt best-converted.ckpt
+    keytrack convert-checkpoint runs/old/checkpoints/best.ckpt best-converted.ckpt
     keytrack convert-checkpoint runs/old/config.yaml runs/old/config.yaml     # a run's saved config
 
 The former layouts, each refused by the loaders with a message that names this command

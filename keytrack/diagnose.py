@@ -1,6 +1,6 @@
 """``keytrack diagnose``: how a matcher ranks each pose's candidates, as the tracker decides (§3.1).
 
-    keytrack diagnose --checkpoint runs/improved/<run>/checkpoints/best-*.ckpt --input DIR [--split S]
+    keytrack diagnose --checkpoint runs/improved/<run>/checkpoints/best.ckpt --input DIR [--split S]
                       [--frame-stride K] [--output DIR]
     keytrack diagnose --checkpoint keytrack-synthetic --input DIR   # a shipped matcher (keytrack.weights)
     keytrack diagnose --scorer oks --input DIR                 # the same numbers for OKS

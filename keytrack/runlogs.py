@@ -1,8 +1,10 @@
 """What a training run leaves in its folder, read without Lightning.
 
 A run's folder (:func:`keytrack.config.run_dir`, ``<output_dir>/<experiment>/<run_name>/``) holds
-``config.yaml``, ``checkpoints/{last,best-*}.ckpt``, ``csv/version_N/metrics.csv`` (one per attempt:
-a resumed run adds a file) and, when training ends, ``metrics.json``. The training command
+``config.yaml``, ``checkpoints/{last,best}.ckpt`` (runs trained before the best checkpoint had a
+fixed name hold ``best-epoch=NN.ckpt``), ``csv/version_N/metrics.csv`` (one per attempt: a resumed
+run adds a file) and, when training ends, ``metrics.json``, whose checkpoint paths are relative to
+the run's folder (:func:`read_run_metrics` resolves them). The training command
 (``keytrack train``) writes them; the learning curves, the sweep runner and the ablations read them
 through here.
 """
@@ -29,6 +31,14 @@ from keytrack.errors import InputError
 __all__ = [
     "read_metrics",
     "metrics_at_best",
+    "best_epoch",
+    "BEST_CHECKPOINTS",
+    "find_best_checkpoint",
+    "CHECKPOINT_KEYS",
+    "relative_to_run",
+    "resolve_in_run",
+    "resolve_run_paths",
+    "read_run_metrics",
     "finite",
     "usable_checkpoint",
     "progress_from_checkpoint",
@@ -59,16 +69,81 @@ def read_metrics(out: str | Path) -> list[dict[str, str]]:
     return rows
 
 
+#: The names of a run's best checkpoint: ``best.ckpt``, and ``best-epoch=NN.ckpt`` of older runs.
+BEST_CHECKPOINTS = ("best.ckpt", "best-*.ckpt")
+
+#: The keys of ``metrics.json`` that are paths of checkpoints (relative to the run's folder).
+CHECKPOINT_KEYS = ("best_checkpoint", "last_checkpoint")
+
+
+def find_best_checkpoint(run: str | Path) -> list[Path]:
+    """The best checkpoints in a run's ``checkpoints/`` folder: ``best.ckpt``, else older runs'
+    ``best-epoch=NN.ckpt`` (normally one)."""
+    folder = Path(run) / "checkpoints"
+    for pattern in BEST_CHECKPOINTS:
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found
+    return []
+
+
+def relative_to_run(path: str | Path | None, out: str | Path) -> str | None:
+    """``path`` relative to the run folder ``out`` when inside it (as ``metrics.json`` stores it)."""
+    if path is None or str(path) == "":
+        return None
+    try:
+        return Path(path).resolve().relative_to(Path(out).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def resolve_in_run(path: str | Path | None, out: str | Path) -> str | None:
+    """A path of ``metrics.json`` as a path to open: relative ones are relative to the run folder
+    ``out``; absolute ones (runs written before paths were relative) stay as they are."""
+    if path is None or str(path) == "":
+        return None
+    return str(path) if Path(path).is_absolute() else str(Path(out) / path)
+
+
+def read_run_metrics(out: str | Path) -> dict:
+    """A run's ``metrics.json`` with its checkpoint paths resolved (:func:`resolve_in_run`)."""
+    saved = json.loads((Path(out) / "metrics.json").read_text(encoding="utf-8"))
+    return resolve_run_paths(saved, out)
+
+
+def resolve_run_paths(saved: dict, out: str | Path) -> dict:
+    """``saved`` (a ``metrics.json``) with its checkpoint paths resolved against the run folder."""
+    return {**saved, **{k: resolve_in_run(saved.get(k), out) for k in CHECKPOINT_KEYS if k in saved}}
+
+
+def best_epoch(best_path: str | Path | None) -> int | None:
+    """The epoch of the best checkpoint: its own ``epoch`` field, else (a file that cannot be read)
+    the ``epoch=NN`` in an older run's file name (``best-epoch=NN.ckpt``); None when unknown."""
+    if not best_path:
+        return None
+    path = Path(best_path)
+    if path.is_file():
+        import torch
+
+        try:
+            epoch = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("epoch")
+        except Exception:  # noqa: BLE001 - an unreadable file: fall back to its name
+            epoch = None
+        if isinstance(epoch, int):
+            return epoch
+    match = re.search(r"epoch=(\d+)", path.name)
+    return int(match.group(1)) if match else None
+
+
 def metrics_at_best(out: str | Path, best_path: str | None) -> dict[str, float]:
     """The validation metrics (``val/*``) logged at the epoch of the best checkpoint
-    (``best-epoch=NN.ckpt``), read from the run's CSV logs; empty when unknown."""
-    match = re.search(r"epoch=(\d+)", Path(best_path).name) if best_path else None
-    if not match:
+    (:func:`best_epoch`), read from the run's CSV logs; empty when unknown."""
+    epoch = best_epoch(best_path)
+    if epoch is None:
         return {}
-    epoch = str(int(match.group(1)))
     found: dict[str, float] = {}
     for row in read_metrics(out):
-        if row.get("epoch") == epoch:
+        if row.get("epoch") == str(epoch):
             for k, v in row.items():
                 if k.startswith("val/") and v not in (None, ""):
                     found[k] = finite(v)
@@ -224,7 +299,7 @@ def finished_run(cfg: DictConfig, out: Path) -> dict | None:
     if not path.is_file() or not (Path(out) / "checkpoints" / "last.ckpt").is_file():
         return None
     try:
-        saved = json.loads(path.read_text())
+        saved = resolve_run_paths(json.loads(path.read_text()), out)
     except (OSError, ValueError):
         return None
     trainer = cfg.trainer

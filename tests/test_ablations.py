@@ -269,6 +269,20 @@ def test_train_or_reuse_waits_for_a_run_in_progress(tmp_path, monkeypatch):
     assert got.reused and sleeps == [7]
 
 
+def test_train_or_reuse_resolves_metrics_json_paths_against_the_run_folder(tmp_path, monkeypatch):
+    """A run of today: checkpoints/best.ckpt, named relative to the run folder in metrics.json."""
+    run = _fake_run(tmp_path, "synthetic-seed0")
+    (run / "checkpoints" / "best-epoch=01.ckpt").rename(run / "checkpoints" / "best.ckpt")
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run / "metrics.json").write_text(
+        json.dumps({"best_checkpoint": "checkpoints/best.ckpt", "last_checkpoint": "checkpoints/last.ckpt"})
+    )
+    monkeypatch.chdir(run / "checkpoints")  # a relative path is the run's, not the working folder's
+    got = train_or_reuse("quick", [f"output_dir={tmp_path}"], train_fn=lambda *a: pytest.fail("reuse it"))
+    assert got.reused and got.checkpoint == run / "checkpoints" / "best.ckpt"
+    assert got.metrics["last_checkpoint"] == str(run / "checkpoints" / "last.ckpt")
+
+
 # -- paper numbers and head boxes --------------------------------------------------------------------
 
 

@@ -286,6 +286,52 @@ def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_
     assert np.mean(losses[-2:]) < np.mean(losses[:2])
 
 
+def test_best_checkpoint_has_a_stable_name_and_metrics_json_paths_are_relative_to_the_run(
+    tmp_path, scenes, monkeypatch
+):
+    """``checkpoints/best.ckpt`` whichever epoch is best; metrics.json names both checkpoints relative
+    to the run folder (the run can move), and the readers resolve them; older runs' ``best-epoch=NN``
+    still count."""
+    from keytrack.runlogs import best_epoch, find_best_checkpoint, metrics_at_best, read_run_metrics
+    from keytrack.weights import _checkpoint_in as checkpoint_in_run
+
+    monkeypatch.chdir(tmp_path)  # a relative output_dir: run folders relative to the working folder
+    cfg = _cfg(
+        "out",
+        "experiment=improved",
+        "loader.samples_per_epoch=64",
+        "trainer.max_epochs=2",
+        "trainer.check_val_every_n_epoch=1",
+        "model.hidden=16",
+        "model.intermediate=16",
+        "model.layers=1",
+        "model.heads=2",
+    )
+    result = train(cfg, scenes)
+    run = tmp_path / "out" / "improved" / "synthetic-seed0"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["best_checkpoint"] == "checkpoints/best.ckpt"
+    assert saved["last_checkpoint"] == "checkpoints/last.ckpt"
+    assert result["best_checkpoint"] == "out/improved/synthetic-seed0/checkpoints/best.ckpt"
+    assert result["last_checkpoint"] == "out/improved/synthetic-seed0/checkpoints/last.ckpt"
+    epoch = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False, map_location="cpu")["epoch"]
+    assert best_epoch(result["best_checkpoint"]) == epoch and result["metrics_at_best"]
+    assert result["metrics_at_best"] == metrics_at_best(run, str(run / "checkpoints" / "best.ckpt"))
+    # The run folder moved: its metrics.json still names its checkpoints.
+    moved = tmp_path / "elsewhere"
+    run.rename(moved)
+    assert read_run_metrics(moved)["best_checkpoint"] == str(moved / "checkpoints" / "best.ckpt")
+    assert checkpoint_in_run(moved) == moved / "checkpoints" / "best.ckpt"
+    # An older run: best-epoch=NN.ckpt, found by its name, its epoch read from it (or its name).
+    (moved / "checkpoints" / "best.ckpt").rename(moved / "checkpoints" / f"best-epoch={epoch:02d}.ckpt")
+    (moved / "metrics.json").unlink()
+    assert find_best_checkpoint(moved) == [moved / "checkpoints" / f"best-epoch={epoch:02d}.ckpt"]
+    assert checkpoint_in_run(moved) == moved / "checkpoints" / f"best-epoch={epoch:02d}.ckpt"
+    (tmp_path / "best-epoch=07.ckpt").write_bytes(b"not a checkpoint")
+    assert best_epoch(tmp_path / "best-epoch=07.ckpt") == 7 and best_epoch(None) is None
+
+
 def test_checkpoint_keeps_the_joints_training_showed_and_tracking_hides_the_others(tmp_path, scenes):
     """A dataset that never annotates the nose (as Bonn): the checkpoint records it, and the scorer
     of that checkpoint gives the same scores whatever a pose estimator puts at the nose."""

@@ -14,6 +14,7 @@ from keytrack.ablations.profile import Profile
 from keytrack.ablations.runs import file_digest
 from keytrack.config import run_dir
 from keytrack.poses import Dataset
+from keytrack.runlogs import find_best_checkpoint, read_run_metrics
 
 log = logging.getLogger("keytrack.ablations")
 
@@ -84,10 +85,17 @@ class TrainedModel:
 
 
 def _checkpoint_of(run: Path, metrics: Mapping) -> Path:
+    """The checkpoint of a finished run: ``metrics``' best (else last) checkpoint, resolved
+    (:func:`keytrack.runlogs.read_run_metrics`), or the file of that name in the run's checkpoints
+    folder (a run moved since), else its best checkpoint (``best.ckpt``, or an older run's
+    ``best-epoch=NN.ckpt``), else ``last.ckpt``."""
     for value in (metrics.get("best_checkpoint"), metrics.get("last_checkpoint")):
         for path in (Path(value), run / "checkpoints" / Path(value).name) if value else ():
             if path.is_file():
                 return path
+    best = find_best_checkpoint(run)
+    if len(best) == 1:
+        return best[0]
     if (run / "checkpoints" / "last.ckpt").is_file():
         return run / "checkpoints" / "last.ckpt"
     raise FileNotFoundError(
@@ -158,7 +166,7 @@ def train_or_reuse(
     while True:
         finished = find_finished_run(cfg)
         if finished is not None:
-            metrics = json.loads((finished / "metrics.json").read_text(encoding="utf-8"))
+            metrics = read_run_metrics(finished)
             log.info("training %s/%s: reusing the finished run %s", cfg.experiment, cfg.run_name, finished)
             return TrainedModel(_checkpoint_of(finished, metrics), finished, metrics, reused=True)
         active = _active_run(cfg, quiet_seconds) if wait else None

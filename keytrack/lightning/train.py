@@ -13,10 +13,12 @@ instead: its settings (:func:`keytrack.track_lists.track_training_settings`) go 
 the same trainer, callbacks and run folder.
 
 Everything a run writes goes to ``<output_dir>/<experiment>/<run_name>/``: ``config.yaml``,
-``checkpoints/{last,best-*}.ckpt``, ``csv/version_N/metrics.csv`` (one per attempt; see
-:func:`keytrack.runlogs.read_metrics`), ``wandb/`` (offline unless configured otherwise) and, when
-training ends, ``metrics.json``. Running the same command again resumes from ``last.ckpt``
-(``logging.resume=auto``); ``logging.resume=never`` starts over.
+``checkpoints/{last,best}.ckpt`` (``best.ckpt`` keeps its name whichever epoch it is from),
+``csv/version_N/metrics.csv`` (one per attempt; see :func:`keytrack.runlogs.read_metrics`), ``wandb/``
+(offline unless configured otherwise) and, when training ends, ``metrics.json`` (its checkpoint
+paths relative to the run folder; :func:`keytrack.runlogs.read_run_metrics` resolves them). Running
+the same command again resumes from ``last.ckpt`` (``logging.resume=auto``); ``logging.resume=never``
+starts over.
 """
 
 from __future__ import annotations
@@ -50,11 +52,14 @@ from keytrack.lightning.track_matching import TrackMatchingModule
 from keytrack.models.track_transformer import is_track_config
 from keytrack.poses import Dataset
 from keytrack.runlogs import (
+    CHECKPOINT_KEYS,
     check_resumable,
     finished_run,
     finite,
     metrics_at_best,
     progress_from_checkpoint,
+    relative_to_run,
+    resolve_run_paths,
     run_lock,
     usable_checkpoint,
 )
@@ -244,7 +249,9 @@ def _fit(
     monitor = settings.validation.monitor
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
-        filename="best-{epoch:02d}",
+        filename="best",  # one stable name: checkpoints/best.ckpt, whichever epoch it is from
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
         monitor=monitor,
         mode="max",
         save_top_k=1,
@@ -296,9 +303,12 @@ def _fit(
         },
         "global_zero": bool(trainer.is_global_zero),
     }
+    # metrics.json names the checkpoints relative to the run folder (the folder can move); the result
+    # returned names them as paths to open, as read_run_metrics does.
+    saved = {k: relative_to_run(v, out) if k in CHECKPOINT_KEYS else v for k, v in result.items()}
     if trainer.is_global_zero:  # one metrics.json per run, however many processes
-        write_json(out / "metrics.json", result)
-    return result
+        write_json(out / "metrics.json", saved)
+    return resolve_run_paths(saved, out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

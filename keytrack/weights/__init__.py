@@ -92,7 +92,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
             )
         return shipped.path
     what = (
-        "a folder, not a checkpoint (give its checkpoints/best-*.ckpt)"
+        "a folder, not a checkpoint (give its checkpoints/best.ckpt)"
         if path.is_dir()
         else "no such checkpoint"
     )
@@ -125,21 +125,21 @@ def load(name_or_path: str | Path = "keytrack-synthetic", device: str = "cpu", *
 
 
 def _checkpoint_in(run: Path) -> Path:
-    """The best checkpoint of a training run's folder (its metrics.json's, else its only best-*.ckpt)."""
-    import json
+    """The best checkpoint of a training run's folder (its metrics.json's, else its only
+    ``checkpoints/best.ckpt``, or an older run's ``best-epoch=NN.ckpt``)."""
+    from keytrack.runlogs import find_best_checkpoint, read_run_metrics
 
-    metrics = run / "metrics.json"
-    if metrics.is_file():
-        best = json.loads(metrics.read_text(encoding="utf-8")).get("best_checkpoint")
+    if (run / "metrics.json").is_file():
+        best = read_run_metrics(run).get("best_checkpoint")
         if best:
             best = Path(best)
             for candidate in (best, run / "checkpoints" / best.name):
                 if candidate.is_file():
                     return candidate
-    found = sorted((run / "checkpoints").glob("best-*.ckpt"))
+    found = find_best_checkpoint(run)
     if len(found) != 1:
         raise CheckpointError(
-            f"{run}: a folder without one best checkpoint (found {len(found)} checkpoints/best-*.ckpt "
+            f"{run}: a folder without one best checkpoint (found {len(found)} checkpoints/best*.ckpt "
             "and no metrics.json naming one); give the checkpoint file"
         )
     return found[0]

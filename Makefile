@@ -78,6 +78,9 @@ data-stats: install
 bench-tokenize: install
 	$(BIN)/keytrack bench-tokenize $(if $(DATA),--data $(DATA) --split $(or $(SPLIT),train),) --model $(ARGS)
 
+# The ablation targets write under runs/ (runs/ablations/<name>[/<data>-<split>], runs/sweeps/<name>,
+# runs/bench, runs/cost): the committed tables under results/ are never overwritten. To refresh one,
+# pass its folder: make tracker-comparison ARGS="--out results/tracker_comparison".
 tracker-comparison: install
 	$(if $(wildcard $(VENV)-baselines/.installed),$(VENV)-baselines/bin,$(BIN))/keytrack ablate tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
 
@@ -88,6 +91,7 @@ matcher-variants: install
 diagnose: install
 	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --input $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
 
+# committed copy: results/sweep_<name>/ (ARGS="--out results/sweep_$(SWEEP)" rewrites it)
 sweep: install
 	$(BIN)/keytrack ablate sweep $(SWEEP) $(if $(DATA),--data $(DATA),) $(ARGS)
 
@@ -113,6 +117,7 @@ ablation-toks-yolo: install-yolo
 bench: install
 	$(BIN)/keytrack bench --experiment $(EXPERIMENT) $(if $(DATA),--data $(DATA),) $(ARGS)
 
+# committed copy: results/cost/ (ARGS="--out results/cost" rewrites it)
 cost: install
 	$(BIN)/keytrack cost $(ARGS)
 
@@ -120,7 +125,7 @@ resolution-sweep: install
 	$(BIN)/keytrack ablate resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
 
 track-video: install-yolo
-	$(VENV)-yolo/bin/keytrack track-video $(VIDEO) --output $(or $(OUT),results/video) --threads 1 $(ARGS)
+	$(VENV)-yolo/bin/keytrack track-video $(VIDEO) --output $(or $(OUT),runs/video) --threads 1 $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

@@ -20,7 +20,7 @@ One run measures, in one process (threads, dtype and device stated in the table'
   given), with the share of the time spent in the network (the rest is candidate gathering,
   encoding and assignment) and the rate the network alone would allow.
 
-Writes ``results/bench/table.{md,csv}`` (``--out``). Timings are medians of ``--repeats`` runs
+Writes ``runs/bench/table.{md,csv}`` (``--out``). Timings are medians of ``--repeats`` runs
 after a warm-up; they mean something only on an otherwise idle machine.
 """
 
@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
+
+from keytrack.outputs import default_out
 
 log = logging.getLogger("keytrack.bench")
 
@@ -367,7 +369,7 @@ def measure(args: argparse.Namespace) -> Path:
     rows += _tracking_rows(args, cfg, flops, square)
     rows[0].update(gflops=statistics.median(square.samples), fraction=1.0)
     notes = _measure_notes(args, flops, square)
-    out = Path(args.out) if args.out else Path("results") / ABLATION
+    out = Path(args.out) if args.out else default_out(ABLATION)
     write_table(rows, out, columns=_measure_columns(), title="Benchmark: where the time goes", notes=notes)
     print((out / "table.md").read_text())
     return out
@@ -547,7 +549,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", default=None, help="also track this PoseTrack18 folder's evaluation split")
     parser.add_argument("--split", default=None)
-    parser.add_argument("--out", default=None, help="output folder (default results/bench)")
+    parser.add_argument("--out", default=None, help="output folder (default runs/bench)")
 
 
 def run(args: argparse.Namespace) -> int:

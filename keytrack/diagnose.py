@@ -12,7 +12,7 @@ With ``--motion velocity`` (the default for a checkpoint trained with ``pairs.mo
 each candidate is first moved by its ground-truth track's velocity times ``Δ``, as the tracker
 with that motion shows it (:func:`keytrack.pairs.moved_previous`). All pairs are scored in
 batches. Writes to ``--output`` (default
-``results/diagnose/<input>-<split>-<scorer>-stride<K>/``):
+``runs/diagnose/<input>-<split>-<scorer>-stride<K>/``):
 
 * ``ranking.md`` / ``ranking.csv``: :mod:`keytrack.ranking`'s rank-1 accuracy, share of poses
   whose best wrong candidate beats the true one, share of new people correctly sent to a new track,
@@ -33,6 +33,7 @@ import numpy as np
 
 from keytrack.atomic import write_text
 from keytrack.errors import InputError
+from keytrack.outputs import default_out
 from keytrack.pairs import MOTIONS
 from keytrack.tables import Column, csv_table, markdown_table
 from keytrack.weights import checkpoint_argument
@@ -228,7 +229,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "was trained for, none for OKS)",
     )
     parser.add_argument("--worst", type=int, default=10, help="worst frames listed")
-    parser.add_argument("--output", default=None, help="folder for the report (default results/diagnose/...)")
+    parser.add_argument("--output", default=None, help="folder for the report (default runs/diagnose/...)")
     parser.add_argument("--device", default="cpu")
 
 
@@ -272,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     out = (
         Path(args.output)
         if args.output
-        else Path("results") / "diagnose" / f"{name}-{who}-stride{args.frame_stride}"
+        else default_out("diagnose", f"{name}-{who}-stride{args.frame_stride}")
     )
     title = (
         f"{args.scorer} ({args.checkpoint or 'no learning'}) on {name}, stride {args.frame_stride}, "

@@ -71,7 +71,7 @@ def plot(rows: list[dict], out: Path) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", help="run folders (runs/<experiment>/<run>)")
-    parser.add_argument("--out", default="results/learning_curve", help="output folder")
+    parser.add_argument("--out", default="runs/learning_curve", help="output folder (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,17 @@ from typing import Iterable
 
 from keytrack.errors import InputError
 
+#: Where every command writes by default (gitignored): ``runs/ablations/<name>``, ``runs/sweeps/<name>``,
+#: ``runs/bench``, ``runs/cost``, ... The tables committed under ``results/`` are written only when a
+#: command is given ``--out results/...``: a command run as documented never overwrites them.
+RUNS = Path("runs")
+
+
+def default_out(*parts: str) -> Path:
+    """The default output folder ``runs/<parts>`` of a command given no ``--out``."""
+    return RUNS.joinpath(*parts)
+
+
 #: The manifest of a prediction folder written by ``keytrack track``.
 MANIFEST = "keytrack.manifest"
 MANIFEST_FORMAT = "keytrack-predictions/1"

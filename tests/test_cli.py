@@ -49,6 +49,7 @@ def test_each_command_has_help(name, capsys):
 
 # -- bad input through the real console script: one line on stderr, status 2 -------------------------
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -210,3 +211,27 @@ def test_help_shows_percent_signs_once(capsys):
         main(["evaluate", "--help"])
     out = capsys.readouterr().out
     assert "(MOTA, %IDSW, AP)" in out and "%%" not in out
+
+
+# -- default outputs: under runs/, never the committed results/ ------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(all_commands()))
+def test_no_command_writes_the_committed_results_folder_by_default(name):
+    actions = build_parser({name: all_commands()[name]})._subparsers._group_actions[0].choices[name]._actions
+    for action in actions:
+        assert not str(action.default or "").startswith("results"), (name, action.dest, action.default)
+
+
+def test_ablations_sweeps_and_their_data_variants_default_to_runs(tmp_path):
+    from keytrack.ablations.options import RunOptions, add_options
+    from keytrack.ablations.profile import Profile
+
+    assert Profile().results_dir("threshold").as_posix() == "runs/ablations/threshold"
+    assert Profile().results_dir("sweep_quick").as_posix() == "runs/sweeps/quick"
+    data = Profile(tmp_path / "bonn", eval_split="test")
+    assert data.results_dir("tracker_comparison").as_posix() == "runs/ablations/tracker_comparison/bonn-test"
+    assert data.results_dir("threshold", root="results") == Path("results/threshold/bonn-test")  # --out
+    parser = argparse.ArgumentParser()
+    add_options(parser, RunOptions, "threshold")
+    assert parser.parse_args([]).out is None and "runs/ablations/threshold" in parser.format_help()

@@ -408,7 +408,7 @@ def test_offline_runner_runs_the_quick_grid_then_reuses_it(tmp_path, eval_gt, mo
 def test_keytrack_ablate_sweep_fills_results_sweep_name(monkeypatch):
     """``make sweep SWEEP=figure7`` runs ``keytrack ablate sweep figure7``
     (keytrack/experiments/sweeps/figure7.yaml): the figure7 spec, its rows the proposals, written to
-    results/sweep_figure7/."""
+    runs/sweeps/figure7/ (the committed table, results/sweep_figure7/, only with --out)."""
     calls = []
 
     class Started(Exception):
@@ -423,4 +423,7 @@ def test_keytrack_ablate_sweep_fills_results_sweep_name(monkeypatch):
         sw.main([str(sw.SWEEPS_DIR / "figure7.yaml"), "--count", "1", "--extra", "a=1"])
     ((spec, opts, kwargs),) = calls
     assert kwargs["name"] == "sweep_figure7" and opts.train_overrides == ("a=1",) and opts.out is None
+    from keytrack.ablations.profile import Profile
+
+    assert Profile().results_dir(kwargs["name"]).as_posix() == "runs/sweeps/figure7"
     assert spec["train"]["rows"] == [] and spec["train"]["cost"] and spec["paper"] and spec["plot"]

@@ -20,7 +20,7 @@ from keytrack.ablations.cells import tune_threshold
 from keytrack.ablations.evaluate import COMPARISON_KEYPOINT_THRESHOLD as KEYPOINT_THRESHOLD
 from keytrack.ablations.evaluate import EvalSet, Evaluator, TrackerSpec
 from keytrack.ablations.options import RunOptions, add_options
-from keytrack.ablations.profile import Profile, display_path
+from keytrack.ablations.profile import Profile, default_results_dir, display_path
 from keytrack.ablations.runs import RunCache, command_main, dataset_fingerprint, file_digest
 from keytrack.ablations.training import train_or_reuse
 from keytrack.config import config_path
@@ -229,7 +229,7 @@ def run_variants(
     spec = load_spec(spec_path)
     profile = Profile.from_data(data)
     tag = data_tag(load_config(["experiment=default", *profile.train_overrides()]).data)  # <data>-train
-    out_dir = Path(out) if out else Path("results") / ABLATION / ("" if profile.data_root is None else tag)
+    out_dir = Path(out) if out else default_results_dir(ABLATION) / ("" if profile.data_root is None else tag)
     base = [*profile.train_overrides(), f"seed={seed}", *spec.get("budget", [])]
     cfg0 = load_config(["experiment=default", *base, *extra])
     fit, val = _validation_ground_truth(profile, cfg0)
@@ -323,7 +323,7 @@ def _notes(spec: dict, spec_path, profile: Profile, val, cfg0, seed: int) -> lis
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="PoseTrack18-layout folder (its train split); default synthetic")
     parser.add_argument("--spec", default=str(SPEC), help="the variants (YAML)")
-    parser.add_argument("--out", help="output folder (default results/matcher_variants[/<data>])")
+    parser.add_argument("--out", help="output folder (default runs/ablations/matcher_variants[/<data>])")
     parser.add_argument(
         "--seed", type=int, default=0, help="training seed (also picks the validation videos)"
     )

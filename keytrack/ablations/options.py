@@ -35,7 +35,10 @@ class RunOptions:
 
     data: str | None = opt(help="PoseTrack18-layout folder (train split + test, or val) instead of synthetic")
     eval_split: str | None = opt(help="evaluation split under --data (default: test, else val)")
-    out: str | None = opt(help="results folder (default: results/{ablation}[/<data>-<split>])")
+    out: str | None = opt(
+        help="results folder (default: runs/ablations/{ablation}[/<data>-<split>]; the committed "
+        "tables are under results/, written only when given as --out)"
+    )
     synthetic_test_videos: int | None = opt(
         20, type=int, help="videos of the synthetic test set without --data (default: %(default)s)"
     )

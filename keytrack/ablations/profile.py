@@ -10,6 +10,16 @@ from keytrack.io import default_eval_split
 from keytrack.poses import Dataset
 
 
+def default_results_dir(ablation: str) -> Path:
+    """Where ``ablation`` writes without ``--out``: ``runs/ablations/<ablation>``, a sweep
+    (``sweep_<name>``) ``runs/sweeps/<name>``; never the committed ``results/`` folder."""
+    from keytrack.outputs import default_out
+
+    if ablation.startswith("sweep_"):
+        return default_out("sweeps", ablation[len("sweep_") :])
+    return default_out("ablations", ablation)
+
+
 @dataclass(frozen=True)
 class Profile:
     """``quick`` (``data_root`` None): train on the synthetic default (its ``data.synthetic`` config),
@@ -38,9 +48,10 @@ class Profile:
         """``synthetic`` or ``<data folder>-<eval split>``, a name for the results of this profile."""
         return "synthetic" if self.data_root is None else f"{self.data_root.name}-{self.eval_split}"
 
-    def results_dir(self, ablation: str, root: str | Path = "results") -> Path:
-        """``results/<ablation>/``, with data ``results/<ablation>/<tag>/``."""
-        base = Path(root) / ablation
+    def results_dir(self, ablation: str, root: str | Path | None = None) -> Path:
+        """The default output of ``ablation`` (:func:`default_results_dir`: ``runs/ablations/<ablation>/``,
+        a sweep's ``runs/sweeps/<name>/``), or ``<root>/<ablation>/``; with data ``.../<tag>/``."""
+        base = default_results_dir(ablation) if root is None else Path(root) / ablation
         return base if self.data_root is None else base / self.tag
 
     def train_overrides(self) -> list[str]:

@@ -2,7 +2,9 @@
 
 A YAML spec, ``experiments/ablations/<NAME>.yaml`` (or a path), varies ``axes`` at tracking time
 (:func:`run_spec`) or trains a network per ``train`` row and seed (:func:`run_train_spec`); it writes
-``results/<NAME>/`` (table.md / .csv, plots); ``key=value`` arguments override it. Format: docs/ablations.md.
+``runs/ablations/<NAME>/`` (table.md / .csv, plots; ``--out``: the committed tables are under
+``results/<NAME>/``, written only when given as ``--out``); ``key=value`` arguments override it.
+Format: docs/ablations.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 W&B's search engine (the ``sweeps`` package) proposes each run of ``keytrack/experiments/sweeps/<name>.yaml``;
 the proposal, as ``wandb agent`` formats it, becomes a row of ``keytrack/experiments/ablations/figure7.yaml``
 trained by :func:`keytrack.ablations.runner.train_row`. Offline there is no early termination. Writes
-``results/sweep_<name>/``.
+``runs/sweeps/<name>/`` (``--out``; the committed tables are under ``results/sweep_<name>/``).
 """
 
 from __future__ import annotations

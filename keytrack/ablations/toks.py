@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from keytrack.ablations.options import RunOptions, add_options, opt, options_from
-from keytrack.ablations.profile import Profile
+from keytrack.ablations.profile import Profile, default_results_dir
 from keytrack.ablations.runs import Result, RunCache, command_main, dataset_fingerprint, file_digest, finish
 from keytrack.atomic import write_text
 from keytrack.estimators.simulated import SimulatedConfig
@@ -391,7 +391,7 @@ def run_toks(
     if opts.out:
         out = Path(opts.out)
     elif images:
-        out = Path("results") / ABLATION / f"{opts.estimator}-{profile.tag}"
+        out = default_results_dir(ABLATION) / f"{opts.estimator}-{profile.tag}"
     else:
         out = profile.results_dir(ABLATION)
     cache = RunCache(out / "runs", retry_failed=opts.retry_failed)

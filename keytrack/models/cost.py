@@ -1,6 +1,7 @@
 """Parameters and FLOPs per pose pair of every matcher (Table 6, §5.2, A.5).
 
-    keytrack cost                                  # every matcher experiment, results/cost/ (make cost)
+    keytrack cost                                  # every matcher experiment, runs/cost/ (make cost)
+    keytrack cost --out results/cost               # the committed table
     keytrack cost --experiments default cnn_keypoints
 
 Table 6 of the paper compares the cost of the Transformer Matching Network with its components
@@ -173,7 +174,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WxH",
         help="input resolutions of the CNNs (model.resolution; default: %(default)s)",
     )
-    parser.add_argument("--out", default=f"results/{ABLATION}", help="results folder (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default=f"runs/{ABLATION}",
+        help="results folder (default: %(default)s; the committed table is results/cost, written with --out)",
+    )
 
 
 def write_cost_table(args: argparse.Namespace) -> list[dict]:

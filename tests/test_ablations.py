@@ -1190,6 +1190,8 @@ def test_each_ablation_spells_its_options_once(module, cls):
             text = "64" if action.type is int else "0.375"
             value, argv = action.type(text), [action.option_strings[0], text]
             value = (value,) if action.nargs == "+" else value
+            if isinstance(action.nargs, int):  # a fixed count of values (--gate HIGH LOW)
+                value, argv = (value,) * action.nargs, [action.option_strings[0], *[text] * action.nargs]
         else:
             argv = [action.option_strings[0], "gcn=0.5"]  # a key=value, a matcher and a number
             value = (

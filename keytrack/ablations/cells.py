@@ -168,6 +168,13 @@ class TrackingOptions(RunOptions):
     detection_threshold: float | None = opt(
         type=float, metavar="TAU", help="assign poses of detection score >= TAU first (default: one pass)"
     )
+    gate: tuple[float, ...] | None = opt(
+        type=float,
+        nargs=2,
+        metavar=("HIGH", "LOW"),
+        help="learned matchers behind an OKS gate: the poses OKS settles skip the network "
+        "(keytrack.tracking.gate)",
+    )
     new_track_threshold: float | None = opt(
         type=float,
         metavar="TAU",
@@ -569,6 +576,7 @@ def _run_cell(
         min_keypoint_confidence=opts.confidence_of(cell.matcher, cell.setting),
         detection_threshold=opts.detection_threshold,
         new_track_threshold=opts.new_track_of(cell.matcher, cell.setting),
+        gate=tuple(opts.gate) if opts.gate and learned else None,
     )
     evalset = EvalSet(
         eval_gt,

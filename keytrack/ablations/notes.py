@@ -174,6 +174,13 @@ def _setting_notes(
             "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
             "one pass)."
         )
+    if opts.gate:
+        high, low = opts.gate
+        notes.append(
+            f"OKS gate, for the learned matchers: a pose whose best track has OKS >= {high:g} while no "
+            f"other track, and no other pose with that track, reaches {low:g} is assigned by OKS without "
+            "the network (--gate, keytrack.tracking.gate); the network scores the other poses."
+        )
     if opts.new_track_threshold is not None:
         notes.append(
             "Confident births, for keytrack's trackers with predicted keypoints: a pose of detection "

@@ -8,6 +8,10 @@ it. A plug-in's one-line help is its module's ``HELP`` string (else its docstrin
 from the source: listing the commands imports none of them. Bad input (:mod:`keytrack.errors`)
 prints ``keytrack <command>: error: <message>`` and exits with status 2; ``--debug`` (anywhere on
 the line) or ``KEYTRACK_DEBUG=1`` shows the traceback instead.
+
+One spelling per concept, in every command: ``--data`` (the PoseTrack18-layout folder read), ``--out``
+(where results go) and ``--stride`` (keep every k-th frame). Former spellings still work
+(:func:`renamed_option`: hidden from ``--help``, one warning line on stderr).
 """
 
 from __future__ import annotations
@@ -56,6 +60,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "track-video": ("keytrack.video.cli", "detect, estimate (TOKS) and track poses in a video, render it"),
 }
+
+
+class _RenamedOption(argparse._StoreAction):
+    """A stored option that also answers to former spellings (:func:`renamed_option`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string is not None and option_string not in self.option_strings:
+            new = max(self.option_strings, key=len)
+            print(f"{parser.prog}: warning: {option_string} is deprecated, use {new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def renamed_option(parser: argparse.ArgumentParser, flag: str, *old: str, **kwargs) -> argparse.Action:
+    """``parser.add_argument(flag, **kwargs)`` (a stored value) that also accepts the deprecated
+    spellings ``old``: hidden from ``--help`` (only ``flag`` is listed), they set the same value and
+    count for ``required``; each use prints ``<prog>: warning: <old> is deprecated, use <flag>`` on
+    stderr."""
+    action = parser.add_argument(flag, action=_RenamedOption, **kwargs)
+    for spelling in old:
+        if spelling in parser._option_string_actions:
+            raise ValueError(f"{parser.prog}: {spelling} is already an option")
+        # The same action under another name: argparse parses it (``--old=X`` and abbreviations too)
+        # and sees the action given, while --help lists the action's own option strings only.
+        parser._option_string_actions[spelling] = action
+    return action
 
 
 def _source_help(module: str) -> str:

@@ -1,9 +1,9 @@
 """``keytrack diagnose``: how a matcher ranks each pose's candidates, as the tracker decides (§3.1).
 
-    keytrack diagnose --checkpoint runs/improved/<run>/checkpoints/best.ckpt --input DIR [--split S]
-                      [--frame-stride K] [--output DIR]
-    keytrack diagnose --checkpoint keytrack-synthetic --input DIR   # a shipped matcher (keytrack.weights)
-    keytrack diagnose --scorer oks --input DIR                 # the same numbers for OKS
+    keytrack diagnose --checkpoint runs/improved/<run>/checkpoints/best.ckpt --data DIR [--split S]
+                      [--stride K] [--out DIR]
+    keytrack diagnose --checkpoint keytrack-synthetic --data DIR   # a shipped matcher (keytrack.weights)
+    keytrack diagnose --scorer oks --data DIR                 # the same numbers for OKS
 
 Every pose of a frame ``t`` (with a ground-truth track id) is a query; its candidates are the
 annotated poses of frames ``t-1 .. t-δ`` of the same video (the tracker's window, every pose, with
@@ -11,7 +11,7 @@ the ground-truth identities, so the numbers measure the matcher alone, not error
 With ``--motion velocity`` (the default for a checkpoint trained with ``pairs.motion: velocity``)
 each candidate is first moved by its ground-truth track's velocity times ``Δ``, as the tracker
 with that motion shows it (:func:`keytrack.pairs.moved_previous`). All pairs are scored in
-batches. Writes to ``--output`` (default
+batches. Writes to ``--out`` (default
 ``runs/diagnose/<input>-<split>-<scorer>-stride<K>/``):
 
 * ``ranking.md`` / ``ranking.csv``: :mod:`keytrack.ranking`'s rank-1 accuracy, share of poses
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from keytrack.atomic import write_text
+from keytrack.cli import renamed_option
 from keytrack.errors import InputError
 from keytrack.outputs import default_out
 from keytrack.pairs import MOTIONS
@@ -200,10 +201,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pose_entailment",
         help="pose_entailment (needs --checkpoint) or oks",
     )
-    parser.add_argument("--input", required=True, help="PoseTrack18-layout folder or file with track ids")
-    parser.add_argument("--split", default=None, help="annotation split under --input (e.g. test)")
-    parser.add_argument(
-        "--frame-stride", type=int, default=1, help="keep every k-th frame (as keytrack track)"
+    renamed_option(
+        parser,
+        "--data",
+        "--input",
+        dest="input",
+        metavar="DATA",
+        required=True,
+        help="PoseTrack18-layout folder or file with track ids",
+    )
+    parser.add_argument("--split", default=None, help="annotation split under --data (e.g. test)")
+    renamed_option(
+        parser,
+        "--stride",
+        "--frame-stride",
+        dest="frame_stride",
+        metavar="K",
+        type=int,
+        default=1,
+        help="keep every k-th frame (as keytrack track)",
     )
     parser.add_argument("--delta", type=int, default=4, help="δ: frames looked back (paper: 4)")
     parser.add_argument(
@@ -229,7 +245,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "was trained for, none for OKS)",
     )
     parser.add_argument("--worst", type=int, default=10, help="worst frames listed")
-    parser.add_argument("--output", default=None, help="folder for the report (default runs/diagnose/...)")
+    renamed_option(
+        parser,
+        "--out",
+        "--output",
+        dest="output",
+        metavar="OUT",
+        default=None,
+        help="folder for the report (default runs/diagnose/...)",
+    )
     parser.add_argument("--device", default="cpu")
 
 

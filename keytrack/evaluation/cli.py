@@ -20,7 +20,7 @@ refused), and a ``--pred`` folder written by ``keytrack track`` is checked again
 (:func:`keytrack.outputs.verify_manifest`): a file added, missing or changed is refused; a folder
 without a manifest is scored as it is.
 
-``--frame-stride K`` scores predictions made by ``keytrack track --frame-stride K``, which hold
+``--stride K`` scores predictions made by ``keytrack track --stride K``, which hold
 only every ``K``-th frame: the ground truth is subsampled with the same
 :func:`keytrack.tracking.subsample` (frames whose index is a multiple of ``K``, renumbered
 ``index // K``) before it is compared with them.
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 
+from keytrack.cli import renamed_option
 from keytrack.errors import InputError
 
 
@@ -57,12 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(keytrack.evaluation.head_boxes; for splits annotated with few, such as Bonn train), "
         "instead of refusing them",
     )
-    parser.add_argument(
+    renamed_option(
+        parser,
+        "--stride",
         "--frame-stride",
+        dest="frame_stride",
         type=int,
         default=1,
         metavar="K",
-        help="the predictions come from `keytrack track --frame-stride K`: score them "
+        help="the predictions come from `keytrack track --stride K`: score them "
         "against every K-th ground-truth frame (frames with index %% K == 0; default 1)",
     )
 
@@ -80,7 +84,7 @@ def _read_dataset(path: str):
 
 
 def _subsample_gt(gt, pred, k: int):
-    """``gt`` at ``1/k`` the frame rate, as ``keytrack track --frame-stride k`` wrote ``pred``.
+    """``gt`` at ``1/k`` the frame rate, as ``keytrack track --stride k`` wrote ``pred``.
 
     A prediction video that still holds every frame of its ground truth was not tracked with that
     stride; it is refused with the video's file named, rather than scored against the wrong frames.
@@ -95,8 +99,8 @@ def _subsample_gt(gt, pred, k: int):
         if video.name in full and n == full[video.name] != kept[video.name]:
             raise InputError(
                 f"{video.source or video.name}: the prediction has all {n} frames of "
-                f"video {video.name!r}, but --frame-stride {k} keeps {kept[video.name]}; predictions "
-                f"for --frame-stride {k} come from `keytrack track --frame-stride {k}`"
+                f"video {video.name!r}, but --stride {k} keeps {kept[video.name]}; predictions "
+                f"for --stride {k} come from `keytrack track --stride {k}`"
             )
     return sub
 
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     stride = int(getattr(args, "frame_stride", 1))  # namespaces built without the option: every frame
     if stride < 1:
-        raise InputError(f"--frame-stride must be >= 1, got {stride}")
+        raise InputError(f"--stride must be >= 1, got {stride}")
     if args.json:
         check_output_file(args.json, option="--json")
     if verify_manifest(args.pred) is not None:

@@ -4,10 +4,10 @@ Reads a PoseTrack18-layout folder with :func:`keytrack.io.read_dataset`, drops w
 ids the input carries (the input is treated as untracked pose estimates), optionally keeps every
 ``k``-th frame only (:func:`~keytrack.tracking.transforms.subsample`), tracks every video online with
 the chosen scorer, removes keypoints below ``--keypoint-threshold`` from the output (A.3), and
-writes one PoseTrack18 file per video to ``--output``. Prints the tracking speed in frames/s and,
+writes one PoseTrack18 file per video to ``--out``. Prints the tracking speed in frames/s and,
 for Pose Entailment, the pairs/s through the network.
 
-``--output`` is checked before any work (:func:`keytrack.outputs.check_output_folder`): an existing
+``--out`` is checked before any work (:func:`keytrack.outputs.check_output_folder`): an existing
 file, an unwritable parent, or a folder already holding files without ``--overwrite`` is refused.
 The folder is written whole (:func:`keytrack.outputs.write_folder`: a temporary sibling renamed
 into place) with a manifest of the settings, the input and checkpoint digests and the sha256 of
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from keytrack.cli import renamed_option
 from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import SCORERS
 from keytrack.tracking.tracker import MOTIONS
@@ -66,11 +67,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the predictions come from and the tracked files go, and the pose similarity that links them."""
-    parser.add_argument(
-        "--input", required=True, help="PoseTrack18-layout folder or file of pose predictions"
+    renamed_option(
+        parser,
+        "--data",
+        "--input",
+        dest="input",
+        metavar="DATA",
+        required=True,
+        help="PoseTrack18-layout folder or file of pose predictions",
     )
-    parser.add_argument(
+    renamed_option(
+        parser,
+        "--out",
         "--output",
+        dest="output",
+        metavar="OUT",
         required=True,
         help="folder for the tracked PoseTrack18 files (written whole: filled beside it, then "
         "renamed into place, with a keytrack.manifest of its files' sha256)",
@@ -78,7 +89,7 @@ def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an --output folder that already holds files (atomically; without it such "
+        help="replace an --out folder that already holds files (atomically; without it such "
         "a folder is refused)",
     )
     parser.add_argument(
@@ -179,13 +190,17 @@ def _add_keypoint_and_frame_arguments(parser: argparse.ArgumentParser) -> None:
         help="keypoints below this confidence are invisible to the tracker "
         "(the pose estimator's minimum; default 0 = every keypoint with c > 0)",
     )
-    parser.add_argument(
+    renamed_option(
+        parser,
+        "--stride",
         "--frame-stride",
+        dest="frame_stride",
+        metavar="K",
         type=int,
         default=1,
         help="track every k-th frame only (frames with index %% k == 0); the output holds only those frames",
     )
-    parser.add_argument("--split", default=None, help="annotation split under --input (e.g. val)")
+    parser.add_argument("--split", default=None, help="annotation split under --data (e.g. val)")
     parser.add_argument(
         "--default-frame-size",
         type=float,
@@ -230,7 +245,7 @@ def build_scorer(args: argparse.Namespace):
     if args.scorer == "pose_entailment":
         if not args.checkpoint:
             raise SystemExit("keytrack track: --checkpoint is required with --scorer pose_entailment")
-        # A matcher on image crops reads the frames of --input (a folder) or of its training data.
+        # A matcher on image crops reads the frames of --data (a folder) or of its training data.
         from pathlib import Path
 
         image_root = args.input if Path(args.input).is_dir() else None

@@ -1,6 +1,6 @@
 """``keytrack track-video``: detect, estimate, TOKS and track the people of a video (§3.1, §3.3, A.3, A.4).
 
-``keytrack track-video INPUT --output OUT`` runs :func:`keytrack.video.pipeline.run_pipeline` on a
+``keytrack track-video INPUT --out OUT`` runs :func:`keytrack.video.pipeline.run_pipeline` on a
 video file or a folder of frames and writes ``OUT/<name>.json`` (PoseTrack18), ``OUT/<name>.mp4``
 or ``.gif`` (skeletons coloured by track id, ids drawn) and ``OUT/<name>.timing.md`` (frames/s of
 each stage), and prints the timing table and TOKS' counters (people recovered that the detector
@@ -20,6 +20,7 @@ import argparse
 import shlex
 import sys
 
+from keytrack.cli import renamed_option
 from keytrack.errors import InputError
 from keytrack.tracking.cli import add_confidence_and_gate_arguments
 from keytrack.weights import checkpoint_argument
@@ -39,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
     """The input, the output folder, and the detector and pose estimator that read the frames."""
     parser.add_argument("input", help="video file (mp4, avi, anything FFmpeg reads) or folder of frames")
-    parser.add_argument("--output", required=True, help="output folder")
+    renamed_option(
+        parser, "--out", "--output", dest="output", metavar="OUT", required=True, help="output folder"
+    )
     parser.add_argument(
         "--estimator",
         choices=ESTIMATORS,

@@ -244,7 +244,9 @@ def build_scorer(args: argparse.Namespace):
     """The scorer ``args`` ask for (loads the checkpoint for Pose Entailment)."""
     if args.scorer == "pose_entailment":
         if not args.checkpoint:
-            raise SystemExit("keytrack track: --checkpoint is required with --scorer pose_entailment")
+            from keytrack.errors import InputError
+
+            raise InputError("--checkpoint is required with --scorer pose_entailment (or --scorer oks, iou)")
         # A matcher on image crops reads the frames of --data (a folder) or of its training data.
         from pathlib import Path
 

@@ -87,9 +87,9 @@ tracker-comparison: install
 matcher-variants: install
 	$(BIN)/keytrack ablate matcher_variants $(if $(DATA),--data $(DATA),) $(ARGS)
 
-# make diagnose CHECKPOINT=<ckpt> INPUT=<PoseTrack18 folder> [SPLIT=test] [ARGS="--frame-stride 4"]
+# make diagnose CHECKPOINT=<ckpt> DATA=<PoseTrack18 folder> [SPLIT=test] [ARGS="--stride 4"] (INPUT= as DATA=)
 diagnose: install
-	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --input $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
+	$(BIN)/keytrack diagnose $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),--scorer oks) --data $(or $(INPUT),$(DATA)) $(if $(SPLIT),--split $(SPLIT),) $(ARGS)
 
 # committed copy: results/sweep_<name>/ (ARGS="--out results/sweep_$(SWEEP)" rewrites it)
 sweep: install
@@ -125,7 +125,7 @@ resolution-sweep: install
 	$(BIN)/keytrack ablate resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
 
 track-video: install-yolo
-	$(VENV)-yolo/bin/keytrack track-video $(VIDEO) --output $(or $(OUT),runs/video) --threads 1 $(ARGS)
+	$(VENV)-yolo/bin/keytrack track-video $(VIDEO) --out $(or $(OUT),runs/video) --threads 1 $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

@@ -80,7 +80,7 @@ def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False) -> 
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: exists and is not a folder; --output must name a folder")
+        raise OutputError(f"{path}: exists and is not a folder; --out must name a folder")
     _check_writable_parent(path, "output folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise OutputError(f"{path}: already holds results; pass --overwrite to replace the folder")

@@ -1,5 +1,5 @@
 """The ablation toolkit (tables, mean ± std, run cache, training reuse), the paper's numbers, the
-tracker comparison of Figure 4 end to end, and `keytrack evaluate --frame-stride`."""
+tracker comparison of Figure 4 end to end, and `keytrack evaluate --stride`."""
 
 from __future__ import annotations
 
@@ -891,7 +891,7 @@ def test_tracker_comparison_shows_a_failed_method_and_runs_the_others(tmp_path):
     assert "| Status |" in table and "not a keytrack training checkpoint" in table
 
 
-# -- keytrack evaluate --frame-stride ------------------------------------------------------------------
+# -- keytrack evaluate --stride ------------------------------------------------------------------
 
 
 def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp_path, capsys):
@@ -905,15 +905,15 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
         main(
             [
                 "track",
-                "--input",
+                "--data",
                 gt_dir,
-                "--output",
+                "--out",
                 pred_dir,
                 "--scorer",
                 "oks",
                 "--match-threshold",
                 "0.1",
-                "--frame-stride",
+                "--stride",
                 "2",
             ]
         )
@@ -929,7 +929,7 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
                 gt_dir,
                 "--pred",
                 pred_dir,
-                "--frame-stride",
+                "--stride",
                 "2",
                 "--json",
                 str(tmp_path / "eval.json"),
@@ -949,10 +949,10 @@ def test_evaluate_cli_frame_stride_scores_predictions_tracked_at_that_stride(tmp
     assert capsys.readouterr().err.startswith("keytrack evaluate: error: ")
     with pytest.raises(EvaluationError, match="frames"):  # the traceback under --debug
         main(["--debug", "evaluate", "--gt", gt_dir, "--pred", pred_dir])
-    assert main(["evaluate", "--gt", gt_dir, "--pred", gt_dir, "--frame-stride", "2"]) == 2  # every frame
-    assert "--frame-stride 2" in capsys.readouterr().err  # not from track
-    assert main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--frame-stride", "0"]) == 2
-    assert "error: --frame-stride must be >= 1" in capsys.readouterr().err
+    assert main(["evaluate", "--gt", gt_dir, "--pred", gt_dir, "--stride", "2"]) == 2  # every frame
+    assert "--stride 2" in capsys.readouterr().err  # not from track
+    assert main(["evaluate", "--gt", gt_dir, "--pred", pred_dir, "--stride", "0"]) == 2
+    assert "error: --stride must be >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

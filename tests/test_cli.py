@@ -95,11 +95,11 @@ def test_bad_annotation_is_one_line_naming_file_frame_and_field(nan_folder, tmp_
         "track",
         "--scorer",
         "oks",
-        "--input",
+        "--data",
         str(nan_folder),
         "--split",
         "val",
-        "--output",
+        "--out",
         str(tmp_path / "o"),
     )
     _clean_failure(out, "keytrack track", ".json", "frame", "field 'annotations[1].keypoints'")
@@ -111,11 +111,11 @@ def test_bad_annotation_is_one_line_naming_file_frame_and_field(nan_folder, tmp_
             "track",
             "--scorer",
             "oks",
-            "--input",
+            "--data",
             str(nan_folder),
             "--split",
             "val",
-            "--output",
+            "--out",
             str(tmp_path / "o"),
             env=debug.get("env"),
         )
@@ -128,15 +128,15 @@ def test_missing_and_unreadable_checkpoints(nan_folder, tmp_path):
         "track",
         "--checkpoint",
         str(tmp_path / "missing.ckpt"),
-        "--input",
+        "--data",
         str(nan_folder),
-        "--output",
+        "--out",
         str(tmp_path / "o"),
     )
     _clean_failure(out, "keytrack track", "missing.ckpt: no such checkpoint")
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
-    out = _run(KEYTRACK, "diagnose", "--checkpoint", str(junk), "--input", str(nan_folder))
+    out = _run(KEYTRACK, "diagnose", "--checkpoint", str(junk), "--data", str(nan_folder))
     _clean_failure(out, "keytrack diagnose", "junk.ckpt: not a readable torch checkpoint")
 
 
@@ -166,7 +166,7 @@ def test_config_and_tokenizer_errors(tmp_path):
 
 def test_unreadable_video_and_missing_data_folder_of_an_ablation(tmp_path):
     _clean_failure(
-        _run(KEYTRACK, "track-video", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "v")),
+        _run(KEYTRACK, "track-video", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "v")),
         "keytrack track-video",
         "missing.mp4",
     )
@@ -235,3 +235,58 @@ def test_ablations_sweeps_and_their_data_variants_default_to_runs(tmp_path):
     parser = argparse.ArgumentParser()
     add_options(parser, RunOptions, "threshold")
     assert parser.parse_args([]).out is None and "runs/ablations/threshold" in parser.format_help()
+
+
+# -- one spelling per concept: --data, --out, --stride; the former ones warn and do the same ---------
+
+
+@pytest.fixture(scope="module")
+def clean_folder(tmp_path_factory):
+    """Two short synthetic videos written as PoseTrack18 JSON."""
+    from keytrack.io import write_posetrack18
+    from keytrack.synth import SynthConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("clean")
+    write_posetrack18(
+        generate_dataset(2, seed=5, config=SynthConfig(frames_per_video=(6, 8))), root / "annotations" / "val"
+    )
+    return root
+
+
+def test_former_spellings_warn_and_give_the_same_result(clean_folder, tmp_path, capsys):
+    common = ["track", "--scorer", "oks", "--split", "val"]
+    new = [*common, "--data", str(clean_folder), "--out", str(tmp_path / "new"), "--stride", "2"]
+    old = [*common, "--input", str(clean_folder), "--output", str(tmp_path / "old"), "--frame-stride=2"]
+    assert main(new) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert main(old) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert warnings == [
+        "keytrack track: warning: --input is deprecated, use --data",
+        "keytrack track: warning: --output is deprecated, use --out",
+        "keytrack track: warning: --frame-stride is deprecated, use --stride",
+    ]
+    written = sorted(p.name for p in (tmp_path / "new").glob("*.json"))
+    assert written and written == sorted(p.name for p in (tmp_path / "old").glob("*.json"))
+    for name in written:
+        assert json.loads((tmp_path / "new" / name).read_text()) == json.loads(
+            (tmp_path / "old" / name).read_text()
+        )
+    # The former spellings are hidden from --help and still satisfy a required option.
+    with pytest.raises(SystemExit):
+        main(["track", "--help"])
+    shown = capsys.readouterr().out
+    assert (
+        "--data" in shown and "--stride" in shown and "--input" not in shown and "--frame-stride" not in shown
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(["diagnose", "--scorer", "oks"])
+    assert exit_.value.code == 2 and "the following arguments are required: --data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(all_commands()))
+def test_every_command_spells_the_shared_options_alike(name):
+    """No command offers a concept's former spelling (--input, --output, --frame-stride) in --help."""
+    parser = build_parser({name: all_commands()[name]})._subparsers._group_actions[0].choices[name]
+    flags = {s for a in parser._actions for s in a.option_strings}
+    assert not flags & {"--input", "--output", "--frame-stride"}, (name, flags)

@@ -67,11 +67,11 @@ def _track_command(annotations: Path, out: Path) -> list[str]:
     return [
         KEYTRACK,
         "track",
-        "--input",
+        "--data",
         str(annotations),
         "--scorer",
         "oks",
-        "--output",
+        "--out",
         str(out),
         *overwrite,
     ]

@@ -47,7 +47,7 @@ def data(tmp_path_factory):
 
 def _track(data, output, *extra):
     return _run(
-        "track", "--scorer", "oks", "--input", str(data), "--split", "val", "--output", str(output), *extra
+        "track", "--scorer", "oks", "--data", str(data), "--split", "val", "--out", str(output), *extra
     )
 
 
@@ -130,11 +130,11 @@ def test_track_writes_the_folder_whole_with_a_manifest_and_replaces_it_only_with
         "track",
         "--scorer",
         "oks",
-        "--input",
+        "--data",
         str(bad),
         "--split",
         "val",
-        "--output",
+        "--out",
         str(pred),
         "--overwrite",
     )

@@ -120,11 +120,11 @@ def test_track_refuses_input_keypoint_far_outside_the_frame(tmp_path):
         "track",
         "--scorer",
         "oks",
-        "--input",
+        "--data",
         str(tmp_path / "in"),
         "--split",
         "val",
-        "--output",
+        "--out",
         str(tmp_path / "out"),
     )
     assert_refused(

@@ -236,9 +236,7 @@ def test_evaluate_command_adds_hota_and_idf1_beside_poseval(tmp_path, capsys):
             f.keypoints[:, JOINTS.index("nose")] = 0.0
     write_posetrack18(gt, tmp_path / "gt")
     assert (
-        main(
-            ["track", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "pred")]
-        )
+        main(["track", "--scorer", "oks", "--data", str(tmp_path / "gt"), "--out", str(tmp_path / "pred")])
         == 0
     )
     out = tmp_path / "eval.json"

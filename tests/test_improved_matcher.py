@@ -390,11 +390,11 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
                 "diagnose",
                 "--checkpoint",
                 str(ckpt),
-                "--input",
+                "--data",
                 str(tmp_path / "gt"),
-                "--output",
+                "--out",
                 str(out),
-                "--frame-stride",
+                "--stride",
                 "2",
             ]
         )
@@ -409,9 +409,7 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
     assert rows[0].startswith("candidates,rank1") and len(rows) == 1 + 5
     # OKS on ground-truth keypoints of slow synthetic people ranks (nearly) every pose first.
     assert (
-        main(
-            ["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--output", str(tmp_path / "o")]
-        )
+        main(["diagnose", "--scorer", "oks", "--data", str(tmp_path / "gt"), "--out", str(tmp_path / "o")])
         == 0
     )
     window = (tmp_path / "o" / "ranking.csv").read_text().splitlines()[1].split(",")
@@ -424,9 +422,9 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
                 "diagnose",
                 "--scorer",
                 "oks",
-                "--input",
+                "--data",
                 str(tmp_path / "gt"),
-                "--output",
+                "--out",
                 str(tmp_path / "p"),
                 "--keypoints",
                 "predicted_boxes_predicted_keypoints",
@@ -440,7 +438,7 @@ def test_diagnose_end_to_end_on_generated_data(tmp_path, capsys):
     assert float(pred["rank1"]) < float(gt_row["rank1"]) and int(pred["new"]) > int(gt_row["new"])
     capsys.readouterr()
     assert (
-        main(["diagnose", "--scorer", "oks", "--input", str(tmp_path / "gt"), "--keypoints", "nonsense"]) == 2
+        main(["diagnose", "--scorer", "oks", "--data", str(tmp_path / "gt"), "--keypoints", "nonsense"]) == 2
     )
     assert "--keypoints: unknown setting 'nonsense'" in capsys.readouterr().err
 

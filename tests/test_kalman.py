@@ -182,9 +182,9 @@ def test_keytrack_track_motion_kalman_console_script(tmp_path):
     data = generate_dataset(2, seed=4, config=SynthConfig(frames_per_video=(6, 7)))
     write_posetrack18(data, tmp_path / "annotations" / "val")
     output = tmp_path / "out"
-    args = ["--scorer", "oks", "--motion", "kalman", "--frame-stride", "2", "--match-threshold", "0.2"]
+    args = ["--scorer", "oks", "--motion", "kalman", "--stride", "2", "--match-threshold", "0.2"]
     run = subprocess.run(
-        [KEYTRACK, "track", *args, "--input", str(tmp_path), "--split", "val", "--output", str(output)],
+        [KEYTRACK, "track", *args, "--data", str(tmp_path), "--split", "val", "--out", str(output)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -220,7 +220,7 @@ def test_keytrack_track_defaults_to_oks_with_kalman_at_its_tuned_threshold(tmp_p
     data = generate_dataset(2, seed=4, config=SynthConfig(frames_per_video=(6, 7)))
     write_posetrack18(data, tmp_path / "annotations" / "val")
     output = tmp_path / "out"
-    assert main(["track", "--input", str(tmp_path), "--split", "val", "--output", str(output)]) == 0
+    assert main(["track", "--data", str(tmp_path), "--split", "val", "--out", str(output)]) == 0
     settings = json.loads((output / "keytrack.manifest").read_text())["settings"]
     threshold = DEFAULT_MATCH_THRESHOLDS["oks", "kalman"]
     assert (settings["scorer"], settings["motion"], settings["match_threshold"]) == (

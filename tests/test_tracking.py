@@ -704,9 +704,9 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     assert (
         _track_cli(
             [
-                "--input",
+                "--data",
                 src,
-                "--output",
+                "--out",
                 str(out),
                 "--scorer",
                 "oks",
@@ -756,13 +756,13 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     assert (
         _track_cli(
             [
-                "--input",
+                "--data",
                 src,
-                "--output",
+                "--out",
                 str(out),
                 "--checkpoint",
                 str(ckpt),
-                "--frame-stride",
+                "--stride",
                 "2",
                 "--nearest",
                 "1",
@@ -785,13 +785,13 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     assert (
         _track_cli(
             [
-                "--input",
+                "--data",
                 src,
-                "--output",
+                "--out",
                 str(tmp_path / "pe2"),
                 "--checkpoint",
                 str(ckpt),
-                "--frame-stride",
+                "--stride",
                 "2",
                 "--nearest",
                 "1",
@@ -806,20 +806,20 @@ def test_cli_end_to_end_oks_and_pose_entailment(tmp_path, capsys):
     assert _read_output(tmp_path / "pe2" / "000001.json") == doc
     # Behind the OKS gate: the same ids, the settled poses never reach the network.
     gate = ["--gate", "0.5", "0.1", "--new-track-threshold", "0.5"]
-    argv = ["--input", src, "--output", str(tmp_path / "pe3"), "--checkpoint", str(ckpt)]
-    argv += ["--frame-stride", "2"]
+    argv = ["--data", src, "--out", str(tmp_path / "pe3"), "--checkpoint", str(ckpt)]
+    argv += ["--stride", "2"]
     assert _track_cli([*argv, "--nearest", "1", "--match-threshold", "0", *gate]) == 0
     printed = capsys.readouterr().out
     assert "poses settled by OKS without the network" in printed and "new tracks from >= 0.5" in printed
     assert _read_output(tmp_path / "pe3" / "000001.json") == doc
     with pytest.raises(SystemExit):
-        _track_cli(
-            ["--input", src, "--output", str(tmp_path / "x"), "--scorer", "oks", "--videos-at-once", "0"]
-        )
+        _track_cli(["--data", src, "--out", str(tmp_path / "x"), "--scorer", "oks", "--videos-at-once", "0"])
     assert "--videos-at-once: must be an integer >= 1" in capsys.readouterr().err
 
-    with pytest.raises(SystemExit, match="--checkpoint"):  # without --scorer: OKS + Kalman (test_kalman.py)
-        _track_cli(["--input", src, "--output", str(tmp_path / "x"), "--scorer", "pose_entailment"])
+    from keytrack.errors import InputError
+
+    with pytest.raises(InputError, match="--checkpoint"):  # without --scorer: OKS + Kalman (test_kalman.py)
+        _track_cli(["--data", src, "--out", str(tmp_path / "x"), "--scorer", "pose_entailment"])
 
 
 def test_only_confident_poses_start_tracks():

@@ -252,7 +252,7 @@ def test_cli_reports_unreadable_input(tmp_path, capsys):
 
     bad = tmp_path / "broken.avi"
     bad.write_bytes(b"\x00" * 64)
-    assert main(["track-video", str(bad), "--output", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert main(["track-video", str(bad), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     assert "broken.avi" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -366,7 +366,7 @@ def test_yolo_real_model_on_generated_images(tmp_path):
             [
                 "track-video",
                 str(clip),
-                "--output",
+                "--out",
                 str(tmp_path / "out"),
                 "--imgsz",
                 "160",
@@ -391,11 +391,11 @@ def test_cli_builds_the_tracker_it_is_asked_for():
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     tracker, name = cli.build_tracker(
-        parser.parse_args(["clip.mp4", "--output", "out", "--detection-threshold", "0.3"])
+        parser.parse_args(["clip.mp4", "--out", "out", "--detection-threshold", "0.3"])
     )
     assert name == "oks" and tracker.detection_threshold == 0.3 and tracker.motion == "kalman"
     assert tracker.match_threshold == cli_defaults.default_match_threshold(
         "oks", "kalman"
     )  # keytrack track's
-    tracker, _ = cli.build_tracker(parser.parse_args(["clip.mp4", "--output", "out"]))
+    tracker, _ = cli.build_tracker(parser.parse_args(["clip.mp4", "--out", "out"]))
     assert tracker.detection_threshold is None and tracker.min_keypoint_confidence == 0.1

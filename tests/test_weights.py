@@ -155,11 +155,11 @@ def test_the_commands_take_a_shipped_name_for_checkpoint(tmp_path, capsys):
         main(
             [
                 "track",
-                "--input",
+                "--data",
                 str(tmp_path),
                 "--split",
                 "val",
-                "--output",
+                "--out",
                 str(out),
                 "--checkpoint",
                 SHIPPED,
@@ -173,13 +173,13 @@ def test_the_commands_take_a_shipped_name_for_checkpoint(tmp_path, capsys):
     capsys.readouterr()
 
     report = tmp_path / "diagnose"
-    args = ["diagnose", "--checkpoint", SHIPPED, "--input", str(tmp_path), "--split", "val"]
-    assert main([*args, "--output", str(report)]) == 0
+    args = ["diagnose", "--checkpoint", SHIPPED, "--data", str(tmp_path), "--split", "val"]
+    assert main([*args, "--out", str(report)]) == 0
     assert (report / "ranking.md").is_file()
     capsys.readouterr()
 
     with pytest.raises(SystemExit) as exit_:
-        main(["track", "--input", str(tmp_path), "--output", str(tmp_path / "x"), "--checkpoint", "nope"])
+        main(["track", "--data", str(tmp_path), "--out", str(tmp_path / "x"), "--checkpoint", "nope"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "nope: no such checkpoint" in err and f"shipped: {SHIPPED}" in err

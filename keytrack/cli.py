@@ -87,6 +87,17 @@ def renamed_option(parser: argparse.ArgumentParser, flag: str, *old: str, **kwar
     return action
 
 
+def at_least_one(value: str) -> int:
+    """An argparse ``type``: an integer >= 1 (a look-back, a stride, a count, a batch size)."""
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1 or str(k) != value.strip().lstrip("+"):
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return k
+
+
 def _source_help(module: str) -> str:
     """``module``'s ``HELP`` string, else its docstring's first line, read from its source file
     without importing it or its package (a plug-in's imports, Lightning's say, take seconds)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from keytrack.cli import renamed_option
+from keytrack.cli import at_least_one, renamed_option
 from keytrack.tracking.assignment import ASSIGNMENTS
 from keytrack.tracking.scorers import SCORERS
 from keytrack.tracking.tracker import MOTIONS
@@ -48,13 +48,6 @@ NETWORK_MATCH_THRESHOLD = 0.5
 def default_match_threshold(scorer: str, motion: str) -> float:
     """``--match-threshold``'s default for ``scorer`` tracking with ``motion`` (module constants)."""
     return DEFAULT_MATCH_THRESHOLDS.get((scorer, motion), NETWORK_MATCH_THRESHOLD)
-
-
-def _at_least_one(value: str) -> int:
-    k = int(value)
-    if k < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return k
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,10 +104,10 @@ def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     """How the tracker matches poses to tracks: look-back, candidates, assignment, motion, thresholds."""
-    parser.add_argument("--delta", type=int, default=4, help="δ: timesteps looked back (paper: 4)")
+    parser.add_argument("--delta", type=at_least_one, default=4, help="δ: timesteps looked back (paper: 4)")
     parser.add_argument(
         "--nearest",
-        type=int,
+        type=at_least_one,
         default=None,
         help="compare with the n spatially nearest poses of each earlier frame only (default: all)",
     )
@@ -196,7 +189,7 @@ def _add_keypoint_and_frame_arguments(parser: argparse.ArgumentParser) -> None:
         "--frame-stride",
         dest="frame_stride",
         metavar="K",
-        type=int,
+        type=at_least_one,
         default=1,
         help="track every k-th frame only (frames with index %% k == 0); the output holds only those frames",
     )
@@ -214,10 +207,12 @@ def _add_keypoint_and_frame_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """Where and how the matching network runs (Pose Entailment only): device, batching, precision."""
     parser.add_argument("--device", default="cpu", help="torch device of the matching network")
-    parser.add_argument("--batch-size", type=int, default=16384, help="most pose pairs per network forward")
+    parser.add_argument(
+        "--batch-size", type=at_least_one, default=16384, help="most pose pairs per network forward"
+    )
     parser.add_argument(
         "--videos-at-once",
-        type=_at_least_one,
+        type=at_least_one,
         default=1,
         metavar="K",
         help="k videos advance together, their frames' pairs in one network forward (each "

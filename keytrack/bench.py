@@ -555,5 +555,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``keytrack bench``: measure and write the table."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if args.data:  # a missing folder or split fails now, not after minutes of timings
+        from keytrack.io import default_eval_split, read_dataset
+
+        args.split = args.split or default_eval_split(args.data)
+        read_dataset(args.data, split=args.split)
     measure(args)
     return 0

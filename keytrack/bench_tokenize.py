@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from keytrack.cli import at_least_one
 from keytrack.pairs import sample_pairs
 from keytrack.poses import PoseTable
 from keytrack.skeleton import NUM_JOINTS
@@ -103,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=60, help="random poses: frames per video")
     parser.add_argument("--people", type=int, default=6, help="random poses: people per video")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--delta", type=int, default=4, help="δ, frames looked back (paper: 4)")
+    parser.add_argument("--delta", type=at_least_one, default=4, help="δ, frames looked back (paper: 4)")
     parser.add_argument(
         "--nearest", type=int, default=None, help="keep the n nearest poses per earlier frame"
     )
@@ -139,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
 
     pairs = sample_pairs(table, delta=args.delta, nearest=args.nearest)
     if len(pairs) == 0:
-        print(f"{source}: no pose pairs to time")
-        return 1
+        from keytrack.errors import InputError
+
+        raise InputError(f"{source}: no pose pairs to time (poses in frames within --delta of each other)")
     t_pairs = _median_seconds(
         lambda: sample_pairs(table, delta=args.delta, nearest=args.nearest), args.repeats
     )

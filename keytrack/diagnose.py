@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from keytrack.atomic import write_text
-from keytrack.cli import renamed_option
+from keytrack.cli import at_least_one, renamed_option
 from keytrack.errors import InputError
 from keytrack.outputs import default_out
 from keytrack.pairs import MOTIONS
@@ -82,7 +82,7 @@ def diagnose(
     table = dataset.table()
     pairs = sample_pairs(table, delta=delta)
     if len(pairs) == 0:
-        raise ValueError("diagnose: the data has no pose pairs (poses with track ids in consecutive frames)")
+        raise InputError("the data has no pose pairs (poses with track ids in frames within --delta)")
     scores = score_pairs(
         scorer, table, pairs, moved_previous(table, pairs, delta) if motion == "velocity" else None
     )
@@ -217,11 +217,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--frame-stride",
         dest="frame_stride",
         metavar="K",
-        type=int,
+        type=at_least_one,
         default=1,
         help="keep every k-th frame (as keytrack track)",
     )
-    parser.add_argument("--delta", type=int, default=4, help="δ: frames looked back (paper: 4)")
+    parser.add_argument("--delta", type=at_least_one, default=4, help="δ: frames looked back (paper: 4)")
     parser.add_argument(
         "--match-threshold",
         type=float,

@@ -5,7 +5,9 @@ from :class:`InputError`, a ``ValueError`` whose message names what is wrong and
 :class:`keytrack.io.DataError` (annotation files), :class:`keytrack.config.ConfigError`,
 :class:`keytrack.tokenize.TokenizeError`, :class:`keytrack.tracking.TrackingError`,
 :class:`keytrack.evaluation.EvaluationError`, :class:`keytrack.video.frames.VideoError` and
-:class:`CheckpointError`; a missing input file (``FileNotFoundError``) counts as bad input too.
+:class:`CheckpointError`. A path given that is missing (``FileNotFoundError``), a file where a folder
+goes or the other way round (``NotADirectoryError``, ``IsADirectoryError``) or not allowed
+(``PermissionError``) counts as bad input too.
 
 :func:`run_command` runs a command so that bad input prints one line,
 ``<prog>: error: <message>``, on stderr and exits with status 2 (as argparse does for bad
@@ -31,14 +33,30 @@ class CheckpointError(InputError):
     """A checkpoint that is missing, unreadable or not a keytrack training checkpoint."""
 
 
-#: Exceptions that are the user's input, not a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (InputError, FileNotFoundError)
+#: Exceptions that are the user's input, not a bug: bad input, and a path given that is missing, is
+#: a file where a folder goes (or the other way round), or may not be read or written.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    InputError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+#: What :func:`describe` says of a path of each kind of :class:`OSError`.
+_PATH_ERRORS = (
+    (FileNotFoundError, "no such file or directory"),
+    (NotADirectoryError, "not a folder (a file is in the way)"),
+    (IsADirectoryError, "is a folder, not a file"),
+    (PermissionError, "permission denied"),
+)
 
 
 def describe(err: BaseException) -> str:
     """One message for an error of :data:`USER_ERRORS`."""
-    if isinstance(err, FileNotFoundError) and err.filename:
-        return f"{err.filename}: no such file or directory"
+    for kind, what in _PATH_ERRORS:
+        if isinstance(err, kind) and err.filename:
+            return f"{err.filename}: {what}"
     return str(err) or type(err).__name__
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keytrack.cli import at_least_one
 from keytrack.poses import Dataset, keypoint_boxes
 
 #: (key, label, format) of every statistic, in table order.
@@ -199,9 +200,13 @@ def _check_one_pose_per_track_and_frame(
         i = int(np.flatnonzero(dup)[0])
         video = dataset.videos[int(t.vid[i])]
         index = frame_idx[np.searchsorted(frame_vid, t.vid[i]) + t.rank[i]]
-        raise ValueError(
-            f"{video.source or video.name}: frame {int(index)}: track id {int(t.tid[i])} "
-            "occurs twice (field 'track_ids')"
+        from keytrack.io.errors import DataError
+
+        raise DataError(
+            video.source or video.name,
+            f"track id {int(t.tid[i])} occurs twice",
+            frame=f"frame {int(index)}",
+            field="track_ids",
         )
 
 
@@ -329,7 +334,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--videos",
-        type=int,
+        type=at_least_one,
         default=None,
         help="number of synthetic videos (default: the default set's size)",
     )

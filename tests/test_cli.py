@@ -147,6 +147,11 @@ def test_config_and_tokenizer_errors(tmp_path):
         "keytrack train",
         "unknown key 'model.layerz'",
     )
+    _clean_failure(  # a value Lightning would refuse only once the run's folder exists
+        _run(KEYTRACK, "train", "--print-config", "trainer.max_epochs=-5"),
+        "keytrack train",
+        "trainer.max_epochs: must be >= -1, got -5",
+    )
     _clean_failure(
         _run(KEYTRACK, "train", "--print-config", "experiment=gcn", "model.layers=2"),
         "keytrack train",
@@ -204,6 +209,15 @@ def test_run_command_keeps_the_traceback_of_a_bug(capsys):
 
     assert run_command("keytrack x", missing) == 2
     assert capsys.readouterr().err == "keytrack x: error: /nonexistent/file.json: no such file or directory\n"
+
+    def file_in_the_way():
+        open(__file__ + "/table.md", "w")
+
+    assert run_command("keytrack x", file_in_the_way) == 2
+    assert (
+        capsys.readouterr().err
+        == f"keytrack x: error: {__file__}/table.md: not a folder (a file is in the way)\n"
+    )
 
 
 def test_help_shows_percent_signs_once(capsys):
@@ -290,3 +304,47 @@ def test_every_command_spells_the_shared_options_alike(name):
     parser = build_parser({name: all_commands()[name]})._subparsers._group_actions[0].choices[name]
     flags = {s for a in parser._actions for s in a.option_strings}
     assert not flags & {"--input", "--output", "--frame-stride"}, (name, flags)
+
+
+# -- bad input in every command: `keytrack <cmd>: error: <what>` on stderr, status 2 ----------------
+
+#: command -> (arguments, what the error line names); ``{missing}`` is a path that does not exist,
+#: ``{out}`` a fresh output folder. None of them trains or reads more than a file.
+BAD_INPUT = {
+    "synth": (["--out", "{out}", "--set", "nope=1"], "--set"),
+    "render": (["--out", "{out}", "--format", "nope"], "--format"),
+    "data-stats": (["--data", "{missing}"], "{missing}"),
+    "bench-tokenize": (["--data", "{missing}"], "{missing}"),
+    "track": (["--scorer", "oks", "--data", "{missing}", "--out", "{out}"], "{missing}"),
+    "perturb": (["--data", "{missing}"], "{missing}"),
+    "learning-curve": (["{missing}", "--out", "{out}"], "{missing}"),
+    "diagnose": (["--scorer", "oks", "--data", "{missing}", "--out", "{out}"], "{missing}"),
+    "evaluate": (["--gt", "{missing}", "--pred", "{missing}"], "{missing}"),
+    "bench": (["--data", "{missing}", "--out", "{out}"], "{missing}"),
+    "cost": (["--experiments", "nope", "--out", "{out}"], "could not count nope"),
+    "convert-checkpoint": (["{missing}", "{out}"], "{missing}"),
+    "export-weights": (["{missing}", "{out}"], "{missing}"),
+    "track-video": (["{missing}", "--out", "{out}"], "{missing}"),
+    "train": (["experiment=nope"], "experiment 'nope'"),
+    "ablate": (["threshold", "--data", "{missing}", "--out", "{out}"], "{missing}"),
+}
+
+
+def test_every_command_is_covered_by_the_bad_input_test():
+    assert set(BAD_INPUT) == set(all_commands())
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUT))
+def test_bad_input_is_an_error_line_and_status_2(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KEYTRACK_DEBUG", raising=False)
+    args, needle = BAD_INPUT[name]
+    paths = {"missing": str(tmp_path / "missing"), "out": str(tmp_path / "out")}
+    try:
+        status = main([name, *(a.format(**paths) for a in args)])
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2, (status, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"keytrack {name}: error: "), err
+    assert needle.format(**paths) in last and "Traceback" not in err, err

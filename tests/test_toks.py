@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from keytrack.errors import InputError
 from keytrack.estimators.base import Detections, Poses
 from keytrack.estimators.simulated import (
     SimFrame,
@@ -513,11 +514,11 @@ def test_ablation_yolo_missing_says_how_to_install(tmp_path, monkeypatch):
     from keytrack.ablations import toks as ablation
 
     monkeypatch.setattr(ablation, "yolo_available", lambda: False)
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(InputError) as err:
         ablation.main(["--estimator", "yolo", "--out", str(tmp_path / "t"), "--synthetic-test-videos", "1"])
     assert "make install-yolo" in str(err.value) and ".venv-yolo/bin/python" in str(err.value)
     assert not (tmp_path / "t").exists()
-    with pytest.raises(SystemExit, match="deterministic"):
+    with pytest.raises(InputError, match="deterministic"):
         ablation.main(["--estimator", "yolo", "--seeds", "0", "1"])
 
 
@@ -528,7 +529,7 @@ def test_ablation_image_estimator_needs_the_data_images(tmp_path, monkeypatch, i
     models = _fake_models(monkeypatch, image_world)
     root = tmp_path / "data"
     write_posetrack18(image_world.gt, root / "annotations" / "test")
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(InputError) as err:
         ablation.main(["--estimator", "yolo", "--data", str(root), "--out", str(tmp_path / "t")])
     msg = str(err.value)
     assert "images/synthetic/synth_001000/000000.jpg" in msg and "not found" in msg

@@ -175,7 +175,7 @@ def test_the_wheel_holds_the_configs_and_every_command_runs_from_anywhere(tmp_pa
     (split,) = (anywhere / "data" / "annotations").iterdir()
     out = _ok(
         _run(
-            [keytrack, "track", "--input", split, "--output", "tracked", "--checkpoint", ckpt],
+            [keytrack, "track", "--data", split, "--out", "tracked", "--checkpoint", ckpt],
             anywhere,
             env,
         ),
@@ -195,6 +195,9 @@ def test_the_wheel_holds_the_configs_and_every_command_runs_from_anywhere(tmp_pa
         {**env, "KEYTRACK_EXPERIMENTS": str(anywhere / "empty")},
     )
     assert out.returncode != 0 and "default" in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        "keytrack cost: error: could not count default (see cost-failed/table.md)"
+    ), out.stderr
 
 
 def test_the_configs_resolve_from_the_package(monkeypatch, tmp_path):

@@ -267,18 +267,30 @@ class Result:
 
 
 def finish(name: str, result: Result) -> int:
-    """Print the result's tables and the files written; exit status 1 when a run failed."""
+    """Print the result's tables and the files written; when a run failed, list the failures on stderr,
+    end with ``keytrack ablate <name>: error: ...`` and return status 1."""
     import sys
 
     for table in result.tables:
         print((result.out / f"{table}.md").read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(f) for f in result.files))
     if result.failures:
+        print("  " + "\n  ".join(result.failures), file=sys.stderr)
         print(
-            f"{name}: {len(result.failures)} failure(s):\n  " + "\n  ".join(result.failures), file=sys.stderr
+            f"keytrack ablate {name}: error: {len(result.failures)} run(s) failed (listed above; the "
+            f"results of the others are in {display_out(result.out)}/)",
+            file=sys.stderr,
         )
         return 1
     return 0
+
+
+def display_out(path: Path) -> str:
+    """``path`` relative to the working folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def command_main(

@@ -296,7 +296,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return finish(f"sweep {args.sweep}", run_sweep(args.sweep, options_from(SweepOptions, args)))
+    try:
+        opts = options_from(SweepOptions, args)
+    except ValueError as err:
+        raise InputError(f"keytrack ablate sweep: {err}") from None
+    return finish(f"sweep {args.sweep}", run_sweep(args.sweep, opts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from keytrack.ablations.options import RunOptions, add_options, opt, options_fro
 from keytrack.ablations.profile import Profile, default_results_dir
 from keytrack.ablations.runs import Result, RunCache, command_main, dataset_fingerprint, file_digest, finish
 from keytrack.atomic import write_text
+from keytrack.errors import InputError
 from keytrack.estimators.simulated import SimulatedConfig
 from keytrack.estimators.yolo import yolo_available
 from keytrack.evaluation import COLUMNS
@@ -183,9 +184,9 @@ class ImageModels:
 
 def load_yolo_models(opts: Options) -> ImageModels:
     """YOLO11n-pose as the detector (whole frame) and as the estimator (each box's crop, as HRNet in
-    A.4); :class:`SystemExit` saying how to install the extra when it is missing."""
+    A.4); an :class:`~keytrack.errors.InputError` saying how to install the extra when it is missing."""
     if not yolo_available():
-        raise SystemExit(f"toks: {YOLO_INSTALL}")
+        raise InputError(f"toks: {YOLO_INSTALL}")
     from importlib.metadata import version
 
     import torch
@@ -633,12 +634,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = options_from(Options, args)
     except ValueError as err:
-        raise SystemExit(f"toks: {err}") from None
-    try:
-        result = run_toks(opts)
-    except DataError as err:
-        raise SystemExit(f"toks: {err}") from None
-    return finish("toks", result)
+        raise InputError(f"toks: {err}") from None
+    return finish("toks", run_toks(opts))  # bad data: a DataError, an InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -178,6 +178,19 @@ def _fits(value, kind) -> bool:
     return isinstance(value, kind)
 
 
+#: The least value of the integer ``trainer.*`` keys Lightning would refuse only once the run started.
+_TRAINER_MINIMA = {
+    "max_epochs": -1,
+    "min_epochs": 0,
+    "max_steps": -1,
+    "min_steps": 0,
+    "check_val_every_n_epoch": 1,
+    "log_every_n_steps": 1,
+    "accumulate_grad_batches": 1,
+    "num_sanity_val_steps": -1,
+}
+
+
 def check_trainer_args(cfg: DictConfig) -> None:
     """Refuse a ``trainer.*`` key that is no argument of ``pytorch_lightning.Trainer`` (a typo must
     not fail after the run's folder and W&B run exist), one this command sets itself, and a value
@@ -206,6 +219,9 @@ def check_trainer_args(cfg: DictConfig) -> None:
                 f"trainer.{key}: expected {' or '.join(names)} (pytorch_lightning.Trainer's {key}), "
                 f"got {value!r} ({type(value).__name__})"
             )
+        low = _TRAINER_MINIMA.get(key)
+        if low is not None and isinstance(value, int) and not isinstance(value, bool) and value < low:
+            raise ConfigError(f"trainer.{key}: must be >= {low}, got {value}")
 
 
 def _resume_from(cfg: DictConfig, out: Path) -> str | None:

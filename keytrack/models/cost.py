@@ -181,7 +181,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def write_cost_table(args: argparse.Namespace) -> list[dict]:
+def write_cost_table(args: argparse.Namespace, failures: list | None = None) -> list[dict]:
+    """Count every matcher of ``args.experiments``, write the table to ``args.out`` and return its rows;
+    a matcher that cannot be counted gets a ``failed: ...`` row, and ``(experiment, error)`` is added
+    to ``failures`` when given."""
     paper = paper_results()["cost"]
     rows: list[dict] = []
     variants = []
@@ -197,6 +200,8 @@ def write_cost_table(args: argparse.Namespace) -> list[dict]:
             rows.extend(rows_for(experiment, paper, overrides))
         except Exception as err:  # one broken matcher does not hide the others
             log.error("%s: %s", experiment, err)
+            if failures is not None:
+                failures.append((experiment, err))
             rows.append(
                 {
                     "matcher": experiment,
@@ -243,7 +248,21 @@ def write_cost_table(args: argparse.Namespace) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``keytrack cost``: the table; status 1 when a matcher could not be counted."""
+    """``keytrack cost``: the table. A matcher that could not be counted ends it with ``keytrack cost:
+    error: could not count <names> (see <out>/table.md)`` on stderr and status 2 when each failure
+    is bad input (an unknown experiment, a config error), else 1."""
+    import sys
+    from pathlib import Path
+
+    from keytrack.errors import USER_ERRORS
+
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    rows = write_cost_table(args)
-    return 1 if any(str(r.get("component", "")).startswith("failed") for r in rows) else 0
+    failures: list = []
+    write_cost_table(args, failures)
+    if not failures:
+        return 0
+    names = ", ".join(dict.fromkeys(name for name, _ in failures))
+    print(
+        f"keytrack cost: error: could not count {names} (see {Path(args.out) / 'table.md'})", file=sys.stderr
+    )
+    return 2 if all(isinstance(err, USER_ERRORS) for _, err in failures) else 1

@@ -20,7 +20,7 @@ import argparse
 import shlex
 import sys
 
-from keytrack.cli import renamed_option
+from keytrack.cli import at_least_one, renamed_option
 from keytrack.errors import InputError
 from keytrack.tracking.cli import add_confidence_and_gate_arguments
 from keytrack.weights import checkpoint_argument
@@ -88,7 +88,9 @@ def _add_toks_tracker_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.1,
         help="minimum keypoint confidence for TOKS and the tracker (A.4: 0.1)",
     )
-    parser.add_argument("--delta", type=int, default=4, help="δ: timesteps the tracker looks back (paper: 4)")
+    parser.add_argument(
+        "--delta", type=at_least_one, default=4, help="δ: timesteps the tracker looks back (paper: 4)"
+    )
     parser.add_argument(
         "--match-threshold",
         type=float,
@@ -122,9 +124,9 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
         help="draw keypoints with at least this confidence (default 0.3)",
     )
     parser.add_argument(
-        "--max-frames", type=int, default=None, help="process at most this many (kept) frames"
+        "--max-frames", type=at_least_one, default=None, help="process at most this many (kept) frames"
     )
-    parser.add_argument("--stride", type=int, default=1, help="keep every k-th frame")
+    parser.add_argument("--stride", type=at_least_one, default=1, metavar="K", help="keep every k-th frame")
     parser.add_argument(
         "--fps",
         type=float,

@@ -289,7 +289,8 @@ def tracking_options(args: argparse.Namespace) -> TrackingOptions:
 
 
 def open_results(opts: TrackingOptions, ablation: str) -> tuple[Profile, Path, RunCache]:
-    """The data profile, results folder (``results/<ablation>[/<data>-<split>][/full]``) and run cache."""
+    """The data profile, results folder (``--out``, else
+    ``runs/ablations/<ablation>[/<data>-<split>][/full]``) and run cache."""
     import torch
 
     if opts.threads:

@@ -194,3 +194,19 @@ def test_keytrack_export_weights(tmp_path, capsys):
     assert weights.resolve_checkpoint(tmp_path / "w.pt") == tmp_path / "w.pt"
     assert main(["export-weights", str(tmp_path / "missing.ckpt"), str(tmp_path / "w2.pt")]) == 2
     assert "missing.ckpt: no such checkpoint" in capsys.readouterr().err
+
+
+def test_keytrack_track_help_names_its_default_and_the_comparison_that_chose_it(capsys):
+    from pathlib import Path
+
+    from keytrack.cli import main
+    from keytrack.tracking.cli import DEFAULT_MOTION, DEFAULT_SCORER
+
+    with pytest.raises(SystemExit):
+        main(["track", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"else {DEFAULT_SCORER} with the {DEFAULT_MOTION} motion" in text and SHIPPED in text
+    folder = "results/tracker_comparison/bonn_mppt-test-shipped"
+    assert folder in text.replace("- ", "-")
+    table = Path(__file__).resolve().parents[1] / folder / "table.md"
+    assert not table.parent.parent.is_dir() or table.is_file()  # the comparison ships with the sources

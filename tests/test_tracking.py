@@ -145,6 +145,14 @@ def test_oks_hand_computed():
         + math.exp(-100 / (2 * kb_area * (2 * OKS_SIGMAS[9]) ** 2))
     ) / 2
     assert OKSScorer()(a[None], box, cand, (W, H))[0, 0] == pytest.approx(expect_kb, rel=1e-12)
+    # scale k widens every σ: the exponent is divided by k².
+    wide = (
+        math.exp(-25 / (2 * kb_area * (2 * 3 * OKS_SIGMAS[0]) ** 2))
+        + math.exp(-100 / (2 * kb_area * (2 * 3 * OKS_SIGMAS[9]) ** 2))
+    ) / 2
+    assert OKSScorer(scale=3)(a[None], box, cand, (W, H))[0, 0] == pytest.approx(wide, rel=1e-12)
+    with pytest.raises(ValueError, match="scale"):
+        OKSScorer(scale=0)
 
 
 def test_iou_hand_computed():

@@ -168,6 +168,9 @@ class TrackingOptions(RunOptions):
     detection_threshold: float | None = opt(
         type=float, metavar="TAU", help="assign poses of detection score >= TAU first (default: one pass)"
     )
+    oks_scale: float = opt(
+        1.0, type=float, metavar="K", help="OKS's σ of every keypoint times K (default 1: COCO's)"
+    )
     gate: tuple[float, ...] | None = opt(
         type=float,
         nargs=2,
@@ -201,6 +204,10 @@ class TrackingOptions(RunOptions):
         for name in _IN_0_1:
             if (value := getattr(self, name)) is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if not self.oks_scale > 0:
+            raise ValueError(f"oks_scale must be a positive number, got {self.oks_scale}")
+        if self.gate is not None and not 0.0 <= self.gate[1] <= self.gate[0] <= 1.0:
+            raise ValueError(f"gate: need 0 <= LOW <= HIGH <= 1, got HIGH {self.gate[0]}, LOW {self.gate[1]}")
         if not self.grid or not all(0.0 <= t <= 1.0 for t in self.grid):
             raise ValueError(f"grid: match thresholds must lie in [0, 1], got {list(self.grid)}")
         for n in (self.nearest, self.baseline_nearest, self.delta):
@@ -466,6 +473,7 @@ def tune_thresholds(
                 min_keypoint_confidence=opts.confidence_of(m, setting),
                 detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None,
                 new_track_threshold=opts.new_track_of(m, setting) if opts.tune_on == "cell" else None,
+                oks_scale=opts.oks_scale if base(m) == "oks" else 1.0,
             )
             seed, kp = opts.seeds_for(setting)[0], opts.output_keypoint_threshold(setting)
             train = EvalSet(train_gt, setting, seed, stride, compute_hota=False, keypoint_threshold=kp)
@@ -578,6 +586,7 @@ def _run_cell(
         detection_threshold=opts.detection_threshold,
         new_track_threshold=opts.new_track_of(cell.matcher, cell.setting),
         gate=tuple(opts.gate) if opts.gate and learned else None,
+        oks_scale=opts.oks_scale if base(cell.matcher) == "oks" or (opts.gate and learned) else 1.0,
     )
     evalset = EvalSet(
         eval_gt,

@@ -57,6 +57,8 @@ class TrackerSpec:
     min_keypoint_confidence: float = 0.0
     detection_threshold: float | None = None
     new_track_threshold: float | None = None
+    #: OKS's tolerance: every keypoint's σ times this (1: COCO's σ; beyond the paper)
+    oks_scale: float = 1.0
     #: ``(high, low)`` of an OKS gate in front of a learned matcher (:mod:`keytrack.tracking.gate`)
     gate: tuple[float, float] | None = None
 
@@ -194,7 +196,7 @@ class Evaluator:
         from keytrack.tracking import IoUScorer, OKSScorer, PoseEntailmentScorer
 
         if not tracker.learned:
-            return {"oks": OKSScorer, "iou": IoUScorer}[tracker.scorer]()
+            return OKSScorer(scale=tracker.oks_scale) if tracker.scorer == "oks" else IoUScorer()
         if tracker.checkpoint is None:
             raise RuntimeError(f"no {tracker.scorer} network to track with (training failed or was not run)")
         key = (tracker.scorer, tracker.checkpoint)
@@ -228,8 +230,10 @@ class Evaluator:
             memo = (tracker.scorer, tracker.checkpoint, *key[:4])
             scorer = self._memos.setdefault(memo, PairScoreMemo(scorer))
         before = _counts(scorer)
-        gated = GatedScorer(scorer, *tracker.gate) if tracker.gate is not None and tracker.learned else None
-        omit = ("scorer", "checkpoint", "gate")
+        gated = None
+        if tracker.gate is not None and tracker.learned:
+            gated = GatedScorer(scorer, *tracker.gate, oks_scale=tracker.oks_scale)
+        omit = ("scorer", "checkpoint", "gate", "oks_scale")
         settings = {k: v for k, v in dataclasses.asdict(tracker).items() if k not in omit}
         run = Tracker(gated or scorer, **settings)
         out = run.track_dataset(predicted, videos_at_once=self.videos_at_once)

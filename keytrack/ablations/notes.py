@@ -174,6 +174,11 @@ def _setting_notes(
             "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
             "one pass)."
         )
+    if opts.oks_scale != 1:
+        notes.append(
+            f"OKS with every keypoint's σ times {opts.oks_scale:g} (--oks-scale; 1 is COCO's σ, the paper's "
+            "OKS), in tuning and tracking alike."
+        )
     if opts.gate:
         high, low = opts.gate
         notes.append(

@@ -54,16 +54,17 @@ class GatedScorer:
             :class:`~keytrack.tracking.track_scorer.TrackEntailmentScorer`.
         high: a pose's best track needs at least this OKS to settle it.
         low: every other track (and every other pose with that track) stays below this OKS.
+        oks_scale: OKS's σ times this (:class:`~keytrack.tracking.scorers.OKSScorer`'s ``scale``).
 
     ``settled_poses`` and ``asked_poses`` count the poses decided by OKS and those sent to the network.
     """
 
-    def __init__(self, scorer, high: float = 0.5, low: float = 0.1):
+    def __init__(self, scorer, high: float = 0.5, low: float = 0.1, oks_scale: float = 1.0):
         if not 0 <= low <= high <= 1:
             raise ValueError(f"GatedScorer: need 0 <= low <= high <= 1, got low={low}, high={high}")
         self.scorer, self.high, self.low = scorer, float(high), float(low)
         self.settled_poses = self.asked_poses = 0
-        self._oks = OKSScorer()
+        self._oks = OKSScorer(scale=oks_scale)
 
     def __getattr__(self, name):  # name, max_delta, motion, mixes_videos, begin_video, counters
         if name in ("scorer", "_oks"):

@@ -174,13 +174,19 @@ class OKSScorer:
 
     Uses :data:`keytrack.skeleton.OKS_SIGMAS`; the scale is the area of the candidate's box
     (the tight box of its keypoints when the box is absent). See :func:`oks_matrix`.
+
+    ``scale`` (beyond the paper) multiplies every σ: a tracker comparing poses several frames
+    apart, where people move further than COCO's per-keypoint tolerance (an annotation's spread),
+    tells its candidates apart with a wider one (docs/tracking.md).
     """
 
     name = "oks"
     max_delta = None
 
-    def __init__(self, sigmas: np.ndarray = OKS_SIGMAS):
-        self.sigmas = np.asarray(sigmas, dtype=np.float64)
+    def __init__(self, sigmas: np.ndarray = OKS_SIGMAS, scale: float = 1.0):
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"OKSScorer: scale must be a positive number, got {scale}")
+        self.sigmas = np.asarray(sigmas, dtype=np.float64) * float(scale)
         if self.sigmas.shape != (NUM_JOINTS,):
             raise ValueError(f"OKSScorer: sigmas must be [{NUM_JOINTS}], got {self.sigmas.shape}")
 

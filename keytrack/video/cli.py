@@ -173,9 +173,9 @@ def build_tracker(args: argparse.Namespace):
     if args.checkpoint:
         network = PoseEntailmentScorer.from_checkpoint(args.checkpoint, device=args.device)
         name, motion = "pose_entailment", str(getattr(network, "motion", "none"))
-        scorer = gated(network, args.gate)
+        scorer = gated(network, args.gate, args.oks_scale)
     else:
-        scorer, name, motion = OKSScorer(), DEFAULT_SCORER, DEFAULT_MOTION
+        scorer, name, motion = OKSScorer(scale=args.oks_scale), DEFAULT_SCORER, DEFAULT_MOTION
     threshold = args.match_threshold
     tracker = Tracker(
         scorer,

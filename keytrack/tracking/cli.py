@@ -157,6 +157,14 @@ def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
 def add_confidence_and_gate_arguments(parser: argparse.ArgumentParser) -> None:
     """Which poses may start a track, and the OKS gate in front of a network (``track``, ``track-video``)."""
     parser.add_argument(
+        "--oks-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="OKS (the scorer, and a network's gate) with every keypoint's σ times K: a wider tolerance "
+        "for people who move between the frames compared (default 1: COCO's σ)",
+    )
+    parser.add_argument(
         "--new-track-threshold",
         type=float,
         default=None,
@@ -262,17 +270,17 @@ def build_scorer(args: argparse.Namespace):
             image_root=image_root,
             split=args.split,
         )
-        return gated(network, args.gate)
-    return SCORERS[args.scorer]()
+        return gated(network, args.gate, args.oks_scale)
+    return SCORERS[args.scorer](scale=args.oks_scale) if args.scorer == "oks" else SCORERS[args.scorer]()
 
 
-def gated(network, gate):
+def gated(network, gate, oks_scale: float = 1.0):
     """``network`` behind an OKS gate ``(high, low)`` (:mod:`keytrack.tracking.gate`), or itself."""
     if gate is None:
         return network
     from keytrack.tracking.gate import GatedScorer
 
-    return GatedScorer(network, *gate)
+    return GatedScorer(network, *gate, oks_scale=oks_scale)
 
 
 def _manifest(args: argparse.Namespace, dataset) -> dict:

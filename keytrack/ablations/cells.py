@@ -392,11 +392,14 @@ def tune_threshold(
     """The threshold of ``grid`` with the lowest %IDSW of ``tracker`` (OKS / IoU) on ``train`` (ties: higher
     MOTA, then lower threshold; None when every point failed), and the grid rows (labelled ``label``)."""
     gt_stride1 = (train.setting, train.stride) == (GT_SETTING, 1)
+    assignment = "" if tracker.assignment == "greedy" else f"-{tracker.assignment}"
     rows = []
     for t in grid:
-        name = f"tune-{key}" + ("" if gt_stride1 else f"-{train.setting}-stride{train.stride}") + f"-thr{t:g}"
+        cell = "" if gt_stride1 else f"-{train.setting}-stride{train.stride}"
+        name = f"tune-{key}{cell}{assignment}-thr{t:g}"
         record = evaluator.run(dataclasses.replace(tracker, match_threshold=t), train, name)
         row = {"method": label or key, "setting": train.setting, "stride": train.stride, "threshold": t}
+        row["assignment"] = tracker.assignment
         if record.ok:
             r = record.result
             row.update(
@@ -444,6 +447,7 @@ def tune_thresholds(
     train_gt: Dataset | None = None,
     label: Callable[[str], str] = str,
     cells: Sequence[tuple[str, int]] = ((GT_SETTING, 1),),
+    assignment: str = "greedy",
 ) -> tuple[dict, list[dict], int]:
     """Each matcher's match threshold: given, else OKS's and IoU's tuned on the training split
     (:func:`tune_threshold`), per ``(setting, stride)`` of ``cells`` with ``--tune-on cell``
@@ -469,6 +473,7 @@ def tune_thresholds(
             tracker = TrackerSpec(
                 base(m),
                 delta=delta,
+                assignment=assignment,
                 motion=motion_of(m) or "none",
                 min_keypoint_confidence=opts.confidence_of(m, setting),
                 detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None,

@@ -494,6 +494,8 @@ class _TrackingRun:
             train_gt,
             label=lambda m: self.labels[m],
             cells=list(itertools.product(self.axes["setting"], self.axes["stride"])),
+            # the table's assignment where it has one, else the paper's
+            assignment=self.axes["assignment"][0] if len(self.axes["assignment"]) == 1 else "greedy",
         )
         self.failures += [
             f"{m}{'' if k is None else f' ({k[0]}, stride {k[1]})'}: every tuning run failed"
@@ -685,7 +687,8 @@ def _tuning_table(rows: list[dict], out: Path, train_description: str) -> list:
         name="tuning",
         title="Match thresholds tuned on the training split",
         notes=[
-            f"Training split: {train_description}, {how}, greedy assignment; chosen: lowest "
+            f"Training split: {train_description}, {how}, {rows[0].get('assignment', 'greedy')} "
+            "assignment; chosen: lowest "
             "%IDSW Total, then highest MOTA, then lowest threshold."
         ],
         columns=[

@@ -307,11 +307,17 @@ def tracker_rows(
     return rows
 
 
-def comparison_rows(dataset, label: str, *, device: str, videos_at_once: int = 8) -> list[dict]:
+#: the OKS gate's (high, low) in the speed rows: the default that keytrack.tracking.gate documents
+GATE = (0.5, 0.1)
+
+
+def comparison_rows(dataset, label: str, *, device: str, videos_at_once: int = 8, cfg=None) -> list[dict]:
     """Frames/s of the trackers the tracker comparison ranks, on the same frames: OKS without motion and
     with the Kalman motion, the track-level matcher (freshly initialised, experiment ``track``) with the
-    Kalman motion, and each boxmot tracker at its defaults where the ``baselines`` extra is installed
-    (:mod:`keytrack.tracking.boxmot_trackers`). Each tracker runs once after a warm-up run."""
+    Kalman motion, with and without the OKS gate (:mod:`keytrack.tracking.gate`, 0.5 / 0.1), the pair
+    matcher of ``cfg`` (freshly initialised) with motion behind the gate, and each boxmot tracker at its
+    defaults where the ``baselines`` extra is installed (:mod:`keytrack.tracking.boxmot_trackers`). Each
+    tracker runs once after a warm-up run."""
     import importlib.util
 
     import torch
@@ -320,20 +326,35 @@ def comparison_rows(dataset, label: str, *, device: str, videos_at_once: int = 8
     from keytrack.models.track_transformer import TrackTransformer, track_model_config
     from keytrack.tracking import OKSScorer, Tracker
     from keytrack.tracking.boxmot_trackers import BOXMOT_TRACKERS, BoxmotTracker
+    from keytrack.tracking.gate import GatedScorer
     from keytrack.tracking.track_scorer import TrackEntailmentScorer
 
     torch.manual_seed(0)
     model = TrackTransformer(track_model_config(load_config(["experiment=track"])))
 
-    def track_level():
-        return Tracker(TrackEntailmentScorer(model, device), motion="kalman")
+    def track_level(gate: bool = False):
+        scorer = TrackEntailmentScorer(model, device)
+        return Tracker(GatedScorer(scorer, *GATE) if gate else scorer, motion="kalman")
 
     runs = {  # what: (tracker, videos at once)
         "OKS": (lambda: Tracker(OKSScorer(), motion="none"), 1),
         "OKS + Kalman": (lambda: Tracker(OKSScorer(), motion="kalman"), 1),
         "track-level matcher + Kalman": (track_level, 1),
         f"track-level matcher + Kalman, {videos_at_once} videos at once": (track_level, videos_at_once),
+        f"track-level matcher + Kalman behind the OKS gate {GATE[0]:g} / {GATE[1]:g}, {videos_at_once} "
+        "videos at once": ((lambda: track_level(gate=True)), videos_at_once),
     }
+    if cfg is not None:
+        from keytrack.models.factory import build_encoder, build_matcher, matcher_config
+        from keytrack.tracking.scorers import PoseEntailmentScorer
+
+        network = build_matcher(matcher_config(cfg)).to(device).eval()
+
+        def pair_gated():
+            scorer = PoseEntailmentScorer(network, build_encoder(cfg), device=device)
+            return Tracker(GatedScorer(scorer, *GATE), motion="velocity")
+
+        runs[f"pair matcher + motion behind the OKS gate {GATE[0]:g} / {GATE[1]:g}"] = (pair_gated, 1)
     if importlib.util.find_spec("boxmot") is not None:
         runs.update({f"boxmot {n} (defaults)": ((lambda n=n: BoxmotTracker(n)), 1) for n in BOXMOT_TRACKERS})
     else:
@@ -476,7 +497,7 @@ def _tracking_rows(args: argparse.Namespace, cfg, flops: float, square: Roofline
         split = args.split or default_eval_split(args.data)
         data, label = read_dataset(args.data, split=split), f"{Path(args.data).name} {split}"
         rows += tracker_rows(cfg, data, label, device=device, flops=flops, roofline=square, runs=runs)
-        rows += comparison_rows(data, label, device=device, videos_at_once=args.videos_at_once)
+        rows += comparison_rows(data, label, device=device, videos_at_once=args.videos_at_once, cfg=cfg)
     return rows
 
 

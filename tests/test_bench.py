@@ -86,17 +86,22 @@ def test_comparison_rows_time_each_tracker_on_the_same_frames():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a shared CPU: several threads wait on each other
     try:
-        rows = comparison_rows(data, "one video", device="cpu")
+        from keytrack.config import load_config
+
+        cfg = load_config(["experiment=quick"])
+        rows = comparison_rows(data, "one video", device="cpu", cfg=cfg)
     finally:
         torch.set_num_threads(threads)
     names = [r["what"].split(": ", 1)[1] for r in rows]
     boxmot = importlib.util.find_spec("boxmot") is not None
-    assert names[:4] == [
+    assert names[:6] == [
         "OKS",
         "OKS + Kalman",
         "track-level matcher + Kalman",
         "track-level matcher + Kalman, 8 videos at once",
+        "track-level matcher + Kalman behind the OKS gate 0.5 / 0.1, 8 videos at once",
+        "pair matcher + motion behind the OKS gate 0.5 / 0.1",
     ]
-    assert len(names) == 4 + 5 * boxmot  # a row per boxmot tracker where the extra is installed
+    assert len(names) == 6 + 5 * boxmot  # a row per boxmot tracker where the extra is installed
     assert all(r["what"].startswith(f"tracking one video ({data.num_frames} frames)") for r in rows)
     assert all(math.isfinite(r["frames_s"]) and r["frames_s"] > 0 for r in rows)

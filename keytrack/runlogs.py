@@ -99,10 +99,15 @@ def relative_to_run(path: str | Path | None, out: str | Path) -> str | None:
 
 def resolve_in_run(path: str | Path | None, out: str | Path) -> str | None:
     """A path of ``metrics.json`` as a path to open: relative ones are relative to the run folder
-    ``out``; absolute ones (runs written before paths were relative) stay as they are."""
+    ``out``. Runs written before that named the best checkpoint by its absolute path (kept as it is)
+    and the last one relative to the working folder of the training (kept when only it exists)."""
     if path is None or str(path) == "":
         return None
-    return str(path) if Path(path).is_absolute() else str(Path(out) / path)
+    path = Path(path)
+    if path.is_absolute():
+        return str(path)
+    inside = Path(out) / path
+    return str(path) if not inside.exists() and path.exists() else str(inside)
 
 
 def read_run_metrics(out: str | Path) -> dict:

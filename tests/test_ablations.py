@@ -281,6 +281,23 @@ def test_train_or_reuse_resolves_metrics_json_paths_against_the_run_folder(tmp_p
     got = train_or_reuse("quick", [f"output_dir={tmp_path}"], train_fn=lambda *a: pytest.fail("reuse it"))
     assert got.reused and got.checkpoint == run / "checkpoints" / "best.ckpt"
     assert got.metrics["last_checkpoint"] == str(run / "checkpoints" / "last.ckpt")
+    # An older run's metrics.json: the best checkpoint absolute, the last relative to the working
+    # folder of its training; both still name the files.
+    from keytrack.runlogs import read_run_metrics
+
+    monkeypatch.chdir(tmp_path)
+    relative_run = run.relative_to(tmp_path)
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "best_checkpoint": str(run / "checkpoints" / "best.ckpt"),
+                "last_checkpoint": str(relative_run / "checkpoints" / "last.ckpt"),
+            }
+        )
+    )
+    old = read_run_metrics(relative_run)
+    assert old["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
+    assert old["last_checkpoint"] == str(relative_run / "checkpoints" / "last.ckpt")
 
 
 # -- paper numbers and head boxes --------------------------------------------------------------------

@@ -16,13 +16,17 @@ def opt(default: Any = None, *flags: str, **argparse_kw: Any) -> Any:
 def add_options(
     parser, cls, ablation: str = "", *, skip: Sequence[str] = (), only: Sequence[str] | None = None
 ) -> None:
-    """Every :func:`opt` field of the dataclass ``cls`` (those of ``only``, but ``skip``) as an option."""
+    """Every :func:`opt` field of the dataclass ``cls`` (those of ``only``, but ``skip``) as an option;
+    ``{out}`` in a help is the ablation's default output folder."""
+    from keytrack.ablations.profile import default_results_dir
+
     for f in dataclasses.fields(cls):
         if "argparse" not in f.metadata or f.name in skip or (only is not None and f.name not in only):
             continue
         kw = dict(f.metadata["argparse"])
         if "help" in kw:
             kw["help"] = kw["help"].replace("{ablation}", ablation)
+            kw["help"] = kw["help"].replace("{out}", default_results_dir(ablation).as_posix())
         default = list(f.default) if isinstance(f.default, tuple) else f.default
         parser.add_argument(
             *(f.metadata["flags"] or [f"--{f.name.replace('_', '-')}"]), dest=f.name, default=default, **kw
@@ -36,7 +40,7 @@ class RunOptions:
     data: str | None = opt(help="PoseTrack18-layout folder (train split + test, or val) instead of synthetic")
     eval_split: str | None = opt(help="evaluation split under --data (default: test, else val)")
     out: str | None = opt(
-        help="results folder (default: runs/ablations/{ablation}[/<data>-<split>]; the committed "
+        help="results folder (default: {out}[/<data>-<split>]; the committed "
         "tables are under results/, written only when given as --out)"
     )
     synthetic_test_videos: int | None = opt(

@@ -59,7 +59,7 @@ def with_frame_strides(dataset: Dataset, strides, all_offsets: bool = True) -> D
     """``dataset`` at several frame rates: for each stride ``k``, the frames whose ``index % k == o``
     renumbered ``index // k`` as a video of their own (``<name>@<k>+<o>``), for every offset ``o < k``
     (``all_offsets``) or ``o = 0`` only; stride 1 is the dataset itself. Pairs of a ``k``-strided video
-    are ``Δ`` timesteps of ``k`` frames apart, as the tracker sees a video tracked at ``--frame-stride k``
+    are ``Δ`` timesteps of ``k`` frames apart, as the tracker sees a video tracked at ``--stride k``
     (:func:`keytrack.tracking.subsample` keeps offset 0)."""
     import dataclasses
 

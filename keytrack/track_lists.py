@@ -155,7 +155,7 @@ def track_lists_for(
     motion: str = "none",
 ) -> TrackLists:
     """The track lists of ``videos`` (indices into ``dataset.videos``; None = all), also at the frame
-    ``strides`` (every offset, or offset 0 only: the frames ``keytrack track --frame-stride`` keeps)."""
+    ``strides`` (every offset, or offset 0 only: the frames ``keytrack track --stride`` keeps)."""
     from keytrack.data import with_frame_strides
 
     if videos is not None:

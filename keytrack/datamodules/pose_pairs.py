@@ -106,7 +106,7 @@ class PosePairDataModule(pl.LightningDataModule):
         self.train_set = TokenizedPairs.from_settings(
             train_data, train_videos, self.encoder, self.pairs, self.augment, seed=seed, frames=frames
         )
-        # Validation at the same strides, offset 0 only (the frames keytrack track --frame-stride keeps).
+        # Validation at the same strides, offset 0 only (the frames keytrack track --stride keeps).
         self.val_set = TokenizedPairs.from_settings(
             self.dataset,
             val_videos,

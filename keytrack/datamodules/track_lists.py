@@ -3,7 +3,7 @@
 Training batches are ``loader.batch_size`` lists drawn uniformly (each one pose with every track of
 its window, :mod:`keytrack.track_lists`), from the training videos at the frame strides
 ``pairs.strides`` (every offset), augmented; validation goes through every list of the validation
-videos once (strides at offset 0, the frames ``keytrack track --frame-stride`` keeps), in batches of
+videos once (strides at offset 0, the frames ``keytrack track --stride`` keeps), in batches of
 ``loader.val_batch_size`` lists, unaugmented.
 """
 

@@ -706,6 +706,38 @@ def test_oks_is_tuned_per_keypoint_setting_and_stride_as_the_cells_track(tmp_pat
         TrackingOptions(tune_on="test")
 
 
+def test_oks_sigma_scale_is_tuned_with_the_threshold_and_the_cells_track_with_it(tmp_path, one_thread):
+    """``--oks-scale 1 4``: each cell's (threshold, σ scale) is the pair with the fewest ID switches on the
+    training split (ties: higher MOTA, lower threshold, lower scale), and the cell tracks with that scale."""
+    from keytrack.ablations.cells import TrackingOptions, tune_thresholds
+    from keytrack.ablations.evaluate import EvalSet, Evaluator, TrackerSpec
+
+    train_gt, _ = complete_head_boxes(generate_dataset(3, seed=11, config=TINY))
+    gt, grid = "gt_boxes_gt_keypoints", (0.05, 0.3)
+    opts = TrackingOptions(grid=grid, oks_scale=(1.0, 4.0), seeds=(0,))
+    evaluator = Evaluator(RunCache(tmp_path / "runs"))
+    thresholds, rows, _ = tune_thresholds(opts, None, evaluator, ["oks+kalman"], 4, train_gt, cells=[(gt, 4)])
+    assert len(rows) == 2 * len(grid) and sum(r["chosen"] == "yes" for r in rows) == 1
+    drawn = EvalSet(train_gt, gt, 0, 4, compute_hota=False)
+    direct = {
+        (k, t): Evaluator().evaluate(
+            TrackerSpec("oks", match_threshold=t, motion="kalman", oks_scale=k), drawn
+        )
+        for k in (1.0, 4.0)
+        for t in grid
+    }
+    best = min(
+        direct, key=lambda kt: (direct[kt]["idsw"]["Total"], -direct[kt]["mota"]["Total"], kt[1], kt[0])
+    )
+    assert (opts.tuned_scales["oks", gt, 4], thresholds["oks+kalman"][gt, 4]) == best
+    assert opts.scale_of("oks+kalman", gt, 4) == best[0] and opts.scale_of("oks", gt, 1) == 1.0
+    assert {(r["oks_scale"], r["threshold"]): r["idsw_total"] for r in rows} == pytest.approx(
+        {kt: r["idsw"]["Total"] for kt, r in direct.items()}
+    )
+    with pytest.raises(ValueError, match="oks_scale"):
+        TrackingOptions(oks_scale=(0.0,))
+
+
 def test_a_matchers_own_threshold_replaces_the_default_and_the_tuning():
     """``--matcher-threshold MATCHER=T`` sets that matcher's match threshold only; OKS given one is not tuned
     (no training data is read: the profile and cache are not touched)."""

@@ -168,8 +168,13 @@ class TrackingOptions(RunOptions):
     detection_threshold: float | None = opt(
         type=float, metavar="TAU", help="assign poses of detection score >= TAU first (default: one pass)"
     )
-    oks_scale: float = opt(
-        1.0, type=float, metavar="K", help="OKS's σ of every keypoint times K (default 1: COCO's)"
+    oks_scale: tuple[float, ...] = opt(
+        (1.0,),
+        type=float,
+        nargs="+",
+        metavar="K",
+        help="OKS's σ of every keypoint times K (default 1: COCO's); several: K is tuned on the training "
+        "split with the match threshold, per cell",
     )
     gate: tuple[float, ...] | None = opt(
         type=float,
@@ -188,6 +193,8 @@ class TrackingOptions(RunOptions):
     checkpoints: dict[str, str] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
     match_thresholds: dict[str, float] = field(default_factory=dict)
+    #: the σ scale tune_thresholds chose per (matcher, setting, stride), where several were given
+    tuned_scales: dict[tuple, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -204,8 +211,9 @@ class TrackingOptions(RunOptions):
         for name in _IN_0_1:
             if (value := getattr(self, name)) is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        if not self.oks_scale > 0:
-            raise ValueError(f"oks_scale must be a positive number, got {self.oks_scale}")
+        self.oks_scale = tuple(float(k) for k in self.oks_scale)
+        if not self.oks_scale or not all(k > 0 for k in self.oks_scale):
+            raise ValueError(f"oks_scale must be positive numbers, got {list(self.oks_scale)}")
         if self.gate is not None and not 0.0 <= self.gate[1] <= self.gate[0] <= 1.0:
             raise ValueError(f"gate: need 0 <= LOW <= HIGH <= 1, got HIGH {self.gate[0]}, LOW {self.gate[1]}")
         if not self.grid or not all(0.0 <= t <= 1.0 for t in self.grid):
@@ -267,6 +275,13 @@ class TrackingOptions(RunOptions):
         if setting == GT_SETTING or base(matcher) in BOXMOT_METHODS:
             return None
         return self.new_track_threshold
+
+    def scale_of(self, matcher: str | None, setting: str, stride: int) -> float:
+        """OKS's σ scale for ``matcher`` in a cell: the one tuned there, else the first given; 1 for a
+        matcher without OKS (a learned matcher's gate takes the first given)."""
+        if base(matcher) != "oks" and not (self.gate and base(matcher) not in NON_LEARNED):
+            return 1.0
+        return self.tuned_scales.get((base(matcher), setting, stride), self.oks_scale[0])
 
     def nearest_of(self, matcher: str | None) -> int | None:
         """How many nearest poses of each earlier frame ``matcher`` compares with (OKS / IoU: all)."""
@@ -438,6 +453,33 @@ def grid_of(opts: TrackingOptions, matcher: str) -> tuple[float, ...]:
     return found[0].grid if found else tuple(opts.grid)
 
 
+def _tune_scale_and_threshold(
+    evaluator: Evaluator,
+    tracker: TrackerSpec,
+    train: EvalSet,
+    grid: Sequence[float],
+    scales: Sequence[float],
+    key: str,
+    label: str,
+) -> tuple[float | None, float, list[dict]]:
+    """:func:`tune_threshold` at each OKS σ scale of ``scales`` (one: as given); the (threshold, scale)
+    with the lowest %IDSW (ties: higher MOTA, lower threshold, lower scale) and every grid row."""
+    found, rows = [], []
+    for k in scales:
+        name = key if len(scales) == 1 else f"{key}-scale{k:g}"
+        scaled = dataclasses.replace(tracker, oks_scale=k)
+        t, grid_rows = tune_threshold(evaluator, scaled, train, grid, key=name, label=label)
+        rows += [{**r, "oks_scale": k} for r in grid_rows]
+        found += [(r, k) for r in grid_rows if r.get("chosen") and r["idsw_total"] is not None]
+    if not found:
+        return None, scales[0], rows
+    mota = lambda r: r["mota"] if r["mota"] is not None else -1e9  # noqa: E731
+    best, k = min(found, key=lambda f: (f[0]["idsw_total"], -mota(f[0]), f[0]["threshold"], f[1]))
+    for r in rows:
+        r["chosen"] = "yes" if r["oks_scale"] == k and r["threshold"] == best["threshold"] else ""
+    return float(best["threshold"]), k, rows
+
+
 def tune_thresholds(
     opts: TrackingOptions,
     profile: Profile,
@@ -478,13 +520,15 @@ def tune_thresholds(
                 min_keypoint_confidence=opts.confidence_of(m, setting),
                 detection_threshold=opts.detection_threshold if opts.tune_on == "cell" else None,
                 new_track_threshold=opts.new_track_of(m, setting) if opts.tune_on == "cell" else None,
-                oks_scale=opts.oks_scale if base(m) == "oks" else 1.0,
             )
             seed, kp = opts.seeds_for(setting)[0], opts.output_keypoint_threshold(setting)
             train = EvalSet(train_gt, setting, seed, stride, compute_hota=False, keypoint_threshold=kp)
             grid = grid_of(opts, m)
-            t, grid_rows = tune_threshold(evaluator, tracker, train, grid, key=m, label=label(m))
+            scales = opts.oks_scale if base(m) == "oks" else (1.0,)
+            t, k, grid_rows = _tune_scale_and_threshold(evaluator, tracker, train, grid, scales, m, label(m))
             per_cell[setting, stride] = t
+            if len(scales) > 1:
+                opts.tuned_scales[base(m), setting, stride] = k
             rows += grid_rows
             if grid_edge(t, grid):
                 log.warning(
@@ -591,7 +635,7 @@ def _run_cell(
         detection_threshold=opts.detection_threshold,
         new_track_threshold=opts.new_track_of(cell.matcher, cell.setting),
         gate=tuple(opts.gate) if opts.gate and learned else None,
-        oks_scale=opts.oks_scale if base(cell.matcher) == "oks" or (opts.gate and learned) else 1.0,
+        oks_scale=opts.scale_of(cell.matcher, cell.setting, cell.stride),
     )
     evalset = EvalSet(
         eval_gt,

@@ -174,10 +174,17 @@ def _setting_notes(
             "over every track left (--detection-threshold, keytrack.tracking.tracker step 7; the paper: "
             "one pass)."
         )
-    if opts.oks_scale != 1:
+    if len(opts.oks_scale) > 1:
+        scales = ", ".join(f"{k:g}" for k in opts.oks_scale)
         notes.append(
-            f"OKS with every keypoint's σ times {opts.oks_scale:g} (--oks-scale; 1 is COCO's σ, the paper's "
-            "OKS), in tuning and tracking alike."
+            "OKS's σ times K, K tuned on the training split with the match threshold in each cell over "
+            f"{scales} (--oks-scale; 1 is COCO's σ, the paper's OKS; the chosen K: tuning.md's σ scale "
+            "column)."
+        )
+    elif opts.oks_scale[0] != 1:
+        notes.append(
+            f"OKS with every keypoint's σ times {opts.oks_scale[0]:g} (--oks-scale; 1 is COCO's σ, the "
+            "paper's OKS), in tuning and tracking alike."
         )
     if opts.gate:
         high, low = opts.gate

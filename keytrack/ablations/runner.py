@@ -694,6 +694,7 @@ def _tuning_table(rows: list[dict], out: Path, train_description: str) -> list:
         columns=[
             Column("method", "Method"),
             *([Column("setting", "Keypoints"), Column("stride", "Stride")] if per_cell else []),
+            *([Column("oks_scale", "σ scale")] if any(r.get("oks_scale", 1) != 1 for r in rows) else []),
             Column("threshold", "Match thr.", digits=2),
             Column("idsw_total", "%IDSW Total", digits=2),
             Column("mota", "MOTA"),

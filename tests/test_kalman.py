@@ -200,8 +200,9 @@ def test_keytrack_track_motion_kalman_console_script(tmp_path):
 
 
 def test_keytrack_track_defaults_to_oks_with_kalman_at_its_tuned_threshold(tmp_path):
-    """Without --scorer, --motion and --match-threshold: the default tracker (OKS + Kalman) at OKS's own
-    tuned threshold for that motion, never a network's decision point; a network's default is 0.5."""
+    """Without --scorer, --motion and --match-threshold: the default tracker (OKS + Kalman, Hungarian, σ
+    scale 2) at its own tuned threshold, never a network's decision point; a network's default is 0.5;
+    an explicit --scorer oks tracks as the paper does (greedy, COCO's σ) at OKS's tuned threshold."""
     import json
 
     from keytrack.cli import main
@@ -211,6 +212,7 @@ def test_keytrack_track_defaults_to_oks_with_kalman_at_its_tuned_threshold(tmp_p
         DEFAULT_MATCH_THRESHOLDS,
         DEFAULT_MOTION,
         DEFAULT_SCORER,
+        DEFAULT_TRACKER,
         default_match_threshold,
     )
 
@@ -222,13 +224,20 @@ def test_keytrack_track_defaults_to_oks_with_kalman_at_its_tuned_threshold(tmp_p
     output = tmp_path / "out"
     assert main(["track", "--data", str(tmp_path), "--split", "val", "--out", str(output)]) == 0
     settings = json.loads((output / "keytrack.manifest").read_text())["settings"]
-    threshold = DEFAULT_MATCH_THRESHOLDS["oks", "kalman"]
-    assert (settings["scorer"], settings["motion"], settings["match_threshold"]) == (
-        "oks",
-        "kalman",
-        threshold,
-    )
+    threshold, scale = DEFAULT_TRACKER["match_threshold"], DEFAULT_TRACKER["oks_scale"]
+    chosen = (settings["scorer"], settings["motion"], settings["match_threshold"])
+    assert chosen == ("oks", "kalman", threshold)
+    assert (settings["assignment"], settings["oks_scale"]) == ("hungarian", scale) and scale != 1
     inputs = drop_track_ids(read_dataset(tmp_path, split="val"))
-    expect = Tracker(OKSScorer(), motion="kalman", match_threshold=threshold).track_dataset(inputs)
+    expect = Tracker(
+        OKSScorer(scale=scale), motion="kalman", assignment="hungarian", match_threshold=threshold
+    ).track_dataset(inputs)
     got = {v.name: [f.track_ids.tolist() for f in v.frames] for v in read_dataset(output).videos}
     assert got == {v.name: [f.track_ids.tolist() for f in v.frames] for v in expect.videos}
+    # An explicit --scorer oks: the paper's greedy assignment and COCO's σ, at OKS + Kalman's tuned threshold.
+    paper = tmp_path / "paper"
+    argv = ["track", "--data", str(tmp_path), "--split", "val", "--out", str(paper), "--scorer", "oks"]
+    assert main(argv) == 0
+    settings = json.loads((paper / "keytrack.manifest").read_text())["settings"]
+    assert (settings["assignment"], settings["oks_scale"]) == ("greedy", 1.0)
+    assert settings["match_threshold"] == DEFAULT_MATCH_THRESHOLDS["oks", "kalman"]

@@ -33,6 +33,12 @@ from keytrack.weights import names as shipped_names
 #: stride 1 %IDSW 0.41 against 2.85 and 3.66), the sixth (GT keypoints, stride 1) within 0.1 point
 #: (results/tracker_comparison/bonn_mppt-test-shipped); so the shipped matcher is not the default.
 DEFAULT_SCORER, DEFAULT_MOTION = "oks", "kalman"
+#: The default tracker without a network (no --scorer, no --checkpoint): OKS + Kalman with the Hungarian
+#: assignment, OKS's σ times 2 and match threshold 0.1, the (σ scale, threshold) with the lowest mean %IDSW
+#: on Bonn *train* over GT and predicted keypoints at strides 1, 2 and 4 (the tuning of
+#: results/tracker_comparison/bonn_mppt-test-oks-scale/tuning.md; docs/tracking.md, "Defaults"). An
+#: explicit --scorer tracks as the paper does (greedy, COCO's σ) unless told otherwise.
+DEFAULT_TRACKER = {"assignment": "hungarian", "oks_scale": 2.0, "match_threshold": 0.1}
 #: Each scorer's match threshold without ``--match-threshold``, by motion: OKS's and IoU's tuned on Bonn
 #: train with predicted boxes and keypoints at stride 1 (the lowest %IDSW of the tuning grid: OKS in
 #: results/tracker_comparison/bonn_mppt-test-practitioner/tuning.md, IoU in
@@ -122,8 +128,9 @@ def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--assignment",
         choices=sorted(ASSIGNMENTS),
-        default="greedy",
-        help="greedy (the paper's) or hungarian",
+        default=None,
+        help="greedy (the paper's, the default with --scorer or --checkpoint) or hungarian (the default "
+        "tracker's)",
     )
     parser.add_argument(
         "--motion",
@@ -159,10 +166,11 @@ def add_confidence_and_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--oks-scale",
         type=float,
-        default=1.0,
+        default=None,
         metavar="K",
         help="OKS (the scorer, and a network's gate) with every keypoint's σ times K: a wider tolerance "
-        "for people who move between the frames compared (default 1: COCO's σ)",
+        f"for people who move between the frames compared (default: {DEFAULT_TRACKER['oks_scale']:g} for "
+        "the default tracker, else 1, COCO's σ)",
     )
     parser.add_argument(
         "--new-track-threshold",
@@ -243,12 +251,19 @@ def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_defaults(args: argparse.Namespace) -> None:
-    """``--scorer`` and, for OKS and IoU, ``--motion`` where not given (module constants); the match
-    threshold waits for the scorer (:func:`default_match_threshold`)."""
+    """``--scorer`` and, for OKS and IoU, ``--motion`` where not given (module constants); without
+    ``--scorer`` and ``--checkpoint``, the default tracker's assignment, σ scale and match threshold where
+    not given (:data:`DEFAULT_TRACKER`), else the paper's greedy assignment and COCO's σ; a match
+    threshold still missing waits for the scorer (:func:`default_match_threshold`)."""
+    default_tracker = args.scorer is None and not args.checkpoint
     if args.scorer is None:
         args.scorer = "pose_entailment" if args.checkpoint else DEFAULT_SCORER
     if args.motion is None and args.scorer != "pose_entailment":
         args.motion = DEFAULT_MOTION
+    default_tracker = default_tracker and args.motion == DEFAULT_MOTION
+    for key, paper in (("assignment", "greedy"), ("oks_scale", 1.0), ("match_threshold", None)):
+        if getattr(args, key, None) is None:
+            setattr(args, key, DEFAULT_TRACKER[key] if default_tracker else paper)
 
 
 def build_scorer(args: argparse.Namespace):

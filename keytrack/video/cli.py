@@ -168,19 +168,30 @@ def build_models(args: argparse.Namespace):
 
 def build_tracker(args: argparse.Namespace):
     from keytrack.tracking import OKSScorer, PoseEntailmentScorer, Tracker
-    from keytrack.tracking.cli import DEFAULT_MOTION, DEFAULT_SCORER, default_match_threshold, gated
+    from keytrack.tracking.cli import (
+        DEFAULT_MOTION,
+        DEFAULT_SCORER,
+        DEFAULT_TRACKER,
+        default_match_threshold,
+        gated,
+    )
 
+    threshold = args.match_threshold
     if args.checkpoint:
         network = PoseEntailmentScorer.from_checkpoint(args.checkpoint, device=args.device)
         name, motion = "pose_entailment", str(getattr(network, "motion", "none"))
-        scorer = gated(network, args.gate, args.oks_scale)
-    else:
-        scorer, name, motion = OKSScorer(scale=args.oks_scale), DEFAULT_SCORER, DEFAULT_MOTION
-    threshold = args.match_threshold
+        scorer, assignment = gated(network, args.gate, args.oks_scale or 1.0), "greedy"
+        threshold = default_match_threshold(name, motion) if threshold is None else threshold
+    else:  # keytrack track's default tracker
+        scale = DEFAULT_TRACKER["oks_scale"] if args.oks_scale is None else args.oks_scale
+        scorer, name, motion = OKSScorer(scale=scale), DEFAULT_SCORER, DEFAULT_MOTION
+        assignment = DEFAULT_TRACKER["assignment"]
+        threshold = DEFAULT_TRACKER["match_threshold"] if threshold is None else threshold
     tracker = Tracker(
         scorer,
         delta=args.delta,
-        match_threshold=default_match_threshold(name, motion) if threshold is None else threshold,
+        assignment=assignment,
+        match_threshold=threshold,
         motion=motion,
         min_keypoint_confidence=args.keypoint_score,
         detection_threshold=args.detection_threshold,

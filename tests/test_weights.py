@@ -205,8 +205,9 @@ def test_keytrack_track_help_names_its_default_and_the_comparison_that_chose_it(
     with pytest.raises(SystemExit):
         main(["track", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert f"else {DEFAULT_SCORER} with the {DEFAULT_MOTION} motion" in text and SHIPPED in text
-    folder = "results/tracker_comparison/bonn_mppt-test-shipped"
+    assert f"else the default tracker: {DEFAULT_SCORER} with the {DEFAULT_MOTION} motion" in text
+    assert SHIPPED in text
+    folder = "results/tracker_comparison/bonn_mppt-test-default"
     assert folder in text.replace("- ", "-")
     table = Path(__file__).resolve().parents[1] / folder / "table.md"
     assert not table.parent.parent.is_dir() or table.is_file()  # the comparison ships with the sources

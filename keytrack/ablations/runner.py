@@ -445,11 +445,15 @@ class _TrackingRun:
         self.matchers = matchers
         self.eval_description = _given(eval_gt, lambda: self.profile.describe("eval"))
         self.eval_gt = self.profile.load_eval() if eval_gt is None else eval_gt
-        self.labels = {m: _label(spec, "matcher", m) for m in matchers}
         (only, *more) = spec["axes"]["assignment"]
         if not more and only != "greedy":  # one assignment for every row, not the paper's greedy one
             other = {"hungarian": "Hungarian"}.get(only, only)
-            self.labels = {m: t.replace("(greedy)", f"({other})") if t else t for m, t in self.labels.items()}
+            named = (spec.get("labels") or {}).get("matcher") or {}
+            spec["labels"] = {
+                **(spec.get("labels") or {}),
+                "matcher": {m: str(t).replace("(greedy)", f"({other})") for m, t in named.items()},
+            }
+        self.labels = {m: _label(spec, "matcher", m) for m in matchers}
         self.compute_ap = spec.get("compute_ap", False)
         self.compare = spec.get("compare") or {}
         self.evaluator = _evaluator(self.cache, opts, self.profile)

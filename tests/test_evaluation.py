@@ -327,6 +327,7 @@ def test_table_json_and_cli(tmp_path, monkeypatch, capsys):
     assert "| Metric | Head | Shou | Elb | Wri | Hip | Knee | Ankl | Total |" in printed
     assert "| MOTA | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 | 66.7 |" in printed
     assert "| %IDSW | 33.3 |" in printed and "| AP | 100.0 |" in printed
+    assert "scoring: 1/1 videos (4 frames)\n" in printed  # progress, a line per 10 videos and the last
     data = json.loads(out.read_text())
     assert data["joints"] == list(POSEVAL_JOINTS) and data["poseval_joint_names"][12] == "neck"
     assert data["per_joint"]["num_switches"] == [2] * J

@@ -150,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
             if group in metrics
         }
     if "poseval" in metrics:
-        result = evaluate(gt, pred, compute_ap=not args.no_ap, compute_mot=not args.no_mot)
+        result = evaluate(
+            gt, pred, compute_ap=not args.no_ap, compute_mot=not args.no_mot, progress=_progress_printer()
+        )
         print(
             f"scored {result.num_videos} videos, {result.num_frames} frames "
             f"({result.num_mot_frames} for MOT)\n"
@@ -195,3 +197,18 @@ def _extra_table(extra: dict) -> str:
             per_joint = np.array([values["per_joint"][j] for j in POSEVAL_JOINTS])
             rows[name] = group_columns(per_joint, values["total"])
     return markdown_table(rows)
+
+
+def _progress_printer(every: int = 10):
+    """``evaluate``'s progress: one line redrawn on a terminal, else a line every ``every`` videos and
+    at the end (a log keeps a handful of lines)."""
+    import sys
+
+    tty = sys.stdout.isatty()
+
+    def show(done: int, total: int, frames: int) -> None:
+        if tty or done % every == 0 or done == total:
+            end = "\r" if tty and done < total else "\n"
+            print(f"scoring: {done}/{total} videos ({frames} frames)", end=end, flush=True)
+
+    return show

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import motmetrics as mm
 import numpy as np
@@ -146,7 +147,12 @@ class EvaluationResult:
 
 
 def evaluate(
-    gt: Dataset, pred: Dataset, *, compute_ap: bool = True, compute_mot: bool = True
+    gt: Dataset,
+    pred: Dataset,
+    *,
+    compute_ap: bool = True,
+    compute_mot: bool = True,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> EvaluationResult:
     """Score ``pred`` against ``gt`` as PoseTrack's official poseval does (paper §4.1–4.2).
 
@@ -154,14 +160,15 @@ def evaluate(
     predicted track ids must be unique within a frame (both raise :class:`EvaluationError`).
     Frames without GT people are not scored; keypoints inside the GT frame's ignore regions are
     removed on both sides. ``compute_mot`` needs every pose tracked (``track_ids >= 0``);
-    ``compute_ap`` uses each predicted keypoint's ``c`` as its score.
+    ``compute_ap`` uses each predicted keypoint's ``c`` as its score. ``progress(videos done, videos,
+    frames done)`` is called after each video.
     """
     ap_acc = APAccumulator()
     sums: dict[str, np.ndarray] = {}
     pairs = pair_videos(gt, pred)
     num_frames = num_mot_frames = 0
     per_video: dict[str, dict[str, float]] = {}
-    for gt_video, pred_video in pairs:
+    for done, (gt_video, pred_video) in enumerate(pairs, 1):
         frames = prepare_video(gt_video, pred_video, tracking=compute_mot)
         num_frames += len(frames)
         if compute_ap:
@@ -174,6 +181,8 @@ def evaluate(
             for name, values in counts.items():
                 sums[name] = sums.get(name, 0) + values
             per_video[gt_video.name] = {k: float(counts[k].sum()) for k in MOT_COUNTS}
+        if progress is not None:
+            progress(done, len(pairs), num_frames)
 
     per_joint: dict[str, np.ndarray] = {}
     total: dict[str, float] = {}

@@ -459,6 +459,11 @@ def test_a_run_at_chance_is_called_so_and_a_log_gets_a_line_per_epoch(caplog):
     warning = chance_warning({"best_val_acc": 0.5, "global_step": 12})
     assert "at chance" in warning and "12 steps ran" in warning and "trainer.max_epochs" in warning
     assert chance_warning({"best_val_acc": 0.9}) is None and chance_warning({"best_val_acc": None}) is None
+    # The AUROC where recorded: an accuracy far below 0.5 on unbalanced pairs is still chance.
+    at_best = {"val/auroc": 0.52, "val/acc": 0.17}
+    said = chance_warning({"metrics_at_best": at_best, "best_val_acc": 0.17})
+    assert "best val/auroc 0.520 is at chance" in said
+    assert chance_warning({"metrics_at_best": {"val/auroc": 0.97}, "best_val_acc": 0.2}) is None
     import pickle
 
     epoch = pickle.loads(pickle.dumps(EpochLine("quick/run: ")))  # ddp_spawn pickles the callbacks

@@ -383,16 +383,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-CHANCE_ACCURACY = 0.55  # a pair classifier on balanced validation pairs at or below this has learned ~nothing
+#: a pair classifier whose validation AUROC (or balanced accuracy) is at most this has learned ~nothing
+CHANCE_ACCURACY = 0.55
 
 
 def chance_warning(result: dict) -> str | None:
-    """What to say when the best validation accuracy is at chance (balanced pairs: 0.5), else None."""
-    acc = result.get("best_val_acc")
-    if acc is None or acc > CHANCE_ACCURACY:
+    """What to say when the best checkpoint's validation is at chance, else None: its ``val/auroc``
+    (chance 0.5 whatever the share of matching pairs) where recorded, else its ``val/acc`` (0.5 on
+    balanced pairs)."""
+    auroc = (result.get("metrics_at_best") or {}).get("val/auroc")
+    name, value = ("val/auroc", auroc) if auroc is not None else ("val/acc", result.get("best_val_acc"))
+    if value is None or value > CHANCE_ACCURACY:
         return None
     return (
-        f"best val/acc {acc:.3f} is at chance (0.5 on balanced pairs): this network has not learned to "
+        f"best {name} {value:.3f} is at chance (0.5): this network has not learned to "
         f"match poses and will track badly; train longer (trainer.max_epochs, loader.samples_per_epoch; "
         f"{result.get('global_step')} steps ran) or with more data"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -258,6 +259,9 @@ def test_evaluate_command_adds_hota_and_idf1_beside_poseval(tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "MOTA" in printed and "%IDSW" in printed
+    assert re.search(r"^HOTA: (\d+)/\1 videos", printed, re.M) and re.search(
+        r"^scoring: (\d+)/\1 videos", printed, re.M
+    )
     for row in ("| HOTA |", "| DetA |", "| AssA |", "| LocA |", "| IDF1 |"):
         assert row in printed
     result = json.loads(out.read_text())

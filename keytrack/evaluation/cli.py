@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if "hota" in metrics or "idf1" in metrics:
         from keytrack.evaluation.hota import HOTA_METRICS, ID_METRICS, hota
 
-        h = hota(gt, pred, compute_idf1="idf1" in metrics)
+        h = hota(gt, pred, compute_idf1="idf1" in metrics, progress=_progress_printer("HOTA"))
         groups = {"hota": HOTA_METRICS, "idf1": ID_METRICS}
         from keytrack.evaluation.table import json_number
 
@@ -199,7 +199,7 @@ def _extra_table(extra: dict) -> str:
     return markdown_table(rows)
 
 
-def _progress_printer(every: int = 10):
+def _progress_printer(what: str = "scoring", every: int = 10):
     """``evaluate``'s progress: one line redrawn on a terminal, else a line every ``every`` videos and
     at the end (a log keeps a handful of lines)."""
     import sys
@@ -209,6 +209,6 @@ def _progress_printer(every: int = 10):
     def show(done: int, total: int, frames: int) -> None:
         if tty or done % every == 0 or done == total:
             end = "\r" if tty and done < total else "\n"
-            print(f"scoring: {done}/{total} videos ({frames} frames)", end=end, flush=True)
+            print(f"{what}: {done}/{total} videos ({frames} frames)", end=end, flush=True)
 
     return show

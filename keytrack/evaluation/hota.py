@@ -332,7 +332,7 @@ def identity_metrics(gt: Dataset, pred: Dataset) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
-def hota(gt: Dataset, pred: Dataset, *, compute_idf1: bool = True) -> dict:
+def hota(gt: Dataset, pred: Dataset, *, compute_idf1: bool = True, progress=None) -> dict:
     """The PoseTrack21 kit's keypoint HOTA of ``pred`` against ``gt``, plus IDF1 / IDP / IDR.
 
     Videos are paired by name (every GT video needs a prediction with the same frames); every
@@ -347,10 +347,17 @@ def hota(gt: Dataset, pred: Dataset, *, compute_idf1: bool = True) -> dict:
     value is the mean over the 19 alphas of the kit's per-alpha value (``_summary_result``); its
     total is the kit's "Total" column (see :func:`combine`), not the mean of the per-joint values.
     The identity totals are the mean over joints where the value is not NaN (as poseval's MOTA).
+    ``progress(videos done, videos, frames done)`` is called after each video's HOTA counts.
     """
     pairs = pair_videos(gt, pred)
-    seqs = [prepare_sequence(g, p) for g, p in pairs]
-    res = combine([sequence_counts(s) for s in seqs])
+    seqs, counts, frames = [], [], 0
+    for done, (g, p) in enumerate(pairs, 1):
+        seqs.append(prepare_sequence(g, p))
+        counts.append(sequence_counts(seqs[-1]))
+        frames += len(seqs[-1].gt_ids)
+        if progress is not None:
+            progress(done, len(pairs), frames)
+    res = combine(counts)
     per_alpha = {k: 100 * res[k] for k in HOTA_METRICS}
     out = {
         "joints": JOINTS,

@@ -12,7 +12,7 @@ DATA_ARG := $(if $(DATA),data.root=$(DATA),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-PHONY_EXTRA := matcher-variants diagnose test-slow bench lint weights
+PHONY_EXTRA := matcher-variants diagnose test-slow bench lint weights reproduce-paper
 .PHONY: $(PHONY_EXTRA) install train test synth data-stats bench-tokenize tracker-comparison sweep ablation-tokens ablation-timesteps ablation-assignment ablation-threshold ablation-toks ablation-toks-yolo cost resolution-sweep install-yolo install-baselines track-video clean
 
 install: $(VENV)/.installed
@@ -112,6 +112,19 @@ ablation-toks: install
 
 ablation-toks-yolo: install-yolo
 	$(VENV)-yolo/bin/keytrack ablate toks --estimator yolo $(if $(DATA),--data $(DATA),) $(ARGS)
+
+# The paper's model at the paper's budget (A.4: 25 epochs over every training pair), as one target: Figure 4's
+# Pose Entailment row (experiment paper, 3 training seeds, strides 1 2 4, GT and predicted keypoints, beside
+# tuned OKS), Table 3 (5 token schemes x 3 seeds), Figure 7 right (transformer vs CNN on keypoints at 12x9,
+# 24x18, 48x36, 2 seeds, the converged budget: early stopping on val/rank1) and the learning curves of the
+# Table 3 runs. Hours on a CPU; on a GPU: ARGS="--device cuda --train-override trainer.accelerator=gpu".
+# Runs resume and finished ones are reused, so it may span several sittings (docs/ablations_paper.md).
+PAPER_OUT ?= runs/reproduce_paper
+reproduce-paper: install
+	$(BIN)/keytrack ablate tracker_comparison --profile full --methods paper oks --strides 1 2 4 --settings gt_boxes_gt_keypoints predicted_boxes_predicted_keypoints --train-seeds 0 1 2 --out $(PAPER_OUT)/tracker_comparison $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate tokens --profile full --train-seeds 0 1 2 --out $(PAPER_OUT)/tokens $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack ablate resolution_sweep 'train.only=[transformer,cnn_keypoints]' 'train.each.resolution.full=[[12,9],[24,18],[48,36]]' --profile full --train-seeds 0 1 --out $(PAPER_OUT)/resolution_sweep $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/keytrack learning-curve runs/tokens_*/*-full-*-seed* --out $(PAPER_OUT)/learning_curve
 
 # make bench [ARGS="--device cuda --bf16"] [DATA=...]: the machine's roofline, the matcher, keytrack train's step, the tracker
 bench: install

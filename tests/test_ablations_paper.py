@@ -120,6 +120,13 @@ def test_training_specs_are_checked_with_the_file_and_the_field():
     ):
         with pytest.raises(InputError, match=re.escape(message)):
             runner.load_spec("tokens", overrides)
+    # a list for a per-profile mapping: the file and the override, not omegaconf's bare TypeError
+    bad = "train.each.resolution=[[12,9]]"
+    with pytest.raises(InputError, match=re.escape(f"resolution_sweep.yaml: overrides {bad}")):
+        runner.load_spec("resolution_sweep", [bad])
+    full = runner.load_spec("resolution_sweep", ["train.each.resolution.full=[[12,9]]"])
+    full = runner.by_profile(full, "full")
+    assert full["train"]["each"]["resolution"] == [[12, 9]] and full["train"]["budget"] == "converged"
 
 
 # -- the pair-score memo ------------------------------------------------------------------------------

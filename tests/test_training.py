@@ -286,6 +286,15 @@ def test_listwise_training_chooses_the_checkpoint_by_rank1_and_reports_the_pair_
     assert np.mean(losses[-2:]) < np.mean(losses[:2])
 
 
+def test_training_stops_once_the_monitor_has_not_improved_for_patience_validations(tmp_path, scenes):
+    # lr 0: the weights never change, so val/rank1 is the same at every validation; the first sets the
+    # best, the next is no improvement, and patience 1 stops the run after 2 of its 5 epochs.
+    common = ["experiment=quick", "optim.lr=0.0", "loader.samples_per_epoch=64", "trainer.max_epochs=5"]
+    stopped = train(_cfg(tmp_path / "patience", *common, "validation.patience=1"), scenes)
+    assert stopped["epochs"] == 2 and stopped["global_step"] == 2 * 64 // 32
+    assert train(_cfg(tmp_path / "all", *common), scenes)["epochs"] == 5
+
+
 def test_best_checkpoint_has_a_stable_name_and_metrics_json_paths_are_relative_to_the_run(
     tmp_path, scenes, monkeypatch
 ):

@@ -160,6 +160,8 @@ def load_spec(name: str, overrides: Sequence[str] = ()) -> dict:
         spec = OmegaConf.to_container(cfg, resolve=True)
     except (OmegaConfBaseException, ValueError, yaml.YAMLError) as err:
         raise InputError(f"{path}: {err}") from None
+    except TypeError as err:  # a list given for a mapping ({quick: .., full: ..}) or the reverse
+        raise InputError(f"{path}: overrides {' '.join(overrides)}: {err}") from None
     where = str(path)
     _known(where, spec, SPEC_KEYS)
     if "train" in spec:

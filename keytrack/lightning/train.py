@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from keytrack.atomic import write_json, write_text
@@ -127,6 +127,8 @@ def _trainer(cfg: DictConfig, out: Path, checkpoint: ModelCheckpoint, throughput
         EpochSeed(int(cfg.seed)),
         ConfigRecord(OmegaConf.to_container(cfg, resolve=True)),
     ]
+    if (patience := cfg.validation.get("patience")) is not None:  # train until the monitor stops improving
+        callbacks.append(EarlyStopping(monitor=cfg.validation.monitor, mode="max", patience=int(patience)))
     trainer_args = dict(cfg.trainer)
     if cfg.logging.wandb or not trainer_args.get("fast_dev_run"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))

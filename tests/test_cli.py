@@ -348,3 +348,10 @@ def test_bad_input_is_an_error_line_and_status_2(name, tmp_path, capsys, monkeyp
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"keytrack {name}: error: "), err
     assert needle.format(**paths) in last and "Traceback" not in err, err
+    assert last.count(f"keytrack {name}") == 1, err  # the command is named once
+
+
+def test_an_ablation_option_error_names_the_ablation_once(capsys):
+    assert main(["ablate", "threshold", "--threads", "0"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "keytrack ablate: error: threshold: threads must be >= 1, got 0"

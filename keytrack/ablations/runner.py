@@ -1205,6 +1205,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = tracking_options(parsed)
     except ValueError as err:
-        raise InputError(f"keytrack ablate {name}: {err}") from None
+        raise InputError(f"{name}: {err}") from None  # the handler adds "keytrack ablate: error: "
     spec = load_spec(args.name, [*opts.spec_overrides(), *parsed.overrides])
     return finish(name, (run_train_spec if "train" in spec else run_spec)(spec, opts, name=name))

@@ -1288,3 +1288,14 @@ def test_keytrack_ablate_hands_a_variants_spec_to_matcher_variants(monkeypatch):
         spec.endswith("experiments/ablations/matcher_detection.yaml") and seed == 2 and only == ["improved"]
     )
     assert data is None and out is None and extra == []
+
+
+def test_a_network_note_gives_its_training_steps_and_time():
+    from keytrack.ablations.cells import describe_network
+
+    net = {"checkpoint": "runs/paper/x/checkpoints/best.ckpt", "source": "reused", "experiment": "paper"}
+    assert describe_network(net, None).endswith("(reused, experiment paper).")
+    timed = {**net, "best_val_rank1": 0.95, "global_step": 53400, "train_seconds": 5400.0}
+    assert describe_network(timed, None).endswith(
+        "(reused, experiment paper, val/rank1 0.9500, 53,400 steps in 1.50 h)."
+    )

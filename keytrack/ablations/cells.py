@@ -555,8 +555,15 @@ def describe_network(network: dict | None, error: str | None, name: str = "") ->
         + (f", experiment {network['experiment']}" if network.get("experiment") else "")
         + (f", val/rank1 {rank1:.4f}" if isinstance(rank1, float) else "")
         + (f", best val/acc {acc:.3f}" if isinstance(acc, float) else "")
+        + (_training_cost(network) if network.get("train_seconds") else "")
         + ")."
     )
+
+
+def _training_cost(network: dict) -> str:
+    """``, 53,400 steps in 1.6 h`` of a network's training (a resumed run: its last attempt's time)."""
+    steps, hours = network.get("global_step"), float(network["train_seconds"]) / 3600
+    return (f", {steps:,} steps" if steps else "") + f" in {hours:.2f} h"
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,8 @@ def matching_network(
         "run_dir": str(trained.run_dir),
         "best_val_acc": trained.metrics.get("best_val_acc"),
         "best_val_rank1": trained.metrics.get("best_val_rank1"),
+        "global_step": trained.metrics.get("global_step"),
+        "train_seconds": trained.metrics.get("seconds"),  # the last attempt's, for a resumed run
         "experiment": experiment,
         "overrides": overrides,
     }

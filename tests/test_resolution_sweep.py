@@ -91,7 +91,9 @@ def test_spec_expands_methods_by_resolution_per_profile():
     assert len(rows) == 16 and quick["train"]["seeds"] == [0, 1] and quick["track"]["nearest"] == 1
     full = runner.by_profile(spec, "full")
     assert runner.train_rows(full)[5]["resolution"] == [384, 288] and full["track"]["nearest"] is None
-    assert full["train"]["budget"] is None and quick["train"]["budget"] == "resolution_quick"
+    assert full["train"]["budget"] == "converged" and quick["train"]["budget"] == "resolution_quick"
+    # the full budget: the paper's schedule, stopped once val/rank1 has not improved for 3 epochs
+    assert {"validation.patience=3", "trainer.max_epochs=25"} <= set(budget_file_overrides("converged"))
     # the transformer's resolution is its Position grid, a CNN's its input image
     for r in (rows[2], rows[6], rows[14]):
         cfg = load_config([f"experiment={r['experiment']}", *r["overrides"]])

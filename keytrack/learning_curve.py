@@ -4,8 +4,9 @@
         --out results/learning_curve/bonn_mppt-train
 
 Reads each run's CSV logs (:func:`keytrack.runlogs.read_metrics`, every resumed attempt) and plots
-``val/rank1`` and ``val/wrong_beats_true`` (log scale) against the global step, one line per run,
-coloured by experiment; writes ``curve.png`` and ``curve.csv`` (run, experiment, step, epoch,
+``val/rank1``, ``val/wrong_beats_true`` (log scale) and, where logged, the balanced pair accuracy
+``val/acc`` against the global step, one line per run, coloured by experiment, its runs told apart by
+marker and line style; writes ``curve.png`` and ``curve.csv`` (run, experiment, step, epoch,
 metrics) under ``--out``.
 """
 
@@ -44,18 +45,30 @@ def plot(rows: list[dict], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    with_acc = any("val/acc" in r for r in rows)
+    fig, axes = plt.subplots(1, 3 if with_acc else 2, figsize=(15 if with_acc else 10, 3.8))
     experiments = sorted({r["experiment"] for r in rows})
     colours = {e: f"C{i}" for i, e in enumerate(experiments)}
-    for run in sorted({(r["experiment"], r["run"]) for r in rows}):
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+    runs = sorted({(r["experiment"], r["run"]) for r in rows})
+    for run in runs:
         pts = sorted((r for r in rows if (r["experiment"], r["run"]) == run), key=lambda r: r["step"])
         steps = [r["step"] for r in pts]
-        kw = dict(color=colours[run[0]], marker="o", label=f"{run[0]}/{run[1]}")
+        marker, line = styles[[x for x in runs if x[0] == run[0]].index(run) % len(styles)]
+        kw = dict(color=colours[run[0]], marker=marker, linestyle=line, label=f"{run[0]}/{run[1]}")
         axes[0].plot(steps, [r["val/rank1"] for r in pts], **kw)
         axes[1].plot(steps, [max(r.get("val/wrong_beats_true", 0.0), 1e-4) for r in pts], **kw)
+        if with_acc:
+            axes[2].plot(
+                [r["step"] for r in pts if "val/acc" in r],
+                [r["val/acc"] for r in pts if "val/acc" in r],
+                **kw,
+            )
     axes[0].set_ylabel("val/rank1 (true continuation first)")
     axes[1].set_ylabel("val/wrong_beats_true")
     axes[1].set_yscale("log")
+    if with_acc:
+        axes[2].set_ylabel("val/acc (balanced pairs)")
     for ax in axes:
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)

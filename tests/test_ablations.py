@@ -249,6 +249,19 @@ def test_train_or_reuse_reuses_a_finished_run_of_the_same_config(tmp_path):
     assert len(trained) == 1 and trained[0].model.layers == 1
 
 
+def test_train_or_reuse_finds_the_same_config_under_another_experiment(tmp_path):
+    """Table 3's KeyTrack row is experiment=paper under another name: the finished run is reused."""
+    run = _fake_run(tmp_path, "paper-seed0")
+    moved = tmp_path / "renamed_experiment" / run.name
+    moved.parent.mkdir()
+    run.rename(moved)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x").mkdir()
+    (tmp_path / "notes" / "x" / "config.yaml").write_text("- not a training config\n")  # passed over
+    got = train_or_reuse("quick", [f"output_dir={tmp_path}"], train_fn=lambda *a: pytest.fail("reuse it"))
+    assert got.reused and got.run_dir == moved
+
+
 def test_train_or_reuse_waits_for_a_run_in_progress(tmp_path, monkeypatch):
     run = _fake_run(tmp_path, "synthetic-seed0")
     (run / "metrics.json").unlink()  # being trained: config written just now

@@ -110,22 +110,30 @@ def _same_config(run: Path, signature: dict) -> bool:
     from keytrack.identity import identity
 
     saved = run / "config.yaml"
-    # A run saved before experiments/base.yaml gained a key compares with that key at its default.
-    return saved.is_file() and identity(with_defaults(OmegaConf.load(saved))) == signature
+    if not saved.is_file():
+        return False
+    try:  # a config.yaml that is not a training's (another tool's folder) is not this run
+        # A run saved before experiments/base.yaml gained a key compares with that key at its default.
+        return identity(with_defaults(OmegaConf.load(saved))) == signature
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _runs(cfg) -> Iterator[Path]:
-    """The run folders of ``cfg``'s experiment that hold its configuration, its own folder first."""
+    """The run folders that hold ``cfg``'s configuration: its own folder, then its experiment's other
+    runs, then other experiments' (the experiment's name is not part of what a run computes:
+    Table 3's KeyTrack row is ``experiment=paper`` under another name)."""
     from keytrack.identity import identity
 
-    own, sig = run_dir(cfg), identity(cfg)
-    others = sorted(p for p in (Path(cfg.output_dir) / cfg.experiment).glob("*") if p.is_dir() and p != own)
-    return (r for r in [own, *others] if _same_config(r, sig))
+    own, sig, root = run_dir(cfg), identity(cfg), Path(cfg.output_dir)
+    mine = sorted(p for p in (root / cfg.experiment).glob("*") if p.is_dir() and p != own)
+    elsewhere = sorted(p for p in root.glob("*/*") if p.is_dir() and p.parent.name != cfg.experiment)
+    return (r for r in [own, *mine, *elsewhere] if _same_config(r, sig))
 
 
 def find_finished_run(cfg) -> Path | None:
     """The folder of a finished training (``metrics.json``) of the same configuration: its own run
-    folder first, else any other run of the experiment of the same identity."""
+    folder first, else any other run of the same identity (:func:`_runs`)."""
     return next((r for r in _runs(cfg) if (r / "metrics.json").is_file()), None)
 
 

@@ -150,6 +150,7 @@ def test_train_killed_at_random_points_ends_with_the_uninterrupted_result(tmp_pa
         results.append((metrics, state))
     (m1, s1), (m2, s2) = results
     assert m1["global_step"] == m2["global_step"]
+    assert s1["global_step"] == s2["global_step"] == m1["global_step"]  # last.ckpt is the last step
     for key in s1["state_dict"]:
         assert torch.equal(s1["state_dict"][key], s2["state_dict"][key]), key
     assert s1["lr_schedulers"] == s2["lr_schedulers"]

@@ -486,3 +486,71 @@ def test_a_run_at_chance_is_called_so_and_a_log_gets_a_line_per_epoch(caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.name == "keytrack.train"]
     assert line.startswith("quick/run: epoch 2/4: step 20, ")
     assert line.endswith("train/loss 0.2500, val/rank1 0.7500")
+
+
+class _FallingScore:
+    """A tiny LightningModule whose validation score falls every epoch: the best epoch is the first."""
+
+    @staticmethod
+    def make():
+        import pytorch_lightning as pl
+        from torch.utils.data import DataLoader, TensorDataset
+
+        class Module(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.w = torch.nn.Linear(2, 1)
+
+            def training_step(self, batch, i):
+                return self.w(batch[0]).pow(2).mean()
+
+            def validation_step(self, batch, i):
+                self.log("score", -float(self.current_epoch))
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+            def train_dataloader(self):
+                points = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+                return DataLoader(TensorDataset(points), batch_size=4)
+
+            val_dataloader = train_dataloader
+
+        return Module()
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_last_checkpoint_is_the_last_epoch_even_when_the_monitor_stopped_improving(tmp_path, every):
+    """Lightning 2.6 writes last.ckpt only beside a new best: a resumed run would go back to the best
+    epoch. keytrack's checkpoint writes it after every validation, under ModelCheckpoint's state key."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from keytrack.lightning.callbacks import BestAndLastCheckpoint
+
+    def checkpoint():
+        return BestAndLastCheckpoint(
+            dirpath=tmp_path, filename="best", monitor="score", mode="max", save_top_k=1, save_last=True,
+            enable_version_counter=False,
+        )  # fmt: skip
+
+    assert checkpoint().state_key == ModelCheckpoint(monitor="score", mode="max").state_key
+
+    def fit(epochs, resume=None):
+        trainer = pl.Trainer(
+            max_epochs=epochs, check_val_every_n_epoch=every, callbacks=[checkpoint()], logger=False,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        )  # fmt: skip
+        trainer.fit(_FallingScore.make(), ckpt_path=resume)
+        return trainer
+
+    fit(4)
+    best = torch.load(tmp_path / "best.ckpt", weights_only=False)
+    last = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert best["global_step"] == 2 * every  # the first validated epoch: the score only falls after it
+    assert last["global_step"] == 8  # 4 epochs of 2 steps: the last one, not the best one
+    # resumed from it, a longer run goes on from step 8 and keeps the first epoch as its best
+    trainer = fit(6, resume=tmp_path / "last.ckpt")
+    assert trainer.global_step == 12
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 12
+    assert torch.load(tmp_path / "best.ckpt", weights_only=False)["global_step"] == 2 * every

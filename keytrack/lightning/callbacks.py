@@ -11,11 +11,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.data import _set_sampler_epoch
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from keytrack.data import epoch_seed
 
-__all__ = ["Throughput", "EpochSeed", "ConfigRecord", "EpochLine"]
+__all__ = ["Throughput", "EpochSeed", "ConfigRecord", "EpochLine", "BestAndLastCheckpoint"]
 
 
 class Throughput(Callback):
@@ -117,3 +117,37 @@ class EpochLine(Callback):
             f"epoch {trainer.current_epoch + 1}/{epochs}: step {trainer.global_step}, "
             f"{time.perf_counter() - self._t0:.0f} s" + (f"; {numbers}" if numbers else "")
         )
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint with ``last.ckpt`` written after *every* validation.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was written in the same step, so
+    with a monitor it would hold the best epoch, not the last one: a run killed after epochs without
+    improvement would resume from its best epoch and redo the others, and ``last.ckpt`` would not hold
+    the final weights. Where Lightning already wrote it (an improvement, older versions), nothing is
+    written twice.
+    """
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_too(trainer, at_epoch_end=True)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_too(trainer, at_epoch_end=False)
+
+    def _save_last_too(self, trainer: pl.Trainer, at_epoch_end: bool) -> None:
+        # the hook in which Lightning saves (the end of the training epoch when it validates every
+        # epoch, else the end of validation); skipped where this step is already saved
+        if (
+            self.save_last
+            and self._should_save_on_train_epoch_end(trainer) == at_epoch_end
+            and not self._should_skip_saving_checkpoint(trainer)
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    @property
+    def state_key(self) -> str:
+        # ModelCheckpoint's key: a run saved before this class resumes with its best score and path
+        return "ModelCheckpoint" + super().state_key[len(type(self).__qualname__) :]

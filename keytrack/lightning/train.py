@@ -46,7 +46,7 @@ from keytrack.data import load_dataset
 from keytrack.datamodules import PosePairDataModule
 from keytrack.datamodules.pose_pairs import check_split
 from keytrack.datamodules.track_lists import TrackListDataModule
-from keytrack.lightning.callbacks import ConfigRecord, EpochLine, EpochSeed, Throughput
+from keytrack.lightning.callbacks import BestAndLastCheckpoint, ConfigRecord, EpochLine, EpochSeed, Throughput
 from keytrack.lightning.matching import MatchingModule
 from keytrack.lightning.track_matching import TrackMatchingModule
 from keytrack.models.track_transformer import is_track_config
@@ -265,7 +265,7 @@ def _fit(
 ) -> dict:
     data, module = datamodule(settings, dataset), matching_module(settings)
     monitor = settings.validation.monitor
-    checkpoint = ModelCheckpoint(
+    checkpoint = BestAndLastCheckpoint(
         dirpath=out / "checkpoints",
         filename="best",  # one stable name: checkpoints/best.ckpt, whichever epoch it is from
         auto_insert_metric_name=False,

@@ -10,6 +10,10 @@ import numpy as np
 
 from keytrack.tables import Interval, MeanStd
 
+#: more series than this in a figure: each gets its own colour (tab20, then dashed) and one legend goes
+#: below the panels instead of one over each panel's data
+LEGEND_INSIDE_MAX = 8
+
 
 @dataclass
 class Series:
@@ -48,7 +52,11 @@ def save_line_plot(
 
     ncols = min(ncols or len(panels), len(panels))
     nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.4), layout="constrained")
+    labels = list(dict.fromkeys(s.label for p in panels for s in p.series))
+    many = len(labels) > LEGEND_INSIDE_MAX
+    legend_cols = min(3 * ncols, 4) if many else 1
+    legend_height = 0.22 * -(-len(labels) // legend_cols) if many else 0.0
+    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.4 + legend_height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(panels) :]:
@@ -76,6 +84,7 @@ def save_line_plot(
                 fmt=s.style,
                 capsize=3,
                 label=s.label,
+                **_distinct(labels.index(s.label)) if many else {},
             )
         if zero_line:
             ax.axhline(0.0, color="0.4", linewidth=0.8)
@@ -91,13 +100,29 @@ def save_line_plot(
             if xticklabels is not None:
                 ax.set_xticklabels(list(xticklabels), fontsize=8)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
+        if ax.get_legend_handles_labels()[0] and not many:
             ax.legend(fontsize=8)
+    if many:
+        handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
+        fig.legend(
+            [handles[label] for label in labels if label in handles],
+            [label for label in labels if label in handles],
+            loc="outside lower center",
+            ncols=legend_cols,
+            fontsize=8,
+        )
     fig.suptitle(title, fontsize=10)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     return path
+
+
+def _distinct(i: int) -> dict:
+    """The colour and line style of a figure's ``i``-th series label when it has many."""
+    from matplotlib import colormaps
+
+    return {"color": colormaps["tab20"](i % 20), "linestyle": "--" if i // 20 % 2 else "-"}
 
 
 def _centre(y) -> float:
